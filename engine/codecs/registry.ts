@@ -1,0 +1,52 @@
+import { CodecError } from "../errors.ts";
+import type { Codec } from "./codec.ts";
+import { raw } from "./raw.ts";
+import { zero } from "./zero.ts";
+
+/** Every codec hakobu knows, by name. Adding a codec adds one line here. */
+const CODECS: readonly Codec[] = [raw, zero];
+
+/**
+ * Names of all registered codecs, in wire-id order.
+ *
+ * @example
+ * ```ts
+ * codecNames(); // ["raw", "zero"]
+ * ```
+ */
+export function codecNames(): string[] {
+  return CODECS.map((c) => c.name);
+}
+
+/**
+ * Looks a codec up by name.
+ *
+ * @example
+ * ```ts
+ * codecByName("zero").id; // 1
+ * ```
+ *
+ * @throws {CodecError} when no codec has that name.
+ */
+export function codecByName(name: string): Codec {
+  const codec = CODECS.find((c) => c.name === name);
+  if (!codec) {
+    throw new CodecError(
+      name,
+      `Unknown codec "${name}": known codecs are ${codecNames().map((n) => `"${n}"`).join(", ")}`,
+    );
+  }
+  return codec;
+}
+
+/**
+ * Looks a codec up by wire id; `undefined` when the id is not registered.
+ *
+ * @example
+ * ```ts
+ * codecById(0)?.name; // "raw"
+ * ```
+ */
+export function codecById(id: number): Codec | undefined {
+  return CODECS.find((c) => c.id === id);
+}

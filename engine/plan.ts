@@ -1,0 +1,86 @@
+/**
+ * The contract between a compiled policy and the engine: what the engine
+ * asks a plan at each decision point, and the statistics it hands over.
+ *
+ * The DSL (`dsl/`) compiles a policy into a {@link Plan}; the engine only ever
+ * sees this interface, so a plan written by hand works just as well.
+ *
+ * @module
+ */
+
+/** A codec named as data, e.g. `{ name: "zero" }`; the engine's registry turns it into a codec. */
+export interface CodecSpec {
+  /** Registry name of the codec, e.g. `"raw"` or `"zero"`. */
+  readonly name: string;
+  /** Codec-specific options; validated by the codec's factory. */
+  readonly options?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The state of a migration at a decision point, right after a dirty-bitmap sync.
+ *
+ * The same shape is handed to two callbacks with one difference in meaning:
+ * - the codec chooser ({@link Plan.codecsFor}) gets the round about to run:
+ *   `round` is its index and `dirtyPages` what it will send; rates are those
+ *   measured in the previous round (0 before round 0 ends);
+ * - the decision ({@link Plan.decide}) gets the round just finished: `round`
+ *   is its index, rates were measured during it, and `dirtyPages` is what is
+ *   dirty now and would be sent next.
+ */
+export interface RoundStats {
+  /** Round index, 0 for the first round (which sends every page). */
+  readonly round: number;
+  /** Pages dirty at this sync (round 0: every page of the VM). */
+  readonly dirtyPages: number;
+  /** Bytes still to send: `dirtyPages * pageSize`. */
+  readonly remainingBytes: number;
+  /** Guest dirtying rate measured over the last round, in bytes per second. */
+  readonly dirtyRate: number;
+  /** Page bytes (before encoding) sent per second over the last round. */
+  readonly sendRate: number;
+  /** Bytes on the wire per second over the last round. */
+  readonly wireRate: number;
+  /** Milliseconds since the migration started. */
+  readonly elapsedMs: number;
+  /** Bytes put on the wire so far, frames included. */
+  readonly bytesSent: number;
+  /** Page bytes sent so far, before encoding. */
+  readonly rawBytesSent: number;
+  /** Size of the VM's memory in bytes. */
+  readonly memoryBytes: number;
+  /** Page size in bytes. */
+  readonly pageSize: number;
+}
+
+/** What a plan tells the engine after each round. */
+export type Decision = "continue" | "switchover" | "abort";
+
+/** GPU settings of a plan; the engine falls back to CPU as `prefer` and `require` allow. */
+export interface GpuSettings {
+  /** Pages per GPU dispatch. */
+  readonly batch: number;
+  /** Which device encodes: `auto` uses a GPU when one is present. */
+  readonly prefer: "gpu" | "cpu" | "auto";
+  /** Fail instead of falling back to the CPU when no GPU adapter is present. */
+  readonly require: boolean;
+}
+
+/** A compiled, validated migration policy as the engine consumes it. */
+export interface Plan {
+  /** The policy's name, shown in reports. */
+  readonly name: string;
+  /** The codec chain for the round about to run; the first codec that claims a page wins. */
+  readonly codecsFor: (stats: RoundStats) => readonly CodecSpec[];
+  /** Continue with another round, switch over (pause and copy the rest) or abort. */
+  readonly decide: (stats: RoundStats) => Decision;
+  /** Why the last `decide` call answered as it did, in words (for reports). */
+  readonly reason?: (stats: RoundStats) => string;
+  /** Link pacing in bytes per second, or `null` for an unpaced link. */
+  readonly bandwidth: number | null;
+  /** Pages per wire frame (and per pipeline batch). */
+  readonly batchPages: number;
+  /** Hard bound on the number of live rounds, whatever `decide` says. */
+  readonly maxRounds: number;
+  /** GPU settings. */
+  readonly gpu: GpuSettings;
+}
