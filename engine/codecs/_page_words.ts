@@ -4,7 +4,11 @@
  */
 export function isZeroPage(page: Uint8Array): boolean {
   if ((page.byteOffset & 3) === 0 && (page.length & 3) === 0) {
-    const words = new Uint32Array(page.buffer, page.byteOffset, page.length >>> 2);
+    const words = new Uint32Array(
+      page.buffer,
+      page.byteOffset,
+      page.length >>> 2,
+    );
     // OR eight words per step: fewer branches, same answer.
     const n = words.length & ~7;
     let i = 0;

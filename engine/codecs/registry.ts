@@ -33,7 +33,9 @@ export function codecByName(name: string): Codec {
   if (!codec) {
     throw new CodecError(
       name,
-      `Unknown codec "${name}": known codecs are ${codecNames().map((n) => `"${n}"`).join(", ")}`,
+      `Unknown codec "${name}": known codecs are ${
+        codecNames().map((n) => `"${n}"`).join(", ")
+      }`,
     );
   }
   return codec;

@@ -1,0 +1,543 @@
+import assert from "node:assert/strict";
+import type { Plan } from "../engine/plan.ts";
+import { codec } from "./codec_spec.ts";
+import { compile, POLICY_DEFAULTS } from "./compile.ts";
+import { when } from "./conditions.ts";
+import { PolicyError } from "./errors.ts";
+import { policy } from "./policy.ts";
+import { roundStats } from "./stats.ts";
+import { Gbit, GiB, MBps, MiB, minutes } from "./units.ts";
+
+/** Asserts `fn` throws a PolicyError for `field` whose message matches every pattern. */
+function assertPolicyError(
+  fn: () => unknown,
+  field: string,
+  ...patterns: RegExp[]
+): PolicyError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(
+    caught instanceof PolicyError,
+    `expected a PolicyError, got ${String(caught)}`,
+  );
+  assert.equal(caught.field, field, caught.message);
+  for (const p of patterns) assert.match(caught.message, p);
+  assert.ok(!caught.message.endsWith("."), "no trailing period");
+  return caught;
+}
+
+const base = policy("p").switchover(when.rounds(30));
+
+Deno.test("defaults fill every plan field", () => {
+  const plan = compile(base);
+  assert.equal(plan.name, "p");
+  assert.equal(plan.bandwidth, null);
+  assert.equal(plan.batchPages, 256);
+  assert.equal(plan.maxRounds, 64);
+  assert.deepEqual(plan.gpu, { batch: 8192, prefer: "auto", require: false });
+  assert.deepEqual(plan.codecsFor(roundStats()), POLICY_DEFAULTS.codec);
+  assert.equal(typeof plan.reason, "function");
+});
+
+Deno.test("every builder field reaches the plan", () => {
+  const plan = policy("all")
+    .codec([codec.zero(), codec.raw()])
+    .switchover(when.rounds(10))
+    .bandwidth(Gbit(1))
+    .gpu({ batch: 4096 })
+    .gpu({ prefer: "gpu", require: true })
+    .batchPages(512)
+    .maxRounds(100)
+    .compile();
+  assert.equal(plan.bandwidth, 125_000_000);
+  assert.equal(plan.batchPages, 512);
+  assert.equal(plan.maxRounds, 100);
+  assert.deepEqual(plan.gpu, { batch: 4096, prefer: "gpu", require: true });
+});
+
+Deno.test("the builder is immutable", () => {
+  const a = policy("a").switchover(when.rounds(3));
+  const b = a.bandwidth(Gbit(1));
+  assert.equal(compile(a).bandwidth, null);
+  assert.equal(compile(b).bandwidth, Gbit(1));
+});
+
+Deno.test("bandwidth accepts null, 'unlimited' and rate strings", () => {
+  assert.equal(compile(base.bandwidth(null)).bandwidth, null);
+  assert.equal(compile(base.bandwidth("unlimited")).bandwidth, null);
+  assert.equal(compile(base.bandwidth("100Mbit")).bandwidth, 12_500_000);
+});
+
+Deno.test("compile appends raw to chains that do not end with it", () => {
+  const plan = compile(base.codec([codec.zero()]));
+  assert.deepEqual(plan.codecsFor(roundStats()).map((c) => c.name), [
+    "zero",
+    "raw",
+  ]);
+  const single = compile(base.codec(codec.zero()));
+  assert.deepEqual(single.codecsFor(roundStats()).map((c) => c.name), [
+    "zero",
+    "raw",
+  ]);
+  const ended = compile(base.codec([codec.zero(), codec.raw()]));
+  assert.deepEqual(ended.codecsFor(roundStats()).map((c) => c.name), [
+    "zero",
+    "raw",
+  ]);
+  const empty = compile(base.codec([]));
+  assert.deepEqual(empty.codecsFor(roundStats()).map((c) => c.name), ["raw"]);
+});
+
+Deno.test("a codec function is called per round and its chain checked and completed", () => {
+  const plan = compile(
+    base.codec((s) => (s.round === 0 ? [codec.zero()] : codec.raw())),
+  );
+  assert.deepEqual(
+    plan.codecsFor(roundStats({ round: 0 })).map((c) => c.name),
+    ["zero", "raw"],
+  );
+  assert.deepEqual(
+    plan.codecsFor(roundStats({ round: 1 })).map((c) => c.name),
+    ["raw"],
+  );
+});
+
+Deno.test("an unknown codec name returned at run time is a PolicyError listing known codecs", () => {
+  const plan = compile(
+    base.codec((s) => (s.round < 3 ? [codec.zero()] : [codec.named("lz5")])),
+  );
+  assert.doesNotThrow(() => plan.codecsFor(roundStats({ round: 2 })));
+  assertPolicyError(
+    () => plan.codecsFor(roundStats({ round: 3 })),
+    "codec",
+    /^Invalid policy "p": codec chosen for round 3 must name registered codecs, got "lz5": use one of "raw", "zero"/,
+  );
+});
+
+Deno.test("a codec function that throws is wrapped with its cause", () => {
+  const boom = new Error("boom");
+  const plan = compile(base.codec(() => {
+    throw boom;
+  }));
+  const e = assertPolicyError(
+    () => plan.codecsFor(roundStats({ round: 4 })),
+    "codec",
+    /threw in round 4: boom/,
+  );
+  assert.equal(e.cause, boom);
+});
+
+Deno.test("unknown codec names are rejected at compile time", () => {
+  assertPolicyError(
+    () => compile(base.codec([codec.named("zstdd"), codec.raw()])),
+    "codec",
+    /"zstdd"/,
+    /use one of "raw", "zero"/,
+  );
+});
+
+Deno.test("codecs after raw, duplicates and non-specs are rejected", () => {
+  assertPolicyError(
+    () => compile(base.codec([codec.raw(), codec.zero()])),
+    "codec",
+    /after "raw" never runs/,
+    /put raw last/,
+  );
+  assertPolicyError(
+    () => compile(base.codec([codec.zero(), codec.zero()])),
+    "codec",
+    /appears twice/,
+  );
+  assertPolicyError(
+    () => compile(base.codec(["zero"] as unknown as [])),
+    "codec",
+    /must be codec specs, got "zero": use codec\.zero\(\)/,
+  );
+});
+
+Deno.test("bandwidth must be positive", () => {
+  for (const bad of [-5, 0, NaN, Infinity]) {
+    assertPolicyError(
+      () => compile(base.bandwidth(bad)),
+      "bandwidth",
+      new RegExp(
+        `^Invalid policy "p": bandwidth must be positive, got "${bad} B/s": pass e\\.g\\. Gbit\\(1\\)`,
+      ),
+    );
+  }
+  assertPolicyError(
+    () => compile(base.bandwidth("10 Gbps")),
+    "bandwidth",
+    /got "10 Gbps"/,
+    /pass e\.g\. Gbit\(1\)/,
+  );
+});
+
+Deno.test("batchPages must be a whole number from 1 to 65536", () => {
+  for (const bad of [0, -1, 1.5, 65537, NaN]) {
+    assertPolicyError(
+      () => compile(base.batchPages(bad)),
+      "batchPages",
+      new RegExp(`got "${bad}"`),
+      /\.batchPages\(256\)/,
+    );
+  }
+  assert.equal(compile(base.batchPages(65536)).batchPages, 65536);
+});
+
+Deno.test("maxRounds must be a whole number of at least 1", () => {
+  for (const bad of [0, 2.5, -3]) {
+    assertPolicyError(
+      () => compile(base.maxRounds(bad)),
+      "maxRounds",
+      new RegExp(`got "${bad}"`),
+    );
+  }
+});
+
+Deno.test("gpu batch bounds, prefer values and require with prefer cpu", () => {
+  assertPolicyError(
+    () => compile(base.gpu({ batch: 0 })),
+    "gpu.batch",
+    /got "0"/,
+    /\.gpu\(\{ batch: 8192 \}\)/,
+  );
+  assertPolicyError(
+    () => compile(base.gpu({ batch: 1_048_577 })),
+    "gpu.batch",
+    /1 to 1048576/,
+  );
+  assertPolicyError(
+    () => compile(base.gpu({ batch: 100.5 })),
+    "gpu.batch",
+    /got "100.5"/,
+  );
+  assert.equal(compile(base.gpu({ batch: 1_048_576 })).gpu.batch, 1_048_576);
+  assertPolicyError(
+    () => compile(base.gpu({ prefer: "tpu" as "gpu" })),
+    "gpu.prefer",
+    /got "tpu"/,
+  );
+  assertPolicyError(
+    () => compile(base.gpu({ require: true, prefer: "cpu" })),
+    "gpu.require",
+    /require cannot be true when gpu\.prefer is "cpu"/,
+  );
+});
+
+Deno.test("an empty name is rejected", () => {
+  assertPolicyError(
+    () => compile(policy("").switchover(when.rounds(3))),
+    "name",
+    /name must not be empty/,
+    /policy\("fast"\)/,
+  );
+  assertPolicyError(
+    () => compile(policy("  ").switchover(when.rounds(3))),
+    "name",
+  );
+});
+
+Deno.test("a policy without switchover or decide is rejected with the fix", () => {
+  assertPolicyError(
+    () => compile(policy("p")),
+    "switchover",
+    /add \.switchover\(when\.rounds\(30\)\)/,
+  );
+  assertPolicyError(
+    () => compile(policy("p").abortIf(when.elapsedAbove(minutes(1)))),
+    "switchover",
+  );
+});
+
+Deno.test("decide cannot be combined with switchover or abortIf", () => {
+  assertPolicyError(
+    () => compile(base.decide(() => "continue")),
+    "decide",
+    /cannot be combined/,
+  );
+  assertPolicyError(
+    () => compile(policy("p").abortIf(when.rounds(3)).decide(() => "continue")),
+    "decide",
+    /got "decide and abortIf"/,
+  );
+});
+
+Deno.test("bad condition values are rejected, naming the field", () => {
+  assertPolicyError(
+    () => compile(policy("p").switchover(when.rounds(0))),
+    "switchover",
+    /when\.rounds/,
+    /got "0"/,
+    /when\.rounds\(30\)/,
+  );
+  assertPolicyError(
+    () => compile(policy("p").switchover(when.rounds(2.5))),
+    "switchover",
+    /got "2.5"/,
+  );
+  assertPolicyError(
+    () =>
+      compile(
+        policy("p").switchover(
+          when.any(when.rounds(5), when.remainingBelow(-1)),
+        ),
+      ),
+    "switchover",
+    /when\.remainingBelow needs a positive size, got "-1 B"/,
+    /MiB\(64\)/,
+  );
+  assertPolicyError(
+    () => compile(base.abortIf(when.elapsedAbove(NaN))),
+    "abortIf",
+    /when\.elapsedAbove needs a positive duration, got "NaN ms"/,
+  );
+  assertPolicyError(
+    () => compile(policy("p").switchover(when.dirtyRateAbove(0))),
+    "switchover",
+    /got "0 B\/s"/,
+  );
+  assertPolicyError(
+    () => compile(policy("p").switchover(when.any())),
+    "switchover",
+    /at least one condition/,
+  );
+  assertPolicyError(
+    () => compile(policy("p").switchover(when.custom("", () => true))),
+    "switchover",
+    /description/,
+  );
+  assertPolicyError(
+    () =>
+      compile(
+        policy("p").switchover(
+          { kind: "rounds" } as unknown as ReturnType<typeof when.rounds>,
+        ),
+      ),
+    "switchover",
+    /must be a condition/,
+  );
+});
+
+Deno.test("contradictory bounds are rejected", () => {
+  assertPolicyError(
+    () =>
+      compile(
+        policy("p").switchover(
+          when.all(when.remainingBelow(MiB(64)), when.remainingAbove(GiB(1))),
+        ),
+      ),
+    "switchover",
+    /can never fire: remaining would have to be above 1\.00 GiB and below 64\.00 MiB at once/,
+  );
+  assertPolicyError(
+    () =>
+      compile(
+        policy("p").switchover(
+          when.all(
+            when.dirtyRateAbove(MBps(10)),
+            when.dirtyRateBelow(MBps(10)),
+          ),
+        ),
+      ),
+    "switchover",
+    /dirty rate would have to be above/,
+  );
+  // Satisfiable ranges pass.
+  assert.doesNotThrow(() =>
+    compile(
+      policy("p").switchover(
+        when.all(when.remainingBelow(GiB(1)), when.remainingAbove(MiB(64))),
+      ),
+    )
+  );
+  // One satisfiable member of an any() is enough.
+  assert.doesNotThrow(() =>
+    compile(
+      policy("p").switchover(
+        when.any(
+          when.rounds(5),
+          when.all(when.remainingBelow(MiB(1)), when.remainingAbove(MiB(2))),
+        ),
+      ),
+    )
+  );
+});
+
+Deno.test("maxRounds below the rounds a switchover needs is rejected", () => {
+  assertPolicyError(
+    () => compile(policy("p").switchover(when.rounds(100)).maxRounds(50)),
+    "maxRounds",
+    /got "50"/,
+    /\.maxRounds\(100\)/,
+  );
+  assertPolicyError(
+    () => compile(policy("p").switchover(when.rounds(65))),
+    "maxRounds",
+    /got "64"/,
+  );
+  assertPolicyError(
+    () =>
+      compile(
+        policy("p").switchover(
+          when.all(when.rounds(80), when.remainingBelow(MiB(1))),
+        ),
+      ),
+    "maxRounds",
+  );
+  assert.doesNotThrow(() =>
+    compile(
+      policy("p").switchover(
+        when.any(when.rounds(100), when.remainingBelow(MiB(1))),
+      ),
+    )
+  );
+  assert.doesNotThrow(() => compile(policy("p").switchover(when.rounds(64))));
+});
+
+Deno.test("decide: abort wins over switchover, which wins over continue; maxRounds switches over", () => {
+  const plan = compile(
+    policy("p")
+      .switchover(when.remainingBelow(MiB(64)))
+      .abortIf(when.elapsedAbove(minutes(10)))
+      .maxRounds(20),
+  );
+  assert.equal(
+    plan.decide(roundStats({ round: 1, remainingBytes: GiB(1) })),
+    "continue",
+  );
+  assert.equal(
+    plan.decide(roundStats({ round: 1, remainingBytes: MiB(1) })),
+    "switchover",
+  );
+  assert.equal(
+    plan.decide(
+      roundStats({ round: 1, remainingBytes: MiB(1), elapsedMs: minutes(11) }),
+    ),
+    "abort",
+  );
+  assert.equal(
+    plan.decide(roundStats({ round: 19, remainingBytes: GiB(1) })),
+    "switchover",
+  );
+});
+
+Deno.test("reason says which condition fired", () => {
+  const plan = compile(
+    policy("p")
+      .switchover(
+        when.any(
+          when.remainingBelow(MiB(64)),
+          when.dirtyRateAbove((s) => 0.8 * s.sendRate),
+          when.rounds(30),
+        ),
+      )
+      .abortIf(when.elapsedAbove(minutes(10))),
+  );
+  const reason = (s: ReturnType<typeof roundStats>): string => {
+    plan.decide(s);
+    return plan.reason!(s);
+  };
+  assert.equal(
+    reason(
+      roundStats({ round: 2, remainingBytes: MiB(10), sendRate: MBps(100) }),
+    ),
+    "switchover: remaining 10.00 MiB is below 64.00 MiB",
+  );
+  assert.match(
+    reason(
+      roundStats({
+        round: 2,
+        remainingBytes: GiB(1),
+        dirtyRate: MBps(90),
+        sendRate: MBps(100),
+      }),
+    ),
+    /^switchover: dirty rate 720\.0 Mbit\/s is above 640\.0 Mbit\/s/,
+  );
+  assert.equal(
+    reason(
+      roundStats({ round: 29, remainingBytes: GiB(1), sendRate: MBps(100) }),
+    ),
+    "switchover: 30 of 30 rounds done",
+  );
+  assert.match(
+    reason(roundStats({ round: 2, elapsedMs: minutes(11) })),
+    /^abort: elapsed time .* is above 10 min/,
+  );
+  assert.match(
+    reason(
+      roundStats({ round: 2, remainingBytes: GiB(1), sendRate: MBps(100) }),
+    ),
+    /^continue: none of/,
+  );
+  // Without a decide call first, reason evaluates on its own.
+  assert.match(
+    plan.reason!(roundStats({ round: 3, remainingBytes: MiB(1) })),
+    /^switchover: remaining/,
+  );
+});
+
+Deno.test("the low-level decide is passed through and its answers checked", () => {
+  const seen: number[] = [];
+  const plan = compile(
+    policy("xen").decide((s) => {
+      seen.push(s.round);
+      return s.round >= 4
+        ? "switchover"
+        : s.elapsedMs > 1000
+        ? "abort"
+        : "continue";
+    }),
+  );
+  assert.equal(plan.decide(roundStats({ round: 1 })), "continue");
+  assert.equal(plan.decide(roundStats({ round: 1, elapsedMs: 2000 })), "abort");
+  assert.equal(plan.decide(roundStats({ round: 4 })), "switchover");
+  assert.deepEqual(seen, [1, 1, 4]);
+  const s = roundStats({ round: 5 });
+  plan.decide(s);
+  assert.match(
+    plan.reason!(s),
+    /decide function answered "switchover" after round 5/,
+  );
+
+  const bad = compile(policy("bad").decide(() => "maybe" as "continue"));
+  assertPolicyError(
+    () => bad.decide(roundStats()),
+    "decide",
+    /got "maybe"/,
+    /"continue", "switchover" or "abort"/,
+  );
+});
+
+Deno.test("a hand-written plan is checked and wrapped; a compiled plan is returned as is", () => {
+  const hand: Plan = {
+    name: "hand",
+    codecsFor: () => [{ name: "zero" }],
+    decide: (s) => (s.round > 2 ? "switchover" : "continue"),
+    bandwidth: null,
+    batchPages: 128,
+    maxRounds: 10,
+    gpu: { batch: 1024, prefer: "cpu", require: false },
+  };
+  const plan = compile(hand);
+  assert.deepEqual(plan.codecsFor(roundStats()).map((c) => c.name), [
+    "zero",
+    "raw",
+  ]);
+  assert.equal(plan.decide(roundStats({ round: 3 })), "switchover");
+  assert.equal(compile(plan), plan);
+  assertPolicyError(() => compile({ ...hand, batchPages: 0 }), "batchPages");
+  assertPolicyError(
+    () =>
+      compile({ ...hand, codecsFor: () => [{ name: "nope" }] }).codecsFor(
+        roundStats(),
+      ),
+    "codec",
+    /"nope"/,
+  );
+});

@@ -1,0 +1,37 @@
+/**
+ * The DSL's typed error.
+ *
+ * @module
+ */
+
+/**
+ * A policy (or a string meant for one) is invalid. `field` names the policy
+ * field that failed, e.g. `"switchover"`, `"bandwidth"`, `"codec"`,
+ * `"gpu.batch"` or `"default export"`, so callers and tests can tell one
+ * failure from another; the message names the value and the fix.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   compile(policy("fast").bandwidth(-5));
+ * } catch (e) {
+ *   if (e instanceof PolicyError) console.log(e.field); // "bandwidth"
+ * }
+ * ```
+ */
+export class PolicyError extends Error {
+  /** The policy field that failed, e.g. `"bandwidth"` or `"gpu.batch"`. */
+  readonly field: string;
+  /**
+   * Makes an error for one policy field.
+   *
+   * @param field The policy field that failed.
+   * @param message What went wrong, the value in quotes, and how to fix it.
+   * @param options Standard error options, e.g. `{ cause }`.
+   */
+  constructor(field: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PolicyError";
+    this.field = field;
+  }
+}

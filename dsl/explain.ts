@@ -1,0 +1,132 @@
+/**
+ * explain(): a compiled plan (or a policy) in words, for people deciding
+ * whether it does what they meant.
+ *
+ * @module
+ */
+
+import type { CodecSpec, Plan, RoundStats } from "../engine/plan.ts";
+import { _planInfo } from "./_plan_info.ts";
+import { compile } from "./compile.ts";
+import type { Policy } from "./policy.ts";
+import { roundStats } from "./stats.ts";
+import { formatBytes, formatRate } from "./units.ts";
+
+/** The round explain() shows as a typical later round. */
+const LATER_ROUND = 5;
+
+function _chainText(chain: readonly CodecSpec[]): string {
+  return chain.map((c) =>
+    c.options && Object.keys(c.options).length > 0
+      ? `${c.name} ${JSON.stringify(c.options)}`
+      : c.name
+  ).join(" → ");
+}
+
+/** Round 0 (every page, nothing measured) and a typical later round, for a plan's bandwidth. */
+function _samples(plan: Plan): [RoundStats, RoundStats] {
+  const memoryBytes = 4 * 1024 ** 3;
+  const sendRate = plan.bandwidth ?? 1e9 / 8;
+  const first = roundStats({ memoryBytes });
+  const later = roundStats({
+    round: LATER_ROUND,
+    memoryBytes,
+    remainingBytes: memoryBytes / 20,
+    dirtyRate: sendRate / 4,
+    sendRate,
+    wireRate: sendRate,
+    elapsedMs: 60_000,
+    bytesSent: memoryBytes * 1.5,
+    rawBytesSent: memoryBytes * 1.5,
+  });
+  return [first, later];
+}
+
+function _codecLine(plan: Plan): string {
+  const info = _planInfo(plan);
+  if (info?.fixedChain) return `${_chainText(info.fixedChain)}, every round`;
+  const [first, later] = _samples(plan);
+  const a = _chainText(plan.codecsFor(first));
+  const b = _chainText(plan.codecsFor(later));
+  return a === b
+    ? `chosen per round by a function; ${a} in round 0 and in a typical round ${LATER_ROUND}`
+    : `chosen per round by a function; round 0: ${a}; a typical round ${LATER_ROUND}: ${b}`;
+}
+
+/**
+ * The plan in words, one fact per line: codecs per round, when it switches
+ * over, when it aborts, the round limit, bandwidth, frame batch and GPU. A
+ * policy is compiled first (and so checked). A codec function is evaluated
+ * on round 0 and on a typical later round.
+ *
+ * @example
+ * ```ts
+ * console.log(explain(policy("p").switchover(when.rounds(30))));
+ * // Policy "p"
+ * //   codecs:     zero → raw, every round
+ * //   switchover: when 30 rounds have finished
+ * //   rounds:     at most 64 (maxRounds), then switchover
+ * //   ...
+ * ```
+ *
+ * @throws {PolicyError} when the policy does not compile.
+ */
+export function explain(source: Policy | Plan): string {
+  const plan = compile(source);
+  const info = _planInfo(plan);
+  const lines = [`Policy "${plan.name}"`];
+  const row = (label: string, text: string) =>
+    lines.push(`  ${(label + ":").padEnd(12)}${text}`);
+  row("codecs", _codecLine(plan));
+  if (info?.switchover) {
+    row("switchover", `when ${info.switchover.describe()}`);
+    row("rounds", `at most ${plan.maxRounds} (maxRounds), then switchover`);
+  } else {
+    const who = info?.source === "plan"
+      ? "the plan's decide function"
+      : "the policy's decide function";
+    row("switchover", `decided after each round by ${who}`);
+    row("rounds", `at most ${plan.maxRounds} (maxRounds), whatever it decides`);
+  }
+  if (info?.abortIf) row("abort", `when ${info.abortIf.describe()}`);
+  else if (info?.lowLevel) row("abort", "decided by the decide function");
+  else row("abort", "never (no abort condition)");
+  row(
+    "bandwidth",
+    plan.bandwidth === null
+      ? "unlimited (unpaced)"
+      : `${formatRate(plan.bandwidth)} (${formatBytes(plan.bandwidth)}/s)`,
+  );
+  row("batch", `${plan.batchPages} pages per wire frame`);
+  const gpu = plan.gpu;
+  const device = gpu.prefer === "cpu"
+    ? "CPU only"
+    : gpu.prefer === "gpu"
+    ? "prefers the GPU"
+    : "GPU when one is present";
+  const fallback = gpu.prefer === "cpu"
+    ? ""
+    : gpu.require
+    ? ", fails without one"
+    : ", else CPU";
+  row("gpu", `${device}${fallback}; ${gpu.batch} pages per dispatch`);
+  return lines.join("\n");
+}
+
+/**
+ * Why a plan would answer as it does for these stats, in words (the plan's
+ * `reason`, or the bare answer when a hand-written plan has none).
+ *
+ * @example
+ * ```ts
+ * const plan = compile(policy("p").switchover(when.remainingBelow(MiB(64))));
+ * explainDecision(plan, roundStats({ round: 3, remainingBytes: MiB(10) }));
+ * // "switchover: remaining 10.00 MiB is below 64.00 MiB"
+ * ```
+ */
+export function explainDecision(plan: Plan, stats: RoundStats): string {
+  const answer = plan.decide(stats);
+  return plan.reason
+    ? plan.reason(stats)
+    : `${answer} after round ${stats.round}`;
+}

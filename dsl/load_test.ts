@@ -1,0 +1,217 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { PolicyError } from "./errors.ts";
+import { loadPolicy } from "./load.ts";
+import { roundStats } from "./stats.ts";
+import { Gbit, MiB } from "./units.ts";
+
+const DSL = pathToFileURL(join(import.meta.dirname!, "mod.ts")).href;
+const ROOT = join(import.meta.dirname!, "..");
+
+async function withFile(
+  body: string,
+  fn: (path: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "hakobu_policy_" });
+  try {
+    const path = join(dir, "policy.ts");
+    await Deno.writeTextFile(path, body);
+    await fn(path);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function rejectsWith(
+  p: Promise<unknown>,
+  field: string,
+  pattern: RegExp,
+): Promise<PolicyError> {
+  let caught: unknown;
+  try {
+    await p;
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(
+    caught instanceof PolicyError,
+    `expected a PolicyError, got ${String(caught)}`,
+  );
+  assert.equal(caught.field, field, caught.message);
+  assert.match(caught.message, pattern);
+  return caught;
+}
+
+Deno.test("loadPolicy: examples/policies/default.ts", async () => {
+  const plan = await loadPolicy(join(ROOT, "examples/policies/default.ts"));
+  assert.equal(plan.name, "default");
+  assert.equal(plan.bandwidth, Gbit(1));
+  assert.equal(plan.batchPages, 256);
+  assert.deepEqual(plan.codecsFor(roundStats()).map((c) => c.name), [
+    "zero",
+    "raw",
+  ]);
+  assert.equal(
+    plan.decide(roundStats({ round: 3, remainingBytes: MiB(63), sendRate: 1 })),
+    "switchover",
+  );
+  assert.equal(
+    plan.decide(
+      roundStats({
+        round: 3,
+        remainingBytes: MiB(640),
+        sendRate: Gbit(1),
+        dirtyRate: Gbit(0.1),
+      }),
+    ),
+    "continue",
+  );
+  // 64 MiB at 1 Gbit/s is ~537 ms; 32 MiB is ~268 ms, under 300 ms.
+  assert.equal(
+    plan.decide(
+      roundStats({
+        round: 3,
+        remainingBytes: MiB(32) + 1,
+        sendRate: Gbit(1),
+        dirtyRate: 0,
+      }),
+    ),
+    "switchover",
+  );
+  assert.equal(
+    plan.decide(
+      roundStats({
+        round: 3,
+        remainingBytes: MiB(640),
+        sendRate: 100,
+        dirtyRate: 90,
+      }),
+    ),
+    "switchover",
+  );
+  assert.equal(
+    plan.decide(
+      roundStats({ round: 29, remainingBytes: MiB(640), sendRate: 1000 }),
+    ),
+    "switchover",
+  );
+  assert.equal(
+    plan.decide(roundStats({ round: 3, elapsedMs: 10 * 60_000 + 1 })),
+    "abort",
+  );
+});
+
+Deno.test("loadPolicy: examples/policies/low_level.ts and unlimited.ts (relative to cwd)", async () => {
+  const cwd = Deno.cwd();
+  Deno.chdir(ROOT);
+  try {
+    const low = await loadPolicy("examples/policies/low_level.ts");
+    assert.equal(low.name, "low-level");
+    assert.equal(low.maxRounds, 50);
+    assert.equal(
+      low.decide(roundStats({ round: 0, remainingBytes: MiB(8) })),
+      "switchover",
+    );
+    const unlimited = await loadPolicy("./examples/policies/unlimited.ts");
+    assert.equal(unlimited.name, "unlimited");
+    assert.equal(unlimited.bandwidth, null);
+    assert.equal(
+      unlimited.decide(roundStats({ round: 2, remainingBytes: MiB(31) })),
+      "switchover",
+    );
+    assert.equal(
+      unlimited.decide(roundStats({ round: 2, remainingBytes: MiB(33) })),
+      "continue",
+    );
+    assert.equal(
+      unlimited.decide(roundStats({ round: 19, remainingBytes: MiB(33) })),
+      "switchover",
+    );
+  } finally {
+    Deno.chdir(cwd);
+  }
+});
+
+Deno.test("loadPolicy: a policy file written elsewhere", async () => {
+  await withFile(
+    `import { policy, when } from "${DSL}";\nexport default policy("tmp").switchover(when.rounds(2));\n`,
+    async (path) => {
+      const plan = await loadPolicy(path);
+      assert.equal(plan.name, "tmp");
+      assert.equal(plan.decide(roundStats({ round: 1 })), "switchover");
+    },
+  );
+});
+
+Deno.test("loadPolicy: a default export that is a plan", async () => {
+  await withFile(
+    `export default { name: "hand", codecsFor: () => [], decide: () => "switchover", bandwidth: null,
+      batchPages: 256, maxRounds: 4, gpu: { batch: 8192, prefer: "auto", require: false } };\n`,
+    async (path) => {
+      const plan = await loadPolicy(path);
+      assert.equal(plan.name, "hand");
+      assert.deepEqual(plan.codecsFor(roundStats()), [{ name: "raw" }]);
+    },
+  );
+});
+
+Deno.test("loadPolicy: missing file", async () => {
+  await rejectsWith(
+    loadPolicy("no/such/policy.ts"),
+    "file",
+    /^Cannot load policy "no\/such\/policy.ts": file not found$/,
+  );
+});
+
+Deno.test("loadPolicy: no default export", async () => {
+  await withFile(`export const p = 1;\n`, async (path) => {
+    await rejectsWith(
+      loadPolicy(path),
+      "default export",
+      /has no default export: add export default policy\("name"\)/,
+    );
+  });
+});
+
+Deno.test("loadPolicy: a default export of the wrong type", async () => {
+  await withFile(`export default 42;\n`, async (path) => {
+    await rejectsWith(
+      loadPolicy(path),
+      "default export",
+      /must be a policy or a plan, got "number"/,
+    );
+  });
+  await withFile(`export default { name: "half a plan" };\n`, async (path) => {
+    await rejectsWith(loadPolicy(path), "default export", /got "Object"/);
+  });
+});
+
+Deno.test("loadPolicy: a file that throws while importing keeps the cause", async () => {
+  await withFile(
+    `throw new Error("kaboom");\nexport default 1;\n`,
+    async (path) => {
+      const e = await rejectsWith(
+        loadPolicy(path),
+        "file",
+        /importing it failed: .*kaboom/,
+      );
+      assert.ok(e.cause instanceof Error);
+    },
+  );
+});
+
+Deno.test("loadPolicy: a syntax error", async () => {
+  await withFile(`export default policy(;\n`, async (path) => {
+    await rejectsWith(loadPolicy(path), "file", /importing it failed/);
+  });
+});
+
+Deno.test("loadPolicy: an invalid policy fails with the compile error", async () => {
+  await withFile(
+    `import { policy, when } from "${DSL}";\nexport default policy("bad").switchover(when.rounds(0));\n`,
+    async (path) => {
+      await rejectsWith(loadPolicy(path), "switchover", /when\.rounds/);
+    },
+  );
+});

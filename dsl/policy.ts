@@ -1,0 +1,259 @@
+/**
+ * The policy builder: a migration policy written as a chain of calls.
+ *
+ * The builder is immutable: every method returns a new {@link Policy} and
+ * leaves the one it was called on as it was, so a base policy can be shared
+ * and varied. Calling a method again replaces that field. Nothing is checked
+ * here; {@link compile} checks everything and names the field that failed.
+ *
+ * @module
+ */
+
+import type { Decision, Plan, RoundStats } from "../engine/plan.ts";
+import { _BRAND, _isBranded } from "./_brand.ts";
+import { compile } from "./compile.ts";
+import type { CodecChainInput } from "./codec_spec.ts";
+import type { Condition } from "./conditions.ts";
+
+/** Chooses the codec chain for the round about to run. */
+export type CodecChooser = (stats: RoundStats) => CodecChainInput;
+
+/** The low-level decision: after each round, continue, switch over or abort. */
+export type DecideFn = (stats: RoundStats) => Decision;
+
+/** A link rate: bytes per second, `null` or `"unlimited"` for unpaced, or a string such as `"1Gbit"`. */
+export type BandwidthInput = number | string | null;
+
+/** GPU options of a policy; unset fields keep their earlier or default values. */
+export interface GpuOptions {
+  /** Pages per GPU dispatch (default 8192). */
+  readonly batch?: number;
+  /** Which device encodes (default `"auto"`: a GPU when one is present). */
+  readonly prefer?: "gpu" | "cpu" | "auto";
+  /** Fail instead of falling back to the CPU when there is no GPU (default `false`). */
+  readonly require?: boolean;
+}
+
+/** What a policy says, field by field, before compilation; unset fields take defaults. */
+export interface PolicySpec {
+  /** The policy's name, shown in reports. */
+  readonly name: string;
+  /** A fixed chain, or a function choosing one per round. */
+  readonly codec?: CodecChainInput | CodecChooser;
+  /** When to switch over. */
+  readonly switchover?: Condition;
+  /** When to give up. */
+  readonly abortIf?: Condition;
+  /** The low-level form, instead of `switchover` and `abortIf`. */
+  readonly decide?: DecideFn;
+  /** Link pacing. */
+  readonly bandwidth?: BandwidthInput;
+  /** GPU settings. */
+  readonly gpu: GpuOptions;
+  /** Pages per wire frame. */
+  readonly batchPages?: number;
+  /** Hard bound on live rounds. */
+  readonly maxRounds?: number;
+}
+
+/**
+ * An immutable migration policy under construction; start one with {@link policy}.
+ *
+ * @example
+ * ```ts
+ * const p = policy("fast")
+ *   .codec([codec.zero(), codec.raw()])
+ *   .switchover(when.any(when.remainingBelow(MiB(64)), when.rounds(30)))
+ *   .bandwidth(Gbit(1));
+ * const plan = compile(p);
+ * ```
+ */
+export class Policy {
+  readonly #spec: PolicySpec;
+
+  /** Marks policies across copies of this module, see {@link isPolicy}. */
+  readonly [_BRAND] = true;
+
+  /**
+   * Starts a policy; {@link policy} is the short form.
+   *
+   * @param name The policy's name.
+   * @param spec Fields to start from (used by the builder methods).
+   */
+  constructor(name: string, spec: Omit<PolicySpec, "name"> = { gpu: {} }) {
+    this.#spec = Object.freeze({
+      ...spec,
+      gpu: Object.freeze({ ...spec.gpu }),
+      name,
+    });
+  }
+
+  #with(patch: Partial<PolicySpec>): Policy {
+    const { name, ...rest } = { ...this.#spec, ...patch };
+    return new Policy(name, rest);
+  }
+
+  /**
+   * Everything the policy says so far, as data.
+   *
+   * @example
+   * ```ts
+   * policy("p").maxRounds(10).spec.maxRounds; // 10
+   * ```
+   */
+  get spec(): PolicySpec {
+    return this.#spec;
+  }
+
+  /**
+   * The policy's name.
+   *
+   * @example
+   * ```ts
+   * policy("p").name; // "p"
+   * ```
+   */
+  get name(): string {
+    return this.#spec.name;
+  }
+
+  /**
+   * The codec chain: fixed, or chosen per round by a function of the round's
+   * stats. `raw` is appended when the chain does not end with it.
+   *
+   * @example
+   * ```ts
+   * policy("p").codec((s) => s.round === 0 ? [codec.zero(), codec.raw()] : codec.raw());
+   * ```
+   */
+  codec(chain: CodecChainInput | CodecChooser): Policy {
+    return this.#with({ codec: chain });
+  }
+
+  /**
+   * When to stop pre-copying and switch over (pause the VM, send the rest).
+   *
+   * @example
+   * ```ts
+   * policy("p").switchover(when.any(when.remainingBelow(MiB(64)), when.rounds(30)));
+   * ```
+   */
+  switchover(condition: Condition): Policy {
+    return this.#with({ switchover: condition });
+  }
+
+  /**
+   * When to give up and leave the VM running on the source; checked before
+   * the switchover condition.
+   *
+   * @example
+   * ```ts
+   * policy("p").abortIf(when.elapsedAbove(minutes(10)));
+   * ```
+   */
+  abortIf(condition: Condition): Policy {
+    return this.#with({ abortIf: condition });
+  }
+
+  /**
+   * The low-level form, like libxenguest's precopy_policy: a function that
+   * answers after each round. Cannot be combined with `switchover`/`abortIf`.
+   *
+   * @example
+   * ```ts
+   * policy("p").decide((s) => s.round >= 5 ? "switchover" : "continue");
+   * ```
+   */
+  decide(fn: DecideFn): Policy {
+    return this.#with({ decide: fn });
+  }
+
+  /**
+   * Link pacing in bytes per second; `null` or `"unlimited"` for an unpaced
+   * link; strings are parsed as by `parseBandwidth` (e.g. `"100Mbit"`).
+   *
+   * @example
+   * ```ts
+   * policy("p").bandwidth(Gbit(1));
+   * ```
+   */
+  bandwidth(rate: BandwidthInput): Policy {
+    return this.#with({ bandwidth: rate });
+  }
+
+  /**
+   * GPU settings, merged into the earlier ones.
+   *
+   * @example
+   * ```ts
+   * policy("p").gpu({ batch: 4096, prefer: "gpu" });
+   * ```
+   */
+  gpu(options: GpuOptions): Policy {
+    return this.#with({ gpu: { ...this.#spec.gpu, ...options } });
+  }
+
+  /**
+   * Pages per wire frame and pipeline batch (1 to 65536, default 256).
+   *
+   * @example
+   * ```ts
+   * policy("p").batchPages(512);
+   * ```
+   */
+  batchPages(pages: number): Policy {
+    return this.#with({ batchPages: pages });
+  }
+
+  /**
+   * Hard bound on live rounds (default 64); a policy switches over when it is reached.
+   *
+   * @example
+   * ```ts
+   * policy("p").maxRounds(100);
+   * ```
+   */
+  maxRounds(rounds: number): Policy {
+    return this.#with({ maxRounds: rounds });
+  }
+
+  /**
+   * Checks the policy and compiles it into the engine's plan; same as `compile(this)`.
+   *
+   * @example
+   * ```ts
+   * const plan = policy("p").switchover(when.rounds(30)).compile();
+   * ```
+   *
+   * @throws {PolicyError} naming the field that failed, the value and the fix.
+   */
+  compile(): Plan {
+    return compile(this);
+  }
+}
+
+/**
+ * Starts a policy.
+ *
+ * @example
+ * ```ts
+ * export default policy("default").switchover(when.rounds(30));
+ * ```
+ */
+export function policy(name: string): Policy {
+  return new Policy(name);
+}
+
+/**
+ * Whether a value is a policy builder, also one made by another copy of
+ * this module (e.g. a policy file importing hakobu from elsewhere).
+ *
+ * @example
+ * ```ts
+ * isPolicy(policy("p")); // true
+ * isPolicy({ name: "p" }); // false
+ * ```
+ */
+export function isPolicy(value: unknown): value is Policy {
+  return value instanceof Policy || _isBranded(value);
+}

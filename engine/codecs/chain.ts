@@ -1,0 +1,118 @@
+import type { CodecSpec } from "../plan.ts";
+import type { Codec, PageEncoder } from "./codec.ts";
+import { codecByName } from "./registry.ts";
+
+/** The result of encoding one page with a chain. */
+export interface ChainResult {
+  /** Wire id of the codec that claimed the page. */
+  codecId: number;
+  /** Encoded bytes written to the chain's output buffer. */
+  length: number;
+}
+
+/**
+ * A sender-side codec chain: the first codec that claims a page wins, per
+ * page. Encoders are created once per migration and kept across rounds, so
+ * a policy that changes its chain between rounds keeps each codec's state.
+ *
+ * @example
+ * ```ts
+ * const chain = new EncoderChain({ pageSize: 4096, pageCount: 16 });
+ * chain.select([{ name: "zero" }, { name: "raw" }]);
+ * const r = chain.encode(0, new Uint8Array(4096));
+ * // r.codecId === 1 (zero), r.length === 0
+ * ```
+ */
+export class EncoderChain {
+  readonly #pageSize: number;
+  readonly #pageCount: number;
+  readonly #encoders = new Map<
+    string,
+    { codec: Codec; encoder: PageEncoder }
+  >();
+  #active: { codec: Codec; encoder: PageEncoder }[] = [];
+  #out: Uint8Array;
+  readonly #result: ChainResult = { codecId: 0, length: 0 };
+
+  /**
+   * @param geometry Page size and page count of the VM.
+   */
+  constructor(geometry: { pageSize: number; pageCount: number }) {
+    this.#pageSize = geometry.pageSize;
+    this.#pageCount = geometry.pageCount;
+    this.#out = new Uint8Array(geometry.pageSize);
+  }
+
+  /** The buffer the last {@link encode} wrote into; valid until the next call. */
+  get output(): Uint8Array {
+    return this.#out;
+  }
+
+  /** Codecs every chain selected so far has used (for the handshake and the report). */
+  get codecs(): Codec[] {
+    return [...this.#encoders.values()].map((e) => e.codec);
+  }
+
+  /**
+   * Makes `specs` the active chain. A chain that does not end with a codec
+   * claiming every page gets `raw` appended, so every page is always sent.
+   */
+  select(specs: readonly CodecSpec[]): void {
+    const active: { codec: Codec; encoder: PageEncoder }[] = [];
+    for (const spec of specs) active.push(this.#entry(spec));
+    if (active.length === 0 || active[active.length - 1].codec.name !== "raw") {
+      active.push(this.#entry({ name: "raw" }));
+    }
+    this.#active = active;
+    let max = this.#pageSize;
+    for (const e of active) {
+      max = Math.max(max, e.codec.maxEncodedBytes(this.#pageSize));
+    }
+    if (this.#out.length < max) this.#out = new Uint8Array(max);
+  }
+
+  /** Names of the active chain, in order. */
+  get active(): string[] {
+    return this.#active.map((e) => e.codec.name);
+  }
+
+  /**
+   * Encodes one page with the active chain into {@link output}.
+   *
+   * @returns The claiming codec's id and the encoded length; the object is
+   *   reused by the next call.
+   */
+  encode(pfn: number, page: Uint8Array): ChainResult {
+    const out = this.#out;
+    for (const { codec, encoder } of this.#active) {
+      const n = encoder.encode(pfn, page, out);
+      if (n >= 0) {
+        for (const e of this.#encoders.values()) {
+          e.encoder.sent?.(pfn, page, codec.id);
+        }
+        this.#result.codecId = codec.id;
+        this.#result.length = n;
+        return this.#result;
+      }
+    }
+    // select() guarantees raw ends the chain and raw claims every page.
+    throw new Error(
+      `No codec claimed page ${pfn}: the active chain has no final codec`,
+    );
+  }
+
+  #entry(spec: CodecSpec): { codec: Codec; encoder: PageEncoder } {
+    let e = this.#encoders.get(spec.name);
+    if (!e) {
+      const codec = codecByName(spec.name);
+      const encoder = codec.createEncoder({
+        pageSize: this.#pageSize,
+        pageCount: this.#pageCount,
+        options: spec.options ?? {},
+      });
+      e = { codec, encoder };
+      this.#encoders.set(spec.name, e);
+    }
+    return e;
+  }
+}

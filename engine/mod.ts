@@ -1,0 +1,24 @@
+/**
+ * The engine: the pre-copy loop and its pipeline, codecs, the wire protocol,
+ * the receiver, hypervisor drivers (today: `sim`) and reports.
+ *
+ * Read in this order: `plan.ts` (what a policy tells the engine),
+ * `driver.ts` (what a hypervisor offers), `codecs/`, `wire/`, `precopy.ts`
+ * (source side), `receiver.ts` (destination side), `report.ts`.
+ *
+ * @module
+ */
+
+export * from "./plan.ts";
+export * from "./driver.ts";
+export * from "./errors.ts";
+export * from "./digest.ts";
+export * from "./format.ts";
+export * from "./report.ts";
+export * from "./report_table.ts";
+export * from "./precopy.ts";
+export * from "./receiver.ts";
+export * from "./codecs/mod.ts";
+export * from "./wire/mod.ts";
+export * from "./transport/mod.ts";
+export * from "./sim/mod.ts";

@@ -1,0 +1,294 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { codec, compile, MiB, policy, when } from "../dsl/mod.ts";
+import { MigrationError } from "./errors.ts";
+import type { Plan } from "./plan.ts";
+import { mergeSortedUnique, migrate } from "./precopy.ts";
+import { receiveMigration, type ReceiveResult } from "./receiver.ts";
+import { SimMemorySink, SimVm, workloadNames } from "./sim/mod.ts";
+
+/** Runs one migration over real loopback TCP; returns both sides' outcomes and the memories. */
+async function loopbackMigration(
+  vm: SimVm,
+  plan: Plan,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{
+  report: Awaited<ReturnType<typeof migrate>> | Error;
+  received: ReceiveResult | Error;
+  sink: SimMemorySink | null;
+}> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let sink: SimMemorySink | null = null;
+  const receiving = (async () => {
+    const conn = await listener.accept();
+    try {
+      return await receiveMigration(conn, {
+        createSink: (
+          hello,
+        ) => (sink = new SimMemorySink({
+          pageSize: hello.pageSize,
+          pageCount: hello.memoryBytes / hello.pageSize,
+        })),
+      });
+    } finally {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  })().catch((e: Error) => e);
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+  });
+  const report = await migrate({ plan, source: vm, conn, signal: opts.signal })
+    .catch((e: Error) => e);
+  try {
+    conn.close();
+  } catch { /* closed */ }
+  const received = await receiving;
+  listener.close();
+  return { report, received, sink };
+}
+
+const zeroRaw = [codec.zero(), codec.raw()];
+
+for (const workload of workloadNames()) {
+  Deno.test(`migration of a running "${workload}" VM ends bit-exact`, async () => {
+    const vm = await SimVm.create({ memoryBytes: MiB(16), workload, seed: 7 });
+    try {
+      const plan = compile(
+        policy(`test-${workload}`)
+          .codec(zeroRaw)
+          // Three live rounds over a slow link, so the guest dirties pages in every round.
+          .switchover(when.rounds(3))
+          .bandwidth(MiB(64)),
+      );
+      const { report, received, sink } = await loopbackMigration(vm, plan);
+      if (report instanceof Error) throw report;
+      if (received instanceof Error) throw received;
+      assert.equal(report.verified, true, report.outcome);
+      assert.equal(received.verified, true);
+      assert.ok(sink);
+      // The VM is paused after a verified migration: both memories must be equal byte for byte.
+      assert.ok(
+        Buffer.from(vm.memory).equals(Buffer.from(sink.memory)),
+        "destination memory differs from source",
+      );
+      assert.equal(
+        report.rounds.length,
+        4,
+        "expected three live rounds and the stop-and-copy round",
+      );
+      if (workload !== "idle") {
+        assert.ok(
+          report.rounds.slice(1).some((r) => r.pagesSent > 0),
+          "the guest dirtied no page during the migration",
+        );
+      }
+      assert.equal(
+        report.rounds[0].pagesSent,
+        vm.pageCount,
+        "round 0 sends every page",
+      );
+      assert.equal(report.rounds.at(-1)?.final, true);
+      assert.ok(
+        report.downtimeMs > 0 && report.downtimeMs <= report.totalTimeMs,
+      );
+      assert.equal(report.rawBytes, report.pagesSent * 4096);
+    } finally {
+      await vm.close();
+    }
+  });
+}
+
+Deno.test("zero pages cost no payload: an idle VM's wire bytes are a fraction of its memory", async () => {
+  const vm = await SimVm.create({
+    memoryBytes: MiB(16),
+    workload: "zero",
+    seed: 1,
+    dirtyRate: 0,
+  });
+  try {
+    const plan = compile(
+      policy("zero").codec(zeroRaw).switchover(when.rounds(1)),
+    );
+    const { report } = await loopbackMigration(vm, plan);
+    if (report instanceof Error) throw report;
+    assert.equal(report.verified, true);
+    assert.ok(
+      report.wireBytes < report.rawBytes / 4,
+      `wire ${report.wireBytes} vs raw ${report.rawBytes}`,
+    );
+    assert.ok((report.rounds[0].codecMix.zero ?? 0) > 0);
+  } finally {
+    await vm.close();
+  }
+});
+
+Deno.test("a plan's switchover condition ends the live rounds", async () => {
+  const vm = await SimVm.create({
+    memoryBytes: MiB(8),
+    workload: "lmbench",
+    seed: 3,
+    dirtyRate: 2000,
+  });
+  try {
+    const plan = compile(
+      policy("three-rounds").codec(zeroRaw).switchover(when.rounds(3)),
+    );
+    const { report } = await loopbackMigration(vm, plan);
+    if (report instanceof Error) throw report;
+    assert.equal(report.verified, true);
+    const live = report.rounds.filter((r) => !r.final);
+    assert.equal(live.length, 3);
+    assert.equal(live.at(-1)?.decision, "switchover");
+    assert.ok(live.slice(0, -1).every((r) => r.decision === "continue"));
+  } finally {
+    await vm.close();
+  }
+});
+
+Deno.test("a plan that aborts leaves the source running and the receiver unverified", async () => {
+  const vm = await SimVm.create({
+    memoryBytes: MiB(8),
+    workload: "random",
+    seed: 3,
+  });
+  try {
+    const plan = compile(
+      policy("abort").codec(zeroRaw).decide((
+        s,
+      ) => (s.round >= 1 ? "abort" : "continue")),
+    );
+    const { report, received, sink } = await loopbackMigration(vm, plan);
+    assert.ok(
+      report instanceof MigrationError,
+      `expected a MigrationError, got ${report}`,
+    );
+    assert.match(report.message, /aborted by policy "abort"/);
+    if (!(received instanceof Error)) {
+      assert.equal(received.verified, false);
+      assert.equal(received.aborted, true);
+    }
+    assert.equal(sink?.state, "discarded");
+    // The source VM still runs: its workload keeps writing.
+    const before = vm.pagesWritten;
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(
+      vm.pagesWritten > before,
+      "source VM stopped writing after an abort",
+    );
+  } finally {
+    await vm.close();
+  }
+});
+
+Deno.test("the low-level decide form drives rounds like libxenguest's precopy_policy", async () => {
+  const vm = await SimVm.create({
+    memoryBytes: MiB(8),
+    workload: "partial",
+    seed: 5,
+  });
+  try {
+    const seen: number[] = [];
+    const plan = compile(
+      policy("low")
+        .codec(zeroRaw)
+        .decide((s) => {
+          seen.push(s.round);
+          return s.round >= 2 ? "switchover" : "continue";
+        }),
+    );
+    const { report } = await loopbackMigration(vm, plan);
+    if (report instanceof Error) throw report;
+    assert.equal(report.verified, true);
+    assert.deepEqual(seen, [0, 1, 2]);
+  } finally {
+    await vm.close();
+  }
+});
+
+Deno.test("a user abort through the signal stops the migration and resumes nothing lost", async () => {
+  const vm = await SimVm.create({
+    memoryBytes: MiB(64),
+    workload: "memcached",
+    seed: 2,
+  });
+  try {
+    const plan = compile(
+      policy("slow").codec(zeroRaw).switchover(when.rounds(50)).bandwidth(
+        8 * 2 ** 20,
+      ),
+    );
+    const controller = new AbortController();
+    setTimeout(() => controller.abort("test abort"), 150);
+    const { report, received, sink } = await loopbackMigration(vm, plan, {
+      signal: controller.signal,
+    });
+    assert.ok(report instanceof MigrationError);
+    assert.match(report.message, /test abort/);
+    if (!(received instanceof Error)) assert.equal(received.verified, false);
+    assert.equal(sink?.state, "discarded");
+  } finally {
+    await vm.close();
+  }
+});
+
+Deno.test("a receiver that refuses the VM fails the migration with its reason", async () => {
+  const vm = await SimVm.create({
+    memoryBytes: MiB(8),
+    workload: "idle",
+    seed: 1,
+  });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const receiving = (async () => {
+      const conn = await listener.accept();
+      try {
+        return await receiveMigration(conn, {
+          maxMemoryBytes: MiB(4),
+          createSink: (h) =>
+            new SimMemorySink({
+              pageSize: h.pageSize,
+              pageCount: h.memoryBytes / h.pageSize,
+            }),
+        });
+      } finally {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+    })().catch((e: Error) => e);
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: (listener.addr as Deno.NetAddr).port,
+    });
+    const plan = compile(policy("p").codec(zeroRaw).switchover(when.rounds(1)));
+    await assert.rejects(
+      () => migrate({ plan, source: vm, conn }),
+      (e: Error) => {
+        assert.ok(e instanceof MigrationError);
+        assert.match(e.message, /refused/);
+        return true;
+      },
+    );
+    try {
+      conn.close();
+    } catch { /* closed */ }
+    assert.ok((await receiving) instanceof Error);
+  } finally {
+    listener.close();
+    await vm.close();
+  }
+});
+
+Deno.test("mergeSortedUnique unions two ascending pfn lists without duplicates", () => {
+  const a = new Uint32Array(10);
+  a.set([1, 4, 6]);
+  const n = mergeSortedUnique(a, 3, new Uint32Array([0, 4, 5, 9]), 4);
+  assert.deepEqual([...a.subarray(0, n)], [0, 1, 4, 5, 6, 9]);
+  assert.equal(mergeSortedUnique(a, n, new Uint32Array(0), 0), n);
+  const empty = new Uint32Array(4);
+  assert.equal(mergeSortedUnique(empty, 0, new Uint32Array([2, 3]), 2), 2);
+  assert.deepEqual([...empty.subarray(0, 2)], [2, 3]);
+});

@@ -1,0 +1,474 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import type { Codec } from "./codecs/codec.ts";
+import { raw } from "./codecs/raw.ts";
+import { zero } from "./codecs/zero.ts";
+import { hex, memoryDigest } from "./digest.ts";
+import type { MemorySink } from "./driver.ts";
+import { CodecError, MigrationError, WireError } from "./errors.ts";
+import { type ReceiverEvent, receiveMigration, type ReceiverOptions } from "./receiver.ts";
+import {
+  decodeError,
+  decodeReady,
+  decodeResult,
+  decodeWelcome,
+  encodeAbort,
+  encodeEnd,
+  encodeError,
+  encodeFinal,
+  encodeFrame,
+  encodeHello,
+  encodeRoundEnd,
+  type Frame,
+  FrameReader,
+  FrameType,
+  frameTypeName,
+  FrameWriter,
+  HEADER_BYTES,
+  type Hello,
+  memoryDuplex,
+  PagesFrameBuilder,
+  type WireConn,
+} from "./wire/mod.ts";
+
+const PAGE = 4096;
+const PAGES = 64;
+
+/** An ArrayBuffer-backed sink that records what happened to it. */
+class TestSink implements MemorySink {
+  readonly pageSize = PAGE;
+  readonly memory: Uint8Array;
+  writes = 0;
+  committed = false;
+  discarded = false;
+  constructor(readonly pageCount: number) {
+    // Not zero, so that applying a zero page is visible.
+    this.memory = new Uint8Array(pageCount * PAGE).fill(0xee);
+  }
+  writePage(pfn: number, page: Uint8Array): void {
+    assert.ok(pfn < this.pageCount && page.length === PAGE, `bad writePage(${pfn})`);
+    this.memory.set(page, pfn * PAGE);
+    this.writes++;
+  }
+  digest(): Promise<Uint8Array> {
+    return memoryDigest(this.memory);
+  }
+  commit(): Promise<void> {
+    this.committed = true;
+    return Promise.resolve();
+  }
+  discard(): Promise<void> {
+    this.discarded = true;
+    return Promise.resolve();
+  }
+}
+
+/** Source memory: every fourth page is zero, the others a pattern unique to the page. */
+function sourceMemory(): Uint8Array {
+  const m = new Uint8Array(PAGES * PAGE);
+  for (let pfn = 0; pfn < PAGES; pfn++) {
+    if (pfn % 4 === 0) continue;
+    for (let i = 0; i < PAGE; i++) m[pfn * PAGE + i] = (pfn * 7 + i * 3) & 255;
+  }
+  return m;
+}
+
+function helloFor(codecs: readonly Codec[] = [raw, zero], edit: Partial<Hello> = {}): Hello {
+  return {
+    protocol: 1,
+    memoryBytes: PAGES * PAGE,
+    pageSize: PAGE,
+    codecs: codecs.map((c) => ({ id: c.id, name: c.name })),
+    vm: "test:64 pages",
+    policy: "hand-scripted",
+    ...edit,
+  };
+}
+
+/** One PAGES frame for `pfns` of `memory`, zero pages as zero entries. */
+function pagesFrame(memory: Uint8Array, pfns: readonly number[], round: number): Uint8Array {
+  const b = new PagesFrameBuilder({ maxPages: Math.max(1, pfns.length), maxEntryBytes: PAGE });
+  for (const pfn of pfns) {
+    const page = memory.subarray(pfn * PAGE, (pfn + 1) * PAGE);
+    if (page.every((x) => x === 0)) b.add(pfn, zero.id, new Uint8Array(0));
+    else b.add(pfn, raw.id, page);
+  }
+  return b.frame(round).slice();
+}
+
+function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+/** The hand-scripted source: frames out, replies in. */
+class Source {
+  readonly writer: FrameWriter;
+  readonly reader: FrameReader;
+  constructor(conn: WireConn) {
+    this.writer = new FrameWriter(conn.writable);
+    this.reader = new FrameReader(conn.readable);
+  }
+  send(type: FrameType, round: number, payload: Uint8Array): Promise<void> {
+    return this.writer.write(type, round, payload);
+  }
+  sendRaw(bytes: Uint8Array): Promise<void> {
+    return this.writer.writeRaw(bytes);
+  }
+  async expect(type: FrameType): Promise<Frame> {
+    const f = await this.reader.next();
+    assert.ok(f, `expected ${frameTypeName(type)}, got end of stream`);
+    assert.equal(frameTypeName(f.type), frameTypeName(type));
+    return { ...f, payload: f.payload.slice() };
+  }
+  /** Reads replies until ERROR; its message, or undefined when the connection ends first. */
+  async errorMessage(): Promise<string | undefined> {
+    try {
+      for (let f = await this.reader.next(); f; f = await this.reader.next()) {
+        if (f.type === FrameType.ERROR) return decodeError(f.payload).message;
+      }
+    } catch {
+      // Reset or closed.
+    }
+    return undefined;
+  }
+  async handshake(hello = helloFor()): Promise<void> {
+    await this.send(FrameType.HELLO, 0, encodeHello(hello));
+    assert.deepEqual(decodeWelcome((await this.expect(FrameType.WELCOME)).payload), {
+      protocol: 1,
+      accepted: true,
+    });
+  }
+}
+
+type Transport = "memory" | "tcp";
+
+/** A connected source/destination pair; `close` frees what the receiver did not. */
+async function connect(kind: Transport): Promise<{ source: WireConn; destination: WireConn; close(): void }> {
+  if (kind === "memory") {
+    const [source, destination] = memoryDuplex();
+    return { source, destination, close() {} };
+  }
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const [source, destination] = await Promise.all([
+    Deno.connect({ hostname: "127.0.0.1", port }),
+    listener.accept(),
+  ]);
+  return {
+    source,
+    destination,
+    close() {
+      listener.close();
+      for (const c of [source, destination]) {
+        try {
+          c.close();
+        } catch {
+          // Already closed by a stream.
+        }
+      }
+    },
+  };
+}
+
+interface Session {
+  source: Source;
+  sinks: TestSink[];
+  events: ReceiverEvent[];
+  received: Promise<import("./receiver.ts").ReceiveResult>;
+  close(): void;
+}
+
+async function start(kind: Transport, options: Partial<ReceiverOptions> = {}): Promise<Session> {
+  const { source, destination, close } = await connect(kind);
+  const sinks: TestSink[] = [];
+  const events: ReceiverEvent[] = [];
+  const received = receiveMigration(destination, {
+    createSink: (hello) => {
+      const s = new TestSink(hello.memoryBytes / PAGE);
+      sinks.push(s);
+      return s;
+    },
+    onEvent: (e) => events.push(e),
+    ...options,
+  });
+  received.catch(() => {}); // awaited by each test
+  return { source: new Source(source), sinks, events, received, close };
+}
+
+/** Runs a whole migration in two rounds; `endDigest` replaces the true digest when given. */
+async function migrate(kind: Transport, endDigest?: Uint8Array): Promise<{ s: Session; memory: Uint8Array }> {
+  const s = await start(kind);
+  const memory = sourceMemory();
+  const src = s.source;
+  await src.handshake();
+  await src.sendRaw(pagesFrame(memory, range(0, 32), 1));
+  await src.sendRaw(pagesFrame(memory, range(32, 64), 1));
+  await src.send(FrameType.ROUND_END, 1, encodeRoundEnd({ round: 1, pages: 64, rawBytes: 64 * PAGE, wireBytes: 1 }));
+  // The guest dirtied five pages meanwhile; one of them became zero.
+  for (const pfn of [1, 2, 5, 40, 63]) memory.fill(pfn === 40 ? 0 : pfn + 100, pfn * PAGE, (pfn + 1) * PAGE);
+  await src.sendRaw(pagesFrame(memory, [1, 2, 5, 40, 63], 2));
+  await src.send(FrameType.FINAL, 2, encodeFinal({ round: 2, pagesTotal: 69 }));
+  assert.deepEqual(decodeReady((await src.expect(FrameType.READY)).payload), { pagesApplied: 69 });
+  await src.send(FrameType.END, 0, encodeEnd(endDigest ?? sha256(memory)));
+  const result = decodeResult((await src.expect(FrameType.RESULT)).payload);
+  assert.equal(result.digest, hex(sha256(s.sinks[0].memory)));
+  assert.equal(result.verified, endDigest === undefined);
+  assert.equal(result.pagesApplied, 69);
+  assert.equal(await src.reader.next(), null, "the receiver closes after RESULT");
+  return { s, memory };
+}
+
+for (const kind of ["memory", "tcp"] as const) {
+  Deno.test(`receiver (${kind}): a two-round migration arrives verified and committed`, async () => {
+    const { s, memory } = await migrate(kind);
+    const r = await s.received;
+    s.close();
+    const sink = s.sinks[0];
+    assert.ok(sink.memory.every((x, i) => x === memory[i]), "destination memory equals the source");
+    assert.ok(sink.committed && !sink.discarded);
+    assert.equal(sink.writes, 69);
+    assert.equal(r.verified, true);
+    assert.equal(r.aborted, false);
+    assert.equal(r.pagesApplied, 69);
+    assert.equal(r.rounds, 2);
+    assert.equal(r.memoryBytes, PAGES * PAGE);
+    assert.equal(r.vm, "test:64 pages");
+    assert.equal(r.policy, "hand-scripted");
+    assert.equal(r.digest, hex(sha256(memory)));
+    assert.ok(r.bytesReceived > 48 * PAGE && r.durationMs >= 0);
+    assert.deepEqual(s.events.map((e) => e.type), ["hello", "round", "final", "result"]);
+    const round = s.events[1] as Extract<ReceiverEvent, { type: "round" }>;
+    assert.equal(round.pagesReceived, 64);
+    assert.equal(round.roundEnd.pages, 64);
+  });
+
+  Deno.test(`receiver (${kind}): a wrong source digest resolves unverified and discards the sink`, async () => {
+    const { s } = await migrate(kind, new Uint8Array(32).fill(1));
+    const r = await s.received;
+    s.close();
+    assert.equal(r.verified, false);
+    assert.ok(s.sinks[0].discarded && !s.sinks[0].committed);
+  });
+}
+
+/**
+ * Handshake, one good PAGES frame (pfns 0..7), then `bad`; the receiver must
+ * reject with `message`, send it as ERROR, discard the sink, and the sink
+ * must hold exactly what the good frame wrote.
+ */
+async function malformed(
+  kind: Transport,
+  bad: (src: Source, memory: Uint8Array) => Promise<void>,
+  message: RegExp,
+  options: { hello?: Hello; errorType?: new (...a: never[]) => Error; errorReply?: boolean } = {},
+): Promise<void> {
+  const s = await start(kind);
+  const memory = sourceMemory();
+  try {
+    await s.source.handshake(options.hello);
+    await s.source.sendRaw(pagesFrame(memory, range(0, 8), 1));
+    await s.source.send(FrameType.ROUND_END, 1, encodeRoundEnd({ round: 1, pages: 8, rawBytes: 0, wireBytes: 0 }));
+    while (s.events.length < 2) await new Promise((r) => setTimeout(r, 1));
+    const sink = s.sinks[0];
+    const snapshot = sink.memory.slice();
+    const writes = sink.writes;
+    assert.equal(writes, 8);
+
+    await bad(s.source, memory).catch(() => {}); // the receiver may close while we write
+    const reply = options.errorReply === false ? undefined : await s.source.errorMessage();
+    await assert.rejects(() => s.received, (e: unknown) => {
+      assert.ok(e instanceof (options.errorType ?? WireError), `${e}`);
+      assert.match((e as Error).message, message);
+      return true;
+    });
+    if (options.errorReply !== false) assert.match(reply ?? "(no ERROR frame)", message);
+    assert.ok(sink.discarded && !sink.committed, "the sink is discarded");
+    assert.equal(sink.writes, writes, "nothing of the bad frame was written");
+    assert.ok(sink.memory.every((x, i) => x === snapshot[i]), "sink memory untouched by the bad frame");
+  } finally {
+    s.close();
+  }
+}
+
+/** A PAGES frame whose first entry (pfn 9) is valid and whose second is `second`. */
+function frameWithSecond(memory: Uint8Array, pfn: number, codecId: number, body: Uint8Array): Uint8Array {
+  const b = new PagesFrameBuilder({ maxPages: 2, maxEntryBytes: PAGE + 1 });
+  b.add(9, raw.id, memory.subarray(9 * PAGE, 10 * PAGE));
+  b.add(pfn, codecId, body);
+  return b.frame(1).slice();
+}
+
+const MALFORMED: [string, (src: Source, memory: Uint8Array) => Promise<void>, RegExp][] = [
+  ["bad checksum", (src, m) => {
+    const f = pagesFrame(m, range(8, 16), 1);
+    f[HEADER_BYTES + 100] ^= 1;
+    return src.sendRaw(f);
+  }, /Bad checksum in PAGES frame at offset/],
+  ["oversized length (4 GiB)", (src) => {
+    const h = encodeFrame(FrameType.PAGES, 1, new Uint8Array(0));
+    new DataView(h.buffer).setUint32(8, 0xffff_ffff, true);
+    return src.sendRaw(h);
+  }, /payload length "4294967295" .* is over the limit/],
+  ["pfn out of range", (src, m) => src.sendRaw(frameWithSecond(m, PAGES, raw.id, new Uint8Array(PAGE))), /pfn "64" is out of range, memory has 64 pages/],
+  ["unknown codec id", (src, m) => src.sendRaw(frameWithSecond(m, 10, 7, new Uint8Array(PAGE))), /codec id "7" was not negotiated/],
+  ["entry over the codec's maximum", (src, m) => src.sendRaw(frameWithSecond(m, 10, raw.id, new Uint8Array(PAGE + 1))), /length "4097" is over the 4096-byte maximum of codec "raw"/],
+  ["truncated stream", async (src, m) => {
+    await src.sendRaw(pagesFrame(m, range(8, 16), 1).subarray(0, 3000));
+    await src.writer.close();
+  }, /Truncated stream: ended after 2984 of \d+ payload bytes/],
+  ["END before FINAL", (src) => src.send(FrameType.END, 0, new Uint8Array(32)), /Unexpected END frame at offset \d+: expected PAGES, ROUND_END, FINAL or ABORT/],
+  ["HELLO twice", (src) => src.send(FrameType.HELLO, 0, encodeHello(helloFor())), /Unexpected HELLO frame/],
+  ["PAGES after FINAL", async (src, m) => {
+    await src.send(FrameType.FINAL, 1, encodeFinal({ round: 1, pagesTotal: 8 }));
+    await src.expect(FrameType.READY);
+    await src.sendRaw(pagesFrame(m, range(8, 16), 2));
+  }, /Unexpected PAGES frame at offset \d+: expected END or ABORT/],
+  ["FINAL with the wrong page total", (src) => src.send(FrameType.FINAL, 1, encodeFinal({ round: 1, pagesTotal: 9 })), /FINAL says the source sent "9" pages, but 8 arrived/],
+  ["FINAL round differs from its header", (src) => src.send(FrameType.FINAL, 2, encodeFinal({ round: 1, pagesTotal: 8 })), /FINAL frame at offset \d+ is inconsistent: its JSON says round "1", its header round 2/],
+  ["end of stream before FINAL", (src) => src.writer.close(), /Connection closed before FINAL: the migration is incomplete after 8 pages/],
+  ["end of stream before END", async (src) => {
+    await src.send(FrameType.FINAL, 1, encodeFinal({ round: 1, pagesTotal: 8 }));
+    await src.expect(FrameType.READY);
+    await src.writer.close();
+  }, /Connection closed before END/],
+  ["a JSON field of the wrong type", (src) => src.send(FrameType.ROUND_END, 1, new TextEncoder().encode('{"round":"1"}')), /Cannot decode ROUND_END: field "round"/],
+];
+
+for (const [name, bad, message] of MALFORMED) {
+  Deno.test(`receiver (memory): ${name} fails the session, leaves the sink untouched and discarded`, () =>
+    malformed("memory", bad, message, { errorReply: !/end of stream|truncated/.test(name) }));
+}
+
+for (const name of ["bad checksum", "pfn out of range", "oversized length (4 GiB)"]) {
+  const [, bad, message] = MALFORMED.find(([n]) => n === name)!;
+  Deno.test(`receiver (tcp): ${name} fails the session, leaves the sink untouched and discarded`, () =>
+    malformed("tcp", bad, message));
+}
+
+Deno.test("receiver (tcp): truncated stream fails the session", () => {
+  const [, , message] = MALFORMED.find(([n]) => n === "truncated stream")!;
+  return malformed("tcp", async (src, m) => {
+    await src.sendRaw(pagesFrame(m, range(8, 16), 1).subarray(0, 3000));
+    src.writer.releaseLock();
+    await (src as unknown as { conn: Deno.TcpConn }).conn?.closeWrite();
+  }, message, { errorReply: false }).catch(async () => {
+    // Deno closes a TCP conn when its writable closes; a half-close needs the conn itself.
+    await malformedTcpTruncated(message);
+  });
+});
+
+/** Truncation over TCP with a true half-close (`closeWrite`), so the source still reads ERROR. */
+async function malformedTcpTruncated(message: RegExp): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const [conn, destination] = await Promise.all([Deno.connect({ hostname: "127.0.0.1", port }), listener.accept()]);
+  const sink = new TestSink(PAGES);
+  const received = receiveMigration(destination, { createSink: () => sink });
+  received.catch(() => {});
+  const src = new Source({ readable: conn.readable, writable: new WritableStream({ write: (c) => conn.write(c).then(() => {}) }) });
+  await src.handshake();
+  await src.sendRaw(pagesFrame(sourceMemory(), range(8, 16), 1).subarray(0, 3000));
+  await conn.closeWrite();
+  const reply = await src.errorMessage();
+  await assert.rejects(() => received, message);
+  assert.match(reply ?? "", message);
+  assert.ok(sink.discarded && sink.writes === 0);
+  listener.close();
+  try {
+    conn.close();
+  } catch {
+    // closed at end of stream
+  }
+}
+
+Deno.test("receiver (memory): an un-negotiated codec is refused even though the receiver knows it", () =>
+  malformed(
+    "memory",
+    (src, m) => src.sendRaw(frameWithSecond(m, 12, zero.id, new Uint8Array(0))),
+    /codec id "1" was not negotiated in HELLO/,
+    { hello: helloFor([raw]) },
+  ));
+
+Deno.test("receiver (memory): a codec error mid-frame fails the session and discards the sink", async () => {
+  const s = await start("memory");
+  await s.source.handshake();
+  await s.source.sendRaw(frameWithSecond(sourceMemory(), 10, raw.id, new Uint8Array(100)));
+  assert.match((await s.source.errorMessage())!, /Cannot decode raw page 10: expected 4096 bytes, got 100/);
+  await assert.rejects(() => s.received, CodecError);
+  assert.ok(s.sinks[0].discarded);
+});
+
+Deno.test("receiver (memory): an ERROR from the source rejects without replying", () =>
+  malformed(
+    "memory",
+    (src) => src.send(FrameType.ERROR, 0, encodeError({ message: "disk on fire" })),
+    /Source failed: disk on fire/,
+    { errorType: MigrationError, errorReply: false },
+  ));
+
+Deno.test("receiver (memory): ABORT resolves aborted and discards the sink", async () => {
+  const s = await start("memory");
+  await s.source.handshake();
+  await s.source.sendRaw(pagesFrame(sourceMemory(), range(0, 8), 1));
+  await s.source.send(FrameType.ABORT, 1, encodeAbort({ reason: "policy gave up" }));
+  const r = await s.received;
+  assert.equal(r.aborted, true);
+  assert.equal(r.verified, false);
+  assert.equal(r.pagesApplied, 8);
+  assert.ok(s.sinks[0].discarded && !s.sinks[0].committed);
+  assert.deepEqual(s.events.at(-1), { type: "abort", reason: "policy gave up" });
+  assert.equal(await s.source.reader.next(), null);
+});
+
+Deno.test("receiver (memory): PAGES before HELLO fails before any sink exists", async () => {
+  const s = await start("memory");
+  await s.source.sendRaw(pagesFrame(sourceMemory(), [1], 1));
+  assert.match((await s.source.errorMessage())!, /Unexpected PAGES frame at offset 0: expected HELLO/);
+  await assert.rejects(() => s.received, /Unexpected PAGES frame at offset 0: expected HELLO/);
+  assert.equal(s.sinks.length, 0);
+});
+
+Deno.test("receiver (memory): an unacceptable HELLO is answered with ERROR and no sink is created", async () => {
+  const cases: [Hello, RegExp, number?][] = [
+    [helloFor(undefined, { protocol: 2 }), /Unsupported protocol version "2": this receiver speaks protocol 1/],
+    [helloFor(undefined, { pageSize: 8192 }), /Unsupported page size "8192"/],
+    [helloFor(undefined, { memoryBytes: 4097 }), /Bad memory size "4097": must be a positive multiple/],
+    [helloFor(undefined, { memoryBytes: 0 }), /Bad memory size "0"/],
+    [helloFor(undefined, { memoryBytes: 128 * PAGE }), /Memory size "524288" is over this receiver's limit: at most 262144 bytes/, 64 * PAGE],
+    [helloFor(undefined, { codecs: [{ id: 9, name: "lz9" }] }), /Unknown codec "lz9" with id 9: this receiver knows "raw" \(0\), "zero" \(1\)/],
+    [helloFor(undefined, { codecs: [{ id: 0, name: "zero" }] }), /Unknown codec "zero" with id 0: .*; its id 0 is "raw"/],
+    [helloFor(undefined, { codecs: [{ id: 0, name: "raw" }, { id: 0, name: "raw" }] }), /listed twice/],
+  ];
+  for (const [hello, message, maxMemoryBytes] of cases) {
+    const s = await start("memory", { maxMemoryBytes });
+    await s.source.send(FrameType.HELLO, 0, encodeHello(hello));
+    assert.match((await s.source.errorMessage())!, message);
+    await assert.rejects(() => s.received, (e: unknown) => e instanceof MigrationError && message.test(e.message));
+    assert.equal(s.sinks.length, 0);
+  }
+});
+
+Deno.test("receiver (memory): a sink whose size differs from HELLO is refused", async () => {
+  const sink = new TestSink(32);
+  const s = await start("memory", { createSink: () => sink });
+  await s.source.send(FrameType.HELLO, 0, encodeHello(helloFor()));
+  assert.match((await s.source.errorMessage())!, /the sink: it has 32 pages of 4096 bytes, HELLO announced 64 pages/);
+  await assert.rejects(() => s.received, MigrationError);
+  assert.ok(sink.discarded);
+});
+
+Deno.test("receiver (memory): decoders' applied hooks see every applied page", async () => {
+  const seen: number[] = [];
+  const spy: Codec = {
+    ...zero,
+    createDecoder: (ctx) => ({ ...zero.createDecoder(ctx), applied: (pfn) => void seen.push(pfn) }),
+  };
+  const s = await start("memory", { codecs: [raw, spy] });
+  await s.source.handshake();
+  await s.source.sendRaw(pagesFrame(sourceMemory(), [0, 1, 4, 5], 1));
+  await s.source.send(FrameType.ABORT, 1, encodeAbort({ reason: "done" }));
+  assert.equal((await s.received).pagesApplied, 4);
+  assert.deepEqual(seen, [0, 1, 4, 5]);
+});

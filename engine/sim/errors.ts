@@ -1,0 +1,34 @@
+/**
+ * The simulated VM's error type.
+ *
+ * @module
+ */
+
+/**
+ * The simulated VM or its memory sink refused an input: an unknown workload,
+ * a bad memory size, a pfn out of range, a page of the wrong length.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await SimVm.create({ memoryBytes: 1000, workload: "idle" });
+ * } catch (e) {
+ *   if (e instanceof SimError) console.log(e.field); // "memoryBytes"
+ * }
+ * ```
+ */
+export class SimError extends Error {
+  /** The option or argument that was refused, when there is one (e.g. `"pfn"`). */
+  readonly field: string | undefined;
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong and why.
+   * @param field The option or argument that was refused.
+   */
+  constructor(message: string, field?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SimError";
+    this.field = field;
+  }
+}

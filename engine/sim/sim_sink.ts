@@ -1,0 +1,202 @@
+/**
+ * Destination memory for the simulated VM: what a receiver writes pages into.
+ *
+ * @module
+ */
+
+import type { MemorySink } from "../driver.ts";
+import { memoryDigest } from "../digest.ts";
+import { SimError } from "./errors.ts";
+
+/** Lifecycle of a {@link SimMemorySink}. */
+export type SinkState = "receiving" | "committed" | "discarded";
+
+/** Options of {@link SimMemorySink}. */
+export interface SimMemorySinkOptions {
+  /** Page size in bytes. */
+  readonly pageSize: number;
+  /** Number of pages. */
+  readonly pageCount: number;
+}
+
+/**
+ * Destination memory in an `ArrayBuffer`: checks every pfn and page length
+ * before writing, hashes the image for the end-of-migration comparison, and
+ * records whether the migration was committed or discarded.
+ *
+ * @example
+ * ```ts
+ * const sink = new SimMemorySink({ pageSize: 4096, pageCount: 16 });
+ * sink.writePage(3, new Uint8Array(4096).fill(7));
+ * const digest = await sink.digest();
+ * await sink.commit();
+ * console.log(sink.state); // "committed"
+ * ```
+ */
+export class SimMemorySink implements MemorySink {
+  /** Page size in bytes. */
+  readonly pageSize: number;
+  /** Number of pages. */
+  readonly pageCount: number;
+  #memory: Uint8Array;
+  #state: SinkState = "receiving";
+  #pagesWritten = 0;
+
+  /**
+   * Allocates zeroed destination memory of `pageSize * pageCount` bytes.
+   *
+   * @param options Page size and count.
+   * @throws {SimError} If the page size or count is not a positive integer.
+   */
+  constructor(options: SimMemorySinkOptions) {
+    const { pageSize, pageCount } = options;
+    if (!Number.isSafeInteger(pageSize) || pageSize <= 0) {
+      throw new SimError(
+        `Invalid page size "${pageSize}": expected a positive integer`,
+        "pageSize",
+      );
+    }
+    if (!Number.isSafeInteger(pageCount) || pageCount <= 0) {
+      throw new SimError(
+        `Invalid page count "${pageCount}": expected a positive integer`,
+        "pageCount",
+      );
+    }
+    this.pageSize = pageSize;
+    this.pageCount = pageCount;
+    try {
+      this.#memory = new Uint8Array(pageSize * pageCount);
+    } catch (e) {
+      throw new SimError(
+        `Cannot allocate destination memory of "${
+          pageSize * pageCount
+        }" bytes: ${String(e)}`,
+        "pageCount",
+        {
+          cause: e,
+        },
+      );
+    }
+  }
+
+  /**
+   * A sink of the same shape as a source driver.
+   *
+   * @example
+   * ```ts
+   * const sink = SimMemorySink.create({ pageSize: vm.pageSize, pageCount: vm.pageCount });
+   * ```
+   */
+  static create(options: SimMemorySinkOptions): SimMemorySink {
+    return new SimMemorySink(options);
+  }
+
+  /** `"receiving"` until {@link commit} or {@link discard}. */
+  get state(): SinkState {
+    return this.#state;
+  }
+
+  /** The destination memory (empty once discarded). */
+  get memory(): Uint8Array {
+    return this.#memory;
+  }
+
+  /** Pages written so far (a page written twice counts twice). */
+  get pagesWritten(): number {
+    return this.#pagesWritten;
+  }
+
+  /**
+   * Copies `page` into memory at `pfn`.
+   *
+   * @example
+   * ```ts
+   * sink.writePage(0, new Uint8Array(4096));
+   * ```
+   *
+   * @throws {SimError} If `pfn` is out of range, `page` has the wrong length,
+   * or the sink is no longer receiving.
+   */
+  writePage(pfn: number, page: Uint8Array): void {
+    if (this.#state !== "receiving") {
+      throw new SimError(
+        `Cannot write page "${pfn}": the sink is ${this.#state}`,
+        "state",
+      );
+    }
+    if (!(pfn >= 0 && pfn < this.pageCount && Number.isInteger(pfn))) {
+      throw new SimError(
+        `Page "${pfn}" out of range: the sink has ${this.pageCount} pages`,
+        "pfn",
+      );
+    }
+    if (page.length !== this.pageSize) {
+      throw new SimError(
+        `Page "${pfn}" has wrong length "${page.length}": expected ${this.pageSize} bytes`,
+        "page",
+      );
+    }
+    this.#memory.set(page, pfn * this.pageSize);
+    this.#pagesWritten++;
+  }
+
+  /**
+   * SHA-256 of the whole destination memory.
+   *
+   * @example
+   * ```ts
+   * hex(await sink.digest());
+   * ```
+   *
+   * @throws {SimError} If the sink was discarded.
+   */
+  digest(): Promise<Uint8Array> {
+    if (this.#state === "discarded") {
+      return Promise.reject(
+        new SimError("Cannot digest memory: the sink is discarded", "state"),
+      );
+    }
+    return memoryDigest(this.#memory);
+  }
+
+  /**
+   * Marks the migration verified; no more writes are accepted.
+   *
+   * @example
+   * ```ts
+   * await sink.commit();
+   * ```
+   *
+   * @throws {SimError} If the sink was discarded.
+   */
+  commit(): Promise<void> {
+    if (this.#state === "discarded") {
+      return Promise.reject(
+        new SimError("Cannot commit: the sink is discarded", "state"),
+      );
+    }
+    this.#state = "committed";
+    return Promise.resolve();
+  }
+
+  /**
+   * Drops the destination memory after a failed migration. Safe to call twice.
+   *
+   * @example
+   * ```ts
+   * await sink.discard();
+   * ```
+   *
+   * @throws {SimError} If the sink was already committed.
+   */
+  discard(): Promise<void> {
+    if (this.#state === "committed") {
+      return Promise.reject(
+        new SimError("Cannot discard: the sink is committed", "state"),
+      );
+    }
+    this.#memory = new Uint8Array(0);
+    this.#state = "discarded";
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,66 @@
+import { deriveSeed, Prng } from "../prng.ts";
+import {
+  fillKernelText,
+  fillRandom,
+  layout,
+  pageOffset,
+  region,
+  writeNonZeroBytes,
+} from "./_layout.ts";
+import {
+  PAGE_SIZE,
+  type Region,
+  type Workload,
+  type WorkloadWriter,
+} from "./workload.ts";
+
+function regions(pageCount: number): Region[] {
+  return layout(pageCount, [["kernel", 0.02], ["heap", 0.75]]);
+}
+
+/**
+ * `random`: random small writes all over a large allocation (75% of memory).
+ *
+ * @example
+ * ```ts
+ * const memory = new Uint8Array(16 << 20);
+ * random.init(memory, 1);
+ * ```
+ */
+export const random: Workload = {
+  name: "random",
+  summary:
+    "Random 8-64 byte writes anywhere in a 75% allocation of random data",
+  models:
+    "The seed report's random-access synthetic load: a process holds a large allocation " +
+    "(75% of memory, initialised with random data, like a hash table or an in-memory index) and " +
+    "updates 8-64 bytes at random places. Writes have no locality, so the working set is the " +
+    "whole allocation and pages are rarely rewritten within a round; each dirty page differs " +
+    "from its previous version in a few bytes only, which is what delta compression (XBZRLE) " +
+    "exploits while zero detection and dedup find nothing.",
+  dirtyRate: 3000,
+  regions,
+  init(memory: Uint8Array, seed: number): void {
+    const rs = regions(memory.length / PAGE_SIZE);
+    fillKernelText(memory, region(rs, "kernel"), seed);
+    fillRandom(
+      memory,
+      region(rs, "heap"),
+      new Prng(deriveSeed(seed, 0x68656170)),
+    ); // "heap"
+  },
+  writer(memory: Uint8Array, seed: number): WorkloadWriter {
+    const heap = region(regions(memory.length / PAGE_SIZE), "heap");
+    const rng = new Prng(deriveSeed(seed, 0x72616e64)); // "rand"
+    return {
+      step(mark): void {
+        if (heap.count === 0) return;
+        const pfn = heap.start + rng.below(heap.count);
+        const len = 8 + rng.below(57);
+        const off = rng.below(PAGE_SIZE - len + 1);
+        writeNonZeroBytes(memory, pageOffset(pfn) + off, len, rng);
+        mark(pfn);
+      },
+    };
+  },
+};

@@ -1,0 +1,8 @@
+/**
+ * Transport helpers: link pacing. (The byte streams themselves are plain
+ * `Deno.Conn`s.)
+ *
+ * @module
+ */
+
+export * from "./pacer.ts";

@@ -1,0 +1,70 @@
+/**
+ * A token bucket that paces a link to a byte rate, so a loopback connection
+ * behaves like, say, a 1 Gbit/s one. Bytes may be borrowed up to one burst
+ * ahead; `take` then waits until the bucket has refilled.
+ *
+ * @example
+ * ```ts
+ * const pacer = new Pacer({ bytesPerSecond: 125_000_000 }); // 1 Gbit/s
+ * await pacer.take(1 << 20); // returns at once (burst)
+ * ```
+ */
+export class Pacer {
+  readonly #rate: number;
+  readonly #burst: number;
+  #tokens: number;
+  #last: number;
+  #waitedMs = 0;
+
+  /**
+   * @param options `bytesPerSecond` is the sustained rate; `burstBytes`
+   *   (default 4 ms of traffic, at least 256 KiB) how far a sender may run ahead.
+   */
+  constructor(options: { bytesPerSecond: number; burstBytes?: number }) {
+    const { bytesPerSecond } = options;
+    if (!(bytesPerSecond > 0) || !Number.isFinite(bytesPerSecond)) {
+      throw new RangeError(
+        `Invalid pacing rate "${bytesPerSecond}": expected a positive number of bytes per second`,
+      );
+    }
+    this.#rate = bytesPerSecond;
+    this.#burst = options.burstBytes ??
+      Math.max(256 << 10, bytesPerSecond * 0.004);
+    this.#tokens = this.#burst;
+    this.#last = performance.now();
+  }
+
+  /** The sustained rate in bytes per second. */
+  get bytesPerSecond(): number {
+    return this.#rate;
+  }
+
+  /** Milliseconds spent waiting for tokens so far. */
+  get waitedMs(): number {
+    return this.#waitedMs;
+  }
+
+  /** Waits until `bytes` may go on the link, then takes them from the bucket. */
+  async take(bytes: number): Promise<void> {
+    this.#refill();
+    this.#tokens -= bytes;
+    if (this.#tokens >= 0) return;
+    // Sleep until the debt is repaid; timers are coarse, so re-check after waking.
+    while (this.#tokens < 0) {
+      const ms = (-this.#tokens / this.#rate) * 1000;
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(ms))));
+      this.#waitedMs += performance.now() - t0;
+      this.#refill();
+    }
+  }
+
+  #refill(): void {
+    const now = performance.now();
+    this.#tokens = Math.min(
+      this.#burst,
+      this.#tokens + ((now - this.#last) / 1000) * this.#rate,
+    );
+    this.#last = now;
+  }
+}

@@ -1,0 +1,62 @@
+/** Test helpers shared by the wire tests (not exported from mod.ts). */
+
+/** Lower-case hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Bytes from hex, whitespace ignored. */
+export function fromHex(text: string): Uint8Array {
+  const clean = text.replace(/\s+/g, "");
+  const out = new Uint8Array(clean.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** Joins byte arrays. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** A deterministic PRNG (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A stream handing `bytes` over in chunks whose sizes come from `size`
+ * (called once per chunk). When `failAfter` is set, pulling past the data
+ * errors the stream instead of ending it (to prove nothing more was read).
+ */
+export function chunkedStream(
+  bytes: Uint8Array,
+  size: () => number,
+  options: { failAfter?: boolean } = {},
+): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= bytes.length) {
+        if (options.failAfter) controller.error(new Error("read past the end of the test data"));
+        else controller.close();
+        return;
+      }
+      const n = Math.max(1, Math.min(size(), bytes.length - at));
+      controller.enqueue(bytes.slice(at, at + n));
+      at += n;
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,274 @@
+/**
+ * The frame: hakobu's one unit on the wire. A 16-byte header (magic, type,
+ * flags, round, payload length, CRC-32) followed by the payload. See
+ * `docs/wire-format.md` for the specification and a golden frame.
+ *
+ * @module
+ */
+
+import zlib from "node:zlib";
+import { WireError } from "../errors.ts";
+
+/** The two magic bytes `"HK"` (0x48 0x4B) read as a little-endian u16. */
+export const MAGIC = 0x4b48;
+
+/** Bytes of a frame header. */
+export const HEADER_BYTES = 16;
+
+/** Largest payload a frame may declare (32 MiB); checked before anything is allocated. */
+export const MAX_PAYLOAD: number = 32 * 1024 * 1024;
+
+/** Largest JSON payload (64 KiB) any JSON message may have. */
+export const MAX_JSON_PAYLOAD: number = 64 * 1024;
+
+/**
+ * Frame types. `as const` object rather than a TypeScript `enum`, so the
+ * values are plain numbers on the wire and in tests.
+ *
+ * @example
+ * ```ts
+ * FrameType.PAGES; // 3
+ * ```
+ */
+export const FrameType = {
+  /** source → receiver, JSON: protocol version, memory size, codecs. */
+  HELLO: 1,
+  /** receiver → source, JSON: the handshake is accepted. */
+  WELCOME: 2,
+  /** source → receiver, binary: a batch of encoded pages. */
+  PAGES: 3,
+  /** source → receiver, JSON: accounting for one finished round. */
+  ROUND_END: 4,
+  /** source → receiver, JSON: the source is paused and sent its last pages. */
+  FINAL: 5,
+  /** receiver → source, JSON: every page is applied; the destination could resume. */
+  READY: 6,
+  /** source → receiver, binary: the 32-byte SHA-256 of source memory. */
+  END: 7,
+  /** receiver → source, JSON: whether the destination digest matched. */
+  RESULT: 8,
+  /** either way, JSON: the sender of this frame failed and stops. */
+  ERROR: 9,
+  /** source → receiver, JSON: the source gives the migration up. */
+  ABORT: 10,
+} as const;
+
+/** One of the values of {@link FrameType}. */
+export type FrameType = typeof FrameType[keyof typeof FrameType];
+
+const TYPE_NAMES: readonly string[] = (() => {
+  const names: string[] = [];
+  for (const [name, value] of Object.entries(FrameType)) names[value] = name;
+  return names;
+})();
+
+/**
+ * Name of a frame type for messages, e.g. `"PAGES"`; `"type 42"` when unknown.
+ *
+ * @example
+ * ```ts
+ * frameTypeName(3); // "PAGES"
+ * ```
+ */
+export function frameTypeName(type: number): string {
+  return TYPE_NAMES[type] ?? `type ${type}`;
+}
+
+/** Whether `type` is a known {@link FrameType}. */
+export function isFrameType(type: number): type is FrameType {
+  return TYPE_NAMES[type] !== undefined;
+}
+
+/** The decoded fields of a frame header. */
+export interface FrameHeader {
+  /** Frame type. */
+  readonly type: FrameType;
+  /** Flags byte; always 0 in protocol 1. */
+  readonly flags: number;
+  /** Pre-copy round the frame belongs to; 0 outside rounds. */
+  readonly round: number;
+  /** Payload bytes that follow the header. */
+  readonly length: number;
+  /** CRC-32 over header bytes 0..11 then the payload. */
+  readonly crc: number;
+}
+
+/** A whole frame: its header and payload. */
+export interface Frame extends FrameHeader {
+  /** The payload (`length` bytes). */
+  readonly payload: Uint8Array;
+}
+
+function checkRound(round: number): void {
+  if (!Number.isInteger(round) || round < 0 || round > 0xffff_ffff) {
+    throw new RangeError(
+      `Cannot encode frame round "${round}": expected an integer in 0..4294967295`,
+    );
+  }
+}
+
+/**
+ * Writes the 16-byte header of a frame carrying `payload` into `out[0..16)`,
+ * CRC included. For zero-copy senders: `out` may be the buffer whose bytes
+ * from 16 on already hold the payload.
+ *
+ * @example
+ * ```ts
+ * const buf = new Uint8Array(HEADER_BYTES + 3);
+ * buf.set([1, 2, 3], HEADER_BYTES);
+ * encodeFrameHeader(FrameType.END, 0, buf.subarray(HEADER_BYTES), buf);
+ * ```
+ *
+ * @param type Frame type.
+ * @param round Round number (u32).
+ * @param payload The payload the header describes.
+ * @param out At least 16 bytes; the header goes at offset 0.
+ * @throws {RangeError} on an unknown type, a round out of u32 range or a payload over {@link MAX_PAYLOAD}.
+ */
+export function encodeFrameHeader(
+  type: FrameType,
+  round: number,
+  payload: Uint8Array,
+  out: Uint8Array,
+): void {
+  if (!isFrameType(type)) throw new RangeError(`Cannot encode frame of unknown type "${type}"`);
+  checkRound(round);
+  if (payload.length > MAX_PAYLOAD) {
+    throw new RangeError(
+      `Cannot encode ${frameTypeName(type)} frame of ${payload.length} bytes: the limit is ${MAX_PAYLOAD}`,
+    );
+  }
+  if (out.length < HEADER_BYTES) {
+    throw new RangeError(`Cannot encode frame header into ${out.length} bytes: need ${HEADER_BYTES}`);
+  }
+  const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
+  view.setUint16(0, MAGIC, true);
+  view.setUint8(2, type);
+  view.setUint8(3, 0);
+  view.setUint32(4, round, true);
+  view.setUint32(8, payload.length, true);
+  view.setUint32(12, frameChecksum(out, payload), true);
+}
+
+/**
+ * Encodes a whole frame (header + payload) into one new buffer.
+ *
+ * @example
+ * ```ts
+ * const f = encodeFrame(FrameType.WELCOME, 0, new TextEncoder().encode("{}"));
+ * f.length; // 18
+ * ```
+ */
+export function encodeFrame(type: FrameType, round: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER_BYTES + payload.length);
+  out.set(payload, HEADER_BYTES);
+  encodeFrameHeader(type, round, payload, out);
+  return out;
+}
+
+/**
+ * Decodes and checks a frame header: magic, flags, type and the payload
+ * length bound. Does not check the CRC (the payload is not read yet): see
+ * {@link verifyFrameChecksum}.
+ *
+ * @example
+ * ```ts
+ * const h = decodeFrameHeader(encodeFrame(FrameType.READY, 0, new Uint8Array(2)));
+ * h.length; // 2
+ * ```
+ *
+ * @param bytes At least 16 bytes, the header at offset 0.
+ * @param streamOffset Offset of the header in its stream, reported in errors.
+ * @throws {WireError} when a check fails; `offset` is the stream offset of the bad field.
+ */
+export function decodeFrameHeader(bytes: Uint8Array, streamOffset = 0): FrameHeader {
+  if (bytes.length < HEADER_BYTES) {
+    throw new WireError(
+      `Truncated frame header: got ${bytes.length} of ${HEADER_BYTES} bytes`,
+      streamOffset + bytes.length,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  const magic = view.getUint16(0, true);
+  if (magic !== MAGIC) {
+    throw new WireError(
+      `Bad frame magic "0x${hex16(magic)}" at offset ${streamOffset}: expected "HK" (0x4b48)`,
+      streamOffset,
+    );
+  }
+  const type = view.getUint8(2);
+  if (!isFrameType(type)) {
+    throw new WireError(
+      `Unknown frame type "${type}" at offset ${streamOffset + 2}: known types are 1..10`,
+      streamOffset + 2,
+    );
+  }
+  const flags = view.getUint8(3);
+  if (flags !== 0) {
+    throw new WireError(
+      `Bad frame flags "${flags}" at offset ${streamOffset + 3}: protocol 1 requires 0`,
+      streamOffset + 3,
+    );
+  }
+  const length = view.getUint32(8, true);
+  if (length > MAX_PAYLOAD) {
+    throw new WireError(
+      `Frame payload length "${length}" at offset ${streamOffset + 8} is over the limit: at most ${MAX_PAYLOAD} bytes`,
+      streamOffset + 8,
+    );
+  }
+  return { type, flags, round: view.getUint32(4, true), length, crc: view.getUint32(12, true) };
+}
+
+/**
+ * CRC-32 (zlib's) over header bytes 0..11 then the payload.
+ *
+ * @example
+ * ```ts
+ * const f = encodeFrame(FrameType.END, 0, new Uint8Array(32));
+ * frameChecksum(f, f.subarray(HEADER_BYTES)) === new DataView(f.buffer).getUint32(12, true); // true
+ * ```
+ */
+export function frameChecksum(header: Uint8Array, payload: Uint8Array): number {
+  const crc = zlib.crc32(header.subarray(0, 12), 0);
+  return payload.length === 0 ? crc : zlib.crc32(payload, crc);
+}
+
+/**
+ * Checks a frame's CRC-32 against the one stored in header bytes 12..15.
+ *
+ * @example
+ * ```ts
+ * const f = encodeFrame(FrameType.END, 0, new Uint8Array(32));
+ * verifyFrameChecksum(f, f.subarray(HEADER_BYTES)); // no throw
+ * ```
+ *
+ * @param header The 16 header bytes as received.
+ * @param payload The payload as received.
+ * @param streamOffset Offset of the header in its stream, reported in errors.
+ * @throws {WireError} when the checksum does not match.
+ */
+export function verifyFrameChecksum(
+  header: Uint8Array,
+  payload: Uint8Array,
+  streamOffset = 0,
+): void {
+  const view = new DataView(header.buffer, header.byteOffset, HEADER_BYTES);
+  const expected = view.getUint32(12, true);
+  const actual = frameChecksum(header, payload);
+  if (actual !== expected) {
+    throw new WireError(
+      `Bad checksum in ${frameTypeName(view.getUint8(2))} frame at offset ${streamOffset}: ` +
+        `header says "0x${hex32(expected)}", bytes give 0x${hex32(actual)}`,
+      streamOffset + 12,
+    );
+  }
+}
+
+function hex16(n: number): string {
+  return n.toString(16).padStart(4, "0");
+}
+
+function hex32(n: number): string {
+  return (n >>> 0).toString(16).padStart(8, "0");
+}

@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { WireError } from "../errors.ts";
+import { encodeFrame, type Frame, FrameType, HEADER_BYTES, MAX_PAYLOAD } from "./frame.ts";
+import { FrameReader } from "./frame_reader.ts";
+import { FrameWriter } from "./frame_writer.ts";
+import { memoryDuplex } from "./duplex.ts";
+import { chunkedStream, concat, prng } from "./_test_util.ts";
+
+const TYPES = Object.values(FrameType);
+
+/** Frames of assorted types, rounds and sizes (empty, small, over 64 KiB). */
+function sampleFrames(seed: number): { type: FrameType; round: number; payload: Uint8Array }[] {
+  const rand = prng(seed);
+  const sizes = [0, 1, 15, 16, 17, 4096, 70_000, 3, 0, 200_000];
+  return sizes.map((n, i) => ({
+    type: TYPES[i % TYPES.length],
+    round: Math.floor(rand() * 2 ** 32),
+    payload: new Uint8Array(n).map(() => Math.floor(rand() * 256)),
+  }));
+}
+
+async function readAll(reader: FrameReader): Promise<Frame[]> {
+  const out: Frame[] = [];
+  for (let f = await reader.next(); f; f = await reader.next()) {
+    out.push({ ...f, payload: f.payload.slice() });
+  }
+  return out;
+}
+
+async function expectFrames(stream: ReadableStream<Uint8Array>, seed: number): Promise<void> {
+  const frames = sampleFrames(seed);
+  const reader = new FrameReader(stream);
+  const got = await readAll(reader);
+  assert.equal(got.length, frames.length);
+  for (let i = 0; i < frames.length; i++) {
+    assert.equal(got[i].type, frames[i].type);
+    assert.equal(got[i].round, frames[i].round);
+    assert.deepEqual(got[i].payload, frames[i].payload);
+  }
+  assert.equal(reader.bytesRead, frames.reduce((n, f) => n + HEADER_BYTES + f.payload.length, 0));
+}
+
+function sampleBytes(seed: number): Uint8Array {
+  return concat(sampleFrames(seed).map((f) => encodeFrame(f.type, f.round, f.payload)));
+}
+
+Deno.test("FrameReader: reads frames from 1-byte chunks", async () => {
+  await expectFrames(chunkedStream(sampleBytes(1), () => 1), 1);
+});
+
+Deno.test("FrameReader: reads frames from random chunk sizes", async () => {
+  for (const seed of [2, 3, 4, 5]) {
+    const rand = prng(seed * 77);
+    const max = [7, 100, 5000, 100_000][seed - 2];
+    await expectFrames(chunkedStream(sampleBytes(seed), () => 1 + Math.floor(rand() * max)), seed);
+  }
+});
+
+Deno.test("FrameReader: reads frames from one big chunk", async () => {
+  const bytes = sampleBytes(6);
+  await expectFrames(chunkedStream(bytes, () => bytes.length), 6);
+});
+
+Deno.test("FrameReader: an empty stream is a clean end", async () => {
+  assert.equal(await new FrameReader(chunkedStream(new Uint8Array(0), () => 1)).next(), null);
+});
+
+Deno.test("FrameReader: end of stream mid-header or mid-payload is Truncated", async () => {
+  const one = encodeFrame(FrameType.END, 1, new Uint8Array(32).fill(9));
+  const two = concat([one, one]);
+  for (const cut of [1, 15, 16, 17, 47]) {
+    const reader = new FrameReader(chunkedStream(two.subarray(0, one.length + cut), () => 5));
+    assert.ok(await reader.next());
+    await assert.rejects(() => reader.next(), (e: unknown) => {
+      assert.ok(e instanceof WireError);
+      assert.match(e.message, /^Truncated stream: ended after \d+ of \d+ (header|payload) bytes of the frame at offset 48/);
+      assert.equal(e.offset, one.length + cut);
+      return true;
+    });
+  }
+});
+
+Deno.test("FrameReader: a 4 GiB length is refused from the header alone, before any payload is read", async () => {
+  const h = encodeFrame(FrameType.PAGES, 0, new Uint8Array(0));
+  new DataView(h.buffer).setUint32(8, 0xffff_ffff, true);
+  // The stream errors if pulled past the header: the reader must not try.
+  const reader = new FrameReader(chunkedStream(h, () => 16, { failAfter: true }));
+  await assert.rejects(() => reader.next(), /payload length "4294967295" at offset 8 is over the limit/);
+  new DataView(h.buffer).setUint32(8, MAX_PAYLOAD + 1, true);
+  const reader2 = new FrameReader(chunkedStream(h, () => 3, { failAfter: true }));
+  await assert.rejects(() => reader2.next(), WireError);
+});
+
+Deno.test("FrameReader: bad magic, unknown type, flags and checksum in a later frame report its stream offset", async () => {
+  const good = encodeFrame(FrameType.READY, 0, new Uint8Array(10));
+  const edits: [number, number, RegExp][] = [
+    [0, 0x00, /Bad frame magic/],
+    [2, 99, /Unknown frame type "99" at offset 28/],
+    [3, 4, /Bad frame flags "4" at offset 29/],
+    [HEADER_BYTES + 3, 0xee, /Bad checksum in READY frame at offset 26/],
+  ];
+  for (const [at, value, message] of edits) {
+    const bad = good.slice();
+    bad[at] = value;
+    const reader = new FrameReader(chunkedStream(concat([good, bad]), () => 4));
+    assert.ok(await reader.next());
+    await assert.rejects(() => reader.next(), message);
+  }
+});
+
+Deno.test("FrameWriter: writes to a stream and to a conn that takes a few bytes per write", async () => {
+  const frames = sampleFrames(8);
+  const expected = concat(frames.map((f) => encodeFrame(f.type, f.round, f.payload)));
+
+  const [a, b] = memoryDuplex();
+  const w = new FrameWriter(a.writable);
+  const reading = new FrameReader(b.readable);
+  const done = (async () => {
+    for (const f of frames) await w.write(f.type, f.round, f.payload);
+    await w.close();
+  })();
+  const got = await readAll(reading);
+  await done;
+  assert.deepEqual(got.map((f) => f.payload), frames.map((f) => f.payload));
+  assert.equal(w.bytesWritten, expected.length);
+
+  const sink: number[] = [];
+  const conn = {
+    write(p: Uint8Array): Promise<number> {
+      const n = Math.min(p.length, 7);
+      sink.push(...p.subarray(0, n));
+      return Promise.resolve(n);
+    },
+  };
+  const w2 = new FrameWriter(conn);
+  for (const f of frames) await w2.write(f.type, f.round, f.payload);
+  await w2.writeRaw(encodeFrame(FrameType.ABORT, 0, new Uint8Array(2)));
+  assert.deepEqual(
+    new Uint8Array(sink),
+    concat([expected, encodeFrame(FrameType.ABORT, 0, new Uint8Array(2))]),
+  );
+  assert.equal(w2.bytesWritten, sink.length);
+});
+
+Deno.test("FrameReader/FrameWriter: loopback TCP carries 1 MiB frames intact", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const payload = new Uint8Array(1 << 20).map((_, i) => (i * 13) & 255);
+  const n = 16;
+  const sending = (async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const w = new FrameWriter(conn.writable);
+    for (let i = 0; i < n; i++) {
+      payload[0] = i;
+      await w.write(FrameType.PAGES, i, payload);
+    }
+    await w.close();
+  })();
+  const conn = await listener.accept();
+  const reader = new FrameReader(conn.readable);
+  let count = 0;
+  for (let f = await reader.next(); f; f = await reader.next()) {
+    assert.equal(f.round, count);
+    assert.equal(f.payload[0], count);
+    assert.equal(f.payload[12345], (12345 * 13) & 255);
+    count++;
+  }
+  await sending;
+  listener.close();
+  assert.equal(count, n);
+});

@@ -1,0 +1,94 @@
+import { encodeFrame, encodeFrameHeader, type FrameType, HEADER_BYTES } from "./frame.ts";
+
+/**
+ * Something {@link FrameWriter} can write to: a `WritableStream<Uint8Array>`
+ * (`Deno.Conn.writable`, one end of {@link memoryDuplex}) or a
+ * `Deno.Conn`-like object whose `write` may write only part of its input.
+ */
+export type FrameSink =
+  | WritableStream<Uint8Array>
+  | { write(p: Uint8Array): Promise<number>; closeWrite?(): Promise<void> };
+
+/** Payloads up to this size are copied behind their header and sent in one write; larger ones go as two writes, without a copy. */
+const COALESCE_BYTES = 256 * 1024;
+
+/**
+ * Writes frames to a stream and counts the bytes. Writes are sequential:
+ * await each one before the next.
+ *
+ * When a write's promise resolves the stream holds the bytes (for
+ * `Deno.Conn` they are in the kernel), so the caller may then reuse the
+ * payload buffer. The in-memory {@link memoryDuplex} copies for the same
+ * reason; a bare `TransformStream` would not.
+ *
+ * @example
+ * ```ts
+ * const writer = new FrameWriter(conn.writable);
+ * await writer.write(FrameType.HELLO, 0, encodeHello(hello));
+ * writer.bytesWritten; // 16 + payload bytes
+ * ```
+ */
+export class FrameWriter {
+  #stream: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #conn: { write(p: Uint8Array): Promise<number>; closeWrite?(): Promise<void> } | undefined;
+  #header = new Uint8Array(HEADER_BYTES);
+  #bytes = 0;
+
+  /** @param sink Where frames go; a stream's lock is taken until {@link close} or {@link releaseLock}. */
+  constructor(sink: FrameSink) {
+    if ("getWriter" in sink) this.#stream = sink.getWriter();
+    else this.#conn = sink;
+  }
+
+  /** Bytes written so far, headers included. */
+  get bytesWritten(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Frames `payload` and writes it.
+   *
+   * @param type Frame type.
+   * @param round Round number (u32), 0 outside rounds.
+   * @param payload Payload bytes (at most {@link MAX_PAYLOAD}).
+   */
+  async write(type: FrameType, round: number, payload: Uint8Array): Promise<void> {
+    if (payload.length <= COALESCE_BYTES) {
+      await this.#write(encodeFrame(type, round, payload));
+      return;
+    }
+    encodeFrameHeader(type, round, payload, this.#header);
+    await this.#write(this.#header);
+    await this.#write(payload);
+  }
+
+  /**
+   * Writes bytes that already form one or more whole frames, e.g.
+   * {@link PagesFrameBuilder.frame}'s result.
+   */
+  async writeRaw(frameBytes: Uint8Array): Promise<void> {
+    await this.#write(frameBytes);
+  }
+
+  /** Closes the stream (for a `Deno.Conn` stream this closes the connection) or half-closes a conn-like sink. */
+  async close(): Promise<void> {
+    if (this.#stream) await this.#stream.close();
+    else await this.#conn?.closeWrite?.();
+  }
+
+  /** Releases a stream's lock without closing it; no-op for a conn-like sink. */
+  releaseLock(): void {
+    this.#stream?.releaseLock();
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    if (this.#stream) {
+      // A stream may keep the chunk; hand over the header's own copy.
+      await this.#stream.write(bytes === this.#header ? bytes.slice() : bytes);
+    } else {
+      const conn = this.#conn!;
+      for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+    }
+    this.#bytes += bytes.length;
+  }
+}

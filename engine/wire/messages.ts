@@ -1,0 +1,492 @@
+/**
+ * The typed messages of the wire protocol: for each frame type, its payload
+ * shape, one encoder and one decoder beside each other. Decoders check sizes,
+ * field types and bounds before anything else and throw {@link WireError}
+ * naming the message and the field. Unknown extra JSON fields are ignored, so
+ * a later protocol can add fields.
+ *
+ * Encoders return the payload only; frame it with {@link FrameWriter.write}
+ * or {@link encodeFrame}.
+ *
+ * @module
+ */
+
+import { WireError } from "../errors.ts";
+import { MAX_JSON_PAYLOAD } from "./frame.ts";
+
+/** Protocol version this implementation speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** Bytes of the END frame's payload (a SHA-256 digest). */
+export const DIGEST_BYTES = 32;
+
+/** Longest `vm`, `policy`, `message` or `reason` string, in UTF-16 code units. */
+export const MAX_TEXT = 4096;
+
+/** Most codecs a HELLO may list. */
+export const MAX_CODECS = 256;
+
+const U32_MAX = 0xffff_ffff;
+
+/** A codec as named in the handshake. */
+export interface CodecRef {
+  /** Wire id (0..255). */
+  readonly id: number;
+  /** Registry name, e.g. `"zero"`. */
+  readonly name: string;
+}
+
+/** HELLO (source → receiver): what is about to be migrated and how. */
+export interface Hello {
+  /** Protocol version; the receiver accepts 1. */
+  readonly protocol: number;
+  /** Bytes of guest memory; a positive multiple of `pageSize`. */
+  readonly memoryBytes: number;
+  /** Page size in bytes; the receiver accepts 4096. */
+  readonly pageSize: number;
+  /** Every codec the source may use in PAGES entries. */
+  readonly codecs: readonly CodecRef[];
+  /** Description of the VM, for the receiver's logs. */
+  readonly vm: string;
+  /** Name of the policy, for the receiver's logs. */
+  readonly policy: string;
+}
+
+/** WELCOME (receiver → source): the handshake is accepted. */
+export interface Welcome {
+  /** Protocol version the receiver speaks. */
+  readonly protocol: number;
+  /** Always true (a refusal is an ERROR frame). */
+  readonly accepted: boolean;
+}
+
+/** ROUND_END (source → receiver): the source's accounting for one round. */
+export interface RoundEnd {
+  /** The round that ended; equals the frame header's round. */
+  readonly round: number;
+  /** Page entries the source sent in the round. */
+  readonly pages: number;
+  /** Bytes of those pages before encoding. */
+  readonly rawBytes: number;
+  /** Frame bytes the round put on the wire. */
+  readonly wireBytes: number;
+}
+
+/** FINAL (source → receiver): the source is paused and sent its last pages. */
+export interface Final {
+  /** The last round; equals the frame header's round. */
+  readonly round: number;
+  /** Page entries the source sent in all PAGES frames of the session. */
+  readonly pagesTotal: number;
+}
+
+/** READY (receiver → source): every page is applied; downtime ends here. */
+export interface Ready {
+  /** Page entries the receiver applied. */
+  readonly pagesApplied: number;
+}
+
+/** RESULT (receiver → source): the verdict of the digest comparison. */
+export interface Result {
+  /** Whether the destination's SHA-256 equals the source's. */
+  readonly verified: boolean;
+  /** The destination's SHA-256, lower-case hex (64 digits). */
+  readonly digest: string;
+  /** Page entries the receiver applied. */
+  readonly pagesApplied: number;
+}
+
+/** ERROR (either way): the sender of the frame failed and stops. */
+export interface ErrorMessage {
+  /** What went wrong. */
+  readonly message: string;
+}
+
+/** ABORT (source → receiver): the source gives the migration up. */
+export interface Abort {
+  /** Why. */
+  readonly reason: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function encodeJson(what: string, value: unknown): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(value));
+  if (bytes.length > MAX_JSON_PAYLOAD) {
+    throw new RangeError(
+      `Cannot encode ${what}: ${bytes.length} bytes of JSON, the limit is ${MAX_JSON_PAYLOAD}`,
+    );
+  }
+  return bytes;
+}
+
+function decodeJson(what: string, payload: Uint8Array): Record<string, unknown> {
+  if (payload.length > MAX_JSON_PAYLOAD) {
+    throw new WireError(
+      `Cannot decode ${what}: payload of ${payload.length} bytes is over the ${MAX_JSON_PAYLOAD}-byte JSON limit`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch (e) {
+    throw new WireError(
+      `Cannot decode ${what}: payload is not UTF-8 JSON: ${(e as Error).message}`,
+      undefined,
+      { cause: e },
+    );
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new WireError(`Cannot decode ${what}: payload must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function uint(what: string, obj: Record<string, unknown>, field: string, max: number): number {
+  const v = obj[field];
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
+    throw new WireError(
+      `Cannot decode ${what}: field "${field}" must be an integer in 0..${max}, got ${show(v)}`,
+    );
+  }
+  return v;
+}
+
+function text(what: string, obj: Record<string, unknown>, field: string): string {
+  const v = obj[field];
+  if (typeof v !== "string" || v.length > MAX_TEXT) {
+    throw new WireError(
+      `Cannot decode ${what}: field "${field}" must be a string of at most ${MAX_TEXT} characters, got ${
+        show(v)
+      }`,
+    );
+  }
+  return v;
+}
+
+function bool(what: string, obj: Record<string, unknown>, field: string): boolean {
+  const v = obj[field];
+  if (typeof v !== "boolean") {
+    throw new WireError(`Cannot decode ${what}: field "${field}" must be a boolean, got ${show(v)}`);
+  }
+  return v;
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return "nothing";
+  const s = JSON.stringify(v) ?? String(v);
+  return `"${s.length > 40 ? s.slice(0, 40) + "..." : s}"`;
+}
+
+/**
+ * Encodes a HELLO payload.
+ *
+ * @example
+ * ```ts
+ * encodeHello({ protocol: 1, memoryBytes: 4096, pageSize: 4096,
+ *   codecs: [{ id: 0, name: "raw" }], vm: "sim", policy: "plain" });
+ * ```
+ */
+export function encodeHello(hello: Hello): Uint8Array {
+  return encodeJson("HELLO", {
+    protocol: hello.protocol,
+    memoryBytes: hello.memoryBytes,
+    pageSize: hello.pageSize,
+    codecs: hello.codecs.map((c) => ({ id: c.id, name: c.name })),
+    vm: hello.vm,
+    policy: hello.policy,
+  });
+}
+
+/**
+ * Decodes a HELLO payload, checking field types and bounds. Whether the
+ * values are acceptable (version, page size, memory limit, known codecs) is
+ * the receiver's decision.
+ *
+ * @example
+ * ```ts
+ * decodeHello(encodeHello(hello)).pageSize; // 4096
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeHello(payload: Uint8Array): Hello {
+  const o = decodeJson("HELLO", payload);
+  const protocol = uint("HELLO", o, "protocol", U32_MAX);
+  const memoryBytes = uint("HELLO", o, "memoryBytes", Number.MAX_SAFE_INTEGER);
+  const pageSize = uint("HELLO", o, "pageSize", U32_MAX);
+  const list = o.codecs;
+  if (!Array.isArray(list) || list.length > MAX_CODECS) {
+    throw new WireError(
+      `Cannot decode HELLO: field "codecs" must be an array of at most ${MAX_CODECS} codecs, got ${
+        show(list)
+      }`,
+    );
+  }
+  const codecs: CodecRef[] = list.map((c: unknown, i: number) => {
+    const where = `HELLO codecs[${i}]`;
+    if (typeof c !== "object" || c === null || Array.isArray(c)) {
+      throw new WireError(`Cannot decode ${where}: must be an object {id, name}, got ${show(c)}`);
+    }
+    const r = c as Record<string, unknown>;
+    return { id: uint(where, r, "id", 255), name: text(where, r, "name") };
+  });
+  return {
+    protocol,
+    memoryBytes,
+    pageSize,
+    codecs,
+    vm: text("HELLO", o, "vm"),
+    policy: text("HELLO", o, "policy"),
+  };
+}
+
+/**
+ * Encodes a WELCOME payload.
+ *
+ * @example
+ * ```ts
+ * encodeWelcome({ protocol: 1, accepted: true });
+ * ```
+ */
+export function encodeWelcome(welcome: Welcome): Uint8Array {
+  return encodeJson("WELCOME", { protocol: welcome.protocol, accepted: welcome.accepted });
+}
+
+/**
+ * Decodes a WELCOME payload.
+ *
+ * @example
+ * ```ts
+ * decodeWelcome(encodeWelcome({ protocol: 1, accepted: true })).accepted; // true
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeWelcome(payload: Uint8Array): Welcome {
+  const o = decodeJson("WELCOME", payload);
+  return {
+    protocol: uint("WELCOME", o, "protocol", U32_MAX),
+    accepted: bool("WELCOME", o, "accepted"),
+  };
+}
+
+/**
+ * Encodes a ROUND_END payload.
+ *
+ * @example
+ * ```ts
+ * encodeRoundEnd({ round: 1, pages: 10, rawBytes: 40960, wireBytes: 4200 });
+ * ```
+ */
+export function encodeRoundEnd(end: RoundEnd): Uint8Array {
+  return encodeJson("ROUND_END", {
+    round: end.round,
+    pages: end.pages,
+    rawBytes: end.rawBytes,
+    wireBytes: end.wireBytes,
+  });
+}
+
+/**
+ * Decodes a ROUND_END payload.
+ *
+ * @example
+ * ```ts
+ * decodeRoundEnd(encodeRoundEnd(end)).pages; // 10
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeRoundEnd(payload: Uint8Array): RoundEnd {
+  const o = decodeJson("ROUND_END", payload);
+  return {
+    round: uint("ROUND_END", o, "round", U32_MAX),
+    pages: uint("ROUND_END", o, "pages", Number.MAX_SAFE_INTEGER),
+    rawBytes: uint("ROUND_END", o, "rawBytes", Number.MAX_SAFE_INTEGER),
+    wireBytes: uint("ROUND_END", o, "wireBytes", Number.MAX_SAFE_INTEGER),
+  };
+}
+
+/**
+ * Encodes a FINAL payload.
+ *
+ * @example
+ * ```ts
+ * encodeFinal({ round: 5, pagesTotal: 1200 });
+ * ```
+ */
+export function encodeFinal(final: Final): Uint8Array {
+  return encodeJson("FINAL", { round: final.round, pagesTotal: final.pagesTotal });
+}
+
+/**
+ * Decodes a FINAL payload.
+ *
+ * @example
+ * ```ts
+ * decodeFinal(encodeFinal({ round: 5, pagesTotal: 1200 })).pagesTotal; // 1200
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeFinal(payload: Uint8Array): Final {
+  const o = decodeJson("FINAL", payload);
+  return {
+    round: uint("FINAL", o, "round", U32_MAX),
+    pagesTotal: uint("FINAL", o, "pagesTotal", Number.MAX_SAFE_INTEGER),
+  };
+}
+
+/**
+ * Encodes a READY payload.
+ *
+ * @example
+ * ```ts
+ * encodeReady({ pagesApplied: 1200 });
+ * ```
+ */
+export function encodeReady(ready: Ready): Uint8Array {
+  return encodeJson("READY", { pagesApplied: ready.pagesApplied });
+}
+
+/**
+ * Decodes a READY payload.
+ *
+ * @example
+ * ```ts
+ * decodeReady(encodeReady({ pagesApplied: 3 })).pagesApplied; // 3
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeReady(payload: Uint8Array): Ready {
+  const o = decodeJson("READY", payload);
+  return { pagesApplied: uint("READY", o, "pagesApplied", Number.MAX_SAFE_INTEGER) };
+}
+
+/**
+ * Encodes an END payload: the 32-byte SHA-256 of source memory, as is.
+ *
+ * @example
+ * ```ts
+ * encodeEnd(await driver.digest());
+ * ```
+ * @throws {RangeError} when `digest` is not 32 bytes.
+ */
+export function encodeEnd(digest: Uint8Array): Uint8Array {
+  if (digest.length !== DIGEST_BYTES) {
+    throw new RangeError(
+      `Cannot encode END: digest must be ${DIGEST_BYTES} bytes, got ${digest.length}`,
+    );
+  }
+  return digest.slice();
+}
+
+/**
+ * Decodes an END payload into a copy of the digest (the payload may alias a
+ * reused buffer).
+ *
+ * @example
+ * ```ts
+ * decodeEnd(new Uint8Array(32)).length; // 32
+ * ```
+ * @throws {WireError} unless the payload is exactly 32 bytes.
+ */
+export function decodeEnd(payload: Uint8Array): Uint8Array {
+  if (payload.length !== DIGEST_BYTES) {
+    throw new WireError(
+      `Cannot decode END: digest must be exactly ${DIGEST_BYTES} bytes, got ${payload.length}`,
+    );
+  }
+  return payload.slice();
+}
+
+/**
+ * Encodes a RESULT payload.
+ *
+ * @example
+ * ```ts
+ * encodeResult({ verified: true, digest: "ab".repeat(32), pagesApplied: 64 });
+ * ```
+ */
+export function encodeResult(result: Result): Uint8Array {
+  return encodeJson("RESULT", {
+    verified: result.verified,
+    digest: result.digest,
+    pagesApplied: result.pagesApplied,
+  });
+}
+
+/**
+ * Decodes a RESULT payload.
+ *
+ * @example
+ * ```ts
+ * decodeResult(encodeResult(result)).verified; // true
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeResult(payload: Uint8Array): Result {
+  const o = decodeJson("RESULT", payload);
+  const verified = bool("RESULT", o, "verified");
+  const digest = o.digest;
+  if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest)) {
+    throw new WireError(
+      `Cannot decode RESULT: field "digest" must be 64 lower-case hex digits, got ${show(digest)}`,
+    );
+  }
+  return {
+    verified,
+    digest,
+    pagesApplied: uint("RESULT", o, "pagesApplied", Number.MAX_SAFE_INTEGER),
+  };
+}
+
+/**
+ * Encodes an ERROR payload; a message longer than {@link MAX_TEXT} is cut.
+ *
+ * @example
+ * ```ts
+ * encodeError({ message: "Cannot write page 3: disk full" });
+ * ```
+ */
+export function encodeError(error: ErrorMessage): Uint8Array {
+  return encodeJson("ERROR", { message: error.message.slice(0, MAX_TEXT) });
+}
+
+/**
+ * Decodes an ERROR payload.
+ *
+ * @example
+ * ```ts
+ * decodeError(encodeError({ message: "boom" })).message; // "boom"
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeError(payload: Uint8Array): ErrorMessage {
+  const o = decodeJson("ERROR", payload);
+  return { message: text("ERROR", o, "message") };
+}
+
+/**
+ * Encodes an ABORT payload; a reason longer than {@link MAX_TEXT} is cut.
+ *
+ * @example
+ * ```ts
+ * encodeAbort({ reason: "policy gave up after 30 rounds" });
+ * ```
+ */
+export function encodeAbort(abort: Abort): Uint8Array {
+  return encodeJson("ABORT", { reason: abort.reason.slice(0, MAX_TEXT) });
+}
+
+/**
+ * Decodes an ABORT payload.
+ *
+ * @example
+ * ```ts
+ * decodeAbort(encodeAbort({ reason: "operator" })).reason; // "operator"
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeAbort(payload: Uint8Array): Abort {
+  const o = decodeJson("ABORT", payload);
+  return { reason: text("ABORT", o, "reason") };
+}

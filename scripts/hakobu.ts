@@ -1,0 +1,181 @@
+/**
+ * `hakobu`: the command line.
+ *
+ *   hakobu receive  --listen 127.0.0.1:7700 [--once]
+ *   hakobu migrate  --from sim:memcached --mem 1GiB --to 127.0.0.1:7700 --policy FILE [--report out.json]
+ *   hakobu plan     --policy FILE
+ *   hakobu workloads
+ *
+ * Run it with `deno task hakobu <command> --help` for each command's options.
+ *
+ * @module
+ */
+
+import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
+import { explain, loadPolicy, parseBandwidth, parseSize } from "../dsl/mod.ts";
+import type { Plan } from "../engine/plan.ts";
+import { workloadByName, workloadNames } from "../engine/sim/mod.ts";
+import { migrateCommand } from "./_cli/migrate.ts";
+import { receiveCommand } from "./_cli/receive.ts";
+
+/** The policy used when `--policy` is not given. */
+export const DEFAULT_POLICY: string =
+  new URL("../examples/policies/default.ts", import.meta.url).pathname;
+
+function size(value: string): number {
+  try {
+    return parseSize(value);
+  } catch (e) {
+    throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
+  }
+}
+
+function integer(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new InvalidArgumentError(
+        `Invalid ${what} "${value}": expected a whole number ≥ 0`,
+      );
+    }
+    return n;
+  };
+}
+
+async function planFrom(
+  path: string | undefined,
+  bandwidth: string | undefined,
+): Promise<Plan> {
+  const plan = await loadPolicy(path ?? DEFAULT_POLICY);
+  if (bandwidth === undefined) return plan;
+  return { ...plan, bandwidth: parseBandwidth(bandwidth) };
+}
+
+/** Builds the command tree; `main` parses argv with it. Exported for tests. */
+export function buildCli(setExit: (code: number) => void): Command {
+  const program = new Command("hakobu")
+    .description("Scriptable live migration of big-memory VMs")
+    .showHelpAfterError()
+    .configureHelp({ showGlobalOptions: true });
+
+  program.command("receive")
+    .description(
+      "listen for migrations and receive each VM's memory (simulated destination)",
+    )
+    .requiredOption(
+      "--listen <host:port>",
+      "address to listen on (port 0 picks one)",
+    )
+    .option(
+      "--once",
+      "exit after one migration (exit code 0 only if it verified)",
+    )
+    .option(
+      "--max-mem <size>",
+      "largest VM memory to accept",
+      size,
+      64 * 2 ** 30,
+    )
+    .option("--json", "print each result as one JSON line")
+    .action(async (o) => {
+      setExit(
+        await receiveCommand({
+          listen: o.listen,
+          once: o.once,
+          maxMemoryBytes: o.maxMem,
+          json: o.json,
+        }),
+      );
+    });
+
+  program.command("migrate")
+    .description("migrate a VM live to a receiver with a policy")
+    .requiredOption(
+      "--from <source>",
+      "the VM to migrate: sim:WORKLOAD (see 'hakobu workloads')",
+    )
+    .requiredOption("--to <host:port>", "the receiver's address")
+    .option("--mem <size>", "memory of a sim VM, e.g. 1GiB", size, 2 ** 30)
+    .option("--seed <n>", "seed of the sim workload", integer("seed"), 1)
+    .option(
+      "--dirty-rate <pages/s>",
+      "override the sim workload's dirty rate",
+      integer("dirty rate"),
+    )
+    .option(
+      "--policy <file>",
+      "policy file (default: examples/policies/default.ts)",
+    )
+    .option(
+      "--bandwidth <rate>",
+      "override the policy's link pacing, e.g. 1Gbit or unlimited",
+    )
+    .option("--report <file>", "write the JSON report to this file")
+    .option("--json", "print the report as JSON instead of tables")
+    .option("--quiet", "no progress output")
+    .action(async (o) => {
+      const plan = await planFrom(o.policy, o.bandwidth);
+      const { code } = await migrateCommand({
+        from: o.from,
+        to: o.to,
+        memoryBytes: o.mem,
+        seed: o.seed,
+        dirtyRate: o.dirtyRate,
+        plan,
+        report: o.report,
+        json: o.json,
+        quiet: o.quiet,
+      });
+      setExit(code);
+    });
+
+  program.command("plan")
+    .description("compile a policy and explain it in words")
+    .option(
+      "--policy <file>",
+      "policy file (default: examples/policies/default.ts)",
+    )
+    .action(async (o) => {
+      const plan = await loadPolicy(o.policy ?? DEFAULT_POLICY);
+      console.log(explain(plan));
+    });
+
+  program.command("workloads")
+    .description("list the simulated workloads and what each models")
+    .option("--json", "print as JSON")
+    .action((o) => {
+      const all = workloadNames().map((name) => workloadByName(name));
+      if (o.json) {
+        console.log(
+          JSON.stringify(
+            all.map((w) => ({
+              name: w.name,
+              summary: w.summary,
+              models: w.models,
+            })),
+          ),
+        );
+        return;
+      }
+      for (const w of all) console.log(`${w.name.padEnd(10)} ${w.summary}`);
+    });
+
+  return program;
+}
+
+/** Runs the CLI on `args`; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let code = 0;
+  const program = buildCli((c) => (code = c));
+  try {
+    await program.parseAsync(args, { from: "user" });
+  } catch (error) {
+    console.error(
+      `hakobu: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    return 1;
+  }
+  return code;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,220 @@
+import assert from "node:assert/strict";
+
+const HAKOBU = new URL("./hakobu.ts", import.meta.url).pathname;
+const DEMO = new URL("./demo.ts", import.meta.url).pathname;
+
+async function run(
+  script: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+Deno.test("hakobu plan explains the default policy in words", async () => {
+  const r = await run(HAKOBU, ["plan"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Policy "default"/);
+  assert.match(r.stdout, /zero → raw/);
+  assert.match(r.stdout, /1\.00 Gbit\/s/);
+});
+
+Deno.test("hakobu workloads lists every simulated workload", async () => {
+  const r = await run(HAKOBU, ["workloads", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const names = JSON.parse(r.stdout).map((w: { name: string }) => w.name);
+  assert.deepEqual(names.sort(), [
+    "idle",
+    "lmbench",
+    "memcached",
+    "partial",
+    "postgres",
+    "random",
+    "unique",
+    "zero",
+  ]);
+});
+
+Deno.test("hakobu --help and each command's --help describe the options", async () => {
+  const top = await run(HAKOBU, ["--help"]);
+  assert.equal(top.code, 0);
+  for (const cmd of ["receive", "migrate", "plan", "workloads"]) {
+    assert.match(top.stdout, new RegExp(cmd));
+  }
+  const mig = await run(HAKOBU, ["migrate", "--help"]);
+  assert.equal(mig.code, 0);
+  assert.match(mig.stdout, /--policy <file>/);
+  assert.match(mig.stdout, /--report <file>/);
+});
+
+Deno.test("hakobu rejects bad input with messages that name it", async () => {
+  const size = await run(HAKOBU, [
+    "migrate",
+    "--from",
+    "sim:idle",
+    "--to",
+    "127.0.0.1:1",
+    "--mem",
+    "10 GB",
+  ]);
+  assert.notEqual(size.code, 0);
+  assert.match(size.stderr, /Cannot parse size "10 GB"/);
+
+  const src = await run(HAKOBU, [
+    "migrate",
+    "--from",
+    "xen:7",
+    "--to",
+    "127.0.0.1:1",
+    "--mem",
+    "8MiB",
+  ]);
+  assert.notEqual(src.code, 0);
+  assert.match(
+    src.stderr,
+    /Cannot parse source "xen:7": expected sim:WORKLOAD/,
+  );
+
+  const workload = await run(HAKOBU, [
+    "migrate",
+    "--from",
+    "sim:nope",
+    "--to",
+    "127.0.0.1:1",
+    "--mem",
+    "8MiB",
+  ]);
+  assert.notEqual(workload.code, 0);
+  assert.match(workload.stderr, /Unknown workload "nope"/);
+
+  const addr = await run(HAKOBU, [
+    "migrate",
+    "--from",
+    "sim:idle",
+    "--to",
+    "localhost",
+    "--mem",
+    "8MiB",
+  ]);
+  assert.notEqual(addr.code, 0);
+  assert.match(
+    addr.stderr,
+    /Cannot parse destination "localhost": expected HOST:PORT/,
+  );
+
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/bad.ts`, "export const notDefault = 1;\n");
+  const policy = await run(HAKOBU, ["plan", "--policy", `${dir}/bad.ts`]);
+  assert.notEqual(policy.code, 0);
+  assert.match(policy.stderr, /default export/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("hakobu migrate fails clearly when no receiver listens", async () => {
+  // Bind a port, then free it so nothing listens there.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const r = await run(HAKOBU, [
+    "migrate",
+    "--from",
+    "sim:idle",
+    "--mem",
+    "8MiB",
+    "--to",
+    `127.0.0.1:${port}`,
+  ]);
+  assert.notEqual(r.code, 0);
+  assert.match(
+    r.stderr,
+    new RegExp(`Cannot connect to receiver "127.0.0.1:${port}"`),
+  );
+});
+
+Deno.test("hakobu receive and migrate, two processes over loopback TCP, both verify", async () => {
+  const receiver = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      HAKOBU,
+      "receive",
+      "--listen",
+      "127.0.0.1:0",
+      "--once",
+      "--json",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines = receiver.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let buf = "";
+  while (!buf.includes("\n")) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    buf += value;
+  }
+  const port = /listening on [^:]+:(\d+)/.exec(buf)?.[1];
+  assert.ok(port, `receiver did not print its port: ${buf}`);
+  const dir = await Deno.makeTempDir();
+  const mig = await run(HAKOBU, [
+    "migrate",
+    "--from",
+    "sim:postgres",
+    "--mem",
+    "32MiB",
+    "--to",
+    `127.0.0.1:${port}`,
+    "--report",
+    `${dir}/r.json`,
+    "--quiet",
+  ]);
+  assert.equal(mig.code, 0, mig.stderr);
+  assert.match(mig.stdout, /VERIFIED/);
+  const report = JSON.parse(await Deno.readTextFile(`${dir}/r.json`));
+  assert.equal(report.verified, true);
+  for (;;) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    buf += value;
+  }
+  const status = await receiver.status;
+  await receiver.stderr.cancel();
+  assert.equal(status.code, 0);
+  const verdict = JSON.parse(
+    buf.split("\n").filter((l) => l.startsWith("{"))[0],
+  );
+  assert.equal(verdict.verified, true);
+  assert.equal(verdict.digest, report.digest);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("deno task demo: 1 GiB memcached VM migrates between two processes and verifies", async () => {
+  const dir = await Deno.makeTempDir();
+  const r = await run(DEMO, ["--report", `${dir}/demo.json`]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(await Deno.readTextFile(`${dir}/demo.json`));
+  assert.equal(report.verified, true);
+  assert.equal(report.memoryBytes, 2 ** 30);
+  for (const key of ["totalTimeMs", "downtimeMs", "wireBytes", "rawBytes"]) {
+    assert.equal(typeof report[key], "number", key);
+    assert.ok(report[key] > 0, key);
+  }
+  assert.ok(Array.isArray(report.rounds) && report.rounds.length >= 2);
+  assert.ok(
+    report.wireBytes < report.rawBytes,
+    "memcached memory is mostly zero pages",
+  );
+  assert.match(r.stderr, /receiver process verified/);
+  await Deno.remove(dir, { recursive: true });
+});
