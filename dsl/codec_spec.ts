@@ -43,6 +43,64 @@ export interface CodecHelpers {
    */
   zero(): CodecSpec;
   /**
+   * `rle`: runs of repeated 32-bit words (zero- and colour-filled pages);
+   * declines pages it cannot shrink.
+   *
+   * @example
+   * ```ts
+   * codec.rle(); // { name: "rle" }
+   * ```
+   */
+  rle(): CodecSpec;
+  /**
+   * `delta`: XOR against the page sent last, in QEMU's XBZRLE grammar;
+   * `cacheBytes` (a multiple of the page size, default 64 MiB) bounds the
+   * sender's cache of sent pages.
+   *
+   * @example
+   * ```ts
+   * codec.delta(); // { name: "delta" }
+   * codec.delta({ cacheBytes: 16 << 20 }); // { name: "delta", options: { cacheBytes: 16777216 } }
+   * ```
+   */
+  delta(options?: { readonly cacheBytes?: number }): CodecSpec;
+  /**
+   * `dedup`: fixed-size chunks the receiver already holds travel as 4-byte
+   * references; declines pages with no repeated chunk. `chunkBytes` (512,
+   * 1024, 2048 or 4096, default 4096) and `storeBytes` (content store per
+   * side, default 256 MiB).
+   *
+   * @example
+   * ```ts
+   * codec.dedup(); // { name: "dedup" }
+   * codec.dedup({ chunkBytes: 1024 }); // { name: "dedup", options: { chunkBytes: 1024 } }
+   * ```
+   */
+  dedup(
+    options?: { readonly chunkBytes?: number; readonly storeBytes?: number },
+  ): CodecSpec;
+  /**
+   * `lz4`: one LZ4 block per page (liblz4); claims pages it shrinks.
+   * `acceleration` (integer 1..65537, default 1) trades ratio for speed.
+   *
+   * @example
+   * ```ts
+   * codec.lz4(); // { name: "lz4" }
+   * codec.lz4({ acceleration: 4 }); // { name: "lz4", options: { acceleration: 4 } }
+   * ```
+   */
+  lz4(options?: { readonly acceleration?: number }): CodecSpec;
+  /**
+   * `zstd`: one zstd frame per page (libzstd, else node:zlib); claims pages
+   * it shrinks. `level` (integer -131072..22, default 1).
+   *
+   * @example
+   * ```ts
+   * codec.zstd({ level: 3 }); // { name: "zstd", options: { level: 3 } }
+   * ```
+   */
+  zstd(options?: { readonly level?: number }): CodecSpec;
+  /**
    * Any registered codec by name, with codec-specific options; the name is
    * checked against the registry when the policy compiles.
    *
@@ -75,6 +133,14 @@ export interface CodecHelpers {
 export const codec: CodecHelpers = Object.freeze({
   raw: () => _spec("raw"),
   zero: () => _spec("zero"),
+  rle: () => _spec("rle"),
+  delta: (options?: { readonly cacheBytes?: number }) =>
+    _spec("delta", options),
+  dedup: (
+    options?: { readonly chunkBytes?: number; readonly storeBytes?: number },
+  ) => _spec("dedup", options),
+  lz4: (options?: { readonly acceleration?: number }) => _spec("lz4", options),
+  zstd: (options?: { readonly level?: number }) => _spec("zstd", options),
   named: (name: string, options?: Readonly<Record<string, unknown>>) =>
     _spec(name, options),
   chain: (...specs: readonly CodecChainInput[]) => Object.freeze(specs.flat()),

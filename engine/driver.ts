@@ -47,6 +47,8 @@ export interface MemorySink {
   readonly pageCount: number;
   /** Copies one decoded page into memory at `pfn`. */
   writePage(pfn: number, page: Uint8Array): void;
+  /** A read-only view of the page at `pfn` as memory holds it now. */
+  readPage(pfn: number): Uint8Array;
   /** SHA-256 of the whole memory image. */
   digest(): Promise<Uint8Array>;
   /** Called once the migration is verified; the destination VM may start. */

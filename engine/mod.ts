@@ -21,4 +21,19 @@ export * from "./receiver.ts";
 export * from "./codecs/mod.ts";
 export * from "./wire/mod.ts";
 export * from "./transport/mod.ts";
-export * from "./sim/mod.ts";
+// The sim driver by name; its workload objects (one is called `zero`, like
+// the codec) stay reachable through workloadByName().
+export {
+  type MarkDirty,
+  type Region,
+  SimError,
+  SimMemorySink,
+  type SimMemorySinkOptions,
+  SimVm,
+  type SimVmOptions,
+  type SinkState,
+  type Workload,
+  workloadByName,
+  workloadNames,
+  type WorkloadWriter,
+} from "./sim/mod.ts";

@@ -26,6 +26,7 @@ import {
   decodeResult,
   decodeWelcome,
   encodeAbort,
+  encodeCodec,
   encodeEnd,
   encodeFinal,
   encodeFrame,
@@ -463,6 +464,13 @@ class SourceSession {
   ): Promise<RoundTally> {
     const plan = this.#plan;
     this.#chain.select(plan.codecsFor(stats));
+    for (const { codec, options } of this.#chain.takeNewCodecs()) {
+      await this.#writeFrame(
+        FrameType.CODEC,
+        round,
+        encodeCodec({ id: codec.id, name: codec.name, options }),
+      );
+    }
     const tally: RoundTally = {
       pages: 0,
       rawBytes: 0,

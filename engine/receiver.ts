@@ -14,11 +14,17 @@ import { hex } from "./digest.ts";
 import type { MemorySink } from "./driver.ts";
 import { MigrationError, WireError } from "./errors.ts";
 import type { WireConn } from "./wire/duplex.ts";
-import { type Frame, FrameType, frameTypeName, HEADER_BYTES } from "./wire/frame.ts";
+import {
+  type Frame,
+  FrameType,
+  frameTypeName,
+  HEADER_BYTES,
+} from "./wire/frame.ts";
 import { FrameReader } from "./wire/frame_reader.ts";
 import { FrameWriter } from "./wire/frame_writer.ts";
 import {
   decodeAbort,
+  decodeCodec,
   decodeEnd,
   decodeError,
   decodeFinal,
@@ -35,7 +41,7 @@ import {
 import { PageEntries, parsePagesPayload } from "./wire/pages.ts";
 
 /** The only page size protocol 1 carries. */
-export const PAGE_SIZE = 4096;
+const PAGE_SIZE = 4096;
 
 /** Default largest memory a receiver accepts: 64 GiB. */
 export const DEFAULT_MAX_MEMORY_BYTES: number = 64 * 1024 ** 3;
@@ -177,7 +183,11 @@ export async function receiveMigration(
   const roundPages = new Map<number, number>();
   let digest: Promise<Uint8Array> | undefined;
 
-  const result = (verified: boolean, aborted: boolean, digestHex: string): ReceiveResult => ({
+  const result = (
+    verified: boolean,
+    aborted: boolean,
+    digestHex: string,
+  ): ReceiveResult => ({
     verified,
     aborted,
     pagesApplied,
@@ -192,19 +202,40 @@ export async function receiveMigration(
 
   const applyPages = (frame: Frame): void => {
     const { payload } = frame;
-    parsePagesPayload(payload, { pageCount, pageSize: PAGE_SIZE, codecs: negotiated }, entries);
+    parsePagesPayload(payload, {
+      pageCount,
+      pageSize: PAGE_SIZE,
+      codecs: negotiated,
+    }, entries);
     const s = sink!;
+    for (let i = 0; i < entries.count; i++) {
+      if (!decoders[entries.codecId[i]]) {
+        const name = negotiated.get(entries.codecId[i])?.name ?? "?";
+        throw new WireError(
+          `Page ${entries.pfn[i]} uses codec "${name}" (id ${
+            entries.codecId[i]
+          }) before its CODEC frame`,
+        );
+      }
+    }
     for (let i = 0; i < entries.count; i++) {
       const pfn = entries.pfn[i];
       const id = entries.codecId[i];
       const off = entries.offset[i];
-      decoders[id]!.decode(pfn, payload.subarray(off, off + entries.length[i]), scratch);
+      decoders[id]!.decode(
+        pfn,
+        payload.subarray(off, off + entries.length[i]),
+        scratch,
+      );
       s.writePage(pfn, scratch);
       for (const d of appliedHooks) d.applied!(pfn, scratch, id);
       pagesApplied++;
     }
     rounds.add(frame.round);
-    roundPages.set(frame.round, (roundPages.get(frame.round) ?? 0) + entries.count);
+    roundPages.set(
+      frame.round,
+      (roundPages.get(frame.round) ?? 0) + entries.count,
+    );
   };
 
   try {
@@ -226,20 +257,18 @@ export async function receiveMigration(
           hello = decodeHello(frame.payload);
           negotiated = checkHello(hello, options);
           pageCount = hello.memoryBytes / PAGE_SIZE;
-          const ctx = { pageSize: PAGE_SIZE, pageCount, options: {} };
-          for (const [id, codec] of negotiated) {
-            const d = codec.createDecoder(ctx);
-            decoders[id] = d;
-            if (d.applied) appliedHooks.push(d);
-          }
-          scratch = new Uint8Array(PAGE_SIZE);
-          sink = await options.createSink(hello);
-          if (sink.pageSize !== PAGE_SIZE || sink.pageCount !== pageCount) {
+          const created = await options.createSink(hello);
+          sink = created;
+          if (
+            created.pageSize !== PAGE_SIZE || created.pageCount !== pageCount
+          ) {
             throw new MigrationError(
-              `Cannot receive into the sink: it has ${sink.pageCount} pages of ${sink.pageSize} bytes, ` +
+              `Cannot receive into the sink: it has ${created.pageCount} pages of ${created.pageSize} bytes, ` +
                 `HELLO announced ${pageCount} pages of ${PAGE_SIZE} bytes`,
             );
           }
+          // Decoders are created at each codec's CODEC frame, not here.
+          scratch = new Uint8Array(PAGE_SIZE);
           await writer.write(
             FrameType.WELCOME,
             0,
@@ -247,6 +276,33 @@ export async function receiveMigration(
           );
           phase = "rounds";
           emit({ type: "hello", hello });
+          continue;
+        }
+        case FrameType.CODEC: {
+          if (phase !== "rounds") break;
+          const setup = decodeCodec(frame.payload);
+          const codec = negotiated.get(setup.id);
+          if (!codec || codec.name !== setup.name) {
+            throw new WireError(
+              `CODEC announces codec "${setup.name}" with id ${setup.id}, which HELLO did not negotiate`,
+              at,
+            );
+          }
+          if (decoders[setup.id]) {
+            throw new WireError(
+              `CODEC announces codec "${setup.name}" a second time`,
+              at,
+            );
+          }
+          const s = sink!;
+          const d = codec.createDecoder({
+            pageSize: PAGE_SIZE,
+            pageCount,
+            options: setup.options,
+            current: (pfn: number) => s.readPage(pfn),
+          });
+          decoders[setup.id] = d;
+          if (d.applied) appliedHooks.push(d);
           continue;
         }
         case FrameType.PAGES: {
@@ -316,9 +372,9 @@ export async function receiveMigration(
         }
       }
       throw new WireError(
-        `Unexpected ${frameTypeName(frame.type)} frame at offset ${at}: expected ${
-          EXPECTED[phase]
-        }`,
+        `Unexpected ${
+          frameTypeName(frame.type)
+        } frame at offset ${at}: expected ${EXPECTED[phase]}`,
         at,
       );
     }
@@ -338,7 +394,10 @@ export async function receiveMigration(
 }
 
 /** Checks a HELLO against what this receiver supports; returns the negotiated codecs by id. */
-function checkHello(hello: Hello, options: ReceiverOptions): Map<number, Codec> {
+function checkHello(
+  hello: Hello,
+  options: ReceiverOptions,
+): Map<number, Codec> {
   if (hello.protocol !== PROTOCOL_VERSION) {
     throw new MigrationError(
       `Unsupported protocol version "${hello.protocol}": this receiver speaks protocol ${PROTOCOL_VERSION}`,
@@ -374,14 +433,21 @@ function checkHello(hello: Hello, options: ReceiverOptions): Map<number, Codec> 
       );
     }
     if (negotiated.has(id)) {
-      throw new MigrationError(`Codec "${name}" with id ${id} is listed twice in HELLO`);
+      throw new MigrationError(
+        `Codec "${name}" with id ${id} is listed twice in HELLO`,
+      );
     }
     negotiated.set(id, codec);
   }
   return negotiated;
 }
 
-function checkRound(what: string, inJson: number, inHeader: number, at: number): void {
+function checkRound(
+  what: string,
+  inJson: number,
+  inHeader: number,
+  at: number,
+): void {
   if (inJson !== inHeader) {
     throw new WireError(
       `${what} frame at offset ${at} is inconsistent: its JSON says round "${inJson}", its header round ${inHeader}`,
@@ -397,7 +463,10 @@ async function sendError(writer: FrameWriter, error: unknown): Promise<void> {
 }
 
 /** Closes our side first (the source sees the end of stream), then stops reading. */
-async function closeQuietly(reader: FrameReader, writer: FrameWriter): Promise<void> {
+async function closeQuietly(
+  reader: FrameReader,
+  writer: FrameWriter,
+): Promise<void> {
   await quietly(writer.close());
   await quietly(reader.cancel());
 }
@@ -407,7 +476,10 @@ async function quietly(p: Promise<void>): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   p.catch(() => {});
   try {
-    await Promise.race([p, new Promise((resolve) => timer = setTimeout(resolve, GIVE_UP_MS))]);
+    await Promise.race([
+      p,
+      new Promise((resolve) => timer = setTimeout(resolve, GIVE_UP_MS)),
+    ]);
   } catch {
     // Already closed or reset.
   } finally {

@@ -1,3 +1,4 @@
+import { CodecError } from "../errors.ts";
 import type { CodecSpec } from "../plan.ts";
 import type { Codec, PageEncoder } from "./codec.ts";
 import { codecByName } from "./registry.ts";
@@ -28,8 +29,13 @@ export class EncoderChain {
   readonly #pageCount: number;
   readonly #encoders = new Map<
     string,
-    { codec: Codec; encoder: PageEncoder }
+    {
+      codec: Codec;
+      encoder: PageEncoder;
+      options: Readonly<Record<string, unknown>>;
+    }
   >();
+  #fresh: { codec: Codec; options: Readonly<Record<string, unknown>> }[] = [];
   #active: { codec: Codec; encoder: PageEncoder }[] = [];
   #out: Uint8Array;
   readonly #result: ChainResult = { codecId: 0, length: 0 };
@@ -101,17 +107,41 @@ export class EncoderChain {
     );
   }
 
+  /**
+   * Codecs whose encoders were created since the last call, with their
+   * options, in creation order. The sender announces each to the receiver
+   * (a CODEC frame) before the codec's first page, so the receiver creates
+   * the decoder at the same point of the stream.
+   */
+  takeNewCodecs(): {
+    codec: Codec;
+    options: Readonly<Record<string, unknown>>;
+  }[] {
+    const fresh = this.#fresh;
+    this.#fresh = [];
+    return fresh;
+  }
+
   #entry(spec: CodecSpec): { codec: Codec; encoder: PageEncoder } {
+    const options = spec.options ?? {};
     let e = this.#encoders.get(spec.name);
     if (!e) {
       const codec = codecByName(spec.name);
       const encoder = codec.createEncoder({
         pageSize: this.#pageSize,
         pageCount: this.#pageCount,
-        options: spec.options ?? {},
+        options,
       });
-      e = { codec, encoder };
+      e = { codec, encoder, options };
       this.#encoders.set(spec.name, e);
+      this.#fresh.push({ codec, options });
+    } else if (JSON.stringify(e.options) !== JSON.stringify(options)) {
+      // A codec's state (a cache, a store) was built with its first options.
+      throw new CodecError(
+        spec.name,
+        `Cannot change the options of codec "${spec.name}" during a migration: ` +
+          `first ${JSON.stringify(e.options)}, now ${JSON.stringify(options)}`,
+      );
     }
     return e;
   }

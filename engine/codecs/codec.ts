@@ -15,6 +15,13 @@ export interface CodecContext {
   readonly pageCount: number;
   /** Codec options from the policy's codec spec. */
   readonly options: Readonly<Record<string, unknown>>;
+  /**
+   * Receiver side only: the page as destination memory holds it now, i.e.
+   * the version last applied (all zero before any). A view: read it, never
+   * keep or write it. Delta codecs decode against it, as QEMU's XBZRLE
+   * decodes against the destination's RAM.
+   */
+  readonly current?: (pfn: number) => Uint8Array;
 }
 
 /** The sender's half of a codec. One per migration; may keep state across pages and rounds. */

@@ -6,7 +6,12 @@
  */
 
 export * from "./codec.ts";
+export * from "./dedup.ts";
+export * from "./delta.ts";
 export * from "./chain.ts";
+export * from "./lz4.ts";
 export * from "./raw.ts";
 export * from "./registry.ts";
+export * from "./rle.ts";
 export * from "./zero.ts";
+export * from "./zstd.ts";

@@ -1,10 +1,15 @@
 import { CodecError } from "../errors.ts";
 import type { Codec } from "./codec.ts";
+import { dedup } from "./dedup.ts";
+import { delta } from "./delta.ts";
+import { lz4 } from "./lz4.ts";
 import { raw } from "./raw.ts";
+import { rle } from "./rle.ts";
 import { zero } from "./zero.ts";
+import { zstd } from "./zstd.ts";
 
 /** Every codec hakobu knows, by name. Adding a codec adds one line here. */
-const CODECS: readonly Codec[] = [raw, zero];
+const CODECS: readonly Codec[] = [raw, zero, rle, delta, dedup, lz4, zstd];
 
 /**
  * Names of all registered codecs, in wire-id order.

@@ -107,6 +107,34 @@ export class SimMemorySink implements MemorySink {
   }
 
   /**
+   * A read-only view of the page at `pfn` as memory holds it now (what a
+   * delta codec decodes against).
+   *
+   * @example
+   * ```ts
+   * sink.readPage(0).length; // 4096
+   * ```
+   *
+   * @throws {SimError} If `pfn` is out of range or the sink was discarded.
+   */
+  readPage(pfn: number): Uint8Array {
+    if (this.#state === "discarded") {
+      throw new SimError(
+        `Cannot read page "${pfn}": the sink is discarded`,
+        "state",
+      );
+    }
+    if (!(pfn >= 0 && pfn < this.pageCount && Number.isInteger(pfn))) {
+      throw new SimError(
+        `Page "${pfn}" out of range: the sink has ${this.pageCount} pages`,
+        "pfn",
+      );
+    }
+    const at = pfn * this.pageSize;
+    return this.#memory.subarray(at, at + this.pageSize);
+  }
+
+  /**
    * Copies `page` into memory at `pfn`.
    *
    * @example

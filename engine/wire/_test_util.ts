@@ -9,7 +9,9 @@ export function toHex(bytes: Uint8Array): string {
 export function fromHex(text: string): Uint8Array {
   const clean = text.replace(/\s+/g, "");
   const out = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
+  }
   return out;
 }
 
@@ -50,8 +52,9 @@ export function chunkedStream(
   return new ReadableStream<Uint8Array>({
     pull(controller) {
       if (at >= bytes.length) {
-        if (options.failAfter) controller.error(new Error("read past the end of the test data"));
-        else controller.close();
+        if (options.failAfter) {
+          controller.error(new Error("read past the end of the test data"));
+        } else controller.close();
         return;
       }
       const n = Math.max(1, Math.min(size(), bytes.length - at));

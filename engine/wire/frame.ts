@@ -51,6 +51,8 @@ export const FrameType = {
   ERROR: 9,
   /** source → receiver, JSON: the source gives the migration up. */
   ABORT: 10,
+  /** source → receiver, JSON: a codec's options, sent before the codec's first page. */
+  CODEC: 11,
 } as const;
 
 /** One of the values of {@link FrameType}. */
@@ -131,15 +133,21 @@ export function encodeFrameHeader(
   payload: Uint8Array,
   out: Uint8Array,
 ): void {
-  if (!isFrameType(type)) throw new RangeError(`Cannot encode frame of unknown type "${type}"`);
+  if (!isFrameType(type)) {
+    throw new RangeError(`Cannot encode frame of unknown type "${type}"`);
+  }
   checkRound(round);
   if (payload.length > MAX_PAYLOAD) {
     throw new RangeError(
-      `Cannot encode ${frameTypeName(type)} frame of ${payload.length} bytes: the limit is ${MAX_PAYLOAD}`,
+      `Cannot encode ${
+        frameTypeName(type)
+      } frame of ${payload.length} bytes: the limit is ${MAX_PAYLOAD}`,
     );
   }
   if (out.length < HEADER_BYTES) {
-    throw new RangeError(`Cannot encode frame header into ${out.length} bytes: need ${HEADER_BYTES}`);
+    throw new RangeError(
+      `Cannot encode frame header into ${out.length} bytes: need ${HEADER_BYTES}`,
+    );
   }
   const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
   view.setUint16(0, MAGIC, true);
@@ -159,7 +167,11 @@ export function encodeFrameHeader(
  * f.length; // 18
  * ```
  */
-export function encodeFrame(type: FrameType, round: number, payload: Uint8Array): Uint8Array {
+export function encodeFrame(
+  type: FrameType,
+  round: number,
+  payload: Uint8Array,
+): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES + payload.length);
   out.set(payload, HEADER_BYTES);
   encodeFrameHeader(type, round, payload, out);
@@ -181,7 +193,10 @@ export function encodeFrame(type: FrameType, round: number, payload: Uint8Array)
  * @param streamOffset Offset of the header in its stream, reported in errors.
  * @throws {WireError} when a check fails; `offset` is the stream offset of the bad field.
  */
-export function decodeFrameHeader(bytes: Uint8Array, streamOffset = 0): FrameHeader {
+export function decodeFrameHeader(
+  bytes: Uint8Array,
+  streamOffset = 0,
+): FrameHeader {
   if (bytes.length < HEADER_BYTES) {
     throw new WireError(
       `Truncated frame header: got ${bytes.length} of ${HEADER_BYTES} bytes`,
@@ -192,32 +207,46 @@ export function decodeFrameHeader(bytes: Uint8Array, streamOffset = 0): FrameHea
   const magic = view.getUint16(0, true);
   if (magic !== MAGIC) {
     throw new WireError(
-      `Bad frame magic "0x${hex16(magic)}" at offset ${streamOffset}: expected "HK" (0x4b48)`,
+      `Bad frame magic "0x${
+        hex16(magic)
+      }" at offset ${streamOffset}: expected "HK" (0x4b48)`,
       streamOffset,
     );
   }
   const type = view.getUint8(2);
   if (!isFrameType(type)) {
     throw new WireError(
-      `Unknown frame type "${type}" at offset ${streamOffset + 2}: known types are 1..10`,
+      `Unknown frame type "${type}" at offset ${
+        streamOffset + 2
+      }: known types are 1..10`,
       streamOffset + 2,
     );
   }
   const flags = view.getUint8(3);
   if (flags !== 0) {
     throw new WireError(
-      `Bad frame flags "${flags}" at offset ${streamOffset + 3}: protocol 1 requires 0`,
+      `Bad frame flags "${flags}" at offset ${
+        streamOffset + 3
+      }: protocol 1 requires 0`,
       streamOffset + 3,
     );
   }
   const length = view.getUint32(8, true);
   if (length > MAX_PAYLOAD) {
     throw new WireError(
-      `Frame payload length "${length}" at offset ${streamOffset + 8} is over the limit: at most ${MAX_PAYLOAD} bytes`,
+      `Frame payload length "${length}" at offset ${
+        streamOffset + 8
+      } is over the limit: at most ${MAX_PAYLOAD} bytes`,
       streamOffset + 8,
     );
   }
-  return { type, flags, round: view.getUint32(4, true), length, crc: view.getUint32(12, true) };
+  return {
+    type,
+    flags,
+    round: view.getUint32(4, true),
+    length,
+    crc: view.getUint32(12, true),
+  };
 }
 
 /**
@@ -258,7 +287,9 @@ export function verifyFrameChecksum(
   const actual = frameChecksum(header, payload);
   if (actual !== expected) {
     throw new WireError(
-      `Bad checksum in ${frameTypeName(view.getUint8(2))} frame at offset ${streamOffset}: ` +
+      `Bad checksum in ${
+        frameTypeName(view.getUint8(2))
+      } frame at offset ${streamOffset}: ` +
         `header says "0x${hex32(expected)}", bytes give 0x${hex32(actual)}`,
       streamOffset + 12,
     );

@@ -1,5 +1,10 @@
 import { WireError } from "../errors.ts";
-import { decodeFrameHeader, type Frame, HEADER_BYTES, verifyFrameChecksum } from "./frame.ts";
+import {
+  decodeFrameHeader,
+  type Frame,
+  HEADER_BYTES,
+  verifyFrameChecksum,
+} from "./frame.ts";
 
 const EMPTY = new Uint8Array(0);
 

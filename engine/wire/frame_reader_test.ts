@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { WireError } from "../errors.ts";
-import { encodeFrame, type Frame, FrameType, HEADER_BYTES, MAX_PAYLOAD } from "./frame.ts";
+import {
+  encodeFrame,
+  type Frame,
+  FrameType,
+  HEADER_BYTES,
+  MAX_PAYLOAD,
+} from "./frame.ts";
 import { FrameReader } from "./frame_reader.ts";
 import { FrameWriter } from "./frame_writer.ts";
 import { memoryDuplex } from "./duplex.ts";
@@ -9,7 +15,9 @@ import { chunkedStream, concat, prng } from "./_test_util.ts";
 const TYPES = Object.values(FrameType);
 
 /** Frames of assorted types, rounds and sizes (empty, small, over 64 KiB). */
-function sampleFrames(seed: number): { type: FrameType; round: number; payload: Uint8Array }[] {
+function sampleFrames(
+  seed: number,
+): { type: FrameType; round: number; payload: Uint8Array }[] {
   const rand = prng(seed);
   const sizes = [0, 1, 15, 16, 17, 4096, 70_000, 3, 0, 200_000];
   return sizes.map((n, i) => ({
@@ -27,7 +35,10 @@ async function readAll(reader: FrameReader): Promise<Frame[]> {
   return out;
 }
 
-async function expectFrames(stream: ReadableStream<Uint8Array>, seed: number): Promise<void> {
+async function expectFrames(
+  stream: ReadableStream<Uint8Array>,
+  seed: number,
+): Promise<void> {
   const frames = sampleFrames(seed);
   const reader = new FrameReader(stream);
   const got = await readAll(reader);
@@ -37,11 +48,16 @@ async function expectFrames(stream: ReadableStream<Uint8Array>, seed: number): P
     assert.equal(got[i].round, frames[i].round);
     assert.deepEqual(got[i].payload, frames[i].payload);
   }
-  assert.equal(reader.bytesRead, frames.reduce((n, f) => n + HEADER_BYTES + f.payload.length, 0));
+  assert.equal(
+    reader.bytesRead,
+    frames.reduce((n, f) => n + HEADER_BYTES + f.payload.length, 0),
+  );
 }
 
 function sampleBytes(seed: number): Uint8Array {
-  return concat(sampleFrames(seed).map((f) => encodeFrame(f.type, f.round, f.payload)));
+  return concat(
+    sampleFrames(seed).map((f) => encodeFrame(f.type, f.round, f.payload)),
+  );
 }
 
 Deno.test("FrameReader: reads frames from 1-byte chunks", async () => {
@@ -52,7 +68,10 @@ Deno.test("FrameReader: reads frames from random chunk sizes", async () => {
   for (const seed of [2, 3, 4, 5]) {
     const rand = prng(seed * 77);
     const max = [7, 100, 5000, 100_000][seed - 2];
-    await expectFrames(chunkedStream(sampleBytes(seed), () => 1 + Math.floor(rand() * max)), seed);
+    await expectFrames(
+      chunkedStream(sampleBytes(seed), () => 1 + Math.floor(rand() * max)),
+      seed,
+    );
   }
 });
 
@@ -62,18 +81,26 @@ Deno.test("FrameReader: reads frames from one big chunk", async () => {
 });
 
 Deno.test("FrameReader: an empty stream is a clean end", async () => {
-  assert.equal(await new FrameReader(chunkedStream(new Uint8Array(0), () => 1)).next(), null);
+  assert.equal(
+    await new FrameReader(chunkedStream(new Uint8Array(0), () => 1)).next(),
+    null,
+  );
 });
 
 Deno.test("FrameReader: end of stream mid-header or mid-payload is Truncated", async () => {
   const one = encodeFrame(FrameType.END, 1, new Uint8Array(32).fill(9));
   const two = concat([one, one]);
   for (const cut of [1, 15, 16, 17, 47]) {
-    const reader = new FrameReader(chunkedStream(two.subarray(0, one.length + cut), () => 5));
+    const reader = new FrameReader(
+      chunkedStream(two.subarray(0, one.length + cut), () => 5),
+    );
     assert.ok(await reader.next());
     await assert.rejects(() => reader.next(), (e: unknown) => {
       assert.ok(e instanceof WireError);
-      assert.match(e.message, /^Truncated stream: ended after \d+ of \d+ (header|payload) bytes of the frame at offset 48/);
+      assert.match(
+        e.message,
+        /^Truncated stream: ended after \d+ of \d+ (header|payload) bytes of the frame at offset 48/,
+      );
       assert.equal(e.offset, one.length + cut);
       return true;
     });
@@ -84,10 +111,17 @@ Deno.test("FrameReader: a 4 GiB length is refused from the header alone, before 
   const h = encodeFrame(FrameType.PAGES, 0, new Uint8Array(0));
   new DataView(h.buffer).setUint32(8, 0xffff_ffff, true);
   // The stream errors if pulled past the header: the reader must not try.
-  const reader = new FrameReader(chunkedStream(h, () => 16, { failAfter: true }));
-  await assert.rejects(() => reader.next(), /payload length "4294967295" at offset 8 is over the limit/);
+  const reader = new FrameReader(
+    chunkedStream(h, () => 16, { failAfter: true }),
+  );
+  await assert.rejects(
+    () => reader.next(),
+    /payload length "4294967295" at offset 8 is over the limit/,
+  );
   new DataView(h.buffer).setUint32(8, MAX_PAYLOAD + 1, true);
-  const reader2 = new FrameReader(chunkedStream(h, () => 3, { failAfter: true }));
+  const reader2 = new FrameReader(
+    chunkedStream(h, () => 3, { failAfter: true }),
+  );
   await assert.rejects(() => reader2.next(), WireError);
 });
 
@@ -110,7 +144,9 @@ Deno.test("FrameReader: bad magic, unknown type, flags and checksum in a later f
 
 Deno.test("FrameWriter: writes to a stream and to a conn that takes a few bytes per write", async () => {
   const frames = sampleFrames(8);
-  const expected = concat(frames.map((f) => encodeFrame(f.type, f.round, f.payload)));
+  const expected = concat(
+    frames.map((f) => encodeFrame(f.type, f.round, f.payload)),
+  );
 
   const [a, b] = memoryDuplex();
   const w = new FrameWriter(a.writable);

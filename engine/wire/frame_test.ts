@@ -32,12 +32,22 @@ Deno.test("frame: the golden PAGES frame encodes byte for byte and decodes back"
     toHex(frame),
   );
   const h = decodeFrameHeader(frame);
-  assert.deepEqual(h, { type: FrameType.PAGES, flags: 0, round: 2, length: 24, crc: 0xf89a71a0 });
+  assert.deepEqual(h, {
+    type: FrameType.PAGES,
+    flags: 0,
+    round: 2,
+    length: 24,
+    crc: 0xf89a71a0,
+  });
   verifyFrameChecksum(frame, frame.subarray(HEADER_BYTES));
 });
 
 Deno.test("frame: the golden WELCOME frame", () => {
-  const f = encodeFrame(FrameType.WELCOME, 0, encodeWelcome({ protocol: 1, accepted: true }));
+  const f = encodeFrame(
+    FrameType.WELCOME,
+    0,
+    encodeWelcome({ protocol: 1, accepted: true }),
+  );
   assert.equal(toHex(f), toHex(fromHex(GOLDEN_WELCOME)));
 });
 
@@ -64,15 +74,33 @@ Deno.test("frame: encodeFrameHeader writes in place in front of a payload", () =
   const buf = new Uint8Array(HEADER_BYTES + 5);
   buf.set([1, 2, 3, 4, 5], HEADER_BYTES);
   encodeFrameHeader(FrameType.END, 7, buf.subarray(HEADER_BYTES), buf);
-  assert.deepEqual(buf, encodeFrame(FrameType.END, 7, new Uint8Array([1, 2, 3, 4, 5])));
+  assert.deepEqual(
+    buf,
+    encodeFrame(FrameType.END, 7, new Uint8Array([1, 2, 3, 4, 5])),
+  );
 });
 
 Deno.test("frame: encoders refuse unknown types, bad rounds and oversized payloads", () => {
-  assert.throws(() => encodeFrame(0 as FrameType, 0, new Uint8Array(0)), RangeError);
-  assert.throws(() => encodeFrame(FrameType.END, -1, new Uint8Array(0)), RangeError);
-  assert.throws(() => encodeFrame(FrameType.END, 2 ** 32, new Uint8Array(0)), RangeError);
   assert.throws(
-    () => encodeFrameHeader(FrameType.PAGES, 0, { length: MAX_PAYLOAD + 1 } as Uint8Array, new Uint8Array(16)),
+    () => encodeFrame(0 as FrameType, 0, new Uint8Array(0)),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeFrame(FrameType.END, -1, new Uint8Array(0)),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeFrame(FrameType.END, 2 ** 32, new Uint8Array(0)),
+    RangeError,
+  );
+  assert.throws(
+    () =>
+      encodeFrameHeader(
+        FrameType.PAGES,
+        0,
+        { length: MAX_PAYLOAD + 1 } as Uint8Array,
+        new Uint8Array(16),
+      ),
     RangeError,
   );
 });
@@ -85,12 +113,24 @@ function header(edit: (v: DataView) => void): Uint8Array {
 
 Deno.test("frame: decodeFrameHeader rejects bad magic, unknown type, flags and length with offsets", () => {
   const cases: [Uint8Array, RegExp, number][] = [
-    [header((v) => v.setUint8(0, 0x49)), /Bad frame magic "0x4b49" at offset 100/, 100],
+    [
+      header((v) => v.setUint8(0, 0x49)),
+      /Bad frame magic "0x4b49" at offset 100/,
+      100,
+    ],
     [header((v) => v.setUint8(2, 0)), /Unknown frame type "0"/, 102],
-    [header((v) => v.setUint8(2, 11)), /Unknown frame type "11"/, 102],
+    [header((v) => v.setUint8(2, 12)), /Unknown frame type "12"/, 102],
     [header((v) => v.setUint8(3, 1)), /Bad frame flags "1"/, 103],
-    [header((v) => v.setUint32(8, MAX_PAYLOAD + 1, true)), /payload length "33554433" .* over the limit/, 108],
-    [header((v) => v.setUint32(8, 0xffff_ffff, true)), /payload length "4294967295"/, 108],
+    [
+      header((v) => v.setUint32(8, MAX_PAYLOAD + 1, true)),
+      /payload length "33554433" .* over the limit/,
+      108,
+    ],
+    [
+      header((v) => v.setUint32(8, 0xffff_ffff, true)),
+      /payload length "4294967295"/,
+      108,
+    ],
   ];
   for (const [bytes, message, offset] of cases) {
     assert.throws(() => decodeFrameHeader(bytes, 100), (e: unknown) => {
@@ -100,12 +140,22 @@ Deno.test("frame: decodeFrameHeader rejects bad magic, unknown type, flags and l
       return true;
     });
   }
-  assert.equal(decodeFrameHeader(header((v) => v.setUint32(8, MAX_PAYLOAD, true))).length, MAX_PAYLOAD);
-  assert.throws(() => decodeFrameHeader(new Uint8Array(15)), /Truncated frame header/);
+  assert.equal(
+    decodeFrameHeader(header((v) => v.setUint32(8, MAX_PAYLOAD, true))).length,
+    MAX_PAYLOAD,
+  );
+  assert.throws(
+    () => decodeFrameHeader(new Uint8Array(15)),
+    /Truncated frame header/,
+  );
 });
 
 Deno.test("frame: verifyFrameChecksum catches a flipped bit in header or payload", () => {
-  const f = encodeFrame(FrameType.ROUND_END, 9, new TextEncoder().encode('{"round":9}'));
+  const f = encodeFrame(
+    FrameType.ROUND_END,
+    9,
+    new TextEncoder().encode('{"round":9}'),
+  );
   for (const at of [4, 8, HEADER_BYTES, f.length - 1]) {
     const bad = f.slice();
     bad[at] ^= 0x10;

@@ -1,4 +1,9 @@
-import { encodeFrame, encodeFrameHeader, type FrameType, HEADER_BYTES } from "./frame.ts";
+import {
+  encodeFrame,
+  encodeFrameHeader,
+  type FrameType,
+  HEADER_BYTES,
+} from "./frame.ts";
 
 /**
  * Something {@link FrameWriter} can write to: a `WritableStream<Uint8Array>`
@@ -30,7 +35,9 @@ const COALESCE_BYTES = 256 * 1024;
  */
 export class FrameWriter {
   #stream: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  #conn: { write(p: Uint8Array): Promise<number>; closeWrite?(): Promise<void> } | undefined;
+  #conn:
+    | { write(p: Uint8Array): Promise<number>; closeWrite?(): Promise<void> }
+    | undefined;
   #header = new Uint8Array(HEADER_BYTES);
   #bytes = 0;
 
@@ -52,7 +59,11 @@ export class FrameWriter {
    * @param round Round number (u32), 0 outside rounds.
    * @param payload Payload bytes (at most {@link MAX_PAYLOAD}).
    */
-  async write(type: FrameType, round: number, payload: Uint8Array): Promise<void> {
+  async write(
+    type: FrameType,
+    round: number,
+    payload: Uint8Array,
+  ): Promise<void> {
     if (payload.length <= COALESCE_BYTES) {
       await this.#write(encodeFrame(type, round, payload));
       return;
@@ -87,7 +98,9 @@ export class FrameWriter {
       await this.#stream.write(bytes === this.#header ? bytes.slice() : bytes);
     } else {
       const conn = this.#conn!;
-      for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+      for (let off = 0; off < bytes.length;) {
+        off += await conn.write(bytes.subarray(off));
+      }
     }
     this.#bytes += bytes.length;
   }

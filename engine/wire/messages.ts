@@ -108,6 +108,21 @@ export interface Abort {
   readonly reason: string;
 }
 
+/**
+ * CODEC (source → receiver): a codec the source starts using, with its
+ * options. Sent before the first page entry of that codec; the receiver
+ * creates the codec's decoder at this point of the stream, so stateful
+ * codecs start from the same state on both sides.
+ */
+export interface CodecSetup {
+  /** Wire id of the codec (must have been negotiated in HELLO). */
+  readonly id: number;
+  /** Registry name of the codec. */
+  readonly name: string;
+  /** The codec's options (JSON values only). */
+  readonly options: Readonly<Record<string, unknown>>;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -121,7 +136,10 @@ function encodeJson(what: string, value: unknown): Uint8Array {
   return bytes;
 }
 
-function decodeJson(what: string, payload: Uint8Array): Record<string, unknown> {
+function decodeJson(
+  what: string,
+  payload: Uint8Array,
+): Record<string, unknown> {
   if (payload.length > MAX_JSON_PAYLOAD) {
     throw new WireError(
       `Cannot decode ${what}: payload of ${payload.length} bytes is over the ${MAX_JSON_PAYLOAD}-byte JSON limit`,
@@ -132,7 +150,9 @@ function decodeJson(what: string, payload: Uint8Array): Record<string, unknown> 
     value = JSON.parse(decoder.decode(payload));
   } catch (e) {
     throw new WireError(
-      `Cannot decode ${what}: payload is not UTF-8 JSON: ${(e as Error).message}`,
+      `Cannot decode ${what}: payload is not UTF-8 JSON: ${
+        (e as Error).message
+      }`,
       undefined,
       { cause: e },
     );
@@ -143,17 +163,28 @@ function decodeJson(what: string, payload: Uint8Array): Record<string, unknown> 
   return value as Record<string, unknown>;
 }
 
-function uint(what: string, obj: Record<string, unknown>, field: string, max: number): number {
+function uint(
+  what: string,
+  obj: Record<string, unknown>,
+  field: string,
+  max: number,
+): number {
   const v = obj[field];
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
     throw new WireError(
-      `Cannot decode ${what}: field "${field}" must be an integer in 0..${max}, got ${show(v)}`,
+      `Cannot decode ${what}: field "${field}" must be an integer in 0..${max}, got ${
+        show(v)
+      }`,
     );
   }
   return v;
 }
 
-function text(what: string, obj: Record<string, unknown>, field: string): string {
+function text(
+  what: string,
+  obj: Record<string, unknown>,
+  field: string,
+): string {
   const v = obj[field];
   if (typeof v !== "string" || v.length > MAX_TEXT) {
     throw new WireError(
@@ -165,10 +196,18 @@ function text(what: string, obj: Record<string, unknown>, field: string): string
   return v;
 }
 
-function bool(what: string, obj: Record<string, unknown>, field: string): boolean {
+function bool(
+  what: string,
+  obj: Record<string, unknown>,
+  field: string,
+): boolean {
   const v = obj[field];
   if (typeof v !== "boolean") {
-    throw new WireError(`Cannot decode ${what}: field "${field}" must be a boolean, got ${show(v)}`);
+    throw new WireError(
+      `Cannot decode ${what}: field "${field}" must be a boolean, got ${
+        show(v)
+      }`,
+    );
   }
   return v;
 }
@@ -226,7 +265,9 @@ export function decodeHello(payload: Uint8Array): Hello {
   const codecs: CodecRef[] = list.map((c: unknown, i: number) => {
     const where = `HELLO codecs[${i}]`;
     if (typeof c !== "object" || c === null || Array.isArray(c)) {
-      throw new WireError(`Cannot decode ${where}: must be an object {id, name}, got ${show(c)}`);
+      throw new WireError(
+        `Cannot decode ${where}: must be an object {id, name}, got ${show(c)}`,
+      );
     }
     const r = c as Record<string, unknown>;
     return { id: uint(where, r, "id", 255), name: text(where, r, "name") };
@@ -250,7 +291,10 @@ export function decodeHello(payload: Uint8Array): Hello {
  * ```
  */
 export function encodeWelcome(welcome: Welcome): Uint8Array {
-  return encodeJson("WELCOME", { protocol: welcome.protocol, accepted: welcome.accepted });
+  return encodeJson("WELCOME", {
+    protocol: welcome.protocol,
+    accepted: welcome.accepted,
+  });
 }
 
 /**
@@ -315,7 +359,10 @@ export function decodeRoundEnd(payload: Uint8Array): RoundEnd {
  * ```
  */
 export function encodeFinal(final: Final): Uint8Array {
-  return encodeJson("FINAL", { round: final.round, pagesTotal: final.pagesTotal });
+  return encodeJson("FINAL", {
+    round: final.round,
+    pagesTotal: final.pagesTotal,
+  });
 }
 
 /**
@@ -358,7 +405,9 @@ export function encodeReady(ready: Ready): Uint8Array {
  */
 export function decodeReady(payload: Uint8Array): Ready {
   const o = decodeJson("READY", payload);
-  return { pagesApplied: uint("READY", o, "pagesApplied", Number.MAX_SAFE_INTEGER) };
+  return {
+    pagesApplied: uint("READY", o, "pagesApplied", Number.MAX_SAFE_INTEGER),
+  };
 }
 
 /**
@@ -429,7 +478,9 @@ export function decodeResult(payload: Uint8Array): Result {
   const digest = o.digest;
   if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest)) {
     throw new WireError(
-      `Cannot decode RESULT: field "digest" must be 64 lower-case hex digits, got ${show(digest)}`,
+      `Cannot decode RESULT: field "digest" must be 64 lower-case hex digits, got ${
+        show(digest)
+      }`,
     );
   }
   return {
@@ -489,4 +540,47 @@ export function encodeAbort(abort: Abort): Uint8Array {
 export function decodeAbort(payload: Uint8Array): Abort {
   const o = decodeJson("ABORT", payload);
   return { reason: text("ABORT", o, "reason") };
+}
+
+/**
+ * Encodes a CODEC payload.
+ *
+ * @example
+ * ```ts
+ * encodeCodec({ id: 4, name: "dedup", options: { chunkBytes: 1024 } });
+ * ```
+ */
+export function encodeCodec(setup: CodecSetup): Uint8Array {
+  return encodeJson("CODEC", {
+    id: setup.id,
+    name: setup.name,
+    options: setup.options,
+  });
+}
+
+/**
+ * Decodes a CODEC payload; `options` must be a JSON object.
+ *
+ * @example
+ * ```ts
+ * decodeCodec(encodeCodec({ id: 1, name: "zero", options: {} })).name; // "zero"
+ * ```
+ */
+export function decodeCodec(payload: Uint8Array): CodecSetup {
+  const o = decodeJson("CODEC", payload);
+  const options = o.options;
+  if (
+    typeof options !== "object" || options === null || Array.isArray(options)
+  ) {
+    throw new WireError(
+      `Cannot decode CODEC: field "options" must be a JSON object, got ${
+        show(options)
+      }`,
+    );
+  }
+  return {
+    id: uint("CODEC", o, "id", 255),
+    name: text("CODEC", o, "name"),
+    options: options as Record<string, unknown>,
+  };
 }

@@ -14,7 +14,12 @@
 
 import type { Codec } from "../codecs/codec.ts";
 import { WireError } from "../errors.ts";
-import { encodeFrameHeader, FrameType, HEADER_BYTES, MAX_PAYLOAD } from "./frame.ts";
+import {
+  encodeFrameHeader,
+  FrameType,
+  HEADER_BYTES,
+  MAX_PAYLOAD,
+} from "./frame.ts";
 
 /** Bytes before the first entry of a PAGES payload. */
 export const PAGES_HEADER_BYTES = 8;
@@ -70,20 +75,29 @@ export class PagesFrameBuilder {
   /** @throws {RangeError} when the worst-case frame would exceed {@link MAX_PAYLOAD}. */
   constructor(options: PagesFrameBuilderOptions) {
     const { maxPages, maxEntryBytes } = options;
-    if (!Number.isInteger(maxPages) || maxPages < 1 || maxPages > MAX_PAGES_PER_FRAME) {
+    if (
+      !Number.isInteger(maxPages) || maxPages < 1 ||
+      maxPages > MAX_PAGES_PER_FRAME
+    ) {
       throw new RangeError(
         `Bad maxPages "${maxPages}": expected an integer in 1..${MAX_PAGES_PER_FRAME}`,
       );
     }
     if (!Number.isInteger(maxEntryBytes) || maxEntryBytes < 0) {
-      throw new RangeError(`Bad maxEntryBytes "${maxEntryBytes}": expected a non-negative integer`);
+      throw new RangeError(
+        `Bad maxEntryBytes "${maxEntryBytes}": expected a non-negative integer`,
+      );
     }
-    const payload = PAGES_HEADER_BYTES + maxPages * (ENTRY_HEADER_BYTES + maxEntryBytes);
+    const payload = PAGES_HEADER_BYTES +
+      maxPages * (ENTRY_HEADER_BYTES + maxEntryBytes);
     if (payload > MAX_PAYLOAD) {
       throw new RangeError(
         `Bad maxPages "${maxPages}": ${maxPages} entries of up to ${maxEntryBytes} bytes need ${payload} bytes, ` +
           `over the ${MAX_PAYLOAD}-byte frame limit; at most ${
-            Math.floor((MAX_PAYLOAD - PAGES_HEADER_BYTES) / (ENTRY_HEADER_BYTES + maxEntryBytes))
+            Math.floor(
+              (MAX_PAYLOAD - PAGES_HEADER_BYTES) /
+                (ENTRY_HEADER_BYTES + maxEntryBytes),
+            )
           } fit`,
       );
     }
@@ -136,12 +150,18 @@ export class PagesFrameBuilder {
   commitEntry(pfn: number, codecId: number, length: number): void {
     this.#checkRoom();
     if (!Number.isInteger(pfn) || pfn < 0 || pfn > Number.MAX_SAFE_INTEGER) {
-      throw new RangeError(`Cannot add page "${pfn}": pfn must be a non-negative safe integer`);
+      throw new RangeError(
+        `Cannot add page "${pfn}": pfn must be a non-negative safe integer`,
+      );
     }
     if (!Number.isInteger(codecId) || codecId < 0 || codecId > 255) {
-      throw new RangeError(`Cannot add page ${pfn}: codec id "${codecId}" must be in 0..255`);
+      throw new RangeError(
+        `Cannot add page ${pfn}: codec id "${codecId}" must be in 0..255`,
+      );
     }
-    if (!Number.isInteger(length) || length < 0 || length > this.maxEntryBytes) {
+    if (
+      !Number.isInteger(length) || length < 0 || length > this.maxEntryBytes
+    ) {
       throw new RangeError(
         `Cannot add page ${pfn}: encoded length "${length}" must be in 0..${this.maxEntryBytes}`,
       );
@@ -165,9 +185,16 @@ export class PagesFrameBuilder {
    * ```
    * @throws {RangeError} on a bad pfn, codec id or length, or when full.
    */
-  add(pfn: number, codecId: number, encoded: Uint8Array, length: number = encoded.length): void {
+  add(
+    pfn: number,
+    codecId: number,
+    encoded: Uint8Array,
+    length: number = encoded.length,
+  ): void {
     if (length > encoded.length) {
-      throw new RangeError(`Cannot add page ${pfn}: length ${length} is over the ${encoded.length}-byte buffer`);
+      throw new RangeError(
+        `Cannot add page ${pfn}: length ${length} is over the ${encoded.length}-byte buffer`,
+      );
     }
     const space = this.entrySpace();
     if (length > space.length) {
@@ -175,7 +202,9 @@ export class PagesFrameBuilder {
         `Cannot add page ${pfn}: encoded length "${length}" must be in 0..${this.maxEntryBytes}`,
       );
     }
-    space.set(length === encoded.length ? encoded : encoded.subarray(0, length));
+    space.set(
+      length === encoded.length ? encoded : encoded.subarray(0, length),
+    );
     this.commitEntry(pfn, codecId, length);
   }
 
@@ -199,7 +228,9 @@ export class PagesFrameBuilder {
 
   #checkRoom(): void {
     if (this.#count >= this.maxPages) {
-      throw new RangeError(`Cannot add a page: the frame is full (${this.maxPages} entries)`);
+      throw new RangeError(
+        `Cannot add a page: the frame is full (${this.maxPages} entries)`,
+      );
     }
   }
 }
@@ -291,7 +322,10 @@ export function parsePagesPayload(
     );
   }
   if (view.getUint32(4, true) !== 0) {
-    throw new WireError(`Bad PAGES payload: reserved field at offset 4 must be 0`, 4);
+    throw new WireError(
+      `Bad PAGES payload: reserved field at offset 4 must be 0`,
+      4,
+    );
   }
   // Fail on an impossible count before reserving room for it.
   if (count * ENTRY_HEADER_BYTES > size - PAGES_HEADER_BYTES) {
@@ -303,7 +337,9 @@ export function parsePagesPayload(
     );
   }
   const maxLen = new Int32Array(256).fill(-1);
-  for (const [id, codec] of codecs) maxLen[id] = codec.maxEncodedBytes(pageSize);
+  for (const [id, codec] of codecs) {
+    maxLen[id] = codec.maxEncodedBytes(pageSize);
+  }
   out.reserve(count);
   let at = PAGES_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
@@ -313,7 +349,8 @@ export function parsePagesPayload(
         at,
       );
     }
-    const pfn = view.getUint32(at + 4, true) * TWO_32 + view.getUint32(at, true);
+    const pfn = view.getUint32(at + 4, true) * TWO_32 +
+      view.getUint32(at, true);
     const codecId = view.getUint8(at + 8);
     const flags = view.getUint8(at + 9);
     const reserved = view.getUint16(at + 10, true);
@@ -360,7 +397,9 @@ export function parsePagesPayload(
   }
   if (at !== size) {
     throw new WireError(
-      `Bad PAGES payload: ${size - at} trailing bytes after ${count} entries at offset ${at}`,
+      `Bad PAGES payload: ${
+        size - at
+      } trailing bytes after ${count} entries at offset ${at}`,
       at,
     );
   }

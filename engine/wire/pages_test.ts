@@ -3,7 +3,13 @@ import type { Codec } from "../codecs/codec.ts";
 import { raw } from "../codecs/raw.ts";
 import { zero } from "../codecs/zero.ts";
 import { WireError } from "../errors.ts";
-import { decodeFrameHeader, FrameType, HEADER_BYTES, MAX_PAYLOAD, verifyFrameChecksum } from "./frame.ts";
+import {
+  decodeFrameHeader,
+  FrameType,
+  HEADER_BYTES,
+  MAX_PAYLOAD,
+  verifyFrameChecksum,
+} from "./frame.ts";
 import {
   ENTRY_HEADER_BYTES,
   MAX_PAGES_PER_FRAME,
@@ -31,7 +37,10 @@ Deno.test("pages: builder + parser round trip with raw and zero entries, both ad
   b.commitEntry(63, raw.id, n);
   b.add(9, zero.id, new Uint8Array(PAGE), 0);
   assert.equal(b.count, 4);
-  assert.equal(b.byteLength, PAGES_HEADER_BYTES + 4 * ENTRY_HEADER_BYTES + 2 * PAGE);
+  assert.equal(
+    b.byteLength,
+    PAGES_HEADER_BYTES + 4 * ENTRY_HEADER_BYTES + 2 * PAGE,
+  );
   const payload = b.payload();
   assert.equal(payload.length, b.byteLength);
 
@@ -63,39 +72,70 @@ Deno.test("pages: pfns above 2^32 use the high word", () => {
   const v = new DataView(p.buffer, p.byteOffset);
   assert.equal(v.getUint32(8, true), 5);
   assert.equal(v.getUint32(12, true), 1);
-  assert.equal(parsePagesPayload(p, { ...opts, pageCount: 2 ** 33 }).pfn[0], pfn);
-  assert.throws(() => parsePagesPayload(p, opts), /pfn "4294967301" is out of range, memory has 64 pages/);
+  assert.equal(
+    parsePagesPayload(p, { ...opts, pageCount: 2 ** 33 }).pfn[0],
+    pfn,
+  );
+  assert.throws(
+    () => parsePagesPayload(p, opts),
+    /pfn "4294967301" is out of range, memory has 64 pages/,
+  );
 });
 
 Deno.test("pages: builder bounds: full frame, bad arguments, frame size limit", () => {
   const b = new PagesFrameBuilder({ maxPages: 2, maxEntryBytes: 10 });
   b.add(1, 0, new Uint8Array(10));
-  assert.throws(() => b.add(2, 0, new Uint8Array(11)), /encoded length "11" must be in 0..10/);
+  assert.throws(
+    () => b.add(2, 0, new Uint8Array(11)),
+    /encoded length "11" must be in 0..10/,
+  );
   assert.throws(() => b.commitEntry(-1, 0, 0), /pfn must be a non-negative/);
   assert.throws(() => b.commitEntry(1, 256, 0), /codec id "256"/);
   b.add(2, 1, new Uint8Array(0));
   assert.ok(b.full);
-  assert.throws(() => b.add(3, 1, new Uint8Array(0)), /the frame is full \(2 entries\)/);
-  assert.throws(() => new PagesFrameBuilder({ maxPages: 0, maxEntryBytes: 1 }), RangeError);
-  assert.throws(() => new PagesFrameBuilder({ maxPages: MAX_PAGES_PER_FRAME + 1, maxEntryBytes: 0 }), RangeError);
+  assert.throws(
+    () => b.add(3, 1, new Uint8Array(0)),
+    /the frame is full \(2 entries\)/,
+  );
+  assert.throws(
+    () => new PagesFrameBuilder({ maxPages: 0, maxEntryBytes: 1 }),
+    RangeError,
+  );
+  assert.throws(
+    () =>
+      new PagesFrameBuilder({
+        maxPages: MAX_PAGES_PER_FRAME + 1,
+        maxEntryBytes: 0,
+      }),
+    RangeError,
+  );
   assert.throws(
     () => new PagesFrameBuilder({ maxPages: 8192, maxEntryBytes: PAGE }),
     /over the 33554432-byte frame limit; at most 8160 fit/,
   );
   const big = new PagesFrameBuilder({ maxPages: 8160, maxEntryBytes: PAGE });
-  assert.ok(PAGES_HEADER_BYTES + 8160 * (ENTRY_HEADER_BYTES + PAGE) <= MAX_PAYLOAD);
+  assert.ok(
+    PAGES_HEADER_BYTES + 8160 * (ENTRY_HEADER_BYTES + PAGE) <= MAX_PAYLOAD,
+  );
   assert.equal(big.maxPages, 8160);
 });
 
 /** A payload with one valid raw entry (pfn 3) then `second` as the second entry. */
-function withSecond(second: { pfn: number; codecId: number; body: Uint8Array }): Uint8Array {
+function withSecond(
+  second: { pfn: number; codecId: number; body: Uint8Array },
+): Uint8Array {
   const b = new PagesFrameBuilder({ maxPages: 2, maxEntryBytes: PAGE + 1 });
   b.add(3, raw.id, page(3));
   b.add(second.pfn, second.codecId, second.body);
   return b.payload().slice();
 }
 
-function rejects(payload: Uint8Array, message: RegExp, offset?: number, o = opts): void {
+function rejects(
+  payload: Uint8Array,
+  message: RegExp,
+  offset?: number,
+  o = opts,
+): void {
   assert.throws(() => parsePagesPayload(payload, o), (e: unknown) => {
     assert.ok(e instanceof WireError, String(e));
     assert.match(e.message, message);
@@ -106,31 +146,64 @@ function rejects(payload: Uint8Array, message: RegExp, offset?: number, o = opts
 
 Deno.test("pages: parser rejects pfn out of range, unknown and un-negotiated codecs, long entries", () => {
   const second = PAGES_HEADER_BYTES + ENTRY_HEADER_BYTES + PAGE;
-  rejects(withSecond({ pfn: 64, codecId: 0, body: page(1) }), /entry 1 at offset 4120: pfn "64" is out of range/, second);
-  rejects(withSecond({ pfn: 4, codecId: 7, body: page(1) }), /codec id "7" was not negotiated/, second + 8);
+  rejects(
+    withSecond({ pfn: 64, codecId: 0, body: page(1) }),
+    /entry 1 at offset 4120: pfn "64" is out of range/,
+    second,
+  );
+  rejects(
+    withSecond({ pfn: 4, codecId: 7, body: page(1) }),
+    /codec id "7" was not negotiated/,
+    second + 8,
+  );
   rejects(
     withSecond({ pfn: 4, codecId: zero.id, body: new Uint8Array(0) }),
     /codec id "1" was not negotiated/,
     second + 8,
     { ...opts, codecs: new Map([[raw.id, raw]]) },
   );
-  rejects(withSecond({ pfn: 4, codecId: 0, body: new Uint8Array(PAGE + 1) }), /length "4097" is over the 4096-byte maximum of codec "raw"/);
-  rejects(withSecond({ pfn: 4, codecId: 1, body: new Uint8Array(1) }), /length "1" is over the 0-byte maximum of codec "zero"/);
+  rejects(
+    withSecond({ pfn: 4, codecId: 0, body: new Uint8Array(PAGE + 1) }),
+    /length "4097" is over the 4096-byte maximum of codec "raw"/,
+  );
+  rejects(
+    withSecond({ pfn: 4, codecId: 1, body: new Uint8Array(1) }),
+    /length "1" is over the 0-byte maximum of codec "zero"/,
+  );
 });
 
 Deno.test("pages: parser rejects trailing bytes, short bodies, bad counts and reserved fields", () => {
   const good = withSecond({ pfn: 4, codecId: 1, body: new Uint8Array(0) });
   assert.equal(parsePagesPayload(good, opts).count, 2);
-  rejects(concat([good, new Uint8Array([0])]), /1 trailing bytes after 2 entries/, good.length);
-  rejects(good.subarray(0, good.length - 1), /entry 1 at offset 4120: its header runs past the 4135-byte payload/);
-  rejects(good.subarray(0, 100), /count "2" needs at least 40 bytes, the payload has 100|data run past/);
+  rejects(
+    concat([good, new Uint8Array([0])]),
+    /1 trailing bytes after 2 entries/,
+    good.length,
+  );
+  rejects(
+    good.subarray(0, good.length - 1),
+    /entry 1 at offset 4120: its header runs past the 4135-byte payload/,
+  );
+  rejects(
+    good.subarray(0, 100),
+    /count "2" needs at least 40 bytes, the payload has 100|data run past/,
+  );
   const cut = good.slice(0, PAGES_HEADER_BYTES + ENTRY_HEADER_BYTES + 100);
   rejects(cut, /needs at least|4096 bytes of data run past/);
-  const oneShort = good.slice(0, PAGES_HEADER_BYTES + 2 * ENTRY_HEADER_BYTES + 100);
-  rejects(oneShort, /entry 0 at offset 8: 4096 bytes of data run past the 140-byte payload/, 24);
+  const oneShort = good.slice(
+    0,
+    PAGES_HEADER_BYTES + 2 * ENTRY_HEADER_BYTES + 100,
+  );
+  rejects(
+    oneShort,
+    /entry 0 at offset 8: 4096 bytes of data run past the 140-byte payload/,
+    24,
+  );
   rejects(new Uint8Array(7), /shorter than its 8-byte header/);
 
-  const over = new Uint8Array(PAGES_HEADER_BYTES + (MAX_PAGES_PER_FRAME + 1) * ENTRY_HEADER_BYTES);
+  const over = new Uint8Array(
+    PAGES_HEADER_BYTES + (MAX_PAGES_PER_FRAME + 1) * ENTRY_HEADER_BYTES,
+  );
   new DataView(over.buffer).setUint32(0, MAX_PAGES_PER_FRAME + 1, true);
   rejects(over, /count "65537" is over the limit of 65536 entries/, 0);
   const huge = new Uint8Array(8);

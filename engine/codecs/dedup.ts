@@ -1,0 +1,592 @@
+import { CodecError } from "../errors.ts";
+import { ChunkStore } from "./_chunk_store.ts";
+import { fingerprint128, type FingerprintFn } from "./_fingerprint.ts";
+import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
+
+/** Wire id of `dedup`. */
+const DEDUP_ID = 4;
+/** Chunk kinds, one byte each in the encoding. */
+const KIND_LITERAL = 0;
+const KIND_REFERENCE = 1;
+const KIND_ZERO = 2;
+/** Allowed `chunkBytes` values. */
+const CHUNK_SIZES: readonly number[] = [512, 1024, 2048, 4096];
+/** Default `storeBytes`: 256 MiB. */
+const DEFAULT_STORE_BYTES = 256 * 1024 * 1024;
+/** References are u32 ages, so a store holds at most this many chunks. */
+const MAX_SLOTS = 0xffff_ffff;
+const OPTION_NAMES: readonly string[] = ["chunkBytes", "storeBytes"];
+
+/** Options of the `dedup` codec, as a policy's codec spec carries them. */
+export interface DedupOptions {
+  /** Chunk size in bytes: 512, 1024, 2048 or 4096 (default 4096, one page). */
+  readonly chunkBytes?: number;
+  /** Bytes of chunk data the content store holds on each side (default 256 MiB). */
+  readonly storeBytes?: number;
+}
+
+/** Test hooks: not part of a policy. */
+export interface DedupTesting {
+  /** Replaces the fingerprint function (tests inject a weak one to force collisions). */
+  readonly fingerprint?: FingerprintFn;
+}
+
+interface Config {
+  readonly pageSize: number;
+  readonly chunkBytes: number;
+  readonly chunkWords: number;
+  readonly chunks: number;
+  readonly capacity: number;
+  /** Header byte: log2(chunkBytes) − 9. */
+  readonly header: number;
+}
+
+function optionError(name: string, value: unknown, detail: string): CodecError {
+  return new CodecError(
+    "dedup",
+    `Cannot use dedup option "${name}" ${JSON.stringify(value)}: ${detail}`,
+  );
+}
+
+function configure(ctx: CodecContext): Config {
+  const opts = ctx.options ?? {};
+  for (const key of Object.keys(opts)) {
+    if (!OPTION_NAMES.includes(key)) {
+      throw optionError(
+        key,
+        opts[key],
+        `unknown option; dedup accepts ${
+          OPTION_NAMES.map((n) => `"${n}"`).join(", ")
+        }`,
+      );
+    }
+  }
+  const pageSize = ctx.pageSize;
+  const chunkBytes = opts.chunkBytes ?? 4096;
+  if (
+    typeof chunkBytes !== "number" || !CHUNK_SIZES.includes(chunkBytes) ||
+    chunkBytes > pageSize || pageSize % chunkBytes !== 0
+  ) {
+    throw optionError(
+      "chunkBytes",
+      chunkBytes,
+      `expected one of ${
+        CHUNK_SIZES.join(", ")
+      } that divides the page size ${pageSize}`,
+    );
+  }
+  const storeBytes = opts.storeBytes ?? DEFAULT_STORE_BYTES;
+  if (
+    typeof storeBytes !== "number" || !Number.isSafeInteger(storeBytes) ||
+    storeBytes < chunkBytes || storeBytes / chunkBytes > MAX_SLOTS
+  ) {
+    throw optionError(
+      "storeBytes",
+      storeBytes,
+      `expected an integer from ${chunkBytes} (one chunk) to ${MAX_SLOTS} chunks of ${chunkBytes} bytes`,
+    );
+  }
+  return {
+    pageSize,
+    chunkBytes,
+    chunkWords: chunkBytes >>> 2,
+    chunks: pageSize / chunkBytes,
+    capacity: Math.floor(storeBytes / chunkBytes),
+    header: Math.log2(chunkBytes) - 9,
+  };
+}
+
+function isZeroChunk(
+  words: Uint32Array,
+  start: number,
+  count: number,
+): boolean {
+  let acc = 0;
+  for (let i = start, end = start + count; i < end; i += 4) {
+    acc |= words[i] | words[i + 1] | words[i + 2] | words[i + 3];
+    if (acc !== 0) return false;
+  }
+  return acc === 0;
+}
+
+/**
+ * Gives 32-bit word access to pages without allocating per page: a view over
+ * the page's whole buffer is cached per buffer, and an unaligned page is
+ * copied into an aligned scratch page.
+ */
+class PageWords {
+  #buffer: ArrayBufferLike | undefined;
+  #view: Uint32Array = new Uint32Array(0);
+  readonly #scratch: Uint32Array;
+  readonly #scratchBytes: Uint8Array;
+  /** Words of the last page passed to {@link of}. */
+  words: Uint32Array = new Uint32Array(0);
+  /** Index in {@link words} of that page's first word. */
+  base = 0;
+
+  constructor(pageSize: number) {
+    this.#scratch = new Uint32Array(pageSize >>> 2);
+    this.#scratchBytes = new Uint8Array(this.#scratch.buffer);
+  }
+
+  of(page: Uint8Array): void {
+    if ((page.byteOffset & 3) !== 0) {
+      this.#scratchBytes.set(page);
+      this.words = this.#scratch;
+      this.base = 0;
+      return;
+    }
+    if (
+      page.buffer !== this.#buffer ||
+      this.#view.length < (page.byteOffset + page.length) >>> 2
+    ) {
+      this.#buffer = page.buffer;
+      this.#view = new Uint32Array(
+        page.buffer,
+        0,
+        page.buffer.byteLength >>> 2,
+      );
+    }
+    this.words = this.#view;
+    this.base = page.byteOffset >>> 2;
+  }
+}
+
+function checkPage(
+  cfg: Config,
+  what: string,
+  pfn: number,
+  page: Uint8Array,
+): void {
+  if (page.length !== cfg.pageSize) {
+    throw new CodecError(
+      "dedup",
+      `Cannot ${what} page ${pfn}: expected ${cfg.pageSize} bytes, got ${page.length}`,
+    );
+  }
+}
+
+/**
+ * The sender's half of `dedup`. Keeps the content store and a fingerprint
+ * index over it; {@link sent} inserts every page the chain sends.
+ *
+ * @example
+ * ```ts
+ * const enc = new DedupEncoder({ pageSize: 4096, pageCount: 2, options: {} });
+ * const page = new Uint8Array(4096).fill(9);
+ * const out = new Uint8Array(4096);
+ * enc.encode(0, page, out); // -1: nothing to refer to yet
+ * enc.sent(0, page, 0); // raw sent it; the store now holds it
+ * enc.encode(1, page, out); // 6: header, kind, u32 age 1
+ * ```
+ */
+export class DedupEncoder implements PageEncoder {
+  readonly #cfg: Config;
+  readonly #store: ChunkStore;
+  readonly #fingerprint: FingerprintFn;
+  readonly #pw: PageWords;
+  /** Fingerprint index: direct-mapped, lossy; 4 words per entry. */
+  readonly #indexFp: Uint32Array;
+  /** Insertion number + 1 of each index entry's chunk; 0 = empty. */
+  readonly #indexSeq: Float64Array;
+  readonly #mask: number;
+  readonly #fp = new Uint32Array(4);
+  /** Per chunk of the last encoded page: kind, age, fingerprint. */
+  readonly #kinds: Uint8Array;
+  readonly #ages: Uint32Array;
+  readonly #fps: Uint32Array;
+  #lastPage: Uint8Array | undefined;
+  #lastPfn = -1;
+  #lastClaimed = false;
+
+  /**
+   * @param ctx Codec context; `options` may hold {@link DedupOptions}.
+   * @param testing Test hooks only.
+   * @throws {CodecError} when an option is unknown or out of range.
+   */
+  constructor(ctx: CodecContext, testing: DedupTesting = {}) {
+    const cfg = configure(ctx);
+    this.#cfg = cfg;
+    this.#store = new ChunkStore(cfg.capacity, cfg.chunkWords);
+    this.#fingerprint = testing.fingerprint ?? fingerprint128;
+    this.#pw = new PageWords(cfg.pageSize);
+    let entries = 16;
+    while (entries < cfg.capacity * 2 && entries < 1 << 30) entries *= 2;
+    this.#indexFp = new Uint32Array(entries * 4);
+    this.#indexSeq = new Float64Array(entries);
+    this.#mask = entries - 1;
+    this.#kinds = new Uint8Array(cfg.chunks);
+    this.#ages = new Uint32Array(cfg.chunks);
+    this.#fps = new Uint32Array(cfg.chunks * 4);
+  }
+
+  /** Chunks inserted into the store so far. */
+  get inserted(): number {
+    return this.#store.count;
+  }
+
+  /** Bytes of chunk data the store has allocated; at most `storeBytes`. */
+  get storeBytes(): number {
+    return this.#store.bytes;
+  }
+
+  /** A copy of the chunk inserted `age` insertions ago, if still held. */
+  storedChunk(age: number): Uint8Array | undefined {
+    return copyChunk(this.#store, age);
+  }
+
+  /** Encodes `page` as chunk references, zero chunks and literals; -1 when no chunk repeats. */
+  encode(pfn: number, page: Uint8Array, out: Uint8Array): number {
+    const cfg = this.#cfg;
+    checkPage(cfg, "encode dedup", pfn, page);
+    const pw = this.#pw;
+    pw.of(page);
+    const { words, base } = pw;
+    const cw = cfg.chunkWords;
+    const kinds = this.#kinds;
+    const fp = this.#fp;
+    const fps = this.#fps;
+    let hits = 0;
+    for (let c = 0; c < cfg.chunks; c++) {
+      const start = base + c * cw;
+      if (isZeroChunk(words, start, cw)) {
+        kinds[c] = KIND_ZERO;
+        hits++;
+        continue;
+      }
+      this.#fingerprint(words, start, cw, fp);
+      fps[c * 4] = fp[0];
+      fps[c * 4 + 1] = fp[1];
+      fps[c * 4 + 2] = fp[2];
+      fps[c * 4 + 3] = fp[3];
+      const age = this.#lookup(words, start);
+      if (age > 0) {
+        kinds[c] = KIND_REFERENCE;
+        this.#ages[c] = age;
+        hits++;
+      } else {
+        kinds[c] = KIND_LITERAL;
+      }
+    }
+    this.#lastPage = page;
+    this.#lastPfn = pfn;
+    this.#lastClaimed = hits > 0;
+    if (hits === 0) return -1;
+
+    out[0] = cfg.header;
+    let pos = 1;
+    for (let c = 0; c < cfg.chunks; c++) out[pos++] = kinds[c];
+    const cb = cfg.chunkBytes;
+    for (let c = 0; c < cfg.chunks; c++) {
+      const k = kinds[c];
+      if (k === KIND_REFERENCE) {
+        const age = this.#ages[c];
+        out[pos] = age & 0xff;
+        out[pos + 1] = (age >>> 8) & 0xff;
+        out[pos + 2] = (age >>> 16) & 0xff;
+        out[pos + 3] = age >>> 24;
+        pos += 4;
+      } else if (k === KIND_LITERAL) {
+        const src = c * cb;
+        out.set(page.subarray(src, src + cb), pos); // memcpy; one view per literal
+        pos += cb;
+      }
+    }
+    return pos;
+  }
+
+  /** Inserts the chunks of a sent page into the store, as the receiver's `applied` will. */
+  sent(pfn: number, page: Uint8Array, codecId: number): void {
+    const cfg = this.#cfg;
+    checkPage(cfg, "record sent", pfn, page);
+    const same = this.#lastPage === page && this.#lastPfn === pfn;
+    const claimed = this.#lastClaimed;
+    this.#lastPage = undefined;
+    const pw = this.#pw;
+    pw.of(page);
+    const { words, base } = pw;
+    const cw = cfg.chunkWords;
+    const kinds = this.#kinds;
+    const fps = this.#fps;
+    const fp = this.#fp;
+    if (codecId === DEDUP_ID) {
+      if (!same || !claimed) {
+        throw new CodecError(
+          "dedup",
+          `Cannot record sent dedup page ${pfn}: it was not the page dedup encoded last`,
+        );
+      }
+      for (let c = 0; c < cfg.chunks; c++) {
+        if (kinds[c] !== KIND_LITERAL) continue;
+        fp[0] = fps[c * 4];
+        fp[1] = fps[c * 4 + 1];
+        fp[2] = fps[c * 4 + 2];
+        fp[3] = fps[c * 4 + 3];
+        this.#insert(words, base + c * cw);
+      }
+      return;
+    }
+    // Another codec sent the page: insert every non-zero chunk. When dedup
+    // declined this very page, its fingerprints are already known.
+    const known = same && !claimed;
+    for (let c = 0; c < cfg.chunks; c++) {
+      const start = base + c * cw;
+      if (known) {
+        if (kinds[c] === KIND_ZERO) continue;
+        fp[0] = fps[c * 4];
+        fp[1] = fps[c * 4 + 1];
+        fp[2] = fps[c * 4 + 2];
+        fp[3] = fps[c * 4 + 3];
+      } else {
+        if (isZeroChunk(words, start, cw)) continue;
+        this.#fingerprint(words, start, cw, fp);
+      }
+      this.#insert(words, start);
+    }
+  }
+
+  /** Age of a held chunk equal to `words[start..]`, proven byte for byte; 0 when none. */
+  #lookup(words: Uint32Array, start: number): number {
+    const fp = this.#fp;
+    const e = fp[0] & this.#mask;
+    const seq1 = this.#indexSeq[e];
+    if (seq1 === 0) return 0;
+    const ix = this.#indexFp;
+    if (
+      ix[e * 4] !== fp[0] || ix[e * 4 + 1] !== fp[1] ||
+      ix[e * 4 + 2] !== fp[2] || ix[e * 4 + 3] !== fp[3]
+    ) return 0;
+    const store = this.#store;
+    const age = store.count - (seq1 - 1);
+    const off = store.offsetOf(age); // -1 once the slot was overwritten
+    if (off < 0) return 0;
+    // A fingerprint match is only a candidate: prove equality.
+    const ring = store.ring;
+    for (let i = 0, n = this.#cfg.chunkWords; i < n; i++) {
+      if (ring[off + i] !== words[start + i]) return 0;
+    }
+    return age;
+  }
+
+  /** Inserts one chunk whose fingerprint is in `#fp`. */
+  #insert(words: Uint32Array, start: number): void {
+    const store = this.#store;
+    const fp = this.#fp;
+    const e = fp[0] & this.#mask;
+    this.#indexFp[e * 4] = fp[0];
+    this.#indexFp[e * 4 + 1] = fp[1];
+    this.#indexFp[e * 4 + 2] = fp[2];
+    this.#indexFp[e * 4 + 3] = fp[3];
+    this.#indexSeq[e] = store.count + 1;
+    store.insert(words, start);
+  }
+}
+
+/**
+ * The receiver's half of `dedup`. Mirrors the sender's content store: its
+ * {@link applied} hook inserts the same chunks in the same order. It never
+ * hashes.
+ *
+ * @example
+ * ```ts
+ * const dec = new DedupDecoder({ pageSize: 4096, pageCount: 2, options: {} });
+ * const page = new Uint8Array(4096).fill(9);
+ * dec.applied(0, page, 0); // raw applied it
+ * const out = new Uint8Array(4096);
+ * dec.decode(1, new Uint8Array([3, 1, 1, 0, 0, 0]), out); // out equals page
+ * ```
+ */
+export class DedupDecoder implements PageDecoder {
+  readonly #cfg: Config;
+  readonly #store: ChunkStore;
+  readonly #pw: PageWords;
+  readonly #kinds: Uint8Array;
+  #lastPage: Uint8Array | undefined;
+  #lastPfn = -1;
+
+  /**
+   * @param ctx Codec context; `options` may hold {@link DedupOptions} and
+   *   must match the sender's `chunkBytes`.
+   * @throws {CodecError} when an option is unknown or out of range.
+   */
+  constructor(ctx: CodecContext) {
+    const cfg = configure(ctx);
+    this.#cfg = cfg;
+    this.#store = new ChunkStore(cfg.capacity, cfg.chunkWords);
+    this.#pw = new PageWords(cfg.pageSize);
+    this.#kinds = new Uint8Array(cfg.chunks);
+  }
+
+  /** Chunks inserted into the store so far. */
+  get inserted(): number {
+    return this.#store.count;
+  }
+
+  /** Bytes of chunk data the store has allocated; at most `storeBytes`. */
+  get storeBytes(): number {
+    return this.#store.bytes;
+  }
+
+  /** A copy of the chunk inserted `age` insertions ago, if still held. */
+  storedChunk(age: number): Uint8Array | undefined {
+    return copyChunk(this.#store, age);
+  }
+
+  /** Validates the whole encoding, then fills `page`. */
+  decode(pfn: number, input: Uint8Array, page: Uint8Array): void {
+    const cfg = this.#cfg;
+    checkPage(cfg, "decode dedup", pfn, page);
+    const n = cfg.chunks;
+    const fail = (detail: string): CodecError =>
+      new CodecError("dedup", `Cannot decode dedup page ${pfn}: ${detail}`);
+    if (input.length < 1 + n) {
+      throw fail(
+        `expected at least ${
+          1 + n
+        } bytes (header and ${n} chunk kinds), got ${input.length}`,
+      );
+    }
+    const header = input[0];
+    if (header !== cfg.header) {
+      throw fail(
+        (header & ~3) !== 0
+          ? `header byte ${header} has reserved bits set`
+          : `the sender uses chunkBytes ${
+            512 << header
+          }, this receiver ${cfg.chunkBytes}: both sides need the same dedup options`,
+      );
+    }
+    let expected = 1 + n;
+    let reused = 0;
+    for (let c = 0; c < n; c++) {
+      const k = input[1 + c];
+      if (k === KIND_LITERAL) expected += cfg.chunkBytes;
+      else if (k === KIND_REFERENCE) {
+        expected += 4;
+        reused++;
+      } else if (k === KIND_ZERO) reused++;
+      else throw fail(`chunk ${c} has unknown kind ${k}`);
+    }
+    if (reused === 0) {
+      throw fail(
+        "no chunk is a reference or zero (dedup never sends such a page)",
+      );
+    }
+    if (input.length !== expected) {
+      throw fail(
+        `the chunk kinds need ${expected} bytes, got ${input.length}` +
+          (input.length < expected ? " (truncated)" : " (trailing bytes)"),
+      );
+    }
+    const store = this.#store;
+    for (let c = 0, pos = 1 + n; c < n; c++) {
+      const k = input[1 + c];
+      if (k === KIND_REFERENCE) {
+        const age = readU32(input, pos);
+        if (store.offsetOf(age) < 0) {
+          throw fail(
+            `chunk ${c} refers to age ${age}, but the store holds ${store.held} chunks (capacity ${store.capacity})`,
+          );
+        }
+        pos += 4;
+      } else if (k === KIND_LITERAL) {
+        pos += cfg.chunkBytes;
+      }
+    }
+    // Everything checked: write.
+    const cb = cfg.chunkBytes;
+    const ringBytes = new Uint8Array(store.ring.buffer);
+    for (let c = 0, pos = 1 + n; c < n; c++) {
+      const k = input[1 + c];
+      this.#kinds[c] = k;
+      const dst = c * cb;
+      if (k === KIND_REFERENCE) {
+        const off = store.offsetOf(readU32(input, pos)) * 4;
+        page.set(ringBytes.subarray(off, off + cb), dst);
+        pos += 4;
+      } else if (k === KIND_LITERAL) {
+        page.set(input.subarray(pos, pos + cb), dst);
+        pos += cb;
+      } else {
+        page.fill(0, dst, dst + cb);
+      }
+    }
+    this.#lastPage = page;
+    this.#lastPfn = pfn;
+  }
+
+  /** Inserts the chunks of an applied page into the store, as the sender's `sent` did. */
+  applied(pfn: number, page: Uint8Array, codecId: number): void {
+    const cfg = this.#cfg;
+    checkPage(cfg, "record applied", pfn, page);
+    const same = this.#lastPage === page && this.#lastPfn === pfn;
+    this.#lastPage = undefined;
+    const pw = this.#pw;
+    pw.of(page);
+    const { words, base } = pw;
+    const cw = cfg.chunkWords;
+    const store = this.#store;
+    if (codecId === DEDUP_ID) {
+      if (!same) {
+        throw new CodecError(
+          "dedup",
+          `Cannot record applied dedup page ${pfn}: it was not the page dedup decoded last`,
+        );
+      }
+      for (let c = 0; c < cfg.chunks; c++) {
+        if (this.#kinds[c] === KIND_LITERAL) store.insert(words, base + c * cw);
+      }
+      return;
+    }
+    for (let c = 0; c < cfg.chunks; c++) {
+      const start = base + c * cw;
+      if (!isZeroChunk(words, start, cw)) store.insert(words, start);
+    }
+  }
+}
+
+function readU32(b: Uint8Array, pos: number): number {
+  return (b[pos] | (b[pos + 1] << 8) | (b[pos + 2] << 16) |
+    (b[pos + 3] << 24)) >>> 0;
+}
+
+function copyChunk(store: ChunkStore, age: number): Uint8Array | undefined {
+  const off = store.offsetOf(age);
+  if (off < 0) return undefined;
+  return new Uint8Array(store.ring.slice(off, off + store.chunkWords).buffer);
+}
+
+/**
+ * `dedup`: fixed-size chunk deduplication. A chunk whose bytes the receiver
+ * already holds travels as a 4-byte reference (its age in a content store
+ * both sides keep in step), an all-zero chunk as nothing; a page with no
+ * such chunk is declined so the chain's next codec gets it. Options:
+ * {@link DedupOptions}. Format and store rule: docs/codecs/dedup.md.
+ *
+ * Encoded form: a header byte (log2(chunkBytes) − 9), one kind byte per
+ * chunk (0 literal, 1 reference, 2 zero), then per chunk in order: a
+ * literal's bytes, a reference's u32 little-endian age, nothing for zero.
+ *
+ * @example
+ * ```ts
+ * const ctx = { pageSize: 4096, pageCount: 4, options: { chunkBytes: 1024 } };
+ * const enc = dedup.createEncoder(ctx);
+ * const dec = dedup.createDecoder(ctx);
+ * ```
+ */
+export const dedup: Codec = {
+  id: DEDUP_ID,
+  name: "dedup",
+  summary:
+    "fixed-size chunk deduplication against content the receiver holds; declines pages with no repeat",
+  maxEncodedBytes(pageSize: number): number {
+    // Worst claimed page: 512-byte chunks, all literal but one reference.
+    return Math.max(6, pageSize - 512 + 5 + (pageSize >>> 9));
+  },
+  createEncoder(ctx: CodecContext): PageEncoder {
+    return new DedupEncoder(ctx);
+  },
+  createDecoder(ctx: CodecContext): PageDecoder {
+    return new DedupDecoder(ctx);
+  },
+};
