@@ -1,5 +1,5 @@
 import { CodecError } from "../errors.ts";
-import { isZeroPage } from "./_page_words.ts";
+import { isZeroPage } from "../zero_page.ts";
 import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
 
 /**

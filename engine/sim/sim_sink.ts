@@ -6,6 +6,7 @@
 
 import type { MemorySink } from "../driver.ts";
 import { memoryDigest } from "../digest.ts";
+import { isZeroPage } from "../zero_page.ts";
 import { SimError } from "./errors.ts";
 
 /** Lifecycle of a {@link SimMemorySink}. */
@@ -41,6 +42,8 @@ export class SimMemorySink implements MemorySink {
   #memory: Uint8Array;
   #state: SinkState = "receiving";
   #pagesWritten = 0;
+  /** 1 for each page written with non-zero content at least once. */
+  #touched: Uint8Array;
 
   /**
    * Allocates zeroed destination memory of `pageSize * pageCount` bytes.
@@ -64,6 +67,7 @@ export class SimMemorySink implements MemorySink {
     }
     this.pageSize = pageSize;
     this.pageCount = pageCount;
+    this.#touched = new Uint8Array(pageCount);
     try {
       this.#memory = new Uint8Array(pageSize * pageCount);
     } catch (e) {
@@ -163,6 +167,15 @@ export class SimMemorySink implements MemorySink {
         `Page "${pfn}" has wrong length "${page.length}": expected ${this.pageSize} bytes`,
         "page",
       );
+    }
+    // Like QEMU's destination: a zero page over memory never written (still
+    // the kernel's zero page) is skipped, so fresh memory is not faulted in.
+    if (this.#touched[pfn] === 0) {
+      if (isZeroPage(page)) {
+        this.#pagesWritten++;
+        return;
+      }
+      this.#touched[pfn] = 1;
     }
     this.#memory.set(page, pfn * this.pageSize);
     this.#pagesWritten++;

@@ -75,3 +75,17 @@ Deno.test("SimMemorySink: discard drops the memory and is final", async () => {
   await assert.rejects(sink.commit(), SimError);
   assert.throws(() => sink.writePage(0, new Uint8Array(4096)), SimError);
 });
+
+Deno.test("SimMemorySink: a zero page over earlier non-zero content is written, not skipped", async () => {
+  const sink = new SimMemorySink({ pageSize: 4096, pageCount: 4 });
+  sink.writePage(1, new Uint8Array(4096)); // fresh memory: skipped, still reads zero
+  assert.ok(sink.readPage(1).every((b) => b === 0));
+  sink.writePage(2, new Uint8Array(4096).fill(9));
+  sink.writePage(2, new Uint8Array(4096));
+  assert.ok(
+    sink.readPage(2).every((b) => b === 0),
+    "the zero page must overwrite the old content",
+  );
+  assert.equal(sink.pagesWritten, 3);
+  await sink.discard();
+});
