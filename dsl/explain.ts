@@ -109,7 +109,11 @@ export function explain(source: Policy | Plan): string {
     : gpu.require
     ? ", fails without one"
     : ", else CPU";
-  row("gpu", `${device}${fallback}; ${gpu.batch} pages per dispatch`);
+  // No codec has a GPU twin yet (issue 4): say so rather than promise one.
+  row(
+    "gpu",
+    `${device}${fallback}; ${gpu.batch} pages per dispatch (no GPU codec yet: all codecs run on the CPU)`,
+  );
   return lines.join("\n");
 }
 

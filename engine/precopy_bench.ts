@@ -44,7 +44,9 @@ async function migrateOnce(bandwidth: number | null): Promise<number> {
           }),
       });
     } finally {
-      conn.close();
+      try {
+        conn.close();
+      } catch { /* the receiver already closed it */ }
     }
   })();
   const conn = await Deno.connect({
@@ -52,6 +54,9 @@ async function migrateOnce(bandwidth: number | null): Promise<number> {
     port: (listener.addr as Deno.NetAddr).port,
   });
   const report = await migrate({ plan, source: vm, conn });
+  try {
+    conn.close();
+  } catch { /* closed by the session */ }
   await receiving;
   listener.close();
   await vm.resume(); // migrate leaves the source paused; the next iteration migrates it again
