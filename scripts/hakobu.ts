@@ -3,6 +3,7 @@
  *
  *   hakobu receive  --listen 127.0.0.1:7700 [--once]
  *   hakobu migrate  --from sim:memcached --mem 1GiB --to 127.0.0.1:7700 --policy FILE [--report out.json]
+ *   hakobu report   out.json [--html out.html] [--svg out.svg]
  *   hakobu plan     --policy FILE
  *   hakobu workloads
  *
@@ -17,6 +18,7 @@ import type { Plan } from "../engine/plan.ts";
 import { workloadByName, workloadNames } from "../engine/sim/mod.ts";
 import { migrateCommand } from "./_cli/migrate.ts";
 import { receiveCommand } from "./_cli/receive.ts";
+import { reportCommand } from "./_cli/report.ts";
 
 /** The policy used when `--policy` is not given. */
 export const DEFAULT_POLICY: string =
@@ -111,6 +113,7 @@ export function buildCli(setExit: (code: number) => void): Command {
       "override the policy's link pacing, e.g. 1Gbit or unlimited",
     )
     .option("--report <file>", "write the JSON report to this file")
+    .option("--html <file>", "write the HTML report with charts to this file")
     .option("--json", "print the report as JSON instead of tables")
     .option("--quiet", "no progress output")
     .action(async (o) => {
@@ -123,10 +126,22 @@ export function buildCli(setExit: (code: number) => void): Command {
         dirtyRate: o.dirtyRate,
         plan,
         report: o.report,
+        html: o.html,
         json: o.json,
         quiet: o.quiet,
       });
       setExit(code);
+    });
+
+  program.command("report")
+    .description(
+      "turn a migration's JSON report into HTML/SVG with charts, or print its tables",
+    )
+    .argument("<report.json>", "the JSON written by 'hakobu migrate --report'")
+    .option("--html <file>", "write the HTML report (summary, rounds, charts)")
+    .option("--svg <file>", "write the charts as one standalone SVG")
+    .action(async (file, o) => {
+      setExit(await reportCommand(file, { html: o.html, svg: o.svg }));
     });
 
   program.command("plan")
@@ -158,6 +173,28 @@ export function buildCli(setExit: (code: number) => void): Command {
         return;
       }
       for (const w of all) console.log(`${w.name.padEnd(10)} ${w.summary}`);
+    });
+
+  program.command("rebalance")
+    .description(
+      "plan the moves that bring every host under its memory target, and run them (sim hosts)",
+    )
+    .requiredOption("--inventory <file>", "inventory JSON: hosts, VMs, targets")
+    .requiredOption("--policy <file>", "migration policy file")
+    .option("--dry-run", "print the plan only")
+    .option("--max-concurrent <n>", "most migrations at once", "2")
+    .option("--timeout <duration>", "limit per migration, e.g. 5m", "5m")
+    .option(
+      "--bandwidth <rate>",
+      "override the policy's link rate, e.g. 10Gbit",
+    )
+    .option("--target <percent>", "override the inventory's memory target")
+    .option("--max-moves <n>", "override the inventory's move limit")
+    .option("--json", "print the plan and results as JSON")
+    .option("--write-inventory <file>", "write the updated inventory here")
+    .action(async (o) => {
+      const { rebalanceCli } = await import("./_cli/rebalance.ts");
+      setExit(await rebalanceCli(o));
     });
 
   return program;

@@ -6,6 +6,7 @@ import { SimVm } from "../../engine/sim/mod.ts";
 import type { Plan } from "../../engine/plan.ts";
 import { parseAddress } from "./address.ts";
 import { ProgressView } from "./progress.ts";
+import { writeHtmlReport } from "./report.ts";
 
 /** Options of `hakobu migrate`. */
 export interface MigrateCommandOptions {
@@ -16,6 +17,8 @@ export interface MigrateCommandOptions {
   to: string;
   plan: Plan;
   report?: string;
+  /** Write the HTML report with charts to this file. */
+  html?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -83,11 +86,13 @@ export async function migrateCommand(
         JSON.stringify(report, null, 2) + "\n",
       );
     }
+    if (opts.html) await writeHtmlReport(report, opts.html);
     if (opts.json) console.log(JSON.stringify(report));
     else {
       console.log(formatRoundTable(report));
       console.log(formatSummary(report));
       if (opts.report) console.log(`report written to ${opts.report}`);
+      if (opts.html) console.log(`HTML report written to ${opts.html}`);
     }
     return { code: report.verified ? 0 : 1, report };
   } finally {

@@ -1,0 +1,265 @@
+import assert from "node:assert/strict";
+import { parseReport, ReportFileError } from "./report.ts";
+
+const HAKOBU = new URL("../hakobu.ts", import.meta.url).pathname;
+
+async function hakobu(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", HAKOBU, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+/** Runs a receiver on a free port and one real migration to it with `--report` and `--html`. */
+async function migrateOnce(dir: string): Promise<void> {
+  const receiver = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      HAKOBU,
+      "receive",
+      "--listen",
+      "127.0.0.1:0",
+      "--once",
+      "--json",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines = receiver.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let buf = "";
+  while (!buf.includes("\n")) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    buf += value;
+  }
+  const port = /listening on [^:]+:(\d+)/.exec(buf)?.[1];
+  assert.ok(port, `receiver did not print its port: ${buf}`);
+  const mig = await hakobu([
+    "migrate",
+    "--from",
+    "sim:memcached",
+    "--mem",
+    "32MiB",
+    "--dirty-rate",
+    "5000",
+    "--bandwidth",
+    "400Mbit",
+    "--to",
+    `127.0.0.1:${port}`,
+    "--report",
+    `${dir}/r.json`,
+    "--html",
+    `${dir}/migrate.html`,
+    "--quiet",
+  ]);
+  assert.equal(mig.code, 0, mig.stderr);
+  assert.match(
+    mig.stdout,
+    new RegExp(`HTML report written to ${dir}/migrate.html`),
+  );
+  for (;;) {
+    const { done } = await lines.read();
+    if (done) break;
+  }
+  assert.equal((await receiver.status).code, 0);
+}
+
+Deno.test("hakobu migrate --html, then hakobu report writes HTML and SVG and prints tables", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hakobu_report_cli_" });
+  try {
+    await migrateOnce(dir);
+    const fromMigrate = await Deno.readTextFile(`${dir}/migrate.html`);
+    assert.match(fromMigrate, /^<!DOCTYPE html>/);
+    assert.match(fromMigrate, /<svg[\s>]/);
+    assert.match(fromMigrate, /VERIFIED/);
+
+    const r = await hakobu([
+      "report",
+      `${dir}/r.json`,
+      "--html",
+      `${dir}/out/r.html`,
+      "--svg",
+      `${dir}/out/r.svg`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(`HTML report written to ${dir}/out/r.html`),
+    );
+    assert.match(
+      r.stdout,
+      new RegExp(`SVG charts written to ${dir}/out/r.svg`),
+    );
+    assert.equal(r.stderr, "", "no warnings from the chart compiler");
+    const html = await Deno.readTextFile(`${dir}/out/r.html`);
+    const svg = await Deno.readTextFile(`${dir}/out/r.svg`);
+    assert.match(html, /^<!DOCTYPE html>/);
+    assert.match(
+      svg,
+      /^<\?xml[^>]*>\n<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/,
+    );
+    const report = JSON.parse(await Deno.readTextFile(`${dir}/r.json`));
+    assert.equal(
+      html.match(/<tr class="(live|final)"/g)?.length,
+      report.rounds.length,
+    );
+
+    const plain = await hakobu(["report", `${dir}/r.json`]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /send rate/);
+    assert.match(plain.stdout, /\(stop\)/);
+    assert.match(plain.stdout, /VERIFIED \(memory digests match\)/);
+    assert.match(plain.stdout, /total time/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("hakobu report names the file and the field when the JSON is not a report", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hakobu_report_cli_" });
+  try {
+    await Deno.writeTextFile(`${dir}/broken.json`, '{"verified": true,');
+    const broken = await hakobu([
+      "report",
+      `${dir}/broken.json`,
+      "--html",
+      `${dir}/x.html`,
+    ]);
+    assert.equal(broken.code, 1);
+    assert.match(
+      broken.stderr,
+      new RegExp(`Cannot read report "${dir}/broken.json": not JSON`),
+    );
+
+    await Deno.writeTextFile(
+      `${dir}/other.json`,
+      JSON.stringify({ verified: true, aborted: false, outcome: "ok" }),
+    );
+    const other = await hakobu(["report", `${dir}/other.json`]);
+    assert.equal(other.code, 1);
+    assert.match(
+      other.stderr,
+      new RegExp(
+        `Cannot read report "${dir}/other.json": missing field "policy"`,
+      ),
+    );
+
+    const missing = await hakobu(["report", `${dir}/nope.json`]);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      new RegExp(`Cannot read report "${dir}/nope.json"`),
+    );
+    await assert.rejects(Deno.stat(`${dir}/x.html`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function validReport(): Record<string, unknown> {
+  return {
+    verified: true,
+    aborted: false,
+    outcome: "migrated and verified",
+    policy: "default",
+    vm: "sim:idle 32.00 MiB seed 1",
+    memoryBytes: 32 * 2 ** 20,
+    pageSize: 4096,
+    bandwidth: null,
+    startedAt: "2026-11-27T04:00:00.000Z",
+    totalTimeMs: 100,
+    downtimeMs: 10,
+    verifyMs: 5,
+    wireBytes: 1000,
+    rawBytes: 4096,
+    compressionRatio: 4.096,
+    pagesSent: 1,
+    sourceCpuSeconds: 0.1,
+    sourceCpuSecondsPerGiB: 1,
+    digest: "",
+    rounds: [{
+      round: 0,
+      final: true,
+      dirtyPages: 1,
+      pagesSent: 1,
+      rawBytes: 4096,
+      wireBytes: 1000,
+      codecMix: { raw: 1 },
+      codecs: ["raw"],
+      durationMs: 1,
+      dirtyRate: 0,
+      sendRate: 4096000,
+      wireRate: 1000000,
+      remainingPages: 0,
+      decision: "final",
+      reason: "stop-and-copy",
+    }],
+  };
+}
+
+Deno.test("parseReport accepts a report and points at the first bad field", () => {
+  const good = validReport();
+  assert.equal(parseReport(JSON.stringify(good), "g.json").policy, "default");
+
+  const cases: [unknown, string, RegExp][] = [
+    [[1, 2], "", /expected a JSON object, got an array/],
+    [{ ...good, rounds: undefined }, "rounds", /missing field "rounds"/],
+    [
+      { ...good, rounds: {} },
+      "rounds",
+      /"rounds" is an object, expected an array/,
+    ],
+    [
+      { ...good, totalTimeMs: "9 s" },
+      "totalTimeMs",
+      /"totalTimeMs" is string "9 s", expected a number/,
+    ],
+    [{ ...good, bandwidth: "1Gbit" }, "bandwidth", /expected a number or null/],
+    [
+      {
+        ...good,
+        rounds: [{ ...(good.rounds as object[])[0], wireBytes: undefined }],
+      },
+      "rounds[0].wireBytes",
+      /missing field "rounds\[0\]\.wireBytes"/,
+    ],
+    [
+      {
+        ...good,
+        rounds: [{ ...(good.rounds as object[])[0], codecMix: { raw: "1" } }],
+      },
+      "rounds[0].codecMix",
+      /expected an object of page counts/,
+    ],
+    [
+      { ...good, rounds: [null] },
+      "rounds[0]",
+      /"rounds\[0\]" is null, expected an object/,
+    ],
+  ];
+  for (const [data, field, message] of cases) {
+    assert.throws(
+      () => parseReport(JSON.stringify(data), "bad.json"),
+      (e: unknown) => {
+        assert.ok(e instanceof ReportFileError);
+        assert.equal(e.file, "bad.json");
+        assert.equal(e.field, field);
+        assert.match(e.message, /^Cannot read report "bad\.json": /);
+        assert.match(e.message, message);
+        return true;
+      },
+    );
+  }
+});
