@@ -1,0 +1,309 @@
+/**
+ * `hakobu rebalance`: plan the moves that bring every host under its memory
+ * target, print them, and (without `--dry-run`) run them on simulated hosts.
+ *
+ * @module
+ */
+
+import Table from "cli-table3";
+import { loadPolicy } from "../../dsl/load.ts";
+import { parseBandwidth, parseDuration } from "../../dsl/units.ts";
+import type { Plan } from "../../engine/plan.ts";
+import { formatBytes, formatDuration } from "../../engine/format.ts";
+import {
+  type HostLoad,
+  type Inventory,
+  inventoryToJson,
+  loadInventory,
+  type MoveResult,
+  planMoves,
+  type RebalancePlan,
+  runPlan,
+  simFabric,
+} from "../rebalance/mod.ts";
+import { applyMoves } from "../rebalance/planner.ts";
+
+/** Link rate assumed for predictions when neither the policy, `--bandwidth` nor the inventory gives one: 10 Gbit/s. */
+export const ASSUMED_LINK_RATE = 1.25e9;
+
+/** Options of `hakobu rebalance`. */
+export interface RebalanceCommandOptions {
+  /** Inventory JSON file. */
+  inventory: string;
+  /** The compiled policy. */
+  plan: Plan;
+  /** Override of the link rate (bytes/s; `null` = unpaced), from `--bandwidth`. */
+  bandwidth?: number | null;
+  /** Print the plan only. */
+  dryRun?: boolean;
+  /** Most migrations at once. */
+  maxConcurrent: number;
+  /** Per-migration limit in milliseconds. */
+  timeoutMs: number;
+  /** Override of the inventory's target percentage. */
+  maxHostMemoryPercent?: number;
+  /** Override of the inventory's move limit. */
+  maxMoves?: number;
+  /** Print JSON instead of tables. */
+  json?: boolean;
+  /** Write the updated inventory here. */
+  writeInventory?: string;
+}
+
+/** The command line's options as typed (strings), before parsing. */
+export interface RebalanceCliOptions {
+  inventory: string;
+  policy: string;
+  dryRun?: boolean;
+  maxConcurrent: string;
+  timeout: string;
+  bandwidth?: string;
+  target?: string;
+  maxMoves?: string;
+  json?: boolean;
+  writeInventory?: string;
+}
+
+/**
+ * Parses the command line's options, loads the policy and runs
+ * {@link rebalanceCommand}; returns the exit code.
+ *
+ * @throws {Error} naming the option whose value does not parse.
+ */
+export async function rebalanceCli(o: RebalanceCliOptions): Promise<number> {
+  const whole = (flag: string, text: string): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new Error(`Invalid ${flag} "${text}": expected a whole number ≥ 1`);
+    }
+    return n;
+  };
+  let target: number | undefined;
+  if (o.target !== undefined) {
+    target = Number(o.target.replace(/%$/, ""));
+    if (!(target > 0 && target <= 100)) {
+      throw new Error(
+        `Invalid --target "${o.target}": expected a percentage above 0 and at most 100, e.g. 85`,
+      );
+    }
+  }
+  return await rebalanceCommand({
+    inventory: o.inventory,
+    plan: await loadPolicy(o.policy),
+    bandwidth: o.bandwidth === undefined
+      ? undefined
+      : parseBandwidth(o.bandwidth),
+    dryRun: o.dryRun,
+    maxConcurrent: whole("--max-concurrent", o.maxConcurrent),
+    timeoutMs: parseDuration(o.timeout),
+    maxHostMemoryPercent: target,
+    maxMoves: o.maxMoves === undefined
+      ? undefined
+      : whole("--max-moves", o.maxMoves),
+    json: o.json,
+    writeInventory: o.writeInventory,
+  });
+}
+
+/**
+ * Plans (and runs) a rebalance. Returns the exit code: 0 when every host
+ * ends at or below the target and every move verified, 1 when a move failed,
+ * 2 when some host cannot be brought under the target.
+ */
+export async function rebalanceCommand(
+  opts: RebalanceCommandOptions,
+): Promise<number> {
+  const inventory = await loadInventory(opts.inventory);
+  const policy: Plan = opts.bandwidth === undefined
+    ? opts.plan
+    : { ...opts.plan, bandwidth: opts.bandwidth };
+  const { rate, source } = policy.bandwidth !== null
+    ? {
+      rate: policy.bandwidth,
+      source: opts.bandwidth === undefined
+        ? `policy "${policy.name}"`
+        : "--bandwidth",
+    }
+    : inventory.targets.linkRate !== undefined
+    ? { rate: inventory.targets.linkRate, source: "inventory targets.linkRate" }
+    : {
+      rate: ASSUMED_LINK_RATE,
+      source: `assumed: policy "${policy.name}" is unpaced`,
+    };
+  const plan = planMoves(inventory, {
+    bandwidth: rate,
+    policy,
+    maxHostMemoryPercent: opts.maxHostMemoryPercent,
+    maxMoves: opts.maxMoves,
+  });
+  const infeasibleCode = plan.infeasible.length > 0 ? 2 : 0;
+
+  if (opts.dryRun) {
+    if (opts.writeInventory) {
+      await _write(opts.writeInventory, applyMoves(inventory, plan.moves));
+    }
+    if (opts.json) {
+      console.log(
+        JSON.stringify({ dryRun: true, linkRateSource: source, plan }),
+      );
+    } else {
+      console.log(formatPlan(plan, source));
+      if (opts.writeInventory) {
+        console.log(`planned inventory written to ${opts.writeInventory}`);
+      }
+    }
+    return infeasibleCode;
+  }
+
+  if (!opts.json) {
+    console.log(formatPlan(plan, source));
+    if (plan.moves.length > 0) {
+      console.error(
+        `running ${plan.moves.length} move(s) on sim hosts, at most ${opts.maxConcurrent} at once, ${
+          formatDuration(opts.timeoutMs)
+        } each`,
+      );
+    }
+  }
+  const controller = new AbortController();
+  const onSignal = () => controller.abort("interrupted (SIGINT)");
+  Deno.addSignalListener("SIGINT", onSignal);
+  let results: readonly MoveResult[];
+  let after: Inventory;
+  try {
+    await using fabric = simFabric();
+    const run = await runPlan(inventory, plan, {
+      policy,
+      fabric,
+      maxConcurrent: opts.maxConcurrent,
+      timeoutMs: opts.timeoutMs,
+      signal: controller.signal,
+      onEvent: opts.json ? undefined : (e) => {
+        if (e.type === "start") {
+          console.error(`  ${e.move.vm}: ${e.move.from} → ${e.move.to} ...`);
+        } else {
+          console.error(
+            `  ${e.result.move.vm}: ${
+              e.result.verified ? "verified" : `FAILED: ${e.result.error}`
+            }`,
+          );
+        }
+      },
+    });
+    results = run.results;
+    after = run.inventory;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+  if (opts.writeInventory) await _write(opts.writeInventory, after);
+  if (opts.json) {
+    console.log(JSON.stringify({
+      dryRun: false,
+      linkRateSource: source,
+      plan,
+      results: results.map(({ report: _report, ...r }) => r),
+      inventory: inventoryToJson(after),
+    }));
+  } else {
+    if (results.length > 0) console.log(formatResults(results));
+    if (opts.writeInventory) {
+      console.log(`inventory written to ${opts.writeInventory}`);
+    }
+  }
+  return results.some((r) => !r.verified) ? 1 : infeasibleCode;
+}
+
+/**
+ * The plan for people: the moves, each host's memory before and after, the
+ * unmovable VMs and the hosts that cannot be fixed.
+ */
+export function formatPlan(
+  plan: RebalancePlan,
+  linkRateSource: string,
+): string {
+  const lines: string[] = [];
+  lines.push(
+    `target: every host at most ${plan.maxHostMemoryPercent}% of its memory; link ${
+      (plan.bandwidth * 8 / 1e9).toFixed(2)
+    } Gbit/s (${linkRateSource})`,
+  );
+  if (plan.moves.length === 0) {
+    lines.push(
+      plan.infeasible.length === 0
+        ? "balanced: no moves needed"
+        : "no moves possible",
+    );
+  } else {
+    const moves = new Table({
+      head: ["vm", "from → to", "size", "predicted", "downtime", "reason"],
+      style: { head: [], border: [] },
+    });
+    for (const m of plan.moves) {
+      moves.push([
+        m.vm,
+        `${m.from} → ${m.to}`,
+        formatBytes(m.bytes),
+        formatDuration(m.predictedMs),
+        formatDuration(m.predictedDowntimeMs),
+        m.reason,
+      ]);
+    }
+    lines.push(`${plan.moves.length} move(s):`, moves.toString());
+  }
+  const hosts = new Table({
+    head: ["host", "memory", "before", "after", "target"],
+    style: { head: [], border: [] },
+  });
+  for (const h of plan.hosts) {
+    hosts.push([
+      h.host,
+      formatBytes(h.capacityBytes),
+      _load(h.beforeBytes, h),
+      _load(h.afterBytes, h),
+      formatBytes(h.targetBytes),
+    ]);
+  }
+  lines.push(hosts.toString());
+  for (const u of plan.unmovable) {
+    lines.push(`unmovable: ${u.vm} on ${u.host}: ${u.reason}`);
+  }
+  for (const i of plan.infeasible) lines.push(`cannot fix: ${i.reason}`);
+  return lines.join("\n");
+}
+
+/** The run's results for people: one row per move. */
+export function formatResults(results: readonly MoveResult[]): string {
+  const table = new Table({
+    head: ["vm", "from → to", "result", "time", "downtime", "wire", "error"],
+    style: { head: [], border: [] },
+  });
+  for (const r of results) {
+    table.push([
+      r.move.vm,
+      `${r.move.from} → ${r.move.to}`,
+      r.verified ? "verified" : "FAILED",
+      formatDuration(r.totalTimeMs),
+      r.verified ? formatDuration(r.downtimeMs) : "-",
+      r.verified ? formatBytes(r.wireBytes) : "-",
+      r.error ?? "",
+    ]);
+  }
+  const ok = results.filter((r) => r.verified).length;
+  return `${table.toString()}\n${ok} of ${results.length} move(s) verified`;
+}
+
+function _load(bytes: number, h: HostLoad): string {
+  const pct = (bytes / h.capacityBytes) * 100;
+  return `${formatBytes(bytes)} (${pct.toFixed(1)}%)${
+    bytes > h.targetBytes ? " !" : ""
+  }`;
+}
+
+async function _write(path: string, inventory: Inventory): Promise<void> {
+  const i = path.lastIndexOf("/");
+  if (i > 0) await Deno.mkdir(path.slice(0, i), { recursive: true });
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify(inventoryToJson(inventory), null, 2) + "\n",
+  );
+}

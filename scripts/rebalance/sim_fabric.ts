@@ -1,0 +1,156 @@
+/**
+ * The simulated fabric: each VM becomes a `SimVm` of its size, workload and
+ * dirty rate, and each destination host an in-process receiver
+ * (`receiveMigration` into a `SimMemorySink`) listening on loopback TCP.
+ *
+ * @module
+ */
+
+import { receiveMigration, type ReceiveResult } from "../../engine/receiver.ts";
+import { SimMemorySink } from "../../engine/sim/sim_sink.ts";
+import { SimVm } from "../../engine/sim/sim_vm.ts";
+import type { Fabric, FabricRequest, FabricSession } from "./runner.ts";
+
+/** Bytes per page of sim VMs. */
+const PAGE_SIZE = 4096;
+
+/** Options of {@link simFabric}. */
+export interface SimFabricOptions {
+  /** Workload of VMs whose inventory entry names none (default `"idle"`). */
+  readonly defaultWorkload?: string;
+  /** Seed of every sim VM (default: derived from the VM's name). */
+  readonly seed?: number;
+}
+
+/** What one simulated destination received. */
+export interface SimReceipt {
+  /** Destination host name. */
+  readonly host: string;
+  /** The receiver's result, or its error message. */
+  readonly result: ReceiveResult | { readonly error: string };
+}
+
+/** The sim fabric; also lists what each destination received. */
+export interface SimFabric extends Fabric, AsyncDisposable {
+  /** One entry per finished receiving session, in the order they ended. */
+  readonly receipts: readonly SimReceipt[];
+}
+
+interface Destination {
+  readonly listener: Deno.Listener;
+  readonly port: number;
+  readonly loop: Promise<void>;
+}
+
+/**
+ * Makes a fabric of simulated VMs and in-process receivers on
+ * 127.0.0.1 (one listener per destination host, started on first use).
+ *
+ * @example
+ * ```ts ignore
+ * await using fabric = simFabric();
+ * const run = await runPlan(inv, plan, { policy, fabric });
+ * ```
+ */
+export function simFabric(options: SimFabricOptions = {}): SimFabric {
+  const destinations = new Map<string, Destination>();
+  const sessions = new Set<Promise<void>>();
+  const receipts: SimReceipt[] = [];
+  let closed = false;
+
+  const destination = (host: string): Destination => {
+    let d = destinations.get(host);
+    if (d) return d;
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const loop = (async () => {
+      for await (const conn of listener) {
+        const s = receiveMigration(conn, {
+          createSink: (hello) =>
+            new SimMemorySink({
+              pageSize: hello.pageSize,
+              pageCount: hello.memoryBytes / hello.pageSize,
+            }),
+        }).then(
+          (result) => void receipts.push({ host, result }),
+          (e) =>
+            void receipts.push({
+              host,
+              result: { error: e instanceof Error ? e.message : String(e) },
+            }),
+        ).finally(() => {
+          try {
+            conn.close();
+          } catch { /* closed by the source */ }
+          sessions.delete(s);
+        });
+        sessions.add(s);
+      }
+    })().catch(() => {/* listener closed */});
+    d = { listener, port: (listener.addr as Deno.NetAddr).port, loop };
+    destinations.set(host, d);
+    return d;
+  };
+
+  const fabric: SimFabric = {
+    name: "sim",
+    receipts,
+    async open(request: FabricRequest): Promise<FabricSession> {
+      if (closed) {
+        throw new Error("Cannot open a migration: the sim fabric is closed");
+      }
+      const { vm } = request;
+      const { port } = destination(request.to.name);
+      const source = await SimVm.create({
+        memoryBytes: vm.memoryBytes,
+        workload: vm.workload ?? options.defaultWorkload ?? "idle",
+        seed: options.seed ?? _seedOf(vm.name),
+        // The inventory gives bytes per second; the sim counts page writes.
+        dirtyRate: Math.round(vm.dirtyRate / PAGE_SIZE),
+      });
+      let conn: Deno.TcpConn;
+      try {
+        conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      } catch (e) {
+        await source.close();
+        throw e;
+      }
+      let done = false;
+      return {
+        source,
+        conn,
+        async close(): Promise<void> {
+          if (done) return;
+          done = true;
+          try {
+            conn.close();
+          } catch { /* closed already */ }
+          await source.close();
+        },
+      };
+    },
+    async close(): Promise<void> {
+      closed = true;
+      for (const d of destinations.values()) {
+        try {
+          d.listener.close();
+        } catch { /* closed already */ }
+      }
+      await Promise.all([...destinations.values()].map((d) => d.loop));
+      await Promise.all([...sessions]);
+    },
+    [Symbol.asyncDispose](): Promise<void> {
+      return fabric.close();
+    },
+  };
+  return fabric;
+}
+
+/** A stable 31-bit seed from a VM's name (FNV-1a). */
+function _seedOf(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 1;
+}
