@@ -22,6 +22,7 @@ export * from "./receiver.ts";
 export * from "./codecs/mod.ts";
 export * from "./wire/mod.ts";
 export * from "./transport/mod.ts";
+export * from "./gpu/mod.ts";
 // The sim driver by name; its workload objects (one is called `zero`, like
 // the codec) stay reachable through workloadByName().
 export {

@@ -6,6 +6,7 @@
  *   hakobu report   out.json [--html out.html] [--svg out.svg]
  *   hakobu plan     --policy FILE
  *   hakobu workloads
+ *   hakobu rebalance --inventory inventory.json --policy FILE [--dry-run]
  *
  * Run it with `deno task hakobu <command> --help` for each command's options.
  *

@@ -90,6 +90,8 @@ export interface SeedResult {
   /** Source CPU seconds of the median-time codec run. */
   readonly sourceCpuSeconds: number;
   readonly plainSourceCpuSeconds: number;
+  /** Pages per codec over all rounds of the median codec run. */
+  readonly codecMix: Readonly<Record<string, number>>;
   readonly seedFigure: string;
   readonly repeat: number;
 }
@@ -171,6 +173,17 @@ function medianRun(runs: readonly MigrationReport[]): MigrationReport {
 /** Migration time without verification: handshake to READY. */
 function readyMs(r: MigrationReport): number {
   return r.totalTimeMs - r.verifyMs;
+}
+
+/** Pages per codec over all rounds of a migration. */
+function codecMix(r: MigrationReport): Record<string, number> {
+  const mix: Record<string, number> = {};
+  for (const round of r.rounds) {
+    for (const [name, n] of Object.entries(round.codecMix)) {
+      mix[name] = (mix[name] ?? 0) + n;
+    }
+  }
+  return mix;
 }
 
 /** Splits a text stream into lines. */
@@ -400,7 +413,9 @@ export async function main(args: string[]): Promise<number> {
   await using receiver = await ReceiverProcess.start();
   console.error(
     `seed-table: receiver process listening on ${receiver.hostname}:${receiver.port}; ` +
-      `${rows.length} rows x ${repeat} pairs, ${formatBytes(memoryBytes)} VMs, ` +
+      `${rows.length} rows x ${repeat} pairs, ${
+        formatBytes(memoryBytes)
+      } VMs, ` +
       `link ${values.bandwidth}, seed ${seed}`,
   );
   for (const [i, row] of rows.entries()) {
@@ -419,7 +434,9 @@ export async function main(args: string[]): Promise<number> {
             p === plain ? "raw (plain)" : row.codec
           } #${k + 1}: ${fmtMs(readyMs(r))} to READY (+${
             fmtMs(r.verifyMs)
-          } verify), ${formatBytes(r.wireBytes)} on the wire, ${r.rounds.length} rounds, downtime ${
+          } verify), ${
+            formatBytes(r.wireBytes)
+          } on the wire, ${r.rounds.length} rounds, downtime ${
             fmtMs(r.downtimeMs)
           }`,
         );
@@ -444,6 +461,7 @@ export async function main(args: string[]): Promise<number> {
       plainTotalTimeMs: b.totalTimeMs,
       sourceCpuSeconds: c.sourceCpuSeconds,
       plainSourceCpuSeconds: b.sourceCpuSeconds,
+      codecMix: codecMix(c),
       seedFigure: row.seedFigure,
       repeat,
     });

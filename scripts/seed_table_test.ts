@@ -65,7 +65,10 @@ Deno.test("seed-table reproduces the idle and memcached rows on 16 MiB VMs", asy
     );
     assert.match(text, /^\|---\|/m);
     assert.match(text, /^\| idle \| rle \| [\d.]+x \|/m);
-    assert.match(text, /^\| memcached \| delta \| [\d.]+x \|.*up to 3\.7x \|$/m);
+    assert.match(
+      text,
+      /^\| memcached \| delta \| [\d.]+x \|.*up to 3\.7x \|$/m,
+    );
     assert.match(
       text,
       /^\| memcached \| dedup \| [\d.]+x \|.*up to 16\.7x \|$/m,

@@ -1,4 +1,5 @@
 import { CodecError } from "../errors.ts";
+import { DeltaCache } from "./delta_cache.ts";
 import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
 
 /** QEMU's default `xbzrle-cache-size`: 64 MiB. */
@@ -20,7 +21,8 @@ const MAX_ULEB_BYTES = 5;
  * A trailing zero run is omitted; an unchanged page encodes as nothing at
  * all (length 0, "unchanged"). The sender keeps the last sent version of
  * each page in a direct-mapped cache (option `cacheBytes`, default 64 MiB,
- * slot `pfn % slots`, newest wins) filled by the `sent` hook; a page not in
+ * slot `pfn % slots`, newest wins) filled by the `sent` hook from a page's
+ * second send on (the first send is the bulk pass, as in QEMU); a page not in
  * the cache, or whose encoding would not be smaller than the page, is
  * declined. The receiver decodes against `ctx.current(pfn)`, the page as
  * its memory holds it now.
@@ -32,7 +34,8 @@ const MAX_ULEB_BYTES = 5;
  * const out = new Uint8Array(delta.maxEncodedBytes(4096));
  * const page = new Uint8Array(4096);
  * enc.encode(0, page, out); // -1: not in the cache yet
- * enc.sent?.(0, page, 0); // sent raw; now cached
+ * enc.sent?.(0, page, 0); // the bulk pass: sent raw, not cached
+ * enc.sent?.(0, page, 0); // sent again (re-dirtied): now cached
  * page[1001] = 1;
  * enc.encode(0, page, out); // 4: e9 07 01 01
  * ```
@@ -138,13 +141,8 @@ class WordView {
 class DeltaEncoder implements PageEncoder {
   readonly #pageSize: number;
   readonly #pageCount: number;
-  /** Cache slots (pages the cache holds at most). */
-  readonly #slots: number;
-  /** Slot contents, `#slots * pageSize` bytes. */
-  readonly #cache: Uint8Array;
-  readonly #cacheWords: Uint32Array;
-  /** pfn held by each slot, -1 when empty. */
-  readonly #tags: Float64Array;
+  /** Last sent versions of re-dirtied pages (shared rules with the GPU twin). */
+  readonly #cache: DeltaCache;
   /** Aligned copy of a page handed in at an unaligned offset. */
   readonly #scratch: Uint8Array;
   readonly #scratchWords: Uint32Array;
@@ -155,14 +153,11 @@ class DeltaEncoder implements PageEncoder {
     const cacheBytes = cacheBytesOption(ctx);
     this.#pageSize = ctx.pageSize;
     this.#pageCount = ctx.pageCount;
-    // A cache larger than the VM would only hold empty slots.
-    this.#slots = Math.max(
-      1,
-      Math.min(cacheBytes / ctx.pageSize, ctx.pageCount),
-    );
-    this.#cache = new Uint8Array(this.#slots * ctx.pageSize);
-    this.#cacheWords = new Uint32Array(this.#cache.buffer);
-    this.#tags = new Float64Array(this.#slots).fill(-1);
+    this.#cache = new DeltaCache({
+      pageSize: ctx.pageSize,
+      pageCount: ctx.pageCount,
+      cacheBytes,
+    });
     this.#scratch = new Uint8Array(ctx.pageSize);
     this.#scratchWords = new Uint32Array(this.#scratch.buffer);
   }
@@ -183,8 +178,8 @@ class DeltaEncoder implements PageEncoder {
         }`,
       );
     }
-    const slot = pfn % this.#slots;
-    if (this.#tags[slot] !== pfn) return -1;
+    const slot = this.#cache.slotOf(pfn);
+    if (slot < 0) return -1;
 
     // New page as bytes `nb` and words `nw` from word `nbase`.
     let nb = page;
@@ -200,9 +195,9 @@ class DeltaEncoder implements PageEncoder {
       nbase = 0;
     }
     // Old page: slot `slot` of the cache.
-    const ob = this.#cache;
+    const ob = this.#cache.bytes;
     const obase = slot * ps;
-    const ow = this.#cacheWords;
+    const ow = this.#cache.words;
     const owbase = obase >>> 2;
     const words = ps >>> 2;
     const limit = ps - 1;
@@ -247,12 +242,7 @@ class DeltaEncoder implements PageEncoder {
   }
 
   sent(pfn: number, page: Uint8Array, _codecId: number): void {
-    if (pfn < 0 || pfn >= this.#pageCount || page.length !== this.#pageSize) {
-      return;
-    }
-    const slot = pfn % this.#slots;
-    this.#cache.set(page, slot * this.#pageSize);
-    this.#tags[slot] = pfn;
+    this.#cache.record(pfn, page);
   }
 }
 

@@ -44,7 +44,8 @@ function refEncode(old: Uint8Array, cur: Uint8Array): number[] {
 /** Encodes `cur` with an encoder whose cache holds `old` for pfn 0. */
 function encodeAgainst(old: Uint8Array, cur: Uint8Array): Uint8Array | null {
   const enc = delta.createEncoder(ctx(old.length));
-  enc.sent?.(0, old, 0);
+  enc.sent?.(0, old, 0); // the bulk pass: not cached
+  enc.sent?.(0, old, 0); // sent again: cached
   const out = new Uint8Array(delta.maxEncodedBytes(old.length));
   const n = enc.encode(0, cur, out);
   return n < 0 ? null : out.slice(0, n);
@@ -431,11 +432,22 @@ Deno.test("delta cache: a page never sent is declined", () => {
   const c = claimed(PS, 8, {});
   assert.deepEqual(c.claims(), []);
   c.sent(5);
+  c.sent(5);
   assert.deepEqual(c.claims(), [5]);
+});
+
+Deno.test("delta cache: like QEMU's XBZRLE, a page's first send (the bulk pass) is not cached", () => {
+  const c = claimed(PS, 8, {});
+  for (let p = 0; p < 8; p++) c.sent(p);
+  assert.deepEqual(c.claims(), [], "nothing cached after the bulk pass");
+  c.sent(2);
+  c.sent(6);
+  assert.deepEqual(c.claims(), [2, 6], "re-sent pages are cached");
 });
 
 Deno.test("delta cache: direct-mapped by pfn % slots, newest wins", () => {
   const c = claimed(PS, 64, { cacheBytes: 16 * PS });
+  for (let p = 0; p < 64; p++) c.sent(p); // bulk pass
   for (let p = 0; p < 64; p++) c.sent(p);
   assert.deepEqual(c.claims(), Array.from({ length: 16 }, (_, i) => 48 + i));
   c.sent(3); // evicts 51
@@ -451,9 +463,11 @@ Deno.test("delta cache property: bounded, and holds the last pfn sent to each sl
       (slots, sends) => {
         const c = claimed(64, 32, { cacheBytes: slots * 64 });
         const model = new Map<number, number>();
+        const seen = new Set<number>();
         for (const p of sends) {
           c.sent(p);
-          model.set(p % slots, p);
+          if (seen.has(p)) model.set(p % slots, p);
+          seen.add(p);
         }
         const got = c.claims();
         assert.ok(got.length <= slots);
@@ -470,6 +484,7 @@ Deno.test("delta cache: encodes against the version sent last", () => {
   const v1 = new Uint8Array(PS).fill(1);
   const v2 = v1.slice();
   v2[10] = 2;
+  enc.sent?.(2, v1, 0); // bulk pass
   enc.sent?.(2, v1, 0);
   enc.sent?.(2, v2, 3);
   assert.equal(enc.encode(2, v2, out), 0); // unchanged since v2
@@ -542,12 +557,30 @@ Deno.test("delta in a chain [zero, delta, raw]: the receiver ends with the last 
     if (p % 7 === 3) next.fill(0);
     return next;
   });
-  const used = new Map<number, number>();
+  const round2 = new Map<number, number>();
   for (let p = 0; p < pageCount; p++) {
     const id = send(p, v2[p]);
-    used.set(id, (used.get(id) ?? 0) + 1);
+    round2.set(id, (round2.get(id) ?? 0) + 1);
   }
   assert.deepEqual(memory, new Uint8Array(v2.flatMap((p) => [...p])));
+  assert.equal(
+    round2.get(3) ?? 0,
+    0,
+    "the bulk pass cached nothing, so no delta yet",
+  );
+
+  // A third version: now the re-sent pages are cached and delta pays off.
+  const v3 = v2.map((page, p) => {
+    const next = page.slice();
+    if (p % 2 === 1) next[(p * 37) % PS] ^= 0x5a;
+    return next;
+  });
+  const used = new Map<number, number>();
+  for (let p = 0; p < pageCount; p++) {
+    const id = send(p, v3[p]);
+    used.set(id, (used.get(id) ?? 0) + 1);
+  }
+  assert.deepEqual(memory, new Uint8Array(v3.flatMap((p) => [...p])));
   assert.ok((used.get(3) ?? 0) > 0, "delta claimed some pages");
   assert.ok((used.get(3) ?? 0) <= 32, "delta claimed at most the cached pages");
   assert.ok((used.get(0) ?? 0) > 0, "raw sent the rest");

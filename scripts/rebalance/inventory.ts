@@ -16,7 +16,10 @@
  */
 
 import { parseBandwidth, parseSize } from "../../dsl/units.ts";
-import { workloadByName, workloadNames } from "../../engine/sim/workloads/registry.ts";
+import {
+  workloadByName,
+  workloadNames,
+} from "../../engine/sim/workloads/registry.ts";
 
 /** Page size every VM's memory is a whole number of. */
 const PAGE_SIZE = 4096;

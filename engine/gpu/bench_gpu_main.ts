@@ -1,0 +1,414 @@
+/**
+ * `bench:gpu`: per kernel, on whatever WebGPU adapter is present, upload,
+ * kernel and readback throughput, and end-to-end encode throughput against
+ * the CPU codec on the same pages in the same run (a `memcached` sim VM).
+ * Prints a table and writes `out/bench-gpu.json`.
+ *
+ * Imports only Deno built-ins and project files (no npm), so it runs on a GPU
+ * machine with nothing but the deno binary:
+ *
+ * ```sh
+ * XDG_RUNTIME_DIR=/tmp/xdg deno run -A engine/gpu/bench_gpu_main.ts --memory-mib 256 --batch 4096
+ * ```
+ *
+ * @module
+ */
+import { fingerprint128 } from "../codecs/_fingerprint.ts";
+import { EncoderChain } from "../codecs/chain.ts";
+import { delta } from "../codecs/delta.ts";
+import { rle } from "../codecs/rle.ts";
+import { SimVm } from "../sim/mod.ts";
+import { isZeroPage } from "../zero_page.ts";
+import { GpuBatchDecoder } from "./batch_decoder.ts";
+import { GpuBatchEncoder, type GpuChain } from "./batch_encoder.ts";
+import { CompactKernels } from "./compact.ts";
+import { DeltaEncodeKernel } from "./delta_encode.ts";
+import { openGpu } from "./device.ts";
+import { FingerprintKernel } from "./fingerprint.ts";
+import { RleEncodeKernel } from "./rle_encode.ts";
+import { readbackBuffer, storageBuffer } from "./_runtime.ts";
+import { ZeroScanKernel } from "./zero_scan.ts";
+
+const PS = 4096;
+
+function arg(name: string, fallback: number): number {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
+}
+
+/** One row of the table: GB/s (1e9 bytes of input pages per second). */
+interface Row {
+  kernel: string;
+  uploadGBs: number;
+  kernelGBs: number;
+  readbackGBs: number;
+  gpuEncodeGBs: number;
+  cpuGBs: number;
+  bytes: number;
+}
+
+const memoryBytes = arg("memory-mib", 64) * 1024 * 1024;
+const batch = arg("batch", 4096);
+const gpu = await openGpu({ prefer: "gpu", require: true });
+const device = gpu!.device;
+const vm = await SimVm.create({
+  memoryBytes,
+  workload: "memcached",
+  seed: 1,
+  dirtyRate: 0,
+});
+const pageCount = vm.pageCount;
+const pages = Array.from({ length: pageCount }, (_, p) => vm.page(p));
+// "New" versions for delta: every other page has a few bytes changed.
+const olds = pages.map((p) => p.slice());
+const news = olds.map((p, i) => {
+  const c = p.slice();
+  if (i % 2 === 0) {
+    for (let b = (i * 131) % 64; b < PS; b += 509) c[b] ^= 0x5a;
+  }
+  return c;
+});
+const gbs = (bytes: number, ms: number): number =>
+  ms > 0 ? bytes / ms / 1e6 : 0;
+
+/** Times upload, kernel and readback of each batch separately (each awaited alone). */
+async function stages(
+  name: string,
+  record: (
+    enc: GPUCommandEncoder,
+    input: GPUBuffer,
+    n: number,
+  ) => { result: GPUBuffer; bytes: (n: number) => number },
+  src: Uint8Array[],
+): Promise<{ up: number; k: number; rb: number }> {
+  const input = storageBuffer(device, batch * PS, `${name} in`);
+  const host = new Uint8Array(batch * PS);
+  let up = 0, k = 0, rb = 0;
+  for (let at = 0; at < src.length; at += batch) {
+    const n = Math.min(batch, src.length - at);
+    for (let i = 0; i < n; i++) host.set(src[at + i], i * PS);
+    let t = performance.now();
+    device.queue.writeBuffer(input, 0, host, 0, n * PS);
+    await device.queue.onSubmittedWorkDone();
+    up += performance.now() - t;
+    t = performance.now();
+    const enc = device.createCommandEncoder();
+    const { result, bytes } = record(enc, input, n);
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    k += performance.now() - t;
+    t = performance.now();
+    const size = Math.max(4, bytes(n));
+    const staging = readbackBuffer(device, size, "rb");
+    const e2 = device.createCommandEncoder();
+    e2.copyBufferToBuffer(result, 0, staging, 0, size);
+    device.queue.submit([e2.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    rb += performance.now() - t;
+  }
+  input.destroy();
+  return { up, k, rb };
+}
+
+async function pipelined(
+  chain: GpuChain,
+  src: Uint8Array[],
+  warm?: Uint8Array[],
+): Promise<number> {
+  const enc = new GpuBatchEncoder(device, {
+    chain,
+    batch,
+    pageSize: PS,
+    pageCount,
+  });
+  const pfns = src.map((_, i) => i);
+  if (warm) {
+    // Round 0: fills the delta cache (the pages are sent raw or as zero).
+    const ps: Promise<unknown>[] = [];
+    for (let at = 0; at < warm.length; at += batch) {
+      ps.push(
+        enc.encode(pfns.slice(at, at + batch), warm.slice(at, at + batch)),
+      );
+    }
+    await Promise.all(ps);
+  }
+  const t = performance.now();
+  const ps: Promise<unknown>[] = [];
+  for (let at = 0; at < src.length; at += batch) {
+    ps.push(enc.encode(pfns.slice(at, at + batch), src.slice(at, at + batch)));
+  }
+  await Promise.all(ps);
+  const ms = performance.now() - t;
+  enc.destroy();
+  return ms;
+}
+
+function cpuChain(
+  specs: string[],
+  src: Uint8Array[],
+  warm?: Uint8Array[],
+): number {
+  const c = new EncoderChain({ pageSize: PS, pageCount });
+  c.select(specs.map((name) => ({ name })));
+  if (warm) warm.forEach((p, i) => c.encode(i, p));
+  const t = performance.now();
+  src.forEach((p, i) => c.encode(i, p));
+  return performance.now() - t;
+}
+
+const rows: Row[] = [];
+const total = pageCount * PS;
+const per = (n: number) => n * 4;
+const scratch = storageBuffer(device, batch * PS, "scratch");
+const out = storageBuffer(device, batch * PS, "out");
+const sizes = storageBuffer(device, batch * 4, "sizes");
+const offsets = storageBuffer(device, (batch + 1) * 4, "offsets");
+const fps = storageBuffer(device, batch * 16, "fps");
+const olds0 = storageBuffer(device, batch * PS, "olds");
+const hasOld = storageBuffer(device, batch * 4, "hasOld");
+device.queue.writeBuffer(hasOld, 0, new Uint32Array(batch).fill(1));
+const zs = new ZeroScanKernel(device);
+const fp = new FingerprintKernel(device);
+const rk = new RleEncodeKernel(device);
+const dk = new DeltaEncodeKernel(device);
+const ck = new CompactKernels(device);
+// Warm-up: compile every pipeline once.
+await zs.run(pages.slice(0, 1), PS);
+await rk.run(pages.slice(0, 1), PS);
+
+{
+  const s = await stages("zero_scan", (enc, input, n) => {
+    zs.record(enc, { pages: input, flags: sizes }, n, PS);
+    return { result: sizes, bytes: per };
+  }, pages);
+  let t = performance.now();
+  let z = 0;
+  for (const p of pages) if (isZeroPage(p)) z++;
+  const cpu = performance.now() - t;
+  t = performance.now();
+  for (let at = 0; at < pages.length; at += batch) {
+    await zs.run(pages.slice(at, at + batch), PS);
+  }
+  rows.push({
+    kernel: "zero_scan",
+    uploadGBs: gbs(total, s.up),
+    kernelGBs: gbs(total, s.k),
+    readbackGBs: gbs(total, s.rb),
+    gpuEncodeGBs: gbs(total, performance.now() - t),
+    cpuGBs: gbs(total, cpu),
+    bytes: total,
+  });
+  console.log(`zero pages: ${z} of ${pageCount}`);
+}
+{
+  const s = await stages("fingerprint", (enc, input, n) => {
+    fp.record(enc, { words: input, out: fps }, n, PS);
+    return { result: fps, bytes: (n) => n * 16 };
+  }, pages);
+  const o = new Uint32Array(4);
+  let t = performance.now();
+  for (const p of pages) {
+    fingerprint128(
+      new Uint32Array(p.buffer, p.byteOffset, PS / 4),
+      0,
+      PS / 4,
+      o,
+    );
+  }
+  const cpu = performance.now() - t;
+  t = performance.now();
+  for (let at = 0; at < pages.length; at += batch) {
+    await fp.run(pages.slice(at, at + batch), { pageSize: PS, chunkBytes: PS });
+  }
+  rows.push({
+    kernel: "fingerprint",
+    uploadGBs: gbs(total, s.up),
+    kernelGBs: gbs(total, s.k),
+    readbackGBs: gbs(total, s.rb),
+    gpuEncodeGBs: gbs(total, performance.now() - t),
+    cpuGBs: gbs(total, cpu),
+    bytes: total,
+  });
+}
+{
+  const s = await stages("rle_encode", (enc, input, n) => {
+    rk.record(enc, { pages: input, scratch, sizes }, n, PS);
+    ck.record(enc, { scratch, sizes, offsets, out }, n, PS);
+    return { result: sizes, bytes: per };
+  }, pages);
+  const gpuMs = await pipelined(["zero", "rle"], pages);
+  const cpu = cpuChain(["zero", "rle"], pages);
+  rows.push({
+    kernel: "rle_encode (zero→rle)",
+    uploadGBs: gbs(total, s.up),
+    kernelGBs: gbs(total, s.k),
+    readbackGBs: gbs(total, s.rb),
+    gpuEncodeGBs: gbs(total, gpuMs),
+    cpuGBs: gbs(total, cpu),
+    bytes: total,
+  });
+}
+{
+  const s = await stages("delta_encode", (enc, input, n) => {
+    dk.record(
+      enc,
+      { pages: input, olds: olds0, hasOld, scratch, sizes },
+      n,
+      PS,
+    );
+    ck.record(enc, { scratch, sizes, offsets, out }, n, PS);
+    return { result: sizes, bytes: per };
+  }, news);
+  const gpuMs = await pipelined(["zero", "delta"], news, olds);
+  const cpu = cpuChain(["zero", "delta"], news, olds);
+  rows.push({
+    kernel: "delta_encode (zero→delta)",
+    uploadGBs: gbs(total, s.up),
+    kernelGBs: gbs(total, s.k),
+    readbackGBs: gbs(total, s.rb),
+    gpuEncodeGBs: gbs(total, gpuMs),
+    cpuGBs: gbs(total, cpu),
+    bytes: total,
+  });
+}
+{
+  // Receiver: decode rle pages (the zero-filled and colour pages of the image).
+  const rleEnc = rle.createEncoder({ pageSize: PS, pageCount, options: {} });
+  const buf = new Uint8Array(PS);
+  const inputs: Uint8Array[] = [];
+  const pfns: number[] = [];
+  pages.forEach((p, i) => {
+    const n = rleEnc.encode(i, p, buf);
+    if (n >= 0) {
+      inputs.push(buf.slice(0, n));
+      pfns.push(i);
+    }
+  });
+  const dec = new GpuBatchDecoder(device, { pageSize: PS });
+  const bytes = inputs.length * PS;
+  let t = performance.now();
+  for (let at = 0; at < inputs.length; at += batch) {
+    await dec.decode(
+      "rle",
+      pfns.slice(at, at + batch),
+      inputs.slice(at, at + batch),
+    );
+  }
+  const gpuMs = performance.now() - t;
+  const cpuDec = rle.createDecoder({ pageSize: PS, pageCount, options: {} });
+  t = performance.now();
+  inputs.forEach((inp, i) => cpuDec.decode(pfns[i], inp, buf));
+  rows.push({
+    kernel: `rle_decode (${inputs.length} pages)`,
+    uploadGBs: 0,
+    kernelGBs: 0,
+    readbackGBs: 0,
+    gpuEncodeGBs: gbs(bytes, gpuMs),
+    cpuGBs: gbs(bytes, performance.now() - t),
+    bytes,
+  });
+}
+{
+  const deltaEnc = delta.createEncoder({
+    pageSize: PS,
+    pageCount,
+    options: {},
+  });
+  const buf = new Uint8Array(PS);
+  const inputs: Uint8Array[] = [];
+  const pfns: number[] = [];
+  news.forEach((p, i) => {
+    deltaEnc.sent?.(i, olds[i], 0);
+    const n = deltaEnc.encode(i, p, buf);
+    if (n >= 0) {
+      inputs.push(buf.slice(0, n));
+      pfns.push(i);
+    }
+  });
+  const dec = new GpuBatchDecoder(device, {
+    pageSize: PS,
+    current: (pfn) => olds[pfn],
+  });
+  const bytes = inputs.length * PS;
+  let t = performance.now();
+  for (let at = 0; at < inputs.length; at += batch) {
+    await dec.decode(
+      "delta",
+      pfns.slice(at, at + batch),
+      inputs.slice(at, at + batch),
+    );
+  }
+  const gpuMs = performance.now() - t;
+  const cpuDec = delta.createDecoder({
+    pageSize: PS,
+    pageCount,
+    options: {},
+    current: (pfn) => olds[pfn],
+  });
+  t = performance.now();
+  inputs.forEach((inp, i) => cpuDec.decode(pfns[i], inp, buf));
+  rows.push({
+    kernel: `delta_decode (${inputs.length} pages)`,
+    uploadGBs: 0,
+    kernelGBs: 0,
+    readbackGBs: 0,
+    gpuEncodeGBs: gbs(bytes, gpuMs),
+    cpuGBs: gbs(bytes, performance.now() - t),
+    bytes,
+  });
+}
+await vm.close();
+
+const head = [
+  "kernel",
+  "upload GB/s",
+  "kernel GB/s",
+  "readback GB/s",
+  "GPU end-to-end GB/s",
+  "CPU GB/s",
+];
+const body = rows.map((r) => [
+  r.kernel,
+  ...[r.uploadGBs, r.kernelGBs, r.readbackGBs, r.gpuEncodeGBs, r.cpuGBs].map((
+    v,
+  ) => v ? v.toFixed(3) : "-"),
+]);
+const widths = head.map((h, i) =>
+  Math.max(h.length, ...body.map((b) => b[i].length))
+);
+const line = (cells: string[]) =>
+  cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+    .join("  ");
+console.log(
+  `adapter: ${gpu!.adapterInfo.description}${
+    gpu!.fallbackReason ? ` (${gpu!.fallbackReason})` : ""
+  }`,
+);
+console.log(
+  `memory: ${
+    memoryBytes / 1048576
+  } MiB memcached sim, batch ${batch} pages; GB/s = 1e9 page bytes per second`,
+);
+console.log(line(head));
+console.log(widths.map((w) => "-".repeat(w)).join("  "));
+for (const b of body) console.log(line(b));
+await Deno.mkdir("out", { recursive: true });
+await Deno.writeTextFile(
+  "out/bench-gpu.json",
+  JSON.stringify(
+    {
+      adapter: gpu!.adapterInfo,
+      fallbackReason: gpu!.fallbackReason ?? null,
+      memoryBytes,
+      batch,
+      rows,
+    },
+    null,
+    2,
+  ) + "\n",
+);
+console.log("wrote out/bench-gpu.json");
+device.destroy();

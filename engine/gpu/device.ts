@@ -1,0 +1,163 @@
+/**
+ * Opening a WebGPU device for the GPU codec twins, with the fallback rules of
+ * a plan's `gpu({ prefer, require })` settings.
+ *
+ * @module
+ */
+
+/** The GPU layer could not do what was asked: no adapter when one is required, a limit too small. */
+export class GpuError extends Error {
+  /**
+   * @param message What went wrong and why.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "GpuError";
+  }
+}
+
+/** The part of `navigator.gpu` that {@link openGpu} uses; tests inject a fake one. */
+export interface GpuEntry {
+  /** As `GPU.requestAdapter`. */
+  requestAdapter(
+    options?: GPURequestAdapterOptions,
+  ): Promise<GPUAdapter | null>;
+}
+
+/** Options of {@link openGpu}; the first two mirror a plan's `GpuSettings`. */
+export interface OpenGpuOptions {
+  /** `cpu`: never touch WebGPU; `gpu`: any adapter, software ones too; `auto` (default): a hardware adapter only. */
+  readonly prefer?: "gpu" | "cpu" | "auto";
+  /** Throw a {@link GpuError} instead of returning `null` when no adapter is found. */
+  readonly require?: boolean;
+  /** The WebGPU entry point; defaults to `navigator.gpu` (tests inject a fake one). */
+  readonly gpu?: GpuEntry | null;
+  /** Told why `null` is returned (for the report's fallback statement). */
+  readonly onFallback?: (reason: string) => void;
+}
+
+/** The limits the kernels depend on, as granted to the device. */
+export interface GpuLimits {
+  /** Largest storage binding in bytes: bounds pages per batch (`batch * pageSize`). */
+  readonly maxStorageBufferBindingSize: number;
+  /** Largest buffer in bytes. */
+  readonly maxBufferSize: number;
+  /** Most workgroups per dispatch dimension (65535): more pages use a 2D dispatch. */
+  readonly maxComputeWorkgroupsPerDimension: number;
+}
+
+/** An open GPU: the device the kernels run on and what it is. */
+export interface GpuContext {
+  /** The device, with {@link GpuLimits} raised to the adapter's maxima. */
+  readonly device: GPUDevice;
+  /** The adapter, in words, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` or `NVIDIA H200`. */
+  readonly adapterInfo: {
+    readonly description: string;
+    readonly vendor: string;
+    readonly isFallbackAdapter: boolean;
+  };
+  /** Limits granted to the device. */
+  readonly limits: GpuLimits;
+  /**
+   * Set when the adapter is a software one (lavapipe): the kernels are
+   * correct there but slower than the CPU codecs.
+   */
+  readonly fallbackReason?: string;
+}
+
+/** The message of a required but missing adapter. */
+export const NO_ADAPTER_MESSAGE =
+  "No WebGPU adapter: Deno found no Vulkan, Metal or DirectX device; install mesa-vulkan-drivers for a software adapter, or run on a machine with a GPU; or set gpu({ require: false })";
+
+/**
+ * Opens a WebGPU device as a plan's GPU settings allow.
+ *
+ * - `prefer: "cpu"` returns `null` without touching WebGPU;
+ * - no adapter (or no `navigator.gpu`): `null`, or a {@link GpuError} with
+ *   `require: true`;
+ * - `prefer: "auto"` (the default) declines a software adapter (lavapipe):
+ *   the CPU codecs are faster than it; `prefer: "gpu"` takes any adapter and
+ *   says so in `fallbackReason`.
+ *
+ * @example
+ * ```ts
+ * const gpu = await openGpu({ prefer: "gpu", onFallback: (r) => console.log(r) });
+ * if (gpu) console.log(gpu.adapterInfo.description);
+ * ```
+ */
+export async function openGpu(
+  options: OpenGpuOptions = {},
+): Promise<GpuContext | null> {
+  const prefer = options.prefer ?? "auto";
+  const require = options.require ?? false;
+  const fallback = (reason: string): null => {
+    if (require) throw new GpuError(`${NO_ADAPTER_MESSAGE} (${reason})`);
+    options.onFallback?.(reason);
+    return null;
+  };
+  if (prefer === "cpu") {
+    options.onFallback?.('the policy prefers the CPU (gpu({ prefer: "cpu" }))');
+    return null;
+  }
+  const entry = options.gpu !== undefined
+    ? options.gpu
+    : (globalThis.navigator as { gpu?: GpuEntry } | undefined)?.gpu;
+  if (!entry) return fallback("this runtime has no navigator.gpu");
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await entry.requestAdapter({
+      powerPreference: "high-performance",
+    });
+  } catch (e) {
+    return fallback(`requestAdapter failed: ${(e as Error).message}`);
+  }
+  if (!adapter) return fallback("requestAdapter returned no adapter");
+  const info = adapter.info;
+  const adapterInfo = {
+    description: info?.description || info?.device || "unknown adapter",
+    vendor: info?.vendor ?? "",
+    isFallbackAdapter: Boolean(
+      info?.isFallbackAdapter ??
+        (adapter as unknown as { isFallbackAdapter?: boolean })
+          .isFallbackAdapter,
+    ),
+  };
+  if (adapterInfo.isFallbackAdapter && prefer === "auto" && !require) {
+    return fallback(
+      `only a software adapter is present ("${adapterInfo.description}"), slower than the CPU codecs; gpu({ prefer: "gpu" }) uses it anyway`,
+    );
+  }
+  const want = {
+    maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+    maxBufferSize: adapter.limits.maxBufferSize,
+    maxComputeWorkgroupsPerDimension:
+      adapter.limits.maxComputeWorkgroupsPerDimension,
+  };
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredLimits: want });
+  } catch (e) {
+    if (require) {
+      throw new GpuError(
+        `Cannot open a device on "${adapterInfo.description}": ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    }
+    return fallback(`requestDevice failed: ${(e as Error).message}`);
+  }
+  return {
+    device,
+    adapterInfo,
+    limits: {
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: device.limits.maxBufferSize,
+      maxComputeWorkgroupsPerDimension:
+        device.limits.maxComputeWorkgroupsPerDimension,
+    },
+    fallbackReason: adapterInfo.isFallbackAdapter
+      ? `software adapter "${adapterInfo.description}": correct, not fast`
+      : undefined,
+  };
+}

@@ -1,0 +1,60 @@
+import { PARAMS_WGSL } from "./_runtime.ts";
+
+/**
+ * `rle_decode`: one invocation per page (64 pages per workgroup) decodes
+ * its page's tokens with every check of `RleDecoder` in `rle.ts`, writing
+ * only inside the page's slot of `out`. `errors[page]` is 0 when the input
+ * decoded, else a nonzero code (1 length, 2 empty token, 3 past the page,
+ * 4 run without its word, 5 literal cut short, 6 short of the page,
+ * 7 input outside the buffer); the host then names the failure with the
+ * CPU decoder's message.
+ *
+ * Bindings: 1 input (u32), 2 inOff (byte offset, a multiple of 4),
+ * 3 inLen (bytes), 4 out (`pageWords` per page), 5 errors.
+ */
+export const RLE_DECODE_WGSL: string = PARAMS_WGSL + `
+@group(0) @binding(1) var<storage, read> input: array<u32>;
+@group(0) @binding(2) var<storage, read> inOff: array<u32>;
+@group(0) @binding(3) var<storage, read> inLen: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<u32>;
+@group(0) @binding(5) var<storage, read_write> errors: array<u32>;
+
+fn decode(page: u32) -> u32 {
+  let W = params.pageWords;
+  let len = inLen[page];
+  if ((len & 3u) != 0u || len > W * 4u - 4u || (inOff[page] & 3u) != 0u) { return 1u; }
+  let ib = inOff[page] >> 2u;
+  let n = len >> 2u;
+  if (ib + n > arrayLength(&input)) { return 7u; }
+  let ob = page * W;
+  var p = 0u;
+  var d = 0u;
+  while (p < n) {
+    let h = input[ib + p];
+    p += 1u;
+    let count = h & 0x7fffffffu;
+    if (count == 0u) { return 2u; }
+    if (count > W - d) { return 3u; }
+    if ((h & 0x80000000u) == 0u) {
+      if (p >= n) { return 4u; }
+      let v = input[ib + p];
+      p += 1u;
+      for (var k = 0u; k < count; k++) { out[ob + d + k] = v; }
+    } else {
+      if (count > n - p) { return 5u; }
+      for (var k = 0u; k < count; k++) { out[ob + d + k] = input[ib + p + k]; }
+      p += count;
+    }
+    d += count;
+  }
+  if (d != W) { return 6u; }
+  return 0u;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let page = (wid.x + wid.y * params.groupsX) * 64u + lid;
+  if (page >= params.count) { return; }
+  errors[page] = decode(page);
+}
+`;
