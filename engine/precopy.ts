@@ -21,6 +21,12 @@ import type { Decision, Plan, RoundStats } from "./plan.ts";
 import type { MigrationReport, RoundReport } from "./report.ts";
 import { Pacer } from "./transport/pacer.ts";
 import {
+  type EncodedBatch,
+  GpuBatchEncoder,
+  type GpuChain,
+} from "./gpu/batch_encoder.ts";
+import { type GpuContext, type GpuEntry, openGpu } from "./gpu/device.ts";
+import {
   decodeError,
   decodeReady,
   decodeResult,
@@ -81,6 +87,8 @@ export interface MigrateOptions {
   readonly signal?: AbortSignal;
   /** Frames queued between the encode and send stages (default 4). */
   readonly queueFrames?: number;
+  /** The WebGPU entry point (default `navigator.gpu`); tests pass `null` for "no adapter". */
+  readonly gpu?: GpuEntry | null;
 }
 
 /** One encoded PAGES frame waiting for the link, in a pooled buffer. */
@@ -131,6 +139,13 @@ class SourceSession {
   #paused = false;
   #peerError: Error | null = null;
   #inbox: Promise<Frame | null> | null = null;
+  /** The GPU, when the plan wants one and an adapter was found. */
+  #gpu: GpuContext | null = null;
+  /** Why the GPU is not used (empty when it is). */
+  #gpuNote = "";
+  /** One GPU batch encoder per GPU-capable chain used so far. */
+  readonly #gpuEncoders = new Map<string, GpuBatchEncoder>();
+  #gpuPages = 0;
 
   constructor(opts: MigrateOptions) {
     this.#opts = opts;
@@ -157,6 +172,7 @@ class SourceSession {
     try {
       await this.#handshake();
       this.#watchPeer();
+      await this.#openGpu();
       await source.startDirtyLog();
 
       // Round 0 sends every page.
@@ -282,8 +298,21 @@ class SourceSession {
           ? cpuSeconds / (this.#rawBytes / 2 ** 30)
           : 0,
         digest: hex(digest),
+        gpu: {
+          used: this.#gpuPages > 0,
+          adapter: this.#gpu?.adapterInfo.description ?? null,
+          pagesEncoded: this.#gpuPages,
+          note: this.#gpuPages > 0
+            ? `encoded ${this.#gpuPages} pages on ${this.#gpu?.adapterInfo.description}` +
+              (this.#gpu?.adapterInfo.isFallbackAdapter
+                ? " (a software adapter: correct, not fast)"
+                : "")
+            : this.#gpuNote ||
+              "not used: no round's codec chain has a GPU twin",
+        },
         rounds: this.#rounds,
       };
+      for (const g of this.#gpuEncoders.values()) g.destroy();
       return report;
     } catch (error) {
       // Whatever failed, the source VM keeps running and the receiver discards.
@@ -304,6 +333,101 @@ class SourceSession {
         (error instanceof Error ? error.message : String(error));
       throw new MigrationError(`Migration failed: ${detail}`, { cause: error });
     }
+  }
+
+  /** Opens the GPU as the plan's `gpu` settings ask; notes why not otherwise. */
+  async #openGpu(): Promise<void> {
+    const { prefer, require } = this.#plan.gpu;
+    if (prefer === "cpu") {
+      this.#gpuNote = "not used: the plan prefers the CPU";
+      return;
+    }
+    this.#gpu = await openGpu({
+      prefer,
+      require,
+      ...(this.#opts.gpu === undefined ? {} : { gpu: this.#opts.gpu }),
+      onFallback: (reason) => (this.#gpuNote = `not used: ${reason}`),
+    });
+  }
+
+  /** A GPU batch encoder for the active chain, or null when the round runs on the CPU. */
+  #gpuEncoderFor(active: readonly string[]): GpuBatchEncoder | null {
+    if (!this.#gpu) return null;
+    const chain = gpuChainOf(active);
+    if (!chain) return null;
+    const key = chain.join(",");
+    let enc = this.#gpuEncoders.get(key);
+    if (!enc) {
+      enc = new GpuBatchEncoder(this.#gpu.device, {
+        chain,
+        batch: this.#plan.gpu.batch,
+        pageSize: this.#source.pageSize,
+        pageCount: this.#source.pageCount,
+        deltaOptions: this.#chain.optionsOf("delta") ?? {},
+      });
+      this.#gpuEncoders.set(key, enc);
+    }
+    return enc;
+  }
+
+  /**
+   * Encodes the round's pages on the GPU in batches of `gpu.batch` pages, two
+   * batches in flight (upload and compute of one while the other's results
+   * are framed and queued for the link). Each batch is first copied out of
+   * guest memory, so the bytes encoded, sent and remembered by stateful
+   * codecs are the same bytes.
+   */
+  async #encodeOnGpu(
+    enc: GpuBatchEncoder,
+    count: number,
+    sink: FrameSink,
+  ): Promise<void> {
+    const ps = this.#source.pageSize;
+    const gb = this.#plan.gpu.batch;
+    const others = [...this.#gpuEncoders.values()].filter((g) => g !== enc);
+    const snapshots: Uint8Array[] = [];
+    const pending: Promise<
+      { res: EncodedBatch; pfns: Uint32Array; snap: Uint8Array }
+    >[] = [];
+    let builder = sink.newBuilder();
+    const consume = async (
+      item: { res: EncodedBatch; pfns: Uint32Array; snap: Uint8Array },
+    ): Promise<void> => {
+      const { res, pfns, snap } = item;
+      for (let i = 0; i < res.count; i++) {
+        if (builder.full) {
+          await sink.flush(builder);
+          builder = sink.newBuilder();
+        }
+        const pfn = pfns[i];
+        const id = res.codecIds[i];
+        builder.add(pfn, id, res.bytes(i));
+        const page = snap.subarray(i * ps, (i + 1) * ps);
+        this.#chain.notifySent(pfn, page, id);
+        for (const g of others) g.recordSent(pfn, page);
+        sink.mixById.set(id, (sink.mixById.get(id) ?? 0) + 1);
+      }
+      this.#gpuPages += res.count;
+      snapshots.push(snap);
+    };
+    for (let start = 0; start < count; start += gb) {
+      this.#checkAbort();
+      const n = Math.min(gb, count - start);
+      const snap = snapshots.pop() ?? new Uint8Array(gb * ps);
+      const pfns = this.#dirty.slice(start, start + n);
+      const pages: Uint8Array[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        snap.set(this.#source.page(pfns[i]), i * ps);
+        pages[i] = snap.subarray(i * ps, (i + 1) * ps);
+      }
+      pending.push(
+        enc.encode(pfns, pages).then((res) => ({ res, pfns, snap })),
+      );
+      if (pending.length >= 2) await consume(await pending.shift()!);
+    }
+    while (pending.length > 0) await consume(await pending.shift()!);
+    if (builder.count > 0) await sink.flush(builder);
+    else this.#pool.push(builder);
   }
 
   /** Sends HELLO and waits for WELCOME. */
@@ -521,28 +645,46 @@ class SourceSession {
     try {
       const source = this.#source;
       const ps = source.pageSize;
-      for (let start = 0; start < count; start += batch) {
-        this.#checkAbort();
-        const end = Math.min(count, start + batch);
-        const builder = this.#pool.pop() ??
+      const newBuilder = (): PagesFrameBuilder => {
+        const b = this.#pool.pop() ??
           new PagesFrameBuilder({
             maxPages: batch,
             maxEntryBytes: maxEntryBytes(ps),
           });
-        builder.reset();
-        for (let i = start; i < end; i++) {
-          const pfn = this.#dirty[i];
-          const r = this.#chain.encode(pfn, source.page(pfn));
-          builder.add(pfn, r.codecId, this.#chain.output.subarray(0, r.length));
-          mixById.set(r.codecId, (mixById.get(r.codecId) ?? 0) + 1);
-        }
-        const bytes = builder.frame(round);
+        b.reset();
+        return b;
+      };
+      const flush = async (b: PagesFrameBuilder): Promise<void> => {
         await queue.push({
-          builder,
-          bytes,
-          pages: end - start,
-          rawBytes: (end - start) * ps,
+          builder: b,
+          bytes: b.frame(round),
+          pages: b.count,
+          rawBytes: b.count * ps,
         });
+      };
+      const gpu = this.#gpuEncoderFor(this.#chain.active);
+      if (gpu) {
+        await this.#encodeOnGpu(gpu, count, { newBuilder, flush, mixById });
+      } else {
+        const others = [...this.#gpuEncoders.values()];
+        for (let start = 0; start < count; start += batch) {
+          this.#checkAbort();
+          const end = Math.min(count, start + batch);
+          const builder = newBuilder();
+          for (let i = start; i < end; i++) {
+            const pfn = this.#dirty[i];
+            const r = this.#chain.encode(pfn, source.page(pfn));
+            builder.add(
+              pfn,
+              r.codecId,
+              this.#chain.output.subarray(0, r.length),
+            );
+            mixById.set(r.codecId, (mixById.get(r.codecId) ?? 0) + 1);
+            // GPU encoders keep their own delta cache: keep it in step.
+            for (const g of others) g.recordSent(pfn, this.#chain.input);
+          }
+          await flush(builder);
+        }
       }
       queue.close();
       await sender;
@@ -567,6 +709,27 @@ class SourceSession {
     this.#rawBytes += tally.rawBytes;
     return tally;
   }
+}
+
+/** The pieces of a round's producer that the GPU path shares with the CPU path. */
+interface FrameSink {
+  newBuilder(): PagesFrameBuilder;
+  flush(b: PagesFrameBuilder): Promise<void>;
+  mixById: Map<number, number>;
+}
+
+/** The chain (without its final raw) as a GPU chain, or null when the GPU has no twin for it. */
+function gpuChainOf(active: readonly string[]): GpuChain | null {
+  const names = active.at(-1) === "raw" ? active.slice(0, -1) : [...active];
+  const key = names.join(",");
+  const supported: Record<string, GpuChain> = {
+    "zero": ["zero"],
+    "rle": ["rle"],
+    "delta": ["delta"],
+    "zero,rle": ["zero", "rle"],
+    "zero,delta": ["zero", "delta"],
+  };
+  return supported[key] ?? null;
 }
 
 interface RoundTally {

@@ -421,3 +421,135 @@ Deno.test("a chain that changes a codec's options mid-migration fails clearly an
     await vm.close();
   }
 });
+
+const hasAdapter = await (async () => {
+  try {
+    return (await navigator.gpu?.requestAdapter()) != null;
+  } catch {
+    return false;
+  }
+})();
+
+for (
+  const [name, chain] of [
+    ["zero → rle", [codec.zero(), codec.rle()]],
+    ["zero → delta", [codec.zero(), codec.delta()]],
+  ] as const
+) {
+  Deno.test({
+    name:
+      `GPU codec chain "${name}" migrates a running VM bit-exact (WebGPU, prefer: "gpu")`,
+    ignore: !hasAdapter,
+    fn: async () => {
+      const vm = await SimVm.create({
+        memoryBytes: MiB(8),
+        workload: "postgres",
+        seed: 5,
+        dirtyRate: 4000,
+      });
+      try {
+        const plan = compile(
+          policy(`gpu-${name}`).codec(chain).switchover(when.rounds(4))
+            .bandwidth(MiB(64))
+            .gpu({ prefer: "gpu", batch: 512 }),
+        );
+        const { report, received, sink } = await loopbackMigration(vm, plan);
+        if (report instanceof Error) throw report;
+        if (received instanceof Error) throw received;
+        assert.equal(report.verified, true, report.outcome);
+        assert.ok(
+          sink && Buffer.from(vm.memory).equals(Buffer.from(sink.memory)),
+          "destination memory differs",
+        );
+        assert.equal(report.gpu.used, true, report.gpu.note);
+        assert.equal(report.gpu.pagesEncoded, report.pagesSent);
+        if (name.includes("delta")) {
+          assert.ok(
+            report.rounds.some((r) => (r.codecMix.delta ?? 0) > 0),
+            "the GPU delta kernel claimed no page: " +
+              JSON.stringify(report.rounds.map((r) => r.codecMix)),
+          );
+        }
+      } finally {
+        await vm.close();
+      }
+    },
+  });
+}
+
+Deno.test('prefer: "gpu" without an adapter falls back to the CPU and the report says so', async () => {
+  const vm = await SimVm.create({
+    memoryBytes: MiB(4),
+    workload: "memcached",
+    seed: 1,
+  });
+  try {
+    const plan = compile(
+      policy("gpu-none").codec([codec.zero(), codec.rle()]).switchover(
+        when.rounds(2),
+      ).gpu({ prefer: "gpu" }),
+    );
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const receiving = (async () => {
+      const conn = await listener.accept();
+      return await receiveMigration(conn, {
+        createSink: (h) =>
+          new SimMemorySink({
+            pageSize: h.pageSize,
+            pageCount: h.memoryBytes / h.pageSize,
+          }),
+      });
+    })();
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: (listener.addr as Deno.NetAddr).port,
+    });
+    const report = await migrate({ plan, source: vm, conn, gpu: null });
+    await receiving;
+    listener.close();
+    assert.equal(report.verified, true);
+    assert.equal(report.gpu.used, false);
+    assert.match(report.gpu.note, /not used: this runtime has no navigator.gpu/);
+  } finally {
+    await vm.close();
+  }
+});
+
+Deno.test("require: true without an adapter fails clearly and leaves the source running", async () => {
+  const vm = await SimVm.create({
+    memoryBytes: MiB(4),
+    workload: "random",
+    seed: 1,
+  });
+  try {
+    const plan = compile(
+      policy("gpu-required").codec([codec.zero(), codec.rle()]).switchover(
+        when.rounds(2),
+      ).gpu({ prefer: "gpu", require: true }),
+    );
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const receiving = (async () => {
+      const conn = await listener.accept();
+      return await receiveMigration(conn, {
+        createSink: (h) =>
+          new SimMemorySink({
+            pageSize: h.pageSize,
+            pageCount: h.memoryBytes / h.pageSize,
+          }),
+      });
+    })().catch((e: Error) => e);
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: (listener.addr as Deno.NetAddr).port,
+    });
+    await assert.rejects(
+      () => migrate({ plan, source: vm, conn, gpu: null }),
+      /No WebGPU adapter/,
+    );
+    assert.ok((await receiving) instanceof Error || true);
+    listener.close();
+    assert.equal(vm.paused, false);
+  } finally {
+    await vm.close();
+  }
+});

@@ -81,6 +81,20 @@ export interface MigrationReport {
   readonly sourceCpuSecondsPerGiB: number;
   /** SHA-256 of the source memory at switchover, hex (empty if never reached). */
   readonly digest: string;
+  /** Whether the GPU encoded pages, on which adapter, and why not when it did not. */
+  readonly gpu: GpuUse;
   /** Every round, the stop-and-copy round last. */
   readonly rounds: readonly RoundReport[];
+}
+
+/** How a migration used the GPU (the plan's `gpu` settings). */
+export interface GpuUse {
+  /** True when at least one page was encoded on the GPU. */
+  readonly used: boolean;
+  /** The adapter, in words, or null when none was opened. */
+  readonly adapter: string | null;
+  /** Pages encoded on the GPU. */
+  readonly pagesEncoded: number;
+  /** One sentence: what ran where, or why the CPU did all the work. */
+  readonly note: string;
 }

@@ -101,6 +101,7 @@ export function formatSummary(report: MigrationReport): string {
         report.sourceCpuSecondsPerGiB.toFixed(2)
       } s/GiB)`,
     ],
+    ["gpu", report.gpu?.note ?? "-"],
     ["digest", report.digest || "-"],
   ];
   const w = Math.max(...lines.map(([k]) => k.length));

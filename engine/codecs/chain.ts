@@ -38,6 +38,10 @@ export class EncoderChain {
   #fresh: { codec: Codec; options: Readonly<Record<string, unknown>> }[] = [];
   #active: { codec: Codec; encoder: PageEncoder }[] = [];
   #out: Uint8Array;
+  readonly #snapshot: Uint8Array;
+  /** Whether any encoder created so far keeps state across pages. */
+  #stateful = false;
+  #input: Uint8Array = new Uint8Array(0);
   readonly #result: ChainResult = { codecId: 0, length: 0 };
 
   /**
@@ -47,11 +51,20 @@ export class EncoderChain {
     this.#pageSize = geometry.pageSize;
     this.#pageCount = geometry.pageCount;
     this.#out = new Uint8Array(geometry.pageSize);
+    this.#snapshot = new Uint8Array(geometry.pageSize);
   }
 
   /** The buffer the last {@link encode} wrote into; valid until the next call. */
   get output(): Uint8Array {
     return this.#out;
+  }
+
+  /**
+   * The bytes the last {@link encode} read: its private copy of the page when
+   * the chain is stateful, else the caller's page. Valid until the next call.
+   */
+  get input(): Uint8Array {
+    return this.#input;
   }
 
   /** Codecs every chain selected so far has used (for the handshake and the report). */
@@ -89,13 +102,22 @@ export class EncoderChain {
    *   reused by the next call.
    */
   encode(pfn: number, page: Uint8Array): ChainResult {
+    // A stateful codec (delta's cache, dedup's store) must remember exactly
+    // the bytes that went on the wire. The page may be live guest memory that
+    // changes under us, so encode and remember one private copy (as QEMU's
+    // XBZRLE encodes from a copy). Stateless chains skip the copy: a torn
+    // page is re-dirtied and sent again.
+    let bytes = page;
+    if (this.#stateful) {
+      this.#snapshot.set(page);
+      bytes = this.#snapshot;
+    }
+    this.#input = bytes;
     const out = this.#out;
     for (const { codec, encoder } of this.#active) {
-      const n = encoder.encode(pfn, page, out);
+      const n = encoder.encode(pfn, bytes, out);
       if (n >= 0) {
-        for (const e of this.#encoders.values()) {
-          e.encoder.sent?.(pfn, page, codec.id);
-        }
+        this.notifySent(pfn, bytes, codec.id);
         this.#result.codecId = codec.id;
         this.#result.length = n;
         return this.#result;
@@ -105,6 +127,23 @@ export class EncoderChain {
     throw new Error(
       `No codec claimed page ${pfn}: the active chain has no final codec`,
     );
+  }
+
+  /**
+   * Tells every encoder created so far that `page` went on the wire for
+   * `pfn` via codec `codecId`. {@link encode} does it itself; a caller that
+   * encoded a page elsewhere (the GPU path) calls it with the exact bytes
+   * sent, so stateful codecs keep mirroring the receiver.
+   */
+  notifySent(pfn: number, page: Uint8Array, codecId: number): void {
+    for (const e of this.#encoders.values()) {
+      e.encoder.sent?.(pfn, page, codecId);
+    }
+  }
+
+  /** The options a codec's encoder was created with, or undefined if it was not created. */
+  optionsOf(name: string): Readonly<Record<string, unknown>> | undefined {
+    return this.#encoders.get(name)?.options;
   }
 
   /**
@@ -133,6 +172,7 @@ export class EncoderChain {
         options,
       });
       e = { codec, encoder, options };
+      if (encoder.sent) this.#stateful = true;
       this.#encoders.set(spec.name, e);
       this.#fresh.push({ codec, options });
     } else if (JSON.stringify(e.options) !== JSON.stringify(options)) {

@@ -189,6 +189,14 @@ export class GpuBatchEncoder {
     }
   }
 
+  /**
+   * Records a page sent by another path (the CPU chain) in this encoder's
+   * delta cache, so a later GPU batch deltas against what the receiver holds.
+   */
+  recordSent(pfn: number, page: Uint8Array): void {
+    this.#cache?.record(pfn, page);
+  }
+
   /** Frees the GPU buffers (in-flight batches must have resolved). */
   destroy(): void {
     for (const s of this.#slots) {
