@@ -23,6 +23,7 @@ export * from "./codecs/mod.ts";
 export * from "./wire/mod.ts";
 export * from "./transport/mod.ts";
 export * from "./gpu/mod.ts";
+export * from "./qemu/mod.ts";
 // The sim driver by name; its workload objects (one is called `zero`, like
 // the codec) stay reachable through workloadByName().
 export {

@@ -218,3 +218,18 @@ Deno.test("deno task demo: 1 GiB memcached VM migrates between two processes and
   assert.match(r.stderr, /receiver process verified/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("hakobu migrate --from qemu: names a QMP socket that is not there", async () => {
+  const r = await run(HAKOBU, [
+    "migrate",
+    "--from",
+    "qemu:/nonexistent/qmp.sock",
+    "--to",
+    "127.0.0.1:1",
+  ]);
+  assert.notEqual(r.code, 0);
+  assert.match(
+    r.stderr,
+    /Cannot connect to QMP socket "\/nonexistent\/qmp.sock"/,
+  );
+});

@@ -53,6 +53,14 @@ export const FrameType = {
   ABORT: 10,
   /** source → receiver, JSON: a codec's options, sent before the codec's first page. */
   CODEC: 11,
+  /**
+   * Stream mode (types 32 and up), QEMU tunnel: the QEMU stream's records in
+   * order; PAGE record bodies are the entries of the PAGES frame that follows
+   * (docs/qemu-stream.md).
+   */
+  QEMU_RECORDS: 32,
+  /** Stream mode, QEMU tunnel: the QEMU stream ended: its length, record count and SHA-256. */
+  QEMU_END: 33,
 } as const;
 
 /** One of the values of {@link FrameType}. */
@@ -218,7 +226,7 @@ export function decodeFrameHeader(
     throw new WireError(
       `Unknown frame type "${type}" at offset ${
         streamOffset + 2
-      }: known types are 1..10`,
+      }: known types are ${Object.values(FrameType).join(", ")}`,
       streamOffset + 2,
     );
   }

@@ -23,15 +23,20 @@ export interface MigrateCommandOptions {
   quiet?: boolean;
 }
 
-/** Parses `sim:WORKLOAD`, the only source kind of this release. */
-export function parseSource(text: string): { kind: "sim"; workload: string } {
-  const m = /^sim:([a-z0-9_-]+)$/.exec(text);
-  if (!m) {
-    throw new Error(
-      `Cannot parse source "${text}": expected sim:WORKLOAD, e.g. sim:memcached (see "hakobu workloads")`,
-    );
-  }
-  return { kind: "sim", workload: m[1] };
+/** A parsed `--from`: a simulated VM, or a running QEMU reached through its QMP socket. */
+export type Source =
+  | { kind: "sim"; workload: string }
+  | { kind: "qemu"; socket: string };
+
+/** Parses `sim:WORKLOAD` or `qemu:QMP_SOCKET`. */
+export function parseSource(text: string): Source {
+  const sim = /^sim:([a-z0-9_-]+)$/.exec(text);
+  if (sim) return { kind: "sim", workload: sim[1] };
+  const qemu = /^qemu:(.+)$/.exec(text);
+  if (qemu) return { kind: "qemu", socket: qemu[1] };
+  throw new Error(
+    `Cannot parse source "${text}": expected sim:WORKLOAD, e.g. sim:memcached (see "hakobu workloads"), or qemu:QMP_SOCKET`,
+  );
 }
 
 /**
@@ -43,6 +48,9 @@ export async function migrateCommand(
 ): Promise<{ code: number; report?: MigrationReport }> {
   const src = parseSource(opts.from);
   const to = parseAddress(opts.to, "destination");
+  if (src.kind === "qemu") {
+    return await migrateQemuCommand(src.socket, to, opts);
+  }
   const log = (s: string) => {
     if (!opts.quiet) console.error(s);
   };
@@ -104,4 +112,88 @@ export async function migrateCommand(
 function dirOf(path: string): string {
   const i = path.lastIndexOf("/");
   return i <= 0 ? "." : path.slice(0, i);
+}
+
+/**
+ * Migrates a running QEMU guest through the hakobu tunnel: QEMU's own
+ * migration stream goes to `engine/qemu/tunnel_main.ts send` (QMP `migrate
+ * "exec:..."`), which runs the plan's round-0 codec chain over the paced link
+ * to the destination's `tunnel_main.ts receive`; the plan steers QEMU's
+ * rounds and switchover through QMP.
+ */
+async function migrateQemuCommand(
+  socket: string,
+  to: { hostname: string; port: number },
+  opts: MigrateCommandOptions,
+): Promise<{ code: number; report?: MigrationReport }> {
+  const { QmpClient, migrateQemu } = await import("../../engine/qemu/mod.ts");
+  const qmp = await QmpClient.connect(socket, { timeoutMs: 5000 });
+  try {
+    const chain = opts.plan.codecsFor(ROUND0(opts.plan)).map((c) => c.name);
+    const tunnel =
+      new URL("../../engine/qemu/tunnel_main.ts", import.meta.url).pathname;
+    const args = [
+      "run",
+      "-A",
+      tunnel,
+      "send",
+      "--to",
+      `${to.hostname}:${to.port}`,
+      "--codecs",
+      chain.join(","),
+    ];
+    if (opts.plan.bandwidth !== null) {
+      args.push("--bandwidth", String(opts.plan.bandwidth));
+    }
+    const uri = `exec:${[Deno.execPath(), ...args].map(shellQuote).join(" ")}`;
+    if (!opts.quiet) {
+      console.error(
+        `qemu:${socket}: migrating through the hakobu tunnel to ${to.hostname}:${to.port}`,
+      );
+    }
+    const report = await migrateQemu({
+      plan: opts.plan,
+      source: qmp,
+      uri,
+      vm: `qemu:${socket}`,
+    });
+    if (opts.report) {
+      await Deno.mkdir(dirOf(opts.report), { recursive: true });
+      await Deno.writeTextFile(
+        opts.report,
+        JSON.stringify(report, null, 2) + "\n",
+      );
+    }
+    if (opts.json) console.log(JSON.stringify(report));
+    else {
+      console.log(formatRoundTable(report));
+      console.log(formatSummary(report));
+    }
+    return { code: report.status === "completed" ? 0 : 1, report };
+  } finally {
+    qmp.close();
+  }
+}
+
+/** The stats a plan's codec chooser sees before round 0. */
+function ROUND0(plan: Plan): Parameters<Plan["codecsFor"]>[0] {
+  return {
+    round: 0,
+    dirtyPages: 0,
+    remainingBytes: 0,
+    dirtyRate: 0,
+    sendRate: 0,
+    wireRate: plan.bandwidth ?? 0,
+    elapsedMs: 0,
+    bytesSent: 0,
+    rawBytesSent: 0,
+    memoryBytes: 0,
+    pageSize: 4096,
+  };
+}
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:,=@+-]+$/.test(s)
+    ? s
+    : `'${s.replaceAll("'", `'\\''`)}'`;
 }

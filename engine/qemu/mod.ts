@@ -1,0 +1,18 @@
+/**
+ * QEMU backend: a QMP client, the policy driver that steers QEMU's own
+ * migration with a hakobu plan, and the tunnel that carries QEMU's
+ * single-channel migration stream through hakobu's codecs (stream mode).
+ *
+ * Read in this order: `qmp.ts`, `policy_driver.ts`, `stream/` (parse and
+ * rebuild QEMU's stream), `tunnel.ts` and `tunnel_receiver.ts`.
+ *
+ * @module
+ */
+
+export * from "./qmp.ts";
+export * from "./policy_driver.ts";
+export { QemuStreamError } from "./stream/errors.ts";
+export { QemuStreamParser } from "./stream/parser.ts";
+export { parseQemuStream, rebuildStream } from "./stream/writer.ts";
+export { sendQemuStream, type TunnelStats } from "./tunnel.ts";
+export { receiveQemuStream } from "./tunnel_receiver.ts";

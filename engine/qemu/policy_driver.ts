@@ -1,0 +1,455 @@
+/**
+ * Drives a QEMU migration with a hakobu {@link Plan} (stream mode: QEMU runs
+ * the rounds, the plan decides through QMP).
+ *
+ * - A round ends at each `MIGRATION_PASS` event (one per dirty-bitmap sync;
+ *   pass 1 starts round 0, pass n+2 ends round n). After each, the driver
+ *   reads `query-migrate`, builds {@link RoundStats} and calls `plan.decide`.
+ * - QEMU's own switchover test (`remaining < bandwidth × downtime-limit`) is
+ *   kept out of the way with a 1 ms `downtime-limit`, so QEMU switches over
+ *   on its own only when nothing is left to send. `"switchover"` raises
+ *   `downtime-limit` (default 60 s) so QEMU stops the guest and sends the
+ *   rest at its next check; `"abort"` runs `migrate_cancel` and the source
+ *   keeps running; `plan.maxRounds` forces a switchover.
+ * - `plan.bandwidth` becomes `max-bandwidth` (unpaced: 10 GiB/s).
+ *
+ * Works with any `migrate` URI: `tcp:` for QEMU-native migrations, `exec:`
+ * into the hakobu tunnel.
+ *
+ * @example
+ * ```ts ignore
+ * const src = await QmpClient.connect("/tmp/src.qmp");
+ * const dst = await QmpClient.connect("/tmp/dst.qmp");
+ * await dst.migrateIncoming("tcp:10.77.0.2:4444");
+ * const report = await migrateQemu({ plan, source: src, destination: dst, uri: "tcp:10.77.0.2:4444" });
+ * console.log(report.status, report.totalTimeMs, report.downtimeMs);
+ * ```
+ *
+ * @module
+ */
+
+import type { Plan, RoundStats } from "../plan.ts";
+import type { MigrationReport, RoundReport } from "../report.ts";
+import { MigrationError } from "../errors.ts";
+import type {
+  QmpClient,
+  QmpMigrateRam,
+  QmpMigrationInfo,
+  QmpMigrationParameters,
+} from "./qmp.ts";
+
+/** A QEMU migration could not be driven: QMP broke, or a command failed. */
+export class QemuMigrationError extends MigrationError {
+  /** What the driver saw up to the failure (rounds so far), when any. */
+  readonly partial: QemuMigrationReport | undefined;
+  /**
+   * @param message What went wrong and why.
+   * @param partial The report up to the failure.
+   */
+  constructor(
+    message: string,
+    partial?: QemuMigrationReport,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "QemuMigrationError";
+    this.partial = partial;
+  }
+}
+
+/** Options of {@link migrateQemu}. */
+export interface QemuMigrationOptions {
+  /** The compiled policy. */
+  readonly plan: Plan;
+  /** QMP session of the source QEMU. */
+  readonly source: QmpClient;
+  /** `migrate` URI: `tcp:HOST:PORT`, `unix:PATH`, `exec:CMD`. */
+  readonly uri: string;
+  /** QMP session of the destination, already listening (`migrate-incoming`); lets the driver wait for it to resume. */
+  readonly destination?: QmpClient;
+  /** Extra capabilities for the source, e.g. `{ xbzrle: true }` (`events` is always on). */
+  readonly capabilities?: Readonly<Record<string, boolean>>;
+  /** Extra parameters for the source, e.g. `{ "multifd-channels": 4 }`. */
+  readonly parameters?: QmpMigrationParameters;
+  /** `downtime-limit` set at switchover, ms (default 60000). */
+  readonly switchoverDowntimeMs?: number;
+  /** Give up (cancel) after this many ms (default 30 minutes). */
+  readonly timeoutMs?: number;
+  /** How often to poll `query-migrate` besides events, ms (default 500). */
+  readonly pollMs?: number;
+  /** Aborting cancels the migration; the source keeps running. */
+  readonly signal?: AbortSignal;
+  /** Pids whose CPU time counts as source CPU (QEMU, tunnel); their reaped children count too. */
+  readonly sourcePids?: readonly number[];
+  /** Description of the VM for the report. */
+  readonly vm?: string;
+  /** Called after each round's decision. */
+  readonly onRound?: (round: RoundReport) => void;
+}
+
+/** A {@link MigrationReport} with what QEMU said. */
+export interface QemuMigrationReport extends MigrationReport {
+  /** QEMU's final status: `completed`, `failed` or `cancelled`. */
+  readonly status: string;
+  /** QEMU's `error-desc` (or the driver's reason) when it did not complete. */
+  readonly error: string | null;
+  /** The `migrate` URI. */
+  readonly uri: string;
+  /** QEMU's `setup-time`, ms. */
+  readonly setupTimeMs: number;
+  /** Destination run state after the migration (`running` on success), when a destination was given. */
+  readonly destinationStatus: string | null;
+  /** Source run state after the migration (`postmigrate` on success, `running` after a failure). */
+  readonly sourceStatus: string | null;
+}
+
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const UNPACED = 10 * 1024 ** 3;
+
+/**
+ * Runs one QEMU migration under a plan. Resolves with a report whatever
+ * QEMU's outcome (`status` says which); rejects with
+ * {@link QemuMigrationError} only when the driver loses control (QMP gone,
+ * a command refused).
+ */
+export async function migrateQemu(
+  options: QemuMigrationOptions,
+): Promise<QemuMigrationReport> {
+  const { plan, source: qmp } = options;
+  const startedAt = new Date().toISOString();
+  const rounds: RoundReport[] = [];
+  const cpu0 = cpuSeconds(options.sourcePids ?? [], { children: true });
+  const t0 = performance.now();
+  let lastInfo: QmpMigrationInfo = {};
+  let switchoverAt: number | null = null;
+  let switchoverSnap: Snap | null = null;
+  let abortReason: string | null = null;
+  let prev: Snap | null = null;
+  let roundStartDirty = 0;
+  let driverError: Error | null = null;
+  let work: Promise<void> = Promise.resolve();
+  const codecs = codecLabels(options);
+
+  const fail = (e: unknown) => {
+    driverError ??= e instanceof Error ? e : new Error(String(e));
+  };
+
+  const onPass = async (pass: number) => {
+    const info = await qmp.queryMigrate();
+    lastInfo = info.ram ? info : { ...info, ram: lastInfo.ram };
+    const ram = info.ram;
+    if (!ram || switchoverAt !== null || abortReason !== null) return;
+    const now = performance.now();
+    const snap = snapOf(ram, now);
+    if (pass <= 1 || prev === null) {
+      prev = snap;
+      roundStartDirty = Math.ceil(ram.total / pageSizeOf(ram));
+      return;
+    }
+    const round = pass - 2;
+    const ps = pageSizeOf(ram);
+    const dt = Math.max(1e-3, (now - prev.t) / 1000);
+    const wire = ram.transferred - prev.transferred;
+    const pages = snap.pages - prev.pages;
+    const stats: RoundStats = {
+      round,
+      dirtyPages: Math.ceil(ram.remaining / ps),
+      remainingBytes: ram.remaining,
+      dirtyRate: (ram["dirty-pages-rate"] ?? 0) * ps,
+      sendRate: (pages * ps) / dt,
+      wireRate: wire / dt,
+      elapsedMs: info["total-time"] ?? now - t0,
+      bytesSent: ram.transferred,
+      rawBytesSent: snap.pages * ps,
+      memoryBytes: ram.total,
+      pageSize: ps,
+    };
+    let decision = plan.decide(stats);
+    let reason = plan.reason?.(stats) ?? "";
+    if (decision === "continue" && round + 1 >= plan.maxRounds) {
+      decision = "switchover";
+      reason = `max rounds (${plan.maxRounds}) reached`;
+    }
+    const report: RoundReport = {
+      round,
+      final: false,
+      dirtyPages: roundStartDirty,
+      pagesSent: pages,
+      rawBytes: pages * ps,
+      wireBytes: wire,
+      codecMix: mixOf(prev, snap),
+      codecs,
+      durationMs: now - prev.t,
+      dirtyRate: stats.dirtyRate,
+      sendRate: stats.sendRate,
+      wireRate: stats.wireRate,
+      remainingPages: stats.dirtyPages,
+      decision,
+      reason,
+    };
+    rounds.push(report);
+    options.onRound?.(report);
+    prev = snap;
+    roundStartDirty = stats.dirtyPages;
+    if (decision === "switchover") {
+      switchoverAt = now;
+      switchoverSnap = snap;
+      await qmp.setParameters({
+        "downtime-limit": options.switchoverDowntimeMs ?? 60_000,
+      });
+    } else if (decision === "abort") {
+      abortReason = `aborted by policy "${plan.name}" after round ${round}${
+        reason ? `: ${reason}` : ""
+      }`;
+      await qmp.cancel();
+    }
+  };
+
+  const offPass = qmp.on("MIGRATION_PASS", (e) => {
+    const pass = Number(e.data.pass);
+    work = work.then(() => onPass(pass)).catch(fail);
+  });
+  let status = "none";
+  let wake: (() => void) | null = null;
+  const offMig = qmp.on("MIGRATION", (e) => {
+    status = String(e.data.status);
+    if (TERMINAL.has(status)) wake?.();
+  });
+  const onAbort = () => {
+    if (abortReason === null) {
+      abortReason = `cancelled: ${String(options.signal?.reason ?? "aborted")}`;
+      work = work.then(() => qmp.cancel()).catch(fail);
+    }
+  };
+
+  const finish = async (): Promise<QemuMigrationReport> => {
+    let info = await qmp.queryMigrate().catch(() => lastInfo);
+    // QEMU reports "completed" a moment before it fills total-time/downtime
+    for (
+      let i = 0;
+      i < 60 && info.status === "completed" && !info["total-time"];
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+      info = await qmp.queryMigrate().catch(() => info);
+    }
+    // after a failure QEMU drops the ram counters: keep the last ones seen
+    const ram = info.ram ?? lastInfo.ram;
+    const ps = ram ? pageSizeOf(ram) : 4096;
+    const st = info.status ?? status;
+    if (ram && st === "completed" && prev !== null) {
+      const now = performance.now();
+      const snap = snapOf(ram, now);
+      const from: Snap = switchoverSnap ?? prev;
+      const pages = snap.pages - (prev as Snap).pages;
+      rounds.push({
+        round: rounds.length,
+        final: true,
+        dirtyPages: roundStartDirty,
+        pagesSent: pages,
+        rawBytes: pages * ps,
+        wireBytes: ram.transferred - (prev as Snap).transferred,
+        codecMix: mixOf(prev, snap),
+        codecs,
+        durationMs: now - from.t,
+        dirtyRate: 0,
+        sendRate: 0,
+        wireRate: 0,
+        remainingPages: 0,
+        decision: "final",
+        reason: switchoverAt === null
+          ? "QEMU switched over on its own (nothing left or within its downtime-limit)"
+          : "stop-and-copy after the policy's switchover",
+      });
+    }
+    let destinationStatus: string | null = null;
+    if (options.destination && st === "completed") {
+      destinationStatus = await waitRunning(options.destination, 30_000);
+    }
+    const sourceStatus = await settledStatus(qmp, 5000);
+    const cpu = cpuSeconds(options.sourcePids ?? [], { children: true }) - cpu0;
+    const rawBytes = ram ? (ram.normal + ram.duplicate) * ps : 0;
+    const wireBytes = ram?.transferred ?? 0;
+    const completed = st === "completed";
+    const error = completed ? null : abortReason ?? info["error-desc"] ??
+      (st === "failed"
+        ? "QEMU reported the migration failed"
+        : `ended as "${st}"`);
+    return {
+      verified: completed &&
+        (options.destination === undefined || destinationStatus === "running"),
+      aborted: abortReason !== null,
+      outcome: completed
+        ? `completed: QEMU reported completion${
+          destinationStatus ? `, destination ${destinationStatus}` : ""
+        }`
+        : `${st}: ${error}${sourceStatus ? ` (source ${sourceStatus})` : ""}`,
+      policy: plan.name,
+      vm: options.vm ?? "qemu",
+      memoryBytes: ram?.total ?? 0,
+      pageSize: ps,
+      bandwidth: plan.bandwidth,
+      startedAt,
+      totalTimeMs: info["total-time"] ?? performance.now() - t0,
+      downtimeMs: info.downtime ?? 0,
+      verifyMs: 0,
+      wireBytes,
+      rawBytes,
+      compressionRatio: wireBytes > 0 ? rawBytes / wireBytes : 0,
+      pagesSent: ram ? ram.normal + ram.duplicate : 0,
+      sourceCpuSeconds: cpu,
+      sourceCpuSecondsPerGiB: rawBytes > 0 ? cpu / (rawBytes / 1024 ** 3) : 0,
+      digest: "",
+      gpu: {
+        used: false,
+        adapter: null,
+        pagesEncoded: 0,
+        note: "QEMU encoded the stream itself; no hakobu codec ran",
+      },
+      rounds,
+      status: st,
+      error,
+      uri: options.uri,
+      setupTimeMs: info["setup-time"] ?? 0,
+      destinationStatus,
+      sourceStatus,
+    };
+  };
+
+  try {
+    await qmp.setCapabilities({ events: true, ...options.capabilities });
+    await qmp.setParameters({
+      "downtime-limit": 1,
+      "max-bandwidth": plan.bandwidth ?? UNPACED,
+      ...options.parameters,
+    });
+    options.signal?.addEventListener("abort", onAbort);
+    await qmp.migrate(options.uri);
+    const deadline = t0 + (options.timeoutMs ?? 30 * 60_000);
+    while (true) {
+      if (driverError) throw driverError;
+      if (qmp.isClosed) {
+        throw new Error("source QMP connection closed (QEMU exited?)");
+      }
+      const info = await qmp.queryMigrate();
+      lastInfo = info.ram ? info : { ...info, ram: lastInfo.ram };
+      if (info.status) status = info.status;
+      if (TERMINAL.has(status)) break;
+      if (performance.now() > deadline && abortReason === null) {
+        abortReason = `timed out after ${options.timeoutMs ?? 1_800_000} ms`;
+        await qmp.cancel();
+      }
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, options.pollMs ?? 500);
+      });
+      wake = null;
+    }
+    await work.catch(() => {});
+    return await finish();
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    let partial: QemuMigrationReport | undefined;
+    try {
+      partial = await finish();
+    } catch { /* no partial report */ }
+    throw new QemuMigrationError(
+      `Cannot drive QEMU migration to "${options.uri}": ${msg}`,
+      partial,
+      { cause: e },
+    );
+  } finally {
+    offPass();
+    offMig();
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+interface Snap {
+  readonly t: number;
+  readonly transferred: number;
+  readonly pages: number;
+  readonly normal: number;
+  readonly duplicate: number;
+}
+
+function snapOf(ram: QmpMigrateRam, t: number): Snap {
+  return {
+    t,
+    transferred: ram.transferred,
+    pages: ram.normal + ram.duplicate,
+    normal: ram.normal,
+    duplicate: ram.duplicate,
+  };
+}
+
+function mixOf(a: Snap, b: Snap): Record<string, number> {
+  return { zero: b.duplicate - a.duplicate, page: b.normal - a.normal };
+}
+
+function pageSizeOf(ram: QmpMigrateRam): number {
+  return ram["page-size"] || 4096;
+}
+
+function codecLabels(options: QemuMigrationOptions): string[] {
+  const caps = options.capabilities ?? {};
+  const p = options.parameters ?? {};
+  const out = ["zero"];
+  if (caps.xbzrle) out.push("xbzrle");
+  if (caps.multifd) {
+    out.push(`multifd-${String(p["multifd-compression"] ?? "none")}`);
+  } else out.push("raw");
+  return out;
+}
+
+/** The run state once it has left `finish-migrate` (or null when QMP is gone). */
+async function settledStatus(
+  qmp: QmpClient,
+  timeoutMs: number,
+): Promise<string | null> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const st = await qmp.queryStatus().then((s) => s.status).catch(() => null);
+    if (st !== "finish-migrate" || Date.now() > deadline) return st;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function waitRunning(qmp: QmpClient, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let st = "unknown";
+  while (Date.now() < deadline) {
+    st = await qmp.queryStatus().then((s) => s.status).catch(() => "gone");
+    if (st === "running" || st === "gone") return st;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return st;
+}
+
+/**
+ * User + system CPU seconds of processes, from `/proc/PID/stat` (a pid that
+ * is gone counts 0); with `children`, also that of their reaped children
+ * (an `exec:` tunnel QEMU has waited for).
+ *
+ * @example
+ * ```ts
+ * cpuSeconds([Deno.pid]) >= 0; // true
+ * ```
+ */
+export function cpuSeconds(
+  pids: readonly number[],
+  options: { children?: boolean } = {},
+): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // fields after the command: state(0) ... utime(11) stime(12)
+      ticks += Number(f[11]) + Number(f[12]);
+      // cutime, cstime: reaped children (e.g. an exec: tunnel)
+      if (options.children) ticks += Number(f[13]) + Number(f[14]);
+    } catch { /* gone */ }
+  }
+  return ticks / 100;
+}

@@ -1,0 +1,30 @@
+/**
+ * The error of the QEMU stream layer: the parser, the rebuilder and the
+ * tunnel throw {@link QemuStreamError} naming the byte offset that failed.
+ *
+ * @module
+ */
+
+/**
+ * A QEMU migration stream could not be parsed or tunnelled: it is not a QEMU
+ * stream, it ended inside a record, or (strict mode) it uses a feature the
+ * parser does not delimit.
+ *
+ * @example
+ * ```ts
+ * throw new QemuStreamError("Truncated QEMU stream: ended inside a RAM page at offset 4100", 4100);
+ * ```
+ */
+export class QemuStreamError extends Error {
+  /** Byte offset in the QEMU stream where the problem was found. */
+  readonly offset: number;
+  /**
+   * @param message What went wrong and why.
+   * @param offset Byte offset in the QEMU stream.
+   */
+  constructor(message: string, offset: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "QemuStreamError";
+    this.offset = offset;
+  }
+}

@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { firmwareStream } from "./_fixture.ts";
+import { QemuStreamError } from "./errors.ts";
+import { QemuStreamParser } from "./parser.ts";
+import { parseQemuStream, rebuildStream } from "./writer.ts";
+import { captureStream, cloudKernel, qemuBinary } from "./_capture.ts";
+
+const fixture = firmwareStream();
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Parses in the chunk sizes given, rebuilds, and returns the event kinds. */
+function roundTrip(
+  stream: Uint8Array,
+  sizes: number[],
+  strict = false,
+): string[] {
+  const parser = new QemuStreamParser({ strict });
+  const parts: Uint8Array[] = [];
+  const kinds: string[] = [];
+  let at = 0;
+  let i = 0;
+  while (at < stream.length) {
+    const n = Math.max(1, sizes[i++ % sizes.length]);
+    for (const e of parser.push(stream.subarray(at, at + n))) {
+      parts.push(e.bytes.slice());
+      if (e.kind !== "opaque") kinds.push(e.kind);
+    }
+    at += n;
+  }
+  parser.finish();
+  assert.ok(
+    same(
+      rebuildStream(parts.map((bytes) => ({ kind: "opaque", bytes }))),
+      stream,
+    ),
+  );
+  return kinds;
+}
+
+Deno.test("parser: firmware fixture parses strictly and rebuilds byte for byte", () => {
+  const events = parseQemuStream(fixture, { strict: true });
+  assert.ok(same(rebuildStream(events), fixture));
+  const setup = events.find((e) => e.kind === "ramSetup");
+  assert.ok(setup && setup.kind === "ramSetup");
+  assert.deepEqual(setup.blocks.map((b) => b.id).slice(0, 3), [
+    "pc.ram",
+    "/rom@etc/acpi/tables",
+    "pc.bios",
+  ]);
+  assert.equal(setup.blocks[0].usedLength, 64 << 20);
+  const pages = events.filter((e) => e.kind === "page");
+  assert.equal(pages.length, 16514); // 49 PAGE + 16465 ZERO (query-migrate said so)
+  assert.equal(pages.filter((e) => e.kind === "page" && !e.zero).length, 49);
+  assert.equal(events.filter((e) => e.kind === "eos").length, 3);
+});
+
+Deno.test("parser: any chunking gives the same events and bytes", () => {
+  const whole = roundTrip(fixture, [fixture.length], true);
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 1, max: 9000 }), {
+        minLength: 1,
+        maxLength: 20,
+      }),
+      (sizes) => {
+        assert.deepEqual(roundTrip(fixture, sizes, true), whole);
+      },
+    ),
+    { numRuns: 30 },
+  );
+  assert.deepEqual(roundTrip(fixture, [1, 2, 3, 4095, 4097]), whole);
+});
+
+Deno.test("parser: a stream cut before its device state is a QemuStreamError naming the offset", () => {
+  const parser = new QemuStreamParser();
+  parser.push(fixture);
+  const events = parseQemuStream(fixture);
+  // The device state starts where the tail's first opaque event starts.
+  let tailStart = 0;
+  for (const e of events) {
+    if (e.kind === "eos") tailStart += 0;
+    tailStart += e.bytes.length;
+    if (e === events.findLast((x) => x.kind === "eos")) break;
+  }
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: tailStart }), (cut) => {
+      try {
+        parseQemuStream(fixture.subarray(0, cut));
+        assert.fail(`cut at ${cut} parsed`);
+      } catch (e) {
+        assert.ok(e instanceof QemuStreamError, String(e));
+        assert.match(e.message, /Truncated QEMU stream/);
+        assert.ok(e.offset <= cut);
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
+
+Deno.test("parser: garbage and mutated streams give a QemuStreamError or an exact rebuild", () => {
+  const check = (bytes: Uint8Array, strict: boolean): void => {
+    try {
+      const events = parseQemuStream(bytes, { strict, chunkBytes: 777 });
+      assert.ok(same(rebuildStream(events), bytes));
+    } catch (e) {
+      assert.ok(e instanceof QemuStreamError, String(e));
+    }
+  };
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 2000 }),
+      fc.boolean(),
+      (b, strict) => check(b, strict),
+    ),
+    { numRuns: 300 },
+  );
+  const head = fixture.subarray(0, 64 * 1024);
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.tuple(fc.nat(head.length - 1), fc.integer({ min: 0, max: 255 })),
+        { minLength: 1, maxLength: 8 },
+      ),
+      fc.boolean(),
+      (edits, strict) => {
+        const m = head.slice();
+        for (const [at, v] of edits) m[at] = v;
+        check(m, strict);
+        const withTail = new Uint8Array(m.length + 1); // a FULL section makes it complete
+        withTail.set(m);
+        withTail[m.length] = 4;
+        check(withTail, strict);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("parser: unknown RAM flags fall back to opaque, or throw in strict mode", () => {
+  const m = fixture.slice();
+  // First RAM record after the first PART header: find "02 00 00 00 02" after the setup.
+  const part = m.findIndex((b, i) =>
+    i > 100 && b === 2 && m[i + 4] === 2 && m[i + 1] === 0
+  );
+  m[part + 5 + 7] |= 0x80; // RDMA hook flag on the first record
+  const events = parseQemuStream(m);
+  assert.ok(same(rebuildStream(events), m));
+  const p = new QemuStreamParser();
+  p.push(m);
+  assert.match(p.fallbackReason ?? "", /unsupported flags "0x082"/);
+  assert.throws(() => parseQemuStream(m, { strict: true }), QemuStreamError);
+  assert.throws(
+    () => parseQemuStream(new Uint8Array(8)),
+    /Not a QEMU migration stream/,
+  );
+});
+
+const haveQemu = qemuBinary() !== null;
+
+Deno.test({
+  name:
+    "parser: live captures (firmware and a running guest) parse and rebuild exactly",
+  ignore: !haveQemu,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const fw = await captureStream();
+    assert.ok(
+      same(
+        rebuildStream(parseQemuStream(fw, { strict: true, chunkBytes: 65536 })),
+        fw,
+      ),
+    );
+    if (!cloudKernel()) return;
+    const guest = await captureStream({
+      script: "dd if=/dev/urandom of=/dev/shm/x bs=1M count=8 2>/dev/null",
+      memMiB: 128,
+    });
+    const events = parseQemuStream(guest, { strict: true, chunkBytes: 65536 });
+    assert.ok(same(rebuildStream(events), guest));
+    assert.ok(events.filter((e) => e.kind === "page" && !e.zero).length > 2048);
+  },
+});

@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import { MigrationError, WireError } from "../errors.ts";
+import { memoryDuplex, type WireConn } from "../wire/duplex.ts";
+import { firmwareStream } from "./stream/_fixture.ts";
+import { QemuStreamError } from "./stream/errors.ts";
+import { sendQemuStream, type TunnelStats } from "./tunnel.ts";
+import { receiveQemuStream } from "./tunnel_receiver.ts";
+
+const fixture = firmwareStream();
+
+function source(bytes: Uint8Array, chunk = 65536): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (at >= bytes.length) return c.close();
+      c.enqueue(bytes.slice(at, at + chunk));
+      at += chunk;
+    },
+  });
+}
+
+function collector(): {
+  sink: WritableStream<Uint8Array>;
+  bytes(): Uint8Array;
+  state: { closed: boolean; aborted: boolean };
+} {
+  const chunks: Uint8Array[] = [];
+  const state = { closed: false, aborted: false };
+  return {
+    state,
+    sink: new WritableStream<Uint8Array>({
+      write: (c) => void chunks.push(c.slice()),
+      close: () => void (state.closed = true),
+      abort: () => void (state.aborted = true),
+    }),
+    bytes() {
+      const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let at = 0;
+      for (const c of chunks) {
+        out.set(c, at);
+        at += c.length;
+      }
+      return out;
+    },
+  };
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** A stream with several passes: the fixture's RAM part repeated with changed pages. */
+async function tunnel(
+  bytes: Uint8Array,
+  a: WireConn,
+  b: WireConn,
+  codecs: { name: string }[],
+): Promise<[TunnelStats, TunnelStats, Uint8Array]> {
+  const out = collector();
+  const [s, r] = await Promise.all([
+    sendQemuStream(source(bytes), a, { codecs, batchPages: 64 }),
+    receiveQemuStream(b, out.sink),
+  ]);
+  assert.ok(out.state.closed);
+  return [s, r, out.bytes()];
+}
+
+for (
+  const codecs of [
+    [{ name: "zero" }, { name: "raw" }],
+    [{ name: "zero" }, { name: "dedup" }, { name: "lz4" }],
+    [{ name: "delta" }],
+  ]
+) {
+  Deno.test(`tunnel: memory duplex round trip is byte-identical with ${codecs.map((c) => c.name).join("/")}`, async () => {
+    const [a, b] = memoryDuplex();
+    const [s, r, out] = await tunnel(fixture, a, b, codecs);
+    assert.ok(same(out, fixture));
+    assert.ok(s.verified && r.verified);
+    assert.equal(s.pages, 49);
+    assert.equal(r.zeroPages, 16465);
+    assert.equal(r.streamBytes, fixture.length);
+  });
+}
+
+Deno.test("tunnel: loopback TCP round trip is byte-identical", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const client = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+  });
+  const server = await accepted;
+  const [s, , out] = await tunnel(fixture, client, server, [{ name: "zero" }, {
+    name: "lz4",
+  }]);
+  listener.close();
+  assert.ok(same(out, fixture));
+  assert.ok(s.verified);
+});
+
+Deno.test("tunnel: a truncated hakobu stream fails the receiver and never delivers the stream's end", async () => {
+  // Record what the sender puts on the wire.
+  const [a, b] = memoryDuplex();
+  const wire: Uint8Array[] = [];
+  const tap = new TransformStream<Uint8Array, Uint8Array>({
+    transform(c, ctl) {
+      wire.push(c.slice());
+      ctl.enqueue(c);
+    },
+  });
+  b.readable.pipeThrough(tap);
+  const mid = { readable: tap.readable, writable: b.writable };
+  const out0 = collector();
+  await Promise.all([
+    sendQemuStream(source(fixture), a),
+    receiveQemuStream(mid, out0.sink),
+  ]);
+  const all = new Uint8Array(wire.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of wire) {
+    all.set(c, at);
+    at += c.length;
+  }
+  for (
+    const cut of [
+      20,
+      1000,
+      Math.floor(all.length / 2),
+      all.length - 49,
+      all.length - 10,
+    ]
+  ) {
+    const out = collector();
+    const [, back] = memoryDuplex();
+    const conn = {
+      readable: source(all.subarray(0, cut), 4096),
+      writable: back.writable,
+    };
+    await assert.rejects(receiveQemuStream(conn, out.sink), WireError);
+    assert.ok(out.state.aborted && !out.state.closed);
+    const got = out.bytes();
+    assert.ok(
+      got.length < fixture.length - 1000,
+      `cut ${cut}: ${got.length} bytes delivered`,
+    );
+    assert.ok(same(got, fixture.subarray(0, got.length)));
+  }
+  // A flipped byte fails the frame checksum.
+  const bad = all.slice();
+  bad[Math.floor(all.length / 3)] ^= 1;
+  const out = collector();
+  const [, back] = memoryDuplex();
+  await assert.rejects(
+    receiveQemuStream(
+      { readable: source(bad), writable: back.writable },
+      out.sink,
+    ),
+    WireError,
+  );
+  assert.ok(out.state.aborted);
+});
+
+Deno.test("tunnel: a truncated QEMU stream aborts both sides", async () => {
+  const [a, b] = memoryDuplex();
+  const out = collector();
+  const [s, r] = await Promise.allSettled([
+    sendQemuStream(source(fixture.subarray(0, 100_000)), a),
+    receiveQemuStream(b, out.sink),
+  ]);
+  assert.ok(s.status === "rejected" && s.reason instanceof QemuStreamError);
+  assert.ok(r.status === "rejected" && r.reason instanceof MigrationError);
+  assert.match(String(r.reason.message), /Source aborted/);
+  assert.ok(out.state.aborted);
+});
