@@ -73,7 +73,7 @@ async function main(): Promise<number> {
   const warmupS = Number(arg("warmup", "5"));
   const churn = Number(arg("churn", "4"));
   const root = new URL("..", import.meta.url).pathname;
-  const tunnelPath = `${root}engine/qemu/tunnel.ts`;
+  const tunnelPath = `${root}engine/qemu/tunnel_main.ts`;
   const haveTunnel = await exists(tunnelPath);
   const deno = Deno.execPath();
   const sendT = arg(
@@ -82,7 +82,7 @@ async function main(): Promise<number> {
   );
   const recvT = arg(
     "tunnel-recv",
-    `${deno} run -A ${tunnelPath} recv --listen {dst}:4445`,
+    `${deno} run -A ${tunnelPath} receive --listen {dst}:4445`,
   );
   const modes: Mode[] = [
     { name: "qemu-plain" },
