@@ -7,6 +7,7 @@
  *   hakobu plan     --policy FILE
  *   hakobu workloads
  *   hakobu rebalance --inventory inventory.json --policy FILE [--dry-run]
+ *   hakobu xen dirty-rate DOMID [--interval 1s]
  *
  * Run it with `deno task hakobu <command> --help` for each command's options.
  *
@@ -196,6 +197,23 @@ export function buildCli(setExit: (code: number) => void): Command {
     .action(async (o) => {
       const { rebalanceCli } = await import("./_cli/rebalance.ts");
       setExit(await rebalanceCli(o));
+    });
+
+  const xen = program.command("xen").description(
+    "Xen tools (run on a dom0 as root)",
+  );
+  xen.command("dirty-rate")
+    .description("measure a domain's dirty rate through log-dirty CLEAN/PEEK")
+    .argument("<domid>", "domain id")
+    .option(
+      "--interval <duration>",
+      "how long to measure, e.g. 1s or 500ms",
+      "1s",
+    )
+    .option("--json", "print JSON")
+    .action(async (domid, o) => {
+      const { xenDirtyRateCli } = await import("./_cli/xen.ts");
+      setExit(await xenDirtyRateCli(domid, o));
     });
 
   return program;

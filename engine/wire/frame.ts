@@ -61,6 +61,16 @@ export const FrameType = {
   QEMU_RECORDS: 32,
   /** Stream mode, QEMU tunnel: the QEMU stream ended: its length, record count and SHA-256. */
   QEMU_END: 33,
+  /** Stream mode, Xen tunnel (docs/xen.md): bytes of xl's stream as they are. */
+  XEN_OPAQUE: 48,
+  /** Stream mode, Xen tunnel: a PAGE_DATA record without its pages; they follow as a PAGES frame. */
+  XEN_PAGE_DATA: 49,
+  /** Stream mode, Xen tunnel: xl's stream ended (JSON `{streamBytes, sha256}`). */
+  XEN_END: 50,
+  /** Stream mode, Xen tunnel, receiver → source: bytes `xl migrate-receive` wrote. */
+  XEN_BACK: 51,
+  /** Stream mode, Xen tunnel, receiver → source: the receiving xl closed its stdout. */
+  XEN_BACK_END: 52,
 } as const;
 
 /** One of the values of {@link FrameType}. */

@@ -1,0 +1,23 @@
+/**
+ * Xen support: the libxc stream (`stream/`), the `xl migrate -s` tunnel
+ * (`tunnel.ts`, `tunnel_receiver.ts`, `tunnel_frames.ts`, `tunnel_main.ts`),
+ * rounds by pfn repetition (`rounds.ts`), libxenguest's save loop driven by
+ * a TS plan in a Worker (`save.ts`), and dirty-rate measurement
+ * (`dirty_rate.ts`). Bindings live in `ffi/xen/`. Guide: `docs/xen.md`.
+ *
+ * @example
+ * ```ts
+ * import { sendXenStream } from "./engine/xen/mod.ts";
+ * await sendXenStream(Deno.stdin.readable, Deno.stdout.writable, conn, { codecs: [{ name: "zero" }] });
+ * ```
+ *
+ * @module
+ */
+
+export * from "./stream/mod.ts";
+export * from "./rounds.ts";
+export * from "./tunnel_frames.ts";
+export * from "./tunnel.ts";
+export * from "./tunnel_receiver.ts";
+export * from "./save.ts";
+export * from "./dirty_rate.ts";

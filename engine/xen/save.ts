@@ -1,0 +1,246 @@
+/**
+ * Drives libxenguest's save loop (`xc_domain_save`) with a TS {@link Plan}
+ * deciding each pre-copy round, through `struct save_callbacks`'
+ * `precopy_policy`.
+ *
+ * `xc_domain_save` blocks until the migration ends and calls the policy on
+ * its own thread, so it runs in a Worker (`_save_worker.ts`): the worker's
+ * thread sits in C, the `Deno.UnsafeCallback` runs re-entrantly on it and
+ * waits on shared memory while this (main) thread asks the plan. The main
+ * thread stays free for the tunnel, reports and the UI.
+ *
+ * Mapping: libxc calls the policy twice per iteration: once with the
+ * dirty count from the last CLEAN (`dirty_count >= 0`; the plan's
+ * `decide` answers: continue → CONTINUE_PRECOPY, switchover →
+ * STOP_AND_COPY, abort → ABORT), and once after sending with
+ * `dirty_count = -1` (answered CONTINUE_PRECOPY, or STOP_AND_COPY once
+ * `iteration >= plan.maxRounds`).
+ *
+ * @module
+ */
+
+import type { Decision, Plan, RoundStats } from "../plan.ts";
+import type { PrecopyStats } from "../../ffi/xen/xenguest.ts";
+import { XcFlags, XgsPolicy } from "../../ffi/xen/xenguest.ts";
+import { XenError } from "../../ffi/xen/errors.ts";
+import { Ctl, SAB_BYTES } from "./_save_shared.ts";
+
+/** The part of a {@link Plan} the save loop consults. */
+export type SavePlan = Pick<Plan, "decide" | "maxRounds" | "name">;
+
+/** Options of {@link XenSaveWorker}. */
+export interface XenSaveWorkerOptions {
+  /** The plan that decides each round. */
+  readonly plan: SavePlan;
+  /** Guest memory in bytes, for {@link RoundStats.memoryBytes} (default 0: unknown). */
+  readonly memoryBytes?: number;
+  /** Page size (default 4096). */
+  readonly pageSize?: number;
+}
+
+/** One answer the policy gave, for reports and tests. */
+export interface PolicyCall {
+  /** What libxc passed. */
+  readonly stats: PrecopyStats;
+  /** What the plan said (`null` for the `dirty_count = -1` calls). */
+  readonly decision: Decision | null;
+  /** The `XGS_POLICY_*` returned to libxc. */
+  readonly answer: number;
+}
+
+/**
+ * Maps one `precopy_policy` call to an `XGS_POLICY_*` answer with the plan.
+ *
+ * @example
+ * ```ts
+ * const p = new PrecopyPolicy({ plan, pageSize: 4096 });
+ * p.answer({ iteration: 0, totalWritten: 0, dirtyCount: 262144 }); // 0
+ * ```
+ */
+export class PrecopyPolicy {
+  readonly #plan: SavePlan;
+  readonly #pageSize: number;
+  readonly #memoryBytes: number;
+  readonly #started = performance.now();
+  #lastAt = performance.now();
+  #lastWritten = 0;
+  #sendRate = 0;
+  /** Every call so far. */
+  readonly calls: PolicyCall[] = [];
+
+  /** @param options The plan and geometry. */
+  constructor(options: XenSaveWorkerOptions) {
+    this.#plan = options.plan;
+    this.#pageSize = options.pageSize ?? 4096;
+    this.#memoryBytes = options.memoryBytes ?? 0;
+  }
+
+  /** The `XGS_POLICY_*` answer for `stats`. */
+  answer(stats: PrecopyStats): number {
+    const ps = this.#pageSize;
+    const now = performance.now();
+    if (stats.dirtyCount < 0) {
+      // After a send, before the CLEAN: note the send rate.
+      const secs = Math.max(1e-6, (now - this.#lastAt) / 1000);
+      this.#sendRate = (stats.totalWritten - this.#lastWritten) * ps / secs;
+      this.#lastWritten = stats.totalWritten;
+      this.#lastAt = now;
+      const answer = stats.iteration >= this.#plan.maxRounds
+        ? XgsPolicy.STOP_AND_COPY
+        : XgsPolicy.CONTINUE_PRECOPY;
+      this.calls.push({ stats, decision: null, answer });
+      return answer;
+    }
+    const secs = Math.max(1e-6, (now - this.#lastAt) / 1000);
+    const rs: RoundStats = {
+      round: stats.iteration,
+      dirtyPages: stats.dirtyCount,
+      remainingBytes: stats.dirtyCount * ps,
+      dirtyRate: stats.iteration === 0 ? 0 : stats.dirtyCount * ps / secs,
+      sendRate: this.#sendRate,
+      wireRate: this.#sendRate,
+      elapsedMs: now - this.#started,
+      bytesSent: stats.totalWritten * ps,
+      rawBytesSent: stats.totalWritten * ps,
+      memoryBytes: this.#memoryBytes,
+      pageSize: ps,
+    };
+    let decision: Decision;
+    try {
+      decision = this.#plan.decide(rs);
+    } catch {
+      decision = "abort";
+    }
+    const answer = decision === "continue"
+      ? XgsPolicy.CONTINUE_PRECOPY
+      : decision === "switchover"
+      ? XgsPolicy.STOP_AND_COPY
+      : XgsPolicy.ABORT;
+    this.calls.push({ stats, decision, answer });
+    return answer;
+  }
+}
+
+/** Options of {@link XenSaveWorker.save}. */
+export interface SaveOptions {
+  /** Domain to save. */
+  readonly domid: number;
+  /** File descriptor libxc writes the stream to (a socket or pipe). */
+  readonly ioFd: number;
+  /** Live (pre-copy) migration; default true. */
+  readonly live?: boolean;
+}
+
+/**
+ * A Worker running `xc_domain_save` with a {@link Plan} as its
+ * `precopy_policy`.
+ *
+ * @example
+ * ```ts
+ * const w = new XenSaveWorker({ plan });
+ * const { rc, calls } = await w.save({ domid: 7, ioFd: fd });
+ * w.terminate();
+ * ```
+ */
+export class XenSaveWorker {
+  readonly #policy: PrecopyPolicy;
+  #worker: Worker | null = null;
+
+  /** @param options The plan and geometry. */
+  constructor(options: XenSaveWorkerOptions) {
+    this.#policy = new PrecopyPolicy(options);
+  }
+
+  /** The policy calls answered so far. */
+  get calls(): readonly PolicyCall[] {
+    return this.#policy.calls;
+  }
+
+  /**
+   * Runs `xc_domain_save` in the worker until it returns.
+   *
+   * @throws {XenError} off a dom0 ("Not a Xen dom0: ...") or when the save fails.
+   */
+  async save(
+    options: SaveOptions,
+  ): Promise<{ rc: number; calls: readonly PolicyCall[] }> {
+    const flags = options.live === false ? 0 : XcFlags.LIVE;
+    const done = await this.#run({
+      kind: "save",
+      domid: options.domid,
+      ioFd: options.ioFd,
+      flags,
+    });
+    if (done.rc !== 0) {
+      throw new XenError(
+        "libxenguest",
+        "xc_domain_save",
+        `Cannot save domain "${options.domid}": xc_domain_save returned ${done.rc}`,
+        0,
+      );
+    }
+    return { rc: done.rc, calls: this.calls };
+  }
+
+  /**
+   * Test hook: the worker calls its `precopy_policy` function pointer
+   * through `Deno.UnsafeFnPointer` with each synthetic `struct
+   * precopy_stats`, exactly as libxc would, and returns the answers.
+   */
+  async simulate(stats: readonly PrecopyStats[]): Promise<number[]> {
+    const done = await this.#run({ kind: "simulate", stats: [...stats] });
+    return done.answers ?? [];
+  }
+
+  /** Stops the worker (a running `xc_domain_save` dies with the process only). */
+  terminate(): void {
+    this.#worker?.terminate();
+    this.#worker = null;
+  }
+
+  #run(
+    msg: Record<string, unknown>,
+  ): Promise<{ rc: number; answers?: number[] }> {
+    const sab = new SharedArrayBuffer(SAB_BYTES);
+    const ctl = new Int32Array(sab, 0, 4);
+    const f = new Float64Array(sab, 16, 3);
+    const worker = new Worker(
+      new URL("./_save_worker.ts", import.meta.url).href,
+      { type: "module" },
+    );
+    this.#worker = worker;
+    return new Promise((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent) => {
+        const m = e.data;
+        if (m.kind === "policy") {
+          const answer = this.#policy.answer({
+            iteration: f[0],
+            totalWritten: f[1],
+            dirtyCount: f[2],
+          });
+          Atomics.store(ctl, Ctl.ANSWER, answer);
+          Atomics.store(ctl, Ctl.STATE, Ctl.ANSWERED);
+          Atomics.notify(ctl, Ctl.STATE);
+          return;
+        }
+        worker.terminate();
+        this.#worker = null;
+        if (m.kind === "done") resolve(m);
+        else {
+          reject(
+            m.name === "XenError"
+              ? new XenError("libxenguest", "xc_domain_save", m.message, 0)
+              : new Error(m.message),
+          );
+        }
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        worker.terminate();
+        this.#worker = null;
+        reject(new Error(`The save worker failed: ${e.message}`));
+      };
+      worker.postMessage({ ...msg, sab });
+    });
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * {@link XenStreamError}: a libxc stream is truncated or malformed, with the
+ * stream offset of the bad field.
+ *
+ * @module
+ */
+
+/**
+ * A libxc migration stream could not be parsed.
+ *
+ * @example
+ * ```ts
+ * try { parseXenStream(bytes); } catch (e) {
+ *   if (e instanceof XenStreamError) console.error(e.offset);
+ * }
+ * ```
+ */
+export class XenStreamError extends Error {
+  /** Offset in the stream (from the first byte given to the parser) of the problem. */
+  readonly offset: number;
+  /**
+   * @param message What went wrong, with the offset in words.
+   * @param offset Stream offset of the bad field.
+   */
+  constructor(message: string, offset: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "XenStreamError";
+    this.offset = offset;
+  }
+}

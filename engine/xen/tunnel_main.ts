@@ -1,0 +1,110 @@
+/**
+ * Command line of the Xen tunnel, for `xl migrate -s`.
+ *
+ * ```sh
+ * # destination dom0: listen, then run xl migrate-receive with the stream
+ * deno run -A engine/xen/tunnel_main.ts receive --listen 0.0.0.0:4445 -- xl migrate-receive
+ * # source dom0: xl runs `<-s command> DST xl migrate-receive` and pipes through it
+ * xl migrate -s "deno run -A engine/xen/tunnel_main.ts send --to DST:4445 --codecs zero,dedup,lz4 --" DOMU DST
+ * ```
+ *
+ * `send` reads xl's stream on stdin and writes the receiving xl's replies
+ * on stdout; everything after `--` (xl's `DST xl migrate-receive ...`) is
+ * ignored, and without `--to` the first of those words is the host, with
+ * `--port` (default 4445). `receive` runs the command after `--` (default
+ * `xl migrate-receive`) with the rebuilt stream on its stdin. Statistics go
+ * to stderr as one JSON line; any failure exits non-zero.
+ *
+ * @module
+ */
+
+import { sendXenStream, type XenTunnelStats } from "./tunnel.ts";
+import { receiveXenStream } from "./tunnel_receiver.ts";
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function hostPort(s: string, what: string): { hostname: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(s);
+  if (!m) throw new Error(`Bad ${what} "${s}": expected HOST:PORT`);
+  return { hostname: m[1] || "127.0.0.1", port: Number(m[2]) };
+}
+
+async function connectRetrying(
+  to: { hostname: string; port: number },
+  timeoutMs: number,
+): Promise<Deno.TcpConn> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await Deno.connect(to);
+    } catch (e) {
+      if (Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** Runs `send` or `receive`; returns the stats. */
+export async function main(args: string[]): Promise<XenTunnelStats> {
+  const dash = args.indexOf("--");
+  const own = dash >= 0 ? args.slice(0, dash) : args;
+  const tail = dash >= 0 ? args.slice(dash + 1) : [];
+  const [mode, ...rest] = own;
+  if (mode === "send") {
+    const to = flag(rest, "--to") ??
+      (tail[0] ? `${tail[0]}:${flag(rest, "--port") ?? "4445"}` : undefined);
+    if (!to) {
+      throw new Error(`Missing --to HOST:PORT (or xl's host after "--")`);
+    }
+    const codecs = (flag(rest, "--codecs") ?? "zero").split(",").filter(Boolean)
+      .map((name) => ({ name }));
+    const bw = flag(rest, "--bandwidth");
+    const maxPages = flag(rest, "--max-pages");
+    const conn = await connectRetrying(hostPort(to, "--to"), 20_000);
+    return await sendXenStream(
+      Deno.stdin.readable,
+      Deno.stdout.writable,
+      conn,
+      {
+        codecs,
+        bandwidth: bw ? Number(bw) : null,
+        maxPages: maxPages ? Number(maxPages) : undefined,
+      },
+    );
+  }
+  if (mode === "receive") {
+    const at = hostPort(flag(rest, "--listen") ?? "0.0.0.0:4445", "--listen");
+    const cmd = tail.length > 0 ? tail : ["xl", "migrate-receive"];
+    const listener = Deno.listen(at);
+    const conn = await listener.accept();
+    listener.close();
+    const child = new Deno.Command(cmd[0], {
+      args: cmd.slice(1),
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    return await receiveXenStream(conn, {
+      writable: child.stdin,
+      readable: child.stdout,
+      exited: child.status.then((s) => s.code),
+    });
+  }
+  throw new Error(`Unknown mode "${mode}": expected "send" or "receive"`);
+}
+
+if (import.meta.main) {
+  try {
+    const stats = await main(Deno.args);
+    console.error(JSON.stringify({ ok: true, ...stats }));
+    Deno.exit(0);
+  } catch (e) {
+    console.error(
+      JSON.stringify({ ok: false, error: String((e as Error).message ?? e) }),
+    );
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { memoryDuplex } from "../wire/duplex.ts";
+import type { CodecSpec } from "../plan.ts";
+import { sendXenStream } from "./tunnel.ts";
+import { receiveXenStream } from "./tunnel_receiver.ts";
+import { XenStreamError } from "./stream/errors.ts";
+import {
+  buildStream,
+  chunks,
+  concat,
+  wrapLikeXl,
+} from "./stream/_test_util.ts";
+import { RoundCounter } from "./rounds.ts";
+
+const enc = new TextEncoder();
+const BANNER = enc.encode(
+  "xl migration receiver ready, send binary domain data.\n",
+);
+const READY = enc.encode("domain received, ready to unpause\0");
+
+/** A fake `xl migrate` source: waits for the banner, then writes its stream in chunks. */
+function fakeSource(bytes: Uint8Array, backSeen: Promise<void>, seed: number) {
+  return new ReadableStream<Uint8Array>({
+    async start(c) {
+      await backSeen;
+      for (const ch of chunks(bytes, seed, 9000)) c.enqueue(ch);
+      c.close();
+    },
+  });
+}
+
+/** A fake `xl migrate-receive`: says the banner, collects its stdin, then says "ready". */
+function fakeReceiver() {
+  const got: Uint8Array[] = [];
+  let say!: ReadableStreamDefaultController<Uint8Array>;
+  const readable = new ReadableStream<Uint8Array>({
+    start(c) {
+      say = c;
+      c.enqueue(BANNER);
+    },
+  });
+  const writable = new WritableStream<Uint8Array>({
+    write(b) {
+      got.push(b.slice());
+    },
+    close() {
+      say.enqueue(READY);
+      say.close();
+    },
+    abort() {
+      say.close();
+    },
+  });
+  return { peer: { writable, readable }, bytes: () => concat(got) };
+}
+
+async function tunnel(
+  stream: Uint8Array,
+  codecs: CodecSpec[],
+  seed = 1,
+) {
+  const [a, b] = memoryDuplex();
+  const xl = fakeReceiver();
+  const back: Uint8Array[] = [];
+  let sawBanner!: () => void;
+  const bannerSeen = new Promise<void>((r) => sawBanner = r);
+  const backOut = new WritableStream<Uint8Array>({
+    write(c) {
+      back.push(c.slice());
+      sawBanner();
+    },
+  });
+  const received = receiveXenStream(b, xl.peer);
+  const sent = sendXenStream(fakeSource(stream, bannerSeen, seed), backOut, a, {
+    codecs,
+    maxPages: 4096,
+  });
+  const [s, r] = await Promise.all([sent, received]);
+  return { s, r, out: xl.bytes(), back: concat(back) };
+}
+
+const CHAINS: CodecSpec[][] = [
+  [{ name: "zero" }, { name: "raw" }],
+  [{ name: "zero" }, { name: "dedup" }, { name: "lz4" }],
+  [{ name: "zero" }, { name: "delta" }, { name: "raw" }],
+];
+
+for (const codecs of CHAINS) {
+  Deno.test(`tunnel round-trips xl's stream byte for byte: ${codecs.map((c) => c.name).join(",")}`, async () => {
+    for (
+      const [i, opts] of [{ seed: 1 }, {
+        seed: 2,
+        version: 2 as const,
+        bigEndian: true,
+      }].entries()
+    ) {
+      const { bytes: libxc, roundPfns } = buildStream({
+        ...opts,
+        pfns: 200,
+        rounds: 4,
+      });
+      const wire = wrapLikeXl(libxc);
+      const { s, r, out, back } = await tunnel(wire, codecs, i + 3);
+      assert.deepEqual(out, wire);
+      assert.deepEqual(back, concat([BANNER, READY]));
+      assert.ok(s.verified && r.verified);
+      assert.ok(s.sawImage);
+      assert.equal(s.pages, roundPfns.flat().length);
+      assert.equal(r.pages, s.pages);
+      assert.equal(s.rounds, 4);
+      assert.ok(s.opaqueBytes > 0);
+      if (codecs.some((c) => c.name === "zero")) {
+        assert.ok((s.codecPages.zero ?? 0) > 0);
+      }
+    }
+  });
+}
+
+Deno.test("a stream without a libxc image travels opaque", async () => {
+  const bytes = enc.encode("not a migration stream at all ".repeat(100));
+  const { s, out } = await tunnel(bytes, [{ name: "zero" }]);
+  assert.deepEqual(out, bytes);
+  assert.equal(s.sawImage, false);
+  assert.equal(s.pages, 0);
+});
+
+Deno.test("a truncated libxc stream fails cleanly on both sides", async () => {
+  const wire = wrapLikeXl(buildStream({ seed: 8, pfns: 50, rounds: 2 }).bytes);
+  const cut = wire.subarray(0, Math.floor(wire.length * 0.6));
+  const [a, b] = memoryDuplex();
+  const xl = fakeReceiver();
+  const received = receiveXenStream(b, xl.peer);
+  const sent = sendXenStream(
+    ReadableStream.from([cut]),
+    new WritableStream(),
+    a,
+    { codecs: [{ name: "zero" }] },
+  );
+  await assert.rejects(
+    sent,
+    (e: unknown) => e instanceof XenStreamError && /Truncated/.test(e.message),
+  );
+  await assert.rejects(received, /Source aborted: Truncated/);
+});
+
+Deno.test("a corrupted PAGE_DATA record fails cleanly", async () => {
+  const libxc = buildStream({ seed: 9, pfns: 50, rounds: 1 }).bytes;
+  const bad = libxc.slice();
+  // The first record after the 40-byte header is X86_CPUID_POLICY (44 bytes → 56); then MSR (16 → 24), SDE (8), TSC (32), HVM_PARAMS (56+8=64): PAGE_DATA count next.
+  let off = 40;
+  const v = new DataView(bad.buffer);
+  while (v.getUint32(off, true) !== 1) {
+    off += 8 + ((v.getUint32(off + 4, true) + 7) & ~7);
+  }
+  v.setUint32(off + 8, 5000, true);
+  const [a, b] = memoryDuplex();
+  const xl = fakeReceiver();
+  const received = receiveXenStream(b, xl.peer);
+  const sent = sendXenStream(
+    ReadableStream.from([wrapLikeXl(bad)]),
+    new WritableStream(),
+    a,
+    {},
+  );
+  await assert.rejects(
+    sent,
+    (e: unknown) =>
+      e instanceof XenStreamError && /count "5000"/.test(e.message),
+  );
+  await assert.rejects(received, /Source aborted/);
+});
+
+Deno.test("rounds are counted by pfn repetition", () => {
+  const r = new RoundCounter();
+  assert.equal(r.record([0, 1, 2]), false);
+  assert.equal(r.record([3, 4]), false);
+  assert.equal(r.round, 0);
+  assert.equal(r.record([1, 5]), true);
+  assert.equal(r.round, 1);
+  assert.equal(r.record([2]), false);
+  assert.equal(r.record([2]), true);
+  assert.equal(r.round, 2);
+  assert.equal(r.record([100000]), false);
+});

@@ -1,0 +1,288 @@
+import assert from "node:assert/strict";
+import { FfiError } from "../_library.ts";
+import { XenError } from "./errors.ts";
+import {
+  openXenctrl,
+  openXenctrlLibrary,
+  PRIVCMD,
+  XENCTRL_LIBRARY,
+  XENCTRL_SYMBOLS,
+} from "./xenctrl.ts";
+import {
+  openForeignMemory,
+  XENFOREIGNMEMORY_LIBRARY,
+  XENFOREIGNMEMORY_SYMBOLS,
+} from "./xenforeignmemory.ts";
+import {
+  openXenstore,
+  XENSTORE_LIBRARY,
+  XENSTORE_SYMBOLS,
+} from "./xenstore.ts";
+import {
+  decodePrecopyStats,
+  encodePrecopyStats,
+  encodeSaveCallbacks,
+  PRECOPY_POLICY_DEF,
+  SAVE_CALLBACKS,
+  XENGUEST_LIBRARY,
+  XENGUEST_SYMBOLS,
+} from "./xenguest.ts";
+import { openLibrary } from "../_library.ts";
+
+const LIBS = [
+  { spec: XENCTRL_LIBRARY, header: "/usr/include/xenctrl.h" },
+  { spec: XENFOREIGNMEMORY_LIBRARY, header: "/usr/include/xenforeignmemory.h" },
+  { spec: XENSTORE_LIBRARY, header: "/usr/include/xenstore.h" },
+  { spec: XENGUEST_LIBRARY, header: "/usr/include/xenguest.h" },
+] as const;
+
+function installed(name: string): boolean {
+  try {
+    Deno.dlopen(name, {}).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const haveXen = installed("libxenctrl.so.4.17");
+if (!haveXen) {
+  console.warn(
+    "libxen is not installed (apt-get install libxen-dev): Xen FFI tests skipped",
+  );
+}
+const haveHeaders = (() => {
+  try {
+    return Deno.statSync("/usr/include/xenctrl.h").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "every symbol of each table exists in the installed library",
+  ignore: !haveXen,
+  fn() {
+    for (const { spec } of LIBS) {
+      const lib = openLibrary(spec as Parameters<typeof openLibrary>[0]);
+      for (const name of Object.keys(spec.symbols)) {
+        assert.ok(
+          name in lib.symbols,
+          `${spec.name} lacks ${name}`,
+        );
+      }
+      lib.close();
+    }
+  },
+});
+
+// ---- C prototypes from the headers, compared with the tables ----
+
+type Kind = string;
+
+/** Deno FFI type of one C type, or "ptr" for any pointer. */
+function kindOf(cType: string): Kind {
+  const t = cType.replace(/\b(const|volatile|restrict)\b/g, "").replace(
+    /\s+/g,
+    " ",
+  ).trim();
+  if (t.includes("*") || t.includes("[")) return "ptr";
+  const map: Record<string, Kind> = {
+    "int": "i32",
+    "unsigned": "u32",
+    "unsigned int": "u32",
+    "uint32_t": "u32",
+    "int32_t": "i32",
+    "unsigned long": "u64",
+    "long": "i64",
+    "long long": "i64",
+    "size_t": "usize",
+    "void": "void",
+    "bool": "bool",
+    "xs_transaction_t": "u32",
+    "xc_stream_type_t": "i32",
+  };
+  if (t in map) return map[t];
+  if (t.startsWith("struct ")) return "struct";
+  throw new Error(`Unknown C type "${t}"`);
+}
+
+function denoKind(t: Deno.NativeType | Deno.NativeResultType): Kind {
+  if (t === "pointer" || t === "buffer" || t === "function") return "ptr";
+  if (typeof t === "object") return "struct";
+  return t as string;
+}
+
+const TYPE_WORDS = new Set([
+  "unsigned",
+  "signed",
+  "long",
+  "int",
+  "short",
+  "char",
+  "const",
+  "void",
+  "bool",
+]);
+
+/** A parameter declaration without its name: `"unsigned int *mb"` → `"unsigned int *"`. */
+function dropName(param: string): string {
+  const tokens =
+    param.replace(/\[[^\]]*\]/g, " * ").match(/[A-Za-z_]\w*|\*/g) ??
+      [];
+  const last = tokens[tokens.length - 1];
+  const before = tokens[tokens.length - 2];
+  if (
+    tokens.length > 1 && last !== "*" && !TYPE_WORDS.has(last) &&
+    before !== "struct"
+  ) {
+    tokens.pop();
+  }
+  return tokens.join(" ").replace(/ \*/g, "*");
+}
+
+/** Parses `ret name(params);` out of a header, comments removed. */
+function prototype(
+  header: string,
+  name: string,
+): { result: Kind; params: Kind[] } {
+  const text = header.replace(/\/\*[\s\S]*?\*\//g, " ").replace(
+    /\/\/.*$/gm,
+    " ",
+  );
+  const re = new RegExp(
+    String
+      .raw`(?:^|[;}])\s*((?:const\s+)?(?:struct\s+)?[A-Za-z_]\w*(?:\s+[A-Za-z_]\w*)*[\s*]*?)\b` +
+      name + String.raw`\s*\(([^;{]*?)\)\s*;`,
+    "m",
+  );
+  const m = re.exec(text);
+  if (!m) throw new Error(`No prototype for ${name}`);
+  const params = m[2].trim() === "void"
+    ? []
+    : m[2].split(",").map((p) => kindOf(dropName(p)));
+  return { result: kindOf(m[1]), params };
+}
+
+Deno.test({
+  name: "symbol tables match the C prototypes in the installed headers",
+  ignore: !haveHeaders,
+  fn() {
+    let checked = 0;
+    for (const { spec, header } of LIBS) {
+      const text = Deno.readTextFileSync(header) +
+        (header.endsWith("xenctrl.h") ? "" : "");
+      for (
+        const [name, def] of Object.entries(
+          spec.symbols as Deno.ForeignLibraryInterface,
+        )
+      ) {
+        const proto = prototype(text, name);
+        const fn = def as Deno.ForeignFunction;
+        assert.deepEqual(
+          fn.parameters.map(denoKind),
+          proto.params,
+          `${name}: parameters`,
+        );
+        assert.equal(denoKind(fn.result), proto.result, `${name}: result`);
+        checked++;
+      }
+    }
+    const policy = prototype(
+      Deno.readTextFileSync("/usr/include/xenguest.h").replace(
+        /typedef int \(\*precopy_policy_t\)/,
+        "int precopy_policy_t",
+      ),
+      "precopy_policy_t",
+    );
+    assert.deepEqual(
+      PRECOPY_POLICY_DEF.parameters.map(denoKind),
+      policy.params,
+    );
+    assert.ok(checked >= 20, `checked ${checked}`);
+  },
+});
+
+Deno.test("the prototype parser reads parameter kinds", () => {
+  const h =
+    "int f(xc_interface *xch, uint32_t d, unsigned int *mb,\n unsigned long pages);\n" +
+    "long long g(void);\nvoid *h(struct x *a, const char *p, size_t n, int err[]);";
+  assert.deepEqual(prototype(h, "f"), {
+    result: "i32",
+    params: ["ptr", "u32", "ptr", "u64"],
+  });
+  assert.deepEqual(prototype(h, "g"), { result: "i64", params: [] });
+  assert.deepEqual(prototype(h, "h"), {
+    result: "ptr",
+    params: ["ptr", "ptr", "usize", "ptr"],
+  });
+});
+
+Deno.test({
+  name: "openXenctrl off a dom0 says so",
+  ignore: !haveXen || (() => {
+    try {
+      Deno.statSync(PRIVCMD);
+      return true; // a real dom0 (or Xen guest): nothing to check here
+    } catch {
+      return false;
+    }
+  })(),
+  fn() {
+    const e = assert.throws(() => openXenctrl(), XenError) as unknown;
+    void e;
+    try {
+      openXenctrl();
+    } catch (err) {
+      assert.ok(err instanceof XenError);
+      assert.ok(err instanceof FfiError);
+      assert.equal(err.call, "xc_interface_open");
+      assert.match(
+        err.message,
+        /^Not a Xen dom0: cannot open \/dev\/xen\/privcmd \(.+\): run hakobu on a Xen dom0 as root$/,
+      );
+      assert.ok(err.errno > 0);
+    }
+    assert.throws(() => openForeignMemory(), /Not a Xen dom0/);
+    assert.throws(() => openXenstore(), /Not a Xen dom0/);
+  },
+});
+
+Deno.test("a missing library names the override variable", () => {
+  assert.throws(
+    () => openXenctrlLibrary("/nonexistent/libxenctrl.so"),
+    (e: unknown) =>
+      e instanceof FfiError && /HAKOBU_LIBXENCTRL/.test(e.message),
+  );
+});
+
+Deno.test("precopy_stats and save_callbacks encode as the C structs", () => {
+  const b = encodePrecopyStats({
+    iteration: 3,
+    totalWritten: 2 ** 40,
+    dirtyCount: -1,
+  });
+  assert.equal(b.length, 24);
+  assert.deepEqual(decodePrecopyStats(b), {
+    iteration: 3,
+    totalWritten: 2 ** 40,
+    dirtyCount: -1,
+  });
+  const cb = new Deno.UnsafeCallback(PRECOPY_POLICY_DEF, () => 0);
+  const s = encodeSaveCallbacks({ precopyPolicy: cb.pointer });
+  const v = new DataView(s.buffer);
+  assert.equal(
+    v.getBigUint64(SAVE_CALLBACKS.precopyPolicy, true),
+    BigInt(Deno.UnsafePointer.value(cb.pointer)),
+  );
+  assert.equal(v.getBigUint64(SAVE_CALLBACKS.suspend, true), 0n);
+  cb.close();
+});
+
+// Keep the symbol tables referenced so lint sees them used.
+void [
+  XENCTRL_SYMBOLS,
+  XENFOREIGNMEMORY_SYMBOLS,
+  XENSTORE_SYMBOLS,
+  XENGUEST_SYMBOLS,
+];

@@ -1,0 +1,183 @@
+/**
+ * Binding to libxenguest (Xen 4.17, Debian `libxenguest4.17`): the libxc
+ * save loop `xc_domain_save` and its `struct save_callbacks`, whose
+ * `precopy_policy` lets hakobu decide each pre-copy round from a TS plan.
+ * `HAKOBU_LIBXENGUEST` overrides the library path.
+ *
+ * `xc_domain_save` blocks for the whole migration and calls
+ * `precopy_policy` synchronously on the calling thread, so it must not run
+ * on the main JS thread: `save_worker.ts` runs it in a Worker (the worker's
+ * thread blocks in C; the callback runs re-entrantly on that same thread
+ * and asks the main thread's plan through shared memory).
+ *
+ * @module
+ */
+
+import { lazyLibrary, type LibrarySpec, openLibrary } from "../_library.ts";
+
+/** `struct precopy_stats` by value, as Deno FFI describes it: `{unsigned iteration; unsigned long total_written; long dirty_count;}`. */
+export const PRECOPY_STATS_STRUCT = {
+  struct: ["u32", "u64", "i64"],
+} as const satisfies Deno.NativeStructType;
+
+/**
+ * `struct precopy_stats` (xenguest.h) on x86-64: `iteration` u32 at 0,
+ * `total_written` u64 at 8, `dirty_count` i64 at 16 (-1 if unknown); 24 bytes.
+ */
+export const PRECOPY_STATS = {
+  size: 24,
+  iteration: 0,
+  totalWritten: 8,
+  dirtyCount: 16,
+} as const;
+
+/** `typedef int (*precopy_policy_t)(struct precopy_stats, void *);` */
+export const PRECOPY_POLICY_DEF = {
+  parameters: [PRECOPY_STATS_STRUCT, "pointer"],
+  result: "i32",
+} as const satisfies Deno.UnsafeCallbackDefinition;
+
+/** The libxenguest symbols hakobu uses. */
+export const XENGUEST_SYMBOLS = {
+  // int xc_domain_save(xc_interface *xch, int io_fd, uint32_t dom, uint32_t flags, struct save_callbacks *callbacks, xc_stream_type_t stream_type, int recv_fd);
+  xc_domain_save: {
+    parameters: ["pointer", "i32", "u32", "u32", "buffer", "i32", "i32"],
+    result: "i32",
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** Where libxenguest is looked for. */
+export const XENGUEST_LIBRARY: LibrarySpec<typeof XENGUEST_SYMBOLS> = {
+  name: "libxenguest",
+  envVar: "HAKOBU_LIBXENGUEST",
+  candidates: ["libxenguest.so.4.17", "libxenguest.so"],
+  install: "apt-get install libxenguest4.17 (Debian bookworm)",
+  symbols: XENGUEST_SYMBOLS,
+};
+
+/**
+ * The libxenguest symbols, loading the library on first call.
+ *
+ * @example
+ * ```ts
+ * const { xc_domain_save } = xenguest();
+ * ```
+ */
+export const xenguest: () => Deno.DynamicLibrary<
+  typeof XENGUEST_SYMBOLS
+>["symbols"] = lazyLibrary(XENGUEST_LIBRARY);
+
+/**
+ * Opens libxenguest now from an explicit path (tests).
+ *
+ * @example
+ * ```ts
+ * openXenguestLibrary().close();
+ * ```
+ */
+export function openXenguestLibrary(
+  path?: string,
+): Deno.DynamicLibrary<typeof XENGUEST_SYMBOLS> {
+  return openLibrary(XENGUEST_LIBRARY, { path });
+}
+
+/** `XGS_POLICY_*`: what `precopy_policy` returns. */
+export const XgsPolicy = {
+  ABORT: -1,
+  CONTINUE_PRECOPY: 0,
+  STOP_AND_COPY: 1,
+} as const;
+
+/** `XCFLAGS_*` of `xc_domain_save`. */
+export const XcFlags = { LIVE: 1, DEBUG: 2 } as const;
+
+/** `xc_stream_type_t`. */
+export const XcStreamType = { PLAIN: 0, REMUS: 1, COLO: 2 } as const;
+
+/**
+ * `struct save_callbacks` (xenguest.h, Xen 4.17) on x86-64: seven pointers,
+ * 56 bytes: `suspend` 0, `precopy_policy` 8, `postcopy` 16, `checkpoint`
+ * 24, `wait_checkpoint` 32, `switch_qemu_logdirty` 40, `data` 48.
+ */
+export const SAVE_CALLBACKS = {
+  size: 56,
+  suspend: 0,
+  precopyPolicy: 8,
+  postcopy: 16,
+  checkpoint: 24,
+  waitCheckpoint: 32,
+  switchQemuLogdirty: 40,
+  data: 48,
+} as const;
+
+/** The decoded `struct precopy_stats`. */
+export interface PrecopyStats {
+  /** Pre-copy iteration, 0 first. */
+  readonly iteration: number;
+  /** Pages written so far. */
+  readonly totalWritten: number;
+  /** Pages dirty now, or -1 when unknown (between sending and the next CLEAN). */
+  readonly dirtyCount: number;
+}
+
+/**
+ * Encodes `struct precopy_stats` (for a fake C caller in tests).
+ *
+ * @example
+ * ```ts
+ * encodePrecopyStats({ iteration: 1, totalWritten: 5, dirtyCount: -1 }).length; // 24
+ * ```
+ */
+export function encodePrecopyStats(s: PrecopyStats): Uint8Array {
+  const out = new Uint8Array(PRECOPY_STATS.size);
+  const v = new DataView(out.buffer);
+  v.setUint32(PRECOPY_STATS.iteration, s.iteration, true);
+  v.setBigUint64(PRECOPY_STATS.totalWritten, BigInt(s.totalWritten), true);
+  v.setBigInt64(PRECOPY_STATS.dirtyCount, BigInt(s.dirtyCount), true);
+  return out;
+}
+
+/**
+ * Decodes `struct precopy_stats` as a callback receives it.
+ *
+ * @example
+ * ```ts
+ * decodePrecopyStats(encodePrecopyStats({ iteration: 2, totalWritten: 9, dirtyCount: 3 })).dirtyCount; // 3
+ * ```
+ */
+export function decodePrecopyStats(bytes: Uint8Array): PrecopyStats {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, PRECOPY_STATS.size);
+  return {
+    iteration: v.getUint32(PRECOPY_STATS.iteration, true),
+    totalWritten: Number(v.getBigUint64(PRECOPY_STATS.totalWritten, true)),
+    dirtyCount: Number(v.getBigInt64(PRECOPY_STATS.dirtyCount, true)),
+  };
+}
+
+/**
+ * Builds a `struct save_callbacks` with only `precopy_policy` (and `data`)
+ * set; libxc treats NULL callbacks as absent.
+ *
+ * @example
+ * ```ts
+ * const cb = new Deno.UnsafeCallback(PRECOPY_POLICY_DEF, () => XgsPolicy.CONTINUE_PRECOPY);
+ * const callbacks = encodeSaveCallbacks({ precopyPolicy: cb.pointer });
+ * ```
+ */
+export function encodeSaveCallbacks(
+  c: { precopyPolicy: Deno.PointerValue; data?: Deno.PointerValue },
+): Uint8Array {
+  const out = new Uint8Array(SAVE_CALLBACKS.size);
+  const v = new DataView(out.buffer);
+  v.setBigUint64(
+    SAVE_CALLBACKS.precopyPolicy,
+    BigInt(Deno.UnsafePointer.value(c.precopyPolicy)),
+    true,
+  );
+  v.setBigUint64(
+    SAVE_CALLBACKS.data,
+    BigInt(Deno.UnsafePointer.value(c.data ?? null)),
+    true,
+  );
+  return out;
+}
