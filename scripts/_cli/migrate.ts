@@ -145,7 +145,14 @@ async function migrateQemuCommand(
     if (opts.plan.bandwidth !== null) {
       args.push("--bandwidth", String(opts.plan.bandwidth));
     }
-    const uri = `exec:${[Deno.execPath(), ...args].map(shellQuote).join(" ")}`;
+    // QEMU runs the tunnel with its own stderr: send the tunnel's stats line to a file we read back.
+    const statsFile = await Deno.makeTempFile({
+      prefix: "hakobu-tunnel-",
+      suffix: ".json",
+    });
+    const uri = `exec:${
+      [Deno.execPath(), ...args].map(shellQuote).join(" ")
+    } 2>${shellQuote(statsFile)}`;
     if (!opts.quiet) {
       console.error(
         `qemu:${socket}: migrating through the hakobu tunnel to ${to.hostname}:${to.port}`,
@@ -164,10 +171,19 @@ async function migrateQemuCommand(
         JSON.stringify(report, null, 2) + "\n",
       );
     }
-    if (opts.json) console.log(JSON.stringify(report));
+    const stats = await readTunnelStats(statsFile);
+    if (opts.json) console.log(JSON.stringify({ ...report, tunnel: stats }));
     else {
       console.log(formatRoundTable(report));
       console.log(formatSummary(report));
+      if (stats) {
+        console.log(
+          `tunnel      ${stats.wireBytes} bytes on the hakobu wire for a ${stats.streamBytes}-byte QEMU stream ` +
+            `(${stats.pages} pages, ${stats.zeroPages} zero)`,
+        );
+      } else {console.log(
+          "tunnel      no statistics (the tunnel did not finish)",
+        );}
     }
     return { code: report.status === "completed" ? 0 : 1, report };
   } finally {
@@ -196,4 +212,23 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:,=@+-]+$/.test(s)
     ? s
     : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The tunnel sender's one JSON stats line, or null when it did not write one. */
+async function readTunnelStats(
+  file: string,
+): Promise<
+  | { wireBytes: number; streamBytes: number; pages: number; zeroPages: number }
+  | null
+> {
+  try {
+    const text = await Deno.readTextFile(file);
+    await Deno.remove(file).catch(() => {});
+    for (const line of text.split("\n").reverse()) {
+      if (!line.startsWith("{")) continue;
+      const o = JSON.parse(line);
+      if (typeof o.wireBytes === "number") return o;
+    }
+  } catch { /* no stats */ }
+  return null;
 }

@@ -731,7 +731,11 @@ export async function qemuPid(qmpPath: string): Promise<number | null> {
     const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() =>
       ""
     );
-    if (cmd.startsWith("qemu-system") && cmd.includes(qmpPath)) {
+    // argv[0] may be a bare name (under `ip netns exec`) or a full path.
+    if (
+      /(^|\/)qemu-system-[^/]*$/.test(cmd.split("\0")[0]) &&
+      cmd.includes(qmpPath)
+    ) {
       return Number(e.name);
     }
   }
