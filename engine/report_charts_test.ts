@@ -87,6 +87,12 @@ function makeReport(
     sourceCpuSeconds: 1.25,
     sourceCpuSecondsPerGiB: 3.1,
     digest: "ab".repeat(32),
+    gpu: {
+      used: false,
+      adapter: null,
+      pagesEncoded: 0,
+      note: "not used: the plan prefers the CPU",
+    },
     rounds,
     ...extra,
   };
