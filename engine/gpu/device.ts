@@ -103,6 +103,7 @@ export async function openGpu(
     ? options.gpu
     : (globalThis.navigator as { gpu?: GpuEntry } | undefined)?.gpu;
   if (!entry) return fallback("this runtime has no navigator.gpu");
+  ensureRuntimeDir();
   let adapter: GPUAdapter | null;
   try {
     adapter = await entry.requestAdapter({
@@ -160,4 +161,21 @@ export async function openGpu(
       ? `software adapter "${adapterInfo.description}": correct, not fast`
       : undefined,
   };
+}
+
+/**
+ * Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" on
+ * every adapter request without a private runtime directory; give this
+ * process one (mode 0700) when the environment has none, so probing for a
+ * GPU stays quiet.
+ */
+function ensureRuntimeDir(): void {
+  try {
+    if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+    const dir = Deno.makeTempDirSync({ prefix: "hakobu-xdg-" });
+    Deno.chmodSync(dir, 0o700);
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // No env or write permission: the driver's warning is harmless.
+  }
 }
