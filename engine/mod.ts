@@ -15,6 +15,7 @@ export * from "./errors.ts";
 export * from "./digest.ts";
 export * from "./format.ts";
 export * from "./zero_page.ts";
+export * from "./word_view.ts";
 export * from "./report.ts";
 export * from "./report_table.ts";
 export * from "./precopy.ts";

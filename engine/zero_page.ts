@@ -1,3 +1,8 @@
+import { WordView } from "./word_view.ts";
+
+// One word view per backing buffer, reused: no allocation per page.
+const view = new WordView();
+
 /**
  * Whether every byte of a page is zero, the test behind the `zero` codec and
  * behind skipping zero pages over fresh destination memory. Reads 32-bit words when the page is
@@ -8,17 +13,10 @@
  * isZeroPage(new Uint8Array(4096)); // true
  * ```
  */
-// One word view per backing buffer, reused: no allocation per page.
-let viewBuffer: ArrayBufferLike | null = null;
-let viewWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
 
 export function isZeroPage(page: Uint8Array): boolean {
   if ((page.byteOffset & 3) === 0 && (page.length & 3) === 0) {
-    if (page.buffer !== viewBuffer) {
-      viewBuffer = page.buffer;
-      viewWords = new Uint32Array(page.buffer, 0, page.buffer.byteLength >>> 2);
-    }
-    const words = viewWords;
+    const words = view.of(page);
     const start = page.byteOffset >>> 2;
     const end = start + (page.length >>> 2);
     // OR eight words per step: fewer branches, same answer.

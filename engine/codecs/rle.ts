@@ -1,4 +1,5 @@
 import { CodecError } from "../errors.ts";
+import { WordView } from "../word_view.ts";
 import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
 
 /** Token kind bit of a header word: set for a literal block, clear for a run. */
@@ -61,31 +62,6 @@ function checkPageSize(pageSize: number): void {
       "rle",
       `Cannot use page size "${pageSize}": rle needs a positive multiple of 4 bytes`,
     );
-  }
-}
-
-/**
- * A `Uint32Array` over a whole buffer, kept while pages keep coming from the
- * same buffer, so that reading a page as words allocates no view per page.
- */
-class WordView {
-  #buffer: ArrayBufferLike | undefined;
-  #words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
-
-  /** Words of the buffer behind `bytes` (4-aligned); `bytes` starts at word `bytes.byteOffset >>> 2`. */
-  of(bytes: Uint8Array): Uint32Array<ArrayBufferLike> {
-    if (
-      bytes.buffer !== this.#buffer ||
-      this.#words.length * 4 < bytes.byteOffset + bytes.length
-    ) {
-      this.#buffer = bytes.buffer;
-      this.#words = new Uint32Array(
-        bytes.buffer,
-        0,
-        bytes.buffer.byteLength >>> 2,
-      );
-    }
-    return this.#words;
   }
 }
 

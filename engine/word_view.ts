@@ -1,0 +1,31 @@
+/**
+ * A `Uint32Array` over a whole buffer, kept while pages keep coming from the
+ * same buffer, so that reading a page as words allocates no view per page.
+ *
+ * @example
+ * ```ts
+ * const view = new WordView();
+ * const page = new Uint8Array(8192).subarray(4096);
+ * const words = view.of(page); // page starts at words[page.byteOffset >>> 2]
+ * ```
+ */
+export class WordView {
+  #buffer: ArrayBufferLike | undefined;
+  #words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+
+  /** Words of the buffer behind `bytes` (4-aligned); `bytes` starts at word `bytes.byteOffset >>> 2`. */
+  of(bytes: Uint8Array): Uint32Array<ArrayBufferLike> {
+    if (
+      bytes.buffer !== this.#buffer ||
+      this.#words.length * 4 < bytes.byteOffset + bytes.length
+    ) {
+      this.#buffer = bytes.buffer;
+      this.#words = new Uint32Array(
+        bytes.buffer,
+        0,
+        bytes.buffer.byteLength >>> 2,
+      );
+    }
+    return this.#words;
+  }
+}
