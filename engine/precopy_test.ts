@@ -11,7 +11,7 @@ import { SimMemorySink, SimVm, workloadNames } from "./sim/mod.ts";
 async function loopbackMigration(
   vm: SimVm,
   plan: Plan,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; gpu?: null } = {},
 ): Promise<{
   report: Awaited<ReturnType<typeof migrate>> | Error;
   received: ReceiveResult | Error;
@@ -40,7 +40,7 @@ async function loopbackMigration(
     hostname: "127.0.0.1",
     port: (listener.addr as Deno.NetAddr).port,
   });
-  const report = await migrate({ plan, source: vm, conn, signal: opts.signal })
+  const report = await migrate({ plan, source: vm, conn, ...opts })
     .catch((e: Error) => e);
   try {
     conn.close();
@@ -489,27 +489,14 @@ Deno.test('prefer: "gpu" without an adapter falls back to the CPU and the report
         when.rounds(2),
       ).gpu({ prefer: "gpu" }),
     );
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const receiving = (async () => {
-      const conn = await listener.accept();
-      return await receiveMigration(conn, {
-        createSink: (h) =>
-          new SimMemorySink({
-            pageSize: h.pageSize,
-            pageCount: h.memoryBytes / h.pageSize,
-          }),
-      });
-    })();
-    const conn = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: (listener.addr as Deno.NetAddr).port,
-    });
-    const report = await migrate({ plan, source: vm, conn, gpu: null });
-    await receiving;
-    listener.close();
+    const { report } = await loopbackMigration(vm, plan, { gpu: null });
+    if (report instanceof Error) throw report;
     assert.equal(report.verified, true);
     assert.equal(report.gpu.used, false);
-    assert.match(report.gpu.note, /not used: this runtime has no navigator.gpu/);
+    assert.match(
+      report.gpu.note,
+      /not used: this runtime has no navigator.gpu/,
+    );
   } finally {
     await vm.close();
   }
@@ -525,29 +512,13 @@ Deno.test("require: true without an adapter fails clearly and leaves the source 
     const plan = compile(
       policy("gpu-required").codec([codec.zero(), codec.rle()]).switchover(
         when.rounds(2),
-      ).gpu({ prefer: "gpu", require: true }),
+      )
+        .gpu({ prefer: "gpu", require: true }),
     );
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const receiving = (async () => {
-      const conn = await listener.accept();
-      return await receiveMigration(conn, {
-        createSink: (h) =>
-          new SimMemorySink({
-            pageSize: h.pageSize,
-            pageCount: h.memoryBytes / h.pageSize,
-          }),
-      });
-    })().catch((e: Error) => e);
-    const conn = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: (listener.addr as Deno.NetAddr).port,
-    });
-    await assert.rejects(
-      () => migrate({ plan, source: vm, conn, gpu: null }),
-      /No WebGPU adapter/,
-    );
-    assert.ok((await receiving) instanceof Error || true);
-    listener.close();
+    const { report, sink } = await loopbackMigration(vm, plan, { gpu: null });
+    assert.ok(report instanceof Error, "the migration should fail");
+    assert.match(report.message, /No WebGPU adapter/);
+    assert.equal(sink?.state ?? "discarded", "discarded");
     assert.equal(vm.paused, false);
   } finally {
     await vm.close();

@@ -16,41 +16,18 @@
 
 import { sendQemuStream, type TunnelStats } from "./tunnel.ts";
 import { receiveQemuStream } from "./tunnel_receiver.ts";
+import { connectRetrying, parseAddress } from "../transport/address.ts";
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-function hostPort(
-  s: string | undefined,
-  what: string,
-): { hostname: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(s ?? "");
-  if (!m) throw new Error(`Bad ${what} "${s}": expected HOST:PORT`);
-  return { hostname: m[1] || "127.0.0.1", port: Number(m[2]) };
-}
-
-async function connectRetrying(
-  to: { hostname: string; port: number },
-  timeoutMs: number,
-): Promise<Deno.TcpConn> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await Deno.connect(to);
-    } catch (e) {
-      if (Date.now() > until) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
 /** Runs `send` or `receive`; returns the stats. */
 export async function main(args: string[]): Promise<TunnelStats> {
   const [mode, ...rest] = args;
   if (mode === "send") {
-    const to = hostPort(flag(rest, "--to"), "--to");
+    const to = parseAddress(flag(rest, "--to") ?? "", "--to");
     const codecs = (flag(rest, "--codecs") ?? "zero").split(",").filter(Boolean)
       .map((name) => ({ name }));
     const bw = flag(rest, "--bandwidth");
@@ -61,7 +38,7 @@ export async function main(args: string[]): Promise<TunnelStats> {
     });
   }
   if (mode === "receive") {
-    const at = hostPort(flag(rest, "--listen"), "--listen");
+    const at = parseAddress(flag(rest, "--listen") ?? "", "--listen");
     const listener = Deno.listen(at);
     const conn = await listener.accept();
     listener.close();

@@ -5,4 +5,5 @@
  * @module
  */
 
+export * from "./address.ts";
 export * from "./pacer.ts";

@@ -20,31 +20,11 @@
 
 import { sendXenStream, type XenTunnelStats } from "./tunnel.ts";
 import { receiveXenStream } from "./tunnel_receiver.ts";
+import { connectRetrying, parseAddress } from "../transport/address.ts";
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
-}
-
-function hostPort(s: string, what: string): { hostname: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(s);
-  if (!m) throw new Error(`Bad ${what} "${s}": expected HOST:PORT`);
-  return { hostname: m[1] || "127.0.0.1", port: Number(m[2]) };
-}
-
-async function connectRetrying(
-  to: { hostname: string; port: number },
-  timeoutMs: number,
-): Promise<Deno.TcpConn> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await Deno.connect(to);
-    } catch (e) {
-      if (Date.now() > until) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 }
 
 /** Runs `send` or `receive`; returns the stats. */
@@ -63,7 +43,7 @@ export async function main(args: string[]): Promise<XenTunnelStats> {
       .map((name) => ({ name }));
     const bw = flag(rest, "--bandwidth");
     const maxPages = flag(rest, "--max-pages");
-    const conn = await connectRetrying(hostPort(to, "--to"), 20_000);
+    const conn = await connectRetrying(parseAddress(to, "--to"), 20_000);
     return await sendXenStream(
       Deno.stdin.readable,
       Deno.stdout.writable,
@@ -76,7 +56,10 @@ export async function main(args: string[]): Promise<XenTunnelStats> {
     );
   }
   if (mode === "receive") {
-    const at = hostPort(flag(rest, "--listen") ?? "0.0.0.0:4445", "--listen");
+    const at = parseAddress(
+      flag(rest, "--listen") ?? "0.0.0.0:4445",
+      "--listen",
+    );
     const cmd = tail.length > 0 ? tail : ["xl", "migrate-receive"];
     const listener = Deno.listen(at);
     const conn = await listener.accept();

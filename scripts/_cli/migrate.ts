@@ -4,7 +4,7 @@ import type { MigrationReport } from "../../engine/report.ts";
 import { formatRoundTable, formatSummary } from "../../engine/report_table.ts";
 import { SimVm } from "../../engine/sim/mod.ts";
 import type { Plan } from "../../engine/plan.ts";
-import { parseAddress } from "./address.ts";
+import { parseAddress } from "../../engine/transport/address.ts";
 import { ProgressView } from "./progress.ts";
 import { writeHtmlReport } from "./report.ts";
 

@@ -2,7 +2,7 @@ import { hex } from "../../engine/digest.ts";
 import { formatBytes, formatDuration } from "../../engine/format.ts";
 import { receiveMigration, type ReceiveResult } from "../../engine/receiver.ts";
 import { SimMemorySink } from "../../engine/sim/mod.ts";
-import { parseAddress } from "./address.ts";
+import { parseAddress } from "../../engine/transport/address.ts";
 
 /** Options of `hakobu receive`. */
 export interface ReceiveCommandOptions {
