@@ -423,6 +423,20 @@ async function buildDenoArchive(
     "-c",
     `cd '${repo}' && tar --exclude=./.git --exclude=./out --exclude=./node_modules -cf - . | tar -C '${root}/hakobu' -xf -`,
   ]);
+  // scripts/hakobu.ts needs its npm imports (commander, cli-table3, ...):
+  // dom0 has no network, so ship node_modules (≈14 MB: no deno binary package,
+  // fast-check, .ts/.map/.md files) and a config that maps deno.json's imports and resolves
+  // them from it (`nodeModulesDir: manual`): DOM0_HAKOBU in xen_lab.ts.
+  await run([
+    "sh",
+    "-c",
+    `cd '${repo}' && tar --exclude='node_modules/.deno/@deno+*' --exclude=node_modules/@deno --exclude=node_modules/deno --exclude='node_modules/.deno/fast-check*' --exclude='*.map' --exclude='*.ts' --exclude='*.d.mts' --exclude='*.d.cts' --exclude='*.md' -cf - node_modules | tar -C '${root}/hakobu' -xf -`,
+  ]);
+  const denoJson = JSON.parse(await Deno.readTextFile(`${repo}/deno.json`));
+  await Deno.writeTextFile(
+    `${root}/hakobu/dom0.deno.json`,
+    JSON.stringify({ nodeModulesDir: "manual", imports: denoJson.imports }),
+  );
   // deno's own libraries (glibc) come with the base archive's ldd closure;
   // add anything it needs beyond that.
   for (

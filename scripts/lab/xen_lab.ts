@@ -7,6 +7,7 @@
  * deno run -A scripts/lab/xen_lab.ts build [--deno] [--force]
  * deno run -A scripts/lab/xen_lab.ts boot [--deno]
  * deno run -A scripts/lab/xen_lab.ts migrate [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel] [--ssh-command CMD] [--codecs zero,lz4] [--deno]
+ * deno run -A scripts/lab/xen_lab.ts dirty-rate [--interval 2s]   # implies --deno
  * deno run -A scripts/lab/xen_lab.ts test
  * ```
  *
@@ -48,6 +49,117 @@ export type XenMigrateVia =
 export const DOM0_DENO =
   "deno run -A --no-config --no-lock /hakobu/engine/xen/tunnel_main.ts";
 
+/**
+ * How dom0 runs `scripts/hakobu.ts` (needs `--deno`): the archive carries
+ * `node_modules` (without deno itself) and `dom0.deno.json`, deno.json's
+ * import map with `nodeModulesDir: manual`, so the npm imports resolve
+ * offline.
+ */
+export const DOM0_HAKOBU =
+  "deno run -A --config /hakobu/dom0.deno.json --no-lock --cached-only /hakobu/scripts/hakobu.ts";
+
+/** One `hakobu xen dirty-rate --json` result (engine/xen/dirty_rate.ts `DirtyRate`). */
+export interface XenDirtyRateSample {
+  readonly domid: number;
+  readonly intervalMs: number;
+  readonly dirtyPages: number;
+  readonly bytesPerSecond: number;
+  readonly pagesPerSecond: number;
+  readonly pfns: number;
+}
+
+/** What {@link dirtyRateCheck} observed. */
+export interface XenDirtyRateCheck {
+  readonly domid: number;
+  /** `--interval` given to the CLI. */
+  readonly interval: string;
+  /** While the workload runs; null when the CLI failed. */
+  readonly running: XenDirtyRateSample | null;
+  /** Wall time of the running measurement's command (deno start included). */
+  readonly runningMs: number;
+  /** After `xl pause`; null when the CLI failed. */
+  readonly paused: XenDirtyRateSample | null;
+  readonly pausedMs: number;
+  /** Workload n before the measurements and after `xl unpause`. */
+  readonly nBefore: number;
+  readonly nAfter: number;
+  /**
+   * running: > 0 pages and under 64 MiB/s; paused: at most
+   * {@link PAUSED_MAX_PAGES} pages; the workload runs on after unpause.
+   */
+  readonly ok: boolean;
+  readonly output: string;
+}
+
+/**
+ * Pages a paused domain may still show dirty: Xen and dom0's backends write
+ * a few pages (shared info, console/xenstore ring indexes) on its behalf.
+ */
+export const PAUSED_MAX_PAGES = 64;
+
+function parseDirtyRate(out: string): XenDirtyRateSample | null {
+  for (const line of out.split("\n")) {
+    const t = line.replace(/\r/g, "").trim();
+    if (!t.startsWith('{"domid"')) continue;
+    try {
+      return JSON.parse(t) as XenDirtyRateSample;
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+/**
+ * Runs `hakobu xen dirty-rate DOMID --interval I --json` in dom0 against the
+ * running `hakobu-domu`, then again after `xl pause`, then `xl unpause`s it
+ * and waits for the workload to make progress. Needs a `--deno` boot.
+ */
+export async function dirtyRateCheck(
+  vm: XenLabVm,
+  options: { interval?: string; log?: (s: string) => void } = {},
+): Promise<XenDirtyRateCheck> {
+  const log = options.log ?? (() => {});
+  const interval = options.interval ?? "2s";
+  const dom = (await domains(vm)).find((d) => d.name === "hakobu-domu");
+  if (!dom) throw new Error("hakobu-domu is not running");
+  const w0 = await workState(vm);
+  const cmd =
+    `${DOM0_HAKOBU} xen dirty-rate ${dom.id} --interval ${interval} --json`;
+  log(`dom0# ${cmd}`);
+  const r1 = await vm.exec(cmd, 300_000);
+  const running = parseDirtyRate(r1.out);
+  log(`running: rc=${r1.rc} ${r1.ms} ms ${JSON.stringify(running)}`);
+  await vm.ok("xl pause hakobu-domu");
+  log(`dom0# xl pause hakobu-domu; ${cmd}`);
+  const r2 = await vm.exec(cmd, 300_000);
+  const paused = parseDirtyRate(r2.out);
+  log(`paused: rc=${r2.rc} ${r2.ms} ms ${JSON.stringify(paused)}`);
+  await vm.ok("xl unpause hakobu-domu");
+  const w1 = await waitWork(
+    vm,
+    (s) => s.bootId === w0.bootId && s.n > w0.n,
+    120_000,
+  );
+  log(`unpaused: workload n ${w0.n} -> ${w1.n}, fails ${w1.fails}`);
+  const ok = r1.rc === 0 && running !== null && running.domid === dom.id &&
+    running.dirtyPages > 0 && running.bytesPerSecond < 64 * 2 ** 20 &&
+    r2.rc === 0 && paused !== null && paused.dirtyPages <= PAUSED_MAX_PAGES &&
+    w1.fails === 0 && w1.bootId === w0.bootId && w1.n > w0.n;
+  return {
+    domid: dom.id,
+    interval,
+    running,
+    runningMs: r1.ms,
+    paused,
+    pausedMs: r2.ms,
+    nBefore: w0.n,
+    nAfter: w1.n,
+    ok,
+    output: `--- running ---\n${r1.out}\n--- paused ---\n${r2.out}`,
+  };
+}
+
 /** The ssh-shaped `-s` command: drops the host argument, runs the rest. */
 export const LOCAL_SSH = `sh -c 'shift; exec "$@"' ssh`;
 
@@ -82,6 +194,8 @@ export interface XenLabRun {
   /** From `xl create` until the workload's first OK line. */
   readonly firstOkMs: number;
   readonly migrations: readonly XenMigration[];
+  /** With `dirtyRate`: the dirty-rate check, run before the migrations. */
+  readonly dirtyRate?: XenDirtyRateCheck;
   readonly serialLog: string;
 }
 
@@ -244,16 +358,27 @@ export async function runXenLab(
     sshCommand?: string;
     codecs?: string;
     withDeno?: boolean;
+    /** Run {@link dirtyRateCheck} first (implies `withDeno`); "" = no. */
+    dirtyRate?: string;
     runDir?: string;
     log?: (s: string) => void;
   } = {},
 ): Promise<XenLabRun> {
   const log = options.log ?? (() => {});
   const type = options.type ?? "pvh";
-  const images = await buildXenLab({ withDeno: options.withDeno, log });
+  const withDeno = options.withDeno || !!options.dirtyRate;
+  const images = await buildXenLab({ withDeno, log });
   if (images.built) log(`built in ${images.buildMs} ms`);
   const runDir = options.runDir ?? `${xenLabDir()}/run-${Deno.pid}`;
-  const vm = await XenLabVm.boot(images, { runDir, log });
+  // dom0's rootfs (tmpfs, half its RAM) must hold deno, the tree and
+  // node_modules: with 512 MiB an archive of 135 MB failed to unpack
+  // ("Initramfs unpacking failed: write error"), so --deno boots give dom0
+  // 768 MiB.
+  const vm = await XenLabVm.boot(images, {
+    runDir,
+    log,
+    dom0MiB: withDeno ? 768 : undefined,
+  });
   try {
     log(`dom0# xl create /domu/${type}.cfg`);
     const c = await vm.ok(`xl create /domu/${type}.cfg`, 300_000);
@@ -265,6 +390,9 @@ export async function runXenLab(
     }
     const firstOkMs = Math.round(performance.now() - t0) + c.ms;
     log(`domU (${type}) created in ${c.ms} ms, first OK after ${firstOkMs} ms`);
+    const dirtyRate = options.dirtyRate
+      ? await dirtyRateCheck(vm, { interval: options.dirtyRate, log })
+      : undefined;
     const migrations: XenMigration[] = [];
     for (const via of options.via ?? ["plain", "wrapper"]) {
       const m = await migrateOnce(vm, via, {
@@ -282,6 +410,7 @@ export async function runXenLab(
       createMs: c.ms,
       firstOkMs,
       migrations,
+      dirtyRate,
       serialLog: vm.serialLog,
     };
   } finally {
@@ -315,9 +444,11 @@ async function main(argv: string[]): Promise<number> {
   const via = opt(args, "--via")?.split(",") as XenMigrateVia[] | undefined;
   const sshCommand = opt(args, "--ssh-command");
   const codecs = opt(args, "--codecs");
+  const interval = opt(args, "--interval") ?? "2s";
   if (cmd === "help" || cmd === "--help") {
     console.log(
-      "usage: xen_lab.ts <build|boot|migrate|test> [--deno] [--force] [--json]\n" +
+      "usage: xen_lab.ts <build|boot|migrate|dirty-rate|test> [--deno] [--force] [--json]\n" +
+        "       dirty-rate: [--interval 2s] (always --deno)\n" +
         "       migrate: [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel] [--ssh-command CMD] [--codecs zero,lz4]",
     );
     return 0;
@@ -357,6 +488,27 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
+  if (cmd === "dirty-rate") {
+    const r = await runXenLab({ via: [], dirtyRate: interval, log });
+    const d = r.dirtyRate!;
+    const { output: _o, ...summary } = d;
+    console.log(JSON.stringify(
+      {
+        buildMs: r.images.buildMs,
+        bootMs: r.bootMs,
+        createMs: r.createMs,
+        firstOkMs: r.firstOkMs,
+        ...summary,
+      },
+      null,
+      2,
+    ));
+    if (!d.ok) console.error(d.output);
+    console.error(
+      d.ok ? "xen lab dirty-rate: PASS" : "xen lab dirty-rate: FAIL",
+    );
+    return d.ok ? 0 : 1;
+  }
   if (cmd === "migrate" || cmd === "test") {
     const r = await runXenLab({
       via: via ?? (type === "pv" ? ["saverestore"] : ["plain", "wrapper"]),
@@ -385,7 +537,9 @@ async function main(argv: string[]): Promise<number> {
     console.error(good ? "xen lab: PASS" : "xen lab: FAIL");
     return good ? 0 : 1;
   }
-  console.error(`unknown command "${cmd}" (build|boot|migrate|test)`);
+  console.error(
+    `unknown command "${cmd}" (build|boot|migrate|dirty-rate|test)`,
+  );
   return 2;
 }
 

@@ -1,20 +1,28 @@
 /**
- * The Xen lab end to end: build (cached) + boot Xen-in-QEMU + one live
- * `xl migrate` of a PVH domU inside dom0, asserting that the domain runs on
- * under a new domid, that its memory workload still reports OK with the same
- * boot id, and that the old domain is gone.
+ * The Xen lab end to end: build (cached) + boot Xen-in-QEMU with deno in dom0,
+ * then `hakobu xen dirty-rate DOMID --interval 2s --json` (`scripts/hakobu.ts`
+ * in dom0) against the running PVH domU (> 0 pages, < 64 MiB/s) and after
+ * `xl pause` (≤ 64 pages), then one live `xl migrate` of it inside dom0,
+ * asserting that the domain runs on under a new domid, that its memory
+ * workload still reports OK with the same boot id, and that the old domain is
+ * gone.
  *
  * It takes 1.3–2.5 minutes on a 2-core TCG machine, so it runs only with
  * `HAKOBU_XEN_LAB=1` (and the Debian packages installed); otherwise it is
  * ignored with a message. `HAKOBU_XEN_LAB=all` adds a second test (another
- * 2.5 minutes): deno in dom0 and one migration through hakobu's tunnel
+ * 2–2.5 minutes): one migration through hakobu's tunnel
  * (`engine/xen/tunnel_main.ts`, codecs zero,lz4).
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { runXenLab, xenLabUnavailable } from "./xen_lab.ts";
+import {
+  PAUSED_MAX_PAGES,
+  runXenLab,
+  type XenDirtyRateCheck,
+  xenLabUnavailable,
+} from "./xen_lab.ts";
 
 const mode = Deno.env.get("HAKOBU_XEN_LAB") ?? "";
 const enabled = mode === "1" || mode === "all";
@@ -24,7 +32,8 @@ const why = enabled
 if (why) console.error(`xen lab test skipped: ${why}`);
 
 Deno.test({
-  name: "xen lab: PVH domU survives a live xl migrate in dom0",
+  name:
+    "xen lab: hakobu xen dirty-rate sees the PVH domU's writes (~0 paused), then it survives a live xl migrate",
   ignore: why !== null,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -32,8 +41,10 @@ Deno.test({
     const r = await runXenLab({
       via: ["plain"],
       type: "pvh",
+      dirtyRate: "2s",
       log: (s) => console.error(`[xen-lab] ${s}`),
     });
+    checkDirtyRate(r.dirtyRate);
     console.error(
       `[xen-lab] build ${r.images.buildMs} ms, boot ${r.bootMs} ms, create ${r.createMs} ms, ` +
         `migrate ${r.migrations.map((m) => `${m.via} ${m.ms} ms`).join(", ")}`,
@@ -91,3 +102,27 @@ Deno.test({
     assert(stats.every((s) => s.ok === true && s.verified === true));
   },
 });
+
+/** The dirty-rate facts: JSON from the CLI, > 0 pages running, ~0 paused. */
+function checkDirtyRate(d: XenDirtyRateCheck | undefined): void {
+  assert(d, "no dirty-rate check ran");
+  console.error(
+    `[xen-lab] dirty-rate running ${
+      JSON.stringify(d.running)
+    } (${d.runningMs} ms), ` +
+      `paused ${JSON.stringify(d.paused)} (${d.pausedMs} ms)`,
+  );
+  assert(d.running !== null, `no JSON from dirty-rate:\n${d.output}`);
+  assert.equal(d.running.domid, d.domid);
+  // the workload rewrites 2 MiB every few s under TCG, the kernel writes too:
+  // some pages, well under 64 MiB/s
+  assert(d.running.dirtyPages > 0, `no dirty pages:\n${d.output}`);
+  assert(d.running.bytesPerSecond < 64 * 2 ** 20);
+  assert(d.paused !== null, `no JSON from dirty-rate (paused):\n${d.output}`);
+  assert(
+    d.paused.dirtyPages <= PAUSED_MAX_PAGES,
+    `paused domain dirtied ${d.paused.dirtyPages} pages`,
+  );
+  assert(d.nAfter > d.nBefore, "workload did not run on after unpause");
+  assert(d.ok);
+}
