@@ -1,19 +1,21 @@
 /**
  * A `Uint32Array` over a whole buffer, kept while pages keep coming from the
  * same buffer, so that reading a page as words allocates no view per page.
+ * Offsets are divided, never shifted: `>>>` works on 32 bits and would wrap
+ * for pages beyond 4 GiB of guest memory.
  *
  * @example
  * ```ts
  * const view = new WordView();
  * const page = new Uint8Array(8192).subarray(4096);
- * const words = view.of(page); // page starts at words[page.byteOffset >>> 2]
+ * const words = view.of(page); // page starts at words[page.byteOffset / 4]
  * ```
  */
 export class WordView {
   #buffer: ArrayBufferLike | undefined;
   #words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
 
-  /** Words of the buffer behind `bytes` (4-aligned); `bytes` starts at word `bytes.byteOffset >>> 2`. */
+  /** Words of the buffer behind `bytes` (4-aligned); `bytes` starts at word `bytes.byteOffset / 4`. */
   of(bytes: Uint8Array): Uint32Array<ArrayBufferLike> {
     if (
       bytes.buffer !== this.#buffer ||
@@ -23,7 +25,7 @@ export class WordView {
       this.#words = new Uint32Array(
         bytes.buffer,
         0,
-        bytes.buffer.byteLength >>> 2,
+        Math.floor(bytes.buffer.byteLength / 4),
       );
     }
     return this.#words;

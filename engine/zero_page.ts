@@ -17,7 +17,7 @@ const view = new WordView();
 export function isZeroPage(page: Uint8Array): boolean {
   if ((page.byteOffset & 3) === 0 && (page.length & 3) === 0) {
     const words = view.of(page);
-    const start = page.byteOffset >>> 2;
+    const start = page.byteOffset / 4;
     const end = start + (page.length >>> 2);
     // OR eight words per step: fewer branches, same answer.
     const n = start + ((end - start) & ~7);

@@ -138,17 +138,17 @@ class PageWords {
     }
     if (
       page.buffer !== this.#buffer ||
-      this.#view.length < (page.byteOffset + page.length) >>> 2
+      this.#view.length < Math.floor((page.byteOffset + page.length) / 4)
     ) {
       this.#buffer = page.buffer;
       this.#view = new Uint32Array(
         page.buffer,
         0,
-        page.buffer.byteLength >>> 2,
+        Math.floor(page.buffer.byteLength / 4),
       );
     }
     this.words = this.#view;
-    this.base = page.byteOffset >>> 2;
+    this.base = page.byteOffset / 4;
   }
 }
 

@@ -163,7 +163,7 @@ class DeltaEncoder implements PageEncoder {
     let nbase: number;
     if ((page.byteOffset & 3) === 0) {
       nw = this.#view.of(page);
-      nbase = page.byteOffset >>> 2;
+      nbase = page.byteOffset / 4;
     } else {
       this.#scratch.set(page);
       nb = this.#scratch;

@@ -106,7 +106,7 @@ class RleEncoder implements PageEncoder {
     let wb: number;
     if ((page.byteOffset & 3) === 0) {
       w = this.#inView.of(page);
-      wb = page.byteOffset >>> 2;
+      wb = page.byteOffset / 4;
     } else {
       this.#scratchIn.set(page);
       w = this.#scratchInWords;
@@ -114,7 +114,7 @@ class RleEncoder implements PageEncoder {
     }
     const direct = (out.byteOffset & 3) === 0;
     const o = direct ? this.#outView.of(out) : this.#scratchOutWords;
-    const ob = direct ? out.byteOffset >>> 2 : 0;
+    const ob = direct ? out.byteOffset / 4 : 0;
 
     const end = wb + (ps >>> 2);
     // Output words allowed: the encoding must be smaller than the page.
@@ -197,7 +197,7 @@ class RleDecoder implements PageDecoder {
     let ib: number;
     if ((input.byteOffset & 3) === 0) {
       iw = this.#inView.of(input);
-      ib = input.byteOffset >>> 2;
+      ib = input.byteOffset / 4;
     } else {
       this.#scratchIn.set(input);
       iw = this.#scratchInWords;
@@ -205,7 +205,7 @@ class RleDecoder implements PageDecoder {
     }
     const direct = (page.byteOffset & 3) === 0;
     const pw = direct ? this.#pageView.of(page) : this.#scratchPageWords;
-    const pb = direct ? page.byteOffset >>> 2 : 0;
+    const pb = direct ? page.byteOffset / 4 : 0;
     const words = ps >>> 2;
 
     const iend = ib + (n >>> 2);
