@@ -47,69 +47,104 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const t0 = performance.now();
-    const img = await buildLab("memcached");
-    console.log(
-      `lab image ${
-        img.built ? `built in ${(img.buildMs / 1000).toFixed(1)} s` : "cached"
-      }`,
-    );
-    const netns = await canNetns();
-    if (netns) await netUp({ rate: "1gbit" });
-    const pair = await startPair({ app: "memcached", memMiB: 256, netns });
     try {
-      console.log(
-        `source ready in ${(pair.bootMs / 1000).toFixed(1)} s; migrating over ${
-          netns ? `netns ${LAB_NET.src} -> ${LAB_NET.dst}` : "loopback"
-        } to ${pair.uri}`,
+      await labMigration();
+    } catch (e) {
+      // QEMU 7.2 under TCG sometimes resumes a destination guest whose kernel
+      // then crashes (also with QEMU's own transport; docs/qemu-lab.md): retry
+      // once on that evidence alone; any other failure fails the test.
+      if (!(e instanceof TcgGuestCrash)) throw e;
+      console.warn(
+        `destination guest crashed after migrating (QEMU/TCG); retrying once:\n${e.message}`,
       );
-      const before = netns ? await linkCounters("src") : null;
-      const plan = policy("lab-default")
-        .switchover(when.any(when.rounds(4), when.remainingBelow(MiB(4))))
-        .compile();
-      const pid = await qemuPid(pair.source.qmpPath);
-      const report = await migrateQemu({
-        plan,
-        source: pair.src,
-        destination: pair.dst,
-        uri: pair.uri,
-        sourcePids: pid ? [pid] : [],
-        vm: "lab memcached 256 MiB",
-      });
-      console.log(
-        `migrated: ${report.status}, ${report.totalTimeMs} ms total, ${report.downtimeMs} ms downtime, ${report.wireBytes} bytes, ${report.rounds.length} rounds`,
-      );
-      assert.equal(report.status, "completed", report.outcome);
-      assert.equal(report.verified, true);
-      assert.equal(report.destinationStatus, "running");
-      assert.equal(report.sourceStatus, "postmigrate");
-      assert.ok(report.rounds.length >= 2);
-      assert.equal(report.rounds.at(-1)!.final, true);
-      assert.ok(report.memoryBytes >= 256 * 1024 * 1024);
-      if (before) {
-        const after = await linkCounters("src");
-        // the stream crossed the veth
-        assert.ok(after.txBytes - before.txBytes >= report.wireBytes * 0.9);
-      }
-      const answer = await pair.destination.check();
-      assert.match(answer, /^ok keys=1000\/1000 blob=ok/);
-      // the destination keeps running: uptime advances
-      await new Promise((r) => setTimeout(r, 1500));
-      const later = await pair.destination.check();
-      assert.match(later, /^ok /);
-      assert.ok(
-        Number(/uptime=([\d.]+)/.exec(later)![1]) >
-          Number(/uptime=([\d.]+)/.exec(answer)![1]),
-      );
-      console.log(
-        `lab test took ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-      );
-    } finally {
-      await pair.close();
-      if (netns) await netDown();
+      await labMigration();
     }
   },
 });
+
+class TcgGuestCrash extends Error {
+  override name = "TcgGuestCrash";
+}
+
+const OOPS = /BUG: |Oops: |general protection fault|Kernel panic/;
+
+/** One lab migration under a hakobu policy, with every check. */
+async function labMigration(): Promise<void> {
+  const t0 = performance.now();
+  const img = await buildLab("memcached");
+  console.log(
+    `lab image ${
+      img.built ? `built in ${(img.buildMs / 1000).toFixed(1)} s` : "cached"
+    }`,
+  );
+  const netns = await canNetns();
+  if (netns) await netUp({ rate: "1gbit" });
+  const pair = await startPair({ app: "memcached", memMiB: 256, netns });
+  try {
+    console.log(
+      `source ready in ${(pair.bootMs / 1000).toFixed(1)} s; migrating over ${
+        netns ? `netns ${LAB_NET.src} -> ${LAB_NET.dst}` : "loopback"
+      } to ${pair.uri}`,
+    );
+    const before = netns ? await linkCounters("src") : null;
+    const plan = policy("lab-default")
+      // One live round, then stop and copy: with several forced rounds, TCG
+      // guests sometimes crash after resuming (docs/qemu-lab.md).
+      .switchover(when.any(when.rounds(1), when.remainingBelow(MiB(4))))
+      .compile();
+    const pid = await qemuPid(pair.source.qmpPath);
+    const report = await migrateQemu({
+      plan,
+      source: pair.src,
+      destination: pair.dst,
+      uri: pair.uri,
+      sourcePids: pid ? [pid] : [],
+      vm: "lab memcached 256 MiB",
+    });
+    console.log(
+      `migrated: ${report.status}, ${report.totalTimeMs} ms total, ${report.downtimeMs} ms downtime, ${report.wireBytes} bytes, ${report.rounds.length} rounds`,
+    );
+    assert.equal(report.status, "completed", report.outcome);
+    assert.equal(report.verified, true);
+    assert.equal(report.destinationStatus, "running");
+    assert.equal(report.sourceStatus, "postmigrate");
+    assert.ok(report.rounds.length >= 2);
+    assert.equal(report.rounds.at(-1)!.final, true);
+    assert.ok(report.memoryBytes >= 256 * 1024 * 1024);
+    if (before) {
+      const after = await linkCounters("src");
+      // the stream crossed the veth
+      assert.ok(after.txBytes - before.txBytes >= report.wireBytes * 0.9);
+    }
+    const answer = await pair.destination.check();
+    if (!answer.startsWith("ok")) {
+      const log = await Deno.readTextFile(pair.destination.logPath).catch(() =>
+        ""
+      );
+      const i = log.search(OOPS);
+      if (i >= 0) {
+        throw new TcgGuestCrash(
+          `checker: "${answer}"; serial: ${log.slice(i, i + 400)}`,
+        );
+      }
+    }
+    assert.match(answer, /^ok keys=1000\/1000 blob=ok/);
+    // the destination keeps running: uptime advances
+    await new Promise((r) => setTimeout(r, 1500));
+    const later = await pair.destination.check();
+    assert.match(later, /^ok /);
+    assert.ok(
+      Number(/uptime=([\d.]+)/.exec(later)![1]) >
+        Number(/uptime=([\d.]+)/.exec(answer)![1]),
+    );
+    console.log(
+      `lab test took ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+  } finally {
+    await pair.close();
+    if (netns) await netDown();
+  }
+}
 
 Deno.test({
   name:
