@@ -13,7 +13,7 @@
 import process from "node:process";
 import { BoundedQueue } from "./_bounded_queue.ts";
 import { EncoderChain } from "./codecs/chain.ts";
-import { codecByName, codecNames } from "./codecs/registry.ts";
+import { codecById, codecByName, codecNames } from "./codecs/registry.ts";
 import { hex } from "./digest.ts";
 import type { SourceDriver } from "./driver.ts";
 import { MigrationError, WireError } from "./errors.ts";
@@ -777,6 +777,7 @@ function maxEntryBytes(pageSize: number): number {
 }
 
 function codecName(id: number): string {
-  for (const name of codecNames()) if (codecByName(name).id === id) return name;
-  throw new WireError(`Unknown codec id ${id}`);
+  const codec = codecById(id);
+  if (!codec) throw new WireError(`Unknown codec id ${id}`);
+  return codec.name;
 }
