@@ -7,6 +7,7 @@ import type { Plan } from "../../engine/plan.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
 import { ProgressView } from "./progress.ts";
 import { writeHtmlReport } from "./report.ts";
+import { writeText } from "./_write_text.ts";
 
 /** Options of `hakobu migrate`. */
 export interface MigrateCommandOptions {
@@ -88,11 +89,7 @@ export async function migrateCommand(
       conn.close();
     } catch { /* closed by the receiver */ }
     if (opts.report) {
-      await Deno.mkdir(dirOf(opts.report), { recursive: true });
-      await Deno.writeTextFile(
-        opts.report,
-        JSON.stringify(report, null, 2) + "\n",
-      );
+      await writeText(opts.report, JSON.stringify(report, null, 2) + "\n");
     }
     if (opts.html) await writeHtmlReport(report, opts.html);
     if (opts.json) console.log(JSON.stringify(report));
@@ -107,11 +104,6 @@ export async function migrateCommand(
     Deno.removeSignalListener("SIGINT", onSignal);
     await vm.close();
   }
-}
-
-function dirOf(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i <= 0 ? "." : path.slice(0, i);
 }
 
 /**
@@ -165,11 +157,7 @@ async function migrateQemuCommand(
       vm: `qemu:${socket}`,
     });
     if (opts.report) {
-      await Deno.mkdir(dirOf(opts.report), { recursive: true });
-      await Deno.writeTextFile(
-        opts.report,
-        JSON.stringify(report, null, 2) + "\n",
-      );
+      await writeText(opts.report, JSON.stringify(report, null, 2) + "\n");
     }
     const stats = await readTunnelStats(statsFile);
     if (opts.json) console.log(JSON.stringify({ ...report, tunnel: stats }));

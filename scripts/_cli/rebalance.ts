@@ -22,6 +22,7 @@ import {
   simFabric,
 } from "../rebalance/mod.ts";
 import { applyMoves } from "../rebalance/planner.ts";
+import { writeText } from "./_write_text.ts";
 
 /** Link rate assumed for predictions when neither the policy, `--bandwidth` nor the inventory gives one: 10 Gbit/s. */
 export const ASSUMED_LINK_RATE = 1.25e9;
@@ -300,9 +301,7 @@ function _load(bytes: number, h: HostLoad): string {
 }
 
 async function _write(path: string, inventory: Inventory): Promise<void> {
-  const i = path.lastIndexOf("/");
-  if (i > 0) await Deno.mkdir(path.slice(0, i), { recursive: true });
-  await Deno.writeTextFile(
+  await writeText(
     path,
     JSON.stringify(inventoryToJson(inventory), null, 2) + "\n",
   );

@@ -8,6 +8,7 @@
 
 import type { MigrationReport } from "../../engine/report.ts";
 import { formatRoundTable, formatSummary } from "../../engine/report_table.ts";
+import { writeText } from "./_write_text.ts";
 
 /** Options of `hakobu report`. */
 export interface ReportCommandOptions {
@@ -264,12 +265,6 @@ export async function writeSvgReport(
 ): Promise<void> {
   const { renderReportSvg } = await import("../../engine/report_charts.ts");
   await writeText(file, await renderReportSvg(report));
-}
-
-async function writeText(file: string, text: string): Promise<void> {
-  const i = file.lastIndexOf("/");
-  if (i > 0) await Deno.mkdir(file.slice(0, i), { recursive: true });
-  await Deno.writeTextFile(file, text);
 }
 
 /**
