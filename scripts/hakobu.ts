@@ -8,6 +8,7 @@
  *   hakobu workloads
  *   hakobu rebalance --inventory inventory.json --policy FILE [--dry-run]
  *   hakobu xen dirty-rate DOMID [--interval 1s]
+ *   hakobu xen migrate DOMU --policy FILE [--receiver "ssh HOST xl migrate-receive"]
  *
  * Run it with `deno task hakobu <command> --help` for each command's options.
  *
@@ -214,6 +215,29 @@ export function buildCli(setExit: (code: number) => void): Command {
     .action(async (domid, o) => {
       const { xenDirtyRateCli } = await import("./_cli/xen.ts");
       setExit(await xenDirtyRateCli(domid, o));
+    });
+
+  xen.command("migrate")
+    .description(
+      "live-migrate a PV/PVH domain: libxenguest's save loop under the policy, to xl migrate-receive",
+    )
+    .argument("<domain>", "domain name or id")
+    .option("--policy <file>", "policy whose decide() answers each round")
+    .option(
+      "--receiver <command>",
+      'shell command speaking xl migrate-receive on stdin/stdout (e.g. "ssh HOST xl migrate-receive", or hakobu\'s Xen tunnel)',
+      "xl migrate-receive",
+    )
+    .option("--no-live", "suspend first and copy once (no pre-copy)")
+    .option("--json", "print the result as JSON")
+    .action(async (domain, o) => {
+      const { xenMigrateCli } = await import("./_cli/xen.ts");
+      setExit(
+        await xenMigrateCli(domain, {
+          ...o,
+          policy: o.policy ?? DEFAULT_POLICY,
+        }),
+      );
     });
 
   return program;

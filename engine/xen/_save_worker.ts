@@ -5,28 +5,104 @@
  * the callback writes the stats into shared memory, tells the main thread,
  * and waits (`Atomics.wait`) for the plan's answer.
  *
- * Messages in: `{kind: "save", sab, domid, ioFd, flags}` or
- * `{kind: "simulate", sab, stats: PrecopyStats[]}`. Messages out:
- * `{kind: "policy"}` (an answer is wanted), `{kind: "done", rc, answers?}`,
- * `{kind: "error", message}`.
+ * Messages in: `{kind: "save", sab, domid, flags, fifoPath | ioFd,
+ * suspendTimeoutMs?}` or `{kind: "simulate", sab, stats: PrecopyStats[]}`.
+ * Messages out: `{kind: "policy"}` (an answer is wanted), `{kind: "event",
+ * name: "opened" | "suspend-requested" | "suspended" | "suspend-failed", at,
+ * why?}` (`at` in ms since the epoch, on `performance`'s clock), `{kind:
+ * "done", rc, answers?}`, `{kind: "error", message}`.
  *
  * @module
  */
 
 /// <reference lib="deno.worker" />
 
-import { openXenctrl } from "../../ffi/xen/xenctrl.ts";
+import { closeFd, openForWriting } from "../../ffi/xen/_libc.ts";
+import {
+  openXenctrl,
+  ShutdownReason,
+  type XenCtrl,
+} from "../../ffi/xen/xenctrl.ts";
 import {
   decodePrecopyStats,
   encodePrecopyStats,
   encodeSaveCallbacks,
   PRECOPY_POLICY_DEF,
   type PrecopyStats,
+  SUSPEND_DEF,
+  SWITCH_QEMU_LOGDIRTY_DEF,
   XcStreamType,
   xenguest,
   XgsPolicy,
 } from "../../ffi/xen/xenguest.ts";
+import { openXenstore, type XenStore } from "../../ffi/xen/xenstore.ts";
 import { Ctl, POLICY_WAIT_MS } from "./_save_shared.ts";
+
+/** Milliseconds on a clock both threads share. */
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+const nap = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * libxc's `suspend` callback, the way libxl does it for a PV or PVH guest
+ * with Linux's xenbus driver: write "suspend" to the guest's
+ * control/shutdown node and wait (polling the domain's state every
+ * millisecond, since this thread sits inside `xc_domain_save`) until Xen
+ * reports it shut down for suspend. Returns 1 on success, 0 on failure or
+ * after `timeoutMs` (then the request is withdrawn).
+ */
+function suspendCallback(
+  xc: XenCtrl,
+  xs: XenStore,
+  domid: number,
+  timeoutMs: number,
+): Deno.UnsafeCallback<typeof SUSPEND_DEF> {
+  const node = `/local/domain/${domid}/control/shutdown`;
+  return new Deno.UnsafeCallback(SUSPEND_DEF, () => {
+    const requested = now();
+    self.postMessage({
+      kind: "event",
+      name: "suspend-requested",
+      at: requested,
+    });
+    let why = "";
+    try {
+      xs.write(node, "suspend");
+      for (;;) {
+        const info = xc.domainInfo(domid);
+        if (info.shutdown) {
+          if (info.shutdownReason !== ShutdownReason.suspend) {
+            why =
+              `the domain shut down with reason ${info.shutdownReason}, not suspend`;
+          }
+          break;
+        }
+        if (info.dying) {
+          why = "the domain is dying";
+          break;
+        }
+        if (now() - requested > timeoutMs) {
+          xs.write(node, "");
+          why =
+            `the guest did not suspend within ${timeoutMs} ms (does it run xenbus' control/shutdown watch?)`;
+          break;
+        }
+        Atomics.wait(nap, 0, 0, 1);
+      }
+    } catch (err) {
+      why = err instanceof Error ? err.message : String(err);
+    }
+    self.postMessage({
+      kind: "event",
+      name: why ? "suspend-failed" : "suspended",
+      at: now(),
+      why,
+    });
+    return why ? 0 : 1;
+  });
+}
 
 function policyCallback(sab: SharedArrayBuffer): Deno.UnsafeCallback<
   typeof PRECOPY_POLICY_DEF
@@ -61,21 +137,8 @@ self.onmessage = (e: MessageEvent) => {
         );
         self.postMessage({ kind: "done", rc: 0, answers });
       } else {
-        const xc = openXenctrl();
-        try {
-          const rc = xenguest().xc_domain_save(
-            xc.handle,
-            msg.ioFd,
-            msg.domid,
-            msg.flags,
-            encodeSaveCallbacks({ precopyPolicy: cb.pointer }),
-            XcStreamType.PLAIN,
-            -1,
-          );
-          self.postMessage({ kind: "done", rc });
-        } finally {
-          xc.close();
-        }
+        const rc = save(msg, cb);
+        self.postMessage({ kind: "done", rc });
       }
     } finally {
       cb.close();
@@ -88,3 +151,53 @@ self.onmessage = (e: MessageEvent) => {
     });
   }
 };
+
+/** Runs `xc_domain_save` with all three callbacks; returns its rc. */
+function save(
+  msg: {
+    domid: number;
+    flags: number;
+    ioFd?: number;
+    fifoPath?: string;
+    suspendTimeoutMs?: number;
+  },
+  policy: Deno.UnsafeCallback<typeof PRECOPY_POLICY_DEF>,
+): number {
+  const xc = openXenctrl();
+  let xs: XenStore | null = null;
+  let fd = -1;
+  const callbacks: { close(): void }[] = [];
+  try {
+    xs = openXenstore();
+    fd = msg.fifoPath ? openForWriting(msg.fifoPath) : msg.ioFd ?? -1;
+    self.postMessage({ kind: "event", name: "opened", at: now() });
+    const suspend = suspendCallback(
+      xc,
+      xs,
+      msg.domid,
+      msg.suspendTimeoutMs ?? 60_000,
+    );
+    // No device model to switch for PV and PVH guests (callers refuse HVM).
+    const logdirty = new Deno.UnsafeCallback(SWITCH_QEMU_LOGDIRTY_DEF, () => 0);
+    callbacks.push(suspend, logdirty);
+    return xenguest().xc_domain_save(
+      xc.handle,
+      fd,
+      msg.domid,
+      msg.flags,
+      encodeSaveCallbacks({
+        precopyPolicy: policy.pointer,
+        suspend: suspend.pointer,
+        switchQemuLogdirty: logdirty.pointer,
+      }),
+      XcStreamType.PLAIN,
+      -1,
+    );
+  } finally {
+    // Closing the write end is what ends the reader's stream.
+    if (msg.fifoPath && fd >= 0) closeFd(fd);
+    for (const c of callbacks) c.close();
+    xs?.close();
+    xc.close();
+  }
+}

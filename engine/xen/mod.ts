@@ -2,7 +2,9 @@
  * Xen support: the libxc stream (`stream/`), the `xl migrate -s` tunnel
  * (`tunnel.ts`, `tunnel_receiver.ts`, `tunnel_frames.ts`, `tunnel_main.ts`),
  * rounds by pfn repetition (`rounds.ts`), libxenguest's save loop driven by
- * a TS plan in a Worker (`save.ts`), and dirty-rate measurement
+ * a TS plan in a Worker (`save.ts`), a whole migration with hakobu in
+ * `xl migrate`'s place (`migrate_domain.ts`, xl's handshake in
+ * `xl_protocol.ts`, `resume.ts` after a failure), and dirty-rate measurement
  * (`dirty_rate.ts`). Bindings live in `ffi/xen/`. Guide: `docs/xen.md`.
  *
  * @example
@@ -20,4 +22,7 @@ export * from "./tunnel_frames.ts";
 export * from "./tunnel.ts";
 export * from "./tunnel_receiver.ts";
 export * from "./save.ts";
+export * from "./xl_protocol.ts";
+export * from "./resume.ts";
+export * from "./migrate_domain.ts";
 export * from "./dirty_rate.ts";

@@ -36,6 +36,8 @@ export interface XenSaveWorkerOptions {
   readonly memoryBytes?: number;
   /** Page size (default 4096). */
   readonly pageSize?: number;
+  /** Called with each answered policy call, as it happens (progress). */
+  readonly onCall?: (call: PolicyCall) => void;
 }
 
 /** One answer the policy gave, for reports and tests. */
@@ -61,6 +63,7 @@ export class PrecopyPolicy {
   readonly #plan: SavePlan;
   readonly #pageSize: number;
   readonly #memoryBytes: number;
+  readonly #onCall: (call: PolicyCall) => void;
   readonly #started = performance.now();
   #lastAt = performance.now();
   #lastWritten = 0;
@@ -73,6 +76,7 @@ export class PrecopyPolicy {
     this.#plan = options.plan;
     this.#pageSize = options.pageSize ?? 4096;
     this.#memoryBytes = options.memoryBytes ?? 0;
+    this.#onCall = options.onCall ?? (() => {});
   }
 
   /** The `XGS_POLICY_*` answer for `stats`. */
@@ -88,7 +92,7 @@ export class PrecopyPolicy {
       const answer = stats.iteration >= this.#plan.maxRounds
         ? XgsPolicy.STOP_AND_COPY
         : XgsPolicy.CONTINUE_PRECOPY;
-      this.calls.push({ stats, decision: null, answer });
+      this.#record({ stats, decision: null, answer });
       return answer;
     }
     const secs = Math.max(1e-6, (now - this.#lastAt) / 1000);
@@ -116,8 +120,17 @@ export class PrecopyPolicy {
       : decision === "switchover"
       ? XgsPolicy.STOP_AND_COPY
       : XgsPolicy.ABORT;
-    this.calls.push({ stats, decision, answer });
+    this.#record({ stats, decision, answer });
     return answer;
+  }
+
+  #record(call: PolicyCall): void {
+    this.calls.push(call);
+    try {
+      this.#onCall(call);
+    } catch {
+      // progress output must not change the answer
+    }
   }
 }
 
@@ -125,10 +138,40 @@ export class PrecopyPolicy {
 export interface SaveOptions {
   /** Domain to save. */
   readonly domid: number;
-  /** File descriptor libxc writes the stream to (a socket or pipe). */
-  readonly ioFd: number;
+  /** File descriptor libxc writes the stream to (a socket or pipe)... */
+  readonly ioFd?: number;
+  /** ...or a FIFO the worker opens for writing and closes when the save ends. */
+  readonly fifoPath?: string;
   /** Live (pre-copy) migration; default true. */
   readonly live?: boolean;
+  /** How long the guest gets to suspend (default 60 s, as libxl). */
+  readonly suspendTimeoutMs?: number;
+  /** Called with each worker event (`opened`, `suspend-requested`, `suspended`, `suspend-failed`). */
+  readonly onEvent?: (event: SaveEvent) => void;
+}
+
+/** Something the save worker reported on the way. */
+export interface SaveEvent {
+  /** What happened. */
+  readonly name:
+    | "opened"
+    | "suspend-requested"
+    | "suspended"
+    | "suspend-failed";
+  /** When, in ms since the epoch (`performance.timeOrigin + performance.now()`). */
+  readonly at: number;
+  /** Why the suspend failed. */
+  readonly why?: string;
+}
+
+/** What {@link XenSaveWorker.save} returns. */
+export interface SaveResult {
+  /** `xc_domain_save`'s return code (0). */
+  readonly rc: number;
+  /** Every policy call, in order. */
+  readonly calls: readonly PolicyCall[];
+  /** Every worker event, in order. */
+  readonly events: readonly SaveEvent[];
 }
 
 /**
@@ -138,17 +181,19 @@ export interface SaveOptions {
  * @example
  * ```ts
  * const w = new XenSaveWorker({ plan });
- * const { rc, calls } = await w.save({ domid: 7, ioFd: fd });
+ * const { rc, calls } = await w.save({ domid: 7, fifoPath: "/tmp/save.fifo" });
  * w.terminate();
  * ```
  */
 export class XenSaveWorker {
   readonly #policy: PrecopyPolicy;
+  readonly #name: string;
   #worker: Worker | null = null;
 
   /** @param options The plan and geometry. */
   constructor(options: XenSaveWorkerOptions) {
     this.#policy = new PrecopyPolicy(options);
+    this.#name = options.plan.name;
   }
 
   /** The policy calls answered so far. */
@@ -161,25 +206,42 @@ export class XenSaveWorker {
    *
    * @throws {XenError} off a dom0 ("Not a Xen dom0: ...") or when the save fails.
    */
-  async save(
-    options: SaveOptions,
-  ): Promise<{ rc: number; calls: readonly PolicyCall[] }> {
+  async save(options: SaveOptions): Promise<SaveResult> {
+    if ((options.ioFd === undefined) === (options.fifoPath === undefined)) {
+      throw new TypeError(
+        "XenSaveWorker.save needs exactly one of ioFd and fifoPath",
+      );
+    }
     const flags = options.live === false ? 0 : XcFlags.LIVE;
+    const events: SaveEvent[] = [];
     const done = await this.#run({
       kind: "save",
       domid: options.domid,
       ioFd: options.ioFd,
+      fifoPath: options.fifoPath,
+      suspendTimeoutMs: options.suspendTimeoutMs,
       flags,
+    }, (e) => {
+      events.push(e);
+      options.onEvent?.(e);
     });
     if (done.rc !== 0) {
+      const failed = events.find((e) => e.name === "suspend-failed");
+      const aborted = this.calls.at(-1)?.answer === XgsPolicy.ABORT;
       throw new XenError(
         "libxenguest",
         "xc_domain_save",
-        `Cannot save domain "${options.domid}": xc_domain_save returned ${done.rc}`,
+        `Cannot save domain "${options.domid}": xc_domain_save returned ${done.rc}${
+          failed
+            ? ` (suspend failed: ${failed.why})`
+            : aborted
+            ? ` (the policy "${this.#name}" said abort)`
+            : ""
+        }`,
         0,
       );
     }
-    return { rc: done.rc, calls: this.calls };
+    return { rc: done.rc, calls: this.calls, events };
   }
 
   /**
@@ -200,6 +262,7 @@ export class XenSaveWorker {
 
   #run(
     msg: Record<string, unknown>,
+    onEvent: (e: SaveEvent) => void = () => {},
   ): Promise<{ rc: number; answers?: number[] }> {
     const sab = new SharedArrayBuffer(SAB_BYTES);
     const ctl = new Int32Array(sab, 0, 4);
@@ -221,6 +284,10 @@ export class XenSaveWorker {
           Atomics.store(ctl, Ctl.ANSWER, answer);
           Atomics.store(ctl, Ctl.STATE, Ctl.ANSWERED);
           Atomics.notify(ctl, Ctl.STATE);
+          return;
+        }
+        if (m.kind === "event") {
+          onEvent({ name: m.name, at: m.at, ...(m.why ? { why: m.why } : {}) });
           return;
         }
         worker.terminate();

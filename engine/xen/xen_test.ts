@@ -8,6 +8,27 @@ import {
   measureDirtyRate,
 } from "./dirty_rate.ts";
 import { XenSaveWorker } from "./save.ts";
+import { probeDowntime } from "./downtime_probe.ts";
+import { type DomainInfo, DomInfoFlag } from "../../ffi/xen/xenctrl.ts";
+import { loadPolicy } from "../../dsl/mod.ts";
+
+/** libxc 4.17's call sequence of precopy_policy for `dirty` pages found after each round. */
+function libxcCalls(p2m: number, dirty: number[]) {
+  const calls = [{ iteration: 0, totalWritten: 0, dirtyCount: p2m }];
+  let written = 0;
+  let last = p2m;
+  for (let i = 0; i < dirty.length; i++) {
+    written += last;
+    calls.push({ iteration: i + 1, totalWritten: written, dirtyCount: -1 });
+    calls.push({
+      iteration: i + 1,
+      totalWritten: written,
+      dirtyCount: dirty[i],
+    });
+    last = dirty[i];
+  }
+  return calls;
+}
 
 const onDom0 = (() => {
   try {
@@ -69,6 +90,32 @@ Deno.test("the save worker's precopy_policy answers from a TS plan through a fak
   assert.equal(seen[1].bytesSent, 262144 * 4096);
   assert.equal(seen[1].memoryBytes, 1 << 30);
   assert.equal(w.calls.length, 7);
+});
+
+Deno.test("example policies as libxc's precopy_policy: three-rounds stops after round 2, converge while the dirty set shrinks", async () => {
+  const three = await loadPolicy(
+    new URL("../../examples/policies/three_rounds.ts", import.meta.url)
+      .pathname,
+  );
+  const w = new XenSaveWorker({ plan: three, memoryBytes: 128 << 20 });
+  const a = await w.simulate(libxcCalls(32768, [900, 800, 700]));
+  w.terminate();
+  const { CONTINUE_PRECOPY: C, STOP_AND_COPY: S } = XgsPolicy;
+  // decisions at iterations 0 and 1 continue; round 2 is sent live, then stop
+  assert.deepEqual(a.slice(0, 5), [C, C, C, C, S]);
+
+  const conv = await loadPolicy(
+    new URL("../../examples/policies/converge.ts", import.meta.url).pathname,
+  );
+  const w2 = new XenSaveWorker({ plan: conv, memoryBytes: 128 << 20 });
+  const b = await w2.simulate(libxcCalls(32768, [4000, 1000, 950]));
+  w2.terminate();
+  // 4000 and 1000 pages shrink by > 10%, 950 does not: switch over there
+  assert.deepEqual(b, [C, C, C, C, C, C, S]);
+  const w3 = new XenSaveWorker({ plan: conv, memoryBytes: 128 << 20 });
+  const c = await w3.simulate(libxcCalls(32768, [4000, 200]));
+  w3.terminate();
+  assert.deepEqual(c, [C, C, C, C, S]); // 200 pages < 1 MiB
 });
 
 Deno.test({
@@ -137,4 +184,80 @@ Deno.test({
       /^XenError|Not a Xen dom0/,
     );
   },
+});
+
+function dom(
+  domid: number,
+  state: "running" | "paused" | "suspended",
+): DomainInfo {
+  const flags = state === "paused"
+    ? DomInfoFlag.paused
+    : state === "suspended"
+    ? DomInfoFlag.shutdown | (2 << 16)
+    : DomInfoFlag.running;
+  return {
+    domid,
+    flags,
+    hvm: true,
+    paused: state === "paused",
+    dying: false,
+    shutdown: state === "suspended",
+    shutdownReason: state === "suspended" ? 2 : 0,
+    totPages: 0,
+    maxPages: 0,
+    cpuTimeNs: 0n,
+    onlineVcpus: 1,
+  };
+}
+
+Deno.test("probeDowntime: from the source's suspend to the incoming domain running unpaused", async () => {
+  // each poll advances the clock 10 ms
+  const script: DomainInfo[][] = [
+    [dom(0, "running"), dom(7, "running")],
+    [dom(0, "running"), dom(7, "running"), dom(8, "paused")], // restore under way
+    [dom(0, "running"), dom(7, "suspended"), dom(8, "paused")], // t=20: suspended
+    [dom(0, "running"), dom(7, "suspended"), dom(8, "paused")],
+    [dom(0, "running"), dom(7, "suspended"), dom(8, "paused")],
+    [dom(0, "running"), dom(7, "suspended"), dom(8, "running")], // t=50: runs
+  ];
+  let i = 0;
+  let t = 0;
+  const r = await probeDowntime(7, {
+    list: () => script[Math.min(i++, script.length - 1)],
+    now: () => (t += 10) - 10,
+    sleep: () => Promise.resolve(),
+  });
+  assert.deepEqual(
+    {
+      newDomid: r.newDomid,
+      downtimeMs: r.downtimeMs,
+      outcome: r.outcome,
+      polls: r.polls,
+    },
+    { newDomid: 8, downtimeMs: 30, outcome: "resumed", polls: 6 },
+  );
+
+  // a cancelled migration: the source runs again
+  const back: DomainInfo[][] = [
+    [dom(7, "suspended")],
+    [dom(7, "running")],
+  ];
+  let j = 0;
+  const r2 = await probeDowntime(7, {
+    list: () => back[Math.min(j++, back.length - 1)],
+    sleep: () => Promise.resolve(),
+  });
+  assert.equal(r2.outcome, "source-resumed");
+  assert.equal(r2.newDomid, null);
+
+  // nothing happens: timeout
+  let t3 = 0;
+  const r3 = await probeDowntime(7, {
+    list: () => [dom(7, "running")],
+    now: () => (t3 += 100),
+    timeoutMs: 1000,
+    sleep: () => Promise.resolve(),
+  });
+  assert.equal(r3.outcome, "timeout");
+  assert.equal(r3.downtimeMs, null);
 });

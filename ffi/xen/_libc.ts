@@ -1,7 +1,8 @@
 /**
  * The few libc symbols the Xen bindings need: `errno` (through glibc's
- * `__errno_location`), its text (`strerror`) and `free` for buffers that
- * libxenstore hands back. `HAKOBU_LIBC` overrides the library path.
+ * `__errno_location`), its text (`strerror`), `free` for buffers that
+ * libxenstore hands back, and `mkfifo`/`open`/`close` for the pipe that
+ * `xc_domain_save` writes its stream into (Deno exposes no raw fds). `HAKOBU_LIBC` overrides the library path.
  *
  * @module
  */
@@ -16,6 +17,12 @@ export const LIBC_SYMBOLS = {
   strerror: { parameters: ["i32"], result: "pointer" },
   // void free(void *ptr);
   free: { parameters: ["pointer"], result: "void" },
+  // int open(const char *pathname, int flags, ...); (called without a mode)
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  // int close(int fd);
+  close: { parameters: ["i32"], result: "i32" },
+  // int mkfifo(const char *pathname, mode_t mode);
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Where libc is looked for: `HAKOBU_LIBC`, else `libc.so.6`. */
@@ -64,4 +71,58 @@ export function errno(): number {
 export function errnoText(code: number): string {
   const p = libc().strerror(code);
   return p === null ? `errno ${code}` : Deno.UnsafePointerView.getCString(p);
+}
+
+/** `O_WRONLY | O_CLOEXEC` (x86-64 Linux): a write end that child processes do not inherit. */
+export const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
+
+/**
+ * Makes a FIFO at `path` (mode 0600).
+ *
+ * @example
+ * ```ts
+ * makeFifo("/tmp/hakobu-save.fifo");
+ * ```
+ * @throws {Error} naming the path and errno text when mkfifo fails.
+ */
+export function makeFifo(path: string): void {
+  if (libc().mkfifo(new TextEncoder().encode(path + "\0"), 0o600) !== 0) {
+    const e = errno();
+    throw new Error(`Cannot make the FIFO "${path}": ${errnoText(e)}`);
+  }
+}
+
+/**
+ * Opens `path` for writing with `open(2)` and returns the raw fd (blocks
+ * until a reader opens a FIFO, so call it off the main thread).
+ *
+ * @example
+ * ```ts
+ * const fd = openForWriting("/tmp/hakobu-save.fifo");
+ * closeFd(fd);
+ * ```
+ * @throws {Error} naming the path and errno text.
+ */
+export function openForWriting(path: string): number {
+  const fd = libc().open(
+    new TextEncoder().encode(path + "\0"),
+    O_WRONLY_CLOEXEC,
+  );
+  if (fd < 0) {
+    const e = errno();
+    throw new Error(`Cannot open "${path}" for writing: ${errnoText(e)}`);
+  }
+  return fd;
+}
+
+/**
+ * Closes a raw fd from {@link openForWriting}.
+ *
+ * @example
+ * ```ts
+ * closeFd(fd);
+ * ```
+ */
+export function closeFd(fd: number): void {
+  libc().close(fd);
 }

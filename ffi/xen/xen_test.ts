@@ -2,9 +2,13 @@ import assert from "node:assert/strict";
 import { FfiError } from "../_library.ts";
 import { XenError } from "./errors.ts";
 import {
+  decodeDomainInfo,
+  DOMAININFO,
+  DomInfoFlag,
   openXenctrl,
   openXenctrlLibrary,
   PRIVCMD,
+  ShutdownReason,
   XENCTRL_LIBRARY,
   XENCTRL_SYMBOLS,
 } from "./xenctrl.ts";
@@ -24,6 +28,8 @@ import {
   encodeSaveCallbacks,
   PRECOPY_POLICY_DEF,
   SAVE_CALLBACKS,
+  SUSPEND_DEF,
+  SWITCH_QEMU_LOGDIRTY_DEF,
   XENGUEST_LIBRARY,
   XENGUEST_SYMBOLS,
 } from "./xenguest.ts";
@@ -199,6 +205,22 @@ Deno.test({
       PRECOPY_POLICY_DEF.parameters.map(denoKind),
       policy.params,
     );
+    // The struct members `int (*suspend)(void *data);` and
+    // `int (*switch_qemu_logdirty)(uint32_t, unsigned, void *);`.
+    const guest = Deno.readTextFileSync("/usr/include/xenguest.h");
+    for (
+      const [member, def] of [
+        ["suspend", SUSPEND_DEF],
+        ["switch_qemu_logdirty", SWITCH_QEMU_LOGDIRTY_DEF],
+      ] as const
+    ) {
+      const proto = prototype(
+        guest.replace(`int (*${member})(`, `int ${member}(`),
+        member,
+      );
+      assert.deepEqual(def.parameters.map(denoKind), proto.params, member);
+      assert.equal(denoKind(def.result), proto.result, member);
+    }
     assert.ok(checked >= 20, `checked ${checked}`);
   },
 });
@@ -276,6 +298,28 @@ Deno.test("precopy_stats and save_callbacks encode as the C structs", () => {
     BigInt(Deno.UnsafePointer.value(cb.pointer)),
   );
   assert.equal(v.getBigUint64(SAVE_CALLBACKS.suspend, true), 0n);
+  const suspend = new Deno.UnsafeCallback(SUSPEND_DEF, () => 1);
+  const logdirty = new Deno.UnsafeCallback(SWITCH_QEMU_LOGDIRTY_DEF, () => 0);
+  const full = new DataView(
+    encodeSaveCallbacks({
+      precopyPolicy: cb.pointer,
+      suspend: suspend.pointer,
+      switchQemuLogdirty: logdirty.pointer,
+    }).buffer,
+  );
+  assert.equal(
+    full.getBigUint64(SAVE_CALLBACKS.suspend, true),
+    BigInt(Deno.UnsafePointer.value(suspend.pointer)),
+  );
+  assert.equal(
+    full.getBigUint64(SAVE_CALLBACKS.switchQemuLogdirty, true),
+    BigInt(Deno.UnsafePointer.value(logdirty.pointer)),
+  );
+  for (const off of [16, 24, 32, 48]) {
+    assert.equal(full.getBigUint64(off, true), 0n, `offset ${off} stays NULL`);
+  }
+  suspend.close();
+  logdirty.close();
   cb.close();
 });
 
@@ -286,3 +330,22 @@ void [
   XENSTORE_SYMBOLS,
   XENGUEST_SYMBOLS,
 ];
+
+Deno.test("decodeDomainInfo reads the shutdown flag and its reason from bits 16..23", () => {
+  const b = new Uint8Array(DOMAININFO.size);
+  const v = new DataView(b.buffer);
+  v.setUint16(DOMAININFO.domain, 9, true);
+  v.setUint32(
+    DOMAININFO.flags,
+    DomInfoFlag.shutdown | DomInfoFlag.hvm | (2 << 16),
+    true,
+  );
+  const d = decodeDomainInfo(b);
+  assert.equal(d.domid, 9);
+  assert.equal(d.shutdown, true);
+  assert.equal(d.shutdownReason, ShutdownReason.suspend);
+  v.setUint32(DOMAININFO.flags, DomInfoFlag.running | (3 << 16), true);
+  const r = decodeDomainInfo(b);
+  assert.equal(r.shutdown, false);
+  assert.equal(r.shutdownReason, 0); // stale code bits without the flag mean nothing
+});

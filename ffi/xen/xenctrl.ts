@@ -122,6 +122,19 @@ export const DomInfoFlag = {
   hap: 1 << 8,
 } as const;
 
+/** `XEN_DOMINF_shutdownshift`: the shutdown code sits in bits 16..23 of the flags. */
+export const DOMINF_SHUTDOWN_SHIFT = 16;
+
+/** `SHUTDOWN_*` codes (xen/sched.h). */
+export const ShutdownReason = {
+  poweroff: 0,
+  reboot: 1,
+  suspend: 2,
+  crash: 3,
+  watchdog: 4,
+  softReset: 5,
+} as const;
+
 /**
  * `xc_domaininfo_t` (= `struct xen_domctl_getdomaininfo`, xen/domctl.h,
  * interface version 0x15 in Xen 4.17) on x86-64: size and field offsets,
@@ -181,6 +194,10 @@ export interface DomainInfo {
   readonly paused: boolean;
   /** Whether it is dying. */
   readonly dying: boolean;
+  /** Whether it has shut down (crashed, powered off, or suspended for a save). */
+  readonly shutdown: boolean;
+  /** The `SHUTDOWN_*` reason when {@link shutdown} (2 = suspend), else 0. */
+  readonly shutdownReason: number;
   /** Pages the domain holds now. */
   readonly totPages: number;
   /** Page limit. */
@@ -214,6 +231,10 @@ export function decodeDomainInfo(bytes: Uint8Array, offset = 0): DomainInfo {
     hvm: (flags & DomInfoFlag.hvm) !== 0,
     paused: (flags & DomInfoFlag.paused) !== 0,
     dying: (flags & DomInfoFlag.dying) !== 0,
+    shutdown: (flags & DomInfoFlag.shutdown) !== 0,
+    shutdownReason: (flags & DomInfoFlag.shutdown) !== 0
+      ? (flags >>> DOMINF_SHUTDOWN_SHIFT) & 0xff
+      : 0,
     totPages: Number(v.getBigUint64(DOMAININFO.totPages, true)),
     maxPages: Number(v.getBigUint64(DOMAININFO.maxPages, true)),
     cpuTimeNs: v.getBigUint64(DOMAININFO.cpuTime, true),
@@ -337,6 +358,28 @@ export class XenCtrl {
   get handle(): Deno.PointerObject {
     if (!this.#xch) throw new RangeError("The xenctrl interface is closed");
     return this.#xch;
+  }
+
+  /**
+   * Every domain, in domid order (up to `max`).
+   *
+   * @throws {XenError} when the call fails.
+   */
+  listDomains(max = 1024): DomainInfo[] {
+    const buf = new Uint8Array(DOMAININFO.size * max);
+    const n = unwrap(
+      xenctrl().xc_domain_getinfolist(this.handle, 0, max, buf),
+      {
+        library: LIB,
+        call: "xc_domain_getinfolist",
+        what: "Cannot list domains",
+      },
+    );
+    const out: DomainInfo[] = [];
+    for (let i = 0; i < n; i++) {
+      out.push(decodeDomainInfo(buf, i * DOMAININFO.size));
+    }
+    return out;
   }
 
   /**

@@ -37,6 +37,21 @@ export const PRECOPY_POLICY_DEF = {
   result: "i32",
 } as const satisfies Deno.UnsafeCallbackDefinition;
 
+/** `int (*suspend)(void *data);`: suspend the guest; 1 = done, 0 = failed. */
+export const SUSPEND_DEF = {
+  parameters: ["pointer"],
+  result: "i32",
+} as const satisfies Deno.UnsafeCallbackDefinition;
+
+/**
+ * `int (*switch_qemu_logdirty)(uint32_t domid, unsigned enable, void *data);`:
+ * libxc asserts it is set for HVM-container guests (HVM and PVH); 0 = done.
+ */
+export const SWITCH_QEMU_LOGDIRTY_DEF = {
+  parameters: ["u32", "u32", "pointer"],
+  result: "i32",
+} as const satisfies Deno.UnsafeCallbackDefinition;
+
 /** The libxenguest symbols hakobu uses. */
 export const XENGUEST_SYMBOLS = {
   // int xc_domain_save(xc_interface *xch, int io_fd, uint32_t dom, uint32_t flags, struct save_callbacks *callbacks, xc_stream_type_t stream_type, int recv_fd);
@@ -44,6 +59,8 @@ export const XENGUEST_SYMBOLS = {
     parameters: ["pointer", "i32", "u32", "u32", "buffer", "i32", "i32"],
     result: "i32",
   },
+  // int xc_domain_resume(xc_interface *xch, uint32_t domid, int fast);
+  xc_domain_resume: { parameters: ["pointer", "u32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Where libxenguest is looked for. */
@@ -154,9 +171,22 @@ export function decodePrecopyStats(bytes: Uint8Array): PrecopyStats {
   };
 }
 
+/** The callbacks {@link encodeSaveCallbacks} fills in (the rest stay NULL). */
+export interface SaveCallbackPointers {
+  /** `precopy_policy`. */
+  readonly precopyPolicy: Deno.PointerValue;
+  /** `suspend` (needed by a real save). */
+  readonly suspend?: Deno.PointerValue;
+  /** `switch_qemu_logdirty` (needed for HVM and PVH guests). */
+  readonly switchQemuLogdirty?: Deno.PointerValue;
+  /** `data`, passed back to each callback. */
+  readonly data?: Deno.PointerValue;
+}
+
 /**
- * Builds a `struct save_callbacks` with only `precopy_policy` (and `data`)
- * set; libxc treats NULL callbacks as absent.
+ * Builds a `struct save_callbacks`; libxc treats NULL callbacks as absent
+ * (but calls `suspend` unconditionally and asserts `switch_qemu_logdirty`
+ * for HVM and PVH guests, so a real save sets both).
  *
  * @example
  * ```ts
@@ -164,20 +194,14 @@ export function decodePrecopyStats(bytes: Uint8Array): PrecopyStats {
  * const callbacks = encodeSaveCallbacks({ precopyPolicy: cb.pointer });
  * ```
  */
-export function encodeSaveCallbacks(
-  c: { precopyPolicy: Deno.PointerValue; data?: Deno.PointerValue },
-): Uint8Array {
+export function encodeSaveCallbacks(c: SaveCallbackPointers): Uint8Array {
   const out = new Uint8Array(SAVE_CALLBACKS.size);
   const v = new DataView(out.buffer);
-  v.setBigUint64(
-    SAVE_CALLBACKS.precopyPolicy,
-    BigInt(Deno.UnsafePointer.value(c.precopyPolicy)),
-    true,
-  );
-  v.setBigUint64(
-    SAVE_CALLBACKS.data,
-    BigInt(Deno.UnsafePointer.value(c.data ?? null)),
-    true,
-  );
+  const put = (offset: number, p: Deno.PointerValue | undefined) =>
+    v.setBigUint64(offset, BigInt(Deno.UnsafePointer.value(p ?? null)), true);
+  put(SAVE_CALLBACKS.suspend, c.suspend);
+  put(SAVE_CALLBACKS.precopyPolicy, c.precopyPolicy);
+  put(SAVE_CALLBACKS.switchQemuLogdirty, c.switchQemuLogdirty);
+  put(SAVE_CALLBACKS.data, c.data);
   return out;
 }

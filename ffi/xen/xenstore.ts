@@ -35,6 +35,8 @@ export const XENSTORE_SYMBOLS = {
     result: "pointer",
     nonblocking: true,
   },
+  // bool xs_resume_domain(struct xs_handle *h, unsigned int domid);
+  xs_resume_domain: { parameters: ["pointer", "u32"], result: "bool" },
   // int xs_fileno(struct xs_handle *h);
   xs_fileno: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -183,6 +185,18 @@ export class XenStore {
     const event = { path: at(0), token: at(1) };
     libc().free(p);
     return event;
+  }
+
+  /**
+   * Tells xenstored a suspended domain runs again (after a cancelled
+   * save), so its shutdown watches fire again. @throws {XenError}
+   */
+  resumeDomain(domid: number): void {
+    unwrap(xenstore().xs_resume_domain(this.#handle(), domid), {
+      library: LIB,
+      call: "xs_resume_domain",
+      what: `Cannot tell xenstored that domain "${domid}" resumed`,
+    });
   }
 
   /** The fd that becomes readable when a watch fires. */

@@ -6,7 +6,7 @@
  * ```sh
  * deno run -A scripts/lab/xen_lab.ts build [--deno] [--force]
  * deno run -A scripts/lab/xen_lab.ts boot [--deno]
- * deno run -A scripts/lab/xen_lab.ts migrate [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel] [--ssh-command CMD] [--codecs zero,lz4] [--deno]
+ * deno run -A scripts/lab/xen_lab.ts migrate [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel,policy,policy-tunnel] [--policy three_rounds.ts,...] [--ssh-command CMD] [--codecs zero,lz4] [--deno]
  * deno run -A scripts/lab/xen_lab.ts dirty-rate [--interval 2s]   # implies --deno
  * deno run -A scripts/lab/xen_lab.ts test
  * ```
@@ -43,7 +43,15 @@ export type XenMigrateVia =
    * background in front of `xl migrate-receive`, and
    * `xl migrate -s "deno run ... tunnel_main.ts send --to 127.0.0.1:4445 --codecs C --"`.
    */
-  | "tunnel";
+  | "tunnel"
+  /**
+   * hakobu in xl's place (needs `--deno`): `hakobu xen migrate hakobu-domu
+   * --policy P --json`, libxenguest's save loop under the policy, to
+   * `xl migrate-receive`; once per policy given.
+   */
+  | "policy"
+  /** As `policy`, its stream through hakobu's tunnel (codecs as `tunnel`). */
+  | "policy-tunnel";
 
 /** How deno runs the hakobu tree inside dom0 (no network, no npm). */
 export const DOM0_DENO =
@@ -182,6 +190,17 @@ export interface XenMigration {
   readonly bootId: string;
   /** `tunnel` only: the JSON stats lines of the sender and the receiver. */
   readonly tunnelStats?: readonly Record<string, unknown>[];
+  /** `policy*` only: the policy file and `hakobu xen migrate --json`'s result. */
+  readonly policy?: string;
+  readonly policyResult?: Record<string, unknown> | null;
+  /**
+   * Downtime as `engine/xen/downtime_probe.ts` saw it from dom0 (source
+   * suspended → the incoming domain runs), the same yardstick for every
+   * path; null without a `--deno` boot or when the probe saw no switch.
+   */
+  readonly downtimeMs: number | null;
+  /** The probe's whole result. */
+  readonly probe?: Record<string, unknown> | null;
   readonly output: string;
 }
 
@@ -225,6 +244,59 @@ async function workState(vm: XenLabVm): Promise<WorkState> {
   return { bootId, n, fails };
 }
 
+/** How dom0 runs the downtime probe (`engine/xen/downtime_probe.ts`). */
+const DOM0_PROBE =
+  "deno run -A --no-config --no-lock /hakobu/engine/xen/downtime_probe.ts";
+
+/**
+ * Starts the downtime probe on `domid` in dom0's background and waits until
+ * it polls; returns false when it did not start (then no downtime is
+ * measured, the migration still runs).
+ */
+async function startProbe(
+  vm: XenLabVm,
+  domid: number,
+  log: (s: string) => void,
+): Promise<boolean> {
+  await vm.ok(
+    `rm -f /tmp/probe.out; (${DOM0_PROBE} ${domid} --interval-ms 10 > /tmp/probe.out 2>&1 &)`,
+  );
+  const deadline = performance.now() + 120_000;
+  while (performance.now() < deadline) {
+    const r = await vm.exec("grep -c ready /tmp/probe.out", 30_000);
+    if (r.out.trim().split("\n").some((l) => l.trim() === "1")) return true;
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  log("downtime probe did not start within 120 s");
+  return false;
+}
+
+/** The probe's result, waiting up to 20 s for it; null if none. */
+async function probeResult(
+  vm: XenLabVm,
+): Promise<Record<string, unknown> | null> {
+  for (let i = 0; i < 20; i++) {
+    const r = await vm.exec("cat /tmp/probe.out", 30_000);
+    const j = jsonLines(r.out, '{"domid"')[0];
+    if (j) return j;
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  await vm.exec("pkill -f downtime_probe.ts", 30_000);
+  return null;
+}
+
+function jsonLines(out: string, prefix: string): Record<string, unknown>[] {
+  return out.split("\n").map((l) => l.replace(/\r/g, "").trim()).filter((l) =>
+    l.startsWith(prefix)
+  ).map((l) => {
+    try {
+      return JSON.parse(l) as Record<string, unknown>;
+    } catch {
+      return { unparsed: l };
+    }
+  });
+}
+
 async function waitWork(
   vm: XenLabVm,
   pred: (s: WorkState) => boolean,
@@ -256,6 +328,10 @@ export async function migrateOnce(
   options: {
     sshCommand?: string;
     codecs?: string;
+    /** For `policy*`: the file, relative to examples/policies/ unless absolute. */
+    policy?: string;
+    /** Run the downtime probe alongside (needs deno in dom0). */
+    probe?: boolean;
     log?: (s: string) => void;
   } = {},
 ): Promise<XenMigration> {
@@ -268,7 +344,30 @@ export async function migrateOnce(
   const w0 = await workState(vm);
   let cmd: string;
   let sshCommand: string | undefined;
-  if (via === "plain") {
+  const policy = options.policy ?? "three_rounds.ts";
+  const policyPath = policy.startsWith("/")
+    ? policy
+    : `/hakobu/examples/policies/${policy}`;
+  if (via === "policy" || via === "policy-tunnel") {
+    let receiver = "";
+    if (via === "policy-tunnel") {
+      await vm.ok(
+        `(${DOM0_DENO} receive --listen 127.0.0.1:4445 -- xl migrate-receive > /tmp/tunnel-recv.log 2>&1 &)`,
+      );
+      receiver = ` --receiver ${
+        shq(
+          `${DOM0_DENO} send --to 127.0.0.1:4445 --codecs ${
+            options.codecs ?? "zero"
+          } --`,
+        )
+      }`;
+    }
+    cmd =
+      `${DOM0_HAKOBU} xen migrate hakobu-domu --policy ${policyPath}${receiver} --json` +
+      (via === "policy-tunnel"
+        ? "; rc=$?; sleep 1; cat /tmp/tunnel-recv.log; (exit $rc)"
+        : "");
+  } else if (via === "plain") {
     cmd = `xl migrate -s "" hakobu-domu "xl migrate-receive"`;
   } else if (via === "wrapper") {
     sshCommand = options.sshCommand ?? LOCAL_SSH;
@@ -286,8 +385,10 @@ export async function migrateOnce(
     cmd =
       "xl save hakobu-domu /tmp/domu.save && xl restore /tmp/domu.save && rm -f /tmp/domu.save";
   }
+  const probing = options.probe ? await startProbe(vm, dom.id, log) : false;
   log(`dom0# ${cmd}`);
   const r = await vm.exec(cmd, 600_000);
+  const probe = probing ? await probeResult(vm) : null;
   const after = await domains(vm);
   const mine = after.filter((d) => d.name === "hakobu-domu");
   const newDomid = mine.length === 1 ? mine[0].id : null;
@@ -325,20 +426,27 @@ export async function migrateOnce(
     nAfter: w1.bootId === w0.bootId && w1.n > w0.n ? w1.n : null,
     memoryIntact,
     bootId: w0.bootId ?? "",
-    tunnelStats: via === "tunnel"
-      ? r.out.split("\n").filter((l) => l.startsWith('{"ok"')).map((l) => {
-        try {
-          return JSON.parse(l) as Record<string, unknown>;
-        } catch {
-          return { unparsed: l };
-        }
-      })
+    tunnelStats: via === "tunnel" || via === "policy-tunnel"
+      ? jsonLines(r.out, '{"ok"')
       : undefined,
+    ...(via === "policy" || via === "policy-tunnel"
+      ? { policy, policyResult: jsonLines(r.out, '{"domid"')[0] ?? null }
+      : {}),
+    downtimeMs: typeof probe?.downtimeMs === "number" ? probe.downtimeMs : null,
+    probe,
     output,
   };
+  const pr = m.policyResult;
   log(
-    `${via}: rc=${r.rc} ${r.ms} ms, domid ${dom.id} -> ${newDomid}, old gone=${oldGone}, ` +
-      `workload n ${w0.n} -> ${m.nAfter} (boot ${m.bootId}) intact=${memoryIntact}`,
+    `${via}${
+      m.policy ? ` (${m.policy})` : ""
+    }: rc=${r.rc} ${r.ms} ms, domid ${dom.id} -> ${newDomid}, old gone=${oldGone}, ` +
+      `workload n ${w0.n} -> ${m.nAfter} (boot ${m.bootId}) intact=${memoryIntact}, downtime ${
+        m.downtimeMs ?? "?"
+      } ms (probe)` +
+      (pr
+        ? `; hakobu: ${pr.rounds} rounds, ${pr.imageBytes} B image, ${pr.totalMs} ms, suspend request → report ${pr.downtimeMs} ms`
+        : ""),
   );
   return m;
 }
@@ -357,6 +465,8 @@ export async function runXenLab(
     type?: "pv" | "pvh";
     sshCommand?: string;
     codecs?: string;
+    /** Policies for `policy*` migrations, one migration each (default three_rounds.ts). */
+    policies?: readonly string[];
     withDeno?: boolean;
     /** Run {@link dirtyRateCheck} first (implies `withDeno`); "" = no. */
     dirtyRate?: string;
@@ -366,7 +476,8 @@ export async function runXenLab(
 ): Promise<XenLabRun> {
   const log = options.log ?? (() => {});
   const type = options.type ?? "pvh";
-  const withDeno = options.withDeno || !!options.dirtyRate;
+  const withDeno = options.withDeno || !!options.dirtyRate ||
+    (options.via ?? []).some((v) => v.startsWith("policy"));
   const images = await buildXenLab({ withDeno, log });
   if (images.built) log(`built in ${images.buildMs} ms`);
   const runDir = options.runDir ?? `${xenLabDir()}/run-${Deno.pid}`;
@@ -394,10 +505,22 @@ export async function runXenLab(
       ? await dirtyRateCheck(vm, { interval: options.dirtyRate, log })
       : undefined;
     const migrations: XenMigration[] = [];
-    for (const via of options.via ?? ["plain", "wrapper"]) {
+    const runs = (options.via ?? ["plain", "wrapper"]).flatMap((
+      via,
+    ): { via: XenMigrateVia; policy?: string }[] =>
+      via.startsWith("policy")
+        ? (options.policies ?? ["three_rounds.ts"]).map((policy) => ({
+          via,
+          policy,
+        }))
+        : [{ via, policy: undefined }]
+    );
+    for (const { via, policy } of runs) {
       const m = await migrateOnce(vm, via, {
         sshCommand: options.sshCommand,
         codecs: options.codecs,
+        policy,
+        probe: withDeno,
         log,
       });
       migrations.push(m);
@@ -444,12 +567,14 @@ async function main(argv: string[]): Promise<number> {
   const via = opt(args, "--via")?.split(",") as XenMigrateVia[] | undefined;
   const sshCommand = opt(args, "--ssh-command");
   const codecs = opt(args, "--codecs");
+  const policies = opt(args, "--policy")?.split(",");
   const interval = opt(args, "--interval") ?? "2s";
   if (cmd === "help" || cmd === "--help") {
     console.log(
       "usage: xen_lab.ts <build|boot|migrate|dirty-rate|test> [--deno] [--force] [--json]\n" +
         "       dirty-rate: [--interval 2s] (always --deno)\n" +
-        "       migrate: [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel] [--ssh-command CMD] [--codecs zero,lz4]",
+        "       migrate: [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel,policy,policy-tunnel] [--ssh-command CMD] [--codecs zero,lz4]\n" +
+        "                [--policy three_rounds.ts,default.ts,...] (examples/policies/ files for the policy vias)",
     );
     return 0;
   }
@@ -515,6 +640,7 @@ async function main(argv: string[]): Promise<number> {
       type,
       sshCommand,
       codecs,
+      policies,
       withDeno,
       log,
     });

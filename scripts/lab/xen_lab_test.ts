@@ -2,10 +2,12 @@
  * The Xen lab end to end: build (cached) + boot Xen-in-QEMU with deno in dom0,
  * then `hakobu xen dirty-rate DOMID --interval 2s --json` (`scripts/hakobu.ts`
  * in dom0) against the running PVH domU (> 0 pages, < 64 MiB/s) and after
- * `xl pause` (≤ 64 pages), then one live `xl migrate` of it inside dom0,
- * asserting that the domain runs on under a new domid, that its memory
- * workload still reports OK with the same boot id, and that the old domain is
- * gone.
+ * `xl pause` (≤ 64 pages), then one live `xl migrate` of it inside dom0, then
+ * one live `hakobu xen migrate --policy examples/policies/three_rounds.ts`
+ * (libxenguest's save loop through FFI, the TS policy answering each round),
+ * asserting after each that the domain runs on under a new domid, that its
+ * memory workload still reports OK with the same boot id, and that the old
+ * domain is gone; and that the save loop stopped where the policy said.
  *
  * It takes 1.3–2.5 minutes on a 2-core TCG machine, so it runs only with
  * `HAKOBU_XEN_LAB=1` (and the Debian packages installed); otherwise it is
@@ -33,13 +35,14 @@ if (why) console.error(`xen lab test skipped: ${why}`);
 
 Deno.test({
   name:
-    "xen lab: hakobu xen dirty-rate sees the PVH domU's writes (~0 paused), then it survives a live xl migrate",
+    "xen lab: hakobu xen dirty-rate sees the PVH domU's writes (~0 paused), then it survives a live xl migrate and a live hakobu xen migrate under a TS policy",
   ignore: why !== null,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     const r = await runXenLab({
-      via: ["plain"],
+      via: ["plain", "policy"],
+      policies: ["three_rounds.ts"],
       type: "pvh",
       dirtyRate: "2s",
       log: (s) => console.error(`[xen-lab] ${s}`),
@@ -49,23 +52,46 @@ Deno.test({
       `[xen-lab] build ${r.images.buildMs} ms, boot ${r.bootMs} ms, create ${r.createMs} ms, ` +
         `migrate ${r.migrations.map((m) => `${m.via} ${m.ms} ms`).join(", ")}`,
     );
-    assert.equal(r.migrations.length, 1);
-    const m = r.migrations[0];
-    assert(m.ok, `xl migrate failed:\n${m.output}`);
-    // 1. the domU runs on, under a new domid
+    for (const m of r.migrations) {
+      assert(m.ok, `${m.via} migration failed:\n${m.output}`);
+      // 1. the domU runs on, under a new domid
+      assert(
+        m.newDomid !== null,
+        `hakobu-domu not listed after migration:\n${m.output}`,
+      );
+      assert.notEqual(m.newDomid, m.oldDomid);
+      // 2. its workload reports its memory intact, same boot (not restarted)
+      assert(
+        m.memoryIntact,
+        `workload did not report OK after migration:\n${m.output}`,
+      );
+      assert(m.nAfter !== null && m.nAfter > m.nBefore);
+      // 3. the old domain is gone
+      assert(m.oldGone, `old domain ${m.oldDomid} still listed:\n${m.output}`);
+    }
+    assert.equal(r.migrations.length, 2);
+    // 4. the TS policy decided when Xen stopped and copied: libxc asked
+    // after rounds 0, 1 and 2; three_rounds said continue, continue, switch
+    // over (then round 2 went live and the stop-and-copy followed).
+    const p = r.migrations[1].policyResult as
+      | {
+        rounds: number;
+        calls: { decision: string | null; answer: number }[];
+        imageBytes: number;
+      }
+      | null
+      | undefined;
     assert(
-      m.newDomid !== null,
-      `hakobu-domu not listed after migration:\n${m.output}`,
+      p,
+      `no JSON result from hakobu xen migrate:\n${r.migrations[1].output}`,
     );
-    assert.notEqual(m.newDomid, m.oldDomid);
-    // 2. its workload reports its memory intact, same boot (not restarted)
-    assert(
-      m.memoryIntact,
-      `workload did not report OK after migration:\n${m.output}`,
+    assert.deepEqual(
+      p.calls.filter((c) => c.decision !== null).map((c) => c.decision),
+      ["continue", "continue", "switchover"],
     );
-    assert(m.nAfter !== null && m.nAfter > m.nBefore);
-    // 3. the old domain is gone
-    assert(m.oldGone, `old domain ${m.oldDomid} still listed:\n${m.output}`);
+    assert.equal(p.calls.at(-1)?.answer, 1); // XGS_POLICY_STOP_AND_COPY
+    assert.equal(p.rounds, 3);
+    assert(p.imageBytes > 128 * 2 ** 20, `image of ${p.imageBytes} bytes`);
   },
 });
 

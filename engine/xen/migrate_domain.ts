@@ -1,0 +1,517 @@
+/**
+ * Live-migrates a Xen domain with hakobu in `xl migrate`'s place: libxenguest's
+ * save loop (`xc_domain_save`, through FFI in a Worker, `save.ts`) runs under
+ * a TS plan that answers every `precopy_policy` call, so the policy
+ * decides when Xen stops and copies; the stream goes to a stock
+ * `xl migrate-receive` wrapped the way xl wraps it (`xl_protocol.ts`).
+ *
+ * ```text
+ * xc_domain_save (worker) ─FIFO─▶ this thread ─stdin─▶ sh -c RECEIVER (xl migrate-receive,
+ *                                                   ◀─stdout─  ssh HOST xl migrate-receive,
+ *                                                              or hakobu's Xen tunnel)
+ * ```
+ *
+ * Deno has no raw fds, so libxc writes into a FIFO that the worker opens
+ * with libc; this thread reads it and forwards every byte, counting them.
+ * The handshake follows xl_migrate.c: banner, header + config, libxl
+ * stream, "ready", rename ourselves away, "go", the receiver's report; then
+ * the old domain is destroyed. (xl renames in-process after "ready"; here
+ * `xl rename` is a subprocess, so it starts when the guest is suspended and
+ * overlaps the stop-and-copy instead of adding to the downtime.) Before "go" every failure resumes the domain
+ * at the source; a failure the receiver reports after "go" renames it back
+ * and resumes it, as xl does.
+ *
+ * PV and PVH guests only: an HVM guest's device model state would need
+ * libxl's EMULATOR records, which this sender does not write.
+ *
+ * @module
+ */
+
+import type { RoundStats } from "../plan.ts";
+import { makeFifo } from "../../ffi/xen/_libc.ts";
+import { resumeSuspendedDomain } from "./resume.ts";
+import {
+  type PolicyCall,
+  type SaveEvent,
+  type SaveOptions,
+  type SavePlan,
+  type SaveResult,
+  XenSaveWorker,
+} from "./save.ts";
+import { XlMessage, xlStreamPrefix, xlStreamSuffix } from "./xl_protocol.ts";
+
+/** Something that runs the save loop into a FIFO (tests replace libxenguest). */
+export interface DomainSaver {
+  /** Saves `options.domid` into `options.fifoPath` (opened for writing, closed at the end). */
+  save(
+    options: SaveOptions & { readonly fifoPath: string },
+  ): Promise<Pick<SaveResult, "rc" | "events">>;
+}
+
+/** Options of {@link migrateXenDomain}. */
+export interface XenMigrateOptions {
+  /** The domain: its name or id. */
+  readonly domain: string | number;
+  /** The plan whose `decide` answers libxc's `precopy_policy`. */
+  readonly plan: SavePlan;
+  /**
+   * The receiver, a shell command that speaks `xl migrate-receive` on
+   * stdin/stdout (default `"xl migrate-receive"`: this host, as
+   * `xl migrate DOMU localhost`); e.g. `"ssh HOST xl migrate-receive"`.
+   */
+  readonly receiver?: string;
+  /** Live pre-copy (default true); false suspends first and copies once. */
+  readonly live?: boolean;
+  /** The `xl` binary (default `"xl"`). */
+  readonly xl?: string;
+  /** How long the guest gets to suspend (default 60 s). */
+  readonly suspendTimeoutMs?: number;
+  /** Progress lines. */
+  readonly log?: (line: string) => void;
+  /** Called with each answered policy call. */
+  readonly onCall?: (call: PolicyCall) => void;
+  /** @internal Replaces libxenguest (tests). */
+  readonly saver?: DomainSaver;
+  /** @internal Replaces {@link resumeSuspendedDomain} (tests). */
+  readonly resume?: (domid: number) => boolean | Promise<boolean>;
+}
+
+/** What {@link migrateXenDomain} measured. */
+export interface XenMigrateResult {
+  /** The domain id at the source (gone now). */
+  readonly domid: number;
+  /** The domain's name (the same at the destination). */
+  readonly name: string;
+  /** `c_info.type` of its config: "pv" or "pvh". */
+  readonly type: string;
+  /** The plan's name. */
+  readonly policy: string;
+  /** Pre-copy iterations libxc ran (policy calls with a dirty count). */
+  readonly rounds: number;
+  /** Every policy call, in order. */
+  readonly calls: readonly PolicyCall[];
+  /** Bytes of the libxc image. */
+  readonly imageBytes: number;
+  /** All bytes sent to the receiver (xl and libxl framing included). */
+  readonly streamBytes: number;
+  /** Start to the receiver's report, in ms. */
+  readonly totalMs: number;
+  /** Suspend request to the receiver's report (the domain runs there again), in ms. */
+  readonly downtimeMs: number;
+  /** Suspend request until Xen reported the guest suspended, in ms. */
+  readonly suspendMs: number;
+  /** ms from the start to each step (`banner`, `suspend-requested`, `suspended`, `saved`, `ready`, `go`, `report`, `destroyed`). */
+  readonly timeline: Readonly<Record<string, number>>;
+}
+
+/** A migration failed; {@link resumed} says whether the domain runs on at the source. */
+export class XenMigrateError extends Error {
+  /** Whether the domain was resumed (or never stopped) at the source. */
+  readonly resumed: boolean;
+  /**
+   * @param message What failed and why.
+   * @param resumed Whether the source domain runs on.
+   */
+  constructor(message: string, resumed: boolean, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "XenMigrateError";
+    this.resumed = resumed;
+  }
+}
+
+function clock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Reads exact byte counts from the receiver's stdout. */
+class BackChannel {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #buf = new Uint8Array(0);
+  /** Everything read so far, for error messages. */
+  seen = "";
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+  }
+
+  /** The next `n` bytes; `check` may reject a partial answer early. */
+  async read(
+    n: number,
+    what: string,
+    check: (partial: Uint8Array) => void = () => {},
+  ): Promise<Uint8Array> {
+    while (this.#buf.length < n) {
+      check(this.#buf);
+      const { value, done } = await this.#reader.read();
+      if (done) {
+        throw new Error(
+          `The receiver closed its output before ${what} (${this.#buf.length} of ${n} bytes came${
+            this.#buf.length ? `: ${JSON.stringify(text(this.#buf))}` : ""
+          })`,
+        );
+      }
+      const next = new Uint8Array(this.#buf.length + value.length);
+      next.set(this.#buf);
+      next.set(value, this.#buf.length);
+      this.#buf = next;
+    }
+    const out = this.#buf.slice(0, n);
+    this.#buf = this.#buf.slice(n);
+    check(out);
+    this.seen += text(out);
+    return out;
+  }
+
+  /** Reads `message`, failing as soon as a byte differs (a receiver that prints something else may then wait forever). */
+  async expect(message: Uint8Array, what: string): Promise<void> {
+    await this.read(message.length, what, (got) => {
+      const n = Math.min(got.length, message.length);
+      for (let i = 0; i < n; i++) {
+        if (got[i] !== message[i]) {
+          throw new Error(
+            `The receiver sent ${
+              JSON.stringify(text(got.subarray(0, n)))
+            } instead of ${what} (${
+              JSON.stringify(text(message))
+            }): is the receiver command an xl migrate-receive?`,
+          );
+        }
+      }
+    });
+  }
+
+  cancel(): void {
+    this.#reader.cancel().catch(() => {});
+  }
+}
+
+function text(b: Uint8Array): string {
+  return new TextDecoder().decode(b).replaceAll("\0", "\\0");
+}
+
+async function xlRun(xl: string, args: string[]): Promise<string> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(xl, { args, stdin: "null" }).output();
+  } catch (e) {
+    throw new Error(
+      `Cannot run "${xl} ${args.join(" ")}": ${
+        e instanceof Error ? e.message : e
+      } (hakobu xen migrate runs on a Xen dom0 with xl installed)`,
+    );
+  }
+  const stdout = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(
+      `"${xl} ${args.join(" ")}" failed (exit ${out.code}): ${
+        new TextDecoder().decode(out.stderr).trim() || stdout.trim()
+      }`,
+    );
+  }
+  return stdout;
+}
+
+/** The domain id of `domain` (a name or an id), through `xl domid`. */
+async function resolveDomid(
+  xl: string,
+  domain: string | number,
+): Promise<number> {
+  const s = String(domain).trim();
+  if (/^\d+$/.test(s)) return Number(s);
+  const out = (await xlRun(xl, ["domid", s])).trim();
+  if (!/^\d+$/.test(out)) {
+    throw new Error(`"${xl} domid ${s}" printed "${out}", not a domain id`);
+  }
+  return Number(out);
+}
+
+/** The domain's libxl config, as `xl list -l` prints it (the JSON xl sends). */
+async function domainConfig(
+  xl: string,
+  domid: number,
+): Promise<Record<string, unknown>> {
+  const out = await xlRun(xl, ["list", "-l", String(domid)]);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(out);
+  } catch {
+    throw new Error(
+      `"${xl} list -l ${domid}" did not print JSON (got ${
+        JSON.stringify(out.slice(0, 80))
+      }): set output_format="json" in /etc/xen/xl.conf`,
+    );
+  }
+  const entries = Array.isArray(parsed) ? parsed : [parsed];
+  const mine = entries.find((e) =>
+    e && typeof e === "object" && (e as { domid?: unknown }).domid === domid
+  ) as { config?: unknown } | undefined;
+  if (!mine || typeof mine.config !== "object" || mine.config === null) {
+    throw new Error(
+      `"${xl} list -l ${domid}" has no config for domain ${domid}`,
+    );
+  }
+  return mine.config as Record<string, unknown>;
+}
+
+/**
+ * Migrates one PV or PVH domain with libxenguest's save loop under `plan`.
+ *
+ * @example
+ * ```ts
+ * const plan = await loadPolicy("examples/policies/default.ts");
+ * const r = await migrateXenDomain({ domain: "vm1", plan, receiver: "ssh host2 xl migrate-receive" });
+ * console.log(r.rounds, r.downtimeMs);
+ * ```
+ * @throws {XenMigrateError} with `resumed` saying whether the domain runs
+ *   on at the source.
+ */
+export async function migrateXenDomain(
+  options: XenMigrateOptions,
+): Promise<XenMigrateResult> {
+  const xl = options.xl ?? "xl";
+  const log = options.log ?? (() => {});
+  const t0 = clock();
+  const timeline: Record<string, number> = {};
+  const mark = (what: string, at = clock()) => {
+    timeline[what] = Math.round(at - t0);
+  };
+
+  // 1. What to send, before anything is touched.
+  let domid: number;
+  let config: Record<string, unknown>;
+  try {
+    domid = await resolveDomid(xl, options.domain);
+    config = await domainConfig(xl, domid);
+  } catch (e) {
+    throw new XenMigrateError(
+      `Cannot migrate domain "${options.domain}": ${
+        e instanceof Error ? e.message : e
+      }`,
+      true,
+      { cause: e },
+    );
+  }
+  const cInfo = (config.c_info ?? {}) as { name?: string; type?: string };
+  const bInfo = (config.b_info ?? {}) as { max_memkb?: number };
+  const name = cInfo.name ?? "";
+  const type = cInfo.type ?? "pv";
+  if (!name) {
+    throw new XenMigrateError(
+      `Cannot migrate domain ${domid}: its config has no c_info.name`,
+      true,
+    );
+  }
+  if (type === "hvm") {
+    throw new XenMigrateError(
+      `Cannot migrate domain ${domid} ("${name}"): it is HVM, and its device model's state needs libxl's EMULATOR records, which hakobu's Xen sender does not write; migrate PV or PVH guests, or use xl migrate (with hakobu's tunnel for the codecs)`,
+      true,
+    );
+  }
+  const receiver = options.receiver ?? "xl migrate-receive";
+  log(
+    `domain ${domid} ("${name}", ${type}, ${
+      ((bInfo.max_memkb ?? 0) / 1024).toFixed(0)
+    } MiB) → ${receiver}; policy "${options.plan.name}"`,
+  );
+
+  // 2. The receiver, and the FIFO libxc will write into.
+  const dir = await Deno.makeTempDir({ prefix: "hakobu-xen-" });
+  const fifo = `${dir}/libxc.fifo`;
+  makeFifo(fifo);
+  const child = new Deno.Command("sh", {
+    args: ["-c", receiver],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const back = new BackChannel(child.stdout);
+  const sink = child.stdin.getWriter();
+  let streamBytes = 0;
+  let imageBytes = 0;
+  let sinkError: unknown = null;
+  const send = async (bytes: Uint8Array): Promise<void> => {
+    await sink.write(bytes);
+    streamBytes += bytes.length;
+  };
+
+  let renamed = false;
+  // The rename away runs while libxc copies the last pages (the guest is
+  // stopped then anyway), so its subprocess stays out of the downtime.
+  let renaming: Promise<void> | null = null;
+  const renameAway = (): Promise<void> =>
+    renaming ??= xlRun(xl, ["rename", String(domid), `${name}--migratedaway`])
+      .then(() => {
+        renamed = true;
+      });
+  let wentGo = false;
+  let reportStatus: number | null = null;
+  const events: SaveEvent[] = [];
+  // Once the receiver is gone, further rounds are pointless: abort them.
+  const plan: SavePlan = {
+    name: options.plan.name,
+    maxRounds: options.plan.maxRounds,
+    decide: (s: RoundStats) =>
+      sinkError !== null ? "abort" : options.plan.decide(s),
+  };
+  const calls: PolicyCall[] = [];
+  try {
+    await back.expect(XlMessage.banner, "xl's banner");
+    mark("banner");
+    await send(xlStreamPrefix(JSON.stringify(config)));
+
+    // 3. The save loop, its stream forwarded as it comes.
+    const saver: DomainSaver = options.saver ?? new XenSaveWorker({
+      plan,
+      memoryBytes: (bInfo.max_memkb ?? 0) * 1024,
+      onCall: (c) => {
+        calls.push(c);
+        options.onCall?.(c);
+      },
+    });
+    let opened = false;
+    const reading = Deno.open(fifo, { read: true });
+    const saving = saver.save({
+      domid,
+      fifoPath: fifo,
+      live: options.live ?? true,
+      suspendTimeoutMs: options.suspendTimeoutMs,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.name === "opened") opened = true;
+        else mark(e.name, e.at);
+        if (e.name === "suspend-requested") {
+          log("suspending the guest");
+          renameAway().catch(() => {}); // awaited (and its error seen) before "go"
+        }
+        if (e.name === "suspended") {
+          log(
+            `guest suspended in ${
+              Math.round(
+                e.at -
+                  (events.find((x) => x.name === "suspend-requested")?.at ??
+                    e.at),
+              )
+            } ms; stop-and-copy`,
+          );
+        }
+      },
+    });
+    // A save that fails before it opens the FIFO would leave our open
+    // waiting for a writer forever: be that writer.
+    const unblock = saving.catch(async () => {
+      if (!opened) (await Deno.open(fifo, { write: true })).close();
+    });
+    const file = await reading;
+    try {
+      for await (const chunk of file.readable) {
+        imageBytes += chunk.length;
+        if (sinkError !== null) continue; // drain, so libxc can finish
+        try {
+          await send(chunk);
+        } catch (e) {
+          sinkError = e;
+          log(
+            `the receiver stopped reading: ${
+              e instanceof Error ? e.message : e
+            }`,
+          );
+        }
+      }
+    } finally {
+      await unblock;
+    }
+    await saving;
+    mark("saved");
+    if (sinkError !== null) throw sinkError;
+    await send(xlStreamSuffix());
+    log(
+      `stream sent: ${imageBytes} bytes of libxc image, ${streamBytes} in all`,
+    );
+
+    // 4. xl's closing handshake.
+    await back.expect(XlMessage.ready, "the ready message");
+    mark("ready");
+    await renameAway();
+    await send(XlMessage.go);
+    wentGo = true;
+    mark("go");
+    await back.expect(XlMessage.report, "the unpause report");
+    const [status] = await back.read(1, "the unpause status");
+    reportStatus = status;
+    mark("report");
+    if (status !== 0) {
+      // The receiver destroyed its copy and gives us permission to resume.
+      await back.expect(XlMessage.go, "permission to resume").catch(() => {});
+      throw new Error(
+        `The receiver reports that starting the domain failed (status ${status})`,
+      );
+    }
+    await xlRun(xl, ["destroy", String(domid)]);
+    mark("destroyed");
+    await sink.close().catch(() => {});
+    await child.status;
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    await sink.abort().catch(() => {});
+    back.cancel();
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.status.catch(() => {});
+    let resumed = false;
+    let resumeNote = "";
+    if (wentGo && reportStatus === null) {
+      // After "go" without a report, both copies may exist: say so, touch nothing.
+      throw new XenMigrateError(
+        `Migration of domain ${domid} ("${name}") failed during the final handshake: ${why}. ` +
+          `Check both ends for running instances before resuming at most one (the source copy is named "${name}--migratedaway")`,
+        false,
+        { cause: e },
+      );
+    }
+    try {
+      await (renaming as Promise<void> | null)?.catch(() => {});
+      if (renamed) await xlRun(xl, ["rename", String(domid), name]);
+      const wasSuspended = await (options.resume ?? resumeSuspendedDomain)(
+        domid,
+      );
+      resumed = true;
+      resumeNote = wasSuspended
+        ? "resumed at the source"
+        : "it was not suspended and runs on at the source";
+    } catch (r) {
+      resumeNote = `resuming it failed too: ${
+        r instanceof Error ? r.message : r
+      }`;
+    }
+    throw new XenMigrateError(
+      `Migration of domain ${domid} ("${name}") failed: ${why}; ${resumeNote}`,
+      resumed,
+      { cause: e },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+
+  const requested = events.find((e) => e.name === "suspend-requested")?.at;
+  const suspended = events.find((e) => e.name === "suspended")?.at;
+  const reportAt = t0 + (timeline.report ?? 0);
+  return {
+    domid,
+    name,
+    type,
+    policy: options.plan.name,
+    rounds: calls.filter((c) => c.stats.dirtyCount >= 0).length,
+    calls,
+    imageBytes,
+    streamBytes,
+    totalMs: timeline.report ?? Math.round(clock() - t0),
+    downtimeMs: requested === undefined ? 0 : Math.round(reportAt - requested),
+    suspendMs: requested === undefined || suspended === undefined
+      ? 0
+      : Math.round(suspended - requested),
+    timeline,
+  };
+}
