@@ -10,7 +10,7 @@
  * Messages out: `{kind: "policy"}` (an answer is wanted), `{kind: "event",
  * name: "opened" | "suspend-requested" | "suspended" | "suspend-failed", at,
  * why?}` (`at` in ms since the epoch, on `performance`'s clock), `{kind:
- * "done", rc, answers?}`, `{kind: "error", message}`.
+ * "done", rc, answers?, writtenBytes?}`, `{kind: "error", message}`.
  *
  * @module
  */
@@ -137,8 +137,16 @@ self.onmessage = (e: MessageEvent) => {
         );
         self.postMessage({ kind: "done", rc: 0, answers });
       } else {
+        const before = threadWrittenBytes();
         const rc = save(msg, cb);
-        self.postMessage({ kind: "done", rc });
+        const after = threadWrittenBytes();
+        self.postMessage({
+          kind: "done",
+          rc,
+          writtenBytes: before === null || after === null
+            ? null
+            : after - before,
+        });
       }
     } finally {
       cb.close();
@@ -151,6 +159,22 @@ self.onmessage = (e: MessageEvent) => {
     });
   }
 };
+
+/**
+ * Bytes this thread has passed to write(2) so far (`wchar` of
+ * /proc/thread-self/io): around `xc_domain_save` that is the image libxc
+ * wrote, plus its few log lines. Null where the kernel does not say.
+ */
+function threadWrittenBytes(): number | null {
+  try {
+    const m = /^wchar:\s*(\d+)/m.exec(
+      Deno.readTextFileSync("/proc/thread-self/io"),
+    );
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Runs `xc_domain_save` with all three callbacks; returns its rc. */
 function save(

@@ -142,7 +142,7 @@ if (import.meta.main) {
   const done = probeDowntime(domid, {
     intervalMs: Number(values["interval-ms"]),
     timeoutMs: Number(values["timeout-ms"]),
-    list: () => xc.listDomains(),
+    list: () => xc.listDomains(64),
   });
   console.log("ready");
   console.log(JSON.stringify(await done));

@@ -6,13 +6,14 @@
  * `xl migrate-receive` wrapped the way xl wraps it (`xl_protocol.ts`).
  *
  * ```text
- * xc_domain_save (worker) ─FIFO─▶ this thread ─stdin─▶ sh -c RECEIVER (xl migrate-receive,
- *                                                   ◀─stdout─  ssh HOST xl migrate-receive,
- *                                                              or hakobu's Xen tunnel)
+ * this thread: xl header, libxl header ─┐
+ * xc_domain_save (worker): libxc image ──┼─FIFO─▶ sh -c RECEIVER  (xl migrate-receive,
+ * this thread: libxl END, "go" ──────────┘   ◀─stdout─            ssh HOST xl migrate-receive,
+ *                                                                 or hakobu's Xen tunnel)
  * ```
  *
- * Deno has no raw fds, so libxc writes into a FIFO that the worker opens
- * with libc; this thread reads it and forwards every byte, counting them.
+ * Deno has no raw fds, so the receiver's stdin is a FIFO: the worker opens
+ * it with libc for libxc, this thread writes xl's framing before and after.
  * The handshake follows xl_migrate.c: banner, header + config, libxl
  * stream, "ready", rename ourselves away, "go", the receiver's report; then
  * the old domain is destroyed. (xl renames in-process after "ready"; here
@@ -45,7 +46,7 @@ export interface DomainSaver {
   /** Saves `options.domid` into `options.fifoPath` (opened for writing, closed at the end). */
   save(
     options: SaveOptions & { readonly fifoPath: string },
-  ): Promise<Pick<SaveResult, "rc" | "events">>;
+  ): Promise<Pick<SaveResult, "rc" | "events" | "writtenBytes">>;
 }
 
 /** Options of {@link migrateXenDomain}. */
@@ -90,8 +91,8 @@ export interface XenMigrateResult {
   readonly rounds: number;
   /** Every policy call, in order. */
   readonly calls: readonly PolicyCall[];
-  /** Bytes of the libxc image. */
-  readonly imageBytes: number;
+  /** Bytes of the libxc image (what the save loop's thread wrote, per the kernel's I/O accounting; null where `/proc/thread-self/io` is missing). */
+  readonly imageBytes: number | null;
   /** All bytes sent to the receiver (xl and libxl framing included). */
   readonly streamBytes: number;
   /** Start to the receiver's report, in ms. */
@@ -254,6 +255,30 @@ async function domainConfig(
 }
 
 /**
+ * Opens the FIFO for writing once the receiver's shell opened it for
+ * reading; fails (and unblocks the pending open) if the receiver exits first.
+ */
+async function openSink(
+  fifo: string,
+  child: Deno.ChildProcess,
+  receiver: string,
+): Promise<Deno.FsFile> {
+  const opening = Deno.open(fifo, { write: true });
+  const first = await Promise.race([
+    opening.then((file) => ({ file, status: null })),
+    child.status.then((status) => ({ file: null, status })),
+  ]);
+  if (first.file) return first.file;
+  // Nobody will read: be the reader so our open returns, then close both.
+  const reader = await Deno.open(fifo, { read: true });
+  (await opening).close();
+  reader.close();
+  throw new Error(
+    `The receiver "${receiver}" exited (code ${first.status?.code}) before it read anything`,
+  );
+}
+
+/**
  * Migrates one PV or PVH domain with libxenguest's save loop under `plan`.
  *
  * @example
@@ -314,23 +339,36 @@ export async function migrateXenDomain(
     } MiB) → ${receiver}; policy "${options.plan.name}"`,
   );
 
-  // 2. The receiver, and the FIFO libxc will write into.
+  // 2. The receiver reads a FIFO as its stdin: libxc writes the image into
+  // it directly (no copy through JS, which under load cost as much downtime
+  // again as xl's own), and this thread writes xl's framing around it.
   const dir = await Deno.makeTempDir({ prefix: "hakobu-xen-" });
-  const fifo = `${dir}/libxc.fifo`;
+  const fifo = `${dir}/stream.fifo`;
   makeFifo(fifo);
   const child = new Deno.Command("sh", {
-    args: ["-c", receiver],
-    stdin: "piped",
+    args: ["-c", `exec 0<'${fifo}'\n${receiver}`],
+    stdin: "null",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
   const back = new BackChannel(child.stdout);
-  const sink = child.stdin.getWriter();
+  let sink: Deno.FsFile | null = null;
   let streamBytes = 0;
-  let imageBytes = 0;
-  let sinkError: unknown = null;
-  const send = async (bytes: Uint8Array): Promise<void> => {
-    await sink.write(bytes);
+  let imageBytes: number | null = null;
+  const send = async (bytes: Uint8Array, what: string): Promise<void> => {
+    let done = 0;
+    try {
+      while (done < bytes.length) {
+        done += await sink!.write(bytes.subarray(done));
+      }
+    } catch (e) {
+      throw new Error(
+        `Cannot send ${what} to the receiver: ${
+          e instanceof Error ? e.message : e
+        } (did it exit? its messages are above)`,
+        { cause: e },
+      );
+    }
     streamBytes += bytes.length;
   };
 
@@ -346,93 +384,59 @@ export async function migrateXenDomain(
   let wentGo = false;
   let reportStatus: number | null = null;
   const events: SaveEvent[] = [];
-  // Once the receiver is gone, further rounds are pointless: abort them.
-  const plan: SavePlan = {
-    name: options.plan.name,
-    maxRounds: options.plan.maxRounds,
-    decide: (s: RoundStats) =>
-      sinkError !== null ? "abort" : options.plan.decide(s),
-  };
   const calls: PolicyCall[] = [];
   try {
+    sink = await openSink(fifo, child, receiver);
     await back.expect(XlMessage.banner, "xl's banner");
     mark("banner");
-    await send(xlStreamPrefix(JSON.stringify(config)));
+    await send(xlStreamPrefix(JSON.stringify(config)), "xl's header");
 
-    // 3. The save loop, its stream forwarded as it comes.
+    // 3. The save loop, writing into the receiver's stdin.
     const saver: DomainSaver = options.saver ?? new XenSaveWorker({
-      plan,
+      plan: options.plan,
       memoryBytes: (bInfo.max_memkb ?? 0) * 1024,
       onCall: (c) => {
         calls.push(c);
         options.onCall?.(c);
       },
     });
-    let opened = false;
-    const reading = Deno.open(fifo, { read: true });
-    const saving = saver.save({
+    const saved = await saver.save({
       domid,
       fifoPath: fifo,
       live: options.live ?? true,
       suspendTimeoutMs: options.suspendTimeoutMs,
       onEvent: (e) => {
         events.push(e);
-        if (e.name === "opened") opened = true;
-        else mark(e.name, e.at);
+        if (e.name !== "opened") mark(e.name, e.at);
         if (e.name === "suspend-requested") {
           log("suspending the guest");
           renameAway().catch(() => {}); // awaited (and its error seen) before "go"
         }
         if (e.name === "suspended") {
+          const asked = events.find((x) => x.name === "suspend-requested")?.at;
           log(
             `guest suspended in ${
-              Math.round(
-                e.at -
-                  (events.find((x) => x.name === "suspend-requested")?.at ??
-                    e.at),
-              )
+              Math.round(e.at - (asked ?? e.at))
             } ms; stop-and-copy`,
           );
         }
       },
     });
-    // A save that fails before it opens the FIFO would leave our open
-    // waiting for a writer forever: be that writer.
-    const unblock = saving.catch(async () => {
-      if (!opened) (await Deno.open(fifo, { write: true })).close();
-    });
-    const file = await reading;
-    try {
-      for await (const chunk of file.readable) {
-        imageBytes += chunk.length;
-        if (sinkError !== null) continue; // drain, so libxc can finish
-        try {
-          await send(chunk);
-        } catch (e) {
-          sinkError = e;
-          log(
-            `the receiver stopped reading: ${
-              e instanceof Error ? e.message : e
-            }`,
-          );
-        }
-      }
-    } finally {
-      await unblock;
-    }
-    await saving;
     mark("saved");
-    if (sinkError !== null) throw sinkError;
-    await send(xlStreamSuffix());
+    imageBytes = saved.writtenBytes ?? null;
+    if (imageBytes !== null) streamBytes += imageBytes;
+    await send(xlStreamSuffix(), "libxl's END record");
     log(
-      `stream sent: ${imageBytes} bytes of libxc image, ${streamBytes} in all`,
+      `stream sent: ${
+        imageBytes ?? "?"
+      } bytes of libxc image, ${streamBytes} in all`,
     );
 
     // 4. xl's closing handshake.
     await back.expect(XlMessage.ready, "the ready message");
     mark("ready");
     await renameAway();
-    await send(XlMessage.go);
+    await send(XlMessage.go, "the go message");
     wentGo = true;
     mark("go");
     await back.expect(XlMessage.report, "the unpause report");
@@ -448,11 +452,16 @@ export async function migrateXenDomain(
     }
     await xlRun(xl, ["destroy", String(domid)]);
     mark("destroyed");
-    await sink.close().catch(() => {});
+    sink.close();
+    sink = null;
     await child.status;
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    await sink.abort().catch(() => {});
+    try {
+      sink?.close();
+    } catch {
+      // already closed
+    }
     back.cancel();
     try {
       child.kill("SIGTERM");

@@ -172,6 +172,8 @@ export interface SaveResult {
   readonly calls: readonly PolicyCall[];
   /** Every worker event, in order. */
   readonly events: readonly SaveEvent[];
+  /** Bytes the save thread wrote (the stream, plus libxc's log lines); null if unknown. */
+  readonly writtenBytes: number | null;
 }
 
 /**
@@ -241,7 +243,12 @@ export class XenSaveWorker {
         0,
       );
     }
-    return { rc: done.rc, calls: this.calls, events };
+    return {
+      rc: done.rc,
+      calls: this.calls,
+      events,
+      writtenBytes: done.writtenBytes ?? null,
+    };
   }
 
   /**
@@ -263,7 +270,7 @@ export class XenSaveWorker {
   #run(
     msg: Record<string, unknown>,
     onEvent: (e: SaveEvent) => void = () => {},
-  ): Promise<{ rc: number; answers?: number[] }> {
+  ): Promise<{ rc: number; answers?: number[]; writtenBytes?: number | null }> {
     const sab = new SharedArrayBuffer(SAB_BYTES);
     const ctl = new Int32Array(sab, 0, 4);
     const f = new Float64Array(sab, 16, 3);

@@ -1,5 +1,5 @@
 /**
- * Binding to libxenctrl (Xen 4.17, Debian `libxenctrl4.17`): open the
+ * Binding to libxenctrl (Xen 4.17, Debian `libxenmisc4.17`): open the
  * hypervisor interface, list domains, pause/unpause, the pfn space, and
  * log-dirty mode with the dirty bitmap in a hypercall buffer. Loaded on
  * first use; `HAKOBU_LIBXENCTRL` overrides the library path.
@@ -65,7 +65,7 @@ export const XENCTRL_LIBRARY: LibrarySpec<typeof XENCTRL_SYMBOLS> = {
   name: "libxenctrl",
   envVar: "HAKOBU_LIBXENCTRL",
   candidates: ["libxenctrl.so.4.17", "libxenctrl.so"],
-  install: "apt-get install libxenctrl4.17 (Debian bookworm)",
+  install: "apt-get install libxenmisc4.17 (Debian bookworm)",
   symbols: XENCTRL_SYMBOLS,
 };
 
@@ -348,6 +348,7 @@ export class DirtyBitmap {
  */
 export class XenCtrl {
   #xch: Deno.PointerObject | null;
+  #listBuf = new Uint8Array(0);
 
   /** @internal Use {@link openXenctrl}. */
   constructor(xch: Deno.PointerObject) {
@@ -365,8 +366,12 @@ export class XenCtrl {
    *
    * @throws {XenError} when the call fails.
    */
-  listDomains(max = 1024): DomainInfo[] {
-    const buf = new Uint8Array(DOMAININFO.size * max);
+  listDomains(max = 256): DomainInfo[] {
+    // reused: a downtime probe calls this every few milliseconds
+    if (this.#listBuf.length !== DOMAININFO.size * max) {
+      this.#listBuf = new Uint8Array(DOMAININFO.size * max);
+    }
+    const buf = this.#listBuf;
     const n = unwrap(
       xenctrl().xc_domain_getinfolist(this.handle, 0, max, buf),
       {

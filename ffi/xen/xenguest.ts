@@ -1,5 +1,5 @@
 /**
- * Binding to libxenguest (Xen 4.17, Debian `libxenguest4.17`): the libxc
+ * Binding to libxenguest (Xen 4.17, Debian `libxenmisc4.17`): the libxc
  * save loop `xc_domain_save` and its `struct save_callbacks`, whose
  * `precopy_policy` lets hakobu decide each pre-copy round from a TS plan.
  * `HAKOBU_LIBXENGUEST` overrides the library path.
@@ -68,7 +68,7 @@ export const XENGUEST_LIBRARY: LibrarySpec<typeof XENGUEST_SYMBOLS> = {
   name: "libxenguest",
   envVar: "HAKOBU_LIBXENGUEST",
   candidates: ["libxenguest.so.4.17", "libxenguest.so"],
-  install: "apt-get install libxenguest4.17 (Debian bookworm)",
+  install: "apt-get install libxenmisc4.17 (Debian bookworm)",
   symbols: XENGUEST_SYMBOLS,
 };
 

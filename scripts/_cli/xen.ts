@@ -150,7 +150,7 @@ export async function xenMigrateCli(
     console.log(
       `migrated domain ${r.domid} ("${r.name}", ${r.type}) with policy "${r.policy}": ` +
         `${r.rounds} rounds, ${
-          (r.imageBytes / 2 ** 20).toFixed(1)
+          r.imageBytes === null ? "?" : (r.imageBytes / 2 ** 20).toFixed(1)
         } MiB image, ` +
         `${
           (r.totalMs / 1000).toFixed(2)

@@ -259,7 +259,7 @@ async function startProbe(
   log: (s: string) => void,
 ): Promise<boolean> {
   await vm.ok(
-    `rm -f /tmp/probe.out; (${DOM0_PROBE} ${domid} --interval-ms 10 > /tmp/probe.out 2>&1 &)`,
+    `rm -f /tmp/probe.out; (${DOM0_PROBE} ${domid} --interval-ms 20 > /tmp/probe.out 2>&1 &)`,
   );
   const deadline = performance.now() + 120_000;
   while (performance.now() < deadline) {
