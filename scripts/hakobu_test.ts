@@ -233,3 +233,22 @@ Deno.test("hakobu migrate --from qemu: names a QMP socket that is not there", as
     /Cannot connect to QMP socket "\/nonexistent\/qmp.sock"/,
   );
 });
+
+Deno.test("hakobu xen migrate: a broken policy file exits 2, off a dom0 it exits 1 naming the domain", async () => {
+  const bad = await run(HAKOBU, [
+    "xen",
+    "migrate",
+    "guest",
+    "--policy",
+    "no/such/policy.ts",
+  ]);
+  assert.equal(bad.code, 2);
+  assert.match(
+    bad.stderr,
+    /Cannot load policy "no\/such\/policy.ts": file not found/,
+  );
+  // this machine is no dom0: xl (if installed) cannot reach a hypervisor
+  const off = await run(HAKOBU, ["xen", "migrate", "guest"]);
+  assert.equal(off.code, 1, off.stderr);
+  assert.match(off.stderr, /^hakobu: Cannot migrate domain "guest": /m);
+});

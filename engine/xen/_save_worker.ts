@@ -45,6 +45,20 @@ function now(): number {
 
 const nap = new Int32Array(new SharedArrayBuffer(4));
 
+/** After a suspend request times out, how long a late suspend still counts. */
+const SUSPEND_GRACE_MS = 2000;
+
+/** Polls until the domain is shut down for suspend (true) or `ms` pass. */
+function waitSuspended(xc: XenCtrl, domid: number, ms: number): boolean {
+  const until = now() + ms;
+  while (now() < until) {
+    const info = xc.domainInfo(domid);
+    if (info.shutdown) return info.shutdownReason === ShutdownReason.suspend;
+    Atomics.wait(nap, 0, 0, 1);
+  }
+  return false;
+}
+
 /**
  * libxc's `suspend` callback, the way libxl does it for a PV or PVH guest
  * with Linux's xenbus driver: write "suspend" to the guest's
@@ -84,7 +98,11 @@ function suspendCallback(
           break;
         }
         if (now() - requested > timeoutMs) {
+          // Withdraw the request, but a guest that already took it may
+          // still suspend: give it a moment, so that it is not left
+          // suspended with nobody to resume it.
           xs.write(node, "");
+          if (waitSuspended(xc, domid, SUSPEND_GRACE_MS)) break;
           why =
             `the guest did not suspend within ${timeoutMs} ms (does it run xenbus' control/shutdown watch?)`;
           break;

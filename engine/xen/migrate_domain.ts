@@ -187,7 +187,7 @@ class BackChannel {
 }
 
 function text(b: Uint8Array): string {
-  return new TextDecoder().decode(b).replaceAll("\0", "\\0");
+  return new TextDecoder().decode(b);
 }
 
 async function xlRun(xl: string, args: string[]): Promise<string> {

@@ -131,6 +131,15 @@ export async function xenMigrateCli(
       log: (line) => console.error(`hakobu: ${line}`),
       onCall: (c) => {
         if (c.stats.dirtyCount < 0) return; // the after-send call: no decision
+        if (c.stats.iteration === 0) {
+          // libxc counts the whole pfn space (holes too) as dirty at first
+          console.error(
+            `hakobu: round 0: first pass over ${c.stats.dirtyCount} pfns → ${
+              ANSWER[c.answer] ?? c.answer
+            }`,
+          );
+          return;
+        }
         console.error(
           `hakobu: round ${c.stats.iteration}: ${c.stats.dirtyCount} pages dirty (${
             mib(c.stats.dirtyCount)

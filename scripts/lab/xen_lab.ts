@@ -6,7 +6,7 @@
  * ```sh
  * deno run -A scripts/lab/xen_lab.ts build [--deno] [--force]
  * deno run -A scripts/lab/xen_lab.ts boot [--deno]
- * deno run -A scripts/lab/xen_lab.ts migrate [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel,policy,policy-tunnel] [--policy three_rounds.ts,...] [--ssh-command CMD] [--codecs zero,lz4] [--deno]
+ * deno run -A scripts/lab/xen_lab.ts migrate [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel,policy,policy-tunnel] [--policy three_rounds.ts,...] [--probe] [--ssh-command CMD] [--codecs zero,lz4] [--deno]
  * deno run -A scripts/lab/xen_lab.ts dirty-rate [--interval 2s]   # implies --deno
  * deno run -A scripts/lab/xen_lab.ts test
  * ```
@@ -51,7 +51,13 @@ export type XenMigrateVia =
    */
   | "policy"
   /** As `policy`, its stream through hakobu's tunnel (codecs as `tunnel`). */
-  | "policy-tunnel";
+  | "policy-tunnel"
+  /**
+   * A migration that must fail after the guest was suspended: the receiver
+   * sends xl's banner, then garbage where "ready" belongs, and drains the
+   * stream. hakobu must rename the domain back and resume it in place.
+   */
+  | "policy-resume";
 
 /** How deno runs the hakobu tree inside dom0 (no network, no npm). */
 export const DOM0_DENO =
@@ -175,6 +181,11 @@ export const LOCAL_SSH = `sh -c 'shift; exec "$@"' ssh`;
 export interface XenMigration {
   readonly via: XenMigrateVia;
   readonly sshCommand?: string;
+  /**
+   * The command did what it should: migrated (exit 0), or for
+   * `policy-resume` failed with "resumed at the source" and left the same
+   * domain, under its name, with no leftovers.
+   */
   readonly ok: boolean;
   readonly ms: number;
   readonly oldDomid: number;
@@ -348,7 +359,14 @@ export async function migrateOnce(
   const policyPath = policy.startsWith("/")
     ? policy
     : `/hakobu/examples/policies/${policy}`;
-  if (via === "policy" || via === "policy-tunnel") {
+  if (via === "policy-resume") {
+    const refuse =
+      `printf 'xl migration receiver ready, send binary domain data.\\nNOPE'; exec cat > /dev/null`;
+    cmd =
+      `${DOM0_HAKOBU} xen migrate hakobu-domu --policy ${policyPath} --receiver ${
+        shq(refuse)
+      }`;
+  } else if (via === "policy" || via === "policy-tunnel") {
     let receiver = "";
     if (via === "policy-tunnel") {
       await vm.ok(
@@ -392,22 +410,27 @@ export async function migrateOnce(
   const after = await domains(vm);
   const mine = after.filter((d) => d.name === "hakobu-domu");
   const newDomid = mine.length === 1 ? mine[0].id : null;
+  // policy-resume: the migration must fail (exit 1, "resumed at the source")
+  // and leave the same domain running under its name
+  const expectFail = via === "policy-resume";
+  const failedCleanly = expectFail && r.rc === 1 &&
+    /resumed at the source/.test(r.out) && newDomid === dom.id &&
+    after.every((d) => !/--(incoming|migratedaway)$/.test(d.name));
   const oldGone = !after.some((d) => d.id === dom.id) &&
     after.every((d) => !/--(incoming|migratedaway)$/.test(d.name)) &&
     mine.length === 1;
-  const w1 = r.rc === 0
+  const ran = expectFail ? failedCleanly : r.rc === 0;
+  const w1 = ran
     ? await waitWork(
       vm,
       (s) => s.bootId === w0.bootId && s.n > w0.n,
       180_000,
     )
     : w0;
-  const memoryIntact = r.rc === 0 && w1.fails === 0 &&
+  const memoryIntact = ran && w1.fails === 0 &&
     w1.bootId === w0.bootId && w1.n > w0.n;
   let output = r.out;
-  if (
-    !(r.rc === 0 && w1.fails === 0 && w1.bootId === w0.bootId && w1.n > w0.n)
-  ) {
+  if (!memoryIntact) {
     const d = await vm.exec(
       `xl list; ls -l /var/log/xen/console; tail -5 ${CONSOLE_LOG}; xl dmesg | tail -20; tail -20 /var/log/xen/xl-hakobu-domu.log`,
       60_000,
@@ -417,7 +440,7 @@ export async function migrateOnce(
   const m: XenMigration = {
     via,
     sshCommand,
-    ok: r.rc === 0,
+    ok: ran,
     ms: r.ms,
     oldDomid: dom.id,
     newDomid,
@@ -467,6 +490,8 @@ export async function runXenLab(
     codecs?: string;
     /** Policies for `policy*` migrations, one migration each (default three_rounds.ts). */
     policies?: readonly string[];
+    /** Measure each migration's downtime with the dom0 probe (implies `withDeno`). */
+    probe?: boolean;
     withDeno?: boolean;
     /** Run {@link dirtyRateCheck} first (implies `withDeno`); "" = no. */
     dirtyRate?: string;
@@ -476,7 +501,7 @@ export async function runXenLab(
 ): Promise<XenLabRun> {
   const log = options.log ?? (() => {});
   const type = options.type ?? "pvh";
-  const withDeno = options.withDeno || !!options.dirtyRate ||
+  const withDeno = options.withDeno || !!options.dirtyRate || !!options.probe ||
     (options.via ?? []).some((v) => v.startsWith("policy"));
   const images = await buildXenLab({ withDeno, log });
   if (images.built) log(`built in ${images.buildMs} ms`);
@@ -520,7 +545,7 @@ export async function runXenLab(
         sshCommand: options.sshCommand,
         codecs: options.codecs,
         policy,
-        probe: withDeno,
+        probe: options.probe ?? false,
         log,
       });
       migrations.push(m);
@@ -560,7 +585,8 @@ async function main(argv: string[]): Promise<number> {
   const args = [...argv];
   const cmd = args.shift() ?? "help";
   const log = (s: string) => console.error(`[xen-lab] ${s}`);
-  const withDeno = flag(args, "--deno");
+  const probe = flag(args, "--probe");
+  const withDeno = flag(args, "--deno") || probe;
   const force = flag(args, "--force");
   const json = flag(args, "--json");
   const type = (opt(args, "--type") ?? "pvh") as "pv" | "pvh";
@@ -574,7 +600,8 @@ async function main(argv: string[]): Promise<number> {
       "usage: xen_lab.ts <build|boot|migrate|dirty-rate|test> [--deno] [--force] [--json]\n" +
         "       dirty-rate: [--interval 2s] (always --deno)\n" +
         "       migrate: [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel,policy,policy-tunnel] [--ssh-command CMD] [--codecs zero,lz4]\n" +
-        "                [--policy three_rounds.ts,default.ts,...] (examples/policies/ files for the policy vias)",
+        "                [--policy three_rounds.ts,default.ts,...] (examples/policies/ files for the policy vias)\n" +
+        "                [--probe] (measure each downtime from dom0: engine/xen/downtime_probe.ts)",
     );
     return 0;
   }
@@ -641,6 +668,7 @@ async function main(argv: string[]): Promise<number> {
       sshCommand,
       codecs,
       policies,
+      probe,
       withDeno,
       log,
     });
@@ -654,7 +682,10 @@ async function main(argv: string[]): Promise<number> {
     };
     console.log(JSON.stringify(summary, null, 2));
     const good = r.migrations.length > 0 &&
-      r.migrations.every((m) => m.ok && m.oldGone && m.memoryIntact);
+      r.migrations.every((m) =>
+        m.ok && m.memoryIntact &&
+        (m.via === "policy-resume" ? m.newDomid === m.oldDomid : m.oldGone)
+      );
     if (!good) {
       for (const m of r.migrations.filter((m) => !m.ok || !m.memoryIntact)) {
         console.error(`--- ${m.via} output ---\n${m.output}`);

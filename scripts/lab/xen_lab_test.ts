@@ -7,9 +7,11 @@
  * (libxenguest's save loop through FFI, the TS policy answering each round),
  * asserting after each that the domain runs on under a new domid, that its
  * memory workload still reports OK with the same boot id, and that the old
- * domain is gone; and that the save loop stopped where the policy said.
+ * domain is gone; and that the save loop stopped where the policy said. Last,
+ * a `hakobu xen migrate` whose receiver answers garbage after the guest was
+ * suspended must fail and resume the same domain in place.
  *
- * It takes 1.3–2.5 minutes on a 2-core TCG machine, so it runs only with
+ * It takes 2–3 minutes on a 2-core TCG machine, so it runs only with
  * `HAKOBU_XEN_LAB=1` (and the Debian packages installed); otherwise it is
  * ignored with a message. `HAKOBU_XEN_LAB=all` adds a second test (another
  * 2–2.5 minutes): one migration through hakobu's tunnel
@@ -41,7 +43,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const r = await runXenLab({
-      via: ["plain", "policy"],
+      via: ["plain", "policy", "policy-resume"],
       policies: ["three_rounds.ts"],
       type: "pvh",
       dirtyRate: "2s",
@@ -52,7 +54,8 @@ Deno.test({
       `[xen-lab] build ${r.images.buildMs} ms, boot ${r.bootMs} ms, create ${r.createMs} ms, ` +
         `migrate ${r.migrations.map((m) => `${m.via} ${m.ms} ms`).join(", ")}`,
     );
-    for (const m of r.migrations) {
+    const moved = r.migrations.filter((m) => m.via !== "policy-resume");
+    for (const m of moved) {
       assert(m.ok, `${m.via} migration failed:\n${m.output}`);
       // 1. the domU runs on, under a new domid
       assert(
@@ -69,7 +72,11 @@ Deno.test({
       // 3. the old domain is gone
       assert(m.oldGone, `old domain ${m.oldDomid} still listed:\n${m.output}`);
     }
-    assert.equal(r.migrations.length, 2);
+    assert.equal(
+      r.migrations.length,
+      3,
+      "a migration failed; later ones did not run",
+    );
     // 4. the TS policy decided when Xen stopped and copied: libxc asked
     // after rounds 0, 1 and 2; three_rounds said continue, continue, switch
     // over (then round 2 went live and the stop-and-copy followed).
@@ -92,6 +99,17 @@ Deno.test({
     assert.equal(p.calls.at(-1)?.answer, 1); // XGS_POLICY_STOP_AND_COPY
     assert.equal(p.rounds, 3);
     assert(p.imageBytes > 128 * 2 ** 20, `image of ${p.imageBytes} bytes`);
+    // 5. nothing half-applied: a receiver that fails after the guest was
+    // suspended (garbage instead of "ready") leaves the same domain running
+    // under its name, its memory intact, no leftovers.
+    const f = r.migrations[2];
+    assert(f.ok, `hakobu did not fail cleanly and resume:\n${f.output}`);
+    assert.equal(f.newDomid, f.oldDomid);
+    assert(
+      f.memoryIntact,
+      `workload did not run on after the resume:\n${f.output}`,
+    );
+    assert.match(f.output, /instead of the ready message/);
   },
 });
 
