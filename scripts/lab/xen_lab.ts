@@ -8,7 +8,7 @@
  * deno run -A scripts/lab/xen_lab.ts boot [--deno]
  * deno run -A scripts/lab/xen_lab.ts migrate [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel,policy,policy-tunnel] [--policy three_rounds.ts,...] [--probe] [--ssh-command CMD] [--codecs zero,lz4] [--deno]
  * deno run -A scripts/lab/xen_lab.ts dirty-rate [--interval 2s]   # implies --deno
- * deno run -A scripts/lab/xen_lab.ts test
+ * deno run -A scripts/lab/xen_lab.ts test   # xl migrate, hakobu xen migrate, one that must fail and resume
  * ```
  *
  * See docs/xen-lab.md for what each step does and the timings measured.
@@ -663,7 +663,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === "migrate" || cmd === "test") {
     const r = await runXenLab({
-      via: via ?? (type === "pv" ? ["saverestore"] : ["plain", "wrapper"]),
+      via: via ??
+        (type === "pv"
+          ? ["saverestore"]
+          : cmd === "test"
+          ? ["plain", "policy", "policy-resume"] // what the CI test runs
+          : ["plain", "wrapper"]),
       type,
       sshCommand,
       codecs,
