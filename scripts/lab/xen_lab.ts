@@ -464,9 +464,8 @@ export async function migrateOnce(
     `${via}${
       m.policy ? ` (${m.policy})` : ""
     }: rc=${r.rc} ${r.ms} ms, domid ${dom.id} -> ${newDomid}, old gone=${oldGone}, ` +
-      `workload n ${w0.n} -> ${m.nAfter} (boot ${m.bootId}) intact=${memoryIntact}, downtime ${
-        m.downtimeMs ?? "?"
-      } ms (probe)` +
+      `workload n ${w0.n} -> ${m.nAfter} (boot ${m.bootId}) intact=${memoryIntact}` +
+      (probing ? `, downtime ${m.downtimeMs ?? "?"} ms (probe)` : "") +
       (pr
         ? `; hakobu: ${pr.rounds} rounds, ${pr.imageBytes} B image, ${pr.totalMs} ms, suspend request → report ${pr.downtimeMs} ms`
         : ""),
