@@ -2,7 +2,8 @@
  * The REPL prelude: `deno task repl` runs
  * `deno repl -A --eval-file=scripts/repl_prelude.ts`, which evaluates this
  * file before the first prompt. It puts the DSL, the units, the sim VM
- * factory and the lab helpers on `globalThis` and prints a banner.
+ * factory, the lab helpers and the Xen helpers (`repl_xen.ts`) on
+ * `globalThis` and prints a banner.
  *
  * An eval-file is evaluated as REPL input, not as a module: `import.meta` is
  * not available, and a relative `import` resolves against the current
@@ -49,6 +50,9 @@ const hakobu: typeof import("../mod.ts") = await import(
 );
 const lab: typeof import("./lab.ts") = await import(
   `file://${hakobuDir}/scripts/lab.ts`
+);
+const xen: typeof import("./repl_xen.ts") = await import(
+  `file://${hakobuDir}/scripts/repl_xen.ts`
 );
 
 /** Name, signature and a one-line example of each thing the prelude provides. */
@@ -102,6 +106,14 @@ const HELP: readonly (readonly [string, string])[] = [
     `const c = await compare(p, p2, { workload: "memcached", mem: "64MiB", seed: 3 }); console.log(c.table)`,
   ],
   [
+    "xenDirtyRate(domid, interval)",
+    `await xenDirtyRate(7, "2s")  // on a Xen dom0: pages dirtied, bytes/s`,
+  ],
+  [
+    "xenMigrate(domain, policy, opts)",
+    `await xenMigrate("vm1", p, { receiver: "ssh host2 xl migrate-receive" })  // on a dom0`,
+  ],
+  [
     "hakobu.*  lab.*",
     `hakobu.migrate, hakobu.receiveMigration, hakobu.SimVm, ...: the whole public API`,
   ],
@@ -142,6 +154,8 @@ Object.assign(globalThis, {
   compare: lab.compare,
   roundChart: lab.roundChart,
   roundTable: lab.roundTable,
+  xenDirtyRate: xen.xenDirtyRate,
+  xenMigrate: xen.xenMigrate,
   help,
 });
 

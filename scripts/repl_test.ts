@@ -63,6 +63,8 @@ Deno.test("the REPL walkthrough runs in the real deno repl", async () => {
       "roundTable(report)",
       "roundChart(report, field)",
       "compare(a, b, opts)",
+      "xenDirtyRate(domid, interval)",
+      "xenMigrate(domain, policy, opts)",
     ]
   ) {
     assert.ok(
