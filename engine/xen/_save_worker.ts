@@ -48,24 +48,32 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
 /** After a suspend request times out, how long a late suspend still counts. */
 const SUSPEND_GRACE_MS = 2000;
 
-/** Polls until the domain is shut down for suspend (true) or `ms` pass. */
-function waitSuspended(xc: XenCtrl, domid: number, ms: number): boolean {
+/**
+ * Polls the domain every millisecond for up to `ms`: "" once Xen reports
+ * it shut down for suspend, else why not ("timeout" when time ran out).
+ */
+function pollSuspended(xc: XenCtrl, domid: number, ms: number): string {
   const until = now() + ms;
   while (now() < until) {
     const info = xc.domainInfo(domid);
-    if (info.shutdown) return info.shutdownReason === ShutdownReason.suspend;
+    if (info.shutdown) {
+      return info.shutdownReason === ShutdownReason.suspend
+        ? ""
+        : `the domain shut down with reason ${info.shutdownReason}, not suspend`;
+    }
+    if (info.dying) return "the domain is dying";
     Atomics.wait(nap, 0, 0, 1);
   }
-  return false;
+  return "timeout";
 }
 
 /**
  * libxc's `suspend` callback, the way libxl does it for a PV or PVH guest
  * with Linux's xenbus driver: write "suspend" to the guest's
- * control/shutdown node and wait (polling the domain's state every
- * millisecond, since this thread sits inside `xc_domain_save`) until Xen
- * reports it shut down for suspend. Returns 1 on success, 0 on failure or
- * after `timeoutMs` (then the request is withdrawn).
+ * control/shutdown node and wait (this thread sits inside
+ * `xc_domain_save`, so it polls) until Xen reports it shut down for
+ * suspend. Returns 1 on success, 0 on failure or after `timeoutMs` (then
+ * the request is withdrawn).
  */
 function suspendCallback(
   xc: XenCtrl,
@@ -75,39 +83,21 @@ function suspendCallback(
 ): Deno.UnsafeCallback<typeof SUSPEND_DEF> {
   const node = `/local/domain/${domid}/control/shutdown`;
   return new Deno.UnsafeCallback(SUSPEND_DEF, () => {
-    const requested = now();
-    self.postMessage({
-      kind: "event",
-      name: "suspend-requested",
-      at: requested,
-    });
-    let why = "";
+    self.postMessage({ kind: "event", name: "suspend-requested", at: now() });
+    let why: string;
     try {
       xs.write(node, "suspend");
-      for (;;) {
-        const info = xc.domainInfo(domid);
-        if (info.shutdown) {
-          if (info.shutdownReason !== ShutdownReason.suspend) {
-            why =
-              `the domain shut down with reason ${info.shutdownReason}, not suspend`;
-          }
-          break;
-        }
-        if (info.dying) {
-          why = "the domain is dying";
-          break;
-        }
-        if (now() - requested > timeoutMs) {
-          // Withdraw the request, but a guest that already took it may
-          // still suspend: give it a moment, so that it is not left
-          // suspended with nobody to resume it.
-          xs.write(node, "");
-          if (waitSuspended(xc, domid, SUSPEND_GRACE_MS)) break;
+      why = pollSuspended(xc, domid, timeoutMs);
+      if (why === "timeout") {
+        // Withdraw the request, but a guest that already took it may still
+        // suspend: give it a moment, so that it is not left suspended with
+        // nobody to resume it.
+        xs.write(node, "");
+        why = pollSuspended(xc, domid, SUSPEND_GRACE_MS);
+        if (why === "timeout") {
           why =
             `the guest did not suspend within ${timeoutMs} ms (does it run xenbus' control/shutdown watch?)`;
-          break;
         }
-        Atomics.wait(nap, 0, 0, 1);
       }
     } catch (err) {
       why = err instanceof Error ? err.message : String(err);
