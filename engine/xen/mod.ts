@@ -4,8 +4,9 @@
  * rounds by pfn repetition (`rounds.ts`), libxenguest's save loop driven by
  * a TS plan in a Worker (`save.ts`), a whole migration with hakobu in
  * `xl migrate`'s place (`migrate_domain.ts`, xl's handshake in
- * `xl_protocol.ts`, `resume.ts` after a failure), and dirty-rate measurement
- * (`dirty_rate.ts`). Bindings live in `ffi/xen/`. Guide: `docs/xen.md`.
+ * `xl_protocol.ts`, `resume.ts` after a failure), dirty-rate measurement
+ * (`dirty_rate.ts`) and a same-host downtime probe (`downtime_probe.ts`).
+ * Bindings live in `ffi/xen/`. Guide: `docs/xen.md`.
  *
  * @example
  * ```ts
@@ -25,4 +26,5 @@ export * from "./save.ts";
 export * from "./xl_protocol.ts";
 export * from "./resume.ts";
 export * from "./migrate_domain.ts";
+export * from "./downtime_probe.ts";
 export * from "./dirty_rate.ts";
