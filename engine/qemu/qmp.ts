@@ -21,6 +21,8 @@
  * @module
  */
 
+import { writeAll } from "../transport/write_all.ts";
+
 /** A QMP command failed, timed out, or the connection broke. */
 export class QmpError extends Error {
   /** The command that failed, when the failure belongs to one. */
@@ -541,11 +543,6 @@ class LineReader {
   rest(): Uint8Array {
     return this.#buf.slice(0, this.#len);
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
 function withTimeout<T>(

@@ -7,3 +7,4 @@
 
 export * from "./address.ts";
 export * from "./pacer.ts";
+export * from "./write_all.ts";

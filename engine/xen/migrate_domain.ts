@@ -30,6 +30,7 @@
 
 import type { RoundStats } from "../plan.ts";
 import { makeFifo } from "../../ffi/xen/_libc.ts";
+import { writeAll } from "../transport/write_all.ts";
 import { resumeSuspendedDomain } from "./resume.ts";
 import {
   type PolicyCall,
@@ -356,11 +357,8 @@ export async function migrateXenDomain(
   let streamBytes = 0;
   let imageBytes: number | null = null;
   const send = async (bytes: Uint8Array, what: string): Promise<void> => {
-    let done = 0;
     try {
-      while (done < bytes.length) {
-        done += await sink!.write(bytes.subarray(done));
-      }
+      await writeAll(sink!, bytes);
     } catch (e) {
       throw new Error(
         `Cannot send ${what} to the receiver: ${
