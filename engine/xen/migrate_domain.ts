@@ -47,7 +47,7 @@ export interface DomainSaver {
   /** Saves `options.domid` into `options.fifoPath` (opened for writing, closed at the end). */
   save(
     options: SaveOptions & { readonly fifoPath: string },
-  ): Promise<Pick<SaveResult, "rc" | "events" | "writtenBytes">>;
+  ): Promise<Pick<SaveResult, "rc" | "calls" | "events" | "writtenBytes">>;
 }
 
 /** Options of {@link migrateXenDomain}. */
@@ -129,8 +129,6 @@ function clock(): number {
 class BackChannel {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   #buf = new Uint8Array(0);
-  /** Everything read so far, for error messages. */
-  seen = "";
 
   constructor(stream: ReadableStream<Uint8Array>) {
     this.#reader = stream.getReader();
@@ -160,7 +158,6 @@ class BackChannel {
     const out = this.#buf.slice(0, n);
     this.#buf = this.#buf.slice(n);
     check(out);
-    this.seen += text(out);
     return out;
   }
 
@@ -297,9 +294,10 @@ export async function migrateXenDomain(
   const xl = options.xl ?? "xl";
   const log = options.log ?? (() => {});
   const t0 = clock();
-  const timeline: Record<string, number> = {};
-  const mark = (what: string, at = clock()) => {
-    timeline[what] = Math.round(at - t0);
+  /** When each step happened (ms on {@link clock}). */
+  const at: Record<string, number> = {};
+  const mark = (what: string, when = clock()) => {
+    at[what] = when;
   };
 
   // 1. What to send, before anything is touched.
@@ -381,8 +379,7 @@ export async function migrateXenDomain(
       });
   let wentGo = false;
   let reportStatus: number | null = null;
-  const events: SaveEvent[] = [];
-  const calls: PolicyCall[] = [];
+  let calls: readonly PolicyCall[] = [];
   try {
     sink = await openSink(fifo, child, receiver);
     await back.expect(XlMessage.banner, "xl's banner");
@@ -393,34 +390,29 @@ export async function migrateXenDomain(
     const saver: DomainSaver = options.saver ?? new XenSaveWorker({
       plan: options.plan,
       memoryBytes: (bInfo.max_memkb ?? 0) * 1024,
-      onCall: (c) => {
-        calls.push(c);
-        options.onCall?.(c);
-      },
+      onCall: options.onCall,
     });
     const saved = await saver.save({
       domid,
       fifoPath: fifo,
       live: options.live ?? true,
       suspendTimeoutMs: options.suspendTimeoutMs,
-      onEvent: (e) => {
-        events.push(e);
+      onEvent: (e: SaveEvent) => {
         if (e.name !== "opened") mark(e.name, e.at);
         if (e.name === "suspend-requested") {
           log("suspending the guest");
           renameAway().catch(() => {}); // awaited (and its error seen) before "go"
         }
         if (e.name === "suspended") {
-          const asked = events.find((x) => x.name === "suspend-requested")?.at;
+          const asked = at["suspend-requested"] ?? e.at;
           log(
-            `guest suspended in ${
-              Math.round(e.at - (asked ?? e.at))
-            } ms; stop-and-copy`,
+            `guest suspended in ${Math.round(e.at - asked)} ms; stop-and-copy`,
           );
         }
       },
     });
     mark("saved");
+    calls = saved.calls;
     imageBytes = saved.writtenBytes ?? null;
     if (imageBytes !== null) streamBytes += imageBytes;
     await send(xlStreamSuffix(), "libxl's END record");
@@ -502,9 +494,12 @@ export async function migrateXenDomain(
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 
-  const requested = events.find((e) => e.name === "suspend-requested")?.at;
-  const suspended = events.find((e) => e.name === "suspended")?.at;
-  const reportAt = t0 + (timeline.report ?? 0);
+  const requested = at["suspend-requested"];
+  const suspended = at["suspended"];
+  const reportAt = at.report ?? clock();
+  const timeline = Object.fromEntries(
+    Object.entries(at).map(([k, v]) => [k, Math.round(v - t0)]),
+  );
   return {
     domid,
     name,
@@ -514,7 +509,7 @@ export async function migrateXenDomain(
     calls,
     imageBytes,
     streamBytes,
-    totalMs: timeline.report ?? Math.round(clock() - t0),
+    totalMs: Math.round(reportAt - t0),
     downtimeMs: requested === undefined ? 0 : Math.round(reportAt - requested),
     suspendMs: requested === undefined || suspended === undefined
       ? 0

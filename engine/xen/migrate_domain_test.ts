@@ -89,7 +89,7 @@ function fakeSaver(
       } finally {
         f.close();
       }
-      return { rc: 0, events, writtenBytes: image.length };
+      return { rc: 0, calls: [], events, writtenBytes: image.length };
     },
   };
   return saver;
