@@ -112,16 +112,8 @@ export interface XenDirtyRateCheck {
 export const PAUSED_MAX_PAGES = 64;
 
 function parseDirtyRate(out: string): XenDirtyRateSample | null {
-  for (const line of out.split("\n")) {
-    const t = line.replace(/\r/g, "").trim();
-    if (!t.startsWith('{"domid"')) continue;
-    try {
-      return JSON.parse(t) as XenDirtyRateSample;
-    } catch {
-      return null;
-    }
-  }
-  return null;
+  const j = jsonLines(out, '{"domid"')[0];
+  return j && !("unparsed" in j) ? j as unknown as XenDirtyRateSample : null;
 }
 
 /**
@@ -274,8 +266,8 @@ async function startProbe(
   );
   const deadline = performance.now() + 120_000;
   while (performance.now() < deadline) {
-    const r = await vm.exec("grep -c ready /tmp/probe.out", 30_000);
-    if (r.out.trim().split("\n").some((l) => l.trim() === "1")) return true;
+    const r = await vm.exec("grep -q ready /tmp/probe.out", 30_000);
+    if (r.rc === 0) return true;
     await new Promise((res) => setTimeout(res, 1000));
   }
   log("downtime probe did not start within 120 s");
