@@ -28,7 +28,6 @@
  * @module
  */
 
-import type { RoundStats } from "../plan.ts";
 import { makeFifo } from "../../ffi/xen/_libc.ts";
 import { writeAll } from "../transport/write_all.ts";
 import { resumeSuspendedDomain } from "./resume.ts";
