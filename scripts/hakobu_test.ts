@@ -1,28 +1,15 @@
 import assert from "node:assert/strict";
+import {
+  hakobu,
+  runScript,
+  startReceiver,
+  withTempDir,
+} from "./_cli/_cli_testing.ts";
 
-const HAKOBU = new URL("./hakobu.ts", import.meta.url).pathname;
 const DEMO = new URL("./demo.ts", import.meta.url).pathname;
 
-async function run(
-  script: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
-}
-
 Deno.test("hakobu plan explains the default policy in words", async () => {
-  const r = await run(HAKOBU, ["plan"]);
+  const r = await hakobu(["plan"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Policy "default"/);
   assert.match(r.stdout, /zero → raw/);
@@ -30,7 +17,7 @@ Deno.test("hakobu plan explains the default policy in words", async () => {
 });
 
 Deno.test("hakobu workloads lists every simulated workload", async () => {
-  const r = await run(HAKOBU, ["workloads", "--json"]);
+  const r = await hakobu(["workloads", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const names = JSON.parse(r.stdout).map((w: { name: string }) => w.name);
   assert.deepEqual(names.sort(), [
@@ -46,19 +33,19 @@ Deno.test("hakobu workloads lists every simulated workload", async () => {
 });
 
 Deno.test("hakobu --help and each command's --help describe the options", async () => {
-  const top = await run(HAKOBU, ["--help"]);
+  const top = await hakobu(["--help"]);
   assert.equal(top.code, 0);
   for (const cmd of ["receive", "migrate", "plan", "workloads"]) {
     assert.match(top.stdout, new RegExp(cmd));
   }
-  const mig = await run(HAKOBU, ["migrate", "--help"]);
+  const mig = await hakobu(["migrate", "--help"]);
   assert.equal(mig.code, 0);
   assert.match(mig.stdout, /--policy <file>/);
   assert.match(mig.stdout, /--report <file>/);
 });
 
 Deno.test("hakobu rejects bad input with messages that name it", async () => {
-  const size = await run(HAKOBU, [
+  const size = await hakobu([
     "migrate",
     "--from",
     "sim:idle",
@@ -70,7 +57,7 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
   assert.notEqual(size.code, 0);
   assert.match(size.stderr, /Cannot parse size "10 GB"/);
 
-  const src = await run(HAKOBU, [
+  const src = await hakobu([
     "migrate",
     "--from",
     "xen:7",
@@ -85,7 +72,7 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
     /Cannot parse source "xen:7": expected sim:WORKLOAD/,
   );
 
-  const workload = await run(HAKOBU, [
+  const workload = await hakobu([
     "migrate",
     "--from",
     "sim:nope",
@@ -97,7 +84,7 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
   assert.notEqual(workload.code, 0);
   assert.match(workload.stderr, /Unknown workload "nope"/);
 
-  const addr = await run(HAKOBU, [
+  const addr = await hakobu([
     "migrate",
     "--from",
     "sim:idle",
@@ -112,12 +99,12 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
     /Cannot parse destination "localhost": expected HOST:PORT/,
   );
 
-  const dir = await Deno.makeTempDir();
-  await Deno.writeTextFile(`${dir}/bad.ts`, "export const notDefault = 1;\n");
-  const policy = await run(HAKOBU, ["plan", "--policy", `${dir}/bad.ts`]);
-  assert.notEqual(policy.code, 0);
-  assert.match(policy.stderr, /default export/);
-  await Deno.remove(dir, { recursive: true });
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/bad.ts`, "export const notDefault = 1;\n");
+    const policy = await hakobu(["plan", "--policy", `${dir}/bad.ts`]);
+    assert.notEqual(policy.code, 0);
+    assert.match(policy.stderr, /default export/);
+  });
 });
 
 Deno.test("hakobu migrate fails clearly when no receiver listens", async () => {
@@ -125,7 +112,7 @@ Deno.test("hakobu migrate fails clearly when no receiver listens", async () => {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
-  const r = await run(HAKOBU, [
+  const r = await hakobu([
     "migrate",
     "--from",
     "sim:idle",
@@ -142,85 +129,56 @@ Deno.test("hakobu migrate fails clearly when no receiver listens", async () => {
 });
 
 Deno.test("hakobu receive and migrate, two processes over loopback TCP, both verify", async () => {
-  const receiver = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      HAKOBU,
-      "receive",
-      "--listen",
-      "127.0.0.1:0",
-      "--once",
-      "--json",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines = receiver.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let buf = "";
-  while (!buf.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    buf += value;
-  }
-  const port = /listening on [^:]+:(\d+)/.exec(buf)?.[1];
-  assert.ok(port, `receiver did not print its port: ${buf}`);
-  const dir = await Deno.makeTempDir();
-  const mig = await run(HAKOBU, [
-    "migrate",
-    "--from",
-    "sim:postgres",
-    "--mem",
-    "32MiB",
-    "--to",
-    `127.0.0.1:${port}`,
-    "--report",
-    `${dir}/r.json`,
-    "--quiet",
-  ]);
-  assert.equal(mig.code, 0, mig.stderr);
-  assert.match(mig.stdout, /VERIFIED/);
-  const report = JSON.parse(await Deno.readTextFile(`${dir}/r.json`));
-  assert.equal(report.verified, true);
-  for (;;) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    buf += value;
-  }
-  const status = await receiver.status;
-  await receiver.stderr.cancel();
-  assert.equal(status.code, 0);
-  const verdict = JSON.parse(
-    buf.split("\n").filter((l) => l.startsWith("{"))[0],
-  );
-  assert.equal(verdict.verified, true);
-  assert.equal(verdict.digest, report.digest);
-  await Deno.remove(dir, { recursive: true });
+  const receiver = await startReceiver();
+  await withTempDir(async (dir) => {
+    const mig = await hakobu([
+      "migrate",
+      "--from",
+      "sim:postgres",
+      "--mem",
+      "32MiB",
+      "--to",
+      `127.0.0.1:${receiver.port}`,
+      "--report",
+      `${dir}/r.json`,
+      "--quiet",
+    ]);
+    assert.equal(mig.code, 0, mig.stderr);
+    assert.match(mig.stdout, /VERIFIED/);
+    const report = JSON.parse(await Deno.readTextFile(`${dir}/r.json`));
+    assert.equal(report.verified, true);
+    const done = await receiver.finished();
+    assert.equal(done.code, 0, done.stderr);
+    const verdict = JSON.parse(
+      done.stdout.split("\n").filter((l) => l.startsWith("{"))[0],
+    );
+    assert.equal(verdict.verified, true);
+    assert.equal(verdict.digest, report.digest);
+  });
 });
 
 Deno.test("deno task demo: 1 GiB memcached VM migrates between two processes and verifies", async () => {
-  const dir = await Deno.makeTempDir();
-  const r = await run(DEMO, ["--report", `${dir}/demo.json`]);
-  assert.equal(r.code, 0, r.stderr);
-  const report = JSON.parse(await Deno.readTextFile(`${dir}/demo.json`));
-  assert.equal(report.verified, true);
-  assert.equal(report.memoryBytes, 2 ** 30);
-  for (const key of ["totalTimeMs", "downtimeMs", "wireBytes", "rawBytes"]) {
-    assert.equal(typeof report[key], "number", key);
-    assert.ok(report[key] > 0, key);
-  }
-  assert.ok(Array.isArray(report.rounds) && report.rounds.length >= 2);
-  assert.ok(
-    report.wireBytes < report.rawBytes,
-    "memcached memory is mostly zero pages",
-  );
-  assert.match(r.stderr, /receiver process verified/);
-  await Deno.remove(dir, { recursive: true });
+  await withTempDir(async (dir) => {
+    const r = await runScript(DEMO, ["--report", `${dir}/demo.json`]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(await Deno.readTextFile(`${dir}/demo.json`));
+    assert.equal(report.verified, true);
+    assert.equal(report.memoryBytes, 2 ** 30);
+    for (const key of ["totalTimeMs", "downtimeMs", "wireBytes", "rawBytes"]) {
+      assert.equal(typeof report[key], "number", key);
+      assert.ok(report[key] > 0, key);
+    }
+    assert.ok(Array.isArray(report.rounds) && report.rounds.length >= 2);
+    assert.ok(
+      report.wireBytes < report.rawBytes,
+      "memcached memory is mostly zero pages",
+    );
+    assert.match(r.stderr, /receiver process verified/);
+  });
 });
 
 Deno.test("hakobu migrate --from qemu: names a QMP socket that is not there", async () => {
-  const r = await run(HAKOBU, [
+  const r = await hakobu([
     "migrate",
     "--from",
     "qemu:/nonexistent/qmp.sock",
@@ -235,7 +193,7 @@ Deno.test("hakobu migrate --from qemu: names a QMP socket that is not there", as
 });
 
 Deno.test("hakobu xen migrate: a broken policy file exits 2, off a dom0 it exits 1 naming the domain", async () => {
-  const bad = await run(HAKOBU, [
+  const bad = await hakobu([
     "xen",
     "migrate",
     "guest",
@@ -248,7 +206,7 @@ Deno.test("hakobu xen migrate: a broken policy file exits 2, off a dom0 it exits
     /Cannot load policy "no\/such\/policy.ts": file not found/,
   );
   // this machine is no dom0: xl (if installed) cannot reach a hypervisor
-  const off = await run(HAKOBU, ["xen", "migrate", "guest"]);
+  const off = await hakobu(["xen", "migrate", "guest"]);
   assert.equal(off.code, 1, off.stderr);
   assert.match(off.stderr, /^hakobu: Cannot migrate domain "guest": /m);
 });

@@ -1,25 +1,5 @@
 import assert from "node:assert/strict";
-
-const HAKOBU = new URL("../hakobu.ts", import.meta.url).pathname;
-const ROOT = new URL("../../", import.meta.url).pathname;
-
-async function hakobu(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", HAKOBU, ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
-}
+import { hakobu, withTempDir } from "./_cli_testing.ts";
 
 const DRY = [
   "rebalance",
@@ -103,8 +83,7 @@ Deno.test("hakobu rebalance names the inventory field that is wrong", async () =
 });
 
 Deno.test("hakobu rebalance runs the moves on sim hosts and writes the inventory", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const inv = `${dir}/inv.json`;
     await Deno.writeTextFile(
       inv,
@@ -165,7 +144,5 @@ Deno.test("hakobu rebalance runs the moves on sim hosts and writes the inventory
     ]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /balanced: no moves needed/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

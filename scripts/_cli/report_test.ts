@@ -1,51 +1,10 @@
 import assert from "node:assert/strict";
+import { hakobu, startReceiver, withTempDir } from "./_cli_testing.ts";
 import { parseReport, ReportFileError } from "./report.ts";
-
-const HAKOBU = new URL("../hakobu.ts", import.meta.url).pathname;
-
-async function hakobu(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", HAKOBU, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
-}
 
 /** Runs a receiver on a free port and one real migration to it with `--report` and `--html`. */
 async function migrateOnce(dir: string): Promise<void> {
-  const receiver = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      HAKOBU,
-      "receive",
-      "--listen",
-      "127.0.0.1:0",
-      "--once",
-      "--json",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const lines = receiver.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let buf = "";
-  while (!buf.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    buf += value;
-  }
-  const port = /listening on [^:]+:(\d+)/.exec(buf)?.[1];
-  assert.ok(port, `receiver did not print its port: ${buf}`);
+  const receiver = await startReceiver();
   const mig = await hakobu([
     "migrate",
     "--from",
@@ -57,7 +16,7 @@ async function migrateOnce(dir: string): Promise<void> {
     "--bandwidth",
     "400Mbit",
     "--to",
-    `127.0.0.1:${port}`,
+    `127.0.0.1:${receiver.port}`,
     "--report",
     `${dir}/r.json`,
     "--html",
@@ -69,16 +28,12 @@ async function migrateOnce(dir: string): Promise<void> {
     mig.stdout,
     new RegExp(`HTML report written to ${dir}/migrate.html`),
   );
-  for (;;) {
-    const { done } = await lines.read();
-    if (done) break;
-  }
-  assert.equal((await receiver.status).code, 0);
+  const done = await receiver.finished();
+  assert.equal(done.code, 0, done.stderr);
 }
 
 Deno.test("hakobu migrate --html, then hakobu report writes HTML and SVG and prints tables", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "hakobu_report_cli_" });
-  try {
+  await withTempDir(async (dir) => {
     await migrateOnce(dir);
     const fromMigrate = await Deno.readTextFile(`${dir}/migrate.html`);
     assert.match(fromMigrate, /^<!DOCTYPE html>/);
@@ -122,14 +77,11 @@ Deno.test("hakobu migrate --html, then hakobu report writes HTML and SVG and pri
     assert.match(plain.stdout, /\(stop\)/);
     assert.match(plain.stdout, /VERIFIED \(memory digests match\)/);
     assert.match(plain.stdout, /total time/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, { prefix: "hakobu_report_cli_" });
 });
 
 Deno.test("hakobu report names the file and the field when the JSON is not a report", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "hakobu_report_cli_" });
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/broken.json`, '{"verified": true,');
     const broken = await hakobu([
       "report",
@@ -163,9 +115,7 @@ Deno.test("hakobu report names the file and the field when the JSON is not a rep
       new RegExp(`Cannot read report "${dir}/nope.json"`),
     );
     await assert.rejects(Deno.stat(`${dir}/x.html`), Deno.errors.NotFound);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, { prefix: "hakobu_report_cli_" });
 });
 
 function validReport(): Record<string, unknown> {

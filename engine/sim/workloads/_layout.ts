@@ -60,6 +60,40 @@ export function fillRandom(memory: Uint8Array, r: Region, rng: Prng): void {
   rng.fill(words, r.start * PAGE_WORDS, (r.start + r.count) * PAGE_WORDS);
 }
 
+/**
+ * Initial image of a process holding one allocation of random words: kernel
+ * text in region `"kernel"`, then uniformly random words in region
+ * `allocation`, drawn from stream `stream` of `seed`.
+ *
+ * @example
+ * ```ts
+ * import { PAGE_SIZE } from "./workload.ts";
+ *
+ * const memory = new Uint8Array(16 << 20);
+ * const rs = layout(memory.length / PAGE_SIZE, [["kernel", 0.02], ["heap", 0.75]]);
+ * fillAllocation(memory, 1, { regions: rs, allocation: "heap", stream: 0x68656170 });
+ * ```
+ */
+export function fillAllocation(
+  memory: Uint8Array,
+  seed: number,
+  options: {
+    /** The workload's layout for this memory size. */
+    readonly regions: readonly Region[];
+    /** Name of the region to fill with random words. */
+    readonly allocation: string;
+    /** Tag that selects the random stream, e.g. `0x68656170` ("heap"). */
+    readonly stream: number;
+  },
+): void {
+  fillKernelText(memory, region(options.regions, "kernel"), seed);
+  fillRandom(
+    memory,
+    region(options.regions, options.allocation),
+    new Prng(deriveSeed(seed, options.stream)),
+  );
+}
+
 /** Writes `len` random non-zero bytes at byte offset `off`. */
 export function writeNonZeroBytes(
   memory: Uint8Array,

@@ -1,12 +1,6 @@
 import { deriveSeed, Prng } from "../prng.ts";
-import {
-  fillKernelText,
-  layout,
-  pageOffset,
-  region,
-  wordsOf,
-  writeNonZeroBytes,
-} from "./_layout.ts";
+import { fillKernelText, layout, region, wordsOf } from "./_layout.ts";
+import { scatteredWriter } from "./_scattered_writer.ts";
 import {
   PAGE_SIZE,
   PAGE_WORDS,
@@ -57,16 +51,11 @@ export const idle: Workload = {
   },
   writer(memory: Uint8Array, seed: number): WorkloadWriter {
     const data = region(regions(memory.length / PAGE_SIZE), "kernel-data");
-    const rng = new Prng(deriveSeed(seed, 0x69646c65)); // "idle"
-    return {
-      step(mark): void {
-        if (data.count === 0) return;
-        const pfn = data.start + rng.below(data.count);
-        const len = 8 + rng.below(57) & ~7;
-        const off = rng.below(PAGE_SIZE - len) & ~7;
-        writeNonZeroBytes(memory, pageOffset(pfn) + off, len, rng);
-        mark(pfn);
-      },
-    };
+    // Counter and timer updates: 8 to 64 bytes, 8-byte aligned.
+    return scatteredWriter(memory, data, {
+      rng: new Prng(deriveSeed(seed, 0x69646c65)), // "idle"
+      length: (rng) => (8 + rng.below(57)) & ~7,
+      offset: (len, rng) => rng.below(PAGE_SIZE - len) & ~7,
+    });
   },
 };

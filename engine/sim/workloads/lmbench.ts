@@ -1,7 +1,5 @@
-import { deriveSeed, Prng } from "../prng.ts";
 import {
-  fillKernelText,
-  fillRandom,
+  fillAllocation,
   layout,
   pageOffset,
   region,
@@ -49,10 +47,13 @@ export const lmbench: Workload = {
   regions,
   init(memory: Uint8Array, seed: number): void {
     const rs = regions(memory.length / PAGE_SIZE);
-    fillKernelText(memory, region(rs, "kernel"), seed);
+    fillAllocation(memory, seed, {
+      regions: rs,
+      allocation: "src",
+      stream: 0x62776d65, // "bwme"
+    });
     const src = region(rs, "src");
     const dst = region(rs, "dst");
-    fillRandom(memory, src, new Prng(deriveSeed(seed, 0x62776d65))); // "bwme"
     // A first bcopy pass has run: dst holds a copy of src.
     memory.copyWithin(
       pageOffset(dst.start),

@@ -1,12 +1,6 @@
 import { deriveSeed, Prng } from "../prng.ts";
-import {
-  fillKernelText,
-  fillRandom,
-  layout,
-  pageOffset,
-  region,
-  writeNonZeroBytes,
-} from "./_layout.ts";
+import { fillAllocation, layout, region } from "./_layout.ts";
+import { scatteredWriter } from "./_scattered_writer.ts";
 import {
   PAGE_SIZE,
   type Region,
@@ -46,29 +40,18 @@ export const partial: Workload = {
   dirtyRate: 3000,
   regions,
   init(memory: Uint8Array, seed: number): void {
-    const rs = regions(memory.length / PAGE_SIZE);
-    fillKernelText(memory, region(rs, "kernel"), seed);
-    fillRandom(
-      memory,
-      region(rs, "allocation"),
-      new Prng(deriveSeed(seed, 0x616c6c6f)),
-    ); // "allo"
+    fillAllocation(memory, seed, {
+      regions: regions(memory.length / PAGE_SIZE),
+      allocation: "allocation",
+      stream: 0x616c6c6f, // "allo"
+    });
   },
   writer(memory: Uint8Array, seed: number): WorkloadWriter {
     const hot = region(regions(memory.length / PAGE_SIZE), "hot");
-    const rng = new Prng(deriveSeed(seed, 0x70617274)); // "part"
-    return {
-      step(mark): void {
-        if (hot.count === 0) return;
-        const pfn = hot.start + rng.below(hot.count);
-        const fields = 1 + rng.below(4);
-        for (let f = 0; f < fields; f++) {
-          const len = 16 + rng.below(113);
-          const off = rng.below(PAGE_SIZE - len + 1);
-          writeNonZeroBytes(memory, pageOffset(pfn) + off, len, rng);
-        }
-        mark(pfn);
-      },
-    };
+    return scatteredWriter(memory, hot, {
+      rng: new Prng(deriveSeed(seed, 0x70617274)), // "part"
+      fields: (rng) => 1 + rng.below(4),
+      length: (rng) => 16 + rng.below(113),
+    });
   },
 };

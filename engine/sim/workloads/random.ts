@@ -1,12 +1,6 @@
 import { deriveSeed, Prng } from "../prng.ts";
-import {
-  fillKernelText,
-  fillRandom,
-  layout,
-  pageOffset,
-  region,
-  writeNonZeroBytes,
-} from "./_layout.ts";
+import { fillAllocation, layout, region } from "./_layout.ts";
+import { scatteredWriter } from "./_scattered_writer.ts";
 import {
   PAGE_SIZE,
   type Region,
@@ -41,26 +35,17 @@ export const random: Workload = {
   dirtyRate: 3000,
   regions,
   init(memory: Uint8Array, seed: number): void {
-    const rs = regions(memory.length / PAGE_SIZE);
-    fillKernelText(memory, region(rs, "kernel"), seed);
-    fillRandom(
-      memory,
-      region(rs, "heap"),
-      new Prng(deriveSeed(seed, 0x68656170)),
-    ); // "heap"
+    fillAllocation(memory, seed, {
+      regions: regions(memory.length / PAGE_SIZE),
+      allocation: "heap",
+      stream: 0x68656170, // "heap"
+    });
   },
   writer(memory: Uint8Array, seed: number): WorkloadWriter {
     const heap = region(regions(memory.length / PAGE_SIZE), "heap");
-    const rng = new Prng(deriveSeed(seed, 0x72616e64)); // "rand"
-    return {
-      step(mark): void {
-        if (heap.count === 0) return;
-        const pfn = heap.start + rng.below(heap.count);
-        const len = 8 + rng.below(57);
-        const off = rng.below(PAGE_SIZE - len + 1);
-        writeNonZeroBytes(memory, pageOffset(pfn) + off, len, rng);
-        mark(pfn);
-      },
-    };
+    return scatteredWriter(memory, heap, {
+      rng: new Prng(deriveSeed(seed, 0x72616e64)), // "rand"
+      length: (rng) => 8 + rng.below(57),
+    });
   },
 };
