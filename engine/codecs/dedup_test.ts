@@ -2,12 +2,16 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { codec } from "../../dsl/codec_spec.ts";
 import { CodecError } from "../errors.ts";
+import {
+  assertDecodesOrRejects,
+  assertRegistered,
+  assertThrowsCodecError,
+} from "./_codec_testing.ts";
 import { fingerprint128 } from "./_fingerprint.ts";
 import { EncoderChain } from "./chain.ts";
 import type { PageDecoder, PageEncoder } from "./codec.ts";
 import { dedup, DedupDecoder, DedupEncoder } from "./dedup.ts";
 import { raw } from "./raw.ts";
-import { codecById, codecByName } from "./registry.ts";
 import { zero } from "./zero.ts";
 
 const PAGE = 4096;
@@ -61,8 +65,7 @@ function sendBoth(
 // ---------------------------------------------------------------- registry, DSL, options
 
 Deno.test("dedup: registered as wire id 4, reachable from the DSL", () => {
-  assert.equal(codecByName("dedup"), dedup);
-  assert.equal(codecById(4), dedup);
+  assertRegistered(dedup, 4);
   assert.deepEqual(codec.dedup(), { name: "dedup" });
   assert.deepEqual(codec.dedup({ chunkBytes: 1024 }), {
     name: "dedup",
@@ -82,16 +85,14 @@ Deno.test("dedup: bad options throw CodecError naming the option and the allowed
     }
   }
   for (const storeBytes of [100, 1.5, -4096, "1 MiB", 2 ** 60]) {
-    assert.throws(
+    assertThrowsCodecError(
       () => dedup.createEncoder(ctx({ storeBytes })),
-      (e: unknown) => e instanceof CodecError && /"storeBytes"/.test(e.message),
+      /"storeBytes"/,
     );
   }
-  assert.throws(
+  assertThrowsCodecError(
     () => dedup.createEncoder(ctx({ chunkSize: 1024 })),
-    (e: unknown) =>
-      e instanceof CodecError &&
-      /"chunkSize".*"chunkBytes", "storeBytes"/.test(e.message),
+    /"chunkSize".*"chunkBytes", "storeBytes"/,
   );
   // 2048-byte pages cannot take 4096-byte chunks.
   assert.throws(
@@ -417,18 +418,12 @@ Deno.test("dedup decoder fuzz: only CodecError, never a write outside the page",
         }),
       ),
       (chunkBytes, input) => {
-        const dec = primedDecoder(chunkBytes);
-        const big = new Uint8Array(PAGE + 2 * GUARD).fill(0xa5);
-        const page = big.subarray(GUARD, GUARD + PAGE);
-        try {
-          dec.decode(2, input, page);
-        } catch (e) {
-          if (!(e instanceof CodecError)) throw e;
-        }
-        for (let i = 0; i < GUARD; i++) {
-          assert.equal(big[i], 0xa5);
-          assert.equal(big[GUARD + PAGE + i], 0xa5);
-        }
+        assertDecodesOrRejects(primedDecoder(chunkBytes), input, {
+          pageSize: PAGE,
+          pfn: 2,
+          before: GUARD,
+          after: GUARD,
+        });
       },
     ),
     { numRuns: 500 },

@@ -1,6 +1,17 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { CodecError } from "../errors.ts";
+import {
+  assertDecodesOrRejects,
+  assertGoldenVector,
+  assertMatchesReference,
+  assertSurvivesCutAndFlips,
+  assertThrowsCodecError,
+  cutsAndFlips,
+  fromHex,
+  type ReferenceCheck,
+  toHex,
+} from "./_codec_testing.ts";
 import { EncoderChain } from "./chain.ts";
 import type { CodecContext, PageDecoder } from "./codec.ts";
 import { delta } from "./delta.ts";
@@ -59,31 +70,18 @@ function decodeAgainst(old: Uint8Array, input: Uint8Array): Uint8Array {
   return page;
 }
 
-function hex(bytes: ArrayLike<number>): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
-}
-
-function fromHex(s: string): Uint8Array {
-  return new Uint8Array(
-    s.split(/\s+/).filter(Boolean).map((h) => parseInt(h, 16)),
-  );
+/** `cur` through the codec against `old`, beside the reference encoding of it. */
+function againstReference(old: Uint8Array, cur: Uint8Array): ReferenceCheck {
+  return {
+    got: encodeAgainst(old, cur),
+    want: refEncode(old, cur),
+    decode: (bytes) => decodeAgainst(old, bytes),
+  };
 }
 
 /** Checks the encoder against the reference, and the decoder against the new page. */
 function checkRoundTrip(old: Uint8Array, cur: Uint8Array): void {
-  const want = refEncode(old, cur);
-  const got = encodeAgainst(old, cur);
-  if (want.length >= old.length) {
-    assert.equal(
-      got,
-      null,
-      `expected a decline for a ${want.length}-byte encoding`,
-    );
-    return;
-  }
-  assert.ok(got, `expected a ${want.length}-byte encoding, got a decline`);
-  assert.equal(hex(got), hex(want));
-  assert.deepEqual(decodeAgainst(old, got), cur);
+  assertMatchesReference(cur, againstReference(old, cur));
 }
 
 // Golden vectors, from docs/codecs/delta.md (old page: all zero unless stated).
@@ -125,11 +123,7 @@ for (const g of GOLDEN) {
     const old = new Uint8Array(PS);
     const cur = new Uint8Array(PS);
     g.edit(cur);
-    const got = encodeAgainst(old, cur);
-    assert.ok(got);
-    assert.equal(hex(got), hex(fromHex(g.hex)));
-    assert.equal(hex(refEncode(old, cur)), hex(got));
-    assert.deepEqual(decodeAgainst(old, fromHex(g.hex)), cur);
+    assertGoldenVector(cur, g.hex, againstReference(old, cur));
   });
 }
 
@@ -140,7 +134,7 @@ Deno.test("delta golden: decodes against a non-zero current page", () => {
   cur[4095] = 0x33;
   const got = encodeAgainst(old, cur);
   assert.ok(got);
-  assert.equal(hex(got), "03 01 22 fb 1f 01 33");
+  assert.equal(toHex(got), "03 01 22 fb 1f 01 33");
   assert.deepEqual(decodeAgainst(old, got), cur);
   // Empty: the page stays as the receiver holds it.
   assert.deepEqual(decodeAgainst(old, new Uint8Array(0)), old);
@@ -258,10 +252,12 @@ Deno.test("delta: runs at the ULEB128 boundaries 127/128 and 16383/16384", () =>
         checkRoundTrip(old, cur);
         const got = encodeAgainst(old, cur);
         if (got && zlen === 16384) {
-          assert.equal(hex(got.subarray(0, 3)), "80 80 01");
+          assert.equal(toHex(got.subarray(0, 3)), "80 80 01");
         }
         if (got && zlen === 127) assert.equal(got[0], 0x7f);
-        if (got && zlen === 128) assert.equal(hex(got.subarray(0, 2)), "80 01");
+        if (got && zlen === 128) {
+          assert.equal(toHex(got.subarray(0, 2)), "80 01");
+        }
       }
     }
   }
@@ -297,24 +293,20 @@ const MALFORMED: [string, string][] = [
 for (const [input, why] of MALFORMED) {
   Deno.test(`delta rejects malformed input: ${input}`, () => {
     const old = new Uint8Array(PS);
-    assert.throws(
-      () => decodeAgainst(old, fromHex(input)),
-      (e: unknown) => e instanceof CodecError && e.message.includes(why),
-    );
+    assertThrowsCodecError(() => decodeAgainst(old, fromHex(input)), why);
   });
 }
 
 Deno.test("delta rejects input as long as the page, a missing current and a bad output buffer", () => {
   const old = new Uint8Array(PS);
-  assert.throws(
+  assertThrowsCodecError(
     () => decodeAgainst(old, new Uint8Array(PS)),
     /not smaller than the page/,
   );
   const noCurrent = delta.createDecoder(ctx());
-  assert.throws(
+  assertThrowsCodecError(
     () => noCurrent.decode(0, new Uint8Array(0), new Uint8Array(PS)),
-    (e: unknown) =>
-      e instanceof CodecError && /no current page/.test(e.message),
+    /no current page/,
   );
   const dec = delta.createDecoder(ctx(PS, 1, {}, () => old));
   assert.throws(
@@ -328,28 +320,6 @@ Deno.test("delta rejects input as long as the page, a missing current and a bad 
   );
 });
 
-/** Decodes `input` into a view with guard bytes either side; checks the guards. */
-function fuzzDecode(
-  dec: PageDecoder,
-  input: Uint8Array,
-  ps: number,
-  offset: number,
-): void {
-  const buf = new Uint8Array(ps + 64).fill(0xa5);
-  const page = buf.subarray(offset, offset + ps);
-  try {
-    dec.decode(0, input, page);
-  } catch (e) {
-    if (!(e instanceof CodecError)) throw e;
-  }
-  for (let i = 0; i < offset; i++) {
-    assert.equal(buf[i], 0xa5, `guard byte ${i}`);
-  }
-  for (let i = offset + ps; i < buf.length; i++) {
-    assert.equal(buf[i], 0xa5, `guard byte ${i}`);
-  }
-}
-
 Deno.test("delta fuzz: random input never escapes the page or throws anything but CodecError", () => {
   fc.assert(
     fc.property(
@@ -358,11 +328,11 @@ Deno.test("delta fuzz: random input never escapes the page or throws anything bu
       fc.integer({ min: 0, max: 32 }),
       (ps, input, offset) => {
         const old = new Uint8Array(ps).fill(3);
-        fuzzDecode(
+        // The page at `offset` of a buffer with 64 guard bytes in all.
+        assertDecodesOrRejects(
           delta.createDecoder(ctx(ps, 1, {}, () => old)),
           input,
-          ps,
-          offset,
+          { pageSize: ps, before: offset, after: 64 - offset },
         );
       },
     ),
@@ -378,29 +348,17 @@ Deno.test("delta fuzz: truncated and mutated valid encodings", () => {
         minLength: 1,
         maxLength: 8,
       }),
-      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), {
-        maxLength: 4,
-      }),
-      fc.nat(),
-      fc.integer({ min: 0, max: 32 }),
-      (old, spots, flips, cut, offset) => {
+      cutsAndFlips(256),
+      (old, spots, damage) => {
         const cur = old.slice();
         for (const s of spots) cur[s] ^= 0xff;
         const valid = encodeAgainst(old, cur);
         assert.ok(valid);
         const dec = delta.createDecoder(ctx(256, 1, {}, () => old));
-        fuzzDecode(
-          dec,
-          valid.subarray(0, cut % (valid.length + 1)),
-          256,
-          offset,
-        );
-        const mutated = valid.slice();
-        for (const [at, v] of flips) mutated[at % mutated.length] = v;
-        fuzzDecode(dec, mutated, 256, offset);
+        assertSurvivesCutAndFlips(dec, valid, damage);
         const longer = new Uint8Array(valid.length + 1);
         longer.set(valid);
-        fuzzDecode(dec, longer, 256, offset);
+        assertDecodesOrRejects(dec, longer, damage);
       },
     ),
     { numRuns: 1000 },
@@ -489,14 +447,14 @@ Deno.test("delta cache: encodes against the version sent last", () => {
   enc.sent?.(2, v2, 3);
   assert.equal(enc.encode(2, v2, out), 0); // unchanged since v2
   const n = enc.encode(2, v1, out);
-  assert.equal(hex(out.subarray(0, n)), "0a 01 01");
+  assert.equal(toHex(out.subarray(0, n)), "0a 01 01");
 });
 
 Deno.test("delta options: cacheBytes must be a positive multiple of the page size", () => {
   for (const bad of [0, -4096, 4097, 1.5, "64M", Number.NaN]) {
-    assert.throws(
+    assertThrowsCodecError(
       () => delta.createEncoder(ctx(PS, 1, { cacheBytes: bad })),
-      (e: unknown) => e instanceof CodecError && /cacheBytes/.test(e.message),
+      /cacheBytes/,
     );
   }
   assert.throws(

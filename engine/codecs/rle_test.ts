@@ -1,8 +1,19 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { CodecError } from "../errors.ts";
+import {
+  assertDecodesOrRejects,
+  assertGoldenVector,
+  assertMatchesReference,
+  assertSurvivesCutAndFlips,
+  assertThrowsCodecError,
+  cutsAndFlips,
+  fromHex,
+  type ReferenceCheck,
+  toHex,
+} from "./_codec_testing.ts";
 import { EncoderChain } from "./chain.ts";
-import type { CodecContext, PageDecoder } from "./codec.ts";
+import type { CodecContext } from "./codec.ts";
 import { codecById } from "./registry.ts";
 import { rle } from "./rle.ts";
 
@@ -54,35 +65,23 @@ function decode(input: Uint8Array, pageSize: number): Uint8Array {
   return page;
 }
 
-function hex(bytes: ArrayLike<number>): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
-}
-
-function fromHex(s: string): Uint8Array {
-  return new Uint8Array(
-    s.split(/\s+/).filter(Boolean).map((h) => parseInt(h, 16)),
-  );
-}
-
 /** A page made of 32-bit words given as 4-byte hex strings. */
 function pageOf(words: string[]): Uint8Array {
   return fromHex(words.join(" "));
 }
 
+/** `page` through the codec, beside the reference encoding of it. */
+function againstReference(page: Uint8Array): ReferenceCheck {
+  return {
+    got: encode(page),
+    want: refEncode(page),
+    decode: (bytes: Uint8Array) => decode(bytes, page.length),
+  };
+}
+
+/** Checks the encoder against the reference, and the decoder against the page. */
 function checkRoundTrip(page: Uint8Array): void {
-  const want = refEncode(page);
-  const got = encode(page);
-  if (want.length >= page.length) {
-    assert.equal(
-      got,
-      null,
-      `expected a decline for a ${want.length}-byte encoding`,
-    );
-    return;
-  }
-  assert.ok(got, `expected a ${want.length}-byte encoding, got a decline`);
-  assert.equal(hex(got), hex(want));
-  assert.deepEqual(decode(got, page.length), page);
+  assertMatchesReference(page, againstReference(page));
 }
 
 const A = "a1 a2 a3 a4";
@@ -132,16 +131,13 @@ const GOLDEN: { name: string; page: Uint8Array; hex: string | null }[] = [
 
 for (const g of GOLDEN) {
   Deno.test(`rle golden: ${g.name}`, () => {
-    const got = encode(g.page);
+    const check = againstReference(g.page);
     if (g.hex === null) {
-      assert.equal(got, null);
-      assert.ok(refEncode(g.page).length >= g.page.length);
+      assert.equal(check.got, null);
+      assert.ok(check.want.length >= g.page.length);
       return;
     }
-    assert.ok(got);
-    assert.equal(hex(got), hex(fromHex(g.hex)));
-    assert.equal(hex(refEncode(g.page)), hex(got));
-    assert.deepEqual(decode(fromHex(g.hex), g.page.length), g.page);
+    assertGoldenVector(g.page, g.hex, check);
   });
 }
 
@@ -210,7 +206,7 @@ Deno.test("rle: unaligned page and output views give the same bytes", () => {
   const outBacking = new Uint8Array(page.length + 3).fill(0xee);
   const out = outBacking.subarray(3, 3 + rle.maxEncodedBytes(page.length));
   const n = rle.createEncoder(ctx(page.length)).encode(0, unalignedPage, out);
-  assert.equal(hex(out.subarray(0, n)), hex(want));
+  assert.equal(toHex(out.subarray(0, n)), toHex(want));
   assert.deepEqual(outBacking.subarray(0, 3), new Uint8Array(3).fill(0xee));
 
   const inputBacking = new Uint8Array(want.length + 2);
@@ -256,45 +252,23 @@ const MALFORMED: [string, string][] = [
 
 for (const [input, why] of MALFORMED) {
   Deno.test(`rle rejects malformed input: ${input || "(empty)"}`, () => {
-    assert.throws(
-      () => decode(fromHex(input), PAGE64),
-      (e: unknown) => e instanceof CodecError && e.message.includes(why),
-    );
+    assertThrowsCodecError(() => decode(fromHex(input), PAGE64), why);
   });
 }
 
 Deno.test("rle rejects input not smaller than the page and a wrong-size output buffer", () => {
   const input = new Uint8Array(PAGE64);
   input.set(le((0x80000000 | 15) >>> 0));
-  assert.throws(() => decode(input, PAGE64), /not smaller than the page/);
+  assertThrowsCodecError(
+    () => decode(input, PAGE64),
+    /not smaller than the page/,
+  );
   const dec = rle.createDecoder(ctx(PAGE64));
   assert.throws(
     () => dec.decode(0, fromHex("10 00 00 00 00 00 00 00"), new Uint8Array(60)),
     CodecError,
   );
 });
-
-/** Decodes `input` into a view with guard bytes either side; checks the guards. */
-function fuzzDecode(
-  dec: PageDecoder,
-  input: Uint8Array,
-  ps: number,
-  offset: number,
-): void {
-  const buf = new Uint8Array(ps + 64).fill(0xa5);
-  const page = buf.subarray(offset, offset + ps);
-  try {
-    dec.decode(0, input, page);
-  } catch (e) {
-    if (!(e instanceof CodecError)) throw e;
-  }
-  for (let i = 0; i < offset; i++) {
-    assert.equal(buf[i], 0xa5, `guard byte ${i}`);
-  }
-  for (let i = offset + ps; i < buf.length; i++) {
-    assert.equal(buf[i], 0xa5, `guard byte ${i}`);
-  }
-}
 
 Deno.test("rle fuzz: random input never escapes the page or throws anything but CodecError", () => {
   fc.assert(
@@ -315,12 +289,13 @@ Deno.test("rle fuzz: random input never escapes the page or throws anything but 
           ).buffer,
         );
         const dec = rle.createDecoder(ctx(ps));
-        fuzzDecode(dec, input, ps, offset);
-        fuzzDecode(
+        // The page at `offset` of a buffer with 64 guard bytes in all.
+        const guard = { pageSize: ps, before: offset, after: 64 - offset };
+        assertDecodesOrRejects(dec, input, guard);
+        assertDecodesOrRejects(
           dec,
           input.subarray(0, Math.max(0, input.length - 1)),
-          ps,
-          offset,
+          guard,
         );
       },
     ),
@@ -335,27 +310,15 @@ Deno.test("rle fuzz: truncated and mutated valid encodings", () => {
         minLength: 64,
         maxLength: 64,
       }),
-      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), {
-        maxLength: 4,
-      }),
-      fc.nat(),
-      fc.integer({ min: 0, max: 32 }),
-      (picks, flips, cut, offset) => {
+      cutsAndFlips(256),
+      (picks, damage) => {
         const page = new Uint8Array(
           new Uint32Array(picks.map((k) => [0, 7, 0xffffffff][k])).buffer,
         );
         const valid = encode(page);
         if (!valid) return;
         const dec = rle.createDecoder(ctx(page.length));
-        fuzzDecode(
-          dec,
-          valid.subarray(0, cut % (valid.length + 1)),
-          page.length,
-          offset,
-        );
-        const mutated = valid.slice();
-        for (const [at, v] of flips) mutated[at % mutated.length] = v;
-        fuzzDecode(dec, mutated, page.length, offset);
+        assertSurvivesCutAndFlips(dec, valid, damage);
       },
     ),
     { numRuns: 1000 },
