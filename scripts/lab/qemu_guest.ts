@@ -360,7 +360,9 @@ echo "hakobu: network up, app $APP"
 dd if=/dev/urandom of=/dev/shm/blob bs=1M count=16 2>/dev/null
 md5sum /dev/shm/blob > /run/blob.md5
 /bin/hakobu-app "$APP" "\${LOAD:-1}" "\${CHURN:-0}" > /dev/console 2>&1 &
-while true; do sleep 3600; done
+# a heartbeat on the serial console: after a migration it tells a guest that
+# runs but is unreachable (network) from one that hangs or crashed
+while true; do echo "hakobu: alive uptime=$(cut -d' ' -f1 /proc/uptime)"; sleep 2; done
 `;
 }
 
@@ -474,7 +476,28 @@ export interface GuestOptions {
   readonly runDir?: string;
   /** Image to boot (default: {@link buildLab} for the app). */
   readonly image?: LabImage;
+  /**
+   * KiB added to the guest's RAM (default {@link TCG_RAM_PAD_KIB}) so that
+   * QEMU 7.2 takes its TCG-safe dirty-bitmap path; 0 reproduces the
+   * lost-write bug.
+   */
+  readonly ramPadKiB?: number;
 }
+
+/**
+ * KiB the lab adds to every guest's RAM by default.
+ *
+ * QEMU before 9.0 (Debian 12 ships 7.2) loses guest writes during a live
+ * migration under TCG: when a RAM block's length is a multiple of 64 pages,
+ * the dirty-bitmap sync clears the bits word by word without re-arming the
+ * vCPUs' TLB "not dirty" traps, so later stores through those TLB entries are
+ * never marked dirty and never resent (fixed upstream by commit 03bfc2188f,
+ * "physmem: Fix migration dirty bitmap coherency with TCG memory access").
+ * The destination then runs on stale pages and its kernel crashes or hangs
+ * now and then. A RAM size 8 KiB off that alignment sends the sync down its
+ * page-by-page path, which does reset the TLBs (docs/qemu-lab.md).
+ */
+export const TCG_RAM_PAD_KIB = 8;
 
 let guestCounter = 0;
 
@@ -667,7 +690,7 @@ export async function startGuest(options: GuestOptions): Promise<Guest> {
     "-smp",
     "1",
     "-m",
-    `${memMiB}M`,
+    `${memMiB * 1024 + (options.ramPadKiB ?? TCG_RAM_PAD_KIB)}k`,
     "-nographic",
     "-no-reboot",
     "-monitor",

@@ -48,6 +48,8 @@ export interface PairOptions {
   readonly incomingUri?: string;
   /** Seconds to let the load run after the app is ready (default 0). */
   readonly warmupS?: number;
+  /** KiB added to both guests' RAM (default `TCG_RAM_PAD_KIB`; see `GuestOptions`). */
+  readonly ramPadKiB?: number;
 }
 
 /** A source/destination pair. */
@@ -75,6 +77,7 @@ export async function startPair(options: PairOptions): Promise<Pair> {
     runDir,
     load: options.load,
     churnMiB: options.churnMiB,
+    ramPadKiB: options.ramPadKiB,
   };
   const t0 = performance.now();
   const source = await startGuest({
