@@ -85,9 +85,20 @@ export interface TunnelSendOptions {
    * in the last frame (default 16 MiB); more are sent as they come.
    */
   readonly tailHoldBytes?: number;
+  /**
+   * Longest a parsed record waits for more input before it is sent, ms
+   * (default 5). Records are sent as soon as a PAGES frame is full or 1 MiB
+   * of records is pending; in between, input that arrives within this delay
+   * joins the same frame, so a busy stream travels in large frames and a
+   * trickling one is not held back.
+   */
+  readonly maxFlushDelayMs?: number;
   /** Description for the receiver's logs. */
   readonly vm?: string;
 }
+
+/** Records bytes that send a QEMU_RECORDS frame without waiting (1 MiB). */
+const FLUSH_RECORDS_BYTES = 1 << 20;
 
 function emptyStats(): TunnelStats {
   return {
@@ -311,13 +322,37 @@ export async function sendQemuStream(
     await selectChain();
     for (const e of early) await handle(e);
     if (!parser.tail) await flush();
-    while (!ended) {
-      const { value, done } = await input.read();
-      if (done) break;
+    // Coalesce: pending records go out when 1 MiB has built up, when the next
+    // chunk is slower to come than maxFlushDelayMs, or after that long
+    // anyway; full PAGES frames go out from handle(). Past the RAM (the
+    // tail), QEMU's device state is held back up to tailHold bytes.
+    const maxDelay = options.maxFlushDelayMs ?? 5;
+    let firstPending = performance.now();
+    let next = ended ? null : input.read();
+    while (next) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let chunk = await Promise.race([
+        next,
+        new Promise<null>((r) => timer = setTimeout(r, maxDelay, null)),
+      ]);
+      clearTimeout(timer);
+      if (chunk === null) {
+        if (!parser.tail) await flush();
+        chunk = await next;
+      }
+      if (chunk.done) break;
+      next = input.read();
+      const value = chunk.value;
       hash.update(value);
       stats.streamBytes += value.length;
+      if (records.count === 0) firstPending = performance.now();
       for (const e of parser.push(value)) await handle(e);
-      if (!parser.tail || records.byteLength > tailHold) await flush();
+      if (
+        parser.tail
+          ? records.byteLength > tailHold
+          : records.byteLength >= FLUSH_RECORDS_BYTES ||
+            performance.now() - firstPending >= maxDelay
+      ) await flush();
     }
     try {
       parser.finish();
