@@ -72,9 +72,7 @@ interface Run {
 }
 
 function lastJson(text: string): Record<string, unknown> {
-  const line = text.trim().split("\n").reverse().find((l) =>
-    l.startsWith("{")
-  );
+  const line = text.trim().split("\n").reverse().find((l) => l.startsWith("{"));
   if (!line) throw new Error(`No JSON stats line in: ${text.slice(-500)}`);
   return JSON.parse(line);
 }
@@ -102,9 +100,9 @@ async function replay(mode: Mode, stream: string): Promise<Run> {
   const dec = new TextDecoder();
   if (!s.success || !r.success) {
     throw new Error(
-      `${mode.name} failed: send ${s.code} ${dec.decode(s.stderr)}; receive ${r.code} ${
-        dec.decode(r.stderr)
-      }`,
+      `${mode.name} failed: send ${s.code} ${
+        dec.decode(s.stderr)
+      }; receive ${r.code} ${dec.decode(r.stderr)}`,
     );
   }
   const ss = lastJson(dec.decode(s.stderr));
@@ -200,7 +198,9 @@ if (import.meta.main) {
     })),
   ];
   console.error(
-    `replaying ${stream} (${(streamBytes / 1e6).toFixed(1)} MB), ${runs} runs per mode, modes interleaved`,
+    `replaying ${stream} (${
+      (streamBytes / 1e6).toFixed(1)
+    } MB), ${runs} runs per mode, modes interleaved`,
   );
   const results = new Map<string, Run[]>(modes.map((m) => [m.name, []]));
   for (let i = 0; i < runs; i++) {
@@ -211,11 +211,11 @@ if (import.meta.main) {
       }
       results.get(mode.name)!.push(r);
       console.error(
-        `run ${i + 1}/${runs} ${mode.name}: wall ${r.wallMs.toFixed(0)} ms, send ${
-          r.sendMs.toFixed(0)
-        } ms, receive ${r.recvMs.toFixed(0)} ms, wire ${
-          (r.wireBytes / 1e6).toFixed(1)
-        } MB`,
+        `run ${i + 1}/${runs} ${mode.name}: wall ${
+          r.wallMs.toFixed(0)
+        } ms, send ${r.sendMs.toFixed(0)} ms, receive ${
+          r.recvMs.toFixed(0)
+        } ms, wire ${(r.wireBytes / 1e6).toFixed(1)} MB`,
       );
     }
   }
