@@ -12,8 +12,13 @@
  * ```sh
  * deno run -A scripts/bench_qemu.ts [--mem 1024] [--rate 1gbit] [--modes plain,xbzrle,multifd-zstd]
  *     [--out FILE] [--rounds N] [--churn MiB/s] [--warmup s] [--tunnel-send CMD] [--tunnel-recv CMD]
+ *     [--repeat N] [--against DIR]
  * ```
  * Writes `out/bench-qemu.json` and prints a table. Needs root (netns).
+ * `--repeat N` runs the whole list of modes N times, interleaved, and the
+ * table shows each mode's medians (every run is in the JSON). `--against DIR`
+ * adds the two tunnel modes run by another checkout's tunnel (e.g. a `git
+ * worktree` of an older commit), so a tunnel change is measured side by side.
  *
  * @module
  */
@@ -109,6 +114,23 @@ async function main(): Promise<number> {
         t.replaceAll("{dst}", "10.77.0.2").replaceAll("{codecs}", codecs);
       modes.push({ name, tunnel: { send: fill(sendT), recv: fill(recvT) } });
     }
+    const against = arg("against", "");
+    if (against) {
+      const main = `${against.replace(/\/$/, "")}/engine/qemu/tunnel_main.ts`;
+      if (!(await exists(main))) {
+        console.error(
+          `--against ${against}: no ${main}, so not a hakobu checkout`,
+        );
+        return 2;
+      }
+      for (const m of modes.filter((m) => m.tunnel)) {
+        const swap = (t: string) => t.replaceAll(tunnelPath, main);
+        modes.push({
+          name: `against-${m.name}`,
+          tunnel: { send: swap(m.tunnel!.send), recv: swap(m.tunnel!.recv) },
+        });
+      }
+    }
   } else {
     console.error(
       `note: ${tunnelPath} not found; hakobu tunnel modes skipped`,
@@ -132,9 +154,16 @@ async function main(): Promise<number> {
         : when.any(when.remainingBelow(MiB(32)), when.rounds(10)),
     )
     .compile();
+  const repeat = Number(arg("repeat", "1"));
+  if (!Number.isInteger(repeat) || repeat < 1) {
+    console.error(
+      `--repeat takes a positive integer, got "${arg("repeat", "")}"`,
+    );
+    return 2;
+  }
   const rows: BenchRow[] = [];
   try {
-    for (const mode of selected) {
+    for (const mode of Array.from({ length: repeat }, () => selected).flat()) {
       console.error(`--- ${mode.name}`);
       const pair = await startPair({
         app: "memcached",
@@ -214,18 +243,26 @@ async function main(): Promise<number> {
       "src CPU s",
     ],
   });
-  for (const r of rows) {
+  const median = (xs: number[]): number =>
+    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const mode of selected) {
+    const rs = rows.filter((r) => r.mode === mode.name);
+    if (rs.length === 0) continue;
+    const statuses = [...new Set(rs.map((r) => r.status))].join("/");
     t.push([
-      r.mode,
-      r.status,
-      r.dataIntact ? "intact" : "BAD",
-      (r.totalTimeMs / 1000).toFixed(2),
-      r.downtimeMs,
-      r.rounds,
-      (r.linkBytes / 2 ** 20).toFixed(1),
-      r.sourceCpuSeconds.toFixed(2),
+      mode.name,
+      statuses,
+      rs.every((r) => r.dataIntact)
+        ? "intact"
+        : `BAD ${rs.filter((r) => !r.dataIntact).length}/${rs.length}`,
+      (median(rs.map((r) => r.totalTimeMs)) / 1000).toFixed(2),
+      median(rs.map((r) => r.downtimeMs)),
+      median(rs.map((r) => r.rounds)),
+      (median(rs.map((r) => r.linkBytes)) / 2 ** 20).toFixed(1),
+      median(rs.map((r) => r.sourceCpuSeconds)).toFixed(2),
     ]);
   }
+  if (repeat > 1) console.log(`medians of ${repeat} runs per mode`);
   console.log(`${result.guest}; ${result.link}`);
   console.log(t.toString());
   console.log(`written to ${outPath}`);

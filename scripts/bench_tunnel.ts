@@ -8,8 +8,11 @@
  *
  * ```sh
  * deno run -A scripts/bench_tunnel.ts [--runs 3] [--chains zero;zero,lz4;zero,dedup,lz4]
- *     [--mem 1024] [--stream FILE] [--out out/bench-tunnel.json]
+ *     [--mem 1024] [--stream FILE] [--out out/bench-tunnel.json] [--against DIR]
  * ```
+ * `--against DIR` adds the same chains run by another checkout's tunnel
+ * (e.g. `git worktree add /tmp/old HEAD~1`), interleaved in the same run, so
+ * a change to the tunnel is measured side by side.
  * Prints a table of medians and writes the JSON. Capturing needs the QEMU lab
  * (scripts/lab/qemu_guest.ts); `--stream FILE` replays any captured stream.
  *
@@ -176,6 +179,7 @@ if (import.meta.main) {
       mem: { type: "string", default: "1024" },
       stream: { type: "string" },
       out: { type: "string", default: `${ROOT}out/bench-tunnel.json` },
+      against: { type: "string" },
     },
   });
   const runs = Number(values.runs);
@@ -185,17 +189,30 @@ if (import.meta.main) {
   }
   const stream = values.stream ?? await capturedStream(Number(values.mem));
   const streamBytes = (await Deno.stat(stream)).size;
+  const chains = values.chains.split(";").filter(Boolean);
+  const tunnelModes = (label: string, main: string): Mode[] =>
+    chains.map((chain) => ({
+      name: `${label} ${chain}`,
+      recv: (a) => ["run", "-A", main, "receive", "--listen", a],
+      send: (a) => ["run", "-A", main, "send", "--to", a, "--codecs", chain],
+    }));
+  const against = values.against
+    ? `${values.against.replace(/\/$/, "")}/engine/qemu/tunnel_main.ts`
+    : null;
+  if (against && !(await Deno.stat(against).catch(() => null))?.isFile) {
+    console.error(
+      `--against ${values.against}: no ${against}, so not a hakobu checkout`,
+    );
+    Deno.exit(2);
+  }
   const modes: Mode[] = [
     {
       name: "plain Deno copy",
       recv: (a) => ["eval", COPY_RECV, a],
       send: (a) => ["eval", COPY_SEND, a],
     },
-    ...values.chains.split(";").filter(Boolean).map((chain): Mode => ({
-      name: `hakobu tunnel ${chain}`,
-      recv: (a) => ["run", "-A", TUNNEL, "receive", "--listen", a],
-      send: (a) => ["run", "-A", TUNNEL, "send", "--to", a, "--codecs", chain],
-    })),
+    ...tunnelModes("hakobu tunnel", TUNNEL),
+    ...(against ? tunnelModes(`tunnel at ${values.against}`, against) : []),
   ];
   console.error(
     `replaying ${stream} (${
