@@ -8,8 +8,7 @@
  * @module
  */
 
-import type { Codec, PageDecoder } from "./codecs/codec.ts";
-import { codecById, codecByName, codecNames } from "./codecs/registry.ts";
+import type { Codec } from "./codecs/codec.ts";
 import { hex } from "./digest.ts";
 import type { MemorySink } from "./driver.ts";
 import { MigrationError, WireError } from "./errors.ts";
@@ -20,6 +19,7 @@ import {
   frameTypeName,
   HEADER_BYTES,
 } from "./wire/frame.ts";
+import { DecoderTable, negotiateCodecs } from "./wire/decoder_table.ts";
 import { FrameReader } from "./wire/frame_reader.ts";
 import { FrameWriter } from "./wire/frame_writer.ts";
 import {
@@ -174,9 +174,10 @@ export async function receiveMigration(
   let peerFailed = false;
   let pagesApplied = 0;
   let pageCount = 0;
-  let negotiated = new Map<number, Codec>();
-  const decoders: (PageDecoder | undefined)[] = [];
-  const appliedHooks: PageDecoder[] = [];
+  let table = new DecoderTable(new Map(), {
+    pageSize: PAGE_SIZE,
+    pageCount: 0,
+  });
   const entries = new PageEntries(0);
   let scratch = new Uint8Array(0);
   const rounds = new Set<number>();
@@ -205,30 +206,24 @@ export async function receiveMigration(
     parsePagesPayload(payload, {
       pageCount,
       pageSize: PAGE_SIZE,
-      codecs: negotiated,
+      codecs: table.negotiated,
     }, entries);
     const s = sink!;
+    // every entry's codec announced before any page is written
     for (let i = 0; i < entries.count; i++) {
-      if (!decoders[entries.codecId[i]]) {
-        const name = negotiated.get(entries.codecId[i])?.name ?? "?";
-        throw new WireError(
-          `Page ${entries.pfn[i]} uses codec "${name}" (id ${
-            entries.codecId[i]
-          }) before its CODEC frame`,
-        );
-      }
+      table.decoderFor(entries.codecId[i], entries.pfn[i]);
     }
     for (let i = 0; i < entries.count; i++) {
       const pfn = entries.pfn[i];
       const id = entries.codecId[i];
       const off = entries.offset[i];
-      decoders[id]!.decode(
+      table.decoderFor(id, pfn).decode(
         pfn,
         payload.subarray(off, off + entries.length[i]),
         scratch,
       );
       s.writePage(pfn, scratch);
-      for (const d of appliedHooks) d.applied!(pfn, scratch, id);
+      table.applied(pfn, scratch, id);
       pagesApplied++;
     }
     rounds.add(frame.round);
@@ -255,10 +250,16 @@ export async function receiveMigration(
           if (phase !== "hello") break;
           started = performance.now();
           hello = decodeHello(frame.payload);
-          negotiated = checkHello(hello, options);
+          const negotiated = checkHello(hello, options);
           pageCount = hello.memoryBytes / PAGE_SIZE;
           const created = await options.createSink(hello);
           sink = created;
+          // decoders are created at each codec's CODEC frame, not here
+          table = new DecoderTable(negotiated, {
+            pageSize: PAGE_SIZE,
+            pageCount,
+            current: (pfn: number) => created.readPage(pfn),
+          });
           if (
             created.pageSize !== PAGE_SIZE || created.pageCount !== pageCount
           ) {
@@ -267,7 +268,6 @@ export async function receiveMigration(
                 `HELLO announced ${pageCount} pages of ${PAGE_SIZE} bytes`,
             );
           }
-          // Decoders are created at each codec's CODEC frame, not here.
           scratch = new Uint8Array(PAGE_SIZE);
           await writer.write(
             FrameType.WELCOME,
@@ -280,29 +280,7 @@ export async function receiveMigration(
         }
         case FrameType.CODEC: {
           if (phase !== "rounds") break;
-          const setup = decodeCodec(frame.payload);
-          const codec = negotiated.get(setup.id);
-          if (!codec || codec.name !== setup.name) {
-            throw new WireError(
-              `CODEC announces codec "${setup.name}" with id ${setup.id}, which HELLO did not negotiate`,
-              at,
-            );
-          }
-          if (decoders[setup.id]) {
-            throw new WireError(
-              `CODEC announces codec "${setup.name}" a second time`,
-              at,
-            );
-          }
-          const s = sink!;
-          const d = codec.createDecoder({
-            pageSize: PAGE_SIZE,
-            pageCount,
-            options: setup.options,
-            current: (pfn: number) => s.readPage(pfn),
-          });
-          decoders[setup.id] = d;
-          if (d.applied) appliedHooks.push(d);
+          table.announce(decodeCodec(frame.payload), at);
           continue;
         }
         case FrameType.PAGES: {
@@ -419,27 +397,7 @@ function checkHello(
       `Memory size "${hello.memoryBytes}" is over this receiver's limit: at most ${max} bytes`,
     );
   }
-  const local = (id: number): Codec | undefined =>
-    options.codecs ? options.codecs.find((c) => c.id === id) : codecById(id);
-  const negotiated = new Map<number, Codec>();
-  for (const { id, name } of hello.codecs) {
-    const codec = local(id);
-    if (!codec || codec.name !== name) {
-      const known = (options.codecs ?? codecNames().map(codecByName))
-        .map((c) => `"${c.name}" (${c.id})`).join(", ");
-      throw new MigrationError(
-        `Unknown codec "${name}" with id ${id}: this receiver knows ${known}` +
-          (codec ? `; its id ${id} is "${codec.name}"` : ""),
-      );
-    }
-    if (negotiated.has(id)) {
-      throw new MigrationError(
-        `Codec "${name}" with id ${id} is listed twice in HELLO`,
-      );
-    }
-    negotiated.set(id, codec);
-  }
-  return negotiated;
+  return negotiateCodecs(hello.codecs, options.codecs);
 }
 
 function checkRound(

@@ -14,9 +14,8 @@
  */
 
 import { createHash } from "node:crypto";
-import type { Codec, PageDecoder } from "../codecs/codec.ts";
-import { codecById } from "../codecs/registry.ts";
 import { MigrationError, WireError } from "../errors.ts";
+import { DecoderTable, negotiateCodecs } from "../wire/decoder_table.ts";
 import type { WireConn } from "../wire/duplex.ts";
 import { FrameType } from "../wire/frame.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
@@ -119,9 +118,10 @@ export async function receiveQemuStream(
   let phase: "hello" | "stream" = "hello";
   let pageCount = 0;
   let shadow: PageShadow | undefined;
-  const negotiated = new Map<number, Codec>();
-  const decoders: (PageDecoder | undefined)[] = [];
-  const appliedHooks: PageDecoder[] = [];
+  let table = new DecoderTable(new Map(), {
+    pageSize: QEMU_PAGE_SIZE,
+    pageCount: 0,
+  });
   const entries = new PageEntries(0);
   const scratch = new Uint8Array(QEMU_PAGE_SIZE);
   let pending: { payload: Uint8Array; records: ParsedRecords } | null = null;
@@ -156,24 +156,20 @@ export async function receiveQemuStream(
       } else {
         const pfn = entries.pfn[entry];
         const id = entries.codecId[entry];
-        const d = decoders[id];
-        if (!d) {
-          throw new WireError(
-            `Page ${pfn} uses codec "${
-              negotiated.get(id)?.name
-            }" (id ${id}) before its CODEC frame`,
-          );
-        }
         const eo = entries.offset[entry];
-        d.decode(pfn, pages!.subarray(eo, eo + entries.length[entry]), scratch);
+        table.decoderFor(id, pfn).decode(
+          pfn,
+          pages!.subarray(eo, eo + entries.length[entry]),
+          scratch,
+        );
         shadow!.write(pfn, scratch);
-        for (const h of appliedHooks) h.applied!(pfn, scratch, id);
+        table.applied(pfn, scratch, id);
         buf.set(scratch, at);
         at += QEMU_PAGE_SIZE;
         entry++;
         stats.pages++;
         stats.rawPageBytes += QEMU_PAGE_SIZE;
-        const name = negotiated.get(id)!.name;
+        const name = table.nameOf(id);
         stats.codecPages[name] = (stats.codecPages[name] ?? 0) + 1;
       }
     }
@@ -215,17 +211,14 @@ export async function receiveQemuStream(
               `expected a multiple of ${QEMU_PAGE_SIZE} up to ${maxMemory}`,
           );
         }
-        for (const ref of hello.codecs) {
-          const codec = codecById(ref.id);
-          if (!codec || codec.name !== ref.name) {
-            throw new MigrationError(
-              `Unknown codec "${ref.name}" (id ${ref.id}) in HELLO`,
-            );
-          }
-          negotiated.set(ref.id, codec);
-        }
+        const negotiated = negotiateCodecs(hello.codecs);
         pageCount = hello.memoryBytes / QEMU_PAGE_SIZE;
-        shadow = new PageShadow(pageCount);
+        const s = shadow = new PageShadow(pageCount);
+        table = new DecoderTable(negotiated, {
+          pageSize: QEMU_PAGE_SIZE,
+          pageCount,
+          current: (pfn: number) => s.read(pfn),
+        });
         await writer.writeRaw(encodeTunnelFrame(
           FrameType.WELCOME,
           0,
@@ -245,23 +238,7 @@ export async function receiveQemuStream(
       }
       switch (type) {
         case FrameType.CODEC: {
-          const setup = decodeCodec(payload);
-          const codec = negotiated.get(setup.id);
-          if (!codec || codec.name !== setup.name || decoders[setup.id]) {
-            throw new WireError(
-              `CODEC announces codec "${setup.name}" (id ${setup.id}) not negotiated or twice`,
-              reader.bytesRead,
-            );
-          }
-          const s = shadow!;
-          const d = codec.createDecoder({
-            pageSize: QEMU_PAGE_SIZE,
-            pageCount,
-            options: setup.options,
-            current: (pfn: number) => s.read(pfn),
-          });
-          decoders[setup.id] = d;
-          if (d.applied) appliedHooks.push(d);
+          table.announce(decodeCodec(payload), reader.bytesRead);
           continue;
         }
         case TunnelFrameType.QEMU_RECORDS: {
@@ -283,7 +260,7 @@ export async function receiveQemuStream(
           parsePagesPayload(payload, {
             pageCount,
             pageSize: QEMU_PAGE_SIZE,
-            codecs: negotiated,
+            codecs: table.negotiated,
           }, entries);
           if (entries.count !== pending.records.pages) {
             throw new WireError(

@@ -11,6 +11,8 @@
  *   encoder and one decoder beside each other.
  * - `pages.ts`: the PAGES payload: a zero-copy builder for the sender and a
  *   validate-everything-first parser for the receiver.
+ * - `decoder_table.ts`: the receiver's codec negotiation (HELLO's list, one
+ *   decoder per CODEC frame, the decoder for each page entry).
  * - `duplex.ts`: an in-memory connection for tests and in-process runs.
  *
  * The session itself (HELLO → … → RESULT) lives in `engine/receiver.ts` on
@@ -32,4 +34,5 @@ export * from "./frame_reader.ts";
 export * from "./frame_writer.ts";
 export * from "./messages.ts";
 export * from "./pages.ts";
+export * from "./decoder_table.ts";
 export * from "./duplex.ts";

@@ -9,9 +9,8 @@
  */
 
 import { createHash } from "node:crypto";
-import { codecById } from "../codecs/registry.ts";
-import type { Codec, PageDecoder } from "../codecs/codec.ts";
 import { MigrationError, WireError } from "../errors.ts";
+import { DecoderTable, negotiateCodecs } from "../wire/decoder_table.ts";
 import type { WireConn } from "../wire/duplex.ts";
 import { FrameType } from "../wire/frame.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
@@ -100,9 +99,10 @@ export async function receiveXenStream(
   const writer = new FrameWriter(conn.writable);
   const out = peer.writable.getWriter();
   const hash = createHash("sha256");
-  const codecs = new Map<number, Codec>();
-  const decoders = new Map<number, PageDecoder>();
-  const applied: PageDecoder[] = [];
+  let table = new DecoderTable(new Map(), {
+    pageSize: XEN_PAGE_SIZE,
+    pageCount: 0,
+  });
   const store = new Map<number, Uint8Array>();
   let keepPages = false;
   const entries = new PageEntries(MAX_BATCH_SIZE);
@@ -138,13 +138,12 @@ export async function receiveXenStream(
       );
     }
     pageCount = Math.floor(h.memoryBytes / h.pageSize);
-    for (const c of h.codecs) {
-      const codec = codecById(c.id);
-      if (!codec || codec.name !== c.name) {
-        throw new WireError(`Unknown codec "${c.name}" (id ${c.id})`, 0);
-      }
-      codecs.set(c.id, codec);
-    }
+    // pages are kept for `current` only once a delta codec is announced
+    table = new DecoderTable(negotiateCodecs(h.codecs), {
+      pageSize: XEN_PAGE_SIZE,
+      pageCount,
+      current: (pfn: number) => store.get(pfn) ?? new Uint8Array(XEN_PAGE_SIZE),
+    });
     await reply(
       FrameType.WELCOME,
       encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
@@ -188,23 +187,7 @@ export async function receiveXenStream(
         stats.opaqueBytes += f.payload.length;
         await write(f.payload);
       } else if (f.type === FrameType.CODEC) {
-        const c = decodeCodec(f.payload);
-        const codec = codecs.get(c.id);
-        if (!codec || codec.name !== c.name) {
-          throw new WireError(
-            `CODEC for codec "${c.name}" (id ${c.id}) not negotiated`,
-            reader.bytesRead,
-          );
-        }
-        const d = codec.createDecoder({
-          pageSize: XEN_PAGE_SIZE,
-          pageCount,
-          options: c.options,
-          current: (pfn: number) =>
-            store.get(pfn) ?? new Uint8Array(XEN_PAGE_SIZE),
-        });
-        decoders.set(c.id, d);
-        if (d.applied) applied.push(d);
+        const codec = table.announce(decodeCodec(f.payload), reader.bytesRead);
         if (codec.name === "delta") keepPages = true;
       } else if (f.type === XenFrameType.XEN_PAGE_DATA) {
         const pfns = pageDataPfns(f.payload);
@@ -219,7 +202,7 @@ export async function receiveXenStream(
         parsePagesPayload(f.payload, {
           pageCount,
           pageSize: XEN_PAGE_SIZE,
-          codecs,
+          codecs: table.negotiated,
         }, entries);
         const { head, pfns } = pending;
         pending = null;
@@ -243,16 +226,14 @@ export async function receiveXenStream(
               reader.bytesRead,
             );
           }
-          const d = decoders.get(entries.codecId[i]);
-          if (!d) {
-            throw new WireError(
-              `Codec id "${entries.codecId[i]}" used before its CODEC frame`,
-              reader.bytesRead,
-            );
-          }
+          const id = entries.codecId[i];
           const o = entries.offset[i];
-          d.decode(pfn, f.payload.subarray(o, o + entries.length[i]), page);
-          for (const a of applied) a.applied!(pfn, page, entries.codecId[i]);
+          table.decoderFor(id, pfn, reader.bytesRead).decode(
+            pfn,
+            f.payload.subarray(o, o + entries.length[i]),
+            page,
+          );
+          table.applied(pfn, page, id);
           if (keepPages) store.set(pfn, page.slice());
           record.set(page, head.length + i * XEN_PAGE_SIZE);
         }
