@@ -17,28 +17,30 @@
 import { sendQemuStream, type TunnelStats } from "./tunnel.ts";
 import { receiveQemuStream } from "./tunnel_receiver.ts";
 import { connectRetrying, parseAddress } from "../transport/address.ts";
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
+import {
+  bandwidthFlag,
+  codecList,
+  runTunnelMain,
+  tunnelFlags,
+} from "../transport/tunnel_cli.ts";
 
 /** Runs `send` or `receive`; returns the stats. */
 export async function main(args: string[]): Promise<TunnelStats> {
   const [mode, ...rest] = args;
   if (mode === "send") {
-    const to = parseAddress(flag(rest, "--to") ?? "", "--to");
-    const codecs = (flag(rest, "--codecs") ?? "zero").split(",").filter(Boolean)
-      .map((name) => ({ name }));
-    const bw = flag(rest, "--bandwidth");
+    const f = tunnelFlags(rest, ["to", "codecs", "bandwidth"]);
+    const to = parseAddress(f.to ?? "", "--to");
+    const codecs = codecList(f.codecs);
+    const bandwidth = bandwidthFlag(f.bandwidth);
     const conn = await connectRetrying(to, 20_000);
     return await sendQemuStream(Deno.stdin.readable, conn, {
       codecs,
-      bandwidth: bw ? Number(bw) : null,
+      bandwidth,
     });
   }
   if (mode === "receive") {
-    const at = parseAddress(flag(rest, "--listen") ?? "", "--listen");
+    const f = tunnelFlags(rest, ["listen"]);
+    const at = parseAddress(f.listen ?? "", "--listen");
     const listener = Deno.listen(at);
     const conn = await listener.accept();
     listener.close();
@@ -47,15 +49,4 @@ export async function main(args: string[]): Promise<TunnelStats> {
   throw new Error(`Unknown mode "${mode}": expected "send" or "receive"`);
 }
 
-if (import.meta.main) {
-  try {
-    const stats = await main(Deno.args);
-    console.error(JSON.stringify({ ok: true, ...stats }));
-    Deno.exit(0);
-  } catch (e) {
-    console.error(
-      JSON.stringify({ ok: false, error: String((e as Error).message ?? e) }),
-    );
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTunnelMain(main);

@@ -21,11 +21,12 @@
 import { sendXenStream, type XenTunnelStats } from "./tunnel.ts";
 import { receiveXenStream } from "./tunnel_receiver.ts";
 import { connectRetrying, parseAddress } from "../transport/address.ts";
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
+import {
+  bandwidthFlag,
+  codecList,
+  runTunnelMain,
+  tunnelFlags,
+} from "../transport/tunnel_cli.ts";
 
 /** Runs `send` or `receive`; returns the stats. */
 export async function main(args: string[]): Promise<XenTunnelStats> {
@@ -34,32 +35,40 @@ export async function main(args: string[]): Promise<XenTunnelStats> {
   const tail = dash >= 0 ? args.slice(dash + 1) : [];
   const [mode, ...rest] = own;
   if (mode === "send") {
-    const to = flag(rest, "--to") ??
-      (tail[0] ? `${tail[0]}:${flag(rest, "--port") ?? "4445"}` : undefined);
+    const f = tunnelFlags(rest, [
+      "to",
+      "port",
+      "codecs",
+      "bandwidth",
+      "max-pages",
+    ]);
+    const to = f.to ?? (tail[0] ? `${tail[0]}:${f.port ?? "4445"}` : undefined);
     if (!to) {
       throw new Error(`Missing --to HOST:PORT (or xl's host after "--")`);
     }
-    const codecs = (flag(rest, "--codecs") ?? "zero").split(",").filter(Boolean)
-      .map((name) => ({ name }));
-    const bw = flag(rest, "--bandwidth");
-    const maxPages = flag(rest, "--max-pages");
+    const codecs = codecList(f.codecs);
+    const bandwidth = bandwidthFlag(f.bandwidth);
+    const maxPages = f["max-pages"] === undefined
+      ? undefined
+      : Number(f["max-pages"]);
+    if (
+      maxPages !== undefined && !(Number.isInteger(maxPages) && maxPages > 0)
+    ) {
+      throw new Error(
+        `Bad --max-pages "${f["max-pages"]}": expected a positive integer`,
+      );
+    }
     const conn = await connectRetrying(parseAddress(to, "--to"), 20_000);
     return await sendXenStream(
       Deno.stdin.readable,
       Deno.stdout.writable,
       conn,
-      {
-        codecs,
-        bandwidth: bw ? Number(bw) : null,
-        maxPages: maxPages ? Number(maxPages) : undefined,
-      },
+      { codecs, bandwidth, maxPages },
     );
   }
   if (mode === "receive") {
-    const at = parseAddress(
-      flag(rest, "--listen") ?? "0.0.0.0:4445",
-      "--listen",
-    );
+    const f = tunnelFlags(rest, ["listen"]);
+    const at = parseAddress(f.listen ?? "0.0.0.0:4445", "--listen");
     const cmd = tail.length > 0 ? tail : ["xl", "migrate-receive"];
     const listener = Deno.listen(at);
     const conn = await listener.accept();
@@ -79,15 +88,4 @@ export async function main(args: string[]): Promise<XenTunnelStats> {
   throw new Error(`Unknown mode "${mode}": expected "send" or "receive"`);
 }
 
-if (import.meta.main) {
-  try {
-    const stats = await main(Deno.args);
-    console.error(JSON.stringify({ ok: true, ...stats }));
-    Deno.exit(0);
-  } catch (e) {
-    console.error(
-      JSON.stringify({ ok: false, error: String((e as Error).message ?? e) }),
-    );
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTunnelMain(main);

@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { bandwidthFlag, codecList, tunnelFlags } from "./tunnel_cli.ts";
+
+Deno.test("tunnelFlags reads --name value pairs", () => {
+  assert.deepEqual(
+    tunnelFlags(["--to", "h:1", "--codecs", "zero,lz4"], ["to", "codecs"]),
+    { to: "h:1", codecs: "zero,lz4" },
+  );
+  assert.deepEqual(tunnelFlags([], ["to"]), {});
+});
+
+Deno.test("tunnelFlags names an unknown flag, a missing value and a stray word", () => {
+  assert.throws(
+    () => tunnelFlags(["--codec", "zero"], ["to", "codecs"]),
+    /--codec.*this mode takes --to, --codecs/s,
+  );
+  assert.throws(() => tunnelFlags(["--to"], ["to"]), /--to/);
+  assert.throws(() => tunnelFlags(["zero"], ["to"]), /zero/);
+});
+
+Deno.test("codecList splits --codecs, defaults to zero, refuses empty names", () => {
+  assert.deepEqual(codecList(undefined), [{ name: "zero" }]);
+  assert.deepEqual(codecList("zero, lz4"), [{ name: "zero" }, { name: "lz4" }]);
+  assert.throws(() => codecList("zero,,lz4"), /Bad --codecs "zero,,lz4"/);
+  assert.throws(() => codecList(""), /Bad --codecs ""/);
+});
+
+Deno.test("bandwidthFlag takes positive bytes per second", () => {
+  assert.equal(bandwidthFlag(undefined), null);
+  assert.equal(bandwidthFlag("125000000"), 125e6);
+  for (const bad of ["fast", "0", "-5", "Infinity"]) {
+    assert.throws(() => bandwidthFlag(bad), /Bad --bandwidth/);
+  }
+});
+
+Deno.test("a tunnel main with a bad flag exits 1 with a JSON error that names it", async () => {
+  for (
+    const [main, args] of [
+      ["../qemu/tunnel_main.ts", [
+        "send",
+        "--to",
+        "127.0.0.1:9",
+        "--codec",
+        "zero",
+      ]],
+      ["../xen/tunnel_main.ts", [
+        "send",
+        "--to",
+        "127.0.0.1:9",
+        "--max-pages",
+        "x",
+      ]],
+    ] as const
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL(main, import.meta.url).pathname, ...args],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 1);
+    const line = JSON.parse(new TextDecoder().decode(out.stderr).trim());
+    assert.equal(line.ok, false);
+    assert.match(line.error, /--codec|--max-pages "x"/);
+  }
+});
