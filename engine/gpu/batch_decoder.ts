@@ -2,12 +2,7 @@ import { CodecError } from "../errors.ts";
 import type { PageDecoder } from "../codecs/codec.ts";
 import { delta } from "../codecs/delta.ts";
 import { rle } from "../codecs/rle.ts";
-import {
-  computePipeline,
-  readbackBuffer,
-  recordDispatch,
-  storageBuffer,
-} from "./_runtime.ts";
+import { ComputeKernel, readbackBuffer, storageBuffer } from "./_runtime.ts";
 import { DELTA_DECODE_WGSL } from "./delta_decode.wgsl.ts";
 import { RLE_DECODE_WGSL } from "./rle_decode.wgsl.ts";
 
@@ -41,7 +36,7 @@ export class GpuBatchDecoder {
   readonly #device: GPUDevice;
   readonly #pageSize: number;
   readonly #current: ((pfn: number) => Uint8Array) | undefined;
-  readonly #pipelines: Record<GpuDecodeCodec, GPUComputePipeline>;
+  readonly #kernels: Record<GpuDecodeCodec, ComputeKernel>;
   readonly #cpu: Record<GpuDecodeCodec, PageDecoder>;
 
   constructor(device: GPUDevice, options: GpuBatchDecoderOptions) {
@@ -54,9 +49,9 @@ export class GpuBatchDecoder {
     this.#device = device;
     this.#pageSize = ps;
     this.#current = options.current;
-    this.#pipelines = {
-      rle: computePipeline(device, RLE_DECODE_WGSL, "rle_decode"),
-      delta: computePipeline(device, DELTA_DECODE_WGSL, "delta_decode"),
+    this.#kernels = {
+      rle: new ComputeKernel(device, RLE_DECODE_WGSL, "rle_decode"),
+      delta: new ComputeKernel(device, DELTA_DECODE_WGSL, "delta_decode"),
     };
     const ctx = {
       pageSize: ps,
@@ -134,14 +129,12 @@ export class GpuBatchDecoder {
     d.queue.writeBuffer(inLen, 0, lens);
     if (codec === "delta") d.queue.writeBuffer(out, 0, pages);
     const enc = d.createCommandEncoder();
-    recordDispatch(
-      d,
-      enc,
-      this.#pipelines[codec],
-      { count: n, pageWords: ps >>> 2 },
-      Math.ceil(n / 64),
-      [input, inOff, inLen, out, errors],
-    );
+    this.#kernels[codec].record(enc, {
+      count: n,
+      pageWords: ps >>> 2,
+      groups: Math.ceil(n / 64),
+      buffers: [input, inOff, inLen, out, errors],
+    });
     const staging = readbackBuffer(d, n * 4 + n * ps, "decode readback");
     enc.copyBufferToBuffer(errors, 0, staging, 0, n * 4);
     enc.copyBufferToBuffer(out, 0, staging, n * 4, n * ps);

@@ -7,7 +7,12 @@ import { CompactKernels } from "./compact.ts";
 import { DeltaEncodeKernel } from "./delta_encode.ts";
 import { GpuError } from "./device.ts";
 import { RleEncodeKernel } from "./rle_encode.ts";
-import { DECLINED, readbackBuffer, storageBuffer } from "./_runtime.ts";
+import {
+  DECLINED,
+  readBack,
+  readbackBuffer,
+  storageBuffer,
+} from "./_runtime.ts";
 import { ZeroScanKernel } from "./zero_scan.ts";
 
 /** Codec chains the GPU encodes: optional `zero`, then `rle` or `delta`; `raw` ends every chain. */
@@ -312,18 +317,10 @@ export class GpuBatchEncoder {
     const sizes = meta.subarray(0, n);
     const offsets = meta.subarray(n, 2 * n + 1);
     const flags = meta.subarray(2 * n + 1, 3 * n + 1);
-    let data = new Uint8Array(0);
     const words = codec ? offsets[n] : 0;
-    if (words > 0) {
-      const staging = readbackBuffer(d, words * 4, "encoded");
-      const e2 = d.createCommandEncoder();
-      e2.copyBufferToBuffer(slot.out, 0, staging, 0, words * 4);
-      d.queue.submit([e2.finish()]);
-      await staging.mapAsync(GPUMapMode.READ);
-      data = new Uint8Array(staging.getMappedRange().slice(0));
-      staging.unmap();
-      staging.destroy();
-    }
+    const data = words > 0
+      ? await readBack(d, slot.out, words * 4, "encoded")
+      : new Uint8Array(0);
     const empty = new Uint8Array(0);
     for (let i = 0; i < n; i++) {
       if (useZero && flags[i] === 1) codecIds[i] = zero.id;

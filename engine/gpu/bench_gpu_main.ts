@@ -19,14 +19,14 @@ import { delta } from "../codecs/delta.ts";
 import { rle } from "../codecs/rle.ts";
 import { SimVm } from "../sim/mod.ts";
 import { isZeroPage } from "../zero_page.ts";
-import { GpuBatchDecoder } from "./batch_decoder.ts";
+import { GpuBatchDecoder, type GpuDecodeCodec } from "./batch_decoder.ts";
 import { GpuBatchEncoder, type GpuChain } from "./batch_encoder.ts";
 import { CompactKernels } from "./compact.ts";
 import { DeltaEncodeKernel } from "./delta_encode.ts";
 import { openGpu } from "./device.ts";
 import { FingerprintKernel } from "./fingerprint.ts";
 import { RleEncodeKernel } from "./rle_encode.ts";
-import { readbackBuffer, storageBuffer } from "./_runtime.ts";
+import { readBack, storageBuffer } from "./_runtime.ts";
 import { ZeroScanKernel } from "./zero_scan.ts";
 
 const PS = 4096;
@@ -98,15 +98,7 @@ async function stages(
     await device.queue.onSubmittedWorkDone();
     k += performance.now() - t;
     t = performance.now();
-    const size = Math.max(4, bytes(n));
-    const staging = readbackBuffer(device, size, "rb");
-    const e2 = device.createCommandEncoder();
-    e2.copyBufferToBuffer(result, 0, staging, 0, size);
-    device.queue.submit([e2.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    staging.getMappedRange().slice(0);
-    staging.unmap();
-    staging.destroy();
+    await readBack(device, result, bytes(n), "rb");
     rb += performance.now() - t;
   }
   input.destroy();
@@ -159,6 +151,74 @@ function cpuChain(
   return performance.now() - t;
 }
 
+/** A row for a kernel timed by {@link stages}, then end to end on the GPU and on the CPU, over every page. */
+function encodeRow(
+  kernel: string,
+  s: { up: number; k: number; rb: number },
+  gpuMs: number,
+  cpuMs: number,
+): Row {
+  return {
+    kernel,
+    uploadGBs: gbs(total, s.up),
+    kernelGBs: gbs(total, s.k),
+    readbackGBs: gbs(total, s.rb),
+    gpuEncodeGBs: gbs(total, gpuMs),
+    cpuGBs: gbs(total, cpuMs),
+    bytes: total,
+  };
+}
+
+/**
+ * Encodes `src` with the CPU codec (each page against `old[pfn]` for delta)
+ * and times decoding every page it claims on the GPU, `batch` pages per
+ * call, and on the CPU: a row (GB/s of decoded pages).
+ */
+async function decodeRow(
+  codec: GpuDecodeCodec,
+  src: readonly Uint8Array[],
+  old?: readonly Uint8Array[],
+): Promise<Row> {
+  const c = codec === "rle" ? rle : delta;
+  const current = old && ((pfn: number) => old[pfn]);
+  const ctx = { pageSize: PS, pageCount, options: {} };
+  const enc = c.createEncoder(ctx);
+  const buf = new Uint8Array(PS);
+  const inputs: Uint8Array[] = [];
+  const pfns: number[] = [];
+  src.forEach((p, i) => {
+    if (old) enc.sent?.(i, old[i], 0);
+    const n = enc.encode(i, p, buf);
+    if (n >= 0) {
+      inputs.push(buf.slice(0, n));
+      pfns.push(i);
+    }
+  });
+  const dec = new GpuBatchDecoder(device, { pageSize: PS, current });
+  const bytes = inputs.length * PS;
+  let t = performance.now();
+  for (let at = 0; at < inputs.length; at += batch) {
+    await dec.decode(
+      codec,
+      pfns.slice(at, at + batch),
+      inputs.slice(at, at + batch),
+    );
+  }
+  const gpuMs = performance.now() - t;
+  const cpuDec = c.createDecoder({ ...ctx, current });
+  t = performance.now();
+  inputs.forEach((inp, i) => cpuDec.decode(pfns[i], inp, buf));
+  return {
+    kernel: `${codec}_decode (${inputs.length} pages)`,
+    uploadGBs: 0,
+    kernelGBs: 0,
+    readbackGBs: 0,
+    gpuEncodeGBs: gbs(bytes, gpuMs),
+    cpuGBs: gbs(bytes, performance.now() - t),
+    bytes,
+  };
+}
+
 const rows: Row[] = [];
 const total = pageCount * PS;
 const per = (n: number) => n * 4;
@@ -192,15 +252,7 @@ await rk.run(pages.slice(0, 1), PS);
   for (let at = 0; at < pages.length; at += batch) {
     await zs.run(pages.slice(at, at + batch), PS);
   }
-  rows.push({
-    kernel: "zero_scan",
-    uploadGBs: gbs(total, s.up),
-    kernelGBs: gbs(total, s.k),
-    readbackGBs: gbs(total, s.rb),
-    gpuEncodeGBs: gbs(total, performance.now() - t),
-    cpuGBs: gbs(total, cpu),
-    bytes: total,
-  });
+  rows.push(encodeRow("zero_scan", s, performance.now() - t, cpu));
   console.log(`zero pages: ${z} of ${pageCount}`);
 }
 {
@@ -223,15 +275,7 @@ await rk.run(pages.slice(0, 1), PS);
   for (let at = 0; at < pages.length; at += batch) {
     await fp.run(pages.slice(at, at + batch), { pageSize: PS, chunkBytes: PS });
   }
-  rows.push({
-    kernel: "fingerprint",
-    uploadGBs: gbs(total, s.up),
-    kernelGBs: gbs(total, s.k),
-    readbackGBs: gbs(total, s.rb),
-    gpuEncodeGBs: gbs(total, performance.now() - t),
-    cpuGBs: gbs(total, cpu),
-    bytes: total,
-  });
+  rows.push(encodeRow("fingerprint", s, performance.now() - t, cpu));
 }
 {
   const s = await stages("rle_encode", (enc, input, n) => {
@@ -241,15 +285,7 @@ await rk.run(pages.slice(0, 1), PS);
   }, pages);
   const gpuMs = await pipelined(["zero", "rle"], pages);
   const cpu = cpuChain(["zero", "rle"], pages);
-  rows.push({
-    kernel: "rle_encode (zero→rle)",
-    uploadGBs: gbs(total, s.up),
-    kernelGBs: gbs(total, s.k),
-    readbackGBs: gbs(total, s.rb),
-    gpuEncodeGBs: gbs(total, gpuMs),
-    cpuGBs: gbs(total, cpu),
-    bytes: total,
-  });
+  rows.push(encodeRow("rle_encode (zero→rle)", s, gpuMs, cpu));
 }
 {
   const s = await stages("delta_encode", (enc, input, n) => {
@@ -264,102 +300,12 @@ await rk.run(pages.slice(0, 1), PS);
   }, news);
   const gpuMs = await pipelined(["zero", "delta"], news, olds);
   const cpu = cpuChain(["zero", "delta"], news, olds);
-  rows.push({
-    kernel: "delta_encode (zero→delta)",
-    uploadGBs: gbs(total, s.up),
-    kernelGBs: gbs(total, s.k),
-    readbackGBs: gbs(total, s.rb),
-    gpuEncodeGBs: gbs(total, gpuMs),
-    cpuGBs: gbs(total, cpu),
-    bytes: total,
-  });
+  rows.push(encodeRow("delta_encode (zero→delta)", s, gpuMs, cpu));
 }
-{
-  // Receiver: decode rle pages (the zero-filled and colour pages of the image).
-  const rleEnc = rle.createEncoder({ pageSize: PS, pageCount, options: {} });
-  const buf = new Uint8Array(PS);
-  const inputs: Uint8Array[] = [];
-  const pfns: number[] = [];
-  pages.forEach((p, i) => {
-    const n = rleEnc.encode(i, p, buf);
-    if (n >= 0) {
-      inputs.push(buf.slice(0, n));
-      pfns.push(i);
-    }
-  });
-  const dec = new GpuBatchDecoder(device, { pageSize: PS });
-  const bytes = inputs.length * PS;
-  let t = performance.now();
-  for (let at = 0; at < inputs.length; at += batch) {
-    await dec.decode(
-      "rle",
-      pfns.slice(at, at + batch),
-      inputs.slice(at, at + batch),
-    );
-  }
-  const gpuMs = performance.now() - t;
-  const cpuDec = rle.createDecoder({ pageSize: PS, pageCount, options: {} });
-  t = performance.now();
-  inputs.forEach((inp, i) => cpuDec.decode(pfns[i], inp, buf));
-  rows.push({
-    kernel: `rle_decode (${inputs.length} pages)`,
-    uploadGBs: 0,
-    kernelGBs: 0,
-    readbackGBs: 0,
-    gpuEncodeGBs: gbs(bytes, gpuMs),
-    cpuGBs: gbs(bytes, performance.now() - t),
-    bytes,
-  });
-}
-{
-  const deltaEnc = delta.createEncoder({
-    pageSize: PS,
-    pageCount,
-    options: {},
-  });
-  const buf = new Uint8Array(PS);
-  const inputs: Uint8Array[] = [];
-  const pfns: number[] = [];
-  news.forEach((p, i) => {
-    deltaEnc.sent?.(i, olds[i], 0);
-    const n = deltaEnc.encode(i, p, buf);
-    if (n >= 0) {
-      inputs.push(buf.slice(0, n));
-      pfns.push(i);
-    }
-  });
-  const dec = new GpuBatchDecoder(device, {
-    pageSize: PS,
-    current: (pfn) => olds[pfn],
-  });
-  const bytes = inputs.length * PS;
-  let t = performance.now();
-  for (let at = 0; at < inputs.length; at += batch) {
-    await dec.decode(
-      "delta",
-      pfns.slice(at, at + batch),
-      inputs.slice(at, at + batch),
-    );
-  }
-  const gpuMs = performance.now() - t;
-  const cpuDec = delta.createDecoder({
-    pageSize: PS,
-    pageCount,
-    options: {},
-    current: (pfn) => olds[pfn],
-  });
-  t = performance.now();
-  inputs.forEach((inp, i) => cpuDec.decode(pfns[i], inp, buf));
-  rows.push({
-    kernel: `delta_decode (${inputs.length} pages)`,
-    uploadGBs: 0,
-    kernelGBs: 0,
-    readbackGBs: 0,
-    gpuEncodeGBs: gbs(bytes, gpuMs),
-    cpuGBs: gbs(bytes, performance.now() - t),
-    bytes,
-  });
-}
+// Receiver: decode the rle pages (the zero-filled and colour pages of the
+// image) and the delta pages of every other page changed.
+rows.push(await decodeRow("rle", pages));
+rows.push(await decodeRow("delta", news, olds));
 await vm.close();
 
 const head = [

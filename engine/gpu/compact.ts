@@ -1,8 +1,10 @@
 import {
-  computePipeline,
+  type BufferInit,
+  ComputeKernel,
   DECLINED,
+  readBack,
   readbackBuffer,
-  recordDispatch,
+  runOnce,
 } from "./_runtime.ts";
 import { COMPACT_WGSL, SCAN_WGSL } from "./compact.wgsl.ts";
 
@@ -29,14 +31,12 @@ export interface EncodedPages {
  * ```
  */
 export class CompactKernels {
-  readonly #device: GPUDevice;
-  readonly #scan: GPUComputePipeline;
-  readonly #compact: GPUComputePipeline;
+  readonly #scan: ComputeKernel;
+  readonly #compact: ComputeKernel;
 
   constructor(device: GPUDevice) {
-    this.#device = device;
-    this.#scan = computePipeline(device, SCAN_WGSL, "scan");
-    this.#compact = computePipeline(device, COMPACT_WGSL, "compact");
+    this.#scan = new ComputeKernel(device, SCAN_WGSL, "scan");
+    this.#compact = new ComputeKernel(device, COMPACT_WGSL, "compact");
   }
 
   /** Records scan then compact for `count` pages of `pageSize` bytes. */
@@ -52,26 +52,82 @@ export class CompactKernels {
     pageSize: number,
   ): void {
     const pageWords = pageSize >>> 2;
-    recordDispatch(
-      this.#device,
-      encoder,
-      this.#scan,
-      {
-        count,
-        pageWords,
-      },
-      1,
-      [b.sizes, b.offsets],
-    );
-    recordDispatch(
-      this.#device,
-      encoder,
-      this.#compact,
-      { count, pageWords },
+    this.#scan.record(encoder, {
       count,
-      [b.scratch, b.sizes, b.offsets, b.out],
-    );
+      pageWords,
+      groups: 1,
+      buffers: [b.sizes, b.offsets],
+    });
+    this.#compact.record(encoder, {
+      count,
+      pageWords,
+      groups: count,
+      buffers: [b.scratch, b.sizes, b.offsets, b.out],
+    });
   }
+}
+
+/** The buffers {@link encodeOnce} adds to an encode kernel's inputs. */
+export type EncodeBuffer = "scratch" | "out" | "sizes" | "offsets";
+
+/** Options of {@link encodeOnce}; `K` names the kernel's inputs. */
+export interface EncodeOnceOptions<K extends string> {
+  /** The scan and compact kernels (compiled once, by the driver). */
+  readonly compact: CompactKernels;
+  /** Prefix of the buffers' labels (`"<label> <name>"`). */
+  readonly label: string;
+  /** Pages in the batch. */
+  readonly count: number;
+  /** Page size in bytes (each page's scratch slot). */
+  readonly pageSize: number;
+  /** The kernel's inputs, created (and uploaded) first, in this order. */
+  readonly inputs: Readonly<Record<K, BufferInit>>;
+  /** Records the encode kernel, which fills `scratch` and `sizes`. */
+  encode(
+    encoder: GPUCommandEncoder,
+    buffers: Readonly<Record<K | EncodeBuffer, GPUBuffer>>,
+  ): void;
+}
+
+/**
+ * Runs an encode kernel once with buffers of its own, for the encode
+ * drivers' `run()` (tests and benches): `inputs` uploaded, then scratch,
+ * out, sizes and offsets; `encode`, scan and compact in one submit; the
+ * encodings read back with {@link readEncoded}; every buffer destroyed.
+ *
+ * @example
+ * ```ts
+ * const r = await encodeOnce(device, {
+ *   compact,
+ *   label: "rle",
+ *   count: pages.length,
+ *   pageSize: 4096,
+ *   inputs: { pages: packPages(pages, 4096) },
+ *   encode: (enc, b) => rleKernel.record(enc, b, pages.length, 4096),
+ * });
+ * ```
+ */
+export function encodeOnce<K extends string>(
+  device: GPUDevice,
+  options: EncodeOnceOptions<K>,
+): Promise<EncodedPages> {
+  const { compact, count, pageSize } = options;
+  const buffers = {
+    ...options.inputs,
+    scratch: count * pageSize,
+    out: count * pageSize,
+    sizes: count * 4,
+    offsets: (count + 1) * 4,
+  };
+  return runOnce(device, {
+    label: options.label,
+    buffers,
+    record: (enc, b) => {
+      options.encode(enc, b);
+      compact.record(enc, b, count, pageSize);
+    },
+    read: (b) => readEncoded(device, b, count),
+  });
 }
 
 /**
@@ -85,7 +141,7 @@ export async function readEncoded(
   count: number,
 ): Promise<EncodedPages> {
   const meta = readbackBuffer(device, count * 4 + (count + 1) * 4, "meta");
-  let enc = device.createCommandEncoder();
+  const enc = device.createCommandEncoder();
   enc.copyBufferToBuffer(b.sizes, 0, meta, 0, count * 4);
   enc.copyBufferToBuffer(b.offsets, 0, meta, count * 4, (count + 1) * 4);
   device.queue.submit([enc.finish()]);
@@ -96,17 +152,9 @@ export async function readEncoded(
   const sizes = all.subarray(0, count);
   const offsets = all.subarray(count, 2 * count + 1);
   const words = offsets[count];
-  let data = new Uint8Array(0);
-  if (words > 0) {
-    const staging = readbackBuffer(device, words * 4, "encoded");
-    enc = device.createCommandEncoder();
-    enc.copyBufferToBuffer(b.out, 0, staging, 0, words * 4);
-    device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    data = new Uint8Array(staging.getMappedRange().slice(0));
-    staging.unmap();
-    staging.destroy();
-  }
+  const data = words > 0
+    ? await readBack(device, b.out, words * 4, "encoded")
+    : new Uint8Array(0);
   return { sizes, offsets, data };
 }
 

@@ -1,4 +1,4 @@
-import { PARAMS_WGSL } from "./_runtime.ts";
+import { decodeKernelWgsl } from "./_decode.wgsl.ts";
 
 /**
  * `delta_decode` (XBZRLE): one invocation per page (64 pages per
@@ -10,16 +10,10 @@ import { PARAMS_WGSL } from "./_runtime.ts";
  * `insertBits`. `errors[page]` is 0 when the input decoded, else nonzero;
  * the host names the failure with the CPU decoder's message.
  *
- * Bindings: 1 input (u32), 2 inOff (byte offset), 3 inLen (bytes), 4 out,
- * 5 errors.
+ * Bindings (`_decode.wgsl.ts`): 1 input (u32), 2 inOff (byte offset),
+ * 3 inLen (bytes), 4 out, 5 errors.
  */
-export const DELTA_DECODE_WGSL: string = PARAMS_WGSL + `
-@group(0) @binding(1) var<storage, read> input: array<u32>;
-@group(0) @binding(2) var<storage, read> inOff: array<u32>;
-@group(0) @binding(3) var<storage, read> inLen: array<u32>;
-@group(0) @binding(4) var<storage, read_write> out: array<u32>;
-@group(0) @binding(5) var<storage, read_write> errors: array<u32>;
-
+export const DELTA_DECODE_WGSL: string = decodeKernelWgsl(`
 struct Reader { off: u32, p: u32, n: u32, err: u32 }
 
 fn inByte(r: ptr<function, Reader>) -> u32 {
@@ -76,11 +70,4 @@ fn decode(page: u32) -> u32 {
   }
   return 0u;
 }
-
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let page = (wid.x + wid.y * params.groupsX) * 64u + lid;
-  if (page >= params.count) { return; }
-  errors[page] = decode(page);
-}
-`;
+`);

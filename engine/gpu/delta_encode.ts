@@ -1,10 +1,5 @@
-import { CompactKernels, type EncodedPages, readEncoded } from "./compact.ts";
-import {
-  computePipeline,
-  packPages,
-  recordDispatch,
-  storageBuffer,
-} from "./_runtime.ts";
+import { CompactKernels, type EncodedPages, encodeOnce } from "./compact.ts";
+import { ComputeKernel, packPages } from "./_runtime.ts";
 import { DELTA_ENCODE_WGSL } from "./delta_encode.wgsl.ts";
 
 /**
@@ -19,13 +14,11 @@ import { DELTA_ENCODE_WGSL } from "./delta_encode.wgsl.ts";
  * ```
  */
 export class DeltaEncodeKernel {
-  readonly #device: GPUDevice;
-  readonly #pipeline: GPUComputePipeline;
+  readonly #kernel: ComputeKernel;
   readonly #compact: CompactKernels;
 
   constructor(device: GPUDevice) {
-    this.#device = device;
-    this.#pipeline = computePipeline(device, DELTA_ENCODE_WGSL, "delta_encode");
+    this.#kernel = new ComputeKernel(device, DELTA_ENCODE_WGSL, "delta_encode");
     this.#compact = new CompactKernels(device);
   }
 
@@ -47,14 +40,12 @@ export class DeltaEncodeKernel {
         `Bad page size "${pageSize}": the delta kernel needs a positive multiple of 4 bytes`,
       );
     }
-    recordDispatch(
-      this.#device,
-      encoder,
-      this.#pipeline,
-      { count, pageWords: pageSize >>> 2 },
-      Math.ceil(count / 64),
-      [b.pages, b.olds, b.hasOld, b.scratch, b.sizes],
-    );
+    this.#kernel.record(encoder, {
+      count,
+      pageWords: pageSize >>> 2,
+      groups: Math.ceil(count / 64),
+      buffers: [b.pages, b.olds, b.hasOld, b.scratch, b.sizes],
+    });
   }
 
   /** Uploads, encodes, compacts and reads back one batch; `olds[i]` null = not cached. */
@@ -63,39 +54,22 @@ export class DeltaEncodeKernel {
     olds: readonly (Uint8Array | null)[],
     pageSize: number,
   ): Promise<EncodedPages> {
-    const d = this.#device;
     const n = pages.length;
-    const input = storageBuffer(d, n * pageSize, "delta pages");
-    const oldBuf = storageBuffer(d, n * pageSize, "delta olds");
-    const hasOld = storageBuffer(d, n * 4, "delta hasOld");
-    const scratch = storageBuffer(d, n * pageSize, "delta scratch");
-    const out = storageBuffer(d, n * pageSize, "delta out");
-    const sizes = storageBuffer(d, n * 4, "delta sizes");
-    const offsets = storageBuffer(d, (n + 1) * 4, "delta offsets");
-    d.queue.writeBuffer(input, 0, packPages(pages, pageSize));
     const oldBytes = new Uint8Array(n * pageSize);
-    const flags = new Uint32Array(n);
+    const hasOld = new Uint32Array(n);
     olds.forEach((o, i) => {
       if (o) {
         oldBytes.set(o, i * pageSize);
-        flags[i] = 1;
+        hasOld[i] = 1;
       }
     });
-    d.queue.writeBuffer(oldBuf, 0, oldBytes);
-    d.queue.writeBuffer(hasOld, 0, flags);
-    const enc = d.createCommandEncoder();
-    this.record(
-      enc,
-      { pages: input, olds: oldBuf, hasOld, scratch, sizes },
-      n,
+    return await encodeOnce(this.#kernel.device, {
+      compact: this.#compact,
+      label: "delta",
+      count: n,
       pageSize,
-    );
-    this.#compact.record(enc, { scratch, sizes, offsets, out }, n, pageSize);
-    d.queue.submit([enc.finish()]);
-    const r = await readEncoded(d, { sizes, offsets, out }, n);
-    for (const b of [input, oldBuf, hasOld, scratch, out, sizes, offsets]) {
-      b.destroy();
-    }
-    return r;
+      inputs: { pages: packPages(pages, pageSize), olds: oldBytes, hasOld },
+      encode: (enc, b) => this.record(enc, b, n, pageSize),
+    });
   }
 }

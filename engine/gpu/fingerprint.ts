@@ -1,10 +1,4 @@
-import {
-  computePipeline,
-  packPages,
-  readBack,
-  recordDispatch,
-  storageBuffer,
-} from "./_runtime.ts";
+import { ComputeKernel, packPages, readBack, runOnce } from "./_runtime.ts";
 import { FINGERPRINT_WGSL } from "./fingerprint.wgsl.ts";
 
 /**
@@ -19,12 +13,10 @@ import { FINGERPRINT_WGSL } from "./fingerprint.wgsl.ts";
  * ```
  */
 export class FingerprintKernel {
-  readonly #device: GPUDevice;
-  readonly #pipeline: GPUComputePipeline;
+  readonly #kernel: ComputeKernel;
 
   constructor(device: GPUDevice) {
-    this.#device = device;
-    this.#pipeline = computePipeline(device, FINGERPRINT_WGSL, "fingerprint");
+    this.#kernel = new ComputeKernel(device, FINGERPRINT_WGSL, "fingerprint");
   }
 
   /** Records fingerprints of `chunks` chunks of `chunkBytes` (a multiple of 16) in `words` into `out`. */
@@ -39,14 +31,12 @@ export class FingerprintKernel {
         `Bad chunk size "${chunkBytes}": expected a positive multiple of 16 bytes`,
       );
     }
-    recordDispatch(
-      this.#device,
-      encoder,
-      this.#pipeline,
-      { count: chunks, pageWords: chunkBytes >>> 2 },
-      Math.ceil(chunks / 64),
-      [buffers.words, buffers.out],
-    );
+    this.#kernel.record(encoder, {
+      count: chunks,
+      pageWords: chunkBytes >>> 2,
+      groups: Math.ceil(chunks / 64),
+      buffers: [buffers.words, buffers.out],
+    });
   }
 
   /** Uploads `pages`, fingerprints every chunk, reads them back: 4 u32 per chunk, in page order. */
@@ -54,18 +44,16 @@ export class FingerprintKernel {
     pages: readonly Uint8Array[],
     options: { pageSize: number; chunkBytes: number },
   ): Promise<Uint32Array> {
-    const d = this.#device;
+    const d = this.#kernel.device;
     const { pageSize, chunkBytes } = options;
     const chunks = pages.length * (pageSize / chunkBytes);
-    const input = storageBuffer(d, pages.length * pageSize, "fp pages");
-    const out = storageBuffer(d, chunks * 16, "fp out");
-    d.queue.writeBuffer(input, 0, packPages(pages, pageSize));
-    const enc = d.createCommandEncoder();
-    this.record(enc, { words: input, out }, chunks, chunkBytes);
-    d.queue.submit([enc.finish()]);
-    const r = new Uint32Array((await readBack(d, out, chunks * 16)).buffer);
-    input.destroy();
-    out.destroy();
-    return r;
+    return await runOnce(d, {
+      label: "fp",
+      buffers: { pages: packPages(pages, pageSize), out: chunks * 16 },
+      record: (enc, b) =>
+        this.record(enc, { words: b.pages, out: b.out }, chunks, chunkBytes),
+      read: async (b) =>
+        new Uint32Array((await readBack(d, b.out, chunks * 16)).buffer),
+    });
   }
 }

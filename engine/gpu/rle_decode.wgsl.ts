@@ -1,4 +1,4 @@
-import { PARAMS_WGSL } from "./_runtime.ts";
+import { decodeKernelWgsl } from "./_decode.wgsl.ts";
 
 /**
  * `rle_decode`: one invocation per page (64 pages per workgroup) decodes
@@ -9,16 +9,10 @@ import { PARAMS_WGSL } from "./_runtime.ts";
  * 7 input outside the buffer); the host then names the failure with the
  * CPU decoder's message.
  *
- * Bindings: 1 input (u32), 2 inOff (byte offset, a multiple of 4),
- * 3 inLen (bytes), 4 out (`pageWords` per page), 5 errors.
+ * Bindings (`_decode.wgsl.ts`): 1 input (u32), 2 inOff (byte offset, a
+ * multiple of 4), 3 inLen (bytes), 4 out (`pageWords` per page), 5 errors.
  */
-export const RLE_DECODE_WGSL: string = PARAMS_WGSL + `
-@group(0) @binding(1) var<storage, read> input: array<u32>;
-@group(0) @binding(2) var<storage, read> inOff: array<u32>;
-@group(0) @binding(3) var<storage, read> inLen: array<u32>;
-@group(0) @binding(4) var<storage, read_write> out: array<u32>;
-@group(0) @binding(5) var<storage, read_write> errors: array<u32>;
-
+export const RLE_DECODE_WGSL: string = decodeKernelWgsl(`
 fn decode(page: u32) -> u32 {
   let W = params.pageWords;
   let len = inLen[page];
@@ -50,11 +44,4 @@ fn decode(page: u32) -> u32 {
   if (d != W) { return 6u; }
   return 0u;
 }
-
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let page = (wid.x + wid.y * params.groupsX) * 64u + lid;
-  if (page >= params.count) { return; }
-  errors[page] = decode(page);
-}
-`;
+`);

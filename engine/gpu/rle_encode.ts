@@ -1,10 +1,5 @@
-import { CompactKernels, type EncodedPages, readEncoded } from "./compact.ts";
-import {
-  computePipeline,
-  packPages,
-  recordDispatch,
-  storageBuffer,
-} from "./_runtime.ts";
+import { CompactKernels, type EncodedPages, encodeOnce } from "./compact.ts";
+import { ComputeKernel, packPages } from "./_runtime.ts";
 import { RLE_ENCODE_WGSL } from "./rle_encode.wgsl.ts";
 
 /** Largest page the `rle_encode` kernel handles (1024 words, its workgroup arrays). */
@@ -23,13 +18,11 @@ export const RLE_MAX_PAGE_BYTES = 4096;
  * ```
  */
 export class RleEncodeKernel {
-  readonly #device: GPUDevice;
-  readonly #pipeline: GPUComputePipeline;
+  readonly #kernel: ComputeKernel;
   readonly #compact: CompactKernels;
 
   constructor(device: GPUDevice) {
-    this.#device = device;
-    this.#pipeline = computePipeline(device, RLE_ENCODE_WGSL, "rle_encode");
+    this.#kernel = new ComputeKernel(device, RLE_ENCODE_WGSL, "rle_encode");
     this.#compact = new CompactKernels(device);
   }
 
@@ -41,14 +34,12 @@ export class RleEncodeKernel {
     pageSize: number,
   ): void {
     checkPageSize(pageSize);
-    recordDispatch(
-      this.#device,
-      encoder,
-      this.#pipeline,
-      { count, pageWords: pageSize >>> 2 },
+    this.#kernel.record(encoder, {
       count,
-      [b.pages, b.scratch, b.sizes],
-    );
+      pageWords: pageSize >>> 2,
+      groups: count,
+      buffers: [b.pages, b.scratch, b.sizes],
+    });
   }
 
   /** Uploads, encodes, compacts and reads back one batch (tests and benches). */
@@ -56,21 +47,15 @@ export class RleEncodeKernel {
     pages: readonly Uint8Array[],
     pageSize: number,
   ): Promise<EncodedPages> {
-    const d = this.#device;
     const n = pages.length;
-    const input = storageBuffer(d, n * pageSize, "rle pages");
-    const scratch = storageBuffer(d, n * pageSize, "rle scratch");
-    const out = storageBuffer(d, n * pageSize, "rle out");
-    const sizes = storageBuffer(d, n * 4, "rle sizes");
-    const offsets = storageBuffer(d, (n + 1) * 4, "rle offsets");
-    d.queue.writeBuffer(input, 0, packPages(pages, pageSize));
-    const enc = d.createCommandEncoder();
-    this.record(enc, { pages: input, scratch, sizes }, n, pageSize);
-    this.#compact.record(enc, { scratch, sizes, offsets, out }, n, pageSize);
-    d.queue.submit([enc.finish()]);
-    const r = await readEncoded(d, { sizes, offsets, out }, n);
-    for (const b of [input, scratch, out, sizes, offsets]) b.destroy();
-    return r;
+    return await encodeOnce(this.#kernel.device, {
+      compact: this.#compact,
+      label: "rle",
+      count: n,
+      pageSize,
+      inputs: { pages: packPages(pages, pageSize) },
+      encode: (enc, b) => this.record(enc, b, n, pageSize),
+    });
   }
 }
 

@@ -1,10 +1,4 @@
-import {
-  computePipeline,
-  packPages,
-  readBack,
-  recordDispatch,
-  storageBuffer,
-} from "./_runtime.ts";
+import { ComputeKernel, packPages, readBack, runOnce } from "./_runtime.ts";
 import { ZERO_SCAN_WGSL } from "./zero_scan.wgsl.ts";
 
 /**
@@ -17,12 +11,10 @@ import { ZERO_SCAN_WGSL } from "./zero_scan.wgsl.ts";
  * ```
  */
 export class ZeroScanKernel {
-  readonly #device: GPUDevice;
-  readonly #pipeline: GPUComputePipeline;
+  readonly #kernel: ComputeKernel;
 
   constructor(device: GPUDevice) {
-    this.#device = device;
-    this.#pipeline = computePipeline(device, ZERO_SCAN_WGSL, "zero_scan");
+    this.#kernel = new ComputeKernel(device, ZERO_SCAN_WGSL, "zero_scan");
   }
 
   /** Records the kernel: `flags[i]` for each of `count` pages of `pageSize` bytes in `pages`. */
@@ -32,14 +24,12 @@ export class ZeroScanKernel {
     count: number,
     pageSize: number,
   ): void {
-    recordDispatch(
-      this.#device,
-      encoder,
-      this.#pipeline,
-      { count, pageWords: pageSize >>> 2 },
+    this.#kernel.record(encoder, {
       count,
-      [buffers.pages, buffers.flags],
-    );
+      pageWords: pageSize >>> 2,
+      groups: count,
+      buffers: [buffers.pages, buffers.flags],
+    });
   }
 
   /** Uploads `pages`, runs the kernel and reads the flags back (tests and benches). */
@@ -47,17 +37,14 @@ export class ZeroScanKernel {
     pages: readonly Uint8Array[],
     pageSize: number,
   ): Promise<Uint32Array> {
-    const d = this.#device;
+    const d = this.#kernel.device;
     const n = pages.length;
-    const input = storageBuffer(d, n * pageSize, "zero_scan pages");
-    const flags = storageBuffer(d, n * 4, "zero_scan flags");
-    d.queue.writeBuffer(input, 0, packPages(pages, pageSize));
-    const enc = d.createCommandEncoder();
-    this.record(enc, { pages: input, flags }, n, pageSize);
-    d.queue.submit([enc.finish()]);
-    const out = new Uint32Array((await readBack(d, flags, n * 4)).buffer);
-    input.destroy();
-    flags.destroy();
-    return out;
+    return await runOnce(d, {
+      label: "zero_scan",
+      buffers: { pages: packPages(pages, pageSize), flags: n * 4 },
+      record: (enc, b) => this.record(enc, b, n, pageSize),
+      read: async (b) =>
+        new Uint32Array((await readBack(d, b.flags, n * 4)).buffer),
+    });
   }
 }
