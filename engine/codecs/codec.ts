@@ -69,6 +69,12 @@ export interface Codec {
   readonly name: string;
   /** One-line description for `plan` and help output. */
   readonly summary: string;
+  /**
+   * Its decoder reads `CodecContext.current`: once this codec is announced,
+   * a receiver must keep every page as last applied (delta). Receivers that
+   * write into real memory have that anyway; tunnels keep a shadow only then.
+   */
+  readonly decodesAgainstCurrent?: boolean;
   /** Upper bound of one encoded page; the receiver rejects longer entries before decoding. */
   maxEncodedBytes(pageSize: number): number;
   /** Creates the sender-side state. */

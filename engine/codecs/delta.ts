@@ -46,6 +46,7 @@ export const delta: Codec = {
   name: "delta",
   summary:
     "XOR against the page sent last, in QEMU's XBZRLE grammar (bounded sender cache)",
+  decodesAgainstCurrent: true,
   maxEncodedBytes(pageSize: number): number {
     return pageSize - 1;
   },

@@ -162,7 +162,9 @@ export async function receiveQemuStream(
           pages!.subarray(eo, eo + entries.length[entry]),
           scratch,
         );
-        shadow!.write(pfn, scratch);
+        // only a codec that decodes against the current page needs it; the
+        // sender's delta cache starts no earlier than its CODEC frame
+        if (table.readsCurrent) shadow!.write(pfn, scratch);
         table.applied(pfn, scratch, id);
         buf.set(scratch, at);
         at += QEMU_PAGE_SIZE;

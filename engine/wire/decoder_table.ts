@@ -83,6 +83,7 @@ export class DecoderTable {
   readonly #geometry: DecoderGeometry;
   readonly #decoders: (PageDecoder | undefined)[] = [];
   readonly #appliedHooks: PageDecoder[] = [];
+  #readsCurrent = false;
 
   /**
    * @param negotiated The codecs HELLO negotiated, by wire id.
@@ -131,7 +132,17 @@ export class DecoderTable {
     });
     this.#decoders[setup.id] = d;
     if (d.applied) this.#appliedHooks.push(d);
+    if (codec.decodesAgainstCurrent) this.#readsCurrent = true;
     return codec;
+  }
+
+  /**
+   * Whether an announced codec decodes against the destination's current
+   * pages: from then on a receiver that does not write into real memory must
+   * keep each page as applied (before, no decoder can ask for one).
+   */
+  get readsCurrent(): boolean {
+    return this.#readsCurrent;
   }
 
   /**

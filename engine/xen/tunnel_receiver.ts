@@ -104,7 +104,6 @@ export async function receiveXenStream(
     pageCount: 0,
   });
   const store = new Map<number, Uint8Array>();
-  let keepPages = false;
   const entries = new PageEntries(MAX_BATCH_SIZE);
   let pageCount = 0;
   let sendLock: Promise<void> = Promise.resolve();
@@ -138,7 +137,8 @@ export async function receiveXenStream(
       );
     }
     pageCount = Math.floor(h.memoryBytes / h.pageSize);
-    // pages are kept for `current` only once a delta codec is announced
+    // pages are kept for `current` only once a codec that reads it (delta)
+    // is announced: the sender's delta cache starts no earlier
     table = new DecoderTable(negotiateCodecs(h.codecs), {
       pageSize: XEN_PAGE_SIZE,
       pageCount,
@@ -187,8 +187,7 @@ export async function receiveXenStream(
         stats.opaqueBytes += f.payload.length;
         await write(f.payload);
       } else if (f.type === FrameType.CODEC) {
-        const codec = table.announce(decodeCodec(f.payload), reader.bytesRead);
-        if (codec.name === "delta") keepPages = true;
+        table.announce(decodeCodec(f.payload), reader.bytesRead);
       } else if (f.type === XenFrameType.XEN_PAGE_DATA) {
         const pfns = pageDataPfns(f.payload);
         const head = f.payload.slice(8);
@@ -234,7 +233,7 @@ export async function receiveXenStream(
             page,
           );
           table.applied(pfn, page, id);
-          if (keepPages) store.set(pfn, page.slice());
+          if (table.readsCurrent) store.set(pfn, page.slice());
           record.set(page, head.length + i * XEN_PAGE_SIZE);
         }
         stats.pages += entries.count;

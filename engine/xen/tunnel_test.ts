@@ -112,6 +112,11 @@ for (const codecs of CHAINS) {
       if (codecs.some((c) => c.name === "zero")) {
         assert.ok((s.codecPages.zero ?? 0) > 0);
       }
+      // 4 rounds: pages resent twice before are deltas (the receiver keeps
+      // pages from delta's CODEC frame on)
+      if (codecs.some((c) => c.name === "delta")) {
+        assert.ok((s.codecPages.delta ?? 0) > 0, JSON.stringify(s.codecPages));
+      }
     }
   });
 }
