@@ -98,3 +98,16 @@ Deno.test("DecoderTable passes applied pages to the decoders that keep state", (
   t.applied(4, new Uint8Array(4096).fill(1), 0);
   assert.equal(seen, 1);
 });
+
+Deno.test("DecoderTable.readsCurrent turns on with the first codec that decodes against current pages", () => {
+  const t = new DecoderTable(
+    negotiateCodecs([ref("raw"), ref("lz4"), ref("delta")]),
+    { pageSize: 4096, pageCount: 16, current: () => new Uint8Array(4096) },
+  );
+  assert.equal(t.readsCurrent, false);
+  t.announce({ id: 0, name: "raw", options: {} }, 0);
+  t.announce({ id: 5, name: "lz4", options: {} }, 0);
+  assert.equal(t.readsCurrent, false);
+  t.announce({ id: 3, name: "delta", options: {} }, 0);
+  assert.equal(t.readsCurrent, true);
+});
