@@ -328,7 +328,14 @@ export async function sendQemuStream(
     // tail), QEMU's device state is held back up to tailHold bytes.
     const maxDelay = options.maxFlushDelayMs ?? 5;
     let firstPending = performance.now();
-    let next = ended ? null : input.read();
+    // The next read runs while this chunk is parsed and encoded; if it fails
+    // while no one awaits it (this chunk threw first), that is no new error.
+    const readAhead = () => {
+      const r = input.read();
+      r.catch(() => {});
+      return r;
+    };
+    let next = ended ? null : readAhead();
     while (next) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let chunk = await Promise.race([
@@ -341,7 +348,7 @@ export async function sendQemuStream(
         chunk = await next;
       }
       if (chunk.done) break;
-      next = input.read();
+      next = readAhead();
       const value = chunk.value;
       hash.update(value);
       stats.streamBytes += value.length;

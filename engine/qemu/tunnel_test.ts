@@ -344,3 +344,26 @@ Deno.test("tunnel: delta announced in a later round decodes against pages kept f
   assert.ok((s.codecPages.delta ?? 0) > 0, JSON.stringify(s.codecPages));
   assert.deepEqual(r.codecPages, s.codecPages);
 });
+
+Deno.test("tunnel: a source that fails mid-stream fails the sender with its error and aborts the receiver", async () => {
+  const [a, b] = memoryDuplex();
+  const out = collector();
+  let at = 0;
+  const failing = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (at >= fixture.length / 2) {
+        return c.error(new Error("QEMU's pipe broke"));
+      }
+      c.enqueue(fixture.slice(at, at + 4096));
+      at += 4096;
+    },
+  });
+  const [s, r] = await Promise.allSettled([
+    sendQemuStream(failing, a),
+    receiveQemuStream(b, out.sink),
+  ]);
+  assert.ok(s.status === "rejected");
+  assert.match(String(s.reason), /QEMU's pipe broke/);
+  assert.ok(r.status === "rejected");
+  assert.ok(out.state.aborted && !out.state.closed);
+});
