@@ -47,7 +47,9 @@ import {
 
 /** A bidirectional byte stream, e.g. a `Deno.Conn`. */
 export interface Duplex {
+  /** Bytes from the peer. */
   readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer. */
   readonly writable: WritableStream<Uint8Array>;
 }
 

@@ -45,6 +45,8 @@ export class EncoderChain {
   readonly #result: ChainResult = { codecId: 0, length: 0 };
 
   /**
+   * Creates an empty chain; {@link EncoderChain.select} chooses its codecs.
+   *
    * @param geometry Page size and page count of the VM.
    */
   constructor(geometry: { pageSize: number; pageCount: number }) {

@@ -200,6 +200,8 @@ export class DedupEncoder implements PageEncoder {
   #lastClaimed = false;
 
   /**
+   * Creates an encoder with an empty chunk store.
+   *
    * @param ctx Codec context; `options` may hold {@link DedupOptions}.
    * @param testing Test hooks only.
    * @throws {CodecError} when an option is unknown or out of range.
@@ -405,6 +407,8 @@ export class DedupDecoder implements PageDecoder {
   #lastPfn = -1;
 
   /**
+   * Creates a decoder with an empty chunk store.
+   *
    * @param ctx Codec context; `options` may hold {@link DedupOptions} and
    *   must match the sender's `chunkBytes`.
    * @throws {CodecError} when an option is unknown or out of range.

@@ -15,3 +15,4 @@ export * from "./registry.ts";
 export * from "./rle.ts";
 export * from "./zero.ts";
 export * from "./zstd.ts";
+export type { FingerprintFn } from "./_fingerprint.ts";

@@ -39,6 +39,14 @@ export class GpuBatchDecoder {
   readonly #kernels: Record<GpuDecodeCodec, ComputeKernel>;
   readonly #cpu: Record<GpuDecodeCodec, PageDecoder>;
 
+  /**
+   * Compiles the `rle_decode` and `delta_decode` kernels on `device` and
+   * creates the CPU decoders that report malformed pages.
+   *
+   * @param device The WebGPU device to run on.
+   * @param options Page size, and the current pages for `delta`.
+   * @throws {RangeError} when the page size is not a positive multiple of 4.
+   */
   constructor(device: GPUDevice, options: GpuBatchDecoderOptions) {
     const ps = options.pageSize;
     if (!Number.isInteger(ps) || ps <= 0 || (ps & 3) !== 0) {

@@ -115,6 +115,17 @@ export class GpuBatchEncoder {
   // The delta codec's own cache class, so the rules cannot drift apart.
   readonly #cache: DeltaCache | null;
 
+  /**
+   * Compiles the chain's kernels on `device` and allocates buffers for
+   * `inFlight` batches (at least one), and the delta cache when the chain
+   * ends in `delta`.
+   *
+   * @param device The WebGPU device to run on.
+   * @param options The chain, batch size and geometry.
+   * @throws {GpuError} when the batch is not a positive integer or does not
+   *   fit the device's storage binding limit.
+   * @throws {CodecError} when `deltaOptions` are invalid.
+   */
   constructor(device: GPUDevice, options: GpuBatchEncoderOptions) {
     const { chain, batch, pageSize, pageCount } = options;
     const inFlight = options.inFlight ?? 3;

@@ -34,6 +34,11 @@ export class CompactKernels {
   readonly #scan: ComputeKernel;
   readonly #compact: ComputeKernel;
 
+  /**
+   * Compiles the `scan` and `compact` kernels on `device`.
+   *
+   * @param device The WebGPU device to run on.
+   */
   constructor(device: GPUDevice) {
     this.#scan = new ComputeKernel(device, SCAN_WGSL, "scan");
     this.#compact = new ComputeKernel(device, COMPACT_WGSL, "compact");

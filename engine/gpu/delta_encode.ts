@@ -17,6 +17,11 @@ export class DeltaEncodeKernel {
   readonly #kernel: ComputeKernel;
   readonly #compact: CompactKernels;
 
+  /**
+   * Compiles the `delta_encode` kernel on `device`.
+   *
+   * @param device The WebGPU device to run on.
+   */
   constructor(device: GPUDevice) {
     this.#kernel = new ComputeKernel(device, DELTA_ENCODE_WGSL, "delta_encode");
     this.#compact = new CompactKernels(device);

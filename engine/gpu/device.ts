@@ -8,7 +8,10 @@
 /** The GPU layer could not do what was asked: no adapter when one is required, a limit too small. */
 export class GpuError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong and why.
+   * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);

@@ -15,6 +15,11 @@ import { FINGERPRINT_WGSL } from "./fingerprint.wgsl.ts";
 export class FingerprintKernel {
   readonly #kernel: ComputeKernel;
 
+  /**
+   * Compiles the `fingerprint` kernel on `device`.
+   *
+   * @param device The WebGPU device to run on.
+   */
   constructor(device: GPUDevice) {
     this.#kernel = new ComputeKernel(device, FINGERPRINT_WGSL, "fingerprint");
   }

@@ -21,6 +21,11 @@ export class RleEncodeKernel {
   readonly #kernel: ComputeKernel;
   readonly #compact: CompactKernels;
 
+  /**
+   * Compiles the `rle_encode` kernel on `device`.
+   *
+   * @param device The WebGPU device to run on.
+   */
   constructor(device: GPUDevice) {
     this.#kernel = new ComputeKernel(device, RLE_ENCODE_WGSL, "rle_encode");
     this.#compact = new CompactKernels(device);

@@ -13,6 +13,11 @@ import { ZERO_SCAN_WGSL } from "./zero_scan.wgsl.ts";
 export class ZeroScanKernel {
   readonly #kernel: ComputeKernel;
 
+  /**
+   * Compiles the `zero_scan` kernel on `device`.
+   *
+   * @param device The WebGPU device to run on.
+   */
   constructor(device: GPUDevice) {
     this.#kernel = new ComputeKernel(device, ZERO_SCAN_WGSL, "zero_scan");
   }

@@ -12,7 +12,24 @@
 export * from "./qmp.ts";
 export * from "./policy_driver.ts";
 export { QemuStreamError } from "./stream/errors.ts";
-export { QemuStreamParser } from "./stream/parser.ts";
+export {
+  type EosEvent,
+  type OpaqueEvent as QemuOpaqueEvent,
+  type PageEvent,
+  type QemuEvent,
+  QemuStreamParser,
+  type QemuStreamParserOptions,
+  type RamBlock,
+  type RamSetupEvent,
+  type SectionEvent,
+} from "./stream/parser.ts";
 export { parseQemuStream, rebuildStream } from "./stream/writer.ts";
-export { sendQemuStream, type TunnelStats } from "./tunnel.ts";
-export { receiveQemuStream } from "./tunnel_receiver.ts";
+export {
+  sendQemuStream,
+  type TunnelSendOptions,
+  type TunnelStats,
+} from "./tunnel.ts";
+export {
+  receiveQemuStream,
+  type TunnelReceiveOptions,
+} from "./tunnel_receiver.ts";

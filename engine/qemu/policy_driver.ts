@@ -43,8 +43,11 @@ export class QemuMigrationError extends MigrationError {
   /** What the driver saw up to the failure (rounds so far), when any. */
   readonly partial: QemuMigrationReport | undefined;
   /**
+   * Creates the error, with the report of what happened before it.
+   *
    * @param message What went wrong and why.
    * @param partial The report up to the failure.
+   * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(
     message: string,

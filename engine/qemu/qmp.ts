@@ -30,8 +30,11 @@ export class QmpError extends Error {
   /** QMP's error class, e.g. `"GenericError"`, when QEMU answered with an error. */
   readonly errorClass: string | undefined;
   /**
+   * Creates the error, naming the command and QMP error class when known.
+   *
    * @param message What went wrong and why.
    * @param detail The command and QMP error class, when known.
+   * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(
     message: string,
@@ -65,19 +68,33 @@ export interface QmpStatus {
 
 /** The `ram` part of `query-migrate` (fields QEMU omits are absent). */
 export interface QmpMigrateRam {
+  /** Bytes transferred to the destination so far. */
   readonly transferred: number;
+  /** Bytes still to transfer. */
   readonly remaining: number;
+  /** Guest RAM bytes involved in the migration. */
   readonly total: number;
+  /** Zero pages seen (sent as ZERO records). */
   readonly duplicate: number;
+  /** Pages sent whole. */
   readonly normal: number;
+  /** Bytes of the pages sent whole. */
   readonly "normal-bytes": number;
+  /** Pages the guest dirties per second. */
   readonly "dirty-pages-rate": number;
+  /** Throughput, in megabits per second. */
   readonly mbps: number;
+  /** Times the dirty bitmap was synchronised (about the pass count). */
   readonly "dirty-sync-count": number;
+  /** Bytes per page of the page counters. */
   readonly "page-size": number;
+  /** Bytes sent over multifd channels. */
   readonly "multifd-bytes"?: number;
+  /** Pages transferred per second. */
   readonly "pages-per-second"?: number;
+  /** Bytes sent in the pre-copy phase. */
   readonly "precopy-bytes"?: number;
+  /** Bytes sent while the guest was paused. */
   readonly "downtime-bytes"?: number;
 }
 
@@ -85,13 +102,21 @@ export interface QmpMigrateRam {
 export interface QmpMigrationInfo {
   /** `none`, `setup`, `active`, `pre-switchover`, `device`, `completed`, `failed`, `cancelling`, `cancelled`, ... */
   readonly status?: string;
+  /** Milliseconds since the migration started (its whole time once ended). */
   readonly "total-time"?: number;
+  /** Milliseconds of setup before the first pass. */
   readonly "setup-time"?: number;
+  /** While active: the downtime QEMU expects, in ms. */
   readonly "expected-downtime"?: number;
+  /** Once completed: the guest's downtime, in ms. */
   readonly downtime?: number;
+  /** Percent of time auto-converge throttles the vCPUs. */
   readonly "cpu-throttle-percentage"?: number;
+  /** Why the migration failed, when `status` is `failed`. */
   readonly "error-desc"?: string;
+  /** RAM counters (while active and once completed). */
   readonly ram?: QmpMigrateRam;
+  /** XBZRLE cache counters, when XBZRLE is on. */
   readonly "xbzrle-cache"?: Readonly<Record<string, number>>;
 }
 
@@ -101,13 +126,21 @@ export interface QmpMigrationParameters {
   readonly "downtime-limit"?: number;
   /** Bytes per second (default 128 MiB/s). */
   readonly "max-bandwidth"?: number;
+  /** Parallel multifd channels (QEMU default 2). */
   readonly "multifd-channels"?: number;
+  /** Compression of multifd pages (QEMU default `none`). */
   readonly "multifd-compression"?: "none" | "zlib" | "zstd" | string;
+  /** zstd level for multifd, 0..20 (QEMU default 1). */
   readonly "multifd-zstd-level"?: number;
   /** Bytes; a power of two and a multiple of the page size. */
   readonly "xbzrle-cache-size"?: number;
+  /** Percent throttle when auto-converge starts (QEMU default 20). */
   readonly "cpu-throttle-initial"?: number;
+  /**
+   * Percent added each time auto-converge sees no progress (QEMU default 10).
+   */
   readonly "cpu-throttle-increment"?: number;
+  /** Any other parameter, passed to QEMU as given. */
   readonly [name: string]: unknown;
 }
 

@@ -1,6 +1,8 @@
 /** A parsed `HOST:PORT`. */
 export interface Address {
+  /** Host name or IP address (IPv6 without brackets). */
   hostname: string;
+  /** TCP port, 0..65535. */
   port: number;
 }
 

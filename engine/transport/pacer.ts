@@ -17,6 +17,8 @@ export class Pacer {
   #waitedMs = 0;
 
   /**
+   * Creates a pacer at `options.bytesPerSecond`.
+   *
    * @param options `bytesPerSecond` is the sustained rate; `burstBytes`
    *   (default 4 ms of traffic, at least 256 KiB) how far a sender may run ahead.
    */

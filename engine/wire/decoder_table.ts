@@ -86,6 +86,9 @@ export class DecoderTable {
   #readsCurrent = false;
 
   /**
+   * Creates an empty table; {@link DecoderTable.announce} adds each
+   * codec's decoder as its CODEC frame arrives.
+   *
    * @param negotiated The codecs HELLO negotiated, by wire id.
    * @param geometry Page size, pfn space and the destination's pages.
    */

@@ -38,7 +38,11 @@ export class FrameReader {
   #buffer: Uint8Array = EMPTY;
   #offset = 0;
 
-  /** @param readable The byte stream; the reader takes its lock until {@link releaseLock}. */
+  /**
+   * Creates a reader of the frames in `readable`.
+   *
+   * @param readable The byte stream; the reader takes its lock until {@link releaseLock}.
+   */
   constructor(readable: ReadableStream<Uint8Array>) {
     this.#reader = readable.getReader();
   }

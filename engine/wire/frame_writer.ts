@@ -41,7 +41,11 @@ export class FrameWriter {
   #header = new Uint8Array(HEADER_BYTES);
   #bytes = 0;
 
-  /** @param sink Where frames go; a stream's lock is taken until {@link close} or {@link releaseLock}. */
+  /**
+   * Creates a writer of frames into `sink`.
+   *
+   * @param sink Where frames go; a stream's lock is taken until {@link close} or {@link releaseLock}.
+   */
   constructor(sink: FrameSink) {
     if ("getWriter" in sink) this.#stream = sink.getWriter();
     else this.#conn = sink;

@@ -72,7 +72,12 @@ export class PagesFrameBuilder {
   #end = HEADER_BYTES + PAGES_HEADER_BYTES;
   #count = 0;
 
-  /** @throws {RangeError} when the worst-case frame would exceed {@link MAX_PAYLOAD}. */
+  /**
+   * Creates a builder with a buffer for the worst-case frame.
+   *
+   * @param options Entries per frame and worst-case entry size.
+   * @throws {RangeError} when the worst-case frame would exceed {@link MAX_PAYLOAD}.
+   */
   constructor(options: PagesFrameBuilderOptions) {
     const { maxPages, maxEntryBytes } = options;
     if (
@@ -252,7 +257,11 @@ export class PageEntries {
   /** Encoded bytes of each entry. */
   length: Uint32Array;
 
-  /** @param capacity Initial room, in entries. */
+  /**
+   * Creates empty columns with room for `capacity` entries.
+   *
+   * @param capacity Initial room, in entries.
+   */
   constructor(capacity = 1024) {
     this.pfn = new Float64Array(capacity);
     this.codecId = new Uint8Array(capacity);

@@ -17,6 +17,7 @@ import { XenError } from "../../ffi/xen/errors.ts";
 
 /** What {@link measureDirtyRate} reports. */
 export interface DirtyRate {
+  /** The domain measured. */
   readonly domid: number;
   /** Milliseconds measured. */
   readonly intervalMs: number;
@@ -32,9 +33,13 @@ export interface DirtyRate {
 
 /** The log-dirty operations the measurement needs (the FFI, or a fake in tests). */
 export interface LogDirtyOps {
+  /** The highest guest pfn of a domain (the pfn space is this + 1). */
   maximumGpfn(domid: number): number;
+  /** A shadow operation without a bitmap (`OFF`, `ENABLE_LOGDIRTY`). */
   shadowControl(domid: number, op: number): void;
+  /** Allocates a dirty bitmap for `pfns` pfns. */
   allocDirtyBitmap(pfns: number): Pick<DirtyBitmap, "bits" | "free">;
+  /** Log-dirty CLEAN (11: read and reset) or PEEK (12: read) into `bitmap`. */
   logDirty(
     domid: number,
     op: 11 | 12,

@@ -29,6 +29,7 @@ export interface DowntimeProbeResult {
   readonly downtimeMs: number | null;
   /** Polls made, and the polling interval asked for. */
   readonly polls: number;
+  /** The polling interval asked for, in ms. */
   readonly intervalMs: number;
   /** Why it stopped: "resumed" (new domain runs), "source-resumed" (the source ran again), "timeout". */
   readonly outcome: "resumed" | "source-resumed" | "timeout";

@@ -110,8 +110,11 @@ export class XenMigrateError extends Error {
   /** Whether the domain was resumed (or never stopped) at the source. */
   readonly resumed: boolean;
   /**
+   * Creates the error, saying whether the source domain runs on.
+   *
    * @param message What failed and why.
    * @param resumed Whether the source domain runs on.
+   * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(message: string, resumed: boolean, options?: ErrorOptions) {
     super(message, options);

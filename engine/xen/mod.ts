@@ -28,3 +28,6 @@ export * from "./resume.ts";
 export * from "./migrate_domain.ts";
 export * from "./downtime_probe.ts";
 export * from "./dirty_rate.ts";
+// Types from the Xen bindings that this module's public signatures use.
+export type { DirtyBitmap, DomainInfo } from "../../ffi/xen/xenctrl.ts";
+export type { PrecopyStats } from "../../ffi/xen/xenguest.ts";

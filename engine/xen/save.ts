@@ -71,7 +71,11 @@ export class PrecopyPolicy {
   /** Every call so far. */
   readonly calls: PolicyCall[] = [];
 
-  /** @param options The plan and geometry. */
+  /**
+   * Creates a policy that has answered no call yet.
+   *
+   * @param options The plan and geometry.
+   */
   constructor(options: XenSaveWorkerOptions) {
     this.#plan = options.plan;
     this.#pageSize = options.pageSize ?? 4096;
@@ -192,7 +196,11 @@ export class XenSaveWorker {
   readonly #name: string;
   #worker: Worker | null = null;
 
-  /** @param options The plan and geometry. */
+  /**
+   * Creates the driver; each `save` or `simulate` starts its own Worker.
+   *
+   * @param options The plan and geometry.
+   */
   constructor(options: XenSaveWorkerOptions) {
     this.#policy = new PrecopyPolicy(options);
     this.#name = options.plan.name;

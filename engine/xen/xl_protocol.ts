@@ -45,7 +45,7 @@ export const XlMandatoryFlag = {
 } as const;
 
 /** Bytes of `struct save_file_header`. */
-export const XL_SAVE_HEADER_BYTES = 32 + 4 * 4;
+export const XL_SAVE_HEADER_BYTES: number = 32 + 4 * 4;
 
 /** The fixed messages of xl's migration handshake, as bytes on the wire. */
 export const XlMessage = {

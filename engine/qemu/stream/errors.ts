@@ -19,8 +19,11 @@ export class QemuStreamError extends Error {
   /** Byte offset in the QEMU stream where the problem was found. */
   readonly offset: number;
   /**
+   * Creates the error at stream offset `offset`.
+   *
    * @param message What went wrong and why.
    * @param offset Byte offset in the QEMU stream.
+   * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(message: string, offset: number, options?: ErrorOptions) {
     super(message, options);

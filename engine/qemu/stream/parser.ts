@@ -65,36 +65,45 @@ export interface RamBlock {
 
 /** Bytes the parser does not interpret; rebuilt as they are. */
 export interface OpaqueEvent {
+  /** Discriminant. */
   readonly kind: "opaque";
+  /** The bytes, as they came. */
   readonly bytes: Uint8Array;
 }
 
 /** The header of a "ram" SECTION_START / PART / END (footers are opaque events). */
 export interface SectionEvent {
+  /** Discriminant. */
   readonly kind: "section";
   /** {@link QemuSection.START}, `PART` or `END`. */
   readonly type: number;
   /** The section id QEMU gave the "ram" section. */
   readonly sectionId: number;
+  /** The section header bytes. */
   readonly bytes: Uint8Array;
 }
 
 /** The RAM setup: `be64(total | MEM_SIZE)` and every block (not the EOS that follows). */
 export interface RamSetupEvent {
+  /** Discriminant. */
   readonly kind: "ramSetup";
+  /** The blocks, in setup order. */
   readonly blocks: readonly RamBlock[];
   /** Total RAM bytes announced. */
   readonly totalBytes: number;
+  /** The whole setup: the total, then each block. */
   readonly bytes: Uint8Array;
 }
 
 /** One RAM page record: a ZERO record (one fill byte) or a PAGE record (4096 bytes). */
 export interface PageEvent {
+  /** Discriminant. */
   readonly kind: "page";
   /** The whole record: header, then the fill byte or the page. */
   readonly bytes: Uint8Array;
   /** Bytes of the record header: 8, or 9 + idstr length when CONTINUE is clear. */
   readonly headerLength: number;
+  /** The block the page belongs to. */
   readonly block: RamBlock;
   /** Byte offset of the page in its block. */
   readonly offset: number;
@@ -112,7 +121,9 @@ export interface PageEvent {
 
 /** The `be64 EOS` that ends the RAM data of a section. */
 export interface EosEvent {
+  /** Discriminant. */
   readonly kind: "eos";
+  /** The 8 bytes of the EOS record. */
   readonly bytes: Uint8Array;
 }
 
@@ -174,7 +185,11 @@ export class QemuStreamParser {
   #sawRamEnd = false;
   #what = "file header";
 
-  /** @param options See {@link QemuStreamParserOptions}. */
+  /**
+   * Creates a parser that expects the file header first.
+   *
+   * @param options See {@link QemuStreamParserOptions}.
+   */
   constructor(options: QemuStreamParserOptions = {}) {
     this.#strict = options.strict ?? false;
   }

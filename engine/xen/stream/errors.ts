@@ -19,8 +19,11 @@ export class XenStreamError extends Error {
   /** Offset in the stream (from the first byte given to the parser) of the problem. */
   readonly offset: number;
   /**
+   * Creates the error at stream offset `offset`.
+   *
    * @param message What went wrong, with the offset in words.
    * @param offset Stream offset of the bad field.
+   * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(message: string, offset: number, options?: ErrorOptions) {
     super(message, options);

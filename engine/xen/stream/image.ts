@@ -30,9 +30,11 @@ export interface PageEntry {
 
 /** A parsed PAGE_DATA record. */
 export interface PageDataRecord {
+  /** Discriminant. */
   readonly kind: "page_data";
   /** The reserved u32 after count (0 from libxc). */
   readonly reserved: number;
+  /** The pfn list, in record order (pages follow only for data types). */
   readonly entries: readonly PageEntry[];
   /** One page per entry whose type carries data, in entry order. */
   readonly pages: readonly Uint8Array[];
@@ -40,8 +42,11 @@ export interface PageDataRecord {
 
 /** Any other record, its body kept as bytes. */
 export interface OpaqueRecord {
+  /** Discriminant. */
   readonly kind: "opaque";
+  /** Record type (bit 31: optional). */
   readonly type: number;
+  /** The record body, without padding. */
   readonly body: Uint8Array;
 }
 
@@ -50,7 +55,9 @@ export type XenRecord = PageDataRecord | OpaqueRecord;
 
 /** A whole libxc stream. The last record is END (an opaque record of type 0). */
 export interface XenImage {
+  /** The image and domain headers. */
   readonly header: ImageHeader;
+  /** Every record in stream order, END last. */
   readonly records: readonly XenRecord[];
 }
 

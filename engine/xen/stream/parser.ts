@@ -50,23 +50,31 @@ export interface ImageHeader {
 
 /** Bytes of the stream outside the libxc image (scan mode only), as they came. */
 export interface OpaqueEvent {
+  /** Discriminant. */
   readonly kind: "opaque";
   /** Stream offset of the first byte. */
   readonly offset: number;
+  /** The bytes, as they came. */
   readonly bytes: Uint8Array;
 }
 
 /** The image header and domain header (40 bytes). */
 export interface HeaderEvent {
+  /** Discriminant. */
   readonly kind: "header";
+  /** Stream offset of the first byte. */
   readonly offset: number;
+  /** The 40 header bytes. */
   readonly bytes: Uint8Array;
+  /** The decoded fields. */
   readonly header: ImageHeader;
 }
 
 /** A record other than PAGE_DATA and END, whole (header, body, padding). */
 export interface RecordEvent {
+  /** Discriminant. */
   readonly kind: "record";
+  /** Stream offset of the first byte. */
   readonly offset: number;
   /** Record type (bit 31: optional). */
   readonly type: number;
@@ -78,7 +86,9 @@ export interface RecordEvent {
 
 /** A PAGE_DATA record, parsed. */
 export interface PagesEvent {
+  /** Discriminant. */
   readonly kind: "pages";
+  /** Stream offset of the first byte. */
   readonly offset: number;
   /** The whole record. */
   readonly bytes: Uint8Array;
@@ -98,8 +108,11 @@ export interface PagesEvent {
 
 /** The END record. */
 export interface EndEvent {
+  /** Discriminant. */
   readonly kind: "end";
+  /** Stream offset of the first byte. */
   readonly offset: number;
+  /** The whole END record (its 8-byte header). */
   readonly bytes: Uint8Array;
 }
 
@@ -152,7 +165,12 @@ export class XenStreamParser {
   #pageSize = 4096;
   #header: ImageHeader | null = null;
 
-  /** @param options See {@link XenStreamParserOptions}. */
+  /**
+   * Creates a parser that expects the image header first (or, in `scan`
+   * mode, looks for it).
+   *
+   * @param options See {@link XenStreamParserOptions}.
+   */
   constructor(options: XenStreamParserOptions = {}) {
     this.#scan = options.scan ?? false;
     this.#state = this.#scan ? State.Scan : State.Header;
