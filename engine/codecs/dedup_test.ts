@@ -13,6 +13,7 @@ import type { PageDecoder, PageEncoder } from "./codec.ts";
 import { dedup, DedupDecoder, DedupEncoder } from "./dedup.ts";
 import { raw } from "./raw.ts";
 import { zero } from "./zero.ts";
+import { concatBytes } from "../bytes.ts";
 
 const PAGE = 4096;
 
@@ -27,15 +28,7 @@ function pattern(len: number, mul: number, add: number): Uint8Array {
   return b;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 function hex(b: Uint8Array): string {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");

@@ -11,6 +11,7 @@ import {
   type TunnelStats,
 } from "./tunnel.ts";
 import { receiveQemuStream } from "./tunnel_receiver.ts";
+import { concatBytes } from "../bytes.ts";
 
 const fixture = firmwareStream();
 
@@ -40,13 +41,7 @@ function collector(): {
       abort: () => void (state.aborted = true),
     }),
     bytes() {
-      const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-      let at = 0;
-      for (const c of chunks) {
-        out.set(c, at);
-        at += c.length;
-      }
-      return out;
+      return concatBytes(chunks);
     },
   };
 }
@@ -122,12 +117,7 @@ Deno.test("tunnel: a truncated hakobu stream fails the receiver and never delive
     sendQemuStream(source(fixture), a),
     receiveQemuStream(mid, out0.sink),
   ]);
-  const all = new Uint8Array(wire.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of wire) {
-    all.set(c, at);
-    at += c.length;
-  }
+  const all = concatBytes(wire);
   for (
     const cut of [
       20,

@@ -1,5 +1,7 @@
 /** Test helpers shared by the wire tests (not exported from mod.ts). */
 
+import { concatBytes } from "../bytes.ts";
+
 /** Lower-case hex of bytes. */
 export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -15,16 +17,8 @@ export function fromHex(text: string): Uint8Array {
   return out;
 }
 
-/** Joins byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** Joins byte arrays (the engine's {@linkcode concatBytes}). */
+export const concat: (parts: readonly Uint8Array[]) => Uint8Array = concatBytes;
 
 /** A deterministic PRNG (mulberry32). */
 export function prng(seed: number): () => number {

@@ -25,6 +25,7 @@
  */
 
 import { XenStreamError } from "./stream/errors.ts";
+import { concatBytes } from "../bytes.ts";
 
 const enc = new TextEncoder();
 
@@ -233,18 +234,11 @@ export function encodeLibxlRecord(
  * ```
  */
 export function xlStreamPrefix(configJson: string): Uint8Array {
-  const parts = [
+  return concatBytes([
     encodeXlSaveHeader(configJson),
     encodeLibxlStreamHeader(),
     encodeLibxlRecord(LibxlRecType.LIBXC_CONTEXT),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  ]);
 }
 
 /**

@@ -9,6 +9,7 @@
 
 import { encodeImageHeader, encodePageData, encodeRecord } from "./image.ts";
 import { PfnType, RecType } from "./format.ts";
+import { concatBytes } from "../../bytes.ts";
 
 /** A small deterministic PRNG (mulberry32). */
 export function prng(seed: number): () => number {
@@ -162,18 +163,8 @@ export function wrapLikeXl(libxc: Uint8Array): Uint8Array {
   return concat([xlHeader, libxl, libxc, after]);
 }
 
-/** Concatenates byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** Concatenates byte arrays (the engine's {@linkcode concatBytes}). */
+export const concat: (parts: readonly Uint8Array[]) => Uint8Array = concatBytes;
 
 /** Splits bytes into chunks of random sizes (1..max). */
 export function chunks(
