@@ -16,6 +16,7 @@
  * @module
  */
 
+import type { DirtyRate } from "../../engine/xen/dirty_rate.ts";
 import {
   buildXenLab,
   xenLabDir,
@@ -72,15 +73,8 @@ export const DOM0_DENO =
 export const DOM0_HAKOBU =
   "deno run -A --config /hakobu/dom0.deno.json --no-lock --cached-only /hakobu/scripts/hakobu.ts";
 
-/** One `hakobu xen dirty-rate --json` result (engine/xen/dirty_rate.ts `DirtyRate`). */
-export interface XenDirtyRateSample {
-  readonly domid: number;
-  readonly intervalMs: number;
-  readonly dirtyPages: number;
-  readonly bytesPerSecond: number;
-  readonly pagesPerSecond: number;
-  readonly pfns: number;
-}
+/** One `hakobu xen dirty-rate --json` result. */
+export type XenDirtyRateSample = DirtyRate;
 
 /** What {@link dirtyRateCheck} observed. */
 export interface XenDirtyRateCheck {
