@@ -7,6 +7,7 @@
  * @module
  */
 
+import { concatBytes } from "../../bytes.ts";
 import { QemuStreamError } from "./errors.ts";
 import { type QemuEvent, QemuStreamParser } from "./parser.ts";
 
@@ -70,19 +71,7 @@ export function writePageRecord(
  * ```
  */
 export function rebuildStream(events: Iterable<QemuEvent>): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (const e of events) {
-    parts.push(e.bytes);
-    size += e.bytes.length;
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(Array.from(events, (e) => e.bytes));
 }
 
 /**

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { concatBytes } from "../../bytes.ts";
 import { XenStreamError } from "./errors.ts";
 import {
   align8,
@@ -223,13 +224,5 @@ export function rebuildXenStream(image: XenImage): Uint8Array {
         : encodeRecord(r.type, r.body, le),
     );
   }
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
