@@ -32,6 +32,7 @@ import type { QmpMigrationParameters } from "../engine/qemu/qmp.ts";
 import { linkCounters, netDown, netUp } from "./lab/netns.ts";
 import { startPair } from "./lab/qemu_pair.ts";
 import { buildLab, labUnavailable, qemuPid } from "./lab/qemu_guest.ts";
+import { median } from "./_median.ts";
 
 interface Mode {
   readonly name: string;
@@ -243,8 +244,6 @@ async function main(): Promise<number> {
       "src CPU s",
     ],
   });
-  const median = (xs: number[]): number =>
-    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const mode of selected) {
     const rs = rows.filter((r) => r.mode === mode.name);
     if (rs.length === 0) continue;

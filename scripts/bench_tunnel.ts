@@ -29,6 +29,7 @@ import {
   labUnavailable,
   startGuest,
 } from "./lab/qemu_guest.ts";
+import { median } from "./_median.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const TUNNEL = `${ROOT}engine/qemu/tunnel_main.ts`;
@@ -164,11 +165,6 @@ async function capturedStream(memMiB: number): Promise<string> {
     await guest.kill();
   }
   return path;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 if (import.meta.main) {

@@ -51,6 +51,7 @@ import {
   SimVm,
   when,
 } from "../mod.ts";
+import { median } from "./_median.ts";
 
 /** One row of the seed report's table, as hakobu reproduces it. */
 export interface SeedRow {
@@ -156,12 +157,6 @@ function planFor(
     )
     .bandwidth(bandwidth)
     .compile();
-}
-
-/** Median of numbers (the lower middle for an even count, so it is a measured value). */
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[(s.length - 1) >> 1];
 }
 
 /** The run whose time to READY is the median one. */
