@@ -21,7 +21,12 @@ import {
 } from "./netns.ts";
 import { guestFailure, retryingTcgFaults } from "./guest_fault.ts";
 import { startPair } from "./qemu_pair.ts";
-import { buildLab, labUnavailable, qemuPid } from "./qemu_guest.ts";
+import {
+  buildLab,
+  checkerUptime,
+  labUnavailable,
+  qemuPid,
+} from "./qemu_guest.ts";
 
 const why = await labUnavailable().catch((e) => String(e));
 if (why) console.warn(`skipping QEMU lab tests: ${why}`);
@@ -117,8 +122,8 @@ async function labMigration(): Promise<void> {
     const later = await pair.destination.check();
     assert.match(later, /^ok /);
     assert.ok(
-      Number(/uptime=([\d.]+)/.exec(later)![1]) >
-        Number(/uptime=([\d.]+)/.exec(answer)![1]),
+      checkerUptime(later) > checkerUptime(answer),
+      `${answer} -> ${later}`,
     );
     console.log(
       `lab test took ${((performance.now() - t0) / 1000).toFixed(1)} s`,

@@ -453,6 +453,19 @@ export function expectedPostgresDigest(): string {
   return createHash("md5").update(parts.join(",")).digest("hex");
 }
 
+/**
+ * The guest's uptime in seconds from a checker answer (`ok ... uptime=12.3`),
+ * NaN when it has none.
+ *
+ * @example
+ * ```ts
+ * checkerUptime("ok keys=1000/1000 blob=ok uptime=12.30"); // 12.3
+ * ```
+ */
+export function checkerUptime(answer: string): number {
+  return Number(/uptime=([\d.]+)/.exec(answer)?.[1] ?? NaN);
+}
+
 /** Options of {@link startGuest}. */
 export interface GuestOptions {
   readonly app: LabApp;

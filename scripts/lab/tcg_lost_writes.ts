@@ -20,7 +20,7 @@ import { policy } from "../../dsl/policy.ts";
 import { when } from "../../dsl/conditions.ts";
 import { migrateQemu } from "../../engine/qemu/policy_driver.ts";
 import { guestFailure } from "./guest_fault.ts";
-import { labUnavailable } from "./qemu_guest.ts";
+import { checkerUptime, labUnavailable } from "./qemu_guest.ts";
 import { startPair } from "./qemu_pair.ts";
 
 /** What became of one pair's destination. */
@@ -55,10 +55,9 @@ async function onePair(
     const first = await pair.destination.check(20_000);
     await new Promise((r) => setTimeout(r, 2000));
     const later = await pair.destination.check(10_000);
-    const uptime = (a: string) => Number(/uptime=([\d.]+)/.exec(a)?.[1]);
     if (
       first.startsWith("ok") && later.startsWith("ok") &&
-      uptime(later) > uptime(first)
+      checkerUptime(later) > checkerUptime(first)
     ) {
       return {
         pad,

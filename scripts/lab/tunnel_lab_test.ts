@@ -32,6 +32,7 @@ import { guestFailure, retryingTcgFaults } from "./guest_fault.ts";
 import { type Pair, startPair } from "./qemu_pair.ts";
 import {
   buildLab,
+  checkerUptime,
   expectedPostgresDigest,
   freePort,
   type Guest,
@@ -156,10 +157,6 @@ async function assertMarker(app: LabApp, g: Guest, marker: string) {
   }
 }
 
-function uptime(answer: string): number {
-  return Number(/uptime=([\d.]+)/.exec(answer)?.[1] ?? NaN);
-}
-
 async function waitStatus(
   qmp: QmpClient,
   want: string,
@@ -212,7 +209,10 @@ async function assertMigrated(
   // the destination runs: its uptime advances
   await sleep(1500);
   const later = await destinationCheck(pair, recvLog);
-  assert.ok(uptime(later) > uptime(answer), `${answer} -> ${later}`);
+  assert.ok(
+    checkerUptime(later) > checkerUptime(answer),
+    `${answer} -> ${later}`,
+  );
   // both tunnel ends finished cleanly, the rebuilt stream verified
   const recv = await tunnelStats(recvLog);
   console.log(
