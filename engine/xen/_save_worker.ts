@@ -36,7 +36,7 @@ import {
   XgsPolicy,
 } from "../../ffi/xen/xenguest.ts";
 import { openXenstore, type XenStore } from "../../ffi/xen/xenstore.ts";
-import { Ctl, POLICY_WAIT_MS } from "./_save_shared.ts";
+import { awaitAnswer, Ctl, POLICY_WAIT_MS } from "./_save_shared.ts";
 
 /** Milliseconds on a clock both threads share. */
 function now(): number {
@@ -124,8 +124,7 @@ function policyCallback(sab: SharedArrayBuffer): Deno.UnsafeCallback<
     f[2] = s.dirtyCount;
     Atomics.store(ctl, Ctl.STATE, Ctl.REQUEST);
     self.postMessage({ kind: "policy" });
-    const r = Atomics.wait(ctl, Ctl.STATE, Ctl.REQUEST, POLICY_WAIT_MS);
-    const answer = r === "timed-out" ? XgsPolicy.ABORT : ctl[Ctl.ANSWER];
+    const answer = awaitAnswer(ctl, POLICY_WAIT_MS) ?? XgsPolicy.ABORT;
     Atomics.store(ctl, Ctl.STATE, Ctl.IDLE);
     return answer;
   });
