@@ -274,6 +274,7 @@ class SourceSession {
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
       const report: MigrationReport = {
         verified,
+        verification: "memory-digest",
         aborted: false,
         outcome: verified
           ? `migrated and verified (switchover: ${reason})`

@@ -41,10 +41,31 @@ export interface RoundReport {
   readonly reason: string;
 }
 
+/**
+ * What hakobu compared before it called a migration verified.
+ *
+ * - `"memory-digest"`: native mode; the source hashed its memory at
+ *   switchover, the receiver hashed what it applied, and both compared the
+ *   two digests.
+ * - `"stream-digest"`: stream mode through hakobu's tunnel; the receiver
+ *   checked the rebuilt hypervisor stream against the source stream's length
+ *   and SHA-256 before it handed over the stream's end, and the sender
+ *   checked the receiver's digest against its own.
+ * - `"none"`: the hypervisor's own transport carried the bytes and hakobu
+ *   saw none of them, so nothing was compared.
+ */
+export type Verification = "memory-digest" | "stream-digest" | "none";
+
 /** The outcome of a whole migration. */
 export interface MigrationReport {
-  /** True only when the receiver's memory digest matched the source's. */
+  /**
+   * True only when hakobu compared what the destination got with what the
+   * source sent and the two matched ({@link verification} says what was
+   * compared). Never true when `verification` is `"none"`.
+   */
   readonly verified: boolean;
+  /** What was compared to decide {@link verified}. */
+  readonly verification: Verification;
   /** True when the policy or the user aborted the migration. */
   readonly aborted: boolean;
   /** Why the migration ended as it did. */
@@ -79,7 +100,11 @@ export interface MigrationReport {
   readonly sourceCpuSeconds: number;
   /** Source process CPU seconds per GiB of page bytes sent. */
   readonly sourceCpuSecondsPerGiB: number;
-  /** SHA-256 of the source memory at switchover, hex (empty if never reached). */
+  /**
+   * The source's SHA-256, hex: of its memory at switchover
+   * (`"memory-digest"`), of the stream the source hypervisor wrote
+   * (`"stream-digest"`); empty when nothing was hashed.
+   */
   readonly digest: string;
   /** Whether the GPU encoded pages, on which adapter, and why not when it did not. */
   readonly gpu: GpuUse;
@@ -97,4 +122,35 @@ export interface GpuUse {
   readonly pagesEncoded: number;
   /** One sentence: what ran where, or why the CPU did all the work. */
   readonly note: string;
+}
+
+/**
+ * A report's verdict in one word, for badges and tables:
+ * - `"verified"`: compared and matched;
+ * - `"unchecked"`: the migration completed, but hakobu compared nothing
+ *   (`verification: "none"`, the hypervisor's own transport);
+ * - `"aborted"`: the policy or the user aborted it;
+ * - `"failed"`: it failed, or what was compared differed.
+ *
+ * @example
+ * ```ts
+ * import { migrationStatus } from "./report.ts";
+ * migrationStatus({ verified: false, verification: "none", aborted: false, outcome: "completed: QEMU reported completion" });
+ * // "unchecked"
+ * ```
+ */
+export function migrationStatus(
+  report: Pick<
+    MigrationReport,
+    "verified" | "verification" | "aborted" | "outcome"
+  >,
+): "verified" | "unchecked" | "aborted" | "failed" {
+  if (report.verified) return "verified";
+  if (report.aborted) return "aborted";
+  if (
+    report.verification === "none" && report.outcome.startsWith("completed")
+  ) {
+    return "unchecked";
+  }
+  return "failed";
 }

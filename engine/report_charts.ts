@@ -22,7 +22,22 @@ import * as vega from "vega";
 import * as vl from "vega-lite";
 import type { TopLevelSpec } from "vega-lite";
 import { formatBytes, formatDuration, formatRate } from "./format.ts";
-import type { MigrationReport } from "./report.ts";
+import { type MigrationReport, migrationStatus } from "./report.ts";
+
+/** A report's status in words, for titles, cards and badges. */
+const STATUS_WORDS = {
+  verified: "verified",
+  unchecked: "completed, not checked",
+  aborted: "aborted",
+  failed: "NOT verified",
+} as const;
+
+const BADGE_CLASS = {
+  verified: "ok",
+  unchecked: "unchecked",
+  aborted: "bad",
+  failed: "bad",
+} as const;
 
 /** Names of the charts, in the order they are stacked. */
 export const CHART_NAMES: readonly string[] = [
@@ -400,11 +415,7 @@ export function reportChartSpec(
     ],
   };
 
-  const status = report.verified
-    ? "verified"
-    : report.aborted
-    ? "aborted"
-    : "NOT verified";
+  const status = STATUS_WORDS[migrationStatus(report)];
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     description: `Migration report of ${report.vm}`,
@@ -484,6 +495,7 @@ h2 { font-size: 16px; margin: 28px 0 10px; }
   font-size: 13px; vertical-align: middle; margin-left: 8px; }
 .ok { background: #dff3e3; color: #1e6b34; }
 .bad { background: #fbe1e1; color: #9b1c1c; }
+.unchecked { background: #eceff3; color: #3d4450; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 10px; }
 .card { background: #fff; border: 1px solid #e1e4ea; border-radius: 8px; padding: 10px 14px; }
 .card dt { color: #5a6270; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
@@ -521,7 +533,7 @@ export async function renderReportHtml(
     .trim();
   const live = report.rounds.filter((r) => !r.final).length;
   const cards: [string, string][] = [
-    ["result", report.verified ? "verified" : "not verified"],
+    ["result", STATUS_WORDS[migrationStatus(report)]],
     ["policy", report.policy],
     ["vm", report.vm],
     ["total time", formatDuration(report.totalTimeMs)],
@@ -578,11 +590,10 @@ export async function renderReportHtml(
       `<td${i === 6 || i === 11 ? ' class="l"' : ""}>${esc(c)}</td>`
     ).join("") + "</tr>"
   ).join("\n");
-  const badge = report.verified
-    ? '<span class="badge ok">VERIFIED</span>'
-    : `<span class="badge bad">${
-      report.aborted ? "ABORTED" : "NOT VERIFIED"
-    }</span>`;
+  const st = migrationStatus(report);
+  const badge = `<span class="badge ${BADGE_CLASS[st]}">${
+    STATUS_WORDS[st].toUpperCase()
+  }</span>`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

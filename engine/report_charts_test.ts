@@ -69,6 +69,7 @@ function makeReport(
   const wireBytes = rounds.reduce((s, r) => s + r.wireBytes, 0);
   return {
     verified: true,
+    verification: "memory-digest",
     aborted: false,
     outcome: "migrated and verified (switchover: remaining 11.72 MiB)",
     policy: "test-policy",
@@ -229,6 +230,23 @@ Deno.test("renderReportSvg: a report without rounds still renders", async () => 
   });
   const root = parseXml(await renderReportSvg(report));
   assert.equal(withRole(root, "bar").length, 4, "only the time bars");
+});
+
+Deno.test("renderReportHtml: a completed migration hakobu compared nothing of shows no VERIFIED badge", async () => {
+  const report = makeReport(2, {
+    verified: false,
+    verification: "none",
+    digest: "",
+    outcome:
+      "completed: QEMU reported completion; not verified: QEMU's own transport carried the stream, hakobu compared nothing",
+  });
+  const html = await renderReportHtml(report);
+  assert.match(
+    html,
+    /<span class="badge unchecked">COMPLETED, NOT CHECKED<\/span>/,
+  );
+  assert.doesNotMatch(html, />VERIFIED</);
+  assert.doesNotMatch(html, /badge ok/);
 });
 
 Deno.test("renderReportHtml: summary, one table row per round, inline SVG, no external references", async () => {

@@ -7,7 +7,7 @@
 
 import Table from "cli-table3";
 import { formatBytes, formatDuration, formatRate } from "./format.ts";
-import type { MigrationReport } from "./report.ts";
+import { type MigrationReport, migrationStatus } from "./report.ts";
 
 /**
  * The per-round table: pages, bytes raw and on the wire, codec mix, duration
@@ -58,6 +58,30 @@ export function formatRoundTable(report: MigrationReport): string {
 }
 
 /**
+ * The verdict in words: what hakobu compared, and whether it matched.
+ *
+ * @example
+ * ```ts ignore
+ * verdictLine(report); // "VERIFIED (memory digests match)"
+ * ```
+ */
+export function verdictLine(report: MigrationReport): string {
+  if (report.verified) {
+    return report.verification === "stream-digest"
+      ? "VERIFIED (the rebuilt stream's SHA-256 matches the source's, on both ends)"
+      : "VERIFIED (memory digests match)";
+  }
+  switch (migrationStatus(report)) {
+    case "unchecked":
+      return `COMPLETED, NOT CHECKED: ${report.outcome}`;
+    case "aborted":
+      return `ABORTED: ${report.outcome}`;
+    default:
+      return `NOT VERIFIED: ${report.outcome}`;
+  }
+}
+
+/**
  * The totals of a migration in a few aligned lines.
  *
  * @example
@@ -69,12 +93,7 @@ export function formatSummary(report: MigrationReport): string {
   const lines: [string, string][] = [
     [
       "result",
-      report.verified
-        // Stream-mode migrations (QEMU's own) have no hakobu digest: say what was checked.
-        ? (report.digest
-          ? "VERIFIED (memory digests match)"
-          : `COMPLETED (${report.outcome})`)
-        : `NOT VERIFIED: ${report.outcome}`,
+      verdictLine(report),
     ],
     ["policy", report.policy],
     ["vm", report.vm],

@@ -11,6 +11,7 @@
 
 export * from "./qmp.ts";
 export * from "./policy_driver.ts";
+export * from "./exec_tunnel.ts";
 export { QemuStreamError } from "./stream/errors.ts";
 export {
   type EosEvent,

@@ -60,6 +60,22 @@ export class QemuMigrationError extends MigrationError {
   }
 }
 
+/**
+ * What a check of the migrated bytes found: for a migration through hakobu's
+ * tunnel, the tunnel sender's comparison of the receiver's digest of the
+ * rebuilt stream with its own digest of the stream QEMU wrote.
+ */
+export interface StreamVerdict {
+  /** True only when both digests were taken and are equal. */
+  readonly verified: boolean;
+  /** SHA-256 (hex) of the stream the source QEMU wrote; empty when unknown. */
+  readonly sourceDigest: string;
+  /** SHA-256 (hex) of the stream rebuilt for the destination; empty when unknown. */
+  readonly destinationDigest: string;
+  /** One sentence: what was compared, or why nothing could be. */
+  readonly detail: string;
+}
+
 /** Options of {@link migrateQemu}. */
 export interface QemuMigrationOptions {
   /** The compiled policy. */
@@ -88,6 +104,13 @@ export interface QemuMigrationOptions {
   readonly vm?: string;
   /** Called after each round's decision. */
   readonly onRound?: (round: RoundReport) => void;
+  /**
+   * Checks what the destination got, called once QEMU reports completion
+   * (e.g. `ExecTunnel.verdict` of the hakobu tunnel the `uri` runs). Without
+   * it the report's `verification` is `"none"` and `verified` is false:
+   * QEMU's own transport carried bytes that hakobu never saw.
+   */
+  readonly verify?: () => Promise<StreamVerdict>;
 }
 
 /** A {@link MigrationReport} with what QEMU said. */
@@ -225,6 +248,8 @@ export async function migrateQemu(
     }
   };
 
+  let migrateAt = t0;
+  let verdictAt: number | null = null;
   const finish = async (): Promise<QemuMigrationReport> => {
     let info = await qmp.queryMigrate().catch(() => lastInfo);
     // QEMU reports "completed" a moment before it fills total-time/downtime
@@ -278,22 +303,49 @@ export async function migrateQemu(
       (st === "failed"
         ? "QEMU reported the migration failed"
         : `ended as "${st}"`);
+    const verdict = completed && options.verify
+      ? await options.verify().then((v) => {
+        verdictAt = performance.now();
+        return v;
+      }).catch((e): StreamVerdict => ({
+        verified: false,
+        sourceDigest: "",
+        destinationDigest: "",
+        detail: `the stream check failed: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+      }))
+      : null;
+    const destinationOk = options.destination === undefined ||
+      destinationStatus === "running";
+    const verified = completed && verdict !== null && verdict.verified &&
+      destinationOk;
+    const destination = destinationStatus
+      ? `, destination ${destinationStatus}`
+      : "";
     return {
-      verified: completed &&
-        (options.destination === undefined || destinationStatus === "running"),
+      verified,
+      verification: verdict ? "stream-digest" : "none",
       aborted: abortReason !== null,
-      outcome: completed
-        ? `completed: QEMU reported completion${
-          destinationStatus ? `, destination ${destinationStatus}` : ""
-        }`
-        : `${st}: ${error}${sourceStatus ? ` (source ${sourceStatus})` : ""}`,
+      outcome: !completed
+        ? `${st}: ${error}${sourceStatus ? ` (source ${sourceStatus})` : ""}`
+        : verdict === null
+        ? `completed: QEMU reported completion${destination}; not verified: QEMU's own transport carried the stream, hakobu compared nothing`
+        : verified
+        ? `completed and verified: ${verdict.detail}${destination}`
+        : `completed but NOT verified: ${verdict.detail}${destination}`,
       policy: plan.name,
       vm: options.vm ?? "qemu",
       memoryBytes: ram?.total ?? 0,
       pageSize: ps,
       bandwidth: plan.bandwidth,
       startedAt,
-      totalTimeMs: info["total-time"] ?? performance.now() - t0,
+      // QEMU's total-time stops before it waits for an exec: child; with a
+      // verdict the migration lasted until the tunnel had checked the stream.
+      totalTimeMs: Math.max(
+        info["total-time"] ?? performance.now() - t0,
+        verdictAt === null ? 0 : verdictAt - migrateAt,
+      ),
       downtimeMs: info.downtime ?? 0,
       verifyMs: 0,
       wireBytes,
@@ -302,7 +354,7 @@ export async function migrateQemu(
       pagesSent: ram ? ram.normal + ram.duplicate : 0,
       sourceCpuSeconds: cpu,
       sourceCpuSecondsPerGiB: rawBytes > 0 ? cpu / (rawBytes / 1024 ** 3) : 0,
-      digest: "",
+      digest: verdict?.sourceDigest ?? "",
       gpu: {
         used: false,
         adapter: null,
@@ -327,6 +379,7 @@ export async function migrateQemu(
       ...options.parameters,
     });
     options.signal?.addEventListener("abort", onAbort);
+    migrateAt = performance.now();
     await qmp.migrate(options.uri);
     const deadline = t0 + (options.timeoutMs ?? 30 * 60_000);
     while (true) {

@@ -5,7 +5,11 @@
 
 import assert from "node:assert/strict";
 import type { Plan, RoundStats } from "../plan.ts";
-import { cpuSeconds, migrateQemu } from "./policy_driver.ts";
+import {
+  cpuSeconds,
+  migrateQemu,
+  type StreamVerdict,
+} from "./policy_driver.ts";
 import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 
 const QEMU = "qemu-system-x86_64";
@@ -236,7 +240,10 @@ Deno.test({
         vm: "bare 64 MiB",
       });
       assert.equal(report.status, "completed");
-      assert.equal(report.verified, true);
+      // QEMU's own transport: hakobu saw none of the bytes, so it claims nothing.
+      assert.equal(report.verified, false);
+      assert.equal(report.verification, "none");
+      assert.match(report.outcome, /^completed: .*hakobu compared nothing/);
       assert.equal(report.error, null);
       assert.equal(report.memoryBytes >= 64 * 1024 * 1024, true);
       assert.ok(report.wireBytes > 0);
@@ -246,6 +253,69 @@ Deno.test({
       assert.ok(report.sourceCpuSeconds >= 0);
     } finally {
       await q.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "policy driver: verified only when the stream check matched; a mismatch or a failed check is reported",
+  ignore: !HAVE_QEMU,
+  async fn() {
+    const verdicts: [StreamVerdict | Error, boolean, RegExp][] = [
+      [
+        {
+          verified: true,
+          sourceDigest: "aa".repeat(32),
+          destinationDigest: "aa".repeat(32),
+          detail: "digests equal",
+        },
+        true,
+        /^completed and verified: digests equal/,
+      ],
+      [
+        {
+          verified: false,
+          sourceDigest: "aa".repeat(32),
+          destinationDigest: "bb".repeat(32),
+          detail: "the tunnel's digests differ",
+        },
+        false,
+        /^completed but NOT verified: the tunnel's digests differ/,
+      ],
+      [
+        new Error("no stats line"),
+        false,
+        /^completed but NOT verified: the stream check failed: no stats line/,
+      ],
+    ];
+    for (const [verdict, verified, outcome] of verdicts) {
+      const q = await bareQemu();
+      try {
+        let calls = 0;
+        const report = await migrateQemu({
+          plan: plan(() => "switchover"),
+          source: q.qmp,
+          uri: `exec:cat > /dev/null`,
+          verify: () => {
+            calls++;
+            return verdict instanceof Error
+              ? Promise.reject(verdict)
+              : Promise.resolve(verdict);
+          },
+        });
+        assert.equal(report.status, "completed");
+        assert.equal(calls, 1);
+        assert.equal(report.verification, "stream-digest");
+        assert.equal(report.verified, verified);
+        assert.match(report.outcome, outcome);
+        assert.equal(
+          report.digest,
+          verdict instanceof Error ? "" : verdict.sourceDigest,
+        );
+      } finally {
+        await q.stop();
+      }
     }
   },
 });

@@ -12,6 +12,7 @@
 
 import { createHash } from "node:crypto";
 import { EncoderChain } from "../codecs/chain.ts";
+import { hex } from "../digest.ts";
 import { codecById, codecByName, codecNames } from "../codecs/registry.ts";
 import { MigrationError } from "../errors.ts";
 import type { CodecSpec, Plan, RoundStats } from "../plan.ts";
@@ -62,8 +63,17 @@ export interface TunnelStats {
   rounds: number;
   /** Wall-clock milliseconds from the first stream byte to the end. */
   durationMs: number;
-  /** Whether the receiver's rebuilt stream matched the source's length and SHA-256. */
+  /**
+   * Whether this side compared the two digests and found them equal: the
+   * receiver checks its rebuilt stream against QEMU_END's length and
+   * SHA-256; the sender checks the receiver's RESULT digest against the
+   * SHA-256 of the stream it read. Never copied from the peer.
+   */
   verified: boolean;
+  /** SHA-256 (hex) of the stream this side read (sender) or rebuilt (receiver). */
+  digest: string;
+  /** SHA-256 (hex) the peer reported: QEMU_END's (receiver) or RESULT's (sender). */
+  peerDigest: string;
   /** Why the parser fell back to opaque bytes early, or null. */
   fallbackReason: string | null;
   /** PAGE records per codec name. */
@@ -111,6 +121,8 @@ function emptyStats(): TunnelStats {
     rounds: 0,
     durationMs: 0,
     verified: false,
+    digest: "",
+    peerDigest: "",
     fallbackReason: null,
     codecPages: {},
   };
@@ -374,13 +386,15 @@ export async function sendQemuStream(
       throw e;
     }
     await flush();
+    const sourceDigest = new Uint8Array(hash.digest());
+    stats.digest = hex(sourceDigest);
     await send(encodeTunnelFrame(
       TunnelFrameType.QEMU_END,
       round,
       encodeQemuEnd({
         streamBytes: stats.streamBytes,
         records: stats.pages + stats.zeroPages,
-        sha256: new Uint8Array(hash.digest()),
+        sha256: sourceDigest,
       }),
     ));
     stats.wireBytes = writer.bytesWritten;
@@ -394,7 +408,16 @@ export async function sendQemuStream(
       );
     }
     const result = decodeResult(reply.payload);
-    stats.verified = result.verified;
+    // Compare, never copy: a receiver that says "verified" about other bytes
+    // is a failed migration.
+    stats.peerDigest = result.digest;
+    stats.verified = result.verified && result.digest === stats.digest;
+    if (!stats.verified) {
+      throw new MigrationError(
+        `Receiver's rebuilt QEMU stream differs from the source's: its SHA-256 is "${result.digest}"` +
+          ` (it says verified: ${result.verified}), the source stream's is ${stats.digest}`,
+      );
+    }
     stats.rounds = round + 1;
     stats.fallbackReason = parser.fallbackReason;
     for (let id = 0; id < pageRounds.length; id++) {

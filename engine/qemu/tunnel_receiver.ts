@@ -14,6 +14,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { hex } from "../digest.ts";
 import { MigrationError, WireError } from "../errors.ts";
 import { DecoderTable, negotiateCodecs } from "../wire/decoder_table.ts";
 import type { WireConn } from "../wire/duplex.ts";
@@ -279,6 +280,8 @@ export async function receiveQemuStream(
           const end = decodeQemuEnd(payload);
           const digest = new Uint8Array(hash.digest());
           const records = stats.pages + stats.zeroPages;
+          stats.digest = hex(digest);
+          stats.peerDigest = hex(end.sha256);
           const same = end.streamBytes === stats.streamBytes &&
             end.records === records &&
             digest.every((b, i) => b === end.sha256[i]);
@@ -292,14 +295,12 @@ export async function receiveQemuStream(
           held = null;
           await out.close();
           stats.verified = true;
-          const hex = [...digest].map((b) => b.toString(16).padStart(2, "0"))
-            .join("");
           await writer.writeRaw(encodeTunnelFrame(
             FrameType.RESULT,
             0,
             encodeResult({
               verified: true,
-              digest: hex,
+              digest: stats.digest,
               pagesApplied: stats.pages,
             }),
           ));

@@ -80,8 +80,17 @@ export interface XenTunnelStats {
   rounds: number;
   /** Whether a libxc image was found in the stream. */
   sawImage: boolean;
-  /** Whether the receiver's rebuilt stream matched length and SHA-256. */
+  /**
+   * Whether this side compared the two digests and found them equal (the
+   * receiver: its rebuilt stream against XEN_END's length and SHA-256; the
+   * sender: the receiver's RESULT digest against its own). Never copied
+   * from the peer.
+   */
   verified: boolean;
+  /** SHA-256 (hex) of the forward stream this side read (sender) or rebuilt (receiver). */
+  digest: string;
+  /** SHA-256 (hex) the peer reported: XEN_END's (receiver) or RESULT's (sender). */
+  peerDigest: string;
   /** Pages per codec name. */
   codecPages: Record<string, number>;
   /** Wall-clock milliseconds. */
@@ -116,6 +125,8 @@ export function emptyXenStats(): XenTunnelStats {
     rounds: 0,
     sawImage: false,
     verified: false,
+    digest: "",
+    peerDigest: "",
     codecPages: {},
     durationMs: 0,
   };
@@ -386,7 +397,7 @@ export async function sendXenStream(
       rounds.round,
       new TextEncoder().encode(JSON.stringify({
         streamBytes: stats.streamBytes,
-        sha256: hash.digest("hex"),
+        sha256: stats.digest = hash.digest("hex"),
       })),
     ));
     stats.wireBytes = writer.bytesWritten;
@@ -398,10 +409,14 @@ export async function sendXenStream(
       );
     }
     const result = decodeResult(reply);
-    stats.verified = result.verified;
-    if (!result.verified) {
+    // Compare, never copy: a receiver that says "verified" about other bytes
+    // is a failed migration.
+    stats.peerDigest = result.digest;
+    stats.verified = result.verified && result.digest === stats.digest;
+    if (!stats.verified) {
       throw new MigrationError(
-        `The receiver's rebuilt stream does not match: its SHA-256 is ${result.digest}`,
+        `Receiver's rebuilt stream differs from the source's: its SHA-256 is "${result.digest}"` +
+          ` (it says verified: ${result.verified}), the source stream's is ${stats.digest}`,
       );
     }
     stats.rounds = stats.pageRecords > 0 ? rounds.round + 1 : 0;

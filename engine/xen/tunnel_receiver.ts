@@ -244,6 +244,8 @@ export async function receiveXenStream(
           sha256: string;
         };
         const digest = hash.digest("hex");
+        stats.digest = digest;
+        stats.peerDigest = end.sha256;
         stats.verified = end.streamBytes === stats.streamBytes &&
           end.sha256 === digest;
         stats.rounds = f.round + (stats.pageRecords > 0 ? 1 : 0);

@@ -118,48 +118,39 @@ async function migrateQemuCommand(
   to: { hostname: string; port: number },
   opts: MigrateCommandOptions,
 ): Promise<{ code: number; report?: MigrationReport }> {
-  const { QmpClient, migrateQemu } = await import("../../engine/qemu/mod.ts");
+  const { QmpClient, migrateQemu, execTunnel } = await import(
+    "../../engine/qemu/mod.ts"
+  );
   const qmp = await QmpClient.connect(socket, { timeoutMs: 5000 });
   try {
-    const chain = opts.plan.codecsFor(ROUND0(opts.plan)).map((c) => c.name);
-    const tunnel =
-      new URL("../../engine/qemu/tunnel_main.ts", import.meta.url).pathname;
-    const args = [
-      "run",
-      "-A",
-      tunnel,
-      "send",
-      "--to",
-      `${to.hostname}:${to.port}`,
-      "--codecs",
-      chain.join(","),
-    ];
-    if (opts.plan.bandwidth !== null) {
-      args.push("--bandwidth", String(opts.plan.bandwidth));
-    }
-    // QEMU runs the tunnel with its own stderr: send the tunnel's stats line to a file we read back.
-    const statsFile = await Deno.makeTempFile({
-      prefix: "hakobu-tunnel-",
-      suffix: ".json",
+    const tunnel = await execTunnel({
+      to: `${to.hostname}:${to.port}`,
+      codecs: opts.plan.codecsFor(ROUND0(opts.plan)).map((c) => c.name),
+      bandwidth: opts.plan.bandwidth,
     });
-    const uri = `exec:${
-      [Deno.execPath(), ...args].map(shellQuote).join(" ")
-    } 2>${shellQuote(statsFile)}`;
     if (!opts.quiet) {
       console.error(
         `qemu:${socket}: migrating through the hakobu tunnel to ${to.hostname}:${to.port}`,
       );
     }
+    // QEMU waits for its exec: child after it reports completion; the
+    // verdict is the tunnel sender's own comparison of both digests.
     const report = await migrateQemu({
       plan: opts.plan,
       source: qmp,
-      uri,
+      uri: tunnel.uri,
       vm: `qemu:${socket}`,
+      verify: () => tunnel.verdict(),
     });
+    await Deno.remove(tunnel.statsFile).catch(() => {});
+    const stats = tunnel.stats;
     if (opts.report) {
-      await writeText(opts.report, JSON.stringify(report, null, 2) + "\n");
+      await writeText(
+        opts.report,
+        JSON.stringify({ ...report, tunnel: stats }, null, 2) + "\n",
+      );
     }
-    const stats = await readTunnelStats(statsFile);
+    if (opts.html) await writeHtmlReport(report, opts.html);
     if (opts.json) console.log(JSON.stringify({ ...report, tunnel: stats }));
     else {
       console.log(formatRoundTable(report));
@@ -169,11 +160,13 @@ async function migrateQemuCommand(
           `tunnel      ${stats.wireBytes} bytes on the hakobu wire for a ${stats.streamBytes}-byte QEMU stream ` +
             `(${stats.pages} pages, ${stats.zeroPages} zero)`,
         );
-      } else {console.log(
-          "tunnel      no statistics (the tunnel did not finish)",
-        );}
+      } else {
+        console.log("tunnel      no statistics (the tunnel did not finish)");
+      }
+      if (opts.report) console.log(`report written to ${opts.report}`);
+      if (opts.html) console.log(`HTML report written to ${opts.html}`);
     }
-    return { code: report.status === "completed" ? 0 : 1, report };
+    return { code: report.verified ? 0 : 1, report };
   } finally {
     qmp.close();
   }
@@ -194,29 +187,4 @@ function ROUND0(plan: Plan): Parameters<Plan["codecsFor"]>[0] {
     memoryBytes: 0,
     pageSize: 4096,
   };
-}
-
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./:,=@+-]+$/.test(s)
-    ? s
-    : `'${s.replaceAll("'", `'\\''`)}'`;
-}
-
-/** The tunnel sender's one JSON stats line, or null when it did not write one. */
-async function readTunnelStats(
-  file: string,
-): Promise<
-  | { wireBytes: number; streamBytes: number; pages: number; zeroPages: number }
-  | null
-> {
-  try {
-    const text = await Deno.readTextFile(file);
-    await Deno.remove(file).catch(() => {});
-    for (const line of text.split("\n").reverse()) {
-      if (!line.startsWith("{")) continue;
-      const o = JSON.parse(line);
-      if (typeof o.wireBytes === "number") return o;
-    }
-  } catch { /* no stats */ }
-  return null;
 }

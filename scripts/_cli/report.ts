@@ -142,6 +142,42 @@ function check(
   }
 }
 
+const VERIFICATIONS: readonly string[] = [
+  "memory-digest",
+  "stream-digest",
+  "none",
+];
+
+/**
+ * Checks `verification` against `verified`. Reports written before the
+ * field existed get it from their digest: a native migration's report has
+ * the source's memory digest; one without a digest (QEMU's own transport)
+ * compared nothing, so its `verified` is reset to false.
+ */
+function readVerification(file: string, obj: Record<string, unknown>): void {
+  if (!("verification" in obj)) {
+    obj.verification = obj.digest ? "memory-digest" : "none";
+    if (obj.verification === "none") obj.verified = false;
+    return;
+  }
+  if (!VERIFICATIONS.includes(obj.verification as string)) {
+    throw new ReportFileError(
+      file,
+      "verification",
+      `Cannot read report "${file}": field "verification" is ${
+        describe(obj.verification)
+      }, expected one of ${VERIFICATIONS.map((v) => `"${v}"`).join(", ")}`,
+    );
+  }
+  if (obj.verified === true && obj.verification === "none") {
+    throw new ReportFileError(
+      file,
+      "verified",
+      `Cannot read report "${file}": field "verified" is true but "verification" is "none": nothing was compared`,
+    );
+  }
+}
+
 /**
  * Parses and checks the text of a report file: every field of
  * {@link MigrationReport} and of each round must be there with its type.
@@ -177,6 +213,7 @@ export function parseReport(text: string, file: string): MigrationReport {
   }
   const obj = data as Record<string, unknown>;
   check(file, obj, REPORT_FIELDS, "");
+  readVerification(file, obj);
   if (!("rounds" in obj)) {
     throw new ReportFileError(
       file,

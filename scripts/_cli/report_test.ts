@@ -121,6 +121,7 @@ Deno.test("hakobu report names the file and the field when the JSON is not a rep
 function validReport(): Record<string, unknown> {
   return {
     verified: true,
+    verification: "memory-digest",
     aborted: false,
     outcome: "migrated and verified",
     policy: "default",
@@ -198,6 +199,16 @@ Deno.test("parseReport accepts a report and points at the first bad field", () =
       "rounds[0]",
       /"rounds\[0\]" is null, expected an object/,
     ],
+    [
+      { ...good, verification: "trust-me" },
+      "verification",
+      /"verification" is string "trust-me", expected one of "memory-digest"/,
+    ],
+    [
+      { ...good, verification: "none" },
+      "verified",
+      /"verified" is true but "verification" is "none": nothing was compared/,
+    ],
   ];
   for (const [data, field, message] of cases) {
     assert.throws(
@@ -212,4 +223,18 @@ Deno.test("parseReport accepts a report and points at the first bad field", () =
       },
     );
   }
+});
+
+Deno.test("parseReport: a report from before the verification field keeps its verdict only if it has a digest", () => {
+  const { verification: _, ...native } = validReport();
+  const n = parseReport(
+    JSON.stringify({ ...native, digest: "ab".repeat(32) }),
+    "n.json",
+  );
+  assert.equal(n.verification, "memory-digest");
+  assert.equal(n.verified, true);
+  // An old QEMU report said verified with no digest: nothing was compared.
+  const q = parseReport(JSON.stringify({ ...native, digest: "" }), "q.json");
+  assert.equal(q.verification, "none");
+  assert.equal(q.verified, false);
 });

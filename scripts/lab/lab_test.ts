@@ -95,7 +95,11 @@ async function labMigration(): Promise<void> {
       `migrated: ${report.status}, ${report.totalTimeMs} ms total, ${report.downtimeMs} ms downtime, ${report.wireBytes} bytes, ${report.rounds.length} rounds`,
     );
     assert.equal(report.status, "completed", report.outcome);
-    assert.equal(report.verified, true);
+    // QEMU's own tcp: transport: hakobu compared nothing, and says so; the
+    // guest's checker below is what shows the data arrived.
+    assert.equal(report.verified, false);
+    assert.equal(report.verification, "none");
+    assert.match(report.outcome, /^completed: .*hakobu compared nothing/);
     assert.equal(report.destinationStatus, "running");
     assert.equal(report.sourceStatus, "postmigrate");
     assert.ok(report.rounds.length >= 2);

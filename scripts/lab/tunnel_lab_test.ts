@@ -27,6 +27,7 @@ import assert from "node:assert/strict";
 import { codec, compile, policy, when } from "../../dsl/mod.ts";
 import type { Plan } from "../../engine/plan.ts";
 import { migrateQemu } from "../../engine/qemu/policy_driver.ts";
+import { execTunnel } from "../../engine/qemu/exec_tunnel.ts";
 import { QmpClient } from "../../engine/qemu/qmp.ts";
 import { guestFailure, retryingTcgFaults } from "./guest_fault.ts";
 import { type Pair, startPair } from "./qemu_pair.ts";
@@ -234,6 +235,11 @@ async function assertMigrated(
     assert.equal(send.streamBytes, recv.streamBytes);
     assert.equal(send.wireBytes, recv.wireBytes);
     assert.deepEqual(send.codecPages, recv.codecPages);
+    // each end compared the two digests itself, and they agree
+    assert.equal(send.verified, true);
+    assert.equal(send.digest, recv.digest);
+    assert.equal(send.peerDigest, recv.digest);
+    assert.equal(recv.peerDigest, send.digest);
   }
   // the compressing chain earned its keep: fewer bytes on the wire
   assert.ok(
@@ -271,7 +277,6 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
   const img = await buildLab(o.app);
   const logs = await Deno.makeTempDir({ prefix: "hakobu-tunnel-lab-" });
   const recvLog = `${logs}/recv.log`;
-  const sendLog = `${logs}/send.log`;
   const port = freePort();
   const incoming =
     `exec:${DENO} run -A ${TUNNEL} receive --listen 127.0.0.1:${port} 2>${recvLog}`;
@@ -324,7 +329,10 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
       assert.match(stderr, /migrating through the hakobu tunnel/);
       assert.match(stdout, /policy\s+tunnel-lab-cli/);
       assert.match(stdout, /^rounds\s+2 \(1 live \+ stop-and-copy\)/m);
-      assert.match(stdout, /^result\s+COMPLETED \(completed/m);
+      assert.match(
+        stdout,
+        /^result\s+VERIFIED \(the rebuilt stream's SHA-256 matches the source's, on both ends\)/m,
+      );
       assert.match(stdout, /^tunnel\s+\d+ bytes on the hakobu wire/m);
       console.log(
         stdout.split("\n").filter((l) =>
@@ -352,15 +360,19 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
       // qemuPid() misses a QEMU spawned outside a namespace (Deno puts the
       // resolved path in argv[0]); on loopback the child is QEMU itself
       const pid = (await qemuPid(pair.source.qmpPath)) ?? pair.source.pid;
+      const tunnel = await execTunnel({
+        to: `127.0.0.1:${port}`,
+        codecs: CODECS.split(","),
+      });
       const report = await migrateQemu({
         plan: tunnelPlan(),
         source: pair.src,
         destination: pair.dst,
-        uri:
-          `exec:${DENO} run -A ${TUNNEL} send --to 127.0.0.1:${port} --codecs ${CODECS} 2>${sendLog}`,
+        uri: tunnel.uri,
         sourcePids: [pid],
         vm: `lab ${o.app} ${o.memMiB} MiB`,
         timeoutMs: 240_000,
+        verify: () => tunnel.verdict(),
       });
       console.log(
         `  migrated: ${report.status}, ${report.totalTimeMs} ms total, ${report.downtimeMs} ms downtime, ${
@@ -371,7 +383,9 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
       );
       assert.equal(report.status, "completed", report.outcome);
       assert.equal(report.error, null);
-      assert.equal(report.verified, true);
+      assert.equal(report.verified, true, report.outcome);
+      assert.equal(report.verification, "stream-digest");
+      assert.equal(report.digest, tunnel.stats?.digest);
       assert.equal(report.destinationStatus, "running");
       assert.equal(report.sourceStatus, "postmigrate");
       assert.ok(report.rounds.length >= 2);
@@ -380,7 +394,7 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
       assert.ok(report.uri.startsWith("exec:"));
       // QEMU plus its reaped `exec:` tunnel sender
       assert.ok(report.sourceCpuSeconds > 0);
-      await assertMigrated(o.app, pair, marker, recvLog, sendLog);
+      await assertMigrated(o.app, pair, marker, recvLog, tunnel.statsFile);
     }
     console.log(
       `  ${o.app}${o.cli ? " (CLI)" : ""} took ${

@@ -1,0 +1,146 @@
+/**
+ * The hakobu tunnel as QEMU's `exec:` migration transport, with its verdict:
+ * {@link execTunnel} builds the `migrate` URI that runs
+ * `tunnel_main.ts send` as QEMU's child and sends the child's one JSON line
+ * of statistics to a file; {@link ExecTunnel.verdict} waits for that line
+ * and turns it into the {@link StreamVerdict} that `migrateQemu`'s `verify`
+ * option takes.
+ *
+ * @example
+ * ```ts ignore
+ * const tunnel = await execTunnel({ to: "10.77.0.2:4445", codecs: ["zero", "lz4"] });
+ * const report = await migrateQemu({ plan, source: qmp, uri: tunnel.uri, verify: () => tunnel.verdict() });
+ * report.verification; // "stream-digest"
+ * ```
+ *
+ * @module
+ */
+
+import type { StreamVerdict } from "./policy_driver.ts";
+import type { TunnelStats } from "./tunnel.ts";
+
+/** Options of {@link execTunnel}. */
+export interface ExecTunnelOptions {
+  /** The receiving tunnel, `HOST:PORT`. */
+  readonly to: string;
+  /** Codec chain names, e.g. `["zero", "lz4"]`. */
+  readonly codecs: readonly string[];
+  /** Link pacing in bytes per second, or null/absent for unpaced. */
+  readonly bandwidth?: number | null;
+  /**
+   * The command before `send ...` (default: this Deno running this
+   * checkout's `engine/qemu/tunnel_main.ts`), e.g. another checkout's.
+   */
+  readonly command?: readonly string[];
+}
+
+/** A tunnel for one QEMU migration. */
+export interface ExecTunnel {
+  /** The `migrate` URI: `exec:` the tunnel, its stats line to a file. */
+  readonly uri: string;
+  /** The file the sender writes its JSON line into. */
+  readonly statsFile: string;
+  /**
+   * Waits (at most `timeoutMs`, default 30 s) for the sender's line and
+   * returns what it compared. A sender that failed or never wrote its line
+   * gives `verified: false` with the reason. The caller removes
+   * {@link statsFile} when done with it.
+   */
+  verdict(timeoutMs?: number): Promise<StreamVerdict>;
+  /** The sender's statistics once {@link verdict} has read them (null before, or when it failed). */
+  readonly stats: TunnelStats | null;
+}
+
+/**
+ * Prepares an `exec:` tunnel for one migration (creates its stats file).
+ *
+ * @param options Destination, codecs, pacing and the command to run.
+ */
+export async function execTunnel(
+  options: ExecTunnelOptions,
+): Promise<ExecTunnel> {
+  const main = new URL("./tunnel_main.ts", import.meta.url).pathname;
+  const command = options.command ?? [Deno.execPath(), "run", "-A", main];
+  const args = [
+    ...command,
+    "send",
+    "--to",
+    options.to,
+    "--codecs",
+    options.codecs.join(","),
+  ];
+  if (options.bandwidth != null) {
+    args.push("--bandwidth", String(options.bandwidth));
+  }
+  const statsFile = await Deno.makeTempFile({
+    prefix: "hakobu-tunnel-",
+    suffix: ".json",
+  });
+  let stats: TunnelStats | null = null;
+  return {
+    uri: `exec:${args.map(shellQuote).join(" ")} 2>${shellQuote(statsFile)}`,
+    statsFile,
+    get stats() {
+      return stats;
+    },
+    async verdict(timeoutMs = 30_000): Promise<StreamVerdict> {
+      const line = await waitForLine(statsFile, timeoutMs);
+      if (line === null) {
+        return none(
+          `the tunnel sender wrote no statistics within ${timeoutMs} ms`,
+        );
+      }
+      if (line.ok !== true) {
+        return none(`the tunnel sender failed: ${String(line.error)}`);
+      }
+      stats = line as unknown as TunnelStats;
+      const ours = String(line.digest ?? "");
+      const theirs = String(line.peerDigest ?? "");
+      const verified = line.verified === true && ours.length === 64 &&
+        ours === theirs;
+      return {
+        verified,
+        sourceDigest: ours,
+        destinationDigest: theirs,
+        detail: verified
+          ? `the rebuilt stream's SHA-256 ${
+            ours.slice(0, 16)
+          }… equals the source stream's (${line.streamBytes} bytes), checked by both tunnel ends`
+          : `the tunnel's digests differ: source ${
+            ours || "none"
+          }, destination ${theirs || "none"}`,
+      };
+    },
+  };
+}
+
+function none(detail: string): StreamVerdict {
+  return { verified: false, sourceDigest: "", destinationDigest: "", detail };
+}
+
+/** The last JSON line of `file` once one with an `ok` field is there, or null at the deadline. */
+async function waitForLine(
+  file: string,
+  timeoutMs: number,
+): Promise<Record<string, unknown> | null> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const text = await Deno.readTextFile(file).catch(() => "");
+    for (const line of text.split("\n").reverse()) {
+      if (!line.startsWith("{")) continue;
+      try {
+        const o = JSON.parse(line);
+        if (typeof o === "object" && o !== null && "ok" in o) return o;
+      } catch { /* a line still being written */ }
+    }
+    if (performance.now() > deadline) return null;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Quotes a word for `sh -c` (QEMU runs `exec:` through `/bin/sh -c`). */
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:,=@+-]+$/.test(s)
+    ? s
+    : `'${s.replaceAll("'", `'\\''`)}'`;
+}

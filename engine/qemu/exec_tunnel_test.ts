@@ -1,0 +1,98 @@
+/**
+ * The `exec:` tunnel as QEMU runs it (`/bin/sh -c` on the URI, QEMU's
+ * stream on stdin), against an in-process receiver: its verdict is the
+ * sender's own comparison of both digests.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { lyingReceiver } from "../wire/_lying_receiver.ts";
+import { execTunnel } from "./exec_tunnel.ts";
+import { firmwareStream } from "./stream/_fixture.ts";
+import { receiveQemuStream } from "./tunnel_receiver.ts";
+import { TunnelFrameType } from "./tunnel_frames.ts";
+
+const fixture = firmwareStream();
+const sha = createHash("sha256").update(fixture).digest("hex");
+
+/** Runs the URI's command as QEMU would, feeding it the stream. */
+async function runLikeQemu(uri: string): Promise<number> {
+  assert.ok(uri.startsWith("exec:"));
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", uri.slice("exec:".length)],
+    stdin: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(fixture).catch(() => {});
+  await w.close().catch(() => {});
+  return (await child.status).code;
+}
+
+async function withListener(
+  serve: (conn: Deno.Conn) => Promise<unknown>,
+  body: (to: string) => Promise<void>,
+): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = listener.accept().then(serve);
+  try {
+    await body(`127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
+  } finally {
+    listener.close();
+    await served.catch(() => {});
+  }
+}
+
+Deno.test("execTunnel: a real receiver gives a verdict with both digests equal to the stream's", async () => {
+  await withListener(
+    (c) => receiveQemuStream(c, new WritableStream()),
+    async (to) => {
+      const tunnel = await execTunnel({ to, codecs: ["zero", "lz4"] });
+      try {
+        assert.equal(await runLikeQemu(tunnel.uri), 0);
+        const v = await tunnel.verdict(20_000);
+        assert.equal(v.verified, true, v.detail);
+        assert.equal(v.sourceDigest, sha);
+        assert.equal(v.destinationDigest, sha);
+        assert.equal(tunnel.stats?.streamBytes, fixture.length);
+      } finally {
+        await Deno.remove(tunnel.statsFile).catch(() => {});
+      }
+    },
+  );
+});
+
+Deno.test("execTunnel: a receiver that lies about its digest gives a failed verdict that says why", async () => {
+  await withListener(
+    (c) =>
+      lyingReceiver(c, {
+        endType: TunnelFrameType.QEMU_END,
+        digest: "ef".repeat(32),
+      }),
+    async (to) => {
+      const tunnel = await execTunnel({ to, codecs: ["zero"] });
+      try {
+        assert.equal(await runLikeQemu(tunnel.uri), 1);
+        const v = await tunnel.verdict(20_000);
+        assert.equal(v.verified, false);
+        assert.match(
+          v.detail,
+          /^the tunnel sender failed: Receiver's rebuilt QEMU stream differs/,
+        );
+        assert.equal(tunnel.stats, null);
+      } finally {
+        await Deno.remove(tunnel.statsFile).catch(() => {});
+      }
+    },
+  );
+});
+
+Deno.test("execTunnel: no statistics within the deadline is a failed verdict, not a hang", async () => {
+  const tunnel = await execTunnel({ to: "127.0.0.1:1", codecs: ["zero"] });
+  try {
+    const v = await tunnel.verdict(100);
+    assert.equal(v.verified, false);
+    assert.match(v.detail, /wrote no statistics within 100 ms/);
+  } finally {
+    await Deno.remove(tunnel.statsFile).catch(() => {});
+  }
+});
