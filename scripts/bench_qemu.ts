@@ -6,13 +6,21 @@
  * (engine/qemu/policy_driver.ts) and checks the data on the destination.
  *
  * Modes: QEMU plain (tcp), QEMU xbzrle, QEMU multifd+zstd (tcp channels),
- * and, when `engine/qemu/tunnel.ts` exists, hakobu through `exec:` into the
- * tunnel with two codec chains (see `--tunnel-send` / `--tunnel-recv`).
+ * and hakobu through `exec:` into the tunnel with a few codec chains.
+ *
+ * Every row is timed on the same clock (`lab/migration_clock.ts`): from the
+ * source accepting `migrate` to the destination guest running (QMP
+ * `RESUME`), so a tunnel's draining and checks count; downtime from the
+ * source's `STOP` to the destination's `RESUME`. Then each destination's
+ * data is checked by the guest's checker, and each tunnel row must end with
+ * the tunnel's own digest comparison (`verification: "stream-digest"`).
+ * QEMU's own `total-time` and `downtime`, which stop before QEMU waits for
+ * an `exec:` child, are kept in the JSON for reference.
  *
  * ```sh
- * deno run -A scripts/bench_qemu.ts [--mem 1024] [--rate 1gbit] [--modes plain,xbzrle,multifd-zstd]
- *     [--out FILE] [--rounds N] [--churn MiB/s] [--warmup s] [--tunnel-send CMD] [--tunnel-recv CMD]
- *     [--repeat N] [--against DIR]
+ * deno run -A scripts/bench_qemu.ts [--app memcached|postgres] [--mem 1024] [--rate 1gbit]
+ *     [--modes plain,xbzrle,multifd-zstd,zero-raw,...] [--out FILE] [--rounds N] [--churn MiB/s]
+ *     [--warmup s] [--repeat N] [--against DIR]
  * ```
  * Writes `out/bench-qemu.json` and prints a table. Needs root (netns).
  * `--repeat N` runs the whole list of modes N times, interleaved, and the
@@ -29,9 +37,11 @@ import { when } from "../dsl/conditions.ts";
 import { MiB } from "../dsl/units.ts";
 import { migrateQemu } from "../engine/qemu/policy_driver.ts";
 import type { QmpMigrationParameters } from "../engine/qemu/qmp.ts";
-import { linkCounters, netDown, netUp } from "./lab/netns.ts";
+import { LAB_NET, linkCounters, netDown, netUp } from "./lab/netns.ts";
 import { startPair } from "./lab/qemu_pair.ts";
 import { buildLab, labUnavailable, qemuPid } from "./lab/qemu_guest.ts";
+import { watchMigration } from "./lab/migration_clock.ts";
+import { execTunnel } from "../engine/qemu/exec_tunnel.ts";
 import { median } from "./_median.ts";
 
 interface Mode {
@@ -40,8 +50,8 @@ interface Mode {
   readonly parameters?: QmpMigrationParameters;
   /** Both sides need these before listening (multifd). */
   readonly both?: boolean;
-  /** exec: tunnel commands, `{dst}` replaced by the destination address. */
-  readonly tunnel?: { send: string; recv: string };
+  /** hakobu's tunnel: its codec chain and the command that runs `tunnel_main.ts`. */
+  readonly tunnel?: { codecs: string[]; command: string[] };
 }
 
 /** One row of the bench. */
@@ -50,8 +60,18 @@ export interface BenchRow {
   readonly status: string;
   readonly dataIntact: boolean;
   readonly checker: string;
+  /** What hakobu compared: `"stream-digest"` for tunnel rows, `"none"` for QEMU's transports. */
+  readonly verification: string;
+  /** Tunnel rows: the tunnel's digest comparison matched. */
+  readonly verified: boolean;
+  /** Source `migrate` accepted → destination `RESUME` (QMP event times). */
   readonly totalTimeMs: number;
+  /** Source `STOP` → destination `RESUME`. */
   readonly downtimeMs: number;
+  /** QEMU's own `total-time` (stops before an exec: child is waited for). */
+  readonly qemuTotalTimeMs: number;
+  /** QEMU's own `downtime`. */
+  readonly qemuDowntimeMs: number;
   readonly rounds: number;
   readonly qemuTransferred: number;
   readonly linkBytes: number;
@@ -79,17 +99,13 @@ async function main(): Promise<number> {
   const warmupS = Number(arg("warmup", "5"));
   const churn = Number(arg("churn", "4"));
   const root = new URL("..", import.meta.url).pathname;
-  const tunnelPath = `${root}engine/qemu/tunnel_main.ts`;
-  const haveTunnel = await exists(tunnelPath);
+  const app = arg("app", "memcached");
+  if (app !== "memcached" && app !== "postgres") {
+    console.error(`--app takes memcached or postgres, got "${app}"`);
+    return 2;
+  }
   const deno = Deno.execPath();
-  const sendT = arg(
-    "tunnel-send",
-    `${deno} run -A ${tunnelPath} send --to {dst}:4445 --codecs {codecs}`,
-  );
-  const recvT = arg(
-    "tunnel-recv",
-    `${deno} run -A ${tunnelPath} receive --listen {dst}:4445`,
-  );
+  const tunnelMain = (dir: string) => `${dir}engine/qemu/tunnel_main.ts`;
   const modes: Mode[] = [
     { name: "qemu-plain" },
     {
@@ -104,45 +120,39 @@ async function main(): Promise<number> {
       both: true,
     },
   ];
-  if (haveTunnel) {
-    for (
-      const [name, codecs] of [
-        ["hakobu-zero-raw", "zero,raw"],
-        ["hakobu-zero-dedup-lz4", "zero,dedup,lz4"],
-      ]
-    ) {
-      const fill = (t: string) =>
-        t.replaceAll("{dst}", "10.77.0.2").replaceAll("{codecs}", codecs);
-      modes.push({ name, tunnel: { send: fill(sendT), recv: fill(recvT) } });
+  const chains: [string, string[]][] = [
+    ["hakobu-zero-raw", ["zero", "raw"]],
+    ["hakobu-zero-dedup-lz4", ["zero", "dedup", "lz4"]],
+    ["hakobu-zero-zstd", ["zero", "zstd"]],
+  ];
+  for (const [name, codecs] of chains) {
+    modes.push({
+      name,
+      tunnel: { codecs, command: [deno, "run", "-A", tunnelMain(root)] },
+    });
+  }
+  const against = arg("against", "");
+  if (against) {
+    const dir = `${against.replace(/\/$/, "")}/`;
+    if (!(await exists(tunnelMain(dir)))) {
+      console.error(
+        `--against ${against}: no ${tunnelMain(dir)}, so not a hakobu checkout`,
+      );
+      return 2;
     }
-    const against = arg("against", "");
-    if (against) {
-      const main = `${against.replace(/\/$/, "")}/engine/qemu/tunnel_main.ts`;
-      if (!(await exists(main))) {
-        console.error(
-          `--against ${against}: no ${main}, so not a hakobu checkout`,
-        );
-        return 2;
-      }
-      for (const m of modes.filter((m) => m.tunnel)) {
-        const swap = (t: string) => t.replaceAll(tunnelPath, main);
-        modes.push({
-          name: `against-${m.name}`,
-          tunnel: { send: swap(m.tunnel!.send), recv: swap(m.tunnel!.recv) },
-        });
-      }
+    for (const [name, codecs] of chains) {
+      modes.push({
+        name: `against-${name}`,
+        tunnel: { codecs, command: [deno, "run", "-A", tunnelMain(dir)] },
+      });
     }
-  } else {
-    console.error(
-      `note: ${tunnelPath} not found; hakobu tunnel modes skipped`,
-    );
   }
   const only = arg("modes", "");
   const selected = only
     ? modes.filter((m) => only.split(",").some((o) => m.name.endsWith(o)))
     : modes;
 
-  const img = await buildLab("memcached", { log: console.error });
+  const img = await buildLab(app, { log: console.error });
   console.error(
     `lab image: ${img.built ? `built in ${img.buildMs} ms` : "cached"}`,
   );
@@ -166,30 +176,59 @@ async function main(): Promise<number> {
   try {
     for (const mode of Array.from({ length: repeat }, () => selected).flat()) {
       console.error(`--- ${mode.name}`);
+      // the receiving tunnel's stats line goes to a file (kept only in the
+      // row's error when the migration failed)
+      const recvLog = await Deno.makeTempFile({ prefix: "hakobu-bench-recv-" });
+      const recv = mode.tunnel
+        ? `exec:${
+          [
+            ...mode.tunnel.command,
+            "receive",
+            "--listen",
+            `${LAB_NET.dstAddr}:4445`,
+          ].join(" ")
+        } 2>${recvLog}`
+        : undefined;
       const pair = await startPair({
-        app: "memcached",
+        app,
         memMiB,
         netns: true,
         churnMiB: churn,
         warmupS,
         capabilities: mode.both ? mode.capabilities : undefined,
         destinationParameters: mode.both ? mode.parameters : undefined,
-        incomingUri: mode.tunnel ? `exec:${mode.tunnel.recv}` : undefined,
+        incomingUri: recv,
       });
+      const tunnel = mode.tunnel
+        ? await execTunnel({
+          to: `${LAB_NET.dstAddr}:4445`,
+          codecs: mode.tunnel.codecs,
+          command: mode.tunnel.command,
+        })
+        : null;
       try {
         const pid = await qemuPid(pair.source.qmpPath);
         const before = await linkCounters("src");
+        const clock = watchMigration(pair.src, pair.dst);
         const report = await migrateQemu({
           plan,
           source: pair.src,
           destination: pair.dst,
-          uri: mode.tunnel ? `exec:${mode.tunnel.send}` : pair.uri,
+          uri: tunnel?.uri ?? pair.uri,
           capabilities: mode.capabilities,
           parameters: mode.parameters,
           sourcePids: pid ? [pid] : [],
-          vm: `lab memcached ${memMiB} MiB`,
+          vm: `lab ${app} ${memMiB} MiB`,
           timeoutMs: 300_000,
+          ...(tunnel ? { verify: () => tunnel.verdict(60_000) } : {}),
         });
+        const times = report.status === "completed"
+          ? await clock.result(60_000).catch((e) => {
+            console.error(`  ${e.message}`);
+            return null;
+          })
+          : null;
+        clock.close();
         const after = await linkCounters("src");
         const checker = report.status === "completed"
           ? await pair.destination.check()
@@ -199,17 +238,28 @@ async function main(): Promise<number> {
           status: report.status,
           dataIntact: checker.startsWith("ok"),
           checker,
-          totalTimeMs: report.totalTimeMs,
-          downtimeMs: report.downtimeMs,
+          verification: report.verification,
+          verified: report.verified,
+          totalTimeMs: times?.totalMs ?? NaN,
+          downtimeMs: times?.downtimeMs ?? NaN,
+          qemuTotalTimeMs: report.totalTimeMs,
+          qemuDowntimeMs: report.downtimeMs,
           rounds: report.rounds.length,
           qemuTransferred: report.wireBytes,
           linkBytes: after.txBytes - before.txBytes,
           sourceCpuSeconds: report.sourceCpuSeconds,
-          error: report.error,
+          error: report.error ??
+            (mode.tunnel && !report.verified
+              ? `${report.outcome}; receiver: ${
+                (await Deno.readTextFile(recvLog).catch(() => "")).trim()
+              }`
+              : null),
         };
         rows.push(row);
         console.error(JSON.stringify(row));
       } finally {
+        if (tunnel) await Deno.remove(tunnel.statsFile).catch(() => {});
+        await Deno.remove(recvLog).catch(() => {});
         await pair.close();
       }
     }
@@ -218,8 +268,9 @@ async function main(): Promise<number> {
   }
   const result = {
     date: new Date().toISOString(),
-    guest:
-      `memcached under load, ${memMiB} MiB, TCG 1 vCPU, churn ${churn} MiB/s`,
+    guest: `${app} under load, ${memMiB} MiB, TCG 1 vCPU, churn ${churn} MiB/s`,
+    clock:
+      "total: source MIGRATION setup -> destination RESUME; downtime: source STOP -> destination RESUME (QMP event times)",
     link: `veth hkb-src <-> hkb-dst, tc tbf ${rate}`,
     policy: fixedRounds > 0
       ? `switchover after ${fixedRounds} rounds; unpaced`
@@ -237,6 +288,7 @@ async function main(): Promise<number> {
       "mode",
       "status",
       "data",
+      "checked",
       "total s",
       "downtime ms",
       "rounds",
@@ -254,8 +306,13 @@ async function main(): Promise<number> {
       rs.every((r) => r.dataIntact)
         ? "intact"
         : `BAD ${rs.filter((r) => !r.dataIntact).length}/${rs.length}`,
+      rs[0].verification === "none"
+        ? "guest checker"
+        : rs.every((r) => r.verified)
+        ? "stream digest"
+        : `DIGEST BAD ${rs.filter((r) => !r.verified).length}/${rs.length}`,
       (median(rs.map((r) => r.totalTimeMs)) / 1000).toFixed(2),
-      median(rs.map((r) => r.downtimeMs)),
+      median(rs.map((r) => r.downtimeMs)).toFixed(0),
       median(rs.map((r) => r.rounds)),
       (median(rs.map((r) => r.linkBytes)) / 2 ** 20).toFixed(1),
       median(rs.map((r) => r.sourceCpuSeconds)).toFixed(2),
@@ -265,7 +322,12 @@ async function main(): Promise<number> {
   console.log(`${result.guest}; ${result.link}`);
   console.log(t.toString());
   console.log(`written to ${outPath}`);
-  return rows.every((r) => r.dataIntact) ? 0 : 1;
+  return rows.every((r) =>
+      r.dataIntact && Number.isFinite(r.totalTimeMs) &&
+      (r.verification === "none" || r.verified)
+    )
+    ? 0
+    : 1;
 }
 
 if (import.meta.main) Deno.exit(await main());
