@@ -4,7 +4,12 @@
  * captured once with `migrate "exec:cat > FILE"` and cached) through
  * `tunnel_main.ts send` → loopback → `tunnel_main.ts receive`, side by side
  * with a plain Deno copy of the same bytes through the same two-process,
- * stdin → TCP → stdout shape. Every tunnel run must end `verified`.
+ * stdin → TCP → stdout shape. The bench hashes what every receiver writes
+ * to its stdout and fails unless it is the captured stream, byte for byte
+ * (SHA-256), the plain copy included; every tunnel run must also end with the
+ * tunnel's own digest comparison (`verified`). A `zstd -1` row compresses the
+ * same stream with the command-line tool, for the bytes a whole-stream
+ * compressor reaches and the time one core takes to do it.
  *
  * ```sh
  * deno run -A scripts/bench_tunnel.ts [--runs 3] [--chains zero;zero,lz4;zero,dedup,lz4]
@@ -19,6 +24,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
 import Table from "cli-table3";
 import { QmpClient } from "../engine/qemu/qmp.ts";
@@ -73,6 +79,8 @@ interface Run {
   readonly recvMs: number;
   readonly wireBytes: number;
   readonly verified: boolean | null;
+  /** SHA-256 (hex) of what the receiver wrote to its stdout. */
+  readonly outputSha256: string;
 }
 
 function lastJson(text: string): Record<string, unknown> {
@@ -87,9 +95,16 @@ async function replay(mode: Mode, stream: string): Promise<Run> {
   const recv = new Deno.Command(DENO, {
     args: mode.recv(addr),
     stdin: "null",
-    stdout: "null",
+    stdout: "piped",
     stderr: "piped",
   }).spawn();
+  // Check what comes out, for every mode alike: a copy that drops or
+  // changes bytes must fail the bench.
+  const hash = createHash("sha256");
+  const stderrText = new Response(recv.stderr).text();
+  const drained = recv.stdout.pipeTo(
+    new WritableStream({ write: (c) => void hash.update(c) }),
+  );
   const input = await Deno.open(stream);
   const t0 = performance.now();
   const send = new Deno.Command(DENO, {
@@ -99,25 +114,60 @@ async function replay(mode: Mode, stream: string): Promise<Run> {
     stderr: "piped",
   }).spawn();
   const fed = input.readable.pipeTo(send.stdin);
-  const [s, r] = await Promise.all([send.output(), recv.output(), fed]);
+  const [s, r] = await Promise.all([
+    send.output(),
+    recv.status,
+    fed,
+    drained,
+  ]);
   const wallMs = performance.now() - t0;
+  const recvErr = await stderrText;
   const dec = new TextDecoder();
   if (!s.success || !r.success) {
     throw new Error(
       `${mode.name} failed: send ${s.code} ${
         dec.decode(s.stderr)
-      }; receive ${r.code} ${dec.decode(r.stderr)}`,
+      }; receive ${r.code} ${recvErr}`,
     );
   }
   const ss = lastJson(dec.decode(s.stderr));
-  const rs = lastJson(dec.decode(r.stderr));
+  const rs = lastJson(recvErr);
   return {
     wallMs,
     sendMs: Number(ss.durationMs),
     recvMs: Number(rs.durationMs),
     wireBytes: Number(ss.wireBytes),
     verified: "verified" in rs ? rs.verified === true : null,
+    outputSha256: hash.digest("hex"),
   };
+}
+
+/** SHA-256 (hex) of a file. */
+async function fileSha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  await (await Deno.open(path)).readable.pipeTo(
+    new WritableStream({ write: (c) => void hash.update(c) }),
+  );
+  return hash.digest("hex");
+}
+
+/** `zstd -1` of the whole stream: its size, and the time one core took. */
+async function zstdCli(path: string): Promise<{ ms: number; bytes: number }> {
+  const t0 = performance.now();
+  const out = await new Deno.Command("zstd", {
+    args: ["-1", "-c", "-q", path],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const ms = performance.now() - t0;
+  if (!out.success) {
+    throw new Error(
+      `zstd -1 failed (apt-get install zstd): ${
+        new TextDecoder().decode(out.stderr)
+      }`,
+    );
+  }
+  return { ms, bytes: out.stdout.length };
 }
 
 /** Captures (once) the migration stream of a 1 GiB memcached lab guest. */
@@ -171,7 +221,10 @@ if (import.meta.main) {
   const { values } = parseArgs({
     options: {
       runs: { type: "string", default: "3" },
-      chains: { type: "string", default: "zero;zero,lz4;zero,dedup,lz4" },
+      chains: {
+        type: "string",
+        default: "zero;zero,lz4;zero,zstd;zero,dedup,lz4",
+      },
       mem: { type: "string", default: "1024" },
       stream: { type: "string" },
       out: { type: "string", default: `${ROOT}out/bench-tunnel.json` },
@@ -215,10 +268,18 @@ if (import.meta.main) {
       (streamBytes / 1e6).toFixed(1)
     } MB), ${runs} runs per mode, modes interleaved`,
   );
+  const expected = await fileSha256(stream);
   const results = new Map<string, Run[]>(modes.map((m) => [m.name, []]));
+  const zstdRuns: { ms: number; bytes: number }[] = [];
   for (let i = 0; i < runs; i++) {
+    zstdRuns.push(await zstdCli(stream));
     for (const mode of modes) {
       const r = await replay(mode, stream);
+      if (r.outputSha256 !== expected) {
+        throw new Error(
+          `${mode.name}: the receiver wrote other bytes than the stream (SHA-256 ${r.outputSha256}, expected ${expected})`,
+        );
+      }
       if (r.verified === false) {
         throw new Error(`${mode.name}: the receiver did not verify the stream`);
       }
@@ -233,19 +294,36 @@ if (import.meta.main) {
     }
   }
   const base = median(results.get(modes[0].name)!.map((r) => r.sendMs));
+  const baseWall = median(results.get(modes[0].name)!.map((r) => r.wallMs));
   const rows = modes.map((m) => {
     const rs = results.get(m.name)!;
     const sendMs = median(rs.map((r) => r.sendMs));
+    const wallMs = median(rs.map((r) => r.wallMs));
     return {
       mode: m.name,
-      wallMs: median(rs.map((r) => r.wallMs)),
+      wallMs,
       sendMs,
       recvMs: median(rs.map((r) => r.recvMs)),
       streamMBps: streamBytes / 1e3 / sendMs,
       wireBytes: median(rs.map((r) => r.wireBytes)),
       vsCopy: sendMs / base,
+      vsCopyWall: wallMs / baseWall,
       verified: rs.every((r) => r.verified !== false),
+      outputChecked: true,
     };
+  });
+  const zstdMs = median(zstdRuns.map((r) => r.ms));
+  rows.push({
+    mode: "zstd -1 (CLI, whole stream, one core)",
+    wallMs: zstdMs,
+    sendMs: zstdMs,
+    recvMs: NaN,
+    streamMBps: streamBytes / 1e3 / zstdMs,
+    wireBytes: median(zstdRuns.map((r) => r.bytes)),
+    vsCopy: zstdMs / base,
+    vsCopyWall: zstdMs / baseWall,
+    verified: false,
+    outputChecked: false,
   });
   const table = new Table({
     head: [
@@ -254,7 +332,8 @@ if (import.meta.main) {
       "in-process s",
       "stream MB/s",
       "wire MB",
-      "x plain copy",
+      "x copy (in-process)",
+      "x copy (wall)",
     ],
   });
   for (const r of rows) {
@@ -265,6 +344,7 @@ if (import.meta.main) {
       r.streamMBps.toFixed(0),
       (r.wireBytes / 1e6).toFixed(1),
       r.vsCopy.toFixed(2),
+      r.vsCopyWall.toFixed(2),
     ]);
   }
   console.log(table.toString());
@@ -278,6 +358,7 @@ if (import.meta.main) {
         date: new Date().toISOString(),
         stream,
         streamBytes,
+        streamSha256: expected,
         runs,
         medians: rows,
       },
