@@ -312,10 +312,12 @@ export function buildStream(options: BuildOptions = {}): BuiltStream {
     for (let i = 0; i < list.length; i += batch) {
       const entries = list.slice(i, i + batch).map((pfn) => {
         const t = rand();
-        const type = t < 0.05
+        const type = t < 0.04
           ? PFINFO.XTAB
-          : t < 0.07
+          : t < 0.06
           ? PFINFO.XALLOC
+          : t < 0.08
+          ? PFINFO.BROKEN
           : t < 0.1
           ? PFINFO.L1TAB_PIN
           : PFINFO.NOTAB;

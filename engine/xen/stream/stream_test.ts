@@ -50,13 +50,13 @@ const IHDR_V2_BE = hex(
 const END = hex("00 00 00 00  00 00 00 00"); // END, length 0: the same in both byte orders
 const PAGE = new Uint8Array(4096).fill(0xa5);
 // PAGE_DATA with 2 pfns: pfn 0x12345 NOTAB (page follows) and pfn
-// 0x12_3456_789a XTAB (no page): body 8 + 2*8 + 4096 = 4120 = 0x1018.
+// 0xa_bcde_f012_3456 XTAB (no page): body 8 + 2*8 + 4096 = 4120 = 0x1018.
 const PAGE_DATA_LE = concat([
   hex(
     "01 00 00 00  18 10 00 00", // type PAGE_DATA, body_length 4120
     "02 00 00 00  00 00 00 00", // count 2, reserved
     "45 23 01 00 00 00 00 00", // pfn[0]: type 0x0 (bits 63-60), pfn 0x12345
-    "9a 78 56 34 12 00 00 f0", // pfn[1]: type 0xF (XTAB), pfn 0x123456789a
+    "56 34 12 f0 de bc 0a f0", // pfn[1]: type 0xF (XTAB), pfn 0xabcdef0123456 (52 bits)
   ),
   PAGE, // page_data[0]; 4120 is a multiple of 8: no padding
 ]);
@@ -65,12 +65,12 @@ const PAGE_DATA_BE = concat([
     "00 00 00 01  00 00 10 18",
     "00 00 00 02  00 00 00 00",
     "00 00 00 00 00 01 23 45",
-    "f0 00 00 12 34 56 78 9a",
+    "f0 0a bc de f0 12 34 56",
   ),
   PAGE,
 ]);
 const TWO_PFNS = [{ pfn: 0x12345, type: 0x0 }, {
-  pfn: 0x12_3456_789a,
+  pfn: 0xa_bcde_f012_3456,
   type: 0xf,
 }];
 
@@ -100,7 +100,7 @@ Deno.test("golden: a v3 little-endian image header and a 2-pfn PAGE_DATA record,
   assert.equal(pages.count, 2);
   assert.equal(pages.dataPages, 1);
   assert.equal(pages.headerLength, 8 + 8 + 2 * 8);
-  assert.deepEqual([...pages.pfn], [0x12345, 0x12_3456_789a]);
+  assert.deepEqual([...pages.pfn], [0x12345, 0xa_bcde_f012_3456]);
   assert.deepEqual([...pages.type], [0x0, 0xf]);
   // the production encoders and the spec builders both give the hand-written bytes
   assert.deepEqual(encodeImageHeader(image.header), IHDR_V3_LE);
@@ -143,6 +143,32 @@ Deno.test("golden: the same in a v2 big-endian stream (PV, Xen 4.13)", () => {
     IHDR_V2_BE,
   );
   assert.deepEqual(specPageData(TWO_PFNS, [PAGE], false), PAGE_DATA_BE);
+});
+
+Deno.test("golden: reserved fields, which a restore ignores, are kept, so the rebuild is byte-identical", () => {
+  const header = IHDR_V3_LE.slice();
+  header.set([0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc], 18); // image header: u16, u32 (big-endian)
+  header.set([0xcd, 0xef], 30); // domain header: u16
+  const pages = PAGE_DATA_LE.slice();
+  pages.set([1, 2, 3, 4], 12); // PAGE_DATA: the u32 after count
+  const bytes = concat([header, pages, END]);
+  const image = parseXenStream(bytes);
+  assert.deepEqual(image.header.ihdrReserved, [0x1234, 0x5678_9abc]);
+  assert.equal(image.header.dhdrReserved, 0xefcd);
+  const r = image.records[0];
+  assert.ok(r.kind === "page_data");
+  assert.equal(r.reserved, 0x0403_0201);
+  assert.deepEqual(rebuildXenStream(image), bytes);
+});
+
+Deno.test("an END record with a body is refused", () => {
+  const end = hex("00 00 00 00  08 00 00 00", "00 00 00 00 00 00 00 00");
+  assert.throws(
+    () => parseXenStream(concat([IHDR_V3_LE, end])),
+    (e: unknown) =>
+      e instanceof XenStreamError && e.offset === 44 &&
+      /END record at offset 40 has body length "8"/.test(e.message),
+  );
 });
 
 Deno.test("rebuild(parse(stream)) is byte-identical (v2, v3, both endians)", () => {
