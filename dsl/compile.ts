@@ -14,6 +14,7 @@ import type {
   RoundStats,
 } from "../engine/plan.ts";
 import { codecNames } from "../engine/codecs/registry.ts";
+import { MAX_BATCH_PAGES } from "../engine/plan.ts";
 import { _planInfo, _setPlanInfo } from "./_plan_info.ts";
 import type { CodecChainInput } from "./codec_spec.ts";
 import type { Condition } from "./conditions.ts";
@@ -55,8 +56,6 @@ export const POLICY_DEFAULTS: PolicyDefaults = Object.freeze({
   gpu: Object.freeze({ batch: 8192, prefer: "auto" as const, require: false }),
 });
 
-/** Upper bound on `batchPages` (pages per wire frame). */
-const MAX_BATCH_PAGES = 65536;
 /** Upper bound on `gpu.batch` (pages per GPU dispatch). */
 const MAX_GPU_BATCH = 1_048_576;
 const DECISIONS: readonly string[] = ["continue", "switchover", "abort"];

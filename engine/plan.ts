@@ -8,6 +8,14 @@
  * @module
  */
 
+/**
+ * Most non-zero pages a plan may put in one batch (`batchPages`): 7680
+ * pages of 4 KiB are 30 MiB, so a batch's frame, with its headers and
+ * whatever zero pages ride along, stays under the 32 MiB frame limit even
+ * when every page goes raw.
+ */
+export const MAX_BATCH_PAGES = 7680;
+
 /** A codec named as data, e.g. `{ name: "zero" }`; the engine's registry turns it into a codec. */
 export interface CodecSpec {
   /** Registry name of the codec, e.g. `"raw"` or `"zero"`. */
@@ -77,8 +85,14 @@ export interface Plan {
   readonly reason?: (stats: RoundStats) => string;
   /** Link pacing in bytes per second, or `null` for an unpaced link. */
   readonly bandwidth: number | null;
-  /** Pages per wire frame (and per pipeline batch). */
+  /** Non-zero pages per batch (one BATCH frame; zero pages ride along almost free). */
   readonly batchPages: number;
+  /**
+   * Channels: Workers that encode (and, on the receiver, decode) in
+   * parallel, each an ordered stream of its own share of the pages.
+   * Absent: the machine's core count.
+   */
+  readonly channels?: number;
   /** Hard bound on the number of live rounds, whatever `decide` says. */
   readonly maxRounds: number;
   /** GPU settings. */

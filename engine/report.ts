@@ -106,6 +106,8 @@ export interface MigrationReport {
    * (`"stream-digest"`); empty when nothing was hashed.
    */
   readonly digest: string;
+  /** Channels that carried the pages (each its own Worker and ordered stream); 1 for a hypervisor's own transport. */
+  readonly channels?: number;
   /** Whether the GPU encoded pages, on which adapter, and why not when it did not. */
   readonly gpu: GpuUse;
   /** Every round, the stop-and-copy round last. */

@@ -127,7 +127,7 @@ export class DecoderTable {
         at,
       );
     }
-    const d = codec.createDecoder({
+    const d = codec.createDecoder!({
       pageSize: this.#geometry.pageSize,
       pageCount: this.#geometry.pageCount,
       options: setup.options,

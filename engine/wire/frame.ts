@@ -1,6 +1,6 @@
 /**
  * The frame: hakobu's one unit on the wire. A 16-byte header (magic, type,
- * flags, round, payload length, CRC-32) followed by the payload. See
+ * channel, round, payload length, CRC-32) followed by the payload. See
  * `docs/wire-format.md` for the specification and a golden frame.
  *
  * @module
@@ -51,8 +51,10 @@ export const FrameType = {
   ERROR: 9,
   /** source → receiver, JSON: the source gives the migration up. */
   ABORT: 10,
-  /** source → receiver, JSON: a codec's options, sent before the codec's first page. */
+  /** source → receiver, JSON: a codec's options, sent on a channel before the codec's first page there. */
   CODEC: 11,
+  /** source → receiver, binary: a batch of pages, one section per codec (`batch.ts`). */
+  BATCH: 12,
   /**
    * Stream mode (types 32 and up), QEMU tunnel: the QEMU stream's records in
    * order; PAGE record bodies are the entries of the PAGES frame that follows
@@ -103,8 +105,11 @@ export function isFrameType(type: number): type is FrameType {
 export interface FrameHeader {
   /** Frame type. */
   readonly type: FrameType;
-  /** Flags byte; always 0 in protocol 1. */
-  readonly flags: number;
+  /**
+   * The channel the frame belongs to (byte 3; protocol 1 called it flags
+   * and required 0). Session frames (HELLO, FINAL, END, ...) use 0.
+   */
+  readonly channel: number;
   /** Pre-copy round the frame belongs to; 0 outside rounds. */
   readonly round: number;
   /** Payload bytes that follow the header. */
@@ -143,6 +148,7 @@ function checkRound(round: number): void {
  * @param round Round number (u32).
  * @param payload The payload the header describes.
  * @param out At least 16 bytes; the header goes at offset 0.
+ * @param channel The frame's channel (0..255, default 0).
  * @throws {RangeError} on an unknown type, a round out of u32 range or a payload over {@link MAX_PAYLOAD}.
  */
 export function encodeFrameHeader(
@@ -150,11 +156,17 @@ export function encodeFrameHeader(
   round: number,
   payload: Uint8Array,
   out: Uint8Array,
+  channel = 0,
 ): void {
   if (!isFrameType(type)) {
     throw new RangeError(`Cannot encode frame of unknown type "${type}"`);
   }
   checkRound(round);
+  if (!Number.isInteger(channel) || channel < 0 || channel > 255) {
+    throw new RangeError(
+      `Cannot encode frame channel "${channel}": expected an integer in 0..255`,
+    );
+  }
   if (payload.length > MAX_PAYLOAD) {
     throw new RangeError(
       `Cannot encode ${
@@ -170,7 +182,7 @@ export function encodeFrameHeader(
   const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
   view.setUint16(0, MAGIC, true);
   view.setUint8(2, type);
-  view.setUint8(3, 0);
+  view.setUint8(3, channel);
   view.setUint32(4, round, true);
   view.setUint32(8, payload.length, true);
   view.setUint32(12, frameChecksum(out, payload), true);
@@ -189,16 +201,17 @@ export function encodeFrame(
   type: FrameType,
   round: number,
   payload: Uint8Array,
+  channel = 0,
 ): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES + payload.length);
   out.set(payload, HEADER_BYTES);
-  encodeFrameHeader(type, round, payload, out);
+  encodeFrameHeader(type, round, payload, out, channel);
   return out;
 }
 
 /**
- * Decodes and checks a frame header: magic, flags, type and the payload
- * length bound. Does not check the CRC (the payload is not read yet): see
+ * Decodes and checks a frame header: magic, type and the payload length
+ * bound (the channel is the session's to check). Does not check the CRC (the payload is not read yet): see
  * {@link verifyFrameChecksum}.
  *
  * @example
@@ -240,15 +253,6 @@ export function decodeFrameHeader(
       streamOffset + 2,
     );
   }
-  const flags = view.getUint8(3);
-  if (flags !== 0) {
-    throw new WireError(
-      `Bad frame flags "${flags}" at offset ${
-        streamOffset + 3
-      }: protocol 1 requires 0`,
-      streamOffset + 3,
-    );
-  }
   const length = view.getUint32(8, true);
   if (length > MAX_PAYLOAD) {
     throw new WireError(
@@ -260,7 +264,7 @@ export function decodeFrameHeader(
   }
   return {
     type,
-    flags,
+    channel: view.getUint8(3),
     round: view.getUint32(4, true),
     length,
     crc: view.getUint32(12, true),

@@ -37,14 +37,22 @@ export class FrameReader {
   #header = new Uint8Array(HEADER_BYTES);
   #buffer: Uint8Array = EMPTY;
   #offset = 0;
+  readonly #own: (type: number) => boolean;
 
   /**
    * Creates a reader of the frames in `readable`.
    *
    * @param readable The byte stream; the reader takes its lock until {@link releaseLock}.
+   * @param options `ownPayload(type)`: frames of the types it accepts get a
+   *   payload in a buffer of their own, never reused, that the caller may
+   *   keep or transfer to a Worker (default: none).
    */
-  constructor(readable: ReadableStream<Uint8Array>) {
+  constructor(
+    readable: ReadableStream<Uint8Array>,
+    options: { ownPayload?: (type: number) => boolean } = {},
+  ) {
     this.#reader = readable.getReader();
+    this.#own = options.ownPayload ?? (() => false);
   }
 
   /** Bytes of whole frames read so far (headers and payloads); the stream offset of the next frame. */
@@ -70,7 +78,11 @@ export class FrameReader {
       );
     }
     const header = decodeFrameHeader(this.#header, start);
-    const payload = await this.#payload(header.length, start);
+    const payload = await this.#payload(
+      header.length,
+      start,
+      this.#own(header.type),
+    );
     verifyFrameChecksum(this.#header, payload, start);
     this.#offset = start + HEADER_BYTES + header.length;
     return { ...header, payload };
@@ -87,16 +99,24 @@ export class FrameReader {
   }
 
   /** Reads `length` payload bytes: a view of the current chunk when it holds them all, else a copy into the reused buffer. */
-  async #payload(length: number, start: number): Promise<Uint8Array> {
-    if (length === 0) return EMPTY;
+  async #payload(
+    length: number,
+    start: number,
+    own: boolean,
+  ): Promise<Uint8Array> {
+    if (length === 0) return own ? new Uint8Array(0) : EMPTY;
     const avail = this.#chunk.length - this.#pos;
-    if (avail >= length) {
+    if (avail >= length && !own) {
       const view = this.#chunk.subarray(this.#pos, this.#pos + length);
       this.#pos += length;
       return view;
     }
-    if (this.#buffer.length < length) this.#buffer = new Uint8Array(length);
-    const out = this.#buffer.subarray(0, length);
+    let out: Uint8Array;
+    if (own) out = new Uint8Array(length);
+    else {
+      if (this.#buffer.length < length) this.#buffer = new Uint8Array(length);
+      out = this.#buffer.subarray(0, length);
+    }
     const got = await this.#fill(out, 0);
     if (got < length) {
       throw new WireError(

@@ -15,10 +15,22 @@ import { WireError } from "../errors.ts";
 import { MAX_JSON_PAYLOAD } from "./frame.ts";
 
 /** Protocol version this implementation speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
-/** Bytes of the END frame's payload (a SHA-256 digest). */
+/** Bytes of one SHA-256 digest. */
 export const DIGEST_BYTES = 32;
+
+/** Most channels a HELLO may ask for. */
+export const MAX_CHANNELS = 64;
+
+/** Bytes before the range digests of an END payload. */
+export const END_HEADER_BYTES = 16;
+
+/** Most range digests an END may carry (64 TiB of 64 MiB ranges). */
+export const MAX_DIGEST_RANGES = 1 << 20;
+
+/** Most mismatched ranges a RESULT names. */
+export const MAX_MISMATCHES = 64;
 
 /** Longest `vm`, `policy`, `message` or `reason` string, in UTF-16 code units. */
 export const MAX_TEXT = 4096;
@@ -38,18 +50,20 @@ export interface CodecRef {
 
 /** HELLO (source → receiver): what is about to be migrated and how. */
 export interface Hello {
-  /** Protocol version; the receiver accepts 1. */
+  /** Protocol version; the receiver accepts 2. */
   readonly protocol: number;
   /** Bytes of guest memory; a positive multiple of `pageSize`. */
   readonly memoryBytes: number;
   /** Page size in bytes; the receiver accepts 4096. */
   readonly pageSize: number;
-  /** Every codec the source may use in PAGES entries. */
+  /** Every codec the source may use in BATCH sections. */
   readonly codecs: readonly CodecRef[];
   /** Description of the VM, for the receiver's logs. */
   readonly vm: string;
   /** Name of the policy, for the receiver's logs. */
   readonly policy: string;
+  /** Channels (1..{@link MAX_CHANNELS}): frames carry their channel in header byte 3. */
+  readonly channels: number;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -88,12 +102,26 @@ export interface Ready {
 
 /** RESULT (receiver → source): the verdict of the digest comparison. */
 export interface Result {
-  /** Whether the destination's SHA-256 equals the source's. */
+  /** Whether the destination's digest equals the source's. */
   readonly verified: boolean;
-  /** The destination's SHA-256, lower-case hex (64 digits). */
+  /** The destination's whole digest, lower-case hex (64 digits). */
   readonly digest: string;
   /** Page entries the receiver applied. */
   readonly pagesApplied: number;
+  /** Indexes of the digest ranges that differ (at most {@link MAX_MISMATCHES}; empty when verified). */
+  readonly mismatched?: readonly number[];
+}
+
+/**
+ * END (source → receiver): the source's memory digest, as one SHA-256 per
+ * range of `rangeBytes` (the last range may be shorter); the whole digest is
+ * the SHA-256 of the range digests one after the other.
+ */
+export interface End {
+  /** Bytes per range, a positive multiple of 4096. */
+  readonly rangeBytes: number;
+  /** The range digests, 32 bytes each, in memory order. */
+  readonly ranges: Uint8Array;
 }
 
 /** ERROR (either way): the sender of the frame failed and stops. */
@@ -235,6 +263,7 @@ export function encodeHello(hello: Hello): Uint8Array {
     codecs: hello.codecs.map((c) => ({ id: c.id, name: c.name })),
     vm: hello.vm,
     policy: hello.policy,
+    channels: hello.channels,
   });
 }
 
@@ -279,6 +308,9 @@ export function decodeHello(payload: Uint8Array): Hello {
     codecs,
     vm: text("HELLO", o, "vm"),
     policy: text("HELLO", o, "policy"),
+    channels: o.channels === undefined
+      ? 1
+      : uint("HELLO", o, "channels", MAX_CHANNELS),
   };
 }
 
@@ -411,40 +443,76 @@ export function decodeReady(payload: Uint8Array): Ready {
 }
 
 /**
- * Encodes an END payload: the 32-byte SHA-256 of source memory, as is.
+ * Encodes an END payload: `u32 rangeBytes low, u32 rangeBytes high, u32
+ * count, u32 reserved 0`, then `count` SHA-256 digests.
  *
  * @example
  * ```ts
- * encodeEnd(await driver.digest());
+ * encodeEnd({ rangeBytes: 1 << 26, ranges: new Uint8Array(64) }).length; // 80
  * ```
- * @throws {RangeError} when `digest` is not 32 bytes.
  */
-export function encodeEnd(digest: Uint8Array): Uint8Array {
-  if (digest.length !== DIGEST_BYTES) {
+export function encodeEnd(end: End): Uint8Array {
+  const count = end.ranges.length / DIGEST_BYTES;
+  if (
+    !Number.isInteger(count) || count < 1 || count > MAX_DIGEST_RANGES
+  ) {
     throw new RangeError(
-      `Cannot encode END: digest must be ${DIGEST_BYTES} bytes, got ${digest.length}`,
+      `Cannot encode END: ${end.ranges.length} bytes of range digests is not 1..${MAX_DIGEST_RANGES} digests of ${DIGEST_BYTES} bytes`,
     );
   }
-  return digest.slice();
+  if (!Number.isSafeInteger(end.rangeBytes) || end.rangeBytes <= 0) {
+    throw new RangeError(
+      `Cannot encode END: rangeBytes "${end.rangeBytes}" must be a positive integer`,
+    );
+  }
+  const out = new Uint8Array(END_HEADER_BYTES + end.ranges.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, end.rangeBytes % 0x1_0000_0000, true);
+  v.setUint32(4, Math.floor(end.rangeBytes / 0x1_0000_0000), true);
+  v.setUint32(8, count, true);
+  out.set(end.ranges, END_HEADER_BYTES);
+  return out;
 }
 
 /**
- * Decodes an END payload into a copy of the digest (the payload may alias a
- * reused buffer).
+ * Decodes an END payload into a copy of its range digests (the payload may
+ * alias a reused buffer).
  *
  * @example
  * ```ts
- * decodeEnd(new Uint8Array(32)).length; // 32
+ * decodeEnd(encodeEnd({ rangeBytes: 4096, ranges: new Uint8Array(32) })).rangeBytes; // 4096
  * ```
- * @throws {WireError} unless the payload is exactly 32 bytes.
+ * @throws {WireError} naming the bad field.
  */
-export function decodeEnd(payload: Uint8Array): Uint8Array {
-  if (payload.length !== DIGEST_BYTES) {
+export function decodeEnd(payload: Uint8Array): End {
+  if (payload.length < END_HEADER_BYTES + DIGEST_BYTES) {
     throw new WireError(
-      `Cannot decode END: digest must be exactly ${DIGEST_BYTES} bytes, got ${payload.length}`,
+      `Cannot decode END: ${payload.length} bytes is shorter than its header and one digest`,
     );
   }
-  return payload.slice();
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const rangeBytes = v.getUint32(4, true) * 0x1_0000_0000 +
+    v.getUint32(0, true);
+  const count = v.getUint32(8, true);
+  if (v.getUint32(12, true) !== 0) {
+    throw new WireError("Cannot decode END: reserved field must be 0", 12);
+  }
+  if (rangeBytes === 0 || rangeBytes % 4096 !== 0) {
+    throw new WireError(
+      `Cannot decode END: rangeBytes "${rangeBytes}" must be a positive multiple of 4096`,
+      0,
+    );
+  }
+  if (
+    count < 1 || count > MAX_DIGEST_RANGES ||
+    payload.length !== END_HEADER_BYTES + count * DIGEST_BYTES
+  ) {
+    throw new WireError(
+      `Cannot decode END: count "${count}" does not match its ${payload.length}-byte payload of ${DIGEST_BYTES}-byte digests`,
+      8,
+    );
+  }
+  return { rangeBytes, ranges: payload.slice(END_HEADER_BYTES) };
 }
 
 /**
@@ -460,6 +528,7 @@ export function encodeResult(result: Result): Uint8Array {
     verified: result.verified,
     digest: result.digest,
     pagesApplied: result.pagesApplied,
+    mismatched: (result.mismatched ?? []).slice(0, MAX_MISMATCHES),
   });
 }
 
@@ -483,10 +552,22 @@ export function decodeResult(payload: Uint8Array): Result {
       }`,
     );
   }
+  const m = o.mismatched ?? [];
+  if (
+    !Array.isArray(m) || m.length > MAX_MISMATCHES ||
+    !m.every((i) => Number.isInteger(i) && i >= 0 && i < MAX_DIGEST_RANGES)
+  ) {
+    throw new WireError(
+      `Cannot decode RESULT: field "mismatched" must be at most ${MAX_MISMATCHES} range indexes, got ${
+        show(m)
+      }`,
+    );
+  }
   return {
     verified,
     digest,
     pagesApplied: uint("RESULT", o, "pagesApplied", Number.MAX_SAFE_INTEGER),
+    mismatched: m as number[],
   };
 }
 

@@ -1,0 +1,218 @@
+/**
+ * One channel's encoder, as a Worker: it owns the channel's codec chain
+ * (its encoders' state), fills batches from shared guest memory (native
+ * mode) or takes them ready-made (stream mode), encodes and frames them —
+ * checksum included — and posts whole frames to the main thread, which only
+ * paces and writes them. At most `credits` BATCH frames are on their way at
+ * once: the worker waits for a credit before it posts another, so it never
+ * runs far ahead of the link.
+ *
+ * Requests are handled one at a time, in order (`_messages.ts`).
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { BatchEncoderChain } from "../codecs/batch_chain.ts";
+import { rangeDigests } from "../digest.ts";
+import {
+  encodeFrame,
+  encodeFrameHeader,
+  FrameType,
+  HEADER_BYTES,
+} from "../wire/frame.ts";
+import { MAX_BATCH_PAGES } from "../wire/batch.ts";
+import { MAX_BATCH_PAGES as MAX_BATCH_DATA_PAGES } from "../plan.ts";
+import { encodeCodec } from "../wire/messages.ts";
+import type { PageBatch } from "../codecs/batch.ts";
+import type {
+  EncodeInit,
+  EncodeReply,
+  EncodeRequest,
+} from "./_messages.ts";
+import { PageBatchBuilder } from "./page_batch.ts";
+import { isZeroPage } from "../zero_page.ts";
+
+let init: EncodeInit | null = null;
+let chain: BatchEncoderChain | null = null;
+let builder: PageBatchBuilder | null = null;
+let memory: Uint8Array | null = null;
+let credits = 0;
+let creditWaiter: (() => void) | null = null;
+const buffers: ArrayBuffer[] = [];
+const queue: EncodeRequest[] = [];
+let wake: (() => void) | null = null;
+let failed = false;
+
+function post(reply: EncodeReply, transfer: Transferable[] = []): void {
+  self.postMessage(reply, { transfer });
+}
+
+self.onmessage = (e: MessageEvent<EncodeRequest>) => {
+  const req = e.data;
+  if (req.type === "credit") {
+    // Credits bypass the queue: the loop may be waiting for one.
+    credits++;
+    if (req.buffer) buffers.push(req.buffer);
+    creditWaiter?.();
+    return;
+  }
+  queue.push(req);
+  wake?.();
+};
+
+async function nextRequest(): Promise<EncodeRequest> {
+  while (queue.length === 0) await new Promise<void>((r) => wake = r);
+  wake = null;
+  return queue.shift()!;
+}
+
+async function takeCredit(): Promise<void> {
+  while (credits === 0) {
+    await new Promise<void>((r) => creditWaiter = r);
+    creditWaiter = null;
+  }
+  credits--;
+}
+
+/** A buffer for a frame of `bytes` bytes: a returned one when big enough. */
+function frameBuffer(bytes: number): Uint8Array {
+  for (let i = 0; i < buffers.length; i++) {
+    if (buffers[i].byteLength >= bytes) {
+      const [b] = buffers.splice(i, 1);
+      return new Uint8Array(b, 0, bytes);
+    }
+  }
+  // Room to grow: a frame of the same batch size usually fits next time.
+  return new Uint8Array(new ArrayBuffer(Math.ceil(bytes * 1.25)), 0, bytes);
+}
+
+/** Announces codecs this chain created since the last batch (CODEC frames). */
+function announce(round: number): void {
+  for (const { codec, options } of chain!.takeNewCodecs()) {
+    const bytes = encodeFrame(
+      FrameType.CODEC,
+      round,
+      encodeCodec({ id: codec.id, name: codec.name, options }),
+      init!.channel,
+    );
+    post({ type: "frame", bytes, credited: false, pages: 0, claims: [] }, [
+      bytes.buffer as ArrayBuffer,
+    ]);
+  }
+}
+
+/** Encodes one batch into a BATCH frame and posts it (after taking a credit). */
+async function sendBatch(batch: PageBatch, round: number): Promise<void> {
+  await takeCredit();
+  announce(round);
+  let frame: Uint8Array | null = null;
+  const info = chain!.encode(batch, (n) => {
+    frame = frameBuffer(HEADER_BYTES + n);
+    return frame.subarray(HEADER_BYTES);
+  });
+  const bytes = frame! as Uint8Array;
+  encodeFrameHeader(
+    FrameType.BATCH,
+    round,
+    info.payload,
+    bytes,
+    init!.channel,
+  );
+  post({
+    type: "frame",
+    bytes,
+    credited: true,
+    pages: batch.count,
+    claims: [...info.claims],
+  }, [bytes.buffer as ArrayBuffer]);
+}
+
+async function handle(req: EncodeRequest): Promise<void> {
+  switch (req.type) {
+    case "init": {
+      init = req;
+      credits = req.credits;
+      chain = new BatchEncoderChain({
+        pageSize: req.pageSize,
+        pageCount: req.pageCount,
+        channels: req.channels,
+      });
+      builder = new PageBatchBuilder({
+        pageSize: req.pageSize,
+        nonZeroPages: Math.min(req.batchPages, MAX_BATCH_DATA_PAGES),
+        maxPages: MAX_BATCH_PAGES,
+      });
+      memory = req.memory ? new Uint8Array(req.memory) : null;
+      return;
+    }
+    case "chain":
+      chain!.select(req.specs);
+      builder!.countZeroPages = !chain!.activeCodecs.some((c) =>
+        c.cheapZeroPages
+      );
+      return;
+    case "round": {
+      const b = builder!;
+      b.reset();
+      const pfns = req.pfns;
+      for (let i = 0; i < pfns.length; i++) {
+        b.addFrom(memory!, pfns[i]);
+        if (b.full) {
+          await sendBatch(b, req.round);
+          b.reset();
+        }
+      }
+      if (b.count > 0) {
+        await sendBatch(b, req.round);
+        b.reset();
+      }
+      post({
+        type: "done",
+        id: req.id,
+        round: req.round,
+        pages: pfns.length,
+      });
+      return;
+    }
+    case "batch": {
+      const ps = init!.pageSize;
+      const zero = new Uint8Array(req.count);
+      for (let i = 0; i < req.count; i++) {
+        zero[i] = isZeroPage(req.pages.subarray(i * ps, (i + 1) * ps)) ? 1 : 0;
+      }
+      await sendBatch({
+        count: req.count,
+        pageSize: ps,
+        pfns: req.pfns,
+        pages: req.pages,
+        zero,
+      }, req.round);
+      post({ type: "done", id: req.id, round: req.round, pages: req.count });
+      return;
+    }
+    case "digest": {
+      const digests = rangeDigests(memory!, req.rangeBytes, req.from, req.to);
+      post({ type: "digest", id: req.id, digests }, [digests.buffer as ArrayBuffer]);
+      return;
+    }
+  }
+}
+
+(async () => {
+  for (;;) {
+    const req = await nextRequest();
+    if (failed) continue;
+    try {
+      await handle(req);
+    } catch (e) {
+      failed = true;
+      post({
+        type: "error",
+        name: e instanceof Error ? e.name : "Error",
+        message: e instanceof Error ? e.message : String(e),
+      });
+    }
+  }
+})();

@@ -1,0 +1,396 @@
+/**
+ * The one receiving session core, whatever the destination: the handshake
+ * (protocol version, page size, memory and channel limits, codec
+ * negotiation), each channel's CODEC and BATCH frames to its decode Worker,
+ * per-channel round accounting, ABORT and ERROR, and the rule that a
+ * failed session tells the source why and discards what it received. What
+ * happens at the end — a memory digest, a rebuilt hypervisor stream — is the
+ * {@link ReceiveMode}'s: sim memory (`memory_mode.ts`), the QEMU stream and
+ * the Xen stream rebuilders are three modes over this core.
+ *
+ * @module
+ */
+
+import type { Codec } from "../codecs/codec.ts";
+import { MigrationError, WireError } from "../errors.ts";
+import { DecoderPool } from "../pipeline/decoder_pool.ts";
+import type { DecodeReply } from "../pipeline/_messages.ts";
+import type { WireConn } from "../wire/duplex.ts";
+import {
+  type Frame,
+  FrameType,
+  frameTypeName,
+  HEADER_BYTES,
+} from "../wire/frame.ts";
+import { negotiateCodecs } from "../wire/decoder_table.ts";
+import { FrameReader } from "../wire/frame_reader.ts";
+import { FrameWriter } from "../wire/frame_writer.ts";
+import {
+  decodeAbort,
+  decodeCodec,
+  decodeError,
+  decodeHello,
+  decodeRoundEnd,
+  encodeError,
+  encodeWelcome,
+  type Hello,
+  MAX_CHANNELS,
+  PROTOCOL_VERSION,
+  type RoundEnd,
+} from "../wire/messages.ts";
+
+/** The only page size the protocol carries. */
+export const PAGE_SIZE = 4096;
+
+/** Default largest memory a receiver accepts: 64 GiB. */
+export const DEFAULT_MAX_MEMORY_BYTES: number = 64 * 1024 ** 3;
+
+/** How long the receiver waits to hand its ERROR frame over, or to close, before giving up on it. */
+const GIVE_UP_MS = 2000;
+
+/** How decoded pages reach a mode's destination. */
+export interface SinkChannels {
+  /** Destination memory the decode Workers write into (with `touched`). */
+  readonly memory?: SharedArrayBuffer;
+  /** One byte per page, 1 once written with non-zero bytes. */
+  readonly touched?: SharedArrayBuffer;
+  /** Otherwise: each decoded batch, in its channel's order. */
+  readonly onPages?: (
+    channel: number,
+    pages: Extract<DecodeReply, { type: "pages" }>,
+  ) => void;
+}
+
+/** What a mode may do with the session while it handles a frame. */
+export interface SessionControl {
+  /** The HELLO the session accepted. */
+  readonly hello: Hello;
+  /** The decode Workers. */
+  readonly pool: DecoderPool;
+  /** Sends a frame to the source. */
+  reply(type: FrameType, payload: Uint8Array, round?: number): Promise<void>;
+  /** Frame bytes read so far. */
+  readonly bytesRead: number;
+  /** Stream offset of the frame being handled. */
+  readonly at: number;
+  /** Rounds whose ROUND_END every channel has sent, so far. */
+  readonly roundsDone: number;
+  /** No more CODEC, BATCH or ROUND_END frames may come (e.g. after FINAL). */
+  closePages(): void;
+}
+
+/** A destination: how a session opens it, its end frames, and how it is thrown away. */
+export interface ReceiveMode<R> {
+  /** A word for errors, e.g. `"memory"`, `"QEMU stream"`. */
+  readonly what: string;
+  /** Frame types this mode handles (beside the core's). */
+  readonly frames: readonly FrameType[];
+  /**
+   * HELLO was accepted by the core's checks: open the destination and say
+   * how pages reach it. Throwing refuses the session with that message.
+   */
+  open(hello: Hello): Promise<SinkChannels>;
+  /** One of {@link frames}; returns the session's result when it ends. */
+  frame(frame: Frame, s: SessionControl): Promise<R | null>;
+  /** Called once when the session fails or is aborted: drop what was received. */
+  discard(error: unknown): Promise<void>;
+}
+
+/** Progress of a receiving session, for logs and progress bars. */
+export type ReceiveEvent =
+  | { readonly type: "hello"; readonly hello: Hello }
+  | {
+    /** Every channel sent its ROUND_END of this round. */
+    readonly type: "round";
+    readonly round: number;
+    /** The source's accounting, summed over channels. */
+    readonly roundEnd: RoundEnd;
+    readonly bytesReceived: number;
+  }
+  | { readonly type: "abort"; readonly reason: string };
+
+/** Options of {@link receiveSession}. */
+export interface ReceiveSessionOptions {
+  /** Largest `memoryBytes` a HELLO may announce (default 64 GiB). */
+  readonly maxMemoryBytes?: number;
+  /** Most channels a HELLO may ask for (default 64). */
+  readonly maxChannels?: number;
+  /** Codecs this receiver knows (default: the registry's). */
+  readonly codecs?: readonly Codec[];
+  /** Called for each {@link ReceiveEvent}; an exception fails the session. */
+  readonly onEvent?: (event: ReceiveEvent) => void;
+}
+
+/** How a session ended without failing. */
+export type SessionOutcome<R> =
+  | { readonly aborted: false; readonly result: R; readonly hello: Hello }
+  | {
+    readonly aborted: true;
+    readonly reason: string;
+    readonly hello: Hello | null;
+  };
+
+type Phase = "hello" | "session";
+
+/**
+ * Serves one session on `conn` with `mode`. Resolves when the mode returns
+ * a result or the source aborts; rejects (after sending ERROR, unless the
+ * source failed first, and discarding) on any violation, codec error, mode
+ * error or lost connection. The connection is closed when it settles.
+ *
+ * @example
+ * ```ts ignore
+ * const outcome = await receiveSession(conn, memoryMode({ createSink }), {});
+ * ```
+ */
+export async function receiveSession<R>(
+  conn: WireConn,
+  mode: ReceiveMode<R>,
+  options: ReceiveSessionOptions = {},
+): Promise<SessionOutcome<R>> {
+  const reader = new FrameReader(conn.readable, {
+    ownPayload: (t) => t === FrameType.BATCH,
+  });
+  const writer = new FrameWriter(conn.writable);
+  const emit = options.onEvent ?? (() => {});
+  let phase: Phase = "hello";
+  let hello: Hello | null = null;
+  let pool: DecoderPool | null = null;
+  let peerFailed = false;
+  let opened = false;
+  const modeFrames = new Set<number>(mode.frames);
+  // round accounting: per round, the channels that ended it and the sums
+  const rounds = new Map<number, { channels: Set<number>; sum: RoundEnd }>();
+  let roundsDone = 0;
+  let at = 0;
+  let pagesClosed = false;
+
+  const control = (h: Hello, p: DecoderPool): SessionControl => ({
+    hello: h,
+    pool: p,
+    reply: (type, payload, round = 0) => writer.write(type, round, payload),
+    get bytesRead() {
+      return reader.bytesRead;
+    },
+    get at() {
+      return at;
+    },
+    get roundsDone() {
+      return roundsDone;
+    },
+    closePages() {
+      pagesClosed = true;
+    },
+  });
+
+  try {
+    for (;;) {
+      const frame = pool
+        ? await Promise.race([reader.next(), pool.failed()])
+        : await reader.next();
+      if (frame === null) {
+        throw new WireError(
+          `Connection closed before the end of the session: the ${mode.what} is incomplete`,
+          reader.bytesRead,
+        );
+      }
+      at = reader.bytesRead - HEADER_BYTES - frame.length;
+      if (phase === "hello") {
+        if (frame.type !== FrameType.HELLO) {
+          throw new WireError(
+            `Unexpected ${
+              frameTypeName(frame.type)
+            } frame at offset ${at}: expected HELLO`,
+            at,
+          );
+        }
+        hello = decodeHello(frame.payload);
+        const negotiated = checkHello(hello, options);
+        const channels = await mode.open(hello);
+        opened = true;
+        pool = DecoderPool.start({
+          channels: hello.channels,
+          pageSize: PAGE_SIZE,
+          pageCount: hello.memoryBytes / PAGE_SIZE,
+          codecs: [...negotiated.values()].map((c) => ({
+            id: c.id,
+            name: c.name,
+          })),
+          memory: channels.memory,
+          touched: channels.touched,
+          onPages: channels.onPages,
+        });
+        await writer.write(
+          FrameType.WELCOME,
+          0,
+          encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
+        );
+        phase = "session";
+        emit({ type: "hello", hello });
+        continue;
+      }
+      const h = hello!;
+      const p = pool!;
+      if (
+        pagesClosed &&
+        (frame.type === FrameType.CODEC || frame.type === FrameType.BATCH ||
+          frame.type === FrameType.ROUND_END)
+      ) {
+        throw new WireError(
+          `Unexpected ${
+            frameTypeName(frame.type)
+          } frame at offset ${at}: the source already sent its last pages`,
+          at,
+        );
+      }
+      switch (frame.type) {
+        case FrameType.CODEC:
+          checkChannel(frame, h, at);
+          p.codec(frame.channel, decodeCodec(frame.payload), at);
+          continue;
+        case FrameType.BATCH:
+          checkChannel(frame, h, at);
+          await p.batch(frame.channel, frame.round, frame.payload, at);
+          continue;
+        case FrameType.ROUND_END: {
+          checkChannel(frame, h, at);
+          const end = decodeRoundEnd(frame.payload);
+          if (end.round !== frame.round) {
+            throw new WireError(
+              `ROUND_END frame at offset ${at} is inconsistent: its JSON says round "${end.round}", its header round ${frame.round}`,
+              at,
+            );
+          }
+          let r = rounds.get(end.round);
+          if (!r) {
+            r = {
+              channels: new Set(),
+              sum: { round: end.round, pages: 0, rawBytes: 0, wireBytes: 0 },
+            };
+            rounds.set(end.round, r);
+          }
+          if (r.channels.has(frame.channel)) {
+            throw new WireError(
+              `Channel ${frame.channel} ended round ${end.round} twice (offset ${at})`,
+              at,
+            );
+          }
+          r.channels.add(frame.channel);
+          r.sum = {
+            round: end.round,
+            pages: r.sum.pages + end.pages,
+            rawBytes: r.sum.rawBytes + end.rawBytes,
+            wireBytes: r.sum.wireBytes + end.wireBytes,
+          };
+          if (r.channels.size === h.channels) {
+            rounds.delete(end.round);
+            roundsDone++;
+            emit({
+              type: "round",
+              round: end.round,
+              roundEnd: r.sum,
+              bytesReceived: reader.bytesRead,
+            });
+          }
+          continue;
+        }
+        case FrameType.ABORT: {
+          const { reason } = decodeAbort(frame.payload);
+          await mode.discard(new MigrationError(`Source aborted: ${reason}`));
+          opened = false;
+          emit({ type: "abort", reason });
+          return { aborted: true, reason, hello: h };
+        }
+        case FrameType.ERROR: {
+          peerFailed = true;
+          throw new MigrationError(
+            `Source failed: ${decodeError(frame.payload).message}`,
+          );
+        }
+      }
+      if (modeFrames.has(frame.type)) {
+        const result = await mode.frame(frame, control(h, p));
+        if (result !== null) return { aborted: false, result, hello: h };
+        continue;
+      }
+      throw new WireError(
+        `Unexpected ${frameTypeName(frame.type)} frame at offset ${at} in a ${mode.what} session`,
+        at,
+      );
+    }
+  } catch (error) {
+    if (!peerFailed) await sendError(writer, error);
+    if (opened) await mode.discard(error).catch(() => {});
+    throw error;
+  } finally {
+    pool?.close();
+    await quietly(writer.close());
+    await quietly(reader.cancel());
+  }
+}
+
+/** Checks a HELLO against this receiver; returns the negotiated codecs by id. */
+function checkHello(
+  hello: Hello,
+  options: ReceiveSessionOptions,
+): Map<number, Codec> {
+  if (hello.protocol !== PROTOCOL_VERSION) {
+    throw new MigrationError(
+      `Unsupported protocol version "${hello.protocol}": this receiver speaks protocol ${PROTOCOL_VERSION}`,
+    );
+  }
+  if (hello.pageSize !== PAGE_SIZE) {
+    throw new MigrationError(
+      `Unsupported page size "${hello.pageSize}": this receiver handles ${PAGE_SIZE}-byte pages`,
+    );
+  }
+  const max = options.maxMemoryBytes ?? DEFAULT_MAX_MEMORY_BYTES;
+  if (hello.memoryBytes <= 0 || hello.memoryBytes % PAGE_SIZE !== 0) {
+    throw new MigrationError(
+      `Bad memory size "${hello.memoryBytes}": must be a positive multiple of the ${PAGE_SIZE}-byte page size`,
+    );
+  }
+  if (hello.memoryBytes > max) {
+    throw new MigrationError(
+      `Memory size "${hello.memoryBytes}" is over this receiver's limit: at most ${max} bytes`,
+    );
+  }
+  const maxChannels = Math.min(options.maxChannels ?? MAX_CHANNELS, MAX_CHANNELS);
+  if (hello.channels < 1 || hello.channels > maxChannels) {
+    throw new MigrationError(
+      `Unsupported channel count "${hello.channels}": this receiver takes 1 to ${maxChannels}`,
+    );
+  }
+  return negotiateCodecs(hello.codecs, options.codecs);
+}
+
+function checkChannel(frame: Frame, hello: Hello, at: number): void {
+  if (frame.channel >= hello.channels) {
+    throw new WireError(
+      `${frameTypeName(frame.type)} frame at offset ${at} is for channel ${frame.channel}, but HELLO announced ${hello.channels}`,
+      at + 3,
+    );
+  }
+}
+
+/** Best effort: tells the source why the session stops, without waiting long. */
+async function sendError(writer: FrameWriter, error: unknown): Promise<void> {
+  const message = error instanceof Error ? error.message : String(error);
+  await quietly(writer.write(FrameType.ERROR, 0, encodeError({ message })));
+}
+
+/** Waits for `p` at most {@link GIVE_UP_MS}, ignoring its failure: the connection may be gone or stuck. */
+async function quietly(p: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  p.catch(() => {});
+  try {
+    await Promise.race([
+      p,
+      new Promise((resolve) => timer = setTimeout(resolve, GIVE_UP_MS)),
+    ]);
+  } catch {
+    // Already closed or reset.
+  } finally {
+    clearTimeout(timer);
+  }
+}

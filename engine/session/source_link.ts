@@ -1,0 +1,198 @@
+/**
+ * The sending side's connection, whatever is sent: the handshake (HELLO →
+ * WELCOME, or the receiver's refusal), paced frame writes counted in wire
+ * bytes, a background watch for the receiver's ERROR (which fails the next
+ * step with the receiver's own words), waiting for a reply of one type, and
+ * ABORT. Native migrations and the hypervisor tunnels send through it.
+ *
+ * @module
+ */
+
+import { MigrationError } from "../errors.ts";
+import { Pacer } from "../transport/pacer.ts";
+import type { WireConn } from "../wire/duplex.ts";
+import {
+  encodeFrame,
+  type Frame,
+  FrameType,
+  frameTypeName,
+} from "../wire/frame.ts";
+import { FrameReader } from "../wire/frame_reader.ts";
+import { FrameWriter } from "../wire/frame_writer.ts";
+import {
+  decodeError,
+  decodeWelcome,
+  encodeAbort,
+  encodeHello,
+  type Hello,
+} from "../wire/messages.ts";
+
+/** Options of {@link SourceLink}. */
+export interface SourceLinkOptions {
+  /** Link pacing in bytes per second; null or absent for an unpaced link. */
+  readonly bandwidth?: number | null;
+}
+
+/**
+ * One source connection.
+ *
+ * @example
+ * ```ts ignore
+ * const link = new SourceLink(conn, { bandwidth: 125e6 });
+ * await link.hello(hello);
+ * await link.write(FrameType.FINAL, 3, encodeFinal({ round: 3, pagesTotal }));
+ * const ready = decodeReady(await link.expect(FrameType.READY));
+ * ```
+ */
+export class SourceLink {
+  readonly #writer: FrameWriter;
+  readonly #reader: FrameReader;
+  readonly #pacer: Pacer | null;
+  #wireBytes = 0;
+  #peerError: Error | null = null;
+  #inbox: Promise<Frame | null> | null = null;
+  #aborted = false;
+  /** Writes in flight, chained: frames from several tasks never interleave. */
+  #tail: Promise<void> = Promise.resolve();
+
+  /**
+   * @param conn The connection to the receiver.
+   * @param options Pacing.
+   */
+  constructor(conn: WireConn, options: SourceLinkOptions = {}) {
+    this.#writer = new FrameWriter(conn.writable);
+    this.#reader = new FrameReader(conn.readable);
+    this.#pacer = options.bandwidth
+      ? new Pacer({ bytesPerSecond: options.bandwidth })
+      : null;
+  }
+
+  /** Frame bytes written so far. */
+  get wireBytes(): number {
+    return this.#wireBytes;
+  }
+
+  /** The receiver's failure, once it reported one (or the link broke). */
+  get peerError(): Error | null {
+    return this.#peerError;
+  }
+
+  /**
+   * Sends HELLO and waits for WELCOME; then watches the receiver in the
+   * background.
+   *
+   * @throws {MigrationError} with the receiver's reason when it refuses.
+   */
+  async hello(hello: Hello): Promise<void> {
+    await this.write(FrameType.HELLO, 0, encodeHello(hello));
+    const frame = await this.#reader.next();
+    if (frame === null) {
+      throw new MigrationError(
+        "Receiver closed the connection during the handshake",
+      );
+    }
+    if (frame.type === FrameType.ERROR) {
+      throw new MigrationError(
+        `Receiver refused the migration: ${decodeError(frame.payload).message}`,
+      );
+    }
+    if (frame.type !== FrameType.WELCOME) {
+      throw new MigrationError(
+        `Unexpected ${
+          frameTypeName(frame.type)
+        } frame from the receiver: expected WELCOME`,
+      );
+    }
+    decodeWelcome(frame.payload);
+    this.#watch();
+  }
+
+  /** Throws the receiver's failure, if it reported one. */
+  checkPeer(): void {
+    if (this.#peerError) throw this.#peerError;
+  }
+
+  /** Frames and writes one frame, paced. */
+  async write(
+    type: FrameType,
+    round: number,
+    payload: Uint8Array,
+    channel = 0,
+  ): Promise<void> {
+    await this.writeRaw(encodeFrame(type, round, payload, channel));
+  }
+
+  /**
+   * Writes bytes that form whole frames, paced. Calls may overlap (a
+   * records task and a channel pump): each write starts after the previous
+   * one ended, in call order.
+   */
+  writeRaw(bytes: Uint8Array): Promise<void> {
+    const run = async () => {
+      await this.#pacer?.take(bytes.length);
+      await this.#writer.writeRaw(bytes);
+      this.#wireBytes += bytes.length;
+    };
+    const p = this.#tail.then(run);
+    this.#tail = p.catch(() => {});
+    return p;
+  }
+
+  /**
+   * Waits for the receiver's next frame, which must be of `type`.
+   *
+   * @throws {MigrationError} on the receiver's ERROR, a closed connection or
+   *   another frame type.
+   */
+  async expect(type: FrameType): Promise<Uint8Array> {
+    const frame = await this.#inbox;
+    if (this.#peerError) throw this.#peerError;
+    if (frame === null || frame === undefined) {
+      throw new MigrationError(
+        "Receiver closed the connection before answering",
+      );
+    }
+    // The reader reuses its buffer on the next read: copy first.
+    const payload = frame.payload.slice();
+    this.#watch();
+    if (frame.type !== type) {
+      throw new MigrationError(
+        `Unexpected ${frameTypeName(frame.type)} frame from the receiver: expected ${
+          frameTypeName(type)
+        }`,
+      );
+    }
+    return payload;
+  }
+
+  /** Tells the receiver the migration is given up (best effort, once). */
+  async abort(reason: string): Promise<void> {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    await this.write(FrameType.ABORT, 0, encodeAbort({ reason })).catch(
+      () => {},
+    );
+  }
+
+  /** Closes the connection's write side (best effort). */
+  async close(): Promise<void> {
+    await this.#writer.close().catch(() => {});
+  }
+
+  /** Reads the receiver's next frame in the background; an ERROR there fails the migration. */
+  #watch(): void {
+    this.#inbox = this.#reader.next().then((frame) => {
+      if (frame?.type === FrameType.ERROR) {
+        this.#peerError = new MigrationError(
+          `Receiver failed: ${decodeError(frame.payload).message}`,
+        );
+      }
+      return frame;
+    }, (error) => {
+      this.#peerError = new MigrationError(
+        `Lost the receiver: ${error instanceof Error ? error.message : error}`,
+      );
+      return null;
+    });
+  }
+}
