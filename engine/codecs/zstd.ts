@@ -1,6 +1,9 @@
-import { FfiError } from "../../ffi/_library.ts";
-import { libzstd, ZSTD, zstdBuffer, zstdErrorName } from "../../ffi/zstd.ts";
 import { CodecError } from "../errors.ts";
+import {
+  ZstdCompressStream,
+  zstdBound,
+  ZstdDecompressStream,
+} from "./_zstd_stream.ts";
 import type { Codec, CodecContext } from "./codec.ts";
 import { type BatchDecoder, type BatchEncoder, gatherPages } from "./batch.ts";
 import { onlyOptions } from "./_page_codec.ts";
@@ -8,13 +11,6 @@ import { onlyOptions } from "./_page_codec.ts";
 /** Lowest and highest zstd levels accepted (`ZSTD_minCLevel()`, `ZSTD_maxCLevel()`). */
 const MIN_LEVEL = -131072;
 const MAX_LEVEL = 22;
-
-/**
- * Largest window a stream may use (2^23 = 8 MiB): the decoder refuses more,
- * so a peer cannot make a receiver allocate a huge window; levels whose
- * default window is larger (20–22) are capped to it on the encoder.
- */
-const WINDOW_LOG_MAX = 23;
 
 /** Reads the `level` option: an integer in -131072..22, default 1. */
 function _level(options: Readonly<Record<string, unknown>>): number {
@@ -32,40 +28,6 @@ function _level(options: Readonly<Record<string, unknown>>): number {
     );
   }
   return l;
-}
-
-/** Loads libzstd, turning a load failure into a {@link CodecError}. */
-function _lib(): ReturnType<typeof libzstd> {
-  try {
-    return libzstd();
-  } catch (e) {
-    if (e instanceof FfiError) {
-      throw new CodecError(
-        "zstd",
-        `Codec "zstd" is unavailable: ${e.message}`,
-        { cause: e },
-      );
-    }
-    throw e;
-  }
-}
-
-/** Contexts are freed when their encoder or decoder is garbage-collected. */
-const _contexts = new FinalizationRegistry<() => void>((free) => free());
-
-/** Throws when a zstd `size_t` result is an error code. */
-function _check(code: bigint, what: string): bigint {
-  const name = zstdErrorName(code);
-  if (name !== undefined) {
-    throw new CodecError("zstd", `Cannot ${what}: zstd says "${name}"`);
-  }
-  return code;
-}
-
-/** `ZSTD_compressBound(n)` as the zstd.h macro computes it (no FFI call). */
-function _bound(n: number): number {
-  const small = n < 128 << 10 ? ((128 << 10) - n) >> 11 : 0;
-  return n + (n >> 8) + small;
 }
 
 /**
@@ -99,126 +61,32 @@ export const zstd: Codec = {
   maxSectionBytes(pages: number, pageSize: number): number {
     // a flush may also emit what an earlier batch left buffered: none, as
     // every batch ends with a flush; the bound of one block stream suffices
-    return _bound(pages * pageSize) + 64;
+    return zstdBound(pages * pageSize) + 64;
   },
   createBatchEncoder(ctx: CodecContext): BatchEncoder {
-    const level = _level(ctx.options);
-    const z = _lib();
-    const cctx = z.ZSTD_createCCtx();
-    if (cctx === null) {
-      throw new CodecError("zstd", "Cannot create a zstd compression context");
-    }
-    _check(
-      z.ZSTD_CCtx_setParameter(cctx, ZSTD.c_compressionLevel, level),
-      `set zstd level ${level}`,
-    );
-    if (level >= 20) {
-      _check(
-        z.ZSTD_CCtx_setParameter(cctx, ZSTD.c_windowLog, WINDOW_LOG_MAX),
-        "cap the zstd window",
-      );
-    }
+    const stream = new ZstdCompressStream(_level(ctx.options));
     let gathered = new Uint8Array(0);
-    const encoder: BatchEncoder = {
+    return {
       encode(batch, offered, n, claimed, out): number {
         const ps = batch.pageSize;
         if (gathered.length < n * ps) gathered = new Uint8Array(n * ps);
-        const src = gatherPages(batch, offered, n, gathered);
-        const inBuf = zstdBuffer(src);
-        const outBuf = zstdBuffer(out);
-        // Flush: everything given so far leaves the compressor now; loop
-        // while it reports more to flush (out is large enough for one pass).
-        for (;;) {
-          const left = _check(
-            z.ZSTD_compressStream2(cctx, outBuf, inBuf, ZSTD.e_flush),
-            `compress a batch of ${n} pages`,
-          );
-          if (left === 0n && inBuf[2] === inBuf[1]) break;
-          if (outBuf[2] === outBuf[1]) {
-            throw new CodecError(
-              "zstd",
-              `Cannot compress a batch of ${n} pages into ${out.length} bytes`,
-            );
-          }
-        }
+        const len = stream.flush(gatherPages(batch, offered, n, gathered), out);
         claimed.fill(1, 0, n);
-        return Number(outBuf[2]);
+        return len;
       },
     };
-    _contexts.register(encoder, () => void z.ZSTD_freeCCtx(cctx));
-    return encoder;
   },
   createBatchDecoder(ctx: CodecContext): BatchDecoder {
-    const z = _lib();
-    const dctx = z.ZSTD_createDCtx();
-    if (dctx === null) {
-      throw new CodecError(
-        "zstd",
-        "Cannot create a zstd decompression context",
-      );
-    }
-    _check(
-      z.ZSTD_DCtx_setParameter(dctx, ZSTD.d_windowLogMax, WINDOW_LOG_MAX),
-      "bound the zstd window",
-    );
+    const stream = new ZstdDecompressStream();
     const ps = ctx.pageSize;
-    const decoder: BatchDecoder = {
+    return {
       decode(section, _pfns, _which, n, out): void {
-        const want = n * ps;
-        if (section.length === 0) {
-          throw new CodecError(
-            "zstd",
-            `Cannot decode a zstd section of ${n} pages: it is empty`,
-          );
-        }
-        const inBuf = zstdBuffer(section);
-        const outBuf = zstdBuffer(out.subarray(0, want));
-        // The sender flushed after these pages: the section must yield
-        // exactly them, and all of its bytes must be consumed doing so.
-        while (inBuf[2] < inBuf[1]) {
-          const before = inBuf[2] + outBuf[2];
-          const r = z.ZSTD_decompressStream(dctx, outBuf, inBuf);
-          if (zstdErrorName(r) !== undefined) {
-            throw new CodecError(
-              "zstd",
-              `Cannot decode a zstd section of ${n} pages: malformed at byte ${
-                inBuf[2]
-              } of ${section.length} (zstd says "${zstdErrorName(r)}")`,
-            );
-          }
-          if (outBuf[2] === outBuf[1] && inBuf[2] < inBuf[1]) {
-            throw new CodecError(
-              "zstd",
-              `Cannot decode a zstd section of ${n} pages: it holds more than ${want} bytes`,
-            );
-          }
-          if (inBuf[2] + outBuf[2] === before) {
-            throw new CodecError(
-              "zstd",
-              `Cannot decode a zstd section of ${n} pages: no progress at byte ${
-                inBuf[2]
-              } of ${section.length}`,
-            );
-          }
-        }
-        // Output still buffered inside the decoder (a block whose input was
-        // all consumed) comes out without more input.
-        while (outBuf[2] < outBuf[1]) {
-          const before = outBuf[2];
-          const r = z.ZSTD_decompressStream(dctx, outBuf, inBuf);
-          if (zstdErrorName(r) !== undefined || outBuf[2] === before) break;
-        }
-        if (Number(outBuf[2]) !== want) {
-          throw new CodecError(
-            "zstd",
-            `Cannot decode a zstd section of ${n} pages: it decodes to ${
-              outBuf[2]
-            } bytes, expected ${want}`,
-          );
-        }
+        stream.exact(
+          section,
+          out.subarray(0, n * ps),
+          `a zstd section of ${n} pages`,
+        );
       },
     };
-    _contexts.register(decoder, () => void z.ZSTD_freeDCtx(dctx));
-    return decoder;
   },
 };
