@@ -150,6 +150,8 @@ export type DecodeReply =
     readonly pfns: Float64Array;
     readonly slot: Int32Array;
     readonly pages: Uint8Array;
+    /** Pages decoded per codec id, `[id, pages]`. */
+    readonly claims: readonly (readonly [number, number])[];
   }
   | { readonly type: "synced"; readonly id: number; readonly applied: number }
   | {

@@ -124,6 +124,11 @@ function handle(req: DecodeRequest): void {
       }
       set!.applied(batch, decoded, zeroPage);
       applied += batch.count;
+      const counts = new Map<number, number>();
+      for (let i = 0; i < batch.count; i++) {
+        const id = decoded.codecOf[i];
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
       const pages = scratch.slice(0, decoded.slots * ps);
       const pfns = batch.pfns.slice(0, batch.count);
       const slot = decoded.slotOf.slice(0, batch.count);
@@ -135,6 +140,7 @@ function handle(req: DecodeRequest): void {
         pfns,
         slot,
         pages,
+        claims: [...counts],
       }, [pages.buffer as ArrayBuffer, pfns.buffer, slot.buffer]);
       return;
     }

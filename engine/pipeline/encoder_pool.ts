@@ -212,6 +212,7 @@ export class EncoderPool {
     if (this.#closed) return;
     this.#closed = true;
     for (const w of this.#workers) w.terminate();
+    this.#fail(new MigrationError("The sender's channels were closed"));
   }
 
   /** Stops channel `channel`'s Worker as if it died (tests of a lost channel). */

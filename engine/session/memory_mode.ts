@@ -93,6 +93,7 @@ export function memoryMode(
 
   return {
     what: "memory",
+    stream: "memory",
     frames: [FrameType.FINAL, FrameType.END],
     async open(hello: Hello): Promise<SinkChannels> {
       const pageCount = hello.memoryBytes / PAGE_SIZE;

@@ -83,6 +83,8 @@ export interface SessionControl {
 export interface ReceiveMode<R> {
   /** A word for errors, e.g. `"memory"`, `"QEMU stream"`. */
   readonly what: string;
+  /** What HELLO's `stream` must say: `"memory"` (absent) or a stream format's name. */
+  readonly stream: string;
   /** Frame types this mode handles (beside the core's). */
   readonly frames: readonly FrameType[];
   /**
@@ -90,6 +92,8 @@ export interface ReceiveMode<R> {
    * how pages reach it. Throwing refuses the session with that message.
    */
   open(hello: Hello): Promise<SinkChannels>;
+  /** Called once WELCOME is sent (a mode may start sending to the source then). */
+  started?(s: SessionControl): void;
   /** One of {@link frames}; returns the session's result when it ends. */
   frame(frame: Frame, s: SessionControl): Promise<R | null>;
   /** Called once when the session fails or is aborted: drop what was received. */
@@ -165,10 +169,17 @@ export async function receiveSession<R>(
   let at = 0;
   let pagesClosed = false;
 
+  // Replies come from the loop and from a mode's own tasks: one at a time.
+  let replies: Promise<void> = Promise.resolve();
+  const reply = (type: FrameType, payload: Uint8Array, round = 0) => {
+    const p = replies.then(() => writer.write(type, round, payload));
+    replies = p.catch(() => {});
+    return p;
+  };
   const control = (h: Hello, p: DecoderPool): SessionControl => ({
     hello: h,
     pool: p,
-    reply: (type, payload, round = 0) => writer.write(type, round, payload),
+    reply,
     get bytesRead() {
       return reader.bytesRead;
     },
@@ -206,6 +217,15 @@ export async function receiveSession<R>(
         }
         hello = decodeHello(frame.payload);
         const negotiated = checkHello(hello, options);
+        if ((hello.stream ?? "memory") !== mode.stream) {
+          throw new MigrationError(
+            `HELLO announces ${
+              hello.stream ? `a ${hello.stream} stream` : "a migration into memory"
+            }, but this receiver takes ${
+              mode.stream === "memory" ? "a migration into memory" : `a ${mode.stream} stream`
+            }`,
+          );
+        }
         const channels = await mode.open(hello);
         opened = true;
         pool = DecoderPool.start({
@@ -220,13 +240,13 @@ export async function receiveSession<R>(
           touched: channels.touched,
           onPages: channels.onPages,
         });
-        await writer.write(
+        await reply(
           FrameType.WELCOME,
-          0,
           encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
         );
         phase = "session";
         emit({ type: "hello", hello });
+        mode.started?.(control(hello, pool));
         continue;
       }
       const h = hello!;
@@ -319,7 +339,10 @@ export async function receiveSession<R>(
       );
     }
   } catch (error) {
-    if (!peerFailed) await sendError(writer, error);
+    if (!peerFailed) {
+      await quietly(replies);
+      await sendError(writer, error);
+    }
     if (opened) await mode.discard(error).catch(() => {});
     throw error;
   } finally {

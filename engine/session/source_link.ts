@@ -52,6 +52,8 @@ export class SourceLink {
   #peerError: Error | null = null;
   #inbox: Promise<Frame | null> | null = null;
   #aborted = false;
+  /** Frames the receiver may send at any time, and who takes them. */
+  #unsolicited = new Map<number, (frame: Frame) => Promise<void>>();
   /** Writes in flight, chained: frames from several tasks never interleave. */
   #tail: Promise<void> = Promise.resolve();
 
@@ -85,7 +87,15 @@ export class SourceLink {
    */
   async hello(hello: Hello): Promise<void> {
     await this.write(FrameType.HELLO, 0, encodeHello(hello));
-    const frame = await this.#reader.next();
+    let frame = await this.#reader.next();
+    for (
+      let take = frame && this.#unsolicited.get(frame.type);
+      frame && take;
+      take = frame && this.#unsolicited.get(frame.type)
+    ) {
+      await take(frame);
+      frame = await this.#reader.next();
+    }
     if (frame === null) {
       throw new MigrationError(
         "Receiver closed the connection during the handshake",
@@ -105,6 +115,15 @@ export class SourceLink {
     }
     decodeWelcome(frame.payload);
     this.#watch();
+  }
+
+  /**
+   * Takes frames of `type` the receiver sends unasked (a stream tunnel's
+   * BACK bytes): they go to `handler`, in order, as they come, and never to
+   * {@link expect}. Call before {@link hello}.
+   */
+  onFrame(type: FrameType, handler: (frame: Frame) => Promise<void>): void {
+    this.#unsolicited.set(type, handler);
   }
 
   /** Throws the receiver's failure, if it reported one. */
@@ -181,7 +200,15 @@ export class SourceLink {
 
   /** Reads the receiver's next frame in the background; an ERROR there fails the migration. */
   #watch(): void {
-    this.#inbox = this.#reader.next().then((frame) => {
+    const next = async (): Promise<Frame | null> => {
+      for (;;) {
+        const frame = await this.#reader.next();
+        const take = frame && this.#unsolicited.get(frame.type);
+        if (!take) return frame;
+        await take(frame);
+      }
+    };
+    this.#inbox = next().then((frame) => {
       if (frame?.type === FrameType.ERROR) {
         this.#peerError = new MigrationError(
           `Receiver failed: ${decodeError(frame.payload).message}`,

@@ -56,23 +56,17 @@ export const FrameType = {
   /** source → receiver, binary: a batch of pages, one section per codec (`batch.ts`). */
   BATCH: 12,
   /**
-   * Stream mode (types 32 and up), QEMU tunnel: the QEMU stream's records in
-   * order; PAGE record bodies are the entries of the PAGES frame that follows
-   * (docs/qemu-stream.md).
+   * Stream mode (a hypervisor's stream through the tunnel,
+   * `engine/stream/`): the stream minus its page bodies, in order
+   * (`records.ts`); the bodies travel in the channels' BATCH frames.
    */
-  QEMU_RECORDS: 32,
-  /** Stream mode, QEMU tunnel: the QEMU stream ended: its length, record count and SHA-256. */
-  QEMU_END: 33,
-  /** Stream mode, Xen tunnel (docs/xen.md): bytes of xl's stream as they are. */
-  XEN_OPAQUE: 48,
-  /** Stream mode, Xen tunnel: a PAGE_DATA record without its pages; they follow as a PAGES frame. */
-  XEN_PAGE_DATA: 49,
-  /** Stream mode, Xen tunnel: xl's stream ended (JSON `{streamBytes, sha256}`). */
-  XEN_END: 50,
-  /** Stream mode, Xen tunnel, receiver → source: bytes `xl migrate-receive` wrote. */
-  XEN_BACK: 51,
-  /** Stream mode, Xen tunnel, receiver → source: the receiving xl closed its stdout. */
-  XEN_BACK_END: 52,
+  RECORDS: 32,
+  /** Stream mode: the stream ended: its length, pages and SHA-256 (`stream_end.ts`). */
+  STREAM_END: 33,
+  /** Stream mode, receiver → source: bytes the destination wrote back (xl's answers). */
+  BACK: 51,
+  /** Stream mode, receiver → source: the destination closed its output. */
+  BACK_END: 52,
 } as const;
 
 /** One of the values of {@link FrameType}. */

@@ -64,6 +64,11 @@ export interface Hello {
   readonly policy: string;
   /** Channels (1..{@link MAX_CHANNELS}): frames carry their channel in header byte 3. */
   readonly channels: number;
+  /**
+   * Stream mode: the hypervisor stream's format (`"qemu"`, `"xen"`) the
+   * session rebuilds; absent for a native migration into memory.
+   */
+  readonly stream?: string;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -264,6 +269,7 @@ export function encodeHello(hello: Hello): Uint8Array {
     vm: hello.vm,
     policy: hello.policy,
     channels: hello.channels,
+    ...(hello.stream ? { stream: hello.stream } : {}),
   });
 }
 
@@ -311,6 +317,7 @@ export function decodeHello(payload: Uint8Array): Hello {
     channels: o.channels === undefined
       ? 1
       : uint("HELLO", o, "channels", MAX_CHANNELS),
+    ...(o.stream === undefined ? {} : { stream: text("HELLO", o, "stream") }),
   };
 }
 

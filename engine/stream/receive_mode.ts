@@ -1,0 +1,282 @@
+/**
+ * The stream tunnel's receiving side, as a mode of the receive core: it
+ * rebuilds the hypervisor's stream byte for byte from the RECORDS frames
+ * (in order) and the page bodies the channels decode (each channel's in
+ * its order, `pipeline/partition.ts` saying which channel has which pfn),
+ * and writes it to the destination (QEMU's `-incoming` stdin, `xl
+ * migrate-receive`'s stdin). What the destination writes back (xl's
+ * answers) goes to the source as BACK frames.
+ *
+ * With `holdLast` (QEMU), the newest piece of output is held back until the
+ * next one or a verified STREAM_END, and the source sends the device-state
+ * tail last: a stream cut short or corrupted never reaches the destination
+ * with its end, so the destination fails instead of loading it.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { codecById } from "../codecs/registry.ts";
+import { hex } from "../digest.ts";
+import { MigrationError, WireError } from "../errors.ts";
+import { channelOf } from "../pipeline/partition.ts";
+import type { DecodeReply } from "../pipeline/_messages.ts";
+import {
+  PAGE_SIZE,
+  type ReceiveMode,
+  type SessionControl,
+  type SinkChannels,
+} from "../session/receive_core.ts";
+import { type Frame, FrameType } from "../wire/frame.ts";
+import { encodeResult, type Hello } from "../wire/messages.ts";
+import { type RecordEntry, RecordKind, RecordsParser } from "./records.ts";
+import { emptyStreamStats, type StreamStats } from "./send.ts";
+import { decodeStreamEnd } from "./stream_end.ts";
+
+/** Output is written to the destination in pieces of about this size. */
+const OUT_CHUNK = 1 << 20;
+
+/** Options of {@link streamMode}. */
+export interface StreamModeOptions {
+  /** The format HELLO must announce (`"qemu"`, `"xen"`). */
+  readonly format: string;
+  /** Where the rebuilt stream goes. */
+  readonly out: WritableStream<Uint8Array>;
+  /** What the destination writes back, sent to the source as BACK frames. */
+  readonly back?: ReadableStream<Uint8Array>;
+  /** Hold the newest output until the next or a verified end (default true). */
+  readonly holdLast?: boolean;
+}
+
+type Pages = Extract<DecodeReply, { type: "pages" }>;
+
+/**
+ * A receive mode that rebuilds a hypervisor stream.
+ *
+ * @example
+ * ```ts ignore
+ * const outcome = await receiveSession(conn, streamMode({ format: "qemu", out: Deno.stdout.writable }));
+ * ```
+ */
+export function streamMode(
+  options: StreamModeOptions,
+): ReceiveMode<StreamStats> {
+  const stats = emptyStreamStats();
+  const started = performance.now();
+  const hash = createHash("sha256");
+  const out = options.out.getWriter();
+  const holdLast = options.holdLast ?? true;
+  const zeroPage = new Uint8Array(PAGE_SIZE);
+  let channels = 1;
+  let parser: RecordsParser | null = null;
+  const entries: RecordEntry[] = [];
+  let headDone = false;
+  let nextPage = 0; // index into the first PAGES entry's pfns
+  const queues: { batch: Pages; i: number }[][] = [];
+  const codecPages: number[] = [];
+  let acc = new Uint8Array(OUT_CHUNK);
+  let accLen = 0;
+  let held: Uint8Array | null = null;
+  let failure: Error | null = null;
+  let running: Promise<void> | null = null;
+  let again = false;
+  let backDone: Promise<void> = Promise.resolve();
+  let backReader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  let settled = false;
+
+  const emit = (bytes: Uint8Array): void => {
+    hash.update(bytes);
+    stats.streamBytes += bytes.length;
+    let at = 0;
+    while (at < bytes.length) {
+      const n = Math.min(bytes.length - at, acc.length - accLen);
+      acc.set(bytes.subarray(at, at + n), accLen);
+      accLen += n;
+      at += n;
+      if (accLen === acc.length) flushAcc();
+    }
+  };
+  /** Hands the accumulated bytes on; with `holdLast` the newest piece stays. */
+  let writes: Promise<void> = Promise.resolve();
+  const flushAcc = (): void => {
+    if (accLen === 0) return;
+    const piece = acc.subarray(0, accLen);
+    acc = new Uint8Array(OUT_CHUNK);
+    accLen = 0;
+    if (holdLast) {
+      const prev = held;
+      held = piece;
+      if (prev) writes = writes.then(() => out.write(prev));
+    } else {
+      writes = writes.then(() => out.write(piece));
+    }
+  };
+
+  /** Emits what can be emitted now; returns when blocked on a missing page. */
+  const step = (): void => {
+    while (entries.length > 0) {
+      const e = entries[0];
+      if (e.kind === RecordKind.OPAQUE) {
+        emit(e.bytes);
+        stats.opaqueBytes += e.bytes.length;
+      } else if (e.kind === RecordKind.ZERO) {
+        emit(e.bytes);
+        stats.opaqueBytes += e.bytes.length;
+        stats.zeroPages += e.pages;
+      } else {
+        if (!headDone) {
+          emit(e.head);
+          stats.opaqueBytes += e.head.length;
+          headDone = true;
+        }
+        while (nextPage < e.pfns.length) {
+          const pfn = e.pfns[nextPage];
+          const q = queues[channelOf(pfn, channels)];
+          const item = q[0];
+          if (!item) return; // the channel has not delivered it yet
+          const b = item.batch;
+          if (b.pfns[item.i] !== pfn) {
+            throw new WireError(
+              `Channel ${channelOf(pfn, channels)} delivered page ${
+                b.pfns[item.i]
+              } where the stream expects page ${pfn}`,
+            );
+          }
+          const s = b.slot[item.i];
+          emit(
+            s < 0 ? zeroPage : b.pages.subarray(s * PAGE_SIZE, (s + 1) * PAGE_SIZE),
+          );
+          stats.pages++;
+          stats.rawPageBytes += PAGE_SIZE;
+          if (++item.i === b.count) q.shift();
+          nextPage++;
+        }
+        headDone = false;
+        nextPage = 0;
+      }
+      entries.shift();
+    }
+  };
+  /** Runs {@link step} (again, if asked meanwhile) and waits for its writes. */
+  const kick = (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          step();
+        } catch (e) {
+          failure ??= e instanceof Error ? e : new Error(String(e));
+        }
+        if (accLen >= OUT_CHUNK / 2) flushAcc();
+        await writes;
+      } while (again && !failure);
+      running = null;
+    })();
+    return running;
+  };
+
+  return {
+    what: `${options.format} stream`,
+    stream: options.format,
+    frames: [FrameType.RECORDS, FrameType.STREAM_END],
+    open(hello: Hello): Promise<SinkChannels> {
+      channels = hello.channels;
+      stats.channels = channels;
+      parser = new RecordsParser({ pageCount: hello.memoryBytes / PAGE_SIZE });
+      for (let c = 0; c < channels; c++) queues.push([]);
+      return Promise.resolve({
+        onPages(channel, m) {
+          queues[channel].push({ batch: m, i: 0 });
+          for (const [id, n] of m.claims) {
+            codecPages[id] = (codecPages[id] ?? 0) + n;
+          }
+          void kick();
+        },
+      });
+    },
+    started(s: SessionControl): void {
+      if (!options.back) return;
+      const reader = backReader = options.back.getReader();
+      backDone = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          stats.backBytes += value.length;
+          await s.reply(FrameType.BACK, value);
+        }
+        await s.reply(FrameType.BACK_END, new Uint8Array(0));
+      })();
+      backDone.catch(() => {});
+    },
+    async frame(frame: Frame, s: SessionControl) {
+      if (failure) throw failure;
+      if (frame.type === FrameType.RECORDS) {
+        stats.rounds = Math.max(stats.rounds, frame.round + 1);
+        entries.push(...parser!.parse(frame.payload));
+        await kick();
+        if (failure) throw failure;
+        return null;
+      }
+      // STREAM_END: every page is in; rebuild the rest, then compare.
+      s.closePages();
+      const end = decodeStreamEnd(frame.payload);
+      await s.pool.sync();
+      await kick();
+      if (failure) throw failure;
+      if (entries.length > 0) {
+        throw new WireError(
+          `STREAM_END at offset ${s.at}: ${entries.length} records still wait for pages that never came`,
+          s.at,
+        );
+      }
+      flushAcc();
+      await writes;
+      const digest = new Uint8Array(hash.digest());
+      stats.digest = hex(digest);
+      stats.peerDigest = hex(end.sha256);
+      const same = end.streamBytes === stats.streamBytes &&
+        end.pages === stats.pages && stats.digest === stats.peerDigest;
+      if (!same) {
+        throw new MigrationError(
+          `Rebuilt stream does not match the source: ${stats.streamBytes} bytes and ${stats.pages} pages ` +
+            `where the source sent ${end.streamBytes} and ${end.pages}, or a different SHA-256 (${stats.digest} against ${stats.peerDigest})`,
+        );
+      }
+      if (held) await out.write(held);
+      held = null;
+      await out.close();
+      settled = true;
+      stats.verified = true;
+      await backDone;
+      await s.reply(
+        FrameType.RESULT,
+        encodeResult({
+          verified: true,
+          digest: stats.digest,
+          pagesApplied: stats.pages,
+        }),
+      );
+      stats.wireBytes = s.bytesRead;
+      stats.durationMs = performance.now() - started;
+      for (let id = 0; id < codecPages.length; id++) {
+        if (codecPages[id]) {
+          stats.codecPages[codecById(id)?.name ?? `id ${id}`] = codecPages[id];
+        }
+      }
+      return stats;
+    },
+    async discard(error: unknown): Promise<void> {
+      // Never hand the destination the held end of a stream that failed.
+      held = null;
+      if (!settled) {
+        settled = true;
+        await out.abort(error).catch(() => {});
+      }
+      await backReader?.cancel().catch(() => {});
+    },
+  };
+}
