@@ -152,7 +152,7 @@ export class GpuBatchEncoder {
     this.#compact = new CompactKernels(device);
     if (this.#delta) {
       // Validates the options exactly as the CPU codec does.
-      delta.createEncoder({
+      delta.createEncoder!({
         pageSize,
         pageCount,
         options: options.deltaOptions ?? {},

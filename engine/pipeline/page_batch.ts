@@ -18,7 +18,7 @@ export interface PageBatchOptions {
   readonly pageSize: number;
   /** Non-zero pages that close a batch (the plan's `batchPages`). */
   readonly nonZeroPages: number;
-  /** Pages that close a batch whatever they hold (at most `MAX_BATCH_PAGES`). */
+  /** Pages that close a batch whatever they hold (at most `MAX_PAGES_PER_BATCH`). */
   readonly maxPages: number;
 }
 

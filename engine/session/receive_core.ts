@@ -22,7 +22,7 @@ import {
   frameTypeName,
   HEADER_BYTES,
 } from "../wire/frame.ts";
-import { negotiateCodecs } from "../wire/decoder_table.ts";
+import { negotiateCodecs } from "../wire/negotiate.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
 import {

@@ -46,6 +46,8 @@ export interface StreamModeOptions {
   readonly back?: ReadableStream<Uint8Array>;
   /** Hold the newest output until the next or a verified end (default true). */
   readonly holdLast?: boolean;
+  /** The destination's exit code once it ended (`xl migrate-receive`), sent with BACK_END. */
+  readonly exited?: Promise<number>;
 }
 
 type Pages = Extract<DecodeReply, { type: "pages" }>;
@@ -125,6 +127,7 @@ export function streamMode(
         stats.zeroPages += e.pages;
       } else {
         if (!headDone) {
+          stats.pageRecords++;
           emit(e.head);
           stats.opaqueBytes += e.head.length;
           headDone = true;
@@ -208,7 +211,13 @@ export function streamMode(
           stats.backBytes += value.length;
           await s.reply(FrameType.BACK, value);
         }
-        await s.reply(FrameType.BACK_END, new Uint8Array(0));
+        const exitCode = options.exited ? await options.exited : 0;
+        await s.reply(
+          FrameType.BACK_END,
+          new TextEncoder().encode(
+            JSON.stringify({ bytes: stats.backBytes, exitCode }),
+          ),
+        );
       })();
       backDone.catch(() => {});
     },

@@ -45,6 +45,8 @@ export interface StreamStats {
   backBytes: number;
   /** Page bodies that went through the channels. */
   pages: number;
+  /** Page records (a head and its bodies) in the stream. */
+  pageRecords: number;
   /** Zero pages the stream itself carried as such (QEMU's ZERO records). */
   zeroPages: number;
   /** Page bytes before encoding (`pages × 4096`). */
@@ -81,6 +83,7 @@ export function emptyStreamStats(): StreamStats {
     streamBytes: 0,
     backBytes: 0,
     pages: 0,
+    pageRecords: 0,
     zeroPages: 0,
     rawPageBytes: 0,
     opaqueBytes: 0,
@@ -343,6 +346,7 @@ export async function sendStream(
       }
       if (e.pfns.length > 0 && parser.newRound(e.pfns)) await newRound();
       records.pages(e.head, e.pfns);
+      stats.pageRecords++;
       stats.opaqueBytes += e.head.length;
       for (let k = 0; k < e.pfns.length; k++) {
         const pfn = e.pfns[k];

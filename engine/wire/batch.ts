@@ -5,7 +5,7 @@
  * serves the batch, and a zero page costs about a bit.
  *
  * ```
- * fixed    u32 count          pages in the batch, 1..MAX_BATCH_PAGES
+ * fixed    u32 count          pages in the batch, 1..MAX_PAGES_PER_BATCH
  *          u16 sectionCount   1..MAX_BATCH_SECTIONS
  *          u16 reserved       0
  *          u32 runCount       pfn runs, 1..count
@@ -36,7 +36,7 @@ export const SECTION_HEADER_BYTES = 8;
 export const RUN_BYTES = 12;
 
 /** Most pages one BATCH may carry (64 MiB of 4 KiB pages). */
-export const MAX_BATCH_PAGES = 16384;
+export const MAX_PAGES_PER_BATCH = 16384;
 
 /** Most sections (codecs) one BATCH may carry. */
 export const MAX_BATCH_SECTIONS = 16;
@@ -87,9 +87,9 @@ export function batchPayloadBytes(parts: BatchParts): number {
  */
 export function encodeBatchPayload(parts: BatchParts, out: Uint8Array): number {
   const { count, pfns, sectionOf, sections } = parts;
-  if (!Number.isInteger(count) || count < 1 || count > MAX_BATCH_PAGES) {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_PAGES_PER_BATCH) {
     throw new RangeError(
-      `Cannot encode a batch of "${count}" pages: expected 1..${MAX_BATCH_PAGES}`,
+      `Cannot encode a batch of "${count}" pages: expected 1..${MAX_PAGES_PER_BATCH}`,
     );
   }
   if (sections.length < 1 || sections.length > MAX_BATCH_SECTIONS) {
@@ -230,8 +230,8 @@ export function parseBatchPayload(
   const sectionCount = v.getUint16(4, true);
   const runCount = v.getUint32(8, true);
   const claimBytes = v.getUint32(12, true);
-  if (count < 1 || count > MAX_BATCH_PAGES) {
-    fail(`count "${count}" is outside 1..${MAX_BATCH_PAGES}`, 0);
+  if (count < 1 || count > MAX_PAGES_PER_BATCH) {
+    fail(`count "${count}" is outside 1..${MAX_PAGES_PER_BATCH}`, 0);
   }
   if (sectionCount < 1 || sectionCount > MAX_BATCH_SECTIONS) {
     fail(`sectionCount "${sectionCount}" is outside 1..${MAX_BATCH_SECTIONS}`, 4);

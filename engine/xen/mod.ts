@@ -19,9 +19,7 @@
 
 export * from "./stream/mod.ts";
 export * from "./rounds.ts";
-export * from "./tunnel_frames.ts";
 export * from "./tunnel.ts";
-export * from "./tunnel_receiver.ts";
 export * from "./save.ts";
 export * from "./xl_protocol.ts";
 export * from "./resume.ts";
