@@ -148,6 +148,11 @@ class SourceSession {
   #pagesSent = 0;
   #paused = false;
   #gpuNote = "";
+  /** Ask the channels to encode on their GPU (an adapter the plan accepts was found). */
+  #gpuWanted: { prefer: "gpu" | "auto"; batch: number } | undefined;
+  #gpuAdapter: string | null = null;
+  #gpuSoftware = false;
+  #gpuPages = 0;
   /** Rejects when the caller's signal aborts (raced against waits). */
   readonly #aborted: Promise<never>;
 
@@ -211,6 +216,7 @@ class SourceSession {
         memory: source.shared,
         batchPages: plan.batchPages,
         credits: this.#opts.queueFrames,
+        gpu: this.#gpuWanted,
       });
       await source.startDirtyLog();
 
@@ -351,13 +357,7 @@ class SourceSession {
           : 0,
         digest: ourHex,
         channels: this.#channels,
-        gpu: {
-          used: false,
-          adapter: null,
-          pagesEncoded: 0,
-          note: this.#gpuNote ||
-            "not used: no round's codec chain has a GPU twin",
-        },
+        gpu: this.#gpuUse(),
         rounds: this.#rounds,
       };
       return report;
@@ -401,10 +401,37 @@ class SourceSession {
       onFallback: (reason) => (this.#gpuNote = `not used: ${reason}`),
     });
     if (gpu) {
+      // Each channel opens its own device on the same adapter.
       gpu.device.destroy();
-      this.#gpuNote =
-        `not used: the channel pipeline encodes on the CPU (found ${gpu.adapterInfo.description})`;
+      this.#gpuWanted = { prefer: prefer, batch: this.#plan.gpu.batch };
+      this.#gpuAdapter = gpu.adapterInfo.description;
+      this.#gpuSoftware = gpu.adapterInfo.isFallbackAdapter;
     }
+  }
+
+  /** What the report says about the GPU. */
+  #gpuUse(): MigrationReport["gpu"] {
+    const pool = this.#pool;
+    const missing = pool?.gpu.find((g) => g && g.adapter === null);
+    if (this.#gpuPages > 0) {
+      return {
+        used: true,
+        adapter: this.#gpuAdapter,
+        pagesEncoded: this.#gpuPages,
+        note: `encoded ${this.#gpuPages} pages on ${this.#gpuAdapter}` +
+          (this.#gpuSoftware ? " (a software adapter: correct, not fast)" : "") +
+          (missing ? `; a channel found no adapter (${missing.note})` : ""),
+      };
+    }
+    return {
+      used: false,
+      adapter: this.#gpuAdapter,
+      pagesEncoded: 0,
+      note: this.#gpuNote ||
+        (missing
+          ? `not used: the channels found no adapter (${missing.note})`
+          : "not used: no round's codec chain has a GPU twin"),
+    };
   }
 
   /** The source's digest: hashed by the channels over shared memory. */
@@ -549,6 +576,7 @@ class SourceSession {
         perChannel[e.channel].pages += e.pages;
         tally.wireBytes += len;
         tally.pages += e.pages;
+        this.#gpuPages += e.gpuPages;
         for (const [id, n] of e.claims) {
           mixById.set(id, (mixById.get(id) ?? 0) + n);
         }

@@ -192,6 +192,69 @@ export class BatchEncoderChain {
     return { payload, codecOf, claims };
   }
 
+  /**
+   * Frames a batch whose pages were already encoded one by one elsewhere
+   * (the GPU twins, byte-identical to the per-page CPU encoders): page `i`
+   * went to codec `codecOf[i]` (a codec of the active chain) as
+   * `bytesOf(i)`. Sections are packed as the codecs' batch forms pack them
+   * — empty for zero pages, the pages one after the other for raw, a u32
+   * length per page then the encodings for the per-page codecs — and every
+   * encoder is told what was sent, as after {@link encode}.
+   */
+  encodeWith(
+    batch: PageBatch,
+    codecOf: Uint8Array,
+    bytesOf: (i: number) => Uint8Array,
+    alloc: (payloadBytes: number) => Uint8Array,
+  ): EncodedBatchInfo {
+    const count = batch.count;
+    if (this.#sectionOf.length < count) {
+      this.#sectionOf = new Uint8Array(count);
+      this.#codecOf = new Uint8Array(count);
+    }
+    const sections: { codecId: number; bytes: Uint8Array }[] = [];
+    const claims = new Map<number, number>();
+    for (const { codec } of this.#active) {
+      let n = 0;
+      let data = 0;
+      for (let i = 0; i < count; i++) {
+        if (codecOf[i] !== codec.id) continue;
+        n++;
+        data += bytesOf(i).length;
+      }
+      if (n === 0) continue;
+      const perPage = !codec.zeroPages && codec.id !== 0;
+      const bytes = new Uint8Array((perPage ? 4 * n : 0) + data);
+      const v = new DataView(bytes.buffer);
+      let k = 0;
+      let at = perPage ? 4 * n : 0;
+      const section = sections.length;
+      for (let i = 0; i < count; i++) {
+        if (codecOf[i] !== codec.id) continue;
+        const b = bytesOf(i);
+        if (perPage) v.setUint32(4 * k++, b.length, true);
+        bytes.set(b, at);
+        at += b.length;
+        this.#sectionOf[i] = section;
+        this.#codecOf[i] = codec.id;
+      }
+      sections.push({ codecId: codec.id, bytes });
+      claims.set(codec.id, n);
+    }
+    const parts: BatchParts = {
+      count,
+      pfns: batch.pfns,
+      sectionOf: this.#sectionOf,
+      sections,
+    };
+    const payload = alloc(batchPayloadBytes(parts));
+    encodeBatchPayload(parts, payload);
+    for (const e of this.#entries.values()) {
+      e.encoder.sent?.(batch, this.#codecOf);
+    }
+    return { payload, codecOf: this.#codecOf, claims };
+  }
+
   #scratchFor(id: number, bytes: number): Uint8Array {
     let s = this.#scratch.get(id);
     if (!s || s.length < bytes) {

@@ -23,6 +23,39 @@ export type GpuChain =
   | readonly ["zero", "rle"]
   | readonly ["zero", "delta"];
 
+/**
+ * The GPU chain that runs `chain` (a chain's codecs, `raw` last or not),
+ * read from the codecs' own twins (`Codec.gpu`): an optional `zero` twin,
+ * then at most one `rle` or `delta` twin, then `raw`; `null` when any codec
+ * has no twin or they do not compose so.
+ *
+ * @example
+ * ```ts
+ * import { gpuChainOf } from "./batch_encoder.ts";
+ * import { codecByName } from "../codecs/registry.ts";
+ * gpuChainOf(["zero", "rle", "raw"].map(codecByName)); // ["zero", "rle"]
+ * gpuChainOf(["zero", "zstd"].map(codecByName)); // null
+ * ```
+ */
+export function gpuChainOf(
+  chain: readonly { readonly name: string; readonly gpu?: string }[],
+): GpuChain | null {
+  const codecs = chain.at(-1)?.name === "raw" ? chain.slice(0, -1) : chain;
+  if (codecs.length === 0 || codecs.some((c) => c.gpu === undefined)) {
+    return null;
+  }
+  const twins = codecs.map((c) => c.gpu!);
+  const key = twins.join(",");
+  const shapes: Record<string, GpuChain> = {
+    "zero": ["zero"],
+    "rle": ["rle"],
+    "delta": ["delta"],
+    "zero,rle": ["zero", "rle"],
+    "zero,delta": ["zero", "delta"],
+  };
+  return shapes[key] ?? null;
+}
+
 /** Options of {@link GpuBatchEncoder}. */
 export interface GpuBatchEncoderOptions {
   /** The chain, as the CPU `EncoderChain` would run it (`raw` is appended). */

@@ -22,6 +22,15 @@ export interface EncodeInit {
   readonly batchPages: number;
   /** Frames the worker may have on their way to the link at once. */
   readonly credits: number;
+  /**
+   * Encode on the GPU, where the chain has twins: the main thread found an
+   * adapter the plan accepts; the worker opens its own device.
+   */
+  readonly gpu?: {
+    readonly prefer: "gpu" | "auto";
+    /** Pages per GPU dispatch. */
+    readonly batch: number;
+  };
 }
 
 /** Main → encode worker. */
@@ -69,6 +78,15 @@ export type EncodeReply =
     readonly pages: number;
     /** Pages claimed per codec id, `[id, pages]`. */
     readonly claims: readonly (readonly [number, number])[];
+    /** Of its pages, those encoded on the GPU. */
+    readonly gpuPages: number;
+  }
+  | {
+    /** The worker's GPU: its adapter, or why it has none (after init, when asked for one). */
+    readonly type: "gpu";
+    readonly adapter: string | null;
+    readonly software: boolean;
+    readonly note: string;
   }
   | {
     /** A `round` or `batch` request is done: every frame of it was posted. */

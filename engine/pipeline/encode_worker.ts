@@ -33,6 +33,8 @@ import type {
 } from "./_messages.ts";
 import { PageBatchBuilder } from "./page_batch.ts";
 import { isZeroPage } from "../zero_page.ts";
+import { type GpuContext, openGpu } from "../gpu/device.ts";
+import { GpuBatchEncoder, gpuChainOf } from "../gpu/batch_encoder.ts";
 
 let init: EncodeInit | null = null;
 let chain: BatchEncoderChain | null = null;
@@ -44,6 +46,10 @@ const buffers: ArrayBuffer[] = [];
 const queue: EncodeRequest[] = [];
 let wake: (() => void) | null = null;
 let failed = false;
+/** The channel's own GPU, when asked for and found. */
+let gpu: GpuContext | null = null;
+/** One GPU encoder per GPU chain used so far (each keeps its own delta cache). */
+const gpuEncoders = new Map<string, GpuBatchEncoder>();
 
 function post(reply: EncodeReply, transfer: Transferable[] = []): void {
   self.postMessage(reply, { transfer });
@@ -97,10 +103,77 @@ function announce(round: number): void {
       encodeCodec({ id: codec.id, name: codec.name, options }),
       init!.channel,
     );
-    post({ type: "frame", bytes, credited: false, pages: 0, claims: [] }, [
+    post({
+      type: "frame",
+      bytes,
+      credited: false,
+      pages: 0,
+      claims: [],
+      gpuPages: 0,
+    }, [
       bytes.buffer as ArrayBuffer,
     ]);
   }
+}
+
+/** The GPU encoder for the active chain, or null when the batch runs on the CPU. */
+function gpuEncoder(): GpuBatchEncoder | null {
+  if (!gpu) return null;
+  const g = gpuChainOf(chain!.activeCodecs);
+  if (!g) return null;
+  const key = g.join(",");
+  let enc = gpuEncoders.get(key);
+  if (!enc) {
+    const deltaOptions = chain!.optionsOf("delta");
+    enc = new GpuBatchEncoder(gpu.device, {
+      chain: g,
+      batch: init!.gpu!.batch,
+      pageSize: init!.pageSize,
+      pageCount: init!.pageCount,
+      // each channel caches its own pfns, in its share (as the CPU encoder)
+      deltaOptions: deltaOptions
+        ? {
+          cacheBytes: Math.max(
+            init!.pageSize,
+            Math.floor(
+              Number(deltaOptions.cacheBytes) / init!.channels / init!.pageSize,
+            ) * init!.pageSize,
+          ),
+        }
+        : {},
+    });
+    gpuEncoders.set(key, enc);
+  }
+  return enc;
+}
+
+/**
+ * Encodes one batch on the GPU (in dispatches of `gpu.batch` pages): page
+ * by page the same codec and bytes as the CPU chain would give.
+ */
+async function encodeOnGpu(
+  enc: GpuBatchEncoder,
+  batch: PageBatch,
+): Promise<{ codecOf: Uint8Array; bytes: Uint8Array[] }> {
+  const ps = batch.pageSize;
+  const codecOf = new Uint8Array(batch.count);
+  const bytes: Uint8Array[] = new Array(batch.count);
+  const per = init!.gpu!.batch;
+  for (let start = 0; start < batch.count; start += per) {
+    const n = Math.min(per, batch.count - start);
+    const pfns = new Uint32Array(n);
+    const pages: Uint8Array[] = new Array(n);
+    for (let k = 0; k < n; k++) {
+      pfns[k] = batch.pfns[start + k];
+      pages[k] = batch.pages.subarray((start + k) * ps, (start + k + 1) * ps);
+    }
+    const res = await enc.encode(pfns, pages);
+    for (let k = 0; k < n; k++) {
+      codecOf[start + k] = res.codecIds[k];
+      bytes[start + k] = res.bytes(k).slice();
+    }
+  }
+  return { codecOf, bytes };
 }
 
 /** Encodes one batch into a BATCH frame and posts it (after taking a credit). */
@@ -108,10 +181,28 @@ async function sendBatch(batch: PageBatch, round: number): Promise<void> {
   await takeCredit();
   announce(round);
   let frame: Uint8Array | null = null;
-  const info = chain!.encode(batch, (n) => {
+  const alloc = (n: number) => {
     frame = frameBuffer(HEADER_BYTES + n);
     return frame.subarray(HEADER_BYTES);
-  });
+  };
+  const enc = gpuEncoder();
+  let gpuPages = 0;
+  let info;
+  if (enc) {
+    const r = await encodeOnGpu(enc, batch);
+    info = chain!.encodeWith(batch, r.codecOf, (i) => r.bytes[i], alloc);
+    gpuPages = batch.count;
+  } else {
+    info = chain!.encode(batch, alloc);
+  }
+  // Every other GPU encoder keeps its delta cache in step with what was sent.
+  const ps = batch.pageSize;
+  for (const g of gpuEncoders.values()) {
+    if (g === enc) continue;
+    for (let i = 0; i < batch.count; i++) {
+      g.recordSent(batch.pfns[i], batch.pages.subarray(i * ps, (i + 1) * ps));
+    }
+  }
   const bytes = frame! as Uint8Array;
   encodeFrameHeader(
     FrameType.BATCH,
@@ -126,6 +217,7 @@ async function sendBatch(batch: PageBatch, round: number): Promise<void> {
     credited: true,
     pages: batch.count,
     claims: [...info.claims],
+    gpuPages,
   }, [bytes.buffer as ArrayBuffer]);
 }
 
@@ -145,6 +237,19 @@ async function handle(req: EncodeRequest): Promise<void> {
         maxPages: MAX_PAGES_PER_BATCH,
       });
       memory = req.memory ? new Uint8Array(req.memory) : null;
+      if (req.gpu) {
+        let note = "";
+        gpu = await openGpu({
+          prefer: req.gpu.prefer,
+          onFallback: (reason) => note = reason,
+        });
+        post({
+          type: "gpu",
+          adapter: gpu?.adapterInfo.description ?? null,
+          software: gpu?.adapterInfo.isFallbackAdapter ?? false,
+          note,
+        });
+      }
       return;
     }
     case "chain":

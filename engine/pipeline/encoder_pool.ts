@@ -26,6 +26,8 @@ export interface EncoderPoolOptions {
   readonly batchPages: number;
   /** BATCH frames each channel may have on their way at once (default 4). */
   readonly credits?: number;
+  /** Encode on the GPU where the chain has twins (each channel opens its own device). */
+  readonly gpu?: { readonly prefer: "gpu" | "auto"; readonly batch: number };
 }
 
 /** What the channels post, merged, in arrival order (each channel's own order kept). */
@@ -39,6 +41,8 @@ export type EncoderEvent =
     readonly credited: boolean;
     readonly pages: number;
     readonly claims: readonly (readonly [number, number])[];
+    /** Of its pages, those encoded on the GPU. */
+    readonly gpuPages: number;
   }
   | {
     /** Every frame of request `id` on this channel was posted before this. */
@@ -66,7 +70,14 @@ export type EncoderEvent =
  * ```
  */
 export class EncoderPool {
+  /** Channels, one Worker each. */
   readonly channels: number;
+  /** Each channel's GPU, as it reported after opening it (when asked for one). */
+  readonly gpu: ({
+    adapter: string | null;
+    software: boolean;
+    note: string;
+  } | undefined)[] = [];
   readonly #workers: Worker[];
   readonly #events: EncoderEvent[] = [];
   #waiter: (() => void) | null = null;
@@ -112,6 +123,7 @@ export class EncoderPool {
         memory: options.memory,
         batchPages: options.batchPages,
         credits: options.credits ?? 4,
+        gpu: options.gpu,
       };
       w.postMessage(init);
       workers.push(w);
@@ -231,6 +243,13 @@ export class EncoderPool {
       case "done":
         this.#events.push({ ...m, channel });
         break;
+      case "gpu":
+        this.gpu[channel] = {
+          adapter: m.adapter,
+          software: m.software,
+          note: m.note,
+        };
+        return;
       case "digest": {
         const d = this.#digests.get(m.id);
         if (!d) return;
