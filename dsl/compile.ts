@@ -13,7 +13,7 @@ import type {
   Plan,
   RoundStats,
 } from "../engine/plan.ts";
-import { codecNames } from "../engine/codecs/registry.ts";
+import { codecByName, codecNames } from "../engine/codecs/registry.ts";
 import { MAX_BATCH_PAGES } from "../engine/plan.ts";
 import { _planInfo, _setPlanInfo } from "./_plan_info.ts";
 import type { CodecChainInput } from "./codec_spec.ts";
@@ -145,6 +145,22 @@ function _chain(
         `${where}: options of codec "${spec.name}" must be an object`,
         _show(options),
         `pass e.g. codec.named("${spec.name}", { ... })`,
+      );
+    }
+    // The codec checks its own options, so a bad one fails here, not after
+    // the handshake.
+    try {
+      codecByName(spec.name).parseOptions(options ?? {});
+    } catch (e) {
+      throw _invalid(
+        name,
+        "codec",
+        `${where}: options of codec "${spec.name}" are refused: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+        JSON.stringify(options ?? {}),
+        `see docs/codecs/${spec.name}.md for the options "${spec.name}" takes`,
+        e,
       );
     }
     const previous = chain[chain.length - 1];
@@ -492,6 +508,23 @@ function _gpu(name: string, gpu: unknown): GpuSettings {
   });
 }
 
+/** Most channels a plan may ask for (the wire's limit). */
+const MAX_CHANNELS = 64;
+
+function _channels(name: string, n: unknown): number | undefined {
+  if (n === undefined) return undefined;
+  if (!_isCount(n, 1, MAX_CHANNELS)) {
+    throw _invalid(
+      name,
+      "channels",
+      `channels must be a whole number from 1 to ${MAX_CHANNELS}`,
+      _show(n),
+      "pass e.g. .channels(4), or leave it out for one channel per core",
+    );
+  }
+  return n;
+}
+
 function _batchPages(name: string, pages: unknown): number {
   if (pages === undefined) return POLICY_DEFAULTS.batchPages;
   if (!_isCount(pages, 1, MAX_BATCH_PAGES)) {
@@ -641,6 +674,7 @@ function _fromPolicy(p: Policy): Plan {
   const { codecsFor, fixed } = _codecsFor(name, spec.codec);
   const bandwidth = _bandwidth(name, spec.bandwidth);
   const batchPages = _batchPages(name, spec.batchPages);
+  const channels = _channels(name, spec.channels);
   const gpu = _gpu(name, spec.gpu);
 
   let explainDecision: (stats: RoundStats) => [Decision, string];
@@ -695,6 +729,7 @@ function _fromPolicy(p: Policy): Plan {
     reason,
     bandwidth,
     batchPages,
+    ...(channels === undefined ? {} : { channels }),
     maxRounds,
     gpu,
   });
@@ -737,6 +772,9 @@ function _fromPlan(p: Plan): Plan {
     ...(typeof p.reason === "function" ? { reason: p.reason.bind(p) } : {}),
     bandwidth: _bandwidth(name, p.bandwidth),
     batchPages: _batchPages(name, p.batchPages),
+    ...(p.channels === undefined
+      ? {}
+      : { channels: _channels(name, p.channels) }),
     maxRounds: _maxRounds(name, p.maxRounds),
     gpu: _gpu(name, p.gpu),
   });

@@ -97,7 +97,13 @@ export function explain(source: Policy | Plan): string {
       ? "unlimited (unpaced)"
       : `${formatRate(plan.bandwidth)} (${formatBytes(plan.bandwidth)}/s)`,
   );
-  row("batch", `${plan.batchPages} pages per wire frame`);
+  row("batch", `${plan.batchPages} non-zero pages per batch (BATCH frame)`);
+  row(
+    "channels",
+    plan.channels === undefined
+      ? "one per core (default)"
+      : `${plan.channels}`,
+  );
   const gpu = plan.gpu;
   const device = gpu.prefer === "cpu"
     ? "CPU only"

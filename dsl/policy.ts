@@ -52,6 +52,7 @@ export interface PolicySpec {
   readonly gpu: GpuOptions;
   /** Pages per wire frame. */
   readonly batchPages?: number;
+  readonly channels?: number;
   /** Hard bound on live rounds. */
   readonly maxRounds?: number;
 }
@@ -194,7 +195,10 @@ export class Policy {
   }
 
   /**
-   * Pages per wire frame and pipeline batch (1 to 65536, default 256).
+   * Non-zero pages per batch — one BATCH frame, compressed as a whole by
+   * lz4 or zstd (1 to 7680, default 256: about 1 MiB, enough for a
+   * compressor to reach a whole stream's ratio). Zero pages ride along
+   * almost free.
    *
    * @example
    * ```ts
@@ -203,6 +207,20 @@ export class Policy {
    */
   batchPages(pages: number): Policy {
     return this.#with({ batchPages: pages });
+  }
+
+  /**
+   * Channels (1 to 64, default one per core): Workers that encode, and on
+   * the receiver decode, in parallel, each an ordered stream of its own
+   * share of the pages, as QEMU's multifd channels.
+   *
+   * @example
+   * ```ts
+   * policy("p").channels(4);
+   * ```
+   */
+  channels(n: number): Policy {
+    return this.#with({ channels: n });
   }
 
   /**

@@ -9,6 +9,7 @@
  *   hakobu rebalance --inventory inventory.json --policy FILE [--dry-run]
  *   hakobu xen dirty-rate DOMID [--interval 1s]
  *   hakobu xen migrate DOMU --policy FILE [--receiver "ssh HOST xl migrate-receive"]
+ *   hakobu tunnel qemu|xen send|receive ...   (the stream tunnel, as scripts/tunnel.ts)
  *
  * Run it with `deno task hakobu <command> --help` for each command's options.
  *
@@ -50,10 +51,24 @@ function integer(what: string) {
 async function planFrom(
   path: string | undefined,
   bandwidth: string | undefined,
+  channels?: number,
 ): Promise<Plan> {
-  const plan = await loadPolicy(path ?? DEFAULT_POLICY);
-  if (bandwidth === undefined) return plan;
-  return { ...plan, bandwidth: parseBandwidth(bandwidth) };
+  let plan = await loadPolicy(path ?? DEFAULT_POLICY);
+  if (bandwidth !== undefined) {
+    plan = { ...plan, bandwidth: parseBandwidth(bandwidth) };
+  }
+  if (channels !== undefined) plan = { ...plan, channels };
+  return plan;
+}
+
+function channelCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new InvalidArgumentError(
+      `Invalid channel count "${value}": expected a whole number from 1 to 64`,
+    );
+  }
+  return n;
 }
 
 /** Builds the command tree; `main` parses argv with it. Exported for tests. */
@@ -115,12 +130,17 @@ export function buildCli(setExit: (code: number) => void): Command {
       "--bandwidth <rate>",
       "override the policy's link pacing, e.g. 1Gbit or unlimited",
     )
+    .option(
+      "--channels <n>",
+      "override the policy's channels (Workers encoding in parallel; default one per core)",
+      channelCount,
+    )
     .option("--report <file>", "write the JSON report to this file")
     .option("--html <file>", "write the HTML report with charts to this file")
     .option("--json", "print the report as JSON instead of tables")
     .option("--quiet", "no progress output")
     .action(async (o) => {
-      const plan = await planFrom(o.policy, o.bandwidth);
+      const plan = await planFrom(o.policy, o.bandwidth, o.channels);
       const { code } = await migrateCommand({
         from: o.from,
         to: o.to,
@@ -134,6 +154,23 @@ export function buildCli(setExit: (code: number) => void): Command {
         quiet: o.quiet,
       });
       setExit(code);
+    });
+
+  program.command("tunnel")
+    .description(
+      "carry a hypervisor's migration stream through hakobu's channels and codecs (QEMU exec:, xl migrate -s); 'hakobu tunnel qemu send --help' style flags: see scripts/tunnel.ts",
+    )
+    .argument("<format>", "qemu or xen")
+    .argument("<mode>", "send or receive")
+    .argument("[args...]", "the mode's flags, e.g. --to HOST:PORT --codecs zero,zstd [-- xl's words]")
+    .allowUnknownOption()
+    .helpOption(false)
+    .action(async (format, mode, args) => {
+      const { tunnelMain } = await import("./tunnel.ts");
+      const { runTunnelMain } = await import(
+        "../engine/transport/tunnel_cli.ts"
+      );
+      await runTunnelMain(() => tunnelMain([format, mode, ...args]));
     });
 
   program.command("report")
