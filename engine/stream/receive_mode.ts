@@ -71,7 +71,10 @@ export function streamMode(
   const zeroPage = new Uint8Array(PAGE_SIZE);
   let channels = 1;
   let parser: RecordsParser | null = null;
-  const entries: RecordEntry[] = [];
+  // Entries waiting to be emitted: `entries[head..]` (an index, not shift():
+  // a payload can hold hundreds of thousands of records).
+  let entries: RecordEntry[] = [];
+  let head = 0;
   let headDone = false;
   let nextPage = 0; // index into the first PAGES entry's pfns
   const queues: { batch: Pages; i: number }[][] = [];
@@ -116,8 +119,8 @@ export function streamMode(
 
   /** Emits what can be emitted now; returns when blocked on a missing page. */
   const step = (): void => {
-    while (entries.length > 0) {
-      const e = entries[0];
+    while (head < entries.length) {
+      const e = entries[head];
       if (e.kind === RecordKind.OPAQUE) {
         emit(e.bytes);
         stats.opaqueBytes += e.bytes.length;
@@ -157,8 +160,10 @@ export function streamMode(
         headDone = false;
         nextPage = 0;
       }
-      entries.shift();
+      head++;
     }
+    entries = [];
+    head = 0;
   };
   /** Runs {@link step} (again, if asked meanwhile) and waits for its writes. */
   const kick = (): Promise<void> => {
@@ -225,7 +230,13 @@ export function streamMode(
       if (failure) throw failure;
       if (frame.type === FrameType.RECORDS) {
         stats.rounds = Math.max(stats.rounds, frame.round + 1);
-        entries.push(...parser!.parse(frame.payload));
+        const parsed = parser!.parse(frame.payload);
+        if (head === entries.length) {
+          entries = parsed;
+          head = 0;
+        } else {
+          for (const e of parsed) entries.push(e);
+        }
         await kick();
         if (failure) throw failure;
         return null;
@@ -236,9 +247,11 @@ export function streamMode(
       await s.pool.sync();
       await kick();
       if (failure) throw failure;
-      if (entries.length > 0) {
+      if (head < entries.length) {
         throw new WireError(
-          `STREAM_END at offset ${s.at}: ${entries.length} records still wait for pages that never came`,
+          `STREAM_END at offset ${s.at}: ${
+            entries.length - head
+          } records still wait for pages that never came`,
           s.at,
         );
       }
