@@ -1,7 +1,8 @@
 /**
  * Helpers shared by the pre-copy engine tests (not part of the public API):
- * one migration of a simulated VM over real loopback TCP, and the checks
- * that the tests make of its outcome.
+ * one migration of a simulated VM over real loopback TCP, the checks that
+ * the tests make of its outcome, and {@link withDeadline}, which the
+ * receiver tests use too, so that a wait that never ends fails its test.
  *
  * @module
  */
@@ -14,6 +15,38 @@ import { migrate } from "./precopy.ts";
 import { receiveMigration, type ReceiveResult } from "./receiver.ts";
 import type { MigrationReport } from "./report.ts";
 import { SimMemorySink, SimVm, type SimVmOptions } from "./sim/mod.ts";
+
+/** How long a whole loopback migration of these tests may take; each takes a second or less. */
+const MIGRATION_DEADLINE_MS = 60_000;
+
+/**
+ * Settles as `promise` does, or rejects once `ms` have passed with an error
+ * that names `what` the test waited for, so that a peer that stops
+ * answering fails a test in seconds instead of hanging it.
+ *
+ * @example
+ * ```ts ignore
+ * const frame = await withDeadline(reader.next(), "WELCOME from the receiver", 5_000);
+ * // or rejects: "Timed out waiting for WELCOME from the receiver: nothing after 5000 ms"
+ * ```
+ */
+export function withDeadline<T>(
+  promise: Promise<T>,
+  what: string,
+  ms: number,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(`Timed out waiting for ${what}: nothing after ${ms} ms`),
+        ),
+      ms,
+    );
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
 
 /** Options of {@link migrateSimVm}. */
 export interface LoopbackOptions {
@@ -87,7 +120,8 @@ export async function migrateSimVm(
 /**
  * Migrates an open `vm` with `plan` over real loopback TCP, as
  * {@link migrateSimVm} does, for a test that must act between creating the
- * VM and migrating it; the caller closes the VM.
+ * VM and migrating it; the caller closes the VM. Rejects, naming the wait,
+ * when the connection, the migration or the receiver takes over a minute.
  *
  * @example
  * ```ts ignore
@@ -115,25 +149,44 @@ export async function loopbackMigration(
           })),
         });
       } finally {
-        try {
-          conn.close();
-        } catch { /* closed */ }
+        closeQuietly(conn);
       }
     })().catch((e: Error) => e);
-    const conn = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: (listener.addr as Deno.NetAddr).port,
-    });
-    const report = await migrate({ plan, source: vm, conn, ...migrateOptions })
-      .catch((e: Error) => e);
+    const conn = await withDeadline(
+      Deno.connect({
+        hostname: "127.0.0.1",
+        port: (listener.addr as Deno.NetAddr).port,
+      }),
+      "a loopback TCP connection",
+      MIGRATION_DEADLINE_MS,
+    );
     try {
-      conn.close();
-    } catch { /* closed */ }
-    const received = await receiving;
-    return { report, received, sink };
+      const report = await withDeadline(
+        migrate({ plan, source: vm, conn, ...migrateOptions })
+          .catch((e: Error) => e),
+        "the source's migration report",
+        MIGRATION_DEADLINE_MS,
+      );
+      closeQuietly(conn);
+      const received = await withDeadline(
+        receiving,
+        "the receiver's result",
+        MIGRATION_DEADLINE_MS,
+      );
+      return { report, received, sink };
+    } finally {
+      closeQuietly(conn);
+    }
   } finally {
     listener.close();
   }
+}
+
+/** Closes `conn` unless something closed it already. */
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed */ }
 }
 
 /**
@@ -172,6 +225,77 @@ export function assertBitExact(run: SimMigration): BitExactMigration {
     "destination memory differs from source",
   );
   return { report, received, sink };
+}
+
+/**
+ * The rounds in which a codec of a tested chain must claim pages: none
+ * before round `from`, none after round `to` (when given), and at least one
+ * in between.
+ */
+export interface ClaimWindow {
+  /** First round in which the codec can claim a page. */
+  readonly from: number;
+  /** Last round in which it can (it leaves the chain after it); default: the last round. */
+  readonly to?: number;
+}
+
+/**
+ * Asserts which codecs claimed pages in which rounds of a migration:
+ * every codec named in `claims` claimed at least one page inside its
+ * {@link ClaimWindow} and none outside it; no other codec but `raw` (which
+ * ends every chain) claimed any page; and every round's pages were claimed
+ * by codecs of that round's chain, adding up to the pages it sent. The
+ * failure message shows the codec mix of every round.
+ *
+ * @example
+ * ```ts ignore
+ * // delta joins in round 0, so it can first claim a page on its third send.
+ * assertClaims(report, { zero: { from: 0 }, delta: { from: 2 } });
+ * ```
+ */
+export function assertClaims(
+  report: MigrationReport,
+  claims: Readonly<Record<string, ClaimWindow>>,
+): void {
+  const mixes = report.rounds.map((r) => r.codecMix);
+  const seen = `codec mix per round: ${JSON.stringify(mixes)}`;
+  for (const r of report.rounds) {
+    let total = 0;
+    for (const [name, pages] of Object.entries(r.codecMix)) {
+      assert.ok(
+        r.codecs.includes(name),
+        `round ${r.round}: codec "${name}" claimed ${pages} pages but is not in its chain [${r.codecs}]; ${seen}`,
+      );
+      assert.ok(
+        name === "raw" || name in claims,
+        `round ${r.round}: codec "${name}" claimed ${pages} pages, expected none; ${seen}`,
+      );
+      total += pages;
+    }
+    assert.equal(
+      total,
+      r.pagesSent,
+      `round ${r.round}: the codec mix adds up to ${total} pages, ${r.pagesSent} were sent; ${seen}`,
+    );
+  }
+  for (const [name, { from, to = Infinity }] of Object.entries(claims)) {
+    let inside = 0;
+    for (const r of report.rounds) {
+      const pages = r.codecMix[name] ?? 0;
+      if (r.round >= from && r.round <= to) inside += pages;
+      else {
+        assert.equal(
+          pages,
+          0,
+          `round ${r.round}: codec "${name}" claimed ${pages} pages outside rounds ${from} to ${to}; ${seen}`,
+        );
+      }
+    }
+    assert.ok(
+      inside > 0,
+      `codec "${name}" claimed no page in rounds ${from} to ${to}; ${seen}`,
+    );
+  }
 }
 
 /**

@@ -5,9 +5,11 @@ import { raw } from "./codecs/raw.ts";
 import { zero } from "./codecs/zero.ts";
 import { hex, memoryDigest } from "./digest.ts";
 import type { MemorySink } from "./driver.ts";
+import { withDeadline } from "./_precopy_testing.ts";
 import { CodecError, MigrationError, WireError } from "./errors.ts";
 import {
   receiveMigration,
+  type ReceiveResult,
   type ReceiverEvent,
   type ReceiverOptions,
 } from "./receiver.ts";
@@ -38,6 +40,34 @@ import {
 
 const PAGE = 4096;
 const PAGES = 64;
+
+/**
+ * How long any one wait of these tests (a read, a write, a connection, the
+ * receiver's result) may take: each takes milliseconds, so a receiver that
+ * stops answering fails its test in seconds, with what it waited for.
+ */
+const DEADLINE_MS = 5_000;
+
+/** `promise` within {@link DEADLINE_MS}, else an error naming `what` ({@link withDeadline}). */
+function waitFor<T>(promise: Promise<T>, what: string): Promise<T> {
+  return withDeadline(promise, what, DEADLINE_MS);
+}
+
+Deno.test("withDeadline rejects naming what it waited for, and passes a settled promise through", async () => {
+  await assert.rejects(
+    withDeadline(
+      new Promise(() => {}),
+      "the test's own never-settling promise",
+      20,
+    ),
+    /^Error: Timed out waiting for the test's own never-settling promise: nothing after 20 ms$/,
+  );
+  assert.equal(await withDeadline(Promise.resolve(7), "seven", 20), 7);
+  await assert.rejects(
+    withDeadline(Promise.reject(new Error("no")), "x", 20),
+    /no/,
+  );
+});
 
 /** An ArrayBuffer-backed sink that records what happened to it. */
 class TestSink implements MemorySink {
@@ -135,27 +165,52 @@ class Source {
     this.reader = new FrameReader(conn.readable);
   }
   send(type: FrameType, round: number, payload: Uint8Array): Promise<void> {
-    return this.writer.write(type, round, payload);
+    return waitFor(
+      this.writer.write(type, round, payload),
+      `the receiver to take a ${frameTypeName(type)} frame`,
+    );
   }
   sendRaw(bytes: Uint8Array): Promise<void> {
-    return this.writer.writeRaw(bytes);
+    return waitFor(
+      this.writer.writeRaw(bytes),
+      `the receiver to take ${bytes.length} raw bytes`,
+    );
+  }
+  /** Closes the source's side of the stream. */
+  close(): Promise<void> {
+    return waitFor(this.writer.close(), "the source's stream to close");
+  }
+  /** The next frame from the receiver, or null at the end of the stream. */
+  next(what: string): Promise<Frame | null> {
+    return waitFor(this.reader.next(), what);
   }
   async expect(type: FrameType): Promise<Frame> {
-    const f = await this.reader.next();
+    const f = await this.next(`${frameTypeName(type)} from the receiver`);
     assert.ok(f, `expected ${frameTypeName(type)}, got end of stream`);
     assert.equal(frameTypeName(f.type), frameTypeName(type));
     return { ...f, payload: f.payload.slice() };
   }
   /** Reads replies until ERROR; its message, or undefined when the connection ends first. */
-  async errorMessage(): Promise<string | undefined> {
-    try {
-      for (let f = await this.reader.next(); f; f = await this.reader.next()) {
-        if (f.type === FrameType.ERROR) return decodeError(f.payload).message;
-      }
-    } catch {
-      // Reset or closed.
-    }
-    return undefined;
+  errorMessage(): Promise<string | undefined> {
+    return waitFor(
+      (async () => {
+        try {
+          for (
+            let f = await this.reader.next();
+            f;
+            f = await this.reader.next()
+          ) {
+            if (f.type === FrameType.ERROR) {
+              return decodeError(f.payload).message;
+            }
+          }
+        } catch {
+          // Reset or closed.
+        }
+        return undefined;
+      })(),
+      "ERROR or the end of the stream from the receiver",
+    );
   }
   async handshake(hello = helloFor(), announce = true): Promise<void> {
     await this.send(FrameType.HELLO, 0, encodeHello(hello));
@@ -195,10 +250,13 @@ async function connect(
   }
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
-  const [source, destination] = await Promise.all([
-    Deno.connect({ hostname: "127.0.0.1", port }),
-    listener.accept(),
-  ]);
+  const [source, destination] = await waitFor(
+    Promise.all([
+      Deno.connect({ hostname: "127.0.0.1", port }),
+      listener.accept(),
+    ]),
+    "a loopback TCP connection",
+  );
   return {
     source,
     destination,
@@ -219,7 +277,10 @@ interface Session {
   source: Source;
   sinks: TestSink[];
   events: ReceiverEvent[];
-  received: Promise<import("./receiver.ts").ReceiveResult>;
+  /** The receiver's outcome, within the deadline. */
+  received(): Promise<ReceiveResult>;
+  /** Resolves once `n` receiver events arrived; rejects if the receiver fails first. */
+  awaitEvents(n: number): Promise<void>;
   close(): void;
 }
 
@@ -240,7 +301,25 @@ async function start(
     ...options,
   });
   received.catch(() => {}); // awaited by each test
-  return { source: new Source(source), sinks, events, received, close };
+  return {
+    source: new Source(source),
+    sinks,
+    events,
+    received: () => waitFor(received, "the receiver's result"),
+    awaitEvents: (n) =>
+      waitFor(
+        (async () => {
+          while (events.length < n) {
+            await Promise.race([
+              received,
+              new Promise((r) => setTimeout(r, 1)),
+            ]);
+          }
+        })(),
+        `${n} events from the receiver`,
+      ),
+    close,
+  };
 }
 
 /** Runs a whole migration in two rounds; `endDigest` replaces the true digest when given. */
@@ -274,7 +353,7 @@ async function migrate(
   assert.equal(result.verified, endDigest === undefined);
   assert.equal(result.pagesApplied, 69);
   assert.equal(
-    await src.reader.next(),
+    await src.next("the end of the stream after RESULT"),
     null,
     "the receiver closes after RESULT",
   );
@@ -284,7 +363,7 @@ async function migrate(
 for (const kind of ["memory", "tcp"] as const) {
   Deno.test(`receiver (${kind}): a two-round migration arrives verified and committed`, async () => {
     const { s, memory } = await migrate(kind);
-    const r = await s.received;
+    const r = await s.received();
     s.close();
     const sink = s.sinks[0];
     assert.ok(
@@ -315,7 +394,7 @@ for (const kind of ["memory", "tcp"] as const) {
 
   Deno.test(`receiver (${kind}): a wrong source digest resolves unverified and discards the sink`, async () => {
     const { s } = await migrate(kind, new Uint8Array(32).fill(1));
-    const r = await s.received;
+    const r = await s.received();
     s.close();
     assert.equal(r.verified, false);
     assert.ok(s.sinks[0].discarded && !s.sinks[0].committed);
@@ -350,19 +429,19 @@ async function malformed(
       1,
       encodeRoundEnd({ round: 1, pages: 8, rawBytes: 0, wireBytes: 0 }),
     );
-    while (s.events.length < 2) {
-      await Promise.race([s.received, new Promise((r) => setTimeout(r, 1))]);
-    }
+    await s.awaitEvents(2);
     const sink = s.sinks[0];
     const snapshot = sink.memory.slice();
     const writes = sink.writes;
     assert.equal(writes, 8);
 
-    await bad(s.source, memory).catch(() => {}); // the receiver may close while we write
+    // The receiver may close while we write.
+    await waitFor(bad(s.source, memory), "the bad input to be written")
+      .catch(() => {});
     const reply = options.errorReply === false
       ? undefined
       : await s.source.errorMessage();
-    await assert.rejects(() => s.received, (e: unknown) => {
+    await assert.rejects(() => s.received(), (e: unknown) => {
       assert.ok(e instanceof (options.errorType ?? WireError), `${e}`);
       assert.match((e as Error).message, message);
       return true;
@@ -428,7 +507,7 @@ const MALFORMED: [
   ],
   ["truncated stream", async (src, m) => {
     await src.sendRaw(pagesFrame(m, range(8, 16), 1).subarray(0, 3000));
-    await src.writer.close();
+    await src.close();
   }, /Truncated stream: ended after 2984 of \d+ payload bytes/],
   [
     "END before FINAL",
@@ -463,7 +542,7 @@ const MALFORMED: [
   ],
   [
     "end of stream before FINAL",
-    (src) => src.writer.close(),
+    (src) => src.close(),
     /Connection closed before FINAL: the migration is incomplete after 8 pages/,
   ],
   ["end of stream before END", async (src) => {
@@ -473,7 +552,7 @@ const MALFORMED: [
       encodeFinal({ round: 1, pagesTotal: 8 }),
     );
     await src.expect(FrameType.READY);
-    await src.writer.close();
+    await src.close();
   }, /Connection closed before END/],
   [
     "a JSON field of the wrong type",
@@ -514,32 +593,48 @@ Deno.test("receiver (tcp): truncated stream (source half-closes) fails the sessi
 async function malformedTcpTruncated(message: RegExp): Promise<void> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
-  const [conn, destination] = await Promise.all([
-    Deno.connect({ hostname: "127.0.0.1", port }),
-    listener.accept(),
-  ]);
-  const sink = new TestSink(PAGES);
-  const received = receiveMigration(destination, { createSink: () => sink });
-  received.catch(() => {});
-  const src = new Source({
-    readable: conn.readable,
-    writable: new WritableStream({
-      write: (c) => conn.write(c).then(() => {}),
-    }),
-  });
-  await src.handshake();
-  await src.sendRaw(
-    pagesFrame(sourceMemory(), range(8, 16), 1).subarray(0, 3000),
-  );
-  await conn.closeWrite();
-  await src.errorMessage(); // end of stream or ERROR, whichever the platform allows
-  await assert.rejects(() => received, message);
-  assert.ok(sink.discarded && sink.writes === 0);
-  listener.close();
   try {
-    conn.close();
-  } catch {
-    // closed at end of stream
+    const [conn, destination] = await waitFor(
+      Promise.all([
+        Deno.connect({ hostname: "127.0.0.1", port }),
+        listener.accept(),
+      ]),
+      "a loopback TCP connection",
+    );
+    try {
+      const sink = new TestSink(PAGES);
+      const received = receiveMigration(destination, {
+        createSink: () => sink,
+      });
+      received.catch(() => {});
+      const src = new Source({
+        readable: conn.readable,
+        writable: new WritableStream({
+          write: (c) => conn.write(c).then(() => {}),
+        }),
+      });
+      await src.handshake();
+      await src.sendRaw(
+        pagesFrame(sourceMemory(), range(8, 16), 1).subarray(0, 3000),
+      );
+      await waitFor(conn.closeWrite(), "the half-close");
+      await src.errorMessage(); // end of stream or ERROR, whichever the platform allows
+      await assert.rejects(
+        () => waitFor(received, "the receiver's result"),
+        message,
+      );
+      assert.ok(sink.discarded && sink.writes === 0);
+    } finally {
+      for (const c of [conn, destination]) {
+        try {
+          c.close();
+        } catch {
+          // closed at end of stream
+        }
+      }
+    }
+  } finally {
+    listener.close();
   }
 }
 
@@ -561,7 +656,7 @@ Deno.test("receiver (memory): a codec error mid-frame fails the session and disc
     (await s.source.errorMessage())!,
     /Cannot decode raw page 10: expected 4096 bytes, got 100/,
   );
-  await assert.rejects(() => s.received, CodecError);
+  await assert.rejects(() => s.received(), CodecError);
   assert.ok(s.sinks[0].discarded);
 });
 
@@ -583,7 +678,7 @@ Deno.test("receiver (memory): ABORT resolves aborted and discards the sink", asy
     1,
     encodeAbort({ reason: "policy gave up" }),
   );
-  const r = await s.received;
+  const r = await s.received();
   assert.equal(r.aborted, true);
   assert.equal(r.verified, false);
   assert.equal(r.pagesApplied, 8);
@@ -592,7 +687,7 @@ Deno.test("receiver (memory): ABORT resolves aborted and discards the sink", asy
     type: "abort",
     reason: "policy gave up",
   });
-  assert.equal(await s.source.reader.next(), null);
+  assert.equal(await s.source.next("the end of the stream after ABORT"), null);
 });
 
 Deno.test("receiver (memory): PAGES before HELLO fails before any sink exists", async () => {
@@ -603,7 +698,7 @@ Deno.test("receiver (memory): PAGES before HELLO fails before any sink exists", 
     /Unexpected PAGES frame at offset 0: expected HELLO/,
   );
   await assert.rejects(
-    () => s.received,
+    () => s.received(),
     /Unexpected PAGES frame at offset 0: expected HELLO/,
   );
   assert.equal(s.sinks.length, 0);
@@ -646,7 +741,7 @@ Deno.test("receiver (memory): an unacceptable HELLO is answered with ERROR and n
     await s.source.send(FrameType.HELLO, 0, encodeHello(hello));
     assert.match((await s.source.errorMessage())!, message);
     await assert.rejects(
-      () => s.received,
+      () => s.received(),
       (e: unknown) => e instanceof MigrationError && message.test(e.message),
     );
     assert.equal(s.sinks.length, 0);
@@ -661,7 +756,7 @@ Deno.test("receiver (memory): a sink whose size differs from HELLO is refused", 
     (await s.source.errorMessage())!,
     /the sink: it has 32 pages of 4096 bytes, HELLO announced 64 pages/,
   );
-  await assert.rejects(() => s.received, MigrationError);
+  await assert.rejects(() => s.received(), MigrationError);
   assert.ok(sink.discarded);
 });
 
@@ -678,7 +773,7 @@ Deno.test("receiver (memory): decoders' applied hooks see every applied page", a
   await s.source.handshake();
   await s.source.sendRaw(pagesFrame(sourceMemory(), [0, 1, 4, 5], 1));
   await s.source.send(FrameType.ABORT, 1, encodeAbort({ reason: "done" }));
-  assert.equal((await s.received).pagesApplied, 4);
+  assert.equal((await s.received()).pagesApplied, 4);
   assert.deepEqual(seen, [0, 1, 4, 5]);
 });
 
@@ -690,7 +785,7 @@ Deno.test("receiver (memory): a page whose codec was never announced by CODEC is
     (await s.source.errorMessage())!,
     /uses codec "(raw|zero)" \(id \d\) before its CODEC frame/,
   );
-  await assert.rejects(() => s.received, WireError);
+  await assert.rejects(() => s.received(), WireError);
   assert.ok(s.sinks[0].discarded);
   assert.equal(
     s.sinks[0].writes,
@@ -716,7 +811,7 @@ Deno.test("receiver (memory): CODEC for a codec HELLO did not negotiate, or twic
     await s.source.handshake();
     await s.source.send(FrameType.CODEC, 0, encodeCodec(setup));
     assert.match((await s.source.errorMessage())!, message);
-    await assert.rejects(() => s.received, WireError);
+    await assert.rejects(() => s.received(), WireError);
   }
 });
 
@@ -738,5 +833,5 @@ Deno.test("receiver (memory): a codec that refuses its CODEC options fails the s
     encodeCodec({ id: 1, name: "zero", options: { level: 3 } }),
   );
   assert.match((await s.source.errorMessage())!, /Unknown option "level"/);
-  await assert.rejects(() => s.received, CodecError);
+  await assert.rejects(() => s.received(), CodecError);
 });

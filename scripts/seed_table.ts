@@ -48,6 +48,7 @@ import {
   parseSize,
   type Plan,
   policy,
+  type RoundReport,
   SimVm,
   when,
 } from "../mod.ts";
@@ -159,19 +160,32 @@ function planFor(
     .compile();
 }
 
+/** What {@link rowResult} reads of a migration's report. */
+export type RunFigures =
+  & Pick<
+    MigrationReport,
+    | "totalTimeMs"
+    | "verifyMs"
+    | "wireBytes"
+    | "downtimeMs"
+    | "verified"
+    | "sourceCpuSeconds"
+  >
+  & { readonly rounds: readonly Pick<RoundReport, "codecMix">[] };
+
 /** The run whose time to READY is the median one. */
-function medianRun(runs: readonly MigrationReport[]): MigrationReport {
+function medianRun(runs: readonly RunFigures[]): RunFigures {
   const m = median(runs.map(readyMs));
   return runs.find((r) => readyMs(r) === m) ?? runs[0];
 }
 
 /** Migration time without verification: handshake to READY. */
-function readyMs(r: MigrationReport): number {
+function readyMs(r: RunFigures): number {
   return r.totalTimeMs - r.verifyMs;
 }
 
 /** Pages per codec over all rounds of a migration. */
-function codecMix(r: MigrationReport): Record<string, number> {
+function codecMix(r: RunFigures): Record<string, number> {
   const mix: Record<string, number> = {};
   for (const round of r.rounds) {
     for (const [name, n] of Object.entries(round.codecMix)) {
@@ -355,6 +369,50 @@ export function markdownTable(
   return lines.join("\n");
 }
 
+/**
+ * One row's result from its codec runs and plain runs: the median-time run
+ * of each gives the times, wire bytes, rounds, CPU and codec mix; downtimes
+ * are the medians of all runs; speed-up is plain time / codec time, both to
+ * READY (`totalTimeMs - verifyMs`).
+ *
+ * @example
+ * ```ts ignore
+ * const result = rowResult(SEED_ROWS[0], { codec: codecRuns, plain: plainRuns });
+ * console.log(result.speedup);
+ * ```
+ */
+export function rowResult(
+  row: SeedRow,
+  runs: {
+    readonly codec: readonly RunFigures[];
+    readonly plain: readonly RunFigures[];
+  },
+): SeedResult {
+  const c = medianRun(runs.codec);
+  const b = medianRun(runs.plain);
+  return {
+    workload: row.workload,
+    codec: row.codec,
+    speedup: readyMs(b) / readyMs(c),
+    timeMs: readyMs(c),
+    plainTimeMs: readyMs(b),
+    wireBytes: c.wireBytes,
+    plainWireBytes: b.wireBytes,
+    downtimeMs: median(runs.codec.map((r) => r.downtimeMs)),
+    plainDowntimeMs: median(runs.plain.map((r) => r.downtimeMs)),
+    rounds: c.rounds.length,
+    plainRounds: b.rounds.length,
+    verified: [...runs.codec, ...runs.plain].every((r) => r.verified),
+    totalTimeMs: c.totalTimeMs,
+    plainTotalTimeMs: b.totalTimeMs,
+    sourceCpuSeconds: c.sourceCpuSeconds,
+    plainSourceCpuSeconds: b.sourceCpuSeconds,
+    codecMix: codecMix(c),
+    seedFigure: row.seedFigure,
+    repeat: runs.codec.length,
+  };
+}
+
 /** Runs the table; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -437,29 +495,7 @@ export async function main(args: string[]): Promise<number> {
         );
       }
     }
-    const c = medianRun(codecRuns);
-    const b = medianRun(plainRuns);
-    results.push({
-      workload: row.workload,
-      codec: row.codec,
-      speedup: readyMs(b) / readyMs(c),
-      timeMs: readyMs(c),
-      plainTimeMs: readyMs(b),
-      wireBytes: c.wireBytes,
-      plainWireBytes: b.wireBytes,
-      downtimeMs: median(codecRuns.map((r) => r.downtimeMs)),
-      plainDowntimeMs: median(plainRuns.map((r) => r.downtimeMs)),
-      rounds: c.rounds.length,
-      plainRounds: b.rounds.length,
-      verified: [...codecRuns, ...plainRuns].every((r) => r.verified),
-      totalTimeMs: c.totalTimeMs,
-      plainTotalTimeMs: b.totalTimeMs,
-      sourceCpuSeconds: c.sourceCpuSeconds,
-      plainSourceCpuSeconds: b.sourceCpuSeconds,
-      codecMix: codecMix(c),
-      seedFigure: row.seedFigure,
-      repeat,
-    });
+    results.push(rowResult(row, { codec: codecRuns, plain: plainRuns }));
   }
   const wallS = (performance.now() - t0) / 1000;
 

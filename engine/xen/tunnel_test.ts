@@ -4,79 +4,19 @@ import type { CodecSpec } from "../plan.ts";
 import { sendXenStream } from "./tunnel.ts";
 import { receiveXenStream } from "./tunnel_receiver.ts";
 import { XenStreamError } from "./stream/errors.ts";
-import {
-  buildStream,
-  chunks,
-  concat,
-  wrapLikeXl,
-} from "./stream/_test_util.ts";
+import { buildStream, concat, wrapLikeXl } from "./stream/_test_util.ts";
 import { RoundCounter } from "./rounds.ts";
+import {
+  BANNER,
+  fakeReceiver,
+  READY,
+  tunnelInMemory,
+} from "./_tunnel_testing.ts";
 
 const enc = new TextEncoder();
-const BANNER = enc.encode(
-  "xl migration receiver ready, send binary domain data.\n",
-);
-const READY = enc.encode("domain received, ready to unpause\0");
 
-/** A fake `xl migrate` source: waits for the banner, then writes its stream in chunks. */
-function fakeSource(bytes: Uint8Array, backSeen: Promise<void>, seed: number) {
-  return new ReadableStream<Uint8Array>({
-    async start(c) {
-      await backSeen;
-      for (const ch of chunks(bytes, seed, 9000)) c.enqueue(ch);
-      c.close();
-    },
-  });
-}
-
-/** A fake `xl migrate-receive`: says the banner, collects its stdin, then says "ready". */
-function fakeReceiver() {
-  const got: Uint8Array[] = [];
-  let say!: ReadableStreamDefaultController<Uint8Array>;
-  const readable = new ReadableStream<Uint8Array>({
-    start(c) {
-      say = c;
-      c.enqueue(BANNER);
-    },
-  });
-  const writable = new WritableStream<Uint8Array>({
-    write(b) {
-      got.push(b.slice());
-    },
-    close() {
-      say.enqueue(READY);
-      say.close();
-    },
-    abort() {
-      say.close();
-    },
-  });
-  return { peer: { writable, readable }, bytes: () => concat(got) };
-}
-
-async function tunnel(
-  stream: Uint8Array,
-  codecs: CodecSpec[],
-  seed = 1,
-) {
-  const [a, b] = memoryDuplex();
-  const xl = fakeReceiver();
-  const back: Uint8Array[] = [];
-  let sawBanner!: () => void;
-  const bannerSeen = new Promise<void>((r) => sawBanner = r);
-  const backOut = new WritableStream<Uint8Array>({
-    write(c) {
-      back.push(c.slice());
-      sawBanner();
-    },
-  });
-  const received = receiveXenStream(b, xl.peer);
-  const sent = sendXenStream(fakeSource(stream, bannerSeen, seed), backOut, a, {
-    codecs,
-    maxPages: 4096,
-  });
-  const [s, r] = await Promise.all([sent, received]);
-  return { s, r, out: xl.bytes(), back: concat(back) };
+function tunnel(stream: Uint8Array, codecs: CodecSpec[], seed = 1) {
+  return tunnelInMemory(stream, codecs, { seed, maxPages: 4096 });
 }
 
 const CHAINS: CodecSpec[][] = [
@@ -151,7 +91,7 @@ Deno.test("a truncated libxc stream fails cleanly on both sides", async () => {
 Deno.test("a corrupted PAGE_DATA record fails cleanly", async () => {
   const libxc = buildStream({ seed: 9, pfns: 50, rounds: 1 }).bytes;
   const bad = libxc.slice();
-  // The first record after the 40-byte header is X86_CPUID_POLICY (44 bytes → 56); then MSR (16 → 24), SDE (8), TSC (32), HVM_PARAMS (56+8=64): PAGE_DATA count next.
+  // Walk the records after the 40-byte header to the first PAGE_DATA.
   let off = 40;
   const v = new DataView(bad.buffer);
   while (v.getUint32(off, true) !== 1) {

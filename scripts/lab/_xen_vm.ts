@@ -30,6 +30,12 @@ export interface XenVmOptions {
    * gives Xen HAP, which HVM/PVH guests and their log-dirty need).
    */
   readonly cpu?: string;
+  /**
+   * More Xen command-line options, e.g. `serial_tx_buffer=1M` so that long
+   * outputs from dom0 are not cut (Xen drops console characters once its
+   * 16 KiB transmit buffer is full).
+   */
+  readonly xenArgs?: readonly string[];
   /** Boot timeout in ms (default 180 s). */
   readonly timeoutMs?: number;
   readonly log?: (s: string) => void;
@@ -49,6 +55,8 @@ export class XenLabVm {
   #child: Deno.ChildProcess;
   #conn: Deno.UnixConn;
   #text = "";
+  /** Characters trimmed off the front of `#text` (offsets stay absolute). */
+  #dropped = 0;
   #seq = 0;
   #closed = false;
   #waiters: (() => void)[] = [];
@@ -87,6 +95,7 @@ export class XenLabVm {
       "loglvl=warning",
       "guest_loglvl=warning",
       "noreboot",
+      ...options.xenArgs ?? [],
     ].join(" ");
     // QEMU's multiboot -initrd: "file args,file args"; a comma in args is ",,".
     const dom0Args = "console=hvc0 quiet loglevel=3";
@@ -171,7 +180,9 @@ export class XenLabVm {
         if (n === null) break;
         this.#text += td.decode(buf.subarray(0, n), { stream: true });
         if (this.#text.length > 4_000_000) {
-          this.#text = this.#text.slice(-2_000_000);
+          const cut = this.#text.length - 2_000_000;
+          this.#text = this.#text.slice(cut);
+          this.#dropped += cut;
         }
         for (const w of this.#waiters.splice(0)) w();
       }
@@ -185,7 +196,10 @@ export class XenLabVm {
     return this.#text;
   }
 
-  /** Waits until `re` matches the transcript from `from` on. */
+  /**
+   * Waits until `re` matches the transcript from `from` on (an offset into
+   * everything read, which stays valid when the front is trimmed).
+   */
   async waitFor(
     re: RegExp,
     timeoutMs: number,
@@ -193,7 +207,7 @@ export class XenLabVm {
   ): Promise<RegExpMatchArray> {
     const deadline = performance.now() + timeoutMs;
     while (true) {
-      const m = this.#text.slice(from).match(re);
+      const m = this.#text.slice(Math.max(0, from - this.#dropped)).match(re);
       if (m) return m;
       if (this.#closed) throw new Error(`console closed waiting for ${re}`);
       const left = deadline - performance.now();
@@ -214,7 +228,7 @@ export class XenLabVm {
   async exec(cmd: string, timeoutMs = 120_000): Promise<ExecResult> {
     if (cmd.includes("\n")) throw new Error("exec: one line only");
     const id = ++this.#seq;
-    const from = this.#text.length;
+    const from = this.#dropped + this.#text.length;
     const t0 = performance.now();
     // "HK""B" in the echoed line never equals "HKB" in the output.
     const line = `echo "HK""BEG-${id}"; ${cmd}; echo "HK""END-${id} rc=$?"\n`;

@@ -9,6 +9,7 @@
  * deno run -A scripts/lab/xen_lab.ts migrate [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel,policy,policy-tunnel] [--policy three_rounds.ts,...] [--probe] [--ssh-command CMD] [--codecs zero,lz4] [--deno]
  * deno run -A scripts/lab/xen_lab.ts dirty-rate [--interval 2s]   # implies --deno
  * deno run -A scripts/lab/xen_lab.ts test   # xl migrate, hakobu xen migrate, one that must fail and resume
+ * deno run -A scripts/lab/xen_lab.ts capture --out FILE.xl.zst [--mem 16]   # a real xl stream (_xen_capture.ts)
  * ```
  *
  * See docs/xen-lab.md for what each step does and the timings measured.
@@ -24,6 +25,7 @@ import {
   xenLabUnavailable,
 } from "./_xen_build.ts";
 import { XenLabVm } from "./_xen_vm.ts";
+import { captureXenStream } from "./_xen_capture.ts";
 
 export { buildXenLab, xenLabUnavailable, XenLabVm };
 
@@ -580,9 +582,12 @@ async function main(argv: string[]): Promise<number> {
   const codecs = opt(args, "--codecs");
   const policies = opt(args, "--policy")?.split(",");
   const interval = opt(args, "--interval") ?? "2s";
+  const out = opt(args, "--out");
+  const mem = opt(args, "--mem");
   if (cmd === "help" || cmd === "--help") {
     console.log(
-      "usage: xen_lab.ts <build|boot|migrate|dirty-rate|test> [--deno] [--force] [--json]\n" +
+      "usage: xen_lab.ts <build|boot|migrate|dirty-rate|test|capture> [--deno] [--force] [--json]\n" +
+        "       capture: --out FILE.xl.zst [--mem 16] (xl's stream of a live migration of a mini PVH guest)\n" +
         "       dirty-rate: [--interval 2s] (always --deno)\n" +
         "       migrate: [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel,policy,policy-tunnel] [--ssh-command CMD] [--codecs zero,lz4]\n" +
         "                [--policy three_rounds.ts,default.ts,...] (examples/policies/ files for the policy vias)\n" +
@@ -646,6 +651,29 @@ async function main(argv: string[]): Promise<number> {
     );
     return d.ok ? 0 : 1;
   }
+  if (cmd === "capture") {
+    if (!out) {
+      console.error(
+        "capture needs --out FILE, e.g. engine/xen/stream/testdata/pvh-mini-live.xl.zst",
+      );
+      return 2;
+    }
+    const memMiB = mem === undefined ? undefined : Number(mem);
+    if (memMiB !== undefined && !(Number.isInteger(memMiB) && memMiB >= 8)) {
+      console.error(
+        `Bad --mem "${mem}": expected a whole number of MiB, 8 or more`,
+      );
+      return 2;
+    }
+    const r = await captureXenStream({ out, memMiB, log });
+    console.log(JSON.stringify(r, null, 2));
+    console.error(
+      r.guestRanOn
+        ? "xen lab capture: PASS"
+        : "xen lab capture: FAIL (the guest did not run on after migrating)",
+    );
+    return r.guestRanOn ? 0 : 1;
+  }
   if (cmd === "migrate" || cmd === "test") {
     const r = await runXenLab({
       via: via ??
@@ -685,7 +713,7 @@ async function main(argv: string[]): Promise<number> {
     return good ? 0 : 1;
   }
   console.error(
-    `unknown command "${cmd}" (build|boot|migrate|dirty-rate|test)`,
+    `unknown command "${cmd}" (build|boot|migrate|dirty-rate|test|capture)`,
   );
   return 2;
 }

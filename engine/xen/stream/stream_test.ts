@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  encodeImageHeader,
+  encodePageData,
   encodeRecord,
+  type PagesEvent,
   parseXenStream,
   rebuildXenStream,
   RecType,
@@ -9,7 +12,138 @@ import {
   XenStreamError,
   XenStreamParser,
 } from "./mod.ts";
-import { buildStream, chunks, concat, wrapLikeXl } from "./_test_util.ts";
+import {
+  buildStream,
+  chunks,
+  concat,
+  specImageHeader,
+  specPageData,
+  wrapLikeXl,
+} from "./_test_util.ts";
+
+/** Bytes from hex, ignoring spaces and `# comments`. */
+function hex(...lines: string[]): Uint8Array {
+  const digits = lines.map((l) => l.replace(/#.*/, "")).join("").replace(
+    /\s+/g,
+    "",
+  );
+  return Uint8Array.from(digits.match(/../g)!, (h) => parseInt(h, 16));
+}
+
+// Golden bytes, written by hand from libxc-migration-stream.pandoc's
+// layouts: the image header is big-endian whatever the options say; the
+// domain header and the records follow options bit 0.
+const IHDR_V3_LE = hex(
+  "ff ff ff ff ff ff ff ff", // marker
+  "58 45 4e 46  00 00 00 03", // id "XENF", version 3
+  "00 00  00 00 00 00 00 00", // options (bit 0 clear: little-endian), reserved
+  "02 00 00 00  0c 00  00 00", // type 2 (x86 HVM), page_shift 12, reserved
+  "04 00 00 00  11 00 00 00", // xen_major 4, xen_minor 17
+);
+const IHDR_V2_BE = hex(
+  "ff ff ff ff ff ff ff ff",
+  "58 45 4e 46  00 00 00 02", // version 2
+  "00 01  00 00 00 00 00 00", // options bit 0: big-endian
+  "00 00 00 01  00 0c  00 00", // type 1 (x86 PV), page_shift 12
+  "00 00 00 04  00 00 00 0d", // Xen 4.13
+);
+const END = hex("00 00 00 00  00 00 00 00"); // END, length 0: the same in both byte orders
+const PAGE = new Uint8Array(4096).fill(0xa5);
+// PAGE_DATA with 2 pfns: pfn 0x12345 NOTAB (page follows) and pfn
+// 0x12_3456_789a XTAB (no page): body 8 + 2*8 + 4096 = 4120 = 0x1018.
+const PAGE_DATA_LE = concat([
+  hex(
+    "01 00 00 00  18 10 00 00", // type PAGE_DATA, body_length 4120
+    "02 00 00 00  00 00 00 00", // count 2, reserved
+    "45 23 01 00 00 00 00 00", // pfn[0]: type 0x0 (bits 63-60), pfn 0x12345
+    "9a 78 56 34 12 00 00 f0", // pfn[1]: type 0xF (XTAB), pfn 0x123456789a
+  ),
+  PAGE, // page_data[0]; 4120 is a multiple of 8: no padding
+]);
+const PAGE_DATA_BE = concat([
+  hex(
+    "00 00 00 01  00 00 10 18",
+    "00 00 00 02  00 00 00 00",
+    "00 00 00 00 00 01 23 45",
+    "f0 00 00 12 34 56 78 9a",
+  ),
+  PAGE,
+]);
+const TWO_PFNS = [{ pfn: 0x12345, type: 0x0 }, {
+  pfn: 0x12_3456_789a,
+  type: 0xf,
+}];
+
+Deno.test("golden: a v3 little-endian image header and a 2-pfn PAGE_DATA record, as the spec lays them out", () => {
+  const bytes = concat([IHDR_V3_LE, PAGE_DATA_LE, END]);
+  const image = parseXenStream(bytes);
+  assert.deepEqual(image.header, {
+    version: 3,
+    options: 0,
+    ihdrReserved: [0, 0],
+    domainType: 2,
+    pageShift: 12,
+    dhdrReserved: 0,
+    xenMajor: 4,
+    xenMinor: 17,
+  });
+  assert.equal(image.records.length, 2);
+  const r = image.records[0];
+  assert.ok(r.kind === "page_data");
+  assert.deepEqual(r.entries, TWO_PFNS);
+  assert.equal(r.reserved, 0);
+  assert.deepEqual(r.pages, [PAGE]);
+  const pages = new XenStreamParser().push(bytes).find((e) =>
+    e.kind === "pages"
+  ) as PagesEvent;
+  assert.equal(pages.offset, 40);
+  assert.equal(pages.count, 2);
+  assert.equal(pages.dataPages, 1);
+  assert.equal(pages.headerLength, 8 + 8 + 2 * 8);
+  assert.deepEqual([...pages.pfn], [0x12345, 0x12_3456_789a]);
+  assert.deepEqual([...pages.type], [0x0, 0xf]);
+  // the production encoders and the spec builders both give the hand-written bytes
+  assert.deepEqual(encodeImageHeader(image.header), IHDR_V3_LE);
+  assert.deepEqual(encodePageData(r, true), PAGE_DATA_LE);
+  assert.deepEqual(rebuildXenStream(image), bytes);
+  assert.deepEqual(
+    specImageHeader({ version: 3, bigEndian: false }),
+    IHDR_V3_LE,
+  );
+  assert.deepEqual(specPageData(TWO_PFNS, [PAGE], true), PAGE_DATA_LE);
+});
+
+Deno.test("golden: the same in a v2 big-endian stream (PV, Xen 4.13)", () => {
+  const bytes = concat([IHDR_V2_BE, PAGE_DATA_BE, END]);
+  const image = parseXenStream(bytes);
+  assert.deepEqual(image.header, {
+    version: 2,
+    options: 1,
+    ihdrReserved: [0, 0],
+    domainType: 1,
+    pageShift: 12,
+    dhdrReserved: 0,
+    xenMajor: 4,
+    xenMinor: 13,
+  });
+  const r = image.records[0];
+  assert.ok(r.kind === "page_data");
+  assert.deepEqual(r.entries, TWO_PFNS);
+  assert.deepEqual(r.pages, [PAGE]);
+  assert.deepEqual(encodeImageHeader(image.header), IHDR_V2_BE);
+  assert.deepEqual(encodePageData(r, false), PAGE_DATA_BE);
+  assert.deepEqual(rebuildXenStream(image), bytes);
+  assert.deepEqual(
+    specImageHeader({
+      version: 2,
+      bigEndian: true,
+      domainType: 1,
+      xenMinor: 13,
+    }),
+    IHDR_V2_BE,
+  );
+  assert.deepEqual(specPageData(TWO_PFNS, [PAGE], false), PAGE_DATA_BE);
+});
 
 Deno.test("rebuild(parse(stream)) is byte-identical (v2, v3, both endians)", () => {
   for (const version of [2, 3] as const) {
