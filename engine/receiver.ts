@@ -70,7 +70,10 @@ export interface ReceiverOptions {
   maxMemoryBytes?: number;
   /** Most channels a HELLO may ask for (default 64). */
   maxChannels?: number;
-  /** Codecs this receiver knows (default: the registry's). */
+  /**
+   * Codecs this receiver accepts in HELLO (default: the registry's); the
+   * channel Workers decode with the registry's implementations of them.
+   */
   codecs?: readonly Codec[];
   /** Called for each {@link ReceiverEvent}; an exception fails the session. */
   onEvent?(event: ReceiverEvent): void;
@@ -172,7 +175,7 @@ export async function receiveMigration(
       ...base,
       verified: false,
       aborted: true,
-      pagesApplied: 0,
+      pagesApplied: outcome.pagesApplied,
       bytesReceived,
       rounds,
       digest: "",

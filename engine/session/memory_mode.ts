@@ -202,6 +202,7 @@ export function memoryMode(
         bytesReceived: s.bytesRead,
       };
     },
+    waiting: () => finalRound < 0 ? "FINAL" : "END",
     async discard(): Promise<void> {
       if (sink && !settled) {
         settled = true;

@@ -98,6 +98,8 @@ export interface ReceiveMode<R> {
   frame(frame: Frame, s: SessionControl): Promise<R | null>;
   /** Called once when the session fails or is aborted: drop what was received. */
   discard(error: unknown): Promise<void>;
+  /** What the session waits for next, in words (for "Connection closed before ..."). */
+  waiting(): string;
 }
 
 /** Progress of a receiving session, for logs and progress bars. */
@@ -132,6 +134,8 @@ export type SessionOutcome<R> =
     readonly aborted: true;
     readonly reason: string;
     readonly hello: Hello | null;
+    /** Pages applied before the abort. */
+    readonly pagesApplied: number;
   };
 
 type Phase = "hello" | "session";
@@ -201,7 +205,9 @@ export async function receiveSession<R>(
         : await reader.next();
       if (frame === null) {
         throw new WireError(
-          `Connection closed before the end of the session: the ${mode.what} is incomplete`,
+          `Connection closed before ${
+            phase === "hello" ? "HELLO" : mode.waiting()
+          }: the ${mode.what} is incomplete`,
           reader.bytesRead,
         );
       }
@@ -226,8 +232,9 @@ export async function receiveSession<R>(
             }`,
           );
         }
-        const channels = await mode.open(hello);
+        // From here on a failure discards whatever open() made.
         opened = true;
+        const channels = await mode.open(hello);
         pool = DecoderPool.start({
           channels: hello.channels,
           pageSize: PAGE_SIZE,
@@ -316,10 +323,11 @@ export async function receiveSession<R>(
         }
         case FrameType.ABORT: {
           const { reason } = decodeAbort(frame.payload);
+          const pagesApplied = await p.sync().catch(() => 0);
           await mode.discard(new MigrationError(`Source aborted: ${reason}`));
           opened = false;
           emit({ type: "abort", reason });
-          return { aborted: true, reason, hello: h };
+          return { aborted: true, reason, hello: h, pagesApplied };
         }
         case FrameType.ERROR: {
           peerFailed = true;

@@ -291,6 +291,7 @@ export function streamMode(
       }
       return stats;
     },
+    waiting: () => "STREAM_END",
     async discard(error: unknown): Promise<void> {
       // Never hand the destination the held end of a stream that failed.
       held = null;
