@@ -12,7 +12,12 @@
  * it in {@link BatchEncoder.sent} once the whole batch is framed; a decoder
  * sees its state as after the previous batch and updates it in
  * {@link BatchDecoder.applied} once the whole batch is applied. A pfn
- * appears at most once per batch (`engine/wire/batch.ts`).
+ * appears at most once per batch (`engine/wire/batch.ts`). One exception,
+ * declared with `Codec.readsBatch` (dedup): such a codec may also refer to
+ * the batch's earlier pages, whichever codec carries them; its encoder
+ * updates its state page by page, in batch order, as it encodes, and its
+ * decoder runs after every other section of the batch, with their pages in
+ * hand, doing the same.
  *
  * @module
  */
@@ -61,6 +66,18 @@ export interface BatchEncoder {
   sent?(batch: PageBatch, codecOf: Uint8Array): void;
 }
 
+/**
+ * The pages of a batch other codecs decoded, for a `readsBatch` decoder:
+ * page `i`'s bytes (all zero for a zero page); asked only for pages that
+ * are not the decoder's own.
+ */
+export interface DecodedPages {
+  /** Pages in the batch. */
+  readonly count: number;
+  /** Page `i` of the batch, decoded. */
+  page(i: number): Uint8Array;
+}
+
 /** The receiver's half of a codec over batches. One per channel; mirrors its encoder. */
 export interface BatchDecoder {
   /**
@@ -76,6 +93,7 @@ export interface BatchDecoder {
     which: Uint32Array,
     n: number,
     out: Uint8Array,
+    batch?: DecodedPages,
   ): void;
   /**
    * Told, once the whole batch is applied, every page of it: page `i` is

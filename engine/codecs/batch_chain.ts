@@ -330,6 +330,7 @@ export class BatchDecoderSet {
   #scratch = new Uint8Array(0);
   #slotOf = new Int32Array(0);
   #codecOf = new Uint8Array(0);
+  readonly #zero: Uint8Array;
 
   /**
    * @param negotiated The codecs HELLO negotiated, by wire id.
@@ -347,6 +348,7 @@ export class BatchDecoderSet {
   ) {
     this.#negotiated = negotiated;
     this.#geometry = geometry;
+    this.#zero = new Uint8Array(geometry.pageSize);
   }
 
   /**
@@ -435,27 +437,50 @@ export class BatchDecoderSet {
       this.#slotOf = new Int32Array(count);
       this.#codecOf = new Uint8Array(count);
     }
-    let slots = 0;
+    let need = 0;
     for (const sec of parsed.sections) {
-      const codec = this.#negotiated.get(sec.codecId)!;
-      if (!codec.zeroPages) slots += sec.pageCount;
+      if (!this.#negotiated.get(sec.codecId)!.zeroPages) need += sec.pageCount;
     }
-    if (this.#scratch.length < slots * ps) {
-      this.#scratch = new Uint8Array(slots * ps);
+    if (this.#scratch.length < need * ps) {
+      this.#scratch = new Uint8Array(need * ps);
     }
+    // Slots first (a page's place in the scratch), so that a decoder that
+    // reads the batch's other pages (dedup) can find them.
     let base = 0;
+    const bases: number[] = [];
     for (const sec of parsed.sections) {
       const codec = this.#negotiated.get(sec.codecId)!;
-      const bytes = payload.subarray(sec.offset, sec.offset + sec.length);
+      bases.push(codec.zeroPages ? -1 : base);
+      for (let k = 0; k < sec.pageCount; k++) {
+        this.#codecOf[sec.pages[k]] = sec.codecId;
+        this.#slotOf[sec.pages[k]] = codec.zeroPages ? -1 : base + k;
+      }
+      if (!codec.zeroPages) base += sec.pageCount;
+    }
+    const zero = this.#zero;
+    const scratch = this.#scratch;
+    const pages = {
+      count,
+      page: (i: number): Uint8Array => {
+        const s = this.#slotOf[i];
+        return s < 0 ? zero : scratch.subarray(s * ps, (s + 1) * ps);
+      },
+    };
+    // Sections that read the batch go last.
+    const order = parsed.sections.map((_, i) => i);
+    order.sort((a, b) =>
+      Number(!!this.#negotiated.get(parsed.sections[a].codecId)!.readsBatch) -
+      Number(!!this.#negotiated.get(parsed.sections[b].codecId)!.readsBatch)
+    );
+    for (const si of order) {
+      const sec = parsed.sections[si];
+      const codec = this.#negotiated.get(sec.codecId)!;
       const max = codec.maxSectionBytes(sec.pageCount, ps);
       if (sec.length > max) {
         throw new CodecError(
           codec.name,
           `Cannot decode a ${codec.name} section of ${sec.length} bytes: over its ${max}-byte maximum for ${sec.pageCount} pages`,
         );
-      }
-      for (let k = 0; k < sec.pageCount; k++) {
-        this.#codecOf[sec.pages[k]] = sec.codecId;
       }
       if (codec.zeroPages) {
         if (sec.length !== 0) {
@@ -464,21 +489,19 @@ export class BatchDecoderSet {
             `Cannot decode a ${codec.name} section: expected no bytes, got ${sec.length}`,
           );
         }
-        for (let k = 0; k < sec.pageCount; k++) this.#slotOf[sec.pages[k]] = -1;
         continue;
       }
+      const b = bases[si];
       this.#decoders[sec.codecId]!.decode(
-        bytes,
+        payload.subarray(sec.offset, sec.offset + sec.length),
         parsed.pfns,
         sec.pages,
         sec.pageCount,
-        this.#scratch.subarray(base * ps, (base + sec.pageCount) * ps),
+        scratch.subarray(b * ps, (b + sec.pageCount) * ps),
+        pages,
       );
-      for (let k = 0; k < sec.pageCount; k++) {
-        this.#slotOf[sec.pages[k]] = base + k;
-      }
-      base += sec.pageCount;
     }
+    const slots = base;
     return { count, slotOf: this.#slotOf, codecOf: this.#codecOf, slots };
   }
 

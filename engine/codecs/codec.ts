@@ -104,6 +104,13 @@ export interface Codec {
    */
   readonly decodesAgainstCurrent?: boolean;
   /**
+   * Its encoder and decoder keep state that the batch's own earlier pages
+   * update, whichever codec carries them (dedup refers to chunks sent a few
+   * pages before): the receiver decodes its section after every other
+   * section of the batch (`batch.ts`).
+   */
+  readonly readsBatch?: boolean;
+  /**
    * It claims only all-zero pages and its section is empty: a receiver
    * writes (or skips) zero pages itself, with no decode and no scratch.
    */

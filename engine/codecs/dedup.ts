@@ -5,6 +5,7 @@ import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
 import {
   type BatchDecoder,
   type BatchEncoder,
+  type DecodedPages,
   type PageBatch,
   pageSectionBytes,
 } from "./batch.ts";
@@ -646,6 +647,7 @@ export const dedup: Codec = {
   id: DEDUP_ID,
   name: "dedup",
   cheapZeroPages: true,
+  readsBatch: true,
   summary:
     "fixed-size chunk deduplication against content the receiver holds; declines pages with no repeat",
   parseOptions(options) {
@@ -680,25 +682,26 @@ function maxEncodedBytes(pageSize: number): number {
 
 /**
  * The batch form of the encoder. Its section is the per-page form
- * (`batch.ts`: a u32 length per claimed page, then the pages). Every
- * offered page is encoded against the store as it was after the previous
- * batch; each page's chunk kinds and fingerprints are kept, and
- * {@link sent} inserts the whole batch in page order, as the receiver's
- * `applied` does after decoding the whole batch.
+ * (`batch.ts`: a u32 length per claimed page, then the pages). The store
+ * follows the batch page by page, as the per-page chain did: before a page
+ * is encoded, every earlier page of the batch is in the store, whichever
+ * codec carries it (dedup `readsBatch`; the receiver decodes dedup's section
+ * last, with the other pages in hand).
  */
 class DedupBatchEncoder implements BatchEncoder {
   readonly #enc: DedupEncoder;
-  readonly #chunks: number;
   readonly #max: number;
-  #kinds = new Uint8Array(0);
-  #fps = new Uint32Array(0);
-  /** Per batch page: 0 not offered to dedup, 1 offered (kinds/fps known). */
-  #known = new Uint8Array(0);
+  readonly #kinds: Uint8Array;
+  readonly #fps: Uint32Array;
+  /** The last encode recorded its batch (sent() then has nothing to do). */
+  #recorded = false;
 
   constructor(enc: DedupEncoder, ctx: CodecContext) {
     this.#enc = enc;
-    this.#chunks = configure(ctx).chunks;
+    const chunks = configure(ctx).chunks;
     this.#max = maxEncodedBytes(ctx.pageSize);
+    this.#kinds = new Uint8Array(chunks);
+    this.#fps = new Uint32Array(chunks * 4);
   }
 
   encode(
@@ -708,75 +711,82 @@ class DedupBatchEncoder implements BatchEncoder {
     claimed: Uint8Array,
     out: Uint8Array,
   ): number {
-    const ch = this.#chunks;
-    if (this.#known.length < batch.count) {
-      this.#kinds = new Uint8Array(batch.count * ch);
-      this.#fps = new Uint32Array(batch.count * ch * 4);
-      this.#known = new Uint8Array(batch.count);
-    }
-    this.#known.fill(0, 0, batch.count);
     const ps = batch.pageSize;
+    const page = (i: number) => batch.pages.subarray(i * ps, (i + 1) * ps);
     const view = new DataView(out.buffer, out.byteOffset, out.length);
     let lengths = 0;
     let body = n * 4;
+    let next = 0; // the batch's next page to record
     for (let k = 0; k < n; k++) {
       const i = offered[k];
+      // pages an earlier codec claimed: their chunks first, in order
+      for (; next < i; next++) this.#enc.record(page(next), -1, null, null);
       const len = this.#enc.encodeWith(
         batch.pfns[i],
-        batch.pages.subarray(i * ps, (i + 1) * ps),
+        page(i),
         out.subarray(body, body + this.#max),
-        this.#kinds.subarray(i * ch, (i + 1) * ch),
-        this.#fps.subarray(i * ch * 4, (i + 1) * ch * 4),
+        this.#kinds,
+        this.#fps,
       );
-      this.#known[i] = 1;
+      // a declined page goes with a later codec of the chain, as it is
+      this.#enc.record(page(i), len < 0 ? -1 : DEDUP_ID, this.#kinds, this.#fps);
+      next = i + 1;
       if (len < 0) continue;
       claimed[k] = 1;
       view.setUint32(lengths, len, true);
       lengths += 4;
       body += len;
     }
+    for (; next < batch.count; next++) {
+      this.#enc.record(page(next), -1, null, null);
+    }
+    this.#recorded = true;
     if (lengths === 0) return 0;
     out.copyWithin(lengths, n * 4, body);
     return lengths + body - n * 4;
   }
 
   sent(batch: PageBatch, codecOf: Uint8Array): void {
+    if (this.#recorded) {
+      this.#recorded = false;
+      return;
+    }
+    // Not offered anything this batch (not in the chain, or every page
+    // claimed before it): the batch still goes into the store.
     const ps = batch.pageSize;
-    const ch = this.#chunks;
     for (let i = 0; i < batch.count; i++) {
-      const known = i < this.#known.length && this.#known[i] === 1;
       this.#enc.record(
         batch.pages.subarray(i * ps, (i + 1) * ps),
         codecOf[i],
-        known ? this.#kinds.subarray(i * ch, (i + 1) * ch) : null,
-        known ? this.#fps.subarray(i * ch * 4, (i + 1) * ch * 4) : null,
+        null,
+        null,
       );
     }
-    if (this.#known.length > 0) this.#known.fill(0);
   }
 }
 
 /**
- * The batch form of the decoder: decodes its section's pages against the
- * store as it was after the previous batch, keeping each page's chunk
- * kinds; {@link applied} then inserts the whole batch in page order.
+ * The batch form of the decoder: runs after every other section of the
+ * batch (dedup `readsBatch`), walks the batch in page order, and keeps the
+ * store exactly as the encoder did: each earlier page, decoded by whichever
+ * codec, goes in before a dedup page that may refer to it.
  */
 class DedupBatchDecoder implements BatchDecoder {
   readonly #dec: DedupDecoder;
-  readonly #chunks: number;
   readonly #max: number;
   readonly #ps: number;
-  #kinds = new Uint8Array(0);
-  /** Per batch page: index + 1 of its kinds when dedup decoded it, else 0. */
-  #slot = new Uint32Array(0);
+  readonly #kinds: Uint8Array;
   readonly #none: Uint8Array;
+  /** The last decode recorded its batch (applied() then has nothing to do). */
+  #recorded = false;
 
   constructor(dec: DedupDecoder, ctx: CodecContext) {
     this.#dec = dec;
-    this.#chunks = configure(ctx).chunks;
+    const chunks = configure(ctx).chunks;
     this.#max = maxEncodedBytes(ctx.pageSize);
     this.#ps = ctx.pageSize;
-    this.#none = new Uint8Array(this.#chunks);
+    this.#kinds = new Uint8Array(chunks);
+    this.#none = new Uint8Array(chunks);
   }
 
   decode(
@@ -785,13 +795,9 @@ class DedupBatchDecoder implements BatchDecoder {
     which: Uint32Array,
     n: number,
     out: Uint8Array,
+    batch?: DecodedPages,
   ): void {
-    const ch = this.#chunks;
     const ps = this.#ps;
-    if (this.#kinds.length < n * ch) this.#kinds = new Uint8Array(n * ch);
-    const last = n > 0 ? which[n - 1] + 1 : 0;
-    if (this.#slot.length < last) this.#slot = new Uint32Array(last);
-    this.#slot.fill(0);
     if (section.length < n * 4) {
       throw new CodecError(
         "dedup",
@@ -801,24 +807,33 @@ class DedupBatchDecoder implements BatchDecoder {
       );
     }
     const view = new DataView(section.buffer, section.byteOffset, section.length);
+    const other = (i: number): Uint8Array => {
+      if (!batch) {
+        throw new CodecError(
+          "dedup",
+          "Cannot decode a dedup section without the batch's other pages",
+        );
+      }
+      return batch.page(i);
+    };
     let at = n * 4;
+    let next = 0;
     for (let k = 0; k < n; k++) {
+      const i = which[k];
+      for (; next < i; next++) this.#dec.record(other(next), -1, this.#none);
       const len = view.getUint32(k * 4, true);
-      const pfn = pfns[which[k]];
+      const pfn = pfns[i];
       if (len > this.#max || len > section.length - at) {
         throw new CodecError(
           "dedup",
           `Cannot decode dedup page ${pfn}: its length ${len} is over the ${this.#max}-byte maximum or past the ${section.length}-byte section`,
         );
       }
-      this.#dec.decodeWith(
-        pfn,
-        section.subarray(at, at + len),
-        out.subarray(k * ps, (k + 1) * ps),
-        this.#kinds.subarray(k * ch, (k + 1) * ch),
-      );
-      this.#slot[which[k]] = k + 1;
+      const page = out.subarray(k * ps, (k + 1) * ps);
+      this.#dec.decodeWith(pfn, section.subarray(at, at + len), page, this.#kinds);
+      this.#dec.record(page, DEDUP_ID, this.#kinds);
       at += len;
+      next = i + 1;
     }
     if (at !== section.length) {
       throw new CodecError(
@@ -826,6 +841,9 @@ class DedupBatchDecoder implements BatchDecoder {
         `Cannot decode a dedup section: ${section.length - at} bytes left after its ${n} pages`,
       );
     }
+    const count = batch?.count ?? next;
+    for (; next < count; next++) this.#dec.record(other(next), -1, this.#none);
+    this.#recorded = true;
   }
 
   applied(
@@ -834,15 +852,12 @@ class DedupBatchDecoder implements BatchDecoder {
     page: (i: number) => Uint8Array,
     codecOf: Uint8Array,
   ): void {
-    const ch = this.#chunks;
-    for (let i = 0; i < count; i++) {
-      const s = i < this.#slot.length ? this.#slot[i] : 0;
-      this.#dec.record(
-        page(i),
-        codecOf[i],
-        s > 0 ? this.#kinds.subarray((s - 1) * ch, s * ch) : this.#none,
-      );
+    if (this.#recorded) {
+      this.#recorded = false;
+      return;
     }
-    this.#slot.fill(0);
+    for (let i = 0; i < count; i++) {
+      this.#dec.record(page(i), codecOf[i], this.#none);
+    }
   }
 }
