@@ -120,6 +120,8 @@ export class ZstdCompressStream {
 export class ZstdDecompressStream {
   readonly #z = zstdLib();
   readonly #dctx: Deno.PointerValue;
+  /** Room for one probe of bytes left over after a piece (off V8's heap: over 64 bytes). */
+  readonly #spare = new Uint8Array(256);
 
   constructor() {
     const z = this.#z;
@@ -188,7 +190,19 @@ export class ZstdDecompressStream {
     if (Number(outBuf[2]) !== out.length) {
       throw new CodecError(
         "zstd",
-        `Cannot decode ${what}: it decodes to ${outBuf[2]} bytes, expected ${out.length}`,
+        `Cannot decode ${what}: it decodes to ${
+          outBuf[2]
+        } bytes, expected ${out.length}`,
+      );
+    }
+    // The input may be consumed while the decoder still buffers bytes past
+    // `out` (a block decodes whole): they would open the next piece.
+    const spare = zstdBuffer(this.#spare);
+    const r = z.ZSTD_decompressStream(this.#dctx, spare, inBuf);
+    if (zstdErrorName(r) !== undefined || spare[2] !== 0n) {
+      throw new CodecError(
+        "zstd",
+        `Cannot decode ${what}: it holds more than ${out.length} bytes`,
       );
     }
   }
