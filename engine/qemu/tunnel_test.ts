@@ -6,11 +6,11 @@ import { QemuStreamError } from "./stream/errors.ts";
 import type { QemuEvent } from "./stream/parser.ts";
 import { copyEvent, parseQemuStream, rebuildStream } from "./stream/writer.ts";
 import {
+  receiveQemuStream,
   sendQemuStream,
   type TunnelSendOptions,
   type TunnelStats,
 } from "./tunnel.ts";
-import { receiveQemuStream } from "./tunnel_receiver.ts";
 import { concatBytes } from "../bytes.ts";
 
 const fixture = firmwareStream();

@@ -165,7 +165,6 @@ export async function receiveSession<R>(
   let hello: Hello | null = null;
   let pool: DecoderPool | null = null;
   let peerFailed = false;
-  let opened = false;
   const modeFrames = new Set<number>(mode.frames);
   // round accounting: per round, the channels that ended it and the sums
   const rounds = new Map<number, { channels: Set<number>; sum: RoundEnd }>();
@@ -232,8 +231,6 @@ export async function receiveSession<R>(
             }`,
           );
         }
-        // From here on a failure discards whatever open() made.
-        opened = true;
         const channels = await mode.open(hello);
         pool = DecoderPool.start({
           channels: hello.channels,
@@ -325,7 +322,6 @@ export async function receiveSession<R>(
           const { reason } = decodeAbort(frame.payload);
           const pagesApplied = await p.sync().catch(() => 0);
           await mode.discard(new MigrationError(`Source aborted: ${reason}`));
-          opened = false;
           emit({ type: "abort", reason });
           return { aborted: true, reason, hello: h, pagesApplied };
         }
@@ -351,7 +347,9 @@ export async function receiveSession<R>(
       await quietly(replies);
       await sendError(writer, error);
     }
-    if (opened) await mode.discard(error).catch(() => {});
+    // A mode that opened nothing yet drops nothing, but a stream mode still
+    // aborts its output.
+    await mode.discard(error).catch(() => {});
     throw error;
   } finally {
     pool?.close();

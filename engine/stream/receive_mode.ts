@@ -179,7 +179,8 @@ export function streamMode(
         } catch (e) {
           failure ??= e instanceof Error ? e : new Error(String(e));
         }
-        if (accLen >= OUT_CHUNK / 2) flushAcc();
+        // All records rebuilt so far go on (the newest piece held back).
+        if (head === entries.length || accLen >= OUT_CHUNK / 2) flushAcc();
         await writes;
       } while (again && !failure);
       running = null;
