@@ -43,6 +43,7 @@ import { buildLab, labUnavailable, qemuPid } from "./lab/qemu_guest.ts";
 import { watchMigration } from "./lab/migration_clock.ts";
 import { execTunnel } from "../engine/qemu/exec_tunnel.ts";
 import { median } from "./_median.ts";
+import { qemuTunnelCommand } from "./_tunnel_command.ts";
 
 interface Mode {
   readonly name: string;
@@ -50,7 +51,7 @@ interface Mode {
   readonly parameters?: QmpMigrationParameters;
   /** Both sides need these before listening (multifd). */
   readonly both?: boolean;
-  /** hakobu's tunnel: its codec chain and the command that runs `tunnel_main.ts`. */
+  /** hakobu's tunnel: its codec chain and the command before `send|receive`. */
   readonly tunnel?: { codecs: string[]; command: string[] };
 }
 
@@ -105,7 +106,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const deno = Deno.execPath();
-  const tunnelMain = (dir: string) => `${dir}engine/qemu/tunnel_main.ts`;
+  const ownTunnel = (await qemuTunnelCommand(root))!;
   const modes: Mode[] = [
     { name: "qemu-plain" },
     {
@@ -128,22 +129,22 @@ async function main(): Promise<number> {
   for (const [name, codecs] of chains) {
     modes.push({
       name,
-      tunnel: { codecs, command: [deno, "run", "-A", tunnelMain(root)] },
+      tunnel: { codecs, command: [deno, "run", "-A", ...ownTunnel] },
     });
   }
   const against = arg("against", "");
   if (against) {
-    const dir = `${against.replace(/\/$/, "")}/`;
-    if (!(await exists(tunnelMain(dir)))) {
+    const theirs = await qemuTunnelCommand(against);
+    if (!theirs) {
       console.error(
-        `--against ${against}: no ${tunnelMain(dir)}, so not a hakobu checkout`,
+        `--against ${against}: no scripts/tunnel.ts or engine/qemu/tunnel_main.ts, so not a hakobu checkout`,
       );
       return 2;
     }
     for (const [name, codecs] of chains) {
       modes.push({
         name: `against-${name}`,
-        tunnel: { codecs, command: [deno, "run", "-A", tunnelMain(dir)] },
+        tunnel: { codecs, command: [deno, "run", "-A", ...theirs] },
       });
     }
   }

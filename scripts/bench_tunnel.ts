@@ -36,22 +36,9 @@ import {
   startGuest,
 } from "./lab/qemu_guest.ts";
 import { median } from "./_median.ts";
+import { qemuTunnelCommand } from "./_tunnel_command.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-/** The tunnel command of a checkout: `scripts/tunnel.ts qemu`, or an older checkout's `engine/qemu/tunnel_main.ts`. */
-async function tunnelCommand(root: string): Promise<string[] | null> {
-  const dir = root.endsWith("/") ? root : `${root}/`;
-  if ((await Deno.stat(`${dir}scripts/tunnel.ts`).catch(() => null))?.isFile) {
-    return [`${dir}scripts/tunnel.ts`, "qemu"];
-  }
-  if (
-    (await Deno.stat(`${dir}engine/qemu/tunnel_main.ts`).catch(() => null))
-      ?.isFile
-  ) {
-    return [`${dir}engine/qemu/tunnel_main.ts`];
-  }
-  return null;
-}
 const DENO = Deno.execPath();
 
 /** The plain-copy pair: same process shape as the tunnel, no parsing. */
@@ -270,8 +257,8 @@ if (import.meta.main) {
         ...(main.length > 1 ? channelsFlag : []),
       ],
     }));
-  const TUNNEL = (await tunnelCommand(ROOT))!;
-  const against = values.against ? await tunnelCommand(values.against) : null;
+  const TUNNEL = (await qemuTunnelCommand(ROOT))!;
+  const against = values.against ? await qemuTunnelCommand(values.against) : null;
   if (values.against && !against) {
     console.error(
       `--against ${values.against}: no scripts/tunnel.ts or engine/qemu/tunnel_main.ts, so not a hakobu checkout`,

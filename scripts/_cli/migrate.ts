@@ -108,9 +108,9 @@ export async function migrateCommand(
 
 /**
  * Migrates a running QEMU guest through the hakobu tunnel: QEMU's own
- * migration stream goes to `engine/qemu/tunnel_main.ts send` (QMP `migrate
+ * migration stream goes to `scripts/tunnel.ts qemu send` (QMP `migrate
  * "exec:..."`), which runs the plan's round-0 codec chain over the paced link
- * to the destination's `tunnel_main.ts receive`; the plan steers QEMU's
+ * to the destination's `tunnel.ts qemu receive`; the plan steers QEMU's
  * rounds and switchover through QMP.
  */
 async function migrateQemuCommand(

@@ -42,9 +42,9 @@ export type XenMigrateVia =
   /** Non-live: `xl save dom FILE` then `xl restore FILE` (works for PV). */
   | "saverestore"
   /**
-   * Through hakobu's tunnel (needs `--deno`): `tunnel_main.ts receive` in the
+   * Through hakobu's tunnel (needs `--deno`): `tunnel.ts xen receive` in the
    * background in front of `xl migrate-receive`, and
-   * `xl migrate -s "deno run ... tunnel_main.ts send --to 127.0.0.1:4445 --codecs C --"`.
+   * `xl migrate -s "deno run ... tunnel.ts xen send --to 127.0.0.1:4445 --codecs C --"`.
    */
   | "tunnel"
   /**
@@ -64,7 +64,7 @@ export type XenMigrateVia =
 
 /** How deno runs the hakobu tree inside dom0 (no network, no npm). */
 export const DOM0_DENO =
-  "deno run -A --no-config --no-lock /hakobu/engine/xen/tunnel_main.ts";
+  "deno run -A --no-config --no-lock /hakobu/scripts/tunnel.ts xen";
 
 /**
  * How dom0 runs `scripts/hakobu.ts` (needs `--deno`): the archive carries
