@@ -14,14 +14,15 @@ import { chunkedStream, concat, prng } from "./_test_util.ts";
 
 const TYPES = Object.values(FrameType);
 
-/** Frames of assorted types, rounds and sizes (empty, small, over 64 KiB). */
+/** Frames of assorted types, channels, rounds and sizes (empty, small, over 64 KiB). */
 function sampleFrames(
   seed: number,
-): { type: FrameType; round: number; payload: Uint8Array }[] {
+): { type: FrameType; channel: number; round: number; payload: Uint8Array }[] {
   const rand = prng(seed);
   const sizes = [0, 1, 15, 16, 17, 4096, 70_000, 3, 0, 200_000];
   return sizes.map((n, i) => ({
     type: TYPES[i % TYPES.length],
+    channel: [0, 1, 63, 255][i % 4],
     round: Math.floor(rand() * 2 ** 32),
     payload: new Uint8Array(n).map(() => Math.floor(rand() * 256)),
   }));
@@ -45,6 +46,7 @@ async function expectFrames(
   assert.equal(got.length, frames.length);
   for (let i = 0; i < frames.length; i++) {
     assert.equal(got[i].type, frames[i].type);
+    assert.equal(got[i].channel, frames[i].channel);
     assert.equal(got[i].round, frames[i].round);
     assert.deepEqual(got[i].payload, frames[i].payload);
   }
@@ -56,7 +58,9 @@ async function expectFrames(
 
 function sampleBytes(seed: number): Uint8Array {
   return concat(
-    sampleFrames(seed).map((f) => encodeFrame(f.type, f.round, f.payload)),
+    sampleFrames(seed).map((f) =>
+      encodeFrame(f.type, f.round, f.payload, f.channel)
+    ),
   );
 }
 
@@ -108,7 +112,7 @@ Deno.test("FrameReader: end of stream mid-header or mid-payload is Truncated", a
 });
 
 Deno.test("FrameReader: a 4 GiB length is refused from the header alone, before any payload is read", async () => {
-  const h = encodeFrame(FrameType.PAGES, 0, new Uint8Array(0));
+  const h = encodeFrame(FrameType.BATCH, 0, new Uint8Array(0));
   new DataView(h.buffer).setUint32(8, 0xffff_ffff, true);
   // The stream errors if pulled past the header: the reader must not try.
   const reader = new FrameReader(
@@ -125,12 +129,14 @@ Deno.test("FrameReader: a 4 GiB length is refused from the header alone, before 
   await assert.rejects(() => reader2.next(), WireError);
 });
 
-Deno.test("FrameReader: bad magic, unknown type, flags and checksum in a later frame report its stream offset", async () => {
+Deno.test("FrameReader: bad magic, unknown type and checksum in a later frame report its stream offset", async () => {
   const good = encodeFrame(FrameType.READY, 0, new Uint8Array(10));
   const edits: [number, number, RegExp][] = [
     [0, 0x00, /Bad frame magic/],
     [2, 99, /Unknown frame type "99" at offset 28/],
-    [3, 4, /Bad frame flags "4" at offset 29/],
+    // the channel byte (protocol 1's flags) is the session's to check, and
+    // is covered by the CRC
+    [3, 4, /Bad checksum in READY frame at offset 26/],
     [HEADER_BYTES + 3, 0xee, /Bad checksum in READY frame at offset 26/],
   ];
   for (const [at, value, message] of edits) {
@@ -188,7 +194,7 @@ Deno.test("FrameReader/FrameWriter: loopback TCP carries 1 MiB frames intact", a
     const w = new FrameWriter(conn.writable);
     for (let i = 0; i < n; i++) {
       payload[0] = i;
-      await w.write(FrameType.PAGES, i, payload);
+      await w.write(FrameType.BATCH, i, payload);
     }
     await w.close();
   })();
@@ -204,4 +210,28 @@ Deno.test("FrameReader/FrameWriter: loopback TCP carries 1 MiB frames intact", a
   await sending;
   listener.close();
   assert.equal(count, n);
+});
+
+Deno.test("FrameReader: ownPayload frames get a buffer of their own; the others may share the reused one", async () => {
+  const frames = [0, 1, 2, 3].map((i) =>
+    encodeFrame(
+      i % 2 === 0 ? FrameType.BATCH : FrameType.ROUND_END,
+      i,
+      new Uint8Array(5000).fill(i + 1),
+      i,
+    )
+  );
+  const reader = new FrameReader(chunkedStream(concat(frames), () => 1000), {
+    ownPayload: (type) => type === FrameType.BATCH,
+  });
+  const got: Frame[] = [];
+  for (let f = await reader.next(); f; f = await reader.next()) got.push(f);
+  assert.deepEqual(got.map((f) => f.channel), [0, 1, 2, 3]);
+  // BATCH payloads kept their bytes through later reads...
+  assert.ok(got[0].payload.every((b) => b === 1));
+  assert.ok(got[2].payload.every((b) => b === 3));
+  assert.notEqual(got[0].payload.buffer, got[2].payload.buffer);
+  // ...while the other frames shared one buffer, now holding the last.
+  assert.equal(got[1].payload.buffer, got[3].payload.buffer);
+  assert.ok(got[1].payload.every((b) => b === 4));
 });
