@@ -100,9 +100,7 @@ export function explain(source: Policy | Plan): string {
   row("batch", `${plan.batchPages} non-zero pages per batch (BATCH frame)`);
   row(
     "channels",
-    plan.channels === undefined
-      ? "one per core (default)"
-      : `${plan.channels}`,
+    plan.channels === undefined ? "one per core (default)" : `${plan.channels}`,
   );
   const gpu = plan.gpu;
   const device = gpu.prefer === "cpu"

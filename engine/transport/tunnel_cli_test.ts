@@ -36,14 +36,16 @@ Deno.test("bandwidthFlag takes positive bytes per second", () => {
 Deno.test("a tunnel main with a bad flag exits 1 with a JSON error that names it", async () => {
   for (
     const [main, args] of [
-      ["../qemu/tunnel_main.ts", [
+      ["../../scripts/tunnel.ts", [
+        "qemu",
         "send",
         "--to",
         "127.0.0.1:9",
         "--codec",
         "zero",
       ]],
-      ["../xen/tunnel_main.ts", [
+      ["../../scripts/tunnel.ts", [
+        "xen",
         "send",
         "--to",
         "127.0.0.1:9",
