@@ -17,8 +17,9 @@
  *
  * Page `i` of the batch has the `i`-th pfn of the runs; the runs are
  * strictly ascending and do not overlap, so a pfn appears once per batch.
- * The claim map, run-length encoded, gives each page's section; a
- * section's codec decodes its pages in batch order. Specification:
+ * The claim map, run-length encoded, gives each page's section (every
+ * section at least one page); a section's codec decodes its pages in
+ * batch order. Specification:
  * `docs/wire-format.md`.
  *
  * @module
@@ -203,7 +204,7 @@ export interface ParseBatchOptions {
  * reserved fields, every section inside the payload and of a known codec
  * (each at most once), pfn runs inside memory, strictly ascending and
  * summing to `count`, a claim map covering exactly `count` pages with known
- * sections, no trailing bytes.
+ * sections and every section with a page, no trailing bytes.
  *
  * @example
  * ```ts
@@ -326,6 +327,11 @@ export function parseBatchPayload(
   if (i !== count) fail(`the claim map covers ${i} pages, the batch has ${count}`, at);
   for (let s = 0; s < sectionCount; s++) {
     const sec = out.sections[s];
+    if (perSection[s] === 0) {
+      // a sender writes a section only for a codec that claimed pages; an
+      // empty one would still reach its decoder (and a stream's state)
+      fail(`section ${s} (codec id "${sec.codecId}") holds no page`, sec.offset - SECTION_HEADER_BYTES);
+    }
     sec.pages = new Uint32Array(perSection[s]);
     sec.pageCount = 0;
   }
