@@ -19,7 +19,7 @@
  * @module
  */
 
-import { WireError } from "../errors.ts";
+import { CodecError, WireError } from "../errors.ts";
 import {
   zstdBound,
   ZstdCompressStream,
@@ -235,7 +235,15 @@ export class RecordsParser {
       plain.set(data);
     } else if (encoding === 1) {
       this.#zstd ??= new ZstdDecompressStream();
-      this.#zstd.exact(data, plain, `a RECORDS payload of ${plainBytes} bytes`);
+      // an empty builder's payload: nothing went into the stream
+      if (plainBytes > 0 || data.length > 0) {
+        try {
+          this.#zstd.exact(data, plain, `${plainBytes} bytes of records`);
+        } catch (e) {
+          if (!(e instanceof CodecError)) throw e;
+          fail(e.message, PREFIX);
+        }
+      }
     } else {
       return fail(`unknown encoding "${encoding}"`, 0);
     }
