@@ -27,6 +27,7 @@
  */
 
 import { connectRetrying, parseAddress } from "../engine/transport/address.ts";
+import { largeReads } from "../engine/transport/read_stream.ts";
 import {
   bandwidthFlag,
   codecList,
@@ -83,7 +84,7 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
       );
     }
     const conn = await connectRetrying(parseAddress(to, "--to"), 20_000);
-    return await sendStream(Deno.stdin.readable, conn, {
+    return await sendStream(largeReads(Deno.stdin), conn, {
       format,
       codecs: codecList(f.codecs),
       bandwidth: bandwidthFlag(f.bandwidth),

@@ -11,7 +11,7 @@ import {
   type ReceiveSessionOptions,
 } from "../session/receive_core.ts";
 import type { WireConn } from "../wire/duplex.ts";
-import { type StreamModeOptions, streamMode } from "./receive_mode.ts";
+import { streamMode, type StreamModeOptions } from "./receive_mode.ts";
 import type { StreamStats } from "./send.ts";
 
 /**

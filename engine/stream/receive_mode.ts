@@ -15,11 +15,11 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { codecById } from "../codecs/registry.ts";
 import { hex } from "../digest.ts";
 import { MigrationError, WireError } from "../errors.ts";
 import { channelOf } from "../pipeline/partition.ts";
+import { StreamHasher } from "../pipeline/stream_hasher.ts";
 import type { DecodeReply } from "../pipeline/_messages.ts";
 import {
   PAGE_SIZE,
@@ -65,7 +65,8 @@ export function streamMode(
 ): ReceiveMode<StreamStats> {
   const stats = emptyStreamStats();
   const started = performance.now();
-  const hash = createHash("sha256");
+  // The stream's hash runs on a Worker of its own, off this thread.
+  const hash = new StreamHasher();
   const out = options.out.getWriter();
   const holdLast = options.holdLast ?? true;
   const zeroPage = new Uint8Array(PAGE_SIZE);
@@ -90,7 +91,6 @@ export function streamMode(
   let settled = false;
 
   const emit = (bytes: Uint8Array): void => {
-    hash.update(bytes);
     stats.streamBytes += bytes.length;
     let at = 0;
     while (at < bytes.length) {
@@ -106,6 +106,8 @@ export function streamMode(
   const flushAcc = (): void => {
     if (accLen === 0) return;
     const piece = acc.subarray(0, accLen);
+    // one hash update per piece, not per record
+    hash.update(piece);
     acc = new Uint8Array(OUT_CHUNK);
     accLen = 0;
     if (holdLast) {
@@ -150,7 +152,9 @@ export function streamMode(
           }
           const s = b.slot[item.i];
           emit(
-            s < 0 ? zeroPage : b.pages.subarray(s * PAGE_SIZE, (s + 1) * PAGE_SIZE),
+            s < 0
+              ? zeroPage
+              : b.pages.subarray(s * PAGE_SIZE, (s + 1) * PAGE_SIZE),
           );
           stats.pages++;
           stats.rawPageBytes += PAGE_SIZE;
@@ -258,7 +262,8 @@ export function streamMode(
       }
       flushAcc();
       await writes;
-      const digest = new Uint8Array(hash.digest());
+      const digest = await hash.digest();
+      hash.close();
       stats.digest = hex(digest);
       stats.peerDigest = hex(end.sha256);
       const same = end.streamBytes === stats.streamBytes &&
@@ -294,6 +299,7 @@ export function streamMode(
     },
     waiting: () => "STREAM_END",
     async discard(error: unknown): Promise<void> {
+      hash.close();
       // Never hand the destination the held end of a stream that failed.
       held = null;
       if (!settled) {

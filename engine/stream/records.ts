@@ -81,29 +81,71 @@ export class RecordsBuilder {
     return this.#pages;
   }
 
-  /** Appends stream bytes that travel as they are. */
+  /**
+   * Appends stream bytes that travel as they are. Consecutive opaque and
+   * zero bytes join one entry (a QEMU stream has runs of thousands of zero
+   * records), so the receiver has few entries to walk.
+   */
   opaque(bytes: Uint8Array): void {
-    this.#room(5 + bytes.length);
-    this.#buf[this.#end] = RecordKind.OPAQUE;
-    this.#view.setUint32(this.#end + 1, bytes.length, true);
-    this.#buf.set(bytes, this.#end + 5);
-    this.#end += 5 + bytes.length;
-    this.#entries++;
+    this.#run(bytes, 0);
   }
 
   /** Appends stream bytes that stand for `pages` zero pages (QEMU's zero records). */
   zero(bytes: Uint8Array, pages: number): void {
-    this.#room(9 + bytes.length);
-    this.#buf[this.#end] = RecordKind.ZERO;
-    this.#view.setUint32(this.#end + 1, bytes.length, true);
-    this.#buf.set(bytes, this.#end + 5);
-    this.#view.setUint32(this.#end + 5 + bytes.length, pages, true);
-    this.#end += 9 + bytes.length;
-    this.#entries++;
+    this.#run(bytes, pages);
+  }
+
+  /** Where the open run's entry starts, or -1 when the last entry is not one. */
+  #runAt = -1;
+
+  #run(bytes: Uint8Array, pages: number): void {
+    if (this.#runAt < 0) {
+      // A new ZERO entry (an OPAQUE one is a ZERO entry of no pages).
+      this.#room(9 + bytes.length);
+      this.#runAt = this.#end;
+      this.#buf[this.#end] = RecordKind.ZERO;
+      this.#view.setUint32(this.#end + 1, 0, true);
+      this.#view.setUint32(this.#end + 5, 0, true);
+      this.#end += 9;
+      this.#entries++;
+    } else this.#room(bytes.length);
+    // The run's layout while open: kind, u32 length, u32 pages, bytes; it is
+    // turned into the wire layout (bytes before pages) when it closes.
+    const at = this.#runAt;
+    this.#buf.set(bytes, this.#end);
+    this.#end += bytes.length;
+    this.#view.setUint32(
+      at + 1,
+      this.#view.getUint32(at + 1, true) + bytes.length,
+      true,
+    );
+    this.#view.setUint32(
+      at + 5,
+      this.#view.getUint32(at + 5, true) + pages,
+      true,
+    );
+  }
+
+  /** Closes the open run: OPAQUE when it stands for no page, else ZERO with its count after the bytes. */
+  #closeRun(): void {
+    const at = this.#runAt;
+    if (at < 0) return;
+    this.#runAt = -1;
+    const len = this.#view.getUint32(at + 1, true);
+    const pages = this.#view.getUint32(at + 5, true);
+    // shift the bytes 4 to the left over the pages field
+    this.#buf.copyWithin(at + 5, at + 9, at + 9 + len);
+    if (pages === 0) {
+      this.#buf[at] = RecordKind.OPAQUE;
+      this.#end -= 4;
+    } else {
+      this.#view.setUint32(at + 5 + len, pages, true);
+    }
   }
 
   /** Appends a record head whose page bodies (pfns `pfns`, in order) travel through the channels. */
   pages(head: Uint8Array, pfns: ArrayLike<number>): void {
+    this.#closeRun();
     let runs = 0;
     for (let i = 0; i < pfns.length; i++) {
       if (i === 0 || pfns[i] !== pfns[i - 1] + 1) runs++;
@@ -134,6 +176,7 @@ export class RecordsBuilder {
 
   /** The payload of everything pending (a new buffer); empties the builder. */
   take(): Uint8Array {
+    this.#closeRun();
     const plain = this.#buf.subarray(0, this.#end);
     let out: Uint8Array;
     if (this.#zstd) {

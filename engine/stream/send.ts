@@ -19,12 +19,12 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { codecById, codecByName, codecNames } from "../codecs/registry.ts";
 import { hex } from "../digest.ts";
 import { MigrationError } from "../errors.ts";
 import type { CodecSpec, Plan, RoundStats } from "../plan.ts";
 import { EncoderPool } from "../pipeline/encoder_pool.ts";
+import { StreamHasher } from "../pipeline/stream_hasher.ts";
 import { channelOf } from "../pipeline/partition.ts";
 import { defaultChannels } from "../precopy.ts";
 import { SourceLink } from "../session/source_link.ts";
@@ -169,7 +169,7 @@ export async function sendStream(
   const started = performance.now();
   const format = options.format;
   const parser: StreamParser = format.createParser();
-  const hash = createHash("sha256");
+  const hash = new StreamHasher();
   const input = source.getReader();
   const channels = options.channels ?? defaultChannels();
   stats.channels = channels;
@@ -308,9 +308,7 @@ export async function sendStream(
         round,
         b.count,
         b.pfns.subarray(0, b.count).slice(),
-        b.count === b.capacity
-          ? b.pages
-          : b.pages.slice(0, b.count * PAGE),
+        b.count === b.capacity ? b.pages : b.pages.slice(0, b.count * PAGE),
       );
       if (b.count === b.capacity) b.pages = new Uint8Array(b.capacity * PAGE);
       b.count = 0;
@@ -422,7 +420,7 @@ export async function sendStream(
       wakeQueue = null;
     }
     checkPump();
-    const sha = new Uint8Array(hash.digest());
+    const sha = await hash.digest();
     stats.digest = hex(sha);
     await link.write(
       FrameType.STREAM_END,
@@ -468,6 +466,7 @@ export async function sendStream(
     if (peer && !(e instanceof MigrationError)) throw peer;
     throw e;
   } finally {
+    hash.close();
     pool?.close();
     await pump?.catch(() => {});
   }
