@@ -293,14 +293,22 @@ export async function sendStream(
       );
     };
 
-    const postBatch = async (c: number): Promise<void> => {
-      const b = batches[c];
-      if (b.count === 0) return;
+    /** Waits until channel `c` may take another batch. */
+    const room = async (c: number): Promise<void> => {
       while (queued[c] >= QUEUED_BATCHES) {
         checkPump();
         await new Promise<void>((r) => wakeQueue = r);
         wakeQueue = null;
       }
+    };
+    /**
+     * Sends channel `c`'s pending pages as one batch; returns a promise only
+     * when the channel has no room yet (the common case costs no await).
+     */
+    const postBatch = (c: number): Promise<void> | undefined => {
+      const b = batches[c];
+      if (b.count === 0) return;
+      if (queued[c] >= QUEUED_BATCHES) return room(c).then(() => postBatch(c));
       checkPump();
       queued[c]++;
       p.batch(
@@ -330,7 +338,46 @@ export async function sendStream(
       selectChain();
     };
     let fullBatch = false;
-    const handle = async (e: StreamEvent): Promise<void> => {
+    /**
+     * Deals a page record's bodies to the channels, from body `from` on;
+     * synchronous unless a channel has no room (then the rest follows the
+     * promise it returns): a stream has hundreds of thousands of records.
+     */
+    const pages = (
+      e: Extract<StreamEvent, { kind: "pages" }>,
+      from: number,
+    ): Promise<void> | undefined => {
+      for (let k = from; k < e.pfns.length; k++) {
+        const pfn = e.pfns[k];
+        const c = channelOf(pfn, channels);
+        const b = batches[c];
+        if (b.count > 0 && pfn <= b.last) {
+          const wait = postBatch(c);
+          if (wait) return wait.then(() => pages(e, k));
+        }
+        b.pfns[b.count] = pfn;
+        b.pages.set(e.data.subarray(k * PAGE, (k + 1) * PAGE), b.count * PAGE);
+        b.count++;
+        if (b.count === b.capacity) {
+          fullBatch = true;
+          const wait = postBatch(c);
+          if (wait) return wait.then(() => pages(e, k + 1));
+        }
+      }
+      stats.pages += e.pfns.length;
+      stats.rawPageBytes += e.pfns.length * PAGE;
+      roundRaw += e.pfns.length * PAGE;
+    };
+    const record = (
+      e: Extract<StreamEvent, { kind: "pages" }>,
+    ): Promise<void> | undefined => {
+      records.pages(e.head, e.pfns);
+      stats.pageRecords++;
+      stats.opaqueBytes += e.head.length;
+      return pages(e, 0);
+    };
+    /** One event; a promise only when it must wait. */
+    const handle = (e: StreamEvent): Promise<void> | undefined => {
       if (e.kind === "opaque") {
         stats.opaqueBytes += e.bytes.length;
         records.opaque(e.bytes);
@@ -342,26 +389,10 @@ export async function sendStream(
         records.zero(e.bytes, e.pages);
         return;
       }
-      if (e.pfns.length > 0 && parser.newRound(e.pfns)) await newRound();
-      records.pages(e.head, e.pfns);
-      stats.pageRecords++;
-      stats.opaqueBytes += e.head.length;
-      for (let k = 0; k < e.pfns.length; k++) {
-        const pfn = e.pfns[k];
-        const c = channelOf(pfn, channels);
-        const b = batches[c];
-        if (b.count > 0 && pfn <= b.last) await postBatch(c);
-        b.pfns[b.count] = pfn;
-        b.pages.set(e.data.subarray(k * PAGE, (k + 1) * PAGE), b.count * PAGE);
-        b.count++;
-        if (b.count === b.capacity) {
-          await postBatch(c);
-          fullBatch = true;
-        }
+      if (e.pfns.length > 0 && parser.newRound(e.pfns)) {
+        return newRound().then(() => record(e));
       }
-      stats.pages += e.pfns.length;
-      stats.rawPageBytes += e.pfns.length * PAGE;
-      roundRaw += e.pfns.length * PAGE;
+      return record(e);
     };
     /** Sends what is pending when the rules say so (see the module doc). */
     const maybeFlush = async (stalled: boolean): Promise<void> => {
@@ -406,7 +437,10 @@ export async function sendStream(
       const value = chunk.value;
       hash.update(value);
       stats.streamBytes += value.length;
-      for (const e of parser.push(value)) await handle(e);
+      for (const e of parser.push(value)) {
+        const wait = handle(e);
+        if (wait) await wait;
+      }
       await maybeFlush(false);
     }
     if (!ended) {
