@@ -14,6 +14,18 @@
  * xl migrate -s "deno run -A scripts/tunnel.ts xen send --to DST:4445 --codecs zero,lz4 --" DOMU DST
  * ```
  *
+ * Resident (QEMU): started once per host, they serve one migration after
+ * another, so a migration pays no Deno start:
+ *
+ * ```sh
+ * # destination: sessions from the network into QEMU's `migrate-incoming "unix:PATH"` socket
+ * deno run -A scripts/tunnel.ts qemu receive --listen 0.0.0.0:4444 --to-qemu unix:/run/hakobu/in.sock
+ * # source: QEMU `migrate "unix:/run/hakobu/out.sock"`; each connection is one migration
+ * deno run -A scripts/tunnel.ts qemu send --serve unix:/run/hakobu/out.sock --to DST:4444 --codecs zero,zstd
+ * ```
+ * Resident modes print one JSON line per migration on stdout and run until
+ * killed.
+ *
  * `send` reads the stream on stdin (xl's replies go to stdout); `receive`
  * writes the rebuilt stream to stdout (QEMU) or to the stdin of the command
  * after `--` (Xen; default `xl migrate-receive`), whose stdout goes back to
@@ -69,6 +81,7 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
       "channels",
       "batch-pages",
       "max-pages",
+      "serve",
     ]);
     let format: StreamFormat = qemuFormat;
     let to = f.to;
@@ -83,18 +96,51 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
           : "Missing --to HOST:PORT",
       );
     }
-    const conn = await connectRetrying(parseAddress(to, "--to"), 20_000);
-    return await sendStream(largeReads(Deno.stdin), conn, {
+    const address = parseAddress(to, "--to");
+    const options = {
       format,
       codecs: codecList(f.codecs),
       bandwidth: bandwidthFlag(f.bandwidth),
       channels: positive("channels", f.channels),
       batchPages: positive("batch-pages", f["batch-pages"]),
+    };
+    if (f.serve !== undefined) {
+      if (formatName !== "qemu") {
+        throw new Error("--serve is for QEMU streams (xl runs its tunnel itself)");
+      }
+      return await serve(endpoint(f.serve, "--serve"), async (qemu) => {
+        const conn = await connectRetrying(address, 20_000);
+        return await sendStream(largeReads(qemu), conn, options);
+      });
+    }
+    const conn = await connectRetrying(address, 20_000);
+    return await sendStream(largeReads(Deno.stdin), conn, {
+      ...options,
       ...(formatName === "xen" ? { back: Deno.stdout.writable } : {}),
     });
   }
   if (mode === "receive") {
-    const f = tunnelFlags(rest, ["listen"]);
+    const f = tunnelFlags(rest, ["listen", "to-qemu"]);
+    if (formatName === "qemu" && f["to-qemu"] !== undefined) {
+      const qemuAt = endpoint(f["to-qemu"], "--to-qemu");
+      return await serve(
+        { transport: "tcp", ...parseAddress(f.listen ?? "", "--listen") },
+        async (conn) => {
+          // QEMU listens once `migrate-incoming` was issued: wait for it.
+          const qemu = await connectEndpoint(qemuAt, 20_000);
+          try {
+            return await receiveStream(conn, {
+              format: "qemu",
+              out: qemu.writable,
+            });
+          } finally {
+            try {
+              qemu.close();
+            } catch { /* closed with its stream */ }
+          }
+        },
+      );
+    }
     if (formatName === "qemu") {
       const at = parseAddress(f.listen ?? "", "--listen");
       const listener = Deno.listen(at);
@@ -128,6 +174,91 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
   throw new Error(
     `Unknown mode "${mode ?? ""}": expected "${formatName} send" or "${formatName} receive"`,
   );
+}
+
+/** A socket address: `unix:PATH` or `HOST:PORT`. */
+type Endpoint =
+  | { transport: "unix"; path: string }
+  | { transport: "tcp"; hostname: string; port: number };
+
+function endpoint(text: string, what: string): Endpoint {
+  if (text.startsWith("unix:")) {
+    const path = text.slice(5);
+    if (!path) throw new Error(`Bad ${what} "${text}": unix: needs a path`);
+    return { transport: "unix", path };
+  }
+  return { transport: "tcp", ...parseAddress(text, what) };
+}
+
+async function connectEndpoint(
+  at: Endpoint,
+  timeoutMs: number,
+): Promise<Deno.Conn> {
+  if (at.transport === "tcp") return await connectRetrying(at, timeoutMs);
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await Deno.connect({ transport: "unix", path: at.path });
+    } catch (e) {
+      if (performance.now() > deadline) {
+        throw new Error(
+          `Cannot connect to "unix:${at.path}" within ${timeoutMs} ms: ${
+            (e as Error).message
+          }`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/**
+ * Resident: accepts connections on `at` for ever and runs `session` on each
+ * (concurrently), printing one JSON line per session on stdout. A failed
+ * session is a line with `ok: false`; the server goes on.
+ */
+async function serve(
+  at: Endpoint,
+  session: (conn: Deno.Conn) => Promise<StreamStats>,
+): Promise<never> {
+  if (at.transport === "unix") {
+    await Deno.remove(at.path).catch(() => {});
+  }
+  const listener = at.transport === "unix"
+    ? Deno.listen({ transport: "unix", path: at.path })
+    : Deno.listen({ hostname: at.hostname, port: at.port });
+  console.error(
+    `serving on ${
+      at.transport === "unix" ? `unix:${at.path}` : `${at.hostname}:${at.port}`
+    }`,
+  );
+  let n = 0;
+  for (;;) {
+    let conn: Deno.Conn;
+    try {
+      conn = await listener.accept();
+    } catch (e) {
+      // A connection reset while it waited is no reason to stop serving.
+      console.error(`accept failed: ${(e as Error).message}`);
+      continue;
+    }
+    const id = ++n;
+    session(conn).then(
+      (stats) => console.log(JSON.stringify({ ok: true, session: id, ...stats })),
+      (e) =>
+        console.log(
+          JSON.stringify({
+            ok: false,
+            session: id,
+            error: String((e as Error).message ?? e),
+          }),
+        ),
+    ).finally(() => {
+      try {
+        conn.close();
+      } catch { /* closed with its streams */ }
+    });
+  }
 }
 
 if (import.meta.main) await runTunnelMain(tunnelMain);
