@@ -92,35 +92,50 @@ export async function execTunnel(
     async verdict(timeoutMs = 30_000): Promise<StreamVerdict> {
       const line = await waitForLine(statsFile, timeoutMs);
       if (line === null) {
-        return none(
+        return noVerdict(
           `the tunnel sender wrote no statistics within ${timeoutMs} ms`,
         );
       }
-      if (line.ok !== true) {
-        return none(`the tunnel sender failed: ${String(line.error)}`);
-      }
-      stats = line as unknown as StreamStats;
-      const ours = String(line.digest ?? "");
-      const theirs = String(line.peerDigest ?? "");
-      const verified = line.verified === true && ours.length === 64 &&
-        ours === theirs;
-      return {
-        verified,
-        sourceDigest: ours,
-        destinationDigest: theirs,
-        detail: verified
-          ? `the rebuilt stream's SHA-256 ${
-            ours.slice(0, 16)
-          }… equals the source stream's (${line.streamBytes} bytes), checked by both tunnel ends`
-          : `the tunnel's digests differ: source ${
-            ours || "none"
-          }, destination ${theirs || "none"}`,
-      };
+      if (line.ok === true) stats = line as unknown as StreamStats;
+      return verdictOf(line);
     },
   };
 }
 
-function none(detail: string): StreamVerdict {
+/**
+ * The verdict in a tunnel sender's JSON line (`{ok, verified, digest,
+ * peerDigest, ...}`): verified only when the sender itself found both
+ * digests equal.
+ *
+ * @example
+ * ```ts
+ * import { verdictOf } from "./exec_tunnel.ts";
+ * verdictOf({ ok: false, error: "link cut" }).detail; // "the tunnel sender failed: link cut"
+ * ```
+ */
+export function verdictOf(line: Record<string, unknown>): StreamVerdict {
+  if (line.ok !== true) {
+    return noVerdict(`the tunnel sender failed: ${String(line.error)}`);
+  }
+  const ours = String(line.digest ?? "");
+  const theirs = String(line.peerDigest ?? "");
+  const verified = line.verified === true && ours.length === 64 &&
+    ours === theirs;
+  return {
+    verified,
+    sourceDigest: ours,
+    destinationDigest: theirs,
+    detail: verified
+      ? `the rebuilt stream's SHA-256 ${
+        ours.slice(0, 16)
+      }… equals the source stream's (${line.streamBytes} bytes), checked by both tunnel ends`
+      : `the tunnel's digests differ: source ${ours || "none"}, destination ${
+        theirs || "none"
+      }`,
+  };
+}
+
+function noVerdict(detail: string): StreamVerdict {
   return { verified: false, sourceDigest: "", destinationDigest: "", detail };
 }
 

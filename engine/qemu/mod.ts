@@ -13,6 +13,7 @@
 export * from "./qmp.ts";
 export * from "./policy_driver.ts";
 export * from "./exec_tunnel.ts";
+export * from "./resident_tunnel.ts";
 export { QemuStreamError } from "./stream/errors.ts";
 export {
   type EosEvent,
