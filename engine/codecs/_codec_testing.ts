@@ -223,6 +223,22 @@ export function assertDecodesTo(
   g.assertIntact();
 }
 
+/**
+ * The hex strings quoted in `docs/codecs/<codec>.md` (backticked, lower-case,
+ * at least 8 digits): what a test checks its golden vectors against, so the
+ * specification and the tests cannot drift apart.
+ *
+ * @example
+ * ```ts
+ * assert.ok((await docHexes("lz4")).includes(toHex(GOLDEN).replaceAll(" ", "")));
+ * ```
+ */
+export async function docHexes(codec: string): Promise<string[]> {
+  const url = new URL(`../../docs/codecs/${codec}.md`, import.meta.url);
+  const text = await Deno.readTextFile(url);
+  return [...text.matchAll(/`([0-9a-f]{8,})`/g)].map((m) => m[1]);
+}
+
 // ---------------------------------------------------------------- errors and registry
 
 /**

@@ -6,7 +6,11 @@ import {
   assertDecodesOrRejects,
   assertRegistered,
   assertThrowsCodecError,
+  ChannelReceiver,
+  pageBatch,
 } from "./_codec_testing.ts";
+import { BatchEncoderChain } from "./batch_chain.ts";
+import { parseBatchPayload } from "../wire/batch.ts";
 import { fingerprint128 } from "./_fingerprint.ts";
 import { EncoderChain } from "./chain.ts";
 import type { PageDecoder, PageEncoder } from "./codec.ts";
@@ -201,6 +205,54 @@ Deno.test("dedup property: with an always-colliding fingerprint the receiver sti
       },
     ),
   );
+});
+
+Deno.test("dedup section golden (docs/codecs/dedup.md): references to an earlier batch and to an earlier page of the same batch", () => {
+  const a = pattern(PAGE, 7, 1);
+  const b = pattern(PAGE, 5, 9);
+  const chain = new BatchEncoderChain({ pageSize: PAGE, pageCount: 8 });
+  chain.select([{ name: "dedup" }]);
+  const rx = new ChannelReceiver(8);
+  rx.announce(chain.takeNewCodecs());
+  /** Sends a batch; returns the dedup section's hex and the codec of each page. */
+  const send = (pages: Uint8Array[], pfns: number[]) => {
+    const { payload, codecOf } = chain.encode(
+      pageBatch(pages, pfns),
+      (n) => new Uint8Array(n),
+    );
+    rx.receive(payload);
+    pfns.forEach((pfn, i) =>
+      assert.deepEqual(
+        rx.memory.subarray(pfn * PAGE, (pfn + 1) * PAGE),
+        pages[i],
+      )
+    );
+    const parsed = parseBatchPayload(payload, {
+      pageCount: 8,
+      knows: () => true,
+    });
+    const sec = parsed.sections.find((x) => x.codecId === dedup.id);
+    return {
+      section: sec
+        ? hex(payload.subarray(sec.offset, sec.offset + sec.length))
+        : "",
+      codecs: [...codecOf.subarray(0, pfns.length)],
+    };
+  };
+  // batch 1: a is new: raw carries it, both stores insert it
+  assert.deepEqual(send([a], [0]), { section: "", codecs: [0] });
+  // batch 2: a twice more, each a reference to age 1
+  assert.deepEqual(send([a, a], [1, 2]), {
+    section: "06000000" + "06000000" + "03" + "01" + "01000000" + "03" + "01" +
+      "01000000",
+    codecs: [4, 4],
+  });
+  // batch 3: b is new at pfn 4 (raw), and pfn 5 refers to it: the store
+  // follows the batch page by page
+  assert.deepEqual(send([b, b], [4, 5]), {
+    section: "06000000" + "03" + "01" + "01000000",
+    codecs: [0, 4],
+  });
 });
 
 // ---------------------------------------------------------------- chain round trips

@@ -5,6 +5,7 @@ import {
   assertSurvivesMutatedSections,
   assertThrowsCodecError,
   decodeSection,
+  docHexes,
   encodeSection,
   fromHex,
   goldenPage,
@@ -57,6 +58,13 @@ Deno.test("lz4 golden vectors decode byte for byte", () => {
     concat(goldenPage(), ZERO),
   );
   assert.deepEqual(decodeSection(dec, GOLDEN_1, 1, PAGE), goldenPage());
+});
+
+Deno.test("lz4 golden vectors are the ones docs/codecs/lz4.md gives", async () => {
+  const quoted = await docHexes("lz4");
+  for (const golden of [GOLDEN_2, GOLDEN_1]) {
+    assert.ok(quoted.includes(toHex(golden).replaceAll(" ", "")));
+  }
 });
 
 Deno.test("lz4 encodes the golden batches as the golden vectors (liblz4 1.9.4)", () => {

@@ -6,6 +6,7 @@ import {
   assertSurvivesMutatedSections,
   assertThrowsCodecError,
   decodeSection,
+  docHexes,
   encodeSection,
   fromHex,
   goldenPage,
@@ -52,6 +53,13 @@ Deno.test("zstd golden vectors decode byte for byte, in order, by one channel's 
   const dec = zstd.createBatchDecoder(ctx);
   assert.deepEqual(decodeSection(dec, GOLDEN_1, 1, PAGE), goldenPage());
   assert.deepEqual(decodeSection(dec, GOLDEN_2, 1, PAGE), goldenPage());
+});
+
+Deno.test("zstd golden vectors are the ones docs/codecs/zstd.md gives", async () => {
+  const quoted = await docHexes("zstd");
+  for (const golden of [GOLDEN_1, GOLDEN_2]) {
+    assert.ok(quoted.includes(toHex(golden).replaceAll(" ", "")));
+  }
 });
 
 Deno.test("zstd encodes the golden batches as the golden vectors (libzstd 1.5.4)", () => {
