@@ -6,7 +6,9 @@
  * (engine/qemu/policy_driver.ts) and checks the data on the destination.
  *
  * Modes: QEMU plain (tcp), QEMU xbzrle, QEMU multifd+zstd (tcp channels),
- * and hakobu through `exec:` into the tunnel with a few codec chains.
+ * and hakobu through `exec:` into the tunnel with a few codec chains, and
+ * through the resident tunnel (`unix:` sockets into processes started once
+ * for the run, so a migration pays no Deno start).
  *
  * Every row is timed on the same clock (`lab/migration_clock.ts`): from the
  * source accepting `migrate` to the destination guest running (QMP
@@ -42,6 +44,12 @@ import { startPair } from "./lab/qemu_pair.ts";
 import { buildLab, labUnavailable, qemuPid } from "./lab/qemu_guest.ts";
 import { watchMigration } from "./lab/migration_clock.ts";
 import { execTunnel } from "../engine/qemu/exec_tunnel.ts";
+import {
+  type ResidentReceiver,
+  type ResidentSender,
+  startResidentReceiver,
+  startResidentSender,
+} from "../engine/qemu/resident_tunnel.ts";
 import { median } from "./_median.ts";
 import { qemuTunnelCommand } from "./_tunnel_command.ts";
 
@@ -53,6 +61,8 @@ interface Mode {
   readonly both?: boolean;
   /** hakobu's tunnel: its codec chain and the command before `send|receive`. */
   readonly tunnel?: { codecs: string[]; command: string[] };
+  /** hakobu's resident tunnel (started once for the run): its codec chain. */
+  readonly resident?: { codecs: string[] };
 }
 
 /** One row of the bench. */
@@ -132,6 +142,12 @@ async function main(): Promise<number> {
       tunnel: { codecs, command: [deno, "run", "-A", ...ownTunnel] },
     });
   }
+  for (const [name, codecs] of chains.slice(1)) {
+    modes.push({
+      name: name.replace("hakobu-", "hakobu-resident-"),
+      resident: { codecs },
+    });
+  }
   const against = arg("against", "");
   if (against) {
     const theirs = await qemuTunnelCommand(against);
@@ -174,6 +190,32 @@ async function main(): Promise<number> {
     return 2;
   }
   const rows: BenchRow[] = [];
+  // Resident tunnels: started once per mode and kept for every run of it.
+  const residents = new Map<
+    string,
+    { sender: ResidentSender; receiver: ResidentReceiver }
+  >();
+  const residentFor = async (mode: Mode) => {
+    let r = residents.get(mode.name);
+    if (!r) {
+      const dir = await Deno.makeTempDir({ prefix: "hakobu-resident-" });
+      const port = 4446 + residents.size;
+      const receiver = await startResidentReceiver({
+        listen: `${LAB_NET.dstAddr}:${port}`,
+        incoming: `${dir}/in.sock`,
+        wrap: ["ip", "netns", "exec", LAB_NET.dst],
+      });
+      const sender = await startResidentSender({
+        socket: `${dir}/out.sock`,
+        to: `${LAB_NET.dstAddr}:${port}`,
+        codecs: mode.resident!.codecs,
+        wrap: ["ip", "netns", "exec", LAB_NET.src],
+      });
+      r = { sender, receiver };
+      residents.set(mode.name, r);
+    }
+    return r;
+  };
   try {
     for (const mode of Array.from({ length: repeat }, () => selected).flat()) {
       console.error(`--- ${mode.name}`);
@@ -190,6 +232,7 @@ async function main(): Promise<number> {
           ].join(" ")
         } 2>${recvLog}`
         : undefined;
+      const resident = mode.resident ? await residentFor(mode) : null;
       const pair = await startPair({
         app,
         memMiB,
@@ -198,7 +241,7 @@ async function main(): Promise<number> {
         warmupS,
         capabilities: mode.both ? mode.capabilities : undefined,
         destinationParameters: mode.both ? mode.parameters : undefined,
-        incomingUri: recv,
+        incomingUri: recv ?? resident?.receiver.incomingUri,
       });
       const tunnel = mode.tunnel
         ? await execTunnel({
@@ -215,13 +258,20 @@ async function main(): Promise<number> {
           plan,
           source: pair.src,
           destination: pair.dst,
-          uri: tunnel?.uri ?? pair.uri,
+          uri: tunnel?.uri ?? resident?.sender.uri ?? pair.uri,
           capabilities: mode.capabilities,
           parameters: mode.parameters,
-          sourcePids: pid ? [pid] : [],
+          sourcePids: [
+            ...(pid ? [pid] : []),
+            ...(resident ? [resident.sender.pid] : []),
+          ],
           vm: `lab ${app} ${memMiB} MiB`,
           timeoutMs: 300_000,
-          ...(tunnel ? { verify: () => tunnel.verdict(60_000) } : {}),
+          ...(tunnel
+            ? { verify: () => tunnel.verdict(60_000) }
+            : resident
+            ? { verify: () => resident.sender.verdict(60_000) }
+            : {}),
         });
         const times = report.status === "completed"
           ? await clock.result(60_000).catch((e) => {
@@ -250,7 +300,7 @@ async function main(): Promise<number> {
           linkBytes: after.txBytes - before.txBytes,
           sourceCpuSeconds: report.sourceCpuSeconds,
           error: report.error ??
-            (mode.tunnel && !report.verified
+            ((mode.tunnel || mode.resident) && !report.verified
               ? `${report.outcome}; receiver: ${
                 (await Deno.readTextFile(recvLog).catch(() => "")).trim()
               }`
@@ -265,6 +315,10 @@ async function main(): Promise<number> {
       }
     }
   } finally {
+    for (const r of residents.values()) {
+      await r.sender.close();
+      await r.receiver.close();
+    }
     await netDown();
   }
   const result = {

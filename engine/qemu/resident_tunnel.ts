@@ -72,6 +72,11 @@ class Resident {
     }
   }
 
+  /** The process id (of the tunnel itself when `ip netns exec` wraps it: it execs). */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
   async close(): Promise<void> {
     try {
       this.#child.kill("SIGTERM");
@@ -109,6 +114,8 @@ export interface ResidentSender {
   readonly uri: string;
   /** The next migration's verdict (at most `timeoutMs`, default 30 s). */
   verdict(timeoutMs?: number): Promise<StreamVerdict>;
+  /** The tunnel process's id (its CPU is the migration's source CPU). */
+  readonly pid: number;
   /** Stops the process. */
   close(): Promise<void>;
 }
@@ -154,6 +161,7 @@ export async function startResidentSender(
   }
   return {
     uri: `unix:${options.socket}`,
+    pid: proc.pid,
     async verdict(timeoutMs = 30_000): Promise<StreamVerdict> {
       const line = await proc.next(timeoutMs);
       return line === null
