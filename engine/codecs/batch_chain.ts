@@ -214,6 +214,7 @@ export class BatchEncoderChain {
     }
     const sections: { codecId: number; bytes: Uint8Array }[] = [];
     const claims = new Map<number, number>();
+    let framed = 0;
     for (const { codec } of this.#active) {
       let n = 0;
       let data = 0;
@@ -224,6 +225,14 @@ export class BatchEncoderChain {
       }
       if (n === 0) continue;
       const perPage = !codec.zeroPages && codec.id !== 0;
+      if (perPage && !codec.createEncoder) {
+        // lz4's or zstd's section is not pages encoded one by one
+        throw new CodecError(
+          codec.name,
+          `Cannot frame pages encoded one by one as codec "${codec.name}": it has no per-page form`,
+        );
+      }
+      framed += n;
       const bytes = new Uint8Array((perPage ? 4 * n : 0) + data);
       const v = new DataView(bytes.buffer);
       let k = 0;
@@ -240,6 +249,16 @@ export class BatchEncoderChain {
       }
       sections.push({ codecId: codec.id, bytes });
       claims.set(codec.id, n);
+    }
+    if (framed !== count) {
+      const active = new Set(this.#active.map((e) => e.codec.id));
+      let i = 0;
+      while (active.has(codecOf[i])) i++;
+      throw new RangeError(
+        `Cannot frame page ${i} of the batch: its codec id ${
+          codecOf[i]
+        } is not in the active chain (${this.active})`,
+      );
     }
     const parts: BatchParts = {
       count,

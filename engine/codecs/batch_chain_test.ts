@@ -314,6 +314,24 @@ Deno.test("BatchEncoderChain.encodeWith frames pages encoded one by one exactly 
   }
 });
 
+Deno.test("BatchEncoderChain.encodeWith refuses a page of a codec outside the active chain, and a codec with no per-page form", () => {
+  const chain = new BatchEncoderChain({ pageSize: PS, pageCount: 8 });
+  chain.select([{ name: "zero" }, { name: "rle" }]);
+  const batch = pageBatch([new Uint8Array(PS), new Uint8Array(PS).fill(1)]);
+  const bytes = [new Uint8Array(0), new Uint8Array(8)];
+  assert.throws(
+    () =>
+      chain.encodeWith(batch, new Uint8Array([1, 3]), (i) => bytes[i], alloc),
+    /Cannot frame page 1 of the batch: its codec id 3 is not in the active chain \(zero,rle,raw\)/,
+  );
+  chain.select([{ name: "zero" }, { name: "lz4" }]);
+  assert.throws(
+    () =>
+      chain.encodeWith(batch, new Uint8Array([1, 5]), (i) => bytes[i], alloc),
+    /Cannot frame pages encoded one by one as codec "lz4": it has no per-page form/,
+  );
+});
+
 // ---------------------------------------------------------------- the receiver's set
 
 function negotiated(...names: string[]): Map<number, Codec> {
