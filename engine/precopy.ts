@@ -14,7 +14,7 @@
  */
 
 import process from "node:process";
-import { codecByName, codecById, codecNames } from "./codecs/registry.ts";
+import { codecById, codecByName, codecNames } from "./codecs/registry.ts";
 import {
   DIGEST_RANGE_BYTES,
   hex,
@@ -419,7 +419,9 @@ class SourceSession {
         adapter: this.#gpuAdapter,
         pagesEncoded: this.#gpuPages,
         note: `encoded ${this.#gpuPages} pages on ${this.#gpuAdapter}` +
-          (this.#gpuSoftware ? " (a software adapter: correct, not fast)" : "") +
+          (this.#gpuSoftware
+            ? " (a software adapter: correct, not fast)"
+            : "") +
           (missing ? `; a channel found no adapter (${missing.note})` : ""),
       };
     }

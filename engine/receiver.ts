@@ -12,17 +12,12 @@
 
 import type { Codec } from "./codecs/codec.ts";
 import type { MemorySink } from "./driver.ts";
-import {
-  type ReceiveEvent,
-  receiveSession,
-} from "./session/receive_core.ts";
+import { type ReceiveEvent, receiveSession } from "./session/receive_core.ts";
 import { memoryMode } from "./session/memory_mode.ts";
 import type { WireConn } from "./wire/duplex.ts";
 import type { Hello, RoundEnd } from "./wire/messages.ts";
 
-export {
-  DEFAULT_MAX_MEMORY_BYTES,
-} from "./session/receive_core.ts";
+export { DEFAULT_MAX_MEMORY_BYTES } from "./session/receive_core.ts";
 
 /** Progress of a receiving session, for logs and progress bars. */
 export type ReceiverEvent =

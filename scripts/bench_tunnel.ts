@@ -258,7 +258,9 @@ if (import.meta.main) {
       ],
     }));
   const TUNNEL = (await qemuTunnelCommand(ROOT))!;
-  const against = values.against ? await qemuTunnelCommand(values.against) : null;
+  const against = values.against
+    ? await qemuTunnelCommand(values.against)
+    : null;
   if (values.against && !against) {
     console.error(
       `--against ${values.against}: no scripts/tunnel.ts or engine/qemu/tunnel_main.ts, so not a hakobu checkout`,

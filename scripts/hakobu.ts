@@ -162,7 +162,10 @@ export function buildCli(setExit: (code: number) => void): Command {
     )
     .argument("<format>", "qemu or xen")
     .argument("<mode>", "send or receive")
-    .argument("[args...]", "the mode's flags, e.g. --to HOST:PORT --codecs zero,zstd [-- xl's words]")
+    .argument(
+      "[args...]",
+      "the mode's flags, e.g. --to HOST:PORT --codecs zero,zstd [-- xl's words]",
+    )
     .allowUnknownOption()
     .helpOption(false)
     .action(async (format, mode, args) => {

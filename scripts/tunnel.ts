@@ -40,6 +40,7 @@
 
 import { connectRetrying, parseAddress } from "../engine/transport/address.ts";
 import { largeReads } from "../engine/transport/read_stream.ts";
+import { growPipe } from "../engine/transport/pipe_size.ts";
 import {
   bandwidthFlag,
   codecList,
@@ -86,7 +87,9 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
     let format: StreamFormat = qemuFormat;
     let to = f.to;
     if (formatName === "xen") {
-      format = xenFormat(positive("max-pages", f["max-pages"]) ?? DEFAULT_MAX_PAGES);
+      format = xenFormat(
+        positive("max-pages", f["max-pages"]) ?? DEFAULT_MAX_PAGES,
+      );
       to ??= tail[0] ? `${tail[0]}:${f.port ?? "4445"}` : undefined;
     }
     if (!to) {
@@ -106,7 +109,9 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
     };
     if (f.serve !== undefined) {
       if (formatName !== "qemu") {
-        throw new Error("--serve is for QEMU streams (xl runs its tunnel itself)");
+        throw new Error(
+          "--serve is for QEMU streams (xl runs its tunnel itself)",
+        );
       }
       return await serve(endpoint(f.serve, "--serve"), async (qemu) => {
         const conn = await connectRetrying(address, 20_000);
@@ -114,6 +119,8 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
       });
     }
     const conn = await connectRetrying(address, 20_000);
+    // QEMU's or xl's pipe: up to 1 MiB per read instead of 64 KiB
+    growPipe(0);
     return await sendStream(largeReads(Deno.stdin), conn, {
       ...options,
       ...(formatName === "xen" ? { back: Deno.stdout.writable } : {}),
@@ -146,6 +153,7 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
       const listener = Deno.listen(at);
       const conn = await listener.accept();
       listener.close();
+      growPipe(1);
       return await receiveStream(conn, {
         format: "qemu",
         out: Deno.stdout.writable,
@@ -172,7 +180,9 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
     });
   }
   throw new Error(
-    `Unknown mode "${mode ?? ""}": expected "${formatName} send" or "${formatName} receive"`,
+    `Unknown mode "${
+      mode ?? ""
+    }": expected "${formatName} send" or "${formatName} receive"`,
   );
 }
 
@@ -244,7 +254,8 @@ async function serve(
     }
     const id = ++n;
     session(conn).then(
-      (stats) => console.log(JSON.stringify({ ok: true, session: id, ...stats })),
+      (stats) =>
+        console.log(JSON.stringify({ ok: true, session: id, ...stats })),
       (e) =>
         console.log(
           JSON.stringify({

@@ -71,7 +71,9 @@ export function pageCodec(def: PageCodecDef): Codec {
  */
 export function noOptions(
   name: string,
-): (options: Readonly<Record<string, unknown>>) => Readonly<Record<string, unknown>> {
+): (
+  options: Readonly<Record<string, unknown>>,
+) => Readonly<Record<string, unknown>> {
   return (options) => {
     for (const key of Object.keys(options)) {
       throw new CodecError(

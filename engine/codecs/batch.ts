@@ -243,7 +243,9 @@ export function pageSectionDecoder(
       if (at !== section.length) {
         throw new CodecError(
           name,
-          `Cannot decode a ${name} section: ${section.length - at} bytes left after its ${n} pages`,
+          `Cannot decode a ${name} section: ${
+            section.length - at
+          } bytes left after its ${n} pages`,
         );
       }
     },

@@ -729,7 +729,12 @@ class DedupBatchEncoder implements BatchEncoder {
         this.#fps,
       );
       // a declined page goes with a later codec of the chain, as it is
-      this.#enc.record(page(i), len < 0 ? -1 : DEDUP_ID, this.#kinds, this.#fps);
+      this.#enc.record(
+        page(i),
+        len < 0 ? -1 : DEDUP_ID,
+        this.#kinds,
+        this.#fps,
+      );
       next = i + 1;
       if (len < 0) continue;
       claimed[k] = 1;
@@ -806,7 +811,11 @@ class DedupBatchDecoder implements BatchDecoder {
         }`,
       );
     }
-    const view = new DataView(section.buffer, section.byteOffset, section.length);
+    const view = new DataView(
+      section.buffer,
+      section.byteOffset,
+      section.length,
+    );
     const other = (i: number): Uint8Array => {
       if (!batch) {
         throw new CodecError(
@@ -830,7 +839,12 @@ class DedupBatchDecoder implements BatchDecoder {
         );
       }
       const page = out.subarray(k * ps, (k + 1) * ps);
-      this.#dec.decodeWith(pfn, section.subarray(at, at + len), page, this.#kinds);
+      this.#dec.decodeWith(
+        pfn,
+        section.subarray(at, at + len),
+        page,
+        this.#kinds,
+      );
       this.#dec.record(page, DEDUP_ID, this.#kinds);
       at += len;
       next = i + 1;
@@ -838,7 +852,9 @@ class DedupBatchDecoder implements BatchDecoder {
     if (at !== section.length) {
       throw new CodecError(
         "dedup",
-        `Cannot decode a dedup section: ${section.length - at} bytes left after its ${n} pages`,
+        `Cannot decode a dedup section: ${
+          section.length - at
+        } bytes left after its ${n} pages`,
       );
     }
     const count = batch?.count ?? next;

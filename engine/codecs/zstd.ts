@@ -1,7 +1,7 @@
 import { CodecError } from "../errors.ts";
 import {
-  ZstdCompressStream,
   zstdBound,
+  ZstdCompressStream,
   ZstdDecompressStream,
 } from "./_zstd_stream.ts";
 import type { Codec, CodecContext } from "./codec.ts";

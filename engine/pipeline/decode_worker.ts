@@ -18,12 +18,8 @@ import type { Codec } from "../codecs/codec.ts";
 import { codecById } from "../codecs/registry.ts";
 import { rangeDigests } from "../digest.ts";
 import { CodecError, WireError } from "../errors.ts";
-import { ParsedBatch, parseBatchPayload } from "../wire/batch.ts";
-import type {
-  DecodeInit,
-  DecodeReply,
-  DecodeRequest,
-} from "./_messages.ts";
+import { parseBatchPayload, ParsedBatch } from "../wire/batch.ts";
+import type { DecodeInit, DecodeReply, DecodeRequest } from "./_messages.ts";
 import { PageShadow } from "./page_shadow.ts";
 
 let init: DecodeInit | null = null;
@@ -149,7 +145,9 @@ function handle(req: DecodeRequest): void {
       return;
     case "digest": {
       const digests = rangeDigests(memory!, req.rangeBytes, req.from, req.to);
-      post({ type: "digest", id: req.id, digests }, [digests.buffer as ArrayBuffer]);
+      post({ type: "digest", id: req.id, digests }, [
+        digests.buffer as ArrayBuffer,
+      ]);
       return;
     }
   }

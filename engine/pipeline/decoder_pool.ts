@@ -78,7 +78,8 @@ export class DecoderPool {
     this.#max = options.maxInFlight ?? 4;
     this.#onPages = options.onPages;
     workers.forEach((w, channel) => {
-      w.onmessage = (e: MessageEvent<DecodeReply>) => this.#receive(channel, e.data);
+      w.onmessage = (e: MessageEvent<DecodeReply>) =>
+        this.#receive(channel, e.data);
       w.onerror = (e: ErrorEvent) => {
         e.preventDefault();
         this.#fail(
@@ -167,7 +168,13 @@ export class DecoderPool {
     const per = Math.ceil(count / n);
     const parts = await this.#all((id, c) => {
       const from = Math.min(count, c * per);
-      return { type: "digest", id, from, to: Math.min(count, from + per), rangeBytes };
+      return {
+        type: "digest",
+        id,
+        from,
+        to: Math.min(count, from + per),
+        rangeBytes,
+      };
     }) as Uint8Array[];
     const out = new Uint8Array(count * 32);
     let at = 0;
@@ -238,7 +245,9 @@ export class DecoderPool {
           ? new WireError(m.message, m.offset)
           : m.name === "CodecError"
           ? new CodecError(m.codec ?? "?", m.message)
-          : new MigrationError(`Channel ${channel} decoder failed: ${m.message}`);
+          : new MigrationError(
+            `Channel ${channel} decoder failed: ${m.message}`,
+          );
         this.#fail(e);
         return;
       }

@@ -26,11 +26,7 @@ import { MAX_PAGES_PER_BATCH } from "../wire/batch.ts";
 import { MAX_BATCH_PAGES as MAX_BATCH_DATA_PAGES } from "../plan.ts";
 import { encodeCodec } from "../wire/messages.ts";
 import type { PageBatch } from "../codecs/batch.ts";
-import type {
-  EncodeInit,
-  EncodeReply,
-  EncodeRequest,
-} from "./_messages.ts";
+import type { EncodeInit, EncodeReply, EncodeRequest } from "./_messages.ts";
 import { PageBatchBuilder } from "./page_batch.ts";
 import { isZeroPage } from "../zero_page.ts";
 import { type GpuContext, openGpu } from "../gpu/device.ts";
@@ -299,7 +295,9 @@ async function handle(req: EncodeRequest): Promise<void> {
     }
     case "digest": {
       const digests = rangeDigests(memory!, req.rangeBytes, req.from, req.to);
-      post({ type: "digest", id: req.id, digests }, [digests.buffer as ArrayBuffer]);
+      post({ type: "digest", id: req.id, digests }, [
+        digests.buffer as ArrayBuffer,
+      ]);
       return;
     }
   }

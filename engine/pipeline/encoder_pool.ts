@@ -97,7 +97,8 @@ export class EncoderPool {
     this.channels = workers.length;
     this.#workers = workers;
     workers.forEach((w, channel) => {
-      w.onmessage = (e: MessageEvent<EncodeReply>) => this.#receive(channel, e.data);
+      w.onmessage = (e: MessageEvent<EncodeReply>) =>
+        this.#receive(channel, e.data);
       w.onerror = (e: ErrorEvent) => {
         e.preventDefault();
         this.#fail(
@@ -201,7 +202,11 @@ export class EncoderPool {
     const per = Math.ceil(count / n);
     const parts = await new Promise<Uint8Array[]>((resolve, reject) => {
       if (this.#error) return reject(this.#error);
-      this.#digests.set(id, { parts: new Array(n).fill(null), resolve, reject });
+      this.#digests.set(id, {
+        parts: new Array(n).fill(null),
+        resolve,
+        reject,
+      });
       for (let c = 0; c < n; c++) {
         const from = Math.min(count, c * per);
         const to = Math.min(count, from + per);

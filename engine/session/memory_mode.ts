@@ -28,7 +28,11 @@ import {
   encodeResult,
   type Hello,
 } from "../wire/messages.ts";
-import { PAGE_SIZE, type ReceiveMode, type SinkChannels } from "./receive_core.ts";
+import {
+  PAGE_SIZE,
+  type ReceiveMode,
+  type SinkChannels,
+} from "./receive_core.ts";
 
 /** What a memory session ends with. */
 export interface MemoryResult {
@@ -191,7 +195,12 @@ export function memoryMode(
           mismatched,
         }),
       );
-      emit({ type: "result", verified, digest: digestHex, pagesApplied: applied });
+      emit({
+        type: "result",
+        verified,
+        digest: digestHex,
+        pagesApplied: applied,
+      });
       return {
         verified,
         pagesApplied: applied,

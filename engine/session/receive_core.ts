@@ -164,6 +164,9 @@ export async function receiveSession<R>(
   let phase: Phase = "hello";
   let hello: Hello | null = null;
   let pool: DecoderPool | null = null;
+  // One promise for the whole session (a new one per frame would pile up
+  // waiters in the pool, one per frame read).
+  let poolFailed: Promise<never> | null = null;
   let peerFailed = false;
   const modeFrames = new Set<number>(mode.frames);
   // round accounting: per round, the channels that ended it and the sums
@@ -200,7 +203,7 @@ export async function receiveSession<R>(
   try {
     for (;;) {
       const frame = pool
-        ? await Promise.race([reader.next(), pool.failed()])
+        ? await Promise.race([reader.next(), poolFailed!])
         : await reader.next();
       if (frame === null) {
         throw new WireError(
@@ -225,9 +228,13 @@ export async function receiveSession<R>(
         if ((hello.stream ?? "memory") !== mode.stream) {
           throw new MigrationError(
             `HELLO announces ${
-              hello.stream ? `a ${hello.stream} stream` : "a migration into memory"
+              hello.stream
+                ? `a ${hello.stream} stream`
+                : "a migration into memory"
             }, but this receiver takes ${
-              mode.stream === "memory" ? "a migration into memory" : `a ${mode.stream} stream`
+              mode.stream === "memory"
+                ? "a migration into memory"
+                : `a ${mode.stream} stream`
             }`,
           );
         }
@@ -244,6 +251,8 @@ export async function receiveSession<R>(
           touched: channels.touched,
           onPages: channels.onPages,
         });
+        poolFailed = pool.failed();
+        poolFailed.catch(() => {});
         await reply(
           FrameType.WELCOME,
           encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
@@ -338,7 +347,9 @@ export async function receiveSession<R>(
         continue;
       }
       throw new WireError(
-        `Unexpected ${frameTypeName(frame.type)} frame at offset ${at} in a ${mode.what} session`,
+        `Unexpected ${
+          frameTypeName(frame.type)
+        } frame at offset ${at} in a ${mode.what} session`,
         at,
       );
     }
@@ -384,7 +395,10 @@ function checkHello(
       `Memory size "${hello.memoryBytes}" is over this receiver's limit: at most ${max} bytes`,
     );
   }
-  const maxChannels = Math.min(options.maxChannels ?? MAX_CHANNELS, MAX_CHANNELS);
+  const maxChannels = Math.min(
+    options.maxChannels ?? MAX_CHANNELS,
+    MAX_CHANNELS,
+  );
   if (hello.channels < 1 || hello.channels > maxChannels) {
     throw new MigrationError(
       `Unsupported channel count "${hello.channels}": this receiver takes 1 to ${maxChannels}`,
@@ -396,7 +410,9 @@ function checkHello(
 function checkChannel(frame: Frame, hello: Hello, at: number): void {
   if (frame.channel >= hello.channels) {
     throw new WireError(
-      `${frameTypeName(frame.type)} frame at offset ${at} is for channel ${frame.channel}, but HELLO announced ${hello.channels}`,
+      `${
+        frameTypeName(frame.type)
+      } frame at offset ${at} is for channel ${frame.channel}, but HELLO announced ${hello.channels}`,
       at + 3,
     );
   }

@@ -176,9 +176,9 @@ export class SourceLink {
     this.#watch();
     if (frame.type !== type) {
       throw new MigrationError(
-        `Unexpected ${frameTypeName(frame.type)} frame from the receiver: expected ${
-          frameTypeName(type)
-        }`,
+        `Unexpected ${
+          frameTypeName(frame.type)
+        } frame from the receiver: expected ${frameTypeName(type)}`,
       );
     }
     return payload;

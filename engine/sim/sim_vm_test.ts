@@ -135,7 +135,11 @@ Deno.test("SimVm: pause stops every write, resume restarts them", async () => {
   await vm.startDirtyLog();
   await sleep(100);
   assert.equal(vm.pagesWritten, written, "pages written while paused");
-  assert.equal(hex((await vm.digest()).ranges), digest, "memory changed while paused");
+  assert.equal(
+    hex((await vm.digest()).ranges),
+    digest,
+    "memory changed while paused",
+  );
   assert.equal(
     vm.syncDirty(new Uint32Array(vm.pageCount)),
     0,

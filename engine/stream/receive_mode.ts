@@ -36,6 +36,14 @@ import { decodeStreamEnd } from "./stream_end.ts";
 /** Output is written to the destination in pieces of about this size. */
 const OUT_CHUNK = 1 << 20;
 
+/**
+ * A fresh output piece: shared memory, so the stream's hash Worker reads it
+ * without a copy (pieces are never written again once handed on).
+ */
+function outPiece(): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(OUT_CHUNK));
+}
+
 /** Options of {@link streamMode}. */
 export interface StreamModeOptions {
   /** The format HELLO must announce (`"qemu"`, `"xen"`). */
@@ -80,7 +88,10 @@ export function streamMode(
   let nextPage = 0; // index into the first PAGES entry's pfns
   const queues: { batch: Pages; i: number }[][] = [];
   const codecPages: number[] = [];
-  let acc = new Uint8Array(OUT_CHUNK);
+  // Output accumulates in `acc[accStart..accLen]`; a flush hands that range
+  // on and the next bytes go after it, in the same piece, until it is full.
+  let acc = outPiece();
+  let accStart = 0;
   let accLen = 0;
   let held: Uint8Array | null = null;
   let failure: Error | null = null;
@@ -98,18 +109,21 @@ export function streamMode(
       acc.set(bytes.subarray(at, at + n), accLen);
       accLen += n;
       at += n;
-      if (accLen === acc.length) flushAcc();
+      if (accLen === acc.length) {
+        flushAcc();
+        acc = outPiece();
+        accStart = accLen = 0;
+      }
     }
   };
   /** Hands the accumulated bytes on; with `holdLast` the newest piece stays. */
   let writes: Promise<void> = Promise.resolve();
   const flushAcc = (): void => {
-    if (accLen === 0) return;
-    const piece = acc.subarray(0, accLen);
+    if (accLen === accStart) return;
+    const piece = acc.subarray(accStart, accLen);
     // one hash update per piece, not per record
     hash.update(piece);
-    acc = new Uint8Array(OUT_CHUNK);
-    accLen = 0;
+    accStart = accLen;
     if (holdLast) {
       const prev = held;
       held = piece;
@@ -184,7 +198,9 @@ export function streamMode(
           failure ??= e instanceof Error ? e : new Error(String(e));
         }
         // All records rebuilt so far go on (the newest piece held back).
-        if (head === entries.length || accLen >= OUT_CHUNK / 2) flushAcc();
+        if (head === entries.length || accLen - accStart >= OUT_CHUNK / 2) {
+          flushAcc();
+        }
         await writes;
       } while (again && !failure);
       running = null;

@@ -224,7 +224,10 @@ export function parseBatchPayload(
     throw new WireError(`Bad BATCH payload: ${what}`, at);
   };
   if (size < BATCH_FIXED_BYTES) {
-    fail(`${size} bytes is shorter than its ${BATCH_FIXED_BYTES}-byte header`, 0);
+    fail(
+      `${size} bytes is shorter than its ${BATCH_FIXED_BYTES}-byte header`,
+      0,
+    );
   }
   const v = new DataView(payload.buffer, payload.byteOffset, size);
   const count = v.getUint32(0, true);
@@ -235,9 +238,14 @@ export function parseBatchPayload(
     fail(`count "${count}" is outside 1..${MAX_PAGES_PER_BATCH}`, 0);
   }
   if (sectionCount < 1 || sectionCount > MAX_BATCH_SECTIONS) {
-    fail(`sectionCount "${sectionCount}" is outside 1..${MAX_BATCH_SECTIONS}`, 4);
+    fail(
+      `sectionCount "${sectionCount}" is outside 1..${MAX_BATCH_SECTIONS}`,
+      4,
+    );
   }
-  if (v.getUint16(6, true) !== 0) fail("reserved field at offset 6 must be 0", 6);
+  if (v.getUint16(6, true) !== 0) {
+    fail("reserved field at offset 6 must be 0", 6);
+  }
   if (runCount < 1 || runCount > count) {
     fail(`runCount "${runCount}" is outside 1..${count}`, 8);
   }
@@ -247,21 +255,33 @@ export function parseBatchPayload(
   const seen = new Set<number>();
   for (let s = 0; s < sectionCount; s++) {
     if (at + SECTION_HEADER_BYTES > size) {
-      fail(`section ${s} header at offset ${at} runs past the ${size}-byte payload`, at);
+      fail(
+        `section ${s} header at offset ${at} runs past the ${size}-byte payload`,
+        at,
+      );
     }
     const codecId = payload[at];
     if (payload[at + 1] !== 0 || v.getUint16(at + 2, true) !== 0) {
-      fail(`section ${s} reserved fields at offset ${at + 1} must be 0`, at + 1);
+      fail(
+        `section ${s} reserved fields at offset ${at + 1} must be 0`,
+        at + 1,
+      );
     }
     if (!options.knows(codecId)) {
-      fail(`section ${s} uses codec id "${codecId}", which is not negotiated and announced`, at);
+      fail(
+        `section ${s} uses codec id "${codecId}", which is not negotiated and announced`,
+        at,
+      );
     }
     if (seen.has(codecId)) fail(`codec id "${codecId}" has two sections`, at);
     seen.add(codecId);
     const length = v.getUint32(at + 4, true);
     const body = at + SECTION_HEADER_BYTES;
     if (length > size - body) {
-      fail(`section ${s} of ${length} bytes at offset ${at} runs past the ${size}-byte payload`, at + 4);
+      fail(
+        `section ${s} of ${length} bytes at offset ${at} runs past the ${size}-byte payload`,
+        at + 4,
+      );
     }
     out.sections.push({
       codecId,
@@ -274,7 +294,10 @@ export function parseBatchPayload(
   }
   // runs
   if (runCount * RUN_BYTES > size - at) {
-    fail(`${runCount} pfn runs at offset ${at} run past the ${size}-byte payload`, at);
+    fail(
+      `${runCount} pfn runs at offset ${at} run past the ${size}-byte payload`,
+      at,
+    );
   }
   out.reserve(count);
   let n = 0;
@@ -284,21 +307,37 @@ export function parseBatchPayload(
     const len = v.getUint32(at + 8, true);
     if (len < 1) fail(`pfn run ${r} at offset ${at} is empty`, at + 8);
     if (start < next) {
-      fail(`pfn run ${r} at offset ${at} starts at ${start}, not above the previous run's end: pfns must be strictly ascending`, at);
+      fail(
+        `pfn run ${r} at offset ${at} starts at ${start}, not above the previous run's end: pfns must be strictly ascending`,
+        at,
+      );
     }
     if (len > count - n) {
-      fail(`pfn runs at offset ${at} cover more than the ${count} pages of the batch`, at + 8);
+      fail(
+        `pfn runs at offset ${at} cover more than the ${count} pages of the batch`,
+        at + 8,
+      );
     }
     if (start + len > options.pageCount) {
-      fail(`pfn run ${r} at offset ${at} (${start}+${len}) is out of range: memory has ${options.pageCount} pages`, at);
+      fail(
+        `pfn run ${r} at offset ${at} (${start}+${len}) is out of range: memory has ${options.pageCount} pages`,
+        at,
+      );
     }
     for (let k = 0; k < len; k++) out.pfns[n++] = start + k;
     next = start + len;
   }
-  if (n !== count) fail(`pfn runs cover ${n} pages, the batch has ${count}`, at);
+  if (n !== count) {
+    fail(`pfn runs cover ${n} pages, the batch has ${count}`, at);
+  }
   // claim map
   if (claimBytes !== size - at) {
-    fail(`claimBytes "${claimBytes}" does not match the ${size - at} bytes left at offset ${at}`, 12);
+    fail(
+      `claimBytes "${claimBytes}" does not match the ${
+        size - at
+      } bytes left at offset ${at}`,
+      12,
+    );
   }
   const perSection = new Uint32Array(sectionCount);
   let i = 0;
@@ -306,31 +345,44 @@ export function parseBatchPayload(
   while (p < size) {
     const s = payload[p++];
     if (s >= sectionCount) {
-      fail(`claim at offset ${p - 1} names section ${s} of ${sectionCount}`, p - 1);
+      fail(
+        `claim at offset ${p - 1} names section ${s} of ${sectionCount}`,
+        p - 1,
+      );
     }
     let len = 0;
     let shift = 0;
     for (let k = 0;; k++) {
-      if (p >= size || k >= 5) fail(`claim run length at offset ${p} is truncated or too long`, p);
+      if (p >= size || k >= 5) {
+        fail(`claim run length at offset ${p} is truncated or too long`, p);
+      }
       const b = payload[p++];
       len += (b & 0x7f) * 2 ** shift;
       shift += 7;
       if ((b & 0x80) === 0) break;
     }
     if (len < 1 || len > count - i) {
-      fail(`claim run of "${len}" pages at offset ${p} is empty or past the ${count} pages`, p);
+      fail(
+        `claim run of "${len}" pages at offset ${p} is empty or past the ${count} pages`,
+        p,
+      );
     }
     out.sectionOf.fill(s, i, i + len);
     perSection[s] += len;
     i += len;
   }
-  if (i !== count) fail(`the claim map covers ${i} pages, the batch has ${count}`, at);
+  if (i !== count) {
+    fail(`the claim map covers ${i} pages, the batch has ${count}`, at);
+  }
   for (let s = 0; s < sectionCount; s++) {
     const sec = out.sections[s];
     if (perSection[s] === 0) {
       // a sender writes a section only for a codec that claimed pages; an
       // empty one would still reach its decoder (and a stream's state)
-      fail(`section ${s} (codec id "${sec.codecId}") holds no page`, sec.offset - SECTION_HEADER_BYTES);
+      fail(
+        `section ${s} (codec id "${sec.codecId}") holds no page`,
+        sec.offset - SECTION_HEADER_BYTES,
+      );
     }
     sec.pages = new Uint32Array(perSection[s]);
     sec.pageCount = 0;

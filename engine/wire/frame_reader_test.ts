@@ -10,7 +10,7 @@ import {
 import { FrameReader } from "./frame_reader.ts";
 import { FrameWriter } from "./frame_writer.ts";
 import { memoryDuplex } from "./duplex.ts";
-import { chunkedStream, concat, prng } from "./_test_util.ts";
+import { byteStream, chunkedStream, concat, prng } from "./_test_util.ts";
 
 const TYPES = Object.values(FrameType);
 
@@ -76,6 +76,45 @@ Deno.test("FrameReader: reads frames from random chunk sizes", async () => {
       chunkedStream(sampleBytes(seed), () => 1 + Math.floor(rand() * max)),
       seed,
     );
+  }
+});
+
+Deno.test("FrameReader: a byte stream is read into the reader's own buffers (BYOB), from any read sizes, payloads past 64 KiB included", async () => {
+  for (const seed of [11, 12, 13, 14]) {
+    const rand = prng(seed * 31);
+    const max = [1, 100, 70_000, 1 << 20][seed - 11];
+    await expectFrames(
+      byteStream(sampleBytes(seed), () => 1 + Math.floor(rand() * max)),
+      seed,
+    );
+  }
+});
+
+Deno.test("FrameReader: a byte stream that ends inside a large payload (read straight into its buffer) is Truncated at the right offset", async () => {
+  const big = encodeFrame(FrameType.BATCH, 1, new Uint8Array(300_000).fill(7));
+  for (const cut of [HEADER_BYTES + 10, 100_000, big.length - 1]) {
+    const reader = new FrameReader(
+      byteStream(
+        concat([big, big]).subarray(0, big.length + cut),
+        () => 50_000,
+      ),
+      { ownPayload: () => true },
+    );
+    const first = await reader.next();
+    assert.ok(first && first.payload.length === 300_000);
+    await assert.rejects(() => reader.next(), (e: unknown) => {
+      assert.ok(e instanceof WireError);
+      assert.equal(
+        e.message,
+        `Truncated stream: ended after ${
+          cut - HEADER_BYTES
+        } of 300000 payload bytes of the frame at offset ${big.length}`,
+      );
+      assert.equal(e.offset, big.length + cut);
+      return true;
+    });
+    // the first payload is intact after the failed read
+    assert.ok(first.payload.every((b) => b === 7));
   }
 });
 
@@ -212,26 +251,41 @@ Deno.test("FrameReader/FrameWriter: loopback TCP carries 1 MiB frames intact", a
   assert.equal(count, n);
 });
 
-Deno.test("FrameReader: ownPayload frames get a buffer of their own; the others may share the reused one", async () => {
-  const frames = [0, 1, 2, 3].map((i) =>
-    encodeFrame(
-      i % 2 === 0 ? FrameType.BATCH : FrameType.ROUND_END,
-      i,
-      new Uint8Array(5000).fill(i + 1),
-      i,
-    )
-  );
-  const reader = new FrameReader(chunkedStream(concat(frames), () => 1000), {
-    ownPayload: (type) => type === FrameType.BATCH,
+for (
+  const [kind, size] of [["chunks", 5000], ["byte stream", 200_000]] as const
+) {
+  Deno.test(`FrameReader: ownPayload frames get a buffer of their own; the others may share the reused one (${kind}, ${size}-byte payloads)`, async () => {
+    const frames = [0, 1, 2, 3].map((i) =>
+      encodeFrame(
+        i % 2 === 0 ? FrameType.BATCH : FrameType.ROUND_END,
+        i,
+        new Uint8Array(size).fill(i + 1),
+        i,
+      )
+    );
+    const bytes = concat(frames);
+    const reader = new FrameReader(
+      kind === "chunks"
+        ? chunkedStream(bytes, () => 1000)
+        : byteStream(bytes, () => 30_000),
+      { ownPayload: (type) => type === FrameType.BATCH },
+    );
+    const got: Frame[] = [];
+    for (let f = await reader.next(); f; f = await reader.next()) got.push(f);
+    assert.deepEqual(got.map((f) => f.channel), [0, 1, 2, 3]);
+    // BATCH payloads kept their bytes through later reads...
+    assert.ok(got[0].payload.every((b) => b === 1));
+    assert.ok(got[2].payload.every((b) => b === 3));
+    assert.notEqual(got[0].payload.buffer, got[2].payload.buffer);
+    if (kind === "chunks") {
+      // ...while the other frames shared one buffer, now holding the last.
+      assert.equal(got[1].payload.buffer, got[3].payload.buffer);
+      assert.ok(got[1].payload.every((b) => b === 4));
+    } else {
+      // ...while the other frames' reused buffer moved on with each read
+      // (BYOB): an older view is detached, never another frame's bytes.
+      assert.equal(got[1].payload.length, 0);
+      assert.ok(got[3].payload.every((b) => b === 4));
+    }
   });
-  const got: Frame[] = [];
-  for (let f = await reader.next(); f; f = await reader.next()) got.push(f);
-  assert.deepEqual(got.map((f) => f.channel), [0, 1, 2, 3]);
-  // BATCH payloads kept their bytes through later reads...
-  assert.ok(got[0].payload.every((b) => b === 1));
-  assert.ok(got[2].payload.every((b) => b === 3));
-  assert.notEqual(got[0].payload.buffer, got[2].payload.buffer);
-  // ...while the other frames shared one buffer, now holding the last.
-  assert.equal(got[1].payload.buffer, got[3].payload.buffer);
-  assert.ok(got[1].payload.every((b) => b === 4));
-});
+}

@@ -46,9 +46,7 @@ const why = await labUnavailable().catch((e) => String(e));
 if (why) console.warn(`skipping QEMU tunnel lab tests: ${why}`);
 
 const DENO = Deno.execPath();
-const TUNNEL = `${
-  new URL("../tunnel.ts", import.meta.url).pathname
-} qemu`;
+const TUNNEL = `${new URL("../tunnel.ts", import.meta.url).pathname} qemu`;
 const CLI = new URL("../hakobu.ts", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
 const CODECS = "zero,dedup,lz4";
