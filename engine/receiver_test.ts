@@ -36,6 +36,7 @@ import {
   type WireConn,
 } from "./wire/mod.ts";
 import { type BatchSection, encodeBatchPayload } from "./wire/batch.ts";
+import { fromHex } from "./wire/_test_util.ts";
 
 const PAGE = 4096;
 const PAGES = 64;
@@ -574,6 +575,16 @@ const MALFORMED: [
     "a channel HELLO did not announce",
     (src, m) => src.sendRaw(batchFrame(m, range(8, 16), 1, true, 1)),
     /BATCH frame at offset \d+ is for channel 1, but HELLO announced 1/,
+  ],
+  [
+    "protocol 1's PAGES frame (type 3: unknown since protocol 2)",
+    // protocol 1's golden PAGES frame, CRC and all: pfn 5 as a zero page
+    (src) =>
+      src.sendRaw(fromHex(
+        "484b0300 02000000 18000000 a0719af8 01000000 00000000" +
+          "05000000 00000000 01000000 00000000",
+      )),
+    /Unknown frame type "3" at offset \d+: known types are 1, 2, 4, /,
   ],
   ["truncated stream", async (src, m) => {
     await src.sendRaw(batchFrame(m, range(8, 16), 1).subarray(0, 3000));

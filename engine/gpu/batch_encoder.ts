@@ -122,15 +122,16 @@ interface Slot {
  * packing (a memcpy of the batch, and the delta cache lookups) runs on the
  * JS thread, and the two readbacks of one batch are sequential.
  *
+ * In a migration, each channel's encode Worker (`pipeline/encode_worker.ts`)
+ * owns one per GPU chain and frames its output as a BATCH payload with
+ * `BatchEncoderChain.encodeWith`, exactly as the CPU chain would have.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * const enc = new GpuBatchEncoder(device, { chain: ["zero", "rle"], batch: 1024, pageSize: 4096, pageCount });
  * const b = await enc.encode(pfns, pages);
- * for (let i = 0; i < b.count; i++) {
- *   const bytes = b.bytes(i);
- *   builder.entrySpace().set(bytes);
- *   builder.commitEntry(pfns[i], b.codecIds[i], bytes.length);
- * }
+ * // batch: the PageBatch of those pfns and pages; chain: the channel's BatchEncoderChain
+ * const { payload } = chain.encodeWith(batch, b.codecIds, (i) => b.bytes(i), (n) => new Uint8Array(n));
  * ```
  */
 export class GpuBatchEncoder {

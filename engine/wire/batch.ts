@@ -208,8 +208,11 @@ export interface ParseBatchOptions {
  *
  * @example
  * ```ts
- * const batch = parseBatchPayload(payload, { pageCount, knows: (id) => table.has(id) });
- * for (const s of batch.sections) decode(s.codecId, payload.subarray(s.offset, s.offset + s.length));
+ * const parts = { count: 2, pfns: [7, 8], sectionOf: [0, 0], sections: [{ codecId: 1, bytes: new Uint8Array(0) }] };
+ * const payload = new Uint8Array(batchPayloadBytes(parts));
+ * encodeBatchPayload(parts, payload);
+ * const batch = parseBatchPayload(payload, { pageCount: 16, knows: (id) => id === 1 });
+ * batch.sections[0].pageCount; // 2: pfns 7 and 8, section bytes at payload[s.offset, s.offset + s.length)
  * ```
  *
  * @throws {WireError} naming the first bad field and its payload offset.

@@ -25,27 +25,28 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  * Frame types. `as const` object rather than a TypeScript `enum`, so the
  * values are plain numbers on the wire and in tests.
  *
+ * Every other type (0, 3, 13..31, 34..50, 53..255) is unknown and a reader
+ * refuses it; 3 was protocol 1's PAGES frame.
+ *
  * @example
  * ```ts
- * FrameType.PAGES; // 3
+ * FrameType.BATCH; // 12
  * ```
  */
 export const FrameType = {
-  /** source → receiver, JSON: protocol version, memory size, codecs. */
+  /** source → receiver, JSON: protocol version, memory size, page size, codecs, channels, stream format. */
   HELLO: 1,
   /** receiver → source, JSON: the handshake is accepted. */
   WELCOME: 2,
-  /** source → receiver, binary: a batch of encoded pages. */
-  PAGES: 3,
-  /** source → receiver, JSON: accounting for one finished round. */
+  /** source → receiver, JSON, on a channel: that channel's accounting for one finished round. */
   ROUND_END: 4,
   /** source → receiver, JSON: the source is paused and sent its last pages. */
   FINAL: 5,
   /** receiver → source, JSON: every page is applied; the destination could resume. */
   READY: 6,
-  /** source → receiver, binary: the 32-byte SHA-256 of source memory. */
+  /** source → receiver, binary: the source memory's range digests (SHA-256 per range). */
   END: 7,
-  /** receiver → source, JSON: whether the destination digest matched. */
+  /** receiver → source, JSON: whether the destination digest matched, and which ranges differ. */
   RESULT: 8,
   /** either way, JSON: the sender of this frame failed and stops. */
   ERROR: 9,
@@ -79,11 +80,12 @@ const TYPE_NAMES: readonly string[] = (() => {
 })();
 
 /**
- * Name of a frame type for messages, e.g. `"PAGES"`; `"type 42"` when unknown.
+ * Name of a frame type for messages, e.g. `"BATCH"`; `"type 42"` when unknown.
  *
  * @example
  * ```ts
- * frameTypeName(3); // "PAGES"
+ * frameTypeName(12); // "BATCH"
+ * frameTypeName(3); // "type 3"
  * ```
  */
 export function frameTypeName(type: number): string {
@@ -100,8 +102,8 @@ export interface FrameHeader {
   /** Frame type. */
   readonly type: FrameType;
   /**
-   * The channel the frame belongs to (byte 3; protocol 1 called it flags
-   * and required 0). Session frames (HELLO, FINAL, END, ...) use 0.
+   * The channel the frame belongs to (byte 3): CODEC, BATCH and ROUND_END
+   * name their channel; every other frame uses 0.
    */
   readonly channel: number;
   /** Pre-copy round the frame belongs to; 0 outside rounds. */

@@ -12,7 +12,7 @@ const STAGE_BYTES = 64 << 10;
 
 /**
  * Reads frames from a byte stream, such as `Deno.Conn.readable` or one end of
- * {@link memoryDuplex}. Checks every header (magic, flags, type, length bound)
+ * {@link memoryDuplex}. Checks every header (magic, type, length bound)
  * before reading its payload and every CRC before returning a frame.
  *
  * Buffering is bounded: besides the chunk the stream handed over (or its

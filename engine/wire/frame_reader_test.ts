@@ -173,7 +173,7 @@ Deno.test("FrameReader: bad magic, unknown type and checksum in a later frame re
   const edits: [number, number, RegExp][] = [
     [0, 0x00, /Bad frame magic/],
     [2, 99, /Unknown frame type "99" at offset 28/],
-    // the channel byte (protocol 1's flags) is the session's to check, and
+    // the channel byte is the session's to check, and
     // is covered by the CRC
     [3, 4, /Bad checksum in READY frame at offset 26/],
     [HEADER_BYTES + 3, 0xee, /Bad checksum in READY frame at offset 26/],

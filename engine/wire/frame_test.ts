@@ -168,6 +168,12 @@ Deno.test("frame: decodeFrameHeader rejects bad magic, unknown type and length w
       100,
     ],
     [header((v) => v.setUint8(2, 0)), /Unknown frame type "0"/, 102],
+    // protocol 1's PAGES frame is gone: type 3 is as unknown as any other
+    [
+      header((v) => v.setUint8(2, 3)),
+      /^Unknown frame type "3" at offset 102: known types are 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 32, 33, 51, 52$/,
+      102,
+    ],
     [header((v) => v.setUint8(2, 13)), /Unknown frame type "13"/, 102],
     [header((v) => v.setUint8(2, 255)), /Unknown frame type "255"/, 102],
     [
@@ -225,4 +231,9 @@ Deno.test("frame: frameTypeName names known and unknown types", () => {
   assert.equal(frameTypeName(12), "BATCH");
   assert.equal(frameTypeName(33), "STREAM_END");
   assert.equal(frameTypeName(42), "type 42");
+  assert.equal(frameTypeName(3), "type 3");
+  assert.throws(
+    () => encodeFrame(3 as FrameType, 0, new Uint8Array(0)),
+    /Cannot encode frame of unknown type "3"/,
+  );
 });

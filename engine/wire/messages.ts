@@ -79,15 +79,18 @@ export interface Welcome {
   readonly accepted: boolean;
 }
 
-/** ROUND_END (source → receiver): the source's accounting for one round. */
+/**
+ * ROUND_END (source → receiver, on a channel): that channel's accounting
+ * for one round; the round has ended once every channel sent its own.
+ */
 export interface RoundEnd {
   /** The round that ended; equals the frame header's round. */
   readonly round: number;
-  /** Page entries the source sent in the round. */
+  /** Pages the channel sent in the round. */
   readonly pages: number;
   /** Bytes of those pages before encoding. */
   readonly rawBytes: number;
-  /** Frame bytes the round put on the wire. */
+  /** Frame bytes the channel's CODEC and BATCH frames of the round put on the wire. */
   readonly wireBytes: number;
 }
 
@@ -95,13 +98,13 @@ export interface RoundEnd {
 export interface Final {
   /** The last round; equals the frame header's round. */
   readonly round: number;
-  /** Page entries the source sent in all PAGES frames of the session. */
+  /** Pages the source sent in all BATCH frames of the session, every channel together. */
   readonly pagesTotal: number;
 }
 
 /** READY (receiver → source): every page is applied; downtime ends here. */
 export interface Ready {
-  /** Page entries the receiver applied. */
+  /** Pages the receiver applied, every channel together. */
   readonly pagesApplied: number;
 }
 
@@ -111,7 +114,7 @@ export interface Result {
   readonly verified: boolean;
   /** The destination's whole digest, lower-case hex (64 digits). */
   readonly digest: string;
-  /** Page entries the receiver applied. */
+  /** Pages the receiver applied (stream mode: page bodies rebuilt). */
   readonly pagesApplied: number;
   /** Indexes of the digest ranges that differ (at most {@link MAX_MISMATCHES}; empty when verified). */
   readonly mismatched?: readonly number[];
@@ -142,10 +145,11 @@ export interface Abort {
 }
 
 /**
- * CODEC (source → receiver): a codec the source starts using, with its
- * options. Sent before the first page entry of that codec; the receiver
- * creates the codec's decoder at this point of the stream, so stateful
- * codecs start from the same state on both sides.
+ * CODEC (source → receiver, on a channel): a codec the channel starts
+ * using, with its options. Sent before the channel's first BATCH with a
+ * section of that codec; the receiver creates the channel's decoder of the
+ * codec at this point of the channel's frames, so stateful codecs start
+ * from the same state on both sides.
  */
 export interface CodecSetup {
   /** Wire id of the codec (must have been negotiated in HELLO). */
@@ -256,8 +260,8 @@ function show(v: unknown): string {
  *
  * @example
  * ```ts
- * encodeHello({ protocol: 1, memoryBytes: 4096, pageSize: 4096,
- *   codecs: [{ id: 0, name: "raw" }], vm: "sim", policy: "plain" });
+ * encodeHello({ protocol: 2, memoryBytes: 4096, pageSize: 4096,
+ *   codecs: [{ id: 0, name: "raw" }], vm: "sim", policy: "plain", channels: 1 });
  * ```
  */
 export function encodeHello(hello: Hello): Uint8Array {
@@ -280,7 +284,9 @@ export function encodeHello(hello: Hello): Uint8Array {
  *
  * @example
  * ```ts
- * decodeHello(encodeHello(hello)).pageSize; // 4096
+ * const hello = { protocol: 2, memoryBytes: 8192, pageSize: 4096,
+ *   codecs: [{ id: 1, name: "zero" }], vm: "sim", policy: "plain", channels: 2 };
+ * decodeHello(encodeHello(hello)).channels; // 2
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -326,7 +332,7 @@ export function decodeHello(payload: Uint8Array): Hello {
  *
  * @example
  * ```ts
- * encodeWelcome({ protocol: 1, accepted: true });
+ * encodeWelcome({ protocol: 2, accepted: true });
  * ```
  */
 export function encodeWelcome(welcome: Welcome): Uint8Array {
@@ -341,7 +347,7 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
  *
  * @example
  * ```ts
- * decodeWelcome(encodeWelcome({ protocol: 1, accepted: true })).accepted; // true
+ * decodeWelcome(encodeWelcome({ protocol: 2, accepted: true })).accepted; // true
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -375,7 +381,7 @@ export function encodeRoundEnd(end: RoundEnd): Uint8Array {
  *
  * @example
  * ```ts
- * decodeRoundEnd(encodeRoundEnd(end)).pages; // 10
+ * decodeRoundEnd(encodeRoundEnd({ round: 1, pages: 10, rawBytes: 40960, wireBytes: 4200 })).pages; // 10
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -544,7 +550,8 @@ export function encodeResult(result: Result): Uint8Array {
  *
  * @example
  * ```ts
- * decodeResult(encodeResult(result)).verified; // true
+ * const result = { verified: false, digest: "ab".repeat(32), pagesApplied: 64, mismatched: [3] };
+ * decodeResult(encodeResult(result)).mismatched; // [3]
  * ```
  * @throws {WireError} naming the bad field.
  */

@@ -250,7 +250,7 @@ Deno.test("messages: decoders name the bad field", () => {
       /HELLO: field "policy"/,
     ],
     [
-      () => decodeWelcome(json({ protocol: 1, accepted: "yes" })),
+      () => decodeWelcome(json({ protocol: 2, accepted: "yes" })),
       /WELCOME: field "accepted" must be a boolean/,
     ],
     [
