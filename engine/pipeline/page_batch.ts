@@ -52,6 +52,13 @@ export class PageBatchBuilder implements PageBatch {
   readonly #nonZeroPages: number;
   readonly #maxPages: number;
   /**
+   * 1 where slot `i` of `pages` may hold non-zero bytes. A zero page is
+   * cleared into its slot only when an earlier batch left bytes there: most
+   * of a guest's pages are zero, and clearing each one's slot cost as much
+   * as finding that it is zero.
+   */
+  readonly #slotUsed: Uint8Array;
+  /**
    * Whether zero pages count towards `nonZeroPages` too: set when the chain
    * has no codec that sends a zero page cheaply (raw alone), so a batch of
    * zero pages cannot outgrow a frame.
@@ -70,6 +77,7 @@ export class PageBatchBuilder implements PageBatch {
     this.pfns = new Float64Array(options.maxPages);
     this.pages = new Uint8Array(options.maxPages * options.pageSize);
     this.zero = new Uint8Array(options.maxPages);
+    this.#slotUsed = new Uint8Array(options.maxPages);
   }
 
   /** Whether the batch should be sent now. */
@@ -102,10 +110,14 @@ export class PageBatchBuilder implements PageBatch {
     this.pfns[i] = pfn;
     if (isZeroPage(src)) {
       this.zero[i] = 1;
-      this.pages.fill(0, i * ps, i * ps + ps);
+      if (this.#slotUsed[i] === 1) {
+        this.pages.fill(0, i * ps, i * ps + ps);
+        this.#slotUsed[i] = 0;
+      }
       return;
     }
     this.pages.set(src, i * ps);
+    this.#slotUsed[i] = 1;
     // The copy is what goes on the wire: judge zero-ness on it, not on live
     // memory that may have changed since the first look.
     const copy = this.pages.subarray(i * ps, i * ps + ps);
@@ -120,6 +132,7 @@ export class PageBatchBuilder implements PageBatch {
     const i = this.count++;
     this.pfns[i] = pfn;
     this.pages.set(page, i * ps);
+    this.#slotUsed[i] = 1;
     const z = isZeroPage(this.pages.subarray(i * ps, i * ps + ps)) ? 1 : 0;
     this.zero[i] = z;
     this.nonZero += 1 - z;
