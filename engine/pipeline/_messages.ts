@@ -65,6 +65,11 @@ export type EncodeRequest =
     readonly from: number;
     readonly to: number;
     readonly rangeBytes: number;
+  }
+  | {
+    /** Answer "synced" once every request before this one is handled. */
+    readonly type: "sync";
+    readonly id: number;
   };
 
 /** Encode worker → main. */
@@ -99,6 +104,11 @@ export type EncodeReply =
     readonly type: "digest";
     readonly id: number;
     readonly digests: Uint8Array;
+  }
+  | {
+    /** Every request before `sync` `id` is handled. */
+    readonly type: "synced";
+    readonly id: number;
   }
   | {
     readonly type: "error";

@@ -300,6 +300,9 @@ async function handle(req: EncodeRequest): Promise<void> {
       ]);
       return;
     }
+    case "sync":
+      post({ type: "synced", id: req.id });
+      return;
   }
 }
 

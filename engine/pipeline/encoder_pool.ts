@@ -83,11 +83,13 @@ export class EncoderPool {
   #waiter: (() => void) | null = null;
   #error: Error | null = null;
   #nextId = 1;
-  readonly #digests = new Map<
+  /** Requests every channel answers (digest, sync), by id: what came back so far. */
+  readonly #pending = new Map<
     number,
     {
-      parts: (Uint8Array | null)[];
-      resolve: (d: Uint8Array[]) => void;
+      left: number;
+      values: unknown[];
+      resolve: (values: unknown[]) => void;
       reject: (e: Error) => void;
     }
   >();
@@ -197,24 +199,17 @@ export class EncoderPool {
    * hashed by all channels in parallel; 32 bytes per range.
    */
   async digest(rangeBytes: number, count: number): Promise<Uint8Array> {
-    const id = this.#nextId++;
-    const n = this.channels;
-    const per = Math.ceil(count / n);
-    const parts = await new Promise<Uint8Array[]>((resolve, reject) => {
-      if (this.#error) return reject(this.#error);
-      this.#digests.set(id, {
-        parts: new Array(n).fill(null),
-        resolve,
-        reject,
-      });
-      for (let c = 0; c < n; c++) {
-        const from = Math.min(count, c * per);
-        const to = Math.min(count, from + per);
-        this.#workers[c].postMessage(
-          { type: "digest", id, from, to, rangeBytes } satisfies EncodeRequest,
-        );
-      }
-    });
+    const per = Math.ceil(count / this.channels);
+    const parts = await this.#all((id, c) => {
+      const from = Math.min(count, c * per);
+      return {
+        type: "digest",
+        id,
+        from,
+        to: Math.min(count, from + per),
+        rangeBytes,
+      };
+    }) as Uint8Array[];
     const out = new Uint8Array(count * 32);
     let at = 0;
     for (const p of parts) {
@@ -222,6 +217,14 @@ export class EncoderPool {
       at += p.length;
     }
     return out;
+  }
+
+  /**
+   * Resolves once every channel has handled every request sent before this
+   * call (e.g. its start-up and its chain: a bench times a round from here).
+   */
+  async sync(): Promise<void> {
+    await this.#all((id) => ({ type: "sync", id }));
   }
 
   /** Stops every Worker (pending work is dropped). */
@@ -255,16 +258,12 @@ export class EncoderPool {
           note: m.note,
         };
         return;
-      case "digest": {
-        const d = this.#digests.get(m.id);
-        if (!d) return;
-        d.parts[channel] = m.digests;
-        if (d.parts.every((p) => p !== null)) {
-          this.#digests.delete(m.id);
-          d.resolve(d.parts as Uint8Array[]);
-        }
+      case "digest":
+        this.#settle(m.id, channel, m.digests);
         return;
-      }
+      case "synced":
+        this.#settle(m.id, channel, undefined);
+        return;
       case "error":
         this.#fail(
           new MigrationError(
@@ -276,10 +275,37 @@ export class EncoderPool {
     this.#waiter?.();
   }
 
+  /** Sends every channel `request(id, channel)`; resolves with their answers by channel. */
+  #all(
+    request: (id: number, channel: number) => EncodeRequest,
+  ): Promise<unknown[]> {
+    return new Promise((resolve, reject) => {
+      if (this.#error) return reject(this.#error);
+      const id = this.#nextId++;
+      this.#pending.set(id, {
+        left: this.channels,
+        values: new Array(this.channels),
+        resolve,
+        reject,
+      });
+      this.#workers.forEach((w, c) => w.postMessage(request(id, c)));
+    });
+  }
+
+  #settle(id: number, channel: number, value: unknown): void {
+    const p = this.#pending.get(id);
+    if (!p) return;
+    p.values[channel] = value;
+    if (--p.left === 0) {
+      this.#pending.delete(id);
+      p.resolve(p.values);
+    }
+  }
+
   #fail(error: Error): void {
     this.#error ??= error;
     this.#waiter?.();
-    for (const d of this.#digests.values()) d.reject(this.#error);
-    this.#digests.clear();
+    for (const p of this.#pending.values()) p.reject(this.#error);
+    this.#pending.clear();
   }
 }
