@@ -202,22 +202,7 @@ class SourceSession {
         vm: source.description,
         policy: plan.name,
         channels: this.#channels,
-      });
-      await this.#noteGpu();
-      if (!source.shared) {
-        throw new MigrationError(
-          `Cannot migrate "${source.description}": its driver does not share guest memory with the channel Workers`,
-        );
-      }
-      this.#pool = EncoderPool.start({
-        channels: this.#channels,
-        pageSize: source.pageSize,
-        pageCount: source.pageCount,
-        memory: source.shared,
-        batchPages: plan.batchPages,
-        credits: this.#opts.queueFrames,
-        gpu: this.#gpuWanted,
-      });
+      }, { meanwhile: () => this.#startChannels() });
       await source.startDirtyLog();
 
       // Round 0 sends every page.
@@ -385,6 +370,30 @@ class SourceSession {
     } finally {
       this.#pool?.close();
     }
+  }
+
+  /**
+   * Starts the channel Workers (after the GPU check, which says whether
+   * they open a device): called while the receiver answers HELLO, so that
+   * their start-up overlaps the round trip and the receiver's own.
+   */
+  async #startChannels(): Promise<void> {
+    const source = this.#source;
+    await this.#noteGpu();
+    if (!source.shared) {
+      throw new MigrationError(
+        `Cannot migrate "${source.description}": its driver does not share guest memory with the channel Workers`,
+      );
+    }
+    this.#pool = EncoderPool.start({
+      channels: this.#channels,
+      pageSize: source.pageSize,
+      pageCount: source.pageCount,
+      memory: source.shared,
+      batchPages: this.#plan.batchPages,
+      credits: this.#opts.queueFrames,
+      gpu: this.#gpuWanted,
+    });
   }
 
   /** Says why the GPU is not used, as the plan's `gpu` settings ask (and fails when it is required but absent). */

@@ -33,6 +33,15 @@ export interface SourceLinkOptions {
   readonly bandwidth?: number | null;
 }
 
+/** Options of {@link SourceLink.hello}. */
+export interface HelloOptions {
+  /**
+   * Runs once HELLO is written, while the receiver answers; the handshake
+   * ends when both are done, and its failure is thrown first.
+   */
+  readonly meanwhile?: () => void | Promise<void>;
+}
+
 /**
  * One source connection.
  *
@@ -81,12 +90,26 @@ export class SourceLink {
 
   /**
    * Sends HELLO and waits for WELCOME; then watches the receiver in the
-   * background.
+   * background. `options.meanwhile` runs once HELLO is written, while the
+   * receiver answers (a sender starts its channel Workers there: their
+   * start-up is the largest fixed cost of a short migration); its failure
+   * is thrown first.
    *
    * @throws {MigrationError} with the receiver's reason when it refuses.
    */
-  async hello(hello: Hello): Promise<void> {
+  async hello(hello: Hello, options: HelloOptions = {}): Promise<void> {
     await this.write(FrameType.HELLO, 0, encodeHello(hello));
+    const welcome = this.#welcome();
+    if (options.meanwhile) {
+      welcome.catch(() => {}); // awaited below, once `meanwhile` succeeded
+      await options.meanwhile();
+    }
+    await welcome;
+    this.#watch();
+  }
+
+  /** Reads the receiver's answer to HELLO: WELCOME, or a refusal. */
+  async #welcome(): Promise<void> {
     let frame = await this.#reader.next();
     for (
       let take = frame && this.#unsolicited.get(frame.type);
@@ -114,7 +137,6 @@ export class SourceLink {
       );
     }
     decodeWelcome(frame.payload);
-    this.#watch();
   }
 
   /**
