@@ -158,7 +158,7 @@ export function buildCli(setExit: (code: number) => void): Command {
 
   program.command("tunnel")
     .description(
-      "carry a hypervisor's migration stream through hakobu's channels and codecs (QEMU exec:, xl migrate -s); 'hakobu tunnel qemu send --help' style flags: see scripts/tunnel.ts",
+      "carry a hypervisor's migration stream through hakobu's channels and codecs (QEMU exec:, xl migrate -s); 'hakobu tunnel qemu send --help' lists the flags",
     )
     .argument("<format>", "qemu or xen")
     .argument("<mode>", "send or receive")
@@ -169,7 +169,13 @@ export function buildCli(setExit: (code: number) => void): Command {
     .allowUnknownOption()
     .helpOption(false)
     .action(async (format, mode, args) => {
-      const { tunnelMain } = await import("./tunnel.ts");
+      const { tunnelMain, TUNNEL_USAGE, wantsHelp } = await import(
+        "./tunnel.ts"
+      );
+      if (wantsHelp(args)) {
+        console.log(TUNNEL_USAGE.replace("tunnel.ts", "hakobu tunnel"));
+        return;
+      }
       const { runTunnelMain } = await import(
         "../engine/transport/tunnel_cli.ts"
       );

@@ -62,6 +62,39 @@ function positive(name: string, value: string | undefined): number | undefined {
   return n;
 }
 
+/** What `--help` prints. */
+export const TUNNEL_USAGE =
+  `Usage: tunnel.ts qemu|xen send|receive [flags] [-- words]
+
+Carries a hypervisor's migration stream through hakobu's channels and codecs;
+the receiver rebuilds it byte for byte and both sides compare its SHA-256.
+
+  qemu send    --to HOST:PORT [--codecs zero,zstd] [--channels N] [--batch-pages N]
+               [--bandwidth BYTES_PER_S]           stream on stdin (QEMU "exec:")
+  qemu send    --serve unix:PATH --to HOST:PORT ... resident: each connection
+                                                   on PATH (QEMU "migrate unix:PATH") is one migration
+  qemu receive --listen HOST:PORT                  rebuilt stream on stdout (QEMU -incoming "exec:")
+  qemu receive --listen HOST:PORT --to-qemu unix:PATH
+                                                   resident: each session into QEMU's
+                                                   migrate-incoming socket
+  xen send     [--to HOST:PORT | -- HOST ...] [--port 4445] [--codecs ...] [--max-pages N]
+                                                   as xl migrate -s "<this> --" DOMU HOST
+  xen receive  [--listen 0.0.0.0:4445] [-- xl migrate-receive]
+
+Codecs: raw, zero, rle, delta, dedup, lz4, zstd (a chain, first claimant wins;
+raw is added last). Channels default to the core count. Statistics go to
+stderr as one JSON line (resident modes: one line per migration on stdout);
+any failure exits 1.
+`;
+
+/** Whether `args` (before any `--`) ask for help. */
+export function wantsHelp(args: readonly string[]): boolean {
+  const dash = args.indexOf("--");
+  return (dash >= 0 ? args.slice(0, dash) : args).some((a) =>
+    a === "--help" || a === "-h"
+  );
+}
+
 /** Runs `FORMAT send|receive ...`; returns the stats. */
 export async function tunnelMain(args: string[]): Promise<StreamStats> {
   const dash = args.indexOf("--");
@@ -272,4 +305,10 @@ async function serve(
   }
 }
 
-if (import.meta.main) await runTunnelMain(tunnelMain);
+if (import.meta.main) {
+  if (wantsHelp(Deno.args)) {
+    console.log(TUNNEL_USAGE);
+    Deno.exit(0);
+  }
+  await runTunnelMain(tunnelMain);
+}

@@ -65,3 +65,48 @@ Deno.test("a tunnel main with a bad flag exits 1 with a JSON error that names it
     assert.match(line.error, /--codec|--max-pages "x"/);
   }
 });
+
+Deno.test("tunnel --help prints the usage and exits 0, from the script and from hakobu tunnel", async () => {
+  for (
+    const args of [
+      [
+        new URL("../../scripts/tunnel.ts", import.meta.url).pathname,
+        "qemu",
+        "send",
+        "--help",
+      ],
+      [
+        new URL("../../scripts/hakobu.ts", import.meta.url).pathname,
+        "tunnel",
+        "xen",
+        "receive",
+        "-h",
+      ],
+    ]
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const text = new TextDecoder().decode(out.stdout);
+    assert.match(
+      text,
+      /^Usage: (tunnel\.ts|hakobu tunnel) qemu\|xen send\|receive/,
+    );
+    for (
+      const flag of [
+        "--to",
+        "--listen",
+        "--serve",
+        "--to-qemu",
+        "--channels",
+        "--codecs",
+        "--max-pages",
+      ]
+    ) {
+      assert.ok(text.includes(flag), `usage names ${flag}`);
+    }
+  }
+});
