@@ -29,3 +29,13 @@ Deno.test("isZeroPage works across different backing buffers in turn", () => {
     true,
   );
 });
+
+Deno.test("isZeroPage takes pages of any length, one after the other", () => {
+  for (const length of [4096, 8192, 1, 0, 4096, 65536, 4095]) {
+    const page = new Uint8Array(length);
+    assert.equal(isZeroPage(page), true, `${length} zero bytes`);
+    if (length === 0) continue;
+    page[length - 1] = 1;
+    assert.equal(isZeroPage(page), false, `${length} bytes, the last one set`);
+  }
+});
