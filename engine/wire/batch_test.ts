@@ -14,33 +14,11 @@ import {
   SECTION_HEADER_BYTES,
 } from "./batch.ts";
 import { fromHex, toHex } from "./_test_util.ts";
+import { GOLDEN_BATCH_HIGH_PAYLOAD, GOLDEN_BATCH_PAYLOAD } from "./_golden.ts";
 
-/**
- * The payload of frame_test.ts's golden BATCH frame, written by hand from
- * the module doc of batch.ts: pfns 5, 6, 9, 10; pages 5, 6, 10 in section 0
- * (codec 1, no bytes), page 9 in section 1 (codec 2, 12 bytes).
- */
-const GOLDEN = [
-  "04000000 0200 0000 02000000 06000000", //  0: count 4, 2 sections, reserved, 2 runs, claimBytes 6
-  "01 00 0000 00000000", // 16: section 0: codec 1, 0 bytes
-  "02 00 0000 0c000000", // 24: section 1: codec 2, 12 bytes
-  "08000000 00040000 11223344", // 32: its bytes
-  "05000000 00000000 02000000", // 44: run 0: pfns 5, 6
-  "09000000 00000000 02000000", // 56: run 1: pfns 9, 10
-  "00 02 01 01 00 01", // 68: claims
-].join(" ");
-
-/**
- * A second hand-written payload: 200 zero pages from pfn 2^32 + 3 (a run
- * whose start needs its high word) in one section, whose one claim run of
- * 200 takes two ULEB128 bytes (c8 01).
- */
-const GOLDEN_HIGH = [
-  "c8000000 0100 0000 01000000 03000000", // count 200, 1 section, 1 run, claimBytes 3
-  "01 00 0000 00000000", // section 0: codec 1, 0 bytes
-  "03000000 01000000 c8000000", // run: start 2^32 + 3, 200 pfns
-  "00 c8 01", // claims: 200 pages of section 0
-].join(" ");
+/** The golden payloads (`_golden.ts`), hand-written from the specification. */
+const GOLDEN = GOLDEN_BATCH_PAYLOAD;
+const GOLDEN_HIGH = GOLDEN_BATCH_HIGH_PAYLOAD;
 
 const knows = (id: number): boolean => id === 1 || id === 2;
 const opts = { pageCount: 16, knows };

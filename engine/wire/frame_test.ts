@@ -16,26 +16,11 @@ import { encodeBatchPayload } from "./batch.ts";
 import { BatchEncoderChain } from "../codecs/batch_chain.ts";
 import { PageBatchBuilder } from "../pipeline/page_batch.ts";
 import { fromHex, toHex } from "./_test_util.ts";
+import { GOLDEN_BATCH_FRAME, GOLDEN_WELCOME_FRAME } from "./_golden.ts";
 
-/**
- * A BATCH frame written by hand from the specification (the module doc of
- * `batch.ts` and `frame.ts`), byte by byte: round 2, channel 1, pfns 5, 6,
- * 9 and 10; pages 5, 6 and 10 zero (codec `zero`, id 1), page 9 filled
- * with the word 11 22 33 44 (codec `rle`, id 2). The CRC is Python's
- * `zlib.crc32(frame[0:12] + frame[16:])`.
- */
-const GOLDEN_BATCH = [
-  "484b0c01 02000000 4a000000 7aa1801c", // "HK", type 12, channel 1, round 2, length 74, crc32 0x1c80a17a
-  "04000000 0200 0000 02000000 06000000", // count 4, sectionCount 2, reserved, runCount 2, claimBytes 6
-  "01 00 0000 00000000", // section 0: codec 1 (zero), reserved, 0 bytes
-  "02 00 0000 0c000000", // section 1: codec 2 (rle), reserved, 12 bytes:
-  "08000000 00040000 11223344", //   page length 8; a run of 1024 words 11 22 33 44
-  "05000000 00000000 02000000", // run: pfns 5, 6
-  "09000000 00000000 02000000", // run: pfns 9, 10
-  "00 02 01 01 00 01", // claims: 2 pages of section 0, 1 of section 1, 1 of section 0
-].join(" ");
-const GOLDEN_WELCOME = "484b0200 00000000 1e000000 53e73e57" +
-  "7b2270726f746f636f6c223a322c226163636570746564223a747275657d";
+/** The golden frames (`_golden.ts`), hand-written from the specification. */
+const GOLDEN_BATCH = GOLDEN_BATCH_FRAME;
+const GOLDEN_WELCOME = GOLDEN_WELCOME_FRAME;
 
 Deno.test("frame: the golden BATCH frame encodes byte for byte and decodes back", () => {
   const frame = fromHex(GOLDEN_BATCH);
