@@ -447,7 +447,7 @@ for (const kind of ["memory", "tcp"] as const) {
 }
 
 /**
- * Handshake, one good PAGES frame (pfns 0..7), then `bad`; the receiver must
+ * Handshake, one good BATCH frame (pfns 0..7), then `bad`; the receiver must
  * reject with `message`, send it as ERROR, discard the sink, and the sink
  * must hold exactly what the good frame wrote.
  */
