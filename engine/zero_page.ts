@@ -19,3 +19,27 @@ export function isZeroPage(page: Uint8Array): boolean {
   if (page.length !== zeros.length) zeros = new Uint8Array(page.length);
   return Buffer.compare(page, zeros) === 0;
 }
+
+/** Zero bytes that spans of pages are compared with (grown on demand). */
+let spanZeros = new Uint8Array(64 << 10);
+/** A view of `spanZeros` as long as the last span asked about: no view per call. */
+let spanView = spanZeros.subarray(0, 0);
+
+/**
+ * Whether every byte of `bytes` is zero, for spans of several pages at
+ * once (a channel tests a run of pages that follow a zero page in one call).
+ *
+ * @example
+ * ```ts
+ * isZeroSpan(new Uint8Array(16 * 4096)); // true
+ * ```
+ */
+export function isZeroSpan(bytes: Uint8Array): boolean {
+  if (bytes.length !== spanView.length) {
+    if (bytes.length > spanZeros.length) {
+      spanZeros = new Uint8Array(bytes.length);
+    }
+    spanView = spanZeros.subarray(0, bytes.length);
+  }
+  return Buffer.compare(bytes, spanView) === 0;
+}

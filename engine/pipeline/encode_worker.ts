@@ -258,8 +258,8 @@ async function handle(req: EncodeRequest): Promise<void> {
       const b = builder!;
       b.reset();
       const pfns = req.pfns;
-      for (let i = 0; i < pfns.length; i++) {
-        b.addFrom(memory!, pfns[i]);
+      for (let i = 0; i < pfns.length;) {
+        i = b.addRunFrom(memory!, pfns, i, pfns.length);
         if (b.full) {
           await sendBatch(b, req.round);
           b.reset();
