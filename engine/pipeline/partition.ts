@@ -48,13 +48,29 @@ export function splitByChannel(
   channels: number,
 ): Uint32Array[] {
   if (channels === 1) return [pfns.slice(0, count)];
+  // The list ascends, so each block's pages sit together in it: find where
+  // they end (one comparison per pfn) and move them as one piece. A round's
+  // list is split on the main thread before any channel starts.
   const sizes = new Uint32Array(channels);
-  for (let i = 0; i < count; i++) sizes[channelOf(pfns[i], channels)]++;
+  for (let i = 0, j = 0; i < count; i = j) {
+    j = blockEnd(pfns, count, i);
+    sizes[channelOf(pfns[i], channels)] += j - i;
+  }
   const parts = Array.from(sizes, (n) => new Uint32Array(n));
   const at = new Uint32Array(channels);
-  for (let i = 0; i < count; i++) {
+  for (let i = 0, j = 0; i < count; i = j) {
+    j = blockEnd(pfns, count, i);
     const c = channelOf(pfns[i], channels);
-    parts[c][at[c]++] = pfns[i];
+    parts[c].set(pfns.subarray(i, j), at[c]);
+    at[c] += j - i;
   }
   return parts;
+}
+
+/** The index after the last pfn of `pfns[i]`'s block in the ascending list `pfns[0..count)`. */
+function blockEnd(pfns: Uint32Array, count: number, i: number): number {
+  const end = (Math.floor(pfns[i] / BLOCK_PAGES) + 1) * BLOCK_PAGES;
+  let j = i + 1;
+  while (j < count && pfns[j] < end) j++;
+  return j;
 }
