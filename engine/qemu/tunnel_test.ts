@@ -357,3 +357,30 @@ Deno.test("tunnel: a source that fails mid-stream fails the sender with its erro
   assert.ok(r.status === "rejected");
   assert.ok(out.state.aborted && !out.state.closed);
 });
+
+Deno.test("tunnel: a stream whose parser falls back early carries 20 MiB of opaque tail, in chunks of any size, byte for byte", async () => {
+  const m = fixture.slice();
+  // the RDMA hook flag on the first RAM record: the parser falls back there
+  const part = m.findIndex((b, i) =>
+    i > 100 && b === 2 && m[i + 4] === 2 && m[i + 1] === 0
+  );
+  m[part + 5 + 7] |= 0x80;
+  const extra = new Uint8Array(20 << 20);
+  for (let i = 0, x = 1; i < extra.length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    extra[i] = x >>> 24;
+  }
+  const stream = concatBytes([m, extra]);
+  for (const chunk of [65536, 9 << 20]) {
+    const [a, b] = memoryDuplex();
+    const out = collector();
+    const [s, r] = await Promise.all([
+      sendQemuStream(source(stream, chunk), a, { codecs: [{ name: "zero" }] }),
+      receiveQemuStream(b, out.sink),
+    ]);
+    assert.match(s.fallbackReason ?? "", /unsupported flags/);
+    assert.ok(s.verified && r.verified);
+    assert.ok(out.state.closed);
+    assert.ok(same(out.bytes(), stream), `chunks of ${chunk}: identical`);
+  }
+});

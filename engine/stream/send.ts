@@ -32,7 +32,7 @@ import type { WireConn } from "../wire/duplex.ts";
 import { FrameType } from "../wire/frame.ts";
 import { decodeResult, PROTOCOL_VERSION } from "../wire/messages.ts";
 import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
-import { RecordsBuilder } from "./records.ts";
+import { MAX_RECORDS_BYTES, RecordsBuilder } from "./records.ts";
 import { encodeStreamEnd } from "./stream_end.ts";
 
 const PAGE = 4096;
@@ -113,7 +113,10 @@ export interface StreamSendOptions {
   readonly channels?: number;
   /** Pages per channel batch (default 256). */
   readonly batchPages?: number;
-  /** Device-state tail bytes held back and sent last (default 16 MiB); more are sent as they come. */
+  /**
+   * Device-state tail bytes held back and sent last (default and most 8 MiB,
+   * half a RECORDS frame's limit); more are sent as they come.
+   */
   readonly tailHoldBytes?: number;
   /** Longest pending records wait for more input before they go, ms (default 5). */
   readonly maxFlushDelayMs?: number;
@@ -125,6 +128,13 @@ export interface StreamSendOptions {
 
 /** Pending records above this many bytes go without waiting (1 MiB). */
 const FLUSH_RECORDS_BYTES = 1 << 20;
+/**
+ * Pending records never grow past this, held tail or not: a RECORDS frame
+ * holds at most MAX_RECORDS_BYTES, and opaque bytes are added in pieces of
+ * OPAQUE_PIECE_BYTES, so a frame stays under the limit whatever the stream.
+ */
+const RECORDS_CAP_BYTES = MAX_RECORDS_BYTES / 2;
+const OPAQUE_PIECE_BYTES = 1 << 20;
 /** Batch requests a channel may have queued, not yet encoded. */
 const QUEUED_BATCHES = 4;
 
@@ -174,7 +184,10 @@ export async function sendStream(
   const channels = options.channels ?? defaultChannels();
   stats.channels = channels;
   const batchPages = Math.max(1, Math.min(options.batchPages ?? 256, 7680));
-  const tailHold = options.tailHoldBytes ?? 16 << 20;
+  const tailHold = Math.min(
+    options.tailHoldBytes ?? RECORDS_CAP_BYTES,
+    RECORDS_CAP_BYTES,
+  );
   const maxDelay = options.maxFlushDelayMs ?? 5;
   const link = new SourceLink(conn, { bandwidth: options.bandwidth });
   const backWriter = options.back?.getWriter();
@@ -376,12 +389,21 @@ export async function sendStream(
       stats.opaqueBytes += e.head.length;
       return pages(e, 0);
     };
+    /** Adds opaque bytes in pieces, sending what is pending at the cap. */
+    const opaque = (bytes: Uint8Array): Promise<void> | undefined => {
+      for (let at = 0; at < bytes.length; at += OPAQUE_PIECE_BYTES) {
+        records.opaque(bytes.subarray(at, at + OPAQUE_PIECE_BYTES));
+        if (records.byteLength >= RECORDS_CAP_BYTES) {
+          const rest = bytes.subarray(at + OPAQUE_PIECE_BYTES);
+          return flushRecords().then(() => opaque(rest));
+        }
+      }
+    };
     /** One event; a promise only when it must wait. */
     const handle = (e: StreamEvent): Promise<void> | undefined => {
       if (e.kind === "opaque") {
         stats.opaqueBytes += e.bytes.length;
-        records.opaque(e.bytes);
-        return;
+        return opaque(e.bytes);
       }
       if (e.kind === "zero") {
         stats.opaqueBytes += e.bytes.length;
