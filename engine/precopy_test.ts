@@ -45,6 +45,7 @@ for (const workload of workloadNames()) {
       4,
       "expected three live rounds and the stop-and-copy round",
     );
+    assert.equal(received.rounds, 4, "the receiver counts the same rounds");
     if (workload !== "idle") {
       assert.ok(
         report.rounds.slice(1).some((r) => r.pagesSent > 0),

@@ -84,7 +84,7 @@ export interface ReceiveResult {
   readonly pagesApplied: number;
   /** Frame bytes read from the source. */
   readonly bytesReceived: number;
-  /** Rounds every channel ended, plus the final one. */
+  /** Rounds: those every channel ended, up to and including FINAL's. */
   readonly rounds: number;
   /** Memory size from HELLO (0 when aborted before HELLO). */
   readonly memoryBytes: number;
@@ -135,10 +135,13 @@ export async function receiveMigration(
   let started = performance.now();
   let bytesReceived = 0;
   let rounds = 0;
+  const ended = new Set<number>();
+  let finalRound = -1;
   const onCoreEvent = (e: ReceiveEvent) => {
     if (e.type === "hello") started = performance.now();
     if (e.type === "round") {
       rounds++;
+      ended.add(e.roundEnd.round);
       bytesReceived = e.bytesReceived;
       emit({
         type: "round",
@@ -149,7 +152,13 @@ export async function receiveMigration(
   };
   const outcome = await receiveSession(
     conn,
-    memoryMode({ createSink: options.createSink, onEvent: emit }),
+    memoryMode({
+      createSink: options.createSink,
+      onEvent: (e) => {
+        if (e.type === "final") finalRound = e.round;
+        emit(e);
+      },
+    }),
     {
       maxMemoryBytes: options.maxMemoryBytes,
       maxChannels: options.maxChannels,
@@ -184,7 +193,9 @@ export async function receiveMigration(
     aborted: false,
     pagesApplied: r.pagesApplied,
     bytesReceived: r.bytesReceived,
-    rounds: rounds + 1,
+    // FINAL names the last round, which a source may or may not have ended
+    // with ROUND_END as well (precopy does; it is not required)
+    rounds: rounds + (finalRound >= 0 && !ended.has(finalRound) ? 1 : 0),
     digest: r.digest,
     mismatched: r.mismatched,
   };
