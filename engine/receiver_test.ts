@@ -854,14 +854,26 @@ Deno.test("receiver (memory): a sink whose size differs from HELLO is refused", 
   assert.ok(sink.discarded);
 });
 
-Deno.test("receiver (memory): two channels apply their own batches, each in its order", async () => {
+/** Memory of two 256-page partition blocks (pfn 0-255 on channel 0, 256-511 on channel 1 of 2). */
+function twoBlockMemory(): Uint8Array {
+  const m = new Uint8Array(512 * PAGE);
+  for (let pfn = 0; pfn < 512; pfn++) {
+    if (pfn % 4 === 0) continue;
+    m.fill((pfn * 7) & 255, pfn * PAGE, (pfn + 1) * PAGE);
+  }
+  return m;
+}
+
+/** A two-channel session over {@link twoBlockMemory}, every channel's codecs announced. */
+async function twoChannelSession(): Promise<Session> {
   const s = await start("memory");
-  const memory = sourceMemory();
-  const src = s.source;
-  await src.handshake(helloFor(undefined, { channels: 2 }), false);
+  await s.source.handshake(
+    helloFor(undefined, { channels: 2, memoryBytes: 512 * PAGE }),
+    false,
+  );
   for (const channel of [0, 1]) {
     for (const c of [raw, zero]) {
-      await src.send(
+      await s.source.send(
         FrameType.CODEC,
         0,
         encodeCodec({ id: c.id, name: c.name, options: {} }),
@@ -869,22 +881,37 @@ Deno.test("receiver (memory): two channels apply their own batches, each in its 
       );
     }
   }
+  return s;
+}
+
+Deno.test("receiver (memory): two channels apply their own batches, each in its order", async () => {
+  const s = await twoChannelSession();
+  const src = s.source;
+  const memory = twoBlockMemory();
   // channel 1 first, then channel 0; a page sent twice on one channel
   // keeps its later version
   const later = memory.slice();
   later.fill(0x77, 3 * PAGE, 4 * PAGE);
-  await src.sendRaw(batchFrame(memory, range(32, 64), 1, true, 1));
-  await src.sendRaw(batchFrame(memory, range(0, 32), 1, true, 0));
+  for (let at = 256; at < 512; at += 32) {
+    await src.sendRaw(batchFrame(memory, range(at, at + 32), 1, true, 1));
+  }
+  for (let at = 0; at < 256; at += 32) {
+    await src.sendRaw(batchFrame(memory, range(at, at + 32), 1, true, 0));
+  }
   await src.sendRaw(batchFrame(later, [3], 2, true, 0));
   for (const channel of [0, 1]) {
     await src.send(
       FrameType.ROUND_END,
       1,
-      encodeRoundEnd({ round: 1, pages: 32, rawBytes: 0, wireBytes: 0 }),
+      encodeRoundEnd({ round: 1, pages: 256, rawBytes: 0, wireBytes: 0 }),
       channel,
     );
   }
-  await src.send(FrameType.FINAL, 2, encodeFinal({ round: 2, pagesTotal: 65 }));
+  await src.send(
+    FrameType.FINAL,
+    2,
+    encodeFinal({ round: 2, pagesTotal: 513 }),
+  );
   await src.expect(FrameType.READY);
   await src.send(FrameType.END, 0, encodeEnd(await endOf(later)));
   assert.equal(
@@ -894,7 +921,8 @@ Deno.test("receiver (memory): two channels apply their own batches, each in its 
   const r = await s.received();
   s.close();
   assert.equal(r.channels, 2);
-  assert.equal(r.pagesApplied, 65);
+  assert.equal(r.pagesApplied, 513);
+  assert.equal(r.rounds, 2);
   assert.ok(s.sinks[0].memory.every((x, i) => x === later[i]));
   assert.deepEqual(s.events.map((e) => e.type), [
     "hello",
@@ -902,6 +930,25 @@ Deno.test("receiver (memory): two channels apply their own batches, each in its 
     "final",
     "result",
   ]);
+});
+
+Deno.test("receiver (memory): a page on another channel than its own is refused before any page of its frame is written", async () => {
+  const s = await twoChannelSession();
+  const memory = twoBlockMemory();
+  // pfns 250-259 straddle the two blocks: 256-259 belong to channel 1
+  const frame = batchFrame(memory, range(250, 260), 1, true, 0);
+  await s.source.sendRaw(frame);
+  assert.match(
+    (await s.source.errorMessage())!,
+    /BATCH frame at offset \d+ on channel 0 carries page 256, which belongs to channel 1 \(of 2\)/,
+  );
+  await assert.rejects(() => s.received(), WireError);
+  assert.ok(s.sinks[0].discarded);
+  assert.equal(s.sinks[0].writes, 0);
+  assert.ok(
+    s.sinks[0].memory.every((x) => x === 0xee),
+    "the frame's pages of channel 0 were not applied either",
+  );
 });
 
 Deno.test("receiver (memory): a page whose codec was never announced by CODEC is refused", async () => {

@@ -20,6 +20,7 @@ import { rangeDigests } from "../digest.ts";
 import { CodecError, WireError } from "../errors.ts";
 import { parseBatchPayload, ParsedBatch } from "../wire/batch.ts";
 import type { DecodeInit, DecodeReply, DecodeRequest } from "./_messages.ts";
+import { channelOf } from "./partition.ts";
 import { PageShadow } from "./page_shadow.ts";
 
 let init: DecodeInit | null = null;
@@ -80,6 +81,21 @@ function handle(req: DecodeRequest): void {
           throw new WireError(e.message, req.at + 16 + (e.offset ?? 0));
         }
         throw e;
+      }
+      // A page on another channel than the partition's could overtake a
+      // later version of itself sent on its own channel.
+      const { channel, channels } = init!;
+      if (channels > 1) {
+        for (let i = 0; i < batch.count; i++) {
+          const pfn = batch.pfns[i];
+          const owner = channelOf(pfn, channels);
+          if (owner !== channel) {
+            throw new WireError(
+              `BATCH frame at offset ${req.at} on channel ${channel} carries page ${pfn}, which belongs to channel ${owner} (of ${channels})`,
+              req.at,
+            );
+          }
+        }
       }
       const decoded = set!.decode(req.payload, batch);
       const scratch = set!.scratch;
