@@ -39,6 +39,7 @@
  */
 
 import { connectRetrying, parseAddress } from "../engine/transport/address.ts";
+import { codecByName } from "../engine/codecs/registry.ts";
 import { largeReads } from "../engine/transport/read_stream.ts";
 import { growPipe } from "../engine/transport/pipe_size.ts";
 import {
@@ -109,13 +110,11 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
   if (mode === "send") {
     const f = tunnelFlags(rest, [
       "to",
-      "port",
       "codecs",
       "bandwidth",
       "channels",
       "batch-pages",
-      "max-pages",
-      "serve",
+      ...(formatName === "xen" ? ["port", "max-pages"] : ["serve"]),
     ]);
     let format: StreamFormat = qemuFormat;
     let to = f.to;
@@ -135,7 +134,8 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
     const address = parseAddress(to, "--to");
     const options = {
       format,
-      codecs: codecList(f.codecs),
+      // every name known before anything connects
+      codecs: codecList(f.codecs).map((c) => (codecByName(c.name), c)),
       bandwidth: bandwidthFlag(f.bandwidth),
       channels: positive("channels", f.channels),
       batchPages: positive("batch-pages", f["batch-pages"]),
@@ -160,7 +160,10 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
     });
   }
   if (mode === "receive") {
-    const f = tunnelFlags(rest, ["listen", "to-qemu"]);
+    const f = tunnelFlags(
+      rest,
+      formatName === "qemu" ? ["listen", "to-qemu"] : ["listen"],
+    );
     if (formatName === "qemu" && f["to-qemu"] !== undefined) {
       const qemuAt = endpoint(f["to-qemu"], "--to-qemu");
       return await serve(

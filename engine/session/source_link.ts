@@ -99,7 +99,7 @@ export class SourceLink {
    */
   async hello(hello: Hello, options: HelloOptions = {}): Promise<void> {
     await this.write(FrameType.HELLO, 0, encodeHello(hello));
-    const welcome = this.#welcome();
+    const welcome = this.#welcome(hello.protocol);
     if (options.meanwhile) {
       welcome.catch(() => {}); // awaited below, once `meanwhile` succeeded
       await options.meanwhile();
@@ -109,7 +109,7 @@ export class SourceLink {
   }
 
   /** Reads the receiver's answer to HELLO: WELCOME, or a refusal. */
-  async #welcome(): Promise<void> {
+  async #welcome(protocol: number): Promise<void> {
     let frame = await this.#reader.next();
     for (
       let take = frame && this.#unsolicited.get(frame.type);
@@ -136,7 +136,13 @@ export class SourceLink {
         } frame from the receiver: expected WELCOME`,
       );
     }
-    decodeWelcome(frame.payload);
+    const welcome = decodeWelcome(frame.payload);
+    if (welcome.protocol !== protocol || !welcome.accepted) {
+      throw new MigrationError(
+        `Receiver's WELCOME does not accept this session: protocol ${welcome.protocol}, accepted ${welcome.accepted} ` +
+          `(this source speaks protocol ${protocol})`,
+      );
+    }
   }
 
   /**

@@ -102,3 +102,29 @@ Deno.test("SourceLink.hello throws the receiver's refusal once `meanwhile` is do
     await assert.rejects(hello, /no GPU adapter/);
   }
 });
+
+Deno.test("SourceLink.hello refuses a WELCOME of another protocol, or one that does not accept", async () => {
+  for (
+    const [welcome, message] of [
+      [
+        { protocol: 1, accepted: true },
+        /protocol 1, accepted true \(this source speaks protocol 2\)/,
+      ],
+      [{ protocol: 2, accepted: false }, /protocol 2, accepted false/],
+    ] as const
+  ) {
+    const { link, reader, writer } = pair();
+    const hello = link.hello(HELLO);
+    await reader.next();
+    await writer.write(FrameType.WELCOME, 0, encodeWelcome(welcome));
+    await assert.rejects(() => hello, (e: unknown) => {
+      assert.ok(e instanceof MigrationError);
+      assert.match(
+        e.message,
+        /^Receiver's WELCOME does not accept this session/,
+      );
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+});
