@@ -52,6 +52,7 @@ export interface PolicySpec {
   readonly gpu: GpuOptions;
   /** Pages per wire frame. */
   readonly batchPages?: number;
+  /** Channels: Workers encoding in parallel, each with its own stream of frames. */
   readonly channels?: number;
   /** Hard bound on live rounds. */
   readonly maxRounds?: number;

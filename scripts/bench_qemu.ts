@@ -95,10 +95,6 @@ function arg(name: string, dflt: string): string {
   return i >= 0 ? Deno.args[i + 1] : dflt;
 }
 
-async function exists(p: string): Promise<boolean> {
-  return await Deno.stat(p).then(() => true, () => false);
-}
-
 async function main(): Promise<number> {
   const why = await labUnavailable();
   if (why) {

@@ -162,7 +162,12 @@ export function pageSectionEncoder(
       for (let k = 0; k < n; k++) {
         const i = offered[k];
         const bytes = batch.pages.subarray(i * ps, (i + 1) * ps);
-        const len = page.encode(batch.pfns[i], bytes, out.subarray(body));
+        // a page gets its bound, never the room of the pages after it
+        const len = page.encode(
+          batch.pfns[i],
+          bytes,
+          out.subarray(body, body + maxPage),
+        );
         if (len < 0) continue;
         claimed[k] = 1;
         view.setUint32(lengths, len, true);
