@@ -239,12 +239,6 @@ export async function receiveSession<R>(
           );
         }
         const channels = await mode.open(hello);
-        // WELCOME first: the source starts sending while the channel
-        // Workers start (frames wait in their queues until each is up).
-        await reply(
-          FrameType.WELCOME,
-          encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
-        );
         pool = DecoderPool.start({
           channels: hello.channels,
           pageSize: PAGE_SIZE,
@@ -259,6 +253,10 @@ export async function receiveSession<R>(
         });
         poolFailed = pool.failed();
         poolFailed.catch(() => {});
+        await reply(
+          FrameType.WELCOME,
+          encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
+        );
         phase = "session";
         emit({ type: "hello", hello });
         mode.started?.(control(hello, pool));
