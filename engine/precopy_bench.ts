@@ -5,7 +5,9 @@
  * paced link alone moving the same bytes: the same number of wire bytes, in
  * frame-sized writes, through the same pacer onto a loopback TCP socket,
  * read to the end by a receiver that answers one byte once it has them all
- * (as READY ends a migration's last round).
+ * (as READY ends a migration's last round). Both receivers run in a
+ * process of their own (`_precopy_bench_receiver.ts`), as on another host:
+ * the sender's main thread and the receiver's never wait for each other.
  *
  *   deno bench -A engine/precopy_bench.ts
  *
@@ -28,9 +30,12 @@
  */
 
 import { codec, compile, Gbit, MiB, policy, when } from "../dsl/mod.ts";
+import type {
+  BenchReceiverReply,
+  BenchReceiverRequest,
+} from "./_precopy_bench_receiver.ts";
 import { type Duplex, migrate } from "./precopy.ts";
-import { receiveMigration } from "./receiver.ts";
-import { SimMemorySink, SimVm } from "./sim/mod.ts";
+import { SimVm } from "./sim/mod.ts";
 import { Pacer } from "./transport/pacer.ts";
 import { FrameType, frameTypeName, HEADER_BYTES } from "./wire/frame.ts";
 
@@ -44,6 +49,56 @@ const vm = await SimVm.create({
   seed: 1,
   dirtyRate: 0,
 });
+
+// The receivers run in a process of their own, as on another host.
+const receiver = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    new URL("./_precopy_bench_receiver.ts", import.meta.url).pathname,
+  ],
+  stdin: "piped",
+  stdout: "piped",
+  stderr: "inherit",
+}).spawn();
+const requests = receiver.stdin.getWriter();
+const replies = receiver.stdout.pipeThrough(new TextDecoderStream())
+  .getReader();
+let unread = "";
+
+/** The receiver's next line, parsed. */
+async function reply(): Promise<BenchReceiverReply> {
+  for (;;) {
+    const nl = unread.indexOf("\n");
+    if (nl >= 0) {
+      const line = unread.slice(0, nl);
+      unread = unread.slice(nl + 1);
+      const m = JSON.parse(line) as BenchReceiverReply;
+      if ("error" in m) {
+        throw new Error(`The bench's receiver failed: ${m.error}`);
+      }
+      return m;
+    }
+    const { value, done } = await replies.read();
+    if (done) throw new Error("The bench's receiver exited");
+    unread += value;
+  }
+}
+
+/**
+ * Asks the receiver to serve one connection; resolves with its port and a
+ * promise of its verdict.
+ */
+async function receive(
+  req: BenchReceiverRequest,
+): Promise<{ port: number; done: Promise<boolean> }> {
+  await requests.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
+  const m = await reply();
+  if (!("port" in m)) throw new Error("The bench's receiver sent no port");
+  const done = reply().then((r) => "verified" in r && r.verified);
+  done.catch(() => {});
+  return { port: m.port, done };
+}
 
 /** One frame as it crossed the source's end of the connection. */
 interface WireEvent {
@@ -202,27 +257,8 @@ async function migrateOnce(bandwidth: number | null): Promise<Timeline> {
     policy("bench-raw").codec([codec.raw()]).switchover(when.rounds(1))
       .bandwidth(bandwidth).batchPages(PAGES_PER_FRAME),
   );
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const receiving = (async () => {
-    const conn = await listener.accept();
-    try {
-      return await receiveMigration(conn, {
-        createSink: (h) =>
-          new SimMemorySink({
-            pageSize: h.pageSize,
-            pageCount: h.memoryBytes / h.pageSize,
-          }),
-      });
-    } finally {
-      try {
-        conn.close();
-      } catch { /* the receiver already closed it */ }
-    }
-  })();
-  const conn = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: (listener.addr as Deno.NetAddr).port,
-  });
+  const { port, done } = await receive({ type: "migration" });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const sent: WireEvent[] = [];
   const received: WireEvent[] = [];
   const t0 = performance.now();
@@ -235,10 +271,11 @@ async function migrateOnce(bandwidth: number | null): Promise<Timeline> {
   try {
     conn.close();
   } catch { /* closed by the session */ }
-  await receiving;
-  listener.close();
+  const receiverVerified = await done;
   await vm.resume(); // migrate leaves the source paused; the next iteration migrates it again
-  if (!report.verified) throw new Error("benchmark migration did not verify");
+  if (!report.verified || !receiverVerified) {
+    throw new Error("benchmark migration did not verify");
+  }
   return timeline(totalMs, report.wireBytes, sent, received);
 }
 
@@ -259,25 +296,8 @@ async function pacedCopy(
   chunk: number,
   bytesPerSecond: number,
 ): Promise<LinkRun> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const receiving = (async () => {
-    const conn = await listener.accept();
-    const buf = new Uint8Array(1 << 20);
-    let got = 0;
-    while (got < total) {
-      const n = await conn.read(buf);
-      if (n === null) {
-        throw new Error(`link closed after ${got} of ${total} bytes`);
-      }
-      got += n;
-    }
-    await conn.write(new Uint8Array([1]));
-    conn.close();
-  })();
-  const conn = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: (listener.addr as Deno.NetAddr).port,
-  });
+  const { port, done } = await receive({ type: "bytes", total });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const t0 = performance.now();
   const pacer = new Pacer({ bytesPerSecond });
   const frame = new Uint8Array(chunk).fill(0xa5);
@@ -299,8 +319,7 @@ async function pacedCopy(
   }
   const totalMs = performance.now() - t0;
   conn.close();
-  await receiving;
-  listener.close();
+  await done;
   return { totalMs, transferBytes: after, transferMs: last - first };
 }
 
@@ -379,5 +398,6 @@ function summary(): string {
 globalThis.addEventListener("unload", () => {
   const text = summary();
   if (text) console.log(text);
+  receiver.kill();
   vm.close();
 });
