@@ -25,7 +25,11 @@ import {
 import type { SourceDriver } from "./driver.ts";
 import { MigrationError } from "./errors.ts";
 import type { Decision, Plan, RoundStats } from "./plan.ts";
-import type { MigrationReport, RoundReport } from "./report.ts";
+import type {
+  ChannelRoundReport,
+  MigrationReport,
+  RoundReport,
+} from "./report.ts";
 import { type GpuEntry, openGpu } from "./gpu/device.ts";
 import { EncoderPool } from "./pipeline/encoder_pool.ts";
 import { splitByChannel } from "./pipeline/partition.ts";
@@ -88,6 +92,20 @@ export interface MigrateOptions {
   readonly channels?: number;
   /** The WebGPU entry point (default `navigator.gpu`); tests pass `null` for "no adapter". */
   readonly gpu?: GpuEntry | null;
+  /**
+   * Called once the channel Workers started, with a handle that can stop one
+   * as if it died (fault injection: a chaos experiment, or a test that the
+   * source survives a lost channel).
+   */
+  readonly onChannels?: (channels: ChannelControl) => void;
+}
+
+/** What {@link MigrateOptions.onChannels} gets. */
+export interface ChannelControl {
+  /** Channels the migration runs. */
+  readonly count: number;
+  /** Stops channel `channel`'s Worker at once; the migration then fails. */
+  kill(channel: number): void;
 }
 
 /**
@@ -132,6 +150,7 @@ interface RoundTally {
   wireBytes: number;
   mix: Record<string, number>;
   codecs: string[];
+  channels: ChannelRoundReport[];
 }
 
 class SourceSession {
@@ -394,6 +413,11 @@ class SourceSession {
       credits: this.#opts.queueFrames,
       gpu: this.#gpuWanted,
     });
+    const pool = this.#pool;
+    this.#opts.onChannels?.({
+      count: this.#channels,
+      kill: (channel) => pool.kill(channel),
+    });
   }
 
   /** Says why the GPU is not used, as the plan's `gpu` settings ask (and fails when it is required but absent). */
@@ -507,6 +531,7 @@ class SourceSession {
       rawBytes: sent.rawBytes,
       wireBytes: sent.wireBytes,
       codecMix: sent.mix,
+      channels: sent.channels,
       codecs: sent.codecs,
       durationMs,
       dirtyRate: after.dirtyRate,
@@ -544,10 +569,11 @@ class SourceSession {
       wireBytes: 0,
       mix: {},
       codecs,
+      channels: [],
     };
     const perChannel = Array.from(
       { length: this.#channels },
-      () => ({ pages: 0, wireBytes: 0 }),
+      () => ({ pages: 0, wireBytes: 0, mix: new Map<number, number>() }),
     );
     const mixById = new Map<number, number>();
     const roundStart = performance.now();
@@ -588,8 +614,10 @@ class SourceSession {
         tally.wireBytes += len;
         tally.pages += e.pages;
         this.#gpuPages += e.gpuPages;
+        const channelMix = perChannel[e.channel].mix;
         for (const [id, n] of e.claims) {
           mixById.set(id, (mixById.get(id) ?? 0) + n);
+          channelMix.set(id, (channelMix.get(id) ?? 0) + n);
         }
         progress();
         continue;
@@ -610,6 +638,13 @@ class SourceSession {
     }
     tally.rawBytes = tally.pages * ps;
     for (const [id, n] of mixById) tally.mix[codecById(id)!.name] = n;
+    tally.channels = perChannel.map((c) => ({
+      pages: c.pages,
+      wireBytes: c.wireBytes,
+      codecMix: Object.fromEntries(
+        [...c.mix].map(([id, n]) => [codecById(id)!.name, n]),
+      ),
+    }));
     this.#pagesSent += tally.pages;
     this.#rawBytes += tally.rawBytes;
     progress();

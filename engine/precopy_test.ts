@@ -344,6 +344,81 @@ for (const [w, workload] of workloadNames().entries()) {
   }
 }
 
+Deno.test("dedup and delta claim pages on every channel of a 2-channel migration and stay exact", async () => {
+  await using run = await migrateSimVm(
+    { memoryBytes: MiB(16), workload: "memcached", seed: 11, dirtyRate: 8000 },
+    compile(
+      policy("both-stateful").codec(
+        withGuestTime([
+          codec.zero(),
+          codec.delta(),
+          codec.dedup(),
+          codec.raw(),
+        ]),
+      ).switchover(when.rounds(4)).bandwidth(MiB(64)).channels(2),
+    ),
+  );
+  const { report } = assertBitExact(run);
+  const perChannel = [0, 1].map((c) => {
+    const mix: Record<string, number> = {};
+    for (const r of report.rounds) {
+      assert.equal(r.channels?.length, 2);
+      for (const [name, n] of Object.entries(r.channels![c].codecMix)) {
+        mix[name] = (mix[name] ?? 0) + n;
+      }
+    }
+    return mix;
+  });
+  for (const [c, mix] of perChannel.entries()) {
+    assert.ok((mix.dedup ?? 0) > 0, `channel ${c}: ${JSON.stringify(mix)}`);
+    assert.ok((mix.delta ?? 0) > 0, `channel ${c}: ${JSON.stringify(mix)}`);
+  }
+  // the channels' shares add up to the round's
+  for (const r of report.rounds) {
+    assert.equal(r.channels!.reduce((n, c) => n + c.pages, 0), r.pagesSent);
+  }
+});
+
+for (const channel of [0, 1]) {
+  Deno.test(`a channel Worker killed mid-round (channel ${channel} of 2) fails the migration cleanly: the source runs on, the receiver discards`, async () => {
+    let killed = -1;
+    let kill: ((c: number) => void) | null = null;
+    await using run = await migrateSimVm(
+      { memoryBytes: MiB(16), workload: "random", seed: 2 },
+      compile(
+        policy("kill").codec([codec.zero(), codec.lz4()])
+          .switchover(when.rounds(3)).bandwidth(MiB(16)).channels(2),
+      ),
+      {
+        onChannels: (c) => {
+          assert.equal(c.count, 2);
+          kill = c.kill;
+        },
+        onProgress: (p) => {
+          // some pages of round 0 are out, most are not
+          if (killed < 0 && p.round === 0 && p.pagesDone > 0) {
+            killed = p.pagesDone;
+            kill!(channel);
+          }
+        },
+      },
+    );
+    assert.ok(killed > 0 && killed < 4096, `killed after ${killed} pages`);
+    assertMigrationError(
+      run.report,
+      new RegExp(`Channel ${channel} encoder stopped: it was killed`),
+    );
+    assert.equal(run.vm.paused, false, "the source VM runs on");
+    // the source told the receiver (ABORT), which gave the memory up
+    assert.ok(
+      !(run.received instanceof Error) && run.received.aborted &&
+        !run.received.verified,
+      `the receiver aborted: ${JSON.stringify(run.received)}`,
+    );
+    assert.equal(run.sink?.state, "discarded");
+  });
+}
+
 Deno.test("a compressing chain puts fewer bytes on the wire than raw, and than zero → raw, for memcached memory", async () => {
   const wire: Record<string, number> = {};
   const mix: Record<string, Readonly<Record<string, number>>> = {};
