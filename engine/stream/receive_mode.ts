@@ -7,10 +7,11 @@
  * migrate-receive`'s stdin). What the destination writes back (xl's
  * answers) goes to the source as BACK frames.
  *
- * With `holdLast` (QEMU), the newest piece of output is held back until the
- * next one or a verified STREAM_END, and the source sends the device-state
- * tail last: a stream cut short or corrupted never reaches the destination
- * with its end, so the destination fails instead of loading it.
+ * With `holdLast` (QEMU), the last 4 KiB of output so far are held back
+ * until a verified STREAM_END: a stream cut short or corrupted never reaches
+ * the destination with its end, so the destination fails instead of running
+ * the guest, and everything before the end (device state included) is
+ * loaded while both sides still hash.
  *
  * @module
  */
@@ -35,6 +36,14 @@ import { decodeStreamEnd } from "./stream_end.ts";
 
 /** Output is written to the destination in pieces of about this size. */
 const OUT_CHUNK = 1 << 20;
+/**
+ * With `holdLast`, the stream's last bytes so far stay behind until a
+ * verified STREAM_END. QEMU's destination runs the guest only once it read
+ * its stream to the end, so holding the end is enough, and holding little
+ * lets it load everything before it (device state included) while both
+ * sides still hash.
+ */
+const HOLD_BYTES = 4096;
 
 /**
  * A fresh output piece: shared memory, so the stream's hash Worker reads it
@@ -52,7 +61,7 @@ export interface StreamModeOptions {
   readonly out: WritableStream<Uint8Array>;
   /** What the destination writes back, sent to the source as BACK frames. */
   readonly back?: ReadableStream<Uint8Array>;
-  /** Hold the newest output until the next or a verified end (default true). */
+  /** Hold the output's last 4 KiB until a verified end (default true). */
   readonly holdLast?: boolean;
   /** The destination's exit code once it ended (`xl migrate-receive`), sent with BACK_END. */
   readonly exited?: Promise<number>;
@@ -93,7 +102,6 @@ export function streamMode(
   let acc = outPiece();
   let accStart = 0;
   let accLen = 0;
-  let held: Uint8Array | null = null;
   let failure: Error | null = null;
   let running: Promise<void> | null = null;
   let again = false;
@@ -111,26 +119,28 @@ export function streamMode(
       at += n;
       if (accLen === acc.length) {
         flushAcc();
-        acc = outPiece();
-        accStart = accLen = 0;
+        // what flushAcc held back starts the next piece
+        const next = outPiece();
+        next.set(acc.subarray(accStart, accLen));
+        acc = next;
+        accLen -= accStart;
+        accStart = 0;
       }
     }
   };
-  /** Hands the accumulated bytes on; with `holdLast` the newest piece stays. */
+  /**
+   * Hands the accumulated bytes on (hashed, then written); with `holdLast`
+   * the last {@link HOLD_BYTES} of the stream so far stay behind.
+   */
   let writes: Promise<void> = Promise.resolve();
   const flushAcc = (): void => {
-    if (accLen === accStart) return;
-    const piece = acc.subarray(accStart, accLen);
+    const end = holdLast ? Math.max(accStart, accLen - HOLD_BYTES) : accLen;
+    if (end === accStart) return;
+    const piece = acc.subarray(accStart, end);
     // one hash update per piece, not per record
     hash.update(piece);
-    accStart = accLen;
-    if (holdLast) {
-      const prev = held;
-      held = piece;
-      if (prev) writes = writes.then(() => out.write(prev));
-    } else {
-      writes = writes.then(() => out.write(piece));
-    }
+    accStart = end;
+    writes = writes.then(() => out.write(piece));
   };
 
   /** Emits what can be emitted now; returns when blocked on a missing page. */
@@ -197,7 +207,7 @@ export function streamMode(
         } catch (e) {
           failure ??= e instanceof Error ? e : new Error(String(e));
         }
-        // All records rebuilt so far go on (the newest piece held back).
+        // All records rebuilt so far go on (the held end stays).
         if (head === entries.length || accLen - accStart >= OUT_CHUNK / 2) {
           flushAcc();
         }
@@ -277,7 +287,10 @@ export function streamMode(
         );
       }
       flushAcc();
-      await writes;
+      // the held end is hashed now and written only once it matched
+      const end0 = acc.subarray(accStart, accLen);
+      hash.update(end0);
+      accStart = accLen;
       const digest = await hash.digest();
       hash.close();
       stats.digest = hex(digest);
@@ -290,8 +303,8 @@ export function streamMode(
             `where the source sent ${end.streamBytes} and ${end.pages}, or a different SHA-256 (${stats.digest} against ${stats.peerDigest})`,
         );
       }
-      if (held) await out.write(held);
-      held = null;
+      await writes;
+      if (end0.length > 0) await out.write(end0);
       await out.close();
       settled = true;
       stats.verified = true;
@@ -316,8 +329,7 @@ export function streamMode(
     waiting: () => "STREAM_END",
     async discard(error: unknown): Promise<void> {
       hash.close();
-      // Never hand the destination the held end of a stream that failed.
-      held = null;
+      // The held end of a stream that failed is never written.
       if (!settled) {
         settled = true;
         await out.abort(error).catch(() => {});

@@ -13,8 +13,9 @@
  * refer to it go too, with every other channel's partial batch, so the
  * receiver never waits long for a page or holds many. Between reads, after
  * `maxFlushDelayMs` of stall, everything pending goes. An interactive
- * format (xl) flushes after every read. QEMU's device-state tail is held
- * back (up to `tailHoldBytes`) and sent last.
+ * format (xl) flushes after every read. QEMU's device-state tail goes as it
+ * comes (the receiver holds the stream's last bytes until it verified the
+ * whole; `tailHoldBytes` can hold it back here too).
  *
  * @module
  */
@@ -114,8 +115,9 @@ export interface StreamSendOptions {
   /** Pages per channel batch (default 256). */
   readonly batchPages?: number;
   /**
-   * Device-state tail bytes held back and sent last (default and most 8 MiB,
-   * half a RECORDS frame's limit); more are sent as they come.
+   * Device-state tail bytes held back and sent last (default 0: the tail
+   * goes as it comes, as the receiver holds the stream's end itself; at
+   * most 8 MiB, half a RECORDS frame's limit).
    */
   readonly tailHoldBytes?: number;
   /** Longest pending records wait for more input before they go, ms (default 5). */
@@ -184,10 +186,7 @@ export async function sendStream(
   const channels = options.channels ?? defaultChannels();
   stats.channels = channels;
   const batchPages = Math.max(1, Math.min(options.batchPages ?? 256, 7680));
-  const tailHold = Math.min(
-    options.tailHoldBytes ?? RECORDS_CAP_BYTES,
-    RECORDS_CAP_BYTES,
-  );
+  const tailHold = Math.min(options.tailHoldBytes ?? 0, RECORDS_CAP_BYTES);
   const maxDelay = options.maxFlushDelayMs ?? 5;
   const link = new SourceLink(conn, { bandwidth: options.bandwidth });
   const backWriter = options.back?.getWriter();
@@ -418,7 +417,7 @@ export async function sendStream(
     };
     /** Sends what is pending when the rules say so (see the module doc). */
     const maybeFlush = async (stalled: boolean): Promise<void> => {
-      if (parser.tail) {
+      if (parser.tail && tailHold > 0) {
         if (records.byteLength > tailHold) await flushRecords();
         return;
       }
@@ -468,6 +467,10 @@ export async function sendStream(
     if (!ended) {
       for (const e of parser.finish()) await handle(e);
     }
+    // Every byte was given to the hash: its digest is asked now, so the
+    // hash Worker finishes while the last batches are encoded and sent.
+    const sha256 = hash.digest();
+    sha256.catch(() => {}); // awaited below; a failure surfaces there
     // Everything goes: batches, records (the held tail last), then the end.
     await flushRecords();
     while (queued.some((q) => q > 0)) {
@@ -476,7 +479,7 @@ export async function sendStream(
       wakeQueue = null;
     }
     checkPump();
-    const sha = await hash.digest();
+    const sha = await sha256;
     stats.digest = hex(sha);
     await link.write(
       FrameType.STREAM_END,
