@@ -8,13 +8,14 @@
 
 import type {
   CodecSpec,
+  Deadlines,
   Decision,
   GpuSettings,
   Plan,
   RoundStats,
 } from "../engine/plan.ts";
 import { codecByName, codecNames } from "../engine/codecs/registry.ts";
-import { MAX_BATCH_PAGES } from "../engine/plan.ts";
+import { DEFAULT_DEADLINES, MAX_BATCH_PAGES } from "../engine/plan.ts";
 import { _planInfo, _setPlanInfo } from "./_plan_info.ts";
 import type { CodecChainInput } from "./codec_spec.ts";
 import type { Condition } from "./conditions.ts";
@@ -525,6 +526,61 @@ function _channels(name: string, n: unknown): number | undefined {
   return n;
 }
 
+/** Longest deadline a plan may set: a day (setTimeout's limit is 24.8 days). */
+const MAX_DEADLINE_MS = 86_400_000;
+
+function _deadlines(name: string, d: unknown): Deadlines {
+  if (d === undefined) return DEFAULT_DEADLINES;
+  if (typeof d !== "object" || d === null) {
+    throw _invalid(
+      name,
+      "deadlines",
+      "deadlines must be an object with reply and/or downtime in milliseconds",
+      _show(d),
+      "pass e.g. .deadlines({ downtime: ms(500) })",
+    );
+  }
+  const given = d as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (key !== "reply" && key !== "downtime") {
+      throw _invalid(
+        name,
+        "deadlines",
+        `deadlines has no field "${key}": it takes reply and downtime`,
+        _show(d),
+        "pass e.g. .deadlines({ reply: seconds(30), downtime: ms(500) })",
+      );
+    }
+  }
+  const { reply, downtime } = given;
+  const check = (field: string, v: unknown) => {
+    if (!_isCount(v, 1, MAX_DEADLINE_MS)) {
+      throw _invalid(
+        name,
+        `deadlines.${field}`,
+        `deadlines.${field} must be a whole number of milliseconds from 1 to ${MAX_DEADLINE_MS} (a day)`,
+        _show(v),
+        `pass e.g. .deadlines({ ${field}: ms(500) })`,
+      );
+    }
+  };
+  if (reply !== undefined) check("reply", reply);
+  if (downtime !== undefined) check("downtime", downtime);
+  return Object.freeze({
+    replyMs: (reply as number | undefined) ?? DEFAULT_DEADLINES.replyMs,
+    downtimeMs: (downtime as number | null | undefined) ?? null,
+  });
+}
+
+/** A plan's deadlines in the policy's words, to be checked the same way. */
+function _asInput(d: Deadlines | undefined): unknown {
+  if (typeof d !== "object" || d === null) return d;
+  return {
+    reply: d.replyMs,
+    ...(d.downtimeMs === null ? {} : { downtime: d.downtimeMs }),
+  };
+}
+
 function _batchPages(name: string, pages: unknown): number {
   if (pages === undefined) return POLICY_DEFAULTS.batchPages;
   if (!_isCount(pages, 1, MAX_BATCH_PAGES)) {
@@ -675,6 +731,7 @@ function _fromPolicy(p: Policy): Plan {
   const bandwidth = _bandwidth(name, spec.bandwidth);
   const batchPages = _batchPages(name, spec.batchPages);
   const channels = _channels(name, spec.channels);
+  const deadlines = _deadlines(name, spec.deadlines);
   const gpu = _gpu(name, spec.gpu);
 
   let explainDecision: (stats: RoundStats) => [Decision, string];
@@ -731,6 +788,7 @@ function _fromPolicy(p: Policy): Plan {
     batchPages,
     ...(channels === undefined ? {} : { channels }),
     maxRounds,
+    deadlines,
     gpu,
   });
   _setPlanInfo(plan, {
@@ -776,6 +834,7 @@ function _fromPlan(p: Plan): Plan {
       ? {}
       : { channels: _channels(name, p.channels) }),
     maxRounds: _maxRounds(name, p.maxRounds),
+    deadlines: _deadlines(name, _asInput(p.deadlines)),
     gpu: _gpu(name, p.gpu),
   });
   _setPlanInfo(plan, { source: "plan", lowLevel: true });

@@ -202,6 +202,47 @@ Deno.test("channels must be a whole number from 1 to 64; absent means one per co
   assert.equal(compile(base).channels, undefined);
 });
 
+Deno.test("deadlines: whole milliseconds from 1 to a day, known fields only; unset ones keep the defaults", () => {
+  assert.deepEqual(compile(base).deadlines, {
+    replyMs: 60_000,
+    downtimeMs: null,
+  });
+  assert.deepEqual(
+    compile(base.deadlines({ downtime: 500 })).deadlines,
+    { replyMs: 60_000, downtimeMs: 500 },
+  );
+  assert.deepEqual(
+    compile(base.deadlines({ reply: 5_000, downtime: 250 })).deadlines,
+    { replyMs: 5_000, downtimeMs: 250 },
+  );
+  for (const bad of [0, -5, 1.5, NaN, 86_400_001]) {
+    assertPolicyError(
+      () => compile(base.deadlines({ downtime: bad })),
+      "deadlines.downtime",
+      new RegExp(`got "${bad}"`),
+      /\.deadlines\(\{ downtime: ms\(500\) \}\)/,
+    );
+    assertPolicyError(
+      () => compile(base.deadlines({ reply: bad })),
+      "deadlines.reply",
+      new RegExp(`got "${bad}"`),
+      /\.deadlines\(\{ reply: ms\(500\) \}\)/,
+    );
+  }
+  assertPolicyError(
+    () => compile(base.deadlines({ ready: 5 } as never)),
+    "deadlines",
+    /has no field "ready"/,
+    /reply: seconds\(30\)/,
+  );
+  // A compiled plan's deadlines survive being checked again as a plan.
+  const plan = compile(base.deadlines({ downtime: 400 }));
+  assert.deepEqual(
+    compile({ ...plan } as Plan).deadlines,
+    { replyMs: 60_000, downtimeMs: 400 },
+  );
+});
+
 Deno.test("a codec's options are checked by the codec itself at compile()", () => {
   for (
     const [spec, message] of [

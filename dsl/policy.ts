@@ -56,6 +56,16 @@ export interface PolicySpec {
   readonly channels?: number;
   /** Hard bound on live rounds. */
   readonly maxRounds?: number;
+  /** How long the source waits for the receiver before it gives up. */
+  readonly deadlines?: DeadlinesInput;
+}
+
+/** Deadlines as a policy states them (milliseconds); unset ones keep their defaults. */
+export interface DeadlinesInput {
+  /** Most milliseconds for each receiver answer and each write (default 60 000). */
+  readonly reply?: number;
+  /** Most milliseconds from pausing the VM to READY; past it the VM resumes on the source (default: no bound). */
+  readonly downtime?: number;
 }
 
 /**
@@ -234,6 +244,23 @@ export class Policy {
    */
   maxRounds(rounds: number): Policy {
     return this.#with({ maxRounds: rounds });
+  }
+
+  /**
+   * How long the source waits for the receiver before it gives up, aborts
+   * and lets the VM run on: `reply` for each answer and each write
+   * (default 1 minute), `downtime` from pausing the VM to the receiver's
+   * READY (default no bound beyond `reply`). A stop-and-copy that takes
+   * longer than `downtime` — a link gone silent, a receiver stuck — resumes
+   * the VM on the source.
+   *
+   * @example
+   * ```ts
+   * policy("p").deadlines({ downtime: ms(500), reply: seconds(30) });
+   * ```
+   */
+  deadlines(deadlines: DeadlinesInput): Policy {
+    return this.#with({ deadlines });
   }
 
   /**

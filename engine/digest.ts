@@ -39,7 +39,23 @@ export function rangeCount(memoryBytes: number, rangeBytes: number): number {
 }
 
 /**
- * SHA-256 of ranges `[from, to)` of `memory`, 32 bytes each.
+ * Which pages are known to be all zero: byte `i` of `touched` is 0 only if
+ * page `i` holds zeros (a receiver's map of pages written with non-zero
+ * bytes). A range of such pages needs no reading.
+ */
+export interface ZeroPageMap {
+  /** One byte per page; 0 means the page is all zero. */
+  readonly touched: Uint8Array;
+  /** Bytes per page. */
+  readonly pageSize: number;
+}
+
+/**
+ * SHA-256 of ranges `[from, to)` of `memory`, 32 bytes each. With `zeros`,
+ * a range whose pages are all untouched gets the digest of zeros of its
+ * length without being read, so verifying costs what was written, not the
+ * memory's size (a session that announces 16 GiB and sends nothing hashes
+ * nothing).
  *
  * @example
  * ```ts
@@ -52,17 +68,41 @@ export function rangeDigests(
   rangeBytes: number,
   from: number,
   to: number,
+  zeros?: ZeroPageMap,
 ): Uint8Array {
   const out = new Uint8Array((to - from) * 32);
   for (let r = from; r < to; r++) {
     const start = r * rangeBytes;
     const end = Math.min(memory.length, start + rangeBytes);
-    out.set(
-      createHash("sha256").update(memory.subarray(start, end)).digest(),
-      (r - from) * 32,
-    );
+    const digest = zeros && untouched(zeros, start, end)
+      ? zeroDigest(end - start)
+      : createHash("sha256").update(memory.subarray(start, end)).digest();
+    out.set(digest, (r - from) * 32);
   }
   return out;
+}
+
+function untouched(zeros: ZeroPageMap, start: number, end: number): boolean {
+  const { touched, pageSize } = zeros;
+  const last = Math.ceil(end / pageSize);
+  for (let p = Math.floor(start / pageSize); p < last; p++) {
+    if (touched[p] !== 0) return false;
+  }
+  return true;
+}
+
+const zeroDigests = new Map<number, Uint8Array>();
+
+/** SHA-256 of `bytes` zeros, computed once per length. */
+function zeroDigest(bytes: number): Uint8Array {
+  let d = zeroDigests.get(bytes);
+  if (!d) {
+    d = new Uint8Array(
+      createHash("sha256").update(new Uint8Array(bytes)).digest(),
+    );
+    zeroDigests.set(bytes, d);
+  }
+  return d;
 }
 
 /**

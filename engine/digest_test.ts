@@ -108,3 +108,32 @@ Deno.test("mismatchedRanges: names the ranges that differ, all of them when the 
   const bad = { rangeBytes: 4096, ranges: new Uint8Array(32 * 100).fill(1) };
   assert.equal(mismatchedRanges(big, bad).length, 64);
 });
+
+Deno.test("rangeDigests with a zero-page map: untouched ranges get the digest of zeros without being read, others are hashed", () => {
+  const pageSize = 4096;
+  const rangeBytes = 4 * pageSize;
+  // 3 ranges, the last one page short; pages 0..10
+  const memory = image(11 * pageSize, 7);
+  const touched = new Uint8Array(11);
+  touched[5] = 1; // range 1 holds a written page
+  // Ranges 0 and 2 are untouched, yet memory holds bytes there: a digest
+  // equal to zeros' proves they were not read.
+  const got = rangeDigests(memory, rangeBytes, 0, 3, { touched, pageSize });
+  assert.deepEqual(got.subarray(0, 32), sha256(new Uint8Array(rangeBytes)));
+  assert.deepEqual(
+    got.subarray(32, 64),
+    sha256(memory.subarray(rangeBytes, 2 * rangeBytes)),
+  );
+  assert.deepEqual(
+    got.subarray(64, 96),
+    sha256(new Uint8Array(3 * pageSize)),
+    "the short last range: zeros of its own length",
+  );
+  // Where memory really is zero outside touched pages, both ways agree.
+  const real = new Uint8Array(11 * pageSize);
+  real.set(memory.subarray(5 * pageSize, 6 * pageSize), 5 * pageSize);
+  assert.deepEqual(
+    rangeDigests(real, rangeBytes, 0, 3, { touched, pageSize }),
+    rangeDigests(real, rangeBytes, 0, 3),
+  );
+});

@@ -56,8 +56,9 @@ export interface MemorySink {
   readonly pageCount: number;
   /**
    * Destination memory as a `SharedArrayBuffer` and a shared byte per page
-   * (1 once written with non-zero bytes), when the sink holds memory so:
-   * the decode Workers then write pages and hash ranges themselves. Sinks
+   * (1 once written with non-zero bytes; a page whose byte is 0 must be all
+   * zero), when the sink holds memory so: the decode Workers then write
+   * pages and hash ranges themselves, and skip reading untouched ranges. Sinks
    * without it get every page through {@link writePage}.
    */
   readonly shared?: {

@@ -95,6 +95,42 @@ export interface Plan {
   readonly channels?: number;
   /** Hard bound on the number of live rounds, whatever `decide` says. */
   readonly maxRounds: number;
+  /**
+   * How long the source waits before it gives up, aborts and lets the VM
+   * run on. Absent: {@link DEFAULT_DEADLINES}.
+   */
+  readonly deadlines?: Deadlines;
   /** GPU settings. */
   readonly gpu: GpuSettings;
 }
+
+/** How long a migration source waits for its receiver before it gives up. */
+export interface Deadlines {
+  /**
+   * Most milliseconds for each answer of the receiver (WELCOME, READY,
+   * RESULT) and for each write to complete (a link that takes nothing is
+   * as dead as one that answers nothing).
+   */
+  readonly replyMs: number;
+  /**
+   * Most milliseconds from pausing the VM to the receiver's READY (the
+   * downtime as the source sees it); past it the migration aborts and the
+   * VM resumes on the source. `null`: bounded by {@link replyMs} per wait only.
+   */
+  readonly downtimeMs: number | null;
+}
+
+/**
+ * The deadlines of a plan that sets none: a minute per answer or write, no
+ * bound on the downtime beyond that.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_DEADLINES } from "./plan.ts";
+ * DEFAULT_DEADLINES.replyMs; // 60000
+ * ```
+ */
+export const DEFAULT_DEADLINES: Deadlines = Object.freeze({
+  replyMs: 60_000,
+  downtimeMs: null,
+});

@@ -24,7 +24,13 @@ import {
 } from "./digest.ts";
 import type { SourceDriver } from "./driver.ts";
 import { MigrationError } from "./errors.ts";
-import type { Decision, Plan, RoundStats } from "./plan.ts";
+import {
+  type Deadlines,
+  type Decision,
+  DEFAULT_DEADLINES,
+  type Plan,
+  type RoundStats,
+} from "./plan.ts";
 import type {
   ChannelRoundReport,
   MigrationReport,
@@ -174,12 +180,20 @@ class SourceSession {
   #gpuPages = 0;
   /** Rejects when the caller's signal aborts (raced against waits). */
   readonly #aborted: Promise<never>;
+  readonly #deadlines: Deadlines;
+  /** Rejects once the policy's downtime bound passes (set while the VM is paused). */
+  #downtimeOver: Promise<never> | null = null;
+  #downtimeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: MigrateOptions) {
     this.#opts = opts;
     this.#plan = opts.plan;
     this.#source = opts.source;
-    this.#link = new SourceLink(opts.conn, { bandwidth: opts.plan.bandwidth });
+    this.#deadlines = opts.plan.deadlines ?? DEFAULT_DEADLINES;
+    this.#link = new SourceLink(opts.conn, {
+      bandwidth: opts.plan.bandwidth,
+      replyMs: this.#deadlines.replyMs,
+    });
     const channels = opts.channels ?? opts.plan.channels ?? defaultChannels();
     if (!Number.isInteger(channels) || channels < 1 || channels > 64) {
       throw new MigrationError(
@@ -283,6 +297,7 @@ class SourceSession {
       const pauseAt = performance.now();
       await source.pause();
       this.#paused = true;
+      this.#boundDowntime();
       const finalRound = round + 1;
       // Still pending: the pages dirtied during the last live round (unsent),
       // plus whatever the guest wrote between that sync and the pause.
@@ -295,15 +310,17 @@ class SourceSession {
       // FINAL and READY cross the link.
       const digest = this.#digest();
       digest.catch(() => {});
-      await this.#link.write(
+      await this.#race(this.#link.write(
         FrameType.FINAL,
         finalRound,
         encodeFinal({ round: finalRound, pagesTotal: this.#pagesSent }),
-      );
+      ));
       const ready = decodeReady(
         await this.#race(this.#link.expect(FrameType.READY)),
       );
       const readyAt = performance.now();
+      // READY: the destination holds everything; the downtime bound is met.
+      this.#endDowntimeBound();
       const downtimeMs = readyAt - pauseAt;
       this.#roundReport(
         finalRound,
@@ -366,6 +383,7 @@ class SourceSession {
       };
       return report;
     } catch (error) {
+      this.#endDowntimeBound();
       // Whatever failed, the source VM keeps running and the receiver discards.
       if (this.#paused) {
         await source.resume().catch(() => {});
@@ -487,9 +505,34 @@ class SourceSession {
     }
   }
 
-  /** Waits for `p`, or fails first when the user aborts. */
+  /** Waits for `p`, or fails first when the user aborts or the downtime bound passes. */
   #race<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.#aborted]);
+    return this.#downtimeOver
+      ? Promise.race([p, this.#aborted, this.#downtimeOver])
+      : Promise.race([p, this.#aborted]);
+  }
+
+  /** Starts the policy's downtime bound, if it has one (the VM was just paused). */
+  #boundDowntime(): void {
+    const ms = this.#deadlines.downtimeMs;
+    if (ms === null) return;
+    this.#downtimeOver = new Promise<never>((_, reject) => {
+      this.#downtimeTimer = setTimeout(
+        () =>
+          reject(
+            new MigrationError(
+              `Stop-and-copy did not end within the policy's downtime bound of ${ms} ms (no READY from the receiver yet): the VM resumes on the source`,
+            ),
+          ),
+        ms,
+      );
+    });
+    this.#downtimeOver.catch(() => {});
+  }
+
+  #endDowntimeBound(): void {
+    clearTimeout(this.#downtimeTimer);
+    this.#downtimeOver = null;
   }
 
   #stats(

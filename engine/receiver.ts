@@ -14,10 +14,17 @@ import type { Codec } from "./codecs/codec.ts";
 import type { MemorySink } from "./driver.ts";
 import { type ReceiveEvent, receiveSession } from "./session/receive_core.ts";
 import { memoryMode } from "./session/memory_mode.ts";
+import type { ReceiveBudget } from "./session/budget.ts";
 import type { WireConn } from "./wire/duplex.ts";
 import type { Hello, RoundEnd } from "./wire/messages.ts";
 
-export { DEFAULT_MAX_MEMORY_BYTES } from "./session/receive_core.ts";
+export {
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_CODEC_STATE_BYTES,
+  DEFAULT_MAX_MEMORY_BYTES,
+} from "./session/receive_core.ts";
+export { ReceiveBudget, type Reservation } from "./session/budget.ts";
 
 /** Progress of a receiving session, for logs and progress bars. */
 export type ReceiverEvent =
@@ -72,6 +79,14 @@ export interface ReceiverOptions {
   codecs?: readonly Codec[];
   /** Called for each {@link ReceiverEvent}; an exception fails the session. */
   onEvent?(event: ReceiverEvent): void;
+  /** Most milliseconds from connecting to a whole HELLO (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** Most milliseconds the source may take for each next whole frame (default 2 minutes). */
+  frameTimeoutMs?: number;
+  /** Most bytes of decoder state (dedup stores, zstd windows) the session may ask for (default 1 GiB). */
+  maxCodecStateBytes?: number;
+  /** A budget shared with other sessions: memory and decoder state are reserved in it first. */
+  budget?: ReceiveBudget;
 }
 
 /** How a receiving session ended (when it did not fail). */
@@ -164,6 +179,10 @@ export async function receiveMigration(
       maxChannels: options.maxChannels,
       codecs: options.codecs,
       onEvent: onCoreEvent,
+      handshakeTimeoutMs: options.handshakeTimeoutMs,
+      frameTimeoutMs: options.frameTimeoutMs,
+      maxCodecStateBytes: options.maxCodecStateBytes,
+      budget: options.budget,
     },
   );
   const hello = outcome.hello;

@@ -21,7 +21,11 @@ import { explain, loadPolicy, parseBandwidth, parseSize } from "../dsl/mod.ts";
 import type { Plan } from "../engine/plan.ts";
 import { workloadByName, workloadNames } from "../engine/sim/mod.ts";
 import { migrateCommand } from "./_cli/migrate.ts";
-import { receiveCommand } from "./_cli/receive.ts";
+import { DEFAULT_MAX_SESSIONS, receiveCommand } from "./_cli/receive.ts";
+import {
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+} from "../engine/receiver.ts";
 import { reportCommand } from "./_cli/report.ts";
 
 /** The policy used when `--policy` is not given. */
@@ -96,6 +100,29 @@ export function buildCli(setExit: (code: number) => void): Command {
       size,
       64 * 2 ** 30,
     )
+    .option(
+      "--max-total-mem <size>",
+      "memory and decoder state all sessions in progress may hold together (default --max-mem)",
+      size,
+    )
+    .option(
+      "--max-sessions <n>",
+      "most migrations received at once; more connections are refused",
+      integer("max-sessions"),
+      DEFAULT_MAX_SESSIONS,
+    )
+    .option(
+      "--handshake-timeout <ms>",
+      "most milliseconds from connecting to a whole HELLO",
+      integer("handshake-timeout"),
+      DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    )
+    .option(
+      "--frame-timeout <ms>",
+      "most milliseconds a source may take for each next frame",
+      integer("frame-timeout"),
+      DEFAULT_FRAME_TIMEOUT_MS,
+    )
     .option("--json", "print each result as one JSON line")
     .action(async (o) => {
       setExit(
@@ -103,6 +130,10 @@ export function buildCli(setExit: (code: number) => void): Command {
           listen: o.listen,
           once: o.once,
           maxMemoryBytes: o.maxMem,
+          maxTotalMemoryBytes: o.maxTotalMem,
+          maxSessions: o.maxSessions,
+          handshakeTimeoutMs: o.handshakeTimeout,
+          frameTimeoutMs: o.frameTimeout,
           json: o.json,
         }),
       );

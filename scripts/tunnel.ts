@@ -9,7 +9,7 @@
  * deno run -A scripts/tunnel.ts qemu send --to 127.0.0.1:4444 --codecs zero,zstd [--channels N]
  *
  * # Xen, destination dom0: listen, then run xl migrate-receive with the stream
- * deno run -A scripts/tunnel.ts xen receive --listen 0.0.0.0:4445 -- xl migrate-receive
+ * deno run -A scripts/tunnel.ts xen receive --listen 10.0.0.2:4445 -- xl migrate-receive
  * # Xen, source dom0: xl runs `<-s command> DST xl migrate-receive` and pipes through it
  * xl migrate -s "deno run -A scripts/tunnel.ts xen send --to DST:4445 --codecs zero,lz4 --" DOMU DST
  * ```
@@ -38,6 +38,7 @@
  * @module
  */
 
+import { acceptNext } from "../engine/transport/accept.ts";
 import { connectRetrying, parseAddress } from "../engine/transport/address.ts";
 import { codecByName } from "../engine/codecs/registry.ts";
 import { largeReads } from "../engine/transport/read_stream.ts";
@@ -80,7 +81,7 @@ the receiver rebuilds it byte for byte and both sides compare its SHA-256.
                                                    migrate-incoming socket
   xen send     [--to HOST:PORT | -- HOST ...] [--port 4445] [--codecs ...] [--max-pages N]
                                                    as xl migrate -s "<this> --" DOMU HOST
-  xen receive  [--listen 0.0.0.0:4445] [-- xl migrate-receive]
+  xen receive  [--listen 127.0.0.1:4445] [-- xl migrate-receive]
 
 Codecs: raw, zero, rle, delta, dedup, lz4, zstd (a chain, first claimant wins;
 raw is added last). Channels default to the core count. Statistics go to
@@ -187,7 +188,7 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
     if (formatName === "qemu") {
       const at = parseAddress(f.listen ?? "", "--listen");
       const listener = Deno.listen(at);
-      const conn = await listener.accept();
+      const conn = await acceptNext(listener, reportAcceptFailure);
       listener.close();
       growPipe(1);
       return await receiveStream(conn, {
@@ -195,10 +196,10 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
         out: Deno.stdout.writable,
       });
     }
-    const at = parseAddress(f.listen ?? "0.0.0.0:4445", "--listen");
+    const at = parseAddress(f.listen ?? "127.0.0.1:4445", "--listen");
     const cmd = tail.length > 0 ? tail : ["xl", "migrate-receive"];
     const listener = Deno.listen(at);
-    const conn = await listener.accept();
+    const conn = await acceptNext(listener, reportAcceptFailure);
     listener.close();
     const child = new Deno.Command(cmd[0], {
       args: cmd.slice(1),
@@ -220,6 +221,10 @@ export async function tunnelMain(args: string[]): Promise<StreamStats> {
       mode ?? ""
     }": expected "${formatName} send" or "${formatName} receive"`,
   );
+}
+
+function reportAcceptFailure(e: Error): void {
+  console.error(`accept failed, still listening: ${e.message}`);
 }
 
 /** A socket address: `unix:PATH` or `HOST:PORT`. */
@@ -280,14 +285,8 @@ async function serve(
   );
   let n = 0;
   for (;;) {
-    let conn: Deno.Conn;
-    try {
-      conn = await listener.accept();
-    } catch (e) {
-      // A connection reset while it waited is no reason to stop serving.
-      console.error(`accept failed: ${(e as Error).message}`);
-      continue;
-    }
+    // A connection reset while it waited is no reason to stop serving.
+    const conn = await acceptNext<Deno.Conn>(listener, reportAcceptFailure);
     const id = ++n;
     session(conn).then(
       (stats) =>

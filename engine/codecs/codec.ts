@@ -98,6 +98,17 @@ export interface Codec {
     options: Readonly<Record<string, unknown>>,
   ): Readonly<Record<string, unknown>>;
   /**
+   * Most bytes one channel's decoder may hold for these options (parsed by
+   * {@link parseOptions}) — a dedup store, a zstd window — so that a
+   * receiver counts what a peer's CODEC frame makes it allocate against its
+   * limits before it allocates. Absent: the decoder holds a few pages at
+   * most.
+   */
+  decoderStateBytes?(
+    options: Readonly<Record<string, unknown>>,
+    ctx: Pick<CodecContext, "pageSize" | "pageCount" | "channels">,
+  ): number;
+  /**
    * Its decoder reads `CodecContext.current`: once this codec is announced,
    * a receiver must keep every page as last applied (delta). Receivers that
    * write into real memory have that anyway; tunnels keep a shadow only then.

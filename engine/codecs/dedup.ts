@@ -657,6 +657,11 @@ export const dedup: Codec = {
       storeBytes: cfg.capacity * cfg.chunkBytes,
     };
   },
+  decoderStateBytes(options, ctx): number {
+    // The store's ring: at most capacity chunks (`_chunk_store.ts`).
+    const cfg = configure({ ...ctx, options });
+    return cfg.capacity * cfg.chunkBytes;
+  },
   maxEncodedBytes,
   maxSectionBytes(pages: number, pageSize: number): number {
     return pageSectionBytes(pages, maxEncodedBytes(pageSize));

@@ -1,5 +1,6 @@
 import { CodecError } from "../errors.ts";
 import {
+  WINDOW_LOG_MAX,
   zstdBound,
   ZstdCompressStream,
   ZstdDecompressStream,
@@ -11,6 +12,9 @@ import { onlyOptions } from "./_page_codec.ts";
 /** Lowest and highest zstd levels accepted (`ZSTD_minCLevel()`, `ZSTD_maxCLevel()`). */
 const MIN_LEVEL = -131072;
 const MAX_LEVEL = 22;
+
+/** zstd's largest block (`ZSTD_BLOCKSIZE_MAX`, 128 KiB). */
+const ZSTD_BLOCK_BYTES = 128 * 1024;
 
 /** Reads the `level` option: an integer in -131072..22, default 1. */
 function _level(options: Readonly<Record<string, unknown>>): number {
@@ -75,6 +79,10 @@ export const zstd: Codec = {
         return len;
       },
     };
+  },
+  decoderStateBytes(): number {
+    // The window (capped for every level) and about one block's buffers.
+    return 2 ** WINDOW_LOG_MAX + ZSTD_BLOCK_BYTES * 2;
   },
   createBatchDecoder(ctx: CodecContext): BatchDecoder {
     const stream = new ZstdDecompressStream();

@@ -160,7 +160,15 @@ function handle(req: DecodeRequest): void {
       post({ type: "synced", id: req.id, applied });
       return;
     case "digest": {
-      const digests = rangeDigests(memory!, req.rangeBytes, req.from, req.to);
+      // Pages never written with non-zero bytes are zero: their ranges
+      // need no reading.
+      const digests = rangeDigests(
+        memory!,
+        req.rangeBytes,
+        req.from,
+        req.to,
+        touched ? { touched, pageSize: init!.pageSize } : undefined,
+      );
       post({ type: "digest", id: req.id, digests }, [
         digests.buffer as ArrayBuffer,
       ]);

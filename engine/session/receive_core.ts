@@ -12,7 +12,8 @@
  */
 
 import type { Codec } from "../codecs/codec.ts";
-import { MigrationError, WireError } from "../errors.ts";
+import { CodecError, MigrationError, WireError } from "../errors.ts";
+import { formatBytes } from "../format.ts";
 import { DecoderPool } from "../pipeline/decoder_pool.ts";
 import type { DecodeReply } from "../pipeline/_messages.ts";
 import type { WireConn } from "../wire/duplex.ts";
@@ -38,12 +39,36 @@ import {
   PROTOCOL_VERSION,
   type RoundEnd,
 } from "../wire/messages.ts";
+import type { ReceiveBudget, Reservation } from "./budget.ts";
+import { Watchdog } from "./watchdog.ts";
 
 /** The only page size the protocol carries. */
 export const PAGE_SIZE = 4096;
 
 /** Default largest memory a receiver accepts: 64 GiB. */
 export const DEFAULT_MAX_MEMORY_BYTES: number = 64 * 1024 ** 3;
+
+/** Default time from connecting to a whole HELLO: 10 s. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * Default time the source may take to send each next whole frame once the
+ * session runs: 2 minutes. A source never pauses that long (each round
+ * sends while it runs, and a hypervisor stream's quiet spells — a
+ * destination `xl` building its domain — last seconds), while an idle or a
+ * trickling peer is cut off.
+ */
+export const DEFAULT_FRAME_TIMEOUT_MS = 120_000;
+
+/** Default most decoder state (dedup stores, zstd windows) one session may make the receiver hold: 1 GiB. */
+export const DEFAULT_MAX_CODEC_STATE_BYTES: number = 1024 ** 3;
+
+/**
+ * Most rounds that may be open at once (ended by some channels, not yet by
+ * all). A source ends round r on every channel before it starts r + 1, so
+ * two suffice; the bound keeps a peer from growing the bookkeeping.
+ */
+const MAX_OPEN_ROUNDS = 2;
 
 /** How long the receiver waits to hand its ERROR frame over, or to close, before giving up on it. */
 const GIVE_UP_MS = 2000;
@@ -125,6 +150,22 @@ export interface ReceiveSessionOptions {
   readonly codecs?: readonly Codec[];
   /** Called for each {@link ReceiveEvent}; an exception fails the session. */
   readonly onEvent?: (event: ReceiveEvent) => void;
+  /** Most milliseconds from the start of the session to a whole HELLO (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /**
+   * Most milliseconds the source may take to send each next whole frame
+   * (default 2 minutes): an idle peer and one that trickles bytes alike
+   * fail the session with an error that says what it waited for.
+   */
+  readonly frameTimeoutMs?: number;
+  /** Most bytes of decoder state the session's CODEC frames may ask for, all channels (default 1 GiB). */
+  readonly maxCodecStateBytes?: number;
+  /**
+   * A budget shared with the receiver's other sessions: the memory HELLO
+   * announces and the decoder state CODEC frames ask for are reserved in it
+   * before they are allocated, and given back when the session ends.
+   */
+  readonly budget?: ReceiveBudget;
 }
 
 /** How a session ended without failing. */
@@ -174,6 +215,17 @@ export async function receiveSession<R>(
   let roundsDone = 0;
   let at = 0;
   let pagesClosed = false;
+  const watchdog = new Watchdog();
+  const handshakeMs = options.handshakeTimeoutMs ??
+    DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const frameMs = options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS;
+  const maxState = options.maxCodecStateBytes ??
+    DEFAULT_MAX_CODEC_STATE_BYTES;
+  const reservations: Reservation[] = [];
+  // decoder state asked for so far, by channel and codec id
+  const codecState = new Map<string, number>();
+  let stateBytes = 0;
+  let negotiated: Map<number, Codec> | null = null;
 
   // Replies come from the loop and from a mode's own tasks: one at a time.
   let replies: Promise<void> = Promise.resolve();
@@ -200,11 +252,32 @@ export async function receiveSession<R>(
     },
   });
 
+  watchdog.arm(
+    handshakeMs,
+    () =>
+      new WireError(
+        `No HELLO within ${handshakeMs} ms of connecting (${reader.bytesRead} bytes came): the peer is idle or too slow`,
+        reader.bytesRead,
+      ),
+  );
   try {
     for (;;) {
+      if (phase === "session") {
+        watchdog.arm(
+          frameMs,
+          () =>
+            new WireError(
+              `No frame within ${frameMs} ms while waiting for ${mode.waiting()} (${reader.bytesRead} bytes read): the source is idle or too slow`,
+              reader.bytesRead,
+            ),
+        );
+      }
+      const next = reader.next();
+      next.catch(() => {}); // it may lose the race below
       const frame = pool
-        ? await Promise.race([reader.next(), poolFailed!])
-        : await reader.next();
+        ? await Promise.race([next, watchdog.expired, poolFailed!])
+        : await Promise.race([next, watchdog.expired]);
+      watchdog.disarm();
       if (frame === null) {
         throw new WireError(
           `Connection closed before ${
@@ -224,7 +297,7 @@ export async function receiveSession<R>(
           );
         }
         hello = decodeHello(frame.payload);
-        const negotiated = checkHello(hello, options);
+        negotiated = checkHello(hello, options);
         if ((hello.stream ?? "memory") !== mode.stream) {
           throw new MigrationError(
             `HELLO announces ${
@@ -237,6 +310,12 @@ export async function receiveSession<R>(
                 : `a ${mode.stream} stream`
             }`,
           );
+        }
+        if (options.budget) {
+          reservations.push(options.budget.reserve(
+            hello.memoryBytes,
+            `The memory of "${hello.vm}"`,
+          ));
         }
         const channels = await mode.open(hello);
         pool = DecoderPool.start({
@@ -277,10 +356,32 @@ export async function receiveSession<R>(
         );
       }
       switch (frame.type) {
-        case FrameType.CODEC:
+        case FrameType.CODEC: {
           checkChannel(frame, h, at);
-          p.codec(frame.channel, decodeCodec(frame.payload), at);
+          const setup = decodeCodec(frame.payload);
+          const bytes = codecStateBytes(setup, negotiated!, h, at);
+          const key = `${frame.channel}:${setup.id}`;
+          const total = stateBytes - (codecState.get(key) ?? 0) + bytes;
+          if (total > maxState) {
+            throw new MigrationError(
+              `CODEC frame at offset ${at} asks for ${
+                formatBytes(bytes)
+              } of "${setup.name}" decoder state on channel ${frame.channel}: the session would hold ${
+                formatBytes(total)
+              }, over its limit of ${formatBytes(maxState)}`,
+            );
+          }
+          if (options.budget && bytes > (codecState.get(key) ?? 0)) {
+            reservations.push(options.budget.reserve(
+              bytes - (codecState.get(key) ?? 0),
+              `"${setup.name}" decoder state on channel ${frame.channel}`,
+            ));
+          }
+          codecState.set(key, Math.max(bytes, codecState.get(key) ?? 0));
+          stateBytes = [...codecState.values()].reduce((a, b) => a + b, 0);
+          p.codec(frame.channel, setup, at);
           continue;
+        }
         case FrameType.BATCH:
           checkChannel(frame, h, at);
           await p.batch(frame.channel, frame.round, frame.payload, at);
@@ -295,6 +396,14 @@ export async function receiveSession<R>(
             );
           }
           let r = rounds.get(end.round);
+          if (!r && rounds.size >= MAX_OPEN_ROUNDS) {
+            throw new WireError(
+              `Channel ${frame.channel} ended round ${end.round} at offset ${at} while rounds ${
+                [...rounds.keys()].join(", ")
+              } still wait for other channels: a source ends each round on every channel first`,
+              at,
+            );
+          }
           if (!r) {
             r = {
               channels: new Set(),
@@ -363,6 +472,8 @@ export async function receiveSession<R>(
     await mode.discard(error).catch(() => {});
     throw error;
   } finally {
+    watchdog.close();
+    for (const r of reservations) r.release();
     pool?.close();
     await quietly(writer.close());
     await quietly(reader.cancel());
@@ -405,6 +516,40 @@ function checkHello(
     );
   }
   return negotiateCodecs(hello.codecs, options.codecs);
+}
+
+/** Bytes of decoder state a CODEC frame asks for on one channel; refuses options the codec refuses. */
+function codecStateBytes(
+  setup: {
+    id: number;
+    name: string;
+    options: Readonly<Record<string, unknown>>;
+  },
+  negotiated: Map<number, Codec>,
+  hello: Hello,
+  at: number,
+): number {
+  const codec = negotiated.get(setup.id);
+  if (!codec || codec.name !== setup.name) {
+    throw new WireError(
+      `CODEC announces codec "${setup.name}" with id ${setup.id}, which HELLO did not negotiate`,
+      at,
+    );
+  }
+  if (!codec.decoderStateBytes) return 0;
+  try {
+    return codec.decoderStateBytes(codec.parseOptions(setup.options), {
+      pageSize: PAGE_SIZE,
+      pageCount: hello.memoryBytes / PAGE_SIZE,
+      channels: hello.channels,
+    });
+  } catch (e) {
+    if (!(e instanceof CodecError)) throw e;
+    throw new WireError(
+      `CODEC announces codec "${setup.name}" with options it refuses: ${e.message}`,
+      at,
+    );
+  }
 }
 
 function checkChannel(frame: Frame, hello: Hello, at: number): void {

@@ -9,6 +9,7 @@
  */
 
 import { MigrationError } from "../errors.ts";
+import { DEFAULT_DEADLINES } from "../plan.ts";
 import { Pacer } from "../transport/pacer.ts";
 import type { WireConn } from "../wire/duplex.ts";
 import {
@@ -31,7 +32,16 @@ import {
 export interface SourceLinkOptions {
   /** Link pacing in bytes per second; null or absent for an unpaced link. */
   readonly bandwidth?: number | null;
+  /**
+   * Most milliseconds for each answer of the receiver (WELCOME, or a reply
+   * {@link SourceLink.expect} waits for) and for each write to complete
+   * (pacing not counted); default 60 000 (`DEFAULT_DEADLINES.replyMs`).
+   */
+  readonly replyMs?: number;
 }
+
+/** How long ABORT and closing may take: best effort on a link that may be dead. */
+const GIVE_UP_MS = 2000;
 
 /** Options of {@link SourceLink.hello}. */
 export interface HelloOptions {
@@ -65,6 +75,7 @@ export class SourceLink {
   #unsolicited = new Map<number, (frame: Frame) => Promise<void>>();
   /** Writes in flight, chained: frames from several tasks never interleave. */
   #tail: Promise<void> = Promise.resolve();
+  readonly #replyMs: number;
 
   /**
    * @param conn The connection to the receiver.
@@ -76,6 +87,7 @@ export class SourceLink {
     this.#pacer = options.bandwidth
       ? new Pacer({ bytesPerSecond: options.bandwidth })
       : null;
+    this.#replyMs = options.replyMs ?? DEFAULT_DEADLINES.replyMs;
   }
 
   /** Frame bytes written so far. */
@@ -99,7 +111,11 @@ export class SourceLink {
    */
   async hello(hello: Hello, options: HelloOptions = {}): Promise<void> {
     await this.write(FrameType.HELLO, 0, encodeHello(hello));
-    const welcome = this.#welcome(hello.protocol);
+    const welcome = this.#within(
+      this.#welcome(hello.protocol),
+      () =>
+        `The receiver did not answer HELLO within ${this.#replyMs} ms (the reply deadline): it is stuck, or the link is`,
+    );
     if (options.meanwhile) {
       welcome.catch(() => {}); // awaited below, once `meanwhile` succeeded
       await options.meanwhile();
@@ -177,7 +193,11 @@ export class SourceLink {
   writeRaw(bytes: Uint8Array): Promise<void> {
     const run = async () => {
       await this.#pacer?.take(bytes.length);
-      await this.#writer.writeRaw(bytes);
+      await this.#within(
+        this.#writer.writeRaw(bytes),
+        () =>
+          `A write of ${bytes.length} bytes to the receiver did not complete within ${this.#replyMs} ms (the reply deadline): the link or the receiver stopped taking data`,
+      );
       this.#wireBytes += bytes.length;
     };
     const p = this.#tail.then(run);
@@ -192,7 +212,13 @@ export class SourceLink {
    *   another frame type.
    */
   async expect(type: FrameType): Promise<Uint8Array> {
-    const frame = await this.#inbox;
+    const frame = await this.#within(
+      this.#inbox ?? Promise.resolve(null),
+      () =>
+        `The receiver did not send ${
+          frameTypeName(type)
+        } within ${this.#replyMs} ms (the reply deadline): it is stuck, or the link is`,
+    );
     if (this.#peerError) throw this.#peerError;
     if (frame === null || frame === undefined) {
       throw new MigrationError(
@@ -216,14 +242,31 @@ export class SourceLink {
   async abort(reason: string): Promise<void> {
     if (this.#aborted) return;
     this.#aborted = true;
-    await this.write(FrameType.ABORT, 0, encodeAbort({ reason })).catch(
-      () => {},
-    );
+    // A write stuck before it would hold ABORT back for ever: give up.
+    await giveUp(this.write(FrameType.ABORT, 0, encodeAbort({ reason })));
   }
 
-  /** Closes the connection's write side (best effort). */
+  /** Closes the connection's write side (best effort, 2 s at most). */
   async close(): Promise<void> {
-    await this.#writer.close().catch(() => {});
+    await giveUp(this.#writer.close());
+  }
+
+  /** `p`, or a {@link MigrationError} with `message()` once the reply deadline passes. */
+  async #within<T>(p: Promise<T>, message: () => string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        p,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new MigrationError(message())),
+            this.#replyMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Reads the receiver's next frame in the background; an ERROR there fails the migration. */
@@ -250,4 +293,15 @@ export class SourceLink {
       return null;
     });
   }
+}
+
+/** Waits for `p` at most {@link GIVE_UP_MS}, ignoring its failure. */
+async function giveUp(p: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  p.catch(() => {});
+  await Promise.race([
+    p.catch(() => {}),
+    new Promise((resolve) => timer = setTimeout(resolve, GIVE_UP_MS)),
+  ]);
+  clearTimeout(timer);
 }

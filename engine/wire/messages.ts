@@ -13,6 +13,7 @@
 
 import { WireError } from "../errors.ts";
 import { MAX_JSON_PAYLOAD } from "./frame.ts";
+import { peerText } from "./peer_text.ts";
 
 /** Protocol version this implementation speaks. */
 export const PROTOCOL_VERSION = 2;
@@ -230,7 +231,8 @@ function text(
       }`,
     );
   }
-  return v;
+  // The peer's words reach logs and terminals: never raw.
+  return peerText(v);
 }
 
 function bool(

@@ -13,6 +13,7 @@
  *   validated whole before anything is decoded.
  * - `negotiate.ts`: the receiver's check of HELLO's codec list.
  * - `duplex.ts`: an in-memory connection for tests and in-process runs.
+ * - `peer_text.ts`: what a peer wrote, made safe to print.
  *
  * The sessions themselves live in `engine/session/` (the receive core and
  * the source link), `engine/precopy.ts` (native source) and
@@ -36,3 +37,4 @@ export * from "./messages.ts";
 export * from "./batch.ts";
 export * from "./negotiate.ts";
 export * from "./duplex.ts";
+export * from "./peer_text.ts";
