@@ -21,21 +21,27 @@ const DEADLINE_MS = 60_000;
 /**
  * Relays bytes both ways between `a` and `b` until {@link Relay.blackhole}:
  * from then on nothing more goes either way and nothing is closed, as a
- * link whose far end vanished.
+ * link whose far end vanished; {@link Relay.cut} then breaks both ends.
  */
 interface Relay {
   blackhole(): void;
+  cut(): Promise<void>;
 }
 
 function relay(a: WireConn, b: WireConn): Relay {
   let dark = false;
   const never = new Promise<never>(() => {});
+  const ends: (() => Promise<void>)[] = [];
   const pump = async (
     from: ReadableStream<Uint8Array>,
     to: WritableStream<Uint8Array>,
   ) => {
     const reader = from.getReader();
     const writer = to.getWriter();
+    ends.push(
+      () => reader.cancel().catch(() => {}),
+      () => writer.abort(new Error("link cut")).catch(() => {}),
+    );
     try {
       for (;;) {
         const { value, done } = await reader.read();
@@ -47,7 +53,12 @@ function relay(a: WireConn, b: WireConn): Relay {
   };
   pump(a.readable, b.writable);
   pump(b.readable, a.writable);
-  return { blackhole: () => dark = true };
+  return {
+    blackhole: () => dark = true,
+    cut: async () => {
+      for (const end of ends) await end();
+    },
+  };
 }
 
 /** `vm` as a SourceDriver, with some members replaced. */
@@ -95,7 +106,6 @@ Deno.test("a link that goes silent at stop-and-copy: the policy's downtime bound
   const link = relay(relayIn, relayOut);
   let sink: SimMemorySink | null = null;
   const received = receiveMigration(destination, {
-    frameTimeoutMs: 1500, // the receiver gives up on the silent link too
     createSink: (h) =>
       sink = new SimMemorySink({
         pageSize: h.pageSize,
@@ -131,9 +141,11 @@ Deno.test("a link that goes silent at stop-and-copy: the policy's downtime bound
       pausedFor.toFixed(0)
     } ms after the pause: at the bound, before any best-effort ABORT`,
   );
+  // The receiver still waits on the silent link (its own frame timeout is
+  // minutes); cutting the link ends it.
+  await link.cut();
   const outcome = await withDeadline(received, "the receiver", DEADLINE_MS);
   assert.ok(outcome instanceof Error, "the receiver did not verify");
-  assert.match(outcome.message, /No frame within 1500 ms/);
   assert.equal((sink as SimMemorySink | null)?.state, "discarded");
 });
 

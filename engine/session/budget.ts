@@ -39,6 +39,8 @@ export class ReceiveBudget {
   #held = 0;
 
   /**
+   * Creates an empty budget of `totalBytes`.
+   *
    * @param totalBytes Bytes all sessions together may hold (a positive integer).
    * @throws {RangeError} for a size that is not a positive safe integer.
    */
