@@ -8,12 +8,14 @@
 
 import type {
   CodecSpec,
+  Deadlines,
   Decision,
   GpuSettings,
   Plan,
   RoundStats,
 } from "../engine/plan.ts";
-import { codecNames } from "../engine/codecs/registry.ts";
+import { codecByName, codecNames } from "../engine/codecs/registry.ts";
+import { DEFAULT_DEADLINES, MAX_BATCH_PAGES } from "../engine/plan.ts";
 import { _planInfo, _setPlanInfo } from "./_plan_info.ts";
 import type { CodecChainInput } from "./codec_spec.ts";
 import type { Condition } from "./conditions.ts";
@@ -55,8 +57,6 @@ export const POLICY_DEFAULTS: PolicyDefaults = Object.freeze({
   gpu: Object.freeze({ batch: 8192, prefer: "auto" as const, require: false }),
 });
 
-/** Upper bound on `batchPages` (pages per wire frame). */
-const MAX_BATCH_PAGES = 65536;
 /** Upper bound on `gpu.batch` (pages per GPU dispatch). */
 const MAX_GPU_BATCH = 1_048_576;
 const DECISIONS: readonly string[] = ["continue", "switchover", "abort"];
@@ -146,6 +146,22 @@ function _chain(
         `${where}: options of codec "${spec.name}" must be an object`,
         _show(options),
         `pass e.g. codec.named("${spec.name}", { ... })`,
+      );
+    }
+    // The codec checks its own options, so a bad one fails here, not after
+    // the handshake.
+    try {
+      codecByName(spec.name).parseOptions(options ?? {});
+    } catch (e) {
+      throw _invalid(
+        name,
+        "codec",
+        `${where}: options of codec "${spec.name}" are refused: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+        JSON.stringify(options ?? {}),
+        `see docs/codecs/${spec.name}.md for the options "${spec.name}" takes`,
+        e,
       );
     }
     const previous = chain[chain.length - 1];
@@ -493,6 +509,78 @@ function _gpu(name: string, gpu: unknown): GpuSettings {
   });
 }
 
+/** Most channels a plan may ask for (the wire's limit). */
+const MAX_CHANNELS = 64;
+
+function _channels(name: string, n: unknown): number | undefined {
+  if (n === undefined) return undefined;
+  if (!_isCount(n, 1, MAX_CHANNELS)) {
+    throw _invalid(
+      name,
+      "channels",
+      `channels must be a whole number from 1 to ${MAX_CHANNELS}`,
+      _show(n),
+      "pass e.g. .channels(4), or leave it out for one channel per core",
+    );
+  }
+  return n;
+}
+
+/** Longest deadline a plan may set: a day (setTimeout's limit is 24.8 days). */
+const MAX_DEADLINE_MS = 86_400_000;
+
+function _deadlines(name: string, d: unknown): Deadlines {
+  if (d === undefined) return DEFAULT_DEADLINES;
+  if (typeof d !== "object" || d === null) {
+    throw _invalid(
+      name,
+      "deadlines",
+      "deadlines must be an object with reply and/or downtime in milliseconds",
+      _show(d),
+      "pass e.g. .deadlines({ downtime: ms(500) })",
+    );
+  }
+  const given = d as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (key !== "reply" && key !== "downtime") {
+      throw _invalid(
+        name,
+        "deadlines",
+        `deadlines has no field "${key}": it takes reply and downtime`,
+        _show(d),
+        "pass e.g. .deadlines({ reply: seconds(30), downtime: ms(500) })",
+      );
+    }
+  }
+  const { reply, downtime } = given;
+  const check = (field: string, v: unknown) => {
+    if (!_isCount(v, 1, MAX_DEADLINE_MS)) {
+      throw _invalid(
+        name,
+        `deadlines.${field}`,
+        `deadlines.${field} must be a whole number of milliseconds from 1 to ${MAX_DEADLINE_MS} (a day)`,
+        _show(v),
+        `pass e.g. .deadlines({ ${field}: ms(500) })`,
+      );
+    }
+  };
+  if (reply !== undefined) check("reply", reply);
+  if (downtime !== undefined) check("downtime", downtime);
+  return Object.freeze({
+    replyMs: (reply as number | undefined) ?? DEFAULT_DEADLINES.replyMs,
+    downtimeMs: (downtime as number | null | undefined) ?? null,
+  });
+}
+
+/** A plan's deadlines in the policy's words, to be checked the same way. */
+function _asInput(d: Deadlines | undefined): unknown {
+  if (typeof d !== "object" || d === null) return d;
+  return {
+    reply: d.replyMs,
+    ...(d.downtimeMs === null ? {} : { downtime: d.downtimeMs }),
+  };
+}
+
 function _batchPages(name: string, pages: unknown): number {
   if (pages === undefined) return POLICY_DEFAULTS.batchPages;
   if (!_isCount(pages, 1, MAX_BATCH_PAGES)) {
@@ -642,6 +730,8 @@ function _fromPolicy(p: Policy): Plan {
   const { codecsFor, fixed } = _codecsFor(name, spec.codec);
   const bandwidth = _bandwidth(name, spec.bandwidth);
   const batchPages = _batchPages(name, spec.batchPages);
+  const channels = _channels(name, spec.channels);
+  const deadlines = _deadlines(name, spec.deadlines);
   const gpu = _gpu(name, spec.gpu);
 
   let explainDecision: (stats: RoundStats) => [Decision, string];
@@ -696,7 +786,9 @@ function _fromPolicy(p: Policy): Plan {
     reason,
     bandwidth,
     batchPages,
+    ...(channels === undefined ? {} : { channels }),
     maxRounds,
+    deadlines,
     gpu,
   });
   _setPlanInfo(plan, {
@@ -738,7 +830,11 @@ function _fromPlan(p: Plan): Plan {
     ...(typeof p.reason === "function" ? { reason: p.reason.bind(p) } : {}),
     bandwidth: _bandwidth(name, p.bandwidth),
     batchPages: _batchPages(name, p.batchPages),
+    ...(p.channels === undefined
+      ? {}
+      : { channels: _channels(name, p.channels) }),
     maxRounds: _maxRounds(name, p.maxRounds),
+    deadlines: _deadlines(name, _asInput(p.deadlines)),
     gpu: _gpu(name, p.gpu),
   });
   _setPlanInfo(plan, { source: "plan", lowLevel: true });

@@ -177,8 +177,8 @@ Deno.test("bandwidth must be positive", () => {
   );
 });
 
-Deno.test("batchPages must be a whole number from 1 to 65536", () => {
-  for (const bad of [0, -1, 1.5, 65537, NaN]) {
+Deno.test("batchPages must be a whole number from 1 to 7680", () => {
+  for (const bad of [0, -1, 1.5, 7681, 65537, NaN]) {
     assertPolicyError(
       () => compile(base.batchPages(bad)),
       "batchPages",
@@ -186,7 +186,80 @@ Deno.test("batchPages must be a whole number from 1 to 65536", () => {
       /\.batchPages\(256\)/,
     );
   }
-  assert.equal(compile(base.batchPages(65536)).batchPages, 65536);
+  assert.equal(compile(base.batchPages(7680)).batchPages, 7680);
+});
+
+Deno.test("channels must be a whole number from 1 to 64; absent means one per core", () => {
+  for (const bad of [0, -1, 1.5, 65, NaN]) {
+    assertPolicyError(
+      () => compile(base.channels(bad)),
+      "channels",
+      new RegExp(`got "${bad}"`),
+      /\.channels\(4\)/,
+    );
+  }
+  assert.equal(compile(base.channels(4)).channels, 4);
+  assert.equal(compile(base).channels, undefined);
+});
+
+Deno.test("deadlines: whole milliseconds from 1 to a day, known fields only; unset ones keep the defaults", () => {
+  assert.deepEqual(compile(base).deadlines, {
+    replyMs: 60_000,
+    downtimeMs: null,
+  });
+  assert.deepEqual(
+    compile(base.deadlines({ downtime: 500 })).deadlines,
+    { replyMs: 60_000, downtimeMs: 500 },
+  );
+  assert.deepEqual(
+    compile(base.deadlines({ reply: 5_000, downtime: 250 })).deadlines,
+    { replyMs: 5_000, downtimeMs: 250 },
+  );
+  for (const bad of [0, -5, 1.5, NaN, 86_400_001]) {
+    assertPolicyError(
+      () => compile(base.deadlines({ downtime: bad })),
+      "deadlines.downtime",
+      new RegExp(`got "${bad}"`),
+      /\.deadlines\(\{ downtime: ms\(500\) \}\)/,
+    );
+    assertPolicyError(
+      () => compile(base.deadlines({ reply: bad })),
+      "deadlines.reply",
+      new RegExp(`got "${bad}"`),
+      /\.deadlines\(\{ reply: ms\(500\) \}\)/,
+    );
+  }
+  assertPolicyError(
+    () => compile(base.deadlines({ ready: 5 } as never)),
+    "deadlines",
+    /has no field "ready"/,
+    /reply: seconds\(30\)/,
+  );
+  // A compiled plan's deadlines survive being checked again as a plan.
+  const plan = compile(base.deadlines({ downtime: 400 }));
+  assert.deepEqual(
+    compile({ ...plan } as Plan).deadlines,
+    { replyMs: 60_000, downtimeMs: 400 },
+  );
+});
+
+Deno.test("a codec's options are checked by the codec itself at compile()", () => {
+  for (
+    const [spec, message] of [
+      [codec.dedup({ chunkBytes: 3 }), /dedup option "chunkBytes" 3/],
+      [codec.zstd({ level: 23 }), /zstd option level "23"/],
+      [codec.lz4({ acceleration: 0 }), /lz4 option acceleration "0"/],
+      [codec.delta({ cacheBytes: -4096 }), /delta cacheBytes "-4096"/],
+      [codec.named("zero", { level: 1 }), /Unknown zero option "level"/],
+    ] as const
+  ) {
+    assertPolicyError(
+      () => compile(base.codec([spec])),
+      "codec",
+      message,
+      /docs\/codecs\//,
+    );
+  }
 });
 
 Deno.test("maxRounds must be a whole number of at least 1", () => {

@@ -5,7 +5,12 @@
  * @module
  */
 
-import type { CodecSpec, Plan, RoundStats } from "../engine/plan.ts";
+import {
+  type CodecSpec,
+  DEFAULT_DEADLINES,
+  type Plan,
+  type RoundStats,
+} from "../engine/plan.ts";
 import { _planInfo } from "./_plan_info.ts";
 import { compile } from "./compile.ts";
 import type { Policy } from "./policy.ts";
@@ -97,7 +102,20 @@ export function explain(source: Policy | Plan): string {
       ? "unlimited (unpaced)"
       : `${formatRate(plan.bandwidth)} (${formatBytes(plan.bandwidth)}/s)`,
   );
-  row("batch", `${plan.batchPages} pages per wire frame`);
+  row("batch", `${plan.batchPages} non-zero pages per batch (BATCH frame)`);
+  row(
+    "channels",
+    plan.channels === undefined ? "one per core (default)" : `${plan.channels}`,
+  );
+  const deadlines = plan.deadlines ?? DEFAULT_DEADLINES;
+  row(
+    "deadlines",
+    `${deadlines.replyMs} ms per receiver answer or write; downtime ${
+      deadlines.downtimeMs === null
+        ? "not bounded"
+        : `at most ${deadlines.downtimeMs} ms, else the VM resumes on the source`
+    }`,
+  );
   const gpu = plan.gpu;
   const device = gpu.prefer === "cpu"
     ? "CPU only"

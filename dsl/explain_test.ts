@@ -29,7 +29,8 @@ Deno.test("explain states codecs, switchover, abort, bandwidth, batch and gpu", 
   assert.match(text, /rounds: +at most 64 \(maxRounds\), then switchover/);
   assert.match(text, /abort: +when elapsed time above 10 min/);
   assert.match(text, /bandwidth: +1\.00 Gbit\/s/);
-  assert.match(text, /batch: +512 pages per wire frame/);
+  assert.match(text, /batch: +512 non-zero pages per batch \(BATCH frame\)/);
+  assert.match(text, /channels: +one per core \(default\)/);
   assert.match(
     text,
     /gpu: +GPU when one is present, else CPU; 4096 pages per dispatch/,

@@ -24,11 +24,13 @@
 
 export type {
   CodecSpec,
+  Deadlines,
   Decision,
   GpuSettings,
   Plan,
   RoundStats,
 } from "../engine/plan.ts";
+export { DEFAULT_DEADLINES } from "../engine/plan.ts";
 export * from "./errors.ts";
 export * from "./units.ts";
 export * from "./codec_spec.ts";

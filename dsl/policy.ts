@@ -52,8 +52,20 @@ export interface PolicySpec {
   readonly gpu: GpuOptions;
   /** Pages per wire frame. */
   readonly batchPages?: number;
+  /** Channels: Workers encoding in parallel, each with its own stream of frames. */
+  readonly channels?: number;
   /** Hard bound on live rounds. */
   readonly maxRounds?: number;
+  /** How long the source waits for the receiver before it gives up. */
+  readonly deadlines?: DeadlinesInput;
+}
+
+/** Deadlines as a policy states them (milliseconds); unset ones keep their defaults. */
+export interface DeadlinesInput {
+  /** Most milliseconds for each receiver answer and each write (default 60 000). */
+  readonly reply?: number;
+  /** Most milliseconds from pausing the VM to READY; past it the VM resumes on the source (default: no bound). */
+  readonly downtime?: number;
 }
 
 /**
@@ -194,7 +206,10 @@ export class Policy {
   }
 
   /**
-   * Pages per wire frame and pipeline batch (1 to 65536, default 256).
+   * Non-zero pages per batch — one BATCH frame, compressed as a whole by
+   * lz4 or zstd (1 to 7680, default 256: about 1 MiB, enough for a
+   * compressor to reach a whole stream's ratio). Zero pages ride along
+   * almost free.
    *
    * @example
    * ```ts
@@ -203,6 +218,20 @@ export class Policy {
    */
   batchPages(pages: number): Policy {
     return this.#with({ batchPages: pages });
+  }
+
+  /**
+   * Channels (1 to 64, default one per core): Workers that encode, and on
+   * the receiver decode, in parallel, each an ordered stream of its own
+   * share of the pages, as QEMU's multifd channels.
+   *
+   * @example
+   * ```ts
+   * policy("p").channels(4);
+   * ```
+   */
+  channels(n: number): Policy {
+    return this.#with({ channels: n });
   }
 
   /**
@@ -215,6 +244,23 @@ export class Policy {
    */
   maxRounds(rounds: number): Policy {
     return this.#with({ maxRounds: rounds });
+  }
+
+  /**
+   * How long the source waits for the receiver before it gives up, aborts
+   * and lets the VM run on: `reply` for each answer and each write
+   * (default 1 minute), `downtime` from pausing the VM to the receiver's
+   * READY (default no bound beyond `reply`). A stop-and-copy that takes
+   * longer than `downtime` — a link gone silent, a receiver stuck — resumes
+   * the VM on the source.
+   *
+   * @example
+   * ```ts
+   * policy("p").deadlines({ downtime: ms(500), reply: seconds(30) });
+   * ```
+   */
+  deadlines(deadlines: DeadlinesInput): Policy {
+    return this.#with({ deadlines });
   }
 
   /**

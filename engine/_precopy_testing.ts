@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { MigrationError } from "./errors.ts";
 import type { Plan } from "./plan.ts";
-import { migrate } from "./precopy.ts";
+import { migrate, type MigrateOptions } from "./precopy.ts";
 import { receiveMigration, type ReceiveResult } from "./receiver.ts";
 import type { MigrationReport } from "./report.ts";
 import { SimMemorySink, SimVm, type SimVmOptions } from "./sim/mod.ts";
@@ -56,6 +56,10 @@ export interface LoopbackOptions {
   readonly gpu?: null;
   /** The receiver refuses a VM larger than this (passed to `receiveMigration`). */
   readonly maxMemoryBytes?: number;
+  /** Round progress (passed to `migrate`). */
+  readonly onProgress?: MigrateOptions["onProgress"];
+  /** The channels' handle once they started (passed to `migrate`). */
+  readonly onChannels?: MigrateOptions["onChannels"];
 }
 
 /** Both sides' outcomes of one loopback migration, and the destination memory. */

@@ -24,6 +24,7 @@ export * from "./codecs/mod.ts";
 export * from "./wire/mod.ts";
 export * from "./transport/mod.ts";
 export * from "./gpu/mod.ts";
+export * from "./stream/mod.ts";
 export * from "./qemu/mod.ts";
 export * from "./xen/mod.ts";
 // The sim driver by name; its workload objects (one is called `zero`, like

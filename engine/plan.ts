@@ -8,6 +8,14 @@
  * @module
  */
 
+/**
+ * Most non-zero pages a plan may put in one batch (`batchPages`): 7680
+ * pages of 4 KiB are 30 MiB, so a batch's frame, with its headers and
+ * whatever zero pages ride along, stays under the 32 MiB frame limit even
+ * when every page goes raw.
+ */
+export const MAX_BATCH_PAGES = 7680;
+
 /** A codec named as data, e.g. `{ name: "zero" }`; the engine's registry turns it into a codec. */
 export interface CodecSpec {
   /** Registry name of the codec, e.g. `"raw"` or `"zero"`. */
@@ -77,10 +85,52 @@ export interface Plan {
   readonly reason?: (stats: RoundStats) => string;
   /** Link pacing in bytes per second, or `null` for an unpaced link. */
   readonly bandwidth: number | null;
-  /** Pages per wire frame (and per pipeline batch). */
+  /** Non-zero pages per batch (one BATCH frame; zero pages ride along almost free). */
   readonly batchPages: number;
+  /**
+   * Channels: Workers that encode (and, on the receiver, decode) in
+   * parallel, each an ordered stream of its own share of the pages.
+   * Absent: the machine's core count.
+   */
+  readonly channels?: number;
   /** Hard bound on the number of live rounds, whatever `decide` says. */
   readonly maxRounds: number;
+  /**
+   * How long the source waits before it gives up, aborts and lets the VM
+   * run on. Absent: {@link DEFAULT_DEADLINES}.
+   */
+  readonly deadlines?: Deadlines;
   /** GPU settings. */
   readonly gpu: GpuSettings;
 }
+
+/** How long a migration source waits for its receiver before it gives up. */
+export interface Deadlines {
+  /**
+   * Most milliseconds for each answer of the receiver (WELCOME, READY,
+   * RESULT) and for each write to complete (a link that takes nothing is
+   * as dead as one that answers nothing).
+   */
+  readonly replyMs: number;
+  /**
+   * Most milliseconds from pausing the VM to the receiver's READY (the
+   * downtime as the source sees it); past it the migration aborts and the
+   * VM resumes on the source. `null`: bounded by {@link replyMs} per wait only.
+   */
+  readonly downtimeMs: number | null;
+}
+
+/**
+ * The deadlines of a plan that sets none: a minute per answer or write, no
+ * bound on the downtime beyond that.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_DEADLINES } from "./plan.ts";
+ * DEFAULT_DEADLINES.replyMs; // 60000
+ * ```
+ */
+export const DEFAULT_DEADLINES: Deadlines = Object.freeze({
+  replyMs: 60_000,
+  downtimeMs: null,
+});

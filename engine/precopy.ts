@@ -3,47 +3,52 @@
  * pages dirtied meanwhile, round after round, until the plan says switch over
  * (pause, send the rest) or abort.
  *
- * A round is a pipeline of two concurrent stages joined by a bounded queue:
- * fetch + encode (pages → PAGES frames in pooled buffers) and send (pace →
- * socket). While a frame waits for the link, the next ones are encoded.
+ * A round is split over the plan's channels (`pipeline/partition.ts`: a pfn
+ * always takes the same channel): each channel's Worker reads its pages out
+ * of shared guest memory, batches, encodes and frames them on its own core,
+ * while this thread only paces and writes the frames and keeps the score.
+ * Each channel ends its part of a round with its own ROUND_END; the
+ * receiver has the round when every channel has.
  *
  * @module
  */
 
 import process from "node:process";
-import { BoundedQueue } from "./_bounded_queue.ts";
-import { EncoderChain } from "./codecs/chain.ts";
 import { codecById, codecByName, codecNames } from "./codecs/registry.ts";
-import { hex } from "./digest.ts";
+import {
+  DIGEST_RANGE_BYTES,
+  hex,
+  type MemoryDigest,
+  rangeCount,
+  rootDigest,
+} from "./digest.ts";
 import type { SourceDriver } from "./driver.ts";
-import { MigrationError, WireError } from "./errors.ts";
-import type { Decision, Plan, RoundStats } from "./plan.ts";
-import type { MigrationReport, RoundReport } from "./report.ts";
-import { Pacer } from "./transport/pacer.ts";
+import { MigrationError } from "./errors.ts";
 import {
-  type EncodedBatch,
-  GpuBatchEncoder,
-  type GpuChain,
-} from "./gpu/batch_encoder.ts";
-import { type GpuContext, type GpuEntry, openGpu } from "./gpu/device.ts";
+  type Deadlines,
+  type Decision,
+  DEFAULT_DEADLINES,
+  type Plan,
+  type RoundStats,
+} from "./plan.ts";
+import type {
+  ChannelRoundReport,
+  MigrationReport,
+  RoundReport,
+} from "./report.ts";
+import { type GpuEntry, openGpu } from "./gpu/device.ts";
+import { EncoderPool } from "./pipeline/encoder_pool.ts";
+import { splitByChannel } from "./pipeline/partition.ts";
+import { SourceLink } from "./session/source_link.ts";
+import { FrameType, frameTypeName } from "./wire/frame.ts";
 import {
-  decodeError,
   decodeReady,
   decodeResult,
-  decodeWelcome,
-  encodeAbort,
-  encodeCodec,
   encodeEnd,
   encodeFinal,
-  encodeFrame,
-  encodeHello,
   encodeRoundEnd,
-  type Frame,
-  FrameReader,
-  FrameType,
-  FrameWriter,
-  PagesFrameBuilder,
-} from "./wire/mod.ts";
+  PROTOCOL_VERSION,
+} from "./wire/messages.ts";
 
 /** A bidirectional byte stream, e.g. a `Deno.Conn`. */
 export interface Duplex {
@@ -87,18 +92,40 @@ export interface MigrateOptions {
   readonly onProgress?: (progress: MigrationProgress) => void;
   /** Aborts the migration: the receiver is told, the source keeps running. */
   readonly signal?: AbortSignal;
-  /** Frames queued between the encode and send stages (default 4). */
+  /** BATCH frames each channel may have on their way at once (default 4). */
   readonly queueFrames?: number;
+  /** Channels; overrides the plan's `channels` (default: the plan's, else the core count). */
+  readonly channels?: number;
   /** The WebGPU entry point (default `navigator.gpu`); tests pass `null` for "no adapter". */
   readonly gpu?: GpuEntry | null;
+  /**
+   * Called once the channel Workers started, with a handle that can stop one
+   * as if it died (fault injection: a chaos experiment, or a test that the
+   * source survives a lost channel).
+   */
+  readonly onChannels?: (channels: ChannelControl) => void;
 }
 
-/** One encoded PAGES frame waiting for the link, in a pooled buffer. */
-interface QueuedFrame {
-  builder: PagesFrameBuilder;
-  bytes: Uint8Array;
-  pages: number;
-  rawBytes: number;
+/** What {@link MigrateOptions.onChannels} gets. */
+export interface ChannelControl {
+  /** Channels the migration runs. */
+  readonly count: number;
+  /** Stops channel `channel`'s Worker at once; the migration then fails. */
+  kill(channel: number): void;
+}
+
+/**
+ * The channels a migration uses when neither the plan nor the caller says:
+ * the machine's core count (at least 1).
+ *
+ * @example
+ * ```ts
+ * import { defaultChannels } from "./precopy.ts";
+ * defaultChannels() >= 1; // true
+ * ```
+ */
+export function defaultChannels(): number {
+  return Math.max(1, navigator.hardwareConcurrency || 1);
 }
 
 /**
@@ -106,8 +133,8 @@ interface QueuedFrame {
  *
  * Resolves with the report once the receiver has verified the memory
  * digest; rejects with {@link MigrationError} when the receiver refuses,
- * the link fails or the plan aborts (the report is on `error.cause`-free
- * terms in the message, and the source VM is left running).
+ * the link or a channel fails or the plan aborts (the source VM is left
+ * running).
  *
  * @example
  * ```ts ignore
@@ -119,50 +146,74 @@ interface QueuedFrame {
 export async function migrate(
   options: MigrateOptions,
 ): Promise<MigrationReport> {
-  const session = new SourceSession(options);
-  return await session.run();
+  return await new SourceSession(options).run();
+}
+
+/** What one round put on the wire. */
+interface RoundTally {
+  pages: number;
+  rawBytes: number;
+  wireBytes: number;
+  mix: Record<string, number>;
+  codecs: string[];
+  channels: ChannelRoundReport[];
 }
 
 class SourceSession {
   readonly #plan: Plan;
   readonly #source: SourceDriver;
   readonly #opts: MigrateOptions;
-  readonly #writer: FrameWriter;
-  readonly #reader: FrameReader;
-  readonly #pacer: Pacer | null;
-  readonly #chain: EncoderChain;
-  readonly #pool: PagesFrameBuilder[] = [];
+  readonly #link: SourceLink;
+  readonly #channels: number;
   readonly #dirty: Uint32Array;
   readonly #rounds: RoundReport[] = [];
+  #pool: EncoderPool | null = null;
   #t0 = 0;
-  #wireBytes = 0;
   #rawBytes = 0;
   #pagesSent = 0;
   #paused = false;
-  #peerError: Error | null = null;
-  #inbox: Promise<Frame | null> | null = null;
-  /** The GPU, when the plan wants one and an adapter was found. */
-  #gpu: GpuContext | null = null;
-  /** Why the GPU is not used (empty when it is). */
   #gpuNote = "";
-  /** One GPU batch encoder per GPU-capable chain used so far. */
-  readonly #gpuEncoders = new Map<string, GpuBatchEncoder>();
+  /** Ask the channels to encode on their GPU (an adapter the plan accepts was found). */
+  #gpuWanted: { prefer: "gpu" | "auto"; batch: number } | undefined;
+  #gpuAdapter: string | null = null;
+  #gpuSoftware = false;
   #gpuPages = 0;
+  /** Rejects when the caller's signal aborts (raced against waits). */
+  readonly #aborted: Promise<never>;
+  readonly #deadlines: Deadlines;
+  /** Rejects once the policy's downtime bound passes (set while the VM is paused). */
+  #downtimeOver: Promise<never> | null = null;
+  #downtimeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: MigrateOptions) {
     this.#opts = opts;
     this.#plan = opts.plan;
     this.#source = opts.source;
-    this.#writer = new FrameWriter(opts.conn.writable);
-    this.#reader = new FrameReader(opts.conn.readable);
-    this.#pacer = opts.plan.bandwidth === null
-      ? null
-      : new Pacer({ bytesPerSecond: opts.plan.bandwidth });
-    this.#chain = new EncoderChain({
-      pageSize: opts.source.pageSize,
-      pageCount: opts.source.pageCount,
+    this.#deadlines = opts.plan.deadlines ?? DEFAULT_DEADLINES;
+    this.#link = new SourceLink(opts.conn, {
+      bandwidth: opts.plan.bandwidth,
+      replyMs: this.#deadlines.replyMs,
     });
+    const channels = opts.channels ?? opts.plan.channels ?? defaultChannels();
+    if (!Number.isInteger(channels) || channels < 1 || channels > 64) {
+      throw new MigrationError(
+        `Invalid channel count "${channels}": expected an integer from 1 to 64`,
+      );
+    }
+    this.#channels = channels;
     this.#dirty = new Uint32Array(opts.source.pageCount);
+    this.#aborted = new Promise<never>((_, reject) => {
+      const signal = opts.signal;
+      const fail = () =>
+        reject(
+          new MigrationError(
+            `Migration aborted: ${signal?.reason ?? "by the user"}`,
+          ),
+        );
+      if (signal?.aborted) fail();
+      else signal?.addEventListener("abort", fail, { once: true });
+    });
+    this.#aborted.catch(() => {});
   }
 
   async run(): Promise<MigrationReport> {
@@ -172,9 +223,19 @@ class SourceSession {
     const source = this.#source;
     const plan = this.#plan;
     try {
-      await this.#handshake();
-      this.#watchPeer();
-      await this.#openGpu();
+      this.#checkAbort();
+      await this.#link.hello({
+        protocol: PROTOCOL_VERSION,
+        memoryBytes: source.pageCount * source.pageSize,
+        pageSize: source.pageSize,
+        codecs: codecNames().map((name) => ({
+          id: codecByName(name).id,
+          name,
+        })),
+        vm: source.description,
+        policy: plan.name,
+        channels: this.#channels,
+      }, { meanwhile: () => this.#startChannels() });
       await source.startDirtyLog();
 
       // Round 0 sends every page.
@@ -224,7 +285,7 @@ class SourceSession {
       }
 
       if (decision === "abort") {
-        await this.#sendAbort(
+        await this.#link.abort(
           `policy "${plan.name}" aborted after round ${round}: ${reason}`,
         );
         throw new MigrationError(
@@ -236,6 +297,7 @@ class SourceSession {
       const pauseAt = performance.now();
       await source.pause();
       this.#paused = true;
+      this.#boundDowntime();
       const finalRound = round + 1;
       // Still pending: the pages dirtied during the last live round (unsent),
       // plus whatever the guest wrote between that sync and the pause.
@@ -244,13 +306,21 @@ class SourceSession {
       count = mergeSortedUnique(this.#dirty, count, late, lateCount);
       const finalStats = this.#stats(finalRound, count, prev);
       const sent = await this.#sendRound(finalRound, count, finalStats, true);
-      await this.#writeFrame(
+      // The source's digest: memory is frozen now; the channels hash it while
+      // FINAL and READY cross the link.
+      const digest = this.#digest();
+      digest.catch(() => {});
+      await this.#race(this.#link.write(
         FrameType.FINAL,
         finalRound,
         encodeFinal({ round: finalRound, pagesTotal: this.#pagesSent }),
+      ));
+      const ready = decodeReady(
+        await this.#race(this.#reply(FrameType.READY)),
       );
-      const ready = decodeReady(await this.#expect(FrameType.READY));
       const readyAt = performance.now();
+      // READY: the destination holds everything; the downtime bound is met.
+      this.#endDowntimeBound();
       const downtimeMs = readyAt - pauseAt;
       this.#roundReport(
         finalRound,
@@ -263,24 +333,32 @@ class SourceSession {
         `switchover: ${reason}; receiver applied ${ready.pagesApplied} pages`,
       );
 
-      // Verification: both sides hash their memory; the receiver compares.
-      const digest = await source.digest();
-      await this.#writeFrame(FrameType.END, finalRound, encodeEnd(digest));
-      const result = decodeResult(await this.#expect(FrameType.RESULT));
+      // Verification: both sides hash their memory; the receiver compares,
+      // and so do we.
+      const ours = await this.#race(digest);
+      await this.#link.write(FrameType.END, finalRound, encodeEnd(ours));
+      const result = decodeResult(
+        await this.#race(this.#reply(FrameType.RESULT)),
+      );
       const endAt = performance.now();
-      await this.#writer.close().catch(() => {});
-      const verified = result.verified && result.digest === hex(digest);
+      await this.#link.close();
+      const ourHex = hex(rootDigest(ours.ranges));
+      const verified = result.verified && result.digest === ourHex;
       const cpu = process.cpuUsage(cpu0);
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+      const wireBytes = this.#link.wireBytes;
+      const mismatch = result.mismatched?.length
+        ? `; ranges of ${ours.rangeBytes} bytes that differ: ${
+          result.mismatched.join(", ")
+        }`
+        : "";
       const report: MigrationReport = {
         verified,
         verification: "memory-digest",
         aborted: false,
         outcome: verified
           ? `migrated and verified (switchover: ${reason})`
-          : `memory digests differ: source ${
-            hex(digest)
-          }, receiver ${result.digest}`,
+          : `memory digests differ: source ${ourHex}, receiver ${result.digest}${mismatch}`,
         policy: plan.name,
         vm: source.description,
         memoryBytes: source.pageCount * source.pageSize,
@@ -290,221 +368,136 @@ class SourceSession {
         totalTimeMs: endAt - this.#t0,
         downtimeMs,
         verifyMs: endAt - readyAt,
-        wireBytes: this.#wireBytes,
+        wireBytes,
         rawBytes: this.#rawBytes,
-        compressionRatio: this.#wireBytes > 0
-          ? this.#rawBytes / this.#wireBytes
-          : 0,
+        compressionRatio: wireBytes > 0 ? this.#rawBytes / wireBytes : 0,
         pagesSent: this.#pagesSent,
         sourceCpuSeconds: cpuSeconds,
         sourceCpuSecondsPerGiB: this.#rawBytes > 0
           ? cpuSeconds / (this.#rawBytes / 2 ** 30)
           : 0,
-        digest: hex(digest),
-        gpu: {
-          used: this.#gpuPages > 0,
-          adapter: this.#gpu?.adapterInfo.description ?? null,
-          pagesEncoded: this.#gpuPages,
-          note: this.#gpuPages > 0
-            ? `encoded ${this.#gpuPages} pages on ${this.#gpu?.adapterInfo.description}` +
-              (this.#gpu?.adapterInfo.isFallbackAdapter
-                ? " (a software adapter: correct, not fast)"
-                : "")
-            : this.#gpuNote ||
-              "not used: no round's codec chain has a GPU twin",
-        },
+        digest: ourHex,
+        channels: this.#channels,
+        gpu: this.#gpuUse(),
         rounds: this.#rounds,
       };
-      for (const g of this.#gpuEncoders.values()) g.destroy();
       return report;
     } catch (error) {
+      this.#endDowntimeBound();
       // Whatever failed, the source VM keeps running and the receiver discards.
       if (this.#paused) {
         await source.resume().catch(() => {});
         this.#paused = false;
       }
-      if (!(error instanceof MigrationError)) {
-        await this.#sendAbort(
+      const peer = this.#link.peerError;
+      if (!peer) {
+        await this.#link.abort(
           error instanceof Error ? error.message : String(error),
-        ).catch(() => {});
+        );
       }
-      try {
-        await this.#writer.close();
-      } catch { /* the link may already be gone */ }
+      await this.#link.close();
+      if (peer) throw peer; // the receiver's own words
       if (error instanceof MigrationError) throw error;
-      const detail = this.#peerError?.message ??
-        (error instanceof Error ? error.message : String(error));
-      throw new MigrationError(`Migration failed: ${detail}`, { cause: error });
+      throw new MigrationError(
+        `Migration failed: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+        { cause: error },
+      );
+    } finally {
+      this.#pool?.close();
     }
   }
 
-  /** Opens the GPU as the plan's `gpu` settings ask; notes why not otherwise. */
-  async #openGpu(): Promise<void> {
+  /**
+   * Starts the channel Workers (after the GPU check, which says whether
+   * they open a device): called while the receiver answers HELLO, so that
+   * their start-up overlaps the round trip and the receiver's own.
+   */
+  async #startChannels(): Promise<void> {
+    const source = this.#source;
+    await this.#noteGpu();
+    if (!source.shared) {
+      throw new MigrationError(
+        `Cannot migrate "${source.description}": its driver does not share guest memory with the channel Workers`,
+      );
+    }
+    this.#pool = EncoderPool.start({
+      channels: this.#channels,
+      pageSize: source.pageSize,
+      pageCount: source.pageCount,
+      memory: source.shared,
+      batchPages: this.#plan.batchPages,
+      credits: this.#opts.queueFrames,
+      gpu: this.#gpuWanted,
+    });
+    const pool = this.#pool;
+    this.#opts.onChannels?.({
+      count: this.#channels,
+      kill: (channel) => pool.kill(channel),
+    });
+  }
+
+  /** Says why the GPU is not used, as the plan's `gpu` settings ask (and fails when it is required but absent). */
+  async #noteGpu(): Promise<void> {
     const { prefer, require } = this.#plan.gpu;
     if (prefer === "cpu") {
       this.#gpuNote = "not used: the plan prefers the CPU";
       return;
     }
-    this.#gpu = await openGpu({
+    const gpu = await openGpu({
       prefer,
       require,
       ...(this.#opts.gpu === undefined ? {} : { gpu: this.#opts.gpu }),
       onFallback: (reason) => (this.#gpuNote = `not used: ${reason}`),
     });
-  }
-
-  /** A GPU batch encoder for the active chain, or null when the round runs on the CPU. */
-  #gpuEncoderFor(active: readonly string[]): GpuBatchEncoder | null {
-    if (!this.#gpu) return null;
-    const chain = gpuChainOf(active);
-    if (!chain) return null;
-    const key = chain.join(",");
-    let enc = this.#gpuEncoders.get(key);
-    if (!enc) {
-      enc = new GpuBatchEncoder(this.#gpu.device, {
-        chain,
-        batch: this.#plan.gpu.batch,
-        pageSize: this.#source.pageSize,
-        pageCount: this.#source.pageCount,
-        deltaOptions: this.#chain.optionsOf("delta") ?? {},
-      });
-      this.#gpuEncoders.set(key, enc);
+    if (gpu) {
+      // Each channel opens its own device on the same adapter.
+      gpu.device.destroy();
+      this.#gpuWanted = { prefer: prefer, batch: this.#plan.gpu.batch };
+      this.#gpuAdapter = gpu.adapterInfo.description;
+      this.#gpuSoftware = gpu.adapterInfo.isFallbackAdapter;
     }
-    return enc;
   }
 
-  /**
-   * Encodes the round's pages on the GPU in batches of `gpu.batch` pages, two
-   * batches in flight (upload and compute of one while the other's results
-   * are framed and queued for the link). Each batch is first copied out of
-   * guest memory, so the bytes encoded, sent and remembered by stateful
-   * codecs are the same bytes.
-   */
-  async #encodeOnGpu(
-    enc: GpuBatchEncoder,
-    count: number,
-    sink: FrameSink,
-  ): Promise<void> {
-    const ps = this.#source.pageSize;
-    const gb = this.#plan.gpu.batch;
-    const others = [...this.#gpuEncoders.values()].filter((g) => g !== enc);
-    const snapshots: Uint8Array[] = [];
-    const pending: Promise<
-      { res: EncodedBatch; pfns: Uint32Array; snap: Uint8Array }
-    >[] = [];
-    let builder = sink.newBuilder();
-    const consume = async (
-      item: { res: EncodedBatch; pfns: Uint32Array; snap: Uint8Array },
-    ): Promise<void> => {
-      const { res, pfns, snap } = item;
-      for (let i = 0; i < res.count; i++) {
-        if (builder.full) {
-          await sink.flush(builder);
-          builder = sink.newBuilder();
-        }
-        const pfn = pfns[i];
-        const id = res.codecIds[i];
-        builder.add(pfn, id, res.bytes(i));
-        const page = snap.subarray(i * ps, (i + 1) * ps);
-        this.#chain.notifySent(pfn, page, id);
-        for (const g of others) g.recordSent(pfn, page);
-        sink.mixById.set(id, (sink.mixById.get(id) ?? 0) + 1);
-      }
-      this.#gpuPages += res.count;
-      snapshots.push(snap);
+  /** What the report says about the GPU. */
+  #gpuUse(): MigrationReport["gpu"] {
+    const pool = this.#pool;
+    const missing = pool?.gpu.find((g) => g && g.adapter === null);
+    if (this.#gpuPages > 0) {
+      return {
+        used: true,
+        adapter: this.#gpuAdapter,
+        pagesEncoded: this.#gpuPages,
+        note: `encoded ${this.#gpuPages} pages on ${this.#gpuAdapter}` +
+          (this.#gpuSoftware
+            ? " (a software adapter: correct, not fast)"
+            : "") +
+          (missing ? `; a channel found no adapter (${missing.note})` : ""),
+      };
+    }
+    return {
+      used: false,
+      adapter: this.#gpuAdapter,
+      pagesEncoded: 0,
+      note: this.#gpuNote ||
+        (missing
+          ? `not used: the channels found no adapter (${missing.note})`
+          : "not used: no round's codec chain has a GPU twin"),
     };
-    for (let start = 0; start < count; start += gb) {
-      this.#checkAbort();
-      const n = Math.min(gb, count - start);
-      const snap = snapshots.pop() ?? new Uint8Array(gb * ps);
-      const pfns = this.#dirty.slice(start, start + n);
-      const pages: Uint8Array[] = new Array(n);
-      for (let i = 0; i < n; i++) {
-        snap.set(this.#source.page(pfns[i]), i * ps);
-        pages[i] = snap.subarray(i * ps, (i + 1) * ps);
-      }
-      pending.push(
-        enc.encode(pfns, pages).then((res) => ({ res, pfns, snap })),
-      );
-      if (pending.length >= 2) await consume(await pending.shift()!);
-    }
-    while (pending.length > 0) await consume(await pending.shift()!);
-    if (builder.count > 0) await sink.flush(builder);
-    else this.#pool.push(builder);
   }
 
-  /** Sends HELLO and waits for WELCOME. */
-  async #handshake(): Promise<void> {
+  /** The source's digest: hashed by the channels over shared memory. */
+  async #digest(): Promise<MemoryDigest> {
     const source = this.#source;
-    const names = codecNames();
-    await this.#writeFrame(
-      FrameType.HELLO,
-      0,
-      encodeHello({
-        protocol: 1,
-        memoryBytes: source.pageCount * source.pageSize,
-        pageSize: source.pageSize,
-        codecs: names.map((name) => ({ id: codecByName(name).id, name })),
-        vm: source.description,
-        policy: this.#plan.name,
-      }),
-    );
-    const frame = await this.#reader.next();
-    if (frame === null) {
-      throw new MigrationError(
-        "Receiver closed the connection during the handshake",
-      );
-    }
-    if (frame.type === FrameType.ERROR) {
-      throw new MigrationError(
-        `Receiver refused the migration: ${decodeError(frame.payload).message}`,
-      );
-    }
-    if (frame.type !== FrameType.WELCOME) {
-      throw new MigrationError(
-        `Unexpected frame type ${frame.type} from the receiver: expected WELCOME`,
-      );
-    }
-    decodeWelcome(frame.payload);
-  }
-
-  /** Reads the receiver's frames in the background; an ERROR there fails the migration. */
-  #watchPeer(): void {
-    this.#inbox = this.#reader.next().then((frame) => {
-      if (frame?.type === FrameType.ERROR) {
-        this.#peerError = new MigrationError(
-          `Receiver failed: ${decodeError(frame.payload).message}`,
-        );
-      }
-      return frame;
-    }, (error) => {
-      this.#peerError = new MigrationError(
-        `Lost the receiver: ${error instanceof Error ? error.message : error}`,
-      );
-      return null;
-    });
-  }
-
-  /** Waits for the next frame from the receiver, which must be of `type`. */
-  async #expect(type: FrameType): Promise<Uint8Array> {
-    const frame = await this.#inbox;
-    this.#watchPeer();
-    if (this.#peerError) throw this.#peerError;
-    if (frame === null) {
-      throw new MigrationError(
-        "Receiver closed the connection before answering",
-      );
-    }
-    if (frame.type !== type) {
-      throw new MigrationError(
-        `Unexpected frame type ${frame.type} from the receiver: expected ${type}`,
-      );
-    }
-    return frame.payload;
+    const bytes = source.pageCount * source.pageSize;
+    const count = rangeCount(bytes, DIGEST_RANGE_BYTES);
+    const ranges = await this.#pool!.digest(DIGEST_RANGE_BYTES, count);
+    return { rangeBytes: DIGEST_RANGE_BYTES, ranges };
   }
 
   #checkAbort(): void {
-    if (this.#peerError) throw this.#peerError;
+    this.#link.checkPeer();
     if (this.#opts.signal?.aborted) {
       throw new MigrationError(
         `Migration aborted: ${this.#opts.signal.reason ?? "by the user"}`,
@@ -512,21 +505,58 @@ class SourceSession {
     }
   }
 
-  async #sendAbort(reason: string): Promise<void> {
-    await this.#writeFrame(FrameType.ABORT, 0, encodeAbort({ reason })).catch(
-      () => {},
-    );
+  /** Waits for `p`, or fails first when the user aborts or the downtime bound passes. */
+  #race<T>(p: Promise<T>): Promise<T> {
+    return this.#downtimeOver
+      ? Promise.race([p, this.#aborted, this.#downtimeOver])
+      : Promise.race([p, this.#aborted]);
   }
 
-  async #writeFrame(
-    type: FrameType,
-    round: number,
-    payload: Uint8Array,
-  ): Promise<void> {
-    const bytes = encodeFrame(type, round, payload);
-    await this.#pacer?.take(bytes.length);
-    await this.#writer.writeRaw(bytes);
-    this.#wireBytes += bytes.length;
+  /** The receiver's next frame, of `type`, within the policy's reply deadline. */
+  async #reply(type: FrameType): Promise<Uint8Array> {
+    const ms = this.#deadlines.replyMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new MigrationError(
+              `The receiver did not send ${
+                frameTypeName(type)
+              } within ${ms} ms (the reply deadline): it is stuck, or the link is`,
+            ),
+          ),
+        ms,
+      );
+    });
+    try {
+      return await Promise.race([this.#link.expect(type), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Starts the policy's downtime bound, if it has one (the VM was just paused). */
+  #boundDowntime(): void {
+    const ms = this.#deadlines.downtimeMs;
+    if (ms === null) return;
+    this.#downtimeOver = new Promise<never>((_, reject) => {
+      this.#downtimeTimer = setTimeout(
+        () =>
+          reject(
+            new MigrationError(
+              `Stop-and-copy did not end within the policy's downtime bound of ${ms} ms (no READY from the receiver yet): the VM resumes on the source`,
+            ),
+          ),
+        ms,
+      );
+    });
+    this.#downtimeOver.catch(() => {});
+  }
+
+  #endDowntimeBound(): void {
+    clearTimeout(this.#downtimeTimer);
+    this.#downtimeOver = null;
   }
 
   #stats(
@@ -543,7 +573,7 @@ class SourceSession {
       sendRate: prev?.sendRate ?? 0,
       wireRate: prev?.wireRate ?? 0,
       elapsedMs: performance.now() - this.#t0,
-      bytesSent: this.#wireBytes,
+      bytesSent: this.#link.wireBytes,
       rawBytesSent: this.#rawBytes,
       memoryBytes: this.#source.pageCount * ps,
       pageSize: ps,
@@ -568,6 +598,7 @@ class SourceSession {
       rawBytes: sent.rawBytes,
       wireBytes: sent.wireBytes,
       codecMix: sent.mix,
+      channels: sent.channels,
       codecs: sent.codecs,
       durationMs,
       dirtyRate: after.dirtyRate,
@@ -582,37 +613,44 @@ class SourceSession {
     return report;
   }
 
-  /** Sends the first `count` pfns of the dirty list as one round, encode and send overlapped. */
+  /**
+   * Sends the first `count` pfns of the dirty list as one round: each
+   * channel's Worker encodes its share; this thread writes their frames as
+   * they come (paced), then each channel's ROUND_END after its last frame.
+   */
   async #sendRound(
     round: number,
     count: number,
     stats: RoundStats,
     final: boolean,
   ): Promise<RoundTally> {
-    const plan = this.#plan;
-    this.#chain.select(plan.codecsFor(stats));
-    for (const { codec, options } of this.#chain.takeNewCodecs()) {
-      await this.#writeFrame(
-        FrameType.CODEC,
-        round,
-        encodeCodec({ id: codec.id, name: codec.name, options }),
-      );
-    }
+    const pool = this.#pool!;
+    const ps = this.#source.pageSize;
+    const specs = this.#plan.codecsFor(stats);
+    pool.chain(specs);
+    const codecs = specs.map((s) => s.name);
+    if (codecs.at(-1) !== "raw") codecs.push("raw");
     const tally: RoundTally = {
       pages: 0,
       rawBytes: 0,
       wireBytes: 0,
       mix: {},
-      codecs: this.#chain.active,
+      codecs,
+      channels: [],
     };
+    const perChannel = Array.from(
+      { length: this.#channels },
+      () => ({ pages: 0, wireBytes: 0, mix: new Map<number, number>() }),
+    );
     const mixById = new Map<number, number>();
-    const queue = new BoundedQueue<QueuedFrame>(this.#opts.queueFrames ?? 4);
-    const batch = plan.batchPages;
     const roundStart = performance.now();
     let lastProgress = 0;
-    const progress = (done: number): void => {
+    const progress = (): void => {
       const now = performance.now();
-      if (!this.#opts.onProgress || (now - lastProgress < 50 && done < count)) {
+      if (
+        !this.#opts.onProgress ||
+        (now - lastProgress < 50 && tally.pages < count)
+      ) {
         return;
       }
       lastProgress = now;
@@ -620,133 +658,78 @@ class SourceSession {
       this.#opts.onProgress({
         round,
         final,
-        pagesDone: done,
+        pagesDone: tally.pages,
         pagesTotal: count,
-        wireBytes: this.#wireBytes,
+        wireBytes: this.#link.wireBytes,
         elapsedMs: now - this.#t0,
-        pageSize: this.#source.pageSize,
-        sendRate: secs > 0 ? (done * this.#source.pageSize) / secs : 0,
+        pageSize: ps,
+        sendRate: secs > 0 ? (tally.pages * ps) / secs : 0,
       });
     };
 
-    const sender = (async () => {
-      for (;;) {
-        const item = await queue.shift();
-        if (item === undefined) return;
-        await this.#pacer?.take(item.bytes.length);
-        await this.#writer.writeRaw(item.bytes);
-        this.#wireBytes += item.bytes.length;
-        tally.wireBytes += item.bytes.length;
-        tally.pages += item.pages;
-        tally.rawBytes += item.rawBytes;
-        this.#pool.push(item.builder);
-        progress(tally.pages);
-      }
-    })();
-    sender.catch((e) => queue.fail(e));
-
-    try {
-      const source = this.#source;
-      const ps = source.pageSize;
-      const newBuilder = (): PagesFrameBuilder => {
-        const b = this.#pool.pop() ??
-          new PagesFrameBuilder({
-            maxPages: batch,
-            maxEntryBytes: maxEntryBytes(ps),
-          });
-        b.reset();
-        return b;
-      };
-      const flush = async (b: PagesFrameBuilder): Promise<void> => {
-        await queue.push({
-          builder: b,
-          bytes: b.frame(round),
-          pages: b.count,
-          rawBytes: b.count * ps,
-        });
-      };
-      const gpu = this.#gpuEncoderFor(this.#chain.active);
-      if (gpu) {
-        await this.#encodeOnGpu(gpu, count, { newBuilder, flush, mixById });
-      } else {
-        const others = [...this.#gpuEncoders.values()];
-        for (let start = 0; start < count; start += batch) {
-          this.#checkAbort();
-          const end = Math.min(count, start + batch);
-          const builder = newBuilder();
-          for (let i = start; i < end; i++) {
-            const pfn = this.#dirty[i];
-            const r = this.#chain.encode(pfn, source.page(pfn));
-            builder.add(
-              pfn,
-              r.codecId,
-              this.#chain.output.subarray(0, r.length),
-            );
-            mixById.set(r.codecId, (mixById.get(r.codecId) ?? 0) + 1);
-            // GPU encoders keep their own delta cache: keep it in step.
-            for (const g of others) g.recordSent(pfn, this.#chain.input);
-          }
-          await flush(builder);
+    pool.round(round, splitByChannel(this.#dirty, count, this.#channels));
+    let done = 0;
+    while (done < this.#channels) {
+      this.#checkAbort();
+      const e = await this.#race(pool.next());
+      if (e.type === "frame") {
+        await this.#race(this.#link.writeRaw(e.bytes));
+        const len = e.bytes.length;
+        if (e.credited) pool.credit(e.channel, e.bytes);
+        perChannel[e.channel].wireBytes += len;
+        perChannel[e.channel].pages += e.pages;
+        tally.wireBytes += len;
+        tally.pages += e.pages;
+        this.#gpuPages += e.gpuPages;
+        const channelMix = perChannel[e.channel].mix;
+        for (const [id, n] of e.claims) {
+          mixById.set(id, (mixById.get(id) ?? 0) + n);
+          channelMix.set(id, (channelMix.get(id) ?? 0) + n);
         }
+        progress();
+        continue;
       }
-      queue.close();
-      await sender;
-    } catch (error) {
-      queue.fail(error);
-      await sender.catch(() => {});
-      throw error;
-    }
-
-    await this.#writeFrame(
-      FrameType.ROUND_END,
-      round,
-      encodeRoundEnd({
+      // This channel has sent its part of the round.
+      const c = perChannel[e.channel];
+      const endBytes = encodeRoundEnd({
         round,
-        pages: tally.pages,
-        rawBytes: tally.rawBytes,
-        wireBytes: tally.wireBytes,
-      }),
-    );
-    for (const [id, n] of mixById) tally.mix[codecName(id)] = n;
+        pages: c.pages,
+        rawBytes: c.pages * ps,
+        wireBytes: c.wireBytes,
+      });
+      await this.#race(
+        this.#link.write(FrameType.ROUND_END, round, endBytes, e.channel),
+      );
+      tally.wireBytes += 16 + endBytes.length;
+      done++;
+    }
+    tally.rawBytes = tally.pages * ps;
+    for (const [id, n] of mixById) tally.mix[codecById(id)!.name] = n;
+    tally.channels = perChannel.map((c) => ({
+      pages: c.pages,
+      wireBytes: c.wireBytes,
+      codecMix: Object.fromEntries(
+        [...c.mix].map(([id, n]) => [codecById(id)!.name, n]),
+      ),
+    }));
     this.#pagesSent += tally.pages;
     this.#rawBytes += tally.rawBytes;
+    progress();
     return tally;
   }
-}
-
-/** The pieces of a round's producer that the GPU path shares with the CPU path. */
-interface FrameSink {
-  newBuilder(): PagesFrameBuilder;
-  flush(b: PagesFrameBuilder): Promise<void>;
-  mixById: Map<number, number>;
-}
-
-/** The chain (without its final raw) as a GPU chain, or null when the GPU has no twin for it. */
-function gpuChainOf(active: readonly string[]): GpuChain | null {
-  const names = active.at(-1) === "raw" ? active.slice(0, -1) : [...active];
-  const key = names.join(",");
-  const supported: Record<string, GpuChain> = {
-    "zero": ["zero"],
-    "rle": ["rle"],
-    "delta": ["delta"],
-    "zero,rle": ["zero", "rle"],
-    "zero,delta": ["zero", "delta"],
-  };
-  return supported[key] ?? null;
-}
-
-interface RoundTally {
-  pages: number;
-  rawBytes: number;
-  wireBytes: number;
-  mix: Record<string, number>;
-  codecs: string[];
 }
 
 /**
  * Merges the ascending pfn list `b[0..nb)` into the ascending list
  * `a[0..na)` in place (dropping duplicates); returns the new length. `a`
  * must have room for the union (it has room for every page).
+ *
+ * @example
+ * ```ts
+ * import { mergeSortedUnique } from "./precopy.ts";
+ * const a = new Uint32Array([1, 4, 0, 0]);
+ * mergeSortedUnique(a, 2, new Uint32Array([2, 4]), 2); // 3: a starts 1, 2, 4
+ * ```
  */
 export function mergeSortedUnique(
   a: Uint32Array,
@@ -769,18 +752,4 @@ export function mergeSortedUnique(
   }
   a.set(merged.subarray(0, n));
   return n;
-}
-
-/** Largest encoded page of any registered codec: a frame buffer must hold the worst case. */
-function maxEntryBytes(pageSize: number): number {
-  return Math.max(
-    pageSize,
-    ...codecNames().map((n) => codecByName(n).maxEncodedBytes(pageSize)),
-  );
-}
-
-function codecName(id: number): string {
-  const codec = codecById(id);
-  if (!codec) throw new WireError(`Unknown codec id ${id}`);
-  return codec.name;
 }

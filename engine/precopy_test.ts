@@ -16,10 +16,12 @@ import {
   type ClaimWindow,
   loopbackMigration,
   migrateSimVm,
+  type SimMigration,
   verifiedReport,
 } from "./_precopy_testing.ts";
 import { mergeSortedUnique } from "./precopy.ts";
 import { SimVm, workloadNames } from "./sim/mod.ts";
+import type { CodecSpec } from "./plan.ts";
 
 const zeroRaw = [codec.zero(), codec.raw()];
 const zeroRle = [codec.zero(), codec.rle()];
@@ -44,6 +46,7 @@ for (const workload of workloadNames()) {
       4,
       "expected three live rounds and the stop-and-copy round",
     );
+    assert.equal(received.rounds, 4, "the receiver counts the same rounds");
     if (workload !== "idle") {
       assert.ok(
         report.rounds.slice(1).some((r) => r.pagesSent > 0),
@@ -226,9 +229,12 @@ const CHAINS: readonly ChainCase[] = [
   },
   {
     name: "dedup in round 0, delta later",
+    // 2 KiB chunks: the guest rewrites a tuple in most heap blocks before
+    // round 0 reads them, and a whole-page copy in the page cache then no
+    // longer matches; the untouched half of the page still does.
     chain: (s) =>
       s.round === 0
-        ? [codec.zero(), codec.dedup()]
+        ? [codec.zero(), codec.dedup({ chunkBytes: 2048 })]
         : [codec.zero(), codec.delta({ cacheBytes: MiB(4) }), codec.lz4()],
     claims: {
       zero: { from: 0 },
@@ -254,21 +260,61 @@ const GUEST_MS = 20;
  * it, a round that compresses well can end before the guest writes a page,
  * and every later round is empty.
  */
-function withGuestTime(chain: CodecChainInput | CodecChooser): CodecChooser {
+function withGuestTime(
+  chain: CodecChainInput | CodecChooser,
+  onRound0?: () => void,
+): CodecChooser {
   const wait = new Int32Array(new SharedArrayBuffer(4));
   return (s) => {
+    if (s.round === 0) onRound0?.();
     Atomics.wait(wait, 0, 0, GUEST_MS);
     return typeof chain === "function" ? chain(s) : chain;
   };
 }
 
-/** The live plan the chain tests run: five live rounds over a 64 MiB/s link, each giving the guest time to write. */
+/**
+ * The live plan the chain tests run: five live rounds over a 64 MiB/s link,
+ * each giving the guest time to write, on one channel: each channel keeps
+ * its own dedup store and delta cache, so a duplicate is found only on its
+ * own channel, and these tests pin each codec's exact claims; the channel
+ * matrix below runs chains on 1, 2 and 4 channels.
+ */
 function chainPolicy(
   name: string,
   chain: CodecChainInput | CodecChooser,
+  onRound0?: () => void,
 ): Policy {
-  return policy(name).codec(withGuestTime(chain)).switchover(when.rounds(5))
-    .bandwidth(MiB(64));
+  return policy(name).codec(withGuestTime(chain, onRound0))
+    .switchover(when.rounds(5)).bandwidth(MiB(64)).channels(1);
+}
+
+/**
+ * Runs a chain test's migration of a {@link CHAIN_VM} whose guest starts
+ * writing when round 0 starts, not when the VM is created: what round 0
+ * reads (postgres's page-cache copies still matching their heap blocks, in
+ * part) then does not depend on how long the channel Workers took to start
+ * on a loaded machine (under the parallel suite, a guest writing from the
+ * start had rewritten every block before round 0, and dedup found nothing).
+ */
+async function chainMigration(
+  workload: string,
+  name: string,
+  chain: CodecChainInput | CodecChooser,
+  adjust: (p: Policy) => Policy = (p) => p,
+): Promise<SimMigration> {
+  const vm = await SimVm.create({ ...CHAIN_VM, workload, dirtyRate: 0 });
+  try {
+    const plan = compile(adjust(chainPolicy(
+      name,
+      chain,
+      () => vm.setDirtyRate(CHAIN_VM.dirtyRate),
+    )));
+    const result = await loopbackMigration(vm, plan);
+    return { ...result, vm, [Symbol.asyncDispose]: () => vm.close() };
+  } catch (e) {
+    await vm.close();
+    throw e;
+  }
 }
 
 for (const { name, chain, claims } of CHAINS) {
@@ -278,10 +324,7 @@ for (const { name, chain, claims } of CHAINS) {
   // (slab items, heap blocks), and a hot set rewritten in small pieces.
   for (const workload of ["memcached", "postgres"]) {
     Deno.test(`codec chain "${name}" migrates a running "${workload}" VM bit-exact, each codec claiming pages`, async () => {
-      await using run = await migrateSimVm(
-        { ...CHAIN_VM, workload },
-        compile(chainPolicy(`chain-${name}`, chain)),
-      );
+      await using run = await chainMigration(workload, `chain-${name}`, chain);
       const { report } = assertBitExact(run);
       assert.equal(report.rounds.length, 6, "five live rounds and the final");
       assert.ok(
@@ -291,6 +334,121 @@ for (const { name, chain, claims } of CHAINS) {
       assertClaims(report, claims);
     });
   }
+}
+
+/** Chains of the channel matrix: each codec, and the stateful ones together. */
+const MATRIX_CHAINS: readonly (readonly CodecSpec[])[] = [
+  [codec.zero(), codec.dedup(), codec.delta(), codec.lz4()],
+  [codec.zero(), codec.rle(), codec.zstd()],
+  [codec.delta(), codec.dedup({ chunkBytes: 1024 }), codec.raw()],
+  [codec.zero(), codec.zstd({ level: 3 })],
+];
+
+// Every workload, on 1, 2 and 4 channels, each with one of the chains in
+// turn (so every chain meets every channel count on two workloads), while
+// the workload writes: bit-exact, and every page claimed by a codec of the
+// chain. A pfn always takes the same channel, so its versions arrive in
+// order; stateful codecs keep their state per channel.
+for (const [w, workload] of workloadNames().entries()) {
+  for (const channels of [1, 2, 4]) {
+    const chain = MATRIX_CHAINS[(w + channels) % MATRIX_CHAINS.length];
+    const names = chain.map((c) => c.name).join(" → ");
+    Deno.test(`"${workload}" migrates bit-exact on ${channels} channel(s) with ${names} while it writes`, async () => {
+      await using run = await migrateSimVm(
+        { memoryBytes: MiB(8), workload, seed: 5 + w, dirtyRate: 8000 },
+        compile(
+          policy(`matrix-${channels}`).codec(withGuestTime(chain))
+            .switchover(when.rounds(3)).bandwidth(MiB(64)).channels(channels)
+            .batchPages(64),
+        ),
+      );
+      const { report } = assertBitExact(run);
+      assert.equal(report.channels, channels);
+      const allowed = new Set([...names.split(" → "), "raw"]);
+      for (const r of report.rounds) {
+        for (const name of Object.keys(r.codecMix)) {
+          assert.ok(allowed.has(name), `${name} is not in ${names}`);
+        }
+        const sum = Object.values(r.codecMix).reduce((a, b) => a + b, 0);
+        assert.equal(sum, r.pagesSent, `round ${r.round}'s codec mix`);
+      }
+    });
+  }
+}
+
+Deno.test("dedup and delta claim pages on every channel of a 2-channel migration and stay exact", async () => {
+  await using run = await migrateSimVm(
+    { memoryBytes: MiB(16), workload: "memcached", seed: 11, dirtyRate: 8000 },
+    compile(
+      policy("both-stateful").codec(
+        withGuestTime([
+          codec.zero(),
+          codec.delta(),
+          codec.dedup(),
+          codec.raw(),
+        ]),
+      ).switchover(when.rounds(4)).bandwidth(MiB(64)).channels(2),
+    ),
+  );
+  const { report } = assertBitExact(run);
+  const perChannel = [0, 1].map((c) => {
+    const mix: Record<string, number> = {};
+    for (const r of report.rounds) {
+      assert.equal(r.channels?.length, 2);
+      for (const [name, n] of Object.entries(r.channels![c].codecMix)) {
+        mix[name] = (mix[name] ?? 0) + n;
+      }
+    }
+    return mix;
+  });
+  for (const [c, mix] of perChannel.entries()) {
+    assert.ok((mix.dedup ?? 0) > 0, `channel ${c}: ${JSON.stringify(mix)}`);
+    assert.ok((mix.delta ?? 0) > 0, `channel ${c}: ${JSON.stringify(mix)}`);
+  }
+  // the channels' shares add up to the round's
+  for (const r of report.rounds) {
+    assert.equal(r.channels!.reduce((n, c) => n + c.pages, 0), r.pagesSent);
+  }
+});
+
+for (const channel of [0, 1]) {
+  Deno.test(`a channel Worker killed mid-round (channel ${channel} of 2) fails the migration cleanly: the source runs on, the receiver discards`, async () => {
+    let killed = -1;
+    let kill: ((c: number) => void) | null = null;
+    await using run = await migrateSimVm(
+      { memoryBytes: MiB(16), workload: "random", seed: 2 },
+      compile(
+        policy("kill").codec([codec.zero(), codec.lz4()])
+          .switchover(when.rounds(3)).bandwidth(MiB(16)).channels(2),
+      ),
+      {
+        onChannels: (c) => {
+          assert.equal(c.count, 2);
+          kill = c.kill;
+        },
+        onProgress: (p) => {
+          // some pages of round 0 are out, most are not
+          if (killed < 0 && p.round === 0 && p.pagesDone > 0) {
+            killed = p.pagesDone;
+            kill!(channel);
+          }
+        },
+      },
+    );
+    assert.ok(killed > 0 && killed < 4096, `killed after ${killed} pages`);
+    assertMigrationError(
+      run.report,
+      new RegExp(`Channel ${channel} encoder stopped: it was killed`),
+    );
+    assert.equal(run.vm.paused, false, "the source VM runs on");
+    // the source told the receiver (ABORT), which gave the memory up
+    assert.ok(
+      !(run.received instanceof Error) && run.received.aborted &&
+        !run.received.verified,
+      `the receiver aborted: ${JSON.stringify(run.received)}`,
+    );
+    assert.equal(run.sink?.state, "discarded");
+  });
 }
 
 Deno.test("a compressing chain puts fewer bytes on the wire than raw, and than zero → raw, for memcached memory", async () => {
@@ -364,11 +522,11 @@ for (const { name, chain, claims } of GPU_CHAINS) {
       `GPU codec chain "${name}" migrates a running VM bit-exact, each codec claiming pages (WebGPU, prefer: "gpu")`,
     ignore: !hasAdapter,
     fn: async () => {
-      await using run = await migrateSimVm(
-        { ...CHAIN_VM, workload: "postgres" },
-        compile(
-          chainPolicy(`gpu-${name}`, chain).gpu({ prefer: "gpu", batch: 512 }),
-        ),
+      await using run = await chainMigration(
+        "postgres",
+        `gpu-${name}`,
+        chain,
+        (p) => p.gpu({ prefer: "gpu", batch: 512 }),
       );
       const { report } = assertBitExact(run);
       assert.equal(report.gpu.used, true, report.gpu.note);

@@ -7,6 +7,16 @@
 
 import type { Decision } from "./plan.ts";
 
+/** One channel's part of a round ({@link RoundReport.channels}). */
+export interface ChannelRoundReport {
+  /** Pages the channel sent. */
+  readonly pages: number;
+  /** Its BATCH frame bytes. */
+  readonly wireBytes: number;
+  /** Its pages per codec name. */
+  readonly codecMix: Readonly<Record<string, number>>;
+}
+
 /** Statistics of one pre-copy round (or of the final stop-and-copy round). */
 export interface RoundReport {
   /** Round index; the stop-and-copy round comes last with `final: true`. */
@@ -23,6 +33,11 @@ export interface RoundReport {
   readonly wireBytes: number;
   /** Pages per codec name. */
   readonly codecMix: Readonly<Record<string, number>>;
+  /**
+   * Each channel's share of the round, in channel order (absent in reports
+   * written before channels).
+   */
+  readonly channels?: readonly ChannelRoundReport[];
   /** The active codec chain. */
   readonly codecs: readonly string[];
   /** Wall time of the round in milliseconds. */
@@ -106,6 +121,8 @@ export interface MigrationReport {
    * (`"stream-digest"`); empty when nothing was hashed.
    */
   readonly digest: string;
+  /** Channels that carried the pages (each its own Worker and ordered stream); 1 for a hypervisor's own transport. */
+  readonly channels?: number;
   /** Whether the GPU encoded pages, on which adapter, and why not when it did not. */
   readonly gpu: GpuUse;
   /** Every round, the stop-and-copy round last. */

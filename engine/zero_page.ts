@@ -1,36 +1,45 @@
-import { WordView } from "./word_view.ts";
+import { Buffer } from "node:buffer";
 
-// One word view per backing buffer, reused: no allocation per page.
-const view = new WordView();
+/** Zero bytes pages are compared with, as long as the last page asked about (pages are 4 KiB). */
+let zeros = new Uint8Array(4096);
 
 /**
  * Whether every byte of a page is zero, the test behind the `zero` codec and
- * behind skipping zero pages over fresh destination memory. Reads 32-bit words when the page is
- * aligned (a view into guest memory always is), bytes otherwise.
+ * behind skipping zero pages over fresh destination memory. A `memcmp` with
+ * zero bytes in native code (`Buffer.compare`): a word loop in JavaScript
+ * ran at 0.6x its speed once compiled, and at a quarter of it in a fresh
+ * channel Worker's first round, before the JIT had caught up.
  *
  * @example
  * ```ts
  * isZeroPage(new Uint8Array(4096)); // true
  * ```
  */
-
 export function isZeroPage(page: Uint8Array): boolean {
-  if ((page.byteOffset & 3) === 0 && (page.length & 3) === 0) {
-    const words = view.of(page);
-    const start = page.byteOffset / 4;
-    const end = start + (page.length >>> 2);
-    // OR eight words per step: fewer branches, same answer.
-    const n = start + ((end - start) & ~7);
-    let i = start;
-    for (; i < n; i += 8) {
-      if (
-        (words[i] | words[i + 1] | words[i + 2] | words[i + 3] |
-          words[i + 4] | words[i + 5] | words[i + 6] | words[i + 7]) !== 0
-      ) return false;
+  if (page.length !== zeros.length) zeros = new Uint8Array(page.length);
+  return Buffer.compare(page, zeros) === 0;
+}
+
+/** Zero bytes that spans of pages are compared with (grown on demand). */
+let spanZeros = new Uint8Array(64 << 10);
+/** A view of `spanZeros` as long as the last span asked about: no view per call. */
+let spanView = spanZeros.subarray(0, 0);
+
+/**
+ * Whether every byte of `bytes` is zero, for spans of several pages at
+ * once (a channel tests a run of pages that follow a zero page in one call).
+ *
+ * @example
+ * ```ts
+ * isZeroSpan(new Uint8Array(16 * 4096)); // true
+ * ```
+ */
+export function isZeroSpan(bytes: Uint8Array): boolean {
+  if (bytes.length !== spanView.length) {
+    if (bytes.length > spanZeros.length) {
+      spanZeros = new Uint8Array(bytes.length);
     }
-    for (; i < end; i++) if (words[i] !== 0) return false;
-    return true;
+    spanView = spanZeros.subarray(0, bytes.length);
   }
-  for (let i = 0; i < page.length; i++) if (page[i] !== 0) return false;
-  return true;
+  return Buffer.compare(bytes, spanView) === 0;
 }

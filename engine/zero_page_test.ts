@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isZeroPage } from "./zero_page.ts";
+import { isZeroPage, isZeroSpan } from "./zero_page.ts";
 
 Deno.test("isZeroPage finds a single non-zero byte anywhere, aligned or not", () => {
   const buf = new Uint8Array(3 * 4096 + 8);
@@ -28,4 +28,30 @@ Deno.test("isZeroPage works across different backing buffers in turn", () => {
     isZeroPage(new Uint8Array(new SharedArrayBuffer(8192)).subarray(4096)),
     true,
   );
+});
+
+Deno.test("isZeroPage takes pages of any length, one after the other", () => {
+  for (const length of [4096, 8192, 1, 0, 4096, 65536, 4095]) {
+    const page = new Uint8Array(length);
+    assert.equal(isZeroPage(page), true, `${length} zero bytes`);
+    if (length === 0) continue;
+    page[length - 1] = 1;
+    assert.equal(isZeroPage(page), false, `${length} bytes, the last one set`);
+  }
+});
+
+Deno.test("isZeroSpan finds a non-zero byte anywhere in a span of any length, between page tests", () => {
+  for (const length of [16 * 4096, 4096, 200 * 4096, 3, 16 * 4096]) {
+    const span = new Uint8Array(new SharedArrayBuffer(length + 8)).subarray(
+      4,
+      4 + length,
+    );
+    assert.equal(isZeroSpan(span), true, `${length} zero bytes`);
+    assert.equal(isZeroPage(new Uint8Array(4096)), true);
+    for (const at of [0, length >> 1, length - 1]) {
+      span[at] = 1;
+      assert.equal(isZeroSpan(span), false, `${length} bytes, byte ${at}`);
+      span[at] = 0;
+    }
+  }
 });

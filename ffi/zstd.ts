@@ -1,7 +1,10 @@
 /**
  * Binding to the system libzstd (zstd 1.5.x): one-shot compression of a
- * frame with a reused compression context, and bounded decompression with a
- * reused decompression context. Loaded on first use; `HAKOBU_LIBZSTD`
+ * frame with a reused compression context, bounded decompression with a
+ * reused decompression context, and the streaming API (a context that keeps
+ * its window across calls, flushed per batch) over `ZSTD_inBuffer` /
+ * `ZSTD_outBuffer` structs passed as three `size_t` words
+ * ({@link zstdBuffer}). Loaded on first use; `HAKOBU_LIBZSTD`
  * overrides the library path.
  *
  * `size_t` results come back as `bigint`; a result above the buffer's
@@ -40,9 +43,68 @@ export const ZSTD_SYMBOLS = {
   ZSTD_isError: { parameters: ["usize"], result: "u32" },
   // const char* ZSTD_getErrorName(size_t code);
   ZSTD_getErrorName: { parameters: ["usize"], result: "pointer" },
+  // size_t ZSTD_CCtx_setParameter(ZSTD_CCtx* cctx, ZSTD_cParameter param, int value);
+  ZSTD_CCtx_setParameter: {
+    parameters: ["pointer", "i32", "i32"],
+    result: "usize",
+  },
+  // size_t ZSTD_DCtx_setParameter(ZSTD_DCtx* dctx, ZSTD_dParameter param, int value);
+  ZSTD_DCtx_setParameter: {
+    parameters: ["pointer", "i32", "i32"],
+    result: "usize",
+  },
+  // size_t ZSTD_compressStream2(ZSTD_CCtx* cctx, ZSTD_outBuffer* output,
+  //                             ZSTD_inBuffer* input, ZSTD_EndDirective endOp);
+  ZSTD_compressStream2: {
+    parameters: ["pointer", "buffer", "buffer", "i32"],
+    result: "usize",
+  },
+  // size_t ZSTD_decompressStream(ZSTD_DStream* zds, ZSTD_outBuffer* output, ZSTD_inBuffer* input);
+  ZSTD_decompressStream: {
+    parameters: ["pointer", "buffer", "buffer"],
+    result: "usize",
+  },
   // unsigned ZSTD_versionNumber(void);
   ZSTD_versionNumber: { parameters: [], result: "u32" },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/** `ZSTD_cParameter` / `ZSTD_dParameter` and `ZSTD_EndDirective` values (zstd.h, stable API). */
+export const ZSTD = {
+  /** `ZSTD_c_compressionLevel` */
+  c_compressionLevel: 100,
+  /** `ZSTD_c_windowLog` */
+  c_windowLog: 101,
+  /** `ZSTD_d_windowLogMax` */
+  d_windowLogMax: 100,
+  /** `ZSTD_e_continue` */
+  e_continue: 0,
+  /** `ZSTD_e_flush`: everything given so far becomes decodable. */
+  e_flush: 1,
+  /** `ZSTD_e_end`: ends the frame. */
+  e_end: 2,
+} as const;
+
+/**
+ * A `ZSTD_inBuffer` / `ZSTD_outBuffer` (`{ void* ptr; size_t size; size_t
+ * pos; }`) over `bytes`, as the three words the streaming calls read and
+ * update: `[0]` the address, `[1]` the size, `[2]` the position.
+ *
+ * @example
+ * ```ts
+ * const src = new Uint8Array(4096);
+ * const inBuf = zstdBuffer(src);
+ * inBuf[1]; // 4096n
+ * ```
+ */
+export function zstdBuffer(bytes: Uint8Array): BigUint64Array {
+  const b = new BigUint64Array(3);
+  b[0] = bytes.length === 0
+    ? 0n
+    : BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes)));
+  b[1] = BigInt(bytes.length);
+  b[2] = 0n;
+  return b;
+}
 
 /** Where libzstd is looked for: `HAKOBU_LIBZSTD`, else `libzstd.so.1`, else `libzstd.so`. */
 export const ZSTD_LIBRARY: LibrarySpec<typeof ZSTD_SYMBOLS> = {

@@ -6,7 +6,9 @@
  * (engine/qemu/policy_driver.ts) and checks the data on the destination.
  *
  * Modes: QEMU plain (tcp), QEMU xbzrle, QEMU multifd+zstd (tcp channels),
- * and hakobu through `exec:` into the tunnel with a few codec chains.
+ * and hakobu through `exec:` into the tunnel with a few codec chains, and
+ * through the resident tunnel (`unix:` sockets into processes started once
+ * for the run, so a migration pays no Deno start).
  *
  * Every row is timed on the same clock (`lab/migration_clock.ts`): from the
  * source accepting `migrate` to the destination guest running (QMP
@@ -42,7 +44,14 @@ import { startPair } from "./lab/qemu_pair.ts";
 import { buildLab, labUnavailable, qemuPid } from "./lab/qemu_guest.ts";
 import { watchMigration } from "./lab/migration_clock.ts";
 import { execTunnel } from "../engine/qemu/exec_tunnel.ts";
+import {
+  type ResidentReceiver,
+  type ResidentSender,
+  startResidentReceiver,
+  startResidentSender,
+} from "../engine/qemu/resident_tunnel.ts";
 import { median } from "./_median.ts";
+import { qemuTunnelCommand } from "./_tunnel_command.ts";
 
 interface Mode {
   readonly name: string;
@@ -50,8 +59,10 @@ interface Mode {
   readonly parameters?: QmpMigrationParameters;
   /** Both sides need these before listening (multifd). */
   readonly both?: boolean;
-  /** hakobu's tunnel: its codec chain and the command that runs `tunnel_main.ts`. */
+  /** hakobu's tunnel: its codec chain and the command before `send|receive`. */
   readonly tunnel?: { codecs: string[]; command: string[] };
+  /** hakobu's resident tunnel (started once for the run): its codec chain. */
+  readonly resident?: { codecs: string[] };
 }
 
 /** One row of the bench. */
@@ -84,10 +95,6 @@ function arg(name: string, dflt: string): string {
   return i >= 0 ? Deno.args[i + 1] : dflt;
 }
 
-async function exists(p: string): Promise<boolean> {
-  return await Deno.stat(p).then(() => true, () => false);
-}
-
 async function main(): Promise<number> {
   const why = await labUnavailable();
   if (why) {
@@ -105,7 +112,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const deno = Deno.execPath();
-  const tunnelMain = (dir: string) => `${dir}engine/qemu/tunnel_main.ts`;
+  const ownTunnel = (await qemuTunnelCommand(root))!;
   const modes: Mode[] = [
     { name: "qemu-plain" },
     {
@@ -128,22 +135,28 @@ async function main(): Promise<number> {
   for (const [name, codecs] of chains) {
     modes.push({
       name,
-      tunnel: { codecs, command: [deno, "run", "-A", tunnelMain(root)] },
+      tunnel: { codecs, command: [deno, "run", "-A", ...ownTunnel] },
+    });
+  }
+  for (const [name, codecs] of chains.slice(1)) {
+    modes.push({
+      name: name.replace("hakobu-", "hakobu-resident-"),
+      resident: { codecs },
     });
   }
   const against = arg("against", "");
   if (against) {
-    const dir = `${against.replace(/\/$/, "")}/`;
-    if (!(await exists(tunnelMain(dir)))) {
+    const theirs = await qemuTunnelCommand(against);
+    if (!theirs) {
       console.error(
-        `--against ${against}: no ${tunnelMain(dir)}, so not a hakobu checkout`,
+        `--against ${against}: no scripts/tunnel.ts or engine/qemu/tunnel_main.ts, so not a hakobu checkout`,
       );
       return 2;
     }
     for (const [name, codecs] of chains) {
       modes.push({
         name: `against-${name}`,
-        tunnel: { codecs, command: [deno, "run", "-A", tunnelMain(dir)] },
+        tunnel: { codecs, command: [deno, "run", "-A", ...theirs] },
       });
     }
   }
@@ -173,6 +186,32 @@ async function main(): Promise<number> {
     return 2;
   }
   const rows: BenchRow[] = [];
+  // Resident tunnels: started once per mode and kept for every run of it.
+  const residents = new Map<
+    string,
+    { sender: ResidentSender; receiver: ResidentReceiver }
+  >();
+  const residentFor = async (mode: Mode) => {
+    let r = residents.get(mode.name);
+    if (!r) {
+      const dir = await Deno.makeTempDir({ prefix: "hakobu-resident-" });
+      const port = 4446 + residents.size;
+      const receiver = await startResidentReceiver({
+        listen: `${LAB_NET.dstAddr}:${port}`,
+        incoming: `${dir}/in.sock`,
+        wrap: ["ip", "netns", "exec", LAB_NET.dst],
+      });
+      const sender = await startResidentSender({
+        socket: `${dir}/out.sock`,
+        to: `${LAB_NET.dstAddr}:${port}`,
+        codecs: mode.resident!.codecs,
+        wrap: ["ip", "netns", "exec", LAB_NET.src],
+      });
+      r = { sender, receiver };
+      residents.set(mode.name, r);
+    }
+    return r;
+  };
   try {
     for (const mode of Array.from({ length: repeat }, () => selected).flat()) {
       console.error(`--- ${mode.name}`);
@@ -189,6 +228,7 @@ async function main(): Promise<number> {
           ].join(" ")
         } 2>${recvLog}`
         : undefined;
+      const resident = mode.resident ? await residentFor(mode) : null;
       const pair = await startPair({
         app,
         memMiB,
@@ -197,7 +237,7 @@ async function main(): Promise<number> {
         warmupS,
         capabilities: mode.both ? mode.capabilities : undefined,
         destinationParameters: mode.both ? mode.parameters : undefined,
-        incomingUri: recv,
+        incomingUri: recv ?? resident?.receiver.incomingUri,
       });
       const tunnel = mode.tunnel
         ? await execTunnel({
@@ -214,13 +254,20 @@ async function main(): Promise<number> {
           plan,
           source: pair.src,
           destination: pair.dst,
-          uri: tunnel?.uri ?? pair.uri,
+          uri: tunnel?.uri ?? resident?.sender.uri ?? pair.uri,
           capabilities: mode.capabilities,
           parameters: mode.parameters,
-          sourcePids: pid ? [pid] : [],
+          sourcePids: [
+            ...(pid ? [pid] : []),
+            ...(resident ? [resident.sender.pid] : []),
+          ],
           vm: `lab ${app} ${memMiB} MiB`,
           timeoutMs: 300_000,
-          ...(tunnel ? { verify: () => tunnel.verdict(60_000) } : {}),
+          ...(tunnel
+            ? { verify: () => tunnel.verdict(60_000) }
+            : resident
+            ? { verify: () => resident.sender.verdict(60_000) }
+            : {}),
         });
         const times = report.status === "completed"
           ? await clock.result(60_000).catch((e) => {
@@ -249,7 +296,7 @@ async function main(): Promise<number> {
           linkBytes: after.txBytes - before.txBytes,
           sourceCpuSeconds: report.sourceCpuSeconds,
           error: report.error ??
-            (mode.tunnel && !report.verified
+            ((mode.tunnel || mode.resident) && !report.verified
               ? `${report.outcome}; receiver: ${
                 (await Deno.readTextFile(recvLog).catch(() => "")).trim()
               }`
@@ -264,6 +311,10 @@ async function main(): Promise<number> {
       }
     }
   } finally {
+    for (const r of residents.values()) {
+      await r.sender.close();
+      await r.receiver.close();
+    }
     await netDown();
   }
   const result = {

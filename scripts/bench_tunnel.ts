@@ -2,7 +2,7 @@
  * The QEMU tunnel's own cost, without guests competing for the CPU: replays a
  * captured QEMU migration stream (a 1 GiB memcached lab guest under load,
  * captured once with `migrate "exec:cat > FILE"` and cached) through
- * `tunnel_main.ts send` → loopback → `tunnel_main.ts receive`, side by side
+ * `scripts/tunnel.ts qemu send` → loopback → `... receive`, side by side
  * with a plain Deno copy of the same bytes through the same two-process,
  * stdin → TCP → stdout shape. The bench hashes what every receiver writes
  * to its stdout and fails unless it is the captured stream, byte for byte
@@ -12,8 +12,8 @@
  * compressor reaches and the time one core takes to do it.
  *
  * ```sh
- * deno run -A scripts/bench_tunnel.ts [--runs 3] [--chains zero;zero,lz4;zero,dedup,lz4]
- *     [--mem 1024] [--stream FILE] [--out out/bench-tunnel.json] [--against DIR]
+ * deno run -A scripts/bench_tunnel.ts [--runs 3] [--chains zero;zero,lz4;zero,zstd;zero,dedup,lz4]
+ *     [--mem 1024] [--stream FILE] [--out out/bench-tunnel.json] [--against DIR] [--channels N]
  * ```
  * `--against DIR` adds the same chains run by another checkout's tunnel
  * (e.g. `git worktree add /tmp/old HEAD~1`), interleaved in the same run, so
@@ -36,9 +36,9 @@ import {
   startGuest,
 } from "./lab/qemu_guest.ts";
 import { median } from "./_median.ts";
+import { qemuTunnelCommand } from "./_tunnel_command.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const TUNNEL = `${ROOT}engine/qemu/tunnel_main.ts`;
 const DENO = Deno.execPath();
 
 /** The plain-copy pair: same process shape as the tunnel, no parsing. */
@@ -229,6 +229,7 @@ if (import.meta.main) {
       stream: { type: "string" },
       out: { type: "string", default: `${ROOT}out/bench-tunnel.json` },
       against: { type: "string" },
+      channels: { type: "string" },
     },
   });
   const runs = Number(values.runs);
@@ -239,18 +240,30 @@ if (import.meta.main) {
   const stream = values.stream ?? await capturedStream(Number(values.mem));
   const streamBytes = (await Deno.stat(stream)).size;
   const chains = values.chains.split(";").filter(Boolean);
-  const tunnelModes = (label: string, main: string): Mode[] =>
+  const channelsFlag = values.channels ? ["--channels", values.channels] : [];
+  const tunnelModes = (label: string, main: string[]): Mode[] =>
     chains.map((chain) => ({
       name: `${label} ${chain}`,
-      recv: (a) => ["run", "-A", main, "receive", "--listen", a],
-      send: (a) => ["run", "-A", main, "send", "--to", a, "--codecs", chain],
+      recv: (a) => ["run", "-A", ...main, "receive", "--listen", a],
+      send: (a) => [
+        "run",
+        "-A",
+        ...main,
+        "send",
+        "--to",
+        a,
+        "--codecs",
+        chain,
+        ...(main.length > 1 ? channelsFlag : []),
+      ],
     }));
+  const TUNNEL = (await qemuTunnelCommand(ROOT))!;
   const against = values.against
-    ? `${values.against.replace(/\/$/, "")}/engine/qemu/tunnel_main.ts`
+    ? await qemuTunnelCommand(values.against)
     : null;
-  if (against && !(await Deno.stat(against).catch(() => null))?.isFile) {
+  if (values.against && !against) {
     console.error(
-      `--against ${values.against}: no ${against}, so not a hakobu checkout`,
+      `--against ${values.against}: no scripts/tunnel.ts or engine/qemu/tunnel_main.ts, so not a hakobu checkout`,
     );
     Deno.exit(2);
   }

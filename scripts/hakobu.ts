@@ -9,6 +9,7 @@
  *   hakobu rebalance --inventory inventory.json --policy FILE [--dry-run]
  *   hakobu xen dirty-rate DOMID [--interval 1s]
  *   hakobu xen migrate DOMU --policy FILE [--receiver "ssh HOST xl migrate-receive"]
+ *   hakobu tunnel qemu|xen send|receive ...   (the stream tunnel, as scripts/tunnel.ts)
  *
  * Run it with `deno task hakobu <command> --help` for each command's options.
  *
@@ -20,7 +21,11 @@ import { explain, loadPolicy, parseBandwidth, parseSize } from "../dsl/mod.ts";
 import type { Plan } from "../engine/plan.ts";
 import { workloadByName, workloadNames } from "../engine/sim/mod.ts";
 import { migrateCommand } from "./_cli/migrate.ts";
-import { receiveCommand } from "./_cli/receive.ts";
+import { DEFAULT_MAX_SESSIONS, receiveCommand } from "./_cli/receive.ts";
+import {
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+} from "../engine/receiver.ts";
 import { reportCommand } from "./_cli/report.ts";
 
 /** The policy used when `--policy` is not given. */
@@ -50,10 +55,24 @@ function integer(what: string) {
 async function planFrom(
   path: string | undefined,
   bandwidth: string | undefined,
+  channels?: number,
 ): Promise<Plan> {
-  const plan = await loadPolicy(path ?? DEFAULT_POLICY);
-  if (bandwidth === undefined) return plan;
-  return { ...plan, bandwidth: parseBandwidth(bandwidth) };
+  let plan = await loadPolicy(path ?? DEFAULT_POLICY);
+  if (bandwidth !== undefined) {
+    plan = { ...plan, bandwidth: parseBandwidth(bandwidth) };
+  }
+  if (channels !== undefined) plan = { ...plan, channels };
+  return plan;
+}
+
+function channelCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new InvalidArgumentError(
+      `Invalid channel count "${value}": expected a whole number from 1 to 64`,
+    );
+  }
+  return n;
 }
 
 /** Builds the command tree; `main` parses argv with it. Exported for tests. */
@@ -81,6 +100,29 @@ export function buildCli(setExit: (code: number) => void): Command {
       size,
       64 * 2 ** 30,
     )
+    .option(
+      "--max-total-mem <size>",
+      "memory and decoder state all sessions in progress may hold together (default --max-mem)",
+      size,
+    )
+    .option(
+      "--max-sessions <n>",
+      "most migrations received at once; more connections are refused",
+      integer("max-sessions"),
+      DEFAULT_MAX_SESSIONS,
+    )
+    .option(
+      "--handshake-timeout <ms>",
+      "most milliseconds from connecting to a whole HELLO",
+      integer("handshake-timeout"),
+      DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    )
+    .option(
+      "--frame-timeout <ms>",
+      "most milliseconds a source may take for each next frame",
+      integer("frame-timeout"),
+      DEFAULT_FRAME_TIMEOUT_MS,
+    )
     .option("--json", "print each result as one JSON line")
     .action(async (o) => {
       setExit(
@@ -88,6 +130,10 @@ export function buildCli(setExit: (code: number) => void): Command {
           listen: o.listen,
           once: o.once,
           maxMemoryBytes: o.maxMem,
+          maxTotalMemoryBytes: o.maxTotalMem,
+          maxSessions: o.maxSessions,
+          handshakeTimeoutMs: o.handshakeTimeout,
+          frameTimeoutMs: o.frameTimeout,
           json: o.json,
         }),
       );
@@ -115,12 +161,17 @@ export function buildCli(setExit: (code: number) => void): Command {
       "--bandwidth <rate>",
       "override the policy's link pacing, e.g. 1Gbit or unlimited",
     )
+    .option(
+      "--channels <n>",
+      "override the policy's channels (Workers encoding in parallel; default one per core)",
+      channelCount,
+    )
     .option("--report <file>", "write the JSON report to this file")
     .option("--html <file>", "write the HTML report with charts to this file")
     .option("--json", "print the report as JSON instead of tables")
     .option("--quiet", "no progress output")
     .action(async (o) => {
-      const plan = await planFrom(o.policy, o.bandwidth);
+      const plan = await planFrom(o.policy, o.bandwidth, o.channels);
       const { code } = await migrateCommand({
         from: o.from,
         to: o.to,
@@ -134,6 +185,32 @@ export function buildCli(setExit: (code: number) => void): Command {
         quiet: o.quiet,
       });
       setExit(code);
+    });
+
+  program.command("tunnel")
+    .description(
+      "carry a hypervisor's migration stream through hakobu's channels and codecs (QEMU exec:, xl migrate -s); 'hakobu tunnel qemu send --help' lists the flags",
+    )
+    .argument("<format>", "qemu or xen")
+    .argument("<mode>", "send or receive")
+    .argument(
+      "[args...]",
+      "the mode's flags, e.g. --to HOST:PORT --codecs zero,zstd [-- xl's words]",
+    )
+    .allowUnknownOption()
+    .helpOption(false)
+    .action(async (format, mode, args) => {
+      const { tunnelMain, TUNNEL_USAGE, wantsHelp } = await import(
+        "./tunnel.ts"
+      );
+      if (wantsHelp(args)) {
+        console.log(TUNNEL_USAGE.replace("tunnel.ts", "hakobu tunnel"));
+        return;
+      }
+      const { runTunnelMain } = await import(
+        "../engine/transport/tunnel_cli.ts"
+      );
+      await runTunnelMain(() => tunnelMain([format, mode, ...args]));
     });
 
   program.command("report")

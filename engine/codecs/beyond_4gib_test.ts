@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { PageBatchBuilder } from "../pipeline/page_batch.ts";
 import { isZeroPage } from "../zero_page.ts";
+import { BatchEncoderChain } from "./batch_chain.ts";
 import { EncoderChain } from "./chain.ts";
 
 // Guest memory beyond 4 GiB: byte offsets no longer fit 32 bits, so any
@@ -7,13 +9,19 @@ import { EncoderChain } from "./chain.ts";
 // lazily by the OS; only the pages touched here cost memory.
 const FOUR_GIB = 2 ** 32;
 const PAGE = 4096;
+const FAR_PFN = FOUR_GIB / PAGE + 2;
 
-Deno.test("pages beyond 4 GiB of memory encode exactly like the same bytes at offset 0", () => {
+/** 4 GiB + 4 pages, page 0 zero, the far page a pattern with runs and literals. */
+function bigMemory(): { big: Uint8Array; far: Uint8Array } {
   const big = new Uint8Array(new SharedArrayBuffer(FOUR_GIB + 4 * PAGE));
-  const far = big.subarray(FOUR_GIB + 2 * PAGE, FOUR_GIB + 3 * PAGE);
-  // Page 0 stays zero; the far page holds a pattern with runs and literals.
+  const far = big.subarray(FAR_PFN * PAGE, (FAR_PFN + 1) * PAGE);
   for (let i = 0; i < PAGE; i += 4) far[i] = i % 64 === 0 ? 0 : 7;
   far[100] = 42;
+  return { big, far };
+}
+
+Deno.test("pages beyond 4 GiB of memory: zero-page test and per-page encoders read the right page", () => {
+  const { big, far } = bigMemory();
   assert.equal(
     isZeroPage(far),
     false,
@@ -21,10 +29,10 @@ Deno.test("pages beyond 4 GiB of memory encode exactly like the same bytes at of
   );
   assert.equal(isZeroPage(big.subarray(FOUR_GIB, FOUR_GIB + PAGE)), true);
 
+  // The per-page chain (what the GPU twins are checked against) reads guest
+  // memory in place.
   const near = far.slice(); // the same bytes in a small buffer
-  for (
-    const chain of [["rle"], ["zero", "dedup"], ["zero", "delta"], ["lz4"]]
-  ) {
+  for (const chain of [["rle"], ["zero", "dedup"], ["zero", "delta"]]) {
     const specs = chain.map((name) => ({ name }));
     const a = new EncoderChain({ pageSize: PAGE, pageCount: 8 });
     const b = new EncoderChain({ pageSize: PAGE, pageCount: 8 });
@@ -47,6 +55,46 @@ Deno.test("pages beyond 4 GiB of memory encode exactly like the same bytes at of
         b.output.slice(0, rb.length),
         `${chain}: bytes differ on send ${send}`,
       );
+    }
+  }
+});
+
+Deno.test("pages beyond 4 GiB of memory: a batch filled from them encodes exactly like the same bytes from a small image", () => {
+  const { big, far } = bigMemory();
+  const pageCount = FAR_PFN + 2;
+  // The small image holds the far page's bytes at pfn 1, page 0 zero.
+  const small = new Uint8Array(2 * PAGE);
+  for (
+    const chain of [
+      ["zero", "rle"],
+      ["zero", "dedup"],
+      ["zero", "delta"],
+      ["zero", "lz4"],
+      ["zstd"],
+    ]
+  ) {
+    const specs = chain.map((name) => ({ name }));
+    const a = new BatchEncoderChain({ pageSize: PAGE, pageCount });
+    const b = new BatchEncoderChain({ pageSize: PAGE, pageCount });
+    a.select(specs);
+    b.select(specs);
+    const fill = () =>
+      new PageBatchBuilder({ pageSize: PAGE, nonZeroPages: 4, maxPages: 4 });
+    for (let send = 0; send < 3; send++) {
+      far[300 + send] ^= 0xff;
+      small.set(far, PAGE);
+      const ba = fill();
+      ba.addFrom(big, 0);
+      ba.addFrom(big, FAR_PFN);
+      const bb = fill();
+      bb.addFrom(small, 0);
+      bb.addFrom(small, 1);
+      assert.deepEqual([...ba.zero.subarray(0, 2)], [1, 0]);
+      assert.deepEqual(ba.pages, bb.pages);
+      bb.pfns[1] = FAR_PFN; // the same pfns, so the same payload
+      const pa = a.encode(ba, (n) => new Uint8Array(n)).payload;
+      const pb = b.encode(bb, (n) => new Uint8Array(n)).payload;
+      assert.deepEqual(pa, pb, `${chain}: payload differs on send ${send}`);
     }
   }
 });

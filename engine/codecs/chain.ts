@@ -87,7 +87,7 @@ export class EncoderChain {
     this.#active = active;
     let max = this.#pageSize;
     for (const e of active) {
-      max = Math.max(max, e.codec.maxEncodedBytes(this.#pageSize));
+      max = Math.max(max, e.codec.maxEncodedBytes!(this.#pageSize));
     }
     if (this.#out.length < max) this.#out = new Uint8Array(max);
   }
@@ -168,7 +168,7 @@ export class EncoderChain {
     let e = this.#encoders.get(spec.name);
     if (!e) {
       const codec = codecByName(spec.name);
-      const encoder = codec.createEncoder({
+      const encoder = codec.createEncoder!({
         pageSize: this.#pageSize,
         pageCount: this.#pageCount,
         options,

@@ -2,6 +2,13 @@ import { CodecError } from "../errors.ts";
 import { ChunkStore } from "./_chunk_store.ts";
 import { fingerprint128, type FingerprintFn } from "./_fingerprint.ts";
 import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
+import {
+  type BatchDecoder,
+  type BatchEncoder,
+  type DecodedPages,
+  type PageBatch,
+  pageSectionBytes,
+} from "./batch.ts";
 
 /** Wire id of `dedup`. */
 const DEDUP_ID = 4;
@@ -86,12 +93,14 @@ function configure(ctx: CodecContext): Config {
       `expected an integer from ${chunkBytes} (one chunk) to ${MAX_SLOTS} chunks of ${chunkBytes} bytes`,
     );
   }
+  // each channel keeps its own store, in its share of the budget
+  const channels = Math.max(1, ctx.channels ?? 1);
   return {
     pageSize,
     chunkBytes,
     chunkWords: chunkBytes >>> 2,
     chunks: pageSize / chunkBytes,
-    capacity: Math.floor(storeBytes / chunkBytes),
+    capacity: Math.max(1, Math.floor(storeBytes / channels / chunkBytes)),
     header: Math.log2(chunkBytes) - 9,
   };
 }
@@ -239,15 +248,33 @@ export class DedupEncoder implements PageEncoder {
 
   /** Encodes `page` as chunk references, zero chunks and literals; -1 when no chunk repeats. */
   encode(pfn: number, page: Uint8Array, out: Uint8Array): number {
+    const n = this.encodeWith(pfn, page, out, this.#kinds, this.#fps);
+    this.#lastPage = page;
+    this.#lastPfn = pfn;
+    this.#lastClaimed = n >= 0;
+    return n;
+  }
+
+  /**
+   * {@link encode} that leaves each chunk's kind and fingerprint in `kinds`
+   * (one per chunk) and `fps` (four words per chunk), for a later
+   * {@link record} of the same page: the batch form encodes a whole batch
+   * before it records any of it.
+   */
+  encodeWith(
+    pfn: number,
+    page: Uint8Array,
+    out: Uint8Array,
+    kinds: Uint8Array,
+    fps: Uint32Array,
+  ): number {
     const cfg = this.#cfg;
     checkPage(cfg, "encode dedup", pfn, page);
     const pw = this.#pw;
     pw.of(page);
     const { words, base } = pw;
     const cw = cfg.chunkWords;
-    const kinds = this.#kinds;
     const fp = this.#fp;
-    const fps = this.#fps;
     let hits = 0;
     for (let c = 0; c < cfg.chunks; c++) {
       const start = base + c * cw;
@@ -270,9 +297,6 @@ export class DedupEncoder implements PageEncoder {
         kinds[c] = KIND_LITERAL;
       }
     }
-    this.#lastPage = page;
-    this.#lastPfn = pfn;
-    this.#lastClaimed = hits > 0;
     if (hits === 0) return -1;
 
     out[0] = cfg.header;
@@ -304,41 +328,59 @@ export class DedupEncoder implements PageEncoder {
     const same = this.#lastPage === page && this.#lastPfn === pfn;
     const claimed = this.#lastClaimed;
     this.#lastPage = undefined;
+    if (codecId === DEDUP_ID && (!same || !claimed)) {
+      throw new CodecError(
+        "dedup",
+        `Cannot record sent dedup page ${pfn}: it was not the page dedup encoded last`,
+      );
+    }
+    this.record(
+      page,
+      codecId,
+      same ? this.#kinds : null,
+      same ? this.#fps : null,
+    );
+  }
+
+  /**
+   * Inserts the chunks of a sent page: a dedup page's literal chunks (its
+   * `kinds` from {@link encodeWith}), any other page's non-zero chunks
+   * (with the fingerprints `encodeWith` already took when dedup declined
+   * it, else hashed now).
+   */
+  record(
+    page: Uint8Array,
+    codecId: number,
+    kinds: Uint8Array | null,
+    fps: Uint32Array | null,
+  ): void {
+    const cfg = this.#cfg;
     const pw = this.#pw;
     pw.of(page);
     const { words, base } = pw;
     const cw = cfg.chunkWords;
-    const kinds = this.#kinds;
-    const fps = this.#fps;
     const fp = this.#fp;
     if (codecId === DEDUP_ID) {
-      if (!same || !claimed) {
-        throw new CodecError(
-          "dedup",
-          `Cannot record sent dedup page ${pfn}: it was not the page dedup encoded last`,
-        );
-      }
       for (let c = 0; c < cfg.chunks; c++) {
-        if (kinds[c] !== KIND_LITERAL) continue;
-        fp[0] = fps[c * 4];
-        fp[1] = fps[c * 4 + 1];
-        fp[2] = fps[c * 4 + 2];
-        fp[3] = fps[c * 4 + 3];
+        if (kinds![c] !== KIND_LITERAL) continue;
+        fp[0] = fps![c * 4];
+        fp[1] = fps![c * 4 + 1];
+        fp[2] = fps![c * 4 + 2];
+        fp[3] = fps![c * 4 + 3];
         this.#insert(words, base + c * cw);
       }
       return;
     }
     // Another codec sent the page: insert every non-zero chunk. When dedup
     // declined this very page, its fingerprints are already known.
-    const known = same && !claimed;
     for (let c = 0; c < cfg.chunks; c++) {
       const start = base + c * cw;
-      if (known) {
+      if (kinds) {
         if (kinds[c] === KIND_ZERO) continue;
-        fp[0] = fps[c * 4];
-        fp[1] = fps[c * 4 + 1];
-        fp[2] = fps[c * 4 + 2];
-        fp[3] = fps[c * 4 + 3];
+        fp[0] = fps![c * 4];
+        fp[1] = fps![c * 4 + 1];
+        fp[2] = fps![c * 4 + 2];
+        fp[3] = fps![c * 4 + 3];
       } else {
         if (isZeroChunk(words, start, cw)) continue;
         this.#fingerprint(words, start, cw, fp);
@@ -438,6 +480,22 @@ export class DedupDecoder implements PageDecoder {
 
   /** Validates the whole encoding, then fills `page`. */
   decode(pfn: number, input: Uint8Array, page: Uint8Array): void {
+    this.decodeWith(pfn, input, page, this.#kinds);
+    this.#lastPage = page;
+    this.#lastPfn = pfn;
+  }
+
+  /**
+   * {@link decode} that leaves each chunk's kind in `kinds`, for a later
+   * {@link record} of the same page (the batch form decodes a whole batch
+   * before it records any of it).
+   */
+  decodeWith(
+    pfn: number,
+    input: Uint8Array,
+    page: Uint8Array,
+    kinds: Uint8Array,
+  ): void {
     const cfg = this.#cfg;
     checkPage(cfg, "decode dedup", pfn, page);
     const n = cfg.chunks;
@@ -502,7 +560,7 @@ export class DedupDecoder implements PageDecoder {
     const ringBytes = new Uint8Array(store.ring.buffer);
     for (let c = 0, pos = 1 + n; c < n; c++) {
       const k = input[1 + c];
-      this.#kinds[c] = k;
+      kinds[c] = k;
       const dst = c * cb;
       if (k === KIND_REFERENCE) {
         const off = store.offsetOf(readU32(input, pos)) * 4;
@@ -515,8 +573,6 @@ export class DedupDecoder implements PageDecoder {
         page.fill(0, dst, dst + cb);
       }
     }
-    this.#lastPage = page;
-    this.#lastPfn = pfn;
   }
 
   /** Inserts the chunks of an applied page into the store, as the sender's `sent` did. */
@@ -525,20 +581,29 @@ export class DedupDecoder implements PageDecoder {
     checkPage(cfg, "record applied", pfn, page);
     const same = this.#lastPage === page && this.#lastPfn === pfn;
     this.#lastPage = undefined;
+    if (codecId === DEDUP_ID && !same) {
+      throw new CodecError(
+        "dedup",
+        `Cannot record applied dedup page ${pfn}: it was not the page dedup decoded last`,
+      );
+    }
+    this.record(page, codecId, this.#kinds);
+  }
+
+  /**
+   * Inserts the chunks of an applied page: a dedup page's literal chunks
+   * (its `kinds` from {@link decodeWith}), any other page's non-zero chunks.
+   */
+  record(page: Uint8Array, codecId: number, kinds: Uint8Array): void {
+    const cfg = this.#cfg;
     const pw = this.#pw;
     pw.of(page);
     const { words, base } = pw;
     const cw = cfg.chunkWords;
     const store = this.#store;
     if (codecId === DEDUP_ID) {
-      if (!same) {
-        throw new CodecError(
-          "dedup",
-          `Cannot record applied dedup page ${pfn}: it was not the page dedup decoded last`,
-        );
-      }
       for (let c = 0; c < cfg.chunks; c++) {
-        if (this.#kinds[c] === KIND_LITERAL) store.insert(words, base + c * cw);
+        if (kinds[c] === KIND_LITERAL) store.insert(words, base + c * cw);
       }
       return;
     }
@@ -581,11 +646,25 @@ function copyChunk(store: ChunkStore, age: number): Uint8Array | undefined {
 export const dedup: Codec = {
   id: DEDUP_ID,
   name: "dedup",
+  cheapZeroPages: true,
+  readsBatch: true,
   summary:
     "fixed-size chunk deduplication against content the receiver holds; declines pages with no repeat",
-  maxEncodedBytes(pageSize: number): number {
-    // Worst claimed page: 512-byte chunks, all literal but one reference.
-    return Math.max(6, pageSize - 512 + 5 + (pageSize >>> 9));
+  parseOptions(options) {
+    const cfg = configure({ pageSize: 4096, pageCount: 1, options });
+    return {
+      chunkBytes: cfg.chunkBytes,
+      storeBytes: cfg.capacity * cfg.chunkBytes,
+    };
+  },
+  decoderStateBytes(options, ctx): number {
+    // The store's ring: at most capacity chunks (`_chunk_store.ts`).
+    const cfg = configure({ ...ctx, options });
+    return cfg.capacity * cfg.chunkBytes;
+  },
+  maxEncodedBytes,
+  maxSectionBytes(pages: number, pageSize: number): number {
+    return pageSectionBytes(pages, maxEncodedBytes(pageSize));
   },
   createEncoder(ctx: CodecContext): PageEncoder {
     return new DedupEncoder(ctx);
@@ -593,4 +672,213 @@ export const dedup: Codec = {
   createDecoder(ctx: CodecContext): PageDecoder {
     return new DedupDecoder(ctx);
   },
+  createBatchEncoder(ctx: CodecContext): BatchEncoder {
+    return new DedupBatchEncoder(new DedupEncoder(ctx), ctx);
+  },
+  createBatchDecoder(ctx: CodecContext): BatchDecoder {
+    return new DedupBatchDecoder(new DedupDecoder(ctx), ctx);
+  },
 };
+
+function maxEncodedBytes(pageSize: number): number {
+  // Worst claimed page: 512-byte chunks, all literal but one reference.
+  return Math.max(6, pageSize - 512 + 5 + (pageSize >>> 9));
+}
+
+/**
+ * The batch form of the encoder. Its section is the per-page form
+ * (`batch.ts`: a u32 length per claimed page, then the pages). The store
+ * follows the batch page by page, as the per-page chain did: before a page
+ * is encoded, every earlier page of the batch is in the store, whichever
+ * codec carries it (dedup `readsBatch`; the receiver decodes dedup's section
+ * last, with the other pages in hand).
+ */
+class DedupBatchEncoder implements BatchEncoder {
+  readonly #enc: DedupEncoder;
+  readonly #max: number;
+  readonly #kinds: Uint8Array;
+  readonly #fps: Uint32Array;
+  /** The last encode recorded its batch (sent() then has nothing to do). */
+  #recorded = false;
+
+  constructor(enc: DedupEncoder, ctx: CodecContext) {
+    this.#enc = enc;
+    const chunks = configure(ctx).chunks;
+    this.#max = maxEncodedBytes(ctx.pageSize);
+    this.#kinds = new Uint8Array(chunks);
+    this.#fps = new Uint32Array(chunks * 4);
+  }
+
+  encode(
+    batch: PageBatch,
+    offered: Uint32Array,
+    n: number,
+    claimed: Uint8Array,
+    out: Uint8Array,
+  ): number {
+    const ps = batch.pageSize;
+    const page = (i: number) => batch.pages.subarray(i * ps, (i + 1) * ps);
+    const view = new DataView(out.buffer, out.byteOffset, out.length);
+    let lengths = 0;
+    let body = n * 4;
+    let next = 0; // the batch's next page to record
+    for (let k = 0; k < n; k++) {
+      const i = offered[k];
+      // pages an earlier codec claimed: their chunks first, in order
+      for (; next < i; next++) this.#enc.record(page(next), -1, null, null);
+      const len = this.#enc.encodeWith(
+        batch.pfns[i],
+        page(i),
+        out.subarray(body, body + this.#max),
+        this.#kinds,
+        this.#fps,
+      );
+      // a declined page goes with a later codec of the chain, as it is
+      this.#enc.record(
+        page(i),
+        len < 0 ? -1 : DEDUP_ID,
+        this.#kinds,
+        this.#fps,
+      );
+      next = i + 1;
+      if (len < 0) continue;
+      claimed[k] = 1;
+      view.setUint32(lengths, len, true);
+      lengths += 4;
+      body += len;
+    }
+    for (; next < batch.count; next++) {
+      this.#enc.record(page(next), -1, null, null);
+    }
+    this.#recorded = true;
+    if (lengths === 0) return 0;
+    out.copyWithin(lengths, n * 4, body);
+    return lengths + body - n * 4;
+  }
+
+  sent(batch: PageBatch, codecOf: Uint8Array): void {
+    if (this.#recorded) {
+      this.#recorded = false;
+      return;
+    }
+    // Not offered anything this batch (not in the chain, or every page
+    // claimed before it): the batch still goes into the store.
+    const ps = batch.pageSize;
+    for (let i = 0; i < batch.count; i++) {
+      this.#enc.record(
+        batch.pages.subarray(i * ps, (i + 1) * ps),
+        codecOf[i],
+        null,
+        null,
+      );
+    }
+  }
+}
+
+/**
+ * The batch form of the decoder: runs after every other section of the
+ * batch (dedup `readsBatch`), walks the batch in page order, and keeps the
+ * store exactly as the encoder did: each earlier page, decoded by whichever
+ * codec, goes in before a dedup page that may refer to it.
+ */
+class DedupBatchDecoder implements BatchDecoder {
+  readonly #dec: DedupDecoder;
+  readonly #max: number;
+  readonly #ps: number;
+  readonly #kinds: Uint8Array;
+  readonly #none: Uint8Array;
+  /** The last decode recorded its batch (applied() then has nothing to do). */
+  #recorded = false;
+
+  constructor(dec: DedupDecoder, ctx: CodecContext) {
+    this.#dec = dec;
+    const chunks = configure(ctx).chunks;
+    this.#max = maxEncodedBytes(ctx.pageSize);
+    this.#ps = ctx.pageSize;
+    this.#kinds = new Uint8Array(chunks);
+    this.#none = new Uint8Array(chunks);
+  }
+
+  decode(
+    section: Uint8Array,
+    pfns: Float64Array,
+    which: Uint32Array,
+    n: number,
+    out: Uint8Array,
+    batch?: DecodedPages,
+  ): void {
+    const ps = this.#ps;
+    if (section.length < n * 4) {
+      throw new CodecError(
+        "dedup",
+        `Cannot decode a dedup section of ${section.length} bytes: its ${n} page lengths alone need ${
+          n * 4
+        }`,
+      );
+    }
+    const view = new DataView(
+      section.buffer,
+      section.byteOffset,
+      section.length,
+    );
+    const other = (i: number): Uint8Array => {
+      if (!batch) {
+        throw new CodecError(
+          "dedup",
+          "Cannot decode a dedup section without the batch's other pages",
+        );
+      }
+      return batch.page(i);
+    };
+    let at = n * 4;
+    let next = 0;
+    for (let k = 0; k < n; k++) {
+      const i = which[k];
+      for (; next < i; next++) this.#dec.record(other(next), -1, this.#none);
+      const len = view.getUint32(k * 4, true);
+      const pfn = pfns[i];
+      if (len > this.#max || len > section.length - at) {
+        throw new CodecError(
+          "dedup",
+          `Cannot decode dedup page ${pfn}: its length ${len} is over the ${this.#max}-byte maximum or past the ${section.length}-byte section`,
+        );
+      }
+      const page = out.subarray(k * ps, (k + 1) * ps);
+      this.#dec.decodeWith(
+        pfn,
+        section.subarray(at, at + len),
+        page,
+        this.#kinds,
+      );
+      this.#dec.record(page, DEDUP_ID, this.#kinds);
+      at += len;
+      next = i + 1;
+    }
+    if (at !== section.length) {
+      throw new CodecError(
+        "dedup",
+        `Cannot decode a dedup section: ${
+          section.length - at
+        } bytes left after its ${n} pages`,
+      );
+    }
+    const count = batch?.count ?? next;
+    for (; next < count; next++) this.#dec.record(other(next), -1, this.#none);
+    this.#recorded = true;
+  }
+
+  applied(
+    _pfns: Float64Array,
+    count: number,
+    page: (i: number) => Uint8Array,
+    codecOf: Uint8Array,
+  ): void {
+    if (this.#recorded) {
+      this.#recorded = false;
+      return;
+    }
+    for (let i = 0; i < count; i++) {
+      this.#dec.record(page(i), codecOf[i], this.#none);
+    }
+  }
+}

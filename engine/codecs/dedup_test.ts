@@ -6,7 +6,11 @@ import {
   assertDecodesOrRejects,
   assertRegistered,
   assertThrowsCodecError,
+  ChannelReceiver,
+  pageBatch,
 } from "./_codec_testing.ts";
+import { BatchEncoderChain } from "./batch_chain.ts";
+import { parseBatchPayload } from "../wire/batch.ts";
 import { fingerprint128 } from "./_fingerprint.ts";
 import { EncoderChain } from "./chain.ts";
 import type { PageDecoder, PageEncoder } from "./codec.ts";
@@ -67,39 +71,58 @@ Deno.test("dedup: registered as wire id 4, reachable from the DSL", () => {
 });
 
 Deno.test("dedup: bad options throw CodecError naming the option and the allowed values", () => {
-  for (const chunkBytes of [3000, 256, 8192, "1024", 0]) {
-    for (const make of [dedup.createEncoder, dedup.createDecoder]) {
-      assert.throws(() => make(ctx({ chunkBytes })), (e: unknown) => {
+  // compile() and the receiver check with parseOptions; the halves check too.
+  const checks = [
+    (o: Record<string, unknown>) => dedup.parseOptions(o),
+    (o: Record<string, unknown>) => dedup.createEncoder!(ctx(o)),
+    (o: Record<string, unknown>) => dedup.createDecoder!(ctx(o)),
+    (o: Record<string, unknown>) => dedup.createBatchEncoder(ctx(o)),
+    (o: Record<string, unknown>) => dedup.createBatchDecoder(ctx(o)),
+  ];
+  for (const check of checks) {
+    for (const chunkBytes of [3000, 256, 8192, "1024", 0]) {
+      assert.throws(() => check({ chunkBytes }), (e: unknown) => {
         assert.ok(e instanceof CodecError);
         assert.match(e.message, /"chunkBytes"/);
         assert.match(e.message, /512, 1024, 2048, 4096/);
         return true;
       });
     }
-  }
-  for (const storeBytes of [100, 1.5, -4096, "1 MiB", 2 ** 60]) {
+    for (const storeBytes of [100, 1.5, -4096, "1 MiB", 2 ** 60]) {
+      assertThrowsCodecError(() => check({ storeBytes }), /"storeBytes"/);
+    }
     assertThrowsCodecError(
-      () => dedup.createEncoder(ctx({ storeBytes })),
-      /"storeBytes"/,
+      () => check({ chunkSize: 1024 }),
+      /"chunkSize".*"chunkBytes", "storeBytes"/,
     );
   }
-  assertThrowsCodecError(
-    () => dedup.createEncoder(ctx({ chunkSize: 1024 })),
-    /"chunkSize".*"chunkBytes", "storeBytes"/,
-  );
   // 2048-byte pages cannot take 4096-byte chunks.
   assert.throws(
-    () => dedup.createEncoder({ pageSize: 2048, pageCount: 1, options: {} }),
+    () => dedup.createEncoder!({ pageSize: 2048, pageCount: 1, options: {} }),
     CodecError,
   );
+});
+
+Deno.test("dedup: parseOptions fills the defaults and rounds storeBytes down to whole chunks", () => {
+  assert.deepEqual(dedup.parseOptions({}), {
+    chunkBytes: 4096,
+    storeBytes: 256 * 1024 * 1024,
+  });
+  assert.deepEqual(
+    dedup.parseOptions({ chunkBytes: 1024, storeBytes: 10 * 1024 + 5 }),
+    { chunkBytes: 1024, storeBytes: 10 * 1024 },
+  );
+  // what parseOptions returns, it accepts again unchanged (the receiver re-checks a CODEC frame's options)
+  const once = dedup.parseOptions({ chunkBytes: 512 });
+  assert.deepEqual(dedup.parseOptions(once), once);
 });
 
 // ---------------------------------------------------------------- golden vectors
 
 Deno.test("dedup golden 1: a page referencing an earlier page (chunkBytes 4096)", () => {
   const a = pattern(PAGE, 7, 1);
-  const enc = dedup.createEncoder(ctx());
-  const dec = dedup.createDecoder(ctx());
+  const enc = dedup.createEncoder!(ctx());
+  const dec = dedup.createDecoder!(ctx());
   assert.equal(sendBoth(enc, dec, 0, a), undefined); // declined: nothing held yet
   const golden = Uint8Array.from([0x03, 0x01, 0x01, 0x00, 0x00, 0x00]);
   const out = new Uint8Array(PAGE);
@@ -114,8 +137,8 @@ Deno.test("dedup golden 2: mixed literal, zero and reference chunks (chunkBytes 
   const a = pattern(K, 7, 1), b = pattern(K, 13, 5), c = pattern(K, 31, 17);
   const d = pattern(K, 3, 200), e = pattern(K, 11, 42);
   const opts = { chunkBytes: 1024 };
-  const enc = dedup.createEncoder(ctx(opts));
-  const dec = dedup.createDecoder(ctx(opts));
+  const enc = dedup.createEncoder!(ctx(opts));
+  const dec = dedup.createDecoder!(ctx(opts));
   assert.equal(sendBoth(enc, dec, 0, concat(a, b, c, d)), undefined);
   const p2 = concat(b, new Uint8Array(K), e, a);
   // header 01; kinds ref, zero, literal, ref; age of b = 3; e; age of a = 4
@@ -184,6 +207,54 @@ Deno.test("dedup property: with an always-colliding fingerprint the receiver sti
   );
 });
 
+Deno.test("dedup section golden (docs/codecs/dedup.md): references to an earlier batch and to an earlier page of the same batch", () => {
+  const a = pattern(PAGE, 7, 1);
+  const b = pattern(PAGE, 5, 9);
+  const chain = new BatchEncoderChain({ pageSize: PAGE, pageCount: 8 });
+  chain.select([{ name: "dedup" }]);
+  const rx = new ChannelReceiver(8);
+  rx.announce(chain.takeNewCodecs());
+  /** Sends a batch; returns the dedup section's hex and the codec of each page. */
+  const send = (pages: Uint8Array[], pfns: number[]) => {
+    const { payload, codecOf } = chain.encode(
+      pageBatch(pages, pfns),
+      (n) => new Uint8Array(n),
+    );
+    rx.receive(payload);
+    pfns.forEach((pfn, i) =>
+      assert.deepEqual(
+        rx.memory.subarray(pfn * PAGE, (pfn + 1) * PAGE),
+        pages[i],
+      )
+    );
+    const parsed = parseBatchPayload(payload, {
+      pageCount: 8,
+      knows: () => true,
+    });
+    const sec = parsed.sections.find((x) => x.codecId === dedup.id);
+    return {
+      section: sec
+        ? hex(payload.subarray(sec.offset, sec.offset + sec.length))
+        : "",
+      codecs: [...codecOf.subarray(0, pfns.length)],
+    };
+  };
+  // batch 1: a is new: raw carries it, both stores insert it
+  assert.deepEqual(send([a], [0]), { section: "", codecs: [0] });
+  // batch 2: a twice more, each a reference to age 1
+  assert.deepEqual(send([a, a], [1, 2]), {
+    section: "06000000" + "06000000" + "03" + "01" + "01000000" + "03" + "01" +
+      "01000000",
+    codecs: [4, 4],
+  });
+  // batch 3: b is new at pfn 4 (raw), and pfn 5 refers to it: the store
+  // follows the batch page by page
+  assert.deepEqual(send([b, b], [4, 5]), {
+    section: "06000000" + "03" + "01" + "01000000",
+    codecs: [0, 4],
+  });
+});
+
 // ---------------------------------------------------------------- chain round trips
 
 /** Pages from a small pool of chunks (and zero chunks), so repeats are common. */
@@ -218,7 +289,7 @@ function receiver(
   for (const c of [raw, zero, dedup]) {
     decoders.set(
       c.id,
-      c.createDecoder(ctx(c === dedup ? dedupOptions : {}, pageCount)),
+      c.createDecoder!(ctx(c === dedup ? dedupOptions : {}, pageCount)),
     );
   }
   return {
@@ -291,7 +362,7 @@ Deno.test("dedup property: sender and receiver stores stay in sync, eviction inc
         const options = { chunkBytes, storeBytes: chunkBytes * slots };
         const enc = new DedupEncoder(ctx(options));
         const dec = new DedupDecoder(ctx(options));
-        const zEnc = zero.createEncoder(ctx());
+        const zEnc = zero.createEncoder!(ctx());
         const pool = pagePool(chunkBytes, seed);
         for (const round of rounds) {
           for (const [pfn, p] of round) {

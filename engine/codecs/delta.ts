@@ -2,6 +2,7 @@ import { CodecError } from "../errors.ts";
 import { WordView } from "../word_view.ts";
 import { DeltaCache } from "./delta_cache.ts";
 import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
+import { channelShare, onlyOptions, pageCodec } from "./_page_codec.ts";
 
 /** QEMU's default `xbzrle-cache-size`: 64 MiB. */
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
@@ -41,12 +42,16 @@ const MAX_ULEB_BYTES = 5;
  * enc.encode(0, page, out); // 4: e9 07 01 01
  * ```
  */
-export const delta: Codec = {
+export const delta: Codec = pageCodec({
   id: 3,
   name: "delta",
   summary:
     "XOR against the page sent last, in QEMU's XBZRLE grammar (bounded sender cache)",
   decodesAgainstCurrent: true,
+  gpu: "delta",
+  parseOptions(options) {
+    return { cacheBytes: cacheBytesOption(options) };
+  },
   maxEncodedBytes(pageSize: number): number {
     return pageSize - 1;
   },
@@ -56,7 +61,7 @@ export const delta: Codec = {
   createDecoder(ctx: CodecContext): PageDecoder {
     return new DeltaDecoder(ctx);
   },
-};
+});
 
 /** Bytes a ULEB128 encoding of `n` (a u32) takes. */
 function ulebSize(n: number): number {
@@ -90,25 +95,21 @@ function checkPageSize(pageSize: number): void {
   }
 }
 
-function cacheBytesOption(ctx: CodecContext): number {
-  for (const key of Object.keys(ctx.options)) {
-    if (key !== "cacheBytes") {
-      throw new CodecError(
-        "delta",
-        `Unknown delta option "${key}": the only option is "cacheBytes"`,
-      );
-    }
-  }
-  const value = ctx.options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+/** The only page size the wire carries; `cacheBytes` is a multiple of it. */
+const PAGE_BYTES = 4096;
+
+function cacheBytesOption(options: Readonly<Record<string, unknown>>): number {
+  onlyOptions("delta", options, ["cacheBytes"]);
+  const value = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
   if (
     typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0 ||
-    value % ctx.pageSize !== 0
+    value % PAGE_BYTES !== 0
   ) {
     throw new CodecError(
       "delta",
       `Cannot use delta cacheBytes "${
         String(value)
-      }": expected a positive multiple of the page size (${ctx.pageSize} bytes)`,
+      }": expected a positive multiple of the page size (${PAGE_BYTES} bytes)`,
     );
   }
   return value;
@@ -127,7 +128,8 @@ class DeltaEncoder implements PageEncoder {
 
   constructor(ctx: CodecContext) {
     checkPageSize(ctx.pageSize);
-    const cacheBytes = cacheBytesOption(ctx);
+    // each channel caches its own pfns, in its share of the budget
+    const cacheBytes = channelShare(cacheBytesOption(ctx.options), ctx);
     this.#pageSize = ctx.pageSize;
     this.#pageCount = ctx.pageCount;
     this.#cache = new DeltaCache({

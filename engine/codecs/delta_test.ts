@@ -8,7 +8,10 @@ import {
   assertSurvivesCutAndFlips,
   assertThrowsCodecError,
   cutsAndFlips,
+  decodeSection,
+  encodeSection,
   fromHex,
+  pageBatch,
   type ReferenceCheck,
   toHex,
 } from "./_codec_testing.ts";
@@ -54,17 +57,17 @@ function refEncode(old: Uint8Array, cur: Uint8Array): number[] {
 
 /** Encodes `cur` with an encoder whose cache holds `old` for pfn 0. */
 function encodeAgainst(old: Uint8Array, cur: Uint8Array): Uint8Array | null {
-  const enc = delta.createEncoder(ctx(old.length));
+  const enc = delta.createEncoder!(ctx(old.length));
   enc.sent?.(0, old, 0); // the bulk pass: not cached
   enc.sent?.(0, old, 0); // sent again: cached
-  const out = new Uint8Array(delta.maxEncodedBytes(old.length));
+  const out = new Uint8Array(delta.maxEncodedBytes!(old.length));
   const n = enc.encode(0, cur, out);
   return n < 0 ? null : out.slice(0, n);
 }
 
 /** Decodes `input` against `old` as the receiver's current page. */
 function decodeAgainst(old: Uint8Array, input: Uint8Array): Uint8Array {
-  const dec = delta.createDecoder(ctx(old.length, 1, {}, () => old));
+  const dec = delta.createDecoder!(ctx(old.length, 1, {}, () => old));
   const page = new Uint8Array(old.length);
   dec.decode(0, input, page);
   return page;
@@ -303,17 +306,17 @@ Deno.test("delta rejects input as long as the page, a missing current and a bad 
     () => decodeAgainst(old, new Uint8Array(PS)),
     /not smaller than the page/,
   );
-  const noCurrent = delta.createDecoder(ctx());
+  const noCurrent = delta.createDecoder!(ctx());
   assertThrowsCodecError(
     () => noCurrent.decode(0, new Uint8Array(0), new Uint8Array(PS)),
     /no current page/,
   );
-  const dec = delta.createDecoder(ctx(PS, 1, {}, () => old));
+  const dec = delta.createDecoder!(ctx(PS, 1, {}, () => old));
   assert.throws(
     () => dec.decode(0, new Uint8Array(0), new Uint8Array(PS + 1)),
     CodecError,
   );
-  const short = delta.createDecoder(ctx(PS, 1, {}, () => old.subarray(1)));
+  const short = delta.createDecoder!(ctx(PS, 1, {}, () => old.subarray(1)));
   assert.throws(
     () => short.decode(0, new Uint8Array(0), new Uint8Array(PS)),
     CodecError,
@@ -330,7 +333,7 @@ Deno.test("delta fuzz: random input never escapes the page or throws anything bu
         const old = new Uint8Array(ps).fill(3);
         // The page at `offset` of a buffer with 64 guard bytes in all.
         assertDecodesOrRejects(
-          delta.createDecoder(ctx(ps, 1, {}, () => old)),
+          delta.createDecoder!(ctx(ps, 1, {}, () => old)),
           input,
           { pageSize: ps, before: offset, after: 64 - offset },
         );
@@ -354,7 +357,7 @@ Deno.test("delta fuzz: truncated and mutated valid encodings", () => {
         for (const s of spots) cur[s] ^= 0xff;
         const valid = encodeAgainst(old, cur);
         assert.ok(valid);
-        const dec = delta.createDecoder(ctx(256, 1, {}, () => old));
+        const dec = delta.createDecoder!(ctx(256, 1, {}, () => old));
         assertSurvivesCutAndFlips(dec, valid, damage);
         const longer = new Uint8Array(valid.length + 1);
         longer.set(valid);
@@ -371,7 +374,7 @@ function claimed(
   pageCount: number,
   options: Record<string, unknown>,
 ) {
-  const enc = delta.createEncoder(ctx(ps, pageCount, options));
+  const enc = delta.createEncoder!(ctx(ps, pageCount, options));
   const out = new Uint8Array(ps);
   const page = new Uint8Array(ps);
   return {
@@ -419,7 +422,8 @@ Deno.test("delta cache property: bounded, and holds the last pfn sent to each sl
       fc.integer({ min: 1, max: 8 }),
       fc.array(fc.integer({ min: 0, max: 31 }), { maxLength: 100 }),
       (slots, sends) => {
-        const c = claimed(64, 32, { cacheBytes: slots * 64 });
+        // cacheBytes is a multiple of 4096 whatever the page size
+        const c = claimed(PS, 32, { cacheBytes: slots * PS });
         const model = new Map<number, number>();
         const seen = new Set<number>();
         for (const p of sends) {
@@ -437,7 +441,7 @@ Deno.test("delta cache property: bounded, and holds the last pfn sent to each sl
 });
 
 Deno.test("delta cache: encodes against the version sent last", () => {
-  const enc = delta.createEncoder(ctx(PS, 4));
+  const enc = delta.createEncoder!(ctx(PS, 4));
   const out = new Uint8Array(PS);
   const v1 = new Uint8Array(PS).fill(1);
   const v2 = v1.slice();
@@ -453,16 +457,60 @@ Deno.test("delta cache: encodes against the version sent last", () => {
 Deno.test("delta options: cacheBytes must be a positive multiple of the page size", () => {
   for (const bad of [0, -4096, 4097, 1.5, "64M", Number.NaN]) {
     assertThrowsCodecError(
-      () => delta.createEncoder(ctx(PS, 1, { cacheBytes: bad })),
+      () => delta.createEncoder!(ctx(PS, 1, { cacheBytes: bad })),
       /cacheBytes/,
     );
   }
   assert.throws(
-    () => delta.createEncoder(ctx(PS, 1, { size: 1 })),
+    () => delta.createEncoder!(ctx(PS, 1, { size: 1 })),
     /Unknown delta option "size"/,
   );
-  assert.throws(() => delta.createEncoder(ctx(4098)), CodecError);
-  delta.createEncoder(ctx(PS, 1, { cacheBytes: PS }));
+  assert.throws(() => delta.createEncoder!(ctx(4098)), CodecError);
+  delta.createEncoder!(ctx(PS, 1, { cacheBytes: PS }));
+});
+
+Deno.test("delta parseOptions: fills the 64 MiB default and names a bad or unknown option", () => {
+  assert.deepEqual(delta.parseOptions({}), { cacheBytes: 64 * 1024 * 1024 });
+  assert.deepEqual(delta.parseOptions({ cacheBytes: 2 * PS }), {
+    cacheBytes: 2 * PS,
+  });
+  for (const bad of [0, 4097, "64M"]) {
+    assertThrowsCodecError(
+      () => delta.parseOptions({ cacheBytes: bad }),
+      new RegExp(`delta cacheBytes "${String(bad)}"`),
+    );
+  }
+  assertThrowsCodecError(
+    () => delta.parseOptions({ size: 1 }),
+    /Unknown delta option "size": delta takes "cacheBytes"/,
+  );
+});
+
+Deno.test("delta section golden (docs/codecs/delta.md): a page's third send, one byte changed", () => {
+  const v1 = new Uint8Array(PS);
+  const v2 = v1.slice();
+  v2[1001] = 1;
+  const enc = delta.createBatchEncoder(ctx(PS, 8));
+  // Sends 1 (the bulk pass: remembered, not cached) and 2 (cached): raw.
+  for (let send = 0; send < 2; send++) {
+    const batch = pageBatch([v1], [3]);
+    assert.equal(encodeSection(delta, enc, batch).claims, 0);
+    enc.sent!(batch, new Uint8Array([0]));
+  }
+  const batch = pageBatch([v2, v1], [3, 4]);
+  const { section, claimed } = encodeSection(delta, enc, batch);
+  assert.deepEqual([...claimed], [1, 0]); // pfn 4 was never sent
+  // length 4, then zrun 1001 (e9 07), nzrun 1, the new byte 01
+  const golden = "04 00 00 00 e9 07 01 01";
+  assert.equal(toHex(section), golden);
+  const dec = delta.createBatchDecoder(ctx(PS, 8, {}, () => v1));
+  assert.deepEqual(decodeSection(dec, fromHex(golden), 1, PS), v2);
+  // An unchanged page is a zero length.
+  enc.sent!(batch, new Uint8Array([3, 0]));
+  const same = encodeSection(delta, enc, pageBatch([v2], [3]));
+  assert.equal(toHex(same.section), "00 00 00 00");
+  const dec2 = delta.createBatchDecoder(ctx(PS, 8, {}, () => v2));
+  assert.deepEqual(decodeSection(dec2, fromHex("00 00 00 00"), 1, PS), v2);
 });
 
 Deno.test("delta in a chain [zero, delta, raw]: the receiver ends with the last versions", () => {
@@ -481,7 +529,7 @@ Deno.test("delta in a chain [zero, delta, raw]: the receiver ends with the last 
     if (!d) {
       const codec = codecById(id);
       assert.ok(codec, `codec id ${id}`);
-      d = codec.createDecoder(ctx(PS, pageCount, {}, current));
+      d = codec.createDecoder!(ctx(PS, pageCount, {}, current));
       decoders.set(id, d);
     }
     return d;

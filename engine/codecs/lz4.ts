@@ -1,7 +1,9 @@
 import { FfiError } from "../../ffi/_library.ts";
 import { liblz4 } from "../../ffi/lz4.ts";
 import { CodecError } from "../errors.ts";
-import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
+import type { Codec, CodecContext } from "./codec.ts";
+import { type BatchDecoder, type BatchEncoder, gatherPages } from "./batch.ts";
+import { onlyOptions } from "./_page_codec.ts";
 
 /** Largest acceleration liblz4 honours (`LZ4_ACCELERATION_MAX`). */
 const MAX_ACCELERATION = 65537;
@@ -22,6 +24,7 @@ function _lib(): ReturnType<typeof liblz4> {
 
 /** Reads the `acceleration` option: an integer in 1..65537, default 1. */
 function _acceleration(options: Readonly<Record<string, unknown>>): number {
+  onlyOptions("lz4", options, ["acceleration"]);
   const a = options.acceleration ?? 1;
   if (
     typeof a !== "number" || !Number.isInteger(a) || a < 1 ||
@@ -37,81 +40,91 @@ function _acceleration(options: Readonly<Record<string, unknown>>): number {
   return a;
 }
 
+/** Bytes of an LZ4 block of `n` input bytes at worst (`LZ4_COMPRESSBOUND`). */
+function _bound(n: number): number {
+  return n + Math.floor(n / 255) + 16;
+}
+
 /**
- * `lz4`: the page as one LZ4 block (the standard LZ4 block format, no frame,
- * no checksum), through the system liblz4. Claims a page only when the block
- * is smaller than the page; the chain's next codec (normally `raw`) sends
- * the others. Spec: `docs/codecs/lz4.md`.
+ * `lz4`: the batch's offered pages, one after the other, as one LZ4 block
+ * (the standard LZ4 block format, no frame, no checksum), through the system
+ * liblz4: one call per batch. Claims all of them when the block is smaller
+ * than the pages, none otherwise (the chain's next codec, normally `raw`,
+ * sends them). Each batch's block stands alone (LZ4's window is 64 KiB, so
+ * a batch of about 1 MiB loses almost nothing). Spec: `docs/codecs/lz4.md`.
  *
  * Options: `acceleration` (integer 1..65537, default 1; higher is faster and
  * compresses less, as `LZ4_compress_fast`).
  *
  * @example
  * ```ts
- * const ctx = { pageSize: 4096, pageCount: 1, options: {} };
- * const out = new Uint8Array(4096);
- * const n = lz4.createEncoder(ctx).encode(0, new Uint8Array(4096), out); // 20
- * const page = new Uint8Array(4096);
- * lz4.createDecoder(ctx).decode(0, out.subarray(0, n), page);
+ * import { lz4 } from "./lz4.ts";
+ * lz4.parseOptions({ acceleration: 4 }); // { acceleration: 4 }
+ * lz4.maxSectionBytes(1, 4096) >= 4096; // true
  * ```
  */
 export const lz4: Codec = {
   id: 5,
   name: "lz4",
-  summary: "LZ4 block per page via liblz4 (claims pages it shrinks)",
-  maxEncodedBytes(pageSize: number): number {
-    return pageSize - 1;
+  cheapZeroPages: true,
+  summary:
+    "one LZ4 block per batch via liblz4 (claims the batch's pages when it shrinks them)",
+  parseOptions(options) {
+    return { acceleration: _acceleration(options) };
   },
-  createEncoder(ctx: CodecContext): PageEncoder {
+  maxSectionBytes(pages: number, pageSize: number): number {
+    return _bound(pages * pageSize);
+  },
+  createBatchEncoder(ctx: CodecContext): BatchEncoder {
     const acceleration = _acceleration(ctx.options);
     const { LZ4_compress_fast } = _lib();
-    const pageSize = ctx.pageSize;
-    const limit = pageSize - 1;
+    let gathered = new Uint8Array(0);
     return {
-      encode(_pfn: number, page: Uint8Array, out: Uint8Array): number {
+      encode(batch, offered, n, claimed, out): number {
+        const ps = batch.pageSize;
+        if (gathered.length < n * ps) gathered = new Uint8Array(n * ps);
+        const src = gatherPages(batch, offered, n, gathered);
         // Limited output: liblz4 gives up (0) as soon as the block would not
-        // be smaller than the page, so an incompressible page costs little.
-        const n = LZ4_compress_fast(
-          page,
+        // be smaller than the pages, so incompressible pages cost little.
+        const limit = Math.min(n * ps - 1, out.length);
+        const len = LZ4_compress_fast(
+          src,
           out,
-          pageSize,
-          Math.min(limit, out.length),
+          n * ps,
+          limit,
           acceleration,
         );
-        return n > 0 ? n : -1;
+        if (len <= 0) return 0;
+        claimed.fill(1, 0, n);
+        return len;
       },
     };
   },
-  createDecoder(ctx: CodecContext): PageDecoder {
+  createBatchDecoder(ctx: CodecContext): BatchDecoder {
     const { LZ4_decompress_safe } = _lib();
-    const pageSize = ctx.pageSize;
+    const ps = ctx.pageSize;
     return {
-      decode(pfn: number, input: Uint8Array, page: Uint8Array): void {
-        if (input.length === 0 || input.length >= pageSize) {
+      decode(section, _pfns, _which, n, out): void {
+        const want = n * ps;
+        if (section.length === 0 || section.length >= want) {
           throw new CodecError(
             "lz4",
-            `Cannot decode lz4 page ${pfn}: expected 1 to ${
-              pageSize - 1
-            } bytes, got ${input.length}`,
-          );
-        }
-        if (page.length < pageSize) {
-          throw new CodecError(
-            "lz4",
-            `Cannot decode lz4 page ${pfn}: the page buffer holds ${page.length} bytes, expected ${pageSize}`,
+            `Cannot decode an lz4 section of ${n} pages: expected 1 to ${
+              want - 1
+            } bytes, got ${section.length}`,
           );
         }
         // LZ4_decompress_safe never writes beyond dstCapacity and never
         // reads beyond compressedSize; a negative result is malformed input.
-        const n = LZ4_decompress_safe(input, page, input.length, pageSize);
-        if (n !== pageSize) {
+        const got = LZ4_decompress_safe(section, out, section.length, want);
+        if (got !== want) {
           throw new CodecError(
             "lz4",
-            n < 0
-              ? `Cannot decode lz4 page ${pfn}: malformed LZ4 block at byte ${
-                -n - 1
-              } of ${input.length}`
-              : `Cannot decode lz4 page ${pfn}: block decodes to ${n} bytes, expected ${pageSize}`,
+            got < 0
+              ? `Cannot decode an lz4 section of ${n} pages: malformed LZ4 block at byte ${
+                -got - 1
+              } of ${section.length}`
+              : `Cannot decode an lz4 section of ${n} pages: the block decodes to ${got} bytes, expected ${want}`,
           );
         }
       },

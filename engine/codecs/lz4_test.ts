@@ -1,115 +1,202 @@
 import assert from "node:assert/strict";
 import {
-  assertDeclinesIncompressiblePage,
-  assertDecodesTo,
   assertRegistered,
-  assertRejectsBadLengths,
-  assertRoundTripsCompressiblePages,
-  assertRoundTripsOrDeclinesRandomPages,
-  assertSurvivesMutatedInput,
+  assertRoundTripsBatches,
+  assertSurvivesMutatedSections,
   assertThrowsCodecError,
+  decodeSection,
+  docHexes,
+  encodeSection,
   fromHex,
   goldenPage,
-  roundTripWith,
+  pageBatch,
+  randomPage,
+  textPage,
+  toHex,
 } from "./_codec_testing.ts";
+import { BatchEncoderChain } from "./batch_chain.ts";
 import { lz4 } from "./lz4.ts";
 
 const PAGE = 4096;
-const ctx = { pageSize: PAGE, pageCount: 16, options: {} };
+const ctx = { pageSize: PAGE, pageCount: 64, options: lz4.parseOptions({}) };
+const ZERO = new Uint8Array(PAGE);
 
-/** docs/codecs/lz4.md's golden vector: the golden page as one LZ4 block. */
-const GOLDEN = fromHex(
+/**
+ * docs/codecs/lz4.md's golden vectors (liblz4 1.9.4, acceleration 1): a
+ * batch of the golden page then a zero page as one LZ4 block (54 bytes for
+ * 8192), and the golden page alone (37 bytes; the block of protocol 1's
+ * per-page form, unchanged).
+ */
+const GOLDEN_2 = fromHex(
+  "8f68616b6f6275210a0800ffffffe81f000100" +
+    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffff03500000000000",
+);
+const GOLDEN_1 = fromHex(
   "8f68616b6f6275210a0800ffffffe81f000100fffffffffffffffffffffff2500000000000",
 );
 
-const roundTrip = roundTripWith(lz4, [ctx]);
-
-Deno.test("lz4 is registered as wire id 5", () => {
-  assertRegistered(lz4, 5);
-  assert.equal(lz4.maxEncodedBytes(PAGE), PAGE - 1);
-});
-
-Deno.test("lz4 golden vector decodes byte for byte", () => {
-  assertDecodesTo(lz4.createDecoder(ctx), GOLDEN, goldenPage());
-});
-
-Deno.test("lz4 encodes the golden page and round trips it", () => {
-  const n = roundTrip(goldenPage());
-  assert.ok(n > 0 && n < 64, `encoded length ${n}`);
-});
-
-Deno.test("lz4 encodes the zero page in a few bytes", () => {
-  const n = roundTrip(new Uint8Array(PAGE));
-  assert.ok(n > 0 && n < 32);
-});
-
-Deno.test("lz4 round trips compressible pages (property)", () => {
-  assertRoundTripsCompressiblePages(roundTrip);
-});
-
-Deno.test("lz4 round trips or declines random pages (property)", () => {
-  assertRoundTripsOrDeclinesRandomPages(roundTrip);
-});
-
-Deno.test("lz4 declines an incompressible page and the chain sends it raw", () => {
-  assertDeclinesIncompressiblePage(lz4, ctx);
-});
-
-/**
- * A page of text: words of a 16-word vocabulary in a fixed pseudo-random
- * order, so it compresses, and a faster (higher) acceleration finds fewer
- * of its matches.
- */
-function textPage(): Uint8Array {
-  const words =
-    "hakobu page round dirty codec frame delta zero memory guest switchover policy link raw dedup chunk"
-      .split(" ");
-  const page = new Uint8Array(PAGE);
-  let x = 1;
-  for (let i = 0; i < PAGE;) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    for (const c of words[(x >>> 16) & 15] + " ") {
-      if (i < PAGE) page[i++] = c.charCodeAt(0);
-    }
-  }
-  return page;
+function concat(...pages: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(pages.length * PAGE);
+  pages.forEach((p, i) => out.set(p, i * PAGE));
+  return out;
 }
 
-Deno.test("lz4 acceleration is honoured: the same page compresses less as it rises", () => {
-  const page = textPage();
+Deno.test("lz4 is registered as wire id 5, batch form only, bounded by LZ4_COMPRESSBOUND", () => {
+  assertRegistered(lz4, 5);
+  assert.equal(lz4.createEncoder, undefined);
+  assert.equal(lz4.createDecoder, undefined);
+  assert.equal(lz4.cheapZeroPages, true);
+  // n + n/255 + 16 for n bytes of pages
+  assert.equal(lz4.maxSectionBytes(1, PAGE), 4096 + 16 + 16);
+  assert.equal(lz4.maxSectionBytes(256, PAGE), 1048576 + 4112 + 16);
+});
+
+Deno.test("lz4 golden vectors decode byte for byte", () => {
+  const dec = lz4.createBatchDecoder(ctx);
+  assert.deepEqual(
+    decodeSection(dec, GOLDEN_2, 2, PAGE),
+    concat(goldenPage(), ZERO),
+  );
+  assert.deepEqual(decodeSection(dec, GOLDEN_1, 1, PAGE), goldenPage());
+});
+
+Deno.test("lz4 golden vectors are the ones docs/codecs/lz4.md gives", async () => {
+  const quoted = await docHexes("lz4");
+  for (const golden of [GOLDEN_2, GOLDEN_1]) {
+    assert.ok(quoted.includes(toHex(golden).replaceAll(" ", "")));
+  }
+});
+
+Deno.test("lz4 encodes the golden batches as the golden vectors (liblz4 1.9.4)", () => {
+  const enc = lz4.createBatchEncoder(ctx);
+  const two = encodeSection(lz4, enc, pageBatch([goldenPage(), ZERO]));
+  assert.equal(toHex(two.section), toHex(GOLDEN_2));
+  assert.deepEqual([...two.claimed], [1, 1]);
+  // Each batch is one block of its own: the same batch again, same bytes.
+  const again = encodeSection(lz4, enc, pageBatch([goldenPage(), ZERO]));
+  assert.equal(toHex(again.section), toHex(GOLDEN_2));
+  const one = encodeSection(lz4, enc, pageBatch([goldenPage()]));
+  assert.equal(toHex(one.section), toHex(GOLDEN_1));
+});
+
+Deno.test("lz4 compresses the offered pages only, as one block of them in batch order", () => {
+  const enc = lz4.createBatchEncoder(ctx);
+  const dec = lz4.createBatchDecoder(ctx);
+  const batch = pageBatch(
+    [randomPage(1), goldenPage(), randomPage(2), ZERO],
+    [3, 4, 9, 10],
+  );
+  // An earlier codec took pages 0 and 2: the block holds pages 1 and 3,
+  // the same block as for a batch of those two pages alone.
+  const offered = new Uint32Array([1, 3]);
+  const { section, claimed } = encodeSection(lz4, enc, batch, offered);
+  assert.deepEqual([...claimed], [1, 1]);
+  assert.equal(toHex(section), toHex(GOLDEN_2));
+  assert.deepEqual(
+    decodeSection(dec, section, 2, PAGE),
+    concat(goldenPage(), ZERO),
+  );
+});
+
+Deno.test("lz4 claims all or none: a batch it cannot shrink is declined and raw sends it", () => {
+  const enc = lz4.createBatchEncoder(ctx);
+  const random = pageBatch([randomPage(1), randomPage(2), randomPage(3)]);
+  const none = encodeSection(lz4, enc, random);
+  assert.equal(none.claims, 0);
+  assert.equal(none.section.length, 0);
+  // One compressible page among random ones: the block of all three is
+  // smaller than the three pages, so lz4 claims all three.
+  const mixed = pageBatch([randomPage(1), goldenPage(), randomPage(3)]);
+  const all = encodeSection(lz4, enc, mixed);
+  assert.deepEqual([...all.claimed], [1, 1, 1]);
+  assert.ok(all.section.length < 3 * PAGE);
+
+  const chain = new BatchEncoderChain({ pageSize: PAGE, pageCount: 64 });
+  chain.select([{ name: "lz4" }]);
+  assert.deepEqual(chain.active, ["lz4", "raw"]);
+  const declined = chain.encode(random, (n) => new Uint8Array(n));
+  assert.deepEqual([...declined.claims], [[0, 3]]);
+  const claimed = chain.encode(mixed, (n) => new Uint8Array(n));
+  assert.deepEqual([...claimed.claims], [[5, 3]]);
+});
+
+Deno.test("lz4 round trips batches through one channel (property)", () => {
+  assertRoundTripsBatches(lz4, ctx, { claims: "all-or-none" });
+});
+
+Deno.test("lz4 acceleration is honoured: the same batch compresses less as it rises", () => {
+  const batch = pageBatch(Array.from({ length: 16 }, (_, i) => textPage(i)));
+  const want = batch.pages;
   const sizes: number[] = [];
   for (const acceleration of [1, 8, 64, 65537]) {
-    const out = new Uint8Array(PAGE);
-    const n = lz4.createEncoder({ ...ctx, options: { acceleration } })
-      .encode(0, page, out);
-    sizes.push(n);
-    if (n < 0) continue; // declined: raw sends it
-    const back = new Uint8Array(PAGE);
-    lz4.createDecoder(ctx).decode(0, out.subarray(0, n), back);
-    assert.deepEqual(back, page, `acceleration ${acceleration}`);
+    const c = { ...ctx, options: lz4.parseOptions({ acceleration }) };
+    const { section, claims } = encodeSection(
+      lz4,
+      lz4.createBatchEncoder(c),
+      batch,
+    );
+    sizes.push(section.length);
+    if (claims === 0) continue; // declined: raw sends it
+    assert.deepEqual(
+      decodeSection(lz4.createBatchDecoder(ctx), section, 16, PAGE),
+      want,
+      `acceleration ${acceleration}`,
+    );
   }
-  // Here (liblz4 1.9): 1917, 2093 and 3184 bytes, then declined (-1) at
-  // 65537; an encoder that ignored the option would give 1917 four times.
+  // Here (liblz4 1.9.4): 29629, 29789 and 31786 bytes of 65536, then
+  // declined (0) at 65537; an encoder that ignored the option would give
+  // 29629 four times.
   const [a1, a8, a64, aMax] = sizes;
   assert.ok(
-    a1 > 0 && a1 < a8 && a8 < a64 && (aMax < 0 || aMax > a64),
+    a1 > 0 && a1 < a8 && a8 < a64 && (aMax === 0 || aMax > a64),
     `sizes at acceleration 1, 8, 64, 65537: ${sizes}`,
   );
 });
 
-Deno.test("lz4 acceleration is validated", () => {
+Deno.test("lz4 parseOptions fills the default and names a bad or unknown option", () => {
+  assert.deepEqual(lz4.parseOptions({}), { acceleration: 1 });
+  assert.deepEqual(lz4.parseOptions({ acceleration: 64 }), {
+    acceleration: 64,
+  });
   for (const acceleration of [0, -1, 1.5, "fast", 70000]) {
     assertThrowsCodecError(
-      () => lz4.createEncoder({ ...ctx, options: { acceleration } }),
-      /acceleration/,
+      () => lz4.parseOptions({ acceleration }),
+      new RegExp(`lz4 option acceleration "${String(acceleration)}"`),
     );
   }
+  assertThrowsCodecError(
+    () => lz4.parseOptions({ level: 3 }),
+    /Unknown lz4 option "level": lz4 takes "acceleration"/,
+  );
+  // The encoder checks its options too (a context not from parseOptions).
+  assertThrowsCodecError(
+    () => lz4.createBatchEncoder({ ...ctx, options: { acceleration: 0 } }),
+    /acceleration/,
+  );
 });
 
-Deno.test("lz4 decoder rejects bad lengths and short blocks", () => {
-  assertRejectsBadLengths(lz4, ctx);
+Deno.test("lz4 decoder rejects empty, too long, short and wrong-size blocks without writing outside its pages", () => {
+  const dec = lz4.createBatchDecoder(ctx);
+  const reject = (section: Uint8Array, n: number, match: RegExp) =>
+    assertThrowsCodecError(() => decodeSection(dec, section, n, PAGE), match);
+  reject(new Uint8Array(0), 1, /expected 1 to 4095 bytes, got 0/);
+  reject(new Uint8Array(PAGE), 1, /expected 1 to 4095 bytes, got 4096/);
+  reject(new Uint8Array(20).fill(0x10), 1, /malformed LZ4 block/);
+  // The two-page block as one page (too many bytes) or three (too few).
+  reject(GOLDEN_2, 1, /malformed LZ4 block/);
+  reject(GOLDEN_2, 3, /decodes to 8192 bytes, expected 12288/);
+  // The one-page block cut short.
+  reject(GOLDEN_1.subarray(0, 30), 1, /lz4 section of 1 pages/);
 });
 
-Deno.test("lz4 decoder: mutated and random input gives a page or a CodecError, never a write out of bounds", () => {
-  assertSurvivesMutatedInput(lz4, ctx, { seeds: [GOLDEN] });
+Deno.test("lz4 decoder: mutated and random sections give pages or a CodecError, never a write out of bounds", () => {
+  const batch = pageBatch([textPage(1), goldenPage(), ZERO, textPage(2)]);
+  const { section } = encodeSection(lz4, lz4.createBatchEncoder(ctx), batch);
+  assertSurvivesMutatedSections(lz4, ctx, {
+    seeds: [
+      { section: GOLDEN_2, n: 2 },
+      { section: GOLDEN_1, n: 1 },
+      { section, n: 4 },
+    ],
+  });
 });

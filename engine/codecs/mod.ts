@@ -16,3 +16,9 @@ export * from "./rle.ts";
 export * from "./zero.ts";
 export * from "./zstd.ts";
 export type { FingerprintFn } from "./_fingerprint.ts";
+export type {
+  BatchDecoder,
+  BatchEncoder,
+  DecodedPages,
+  PageBatch,
+} from "./batch.ts";

@@ -1,10 +1,13 @@
 import { CodecError } from "../errors.ts";
 import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
+import type { BatchDecoder, BatchEncoder } from "./batch.ts";
+import { noOptions } from "./_page_codec.ts";
 
 /**
  * `raw`: the page as it is. Claims every page, so it ends every chain.
  *
- * Encoded form: exactly `pageSize` bytes, the page.
+ * Encoded form: exactly `pageSize` bytes, the page; a section is its pages
+ * one after the other, `pages × pageSize` bytes.
  *
  * @example
  * ```ts
@@ -17,6 +20,36 @@ export const raw: Codec = {
   id: 0,
   name: "raw",
   summary: "the page as it is (claims every page; ends every chain)",
+  parseOptions: noOptions("raw"),
+  maxSectionBytes(pages: number, pageSize: number): number {
+    return pages * pageSize;
+  },
+  createBatchEncoder(_ctx: CodecContext): BatchEncoder {
+    return {
+      encode(batch, offered, n, claimed, out): number {
+        const ps = batch.pageSize;
+        for (let k = 0; k < n; k++) {
+          const i = offered[k];
+          out.set(batch.pages.subarray(i * ps, (i + 1) * ps), k * ps);
+          claimed[k] = 1;
+        }
+        return n * ps;
+      },
+    };
+  },
+  createBatchDecoder(ctx: CodecContext): BatchDecoder {
+    return {
+      decode(section, _pfns, _which, n, out): void {
+        if (section.length !== n * ctx.pageSize) {
+          throw new CodecError(
+            "raw",
+            `Cannot decode a raw section of ${section.length} bytes: expected ${n} pages of ${ctx.pageSize}`,
+          );
+        }
+        out.set(section);
+      },
+    };
+  },
   maxEncodedBytes(pageSize: number): number {
     return pageSize;
   },

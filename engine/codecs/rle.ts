@@ -1,6 +1,7 @@
 import { CodecError } from "../errors.ts";
 import { WordView } from "../word_view.ts";
 import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
+import { noOptions, pageCodec } from "./_page_codec.ts";
 
 /** Token kind bit of a header word: set for a literal block, clear for a run. */
 const LITERAL = 0x80000000;
@@ -32,11 +33,14 @@ const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * enc.encode(0, new Uint8Array(4096).fill(0xab), out); // 8: 00 04 00 00 ab ab ab ab
  * ```
  */
-export const rle: Codec = {
+export const rle: Codec = pageCodec({
   id: 2,
   name: "rle",
+  cheapZeroPages: true,
   summary:
     "runs of repeated 32-bit words (zero- and colour-filled pages); declines pages it cannot shrink",
+  gpu: "rle",
+  parseOptions: noOptions("rle"),
   maxEncodedBytes(pageSize: number): number {
     return pageSize - 4;
   },
@@ -46,7 +50,7 @@ export const rle: Codec = {
   createDecoder(ctx: CodecContext): PageDecoder {
     return new RleDecoder(ctx);
   },
-};
+});
 
 /** A header word as it goes on the wire (little-endian), from or to host order. */
 function wireOrder(h: number): number {

@@ -8,7 +8,10 @@ import {
   assertSurvivesCutAndFlips,
   assertThrowsCodecError,
   cutsAndFlips,
+  decodeSection,
+  encodeSection,
   fromHex,
+  pageBatch,
   type ReferenceCheck,
   toHex,
 } from "./_codec_testing.ts";
@@ -53,15 +56,15 @@ function refEncode(page: Uint8Array): number[] {
 }
 
 function encode(page: Uint8Array): Uint8Array | null {
-  const enc = rle.createEncoder(ctx(page.length));
-  const out = new Uint8Array(rle.maxEncodedBytes(page.length));
+  const enc = rle.createEncoder!(ctx(page.length));
+  const out = new Uint8Array(rle.maxEncodedBytes!(page.length));
   const n = enc.encode(0, page, out);
   return n < 0 ? null : out.slice(0, n);
 }
 
 function decode(input: Uint8Array, pageSize: number): Uint8Array {
   const page = new Uint8Array(pageSize);
-  rle.createDecoder(ctx(pageSize)).decode(0, input, page);
+  rle.createDecoder!(ctx(pageSize)).decode(0, input, page);
   return page;
 }
 
@@ -204,15 +207,15 @@ Deno.test("rle: unaligned page and output views give the same bytes", () => {
   const unalignedPage = inBacking.subarray(1);
   unalignedPage.set(page);
   const outBacking = new Uint8Array(page.length + 3).fill(0xee);
-  const out = outBacking.subarray(3, 3 + rle.maxEncodedBytes(page.length));
-  const n = rle.createEncoder(ctx(page.length)).encode(0, unalignedPage, out);
+  const out = outBacking.subarray(3, 3 + rle.maxEncodedBytes!(page.length));
+  const n = rle.createEncoder!(ctx(page.length)).encode(0, unalignedPage, out);
   assert.equal(toHex(out.subarray(0, n)), toHex(want));
   assert.deepEqual(outBacking.subarray(0, 3), new Uint8Array(3).fill(0xee));
 
   const inputBacking = new Uint8Array(want.length + 2);
   inputBacking.set(want, 2);
   const pageBacking = new Uint8Array(page.length + 5);
-  rle.createDecoder(ctx(page.length)).decode(
+  rle.createDecoder!(ctx(page.length)).decode(
     0,
     inputBacking.subarray(2),
     pageBacking.subarray(1, 1 + page.length),
@@ -221,12 +224,12 @@ Deno.test("rle: unaligned page and output views give the same bytes", () => {
 });
 
 Deno.test("rle: refuses an output buffer shorter than maxEncodedBytes", () => {
-  const enc = rle.createEncoder(ctx(64));
+  const enc = rle.createEncoder!(ctx(64));
   assert.throws(
     () => enc.encode(0, new Uint8Array(64), new Uint8Array(8)),
     CodecError,
   );
-  assert.throws(() => rle.createEncoder(ctx(4098)), CodecError);
+  assert.throws(() => rle.createEncoder!(ctx(4098)), CodecError);
 });
 
 const PAGE64 = 64;
@@ -263,7 +266,7 @@ Deno.test("rle rejects input not smaller than the page and a wrong-size output b
     () => decode(input, PAGE64),
     /not smaller than the page/,
   );
-  const dec = rle.createDecoder(ctx(PAGE64));
+  const dec = rle.createDecoder!(ctx(PAGE64));
   assert.throws(
     () => dec.decode(0, fromHex("10 00 00 00 00 00 00 00"), new Uint8Array(60)),
     CodecError,
@@ -288,7 +291,7 @@ Deno.test("rle fuzz: random input never escapes the page or throws anything but 
             ),
           ).buffer,
         );
-        const dec = rle.createDecoder(ctx(ps));
+        const dec = rle.createDecoder!(ctx(ps));
         // The page at `offset` of a buffer with 64 guard bytes in all.
         const guard = { pageSize: ps, before: offset, after: 64 - offset };
         assertDecodesOrRejects(dec, input, guard);
@@ -317,7 +320,7 @@ Deno.test("rle fuzz: truncated and mutated valid encodings", () => {
         );
         const valid = encode(page);
         if (!valid) return;
-        const dec = rle.createDecoder(ctx(page.length));
+        const dec = rle.createDecoder!(ctx(page.length));
         assertSurvivesCutAndFlips(dec, valid, damage);
       },
     ),
@@ -346,7 +349,7 @@ Deno.test("rle in a chain [zero, rle, raw]: pages decode to what was sent", () =
     assert.equal(r.codecId, want[p % 4], `page ${p}`);
     const codec = codecById(r.codecId);
     assert.ok(codec);
-    codec.createDecoder(ctx(PS, pageCount)).decode(
+    codec.createDecoder!(ctx(PS, pageCount)).decode(
       p,
       chain.output.slice(0, r.length),
       scratch,
@@ -354,4 +357,45 @@ Deno.test("rle in a chain [zero, rle, raw]: pages decode to what was sent", () =
     memory.set(scratch, p * PS);
   }
   assert.deepEqual(memory, new Uint8Array(pages.flatMap((p) => [...p])));
+});
+
+Deno.test("rle options: it takes none, and names any it is given", () => {
+  assert.deepEqual(rle.parseOptions({}), {});
+  assertThrowsCodecError(
+    () => rle.parseOptions({ level: 1 }),
+    /Unknown rle option "level": rle takes no options/,
+  );
+});
+
+Deno.test("rle section golden (docs/codecs/rle.md): a u32 length per claimed page, then the encodings", () => {
+  const colour = new Uint8Array(PS).map((_, i) =>
+    [0x11, 0x22, 0x33, 0x44][i & 3]
+  );
+  const random = new Uint8Array(PS).map((_, i) => (i * 2654435761) >>> 24);
+  const batch = pageBatch([colour, random, new Uint8Array(PS)], [4, 5, 9]);
+  const enc = rle.createBatchEncoder(ctx(PS, 16));
+  const { section, claimed } = encodeSection(rle, enc, batch);
+  assert.deepEqual([...claimed], [1, 0, 1]); // the random page is declined
+  const golden = "08 00 00 00 08 00 00 00 " + // lengths of pages 0 and 2
+    "00 04 00 00 11 22 33 44 " + // page 0: a run of 1024 words 11 22 33 44
+    "00 04 00 00 00 00 00 00"; // page 2: a run of 1024 zero words
+  assert.equal(toHex(section), golden);
+  const dec = rle.createBatchDecoder(ctx(PS, 16));
+  const back = decodeSection(dec, fromHex(golden), 2, PS);
+  assert.deepEqual(back.subarray(0, PS), colour);
+  assert.deepEqual(back.subarray(PS), new Uint8Array(PS));
+  // A length past the section, lengths that leave bytes over, too few lengths.
+  for (
+    const bad of [
+      "09 00 00 00 08 00 00 00 00 04 00 00 11 22 33 44 00 04 00 00 00 00 00 00",
+      "04 00 00 00 08 00 00 00 00 04 00 00 11 22 33 44 00 04 00 00 00 00 00 00",
+      "08 00 00 00 08 00 00 00 00 04 00 00 11 22 33 44 00 04 00 00 00 00 00 00 00",
+      "08 00 00 00",
+    ]
+  ) {
+    assertThrowsCodecError(
+      () => decodeSection(dec, fromHex(bad), 2, PS),
+      /rle/,
+    );
+  }
 });

@@ -1,12 +1,16 @@
 import { CodecError } from "../errors.ts";
 import { isZeroPage } from "../zero_page.ts";
 import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
+import type { BatchDecoder, BatchEncoder } from "./batch.ts";
+import { noOptions } from "./_page_codec.ts";
 
 /**
- * `zero`: an all-zero page costs no payload bytes at all (only its entry
- * header on the wire). Declines every other page.
+ * `zero`: an all-zero page costs no payload bytes at all: in a batch its
+ * section is empty and the page costs its share of the batch's claim map
+ * (a run of zero pages is two or three bytes). Declines every other page.
  *
- * Encoded form: empty. A non-empty input is malformed.
+ * Encoded form: empty, for a page and for a section. A non-empty input is
+ * malformed.
  *
  * @example
  * ```ts
@@ -19,6 +23,37 @@ export const zero: Codec = {
   id: 1,
   name: "zero",
   summary: "all-zero pages cost no payload; declines other pages",
+  gpu: "zero",
+  zeroPages: true,
+  cheapZeroPages: true,
+  parseOptions: noOptions("zero"),
+  maxSectionBytes(): number {
+    return 0;
+  },
+  createBatchEncoder(_ctx: CodecContext): BatchEncoder {
+    return {
+      encode(batch, offered, n, claimed): number {
+        // the batch found its zero pages once, when it was filled
+        for (let k = 0; k < n; k++) {
+          if (batch.zero[offered[k]] === 1) claimed[k] = 1;
+        }
+        return 0;
+      },
+    };
+  },
+  createBatchDecoder(ctx: CodecContext): BatchDecoder {
+    return {
+      decode(section, _pfns, _which, n, out): void {
+        if (section.length !== 0) {
+          throw new CodecError(
+            "zero",
+            `Cannot decode a zero section: expected no bytes, got ${section.length}`,
+          );
+        }
+        out.fill(0, 0, n * ctx.pageSize);
+      },
+    };
+  },
   maxEncodedBytes(_pageSize: number): number {
     return 0;
   },

@@ -1,193 +1,248 @@
 import assert from "node:assert/strict";
+import { CodecError } from "../errors.ts";
 import {
-  assertDeclinesIncompressiblePage,
-  assertDecodesTo,
   assertRegistered,
-  assertRejectsBadLengths,
-  assertRoundTripsCompressiblePages,
-  assertRoundTripsOrDeclinesRandomPages,
-  assertSurvivesMutatedInput,
+  assertRoundTripsBatches,
+  assertSurvivesMutatedSections,
   assertThrowsCodecError,
+  decodeSection,
+  docHexes,
+  encodeSection,
   fromHex,
   goldenPage,
-  guardedPage,
-  roundTripWith,
+  pageBatch,
+  randomPage,
+  textPage,
+  toHex,
 } from "./_codec_testing.ts";
+import { WINDOW_LOG_MAX } from "./_zstd_stream.ts";
 import { zstd } from "./zstd.ts";
 
 const PAGE = 4096;
-const ctx = { pageSize: PAGE, pageCount: 16, options: {} };
-
-// The golden page of docs/codecs/zstd.md as three writers frame it.
-/** As libzstd 1.5 writes it at level 1 (with the frame content size). */
-const GOLDEN = fromHex(
-  "28b52ffd60000fa500004868616b6f6275210a000200fcc3f9a2feaac205",
-);
-/** As node:zlib writes it at level 1 (no frame content size). */
-const GOLDEN_NODE = fromHex(
-  "28b52ffd0048a500004868616b6f6275210a000200fcc3f9a2feaac205",
-);
-/** As the `zstd -1` CLI writes it (with a content checksum). */
-const GOLDEN_CLI = fromHex(
-  "28b52ffd64000fa500004868616b6f6275210a000200fcc3f9a2feaac205efdda28a",
-);
-const BACKENDS = ["ffi", "node"] as const;
-/** One context a backend: the ffi backend first. */
-const backendCtxs = BACKENDS.map((backend) => ({
-  ...ctx,
-  options: { backend },
-}));
-
-/** Encodes with each backend and decodes with each; returns the ffi backend's length. */
-const roundTrip = roundTripWith(zstd, backendCtxs);
-
-Deno.test("zstd is registered as wire id 6", () => {
-  assertRegistered(zstd, 6);
-  assert.equal(zstd.maxEncodedBytes(PAGE), PAGE - 1);
-});
-
-Deno.test("zstd golden vector decodes byte for byte", () => {
-  assertDecodesTo(zstd.createDecoder(ctx), GOLDEN, goldenPage());
-});
-
-Deno.test("zstd encodes the golden page with both backends and round trips it", () => {
-  const n = roundTrip(goldenPage());
-  assert.ok(n > 0 && n < 64, `encoded length ${n}`);
-});
-
-Deno.test("zstd encodes the zero page in a few bytes", () => {
-  const n = roundTrip(new Uint8Array(PAGE));
-  assert.ok(n > 0 && n < 32);
-});
-
-Deno.test("zstd round trips compressible pages (property)", () => {
-  assertRoundTripsCompressiblePages(roundTrip);
-});
-
-Deno.test("zstd round trips or declines random pages (property)", () => {
-  assertRoundTripsOrDeclinesRandomPages(roundTrip);
-});
-
-Deno.test("zstd declines an incompressible page and the chain sends it raw", () => {
-  assertDeclinesIncompressiblePage(zstd, ctx);
-});
+const ctx = { pageSize: PAGE, pageCount: 64, options: zstd.parseOptions({}) };
 
 /**
- * A page of text: words of a 16-word vocabulary in a fixed pseudo-random
- * order, so it compresses, and a higher level finds a smaller frame.
+ * docs/codecs/zstd.md's golden vectors (libzstd 1.5.4, level 1): a
+ * channel's first two sections, each a batch of the golden page. The first
+ * opens the stream's frame (magic, a frame header without content size) and
+ * holds one compressed block; the second is one block that copies the page
+ * from the first batch (offset 4096) — the stream spans batches.
  */
-function textPage(): Uint8Array {
-  const words =
-    "hakobu page round dirty codec frame delta zero memory guest switchover policy link raw dedup chunk"
-      .split(" ");
-  const page = new Uint8Array(PAGE);
-  let x = 1;
-  for (let i = 0; i < PAGE;) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    for (const c of words[(x >>> 16) & 15] + " ") {
-      if (i < PAGE) page[i++] = c.charCodeAt(0);
-    }
-  }
-  return page;
+const GOLDEN_1 = fromHex(
+  "28b52ffd0048a400004868616b6f6275210a000200fcc3f9a2feaac205",
+);
+const GOLDEN_2 = fromHex("7c00000004400080a81ff0fbc55b7fff150c");
+
+function pages(...ps: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(ps.length * PAGE);
+  ps.forEach((p, i) => out.set(p, i * PAGE));
+  return out;
 }
 
-Deno.test("zstd level is honoured by both backends: the same page shrinks as it rises, and round trips", () => {
-  const page = textPage();
-  const levels = [-5, 1, 3, 19];
-  for (const backend of BACKENDS) {
-    const sizes: number[] = [];
-    for (const level of levels) {
-      const out = new Uint8Array(PAGE);
-      const enc = zstd.createEncoder({ ...ctx, options: { level, backend } });
-      const n = enc.encode(0, page, out);
-      sizes.push(n);
-      assert.ok(n > 0, `${backend} level ${level} declined the page`);
-      for (const other of BACKENDS) {
-        const back = new Uint8Array(PAGE);
-        zstd.createDecoder({ ...ctx, options: { backend: other } }).decode(
-          0,
-          out.subarray(0, n),
-          back,
-        );
-        assert.deepEqual(back, page, `${backend} level ${level} → ${other}`);
-      }
-    }
-    // Here (libzstd 1.5, Deno 2.9.6's zstd): ffi 1094, 950, 880, 754 bytes;
-    // node 1276, 1037, 895, 754. An encoder that ignored the level would
-    // give one size four times.
-    assert.ok(
-      sizes.every((n, i) => i === 0 || n < sizes[i - 1]),
-      `${backend} sizes at levels ${levels}: ${sizes}`,
-    );
+Deno.test("zstd is registered as wire id 6, batch form only, bounded by ZSTD_compressBound", () => {
+  assertRegistered(zstd, 6);
+  assert.equal(zstd.createEncoder, undefined);
+  assert.equal(zstd.createDecoder, undefined);
+  assert.equal(zstd.cheapZeroPages, true);
+  assert.equal(zstd.maxSectionBytes(1, PAGE), 4096 + 16 + 62 + 64);
+  assert.equal(zstd.maxSectionBytes(256, PAGE), 1048576 + 4096 + 64);
+  assert.equal(WINDOW_LOG_MAX, 23);
+});
+
+Deno.test("zstd golden vectors decode byte for byte, in order, by one channel's decoder", () => {
+  const dec = zstd.createBatchDecoder(ctx);
+  assert.deepEqual(decodeSection(dec, GOLDEN_1, 1, PAGE), goldenPage());
+  assert.deepEqual(decodeSection(dec, GOLDEN_2, 1, PAGE), goldenPage());
+});
+
+Deno.test("zstd golden vectors are the ones docs/codecs/zstd.md gives", async () => {
+  const quoted = await docHexes("zstd");
+  for (const golden of [GOLDEN_1, GOLDEN_2]) {
+    assert.ok(quoted.includes(toHex(golden).replaceAll(" ", "")));
   }
 });
 
-Deno.test("zstd level and backend are validated", () => {
-  for (const level of [23, 1.5, "1", -200000]) {
-    assertThrowsCodecError(
-      () => zstd.createEncoder({ ...ctx, options: { level } }),
-      /level/,
-    );
-  }
+Deno.test("zstd encodes the golden batches as the golden vectors (libzstd 1.5.4)", () => {
+  const enc = zstd.createBatchEncoder(ctx);
+  const first = encodeSection(zstd, enc, pageBatch([goldenPage()]));
+  assert.equal(toHex(first.section), toHex(GOLDEN_1));
+  const second = encodeSection(zstd, enc, pageBatch([goldenPage()]));
+  assert.equal(toHex(second.section), toHex(GOLDEN_2));
+});
+
+Deno.test("zstd decoding out of order fails: a later section needs the earlier ones", () => {
+  // Without the first section there is no frame header to start from.
   assertThrowsCodecError(
-    () => zstd.createEncoder({ ...ctx, options: { backend: "gpu" } }),
-    /backend/,
+    () => decodeSection(zstd.createBatchDecoder(ctx), GOLDEN_2, 1, PAGE),
+    /zstd section of 1 pages: malformed/,
+  );
+  // Nor does the first section make sense twice in one stream.
+  const dec = zstd.createBatchDecoder(ctx);
+  decodeSection(dec, GOLDEN_1, 1, PAGE);
+  assert.throws(() => decodeSection(dec, GOLDEN_1, 1, PAGE), CodecError);
+  // Skipping a section: the third refers back to the second's pages, and
+  // without them never gives the right pages back.
+  const enc = zstd.createBatchEncoder(ctx);
+  const a = encodeSection(zstd, enc, pageBatch([textPage(1)])).section;
+  encodeSection(zstd, enc, pageBatch([textPage(2)]));
+  const c = encodeSection(zstd, enc, pageBatch([textPage(2)])).section;
+  const skipping = zstd.createBatchDecoder(ctx);
+  decodeSection(skipping, a, 1, PAGE);
+  let got: Uint8Array | undefined;
+  try {
+    got = decodeSection(skipping, c, 1, PAGE);
+  } catch (e) {
+    assert.ok(e instanceof CodecError);
+  }
+  assert.notDeepEqual(got, textPage(2));
+});
+
+Deno.test("zstd keeps one stream per channel: a repeated batch costs almost nothing the second time", () => {
+  const batch = pageBatch(
+    Array.from({ length: 64 }, (_, i) => randomPage(100 + i)),
+  );
+  const enc = zstd.createBatchEncoder(ctx);
+  const dec = zstd.createBatchDecoder(ctx);
+  const first = encodeSection(zstd, enc, batch).section;
+  const second = encodeSection(zstd, enc, batch).section;
+  // 256 KiB of random bytes do not compress; the same bytes again are one
+  // long match into the window (here: 262156 bytes, then 25).
+  assert.ok(first.length > 64 * PAGE, `first ${first.length}`);
+  assert.ok(second.length < 200, `second ${second.length}`);
+  // A fresh stream (another channel) has nothing to refer to.
+  const other = encodeSection(zstd, zstd.createBatchEncoder(ctx), batch);
+  assert.ok(other.section.length > 64 * PAGE);
+  assert.deepEqual(decodeSection(dec, first, 64, PAGE), batch.pages);
+  assert.deepEqual(decodeSection(dec, second, 64, PAGE), batch.pages);
+});
+
+Deno.test("zstd claims every page it is offered, incompressible ones too, and only those", () => {
+  const enc = zstd.createBatchEncoder(ctx);
+  const dec = zstd.createBatchDecoder(ctx);
+  const batch = pageBatch(
+    [randomPage(1), goldenPage(), randomPage(2), new Uint8Array(PAGE)],
+    [0, 5, 6, 7],
+  );
+  const offered = new Uint32Array([0, 2, 3]);
+  const { section, claimed } = encodeSection(zstd, enc, batch, offered);
+  assert.deepEqual([...claimed], [1, 1, 1]);
+  // two random pages cost a few block headers more than raw
+  assert.ok(section.length < 3 * PAGE, `${section.length}`);
+  assert.deepEqual(
+    decodeSection(dec, section, 3, PAGE),
+    pages(randomPage(1), randomPage(2), new Uint8Array(PAGE)),
   );
 });
 
-Deno.test("zstd golden vectors of both backends and the CLI decode with both backends", () => {
-  for (const vector of [GOLDEN, GOLDEN_NODE, GOLDEN_CLI]) {
-    for (const c of backendCtxs) {
-      assertDecodesTo(zstd.createDecoder(c), vector, goldenPage());
-    }
-  }
+Deno.test("zstd round trips batches through one channel's stream (property)", () => {
+  assertRoundTripsBatches(zstd, ctx, { claims: "all", numRuns: 40 });
 });
 
-Deno.test("zstd node backend encodes the golden page as the golden vector", () => {
-  const out = new Uint8Array(PAGE);
-  const n = zstd.createEncoder({ ...ctx, options: { backend: "node" } }).encode(
-    0,
-    goldenPage(),
-    out,
+Deno.test("zstd level is honoured: the same batch shrinks as it rises, and round trips", () => {
+  const batch = pageBatch(Array.from({ length: 16 }, (_, i) => textPage(i)));
+  const levels = [-5, 1, 3, 19];
+  const sizes: number[] = [];
+  for (const level of levels) {
+    const c = { ...ctx, options: zstd.parseOptions({ level }) };
+    const { section } = encodeSection(zstd, zstd.createBatchEncoder(c), batch);
+    sizes.push(section.length);
+    // The decoder needs no level.
+    assert.deepEqual(
+      decodeSection(zstd.createBatchDecoder(ctx), section, 16, PAGE),
+      batch.pages,
+      `level ${level}`,
+    );
+  }
+  // Here (libzstd 1.5.4): 14145, 12367, 11422 and 8758 bytes of 65536; an
+  // encoder that ignored the level would give one size four times.
+  assert.ok(
+    sizes.every((n, i) => i === 0 || n < sizes[i - 1]),
+    `sizes at levels ${levels}: ${sizes}`,
   );
-  // Pinned to the zstd inside Deno 2.9.6 (package.json pins the binary).
-  assert.deepEqual(out.subarray(0, n), GOLDEN_NODE);
-  const back = new Uint8Array(PAGE);
-  zstd.createDecoder(ctx).decode(0, out.subarray(0, n), back);
-  assert.deepEqual(back, goldenPage());
 });
 
-Deno.test("zstd decoder rejects a frame of the wrong size and a frame that inflates past the page", () => {
-  for (const backend of BACKENDS) {
-    const dec = zstd.createDecoder({ ...ctx, options: { backend } });
-    // A frame of 8192 zero bytes (more than a page) and one of 100 bytes.
-    for (const size of [8192, 100]) {
-      const src = new Uint8Array(size);
-      const small = new Uint8Array(PAGE);
-      const n = zstd.createEncoder({
-        pageSize: size,
-        pageCount: 1,
-        options: { backend: "ffi" },
-      })
-        .encode(0, src, small);
-      assert.ok(n > 0);
-      const g = guardedPage(PAGE);
-      assertThrowsCodecError(
-        () => dec.decode(0, small.subarray(0, n), g.page),
-        /zstd page 0/,
-      );
-      g.assertIntact();
-    }
+Deno.test("zstd levels 20 to 22 keep the window within what a decoder accepts (2^23)", () => {
+  // A frame header's window descriptor (byte 5 here: no single segment)
+  // gives the window as 2^(10 + exponent) plus mantissa eighths; the
+  // decoder refuses frames over 2^23, which levels 20-22 would otherwise
+  // declare (2^25 to 2^27).
+  const batch = pageBatch([textPage(1), goldenPage()]);
+  for (const level of [1, 19, 20, 22]) {
+    const c = { ...ctx, options: zstd.parseOptions({ level }) };
+    const { section } = encodeSection(zstd, zstd.createBatchEncoder(c), batch);
+    assert.equal(section[4] & 0x20, 0, "no single-segment frame");
+    const windowLog = 10 + (section[5] >> 3);
+    assert.ok(windowLog <= 23, `level ${level}: window 2^${windowLog}`);
+    assert.deepEqual(
+      decodeSection(zstd.createBatchDecoder(ctx), section, 2, PAGE),
+      batch.pages,
+      `level ${level}`,
+    );
   }
 });
 
-Deno.test("zstd decoder rejects bad lengths and short frames", () => {
-  assertRejectsBadLengths(zstd, ctx);
+Deno.test("zstd parseOptions fills the default and names a bad or unknown option", () => {
+  assert.deepEqual(zstd.parseOptions({}), { level: 1 });
+  assert.deepEqual(zstd.parseOptions({ level: -5 }), { level: -5 });
+  for (const level of [23, 1.5, "1", -200000, true]) {
+    assertThrowsCodecError(
+      () => zstd.parseOptions({ level }),
+      new RegExp(`zstd option level "${String(level)}"`),
+    );
+  }
+  // protocol 1's backend option is gone: the stream needs libzstd
+  assertThrowsCodecError(
+    () => zstd.parseOptions({ backend: "node" }),
+    /Unknown zstd option "backend": zstd takes "level"/,
+  );
+  assertThrowsCodecError(
+    () => zstd.createBatchEncoder({ ...ctx, options: { level: 23 } }),
+    /level/,
+  );
 });
 
-Deno.test("zstd decoder: mutated and random input gives a page or a CodecError, never a write out of bounds", () => {
-  assertSurvivesMutatedInput(zstd, ctx, {
-    seeds: [GOLDEN, GOLDEN_NODE, GOLDEN_CLI],
-    decodeWith: backendCtxs,
+Deno.test("zstd decoder rejects an empty section, a corrupt one, and one holding more or fewer bytes than its pages", () => {
+  const two = encodeSection(
+    zstd,
+    zstd.createBatchEncoder(ctx),
+    pageBatch([goldenPage(), textPage(3)]),
+  ).section;
+  const reject = (section: Uint8Array, n: number, match: RegExp) =>
+    assertThrowsCodecError(
+      () => decodeSection(zstd.createBatchDecoder(ctx), section, n, PAGE),
+      match,
+    );
+  reject(new Uint8Array(0), 1, /zstd section of 1 pages: it is empty/);
+  reject(two, 1, /zstd section of 1 pages: it holds more than 4096 bytes/);
+  reject(two, 3, /it decodes to 8192 bytes, expected 12288/);
+  const corrupt = two.slice();
+  corrupt[0] ^= 0xff; // the magic
+  reject(
+    corrupt,
+    2,
+    /malformed at byte 0 .*zstd says "Unknown frame descriptor"/,
+  );
+  reject(two.subarray(0, two.length - 5), 2, /decodes to \d+ bytes/);
+  // A valid two-page section still decodes as two pages.
+  assert.deepEqual(
+    decodeSection(zstd.createBatchDecoder(ctx), two, 2, PAGE),
+    pages(goldenPage(), textPage(3)),
+  );
+});
+
+Deno.test("zstd decoder: mutated and random sections give pages or a CodecError, never a write out of bounds", () => {
+  const enc = zstd.createBatchEncoder(ctx);
+  const b1 = pageBatch([textPage(1), goldenPage(), new Uint8Array(PAGE)]);
+  const b2 = pageBatch([textPage(2), textPage(1)]);
+  const s1 = encodeSection(zstd, enc, b1).section;
+  const s2 = encodeSection(zstd, enc, b2).section;
+  assertSurvivesMutatedSections(zstd, ctx, {
+    seeds: [
+      { section: GOLDEN_1, n: 1 },
+      { section: GOLDEN_2, n: 1, before: [{ section: GOLDEN_1, n: 1 }] },
+      { section: s1, n: 3 },
+      { section: s2, n: 2, before: [{ section: s1, n: 3 }] },
+    ],
+    numRuns: 600,
   });
 });

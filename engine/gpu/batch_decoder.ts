@@ -68,8 +68,8 @@ export class GpuBatchDecoder {
       current: options.current,
     };
     this.#cpu = {
-      rle: rle.createDecoder(ctx),
-      delta: delta.createDecoder(ctx),
+      rle: rle.createDecoder!(ctx),
+      delta: delta.createDecoder!(ctx),
     };
   }
 

@@ -13,7 +13,7 @@ function fromHex(s: string): Uint8Array {
 }
 
 function rleEncode(page: Uint8Array): Uint8Array {
-  const enc = rle.createEncoder({
+  const enc = rle.createEncoder!({
     pageSize: page.length,
     pageCount: 1,
     options: {},
@@ -25,7 +25,7 @@ function rleEncode(page: Uint8Array): Uint8Array {
 }
 
 function deltaEncode(old: Uint8Array, cur: Uint8Array): Uint8Array | null {
-  const enc = delta.createEncoder({
+  const enc = delta.createEncoder!({
     pageSize: cur.length,
     pageCount: 1,
     options: {},
@@ -45,7 +45,7 @@ function cpuRejects(
   old?: Uint8Array,
 ): boolean {
   const c = codec === "rle" ? rle : delta;
-  const dec = c.createDecoder({
+  const dec = c.createDecoder!({
     pageSize,
     pageCount: 1,
     options: {},
@@ -208,7 +208,7 @@ Deno.test({
         for (const codec of ["rle", "delta"] as const) {
           let input = codec === "rle"
             ? (() => {
-              const enc = rle.createEncoder({
+              const enc = rle.createEncoder!({
                 pageSize: ps,
                 pageCount: 1,
                 options: {},

@@ -23,6 +23,39 @@ export type GpuChain =
   | readonly ["zero", "rle"]
   | readonly ["zero", "delta"];
 
+/**
+ * The GPU chain that runs `chain` (a chain's codecs, `raw` last or not),
+ * read from the codecs' own twins (`Codec.gpu`): an optional `zero` twin,
+ * then at most one `rle` or `delta` twin, then `raw`; `null` when any codec
+ * has no twin or they do not compose so.
+ *
+ * @example
+ * ```ts
+ * import { gpuChainOf } from "./batch_encoder.ts";
+ * import { codecByName } from "../codecs/registry.ts";
+ * gpuChainOf(["zero", "rle", "raw"].map(codecByName)); // ["zero", "rle"]
+ * gpuChainOf(["zero", "zstd"].map(codecByName)); // null
+ * ```
+ */
+export function gpuChainOf(
+  chain: readonly { readonly name: string; readonly gpu?: string }[],
+): GpuChain | null {
+  const codecs = chain.at(-1)?.name === "raw" ? chain.slice(0, -1) : chain;
+  if (codecs.length === 0 || codecs.some((c) => c.gpu === undefined)) {
+    return null;
+  }
+  const twins = codecs.map((c) => c.gpu!);
+  const key = twins.join(",");
+  const shapes: Record<string, GpuChain> = {
+    "zero": ["zero"],
+    "rle": ["rle"],
+    "delta": ["delta"],
+    "zero,rle": ["zero", "rle"],
+    "zero,delta": ["zero", "delta"],
+  };
+  return shapes[key] ?? null;
+}
+
 /** Options of {@link GpuBatchEncoder}. */
 export interface GpuBatchEncoderOptions {
   /** The chain, as the CPU `EncoderChain` would run it (`raw` is appended). */
@@ -89,15 +122,16 @@ interface Slot {
  * packing (a memcpy of the batch, and the delta cache lookups) runs on the
  * JS thread, and the two readbacks of one batch are sequential.
  *
+ * In a migration, each channel's encode Worker (`pipeline/encode_worker.ts`)
+ * owns one per GPU chain and frames its output as a BATCH payload with
+ * `BatchEncoderChain.encodeWith`, exactly as the CPU chain would have.
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * const enc = new GpuBatchEncoder(device, { chain: ["zero", "rle"], batch: 1024, pageSize: 4096, pageCount });
  * const b = await enc.encode(pfns, pages);
- * for (let i = 0; i < b.count; i++) {
- *   const bytes = b.bytes(i);
- *   builder.entrySpace().set(bytes);
- *   builder.commitEntry(pfns[i], b.codecIds[i], bytes.length);
- * }
+ * // batch: the PageBatch of those pfns and pages; chain: the channel's BatchEncoderChain
+ * const { payload } = chain.encodeWith(batch, b.codecIds, (i) => b.bytes(i), (n) => new Uint8Array(n));
  * ```
  */
 export class GpuBatchEncoder {
@@ -152,7 +186,7 @@ export class GpuBatchEncoder {
     this.#compact = new CompactKernels(device);
     if (this.#delta) {
       // Validates the options exactly as the CPU codec does.
-      delta.createEncoder({
+      delta.createEncoder!({
         pageSize,
         pageCount,
         options: options.deltaOptions ?? {},

@@ -6,7 +6,7 @@ import { bytesFrom, gpu, hasAdapter } from "./_testing.ts";
 import { DeltaEncodeKernel } from "./delta_encode.ts";
 
 function cpuDelta(old: Uint8Array | null, cur: Uint8Array): Uint8Array | null {
-  const enc = delta.createEncoder({
+  const enc = delta.createEncoder!({
     pageSize: cur.length,
     pageCount: 1,
     options: {},
@@ -15,7 +15,7 @@ function cpuDelta(old: Uint8Array | null, cur: Uint8Array): Uint8Array | null {
     enc.sent?.(0, old, 0); // bulk pass: not cached
     enc.sent?.(0, old, 0); // re-sent: cached
   }
-  const out = new Uint8Array(delta.maxEncodedBytes(cur.length));
+  const out = new Uint8Array(delta.maxEncodedBytes!(cur.length));
   const n = enc.encode(0, cur, out);
   return n < 0 ? null : out.slice(0, n);
 }

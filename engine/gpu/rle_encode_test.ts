@@ -6,12 +6,12 @@ import { bytesFrom, gpu, hasAdapter } from "./_testing.ts";
 import { RleEncodeKernel } from "./rle_encode.ts";
 
 function cpuRle(page: Uint8Array): Uint8Array | null {
-  const enc = rle.createEncoder({
+  const enc = rle.createEncoder!({
     pageSize: page.length,
     pageCount: 1,
     options: {},
   });
-  const out = new Uint8Array(rle.maxEncodedBytes(page.length));
+  const out = new Uint8Array(rle.maxEncodedBytes!(page.length));
   const n = enc.encode(0, page, out);
   return n < 0 ? null : out.slice(0, n);
 }

@@ -1,7 +1,7 @@
 /**
  * The hakobu tunnel as QEMU's `exec:` migration transport, with its verdict:
  * {@link execTunnel} builds the `migrate` URI that runs
- * `tunnel_main.ts send` as QEMU's child and sends the child's one JSON line
+ * `scripts/tunnel.ts qemu send` as QEMU's child and sends the child's one JSON line
  * of statistics to a file; {@link ExecTunnel.verdict} waits for that line
  * and turns it into the {@link StreamVerdict} that `migrateQemu`'s `verify`
  * option takes.
@@ -17,7 +17,7 @@
  */
 
 import type { StreamVerdict } from "./policy_driver.ts";
-import type { TunnelStats } from "./tunnel.ts";
+import type { StreamStats } from "../stream/send.ts";
 
 /** Options of {@link execTunnel}. */
 export interface ExecTunnelOptions {
@@ -27,9 +27,11 @@ export interface ExecTunnelOptions {
   readonly codecs: readonly string[];
   /** Link pacing in bytes per second, or null/absent for unpaced. */
   readonly bandwidth?: number | null;
+  /** Channels (default: the tunnel's, the core count). */
+  readonly channels?: number;
   /**
    * The command before `send ...` (default: this Deno running this
-   * checkout's `engine/qemu/tunnel_main.ts`), e.g. another checkout's.
+   * checkout's `scripts/tunnel.ts qemu`), e.g. another checkout's.
    */
   readonly command?: readonly string[];
 }
@@ -48,7 +50,7 @@ export interface ExecTunnel {
    */
   verdict(timeoutMs?: number): Promise<StreamVerdict>;
   /** The sender's statistics once {@link verdict} has read them (null before, or when it failed). */
-  readonly stats: TunnelStats | null;
+  readonly stats: StreamStats | null;
 }
 
 /**
@@ -59,8 +61,9 @@ export interface ExecTunnel {
 export async function execTunnel(
   options: ExecTunnelOptions,
 ): Promise<ExecTunnel> {
-  const main = new URL("./tunnel_main.ts", import.meta.url).pathname;
-  const command = options.command ?? [Deno.execPath(), "run", "-A", main];
+  const main = new URL("../../scripts/tunnel.ts", import.meta.url).pathname;
+  const command = options.command ??
+    [Deno.execPath(), "run", "-A", main, "qemu"];
   const args = [
     ...command,
     "send",
@@ -72,11 +75,14 @@ export async function execTunnel(
   if (options.bandwidth != null) {
     args.push("--bandwidth", String(options.bandwidth));
   }
+  if (options.channels !== undefined) {
+    args.push("--channels", String(options.channels));
+  }
   const statsFile = await Deno.makeTempFile({
     prefix: "hakobu-tunnel-",
     suffix: ".json",
   });
-  let stats: TunnelStats | null = null;
+  let stats: StreamStats | null = null;
   return {
     uri: `exec:${args.map(shellQuote).join(" ")} 2>${shellQuote(statsFile)}`,
     statsFile,
@@ -86,35 +92,50 @@ export async function execTunnel(
     async verdict(timeoutMs = 30_000): Promise<StreamVerdict> {
       const line = await waitForLine(statsFile, timeoutMs);
       if (line === null) {
-        return none(
+        return noVerdict(
           `the tunnel sender wrote no statistics within ${timeoutMs} ms`,
         );
       }
-      if (line.ok !== true) {
-        return none(`the tunnel sender failed: ${String(line.error)}`);
-      }
-      stats = line as unknown as TunnelStats;
-      const ours = String(line.digest ?? "");
-      const theirs = String(line.peerDigest ?? "");
-      const verified = line.verified === true && ours.length === 64 &&
-        ours === theirs;
-      return {
-        verified,
-        sourceDigest: ours,
-        destinationDigest: theirs,
-        detail: verified
-          ? `the rebuilt stream's SHA-256 ${
-            ours.slice(0, 16)
-          }… equals the source stream's (${line.streamBytes} bytes), checked by both tunnel ends`
-          : `the tunnel's digests differ: source ${
-            ours || "none"
-          }, destination ${theirs || "none"}`,
-      };
+      if (line.ok === true) stats = line as unknown as StreamStats;
+      return verdictOf(line);
     },
   };
 }
 
-function none(detail: string): StreamVerdict {
+/**
+ * The verdict in a tunnel sender's JSON line (`{ok, verified, digest,
+ * peerDigest, ...}`): verified only when the sender itself found both
+ * digests equal.
+ *
+ * @example
+ * ```ts
+ * import { verdictOf } from "./exec_tunnel.ts";
+ * verdictOf({ ok: false, error: "link cut" }).detail; // "the tunnel sender failed: link cut"
+ * ```
+ */
+export function verdictOf(line: Record<string, unknown>): StreamVerdict {
+  if (line.ok !== true) {
+    return noVerdict(`the tunnel sender failed: ${String(line.error)}`);
+  }
+  const ours = String(line.digest ?? "");
+  const theirs = String(line.peerDigest ?? "");
+  const verified = line.verified === true && ours.length === 64 &&
+    ours === theirs;
+  return {
+    verified,
+    sourceDigest: ours,
+    destinationDigest: theirs,
+    detail: verified
+      ? `the rebuilt stream's SHA-256 ${
+        ours.slice(0, 16)
+      }… equals the source stream's (${line.streamBytes} bytes), checked by both tunnel ends`
+      : `the tunnel's digests differ: source ${ours || "none"}, destination ${
+        theirs || "none"
+      }`,
+  };
+}
+
+function noVerdict(detail: string): StreamVerdict {
   return { verified: false, sourceDigest: "", destinationDigest: "", detail };
 }
 

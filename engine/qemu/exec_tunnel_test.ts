@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { lyingReceiver } from "../wire/_lying_receiver.ts";
 import { execTunnel } from "./exec_tunnel.ts";
+import { receiveQemuStream } from "./tunnel.ts";
 import { firmwareStream } from "./stream/_fixture.ts";
-import { receiveQemuStream } from "./tunnel_receiver.ts";
-import { TunnelFrameType } from "./tunnel_frames.ts";
+import { FrameType } from "../wire/frame.ts";
 
 const fixture = firmwareStream();
 const sha = createHash("sha256").update(fixture).digest("hex");
@@ -65,7 +65,7 @@ Deno.test("execTunnel: a receiver that lies about its digest gives a failed verd
   await withListener(
     (c) =>
       lyingReceiver(c, {
-        endType: TunnelFrameType.QEMU_END,
+        endType: FrameType.STREAM_END,
         digest: "ef".repeat(32),
       }),
     async (to) => {
@@ -76,7 +76,7 @@ Deno.test("execTunnel: a receiver that lies about its digest gives a failed verd
         assert.equal(v.verified, false);
         assert.match(
           v.detail,
-          /^the tunnel sender failed: Receiver's rebuilt QEMU stream differs/,
+          /^the tunnel sender failed: Receiver's rebuilt stream differs/,
         );
         assert.equal(tunnel.stats, null);
       } finally {

@@ -4,7 +4,8 @@
  * single-channel migration stream through hakobu's codecs (stream mode).
  *
  * Read in this order: `qmp.ts`, `policy_driver.ts`, `stream/` (parse and
- * rebuild QEMU's stream), `tunnel.ts` and `tunnel_receiver.ts`.
+ * rebuild QEMU's stream), `tunnel.ts` (the stream tunnel, `engine/stream/`, with
+ * the QEMU format) and `exec_tunnel.ts`.
  *
  * @module
  */
@@ -12,6 +13,7 @@
 export * from "./qmp.ts";
 export * from "./policy_driver.ts";
 export * from "./exec_tunnel.ts";
+export * from "./resident_tunnel.ts";
 export { QemuStreamError } from "./stream/errors.ts";
 export {
   type EosEvent,
@@ -26,11 +28,9 @@ export {
 } from "./stream/parser.ts";
 export { parseQemuStream, rebuildStream } from "./stream/writer.ts";
 export {
+  receiveQemuStream,
   sendQemuStream,
+  type TunnelReceiveOptions,
   type TunnelSendOptions,
   type TunnelStats,
 } from "./tunnel.ts";
-export {
-  receiveQemuStream,
-  type TunnelReceiveOptions,
-} from "./tunnel_receiver.ts";

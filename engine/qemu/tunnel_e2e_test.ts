@@ -3,13 +3,15 @@ import { qemuBinary, startQemu } from "./stream/_capture.ts";
 
 Deno.test({
   name:
-    "tunnel e2e: QEMU → tunnel_main send → tunnel_main receive → QEMU -incoming exec: runs",
+    "tunnel e2e: QEMU → scripts/tunnel.ts qemu send → qemu receive → QEMU -incoming exec: runs",
   ignore: qemuBinary() === null,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "hakobu-e2e-" });
-    const main = new URL("./tunnel_main.ts", import.meta.url).pathname;
+    const main = `${
+      new URL("../../scripts/tunnel.ts", import.meta.url).pathname
+    } qemu`;
     const deno = Deno.execPath();
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (probe.addr as Deno.NetAddr).port;

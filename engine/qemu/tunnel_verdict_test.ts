@@ -10,9 +10,8 @@ import { MigrationError } from "../errors.ts";
 import { lyingReceiver } from "../wire/_lying_receiver.ts";
 import { memoryDuplex } from "../wire/duplex.ts";
 import { firmwareStream } from "./stream/_fixture.ts";
-import { sendQemuStream } from "./tunnel.ts";
-import { receiveQemuStream } from "./tunnel_receiver.ts";
-import { TunnelFrameType } from "./tunnel_frames.ts";
+import { receiveQemuStream, sendQemuStream } from "./tunnel.ts";
+import { FrameType } from "../wire/frame.ts";
 
 const fixture = firmwareStream();
 const fixtureSha = createHash("sha256").update(fixture).digest("hex");
@@ -36,7 +35,7 @@ Deno.test("tunnel verdict: a receiver that says verified about other bytes fails
   const [a, b] = memoryDuplex();
   const wrong = "ab".repeat(32);
   const lie = lyingReceiver(b, {
-    endType: TunnelFrameType.QEMU_END,
+    endType: FrameType.STREAM_END,
     digest: wrong,
   });
   await assert.rejects(

@@ -5,7 +5,7 @@
  */
 
 import type { MemorySink } from "../driver.ts";
-import { memoryDigest } from "../digest.ts";
+import { type MemoryDigest, memoryDigest } from "../digest.ts";
 import { isZeroPage } from "../zero_page.ts";
 import { SimError } from "./errors.ts";
 
@@ -44,6 +44,11 @@ export class SimMemorySink implements MemorySink {
   #pagesWritten = 0;
   /** 1 for each page written with non-zero content at least once. */
   #touched: Uint8Array;
+  /** Memory and touched map, shared with the receiver's decode Workers. */
+  readonly shared: {
+    readonly memory: SharedArrayBuffer;
+    readonly touched: SharedArrayBuffer;
+  };
 
   /**
    * Allocates zeroed destination memory of `pageSize * pageCount` bytes.
@@ -67,9 +72,12 @@ export class SimMemorySink implements MemorySink {
     }
     this.pageSize = pageSize;
     this.pageCount = pageCount;
-    this.#touched = new Uint8Array(pageCount);
+    const touched = new SharedArrayBuffer(pageCount);
+    this.#touched = new Uint8Array(touched);
     try {
-      this.#memory = new Uint8Array(pageSize * pageCount);
+      const memory = new SharedArrayBuffer(pageSize * pageCount);
+      this.#memory = new Uint8Array(memory);
+      this.shared = { memory, touched };
     } catch (e) {
       throw new SimError(
         `Cannot allocate destination memory of "${
@@ -182,16 +190,16 @@ export class SimMemorySink implements MemorySink {
   }
 
   /**
-   * SHA-256 of the whole destination memory.
+   * The digest of the whole destination memory (`digest.ts`).
    *
    * @example
    * ```ts
-   * hex(await sink.digest());
+   * (await sink.digest()).ranges.length; // 32 per 64 MiB
    * ```
    *
    * @throws {SimError} If the sink was discarded.
    */
-  digest(): Promise<Uint8Array> {
+  digest(): Promise<MemoryDigest> {
     if (this.#state === "discarded") {
       return Promise.reject(
         new SimError("Cannot digest memory: the sink is discarded", "state"),

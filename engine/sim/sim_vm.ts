@@ -5,7 +5,7 @@
  */
 
 import type { SourceDriver } from "../driver.ts";
-import { memoryDigest } from "../digest.ts";
+import { type MemoryDigest, memoryDigest } from "../digest.ts";
 import {
   C64_PAGES_WRITTEN,
   C_FAILED,
@@ -423,15 +423,20 @@ export class SimVm implements SourceDriver {
   }
 
   /**
-   * SHA-256 of the whole memory (call while paused for a stable answer).
+   * The memory digest (`digest.ts`; call while paused for a stable answer).
    *
    * @example
    * ```ts
-   * hex(await vm.digest());
+   * (await vm.digest()).ranges.length; // 32 per 64 MiB
    * ```
    */
-  digest(): Promise<Uint8Array> {
+  digest(): Promise<MemoryDigest> {
     return memoryDigest(this.memory);
+  }
+
+  /** The guest memory's `SharedArrayBuffer`: the channel Workers read pages from it. */
+  get shared(): SharedArrayBuffer {
+    return this.memory.buffer as SharedArrayBuffer;
   }
 
   /**

@@ -1,8 +1,8 @@
 /**
- * What the QEMU and Xen tunnels' command lines (`engine/qemu/tunnel_main.ts`,
- * `engine/xen/tunnel_main.ts`) share: strict flag parsing with clear errors,
- * the `--codecs` list, `--bandwidth` and the one-JSON-line-on-stderr ending
- * that the lab and QEMU's `exec:` callers read.
+ * The stream tunnel's command-line helpers (`scripts/tunnel.ts qemu|xen
+ * send|receive`, also `hakobu tunnel ...`): strict flag parsing with clear
+ * errors, the `--codecs` list, `--bandwidth` and the one-JSON-line-on-stderr
+ * ending that the labs and QEMU's `exec:` callers read.
  *
  * @module
  */

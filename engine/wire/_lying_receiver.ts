@@ -15,11 +15,11 @@ import { encodeResult, encodeWelcome, PROTOCOL_VERSION } from "./messages.ts";
 
 /** Options of {@link lyingReceiver}. */
 export interface LyingReceiverOptions {
-  /** The frame type that ends the stream (QEMU_END, XEN_END, END). */
+  /** The frame type that ends the stream (STREAM_END for a tunnel, END for a migration into memory). */
   readonly endType: FrameType;
   /** The digest (hex) it claims. */
   readonly digest: string;
-  /** Frames to send after the end frame and before RESULT (e.g. XEN_BACK_END). */
+  /** Frames to send after the end frame and before RESULT (e.g. BACK_END). */
   readonly beforeResult?: readonly FrameType[];
 }
 

@@ -57,3 +57,39 @@ export function chunkedStream(
     },
   }, { highWaterMark: 0 });
 }
+
+/**
+ * `bytes` as a byte stream (`type: "bytes"`, as a socket's readable), giving
+ * at most `size()` bytes per pull, into the reader's own buffer when it
+ * brings one (BYOB).
+ */
+export function byteStream(
+  bytes: Uint8Array,
+  size: () => number,
+): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      if (at >= bytes.length) {
+        controller.close();
+        controller.byobRequest?.respond(0);
+        return;
+      }
+      const request = controller.byobRequest;
+      const room = request?.view ? request.view.byteLength : Infinity;
+      const n = Math.max(1, Math.min(size(), bytes.length - at, room));
+      if (request?.view) {
+        new Uint8Array(
+          request.view.buffer,
+          request.view.byteOffset,
+          request.view.byteLength,
+        ).set(bytes.subarray(at, at + n));
+        request.respond(n);
+      } else {
+        controller.enqueue(bytes.slice(at, at + n));
+      }
+      at += n;
+    },
+  });
+}

@@ -1,6 +1,6 @@
 /**
  * The frame: hakobu's one unit on the wire. A 16-byte header (magic, type,
- * flags, round, payload length, CRC-32) followed by the payload. See
+ * channel, round, payload length, CRC-32) followed by the payload. See
  * `docs/wire-format.md` for the specification and a golden frame.
  *
  * @module
@@ -25,52 +25,49 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  * Frame types. `as const` object rather than a TypeScript `enum`, so the
  * values are plain numbers on the wire and in tests.
  *
+ * Every other type (0, 3, 13..31, 34..50, 53..255) is unknown and a reader
+ * refuses it; 3 was protocol 1's PAGES frame.
+ *
  * @example
  * ```ts
- * FrameType.PAGES; // 3
+ * FrameType.BATCH; // 12
  * ```
  */
 export const FrameType = {
-  /** source → receiver, JSON: protocol version, memory size, codecs. */
+  /** source → receiver, JSON: protocol version, memory size, page size, codecs, channels, stream format. */
   HELLO: 1,
   /** receiver → source, JSON: the handshake is accepted. */
   WELCOME: 2,
-  /** source → receiver, binary: a batch of encoded pages. */
-  PAGES: 3,
-  /** source → receiver, JSON: accounting for one finished round. */
+  /** source → receiver, JSON, on a channel: that channel's accounting for one finished round. */
   ROUND_END: 4,
   /** source → receiver, JSON: the source is paused and sent its last pages. */
   FINAL: 5,
   /** receiver → source, JSON: every page is applied; the destination could resume. */
   READY: 6,
-  /** source → receiver, binary: the 32-byte SHA-256 of source memory. */
+  /** source → receiver, binary: the source memory's range digests (SHA-256 per range). */
   END: 7,
-  /** receiver → source, JSON: whether the destination digest matched. */
+  /** receiver → source, JSON: whether the destination digest matched, and which ranges differ. */
   RESULT: 8,
   /** either way, JSON: the sender of this frame failed and stops. */
   ERROR: 9,
   /** source → receiver, JSON: the source gives the migration up. */
   ABORT: 10,
-  /** source → receiver, JSON: a codec's options, sent before the codec's first page. */
+  /** source → receiver, JSON: a codec's options, sent on a channel before the codec's first page there. */
   CODEC: 11,
+  /** source → receiver, binary: a batch of pages, one section per codec (`batch.ts`). */
+  BATCH: 12,
   /**
-   * Stream mode (types 32 and up), QEMU tunnel: the QEMU stream's records in
-   * order; PAGE record bodies are the entries of the PAGES frame that follows
-   * (docs/qemu-stream.md).
+   * Stream mode (a hypervisor's stream through the tunnel,
+   * `engine/stream/`): the stream minus its page bodies, in order
+   * (`records.ts`); the bodies travel in the channels' BATCH frames.
    */
-  QEMU_RECORDS: 32,
-  /** Stream mode, QEMU tunnel: the QEMU stream ended: its length, record count and SHA-256. */
-  QEMU_END: 33,
-  /** Stream mode, Xen tunnel (docs/xen.md): bytes of xl's stream as they are. */
-  XEN_OPAQUE: 48,
-  /** Stream mode, Xen tunnel: a PAGE_DATA record without its pages; they follow as a PAGES frame. */
-  XEN_PAGE_DATA: 49,
-  /** Stream mode, Xen tunnel: xl's stream ended (JSON `{streamBytes, sha256}`). */
-  XEN_END: 50,
-  /** Stream mode, Xen tunnel, receiver → source: bytes `xl migrate-receive` wrote. */
-  XEN_BACK: 51,
-  /** Stream mode, Xen tunnel, receiver → source: the receiving xl closed its stdout. */
-  XEN_BACK_END: 52,
+  RECORDS: 32,
+  /** Stream mode: the stream ended: its length, pages and SHA-256 (`stream_end.ts`). */
+  STREAM_END: 33,
+  /** Stream mode, receiver → source: bytes the destination wrote back (xl's answers). */
+  BACK: 51,
+  /** Stream mode, receiver → source: the destination closed its output. */
+  BACK_END: 52,
 } as const;
 
 /** One of the values of {@link FrameType}. */
@@ -83,11 +80,12 @@ const TYPE_NAMES: readonly string[] = (() => {
 })();
 
 /**
- * Name of a frame type for messages, e.g. `"PAGES"`; `"type 42"` when unknown.
+ * Name of a frame type for messages, e.g. `"BATCH"`; `"type 42"` when unknown.
  *
  * @example
  * ```ts
- * frameTypeName(3); // "PAGES"
+ * frameTypeName(12); // "BATCH"
+ * frameTypeName(3); // "type 3"
  * ```
  */
 export function frameTypeName(type: number): string {
@@ -103,8 +101,11 @@ export function isFrameType(type: number): type is FrameType {
 export interface FrameHeader {
   /** Frame type. */
   readonly type: FrameType;
-  /** Flags byte; always 0 in protocol 1. */
-  readonly flags: number;
+  /**
+   * The channel the frame belongs to (byte 3): CODEC, BATCH and ROUND_END
+   * name their channel; every other frame uses 0.
+   */
+  readonly channel: number;
   /** Pre-copy round the frame belongs to; 0 outside rounds. */
   readonly round: number;
   /** Payload bytes that follow the header. */
@@ -143,6 +144,7 @@ function checkRound(round: number): void {
  * @param round Round number (u32).
  * @param payload The payload the header describes.
  * @param out At least 16 bytes; the header goes at offset 0.
+ * @param channel The frame's channel (0..255, default 0).
  * @throws {RangeError} on an unknown type, a round out of u32 range or a payload over {@link MAX_PAYLOAD}.
  */
 export function encodeFrameHeader(
@@ -150,11 +152,17 @@ export function encodeFrameHeader(
   round: number,
   payload: Uint8Array,
   out: Uint8Array,
+  channel = 0,
 ): void {
   if (!isFrameType(type)) {
     throw new RangeError(`Cannot encode frame of unknown type "${type}"`);
   }
   checkRound(round);
+  if (!Number.isInteger(channel) || channel < 0 || channel > 255) {
+    throw new RangeError(
+      `Cannot encode frame channel "${channel}": expected an integer in 0..255`,
+    );
+  }
   if (payload.length > MAX_PAYLOAD) {
     throw new RangeError(
       `Cannot encode ${
@@ -170,7 +178,7 @@ export function encodeFrameHeader(
   const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
   view.setUint16(0, MAGIC, true);
   view.setUint8(2, type);
-  view.setUint8(3, 0);
+  view.setUint8(3, channel);
   view.setUint32(4, round, true);
   view.setUint32(8, payload.length, true);
   view.setUint32(12, frameChecksum(out, payload), true);
@@ -189,16 +197,17 @@ export function encodeFrame(
   type: FrameType,
   round: number,
   payload: Uint8Array,
+  channel = 0,
 ): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES + payload.length);
   out.set(payload, HEADER_BYTES);
-  encodeFrameHeader(type, round, payload, out);
+  encodeFrameHeader(type, round, payload, out, channel);
   return out;
 }
 
 /**
- * Decodes and checks a frame header: magic, flags, type and the payload
- * length bound. Does not check the CRC (the payload is not read yet): see
+ * Decodes and checks a frame header: magic, type and the payload length
+ * bound (the channel is the session's to check). Does not check the CRC (the payload is not read yet): see
  * {@link verifyFrameChecksum}.
  *
  * @example
@@ -240,15 +249,6 @@ export function decodeFrameHeader(
       streamOffset + 2,
     );
   }
-  const flags = view.getUint8(3);
-  if (flags !== 0) {
-    throw new WireError(
-      `Bad frame flags "${flags}" at offset ${
-        streamOffset + 3
-      }: protocol 1 requires 0`,
-      streamOffset + 3,
-    );
-  }
   const length = view.getUint32(8, true);
   if (length > MAX_PAYLOAD) {
     throw new WireError(
@@ -260,7 +260,7 @@ export function decodeFrameHeader(
   }
   return {
     type,
-    flags,
+    channel: view.getUint8(3),
     round: view.getUint32(4, true),
     length,
     crc: view.getUint32(12, true),

@@ -1,5 +1,6 @@
 /**
- * FrameReader throughput over loopback TCP with 1 MiB PAGES-sized frames.
+ * FrameReader throughput over loopback TCP with 1 MiB frames (BATCH frames
+ * of a 256-page raw batch are that size).
  *
  * `deno bench -A engine/wire/frame_reader_bench.ts` (time per 64 MiB), or
  * `deno run -A engine/wire/frame_reader_bench.ts` to print MB/s.
@@ -23,7 +24,7 @@ async function loopback(frames: number): Promise<number> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     const writer = new FrameWriter(conn.writable);
     for (let i = 0; i < frames; i++) {
-      await writer.write(FrameType.PAGES, 1, payload);
+      await writer.write(FrameType.BATCH, 1, payload);
     }
     await writer.close();
   })();

@@ -10,18 +10,19 @@ import {
 import { FrameReader } from "./frame_reader.ts";
 import { FrameWriter } from "./frame_writer.ts";
 import { memoryDuplex } from "./duplex.ts";
-import { chunkedStream, concat, prng } from "./_test_util.ts";
+import { byteStream, chunkedStream, concat, prng } from "./_test_util.ts";
 
 const TYPES = Object.values(FrameType);
 
-/** Frames of assorted types, rounds and sizes (empty, small, over 64 KiB). */
+/** Frames of assorted types, channels, rounds and sizes (empty, small, over 64 KiB). */
 function sampleFrames(
   seed: number,
-): { type: FrameType; round: number; payload: Uint8Array }[] {
+): { type: FrameType; channel: number; round: number; payload: Uint8Array }[] {
   const rand = prng(seed);
   const sizes = [0, 1, 15, 16, 17, 4096, 70_000, 3, 0, 200_000];
   return sizes.map((n, i) => ({
     type: TYPES[i % TYPES.length],
+    channel: [0, 1, 63, 255][i % 4],
     round: Math.floor(rand() * 2 ** 32),
     payload: new Uint8Array(n).map(() => Math.floor(rand() * 256)),
   }));
@@ -45,6 +46,7 @@ async function expectFrames(
   assert.equal(got.length, frames.length);
   for (let i = 0; i < frames.length; i++) {
     assert.equal(got[i].type, frames[i].type);
+    assert.equal(got[i].channel, frames[i].channel);
     assert.equal(got[i].round, frames[i].round);
     assert.deepEqual(got[i].payload, frames[i].payload);
   }
@@ -56,7 +58,9 @@ async function expectFrames(
 
 function sampleBytes(seed: number): Uint8Array {
   return concat(
-    sampleFrames(seed).map((f) => encodeFrame(f.type, f.round, f.payload)),
+    sampleFrames(seed).map((f) =>
+      encodeFrame(f.type, f.round, f.payload, f.channel)
+    ),
   );
 }
 
@@ -72,6 +76,45 @@ Deno.test("FrameReader: reads frames from random chunk sizes", async () => {
       chunkedStream(sampleBytes(seed), () => 1 + Math.floor(rand() * max)),
       seed,
     );
+  }
+});
+
+Deno.test("FrameReader: a byte stream is read into the reader's own buffers (BYOB), from any read sizes, payloads past 64 KiB included", async () => {
+  for (const seed of [11, 12, 13, 14]) {
+    const rand = prng(seed * 31);
+    const max = [1, 100, 70_000, 1 << 20][seed - 11];
+    await expectFrames(
+      byteStream(sampleBytes(seed), () => 1 + Math.floor(rand() * max)),
+      seed,
+    );
+  }
+});
+
+Deno.test("FrameReader: a byte stream that ends inside a large payload (read straight into its buffer) is Truncated at the right offset", async () => {
+  const big = encodeFrame(FrameType.BATCH, 1, new Uint8Array(300_000).fill(7));
+  for (const cut of [HEADER_BYTES + 10, 100_000, big.length - 1]) {
+    const reader = new FrameReader(
+      byteStream(
+        concat([big, big]).subarray(0, big.length + cut),
+        () => 50_000,
+      ),
+      { ownPayload: () => true },
+    );
+    const first = await reader.next();
+    assert.ok(first && first.payload.length === 300_000);
+    await assert.rejects(() => reader.next(), (e: unknown) => {
+      assert.ok(e instanceof WireError);
+      assert.equal(
+        e.message,
+        `Truncated stream: ended after ${
+          cut - HEADER_BYTES
+        } of 300000 payload bytes of the frame at offset ${big.length}`,
+      );
+      assert.equal(e.offset, big.length + cut);
+      return true;
+    });
+    // the first payload is intact after the failed read
+    assert.ok(first.payload.every((b) => b === 7));
   }
 });
 
@@ -108,7 +151,7 @@ Deno.test("FrameReader: end of stream mid-header or mid-payload is Truncated", a
 });
 
 Deno.test("FrameReader: a 4 GiB length is refused from the header alone, before any payload is read", async () => {
-  const h = encodeFrame(FrameType.PAGES, 0, new Uint8Array(0));
+  const h = encodeFrame(FrameType.BATCH, 0, new Uint8Array(0));
   new DataView(h.buffer).setUint32(8, 0xffff_ffff, true);
   // The stream errors if pulled past the header: the reader must not try.
   const reader = new FrameReader(
@@ -125,12 +168,14 @@ Deno.test("FrameReader: a 4 GiB length is refused from the header alone, before 
   await assert.rejects(() => reader2.next(), WireError);
 });
 
-Deno.test("FrameReader: bad magic, unknown type, flags and checksum in a later frame report its stream offset", async () => {
+Deno.test("FrameReader: bad magic, unknown type and checksum in a later frame report its stream offset", async () => {
   const good = encodeFrame(FrameType.READY, 0, new Uint8Array(10));
   const edits: [number, number, RegExp][] = [
     [0, 0x00, /Bad frame magic/],
     [2, 99, /Unknown frame type "99" at offset 28/],
-    [3, 4, /Bad frame flags "4" at offset 29/],
+    // the channel byte is the session's to check, and
+    // is covered by the CRC
+    [3, 4, /Bad checksum in READY frame at offset 26/],
     [HEADER_BYTES + 3, 0xee, /Bad checksum in READY frame at offset 26/],
   ];
   for (const [at, value, message] of edits) {
@@ -188,7 +233,7 @@ Deno.test("FrameReader/FrameWriter: loopback TCP carries 1 MiB frames intact", a
     const w = new FrameWriter(conn.writable);
     for (let i = 0; i < n; i++) {
       payload[0] = i;
-      await w.write(FrameType.PAGES, i, payload);
+      await w.write(FrameType.BATCH, i, payload);
     }
     await w.close();
   })();
@@ -205,3 +250,42 @@ Deno.test("FrameReader/FrameWriter: loopback TCP carries 1 MiB frames intact", a
   listener.close();
   assert.equal(count, n);
 });
+
+for (
+  const [kind, size] of [["chunks", 5000], ["byte stream", 200_000]] as const
+) {
+  Deno.test(`FrameReader: ownPayload frames get a buffer of their own; the others may share the reused one (${kind}, ${size}-byte payloads)`, async () => {
+    const frames = [0, 1, 2, 3].map((i) =>
+      encodeFrame(
+        i % 2 === 0 ? FrameType.BATCH : FrameType.ROUND_END,
+        i,
+        new Uint8Array(size).fill(i + 1),
+        i,
+      )
+    );
+    const bytes = concat(frames);
+    const reader = new FrameReader(
+      kind === "chunks"
+        ? chunkedStream(bytes, () => 1000)
+        : byteStream(bytes, () => 30_000),
+      { ownPayload: (type) => type === FrameType.BATCH },
+    );
+    const got: Frame[] = [];
+    for (let f = await reader.next(); f; f = await reader.next()) got.push(f);
+    assert.deepEqual(got.map((f) => f.channel), [0, 1, 2, 3]);
+    // BATCH payloads kept their bytes through later reads...
+    assert.ok(got[0].payload.every((b) => b === 1));
+    assert.ok(got[2].payload.every((b) => b === 3));
+    assert.notEqual(got[0].payload.buffer, got[2].payload.buffer);
+    if (kind === "chunks") {
+      // ...while the other frames shared one buffer, now holding the last.
+      assert.equal(got[1].payload.buffer, got[3].payload.buffer);
+      assert.ok(got[1].payload.every((b) => b === 4));
+    } else {
+      // ...while the other frames' reused buffer moved on with each read
+      // (BYOB): an older view is detached, never another frame's bytes.
+      assert.equal(got[1].payload.length, 0);
+      assert.ok(got[3].payload.every((b) => b === 4));
+    }
+  });
+}

@@ -12,54 +12,82 @@ import {
   verifyFrameChecksum,
 } from "./frame.ts";
 import { encodeWelcome } from "./messages.ts";
-import { PagesFrameBuilder } from "./pages.ts";
+import { encodeBatchPayload } from "./batch.ts";
+import { BatchEncoderChain } from "../codecs/batch_chain.ts";
+import { PageBatchBuilder } from "../pipeline/page_batch.ts";
 import { fromHex, toHex } from "./_test_util.ts";
+import { GOLDEN_BATCH_FRAME, GOLDEN_WELCOME_FRAME } from "./_golden.ts";
 
-/** Golden frames; the same hex is in docs/wire-format.md. */
-const GOLDEN_PAGES = "484b0300 02000000 18000000 a0719af8" + // header: HK, PAGES, flags 0, round 2, length 24, crc
-  "01000000 00000000" + // count 1, reserved
-  "05000000 00000000 01 00 0000 00000000"; // pfn 5, codec 1 (zero), flags, reserved, length 0
-const GOLDEN_WELCOME = "484b0200 00000000 1e000000 313ab8bd" +
-  "7b2270726f746f636f6c223a312c226163636570746564223a747275657d";
+/** The golden frames (`_golden.ts`), hand-written from the specification. */
+const GOLDEN_BATCH = GOLDEN_BATCH_FRAME;
+const GOLDEN_WELCOME = GOLDEN_WELCOME_FRAME;
 
-Deno.test("frame: the golden PAGES frame encodes byte for byte and decodes back", () => {
-  const b = new PagesFrameBuilder({ maxPages: 1, maxEntryBytes: 0 });
-  b.add(5, 1, new Uint8Array(0));
-  const frame = b.frame(2);
-  assert.equal(toHex(frame), toHex(fromHex(GOLDEN_PAGES)));
-  assert.deepEqual(
-    toHex(encodeFrame(FrameType.PAGES, 2, frame.subarray(HEADER_BYTES))),
+Deno.test("frame: the golden BATCH frame encodes byte for byte and decodes back", () => {
+  const frame = fromHex(GOLDEN_BATCH);
+  const payload = frame.subarray(HEADER_BYTES);
+  assert.equal(
+    toHex(encodeFrame(FrameType.BATCH, 2, payload, 1)),
     toHex(frame),
   );
-  const h = decodeFrameHeader(frame);
-  assert.deepEqual(h, {
-    type: FrameType.PAGES,
-    flags: 0,
+  assert.deepEqual(decodeFrameHeader(frame), {
+    type: FrameType.BATCH,
+    channel: 1,
     round: 2,
-    length: 24,
-    crc: 0xf89a71a0,
+    length: 74,
+    crc: 0x1c80a17a,
   });
-  verifyFrameChecksum(frame, frame.subarray(HEADER_BYTES));
+  verifyFrameChecksum(frame, payload);
+  // The payload as the encoder writes it...
+  const rle = fromHex("08000000 00040000 11223344");
+  const parts = {
+    count: 4,
+    pfns: [5, 6, 9, 10],
+    sectionOf: [0, 0, 1, 0],
+    sections: [
+      { codecId: 1, bytes: new Uint8Array(0) },
+      { codecId: 2, bytes: rle },
+    ],
+  };
+  const out = new Uint8Array(74);
+  assert.equal(encodeBatchPayload(parts, out), 74);
+  assert.equal(toHex(out), toHex(payload));
+  // ...and as a zero → rle chain encodes those pages.
+  const memory = new Uint8Array(11 * 4096);
+  for (let i = 9 * 4096; i < 10 * 4096; i += 4) {
+    memory.set([0x11, 0x22, 0x33, 0x44], i);
+  }
+  const batch = new PageBatchBuilder({
+    pageSize: 4096,
+    nonZeroPages: 16,
+    maxPages: 16,
+  });
+  for (const pfn of [5, 6, 9, 10]) batch.addFrom(memory, pfn);
+  const chain = new BatchEncoderChain({ pageSize: 4096, pageCount: 11 });
+  chain.select([{ name: "zero" }, { name: "rle" }]);
+  const encoded = chain.encode(batch, (n) => new Uint8Array(n));
+  assert.equal(toHex(encoded.payload), toHex(payload));
 });
 
 Deno.test("frame: the golden WELCOME frame", () => {
   const f = encodeFrame(
     FrameType.WELCOME,
     0,
-    encodeWelcome({ protocol: 1, accepted: true }),
+    encodeWelcome({ protocol: 2, accepted: true }),
   );
   assert.equal(toHex(f), toHex(fromHex(GOLDEN_WELCOME)));
 });
 
-Deno.test("frame: header round trip for every type, round and length edge", () => {
+Deno.test("frame: header round trip for every type, channel, round and length edge", () => {
   for (const type of Object.values(FrameType)) {
     for (const round of [0, 1, 0xffff_ffff]) {
       for (const len of [0, 1, 300]) {
+        const channel = (round + len) % 256;
         const payload = new Uint8Array(len).map((_, i) => i * 31 + type);
-        const f = encodeFrame(type, round, payload);
+        const f = encodeFrame(type, round, payload, channel);
         assert.equal(f.length, HEADER_BYTES + len);
         const h = decodeFrameHeader(f);
         assert.equal(h.type, type);
+        assert.equal(h.channel, channel);
         assert.equal(h.round, round);
         assert.equal(h.length, len);
         assert.equal(h.crc, frameChecksum(f, payload));
@@ -80,7 +108,13 @@ Deno.test("frame: encodeFrameHeader writes in place in front of a payload", () =
   );
 });
 
-Deno.test("frame: encoders refuse unknown types, bad rounds and oversized payloads", () => {
+Deno.test("frame: encoders refuse unknown types, bad rounds and channels, and oversized payloads", () => {
+  for (const channel of [-1, 256, 1.5]) {
+    assert.throws(
+      () => encodeFrame(FrameType.BATCH, 0, new Uint8Array(0), channel),
+      /Cannot encode frame channel/,
+    );
+  }
   assert.throws(
     () => encodeFrame(0 as FrameType, 0, new Uint8Array(0)),
     RangeError,
@@ -96,7 +130,7 @@ Deno.test("frame: encoders refuse unknown types, bad rounds and oversized payloa
   assert.throws(
     () =>
       encodeFrameHeader(
-        FrameType.PAGES,
+        FrameType.BATCH,
         0,
         { length: MAX_PAYLOAD + 1 } as Uint8Array,
         new Uint8Array(16),
@@ -111,7 +145,7 @@ function header(edit: (v: DataView) => void): Uint8Array {
   return f;
 }
 
-Deno.test("frame: decodeFrameHeader rejects bad magic, unknown type, flags and length with offsets", () => {
+Deno.test("frame: decodeFrameHeader rejects bad magic, unknown type and length with offsets; any channel passes", () => {
   const cases: [Uint8Array, RegExp, number][] = [
     [
       header((v) => v.setUint8(0, 0x49)),
@@ -119,8 +153,14 @@ Deno.test("frame: decodeFrameHeader rejects bad magic, unknown type, flags and l
       100,
     ],
     [header((v) => v.setUint8(2, 0)), /Unknown frame type "0"/, 102],
-    [header((v) => v.setUint8(2, 12)), /Unknown frame type "12"/, 102],
-    [header((v) => v.setUint8(3, 1)), /Bad frame flags "1"/, 103],
+    // protocol 1's PAGES frame is gone: type 3 is as unknown as any other
+    [
+      header((v) => v.setUint8(2, 3)),
+      /^Unknown frame type "3" at offset 102: known types are 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 32, 33, 51, 52$/,
+      102,
+    ],
+    [header((v) => v.setUint8(2, 13)), /Unknown frame type "13"/, 102],
+    [header((v) => v.setUint8(2, 255)), /Unknown frame type "255"/, 102],
     [
       header((v) => v.setUint32(8, MAX_PAYLOAD + 1, true)),
       /payload length "33554433" .* over the limit/,
@@ -143,6 +183,11 @@ Deno.test("frame: decodeFrameHeader rejects bad magic, unknown type, flags and l
   assert.equal(
     decodeFrameHeader(header((v) => v.setUint32(8, MAX_PAYLOAD, true))).length,
     MAX_PAYLOAD,
+  );
+  // byte 3 is the channel: the session checks it, not the header decoder
+  assert.equal(
+    decodeFrameHeader(header((v) => v.setUint8(3, 200))).channel,
+    200,
   );
   assert.throws(
     () => decodeFrameHeader(new Uint8Array(15)),
@@ -168,5 +213,12 @@ Deno.test("frame: verifyFrameChecksum catches a flipped bit in header or payload
 
 Deno.test("frame: frameTypeName names known and unknown types", () => {
   assert.equal(frameTypeName(FrameType.ABORT), "ABORT");
+  assert.equal(frameTypeName(12), "BATCH");
+  assert.equal(frameTypeName(33), "STREAM_END");
   assert.equal(frameTypeName(42), "type 42");
+  assert.equal(frameTypeName(3), "type 3");
+  assert.throws(
+    () => encodeFrame(3 as FrameType, 0, new Uint8Array(0)),
+    /Cannot encode frame of unknown type "3"/,
+  );
 });

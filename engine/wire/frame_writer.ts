@@ -62,17 +62,19 @@ export class FrameWriter {
    * @param type Frame type.
    * @param round Round number (u32), 0 outside rounds.
    * @param payload Payload bytes (at most {@link MAX_PAYLOAD}).
+   * @param channel The frame's channel (default 0).
    */
   async write(
     type: FrameType,
     round: number,
     payload: Uint8Array,
+    channel = 0,
   ): Promise<void> {
     if (payload.length <= COALESCE_BYTES) {
-      await this.#write(encodeFrame(type, round, payload));
+      await this.#write(encodeFrame(type, round, payload, channel));
       return;
     }
-    encodeFrameHeader(type, round, payload, this.#header);
+    encodeFrameHeader(type, round, payload, this.#header, channel);
     await this.#write(this.#header);
     await this.#write(payload);
   }

@@ -13,12 +13,25 @@
 
 import { WireError } from "../errors.ts";
 import { MAX_JSON_PAYLOAD } from "./frame.ts";
+import { peerText } from "./peer_text.ts";
 
 /** Protocol version this implementation speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
-/** Bytes of the END frame's payload (a SHA-256 digest). */
+/** Bytes of one SHA-256 digest. */
 export const DIGEST_BYTES = 32;
+
+/** Most channels a HELLO may ask for. */
+export const MAX_CHANNELS = 64;
+
+/** Bytes before the range digests of an END payload. */
+export const END_HEADER_BYTES = 16;
+
+/** Most range digests an END may carry (64 TiB of 64 MiB ranges). */
+export const MAX_DIGEST_RANGES = 1 << 20;
+
+/** Most mismatched ranges a RESULT names. */
+export const MAX_MISMATCHES = 64;
 
 /** Longest `vm`, `policy`, `message` or `reason` string, in UTF-16 code units. */
 export const MAX_TEXT = 4096;
@@ -38,18 +51,25 @@ export interface CodecRef {
 
 /** HELLO (source → receiver): what is about to be migrated and how. */
 export interface Hello {
-  /** Protocol version; the receiver accepts 1. */
+  /** Protocol version; the receiver accepts 2. */
   readonly protocol: number;
   /** Bytes of guest memory; a positive multiple of `pageSize`. */
   readonly memoryBytes: number;
   /** Page size in bytes; the receiver accepts 4096. */
   readonly pageSize: number;
-  /** Every codec the source may use in PAGES entries. */
+  /** Every codec the source may use in BATCH sections. */
   readonly codecs: readonly CodecRef[];
   /** Description of the VM, for the receiver's logs. */
   readonly vm: string;
   /** Name of the policy, for the receiver's logs. */
   readonly policy: string;
+  /** Channels (1..{@link MAX_CHANNELS}): frames carry their channel in header byte 3. */
+  readonly channels: number;
+  /**
+   * Stream mode: the hypervisor stream's format (`"qemu"`, `"xen"`) the
+   * session rebuilds; absent for a native migration into memory.
+   */
+  readonly stream?: string;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -60,15 +80,18 @@ export interface Welcome {
   readonly accepted: boolean;
 }
 
-/** ROUND_END (source → receiver): the source's accounting for one round. */
+/**
+ * ROUND_END (source → receiver, on a channel): that channel's accounting
+ * for one round; the round has ended once every channel sent its own.
+ */
 export interface RoundEnd {
   /** The round that ended; equals the frame header's round. */
   readonly round: number;
-  /** Page entries the source sent in the round. */
+  /** Pages the channel sent in the round. */
   readonly pages: number;
   /** Bytes of those pages before encoding. */
   readonly rawBytes: number;
-  /** Frame bytes the round put on the wire. */
+  /** Frame bytes the channel's CODEC and BATCH frames of the round put on the wire. */
   readonly wireBytes: number;
 }
 
@@ -76,24 +99,38 @@ export interface RoundEnd {
 export interface Final {
   /** The last round; equals the frame header's round. */
   readonly round: number;
-  /** Page entries the source sent in all PAGES frames of the session. */
+  /** Pages the source sent in all BATCH frames of the session, every channel together. */
   readonly pagesTotal: number;
 }
 
 /** READY (receiver → source): every page is applied; downtime ends here. */
 export interface Ready {
-  /** Page entries the receiver applied. */
+  /** Pages the receiver applied, every channel together. */
   readonly pagesApplied: number;
 }
 
 /** RESULT (receiver → source): the verdict of the digest comparison. */
 export interface Result {
-  /** Whether the destination's SHA-256 equals the source's. */
+  /** Whether the destination's digest equals the source's. */
   readonly verified: boolean;
-  /** The destination's SHA-256, lower-case hex (64 digits). */
+  /** The destination's whole digest, lower-case hex (64 digits). */
   readonly digest: string;
-  /** Page entries the receiver applied. */
+  /** Pages the receiver applied (stream mode: page bodies rebuilt). */
   readonly pagesApplied: number;
+  /** Indexes of the digest ranges that differ (at most {@link MAX_MISMATCHES}; empty when verified). */
+  readonly mismatched?: readonly number[];
+}
+
+/**
+ * END (source → receiver): the source's memory digest, as one SHA-256 per
+ * range of `rangeBytes` (the last range may be shorter); the whole digest is
+ * the SHA-256 of the range digests one after the other.
+ */
+export interface End {
+  /** Bytes per range, a positive multiple of 4096. */
+  readonly rangeBytes: number;
+  /** The range digests, 32 bytes each, in memory order. */
+  readonly ranges: Uint8Array;
 }
 
 /** ERROR (either way): the sender of the frame failed and stops. */
@@ -109,10 +146,11 @@ export interface Abort {
 }
 
 /**
- * CODEC (source → receiver): a codec the source starts using, with its
- * options. Sent before the first page entry of that codec; the receiver
- * creates the codec's decoder at this point of the stream, so stateful
- * codecs start from the same state on both sides.
+ * CODEC (source → receiver, on a channel): a codec the channel starts
+ * using, with its options. Sent before the channel's first BATCH with a
+ * section of that codec; the receiver creates the channel's decoder of the
+ * codec at this point of the channel's frames, so stateful codecs start
+ * from the same state on both sides.
  */
 export interface CodecSetup {
   /** Wire id of the codec (must have been negotiated in HELLO). */
@@ -193,7 +231,8 @@ function text(
       }`,
     );
   }
-  return v;
+  // The peer's words reach logs and terminals: never raw.
+  return peerText(v);
 }
 
 function bool(
@@ -223,8 +262,8 @@ function show(v: unknown): string {
  *
  * @example
  * ```ts
- * encodeHello({ protocol: 1, memoryBytes: 4096, pageSize: 4096,
- *   codecs: [{ id: 0, name: "raw" }], vm: "sim", policy: "plain" });
+ * encodeHello({ protocol: 2, memoryBytes: 4096, pageSize: 4096,
+ *   codecs: [{ id: 0, name: "raw" }], vm: "sim", policy: "plain", channels: 1 });
  * ```
  */
 export function encodeHello(hello: Hello): Uint8Array {
@@ -235,6 +274,8 @@ export function encodeHello(hello: Hello): Uint8Array {
     codecs: hello.codecs.map((c) => ({ id: c.id, name: c.name })),
     vm: hello.vm,
     policy: hello.policy,
+    channels: hello.channels,
+    ...(hello.stream ? { stream: hello.stream } : {}),
   });
 }
 
@@ -245,7 +286,9 @@ export function encodeHello(hello: Hello): Uint8Array {
  *
  * @example
  * ```ts
- * decodeHello(encodeHello(hello)).pageSize; // 4096
+ * const hello = { protocol: 2, memoryBytes: 8192, pageSize: 4096,
+ *   codecs: [{ id: 1, name: "zero" }], vm: "sim", policy: "plain", channels: 2 };
+ * decodeHello(encodeHello(hello)).channels; // 2
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -279,6 +322,10 @@ export function decodeHello(payload: Uint8Array): Hello {
     codecs,
     vm: text("HELLO", o, "vm"),
     policy: text("HELLO", o, "policy"),
+    channels: o.channels === undefined
+      ? 1
+      : uint("HELLO", o, "channels", MAX_CHANNELS),
+    ...(o.stream === undefined ? {} : { stream: text("HELLO", o, "stream") }),
   };
 }
 
@@ -287,7 +334,7 @@ export function decodeHello(payload: Uint8Array): Hello {
  *
  * @example
  * ```ts
- * encodeWelcome({ protocol: 1, accepted: true });
+ * encodeWelcome({ protocol: 2, accepted: true });
  * ```
  */
 export function encodeWelcome(welcome: Welcome): Uint8Array {
@@ -302,7 +349,7 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
  *
  * @example
  * ```ts
- * decodeWelcome(encodeWelcome({ protocol: 1, accepted: true })).accepted; // true
+ * decodeWelcome(encodeWelcome({ protocol: 2, accepted: true })).accepted; // true
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -336,7 +383,7 @@ export function encodeRoundEnd(end: RoundEnd): Uint8Array {
  *
  * @example
  * ```ts
- * decodeRoundEnd(encodeRoundEnd(end)).pages; // 10
+ * decodeRoundEnd(encodeRoundEnd({ round: 1, pages: 10, rawBytes: 40960, wireBytes: 4200 })).pages; // 10
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -411,40 +458,76 @@ export function decodeReady(payload: Uint8Array): Ready {
 }
 
 /**
- * Encodes an END payload: the 32-byte SHA-256 of source memory, as is.
+ * Encodes an END payload: `u32 rangeBytes low, u32 rangeBytes high, u32
+ * count, u32 reserved 0`, then `count` SHA-256 digests.
  *
  * @example
  * ```ts
- * encodeEnd(await driver.digest());
+ * encodeEnd({ rangeBytes: 1 << 26, ranges: new Uint8Array(64) }).length; // 80
  * ```
- * @throws {RangeError} when `digest` is not 32 bytes.
  */
-export function encodeEnd(digest: Uint8Array): Uint8Array {
-  if (digest.length !== DIGEST_BYTES) {
+export function encodeEnd(end: End): Uint8Array {
+  const count = end.ranges.length / DIGEST_BYTES;
+  if (
+    !Number.isInteger(count) || count < 1 || count > MAX_DIGEST_RANGES
+  ) {
     throw new RangeError(
-      `Cannot encode END: digest must be ${DIGEST_BYTES} bytes, got ${digest.length}`,
+      `Cannot encode END: ${end.ranges.length} bytes of range digests is not 1..${MAX_DIGEST_RANGES} digests of ${DIGEST_BYTES} bytes`,
     );
   }
-  return digest.slice();
+  if (!Number.isSafeInteger(end.rangeBytes) || end.rangeBytes <= 0) {
+    throw new RangeError(
+      `Cannot encode END: rangeBytes "${end.rangeBytes}" must be a positive integer`,
+    );
+  }
+  const out = new Uint8Array(END_HEADER_BYTES + end.ranges.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, end.rangeBytes % 0x1_0000_0000, true);
+  v.setUint32(4, Math.floor(end.rangeBytes / 0x1_0000_0000), true);
+  v.setUint32(8, count, true);
+  out.set(end.ranges, END_HEADER_BYTES);
+  return out;
 }
 
 /**
- * Decodes an END payload into a copy of the digest (the payload may alias a
- * reused buffer).
+ * Decodes an END payload into a copy of its range digests (the payload may
+ * alias a reused buffer).
  *
  * @example
  * ```ts
- * decodeEnd(new Uint8Array(32)).length; // 32
+ * decodeEnd(encodeEnd({ rangeBytes: 4096, ranges: new Uint8Array(32) })).rangeBytes; // 4096
  * ```
- * @throws {WireError} unless the payload is exactly 32 bytes.
+ * @throws {WireError} naming the bad field.
  */
-export function decodeEnd(payload: Uint8Array): Uint8Array {
-  if (payload.length !== DIGEST_BYTES) {
+export function decodeEnd(payload: Uint8Array): End {
+  if (payload.length < END_HEADER_BYTES + DIGEST_BYTES) {
     throw new WireError(
-      `Cannot decode END: digest must be exactly ${DIGEST_BYTES} bytes, got ${payload.length}`,
+      `Cannot decode END: ${payload.length} bytes is shorter than its header and one digest`,
     );
   }
-  return payload.slice();
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const rangeBytes = v.getUint32(4, true) * 0x1_0000_0000 +
+    v.getUint32(0, true);
+  const count = v.getUint32(8, true);
+  if (v.getUint32(12, true) !== 0) {
+    throw new WireError("Cannot decode END: reserved field must be 0", 12);
+  }
+  if (rangeBytes === 0 || rangeBytes % 4096 !== 0) {
+    throw new WireError(
+      `Cannot decode END: rangeBytes "${rangeBytes}" must be a positive multiple of 4096`,
+      0,
+    );
+  }
+  if (
+    count < 1 || count > MAX_DIGEST_RANGES ||
+    payload.length !== END_HEADER_BYTES + count * DIGEST_BYTES
+  ) {
+    throw new WireError(
+      `Cannot decode END: count "${count}" does not match its ${payload.length}-byte payload of ${DIGEST_BYTES}-byte digests`,
+      8,
+    );
+  }
+  return { rangeBytes, ranges: payload.slice(END_HEADER_BYTES) };
 }
 
 /**
@@ -460,6 +543,7 @@ export function encodeResult(result: Result): Uint8Array {
     verified: result.verified,
     digest: result.digest,
     pagesApplied: result.pagesApplied,
+    mismatched: (result.mismatched ?? []).slice(0, MAX_MISMATCHES),
   });
 }
 
@@ -468,7 +552,8 @@ export function encodeResult(result: Result): Uint8Array {
  *
  * @example
  * ```ts
- * decodeResult(encodeResult(result)).verified; // true
+ * const result = { verified: false, digest: "ab".repeat(32), pagesApplied: 64, mismatched: [3] };
+ * decodeResult(encodeResult(result)).mismatched; // [3]
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -483,10 +568,22 @@ export function decodeResult(payload: Uint8Array): Result {
       }`,
     );
   }
+  const m = o.mismatched ?? [];
+  if (
+    !Array.isArray(m) || m.length > MAX_MISMATCHES ||
+    !m.every((i) => Number.isInteger(i) && i >= 0 && i < MAX_DIGEST_RANGES)
+  ) {
+    throw new WireError(
+      `Cannot decode RESULT: field "mismatched" must be at most ${MAX_MISMATCHES} range indexes, got ${
+        show(m)
+      }`,
+    );
+  }
   return {
     verified,
     digest,
     pagesApplied: uint("RESULT", o, "pagesApplied", Number.MAX_SAFE_INTEGER),
+    mismatched: m as number[],
   };
 }
 

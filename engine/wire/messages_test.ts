@@ -3,6 +3,7 @@ import { WireError } from "../errors.ts";
 import { MAX_JSON_PAYLOAD } from "./frame.ts";
 import {
   decodeAbort,
+  decodeCodec,
   decodeEnd,
   decodeError,
   decodeFinal,
@@ -12,6 +13,7 @@ import {
   decodeRoundEnd,
   decodeWelcome,
   encodeAbort,
+  encodeCodec,
   encodeEnd,
   encodeError,
   encodeFinal,
@@ -21,27 +23,35 @@ import {
   encodeRoundEnd,
   encodeWelcome,
   type Hello,
+  MAX_CHANNELS,
+  MAX_DIGEST_RANGES,
+  MAX_MISMATCHES,
   MAX_TEXT,
+  PROTOCOL_VERSION,
 } from "./messages.ts";
 
 const json = (v: unknown): Uint8Array =>
   new TextEncoder().encode(JSON.stringify(v));
 
 const hello: Hello = {
-  protocol: 1,
+  protocol: 2,
   memoryBytes: 64 * 4096,
   pageSize: 4096,
   codecs: [{ id: 0, name: "raw" }, { id: 1, name: "zero" }],
   vm: "sim:idle 256 KiB",
   policy: "plain",
+  channels: 4,
 };
 
 Deno.test("messages: every message survives a round trip", () => {
+  assert.equal(PROTOCOL_VERSION, 2);
   assert.deepEqual(decodeHello(encodeHello(hello)), hello);
+  const stream = { ...hello, stream: "qemu", channels: 1 };
+  assert.deepEqual(decodeHello(encodeHello(stream)), stream);
   assert.deepEqual(
-    decodeWelcome(encodeWelcome({ protocol: 1, accepted: true })),
+    decodeWelcome(encodeWelcome({ protocol: 2, accepted: true })),
     {
-      protocol: 1,
+      protocol: 2,
       accepted: true,
     },
   );
@@ -54,9 +64,17 @@ Deno.test("messages: every message survives a round trip", () => {
   assert.deepEqual(decodeReady(encodeReady({ pagesApplied: 77 })), {
     pagesApplied: 77,
   });
-  const digest = new Uint8Array(32).map((_, i) => i);
-  assert.deepEqual(decodeEnd(encodeEnd(digest)), digest);
-  const result = { verified: true, digest: "0f".repeat(32), pagesApplied: 64 };
+  const end = {
+    rangeBytes: 2 ** 33, // over 32 bits: both halves of the u64 are used
+    ranges: new Uint8Array(96).map((_, i) => i),
+  };
+  assert.deepEqual(decodeEnd(encodeEnd(end)), end);
+  const result = {
+    verified: false,
+    digest: "0f".repeat(32),
+    pagesApplied: 64,
+    mismatched: [0, 7],
+  };
   assert.deepEqual(decodeResult(encodeResult(result)), result);
   assert.deepEqual(decodeError(encodeError({ message: "Disk full: \u00e9" })), {
     message: "Disk full: \u00e9",
@@ -64,6 +82,33 @@ Deno.test("messages: every message survives a round trip", () => {
   assert.deepEqual(decodeAbort(encodeAbort({ reason: "operator" })), {
     reason: "operator",
   });
+  const codec = { id: 4, name: "dedup", options: { chunkBytes: 1024 } };
+  assert.deepEqual(decodeCodec(encodeCodec(codec)), codec);
+});
+
+Deno.test("messages: HELLO without channels is one channel; RESULT without mismatched names none", () => {
+  const { channels: _, ...old } = hello;
+  assert.equal(decodeHello(json(old)).channels, 1);
+  assert.equal(decodeHello(json(old)).stream, undefined);
+  assert.deepEqual(
+    decodeResult(
+      json({ verified: true, digest: "ab".repeat(32), pagesApplied: 1 }),
+    ).mismatched,
+    [],
+  );
+  // a sender never names more than MAX_MISMATCHES ranges
+  const many = Array.from({ length: 100 }, (_, i) => i);
+  assert.equal(
+    decodeResult(
+      encodeResult({
+        verified: false,
+        digest: "ab".repeat(32),
+        pagesApplied: 1,
+        mismatched: many,
+      }),
+    ).mismatched!.length,
+    MAX_MISMATCHES,
+  );
 });
 
 Deno.test("messages: decoders ignore unknown extra fields", () => {
@@ -72,17 +117,61 @@ Deno.test("messages: decoders ignore unknown extra fields", () => {
   });
 });
 
-Deno.test("messages: END must be exactly 32 bytes; decodeEnd copies", () => {
-  assert.throws(
-    () => decodeEnd(new Uint8Array(31)),
-    /Cannot decode END: digest must be exactly 32 bytes, got 31/,
+Deno.test("messages: END is a 16-byte header and whole range digests; decodeEnd copies them", () => {
+  // rangeBytes 4096 (lo, hi), count 2, reserved 0, then two digests
+  const golden = new Uint8Array(16 + 64);
+  golden.set([0x00, 0x10, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+  golden.fill(0xaa, 16, 48);
+  golden.fill(0xbb, 48);
+  const end = {
+    rangeBytes: 4096,
+    ranges: golden.slice(16),
+  };
+  assert.deepEqual(encodeEnd(end), golden);
+  const d = decodeEnd(golden);
+  assert.deepEqual(d, end);
+  golden.fill(2, 16);
+  assert.equal(d.ranges[0], 0xaa, "decodeEnd copies the digests");
+  const bad = (
+    edit: (v: DataView, b: Uint8Array) => Uint8Array,
+    match: RegExp,
+  ) => {
+    const b = encodeEnd(end);
+    assert.throws(
+      () => decodeEnd(edit(new DataView(b.buffer), b)),
+      (e: unknown) => e instanceof WireError && match.test(e.message),
+      String(match),
+    );
+  };
+  bad(
+    (_, b) => b.subarray(0, 47),
+    /Cannot decode END: 47 bytes is shorter than its header and one digest/,
   );
-  assert.throws(() => decodeEnd(new Uint8Array(33)), WireError);
-  assert.throws(() => encodeEnd(new Uint8Array(16)), RangeError);
-  const payload = new Uint8Array(32).fill(1);
-  const d = decodeEnd(payload);
-  payload.fill(2);
-  assert.equal(d[0], 1);
+  bad(
+    (_, b) => b.subarray(0, 79),
+    /count "2" does not match its 79-byte payload/,
+  );
+  bad((v, b) => (v.setUint32(8, 3, true), b), /count "3" does not match/);
+  bad((v, b) => (v.setUint32(8, 0, true), b), /count "0"/);
+  bad((v, b) => (v.setUint32(12, 1, true), b), /reserved field must be 0/);
+  bad(
+    (v, b) => (v.setUint32(0, 4097, true), b),
+    /rangeBytes "4097" must be a positive multiple of 4096/,
+  );
+  bad((v, b) => (v.setUint32(0, 0, true), b), /rangeBytes "0"/);
+  assert.throws(
+    () => encodeEnd({ rangeBytes: 4096, ranges: new Uint8Array(16) }),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeEnd({ rangeBytes: 4096, ranges: new Uint8Array(0) }),
+    RangeError,
+  );
+  assert.throws(
+    () => encodeEnd({ rangeBytes: 0, ranges: new Uint8Array(32) }),
+    RangeError,
+  );
+  assert.equal(MAX_DIGEST_RANGES, 1 << 20);
 });
 
 Deno.test("messages: decoders reject non-JSON, non-objects and oversized payloads", () => {
@@ -161,7 +250,7 @@ Deno.test("messages: decoders name the bad field", () => {
       /HELLO: field "policy"/,
     ],
     [
-      () => decodeWelcome(json({ protocol: 1, accepted: "yes" })),
+      () => decodeWelcome(json({ protocol: 2, accepted: "yes" })),
       /WELCOME: field "accepted" must be a boolean/,
     ],
     [
@@ -209,6 +298,50 @@ Deno.test("messages: decoders name the bad field", () => {
     [
       () => decodeAbort(json({ reason: false })),
       /ABORT: field "reason" must be a string/,
+    ],
+    [
+      () => decodeHello(json({ ...hello, channels: MAX_CHANNELS + 1 })),
+      /HELLO: field "channels" must be an integer in 0..64, got "65"/,
+    ],
+    [
+      () => decodeHello(json({ ...hello, channels: "2" })),
+      /HELLO: field "channels"/,
+    ],
+    [
+      () => decodeHello(json({ ...hello, stream: 7 })),
+      /HELLO: field "stream" must be a string/,
+    ],
+    [
+      () =>
+        decodeResult(
+          json({
+            verified: false,
+            digest: "ab".repeat(32),
+            pagesApplied: 0,
+            mismatched: [-1],
+          }),
+        ),
+      /RESULT: field "mismatched" must be at most 64 range indexes/,
+    ],
+    [
+      () =>
+        decodeResult(
+          json({
+            verified: false,
+            digest: "ab".repeat(32),
+            pagesApplied: 0,
+            mismatched: new Array(65).fill(0),
+          }),
+        ),
+      /RESULT: field "mismatched"/,
+    ],
+    [
+      () => decodeCodec(json({ id: 1, name: "zero", options: [] })),
+      /CODEC: field "options" must be a JSON object/,
+    ],
+    [
+      () => decodeCodec(json({ id: 256, name: "zero", options: {} })),
+      /CODEC: field "id" must be an integer in 0..255/,
     ],
   ];
   for (const [fn, message] of cases) {

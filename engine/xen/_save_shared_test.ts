@@ -14,7 +14,7 @@ self.onmessage = (e) => {
 };
 `;
 
-Deno.test("awaitAnswer: a late notify of the previous request is not taken for this answer", async () => {
+Deno.test("awaitAnswer: a late notify of the previous request is not taken for this answer", () => {
   const sab = new SharedArrayBuffer(SAB_BYTES);
   const ctl = new Int32Array(sab, 0, 4);
   Atomics.store(ctl, Ctl.ANSWER, 0); // the previous request's answer

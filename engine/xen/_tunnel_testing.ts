@@ -11,8 +11,12 @@
 import { concatBytes } from "../bytes.ts";
 import { memoryDuplex } from "../wire/duplex.ts";
 import type { CodecSpec } from "../plan.ts";
-import { sendXenStream, type XenTunnelStats } from "./tunnel.ts";
-import { receiveXenStream, type XenPeer } from "./tunnel_receiver.ts";
+import {
+  receiveXenStream,
+  sendXenStream,
+  type XenPeer,
+  type XenTunnelStats,
+} from "./tunnel.ts";
 import { chunks } from "./stream/_test_util.ts";
 
 const enc = new TextEncoder();

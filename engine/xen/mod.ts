@@ -1,6 +1,7 @@
 /**
  * Xen support: the libxc stream (`stream/`), the `xl migrate -s` tunnel
- * (`tunnel.ts`, `tunnel_receiver.ts`, `tunnel_frames.ts`, `tunnel_main.ts`),
+ * (`tunnel.ts`: the stream tunnel of `engine/stream/` with the xl format;
+ * command line `scripts/tunnel.ts xen send|receive`),
  * rounds by pfn repetition (`rounds.ts`), libxenguest's save loop driven by
  * a TS plan in a Worker (`save.ts`), a whole migration with hakobu in
  * `xl migrate`'s place (`migrate_domain.ts`, xl's handshake in
@@ -19,9 +20,7 @@
 
 export * from "./stream/mod.ts";
 export * from "./rounds.ts";
-export * from "./tunnel_frames.ts";
 export * from "./tunnel.ts";
-export * from "./tunnel_receiver.ts";
 export * from "./save.ts";
 export * from "./xl_protocol.ts";
 export * from "./resume.ts";

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { memoryDuplex } from "../wire/duplex.ts";
 import type { CodecSpec } from "../plan.ts";
-import { sendXenStream } from "./tunnel.ts";
-import { receiveXenStream } from "./tunnel_receiver.ts";
+import { receiveXenStream, sendXenStream } from "./tunnel.ts";
 import { XenStreamError } from "./stream/errors.ts";
 import { buildStream, concat, wrapLikeXl } from "./stream/_test_util.ts";
 import { RoundCounter } from "./rounds.ts";
@@ -85,7 +84,7 @@ Deno.test("a truncated libxc stream fails cleanly on both sides", async () => {
     sent,
     (e: unknown) => e instanceof XenStreamError && /Truncated/.test(e.message),
   );
-  await assert.rejects(received, /Source aborted: Truncated/);
+  await assert.rejects(received, /Source aborted the tunnel: Truncated/);
 });
 
 Deno.test("a corrupted PAGE_DATA record fails cleanly", async () => {

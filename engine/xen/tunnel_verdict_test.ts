@@ -11,7 +11,7 @@ import { lyingReceiver } from "../wire/_lying_receiver.ts";
 import { memoryDuplex } from "../wire/duplex.ts";
 import { buildStream, wrapLikeXl } from "./stream/_test_util.ts";
 import { sendXenStream } from "./tunnel.ts";
-import { XenFrameType } from "./tunnel_frames.ts";
+import { FrameType } from "../wire/frame.ts";
 
 Deno.test("xen tunnel verdict: a receiver that says verified about other bytes fails the sender", async () => {
   const stream = wrapLikeXl(
@@ -21,9 +21,9 @@ Deno.test("xen tunnel verdict: a receiver that says verified about other bytes f
   const [a, b] = memoryDuplex();
   const wrong = "cd".repeat(32);
   const lie = lyingReceiver(b, {
-    endType: XenFrameType.XEN_END,
+    endType: FrameType.STREAM_END,
     digest: wrong,
-    beforeResult: [XenFrameType.XEN_BACK_END],
+    beforeResult: [FrameType.BACK_END],
   });
   await assert.rejects(
     sendXenStream(ReadableStream.from([stream]), new WritableStream(), a, {

@@ -108,9 +108,10 @@ export async function migrateCommand(
 
 /**
  * Migrates a running QEMU guest through the hakobu tunnel: QEMU's own
- * migration stream goes to `engine/qemu/tunnel_main.ts send` (QMP `migrate
- * "exec:..."`), which runs the plan's round-0 codec chain over the paced link
- * to the destination's `tunnel_main.ts receive`; the plan steers QEMU's
+ * migration stream goes to `scripts/tunnel.ts qemu send` (QMP `migrate
+ * "exec:..."`), which runs the plan's round-0 codec chain (names only: each
+ * codec with its default options) on the plan's channels over the paced link
+ * to the destination's `tunnel.ts qemu receive`; the plan steers QEMU's
  * rounds and switchover through QMP.
  */
 async function migrateQemuCommand(
@@ -125,8 +126,10 @@ async function migrateQemuCommand(
   try {
     const tunnel = await execTunnel({
       to: `${to.hostname}:${to.port}`,
+      // the tunnel takes codec names: options stay at their defaults
       codecs: opts.plan.codecsFor(ROUND0(opts.plan)).map((c) => c.name),
       bandwidth: opts.plan.bandwidth,
+      channels: opts.plan.channels,
     });
     if (!opts.quiet) {
       console.error(

@@ -1,26 +1,65 @@
 import { hex } from "../../engine/digest.ts";
 import { formatBytes, formatDuration } from "../../engine/format.ts";
-import { receiveMigration, type ReceiveResult } from "../../engine/receiver.ts";
+import {
+  ReceiveBudget,
+  receiveMigration,
+  type ReceiveResult,
+} from "../../engine/receiver.ts";
 import { SimMemorySink } from "../../engine/sim/mod.ts";
+import { acceptNext } from "../../engine/transport/accept.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
+import { FrameWriter } from "../../engine/wire/frame_writer.ts";
+import { FrameType } from "../../engine/wire/frame.ts";
+import { encodeError } from "../../engine/wire/messages.ts";
+
+/** Default most sessions served at once. */
+export const DEFAULT_MAX_SESSIONS = 4;
 
 /** Options of `hakobu receive`. */
 export interface ReceiveCommandOptions {
   listen: string;
+  /** Serve one migration, then exit (0 only if it verified). */
   once?: boolean;
+  /** Largest memory one HELLO may announce. */
   maxMemoryBytes: number;
+  /**
+   * Memory and decoder state all sessions in progress may hold together
+   * (default {@link maxMemoryBytes}: concurrent sessions share what one
+   * could have).
+   */
+  maxTotalMemoryBytes?: number;
+  /** Most sessions at once (default 4); a connection beyond is refused with an ERROR frame. */
+  maxSessions?: number;
+  /** Most milliseconds from connecting to a whole HELLO. */
+  handshakeTimeoutMs?: number;
+  /** Most milliseconds the source may take for each next whole frame. */
+  frameTimeoutMs?: number;
   json?: boolean;
   onListening?: (addr: Deno.NetAddr) => void;
+  /** Stops accepting; sessions in progress are finished first. */
+  signal?: AbortSignal;
 }
 
 /**
  * Listens for migrations and receives each into simulated destination
- * memory. Returns the exit code: 0 when every migration verified.
+ * memory, several at once, each isolated: a session that fails, stalls or
+ * asks too much ends alone, and a connection reset before it was accepted
+ * does not stop the receiver. Returns the exit code: 0 when every migration
+ * verified.
  */
 export async function receiveCommand(
   opts: ReceiveCommandOptions,
 ): Promise<number> {
   const addr = parseAddress(opts.listen, "listen address");
+  const maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
+  if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
+    throw new RangeError(
+      `Bad session limit "${maxSessions}": expected a positive integer`,
+    );
+  }
+  const budget = new ReceiveBudget(
+    opts.maxTotalMemoryBytes ?? opts.maxMemoryBytes,
+  );
   const listener = Deno.listen({
     hostname: addr.hostname,
     port: addr.port,
@@ -30,13 +69,56 @@ export async function receiveCommand(
   // The first line names the real port (useful with port 0); scripts read it.
   console.log(`listening on ${local.hostname}:${local.port}`);
   opts.onListening?.(local);
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    try {
+      listener.close();
+    } catch { /* already closed */ }
+  };
+  opts.signal?.addEventListener("abort", stop, { once: true });
   let failures = 0;
-  for await (const conn of listener) {
+  const sessions = new Set<Promise<void>>();
+  while (!stopping) {
+    let conn: Deno.Conn;
+    try {
+      // A connection reset while it waited in the backlog (os error 107)
+      // is that peer's problem: keep serving the others.
+      conn = await acceptNext(
+        listener,
+        (e) => console.error(`accept failed, still listening: ${e.message}`),
+      );
+    } catch (error) {
+      if (stopping) break;
+      throw error;
+    }
+    if (sessions.size >= maxSessions) {
+      refuse(
+        conn,
+        `This receiver is serving its limit of ${maxSessions} sessions (--max-sessions): try again later`,
+      );
+      continue;
+    }
+    const session: Promise<void> = serve(conn).then((ok) => {
+      if (!ok) failures++;
+    }).finally(() => sessions.delete(session));
+    sessions.add(session);
+    if (opts.once) stop();
+  }
+  opts.signal?.removeEventListener("abort", stop);
+  await Promise.all(sessions);
+  return failures === 0 ? 0 : 1;
+
+  /** Receives one migration on `conn` and prints its outcome; true if verified. */
+  async function serve(conn: Deno.Conn): Promise<boolean> {
     const peer = conn.remoteAddr as Deno.NetAddr;
-    let result: ReceiveResult | null = null;
+    let result: ReceiveResult;
     try {
       result = await receiveMigration(conn, {
         maxMemoryBytes: opts.maxMemoryBytes,
+        handshakeTimeoutMs: opts.handshakeTimeoutMs,
+        frameTimeoutMs: opts.frameTimeoutMs,
+        budget,
         createSink: (hello) =>
           new SimMemorySink({
             pageSize: hello.pageSize,
@@ -44,50 +126,62 @@ export async function receiveCommand(
           }),
       });
     } catch (error) {
-      failures++;
       const message = error instanceof Error ? error.message : String(error);
       if (opts.json) {
         console.log(
           JSON.stringify({
             verified: false,
             error: message,
-            peer: peer.hostname,
+            peer: `${peer.hostname}:${peer.port}`,
           }),
         );
-      } else {console.error(
+      } else {
+        console.error(
           `migration from ${peer.hostname}:${peer.port} failed: ${message}`,
-        );}
+        );
+      }
+      return false;
     } finally {
       try {
         conn.close();
       } catch { /* already closed by the peer */ }
     }
-    if (result) {
-      if (!result.verified) failures++;
-      if (opts.json) console.log(JSON.stringify(result));
-      else {
-        const state = result.aborted
-          ? "ABORTED"
-          : result.verified
-          ? "VERIFIED"
-          : "NOT VERIFIED";
-        console.log(
-          `${state}: ${result.vm} (${
-            formatBytes(result.memoryBytes)
-          }) policy "${result.policy}", ` +
-            `${result.pagesApplied} pages in ${result.rounds} rounds, ${
-              formatBytes(result.bytesReceived)
-            } received ` +
-            `in ${formatDuration(result.durationMs)}, digest ${
-              result.digest || hex(new Uint8Array())
-            }`,
-        );
-      }
+    if (opts.json) console.log(JSON.stringify(result));
+    else {
+      const state = result.aborted
+        ? "ABORTED"
+        : result.verified
+        ? "VERIFIED"
+        : "NOT VERIFIED";
+      // vm and policy were cleaned when decoded (wire/peer_text.ts).
+      console.log(
+        `${state}: ${result.vm} (${
+          formatBytes(result.memoryBytes)
+        }) policy "${result.policy}", ` +
+          `${result.pagesApplied} pages in ${result.rounds} rounds, ${
+            formatBytes(result.bytesReceived)
+          } received ` +
+          `in ${formatDuration(result.durationMs)}, digest ${
+            result.digest || hex(new Uint8Array())
+          }`,
+      );
     }
-    if (opts.once) break;
+    return result.verified;
   }
-  try {
-    listener.close();
-  } catch { /* breaking out of the loop already closed it */ }
-  return failures === 0 ? 0 : 1;
+}
+
+/** Tells a connection why it is not served (best effort, 2 s at most), then closes it. */
+function refuse(conn: Deno.Conn, message: string): void {
+  const writer = new FrameWriter(conn.writable);
+  const timer = setTimeout(() => close(), 2000);
+  const close = () => {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  };
+  writer.write(FrameType.ERROR, 0, encodeError({ message }))
+    .then(() => writer.close())
+    .catch(() => {})
+    .finally(close);
 }

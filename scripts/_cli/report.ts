@@ -83,6 +83,12 @@ const ROUND_FIELDS: readonly [string, Kind][] = [
   ["reason", "string"],
 ];
 
+const CHANNEL_FIELDS: readonly [string, Kind][] = [
+  ["pages", "number"],
+  ["wireBytes", "number"],
+  ["codecMix", "counts"],
+];
+
 function describe(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
@@ -241,6 +247,31 @@ export function parseReport(text: string, file: string): MigrationReport {
       );
     }
     check(file, r as Record<string, unknown>, ROUND_FIELDS, `rounds[${i}].`);
+    // per-channel shares: optional (reports from before channels have none)
+    const channels = (r as Record<string, unknown>).channels;
+    if (channels === undefined) return;
+    if (!Array.isArray(channels)) {
+      throw new ReportFileError(
+        file,
+        `rounds[${i}].channels`,
+        `Cannot read report "${file}": field "rounds[${i}].channels" is ${
+          describe(channels)
+        }, expected an array`,
+      );
+    }
+    channels.forEach((c: unknown, k: number) => {
+      const path = `rounds[${i}].channels[${k}]`;
+      if (typeof c !== "object" || c === null || Array.isArray(c)) {
+        throw new ReportFileError(
+          file,
+          path,
+          `Cannot read report "${file}": field "${path}" is ${
+            describe(c)
+          }, expected an object`,
+        );
+      }
+      check(file, c as Record<string, unknown>, CHANNEL_FIELDS, `${path}.`);
+    });
   });
   return obj as unknown as MigrationReport;
 }

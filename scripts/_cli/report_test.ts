@@ -200,6 +200,28 @@ Deno.test("parseReport accepts a report and points at the first bad field", () =
       /"rounds\[0\]" is null, expected an object/,
     ],
     [
+      {
+        ...good,
+        rounds: [{ ...(good.rounds as object[])[0], channels: {} }],
+      },
+      "rounds[0].channels",
+      /"rounds\[0\]\.channels" is an object, expected an array/,
+    ],
+    [
+      {
+        ...good,
+        rounds: [{
+          ...(good.rounds as object[])[0],
+          channels: [{ pages: 1, wireBytes: 9, codecMix: { raw: 1 } }, {
+            pages: 1,
+            codecMix: {},
+          }],
+        }],
+      },
+      "rounds[0].channels[1].wireBytes",
+      /missing field "rounds\[0\]\.channels\[1\]\.wireBytes"/,
+    ],
+    [
       { ...good, verification: "trust-me" },
       "verification",
       /"verification" is string "trust-me", expected one of "memory-digest"/,

@@ -1,9 +1,9 @@
 /**
  * The lab's real guests migrated THROUGH HAKOBU: a memcached guest and a
  * PostgreSQL guest, each under its in-guest load, go from a source QEMU
- * (`migrate "exec:deno run -A engine/qemu/tunnel_main.ts send --to … --codecs
+ * (`migrate "exec:deno run -A scripts/tunnel.ts qemu send --to … --codecs
  * zero,dedup,lz4"`) across the hakobu tunnel to a destination QEMU listening
- * on `-incoming defer` + `migrate-incoming "exec:… tunnel_main.ts receive
+ * on `-incoming defer` + `migrate-incoming "exec:… tunnel.ts qemu receive
  * --listen …"`, driven by `migrateQemu` under a compiled hakobu policy. The
  * memcached case runs a second time through the CLI (`hakobu migrate --from
  * qemu:SOCKET --to HOST:PORT --policy FILE`).
@@ -46,8 +46,7 @@ const why = await labUnavailable().catch((e) => String(e));
 if (why) console.warn(`skipping QEMU tunnel lab tests: ${why}`);
 
 const DENO = Deno.execPath();
-const TUNNEL =
-  new URL("../../engine/qemu/tunnel_main.ts", import.meta.url).pathname;
+const TUNNEL = `${new URL("../tunnel.ts", import.meta.url).pathname} qemu`;
 const CLI = new URL("../hakobu.ts", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
 const CODECS = "zero,dedup,lz4";

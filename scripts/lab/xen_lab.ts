@@ -42,9 +42,9 @@ export type XenMigrateVia =
   /** Non-live: `xl save dom FILE` then `xl restore FILE` (works for PV). */
   | "saverestore"
   /**
-   * Through hakobu's tunnel (needs `--deno`): `tunnel_main.ts receive` in the
+   * Through hakobu's tunnel (needs `--deno`): `tunnel.ts xen receive` in the
    * background in front of `xl migrate-receive`, and
-   * `xl migrate -s "deno run ... tunnel_main.ts send --to 127.0.0.1:4445 --codecs C --"`.
+   * `xl migrate -s "deno run ... tunnel.ts xen send --to 127.0.0.1:4445 --codecs C --"`.
    */
   | "tunnel"
   /**
@@ -64,7 +64,15 @@ export type XenMigrateVia =
 
 /** How deno runs the hakobu tree inside dom0 (no network, no npm). */
 export const DOM0_DENO =
-  "deno run -A --no-config --no-lock /hakobu/engine/xen/tunnel_main.ts";
+  "deno run -A --no-config --no-lock /hakobu/scripts/tunnel.ts xen";
+
+/**
+ * The tunnel receiver's log, once it holds the statistics line: xl returns
+ * after its own handshake, and the tunnel's digest comparison ends after
+ * that (up to 2 minutes under TCG), so the log is polled, not read once.
+ */
+const AWAIT_TUNNEL_STATS =
+  `i=0; while [ $i -lt 120 ] && ! grep -q '"ok":' /tmp/tunnel-recv.log; do sleep 1; i=$((i+1)); done; cat /tmp/tunnel-recv.log`;
 
 /**
  * How dom0 runs `scripts/hakobu.ts` (needs `--deno`): the archive carries
@@ -371,7 +379,7 @@ export async function migrateOnce(
     cmd =
       `${DOM0_HAKOBU} xen migrate hakobu-domu --policy ${policyPath}${receiver} --json` +
       (via === "policy-tunnel"
-        ? "; rc=$?; sleep 1; cat /tmp/tunnel-recv.log; (exit $rc)"
+        ? `; rc=$?; ${AWAIT_TUNNEL_STATS}; (exit $rc)`
         : "");
   } else if (via === "plain") {
     cmd = `xl migrate -s "" hakobu-domu "xl migrate-receive"`;
@@ -386,7 +394,7 @@ export async function migrateOnce(
     sshCommand = `${DOM0_DENO} send --to 127.0.0.1:4445 --codecs ${codecs} --`;
     cmd = `xl migrate -s ${
       shq(sshCommand)
-    } hakobu-domu localhost; rc=$?; sleep 1; cat /tmp/tunnel-recv.log; (exit $rc)`;
+    } hakobu-domu localhost; rc=$?; ${AWAIT_TUNNEL_STATS}; (exit $rc)`;
   } else {
     cmd =
       "xl save hakobu-domu /tmp/domu.save && xl restore /tmp/domu.save && rm -f /tmp/domu.save";

@@ -15,7 +15,7 @@
  * `HAKOBU_XEN_LAB=1` (and the Debian packages installed); otherwise it is
  * ignored with a message. `HAKOBU_XEN_LAB=all` adds a second test (another
  * 2–2.5 minutes): one migration through hakobu's tunnel
- * (`engine/xen/tunnel_main.ts`, codecs zero,lz4).
+ * (`scripts/tunnel.ts xen`, codecs zero,lz4).
  *
  * @module
  */

@@ -154,6 +154,9 @@ const EMPTY = new Uint8Array(0);
 const TWO_32 = 0x1_0000_0000;
 const latin1 = new TextDecoder("latin1");
 
+/** Bytes of a new chunk first joined to an unfinished item. */
+const JOIN_BYTES = 8 << 10;
+
 /** Thrown inside the parser when an item needs more bytes than are buffered. */
 const NEED_MORE = Symbol("need more");
 
@@ -233,26 +236,60 @@ export class QemuStreamParser {
   push(chunk: Uint8Array): QemuEvent[] {
     const events: QemuEvent[] = [];
     if (chunk.length === 0) return events;
+    let rest = chunk;
+    // An item left unfinished by the last push is finished in a small
+    // joined buffer, not by copying the whole chunk behind it; the join
+    // doubles until the item fits (an item is seldom more than a page).
+    while (this.#pending.length > 0 && rest.length > 0 && !this.#tail) {
+      const old = this.#pending;
+      const take = Math.min(rest.length, Math.max(old.length, JOIN_BYTES));
+      const joined = new Uint8Array(old.length + take);
+      joined.set(old);
+      joined.set(rest.subarray(0, take), old.length);
+      const pos = this.#parse(joined, 0, old.length, events);
+      if (this.#tail && pos < joined.length) {
+        events.push({ kind: "opaque", bytes: joined.subarray(pos) });
+        this.#base += joined.length - pos;
+        this.#pending = EMPTY;
+        rest = rest.subarray(take);
+      } else if (pos < old.length) {
+        // the item needs more than was joined
+        this.#pending = joined.subarray(pos);
+        rest = rest.subarray(take);
+      } else {
+        this.#pending = EMPTY;
+        rest = rest.subarray(pos - old.length);
+      }
+    }
+    if (rest.length === 0) return events;
     if (this.#tail) {
-      this.#base += chunk.length;
-      events.push({ kind: "opaque", bytes: chunk });
+      this.#base += rest.length;
+      events.push({ kind: "opaque", bytes: rest });
       return events;
     }
-    let buf: Uint8Array;
-    if (this.#pending.length === 0) buf = chunk;
-    else {
-      buf = new Uint8Array(this.#pending.length + chunk.length);
-      buf.set(this.#pending);
-      buf.set(chunk, this.#pending.length);
+    const pos = this.#parse(rest, 0, rest.length, events);
+    if (this.#tail && pos < rest.length) {
+      events.push({ kind: "opaque", bytes: rest.subarray(pos) });
+      this.#base += rest.length - pos;
+    } else if (pos < rest.length) {
+      // a copy: the caller may reuse `chunk`
+      this.#pending = rest.slice(pos);
     }
-    let pos = 0;
-    while (pos < buf.length) {
-      if (this.#tail) {
-        events.push({ kind: "opaque", bytes: buf.subarray(pos) });
-        this.#base += buf.length - pos;
-        pos = buf.length;
-        break;
-      }
+    return events;
+  }
+
+  /**
+   * Parses the items of `buf` that start before `limit`, from `pos`, until
+   * one needs bytes beyond `buf` or the tail begins; returns where it
+   * stopped.
+   */
+  #parse(
+    buf: Uint8Array,
+    pos: number,
+    limit: number,
+    events: QemuEvent[],
+  ): number {
+    while (pos < limit && !this.#tail) {
       let end: number;
       try {
         end = this.#item(buf, pos, events);
@@ -263,8 +300,7 @@ export class QemuStreamParser {
       this.#base += end - pos;
       pos = end;
     }
-    this.#pending = pos === buf.length ? EMPTY : buf.slice(pos);
-    return events;
+    return pos;
   }
 
   /**

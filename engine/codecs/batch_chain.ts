@@ -1,0 +1,544 @@
+/**
+ * A codec chain over batches, both halves: {@link BatchEncoderChain} (the
+ * sender's; the first codec that claims a page wins) turns a
+ * {@link PageBatch} into a BATCH payload, and {@link BatchDecoderSet} (the
+ * receiver's) decodes one back into pages. One of each per channel: their
+ * codec state (delta's cache, dedup's store, zstd's stream) follows that
+ * channel's pages only.
+ *
+ * @module
+ */
+
+import { CodecError, WireError } from "../errors.ts";
+import type { CodecSpec } from "../plan.ts";
+import {
+  type BatchParts,
+  batchPayloadBytes,
+  encodeBatchPayload,
+  type ParsedBatch,
+} from "../wire/batch.ts";
+import type { BatchDecoder, BatchEncoder, PageBatch } from "./batch.ts";
+import type { Codec } from "./codec.ts";
+import { codecByName } from "./registry.ts";
+
+/** What one batch encoded to. */
+export interface EncodedBatchInfo {
+  /** The BATCH payload, in the buffer `alloc` returned. */
+  readonly payload: Uint8Array;
+  /** Wire id of the codec that claimed each page (valid until the next encode). */
+  readonly codecOf: Uint8Array;
+  /** Pages claimed per codec id. */
+  readonly claims: ReadonlyMap<number, number>;
+}
+
+interface Entry {
+  readonly codec: Codec;
+  readonly encoder: BatchEncoder;
+  readonly options: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The sender's chain for one channel. Encoders are created once and kept
+ * across rounds, so a policy that changes its chain keeps each codec's state.
+ *
+ * @example
+ * ```ts ignore
+ * const chain = new BatchEncoderChain({ pageSize: 4096, pageCount });
+ * chain.select([{ name: "zero" }, { name: "zstd" }]);
+ * const { payload } = chain.encode(batch, (n) => new Uint8Array(n));
+ * ```
+ */
+export class BatchEncoderChain {
+  readonly #pageSize: number;
+  readonly #pageCount: number;
+  readonly #channels: number;
+  readonly #entries = new Map<string, Entry>();
+  #fresh: { codec: Codec; options: Readonly<Record<string, unknown>> }[] = [];
+  #active: Entry[] = [];
+  #offered = new Uint32Array(0);
+  #claimed = new Uint8Array(0);
+  #codecOf = new Uint8Array(0);
+  #sectionOf = new Uint8Array(0);
+  readonly #scratch = new Map<number, Uint8Array>();
+
+  /**
+   * @param geometry Page size and count of the VM, and the channels of the
+   *   migration (each codec's memory budget is split among them).
+   */
+  constructor(
+    geometry: { pageSize: number; pageCount: number; channels?: number },
+  ) {
+    this.#pageSize = geometry.pageSize;
+    this.#pageCount = geometry.pageCount;
+    this.#channels = geometry.channels ?? 1;
+  }
+
+  /**
+   * Makes `specs` the active chain; `raw` is appended unless the chain ends
+   * with it, so every page is always claimed.
+   *
+   * @throws {CodecError} for an unknown codec, bad options, or options that
+   *   differ from the ones the codec's state was created with.
+   */
+  select(specs: readonly CodecSpec[]): void {
+    const active = specs.map((s) => this.#entry(s));
+    if (active.length === 0 || active.at(-1)!.codec.name !== "raw") {
+      active.push(this.#entry({ name: "raw" }));
+    }
+    this.#active = active;
+  }
+
+  /** Names of the active chain, in order. */
+  get active(): string[] {
+    return this.#active.map((e) => e.codec.name);
+  }
+
+  /** The active chain's codecs, in order. */
+  get activeCodecs(): Codec[] {
+    return this.#active.map((e) => e.codec);
+  }
+
+  /** Codecs created so far (for the handshake and reports). */
+  get codecs(): Codec[] {
+    return [...this.#entries.values()].map((e) => e.codec);
+  }
+
+  /** The options a codec's encoder was created with, if it was. */
+  optionsOf(name: string): Readonly<Record<string, unknown>> | undefined {
+    return this.#entries.get(name)?.options;
+  }
+
+  /**
+   * Codecs created since the last call, with their options, in creation
+   * order: the sender announces each (a CODEC frame on this channel) before
+   * the batch that first uses it.
+   */
+  takeNewCodecs(): {
+    codec: Codec;
+    options: Readonly<Record<string, unknown>>;
+  }[] {
+    const fresh = this.#fresh;
+    this.#fresh = [];
+    return fresh;
+  }
+
+  /**
+   * Encodes `batch` with the active chain: each codec is offered the pages
+   * no earlier one claimed; the payload goes into `alloc(bytes)` (exactly
+   * that many bytes). Then every encoder is told what was sent.
+   */
+  encode(
+    batch: PageBatch,
+    alloc: (payloadBytes: number) => Uint8Array,
+  ): EncodedBatchInfo {
+    const count = batch.count;
+    if (this.#offered.length < count) {
+      this.#offered = new Uint32Array(count);
+      this.#claimed = new Uint8Array(count);
+      this.#codecOf = new Uint8Array(count);
+      this.#sectionOf = new Uint8Array(count);
+    }
+    const offered = this.#offered;
+    const claimed = this.#claimed;
+    const codecOf = this.#codecOf;
+    const sectionOf = this.#sectionOf;
+    for (let i = 0; i < count; i++) offered[i] = i;
+    let n = count;
+    const sections: { codecId: number; bytes: Uint8Array }[] = [];
+    const claims = new Map<number, number>();
+    for (const { codec, encoder } of this.#active) {
+      if (n === 0) break;
+      const out = this.#scratchFor(
+        codec.id,
+        codec.maxSectionBytes(n, this.#pageSize),
+      );
+      claimed.fill(0, 0, n);
+      const len = encoder.encode(batch, offered, n, claimed, out);
+      let kept = 0;
+      let took = 0;
+      const section = sections.length;
+      for (let k = 0; k < n; k++) {
+        const i = offered[k];
+        if (claimed[k] === 1) {
+          codecOf[i] = codec.id;
+          sectionOf[i] = section;
+          took++;
+        } else offered[kept++] = i;
+      }
+      if (took > 0) {
+        sections.push({ codecId: codec.id, bytes: out.subarray(0, len) });
+        claims.set(codec.id, took);
+      } else if (len !== 0) {
+        throw new CodecError(
+          codec.name,
+          `Codec "${codec.name}" wrote ${len} bytes but claimed no page`,
+        );
+      }
+      n = kept;
+    }
+    if (n !== 0) {
+      // select() ends every chain with raw, which claims every page offered.
+      throw new Error(`No codec claimed ${n} pages of the batch`);
+    }
+    const parts: BatchParts = {
+      count,
+      pfns: batch.pfns,
+      sectionOf,
+      sections,
+    };
+    const payload = alloc(batchPayloadBytes(parts));
+    encodeBatchPayload(parts, payload);
+    for (const e of this.#entries.values()) e.encoder.sent?.(batch, codecOf);
+    return { payload, codecOf, claims };
+  }
+
+  /**
+   * Frames a batch whose pages were already encoded one by one elsewhere
+   * (the GPU twins, byte-identical to the per-page CPU encoders): page `i`
+   * went to codec `codecOf[i]` (a codec of the active chain) as
+   * `bytesOf(i)`. Sections are packed as the codecs' batch forms pack them
+   * — empty for zero pages, the pages one after the other for raw, a u32
+   * length per page then the encodings for the per-page codecs — and every
+   * encoder is told what was sent, as after {@link encode}.
+   */
+  encodeWith(
+    batch: PageBatch,
+    codecOf: Uint8Array,
+    bytesOf: (i: number) => Uint8Array,
+    alloc: (payloadBytes: number) => Uint8Array,
+  ): EncodedBatchInfo {
+    const count = batch.count;
+    if (this.#sectionOf.length < count) {
+      this.#sectionOf = new Uint8Array(count);
+      this.#codecOf = new Uint8Array(count);
+    }
+    const sections: { codecId: number; bytes: Uint8Array }[] = [];
+    const claims = new Map<number, number>();
+    let framed = 0;
+    for (const { codec } of this.#active) {
+      let n = 0;
+      let data = 0;
+      for (let i = 0; i < count; i++) {
+        if (codecOf[i] !== codec.id) continue;
+        n++;
+        data += bytesOf(i).length;
+      }
+      if (n === 0) continue;
+      const perPage = !codec.zeroPages && codec.id !== 0;
+      if (perPage && !codec.createEncoder) {
+        // lz4's or zstd's section is not pages encoded one by one
+        throw new CodecError(
+          codec.name,
+          `Cannot frame pages encoded one by one as codec "${codec.name}": it has no per-page form`,
+        );
+      }
+      framed += n;
+      const bytes = new Uint8Array((perPage ? 4 * n : 0) + data);
+      const v = new DataView(bytes.buffer);
+      let k = 0;
+      let at = perPage ? 4 * n : 0;
+      const section = sections.length;
+      for (let i = 0; i < count; i++) {
+        if (codecOf[i] !== codec.id) continue;
+        const b = bytesOf(i);
+        if (perPage) v.setUint32(4 * k++, b.length, true);
+        bytes.set(b, at);
+        at += b.length;
+        this.#sectionOf[i] = section;
+        this.#codecOf[i] = codec.id;
+      }
+      sections.push({ codecId: codec.id, bytes });
+      claims.set(codec.id, n);
+    }
+    if (framed !== count) {
+      const active = new Set(this.#active.map((e) => e.codec.id));
+      let i = 0;
+      while (active.has(codecOf[i])) i++;
+      throw new RangeError(
+        `Cannot frame page ${i} of the batch: its codec id ${
+          codecOf[i]
+        } is not in the active chain (${this.active})`,
+      );
+    }
+    const parts: BatchParts = {
+      count,
+      pfns: batch.pfns,
+      sectionOf: this.#sectionOf,
+      sections,
+    };
+    const payload = alloc(batchPayloadBytes(parts));
+    encodeBatchPayload(parts, payload);
+    for (const e of this.#entries.values()) {
+      e.encoder.sent?.(batch, this.#codecOf);
+    }
+    return { payload, codecOf: this.#codecOf, claims };
+  }
+
+  #scratchFor(id: number, bytes: number): Uint8Array {
+    let s = this.#scratch.get(id);
+    if (!s || s.length < bytes) {
+      s = new Uint8Array(bytes);
+      this.#scratch.set(id, s);
+    }
+    return s;
+  }
+
+  #entry(spec: CodecSpec): Entry {
+    const codec = codecByName(spec.name);
+    const options = codec.parseOptions(spec.options ?? {});
+    let e = this.#entries.get(spec.name);
+    if (!e) {
+      const encoder = codec.createBatchEncoder({
+        pageSize: this.#pageSize,
+        pageCount: this.#pageCount,
+        channels: this.#channels,
+        options,
+      });
+      e = { codec, encoder, options };
+      this.#entries.set(spec.name, e);
+      this.#fresh.push({ codec, options });
+    } else if (JSON.stringify(e.options) !== JSON.stringify(options)) {
+      // A codec's state (a cache, a store, a stream) was built with its first options.
+      throw new CodecError(
+        spec.name,
+        `Cannot change the options of codec "${spec.name}" during a migration: ` +
+          `first ${JSON.stringify(e.options)}, now ${JSON.stringify(options)}`,
+      );
+    }
+    return e;
+  }
+}
+
+/** Where {@link BatchDecoderSet.decode} put each page of a batch. */
+export interface DecodedBatch {
+  /** Pages in the batch. */
+  readonly count: number;
+  /** Slot of page `i` in the scratch (page bytes at `slot * pageSize`), or -1 for an all-zero page. */
+  readonly slotOf: Int32Array;
+  /** Wire id of the codec that decoded page `i`. */
+  readonly codecOf: Uint8Array;
+  /** Pages that have a slot (non-zero pages). */
+  readonly slots: number;
+}
+
+/**
+ * The receiver's decoders for one channel: the codecs HELLO negotiated, a
+ * decoder per CODEC frame (created at that point of the channel's stream,
+ * as the sender created its encoder), and a batch decode that writes into a
+ * scratch buffer only.
+ *
+ * @example
+ * ```ts ignore
+ * const set = new BatchDecoderSet(negotiated, { pageSize: 4096, pageCount });
+ * set.announce(decodeCodec(codecFrame.payload), at);
+ * const parsed = parseBatchPayload(payload, { pageCount, knows: (id) => set.knows(id) });
+ * const decoded = set.decode(payload, parsed);
+ * ```
+ */
+export class BatchDecoderSet {
+  readonly #negotiated: ReadonlyMap<number, Codec>;
+  readonly #geometry: {
+    pageSize: number;
+    pageCount: number;
+    channels?: number;
+    current?: (pfn: number) => Uint8Array;
+  };
+  readonly #decoders: (BatchDecoder | undefined)[] = [];
+  readonly #hooks: BatchDecoder[] = [];
+  #readsCurrent = false;
+  #scratch = new Uint8Array(0);
+  #slotOf = new Int32Array(0);
+  #codecOf = new Uint8Array(0);
+  readonly #zero: Uint8Array;
+
+  /**
+   * @param negotiated The codecs HELLO negotiated, by wire id.
+   * @param geometry Page size, pfn space, channels, and the destination's
+   *   current pages (for codecs that decode against them).
+   */
+  constructor(
+    negotiated: ReadonlyMap<number, Codec>,
+    geometry: {
+      pageSize: number;
+      pageCount: number;
+      channels?: number;
+      current?: (pfn: number) => Uint8Array;
+    },
+  ) {
+    this.#negotiated = negotiated;
+    this.#geometry = geometry;
+    this.#zero = new Uint8Array(geometry.pageSize);
+  }
+
+  /**
+   * Creates the decoder a CODEC frame announces, with its options checked
+   * by the codec itself.
+   *
+   * @throws {WireError} for a codec HELLO did not negotiate, one announced
+   *   twice, or options the codec refuses.
+   */
+  announce(
+    setup: {
+      id: number;
+      name: string;
+      options: Readonly<Record<string, unknown>>;
+    },
+    at: number,
+  ): Codec {
+    const codec = this.#negotiated.get(setup.id);
+    if (!codec || codec.name !== setup.name) {
+      throw new WireError(
+        `CODEC announces codec "${setup.name}" with id ${setup.id}, which HELLO did not negotiate`,
+        at,
+      );
+    }
+    if (this.#decoders[setup.id]) {
+      throw new WireError(
+        `CODEC announces codec "${setup.name}" a second time`,
+        at,
+      );
+    }
+    let options: Readonly<Record<string, unknown>>;
+    try {
+      options = codec.parseOptions(setup.options);
+    } catch (e) {
+      throw new WireError(
+        `CODEC announces codec "${setup.name}" with options it refuses: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+        at,
+      );
+    }
+    const d = codec.createBatchDecoder({
+      pageSize: this.#geometry.pageSize,
+      pageCount: this.#geometry.pageCount,
+      channels: this.#geometry.channels,
+      options,
+      current: this.#geometry.current,
+    });
+    this.#decoders[setup.id] = d;
+    if (d.applied) this.#hooks.push(d);
+    if (codec.decodesAgainstCurrent) this.#readsCurrent = true;
+    return codec;
+  }
+
+  /** Whether codec `id` was negotiated and announced (what a BATCH section may use). */
+  knows(id: number): boolean {
+    return this.#decoders[id] !== undefined;
+  }
+
+  /** Whether an announced codec decodes against the destination's current pages. */
+  get readsCurrent(): boolean {
+    return this.#readsCurrent;
+  }
+
+  /** The name of a negotiated codec id. */
+  nameOf(id: number): string {
+    return this.#negotiated.get(id)?.name ?? `id ${id}`;
+  }
+
+  /** The scratch the last {@link decode} wrote into (page `slot` at `slot * pageSize`). */
+  get scratch(): Uint8Array {
+    return this.#scratch;
+  }
+
+  /**
+   * Decodes a validated batch: each section by its codec, into a scratch
+   * owned by this set (valid until the next decode). Nothing is written
+   * anywhere else, so a malformed section leaves memory untouched.
+   *
+   * @throws {CodecError} on a malformed section.
+   */
+  decode(payload: Uint8Array, parsed: ParsedBatch): DecodedBatch {
+    const ps = this.#geometry.pageSize;
+    const count = parsed.count;
+    if (this.#slotOf.length < count) {
+      this.#slotOf = new Int32Array(count);
+      this.#codecOf = new Uint8Array(count);
+    }
+    let need = 0;
+    for (const sec of parsed.sections) {
+      if (!this.#negotiated.get(sec.codecId)!.zeroPages) need += sec.pageCount;
+    }
+    if (this.#scratch.length < need * ps) {
+      this.#scratch = new Uint8Array(need * ps);
+    }
+    // Slots first (a page's place in the scratch), so that a decoder that
+    // reads the batch's other pages (dedup) can find them.
+    let base = 0;
+    const bases: number[] = [];
+    for (const sec of parsed.sections) {
+      const codec = this.#negotiated.get(sec.codecId)!;
+      bases.push(codec.zeroPages ? -1 : base);
+      for (let k = 0; k < sec.pageCount; k++) {
+        this.#codecOf[sec.pages[k]] = sec.codecId;
+        this.#slotOf[sec.pages[k]] = codec.zeroPages ? -1 : base + k;
+      }
+      if (!codec.zeroPages) base += sec.pageCount;
+    }
+    const zero = this.#zero;
+    const scratch = this.#scratch;
+    const pages = {
+      count,
+      page: (i: number): Uint8Array => {
+        const s = this.#slotOf[i];
+        return s < 0 ? zero : scratch.subarray(s * ps, (s + 1) * ps);
+      },
+    };
+    // Sections that read the batch go last.
+    const order = parsed.sections.map((_, i) => i);
+    order.sort((a, b) =>
+      Number(!!this.#negotiated.get(parsed.sections[a].codecId)!.readsBatch) -
+      Number(!!this.#negotiated.get(parsed.sections[b].codecId)!.readsBatch)
+    );
+    for (const si of order) {
+      const sec = parsed.sections[si];
+      const codec = this.#negotiated.get(sec.codecId)!;
+      const max = codec.maxSectionBytes(sec.pageCount, ps);
+      if (sec.length > max) {
+        throw new CodecError(
+          codec.name,
+          `Cannot decode a ${codec.name} section of ${sec.length} bytes: over its ${max}-byte maximum for ${sec.pageCount} pages`,
+        );
+      }
+      if (codec.zeroPages) {
+        if (sec.length !== 0) {
+          throw new CodecError(
+            codec.name,
+            `Cannot decode a ${codec.name} section: expected no bytes, got ${sec.length}`,
+          );
+        }
+        continue;
+      }
+      const b = bases[si];
+      this.#decoders[sec.codecId]!.decode(
+        payload.subarray(sec.offset, sec.offset + sec.length),
+        parsed.pfns,
+        sec.pages,
+        sec.pageCount,
+        scratch.subarray(b * ps, (b + sec.pageCount) * ps),
+        pages,
+      );
+    }
+    const slots = base;
+    return { count, slotOf: this.#slotOf, codecOf: this.#codecOf, slots };
+  }
+
+  /** Tells the decoders that keep state (dedup) every page of the batch just applied. */
+  applied(
+    parsed: ParsedBatch,
+    decoded: DecodedBatch,
+    zeroPage: Uint8Array,
+  ): void {
+    if (this.#hooks.length === 0) return;
+    const ps = this.#geometry.pageSize;
+    const scratch = this.#scratch;
+    const page = (i: number): Uint8Array => {
+      const s = decoded.slotOf[i];
+      return s < 0 ? zeroPage : scratch.subarray(s * ps, (s + 1) * ps);
+    };
+    for (const d of this.#hooks) {
+      d.applied!(parsed.pfns, parsed.count, page, decoded.codecOf);
+    }
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The messages between a session's main thread and its channel Workers
+ * (`encode_worker.ts`, `decode_worker.ts`). Buffers travel as transfers, so
+ * no page is copied between threads.
+ *
+ * @module
+ */
+
+import type { CodecSpec } from "../plan.ts";
+import type { CodecRef, CodecSetup } from "../wire/messages.ts";
+
+/** Sets a channel's encoder up. */
+export interface EncodeInit {
+  readonly type: "init";
+  readonly channel: number;
+  readonly channels: number;
+  readonly pageSize: number;
+  readonly pageCount: number;
+  /** Guest memory shared with the source driver (native mode); absent in stream mode. */
+  readonly memory?: SharedArrayBuffer;
+  /** Non-zero pages that close a batch. */
+  readonly batchPages: number;
+  /** Frames the worker may have on their way to the link at once. */
+  readonly credits: number;
+  /**
+   * Encode on the GPU, where the chain has twins: the main thread found an
+   * adapter the plan accepts; the worker opens its own device.
+   */
+  readonly gpu?: {
+    readonly prefer: "gpu" | "auto";
+    /** Pages per GPU dispatch. */
+    readonly batch: number;
+  };
+}
+
+/** Main → encode worker. */
+export type EncodeRequest =
+  | EncodeInit
+  | { readonly type: "chain"; readonly specs: readonly CodecSpec[] }
+  | {
+    /** Native mode: send these pfns (ascending) of shared memory as round `round`. */
+    readonly type: "round";
+    readonly id: number;
+    readonly round: number;
+    readonly pfns: Uint32Array;
+  }
+  | {
+    /** Stream mode: encode exactly these pages as one BATCH frame. */
+    readonly type: "batch";
+    readonly id: number;
+    readonly round: number;
+    readonly count: number;
+    readonly pfns: Float64Array;
+    readonly pages: Uint8Array;
+  }
+  | {
+    /** A frame buffer the main thread has written: one more credit. */
+    readonly type: "credit";
+    readonly buffer: ArrayBuffer | null;
+  }
+  | {
+    /** SHA-256 of ranges `[from, to)` of shared memory, `rangeBytes` each. */
+    readonly type: "digest";
+    readonly id: number;
+    readonly from: number;
+    readonly to: number;
+    readonly rangeBytes: number;
+  }
+  | {
+    /** Answer "synced" once every request before this one is handled. */
+    readonly type: "sync";
+    readonly id: number;
+  };
+
+/** Encode worker → main. */
+export type EncodeReply =
+  | {
+    /** A whole frame (header and payload) to write on the link, in channel order. */
+    readonly type: "frame";
+    readonly bytes: Uint8Array;
+    /** Whether it took a credit (BATCH) or not (CODEC). */
+    readonly credited: boolean;
+    readonly pages: number;
+    /** Pages claimed per codec id, `[id, pages]`. */
+    readonly claims: readonly (readonly [number, number])[];
+    /** Of its pages, those encoded on the GPU. */
+    readonly gpuPages: number;
+  }
+  | {
+    /** The worker's GPU: its adapter, or why it has none (after init, when asked for one). */
+    readonly type: "gpu";
+    readonly adapter: string | null;
+    readonly software: boolean;
+    readonly note: string;
+  }
+  | {
+    /** A `round` or `batch` request is done: every frame of it was posted. */
+    readonly type: "done";
+    readonly id: number;
+    readonly round: number;
+    readonly pages: number;
+  }
+  | {
+    readonly type: "digest";
+    readonly id: number;
+    readonly digests: Uint8Array;
+  }
+  | {
+    /** Every request before `sync` `id` is handled. */
+    readonly type: "synced";
+    readonly id: number;
+  }
+  | {
+    readonly type: "error";
+    readonly name: string;
+    readonly message: string;
+  };
+
+/** Sets a channel's decoder up. */
+export interface DecodeInit {
+  readonly type: "init";
+  readonly channel: number;
+  readonly channels: number;
+  readonly pageSize: number;
+  readonly pageCount: number;
+  /** The codecs HELLO negotiated. */
+  readonly codecs: readonly CodecRef[];
+  /** Destination memory shared with the sink: pages are written straight into it. */
+  readonly memory?: SharedArrayBuffer;
+  /** One byte per page, shared: 1 once a page was written with non-zero bytes. */
+  readonly touched?: SharedArrayBuffer;
+}
+
+/** Main → decode worker. */
+export type DecodeRequest =
+  | DecodeInit
+  | {
+    readonly type: "codec";
+    readonly setup: CodecSetup;
+    /** Stream offset of the frame, for errors. */
+    readonly at: number;
+  }
+  | {
+    readonly type: "batch";
+    readonly id: number;
+    readonly round: number;
+    readonly payload: Uint8Array;
+    readonly at: number;
+  }
+  | { readonly type: "sync"; readonly id: number }
+  | {
+    readonly type: "digest";
+    readonly id: number;
+    readonly from: number;
+    readonly to: number;
+    readonly rangeBytes: number;
+  };
+
+/** Decode worker → main. */
+export type DecodeReply =
+  | {
+    /** Shared-memory mode: a batch is applied. */
+    readonly type: "applied";
+    readonly id: number;
+    readonly round: number;
+    readonly pages: number;
+  }
+  | {
+    /**
+     * Return mode (no shared memory): a batch decoded. Page `i` is pfn
+     * `pfns[i]`, its bytes at `slot[i] * pageSize` of `pages`, or all zero
+     * when `slot[i]` is -1.
+     */
+    readonly type: "pages";
+    readonly id: number;
+    readonly round: number;
+    readonly count: number;
+    readonly pfns: Float64Array;
+    readonly slot: Int32Array;
+    readonly pages: Uint8Array;
+    /** Pages decoded per codec id, `[id, pages]`. */
+    readonly claims: readonly (readonly [number, number])[];
+  }
+  | { readonly type: "synced"; readonly id: number; readonly applied: number }
+  | {
+    readonly type: "digest";
+    readonly id: number;
+    readonly digests: Uint8Array;
+  }
+  | {
+    readonly type: "error";
+    readonly name: string;
+    readonly message: string;
+    /** A `WireError`'s stream offset. */
+    readonly offset?: number;
+    /** A `CodecError`'s codec. */
+    readonly codec?: string;
+  };

@@ -1,0 +1,196 @@
+/**
+ * One channel's decoder, as a Worker: it owns the channel's decoders (their
+ * state mirrors the sender's encoders of the same channel), validates each
+ * BATCH whole, decodes it into a scratch buffer, and only then applies it:
+ * straight into destination memory when the sink shares it, or back to the
+ * main thread (stream sinks rebuild a hypervisor's stream from the pages).
+ * A malformed batch writes nothing.
+ *
+ * Requests are handled one at a time, in order (`_messages.ts`).
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { BatchDecoderSet } from "../codecs/batch_chain.ts";
+import type { Codec } from "../codecs/codec.ts";
+import { codecById } from "../codecs/registry.ts";
+import { rangeDigests } from "../digest.ts";
+import { CodecError, WireError } from "../errors.ts";
+import { parseBatchPayload, ParsedBatch } from "../wire/batch.ts";
+import type { DecodeInit, DecodeReply, DecodeRequest } from "./_messages.ts";
+import { channelOf } from "./partition.ts";
+import { PageShadow } from "./page_shadow.ts";
+
+let init: DecodeInit | null = null;
+let set: BatchDecoderSet | null = null;
+let memory: Uint8Array | null = null;
+let touched: Uint8Array | null = null;
+let shadow: PageShadow | null = null;
+let zeroPage = new Uint8Array(0);
+const parsed = new ParsedBatch();
+let applied = 0;
+let failed = false;
+
+function post(reply: DecodeReply, transfer: Transferable[] = []): void {
+  self.postMessage(reply, { transfer });
+}
+
+function handle(req: DecodeRequest): void {
+  switch (req.type) {
+    case "init": {
+      init = req;
+      const negotiated = new Map<number, Codec>();
+      for (const { id } of req.codecs) negotiated.set(id, codecById(id)!);
+      memory = req.memory ? new Uint8Array(req.memory) : null;
+      touched = req.touched ? new Uint8Array(req.touched) : null;
+      const ps = req.pageSize;
+      zeroPage = new Uint8Array(ps);
+      const mem = memory;
+      set = new BatchDecoderSet(negotiated, {
+        pageSize: ps,
+        pageCount: req.pageCount,
+        channels: req.channels,
+        current: mem
+          ? (pfn) => mem.subarray(pfn * ps, (pfn + 1) * ps)
+          : (pfn) => shadow?.read(pfn) ?? zeroPage,
+      });
+      return;
+    }
+    case "codec": {
+      set!.announce(req.setup, req.at);
+      // A decoder that reads the destination's pages is announced: without
+      // shared memory, keep this channel's pages from now on (the sender's
+      // delta cache starts no earlier than this frame).
+      if (set!.readsCurrent && !memory && !shadow) {
+        shadow = new PageShadow(init!.pageCount, init!.pageSize);
+      }
+      return;
+    }
+    case "batch": {
+      const { pageCount, pageSize: ps } = init!;
+      let batch;
+      try {
+        batch = parseBatchPayload(req.payload, {
+          pageCount,
+          knows: (id) => set!.knows(id),
+        }, parsed);
+      } catch (e) {
+        if (e instanceof WireError) {
+          throw new WireError(e.message, req.at + 16 + (e.offset ?? 0));
+        }
+        throw e;
+      }
+      // A page on another channel than the partition's could overtake a
+      // later version of itself sent on its own channel.
+      const { channel, channels } = init!;
+      if (channels > 1) {
+        for (let i = 0; i < batch.count; i++) {
+          const pfn = batch.pfns[i];
+          const owner = channelOf(pfn, channels);
+          if (owner !== channel) {
+            throw new WireError(
+              `BATCH frame at offset ${req.at} on channel ${channel} carries page ${pfn}, which belongs to channel ${owner} (of ${channels})`,
+              req.at,
+            );
+          }
+        }
+      }
+      const decoded = set!.decode(req.payload, batch);
+      const scratch = set!.scratch;
+      if (memory) {
+        for (let i = 0; i < batch.count; i++) {
+          const pfn = batch.pfns[i];
+          const s = decoded.slotOf[i];
+          if (s < 0) {
+            // Memory never written is already zero (as QEMU's destination
+            // skips zero pages over fresh RAM).
+            if (touched![pfn] === 1) {
+              memory.fill(0, pfn * ps, (pfn + 1) * ps);
+              touched![pfn] = 0;
+            }
+          } else {
+            memory.set(scratch.subarray(s * ps, (s + 1) * ps), pfn * ps);
+            touched![pfn] = 1;
+          }
+        }
+        set!.applied(batch, decoded, zeroPage);
+        applied += batch.count;
+        post({
+          type: "applied",
+          id: req.id,
+          round: req.round,
+          pages: batch.count,
+        });
+        return;
+      }
+      if (shadow) {
+        for (let i = 0; i < batch.count; i++) {
+          const s = decoded.slotOf[i];
+          shadow.write(
+            batch.pfns[i],
+            s < 0 ? zeroPage : scratch.subarray(s * ps, (s + 1) * ps),
+          );
+        }
+      }
+      set!.applied(batch, decoded, zeroPage);
+      applied += batch.count;
+      const counts = new Map<number, number>();
+      for (let i = 0; i < batch.count; i++) {
+        const id = decoded.codecOf[i];
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+      const pages = scratch.slice(0, decoded.slots * ps);
+      const pfns = batch.pfns.slice(0, batch.count);
+      const slot = decoded.slotOf.slice(0, batch.count);
+      post({
+        type: "pages",
+        id: req.id,
+        round: req.round,
+        count: batch.count,
+        pfns,
+        slot,
+        pages,
+        claims: [...counts],
+      }, [pages.buffer as ArrayBuffer, pfns.buffer, slot.buffer]);
+      return;
+    }
+    case "sync":
+      post({ type: "synced", id: req.id, applied });
+      return;
+    case "digest": {
+      // Pages never written with non-zero bytes are zero: their ranges
+      // need no reading.
+      const digests = rangeDigests(
+        memory!,
+        req.rangeBytes,
+        req.from,
+        req.to,
+        touched ? { touched, pageSize: init!.pageSize } : undefined,
+      );
+      post({ type: "digest", id: req.id, digests }, [
+        digests.buffer as ArrayBuffer,
+      ]);
+      return;
+    }
+  }
+}
+
+self.onmessage = (e: MessageEvent<DecodeRequest>) => {
+  if (failed) return;
+  try {
+    handle(e.data);
+  } catch (err) {
+    failed = true;
+    post({
+      type: "error",
+      name: err instanceof Error ? err.name : "Error",
+      message: err instanceof Error ? err.message : String(err),
+      ...(err instanceof WireError && err.offset !== undefined
+        ? { offset: err.offset }
+        : {}),
+      ...(err instanceof CodecError ? { codec: err.codec } : {}),
+    });
+  }
+};

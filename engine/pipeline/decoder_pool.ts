@@ -1,0 +1,275 @@
+/**
+ * The receiver's channels: one decode Worker per channel
+ * (`decode_worker.ts`). The main thread reads frames and hands each
+ * channel's CODEC and BATCH frames to its Worker, in order; at most
+ * `maxInFlight` batches wait per channel, so a fast link cannot pile up
+ * memory behind a slow decoder. In return mode (a sink that does not share
+ * destination memory), decoded pages come back through `onPages`, in each
+ * channel's order.
+ *
+ * @module
+ */
+
+import { CodecError, MigrationError, WireError } from "../errors.ts";
+import type { CodecRef, CodecSetup } from "../wire/messages.ts";
+import type { DecodeReply, DecodeRequest } from "./_messages.ts";
+
+/** Options of {@link DecoderPool.start}. */
+export interface DecoderPoolOptions {
+  /** Channels, one Worker each. */
+  readonly channels: number;
+  /** Page size in bytes. */
+  readonly pageSize: number;
+  /** Pages of the pfn space. */
+  readonly pageCount: number;
+  /** The codecs HELLO negotiated. */
+  readonly codecs: readonly CodecRef[];
+  /** Destination memory the Workers write into; absent: return mode. */
+  readonly memory?: SharedArrayBuffer;
+  /** One byte per page, shared with the sink (with `memory`). */
+  readonly touched?: SharedArrayBuffer;
+  /** Batches per channel waiting to be decoded, at most (default 4). */
+  readonly maxInFlight?: number;
+  /** Return mode: a channel's decoded batch, in that channel's order. */
+  readonly onPages?: (
+    channel: number,
+    pages: Extract<DecodeReply, { type: "pages" }>,
+  ) => void;
+}
+
+/**
+ * The decode Workers of one migration.
+ *
+ * @example
+ * ```ts ignore
+ * const pool = DecoderPool.start({ channels: 2, pageSize: 4096, pageCount, codecs, memory, touched });
+ * pool.codec(frame.channel, decodeCodec(frame.payload), at);
+ * await pool.batch(frame.channel, frame.round, frame.payload, at);
+ * const applied = await pool.sync();
+ * pool.close();
+ * ```
+ */
+export class DecoderPool {
+  readonly channels: number;
+  readonly #workers: Worker[];
+  readonly #inFlight: number[];
+  readonly #max: number;
+  readonly #slotWaiters: ((() => void) | null)[];
+  readonly #onPages: DecoderPoolOptions["onPages"];
+  readonly #pending = new Map<
+    number,
+    {
+      left: number;
+      values: unknown[];
+      resolve: (v: unknown[]) => void;
+      reject: (e: Error) => void;
+    }
+  >();
+  #nextId = 1;
+  #error: Error | null = null;
+  #failWaiters: ((e: Error) => void)[] = [];
+  #closed = false;
+
+  private constructor(workers: Worker[], options: DecoderPoolOptions) {
+    this.channels = workers.length;
+    this.#workers = workers;
+    this.#inFlight = workers.map(() => 0);
+    this.#slotWaiters = workers.map(() => null);
+    this.#max = options.maxInFlight ?? 4;
+    this.#onPages = options.onPages;
+    workers.forEach((w, channel) => {
+      w.onmessage = (e: MessageEvent<DecodeReply>) =>
+        this.#receive(channel, e.data);
+      w.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        this.#fail(
+          new MigrationError(`Channel ${channel} decoder failed: ${e.message}`),
+        );
+      };
+    });
+  }
+
+  /** Starts one Worker per channel and sets each up. */
+  static start(options: DecoderPoolOptions): DecoderPool {
+    const workers: Worker[] = [];
+    for (let c = 0; c < options.channels; c++) {
+      const w = new Worker(new URL("./decode_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      w.postMessage(
+        {
+          type: "init",
+          channel: c,
+          channels: options.channels,
+          pageSize: options.pageSize,
+          pageCount: options.pageCount,
+          codecs: options.codecs,
+          memory: options.memory,
+          touched: options.touched,
+        } satisfies DecodeRequest,
+      );
+      workers.push(w);
+    }
+    return new DecoderPool(workers, options);
+  }
+
+  /** Rejects once a channel failed (for racing against the next frame). */
+  failed(): Promise<never> {
+    return new Promise<never>((_, reject) => {
+      if (this.#error) reject(this.#error);
+      else this.#failWaiters.push(reject);
+    });
+  }
+
+  /** Hands a CODEC frame to its channel. */
+  codec(channel: number, setup: CodecSetup, at: number): void {
+    this.#throwIfFailed();
+    this.#workers[channel].postMessage(
+      { type: "codec", setup, at } satisfies DecodeRequest,
+    );
+  }
+
+  /**
+   * Hands a BATCH payload (transferred: the caller gives it up) to its
+   * channel; resolves once the channel has room for another.
+   */
+  async batch(
+    channel: number,
+    round: number,
+    payload: Uint8Array,
+    at: number,
+  ): Promise<void> {
+    this.#throwIfFailed();
+    while (this.#inFlight[channel] >= this.#max) {
+      await new Promise<void>((r) => this.#slotWaiters[channel] = r);
+      this.#slotWaiters[channel] = null;
+      this.#throwIfFailed();
+    }
+    this.#inFlight[channel]++;
+    const id = this.#nextId++;
+    this.#workers[channel].postMessage(
+      { type: "batch", id, round, payload, at } satisfies DecodeRequest,
+      { transfer: [payload.buffer as ArrayBuffer] },
+    );
+  }
+
+  /** Resolves with the pages applied so far, once every channel has finished what it was given. */
+  async sync(): Promise<number> {
+    const values = await this.#all((id) => ({ type: "sync", id }));
+    return (values as number[]).reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * SHA-256 of each of `count` ranges of `rangeBytes` of shared destination
+   * memory, hashed by all channels in parallel.
+   */
+  async digest(rangeBytes: number, count: number): Promise<Uint8Array> {
+    const n = this.channels;
+    const per = Math.ceil(count / n);
+    const parts = await this.#all((id, c) => {
+      const from = Math.min(count, c * per);
+      return {
+        type: "digest",
+        id,
+        from,
+        to: Math.min(count, from + per),
+        rangeBytes,
+      };
+    }) as Uint8Array[];
+    const out = new Uint8Array(count * 32);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /** Stops every Worker. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#workers) w.terminate();
+    this.#fail(new MigrationError("The receiver's channels were closed"));
+  }
+
+  #all(
+    request: (id: number, channel: number) => DecodeRequest,
+  ): Promise<unknown[]> {
+    return new Promise((resolve, reject) => {
+      if (this.#error) return reject(this.#error);
+      const id = this.#nextId++;
+      this.#pending.set(id, {
+        left: this.channels,
+        values: new Array(this.channels),
+        resolve,
+        reject,
+      });
+      this.#workers.forEach((w, c) => w.postMessage(request(id, c)));
+    });
+  }
+
+  #settle(id: number, channel: number, value: unknown): void {
+    const p = this.#pending.get(id);
+    if (!p) return;
+    p.values[channel] = value;
+    if (--p.left === 0) {
+      this.#pending.delete(id);
+      p.resolve(p.values);
+    }
+  }
+
+  #receive(channel: number, m: DecodeReply): void {
+    switch (m.type) {
+      case "applied":
+        this.#freeSlot(channel);
+        return;
+      case "pages":
+        this.#freeSlot(channel);
+        try {
+          this.#onPages?.(channel, m);
+        } catch (e) {
+          this.#fail(e instanceof Error ? e : new Error(String(e)));
+        }
+        return;
+      case "synced":
+        this.#settle(m.id, channel, m.applied);
+        return;
+      case "digest":
+        this.#settle(m.id, channel, m.digests);
+        return;
+      case "error": {
+        // The Worker's error, rebuilt with its type, so a session reports it as
+        // the main thread would have.
+        const e = m.name === "WireError"
+          ? new WireError(m.message, m.offset)
+          : m.name === "CodecError"
+          ? new CodecError(m.codec ?? "?", m.message)
+          : new MigrationError(
+            `Channel ${channel} decoder failed: ${m.message}`,
+          );
+        this.#fail(e);
+        return;
+      }
+    }
+  }
+
+  #freeSlot(channel: number): void {
+    this.#inFlight[channel]--;
+    this.#slotWaiters[channel]?.();
+  }
+
+  #throwIfFailed(): void {
+    if (this.#error) throw this.#error;
+  }
+
+  #fail(error: Error): void {
+    if (this.#error) return;
+    this.#error = error;
+    for (const w of this.#slotWaiters) w?.();
+    for (const p of this.#pending.values()) p.reject(error);
+    this.#pending.clear();
+    for (const r of this.#failWaiters) r(error);
+    this.#failWaiters = [];
+  }
+}

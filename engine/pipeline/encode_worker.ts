@@ -1,0 +1,324 @@
+/**
+ * One channel's encoder, as a Worker: it owns the channel's codec chain
+ * (its encoders' state), fills batches from shared guest memory (native
+ * mode) or takes them ready-made (stream mode), encodes and frames them —
+ * checksum included — and posts whole frames to the main thread, which only
+ * paces and writes them. At most `credits` BATCH frames are on their way at
+ * once: the worker waits for a credit before it posts another, so it never
+ * runs far ahead of the link.
+ *
+ * Requests are handled one at a time, in order (`_messages.ts`).
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { BatchEncoderChain } from "../codecs/batch_chain.ts";
+import { rangeDigests } from "../digest.ts";
+import {
+  encodeFrame,
+  encodeFrameHeader,
+  FrameType,
+  HEADER_BYTES,
+} from "../wire/frame.ts";
+import { MAX_PAGES_PER_BATCH } from "../wire/batch.ts";
+import { MAX_BATCH_PAGES as MAX_BATCH_DATA_PAGES } from "../plan.ts";
+import { encodeCodec } from "../wire/messages.ts";
+import type { PageBatch } from "../codecs/batch.ts";
+import type { EncodeInit, EncodeReply, EncodeRequest } from "./_messages.ts";
+import { PageBatchBuilder } from "./page_batch.ts";
+import { isZeroPage } from "../zero_page.ts";
+import { type GpuContext, openGpu } from "../gpu/device.ts";
+import { GpuBatchEncoder, gpuChainOf } from "../gpu/batch_encoder.ts";
+
+let init: EncodeInit | null = null;
+let chain: BatchEncoderChain | null = null;
+let builder: PageBatchBuilder | null = null;
+let memory: Uint8Array | null = null;
+let credits = 0;
+let creditWaiter: (() => void) | null = null;
+const buffers: ArrayBuffer[] = [];
+const queue: EncodeRequest[] = [];
+let wake: (() => void) | null = null;
+let failed = false;
+/** The channel's own GPU, when asked for and found. */
+let gpu: GpuContext | null = null;
+/** One GPU encoder per GPU chain used so far (each keeps its own delta cache). */
+const gpuEncoders = new Map<string, GpuBatchEncoder>();
+
+function post(reply: EncodeReply, transfer: Transferable[] = []): void {
+  self.postMessage(reply, { transfer });
+}
+
+self.onmessage = (e: MessageEvent<EncodeRequest>) => {
+  const req = e.data;
+  if (req.type === "credit") {
+    // Credits bypass the queue: the loop may be waiting for one.
+    credits++;
+    if (req.buffer) buffers.push(req.buffer);
+    creditWaiter?.();
+    return;
+  }
+  queue.push(req);
+  wake?.();
+};
+
+async function nextRequest(): Promise<EncodeRequest> {
+  while (queue.length === 0) await new Promise<void>((r) => wake = r);
+  wake = null;
+  return queue.shift()!;
+}
+
+async function takeCredit(): Promise<void> {
+  while (credits === 0) {
+    await new Promise<void>((r) => creditWaiter = r);
+    creditWaiter = null;
+  }
+  credits--;
+}
+
+/** A buffer for a frame of `bytes` bytes: a returned one when big enough. */
+function frameBuffer(bytes: number): Uint8Array {
+  for (let i = 0; i < buffers.length; i++) {
+    if (buffers[i].byteLength >= bytes) {
+      const [b] = buffers.splice(i, 1);
+      return new Uint8Array(b, 0, bytes);
+    }
+  }
+  // Room to grow: a frame of the same batch size usually fits next time.
+  return new Uint8Array(new ArrayBuffer(Math.ceil(bytes * 1.25)), 0, bytes);
+}
+
+/** Announces codecs this chain created since the last batch (CODEC frames). */
+function announce(round: number): void {
+  for (const { codec, options } of chain!.takeNewCodecs()) {
+    const bytes = encodeFrame(
+      FrameType.CODEC,
+      round,
+      encodeCodec({ id: codec.id, name: codec.name, options }),
+      init!.channel,
+    );
+    post({
+      type: "frame",
+      bytes,
+      credited: false,
+      pages: 0,
+      claims: [],
+      gpuPages: 0,
+    }, [
+      bytes.buffer as ArrayBuffer,
+    ]);
+  }
+}
+
+/** The GPU encoder for the active chain, or null when the batch runs on the CPU. */
+function gpuEncoder(): GpuBatchEncoder | null {
+  if (!gpu) return null;
+  const g = gpuChainOf(chain!.activeCodecs);
+  if (!g) return null;
+  const key = g.join(",");
+  let enc = gpuEncoders.get(key);
+  if (!enc) {
+    const deltaOptions = chain!.optionsOf("delta");
+    enc = new GpuBatchEncoder(gpu.device, {
+      chain: g,
+      batch: init!.gpu!.batch,
+      pageSize: init!.pageSize,
+      pageCount: init!.pageCount,
+      // each channel caches its own pfns, in its share (as the CPU encoder)
+      deltaOptions: deltaOptions
+        ? {
+          cacheBytes: Math.max(
+            init!.pageSize,
+            Math.floor(
+              Number(deltaOptions.cacheBytes) / init!.channels / init!.pageSize,
+            ) * init!.pageSize,
+          ),
+        }
+        : {},
+    });
+    gpuEncoders.set(key, enc);
+  }
+  return enc;
+}
+
+/**
+ * Encodes one batch on the GPU (in dispatches of `gpu.batch` pages): page
+ * by page the same codec and bytes as the CPU chain would give.
+ */
+async function encodeOnGpu(
+  enc: GpuBatchEncoder,
+  batch: PageBatch,
+): Promise<{ codecOf: Uint8Array; bytes: Uint8Array[] }> {
+  const ps = batch.pageSize;
+  const codecOf = new Uint8Array(batch.count);
+  const bytes: Uint8Array[] = new Array(batch.count);
+  const per = init!.gpu!.batch;
+  for (let start = 0; start < batch.count; start += per) {
+    const n = Math.min(per, batch.count - start);
+    const pfns = new Uint32Array(n);
+    const pages: Uint8Array[] = new Array(n);
+    for (let k = 0; k < n; k++) {
+      pfns[k] = batch.pfns[start + k];
+      pages[k] = batch.pages.subarray((start + k) * ps, (start + k + 1) * ps);
+    }
+    const res = await enc.encode(pfns, pages);
+    for (let k = 0; k < n; k++) {
+      codecOf[start + k] = res.codecIds[k];
+      bytes[start + k] = res.bytes(k).slice();
+    }
+  }
+  return { codecOf, bytes };
+}
+
+/** Encodes one batch into a BATCH frame and posts it (after taking a credit). */
+async function sendBatch(batch: PageBatch, round: number): Promise<void> {
+  await takeCredit();
+  announce(round);
+  let frame: Uint8Array | null = null;
+  const alloc = (n: number) => {
+    frame = frameBuffer(HEADER_BYTES + n);
+    return frame.subarray(HEADER_BYTES);
+  };
+  const enc = gpuEncoder();
+  let gpuPages = 0;
+  let info;
+  if (enc) {
+    const r = await encodeOnGpu(enc, batch);
+    info = chain!.encodeWith(batch, r.codecOf, (i) => r.bytes[i], alloc);
+    gpuPages = batch.count;
+  } else {
+    info = chain!.encode(batch, alloc);
+  }
+  // Every other GPU encoder keeps its delta cache in step with what was sent.
+  const ps = batch.pageSize;
+  for (const g of gpuEncoders.values()) {
+    if (g === enc) continue;
+    for (let i = 0; i < batch.count; i++) {
+      g.recordSent(batch.pfns[i], batch.pages.subarray(i * ps, (i + 1) * ps));
+    }
+  }
+  const bytes = frame! as Uint8Array;
+  encodeFrameHeader(
+    FrameType.BATCH,
+    round,
+    info.payload,
+    bytes,
+    init!.channel,
+  );
+  post({
+    type: "frame",
+    bytes,
+    credited: true,
+    pages: batch.count,
+    claims: [...info.claims],
+    gpuPages,
+  }, [bytes.buffer as ArrayBuffer]);
+}
+
+async function handle(req: EncodeRequest): Promise<void> {
+  switch (req.type) {
+    case "init": {
+      init = req;
+      credits = req.credits;
+      chain = new BatchEncoderChain({
+        pageSize: req.pageSize,
+        pageCount: req.pageCount,
+        channels: req.channels,
+      });
+      builder = new PageBatchBuilder({
+        pageSize: req.pageSize,
+        nonZeroPages: Math.min(req.batchPages, MAX_BATCH_DATA_PAGES),
+        maxPages: MAX_PAGES_PER_BATCH,
+      });
+      memory = req.memory ? new Uint8Array(req.memory) : null;
+      if (req.gpu) {
+        let note = "";
+        gpu = await openGpu({
+          prefer: req.gpu.prefer,
+          onFallback: (reason) => note = reason,
+        });
+        post({
+          type: "gpu",
+          adapter: gpu?.adapterInfo.description ?? null,
+          software: gpu?.adapterInfo.isFallbackAdapter ?? false,
+          note,
+        });
+      }
+      return;
+    }
+    case "chain":
+      chain!.select(req.specs);
+      builder!.countZeroPages = !chain!.activeCodecs.some((c) =>
+        c.cheapZeroPages
+      );
+      return;
+    case "round": {
+      const b = builder!;
+      b.reset();
+      const pfns = req.pfns;
+      for (let i = 0; i < pfns.length;) {
+        i = b.addRunFrom(memory!, pfns, i, pfns.length);
+        if (b.full) {
+          await sendBatch(b, req.round);
+          b.reset();
+        }
+      }
+      if (b.count > 0) {
+        await sendBatch(b, req.round);
+        b.reset();
+      }
+      post({
+        type: "done",
+        id: req.id,
+        round: req.round,
+        pages: pfns.length,
+      });
+      return;
+    }
+    case "batch": {
+      const ps = init!.pageSize;
+      const zero = new Uint8Array(req.count);
+      for (let i = 0; i < req.count; i++) {
+        zero[i] = isZeroPage(req.pages.subarray(i * ps, (i + 1) * ps)) ? 1 : 0;
+      }
+      await sendBatch({
+        count: req.count,
+        pageSize: ps,
+        pfns: req.pfns,
+        pages: req.pages,
+        zero,
+      }, req.round);
+      post({ type: "done", id: req.id, round: req.round, pages: req.count });
+      return;
+    }
+    case "digest": {
+      const digests = rangeDigests(memory!, req.rangeBytes, req.from, req.to);
+      post({ type: "digest", id: req.id, digests }, [
+        digests.buffer as ArrayBuffer,
+      ]);
+      return;
+    }
+    case "sync":
+      post({ type: "synced", id: req.id });
+      return;
+  }
+}
+
+(async () => {
+  for (;;) {
+    const req = await nextRequest();
+    if (failed) continue;
+    try {
+      await handle(req);
+    } catch (e) {
+      failed = true;
+      post({
+        type: "error",
+        name: e instanceof Error ? e.name : "Error",
+        message: e instanceof Error ? e.message : String(e),
+      });
+    }
+  }
+})();

@@ -1,0 +1,311 @@
+/**
+ * The sender's channels: one encode Worker per channel
+ * (`encode_worker.ts`), and one queue on the main thread that merges what
+ * they post — frames to write, in each channel's order, and "done" marks.
+ * The main thread paces and writes frames and hands each written BATCH
+ * frame's buffer back as a credit ({@link EncoderPool.credit}).
+ *
+ * @module
+ */
+
+import type { CodecSpec } from "../plan.ts";
+import { MigrationError } from "../errors.ts";
+import type { EncodeReply, EncodeRequest } from "./_messages.ts";
+
+/** Options of {@link EncoderPool.start}. */
+export interface EncoderPoolOptions {
+  /** Channels, one Worker each. */
+  readonly channels: number;
+  /** Page size in bytes. */
+  readonly pageSize: number;
+  /** Pages of the pfn space. */
+  readonly pageCount: number;
+  /** Guest memory shared with the source (native mode). */
+  readonly memory?: SharedArrayBuffer;
+  /** Non-zero pages that close a batch. */
+  readonly batchPages: number;
+  /** BATCH frames each channel may have on their way at once (default 4). */
+  readonly credits?: number;
+  /** Encode on the GPU where the chain has twins (each channel opens its own device). */
+  readonly gpu?: { readonly prefer: "gpu" | "auto"; readonly batch: number };
+}
+
+/** What the channels post, merged, in arrival order (each channel's own order kept). */
+export type EncoderEvent =
+  | {
+    /** A frame to write: CODEC or BATCH. */
+    readonly type: "frame";
+    readonly channel: number;
+    readonly bytes: Uint8Array;
+    /** A BATCH frame: give its buffer back with {@link EncoderPool.credit} once written. */
+    readonly credited: boolean;
+    readonly pages: number;
+    readonly claims: readonly (readonly [number, number])[];
+    /** Of its pages, those encoded on the GPU. */
+    readonly gpuPages: number;
+  }
+  | {
+    /** Every frame of request `id` on this channel was posted before this. */
+    readonly type: "done";
+    readonly channel: number;
+    readonly id: number;
+    readonly round: number;
+    readonly pages: number;
+  };
+
+/**
+ * The encode Workers of one migration.
+ *
+ * @example
+ * ```ts ignore
+ * const pool = EncoderPool.start({ channels: 2, pageSize: 4096, pageCount, memory, batchPages: 256 });
+ * pool.chain([{ name: "zero" }, { name: "zstd" }]);
+ * pool.round(0, splitByChannel(pfns, count, 2));
+ * for (let done = 0; done < 2;) {
+ *   const e = await pool.next();
+ *   if (e.type === "done") done++;
+ *   else { await writer.writeRaw(e.bytes); if (e.credited) pool.credit(e.channel, e.bytes); }
+ * }
+ * pool.close();
+ * ```
+ */
+export class EncoderPool {
+  /** Channels, one Worker each. */
+  readonly channels: number;
+  /** Each channel's GPU, as it reported after opening it (when asked for one). */
+  readonly gpu: ({
+    adapter: string | null;
+    software: boolean;
+    note: string;
+  } | undefined)[] = [];
+  readonly #workers: Worker[];
+  readonly #events: EncoderEvent[] = [];
+  #waiter: (() => void) | null = null;
+  #error: Error | null = null;
+  #nextId = 1;
+  /** Requests every channel answers (digest, sync), by id: what came back so far. */
+  readonly #pending = new Map<
+    number,
+    {
+      left: number;
+      values: unknown[];
+      resolve: (values: unknown[]) => void;
+      reject: (e: Error) => void;
+    }
+  >();
+  #closed = false;
+
+  private constructor(workers: Worker[]) {
+    this.channels = workers.length;
+    this.#workers = workers;
+    workers.forEach((w, channel) => {
+      w.onmessage = (e: MessageEvent<EncodeReply>) =>
+        this.#receive(channel, e.data);
+      w.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        this.#fail(
+          new MigrationError(`Channel ${channel} encoder failed: ${e.message}`),
+        );
+      };
+    });
+  }
+
+  /** Starts one Worker per channel and sets each up. */
+  static start(options: EncoderPoolOptions): EncoderPool {
+    const workers: Worker[] = [];
+    for (let c = 0; c < options.channels; c++) {
+      const w = new Worker(new URL("./encode_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      const init: EncodeRequest = {
+        type: "init",
+        channel: c,
+        channels: options.channels,
+        pageSize: options.pageSize,
+        pageCount: options.pageCount,
+        memory: options.memory,
+        batchPages: options.batchPages,
+        credits: options.credits ?? 4,
+        gpu: options.gpu,
+      };
+      w.postMessage(init);
+      workers.push(w);
+    }
+    return new EncoderPool(workers);
+  }
+
+  /** Makes `specs` every channel's chain for the requests that follow. */
+  chain(specs: readonly CodecSpec[]): void {
+    for (const w of this.#workers) w.postMessage({ type: "chain", specs });
+  }
+
+  /**
+   * Native mode: channel `c` sends `parts[c]` (ascending pfns of shared
+   * memory) as round `round`. Returns the request id each channel's "done"
+   * will carry.
+   */
+  round(round: number, parts: readonly Uint32Array[]): number {
+    const id = this.#nextId++;
+    parts.forEach((pfns, c) =>
+      this.#workers[c].postMessage(
+        { type: "round", id, round, pfns } satisfies EncodeRequest,
+        { transfer: [pfns.buffer as ArrayBuffer] },
+      )
+    );
+    return id;
+  }
+
+  /**
+   * Stream mode: channel `channel` encodes exactly these pages as one BATCH
+   * frame (`pages` is transferred). Returns the request id.
+   */
+  batch(
+    channel: number,
+    round: number,
+    count: number,
+    pfns: Float64Array,
+    pages: Uint8Array,
+  ): number {
+    const id = this.#nextId++;
+    this.#workers[channel].postMessage(
+      { type: "batch", id, round, count, pfns, pages } satisfies EncodeRequest,
+      { transfer: [pfns.buffer as ArrayBuffer, pages.buffer as ArrayBuffer] },
+    );
+    return id;
+  }
+
+  /** The next frame or "done" mark; rejects once a channel failed. */
+  async next(): Promise<EncoderEvent> {
+    for (;;) {
+      if (this.#error) throw this.#error;
+      const e = this.#events.shift();
+      if (e) return e;
+      await new Promise<void>((r) => this.#waiter = r);
+      this.#waiter = null;
+    }
+  }
+
+  /** A written BATCH frame's buffer goes back to its channel: one more credit. */
+  credit(channel: number, bytes: Uint8Array): void {
+    const buffer = bytes.buffer as ArrayBuffer;
+    this.#workers[channel].postMessage(
+      { type: "credit", buffer } satisfies EncodeRequest,
+      { transfer: [buffer] },
+    );
+  }
+
+  /**
+   * SHA-256 of each of `count` ranges of `rangeBytes` of shared memory,
+   * hashed by all channels in parallel; 32 bytes per range.
+   */
+  async digest(rangeBytes: number, count: number): Promise<Uint8Array> {
+    const per = Math.ceil(count / this.channels);
+    const parts = await this.#all((id, c) => {
+      const from = Math.min(count, c * per);
+      return {
+        type: "digest",
+        id,
+        from,
+        to: Math.min(count, from + per),
+        rangeBytes,
+      };
+    }) as Uint8Array[];
+    const out = new Uint8Array(count * 32);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /**
+   * Resolves once every channel has handled every request sent before this
+   * call (e.g. its start-up and its chain: a bench times a round from here).
+   */
+  async sync(): Promise<void> {
+    await this.#all((id) => ({ type: "sync", id }));
+  }
+
+  /** Stops every Worker (pending work is dropped). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#workers) w.terminate();
+    this.#fail(new MigrationError("The sender's channels were closed"));
+  }
+
+  /** Stops channel `channel`'s Worker as if it died (tests of a lost channel). */
+  kill(channel: number): void {
+    this.#workers[channel].terminate();
+    this.#fail(
+      new MigrationError(`Channel ${channel} encoder stopped: it was killed`),
+    );
+  }
+
+  #receive(channel: number, m: EncodeReply): void {
+    switch (m.type) {
+      case "frame":
+        this.#events.push({ ...m, channel });
+        break;
+      case "done":
+        this.#events.push({ ...m, channel });
+        break;
+      case "gpu":
+        this.gpu[channel] = {
+          adapter: m.adapter,
+          software: m.software,
+          note: m.note,
+        };
+        return;
+      case "digest":
+        this.#settle(m.id, channel, m.digests);
+        return;
+      case "synced":
+        this.#settle(m.id, channel, undefined);
+        return;
+      case "error":
+        this.#fail(
+          new MigrationError(
+            `Channel ${channel} encoder failed: ${m.name}: ${m.message}`,
+          ),
+        );
+        return;
+    }
+    this.#waiter?.();
+  }
+
+  /** Sends every channel `request(id, channel)`; resolves with their answers by channel. */
+  #all(
+    request: (id: number, channel: number) => EncodeRequest,
+  ): Promise<unknown[]> {
+    return new Promise((resolve, reject) => {
+      if (this.#error) return reject(this.#error);
+      const id = this.#nextId++;
+      this.#pending.set(id, {
+        left: this.channels,
+        values: new Array(this.channels),
+        resolve,
+        reject,
+      });
+      this.#workers.forEach((w, c) => w.postMessage(request(id, c)));
+    });
+  }
+
+  #settle(id: number, channel: number, value: unknown): void {
+    const p = this.#pending.get(id);
+    if (!p) return;
+    p.values[channel] = value;
+    if (--p.left === 0) {
+      this.#pending.delete(id);
+      p.resolve(p.values);
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#error ??= error;
+    this.#waiter?.();
+    for (const p of this.#pending.values()) p.reject(this.#error);
+    this.#pending.clear();
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The resident tunnel between two real, kernel-less QEMUs (TCG, 64 MiB):
+ * both tunnel processes start once and carry two migrations, each checked
+ * by the sender's own digest comparison, each destination running.
+ */
+
+import assert from "node:assert/strict";
+import type { Plan } from "../plan.ts";
+import { migrateQemu } from "./policy_driver.ts";
+import { QmpClient } from "./qmp.ts";
+import {
+  startResidentReceiver,
+  startResidentSender,
+} from "./resident_tunnel.ts";
+import { qemuBinary } from "./stream/_capture.ts";
+
+const plan: Plan = {
+  name: "now",
+  codecsFor: () => [],
+  decide: () => "switchover",
+  bandwidth: null,
+  batchPages: 256,
+  maxRounds: 30,
+  gpu: { batch: 8192, prefer: "cpu", require: false },
+};
+
+async function bare(dir: string, name: string, extra: string[]) {
+  const sock = `${dir}/${name}.qmp`;
+  const child = new Deno.Command("qemu-system-x86_64", {
+    args: [
+      "-accel",
+      "tcg",
+      "-m",
+      "64",
+      "-nodefaults",
+      "-display",
+      "none",
+      "-qmp",
+      `unix:${sock},server=on,wait=off`,
+      ...extra,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const qmp = await QmpClient.connect(sock, { timeoutMs: 15_000 });
+  return {
+    qmp,
+    async stop() {
+      qmp.close();
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status;
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "resident tunnel: two QEMU migrations through the same two tunnel processes, each verified by the sender, each destination running",
+  ignore: qemuBinary() === null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "hakobu-resident-" });
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    const receiver = await startResidentReceiver({
+      listen: `127.0.0.1:${port}`,
+      incoming: `${dir}/in.sock`,
+    });
+    const sender = await startResidentSender({
+      socket: `${dir}/out.sock`,
+      to: `127.0.0.1:${port}`,
+      codecs: ["zero", "zstd"],
+    });
+    try {
+      for (const run of [1, 2]) {
+        const src = await bare(dir, `src${run}`, []);
+        const dst = await bare(dir, `dst${run}`, ["-incoming", "defer"]);
+        try {
+          await dst.qmp.migrateIncoming(receiver.incomingUri);
+          const report = await migrateQemu({
+            plan,
+            source: src.qmp,
+            destination: dst.qmp,
+            uri: sender.uri,
+            verify: () => sender.verdict(30_000),
+          });
+          assert.equal(report.status, "completed", report.outcome);
+          assert.equal(report.verification, "stream-digest");
+          assert.equal(report.verified, true, report.outcome);
+          assert.equal(report.destinationStatus, "running");
+          const line = await receiver.next(10_000);
+          assert.equal(line?.ok, true, JSON.stringify(line));
+          assert.equal(line?.session, run);
+          assert.equal(line?.digest, report.digest);
+        } finally {
+          await src.stop();
+          await dst.stop();
+        }
+      }
+    } finally {
+      await sender.close();
+      await receiver.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});

@@ -1,0 +1,586 @@
+/**
+ * The one receiving session core, whatever the destination: the handshake
+ * (protocol version, page size, memory and channel limits, codec
+ * negotiation), each channel's CODEC and BATCH frames to its decode Worker,
+ * per-channel round accounting, ABORT and ERROR, and the rule that a
+ * failed session tells the source why and discards what it received. What
+ * happens at the end — a memory digest, a rebuilt hypervisor stream — is the
+ * {@link ReceiveMode}'s: sim memory (`memory_mode.ts`), the QEMU stream and
+ * the Xen stream rebuilders are three modes over this core.
+ *
+ * @module
+ */
+
+import type { Codec } from "../codecs/codec.ts";
+import { CodecError, MigrationError, WireError } from "../errors.ts";
+import { formatBytes } from "../format.ts";
+import { DecoderPool } from "../pipeline/decoder_pool.ts";
+import type { DecodeReply } from "../pipeline/_messages.ts";
+import type { WireConn } from "../wire/duplex.ts";
+import {
+  type Frame,
+  FrameType,
+  frameTypeName,
+  HEADER_BYTES,
+} from "../wire/frame.ts";
+import { negotiateCodecs } from "../wire/negotiate.ts";
+import { FrameReader } from "../wire/frame_reader.ts";
+import { FrameWriter } from "../wire/frame_writer.ts";
+import {
+  decodeAbort,
+  decodeCodec,
+  decodeError,
+  decodeHello,
+  decodeRoundEnd,
+  encodeError,
+  encodeWelcome,
+  type Hello,
+  MAX_CHANNELS,
+  PROTOCOL_VERSION,
+  type RoundEnd,
+} from "../wire/messages.ts";
+import type { ReceiveBudget, Reservation } from "./budget.ts";
+import { Watchdog } from "./watchdog.ts";
+
+/** The only page size the protocol carries. */
+export const PAGE_SIZE = 4096;
+
+/** Default largest memory a receiver accepts: 64 GiB. */
+export const DEFAULT_MAX_MEMORY_BYTES: number = 64 * 1024 ** 3;
+
+/** Default time from connecting to a whole HELLO: 10 s. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * Default time the source may take to send each next whole frame once the
+ * session runs: 2 minutes. A source never pauses that long (each round
+ * sends while it runs, and a hypervisor stream's quiet spells — a
+ * destination `xl` building its domain — last seconds), while an idle or a
+ * trickling peer is cut off.
+ */
+export const DEFAULT_FRAME_TIMEOUT_MS = 120_000;
+
+/** Default most decoder state (dedup stores, zstd windows) one session may make the receiver hold: 1 GiB. */
+export const DEFAULT_MAX_CODEC_STATE_BYTES: number = 1024 ** 3;
+
+/**
+ * Most rounds that may be open at once (ended by some channels, not yet by
+ * all). A source ends round r on every channel before it starts r + 1, so
+ * two suffice; the bound keeps a peer from growing the bookkeeping.
+ */
+const MAX_OPEN_ROUNDS = 2;
+
+/** How long the receiver waits to hand its ERROR frame over, or to close, before giving up on it. */
+const GIVE_UP_MS = 2000;
+
+/** How decoded pages reach a mode's destination. */
+export interface SinkChannels {
+  /** Destination memory the decode Workers write into (with `touched`). */
+  readonly memory?: SharedArrayBuffer;
+  /** One byte per page, 1 once written with non-zero bytes. */
+  readonly touched?: SharedArrayBuffer;
+  /** Otherwise: each decoded batch, in its channel's order. */
+  readonly onPages?: (
+    channel: number,
+    pages: Extract<DecodeReply, { type: "pages" }>,
+  ) => void;
+}
+
+/** What a mode may do with the session while it handles a frame. */
+export interface SessionControl {
+  /** The HELLO the session accepted. */
+  readonly hello: Hello;
+  /** The decode Workers. */
+  readonly pool: DecoderPool;
+  /** Sends a frame to the source. */
+  reply(type: FrameType, payload: Uint8Array, round?: number): Promise<void>;
+  /** Frame bytes read so far. */
+  readonly bytesRead: number;
+  /** Stream offset of the frame being handled. */
+  readonly at: number;
+  /** Rounds whose ROUND_END every channel has sent, so far. */
+  readonly roundsDone: number;
+  /** No more CODEC, BATCH or ROUND_END frames may come (e.g. after FINAL). */
+  closePages(): void;
+}
+
+/** A destination: how a session opens it, its end frames, and how it is thrown away. */
+export interface ReceiveMode<R> {
+  /** A word for errors, e.g. `"memory"`, `"QEMU stream"`. */
+  readonly what: string;
+  /** What HELLO's `stream` must say: `"memory"` (absent) or a stream format's name. */
+  readonly stream: string;
+  /** Frame types this mode handles (beside the core's). */
+  readonly frames: readonly FrameType[];
+  /**
+   * HELLO was accepted by the core's checks: open the destination and say
+   * how pages reach it. Throwing refuses the session with that message.
+   */
+  open(hello: Hello): Promise<SinkChannels>;
+  /** Called once WELCOME is sent (a mode may start sending to the source then). */
+  started?(s: SessionControl): void;
+  /** One of {@link frames}; returns the session's result when it ends. */
+  frame(frame: Frame, s: SessionControl): Promise<R | null>;
+  /** Called once when the session fails or is aborted: drop what was received. */
+  discard(error: unknown): Promise<void>;
+  /** What the session waits for next, in words (for "Connection closed before ..."). */
+  waiting(): string;
+}
+
+/** Progress of a receiving session, for logs and progress bars. */
+export type ReceiveEvent =
+  | { readonly type: "hello"; readonly hello: Hello }
+  | {
+    /** Every channel sent its ROUND_END of this round. */
+    readonly type: "round";
+    readonly round: number;
+    /** The source's accounting, summed over channels. */
+    readonly roundEnd: RoundEnd;
+    readonly bytesReceived: number;
+  }
+  | { readonly type: "abort"; readonly reason: string };
+
+/** Options of {@link receiveSession}. */
+export interface ReceiveSessionOptions {
+  /** Largest `memoryBytes` a HELLO may announce (default 64 GiB). */
+  readonly maxMemoryBytes?: number;
+  /** Most channels a HELLO may ask for (default 64). */
+  readonly maxChannels?: number;
+  /** Codecs this receiver knows (default: the registry's). */
+  readonly codecs?: readonly Codec[];
+  /** Called for each {@link ReceiveEvent}; an exception fails the session. */
+  readonly onEvent?: (event: ReceiveEvent) => void;
+  /** Most milliseconds from the start of the session to a whole HELLO (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /**
+   * Most milliseconds the source may take to send each next whole frame
+   * (default 2 minutes): an idle peer and one that trickles bytes alike
+   * fail the session with an error that says what it waited for.
+   */
+  readonly frameTimeoutMs?: number;
+  /** Most bytes of decoder state the session's CODEC frames may ask for, all channels (default 1 GiB). */
+  readonly maxCodecStateBytes?: number;
+  /**
+   * A budget shared with the receiver's other sessions: the memory HELLO
+   * announces and the decoder state CODEC frames ask for are reserved in it
+   * before they are allocated, and given back when the session ends.
+   */
+  readonly budget?: ReceiveBudget;
+}
+
+/** How a session ended without failing. */
+export type SessionOutcome<R> =
+  | { readonly aborted: false; readonly result: R; readonly hello: Hello }
+  | {
+    readonly aborted: true;
+    readonly reason: string;
+    readonly hello: Hello | null;
+    /** Pages applied before the abort. */
+    readonly pagesApplied: number;
+  };
+
+type Phase = "hello" | "session";
+
+/**
+ * Serves one session on `conn` with `mode`. Resolves when the mode returns
+ * a result or the source aborts; rejects (after sending ERROR, unless the
+ * source failed first, and discarding) on any violation, codec error, mode
+ * error or lost connection. The connection is closed when it settles.
+ *
+ * @example
+ * ```ts ignore
+ * const outcome = await receiveSession(conn, memoryMode({ createSink }), {});
+ * ```
+ */
+export async function receiveSession<R>(
+  conn: WireConn,
+  mode: ReceiveMode<R>,
+  options: ReceiveSessionOptions = {},
+): Promise<SessionOutcome<R>> {
+  const reader = new FrameReader(conn.readable, {
+    ownPayload: (t) => t === FrameType.BATCH,
+  });
+  const writer = new FrameWriter(conn.writable);
+  const emit = options.onEvent ?? (() => {});
+  let phase: Phase = "hello";
+  let hello: Hello | null = null;
+  let pool: DecoderPool | null = null;
+  // One promise for the whole session (a new one per frame would pile up
+  // waiters in the pool, one per frame read).
+  let poolFailed: Promise<never> | null = null;
+  let peerFailed = false;
+  const modeFrames = new Set<number>(mode.frames);
+  // round accounting: per round, the channels that ended it and the sums
+  const rounds = new Map<number, { channels: Set<number>; sum: RoundEnd }>();
+  let roundsDone = 0;
+  let at = 0;
+  let pagesClosed = false;
+  const watchdog = new Watchdog();
+  const handshakeMs = options.handshakeTimeoutMs ??
+    DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const frameMs = options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS;
+  const maxState = options.maxCodecStateBytes ??
+    DEFAULT_MAX_CODEC_STATE_BYTES;
+  const reservations: Reservation[] = [];
+  // decoder state asked for so far, by channel and codec id
+  const codecState = new Map<string, number>();
+  let stateBytes = 0;
+  let negotiated: Map<number, Codec> | null = null;
+
+  // Replies come from the loop and from a mode's own tasks: one at a time.
+  let replies: Promise<void> = Promise.resolve();
+  const reply = (type: FrameType, payload: Uint8Array, round = 0) => {
+    const p = replies.then(() => writer.write(type, round, payload));
+    replies = p.catch(() => {});
+    return p;
+  };
+  const control = (h: Hello, p: DecoderPool): SessionControl => ({
+    hello: h,
+    pool: p,
+    reply,
+    get bytesRead() {
+      return reader.bytesRead;
+    },
+    get at() {
+      return at;
+    },
+    get roundsDone() {
+      return roundsDone;
+    },
+    closePages() {
+      pagesClosed = true;
+    },
+  });
+
+  watchdog.arm(
+    handshakeMs,
+    () =>
+      new WireError(
+        `No HELLO within ${handshakeMs} ms of connecting (${reader.bytesRead} bytes came): the peer is idle or too slow`,
+        reader.bytesRead,
+      ),
+  );
+  try {
+    for (;;) {
+      if (phase === "session") {
+        watchdog.arm(
+          frameMs,
+          () =>
+            new WireError(
+              `No frame within ${frameMs} ms while waiting for ${mode.waiting()} (${reader.bytesRead} bytes read): the source is idle or too slow`,
+              reader.bytesRead,
+            ),
+        );
+      }
+      const next = reader.next();
+      next.catch(() => {}); // it may lose the race below
+      const frame = pool
+        ? await Promise.race([next, watchdog.expired, poolFailed!])
+        : await Promise.race([next, watchdog.expired]);
+      watchdog.disarm();
+      if (frame === null) {
+        throw new WireError(
+          `Connection closed before ${
+            phase === "hello" ? "HELLO" : mode.waiting()
+          }: the ${mode.what} is incomplete`,
+          reader.bytesRead,
+        );
+      }
+      at = reader.bytesRead - HEADER_BYTES - frame.length;
+      if (phase === "hello") {
+        if (frame.type !== FrameType.HELLO) {
+          throw new WireError(
+            `Unexpected ${
+              frameTypeName(frame.type)
+            } frame at offset ${at}: expected HELLO`,
+            at,
+          );
+        }
+        hello = decodeHello(frame.payload);
+        negotiated = checkHello(hello, options);
+        if ((hello.stream ?? "memory") !== mode.stream) {
+          throw new MigrationError(
+            `HELLO announces ${
+              hello.stream
+                ? `a ${hello.stream} stream`
+                : "a migration into memory"
+            }, but this receiver takes ${
+              mode.stream === "memory"
+                ? "a migration into memory"
+                : `a ${mode.stream} stream`
+            }`,
+          );
+        }
+        if (options.budget) {
+          reservations.push(options.budget.reserve(
+            hello.memoryBytes,
+            `The memory of "${hello.vm}"`,
+          ));
+        }
+        const channels = await mode.open(hello);
+        pool = DecoderPool.start({
+          channels: hello.channels,
+          pageSize: PAGE_SIZE,
+          pageCount: hello.memoryBytes / PAGE_SIZE,
+          codecs: [...negotiated.values()].map((c) => ({
+            id: c.id,
+            name: c.name,
+          })),
+          memory: channels.memory,
+          touched: channels.touched,
+          onPages: channels.onPages,
+        });
+        poolFailed = pool.failed();
+        poolFailed.catch(() => {});
+        await reply(
+          FrameType.WELCOME,
+          encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
+        );
+        phase = "session";
+        emit({ type: "hello", hello });
+        mode.started?.(control(hello, pool));
+        continue;
+      }
+      const h = hello!;
+      const p = pool!;
+      if (
+        pagesClosed &&
+        (frame.type === FrameType.CODEC || frame.type === FrameType.BATCH ||
+          frame.type === FrameType.ROUND_END)
+      ) {
+        throw new WireError(
+          `Unexpected ${
+            frameTypeName(frame.type)
+          } frame at offset ${at}: the source already sent its last pages`,
+          at,
+        );
+      }
+      switch (frame.type) {
+        case FrameType.CODEC: {
+          checkChannel(frame, h, at);
+          const setup = decodeCodec(frame.payload);
+          const bytes = codecStateBytes(setup, negotiated!, h, at);
+          const key = `${frame.channel}:${setup.id}`;
+          const total = stateBytes - (codecState.get(key) ?? 0) + bytes;
+          if (total > maxState) {
+            throw new MigrationError(
+              `CODEC frame at offset ${at} asks for ${
+                formatBytes(bytes)
+              } of "${setup.name}" decoder state on channel ${frame.channel}: the session would hold ${
+                formatBytes(total)
+              }, over its limit of ${formatBytes(maxState)}`,
+            );
+          }
+          if (options.budget && bytes > (codecState.get(key) ?? 0)) {
+            reservations.push(options.budget.reserve(
+              bytes - (codecState.get(key) ?? 0),
+              `"${setup.name}" decoder state on channel ${frame.channel}`,
+            ));
+          }
+          codecState.set(key, Math.max(bytes, codecState.get(key) ?? 0));
+          stateBytes = [...codecState.values()].reduce((a, b) => a + b, 0);
+          p.codec(frame.channel, setup, at);
+          continue;
+        }
+        case FrameType.BATCH:
+          checkChannel(frame, h, at);
+          await p.batch(frame.channel, frame.round, frame.payload, at);
+          continue;
+        case FrameType.ROUND_END: {
+          checkChannel(frame, h, at);
+          const end = decodeRoundEnd(frame.payload);
+          if (end.round !== frame.round) {
+            throw new WireError(
+              `ROUND_END frame at offset ${at} is inconsistent: its JSON says round "${end.round}", its header round ${frame.round}`,
+              at,
+            );
+          }
+          let r = rounds.get(end.round);
+          if (!r && rounds.size >= MAX_OPEN_ROUNDS) {
+            throw new WireError(
+              `Channel ${frame.channel} ended round ${end.round} at offset ${at} while rounds ${
+                [...rounds.keys()].join(", ")
+              } still wait for other channels: a source ends each round on every channel first`,
+              at,
+            );
+          }
+          if (!r) {
+            r = {
+              channels: new Set(),
+              sum: { round: end.round, pages: 0, rawBytes: 0, wireBytes: 0 },
+            };
+            rounds.set(end.round, r);
+          }
+          if (r.channels.has(frame.channel)) {
+            throw new WireError(
+              `Channel ${frame.channel} ended round ${end.round} twice (offset ${at})`,
+              at,
+            );
+          }
+          r.channels.add(frame.channel);
+          r.sum = {
+            round: end.round,
+            pages: r.sum.pages + end.pages,
+            rawBytes: r.sum.rawBytes + end.rawBytes,
+            wireBytes: r.sum.wireBytes + end.wireBytes,
+          };
+          if (r.channels.size === h.channels) {
+            rounds.delete(end.round);
+            roundsDone++;
+            emit({
+              type: "round",
+              round: end.round,
+              roundEnd: r.sum,
+              bytesReceived: reader.bytesRead,
+            });
+          }
+          continue;
+        }
+        case FrameType.ABORT: {
+          const { reason } = decodeAbort(frame.payload);
+          const pagesApplied = await p.sync().catch(() => 0);
+          await mode.discard(new MigrationError(`Source aborted: ${reason}`));
+          emit({ type: "abort", reason });
+          return { aborted: true, reason, hello: h, pagesApplied };
+        }
+        case FrameType.ERROR: {
+          peerFailed = true;
+          throw new MigrationError(
+            `Source failed: ${decodeError(frame.payload).message}`,
+          );
+        }
+      }
+      if (modeFrames.has(frame.type)) {
+        const result = await mode.frame(frame, control(h, p));
+        if (result !== null) return { aborted: false, result, hello: h };
+        continue;
+      }
+      throw new WireError(
+        `Unexpected ${
+          frameTypeName(frame.type)
+        } frame at offset ${at} in a ${mode.what} session`,
+        at,
+      );
+    }
+  } catch (error) {
+    if (!peerFailed) {
+      await quietly(replies);
+      await sendError(writer, error);
+    }
+    // A mode that opened nothing yet drops nothing, but a stream mode still
+    // aborts its output.
+    await mode.discard(error).catch(() => {});
+    throw error;
+  } finally {
+    watchdog.close();
+    for (const r of reservations) r.release();
+    pool?.close();
+    await quietly(writer.close());
+    await quietly(reader.cancel());
+  }
+}
+
+/** Checks a HELLO against this receiver; returns the negotiated codecs by id. */
+function checkHello(
+  hello: Hello,
+  options: ReceiveSessionOptions,
+): Map<number, Codec> {
+  if (hello.protocol !== PROTOCOL_VERSION) {
+    throw new MigrationError(
+      `Unsupported protocol version "${hello.protocol}": this receiver speaks protocol ${PROTOCOL_VERSION}`,
+    );
+  }
+  if (hello.pageSize !== PAGE_SIZE) {
+    throw new MigrationError(
+      `Unsupported page size "${hello.pageSize}": this receiver handles ${PAGE_SIZE}-byte pages`,
+    );
+  }
+  const max = options.maxMemoryBytes ?? DEFAULT_MAX_MEMORY_BYTES;
+  if (hello.memoryBytes <= 0 || hello.memoryBytes % PAGE_SIZE !== 0) {
+    throw new MigrationError(
+      `Bad memory size "${hello.memoryBytes}": must be a positive multiple of the ${PAGE_SIZE}-byte page size`,
+    );
+  }
+  if (hello.memoryBytes > max) {
+    throw new MigrationError(
+      `Memory size "${hello.memoryBytes}" is over this receiver's limit: at most ${max} bytes`,
+    );
+  }
+  const maxChannels = Math.min(
+    options.maxChannels ?? MAX_CHANNELS,
+    MAX_CHANNELS,
+  );
+  if (hello.channels < 1 || hello.channels > maxChannels) {
+    throw new MigrationError(
+      `Unsupported channel count "${hello.channels}": this receiver takes 1 to ${maxChannels}`,
+    );
+  }
+  return negotiateCodecs(hello.codecs, options.codecs);
+}
+
+/** Bytes of decoder state a CODEC frame asks for on one channel; refuses options the codec refuses. */
+function codecStateBytes(
+  setup: {
+    id: number;
+    name: string;
+    options: Readonly<Record<string, unknown>>;
+  },
+  negotiated: Map<number, Codec>,
+  hello: Hello,
+  at: number,
+): number {
+  const codec = negotiated.get(setup.id);
+  if (!codec || codec.name !== setup.name) {
+    throw new WireError(
+      `CODEC announces codec "${setup.name}" with id ${setup.id}, which HELLO did not negotiate`,
+      at,
+    );
+  }
+  if (!codec.decoderStateBytes) return 0;
+  try {
+    return codec.decoderStateBytes(codec.parseOptions(setup.options), {
+      pageSize: PAGE_SIZE,
+      pageCount: hello.memoryBytes / PAGE_SIZE,
+      channels: hello.channels,
+    });
+  } catch (e) {
+    if (!(e instanceof CodecError)) throw e;
+    throw new WireError(
+      `CODEC announces codec "${setup.name}" with options it refuses: ${e.message}`,
+      at,
+    );
+  }
+}
+
+function checkChannel(frame: Frame, hello: Hello, at: number): void {
+  if (frame.channel >= hello.channels) {
+    throw new WireError(
+      `${
+        frameTypeName(frame.type)
+      } frame at offset ${at} is for channel ${frame.channel}, but HELLO announced ${hello.channels}`,
+      at + 3,
+    );
+  }
+}
+
+/** Best effort: tells the source why the session stops, without waiting long. */
+async function sendError(writer: FrameWriter, error: unknown): Promise<void> {
+  const message = error instanceof Error ? error.message : String(error);
+  await quietly(writer.write(FrameType.ERROR, 0, encodeError({ message })));
+}
+
+/** Waits for `p` at most {@link GIVE_UP_MS}, ignoring its failure: the connection may be gone or stuck. */
+async function quietly(p: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  p.catch(() => {});
+  try {
+    await Promise.race([
+      p,
+      new Promise((resolve) => timer = setTimeout(resolve, GIVE_UP_MS)),
+    ]);
+  } catch {
+    // Already closed or reset.
+  } finally {
+    clearTimeout(timer);
+  }
+}

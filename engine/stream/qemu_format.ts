@@ -1,0 +1,89 @@
+/**
+ * QEMU's migration stream as a {@link StreamFormat}: PAGE records (a header,
+ * then one 4096-byte body) are page records, ZERO records are counted zero
+ * pages that travel as they are, and everything else — the file header,
+ * section headers, the RAM setup, device state — is opaque. The pfn space
+ * comes from the RAM setup; a round starts when a page's pfn is not above
+ * the previous one (QEMU walks RAM upwards in each pass). After RAM, the
+ * device state is the tail (`docs/qemu-stream.md`).
+ *
+ * @module
+ */
+
+import { QemuStreamParser } from "../qemu/stream/parser.ts";
+import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
+
+class QemuParser implements StreamParser {
+  readonly #p = new QemuStreamParser();
+  #lastPfn = -1;
+  readonly #pfn = [0];
+
+  push(chunk: Uint8Array): StreamEvent[] {
+    const out: StreamEvent[] = [];
+    for (const e of this.#p.push(chunk)) {
+      if (e.kind !== "page") {
+        out.push({ kind: "opaque", bytes: e.bytes });
+      } else if (e.zero) {
+        out.push({ kind: "zero", bytes: e.bytes, pages: 1 });
+      } else {
+        out.push({
+          kind: "pages",
+          head: e.bytes.subarray(0, e.headerLength),
+          pfns: [e.pfn],
+          data: e.data,
+        });
+      }
+    }
+    return out;
+  }
+
+  finish(): StreamEvent[] {
+    this.#p.finish();
+    return [];
+  }
+
+  get ready(): boolean {
+    return this.#p.pageCount > 0 || this.#p.tail;
+  }
+
+  get pageCount(): number {
+    return Math.max(1, this.#p.pageCount);
+  }
+
+  get tail(): boolean {
+    return this.#p.tail;
+  }
+
+  get fallbackReason(): string | null {
+    return this.#p.fallbackReason;
+  }
+
+  newRound(pfns: ArrayLike<number>): boolean {
+    const pfn = pfns[0];
+    const next = this.#lastPfn >= 0 && pfn <= this.#lastPfn;
+    this.#pfn[0] = pfn;
+    this.#lastPfn = pfn;
+    return next;
+  }
+
+  get description(): string {
+    return `qemu stream: ${this.#p.blocks.map((b) => b.id).join(", ")}`
+      .slice(0, 4000);
+  }
+}
+
+/**
+ * The QEMU stream format.
+ *
+ * @example
+ * ```ts
+ * import { qemuFormat } from "./qemu_format.ts";
+ * const parser = qemuFormat.createParser();
+ * parser.ready; // false until the RAM setup was read
+ * ```
+ */
+export const qemuFormat: StreamFormat = {
+  name: "qemu",
+  interactive: false,
+  createParser: () => new QemuParser(),
+};

@@ -1,0 +1,45 @@
+/**
+ * One call for the stream tunnel's receiving side: the receive core with
+ * the stream mode.
+ *
+ * @module
+ */
+
+import { MigrationError } from "../errors.ts";
+import {
+  receiveSession,
+  type ReceiveSessionOptions,
+} from "../session/receive_core.ts";
+import type { WireConn } from "../wire/duplex.ts";
+import { streamMode, type StreamModeOptions } from "./receive_mode.ts";
+import type { StreamStats } from "./send.ts";
+
+/**
+ * Receives one tunnelled stream from `conn` and writes it to `options.out`.
+ * Closes `out` after a verified end; aborts it on any failure.
+ *
+ * @example
+ * ```ts ignore
+ * const conn = await listener.accept();
+ * const stats = await receiveStream(conn, { format: "qemu", out: Deno.stdout.writable });
+ * ```
+ *
+ * @throws {WireError} on a malformed, truncated or out-of-order frame.
+ * @throws {MigrationError} when the source aborts or the rebuilt stream does not match.
+ */
+export async function receiveStream(
+  conn: WireConn,
+  options: StreamModeOptions & ReceiveSessionOptions,
+): Promise<StreamStats> {
+  const outcome = await receiveSession(conn, streamMode(options), {
+    // A stream's pfn space is its hypervisor's: allow up to 1 TiB.
+    maxMemoryBytes: options.maxMemoryBytes ?? 2 ** 40,
+    maxChannels: options.maxChannels,
+    codecs: options.codecs,
+    onEvent: options.onEvent,
+  });
+  if (outcome.aborted) {
+    throw new MigrationError(`Source aborted the tunnel: ${outcome.reason}`);
+  }
+  return outcome.result;
+}

@@ -1,0 +1,532 @@
+/**
+ * The stream tunnel's sending side, for any {@link StreamFormat}: reads a
+ * hypervisor's migration stream (QEMU's `exec:` stdin, xl's `-s` pipe),
+ * parses it, sends everything but the page bodies as RECORDS frames, and
+ * deals the page bodies to the channels, whose Workers encode them with the
+ * plan's codec chain (`pipeline/encoder_pool.ts`). The receiver
+ * (`receive_mode.ts`) rebuilds the identical stream. Bytes the receiving
+ * side writes back (xl's answers) come back as BACK frames and go to
+ * `back`.
+ *
+ * Flushing: a channel's batch goes when it holds `batchPages` pages (or its
+ * next pfn is not above its last); whenever one goes, the records that
+ * refer to it go too, with every other channel's partial batch, so the
+ * receiver never waits long for a page or holds many. Between reads, after
+ * `maxFlushDelayMs` of stall, everything pending goes. An interactive
+ * format (xl) flushes after every read. QEMU's device-state tail goes as it
+ * comes (the receiver holds the stream's last bytes until it verified the
+ * whole; `tailHoldBytes` can hold it back here too).
+ *
+ * @module
+ */
+
+import { codecById, codecByName, codecNames } from "../codecs/registry.ts";
+import { hex } from "../digest.ts";
+import { MigrationError } from "../errors.ts";
+import type { CodecSpec, Plan, RoundStats } from "../plan.ts";
+import { EncoderPool } from "../pipeline/encoder_pool.ts";
+import { StreamHasher } from "../pipeline/stream_hasher.ts";
+import { channelOf } from "../pipeline/partition.ts";
+import { defaultChannels } from "../precopy.ts";
+import { SourceLink } from "../session/source_link.ts";
+import type { WireConn } from "../wire/duplex.ts";
+import { FrameType } from "../wire/frame.ts";
+import { decodeResult, PROTOCOL_VERSION } from "../wire/messages.ts";
+import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
+import { MAX_RECORDS_BYTES, RecordsBuilder } from "./records.ts";
+import { encodeStreamEnd } from "./stream_end.ts";
+
+const PAGE = 4096;
+
+/** What a stream tunnel side measured; both sides return one. */
+export interface StreamStats {
+  /** Bytes of the hypervisor's stream (read by the sender, rebuilt by the receiver). */
+  streamBytes: number;
+  /** Bytes the receiving side wrote back (xl's answers). */
+  backBytes: number;
+  /** Page bodies that went through the channels. */
+  pages: number;
+  /** Page records (a head and its bodies) in the stream. */
+  pageRecords: number;
+  /** Zero pages the stream itself carried as such (QEMU's ZERO records). */
+  zeroPages: number;
+  /** Page bytes before encoding (`pages × 4096`). */
+  rawPageBytes: number;
+  /** Stream bytes that travelled as they are (records minus page bodies). */
+  opaqueBytes: number;
+  /** hakobu frame bytes on the wire (sent by the sender, read by the receiver). */
+  wireBytes: number;
+  /** Rounds (passes over guest memory, as the format counts them). */
+  rounds: number;
+  /** Channels that carried the pages. */
+  channels: number;
+  /** Wall-clock milliseconds from the first stream byte to the end. */
+  durationMs: number;
+  /**
+   * Whether this side compared the two digests and found them equal (the
+   * receiver: its rebuilt stream against STREAM_END's length and SHA-256;
+   * the sender: the receiver's RESULT against its own). Never copied.
+   */
+  verified: boolean;
+  /** SHA-256 (hex) of the stream this side read (sender) or rebuilt (receiver). */
+  digest: string;
+  /** SHA-256 (hex) the peer reported. */
+  peerDigest: string;
+  /** Why the parser fell back to opaque bytes early, or null. */
+  fallbackReason: string | null;
+  /** Pages per codec name. */
+  codecPages: Record<string, number>;
+}
+
+/** A fresh {@link StreamStats}. */
+export function emptyStreamStats(): StreamStats {
+  return {
+    streamBytes: 0,
+    backBytes: 0,
+    pages: 0,
+    pageRecords: 0,
+    zeroPages: 0,
+    rawPageBytes: 0,
+    opaqueBytes: 0,
+    wireBytes: 0,
+    rounds: 0,
+    channels: 0,
+    durationMs: 0,
+    verified: false,
+    digest: "",
+    peerDigest: "",
+    fallbackReason: null,
+    codecPages: {},
+  };
+}
+
+/** Options of {@link sendStream}. */
+export interface StreamSendOptions {
+  /** The stream's format. */
+  readonly format: StreamFormat;
+  /** Chooses the codec chain per round; wins over `codecs`. */
+  readonly plan?: Pick<Plan, "codecsFor" | "name">;
+  /** The codec chain when there is no plan (default `zero`, then `raw`). */
+  readonly codecs?: readonly CodecSpec[];
+  /** Link pacing in bytes per second; null or absent for an unpaced link. */
+  readonly bandwidth?: number | null;
+  /** Channels (default: the core count). */
+  readonly channels?: number;
+  /** Pages per channel batch (default 256). */
+  readonly batchPages?: number;
+  /**
+   * Device-state tail bytes held back and sent last (default 0: the tail
+   * goes as it comes, as the receiver holds the stream's end itself; at
+   * most 8 MiB, half a RECORDS frame's limit).
+   */
+  readonly tailHoldBytes?: number;
+  /** Longest pending records wait for more input before they go, ms (default 5). */
+  readonly maxFlushDelayMs?: number;
+  /** Where bytes the receiving side writes back go (xl's stdin); absent: dropped. */
+  readonly back?: WritableStream<Uint8Array>;
+  /** Description for the receiver's logs. */
+  readonly vm?: string;
+}
+
+/** Pending records above this many bytes go without waiting (1 MiB). */
+const FLUSH_RECORDS_BYTES = 1 << 20;
+/**
+ * Pending records never grow past this, held tail or not: a RECORDS frame
+ * holds at most MAX_RECORDS_BYTES, and opaque bytes are added in pieces of
+ * OPAQUE_PIECE_BYTES, so a frame stays under the limit whatever the stream.
+ */
+const RECORDS_CAP_BYTES = MAX_RECORDS_BYTES / 2;
+const OPAQUE_PIECE_BYTES = 1 << 20;
+/** Batch requests a channel may have queued, not yet encoded. */
+const QUEUED_BATCHES = 4;
+
+/** One channel's batch being filled on this thread. */
+class PendingBatch {
+  count = 0;
+  pfns: Float64Array;
+  pages: Uint8Array;
+  constructor(readonly capacity: number) {
+    this.pfns = new Float64Array(capacity);
+    this.pages = new Uint8Array(capacity * PAGE);
+  }
+  get last(): number {
+    return this.count === 0 ? -1 : this.pfns[this.count - 1];
+  }
+}
+
+/**
+ * Tunnels one hypervisor stream: reads `source` to its end, sends it over
+ * `conn` and waits for the receiver's verdict, which it checks against its
+ * own digest.
+ *
+ * @example
+ * ```ts ignore
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 4444 });
+ * const stats = await sendStream(Deno.stdin.readable, conn, {
+ *   format: qemuFormat,
+ *   codecs: [{ name: "zero" }, { name: "zstd" }],
+ * });
+ * ```
+ *
+ * @throws the format's stream error when the stream is not one or is
+ *   truncated (the receiver is sent ABORT); {@link MigrationError} when the
+ *   receiver fails, refuses or reports another digest.
+ */
+export async function sendStream(
+  source: ReadableStream<Uint8Array>,
+  conn: WireConn,
+  options: StreamSendOptions,
+): Promise<StreamStats> {
+  const stats = emptyStreamStats();
+  const started = performance.now();
+  const format = options.format;
+  const parser: StreamParser = format.createParser();
+  const hash = new StreamHasher();
+  const input = source.getReader();
+  const channels = options.channels ?? defaultChannels();
+  stats.channels = channels;
+  const batchPages = Math.max(1, Math.min(options.batchPages ?? 256, 7680));
+  const tailHold = Math.min(options.tailHoldBytes ?? 0, RECORDS_CAP_BYTES);
+  const maxDelay = options.maxFlushDelayMs ?? 5;
+  const link = new SourceLink(conn, { bandwidth: options.bandwidth });
+  const backWriter = options.back?.getWriter();
+  let backClosed = false;
+  link.onFrame(FrameType.BACK, async (f) => {
+    stats.backBytes += f.payload.length;
+    await backWriter?.write(f.payload.slice());
+  });
+  link.onFrame(FrameType.BACK_END, async () => {
+    backClosed = true;
+    await backWriter?.close().catch(() => {});
+  });
+  let pool: EncoderPool | null = null;
+  let pump: Promise<void> | null = null;
+  let pumpError: Error | null = null;
+
+  try {
+    // Read up to what HELLO must say (the pfn space) first; keep copies of
+    // the events, which are views into the parser's buffers.
+    const copyEvent = (e: StreamEvent): StreamEvent =>
+      e.kind === "pages"
+        ? {
+          kind: "pages",
+          head: e.head.slice(),
+          pfns: Array.from(e.pfns),
+          data: e.data.slice(),
+        }
+        : { ...e, bytes: e.bytes.slice() };
+    const pending: StreamEvent[] = [];
+    let ended = false;
+    while (!parser.ready) {
+      const { value, done } = await input.read();
+      if (done) {
+        ended = true;
+        for (const e of parser.finish()) pending.push(copyEvent(e));
+        break;
+      }
+      hash.update(value);
+      stats.streamBytes += value.length;
+      for (const e of parser.push(value)) pending.push(copyEvent(e));
+    }
+
+    await link.hello({
+      protocol: PROTOCOL_VERSION,
+      memoryBytes: parser.pageCount * PAGE,
+      pageSize: PAGE,
+      codecs: codecNames().map((n) => ({ id: codecByName(n).id, name: n })),
+      vm: (options.vm ?? parser.description).slice(0, 4000),
+      policy: options.plan?.name ?? `${format.name}-tunnel`,
+      channels,
+      stream: format.name,
+    });
+    const p = pool = EncoderPool.start({
+      channels,
+      pageSize: PAGE,
+      pageCount: parser.pageCount,
+      batchPages,
+    });
+    const records = new RecordsBuilder({ compress: true });
+    const batches = Array.from(
+      { length: channels },
+      () => new PendingBatch(batchPages),
+    );
+    const queued = new Array<number>(channels).fill(0);
+    let wakeQueue = null as (() => void) | null;
+    const claims: number[] = [];
+    let round = 0;
+    let roundStart = performance.now();
+    let roundRaw = 0;
+    let lastSendRate = 0;
+
+    // The pump: writes the channels' frames as they come, gives credits back.
+    pump = (async () => {
+      try {
+        for (;;) {
+          const e = await p.next();
+          if (e.type === "frame") {
+            await link.writeRaw(e.bytes);
+            if (e.credited) p.credit(e.channel, e.bytes);
+            for (const [id, n] of e.claims) claims[id] = (claims[id] ?? 0) + n;
+          } else {
+            queued[e.channel]--;
+            wakeQueue?.();
+          }
+        }
+      } catch (e) {
+        pumpError = e instanceof Error ? e : new Error(String(e));
+        wakeQueue?.();
+      }
+    })();
+
+    const checkPump = () => {
+      link.checkPeer();
+      if (pumpError && !closing) throw pumpError;
+    };
+    let closing = false;
+
+    const stats4 = (): RoundStats => ({
+      round,
+      dirtyPages: 0,
+      remainingBytes: 0,
+      dirtyRate: 0,
+      sendRate: lastSendRate,
+      wireRate: lastSendRate,
+      elapsedMs: performance.now() - started,
+      bytesSent: link.wireBytes,
+      rawBytesSent: stats.rawPageBytes,
+      memoryBytes: parser.pageCount * PAGE,
+      pageSize: PAGE,
+    });
+    const selectChain = () => {
+      p.chain(
+        options.plan
+          ? options.plan.codecsFor(stats4())
+          : options.codecs ?? [{ name: "zero" }],
+      );
+    };
+
+    /** Waits until channel `c` may take another batch. */
+    const room = async (c: number): Promise<void> => {
+      while (queued[c] >= QUEUED_BATCHES) {
+        checkPump();
+        await new Promise<void>((r) => wakeQueue = r);
+        wakeQueue = null;
+      }
+    };
+    /**
+     * Sends channel `c`'s pending pages as one batch; returns a promise only
+     * when the channel has no room yet (the common case costs no await).
+     */
+    const postBatch = (c: number): Promise<void> | undefined => {
+      const b = batches[c];
+      if (b.count === 0) return;
+      if (queued[c] >= QUEUED_BATCHES) return room(c).then(() => postBatch(c));
+      checkPump();
+      queued[c]++;
+      p.batch(
+        c,
+        round,
+        b.count,
+        b.pfns.subarray(0, b.count).slice(),
+        b.count === b.capacity ? b.pages : b.pages.slice(0, b.count * PAGE),
+      );
+      if (b.count === b.capacity) b.pages = new Uint8Array(b.capacity * PAGE);
+      b.count = 0;
+    };
+    const flushRecords = async (): Promise<void> => {
+      // Every page the records refer to must be on its way first.
+      for (let c = 0; c < channels; c++) await postBatch(c);
+      if (records.count === 0) return;
+      checkPump();
+      await link.write(FrameType.RECORDS, round, records.take());
+    };
+    const newRound = async (): Promise<void> => {
+      await flushRecords();
+      const secs = Math.max(1e-6, (performance.now() - roundStart) / 1000);
+      lastSendRate = roundRaw / secs;
+      roundStart = performance.now();
+      roundRaw = 0;
+      round++;
+      selectChain();
+    };
+    let fullBatch = false;
+    /**
+     * Deals a page record's bodies to the channels, from body `from` on;
+     * synchronous unless a channel has no room (then the rest follows the
+     * promise it returns): a stream has hundreds of thousands of records.
+     */
+    const pages = (
+      e: Extract<StreamEvent, { kind: "pages" }>,
+      from: number,
+    ): Promise<void> | undefined => {
+      for (let k = from; k < e.pfns.length; k++) {
+        const pfn = e.pfns[k];
+        const c = channelOf(pfn, channels);
+        const b = batches[c];
+        if (b.count > 0 && pfn <= b.last) {
+          const wait = postBatch(c);
+          if (wait) return wait.then(() => pages(e, k));
+        }
+        b.pfns[b.count] = pfn;
+        b.pages.set(e.data.subarray(k * PAGE, (k + 1) * PAGE), b.count * PAGE);
+        b.count++;
+        if (b.count === b.capacity) {
+          fullBatch = true;
+          const wait = postBatch(c);
+          if (wait) return wait.then(() => pages(e, k + 1));
+        }
+      }
+      stats.pages += e.pfns.length;
+      stats.rawPageBytes += e.pfns.length * PAGE;
+      roundRaw += e.pfns.length * PAGE;
+    };
+    const record = (
+      e: Extract<StreamEvent, { kind: "pages" }>,
+    ): Promise<void> | undefined => {
+      records.pages(e.head, e.pfns);
+      stats.pageRecords++;
+      stats.opaqueBytes += e.head.length;
+      return pages(e, 0);
+    };
+    /** Adds opaque bytes in pieces, sending what is pending at the cap. */
+    const opaque = (bytes: Uint8Array): Promise<void> | undefined => {
+      for (let at = 0; at < bytes.length; at += OPAQUE_PIECE_BYTES) {
+        records.opaque(bytes.subarray(at, at + OPAQUE_PIECE_BYTES));
+        if (records.byteLength >= RECORDS_CAP_BYTES) {
+          const rest = bytes.subarray(at + OPAQUE_PIECE_BYTES);
+          return flushRecords().then(() => opaque(rest));
+        }
+      }
+    };
+    /** One event; a promise only when it must wait. */
+    const handle = (e: StreamEvent): Promise<void> | undefined => {
+      if (e.kind === "opaque") {
+        stats.opaqueBytes += e.bytes.length;
+        return opaque(e.bytes);
+      }
+      if (e.kind === "zero") {
+        stats.opaqueBytes += e.bytes.length;
+        stats.zeroPages += e.pages;
+        records.zero(e.bytes, e.pages);
+        return;
+      }
+      if (e.pfns.length > 0 && parser.newRound(e.pfns)) {
+        return newRound().then(() => record(e));
+      }
+      return record(e);
+    };
+    /** Sends what is pending when the rules say so (see the module doc). */
+    const maybeFlush = async (stalled: boolean): Promise<void> => {
+      if (parser.tail && tailHold > 0) {
+        if (records.byteLength > tailHold) await flushRecords();
+        return;
+      }
+      if (
+        format.interactive || stalled || fullBatch ||
+        records.byteLength >= FLUSH_RECORDS_BYTES
+      ) {
+        fullBatch = false;
+        await flushRecords();
+      }
+    };
+
+    selectChain();
+    for (const e of pending) await handle(e);
+    await maybeFlush(true);
+    // The next read runs while this chunk is handled; if it fails while no
+    // one awaits it, that is no new error.
+    const readAhead = () => {
+      const r = input.read();
+      r.catch(() => {});
+      return r;
+    };
+    let next = ended ? null : readAhead();
+    while (next) {
+      checkPump();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let chunk = await Promise.race([
+        next,
+        new Promise<null>((r) => timer = setTimeout(r, maxDelay, null)),
+      ]);
+      clearTimeout(timer);
+      if (chunk === null) {
+        await maybeFlush(true);
+        chunk = await next;
+      }
+      if (chunk.done) break;
+      next = readAhead();
+      const value = chunk.value;
+      hash.update(value);
+      stats.streamBytes += value.length;
+      for (const e of parser.push(value)) {
+        const wait = handle(e);
+        if (wait) await wait;
+      }
+      await maybeFlush(false);
+    }
+    if (!ended) {
+      for (const e of parser.finish()) await handle(e);
+    }
+    // Every byte was given to the hash: its digest is asked now, so the
+    // hash Worker finishes while the last batches are encoded and sent.
+    const sha256 = hash.digest();
+    sha256.catch(() => {}); // awaited below; a failure surfaces there
+    // Everything goes: batches, records (the held tail last), then the end.
+    await flushRecords();
+    while (queued.some((q) => q > 0)) {
+      checkPump();
+      await new Promise<void>((r) => wakeQueue = r);
+      wakeQueue = null;
+    }
+    checkPump();
+    const sha = await sha256;
+    stats.digest = hex(sha);
+    await link.write(
+      FrameType.STREAM_END,
+      round,
+      encodeStreamEnd({
+        streamBytes: stats.streamBytes,
+        pages: stats.pages,
+        sha256: sha,
+      }),
+    );
+    const result = decodeResult(await link.expect(FrameType.RESULT));
+    closing = true;
+    // Compare, never copy: a receiver that says "verified" about other bytes
+    // is a failed migration.
+    stats.peerDigest = result.digest;
+    stats.verified = result.verified && result.digest === stats.digest;
+    if (!stats.verified) {
+      throw new MigrationError(
+        `Receiver's rebuilt stream differs from the source's: its SHA-256 is "${result.digest}"` +
+          ` (it says verified: ${result.verified}), the source stream's is ${stats.digest}`,
+      );
+    }
+    if (backWriter && !backClosed) await backWriter.close().catch(() => {});
+    stats.wireBytes = link.wireBytes;
+    stats.rounds = round + 1;
+    stats.fallbackReason = parser.fallbackReason;
+    for (let id = 0; id < claims.length; id++) {
+      if (claims[id]) stats.codecPages[codecById(id)!.name] = claims[id];
+    }
+    stats.durationMs = performance.now() - started;
+    await link.close();
+    return stats;
+  } catch (e) {
+    const peer = link.peerError;
+    if (!peer) {
+      await link.abort(
+        (e instanceof Error ? e.message : String(e)).slice(0, 4000),
+      );
+    }
+    await input.cancel().catch(() => {});
+    await link.close();
+    await backWriter?.abort(e).catch(() => {});
+    if (peer && !(e instanceof MigrationError)) throw peer;
+    throw e;
+  } finally {
+    hash.close();
+    pool?.close();
+    await pump?.catch(() => {});
+  }
+}
