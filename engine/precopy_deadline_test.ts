@@ -8,10 +8,9 @@
 import assert from "node:assert/strict";
 import { codec, compile, ms, policy, when } from "../dsl/mod.ts";
 import { MiB } from "../dsl/units.ts";
-import type { SourceDriver } from "./driver.ts";
 import { MigrationError } from "./errors.ts";
 import { migrate } from "./precopy.ts";
-import { withDeadline } from "./_precopy_testing.ts";
+import { driverOf, withDeadline } from "./_precopy_testing.ts";
 import { receiveMigration } from "./receiver.ts";
 import { SimMemorySink, SimVm } from "./sim/mod.ts";
 import { FrameReader, memoryDuplex, type WireConn } from "./wire/mod.ts";
@@ -71,24 +70,6 @@ function failureOf(migration: Promise<unknown>): Promise<unknown> {
     "the source's failure",
     DEADLINE_MS,
   );
-}
-
-/** `vm` as a SourceDriver, with some members replaced. */
-function driverOf(vm: SimVm, over: Partial<SourceDriver>): SourceDriver {
-  return {
-    description: vm.description,
-    pageSize: vm.pageSize,
-    pageCount: vm.pageCount,
-    shared: vm.shared,
-    startDirtyLog: () => vm.startDirtyLog(),
-    syncDirty: (out) => vm.syncDirty(out),
-    page: (pfn) => vm.page(pfn),
-    pause: () => vm.pause(),
-    resume: () => vm.resume(),
-    digest: () => vm.digest(),
-    close: () => vm.close(),
-    ...over,
-  };
 }
 
 /** `vm` as a SourceDriver whose pause and resume are timed and hooked. */
