@@ -224,7 +224,7 @@ class SourceSession {
     const plan = this.#plan;
     try {
       this.#checkAbort();
-      await this.#link.hello({
+      await this.#race(this.#link.hello({
         protocol: PROTOCOL_VERSION,
         memoryBytes: source.pageCount * source.pageSize,
         pageSize: source.pageSize,
@@ -235,7 +235,7 @@ class SourceSession {
         vm: source.description,
         policy: plan.name,
         channels: this.#channels,
-      }, { meanwhile: () => this.#startChannels() });
+      }, { meanwhile: () => this.#startChannels() }));
       await source.startDirtyLog();
 
       // Round 0 sends every page.
