@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import type { SourceDriver } from "./driver.ts";
 import { MigrationError } from "./errors.ts";
 import type { Plan } from "./plan.ts";
 import { migrate, type MigrateOptions } from "./precopy.ts";
@@ -321,4 +322,33 @@ export function assertMigrationError(
   );
   assert.match(report.message, pattern);
   return report;
+}
+
+/**
+ * `vm` as a {@link SourceDriver} with some members replaced (a test that
+ * times or hooks pause and resume).
+ *
+ * @example
+ * ```ts ignore
+ * const driver = driverOf(vm, { pause: async () => { await vm.pause(); hook(); } });
+ * ```
+ */
+export function driverOf(
+  vm: SimVm,
+  over: Partial<SourceDriver>,
+): SourceDriver {
+  return {
+    description: vm.description,
+    pageSize: vm.pageSize,
+    pageCount: vm.pageCount,
+    shared: vm.shared,
+    startDirtyLog: () => vm.startDirtyLog(),
+    syncDirty: (out) => vm.syncDirty(out),
+    page: (pfn) => vm.page(pfn),
+    pause: () => vm.pause(),
+    resume: () => vm.resume(),
+    digest: () => vm.digest(),
+    close: () => vm.close(),
+    ...over,
+  };
 }

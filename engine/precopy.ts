@@ -40,7 +40,7 @@ import { type GpuEntry, openGpu } from "./gpu/device.ts";
 import { EncoderPool } from "./pipeline/encoder_pool.ts";
 import { splitByChannel } from "./pipeline/partition.ts";
 import { SourceLink } from "./session/source_link.ts";
-import { FrameType, frameTypeName } from "./wire/frame.ts";
+import { FrameType } from "./wire/frame.ts";
 import {
   decodeReady,
   decodeResult,
@@ -224,7 +224,7 @@ class SourceSession {
     const plan = this.#plan;
     try {
       this.#checkAbort();
-      await this.#link.hello({
+      await this.#race(this.#link.hello({
         protocol: PROTOCOL_VERSION,
         memoryBytes: source.pageCount * source.pageSize,
         pageSize: source.pageSize,
@@ -235,7 +235,7 @@ class SourceSession {
         vm: source.description,
         policy: plan.name,
         channels: this.#channels,
-      }, { meanwhile: () => this.#startChannels() });
+      }, { meanwhile: () => this.#startChannels() }));
       await source.startDirtyLog();
 
       // Round 0 sends every page.
@@ -316,7 +316,7 @@ class SourceSession {
         encodeFinal({ round: finalRound, pagesTotal: this.#pagesSent }),
       ));
       const ready = decodeReady(
-        await this.#race(this.#reply(FrameType.READY)),
+        await this.#race(this.#link.expect(FrameType.READY)),
       );
       const readyAt = performance.now();
       // READY: the destination holds everything; the downtime bound is met.
@@ -338,7 +338,7 @@ class SourceSession {
       const ours = await this.#race(digest);
       await this.#link.write(FrameType.END, finalRound, encodeEnd(ours));
       const result = decodeResult(
-        await this.#race(this.#reply(FrameType.RESULT)),
+        await this.#race(this.#link.expect(FrameType.RESULT)),
       );
       const endAt = performance.now();
       await this.#link.close();
@@ -510,30 +510,6 @@ class SourceSession {
     return this.#downtimeOver
       ? Promise.race([p, this.#aborted, this.#downtimeOver])
       : Promise.race([p, this.#aborted]);
-  }
-
-  /** The receiver's next frame, of `type`, within the policy's reply deadline. */
-  async #reply(type: FrameType): Promise<Uint8Array> {
-    const ms = this.#deadlines.replyMs;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new MigrationError(
-              `The receiver did not send ${
-                frameTypeName(type)
-              } within ${ms} ms (the reply deadline): it is stuck, or the link is`,
-            ),
-          ),
-        ms,
-      );
-    });
-    try {
-      return await Promise.race([this.#link.expect(type), late]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** Starts the policy's downtime bound, if it has one (the VM was just paused). */

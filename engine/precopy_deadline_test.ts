@@ -8,10 +8,9 @@
 import assert from "node:assert/strict";
 import { codec, compile, ms, policy, when } from "../dsl/mod.ts";
 import { MiB } from "../dsl/units.ts";
-import type { SourceDriver } from "./driver.ts";
 import { MigrationError } from "./errors.ts";
 import { migrate } from "./precopy.ts";
-import { withDeadline } from "./_precopy_testing.ts";
+import { driverOf, withDeadline } from "./_precopy_testing.ts";
 import { receiveMigration } from "./receiver.ts";
 import { SimMemorySink, SimVm } from "./sim/mod.ts";
 import { FrameReader, memoryDuplex, type WireConn } from "./wire/mod.ts";
@@ -61,22 +60,16 @@ function relay(a: WireConn, b: WireConn): Relay {
   };
 }
 
-/** `vm` as a SourceDriver, with some members replaced. */
-function driverOf(vm: SimVm, over: Partial<SourceDriver>): SourceDriver {
-  return {
-    description: vm.description,
-    pageSize: vm.pageSize,
-    pageCount: vm.pageCount,
-    shared: vm.shared,
-    startDirtyLog: () => vm.startDirtyLog(),
-    syncDirty: (out) => vm.syncDirty(out),
-    page: (pfn) => vm.page(pfn),
-    pause: () => vm.pause(),
-    resume: () => vm.resume(),
-    digest: () => vm.digest(),
-    close: () => vm.close(),
-    ...over,
-  };
+/** The error `migration` fails with (failing the test if it succeeds or hangs). */
+function failureOf(migration: Promise<unknown>): Promise<unknown> {
+  return withDeadline(
+    migration.then(
+      () => assert.fail("the migration should have failed"),
+      (e) => e,
+    ),
+    "the source's failure",
+    DEADLINE_MS,
+  );
 }
 
 /** `vm` as a SourceDriver whose pause and resume are timed and hooked. */
@@ -120,13 +113,8 @@ Deno.test("a link that goes silent at stop-and-copy: the policy's downtime bound
       .channels(1)
       .deadlines({ downtime: ms(300) }),
   );
-  const error = await withDeadline(
-    migrate({ plan, source: driver, conn: source }).then(
-      () => assert.fail("the migration should have failed"),
-      (e) => e,
-    ),
-    "the source's failure",
-    DEADLINE_MS,
+  const error = await failureOf(
+    migrate({ plan, source: driver, conn: source }),
   );
   assert.ok(error instanceof MigrationError, String(error));
   assert.match(
@@ -168,13 +156,8 @@ Deno.test("a receiver that never answers HELLO: the reply deadline fails the mig
     policy("impatient").switchover(when.rounds(2)).deadlines({ reply: 200 }),
   );
   const t0 = performance.now();
-  const error = await withDeadline(
-    migrate({ plan, source: driver, conn: source }).then(
-      () => assert.fail("the migration should have failed"),
-      (e) => e,
-    ),
-    "the source's failure",
-    DEADLINE_MS,
+  const error = await failureOf(
+    migrate({ plan, source: driver, conn: source }),
   );
   assert.match(
     String(error),
@@ -186,4 +169,38 @@ Deno.test("a receiver that never answers HELLO: the reply deadline fails the mig
   await mute.writable.close().catch(() => {});
   await source.writable.close().catch(() => {});
   await draining;
+});
+
+Deno.test("without a downtime bound, the reply deadline still ends a stop-and-copy on a silent link, and the VM resumes", async () => {
+  await using vm = await SimVm.create({
+    memoryBytes: MiB(16),
+    workload: "memcached",
+  });
+  const [source, relayIn] = memoryDuplex(4);
+  const [relayOut, destination] = memoryDuplex(4);
+  const link = relay(relayIn, relayOut);
+  const received = receiveMigration(destination, {
+    createSink: (h) =>
+      new SimMemorySink({
+        pageSize: h.pageSize,
+        pageCount: h.memoryBytes / h.pageSize,
+      }),
+  }).catch((e: Error) => e);
+  const { driver, times } = observed(vm, () => link.blackhole());
+  const plan = compile(
+    policy("patient").codec([codec.zero(), codec.raw()])
+      .switchover(when.rounds(2)).channels(1).deadlines({ reply: 400 }),
+  );
+  const error = await failureOf(
+    migrate({ plan, source: driver, conn: source }),
+  );
+  // Whichever wait met the silence first — a final-round write the link no
+  // longer takes, or READY — it is the reply deadline that ended it.
+  assert.match(String(error), /within 400 ms \(the reply deadline\)/);
+  assert.equal(vm.paused, false, "the source VM runs again");
+  assert.ok(times.resumedAt - times.pausedAt >= 400);
+  await link.cut();
+  assert.ok(
+    await withDeadline(received, "the receiver", DEADLINE_MS) instanceof Error,
+  );
 });

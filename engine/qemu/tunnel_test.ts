@@ -207,7 +207,7 @@ function countingConn(
       ctl.enqueue(c);
     },
   });
-  tap.readable.pipeTo(conn.writable);
+  tap.readable.pipeTo(conn.writable).catch(() => {});
   return {
     conn: { readable: conn.readable, writable: tap.writable },
     writes: () => writes,

@@ -33,10 +33,9 @@ export interface SourceLinkOptions {
   /** Link pacing in bytes per second; null or absent for an unpaced link. */
   readonly bandwidth?: number | null;
   /**
-   * Most milliseconds for the receiver's WELCOME and for each write to
-   * complete (pacing not counted); default 60 000
-   * (`DEFAULT_DEADLINES.replyMs`). {@link SourceLink.expect} has none of its
-   * own: callers race it.
+   * Most milliseconds for each answer of the receiver (WELCOME, or a reply
+   * {@link SourceLink.expect} waits for) and for each write to complete
+   * (pacing not counted); default 60 000 (`DEFAULT_DEADLINES.replyMs`).
    */
   readonly replyMs?: number;
 }
@@ -213,11 +212,13 @@ export class SourceLink {
    *   another frame type.
    */
   async expect(type: FrameType): Promise<Uint8Array> {
-    // No deadline here: a caller that needs one races this wait (precopy
-    // does, with the policy's reply deadline). Racing it inside this method
-    // changed the timing of the stream tunnels' endings enough to surface a
-    // rejection nobody handled (engine/qemu/tunnel_test.ts): not yet found.
-    const frame = await this.#inbox;
+    const frame = await this.#within(
+      this.#inbox ?? Promise.resolve(null),
+      () =>
+        `The receiver did not send ${
+          frameTypeName(type)
+        } within ${this.#replyMs} ms (the reply deadline): it is stuck, or the link is`,
+    );
     if (this.#peerError) throw this.#peerError;
     if (frame === null || frame === undefined) {
       throw new MigrationError(

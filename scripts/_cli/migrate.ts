@@ -65,8 +65,12 @@ export async function migrateCommand(
     ...(opts.dirtyRate === undefined ? {} : { dirtyRate: opts.dirtyRate }),
   });
   const controller = new AbortController();
-  const onSignal = () => controller.abort("interrupted (SIGINT)");
-  Deno.addSignalListener("SIGINT", onSignal);
+  // Either signal aborts in any phase: the engine races every wait with it,
+  // resumes the VM and tells the receiver (ABORT, best effort).
+  const onInt = () => controller.abort("interrupted (SIGINT)");
+  const onTerm = () => controller.abort("terminated (SIGTERM)");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
   const progress = new ProgressView();
   try {
     log(`${vm.description}: connecting to ${to.hostname}:${to.port}`);
@@ -101,7 +105,8 @@ export async function migrateCommand(
     }
     return { code: report.verified ? 0 : 1, report };
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
     await vm.close();
   }
 }

@@ -1,0 +1,140 @@
+/**
+ * A TCP proxy that injects one fault into each connection it relays, for
+ * tests of what both ends of a migration do when the link misbehaves (not
+ * part of the public API).
+ *
+ * @module
+ */
+
+/** One fault, injected once a direction has carried `afterBytes`. */
+export interface Fault {
+  /**
+   * `cut`: both sockets closed; `blackhole`: nothing more forwarded either
+   * way, nothing closed; `delay`: forwarding pauses `delayMs` once;
+   * `corrupt`: the byte at `afterBytes` is flipped.
+   */
+  readonly kind: "cut" | "blackhole" | "delay" | "corrupt";
+  /** `up`: source to receiver; `down`: receiver to source. */
+  readonly direction: "up" | "down";
+  /** Bytes that direction carries before the fault. */
+  readonly afterBytes: number;
+  /** For `delay`. */
+  readonly delayMs?: number;
+}
+
+/** A running {@link faultProxy}. */
+export interface FaultProxy {
+  /** The loopback port it listens on. */
+  readonly port: number;
+  /** Whether the fault was injected (its direction carried enough bytes). */
+  readonly fired: boolean;
+  /** Stops listening and breaks every relayed connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on a loopback port and relays each connection to `target`,
+ * injecting `fault` into it.
+ *
+ * @example
+ * ```ts ignore
+ * const proxy = faultProxy(7700, { kind: "cut", direction: "up", afterBytes: 50_000 });
+ * // connect the source to proxy.port
+ * await proxy.close();
+ * ```
+ */
+export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const tasks: Promise<void>[] = [];
+  let fired = false;
+  let dark = false;
+  const never = new Promise<void>(() => {});
+  const closeAll = () => {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+  };
+  const relay = async (
+    from: Deno.Conn,
+    to: Deno.Conn,
+    direction: "up" | "down",
+  ) => {
+    let carried = 0;
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        let chunk = buf.subarray(0, n);
+        if (dark) await never;
+        if (
+          !fired && direction === fault.direction &&
+          carried + n > fault.afterBytes
+        ) {
+          fired = true;
+          const at = fault.afterBytes - carried;
+          switch (fault.kind) {
+            case "cut":
+              await writeAll(to, chunk.subarray(0, at));
+              closeAll();
+              return;
+            case "blackhole":
+              await writeAll(to, chunk.subarray(0, at));
+              dark = true;
+              await never;
+              return;
+            case "delay":
+              await new Promise((r) => setTimeout(r, fault.delayMs ?? 0));
+              break;
+            case "corrupt":
+              chunk = chunk.slice();
+              chunk[at] ^= 0x5a;
+              break;
+          }
+        }
+        carried += n;
+        await writeAll(to, chunk);
+      }
+      // A clean end: pass the half-close on.
+      await to.closeWrite().catch(() => {});
+    } catch {
+      closeAll(); // one side broke: so does the link
+    }
+  };
+  const accepting = (async () => {
+    for (;;) {
+      let a: Deno.Conn;
+      try {
+        a = await listener.accept();
+      } catch {
+        return; // closed
+      }
+      const b = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+      conns.add(a);
+      conns.add(b);
+      tasks.push(relay(a, b, "up"), relay(b, a, "down"));
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    get fired() {
+      return fired;
+    },
+    async close() {
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      closeAll();
+      await accepting;
+    },
+  };
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) {
+    off += await conn.write(bytes.subarray(off));
+  }
+}
