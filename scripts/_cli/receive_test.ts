@@ -52,57 +52,90 @@ async function resetConnection(port: number): Promise<void> {
   assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
 }
 
+/** A `hakobu receive` subprocess, its output read as it comes. */
+interface Served {
+  readonly port: number;
+  /** Everything printed on stdout so far. */
+  stdout(): string;
+  /** Waits until stdout matches `re`; returns the match. */
+  untilLine(re: RegExp, what: string): Promise<string>;
+  /** Sends a signal to the receiver process. */
+  kill(signal: Deno.Signal): void;
+  /** Stops it (SIGTERM) and waits for it. */
+  stop(): Promise<void>;
+}
+
+/** Starts `hakobu receive --listen 127.0.0.1:0 --json` with `flags`. */
+async function serveReceiver(flags: readonly string[]): Promise<Served> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      HAKOBU,
+      "receive",
+      "--listen",
+      "127.0.0.1:0",
+      "--json",
+      ...flags,
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let stdout = "";
+  const untilLine = async (re: RegExp, what: string): Promise<string> => {
+    await withDeadline(
+      (async () => {
+        while (!re.test(stdout)) {
+          const { value, done } = await lines.read();
+          if (done) throw new Error(`receiver exited: ${stdout}`);
+          stdout += value;
+        }
+      })(),
+      what,
+      DEADLINE_MS,
+    );
+    return stdout.match(re)![0];
+  };
+  const port = Number(
+    (await untilLine(/listening on [^:]+:(\d+)/, "the port")).split(":").at(-1),
+  );
+  return {
+    port,
+    stdout: () => stdout,
+    untilLine,
+    kill: (signal) => Deno.kill(child.pid, signal),
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* exited */ }
+      await lines.cancel().catch(() => {});
+      await child.status;
+      await stderr;
+    },
+  };
+}
+
 Deno.test({
   name:
     "hakobu receive serves a migration beside a held session and an idle peer, refuses one beyond --max-sessions, survives a reset before accept",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        HAKOBU,
-        "receive",
-        "--listen",
-        "127.0.0.1:0",
-        "--json",
-        "--max-sessions",
-        "2",
-        "--handshake-timeout",
-        "1500",
-        "--frame-timeout",
-        "60000",
-      ],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const stderr = new Response(child.stderr).text();
-    const lines = child.stdout.pipeThrough(new TextDecoderStream())
-      .getReader();
-    let stdout = "";
-    const untilLine = async (re: RegExp, what: string): Promise<string> => {
-      await withDeadline(
-        (async () => {
-          while (!re.test(stdout)) {
-            const { value, done } = await lines.read();
-            if (done) throw new Error(`receiver exited: ${stdout}`);
-            stdout += value;
-          }
-        })(),
-        what,
-        DEADLINE_MS,
-      );
-      return stdout.match(re)![0];
-    };
+    const receiver = await serveReceiver([
+      "--max-sessions",
+      "2",
+      "--handshake-timeout",
+      "1500",
+      "--frame-timeout",
+      "60000",
+    ]);
+    const { port, untilLine } = receiver;
     const conns: Deno.Conn[] = [];
     try {
-      const port = Number(
-        (await untilLine(/listening on [^:]+:(\d+)/, "the port"))
-          .split(":").at(-1),
-      );
       // 1. A session that sends a valid HELLO, then nothing: it holds a slot.
       const held = await Deno.connect({ hostname: "127.0.0.1", port });
       conns.push(held);
@@ -139,11 +172,11 @@ Deno.test({
         "ERROR No HELLO within 1500 ms of connecting (0 bytes came): the peer is idle or too slow",
       ]);
       // 5. A connection reset while the receiver could not accept it.
-      Deno.kill(child.pid, "SIGSTOP");
+      receiver.kill("SIGSTOP");
       try {
         await resetConnection(port);
       } finally {
-        Deno.kill(child.pid, "SIGCONT");
+        receiver.kill("SIGCONT");
       }
       // 6. A real migration, while `held` is still open.
       const migrated = await hakobu([
@@ -171,19 +204,81 @@ Deno.test({
       );
       assert.ok(closed);
       // The forged line never appears as a line of its own.
-      assert.doesNotMatch(stdout, /^VERIFIED: forged/m);
+      assert.doesNotMatch(receiver.stdout(), /^VERIFIED: forged/m);
     } finally {
       for (const c of conns) {
         try {
           c.close();
         } catch { /* closed */ }
       }
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-      await lines.cancel().catch(() => {});
-      await child.status;
-      await stderr;
+      await receiver.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "hakobu receive: three migrations at once, beside a peer trickling its HELLO a byte at a time, all verify",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const receiver = await serveReceiver([
+      "--max-sessions",
+      "4",
+      "--handshake-timeout",
+      "120000",
+    ]);
+    const slow = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: receiver.port,
+    });
+    let trickling = true;
+    const hello = encodeFrame(
+      FrameType.HELLO,
+      0,
+      encodeHello({
+        protocol: 2,
+        memoryBytes: 4096,
+        pageSize: 4096,
+        codecs: [{ id: 0, name: "raw" }],
+        vm: "slowloris",
+        policy: "p",
+        channels: 1,
+      }),
+    );
+    const loris = (async () => {
+      for (let i = 0; trickling && i < hello.length; i++) {
+        await slow.write(hello.subarray(i, i + 1)).catch(() => {});
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    try {
+      const runs = await Promise.all(
+        ["memcached", "postgres", "idle"].map((w) =>
+          hakobu([
+            "migrate",
+            "--from",
+            `sim:${w}`,
+            "--mem",
+            "32MiB",
+            "--to",
+            `127.0.0.1:${receiver.port}`,
+            "--quiet",
+          ])
+        ),
+      );
+      for (const r of runs) assert.equal(r.code, 0, r.stderr + r.stdout);
+      await receiver.untilLine(
+        /(\{[^\n]*"verified":true[^\n]*\n[^]*){3}/,
+        "three verified results",
+      );
+      assert.ok(trickling, "the slow peer was still trickling");
+      assert.doesNotMatch(receiver.stdout(), /slowloris/);
+    } finally {
+      trickling = false;
+      await loris;
+      slow.close();
+      await receiver.stop();
     }
   },
 });
