@@ -5,6 +5,17 @@
  */
 
 /**
+ * 2^32: the weight of the high half of a 64-bit field read as two u32 words
+ * (JavaScript numbers are exact to 2^53, enough for every such field here).
+ *
+ * @example
+ * ```ts
+ * 3 * TWO_32 + 5; // the u64 with high word 3 and low word 5
+ * ```
+ */
+export const TWO_32 = 0x1_0000_0000;
+
+/**
  * Joins byte arrays into one new array.
  *
  * @example

@@ -1,6 +1,7 @@
 /**
  * The engine: the pre-copy loop and its pipeline, codecs, the wire protocol,
- * the receiver, hypervisor drivers (today: `sim`) and reports.
+ * the receivers and their session core, the hypervisor drivers (`sim/`,
+ * `qemu/`, `xen/`), the stream tunnel (`stream/`) and reports.
  *
  * Read in this order: `plan.ts` (what a policy tells the engine),
  * `driver.ts` (what a hypervisor offers), `codecs/`, `wire/`, `precopy.ts`

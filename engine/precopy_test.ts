@@ -262,14 +262,20 @@ const GUEST_MS = 20;
  */
 function withGuestTime(
   chain: CodecChainInput | CodecChooser,
-  onRound0?: () => void,
+  guest?: GuestControl,
 ): CodecChooser {
   const wait = new Int32Array(new SharedArrayBuffer(4));
   return (s) => {
-    if (s.round === 0) onRound0?.();
+    if (s.round <= 1) guest?.write(true);
     Atomics.wait(wait, 0, 0, GUEST_MS);
+    if (s.round === 0) guest?.write(false);
     return typeof chain === "function" ? chain(s) : chain;
   };
+}
+
+/** Starts and stops a chain test's guest writing. */
+interface GuestControl {
+  write(on: boolean): void;
 }
 
 /**
@@ -282,19 +288,20 @@ function withGuestTime(
 function chainPolicy(
   name: string,
   chain: CodecChainInput | CodecChooser,
-  onRound0?: () => void,
+  guest?: GuestControl,
 ): Policy {
-  return policy(name).codec(withGuestTime(chain, onRound0))
+  return policy(name).codec(withGuestTime(chain, guest))
     .switchover(when.rounds(5)).bandwidth(MiB(64)).channels(1);
 }
 
 /**
- * Runs a chain test's migration of a {@link CHAIN_VM} whose guest starts
- * writing when round 0 starts, not when the VM is created: what round 0
- * reads (postgres's page-cache copies still matching their heap blocks, in
- * part) then does not depend on how long the channel Workers took to start
- * on a loaded machine (under the parallel suite, a guest writing from the
- * start had rewritten every block before round 0, and dedup found nothing).
+ * Runs a chain test's migration of a {@link CHAIN_VM} whose guest writes
+ * only for the {@link GUEST_MS} before round 0 reads memory, not while the
+ * channel Workers start nor while round 0 runs, then from round 1 on: what
+ * round 0 reads (postgres's page-cache copies still matching their heap
+ * blocks, in part) no longer depends on how busy the machine is. A guest
+ * writing all along had, under the parallel suite, sometimes rewritten every
+ * block before round 0 reached it, and dedup found nothing to claim.
  */
 async function chainMigration(
   workload: string,
@@ -307,7 +314,7 @@ async function chainMigration(
     const plan = compile(adjust(chainPolicy(
       name,
       chain,
-      () => vm.setDirtyRate(CHAIN_VM.dirtyRate),
+      { write: (on) => vm.setDirtyRate(on ? CHAIN_VM.dirtyRate : 0) },
     )));
     const result = await loopbackMigration(vm, plan);
     return { ...result, vm, [Symbol.asyncDispose]: () => vm.close() };

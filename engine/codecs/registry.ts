@@ -16,7 +16,7 @@ const CODECS: readonly Codec[] = [raw, zero, rle, delta, dedup, lz4, zstd];
  *
  * @example
  * ```ts
- * codecNames(); // ["raw", "zero"]
+ * codecNames(); // ["raw", "zero", "rle", "delta", "dedup", "lz4", "zstd"]
  * ```
  */
 export function codecNames(): string[] {

@@ -25,6 +25,7 @@ import {
   ZstdCompressStream,
   ZstdDecompressStream,
 } from "../codecs/_zstd_stream.ts";
+import { TWO_32 } from "../bytes.ts";
 
 /** Largest plain RECORDS payload (16 MiB), checked before anything is decompressed. */
 export const MAX_RECORDS_BYTES = 16 << 20;
@@ -37,7 +38,6 @@ export const MAX_ENTRY_PAGES = 65536;
 export const RecordKind = { OPAQUE: 0, ZERO: 1, PAGES: 2 } as const;
 
 const PREFIX = 8;
-const TWO_32 = 0x1_0000_0000;
 
 /**
  * Builds RECORDS payloads on the sender.

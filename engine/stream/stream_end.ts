@@ -11,11 +11,10 @@
  */
 
 import { WireError } from "../errors.ts";
+import { TWO_32 } from "../bytes.ts";
 
 /** Bytes of a STREAM_END payload. */
 export const STREAM_END_BYTES = 48;
-
-const TWO_32 = 0x1_0000_0000;
 
 /** A STREAM_END payload. */
 export interface StreamEnd {

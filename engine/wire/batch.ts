@@ -26,6 +26,7 @@
  */
 
 import { WireError } from "../errors.ts";
+import { TWO_32 } from "../bytes.ts";
 
 /** Bytes of the fixed part of a BATCH payload. */
 export const BATCH_FIXED_BYTES = 16;
@@ -41,8 +42,6 @@ export const MAX_PAGES_PER_BATCH = 16384;
 
 /** Most sections (codecs) one BATCH may carry. */
 export const MAX_BATCH_SECTIONS = 16;
-
-const TWO_32 = 0x1_0000_0000;
 
 /** One section as the sender hands it to {@link encodeBatchPayload}. */
 export interface BatchSection {

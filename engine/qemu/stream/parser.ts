@@ -16,6 +16,7 @@
  */
 
 import { QemuStreamError } from "./errors.ts";
+import { TWO_32 } from "../../bytes.ts";
 
 /** QEMU's stream magic, "QEVM". */
 export const QEMU_VM_FILE_MAGIC = 0x5145564d;
@@ -151,7 +152,6 @@ export interface QemuStreamParserOptions {
 type State = "header" | "section" | "ramSetup" | "ramRecords" | "afterEos";
 
 const EMPTY = new Uint8Array(0);
-const TWO_32 = 0x1_0000_0000;
 const latin1 = new TextDecoder("latin1");
 
 /** Bytes of a new chunk first joined to an unfinished item. */

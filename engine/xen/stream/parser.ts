@@ -25,8 +25,7 @@ import {
   recTypeName,
   RHDR_BYTES,
 } from "./format.ts";
-
-const TWO_32 = 0x1_0000_0000;
+import { TWO_32 } from "../../bytes.ts";
 
 /** The image header and domain header fields. */
 export interface ImageHeader {
