@@ -60,6 +60,25 @@ function relay(a: WireConn, b: WireConn): Relay {
   };
 }
 
+/**
+ * A receiver behind a {@link relay}: the source's end of the link, the
+ * relay, the receiver's outcome and its destination memory once created.
+ */
+function relayedReceiver() {
+  const [source, relayIn] = memoryDuplex(4);
+  const [relayOut, destination] = memoryDuplex(4);
+  const link = relay(relayIn, relayOut);
+  let sink: SimMemorySink | null = null;
+  const received = receiveMigration(destination, {
+    createSink: (h) =>
+      sink = new SimMemorySink({
+        pageSize: h.pageSize,
+        pageCount: h.memoryBytes / h.pageSize,
+      }),
+  }).catch((e: Error) => e);
+  return { source, link, received, sink: () => sink as SimMemorySink | null };
+}
+
 /** The error `migration` fails with (failing the test if it succeeds or hangs). */
 function failureOf(migration: Promise<unknown>): Promise<unknown> {
   return withDeadline(
@@ -94,17 +113,7 @@ Deno.test("a link that goes silent at stop-and-copy: the policy's downtime bound
     memoryBytes: MiB(16),
     workload: "memcached",
   });
-  const [source, relayIn] = memoryDuplex(4);
-  const [relayOut, destination] = memoryDuplex(4);
-  const link = relay(relayIn, relayOut);
-  let sink: SimMemorySink | null = null;
-  const received = receiveMigration(destination, {
-    createSink: (h) =>
-      sink = new SimMemorySink({
-        pageSize: h.pageSize,
-        pageCount: h.memoryBytes / h.pageSize,
-      }),
-  }).catch((e: Error) => e);
+  const { source, link, received, sink } = relayedReceiver();
   const { driver, times } = observed(vm, () => link.blackhole());
   const plan = compile(
     policy("bounded")
@@ -134,7 +143,7 @@ Deno.test("a link that goes silent at stop-and-copy: the policy's downtime bound
   await link.cut();
   const outcome = await withDeadline(received, "the receiver", DEADLINE_MS);
   assert.ok(outcome instanceof Error, "the receiver did not verify");
-  assert.equal((sink as SimMemorySink | null)?.state, "discarded");
+  assert.equal(sink()?.state, "discarded");
 });
 
 Deno.test("a receiver that never answers HELLO: the reply deadline fails the migration, naming the wait; the VM was never paused", async () => {
@@ -176,16 +185,7 @@ Deno.test("without a downtime bound, the reply deadline still ends a stop-and-co
     memoryBytes: MiB(16),
     workload: "memcached",
   });
-  const [source, relayIn] = memoryDuplex(4);
-  const [relayOut, destination] = memoryDuplex(4);
-  const link = relay(relayIn, relayOut);
-  const received = receiveMigration(destination, {
-    createSink: (h) =>
-      new SimMemorySink({
-        pageSize: h.pageSize,
-        pageCount: h.memoryBytes / h.pageSize,
-      }),
-  }).catch((e: Error) => e);
+  const { source, link, received } = relayedReceiver();
   const { driver, times } = observed(vm, () => link.blackhole());
   const plan = compile(
     policy("patient").codec([codec.zero(), codec.raw()])
