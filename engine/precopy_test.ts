@@ -575,3 +575,30 @@ Deno.test("require: true without an adapter fails clearly and leaves the source 
   assert.equal(sink?.state ?? "discarded", "discarded");
   assert.equal(vm.paused, false);
 });
+
+Deno.test("a codec that spends bytes on zero pages (rle alone) leaves the destination's untouched memory unwritten: only non-zero pages are marked touched", async () => {
+  await using run = await migrateSimVm(
+    { memoryBytes: MiB(8), workload: "zero", seed: 2 },
+    compile(
+      policy("rle-only").codec([codec.rle()]).switchover(when.rounds(1))
+        .channels(2),
+    ),
+  );
+  const { report, sink } = assertBitExact(run);
+  assert.ok(
+    (report.rounds[0].codecMix.rle ?? 0) > 1000,
+    "rle sent the zero pages",
+  );
+  const touched = new Uint8Array(sink.shared!.touched);
+  let nonZero = 0;
+  for (let p = 0; p < sink.pageCount; p++) {
+    const page = run.vm.memory.subarray(p * 4096, (p + 1) * 4096);
+    const isNonZero = page.some((b) => b !== 0);
+    if (isNonZero) nonZero++;
+    assert.equal(touched[p], isNonZero ? 1 : 0, `page ${p}`);
+  }
+  assert.ok(
+    nonZero > 0 && nonZero < sink.pageCount / 4,
+    `${nonZero} non-zero pages`,
+  );
+});

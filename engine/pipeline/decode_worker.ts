@@ -22,6 +22,7 @@ import { parseBatchPayload, ParsedBatch } from "../wire/batch.ts";
 import type { DecodeInit, DecodeReply, DecodeRequest } from "./_messages.ts";
 import { channelOf } from "./partition.ts";
 import { PageShadow } from "./page_shadow.ts";
+import { isZeroPage } from "../zero_page.ts";
 
 let init: DecodeInit | null = null;
 let set: BatchDecoderSet | null = null;
@@ -111,7 +112,12 @@ function handle(req: DecodeRequest): void {
               touched![pfn] = 0;
             }
           } else {
-            memory.set(scratch.subarray(s * ps, (s + 1) * ps), pfn * ps);
+            const page = scratch.subarray(s * ps, (s + 1) * ps);
+            // A codec that spends bytes on a zero page (rle, lz4, zstd
+            // without `zero` in front) still needs no write over memory
+            // never written: no 4 KiB copy, no fresh memory committed.
+            if (touched![pfn] === 0 && isZeroPage(page)) continue;
+            memory.set(page, pfn * ps);
             touched![pfn] = 1;
           }
         }
