@@ -133,7 +133,7 @@ Deno.test("a link that goes silent at stop-and-copy: the policy's downtime bound
   assert.equal(vm.paused, false, "the source VM runs again");
   const pausedFor = times.resumedAt - times.pausedAt;
   assert.ok(
-    pausedFor >= 300 && pausedFor < 2300,
+    pausedFor >= 300 && pausedFor < 5000,
     `resumed ${
       pausedFor.toFixed(0)
     } ms after the pause: at the bound, before any best-effort ABORT`,

@@ -129,7 +129,7 @@ Deno.test({
       "--max-sessions",
       "2",
       "--handshake-timeout",
-      "1500",
+      "3000",
       "--frame-timeout",
       "60000",
     ]);
@@ -169,7 +169,7 @@ Deno.test({
       ]);
       // 4. The idle one is cut off at the handshake timeout, and told.
       assert.deepEqual(await framesUntilClosed(idle), [
-        "ERROR No HELLO within 1500 ms of connecting (0 bytes came): the peer is idle or too slow",
+        "ERROR No HELLO within 3000 ms of connecting (0 bytes came): the peer is idle or too slow",
       ]);
       // 5. A connection reset while the receiver could not accept it.
       receiver.kill("SIGSTOP");
