@@ -40,6 +40,7 @@ import {
   type RoundEnd,
 } from "../wire/messages.ts";
 import type { ReceiveBudget, Reservation } from "./budget.ts";
+import { bestEffort } from "./best_effort.ts";
 import { Watchdog } from "./watchdog.ts";
 
 /** The only page size the protocol carries. */
@@ -69,9 +70,6 @@ export const DEFAULT_MAX_CODEC_STATE_BYTES: number = 1024 ** 3;
  * two suffice; the bound keeps a peer from growing the bookkeeping.
  */
 const MAX_OPEN_ROUNDS = 2;
-
-/** How long the receiver waits to hand its ERROR frame over, or to close, before giving up on it. */
-const GIVE_UP_MS = 2000;
 
 /** How decoded pages reach a mode's destination. */
 export interface SinkChannels {
@@ -464,7 +462,7 @@ export async function receiveSession<R>(
     }
   } catch (error) {
     if (!peerFailed) {
-      await quietly(replies);
+      await bestEffort(replies);
       await sendError(writer, error);
     }
     // A mode that opened nothing yet drops nothing, but a stream mode still
@@ -475,8 +473,8 @@ export async function receiveSession<R>(
     watchdog.close();
     for (const r of reservations) r.release();
     pool?.close();
-    await quietly(writer.close());
-    await quietly(reader.cancel());
+    await bestEffort(writer.close());
+    await bestEffort(reader.cancel());
   }
 }
 
@@ -566,21 +564,5 @@ function checkChannel(frame: Frame, hello: Hello, at: number): void {
 /** Best effort: tells the source why the session stops, without waiting long. */
 async function sendError(writer: FrameWriter, error: unknown): Promise<void> {
   const message = error instanceof Error ? error.message : String(error);
-  await quietly(writer.write(FrameType.ERROR, 0, encodeError({ message })));
-}
-
-/** Waits for `p` at most {@link GIVE_UP_MS}, ignoring its failure: the connection may be gone or stuck. */
-async function quietly(p: Promise<void>): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  p.catch(() => {});
-  try {
-    await Promise.race([
-      p,
-      new Promise((resolve) => timer = setTimeout(resolve, GIVE_UP_MS)),
-    ]);
-  } catch {
-    // Already closed or reset.
-  } finally {
-    clearTimeout(timer);
-  }
+  await bestEffort(writer.write(FrameType.ERROR, 0, encodeError({ message })));
 }

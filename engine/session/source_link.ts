@@ -10,6 +10,7 @@
 
 import { MigrationError } from "../errors.ts";
 import { DEFAULT_DEADLINES } from "../plan.ts";
+import { bestEffort } from "./best_effort.ts";
 import { Pacer } from "../transport/pacer.ts";
 import type { WireConn } from "../wire/duplex.ts";
 import {
@@ -39,9 +40,6 @@ export interface SourceLinkOptions {
    */
   readonly replyMs?: number;
 }
-
-/** How long ABORT and closing may take: best effort on a link that may be dead. */
-const GIVE_UP_MS = 2000;
 
 /** Options of {@link SourceLink.hello}. */
 export interface HelloOptions {
@@ -243,12 +241,12 @@ export class SourceLink {
     if (this.#aborted) return;
     this.#aborted = true;
     // A write stuck before it would hold ABORT back for ever: give up.
-    await giveUp(this.write(FrameType.ABORT, 0, encodeAbort({ reason })));
+    await bestEffort(this.write(FrameType.ABORT, 0, encodeAbort({ reason })));
   }
 
   /** Closes the connection's write side (best effort, 2 s at most). */
   async close(): Promise<void> {
-    await giveUp(this.#writer.close());
+    await bestEffort(this.#writer.close());
   }
 
   /** `p`, or a {@link MigrationError} with `message()` once the reply deadline passes. */
@@ -293,15 +291,4 @@ export class SourceLink {
       return null;
     });
   }
-}
-
-/** Waits for `p` at most {@link GIVE_UP_MS}, ignoring its failure. */
-async function giveUp(p: Promise<void>): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  p.catch(() => {});
-  await Promise.race([
-    p.catch(() => {}),
-    new Promise((resolve) => timer = setTimeout(resolve, GIVE_UP_MS)),
-  ]);
-  clearTimeout(timer);
 }

@@ -5,6 +5,7 @@ import {
   receiveMigration,
   type ReceiveResult,
 } from "../../engine/receiver.ts";
+import { bestEffort } from "../../engine/session/best_effort.ts";
 import { SimMemorySink } from "../../engine/sim/mod.ts";
 import { acceptNext } from "../../engine/transport/accept.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
@@ -173,15 +174,12 @@ export async function receiveCommand(
 /** Tells a connection why it is not served (best effort, 2 s at most), then closes it. */
 function refuse(conn: Deno.Conn, message: string): void {
   const writer = new FrameWriter(conn.writable);
-  const timer = setTimeout(() => close(), 2000);
-  const close = () => {
-    clearTimeout(timer);
+  bestEffort(
+    writer.write(FrameType.ERROR, 0, encodeError({ message }))
+      .then(() => writer.close()),
+  ).finally(() => {
     try {
       conn.close();
-    } catch { /* closed */ }
-  };
-  writer.write(FrameType.ERROR, 0, encodeError({ message }))
-    .then(() => writer.close())
-    .catch(() => {})
-    .finally(close);
+    } catch { /* closed with the writer */ }
+  });
 }
