@@ -1,0 +1,375 @@
+import assert from "node:assert/strict";
+import tls from "node:tls";
+import { join } from "node:path";
+import { ChannelAuthError } from "./auth_error.ts";
+import { connectChannel } from "./connect.ts";
+import {
+  connectSecurityFromDir,
+  listenSecurityFromDir,
+  TLS_FILES,
+} from "./credentials.ts";
+import { type ChannelListener, listenChannel } from "./listen.ts";
+import type { ConnectSecurity, ListenSecurity } from "./security.ts";
+import { credentialsDir, readAll } from "./_testing.ts";
+
+const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
+
+/** A TLS listener that records refusals. */
+async function receiver(
+  security: ListenSecurity,
+  authTimeoutMs = 5000,
+): Promise<
+  {
+    listener: ChannelListener;
+    refusals: ChannelAuthError[];
+    to: { hostname: string; port: number };
+  }
+> {
+  const refusals: ChannelAuthError[] = [];
+  const listener = await listenChannel(LOOPBACK, security, {
+    authTimeoutMs,
+    onRefused: (e) => refusals.push(e),
+  });
+  return {
+    listener,
+    refusals,
+    to: { hostname: "127.0.0.1", port: listener.addr.port },
+  };
+}
+
+async function until(ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("a source with a client certificate is authenticated as its CN; bytes cross both ways intact", async () => {
+  const dir = await credentialsDir("src-cert");
+  const { listener, to } = await receiver(await listenSecurityFromDir(dir));
+  try {
+    const [server, client] = await Promise.all([
+      listener.accept(),
+      connectChannel(to, await connectSecurityFromDir(dir)),
+    ]);
+    assert.equal(server.identity, "src-cert");
+    assert.equal(client.identity, "localhost");
+    // 4 MiB in 64 KiB writes of one reused buffer: a write must not keep a
+    // reference to the caller's bytes.
+    const buf = new Uint8Array(65536);
+    const expected = new Uint8Array(64 * buf.length);
+    const sending = (async () => {
+      const w = client.writable.getWriter();
+      for (let i = 0; i < 64; i++) {
+        buf.fill(i * 3 + 1);
+        expected.set(buf, i * buf.length);
+        await w.write(buf);
+      }
+      await w.close();
+    })();
+    const got = await readAll(server.readable);
+    await sending;
+    assert.equal(got.length, expected.length);
+    assert.deepEqual(got, expected);
+    const w = server.writable.getWriter();
+    await w.write(new TextEncoder().encode("RESULT"));
+    await w.close();
+    assert.equal(
+      new TextDecoder().decode(await readAll(client.readable)),
+      "RESULT",
+    );
+    server.close();
+    client.close();
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("pre-shared keys: the right key is accepted, a wrong one, an unknown identity and an unlisted identity are refused", async () => {
+  const dir = await credentialsDir("src-a");
+  const keys = new Map([
+    ["src-a", new Uint8Array(32).fill(1)],
+    ["src-b", new Uint8Array(32).fill(2)],
+  ]);
+  const base = await listenSecurityFromDir(dir) as Extract<
+    ListenSecurity,
+    { kind: "tls" }
+  >;
+  const { listener, refusals, to } = await receiver({
+    ...base,
+    clientCa: undefined,
+    psk: keys,
+    authz: ["src-a"],
+  });
+  const ca = await Deno.readTextFile(join(dir, TLS_FILES.ca));
+  const source = (identity: string, fill: number): ConnectSecurity => ({
+    kind: "tls",
+    ca,
+    psk: { identity, key: new Uint8Array(32).fill(fill) },
+  });
+  try {
+    const [server, client] = await Promise.all([
+      listener.accept(),
+      connectChannel(to, source("src-a", 1)),
+    ]);
+    assert.equal(server.identity, "src-a");
+    server.close();
+    client.close();
+    for (
+      const [identity, fill, reason] of [
+        [
+          "src-a",
+          9,
+          /Pre-shared key authentication failed for identity "src-a"/,
+        ],
+        [
+          "nobody",
+          1,
+          /Pre-shared key authentication failed for identity "nobody"/,
+        ],
+        ["src-b", 2, /Identity "src-b" is not authorised/],
+      ] as const
+    ) {
+      await assert.rejects(
+        connectChannel(to, source(identity, fill)),
+        (e: Error) =>
+          e instanceof ChannelAuthError &&
+          /refused this source/.test(e.message) && reason.test(e.message),
+      );
+    }
+    await until(() => refusals.length === 3);
+    // A client certificate is not accepted by a PSK-only receiver.
+    await assert.rejects(
+      connectChannel(to, await connectSecurityFromDir(dir)),
+      /does not accept client certificates/,
+    );
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("certificates: an untrusted client, an untrusted receiver and a misnamed receiver all fail, naming why", async () => {
+  const dir = await credentialsDir("src-a");
+  const other = await credentialsDir("src-a"); // same names, another CA
+  const { listener, refusals, to } = await receiver(
+    await listenSecurityFromDir(dir),
+  );
+  try {
+    // The other CA's client certificate: TLS completes, the receiver refuses.
+    const foreign = await connectSecurityFromDir(other) as Extract<
+      ConnectSecurity,
+      { kind: "tls" }
+    >;
+    await assert.rejects(
+      connectChannel(to, {
+        ...foreign,
+        ca: await Deno.readTextFile(join(dir, TLS_FILES.ca)),
+      }),
+      /refused this source: The client certificate is not trusted/,
+    );
+    // A source that trusts only the other CA does not trust this receiver.
+    await assert.rejects(
+      connectChannel(to, foreign),
+      /TLS handshake with receiver .* failed/,
+    );
+    // The receiver's certificate names localhost and 127.0.0.1, not db.example.
+    const mine = await connectSecurityFromDir(dir, {
+      serverName: "db.example",
+    });
+    await assert.rejects(connectChannel(to, mine), /as "db\.example"\) failed/);
+    await until(() => refusals.length >= 1);
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(other, { recursive: true });
+  }
+});
+
+Deno.test("a relayed PSK proof fails: the proof is bound to the TLS session it was made on", async () => {
+  // The attacker holds a certificate the source trusts (here: the same CA's
+  // receiver certificate, as a compromised second receiver would) and sits
+  // between source and receiver, relaying every byte between two TLS sessions.
+  const dir = await credentialsDir("src-a");
+  const base = await listenSecurityFromDir(dir) as Extract<
+    ListenSecurity,
+    { kind: "tls" }
+  >;
+  const key = new Uint8Array(32).fill(5);
+  const { listener, refusals, to } = await receiver({
+    ...base,
+    clientCa: undefined,
+    psk: new Map([["src-a", key]]),
+  });
+  const ca = await Deno.readTextFile(join(dir, TLS_FILES.ca));
+  const relay = tls.createServer(
+    { cert: base.cert, key: base.key },
+    (fromSource) => {
+      const toReceiver = tls.connect({
+        host: "127.0.0.1",
+        port: to.port,
+        ca: [ca],
+        servername: "localhost",
+      });
+      fromSource.pipe(toReceiver);
+      toReceiver.pipe(fromSource);
+      fromSource.on("error", () => toReceiver.destroy());
+      toReceiver.on("error", () => fromSource.destroy());
+    },
+  );
+  await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
+  const relayPort = (relay.address() as { port: number }).port;
+  try {
+    await assert.rejects(
+      connectChannel({ hostname: "127.0.0.1", port: relayPort }, {
+        kind: "tls",
+        ca,
+        psk: { identity: "src-a", key },
+      }),
+      /refused this source: Pre-shared key authentication failed/,
+    );
+    await until(() => refusals.length === 1);
+    // Direct, the same key works.
+    const [server, client] = await Promise.all([
+      listener.accept(),
+      connectChannel(to, { kind: "tls", ca, psk: { identity: "src-a", key } }),
+    ]);
+    assert.equal(server.identity, "src-a");
+    server.close();
+    client.close();
+  } finally {
+    relay.close();
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a receiver without the key cannot pass itself off: the source checks the receiver's proof", async () => {
+  const dir = await credentialsDir("src-a");
+  const base = await listenSecurityFromDir(dir) as Extract<
+    ListenSecurity,
+    { kind: "tls" }
+  >;
+  // A receiver that accepts any AUTH and answers with a made-up proof.
+  const fake = tls.createServer({ cert: base.cert, key: base.key }, (s) => {
+    s.once("data", () => {
+      const accept = new Uint8Array([
+        0x48,
+        0x4b,
+        0x41,
+        0x31,
+        2,
+        0,
+        33,
+        2,
+        ...new Uint8Array(32).fill(7),
+      ]);
+      s.write(accept);
+    });
+  });
+  await new Promise<void>((r) => fake.listen(0, "127.0.0.1", () => r()));
+  const ca = await Deno.readTextFile(join(dir, TLS_FILES.ca));
+  try {
+    await assert.rejects(
+      connectChannel(
+        {
+          hostname: "127.0.0.1",
+          port: (fake.address() as { port: number }).port,
+        },
+        {
+          kind: "tls",
+          ca,
+          psk: { identity: "src-a", key: new Uint8Array(32).fill(5) },
+        },
+      ),
+      /does not hold the pre-shared key of "src-a"/,
+    );
+  } finally {
+    fake.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("idle, plain-TCP and garbage peers are refused without holding up an honest source", async () => {
+  const dir = await credentialsDir("src-a");
+  const { listener, refusals, to } = await receiver(
+    await listenSecurityFromDir(dir),
+    800,
+  );
+  try {
+    const idle = await Deno.connect(to); // never speaks
+    const plain = await Deno.connect(to); // a plain-TCP hakobu source's HELLO
+    await plain.write(new TextEncoder().encode("HKBU\x02\x00\x00\x00 not TLS"));
+    // TLS, then bytes that are not a security handshake.
+    const ca = await Deno.readTextFile(join(dir, TLS_FILES.ca));
+    const garbage = await Deno.connectTls({ ...to, caCerts: [ca] });
+    await garbage.write(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"));
+    const [server, client] = await Promise.all([
+      listener.accept(),
+      connectChannel(to, await connectSecurityFromDir(dir)),
+    ]);
+    assert.equal(server.identity, "src-a");
+    server.close();
+    client.close();
+    await until(() => refusals.length >= 3);
+    const text = refusals.map((e) => e.message).join("\n");
+    assert.match(text, /did not start the security handshake/);
+    assert.match(text, /TLS handshake failed/);
+    for (const c of [idle, plain, garbage]) {
+      try {
+        c.close();
+      } catch { /* closed by the receiver */ }
+    }
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("credentials: missing and malformed files are named", async () => {
+  const dir = await credentialsDir("src-a");
+  try {
+    await assert.rejects(
+      listenSecurityFromDir(join(dir, "nope")),
+      /not found \(make one with: hakobu tls init/,
+    );
+    await Deno.writeTextFile(join(dir, TLS_FILES.psk), "src-a:abcd\n");
+    await assert.rejects(
+      listenSecurityFromDir(dir),
+      /keys\.psk line 1: the key for "src-a" has 2 bytes, fewer than 16/,
+    );
+    await Deno.writeTextFile(
+      join(dir, TLS_FILES.psk),
+      `# keys\nsrc a:${"00".repeat(16)}\n`,
+    );
+    await assert.rejects(
+      listenSecurityFromDir(dir),
+      /keys\.psk line 2: Bad identity "src a"/,
+    );
+    await Deno.writeTextFile(
+      join(dir, TLS_FILES.psk),
+      `x:${"00".repeat(16)}\nx:${"11".repeat(16)}\n`,
+    );
+    await assert.rejects(listenSecurityFromDir(dir), /"x" is listed twice/);
+    await Deno.remove(join(dir, TLS_FILES.psk));
+    await Deno.writeTextFile(join(dir, TLS_FILES.serverKey), "not a key");
+    await assert.rejects(
+      listenSecurityFromDir(dir),
+      /server-key\.pem is not a PEM key/,
+    );
+    await Deno.remove(join(dir, TLS_FILES.clientKey));
+    await assert.rejects(
+      connectSecurityFromDir(dir),
+      /client-cert\.pem and client-key\.pem without the other/,
+    );
+    await Deno.remove(join(dir, TLS_FILES.ca));
+    await assert.rejects(
+      connectSecurityFromDir(dir),
+      /ca-cert\.pem is missing: a source needs the CA/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
