@@ -2,7 +2,9 @@
  * `deno task demo`: the main job on the embedded default. Starts a receiver
  * in a second process on loopback TCP, migrates a 1 GiB simulated memcached
  * VM to it with examples/policies/default.ts while the workload keeps
- * writing, prints the round table and totals, and writes
+ * writing, over TLS with throwaway credentials (a fresh CA, the receiver's
+ * certificate, the source's client certificate: what `hakobu tls init`
+ * makes), prints the round table and totals, and writes
  * out/demo-report.json. Exits non-zero unless both sides verified the memory
  * digest.
  *
@@ -13,6 +15,8 @@
 
 import { parseArgs } from "node:util";
 import { loadPolicy, parseSize } from "../dsl/mod.ts";
+import { connectSecurityFromDir } from "../engine/transport/secure/mod.ts";
+import { generateCredentials } from "../engine/transport/secure/generate.ts";
 import { migrateCommand } from "./_cli/migrate.ts";
 import { DEFAULT_POLICY } from "./hakobu.ts";
 
@@ -27,6 +31,10 @@ const { values } = parseArgs({
   },
 });
 
+const credentials = await Deno.makeTempDir({ prefix: "hakobu-demo-tls-" });
+await generateCredentials(credentials, { sourceIdentity: "demo-source" });
+console.error(`demo: throwaway TLS credentials in ${credentials}`);
+
 const receiver = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
@@ -35,6 +43,10 @@ const receiver = new Deno.Command(Deno.execPath(), {
     "receive",
     "--listen",
     "127.0.0.1:0",
+    "--tls-dir",
+    credentials,
+    "--tls-authz",
+    "demo-source",
     "--once",
     "--json",
   ],
@@ -66,6 +78,7 @@ try {
     memoryBytes: parseSize(values.mem),
     seed: Number(values.seed),
     to,
+    security: await connectSecurityFromDir(credentials),
     plan,
     report: values.report,
   });
@@ -96,6 +109,7 @@ if (!receiverVerified || !status.success) {
 } else {
   console.error(`demo: receiver process verified the memory digest too`);
 }
+await Deno.remove(credentials, { recursive: true });
 Deno.exit(code);
 
 function splitLines(): TransformStream<string, string> {

@@ -1,8 +1,10 @@
 /**
  * `hakobu`: the command line.
  *
- *   hakobu receive  --listen 127.0.0.1:7700 [--once]
- *   hakobu migrate  --from sim:memcached --mem 1GiB --to 127.0.0.1:7700 --policy FILE [--report out.json]
+ *   hakobu tls init DIR [--name HOST,IP] [--identity SOURCE]
+ *   hakobu receive  --listen 127.0.0.1:7700 --tls-dir DIR [--tls-authz SOURCE] [--once]
+ *   hakobu migrate  --from sim:memcached --mem 1GiB --to 127.0.0.1:7700 --tls-dir DIR --policy FILE [--report out.json]
+ *   (--insecure-plain instead of --tls-dir: plain TCP, on a trusted network only)
  *   hakobu report   out.json [--html out.html] [--svg out.svg]
  *   hakobu plan     --policy FILE
  *   hakobu workloads
@@ -27,6 +29,16 @@ import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
 } from "../engine/receiver.ts";
 import { reportCommand } from "./_cli/report.ts";
+import {
+  connectSecurityFrom,
+  insecurePlainOption,
+  listenSecurityFrom,
+  tlsAuthzOption,
+  tlsDirOption,
+  tlsIdentityOption,
+  tlsNameOption,
+} from "./_cli/security_options.ts";
+import { tlsInitCommand } from "./_cli/tls_init.ts";
 
 /** The policy used when `--policy` is not given. */
 export const DEFAULT_POLICY: string =
@@ -123,11 +135,15 @@ export function buildCli(setExit: (code: number) => void): Command {
       integer("frame-timeout"),
       DEFAULT_FRAME_TIMEOUT_MS,
     )
+    .addOption(tlsDirOption())
+    .addOption(tlsAuthzOption())
+    .addOption(insecurePlainOption())
     .option("--json", "print each result as one JSON line")
     .action(async (o) => {
       setExit(
         await receiveCommand({
           listen: o.listen,
+          security: await listenSecurityFrom(o),
           once: o.once,
           maxMemoryBytes: o.maxMem,
           maxTotalMemoryBytes: o.maxTotalMem,
@@ -170,11 +186,16 @@ export function buildCli(setExit: (code: number) => void): Command {
     .option("--html <file>", "write the HTML report with charts to this file")
     .option("--json", "print the report as JSON instead of tables")
     .option("--quiet", "no progress output")
+    .addOption(tlsDirOption())
+    .addOption(tlsNameOption())
+    .addOption(tlsIdentityOption())
+    .addOption(insecurePlainOption())
     .action(async (o) => {
       const plan = await planFrom(o.policy, o.bandwidth, o.channels);
       const { code } = await migrateCommand({
         from: o.from,
         to: o.to,
+        security: await connectSecurityFrom(o),
         memoryBytes: o.mem,
         seed: o.seed,
         dirtyRate: o.dirtyRate,
@@ -185,6 +206,37 @@ export function buildCli(setExit: (code: number) => void): Command {
         quiet: o.quiet,
       });
       setExit(code);
+    });
+
+  const tlsCommand = program.command("tls").description(
+    "TLS credentials for authenticated, encrypted migrations",
+  );
+  tlsCommand.command("init")
+    .description(
+      "write a CA, a receiver certificate, a source client certificate and a pre-shared key into DIR",
+    )
+    .argument(
+      "<dir>",
+      "directory to write (created; existing files are never overwritten)",
+    )
+    .option(
+      "--name <names>",
+      "comma-separated DNS names and IPs of the receiver",
+      "localhost,127.0.0.1,::1",
+    )
+    .option(
+      "--identity <id>",
+      "the source's identity (CN and PSK identity)",
+      "hakobu-source",
+    )
+    .option("--days <n>", "validity in days", integer("days"), 365)
+    .action(async (dir, o) => {
+      await tlsInitCommand({
+        dir,
+        receiverNames: o.name.split(",").map((s) => s.trim()).filter((s) => s),
+        sourceIdentity: o.identity,
+        days: o.days,
+      });
     });
 
   program.command("tunnel")

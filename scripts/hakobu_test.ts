@@ -47,6 +47,7 @@ Deno.test("hakobu --help and each command's --help describe the options", async 
 Deno.test("hakobu rejects bad input with messages that name it", async () => {
   const size = await hakobu([
     "migrate",
+    "--insecure-plain",
     "--from",
     "sim:idle",
     "--to",
@@ -59,6 +60,7 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
 
   const src = await hakobu([
     "migrate",
+    "--insecure-plain",
     "--from",
     "xen:7",
     "--to",
@@ -74,6 +76,7 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
 
   const workload = await hakobu([
     "migrate",
+    "--insecure-plain",
     "--from",
     "sim:nope",
     "--to",
@@ -86,6 +89,7 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
 
   const addr = await hakobu([
     "migrate",
+    "--insecure-plain",
     "--from",
     "sim:idle",
     "--to",
@@ -114,6 +118,7 @@ Deno.test("hakobu migrate fails clearly when no receiver listens", async () => {
   l.close();
   const r = await hakobu([
     "migrate",
+    "--insecure-plain",
     "--from",
     "sim:idle",
     "--mem",
@@ -133,6 +138,7 @@ Deno.test("hakobu receive and migrate, two processes over loopback TCP, both ver
   await withTempDir(async (dir) => {
     const mig = await hakobu([
       "migrate",
+      "--insecure-plain",
       "--from",
       "sim:postgres",
       "--mem",
@@ -180,6 +186,7 @@ Deno.test("deno task demo: 1 GiB memcached VM migrates between two processes and
 Deno.test("hakobu migrate --from qemu: names a QMP socket that is not there", async () => {
   const r = await hakobu([
     "migrate",
+    "--insecure-plain",
     "--from",
     "qemu:/nonexistent/qmp.sock",
     "--to",

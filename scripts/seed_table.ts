@@ -236,6 +236,7 @@ class ReceiverProcess implements AsyncDisposable {
         "-A",
         new URL("./hakobu.ts", import.meta.url).pathname,
         "receive",
+        "--insecure-plain",
         "--listen",
         "127.0.0.1:0",
         "--json",

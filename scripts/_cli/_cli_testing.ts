@@ -78,11 +78,14 @@ export interface Receiver {
    * and everything it printed, the `listening on` line included.
    */
   finished(): Promise<CliResult>;
+  /** Stops it (SIGTERM); {@link finished} then returns what it printed. */
+  kill(): void;
 }
 
 /**
- * Starts `hakobu receive --listen 127.0.0.1:0 --once --json` and waits until it
- * prints the port it listens on. The caller awaits
+ * Starts `hakobu receive --listen 127.0.0.1:0 --once --json` with `security`
+ * (default `--insecure-plain`) and waits until it prints the port it
+ * listens on. The caller awaits
  * {@link Receiver.finished}, which also releases the subprocess.
  *
  * @example
@@ -94,13 +97,16 @@ export interface Receiver {
  * assert.equal((await receiver.finished()).code, 0);
  * ```
  */
-export async function startReceiver(): Promise<Receiver> {
+export async function startReceiver(
+  security: string[] = ["--insecure-plain"],
+): Promise<Receiver> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       HAKOBU,
       "receive",
+      ...security,
       "--listen",
       "127.0.0.1:0",
       "--once",
@@ -132,6 +138,11 @@ export async function startReceiver(): Promise<Receiver> {
   }
   return {
     port,
+    kill: () => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already exited */ }
+    },
     async finished(): Promise<CliResult> {
       for (;;) {
         const { value, done } = await lines.read();

@@ -5,6 +5,10 @@ import { formatRoundTable, formatSummary } from "../../engine/report_table.ts";
 import { SimVm } from "../../engine/sim/mod.ts";
 import type { Plan } from "../../engine/plan.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
+import {
+  connectChannel,
+  type ConnectSecurity,
+} from "../../engine/transport/secure/mod.ts";
 import { ProgressView } from "./progress.ts";
 import { writeHtmlReport } from "./report.ts";
 import { writeText } from "./_write_text.ts";
@@ -16,6 +20,8 @@ export interface MigrateCommandOptions {
   seed: number;
   dirtyRate?: number;
   to: string;
+  /** TLS credentials, or plain TCP (asked for by name). */
+  security: ConnectSecurity;
   plan: Plan;
   report?: string;
   /** Write the HTML report with charts to this file. */
@@ -74,14 +80,16 @@ export async function migrateCommand(
   const progress = new ProgressView();
   try {
     log(`${vm.description}: connecting to ${to.hostname}:${to.port}`);
-    const conn = await Deno.connect({ hostname: to.hostname, port: to.port })
-      .catch((e) => {
-        throw new MigrationError(
-          `Cannot connect to receiver "${opts.to}": ${
-            e instanceof Error ? e.message : e
-          }`,
-        );
-      });
+    const conn = await connectChannel(to, opts.security).catch((e) => {
+      throw new MigrationError(
+        `Cannot connect to receiver "${opts.to}": ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    });
+    if (conn.identity !== null) {
+      log(`authenticated receiver "${conn.identity}" over TLS`);
+    }
     const report = await migrate({
       plan: opts.plan,
       source: vm,
@@ -89,9 +97,7 @@ export async function migrateCommand(
       signal: controller.signal,
       onProgress: opts.quiet ? undefined : (p) => progress.update(p),
     }).finally(() => progress.done());
-    try {
-      conn.close();
-    } catch { /* closed by the receiver */ }
+    conn.close();
     if (opts.report) {
       await writeText(opts.report, JSON.stringify(report, null, 2) + "\n");
     }

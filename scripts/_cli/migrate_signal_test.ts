@@ -73,6 +73,7 @@ function startMigrate(port: number): Deno.ChildProcess {
       "-A",
       HAKOBU,
       "migrate",
+      "--insecure-plain",
       "--from",
       "sim:memcached",
       "--mem",

@@ -7,8 +7,12 @@ import {
 } from "../../engine/receiver.ts";
 import { bestEffort } from "../../engine/session/best_effort.ts";
 import { SimMemorySink } from "../../engine/sim/mod.ts";
-import { acceptNext } from "../../engine/transport/accept.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
+import {
+  type ChannelConn,
+  listenChannel,
+  type ListenSecurity,
+} from "../../engine/transport/secure/mod.ts";
 import { FrameWriter } from "../../engine/wire/frame_writer.ts";
 import { FrameType } from "../../engine/wire/frame.ts";
 import { encodeError } from "../../engine/wire/messages.ts";
@@ -19,6 +23,8 @@ export const DEFAULT_MAX_SESSIONS = 4;
 /** Options of `hakobu receive`. */
 export interface ReceiveCommandOptions {
   listen: string;
+  /** TLS credentials and allow-list, or plain TCP (asked for by name). */
+  security: ListenSecurity;
   /** Serve one migration, then exit (0 only if it verified). */
   once?: boolean;
   /** Largest memory one HELLO may announce. */
@@ -61,12 +67,16 @@ export async function receiveCommand(
   const budget = new ReceiveBudget(
     opts.maxTotalMemoryBytes ?? opts.maxMemoryBytes,
   );
-  const listener = Deno.listen({
-    hostname: addr.hostname,
-    port: addr.port,
-    transport: "tcp",
+  // A peer that fails TLS or its authentication is reported and never
+  // served; its bytes reach no session.
+  const listener = await listenChannel(addr, opts.security, {
+    authTimeoutMs: opts.handshakeTimeoutMs,
+    onRefused: (e) =>
+      console.error(
+        `refused ${e.peer ?? "a connection"}, still listening: ${e.message}`,
+      ),
   });
-  const local = listener.addr as Deno.NetAddr;
+  const local = listener.addr;
   // The first line names the real port (useful with port 0); scripts read it.
   console.log(`listening on ${local.hostname}:${local.port}`);
   opts.onListening?.(local);
@@ -81,14 +91,11 @@ export async function receiveCommand(
   let failures = 0;
   const sessions = new Set<Promise<void>>();
   while (!stopping) {
-    let conn: Deno.Conn;
+    let conn: ChannelConn;
     try {
       // A connection reset while it waited in the backlog (os error 107)
       // is that peer's problem: keep serving the others.
-      conn = await acceptNext(
-        listener,
-        (e) => console.error(`accept failed, still listening: ${e.message}`),
-      );
+      conn = await listener.accept();
     } catch (error) {
       if (stopping) break;
       throw error;
@@ -111,8 +118,10 @@ export async function receiveCommand(
   return failures === 0 ? 0 : 1;
 
   /** Receives one migration on `conn` and prints its outcome; true if verified. */
-  async function serve(conn: Deno.Conn): Promise<boolean> {
-    const peer = conn.remoteAddr as Deno.NetAddr;
+  async function serve(conn: ChannelConn): Promise<boolean> {
+    const peer = conn.identity === null
+      ? conn.remote
+      : `${conn.remote} (${conn.identity})`;
     let result: ReceiveResult;
     try {
       result = await receiveMigration(conn, {
@@ -133,12 +142,13 @@ export async function receiveCommand(
           JSON.stringify({
             verified: false,
             error: message,
-            peer: `${peer.hostname}:${peer.port}`,
+            peer: conn.remote,
+            identity: conn.identity,
           }),
         );
       } else {
         console.error(
-          `migration from ${peer.hostname}:${peer.port} failed: ${message}`,
+          `migration from ${peer} failed: ${message}`,
         );
       }
       return false;
@@ -147,8 +157,9 @@ export async function receiveCommand(
         conn.close();
       } catch { /* already closed by the peer */ }
     }
-    if (opts.json) console.log(JSON.stringify(result));
-    else {
+    if (opts.json) {
+      console.log(JSON.stringify({ ...result, identity: conn.identity }));
+    } else {
       const state = result.aborted
         ? "ABORTED"
         : result.verified
@@ -156,7 +167,7 @@ export async function receiveCommand(
         : "NOT VERIFIED";
       // vm and policy were cleaned when decoded (wire/peer_text.ts).
       console.log(
-        `${state}: ${result.vm} (${
+        `${state}: ${result.vm} from ${peer} (${
           formatBytes(result.memoryBytes)
         }) policy "${result.policy}", ` +
           `${result.pagesApplied} pages in ${result.rounds} rounds, ${
@@ -172,7 +183,7 @@ export async function receiveCommand(
 }
 
 /** Tells a connection why it is not served (best effort, 2 s at most), then closes it. */
-function refuse(conn: Deno.Conn, message: string): void {
+function refuse(conn: ChannelConn, message: string): void {
   const writer = new FrameWriter(conn.writable);
   bestEffort(
     writer.write(FrameType.ERROR, 0, encodeError({ message }))

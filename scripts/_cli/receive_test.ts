@@ -73,6 +73,7 @@ async function serveReceiver(flags: readonly string[]): Promise<Served> {
       "-A",
       HAKOBU,
       "receive",
+      "--insecure-plain",
       "--listen",
       "127.0.0.1:0",
       "--json",
@@ -181,6 +182,7 @@ Deno.test({
       // 6. A real migration, while `held` is still open.
       const migrated = await hakobu([
         "migrate",
+        "--insecure-plain",
         "--from",
         "sim:memcached",
         "--mem",
@@ -257,6 +259,7 @@ Deno.test({
         ["memcached", "postgres", "idle"].map((w) =>
           hakobu([
             "migrate",
+            "--insecure-plain",
             "--from",
             `sim:${w}`,
             "--mem",

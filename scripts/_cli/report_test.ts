@@ -7,6 +7,7 @@ async function migrateOnce(dir: string): Promise<void> {
   const receiver = await startReceiver();
   const mig = await hakobu([
     "migrate",
+    "--insecure-plain",
     "--from",
     "sim:memcached",
     "--mem",

@@ -311,6 +311,7 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
           "-A",
           CLI,
           "migrate",
+          "--insecure-plain",
           "--from",
           `qemu:${pair.source.qmpPath}`,
           "--to",
