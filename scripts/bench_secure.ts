@@ -1,0 +1,272 @@
+/**
+ * What authentication and encryption cost: the same migrations over plain
+ * TCP and over TLS (client certificate; pre-shared key), side by side in one
+ * run, plus the channel alone.
+ *
+ * ```sh
+ * deno run -A scripts/bench_secure.ts [--runs 3] [--mem 1GiB] [--out out/bench-secure.json]
+ * ```
+ *
+ * - **Link**: `--bytes` (default 1 GiB) written in 1 MiB chunks through a
+ *   loopback connection in this process, plain and TLS, to a reader that
+ *   drains them: the channel's throughput with nothing else to do.
+ * - **Migrations**: `hakobu receive --once --json` in a second process and
+ *   `hakobu migrate` in a third, exactly as a user runs them, for two guests:
+ *   `memcached` under the default policy (zero, raw; 1 Gbit/s link: mostly
+ *   zero pages) and `random` (incompressible: every byte is encrypted) on an
+ *   unpaced link. Total time and downtime are the source's report; every
+ *   migration must verify on both sides.
+ * - Each run measures every mode, in a rotated order; figures are medians,
+ *   and **ratio** is the median over runs of (mode / plain) in the same run.
+ *
+ * @module
+ */
+
+import { Command } from "@commander-js/extra-typings";
+import Table from "cli-table3";
+import { parseSize } from "../dsl/units.ts";
+import {
+  connectChannel,
+  type ConnectSecurity,
+  connectSecurityFromDir,
+  INSECURE_PLAIN,
+  listenChannel,
+  type ListenSecurity,
+  listenSecurityFromDir,
+} from "../engine/transport/secure/mod.ts";
+import { generateCredentials } from "../engine/transport/secure/generate.ts";
+import { median } from "./_median.ts";
+
+const cli = new Command("bench_secure")
+  .option("--runs <n>", "runs (each measures every mode)", "3")
+  .option("--mem <size>", "guest memory of each migration", "1GiB")
+  .option("--bytes <size>", "bytes through the link alone", "1GiB")
+  .option("--out <file>", "JSON results", "out/bench-secure.json")
+  .parse(Deno.args, { from: "user" })
+  .opts();
+const runs = Number(cli.runs);
+if (!Number.isInteger(runs) || runs < 1) {
+  throw new Error(`--runs: expected a positive integer, got "${cli.runs}"`);
+}
+const memBytes = parseSize(cli.mem);
+const linkBytes = parseSize(cli.bytes);
+const HAKOBU = new URL("./hakobu.ts", import.meta.url).pathname;
+
+const dir = await Deno.makeTempDir({ prefix: "hakobu-bench-tls-" });
+await generateCredentials(dir, { sourceIdentity: "bench" });
+const pskDir = `${dir}/psk`;
+await Deno.mkdir(pskDir);
+for (const f of ["ca-cert.pem", "keys.psk"]) {
+  await Deno.copyFile(`${dir}/${f}`, `${pskDir}/${f}`);
+}
+
+type Mode = "plain" | "tls-cert" | "tls-psk";
+const MODES: Mode[] = ["plain", "tls-cert", "tls-psk"];
+const listenFlags = (m: Mode) =>
+  m === "plain" ? ["--insecure-plain"] : ["--tls-dir", dir];
+const connectFlags = (m: Mode) =>
+  m === "plain"
+    ? ["--insecure-plain"]
+    : ["--tls-dir", m === "tls-cert" ? dir : pskDir];
+
+async function linkOnce(mode: Mode): Promise<number> {
+  const listen: ListenSecurity = mode === "plain"
+    ? INSECURE_PLAIN
+    : await listenSecurityFromDir(dir);
+  const connect: ConnectSecurity = mode === "plain"
+    ? INSECURE_PLAIN
+    : await connectSecurityFromDir(mode === "tls-cert" ? dir : pskDir);
+  const listener = await listenChannel(
+    { hostname: "127.0.0.1", port: 0 },
+    listen,
+  );
+  const chunk = new Uint8Array(1 << 20).map((_, i) => (i * 2654435761) >>> 24);
+  const [server, client] = await Promise.all([
+    listener.accept(),
+    connectChannel(
+      { hostname: "127.0.0.1", port: listener.addr.port },
+      connect,
+    ),
+  ]);
+  const t0 = performance.now();
+  const drained = (async () => {
+    let n = 0;
+    for await (const c of server.readable) n += c.length;
+    return n;
+  })();
+  const w = client.writable.getWriter();
+  for (let sent = 0; sent < linkBytes; sent += chunk.length) {
+    await w.write(chunk);
+  }
+  await w.close();
+  const n = await drained;
+  const ms = performance.now() - t0;
+  server.close();
+  client.close();
+  listener.close();
+  if (n < linkBytes) {
+    throw new Error(`link ${mode}: ${n} of ${linkBytes} bytes arrived`);
+  }
+  return linkBytes / 1e6 / (ms / 1000);
+}
+
+interface MigrationRun {
+  totalMs: number;
+  downtimeMs: number;
+  wireBytes: number;
+}
+
+async function migrationOnce(
+  mode: Mode,
+  workload: string,
+  bandwidth: string,
+): Promise<MigrationRun> {
+  const receiver = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      HAKOBU,
+      "receive",
+      "--listen",
+      "127.0.0.1:0",
+      "--once",
+      "--json",
+      ...listenFlags(mode),
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = receiver.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let out = "";
+  while (!out.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  const port = /listening on [^:]+:(\d+)/.exec(out)?.[1];
+  if (!port) throw new Error(`receiver did not start: ${out}`);
+  const mig = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      HAKOBU,
+      "migrate",
+      "--from",
+      `sim:${workload}`,
+      "--mem",
+      String(memBytes),
+      "--to",
+      `127.0.0.1:${port}`,
+      "--bandwidth",
+      bandwidth,
+      "--quiet",
+      "--json",
+      ...connectFlags(mode),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  await receiver.status;
+  const stdout = new TextDecoder().decode(mig.stdout);
+  if (!mig.success) {
+    throw new Error(
+      `${mode} ${workload}: migrate failed: ${
+        new TextDecoder().decode(mig.stderr)
+      }`,
+    );
+  }
+  const report = JSON.parse(stdout);
+  const verdict = JSON.parse(
+    out.split("\n").find((l) => l.startsWith("{")) ?? "{}",
+  );
+  if (
+    !report.verified || !verdict.verified || verdict.digest !== report.digest
+  ) {
+    throw new Error(`${mode} ${workload}: did not verify on both sides`);
+  }
+  return {
+    totalMs: report.totalTimeMs,
+    downtimeMs: report.downtimeMs,
+    wireBytes: report.wireBytes,
+  };
+}
+
+const CASES = [
+  { name: "memcached, 1 Gbit/s", workload: "memcached", bandwidth: "1Gbit" },
+  { name: "random, unpaced", workload: "random", bandwidth: "unlimited" },
+];
+const link: Record<Mode, number[]> = {
+  plain: [],
+  "tls-cert": [],
+  "tls-psk": [],
+};
+const mig: Record<string, Record<Mode, MigrationRun[]>> = {};
+for (const c of CASES) {
+  mig[c.name] = { plain: [], "tls-cert": [], "tls-psk": [] };
+}
+
+for (let r = 0; r < runs; r++) {
+  const order = MODES.map((_, i) => MODES[(i + r) % MODES.length]);
+  for (const m of order) link[m].push(await linkOnce(m));
+  for (const c of CASES) {
+    for (const m of order) {
+      mig[c.name][m].push(await migrationOnce(m, c.workload, c.bandwidth));
+    }
+  }
+  console.error(`run ${r + 1}/${runs} done`);
+}
+await Deno.remove(dir, { recursive: true });
+
+const ratio = (xs: number[], base: number[]) =>
+  median(xs.map((x, i) => x / base[i]));
+const table = new Table({ head: ["what", "mode", "median", "ratio to plain"] });
+for (const m of MODES) {
+  table.push([
+    "link alone, MB/s",
+    m,
+    median(link[m]).toFixed(0),
+    ratio(link[m], link.plain).toFixed(2) + "x",
+  ]);
+}
+for (const c of CASES) {
+  for (const m of MODES) {
+    const runsOf = mig[c.name][m];
+    const base = mig[c.name].plain;
+    table.push([
+      `${c.name}: total / downtime ms`,
+      m,
+      `${median(runsOf.map((x) => x.totalMs)).toFixed(0)} / ${
+        median(runsOf.map((x) => x.downtimeMs)).toFixed(0)
+      }`,
+      `${
+        ratio(runsOf.map((x) => x.totalMs), base.map((x) => x.totalMs)).toFixed(
+          2,
+        )
+      }x / ${
+        ratio(runsOf.map((x) => x.downtimeMs), base.map((x) => x.downtimeMs))
+          .toFixed(2)
+      }x`,
+    ]);
+  }
+}
+console.log(
+  `guest memory ${cli.mem}, ${runs} runs, medians; every migration verified on both sides`,
+);
+console.log(table.toString());
+await Deno.mkdir(new URL("../out/", import.meta.url), { recursive: true })
+  .catch(() => {});
+await Deno.writeTextFile(
+  cli.out,
+  JSON.stringify(
+    { runs, memBytes, linkBytes, link, migrations: mig },
+    null,
+    2,
+  ) + "\n",
+);
+console.log(`results written to ${cli.out}`);
