@@ -18,7 +18,6 @@ export * from "./format.ts";
 export * from "./zero_page.ts";
 export * from "./word_view.ts";
 export * from "./report.ts";
-export * from "./report_table.ts";
 export * from "./precopy.ts";
 export * from "./receiver.ts";
 export * from "./codecs/mod.ts";

@@ -7,7 +7,7 @@
  */
 
 import type { MigrationReport } from "../../engine/report.ts";
-import { formatRoundTable, formatSummary } from "../../engine/report_table.ts";
+import { formatRoundTable, formatSummary } from "../../report/table.ts";
 import { writeText } from "./_write_text.ts";
 
 /** Options of `hakobu report`. */
@@ -315,7 +315,7 @@ export async function writeHtmlReport(
   report: MigrationReport,
   file: string,
 ): Promise<void> {
-  const { renderReportHtml } = await import("../../engine/report_charts.ts");
+  const { renderReportHtml } = await import("../../report/charts.ts");
   await writeText(file, await renderReportHtml(report));
 }
 
@@ -331,7 +331,7 @@ export async function writeSvgReport(
   report: MigrationReport,
   file: string,
 ): Promise<void> {
-  const { renderReportSvg } = await import("../../engine/report_charts.ts");
+  const { renderReportSvg } = await import("../../report/charts.ts");
   await writeText(file, await renderReportSvg(report));
 }
 

@@ -6,8 +6,8 @@
  */
 
 import Table from "cli-table3";
-import { formatBytes, formatDuration, formatRate } from "./format.ts";
-import { type MigrationReport, migrationStatus } from "./report.ts";
+import { formatBytes, formatDuration, formatRate } from "../engine/format.ts";
+import { type MigrationReport, migrationStatus } from "../engine/report.ts";
 
 /**
  * The per-round table: pages, bytes raw and on the wire, codec mix, duration

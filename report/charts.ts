@@ -21,8 +21,8 @@
 import * as vega from "vega";
 import * as vl from "vega-lite";
 import type { TopLevelSpec } from "vega-lite";
-import { formatBytes, formatDuration, formatRate } from "./format.ts";
-import { type MigrationReport, migrationStatus } from "./report.ts";
+import { formatBytes, formatDuration, formatRate } from "../engine/format.ts";
+import { type MigrationReport, migrationStatus } from "../engine/report.ts";
 
 /** A report's status in words, for titles, cards and badges. */
 const STATUS_WORDS = {

@@ -2,8 +2,8 @@ import {
   formatBytes,
   formatDuration,
   formatRate,
-} from "../../engine/format.ts";
-import type { MigrationProgress } from "../../engine/precopy.ts";
+} from "../engine/format.ts";
+import type { MigrationProgress } from "../engine/precopy.ts";
 
 const BAR = 28;
 

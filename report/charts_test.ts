@@ -4,8 +4,8 @@ import {
   CHART_NAMES,
   renderReportHtml,
   renderReportSvg,
-} from "./report_charts.ts";
-import type { MigrationReport, RoundReport } from "./report.ts";
+} from "./charts.ts";
+import type { MigrationReport, RoundReport } from "../engine/report.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = (() => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { migrationStatus } from "./report.ts";
-import { verdictLine } from "./report_table.ts";
-import type { MigrationReport } from "./report.ts";
+import { migrationStatus } from "../engine/report.ts";
+import { verdictLine } from "./table.ts";
+import type { MigrationReport } from "../engine/report.ts";
 
 function report(over: Partial<MigrationReport>): MigrationReport {
   return {
