@@ -1,11 +1,14 @@
 import { MigrationError } from "../../engine/errors.ts";
 import { migrate } from "../../engine/precopy.ts";
 import type { MigrationReport } from "../../engine/report.ts";
-import { formatRoundTable, formatSummary } from "../../report/table.ts";
+import {
+  formatRoundTable,
+  formatSummary,
+  ProgressView,
+} from "../../report/mod.ts";
 import { SimVm } from "../../engine/sim/mod.ts";
 import type { Plan } from "../../engine/plan.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
-import { ProgressView } from "../../report/progress.ts";
 import { writeHtmlReport } from "./report.ts";
 import { writeText } from "./_write_text.ts";
 
