@@ -31,6 +31,7 @@
  */
 
 export type { MigrationReport } from "../engine/report.ts";
+export type { MigrationProgress } from "../engine/precopy.ts";
 export { formatRoundTable, formatSummary, verdictLine } from "./table.ts";
 export { ProgressView, type ProgressViewOptions } from "./progress.ts";
 export * from "./charts/mod.ts";

@@ -44,7 +44,10 @@ export class ProgressView {
   #lastRound = -1;
   #drawn = false;
 
-  /** @param options Whether to draw in place, and where to write. */
+  /**
+   * A view that writes to `options.write`, drawing in place when
+   * `options.tty` says it may.
+   */
   constructor(options: ProgressViewOptions = {}) {
     this.#tty = options.tty ?? Deno.stderr.isTerminal();
     const enc = new TextEncoder();

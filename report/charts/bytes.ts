@@ -9,6 +9,7 @@ import type { MigrationReport } from "../../engine/report.ts";
 import { formatBytes } from "../../engine/format.ts";
 import { roundLabel } from "../_words.ts";
 import { CHART_HEIGHT, CHART_WIDTH, type ChartSpec } from "./chart.ts";
+import type { VlView } from "./_vega_lite.ts";
 import { oneDecimal, roundAxis, sizeUnit, wantsLog } from "./_scale.ts";
 
 const RAW = "page bytes (raw)";
@@ -25,7 +26,7 @@ const WIRE = "on the wire";
  * import { sampleReport } from "../_sample_report.ts";
  *
  * const chart = bytesChart(sampleReport(2));
- * const values = (chart.data as { values: { kind: string; text: string }[] }).values;
+ * const values = chart.data.values;
  * // two bars per round, in MiB: round 0 sent 256 MiB raw, 34.3 MiB on the wire
  * assert.equal(values.length, 2 * 3);
  * assert.deepEqual(values.slice(0, 2).map((v) => [v.kind, v.text]), [
@@ -94,5 +95,5 @@ export function bytesChart(report: MigrationReport): ChartSpec {
         encoding: { text: { field: "text" } },
       },
     ],
-  };
+  } satisfies VlView;
 }

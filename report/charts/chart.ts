@@ -1,26 +1,40 @@
 /**
- * What one chart is: a Vega-Lite view that {@link reportChartSpec} stacks
- * with the others, and the size they share so that their x axes line up.
+ * What one chart is: a Vega-Lite view as plain JSON that
+ * {@link reportChartSpec} stacks with the others, and the size they share
+ * so that their x axes line up.
  *
  * @module
  */
 
-import type { TopLevelSpec } from "vega-lite";
 import type { MigrationReport } from "../../engine/report.ts";
 
 /**
- * The Vega-Lite specification of a whole report: a titled, configured
- * `vconcat` of {@link ChartSpec}s.
+ * One chart: a Vega-Lite unit or layer view as plain JSON, without the
+ * top-level settings (`$schema`, `config`) that {@link ReportChartSpec}
+ * carries once for all. Each builder checks its view against vega-lite's
+ * own types; this type shows only what a caller reads.
  */
-export type ReportChartSpec = Extract<TopLevelSpec, { vconcat: unknown }>;
+export interface ChartSpec {
+  /** `chart_` and the chart's name: the SVG groups it as `chart_NAME_group`. */
+  readonly name: string;
+  /** The rows the chart draws, one object per mark. */
+  readonly data: {
+    readonly values: readonly Readonly<Record<string, unknown>>[];
+  };
+  /** The rest of the view (title, size, marks, encodings), as Vega-Lite reads it. */
+  readonly [key: string]: unknown;
+}
 
 /**
- * One chart: a Vega-Lite unit or layer view, without the top-level settings
- * (`$schema`, `config`) that {@link ReportChartSpec} carries once for all.
- * Its `name` is `chart_` and the chart's name, so the SVG groups it as
- * `chart_NAME_group`.
+ * The Vega-Lite specification of a whole report: the charts in a `vconcat`
+ * under the report's title, config and legends.
  */
-export type ChartSpec = ReportChartSpec["vconcat"][number];
+export interface ReportChartSpec {
+  /** The charts, top to bottom. */
+  readonly vconcat: readonly ChartSpec[];
+  /** `$schema`, `title`, `config`, `resolve` and the rest, as Vega-Lite reads them. */
+  readonly [key: string]: unknown;
+}
 
 /** Builds one chart from a report. */
 export type ChartBuilder = (report: MigrationReport) => ChartSpec;

@@ -8,6 +8,7 @@
 import type { MigrationReport } from "../../engine/report.ts";
 import { roundLabel } from "../_words.ts";
 import { CHART_HEIGHT, CHART_WIDTH, type ChartSpec } from "./chart.ts";
+import type { VlView } from "./_vega_lite.ts";
 import { roundAxis } from "./_scale.ts";
 
 /**
@@ -22,7 +23,7 @@ import { roundAxis } from "./_scale.ts";
  * import { sampleReport } from "../_sample_report.ts";
  *
  * const chart = codecMixChart(sampleReport(1));
- * assert.deepEqual((chart.data as { values: unknown[] }).values, [
+ * assert.deepEqual(chart.data.values, [
  *   { label: "0", codec: "zero", pages: 57000 },
  *   { label: "0", codec: "raw", pages: 8536 },
  *   { label: "1 (stop)", codec: "raw", pages: 4000 },
@@ -66,5 +67,5 @@ export function codecMixChart(report: MigrationReport): ChartSpec {
       },
       order: { field: "codec", sort: "ascending" },
     },
-  };
+  } satisfies VlView;
 }

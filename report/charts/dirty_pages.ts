@@ -9,6 +9,7 @@
 import type { MigrationReport } from "../../engine/report.ts";
 import { roundLabel } from "../_words.ts";
 import { CHART_HEIGHT, CHART_WIDTH, type ChartSpec } from "./chart.ts";
+import type { VlView } from "./_vega_lite.ts";
 import { roundAxis, wantsLog } from "./_scale.ts";
 
 const LIVE = "live";
@@ -27,7 +28,7 @@ const STOP = "stop-and-copy (VM paused)";
  * const chart = dirtyPagesChart(sampleReport(2));
  * assert.equal(chart.name, "chart_dirty_pages");
  * assert.deepEqual(
- *   (chart.data as { values: unknown[] }).values,
+ *   chart.data.values,
  *   [
  *     { label: "0", pages: 65536, phase: "live" },
  *     { label: "1", pages: 7200, phase: "live" },
@@ -84,5 +85,5 @@ export function dirtyPagesChart(report: MigrationReport): ChartSpec {
         encoding: { text: { field: "pages", format: "," } },
       },
     ],
-  };
+  } satisfies VlView;
 }

@@ -10,6 +10,7 @@ import type { MigrationReport } from "../../engine/report.ts";
 import { formatRate } from "../../engine/format.ts";
 import { roundLabel } from "../_words.ts";
 import { CHART_HEIGHT, CHART_WIDTH, type ChartSpec } from "./chart.ts";
+import type { VlView } from "./_vega_lite.ts";
 import { rateUnit, roundAxis } from "./_scale.ts";
 
 const SERIES = [
@@ -30,7 +31,7 @@ const SERIES = [
  * import { sampleReport } from "../_sample_report.ts";
  *
  * const chart = ratesChart(sampleReport(3));
- * const values = (chart.data as { values: { label: string; series: string; value: number }[] }).values;
+ * const values = chart.data.values;
  * // three series over the three live rounds; no point for "3 (stop)"
  * assert.equal(values.length, 3 * 3);
  * assert.ok(values.every((v) => v.label !== "3 (stop)"));
@@ -101,5 +102,5 @@ export function ratesChart(report: MigrationReport): ChartSpec {
         scale: { domain: SERIES, range: [[1, 0], [4, 3], [1, 0]] },
       },
     },
-  };
+  } satisfies VlView;
 }

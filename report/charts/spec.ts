@@ -8,6 +8,7 @@
 import type { MigrationReport } from "../../engine/report.ts";
 import { statusWords } from "../_words.ts";
 import type { ChartBuilder, ReportChartSpec } from "./chart.ts";
+import type { VlStack } from "./_vega_lite.ts";
 import { bytesChart } from "./bytes.ts";
 import { codecMixChart } from "./codec_mix.ts";
 import { dirtyPagesChart } from "./dirty_pages.ts";
@@ -69,7 +70,7 @@ export const CHART_NAMES: readonly string[] = Object.keys(CHARTS);
  * ```
  */
 export function reportChartSpec(report: MigrationReport): ReportChartSpec {
-  return {
+  const layout = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     description: `Migration report of ${report.vm}`,
     title: {
@@ -103,6 +104,9 @@ export function reportChartSpec(report: MigrationReport): ReportChartSpec {
       scale: { color: "independent", strokeDash: "independent" },
       legend: { color: "independent", strokeDash: "independent" },
     },
+  } satisfies Omit<VlStack, "vconcat">;
+  return {
+    ...layout,
     vconcat: Object.values(CHARTS).map((build) => build(report)),
   };
 }

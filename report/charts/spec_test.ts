@@ -3,6 +3,7 @@ import { sampleReport } from "../_sample_report.ts";
 import {
   bytesChart,
   CHART_NAMES,
+  type ChartSpec,
   codecMixChart,
   dirtyPagesChart,
   ratesChart,
@@ -10,12 +11,10 @@ import {
   timeChart,
 } from "./mod.ts";
 
-function values(chart: { data?: unknown }): Record<string, unknown>[] {
-  return (chart.data as { values: Record<string, unknown>[] }).values;
-}
+type Axes = { x: { title: string }; y: { title: string } };
 
-function yTitle(chart: unknown): string {
-  return (chart as { encoding: { y: { title: string } } }).encoding.y.title;
+function yTitle(chart: ChartSpec): string {
+  return (chart.encoding as Axes).y.title;
 }
 
 Deno.test("reportChartSpec: one chart per name in CHART_NAMES, in order, each built by its own builder", () => {
@@ -67,12 +66,10 @@ Deno.test("ratesChart: the live rounds only, in the unit the fastest rate reache
   const rates = ratesChart({ ...slow, rounds });
   assert.equal(yTitle(rates), "kbit/s");
   assert.deepEqual(
-    [...new Set(values(rates).map((v) => v.label))],
+    [...new Set(rates.data.values.map((v) => v.label))],
     ["0", "1"],
   );
-  const x = (timeChart(slow) as { encoding: { x: { title: string } } })
-    .encoding.x.title;
-  assert.equal(x, "time (ms)");
+  assert.equal((timeChart(slow).encoding as Axes).x.title, "time (ms)");
 });
 
 Deno.test("codecMixChart: codecs that claimed nothing in a round draw no bar there", () => {
@@ -82,6 +79,6 @@ Deno.test("codecMixChart: codecs that claimed nothing in a round draw no bar the
     codecMix: { ...r.codecMix, delta: 0 },
   }));
   const chart = codecMixChart({ ...report, rounds });
-  assert.ok(values(chart).every((v) => v.codec !== "delta"));
-  assert.equal(values(chart).length, 3);
+  assert.ok(chart.data.values.every((v) => v.codec !== "delta"));
+  assert.equal(chart.data.values.length, 3);
 });

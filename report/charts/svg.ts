@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { TopLevelSpec } from "vega-lite";
 import type { MigrationReport } from "../../engine/report.ts";
 import { reportChartSpec } from "./spec.ts";
 
@@ -33,7 +34,10 @@ export async function renderReportSvg(
   report: MigrationReport,
 ): Promise<string> {
   const [vega, vl] = await Promise.all([import("vega"), import("vega-lite")]);
-  const compiled = vl.compile(reportChartSpec(report)).spec;
+  // The builders and the composer check their JSON against vega-lite's
+  // types (`satisfies`); the public type is plain JSON, hence the cast.
+  const spec = reportChartSpec(report) as unknown as TopLevelSpec;
+  const compiled = vl.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });
   try {
     const svg = await view.toSVG();

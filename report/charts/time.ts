@@ -8,6 +8,7 @@
 import type { MigrationReport } from "../../engine/report.ts";
 import { formatDuration } from "../../engine/format.ts";
 import { CHART_WIDTH, type ChartSpec } from "./chart.ts";
+import type { VlView } from "./_vega_lite.ts";
 
 /** One bar's height in pixels; the chart is as tall as its four bars. */
 const BAR_HEIGHT = 24;
@@ -23,7 +24,7 @@ const BAR_HEIGHT = 24;
  * import { sampleReport } from "../_sample_report.ts";
  *
  * const chart = timeChart(sampleReport());
- * const values = (chart.data as { values: { text: string }[] }).values;
+ * const values = chart.data.values;
  * assert.deepEqual(values.map((v) => v.text), [
  *   "total (handshake to verdict): 6.90 s",
  *   "live rounds: 5.56 s",
@@ -109,5 +110,5 @@ export function timeChart(report: MigrationReport): ChartSpec {
         encoding: { text: { field: "text" } },
       },
     ],
-  };
+  } satisfies VlView;
 }
