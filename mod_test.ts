@@ -15,3 +15,13 @@ Deno.test("mod.ts: a program that imports the package root loads the DSL and the
     assert.ok(!graph.npmPackages.includes(p), `mod.ts loads ${p}`);
   }
 });
+
+Deno.test("mod.ts: WGSL sources and kernel drivers stay with the GPU package (./gpu), the GPU encoder is at the root", async () => {
+  const root = await import("./mod.ts");
+  const gpu = await import("./engine/gpu/mod.ts");
+  const names = Object.keys(root);
+  assert.deepEqual(names.filter((n) => n.endsWith("_WGSL")), []);
+  assert.ok(!names.includes("ZeroScanKernel"));
+  assert.ok(names.includes("openGpu") && names.includes("GpuBatchEncoder"));
+  assert.ok(Object.keys(gpu).filter((n) => n.endsWith("_WGSL")).length >= 7);
+});
