@@ -18,6 +18,18 @@
  * const report = await migrate({ plan, source: vm, conn });
  * ```
  *
+ * This entry is the DSL and the engine; `migrate()` returns its
+ * {@link MigrationReport} as data. The package's other entries:
+ *
+ * - `@hakobu/hakobu/report` (`report/mod.ts`): the report for people:
+ *   round table, summary, progress bar, charts, HTML page. Apart from this
+ *   entry so that a program that only migrates loads no chart or table
+ *   library;
+ * - `@hakobu/hakobu/gpu` (`engine/gpu/mod.ts`): the WebGPU kernels and
+ *   their WGSL sources, for benches and other pipelines (the batch encoder
+ *   and decoder that a migration uses are exported from this entry too);
+ * - `@hakobu/hakobu/dsl` and `@hakobu/hakobu/engine`: each half alone.
+ *
  * @module
  */
 

@@ -1,7 +1,8 @@
 /**
  * The engine: the pre-copy loop and its pipeline, codecs, the wire protocol,
  * the receivers and their session core, the hypervisor drivers (`sim/`,
- * `qemu/`, `xen/`), the stream tunnel (`stream/`) and reports.
+ * `qemu/`, `xen/`), the stream tunnel (`stream/`) and the report of a
+ * migration as data (tables, charts and HTML of it are in `report/`).
  *
  * Read in this order: `plan.ts` (what a policy tells the engine),
  * `driver.ts` (what a hypervisor offers), `codecs/`, `wire/`, `precopy.ts`
@@ -18,13 +19,30 @@ export * from "./format.ts";
 export * from "./zero_page.ts";
 export * from "./word_view.ts";
 export * from "./report.ts";
-export * from "./report_table.ts";
 export * from "./precopy.ts";
 export * from "./receiver.ts";
 export * from "./codecs/mod.ts";
 export * from "./wire/mod.ts";
 export * from "./transport/mod.ts";
-export * from "./gpu/mod.ts";
+// What a program that migrates with the GPU uses; the kernels and their
+// WGSL sources are for benches and other pipelines, from `./gpu`
+// (engine/gpu/mod.ts).
+export {
+  type EncodedBatch,
+  GpuBatchDecoder,
+  type GpuBatchDecoderOptions,
+  GpuBatchEncoder,
+  type GpuBatchEncoderOptions,
+  type GpuChain,
+  type GpuContext,
+  type GpuDecodeCodec,
+  type GpuEntry,
+  GpuError,
+  type GpuLimits,
+  NO_ADAPTER_MESSAGE,
+  openGpu,
+  type OpenGpuOptions,
+} from "./gpu/mod.ts";
 export * from "./stream/mod.ts";
 export * from "./qemu/mod.ts";
 export * from "./xen/mod.ts";

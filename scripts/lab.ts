@@ -35,7 +35,7 @@ import type { Plan } from "../engine/plan.ts";
 import { migrate } from "../engine/precopy.ts";
 import { receiveMigration } from "../engine/receiver.ts";
 import type { MigrationReport, RoundReport } from "../engine/report.ts";
-import { formatRoundTable, formatSummary } from "../engine/report_table.ts";
+import { formatRoundTable, formatSummary } from "../report/mod.ts";
 import { SimMemorySink, SimVm } from "../engine/sim/mod.ts";
 
 /** The slice of asciichart this module uses (the package ships no types). */

@@ -1,7 +1,11 @@
 import { MigrationError } from "../../engine/errors.ts";
 import { migrate } from "../../engine/precopy.ts";
 import type { MigrationReport } from "../../engine/report.ts";
-import { formatRoundTable, formatSummary } from "../../engine/report_table.ts";
+import {
+  formatRoundTable,
+  formatSummary,
+  ProgressView,
+} from "../../report/mod.ts";
 import { SimVm } from "../../engine/sim/mod.ts";
 import type { Plan } from "../../engine/plan.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
@@ -9,7 +13,6 @@ import {
   connectChannel,
   type ConnectSecurity,
 } from "../../engine/transport/secure/mod.ts";
-import { ProgressView } from "./progress.ts";
 import { writeHtmlReport } from "./report.ts";
 import { writeText } from "./_write_text.ts";
 

@@ -7,7 +7,12 @@
  */
 
 import type { MigrationReport } from "../../engine/report.ts";
-import { formatRoundTable, formatSummary } from "../../engine/report_table.ts";
+import {
+  formatRoundTable,
+  formatSummary,
+  renderReportHtml,
+  renderReportSvg,
+} from "../../report/mod.ts";
 import { writeText } from "./_write_text.ts";
 
 /** Options of `hakobu report`. */
@@ -303,8 +308,8 @@ export async function readReport(file: string): Promise<MigrationReport> {
 
 /**
  * Writes the HTML report of a migration to `file`, creating its folder.
- * The chart renderer is loaded only when called, so commands that draw no
- * chart start without it.
+ * (vega is loaded by the first render, so commands that draw no chart start
+ * without it.)
  *
  * @example
  * ```ts ignore
@@ -315,7 +320,6 @@ export async function writeHtmlReport(
   report: MigrationReport,
   file: string,
 ): Promise<void> {
-  const { renderReportHtml } = await import("../../engine/report_charts.ts");
   await writeText(file, await renderReportHtml(report));
 }
 
@@ -331,7 +335,6 @@ export async function writeSvgReport(
   report: MigrationReport,
   file: string,
 ): Promise<void> {
-  const { renderReportSvg } = await import("../../engine/report_charts.ts");
   await writeText(file, await renderReportSvg(report));
 }
 

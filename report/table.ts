@@ -6,16 +6,30 @@
  */
 
 import Table from "cli-table3";
-import { formatBytes, formatDuration, formatRate } from "./format.ts";
-import { type MigrationReport, migrationStatus } from "./report.ts";
+import { formatBytes, formatDuration, formatRate } from "../engine/format.ts";
+import { type MigrationReport, migrationStatus } from "../engine/report.ts";
+import { codecMixText, ratioText, roundLabel } from "./_words.ts";
 
 /**
  * The per-round table: pages, bytes raw and on the wire, codec mix, duration
  * and rates, one row per round, the stop-and-copy round last.
  *
  * @example
- * ```ts ignore
- * console.log(formatRoundTable(report));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatRoundTable } from "./table.ts";
+ * import { sampleReport } from "./_sample_report.ts";
+ *
+ * // One row per round: pick the cells out of the box drawing.
+ * const rows = formatRoundTable(sampleReport(1))
+ *   .split("\n")
+ *   .filter((line) => line.startsWith("│"))
+ *   .map((line) => line.split("│").slice(1, 7).map((cell) => cell.trim()));
+ * assert.deepEqual(rows, [
+ *   ["round", "pages", "raw", "wire", "ratio", "codec mix"],
+ *   ["0", "65536", "256.00 MiB", "34.34 MiB", "7.5x", "zero 87% raw 13%"],
+ *   ["1 (stop)", "4000", "15.63 MiB", "15.69 MiB", "1.0x", "raw 100%"],
+ * ]);
  * ```
  */
 export function formatRoundTable(report: MigrationReport): string {
@@ -36,17 +50,13 @@ export function formatRoundTable(report: MigrationReport): string {
     style: { head: [], border: [] },
   });
   for (const r of report.rounds) {
-    const mix = Object.entries(r.codecMix).map(([k, v]) =>
-      `${k} ${((v / Math.max(1, r.pagesSent)) * 100).toFixed(0)}%`
-    )
-      .join(" ");
     table.push([
-      r.final ? `${r.round} (stop)` : String(r.round),
+      roundLabel(r),
       String(r.pagesSent),
       formatBytes(r.rawBytes),
       formatBytes(r.wireBytes),
-      r.wireBytes > 0 ? `${(r.rawBytes / r.wireBytes).toFixed(1)}x` : "-",
-      mix || "-",
+      ratioText(r),
+      codecMixText(r) || "-",
       formatDuration(r.durationMs),
       r.final ? "-" : formatRate(r.sendRate),
       r.final ? "-" : formatRate(r.dirtyRate),
@@ -61,8 +71,16 @@ export function formatRoundTable(report: MigrationReport): string {
  * The verdict in words: what hakobu compared, and whether it matched.
  *
  * @example
- * ```ts ignore
- * verdictLine(report); // "VERIFIED (memory digests match)"
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { verdictLine } from "./table.ts";
+ * import { sampleReport } from "./_sample_report.ts";
+ *
+ * assert.equal(verdictLine(sampleReport()), "VERIFIED (memory digests match)");
+ * assert.equal(
+ *   verdictLine(sampleReport(4, { verified: false, aborted: true, outcome: "aborted by policy" })),
+ *   "ABORTED: aborted by policy",
+ * );
  * ```
  */
 export function verdictLine(report: MigrationReport): string {
@@ -85,8 +103,15 @@ export function verdictLine(report: MigrationReport): string {
  * The totals of a migration in a few aligned lines.
  *
  * @example
- * ```ts ignore
- * console.log(formatSummary(report));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatSummary } from "./table.ts";
+ * import { sampleReport } from "./_sample_report.ts";
+ *
+ * const summary = formatSummary(sampleReport());
+ * assert.match(summary, /^result {6}VERIFIED \(memory digests match\)$/m);
+ * assert.match(summary, /^downtime {4}700 ms$/m);
+ * assert.match(summary, /^rounds {6}5 \(4 live \+ stop-and-copy\)$/m);
  * ```
  */
 export function formatSummary(report: MigrationReport): string {
