@@ -373,3 +373,71 @@ Deno.test("credentials: missing and malformed files are named", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a recorded handshake replayed byte for byte gets no session", async () => {
+  const dir = await credentialsDir("src-a");
+  const base = await listenSecurityFromDir(dir) as Extract<
+    ListenSecurity,
+    { kind: "tls" }
+  >;
+  const key = new Uint8Array(32).fill(3);
+  const { listener, refusals, to } = await receiver({
+    ...base,
+    psk: new Map([["src-a", key]]),
+  }, 1500);
+  // A tap between source and receiver records what the source sent.
+  const tap = Deno.listen(LOOPBACK);
+  const recorded: Uint8Array[] = [];
+  const tapping = (async () => {
+    const fromSource = await tap.accept();
+    const toReceiver = await Deno.connect(to);
+    await Promise.all([
+      fromSource.readable.pipeThrough(
+        new TransformStream({
+          transform(chunk, c) {
+            recorded.push(chunk.slice());
+            c.enqueue(chunk);
+          },
+        }),
+      ).pipeTo(toReceiver.writable).catch(() => {}),
+      toReceiver.readable.pipeTo(fromSource.writable).catch(() => {}),
+    ]);
+  })();
+  const ca = await Deno.readTextFile(join(dir, TLS_FILES.ca));
+  try {
+    const [server, client] = await Promise.all([
+      listener.accept(),
+      connectChannel(
+        { hostname: "127.0.0.1", port: (tap.addr as Deno.NetAddr).port },
+        { kind: "tls", ca, psk: { identity: "src-a", key } },
+      ),
+    ]);
+    const w = client.writable.getWriter();
+    await w.write(new TextEncoder().encode("HELLO frame would follow"));
+    await w.close();
+    await readAll(server.readable);
+    server.close();
+    client.close();
+    await tapping;
+    assert.ok(recorded.length > 0);
+    // Replay everything the source sent, on a fresh connection.
+    const replay = await Deno.connect(to);
+    for (const chunk of recorded) await replay.write(chunk);
+    let delivered = false;
+    listener.accept().then((c) => {
+      delivered = true;
+      c.close();
+    }, () => {});
+    await until(() => refusals.length === 1);
+    assert.match(refusals[0].message, /TLS handshake failed/);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(delivered, false);
+    try {
+      replay.close();
+    } catch { /* closed by the receiver */ }
+  } finally {
+    tap.close();
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
