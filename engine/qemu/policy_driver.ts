@@ -55,7 +55,6 @@ export class QemuMigrationError extends MigrationError {
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = "QemuMigrationError";
     this.partial = partial;
   }
 }
