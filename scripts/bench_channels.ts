@@ -43,6 +43,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import Table from "cli-table3";
+import { POLICY_DEFAULTS } from "../dsl/compile.ts";
 import { parseSize } from "../dsl/units.ts";
 import { codecByName, codecNames } from "../engine/codecs/registry.ts";
 import { DecoderPool } from "../engine/pipeline/decoder_pool.ts";
@@ -63,7 +64,7 @@ import { decodeCodec } from "../engine/wire/messages.ts";
 import { median } from "./_median.ts";
 
 /** Non-zero pages per batch (the policy default, `batchPages`). */
-const BATCH_PAGES = 256;
+const BATCH_PAGES: number = POLICY_DEFAULTS.batchPages;
 /** The target: 2 channels at this multiple of 1 channel's throughput, or more. */
 const TARGET_SPEEDUP = 1.7;
 

@@ -47,6 +47,7 @@
 
 import { parseArgs } from "node:util";
 import Table from "cli-table3";
+import { POLICY_DEFAULTS } from "../dsl/compile.ts";
 import { parseSize } from "../dsl/units.ts";
 import {
   BatchDecoderSet,
@@ -64,7 +65,7 @@ import {
 import { HEADER_BYTES } from "../engine/wire/frame.ts";
 
 /** Non-zero pages per batch (the policy default, `batchPages`). */
-const BATCH_PAGES = 256;
+const BATCH_PAGES: number = POLICY_DEFAULTS.batchPages;
 /** Pass 2 mutates every `MUTATE_EVERY`-th page (5%). */
 const MUTATE_EVERY = 20;
 const MUTATE_BYTES = 64;

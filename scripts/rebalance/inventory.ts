@@ -17,13 +17,13 @@
 
 import { parseBandwidth, parseSize } from "../../dsl/units.ts";
 import { HakobuError } from "../../engine/errors.ts";
+import { PAGE_SIZE } from "../../engine/plan.ts";
 import {
   workloadByName,
   workloadNames,
 } from "../../engine/sim/workloads/registry.ts";
 
 /** Page size every VM's memory is a whole number of. */
-const PAGE_SIZE = 4096;
 
 /** Default target: no host above 85% of its memory. */
 export const DEFAULT_MAX_HOST_MEMORY_PERCENT = 85;
