@@ -180,11 +180,6 @@ function batchFrame(
   return batchBytes(round, pfns, sectionOf, sections, channel);
 }
 
-/** The END digest of `memory`. */
-async function endOf(memory: Uint8Array): Promise<MemoryDigest> {
-  return await memoryDigest(memory);
-}
-
 const range = (from: number, to: number): number[] =>
   Array.from({ length: to - from }, (_, i) => from + i);
 
@@ -384,11 +379,15 @@ async function migrate(
   assert.deepEqual(decodeReady((await src.expect(FrameType.READY)).payload), {
     pagesApplied: 69,
   });
-  await src.send(FrameType.END, 0, encodeEnd(endDigest ?? await endOf(memory)));
+  await src.send(
+    FrameType.END,
+    0,
+    encodeEnd(endDigest ?? await memoryDigest(memory)),
+  );
   const result = decodeResult((await src.expect(FrameType.RESULT)).payload);
   assert.equal(
     result.digest,
-    hex(rootDigest((await endOf(s.sinks[0].memory)).ranges)),
+    hex(rootDigest((await memoryDigest(s.sinks[0].memory)).ranges)),
   );
   assert.equal(result.verified, endDigest === undefined);
   assert.equal(result.pagesApplied, 69);
@@ -419,7 +418,10 @@ for (const kind of ["memory", "tcp"] as const) {
     assert.equal(r.memoryBytes, PAGES * PAGE);
     assert.equal(r.vm, "test:64 pages");
     assert.equal(r.policy, "hand-scripted");
-    assert.equal(r.digest, hex(rootDigest((await endOf(memory)).ranges)));
+    assert.equal(
+      r.digest,
+      hex(rootDigest((await memoryDigest(memory)).ranges)),
+    );
     assert.equal(r.channels, 1);
     assert.deepEqual(r.mismatched, []);
     assert.ok(r.bytesReceived > 48 * PAGE && r.durationMs >= 0);
@@ -913,7 +915,7 @@ Deno.test("receiver (memory): two channels apply their own batches, each in its 
     encodeFinal({ round: 2, pagesTotal: 513 }),
   );
   await src.expect(FrameType.READY);
-  await src.send(FrameType.END, 0, encodeEnd(await endOf(later)));
+  await src.send(FrameType.END, 0, encodeEnd(await memoryDigest(later)));
   assert.equal(
     decodeResult((await src.expect(FrameType.RESULT)).payload).verified,
     true,

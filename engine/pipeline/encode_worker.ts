@@ -23,7 +23,7 @@ import {
   HEADER_BYTES,
 } from "../wire/frame.ts";
 import { MAX_PAGES_PER_BATCH } from "../wire/batch.ts";
-import { MAX_BATCH_PAGES as MAX_BATCH_DATA_PAGES } from "../plan.ts";
+import { MAX_BATCH_PAGES } from "../plan.ts";
 import { encodeCodec } from "../wire/messages.ts";
 import type { PageBatch } from "../codecs/batch.ts";
 import type { EncodeInit, EncodeReply, EncodeRequest } from "./_messages.ts";
@@ -229,7 +229,7 @@ async function handle(req: EncodeRequest): Promise<void> {
       });
       builder = new PageBatchBuilder({
         pageSize: req.pageSize,
-        nonZeroPages: Math.min(req.batchPages, MAX_BATCH_DATA_PAGES),
+        nonZeroPages: Math.min(req.batchPages, MAX_BATCH_PAGES),
         maxPages: MAX_PAGES_PER_BATCH,
       });
       memory = req.memory ? new Uint8Array(req.memory) : null;

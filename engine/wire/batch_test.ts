@@ -16,22 +16,18 @@ import {
 import { fromHex, toHex } from "./_test_util.ts";
 import { GOLDEN_BATCH_HIGH_PAYLOAD, GOLDEN_BATCH_PAYLOAD } from "./_golden.ts";
 
-/** The golden payloads (`_golden.ts`), hand-written from the specification. */
-const GOLDEN = GOLDEN_BATCH_PAYLOAD;
-const GOLDEN_HIGH = GOLDEN_BATCH_HIGH_PAYLOAD;
-
 const knows = (id: number): boolean => id === 1 || id === 2;
 const opts = { pageCount: 16, knows };
 
 /** The golden payload with `edit` applied to its bytes (through a DataView). */
 function edited(edit: (v: DataView, b: Uint8Array) => Uint8Array | void) {
-  const b = fromHex(GOLDEN);
+  const b = fromHex(GOLDEN_BATCH_PAYLOAD);
   return edit(new DataView(b.buffer), b) ?? b;
 }
 
 /** The golden payload with other claims (claimBytes adjusted). */
 function withClaims(hex: string): Uint8Array {
-  const head = fromHex(GOLDEN).subarray(0, 68);
+  const head = fromHex(GOLDEN_BATCH_PAYLOAD).subarray(0, 68);
   const claims = fromHex(hex);
   const b = new Uint8Array(68 + claims.length);
   b.set(head);
@@ -41,7 +37,7 @@ function withClaims(hex: string): Uint8Array {
 }
 
 Deno.test("BATCH: the hand-written golden payload parses as the spec says and re-encodes byte for byte", () => {
-  const payload = fromHex(GOLDEN);
+  const payload = fromHex(GOLDEN_BATCH_PAYLOAD);
   assert.equal(payload.length, 74);
   const p = parseBatchPayload(payload, opts);
   assert.equal(p.count, 4);
@@ -72,7 +68,7 @@ Deno.test("BATCH: the hand-written golden payload parses as the spec says and re
 });
 
 Deno.test("BATCH: pfns above 2^32 and claim runs over 127 (the second golden payload)", () => {
-  const payload = fromHex(GOLDEN_HIGH);
+  const payload = fromHex(GOLDEN_BATCH_HIGH_PAYLOAD);
   const base = 2 ** 32 + 3;
   const p = parseBatchPayload(payload, { pageCount: base + 200, knows });
   assert.equal(p.count, 200);
@@ -102,7 +98,7 @@ Deno.test("BATCH: each validation rule names the field and its offset", () => {
   const cases: [string, Uint8Array, RegExp, number][] = [
     [
       "shorter than the header",
-      fromHex(GOLDEN).subarray(0, 15),
+      fromHex(GOLDEN_BATCH_PAYLOAD).subarray(0, 15),
       /15 bytes is shorter than its 16-byte header/,
       0,
     ],
@@ -186,7 +182,7 @@ Deno.test("BATCH: each validation rule names the field and its offset", () => {
     ],
     [
       "runs past the end",
-      fromHex(GOLDEN).subarray(0, 50),
+      fromHex(GOLDEN_BATCH_PAYLOAD).subarray(0, 50),
       /2 pfn runs at offset 44 run past the 50-byte payload/,
       44,
     ],
@@ -242,7 +238,7 @@ Deno.test("BATCH: each validation rule names the field and its offset", () => {
       "trailing bytes",
       (() => {
         const b = new Uint8Array(75);
-        b.set(fromHex(GOLDEN));
+        b.set(fromHex(GOLDEN_BATCH_PAYLOAD));
         return b;
       })(),
       /claimBytes "6" does not match the 7 bytes left at offset 68/,
@@ -396,7 +392,10 @@ Deno.test("BATCH property: whatever the encoder writes, the parser gives back", 
 });
 
 Deno.test("BATCH fuzz: mutated, cut and random payloads give a batch or a WireError, nothing else", () => {
-  const valid = [fromHex(GOLDEN), fromHex(GOLDEN_HIGH)];
+  const valid = [
+    fromHex(GOLDEN_BATCH_PAYLOAD),
+    fromHex(GOLDEN_BATCH_HIGH_PAYLOAD),
+  ];
   fc.assert(
     fc.property(
       fc.nat(1),

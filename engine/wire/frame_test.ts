@@ -18,12 +18,8 @@ import { PageBatchBuilder } from "../pipeline/page_batch.ts";
 import { fromHex, toHex } from "./_test_util.ts";
 import { GOLDEN_BATCH_FRAME, GOLDEN_WELCOME_FRAME } from "./_golden.ts";
 
-/** The golden frames (`_golden.ts`), hand-written from the specification. */
-const GOLDEN_BATCH = GOLDEN_BATCH_FRAME;
-const GOLDEN_WELCOME = GOLDEN_WELCOME_FRAME;
-
 Deno.test("frame: the golden BATCH frame encodes byte for byte and decodes back", () => {
-  const frame = fromHex(GOLDEN_BATCH);
+  const frame = fromHex(GOLDEN_BATCH_FRAME);
   const payload = frame.subarray(HEADER_BYTES);
   assert.equal(
     toHex(encodeFrame(FrameType.BATCH, 2, payload, 1)),
@@ -74,7 +70,7 @@ Deno.test("frame: the golden WELCOME frame", () => {
     0,
     encodeWelcome({ protocol: 2, accepted: true }),
   );
-  assert.equal(toHex(f), toHex(fromHex(GOLDEN_WELCOME)));
+  assert.equal(toHex(f), toHex(fromHex(GOLDEN_WELCOME_FRAME)));
 });
 
 Deno.test("frame: header round trip for every type, channel, round and length edge", () => {
