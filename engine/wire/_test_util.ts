@@ -1,6 +1,8 @@
 /** Test helpers shared by the wire tests (not exported from mod.ts). */
 
-import { concatBytes } from "../bytes.ts";
+import { BatchEncoderChain } from "../codecs/batch_chain.ts";
+import { PageBatchBuilder } from "../pipeline/page_batch.ts";
+import { batchPayloadBytes, encodeBatchPayload } from "./batch.ts";
 
 /** Lower-case hex of bytes. */
 export function toHex(bytes: Uint8Array): string {
@@ -16,9 +18,6 @@ export function fromHex(text: string): Uint8Array {
   }
   return out;
 }
-
-/** Joins byte arrays (the engine's {@linkcode concatBytes}). */
-export const concat: (parts: readonly Uint8Array[]) => Uint8Array = concatBytes;
 
 /** A deterministic PRNG (mulberry32). */
 export function prng(seed: number): () => number {
@@ -92,4 +91,42 @@ export function byteStream(
       at += n;
     },
   });
+}
+
+/**
+ * The pages behind the first golden BATCH payload (`_golden.ts`), as a
+ * zero → rle chain encodes them: pfns 5, 6 and 10 of 11 all zero, pfn 9 the
+ * word `11 22 33 44` over and over.
+ */
+export function encodeGoldenBatchPages(): Uint8Array {
+  const memory = new Uint8Array(11 * 4096);
+  for (let i = 9 * 4096; i < 10 * 4096; i += 4) {
+    memory.set([0x11, 0x22, 0x33, 0x44], i);
+  }
+  const batch = new PageBatchBuilder({
+    pageSize: 4096,
+    nonZeroPages: 16,
+    maxPages: 16,
+  });
+  for (const pfn of [5, 6, 9, 10]) batch.addFrom(memory, pfn);
+  const chain = new BatchEncoderChain({ pageSize: 4096, pageCount: 11 });
+  chain.select([{ name: "zero" }, { name: "rle" }]);
+  return chain.encode(batch, (n) => new Uint8Array(n)).payload;
+}
+
+/**
+ * The second golden BATCH payload (`_golden.ts`) as the encoder writes it:
+ * 200 zero pages from pfn 2^32 + 3, one `zero` section.
+ */
+export function encodeGoldenHighBatch(): Uint8Array {
+  const base = 2 ** 32 + 3;
+  const parts = {
+    count: 200,
+    pfns: Array.from({ length: 200 }, (_, i) => base + i),
+    sectionOf: new Uint8Array(200),
+    sections: [{ codecId: 1, bytes: new Uint8Array(0) }],
+  };
+  const out = new Uint8Array(batchPayloadBytes(parts));
+  encodeBatchPayload(parts, out);
+  return out;
 }

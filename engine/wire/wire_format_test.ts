@@ -10,20 +10,14 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { BatchEncoderChain } from "../codecs/batch_chain.ts";
 import { hex, memoryDigest, rootDigest } from "../digest.ts";
-import { PageBatchBuilder } from "../pipeline/page_batch.ts";
 import {
   RecordKind,
   RecordsBuilder,
   RecordsParser,
 } from "../stream/records.ts";
 import { decodeStreamEnd, encodeStreamEnd } from "../stream/stream_end.ts";
-import {
-  batchPayloadBytes,
-  encodeBatchPayload,
-  parseBatchPayload,
-} from "./batch.ts";
+import { parseBatchPayload } from "./batch.ts";
 import {
   decodeFrameHeader,
   encodeFrame,
@@ -47,7 +41,12 @@ import {
   GOLDEN_BATCH_HIGH_PAYLOAD,
   GOLDEN_WELCOME_FRAME,
 } from "./_golden.ts";
-import { fromHex, toHex } from "./_test_util.ts";
+import {
+  encodeGoldenBatchPages,
+  encodeGoldenHighBatch,
+  fromHex,
+  toHex,
+} from "./_test_util.ts";
 
 /** The named code blocks of the specification. */
 const DOC = await Deno.readTextFile(
@@ -119,20 +118,7 @@ Deno.test("wire-format.md: the BATCH frame is the golden frame, and means what t
     [2, 32, 12],
   ]);
   // a zero → rle chain writes exactly this payload for those pages
-  const memory = new Uint8Array(11 * 4096);
-  for (let i = 9 * 4096; i < 10 * 4096; i += 4) {
-    memory.set([0x11, 0x22, 0x33, 0x44], i);
-  }
-  const batch = new PageBatchBuilder({
-    pageSize: 4096,
-    nonZeroPages: 16,
-    maxPages: 16,
-  });
-  for (const pfn of [5, 6, 9, 10]) batch.addFrom(memory, pfn);
-  const chain = new BatchEncoderChain({ pageSize: 4096, pageCount: 11 });
-  chain.select([{ name: "zero" }, { name: "rle" }]);
-  const encoded = chain.encode(batch, (n) => new Uint8Array(n));
-  assert.equal(toHex(encoded.payload), toHex(payload));
+  assert.equal(toHex(encodeGoldenBatchPages()), toHex(payload));
 });
 
 Deno.test("wire-format.md: the second BATCH payload is the golden one (pfns above 2^32, a two-byte ULEB128)", () => {
@@ -145,15 +131,7 @@ Deno.test("wire-format.md: the second BATCH payload is the golden one (pfns abov
   });
   assert.equal(p.count, 200);
   assert.equal(p.pfns[199], base + 199);
-  const parts = {
-    count: 200,
-    pfns: Array.from({ length: 200 }, (_, i) => base + i),
-    sectionOf: new Uint8Array(200),
-    sections: [{ codecId: 1, bytes: new Uint8Array(0) }],
-  };
-  const out = new Uint8Array(batchPayloadBytes(parts));
-  encodeBatchPayload(parts, out);
-  assert.equal(toHex(out), toHex(payload));
+  assert.equal(toHex(encodeGoldenHighBatch()), toHex(payload));
 });
 
 Deno.test("wire-format.md: the WELCOME frame is the golden one", () => {
