@@ -176,6 +176,19 @@ function checkPage(
 }
 
 /**
+ * What each half of `dedup` shows of its content store (tests compare the
+ * two): chunks inserted, bytes allocated, and a held chunk by age.
+ */
+export interface DedupStoreView {
+  /** Chunks inserted since creation (including evicted ones). */
+  readonly count: number;
+  /** Bytes allocated for chunk data now; at most the `storeBytes` option. */
+  readonly bytes: number;
+  /** A copy of the chunk inserted `age` insertions ago, if still held. */
+  copy(age: number): Uint8Array | undefined;
+}
+
+/**
  * The sender's half of `dedup`. Keeps the content store and a fingerprint
  * index over it; {@link sent} inserts every page the chain sends.
  *
@@ -231,19 +244,9 @@ export class DedupEncoder implements PageEncoder {
     this.#fps = new Uint32Array(cfg.chunks * 4);
   }
 
-  /** Chunks inserted into the store so far. */
-  get inserted(): number {
-    return this.#store.count;
-  }
-
-  /** Bytes of chunk data the store has allocated; at most `storeBytes`. */
-  get storeBytes(): number {
-    return this.#store.bytes;
-  }
-
-  /** A copy of the chunk inserted `age` insertions ago, if still held. */
-  storedChunk(age: number): Uint8Array | undefined {
-    return copyChunk(this.#store, age);
+  /** The content store, read-only. */
+  get store(): DedupStoreView {
+    return this.#store;
   }
 
   /** Encodes `page` as chunk references, zero chunks and literals; -1 when no chunk repeats. */
@@ -463,19 +466,9 @@ export class DedupDecoder implements PageDecoder {
     this.#kinds = new Uint8Array(cfg.chunks);
   }
 
-  /** Chunks inserted into the store so far. */
-  get inserted(): number {
-    return this.#store.count;
-  }
-
-  /** Bytes of chunk data the store has allocated; at most `storeBytes`. */
-  get storeBytes(): number {
-    return this.#store.bytes;
-  }
-
-  /** A copy of the chunk inserted `age` insertions ago, if still held. */
-  storedChunk(age: number): Uint8Array | undefined {
-    return copyChunk(this.#store, age);
+  /** The content store, read-only. */
+  get store(): DedupStoreView {
+    return this.#store;
   }
 
   /** Validates the whole encoding, then fills `page`. */
@@ -617,12 +610,6 @@ export class DedupDecoder implements PageDecoder {
 function readU32(b: Uint8Array, pos: number): number {
   return (b[pos] | (b[pos + 1] << 8) | (b[pos + 2] << 16) |
     (b[pos + 3] << 24)) >>> 0;
-}
-
-function copyChunk(store: ChunkStore, age: number): Uint8Array | undefined {
-  const off = store.offsetOf(age);
-  if (off < 0) return undefined;
-  return new Uint8Array(store.ring.slice(off, off + store.chunkWords).buffer);
 }
 
 /**

@@ -157,10 +157,10 @@ Deno.test("dedup golden 2: mixed literal, zero and reference chunks (chunkBytes 
   dec.applied!(1, page, dedup.id);
   // Only the literal e was inserted: the stores hold a, b, c, d, e.
   const encoder = enc as DedupEncoder, decoder = dec as DedupDecoder;
-  assert.equal(encoder.inserted, 5);
-  assert.equal(decoder.inserted, 5);
-  assert.deepEqual(encoder.storedChunk(1), e);
-  assert.deepEqual(decoder.storedChunk(1), e);
+  assert.equal(encoder.store.count, 5);
+  assert.equal(decoder.store.count, 5);
+  assert.deepEqual(encoder.store.copy(1), e);
+  assert.deepEqual(decoder.store.copy(1), e);
   // A third page now refers to e at age 1 and to d at age 2.
   const p3 = concat(e, d, e, d);
   assert.equal(
@@ -370,11 +370,11 @@ Deno.test("dedup property: sender and receiver stores stay in sync, eviction inc
               enc.sent(pfn, page, zero.id);
               dec.applied(pfn, new Uint8Array(PAGE_SIZE), zero.id);
             } else sendBoth(enc, dec, pfn, page);
-            assert.equal(enc.inserted, dec.inserted);
+            assert.equal(enc.store.count, dec.store.count);
             for (let age = 1; age <= slots + 1; age++) {
-              assert.deepEqual(enc.storedChunk(age), dec.storedChunk(age));
+              assert.deepEqual(enc.store.copy(age), dec.store.copy(age));
             }
-            assert.equal(enc.storedChunk(slots + 1), undefined);
+            assert.equal(enc.store.copy(slots + 1), undefined);
           }
         }
       },
@@ -499,18 +499,21 @@ Deno.test("dedup: the store never exceeds storeBytes and is allocated lazily", (
   const options = { chunkBytes: 1024, storeBytes: 10 * 1024 };
   const enc = new DedupEncoder(ctx(options));
   const dec = new DedupDecoder(ctx(options));
-  assert.equal(new DedupEncoder(ctx()).storeBytes, 0); // 256 MiB default is not paid up front
+  assert.equal(new DedupEncoder(ctx()).store.bytes, 0); // 256 MiB default is not paid up front
   for (let i = 0; i < 200; i++) {
     sendBoth(enc, dec, i % 8, pattern(PAGE_SIZE, 2 * (i % 37) + 1, i));
-    assert.ok(enc.storeBytes <= options.storeBytes, `sender ${enc.storeBytes}`);
     assert.ok(
-      dec.storeBytes <= options.storeBytes,
-      `receiver ${dec.storeBytes}`,
+      enc.store.bytes <= options.storeBytes,
+      `sender ${enc.store.bytes}`,
+    );
+    assert.ok(
+      dec.store.bytes <= options.storeBytes,
+      `receiver ${dec.store.bytes}`,
     );
   }
-  assert.equal(enc.storeBytes, 10 * 1024);
-  assert.ok(enc.storedChunk(10) !== undefined);
-  assert.equal(enc.storedChunk(11), undefined);
+  assert.equal(enc.store.bytes, 10 * 1024);
+  assert.ok(enc.store.copy(10) !== undefined);
+  assert.equal(enc.store.copy(11), undefined);
 });
 
 Deno.test("dedup fingerprint: deterministic, sensitive to every word position", () => {
