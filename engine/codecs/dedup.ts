@@ -8,6 +8,7 @@ import {
   type DecodedPages,
   type PageBatch,
   pageSectionBytes,
+  PageSectionReader,
 } from "./batch.ts";
 
 /** Wire id of `dedup`. */
@@ -795,19 +796,7 @@ class DedupBatchDecoder implements BatchDecoder {
     batch?: DecodedPages,
   ): void {
     const ps = this.#ps;
-    if (section.length < n * 4) {
-      throw new CodecError(
-        "dedup",
-        `Cannot decode a dedup section of ${section.length} bytes: its ${n} page lengths alone need ${
-          n * 4
-        }`,
-      );
-    }
-    const view = new DataView(
-      section.buffer,
-      section.byteOffset,
-      section.length,
-    );
+    const bodies = new PageSectionReader("dedup", section, n, this.#max);
     const other = (i: number): Uint8Array => {
       if (!batch) {
         throw new CodecError(
@@ -817,38 +806,17 @@ class DedupBatchDecoder implements BatchDecoder {
       }
       return batch.page(i);
     };
-    let at = n * 4;
     let next = 0;
     for (let k = 0; k < n; k++) {
       const i = which[k];
       for (; next < i; next++) this.#dec.record(other(next), -1, this.#none);
-      const len = view.getUint32(k * 4, true);
       const pfn = pfns[i];
-      if (len > this.#max || len > section.length - at) {
-        throw new CodecError(
-          "dedup",
-          `Cannot decode dedup page ${pfn}: its length ${len} is over the ${this.#max}-byte maximum or past the ${section.length}-byte section`,
-        );
-      }
       const page = out.subarray(k * ps, (k + 1) * ps);
-      this.#dec.decodeWith(
-        pfn,
-        section.subarray(at, at + len),
-        page,
-        this.#kinds,
-      );
+      this.#dec.decodeWith(pfn, bodies.next(k, pfn), page, this.#kinds);
       this.#dec.record(page, DEDUP_ID, this.#kinds);
-      at += len;
       next = i + 1;
     }
-    if (at !== section.length) {
-      throw new CodecError(
-        "dedup",
-        `Cannot decode a dedup section: ${
-          section.length - at
-        } bytes left after its ${n} pages`,
-      );
-    }
+    bodies.end();
     const count = batch?.count ?? next;
     for (; next < count; next++) this.#dec.record(other(next), -1, this.#none);
     this.#recorded = true;
