@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { loadPolicy, parseSize } from "../dsl/mod.ts";
 import { migrateCommand } from "./_cli/migrate.ts";
 import { DEFAULT_POLICY } from "./hakobu.ts";
+import { splitLines } from "./_split_lines.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -97,17 +98,3 @@ if (!receiverVerified || !status.success) {
   console.error(`demo: receiver process verified the memory digest too`);
 }
 Deno.exit(code);
-
-function splitLines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, ctl) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      for (const p of parts) ctl.enqueue(p);
-    },
-    flush(ctl) {
-      if (rest) ctl.enqueue(rest);
-    },
-  });
-}

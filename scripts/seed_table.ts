@@ -53,6 +53,7 @@ import {
   when,
 } from "../mod.ts";
 import { median } from "./_median.ts";
+import { splitLines } from "./_split_lines.ts";
 
 /** One row of the seed report's table, as hakobu reproduces it. */
 export interface SeedRow {
@@ -193,21 +194,6 @@ function codecMix(r: RunFigures): Record<string, number> {
     }
   }
   return mix;
-}
-
-/** Splits a text stream into lines. */
-function splitLines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, ctl) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      for (const p of parts) ctl.enqueue(p);
-    },
-    flush(ctl) {
-      if (rest) ctl.enqueue(rest);
-    },
-  });
 }
 
 /** The receiver in a second process, serving many migrations. */
