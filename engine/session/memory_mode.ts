@@ -61,6 +61,7 @@ export type MemoryEvent =
     /** END compared and RESULT sent. */
     readonly type: "result";
     readonly verified: boolean;
+    /** Destination digest, hex. */
     readonly digest: string;
     readonly pagesApplied: number;
   };
