@@ -63,8 +63,6 @@ import {
 import { decodeCodec } from "../engine/wire/messages.ts";
 import { median } from "./_median.ts";
 
-/** Non-zero pages per batch (the policy default, `batchPages`). */
-const BATCH_PAGES: number = POLICY_DEFAULTS.batchPages;
 /** The target: 2 channels at this multiple of 1 channel's throughput, or more. */
 const TARGET_SPEEDUP = 1.7;
 
@@ -185,7 +183,7 @@ async function startPool(
     pageSize: vm.pageSize,
     pageCount: vm.pageCount,
     memory: vm.shared,
-    batchPages: BATCH_PAGES,
+    batchPages: POLICY_DEFAULTS.batchPages,
   });
   pool.chain(chain.map((name) => ({ name })));
   await pool.sync();
@@ -453,7 +451,7 @@ export async function main(argv: string[]): Promise<ChannelsReport> {
     workload: values.workload,
     memBytes,
     pageSize: vm.pageSize,
-    batchPages: BATCH_PAGES,
+    batchPages: POLICY_DEFAULTS.batchPages,
     runs,
     maxChannels,
     cores,

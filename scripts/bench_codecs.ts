@@ -64,8 +64,6 @@ import {
 } from "../engine/wire/batch.ts";
 import { HEADER_BYTES } from "../engine/wire/frame.ts";
 
-/** Non-zero pages per batch (the policy default, `batchPages`). */
-const BATCH_PAGES: number = POLICY_DEFAULTS.batchPages;
 /** Pass 2 mutates every `MUTATE_EVERY`-th page (5%). */
 const MUTATE_EVERY = 20;
 const MUTATE_BYTES = 64;
@@ -181,7 +179,7 @@ function encodePass(
 ): Sent {
   const builder = new PageBatchBuilder({
     pageSize: g.pageSize,
-    nonZeroPages: BATCH_PAGES,
+    nonZeroPages: POLICY_DEFAULTS.batchPages,
     maxPages: MAX_PAGES_PER_BATCH,
   });
   builder.countZeroPages = !chain.activeCodecs.some((c) => c.cheapZeroPages);
@@ -524,7 +522,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
   const report: BenchReport = {
     memBytes,
     pageSize: 0,
-    batchPages: BATCH_PAGES,
+    batchPages: POLICY_DEFAULTS.batchPages,
     runs,
     deno: Deno.version.deno,
     date: new Date().toISOString(),
