@@ -7,6 +7,7 @@ import { PolicyError } from "./errors.ts";
 import { policy } from "./policy.ts";
 import { roundStats } from "./stats.ts";
 import { Gbit, GiB, MBps, MiB, minutes } from "./units.ts";
+import { assertDecides } from "./_decide_testing.ts";
 
 /** Asserts `fn` throws a PolicyError for `field` whose message matches every pattern. */
 function assertPolicyError(
@@ -479,24 +480,12 @@ Deno.test("decide: abort wins over switchover, which wins over continue; maxRoun
       .abortIf(when.elapsedAbove(minutes(10)))
       .maxRounds(20),
   );
-  assert.equal(
-    plan.decide(roundStats({ round: 1, remainingBytes: GiB(1) })),
-    "continue",
-  );
-  assert.equal(
-    plan.decide(roundStats({ round: 1, remainingBytes: MiB(1) })),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(
-      roundStats({ round: 1, remainingBytes: MiB(1), elapsedMs: minutes(11) }),
-    ),
-    "abort",
-  );
-  assert.equal(
-    plan.decide(roundStats({ round: 19, remainingBytes: GiB(1) })),
-    "switchover",
-  );
+  assertDecides(plan, [
+    [{ round: 1, remainingBytes: GiB(1) }, "continue"],
+    [{ round: 1, remainingBytes: MiB(1) }, "switchover"],
+    [{ round: 1, remainingBytes: MiB(1), elapsedMs: minutes(11) }, "abort"],
+    [{ round: 19, remainingBytes: GiB(1) }, "switchover"],
+  ]);
 });
 
 Deno.test("reason says which condition fired", () => {

@@ -5,6 +5,7 @@ import { PolicyError } from "./errors.ts";
 import { loadPolicy } from "./load.ts";
 import { roundStats } from "./stats.ts";
 import { Gbit, MiB } from "./units.ts";
+import { assertDecides } from "./_decide_testing.ts";
 
 const DSL = pathToFileURL(join(import.meta.dirname!, "mod.ts")).href;
 const ROOT = join(import.meta.dirname!, "..");
@@ -52,54 +53,30 @@ Deno.test("loadPolicy: examples/policies/default.ts", async () => {
     "zero",
     "raw",
   ]);
-  assert.equal(
-    plan.decide(roundStats({ round: 3, remainingBytes: MiB(63), sendRate: 1 })),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(
-      roundStats({
-        round: 3,
-        remainingBytes: MiB(640),
-        sendRate: Gbit(1),
-        dirtyRate: Gbit(0.1),
-      }),
-    ),
-    "continue",
-  );
-  // 64 MiB at 1 Gbit/s is ~537 ms; 32 MiB is ~268 ms, under 300 ms.
-  assert.equal(
-    plan.decide(
-      roundStats({
-        round: 3,
-        remainingBytes: MiB(32) + 1,
-        sendRate: Gbit(1),
-        dirtyRate: 0,
-      }),
-    ),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(
-      roundStats({
-        round: 3,
-        remainingBytes: MiB(640),
-        sendRate: 100,
-        dirtyRate: 90,
-      }),
-    ),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(
-      roundStats({ round: 29, remainingBytes: MiB(640), sendRate: 1000 }),
-    ),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(roundStats({ round: 3, elapsedMs: 10 * 60_000 + 1 })),
-    "abort",
-  );
+  assertDecides(plan, [
+    [{ round: 3, remainingBytes: MiB(63), sendRate: 1 }, "switchover"],
+    [{
+      round: 3,
+      remainingBytes: MiB(640),
+      sendRate: Gbit(1),
+      dirtyRate: Gbit(0.1),
+    }, "continue"],
+    // 64 MiB at 1 Gbit/s is ~537 ms; 32 MiB is ~268 ms, under 300 ms.
+    [{
+      round: 3,
+      remainingBytes: MiB(32) + 1,
+      sendRate: Gbit(1),
+      dirtyRate: 0,
+    }, "switchover"],
+    [{
+      round: 3,
+      remainingBytes: MiB(640),
+      sendRate: 100,
+      dirtyRate: 90,
+    }, "switchover"],
+    [{ round: 29, remainingBytes: MiB(640), sendRate: 1000 }, "switchover"],
+    [{ round: 3, elapsedMs: 10 * 60_000 + 1 }, "abort"],
+  ]);
 });
 
 Deno.test("loadPolicy: examples/policies/low_level.ts and unlimited.ts (relative to cwd)", async () => {
@@ -116,18 +93,11 @@ Deno.test("loadPolicy: examples/policies/low_level.ts and unlimited.ts (relative
     const unlimited = await loadPolicy("./examples/policies/unlimited.ts");
     assert.equal(unlimited.name, "unlimited");
     assert.equal(unlimited.bandwidth, null);
-    assert.equal(
-      unlimited.decide(roundStats({ round: 2, remainingBytes: MiB(31) })),
-      "switchover",
-    );
-    assert.equal(
-      unlimited.decide(roundStats({ round: 2, remainingBytes: MiB(33) })),
-      "continue",
-    );
-    assert.equal(
-      unlimited.decide(roundStats({ round: 19, remainingBytes: MiB(33) })),
-      "switchover",
-    );
+    assertDecides(unlimited, [
+      [{ round: 2, remainingBytes: MiB(31) }, "switchover"],
+      [{ round: 2, remainingBytes: MiB(33) }, "continue"],
+      [{ round: 19, remainingBytes: MiB(33) }, "switchover"],
+    ]);
   } finally {
     Deno.chdir(cwd);
   }
