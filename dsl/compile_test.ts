@@ -3,33 +3,10 @@ import type { Plan } from "../engine/plan.ts";
 import { codec } from "./codec_spec.ts";
 import { compile, POLICY_DEFAULTS } from "./compile.ts";
 import { when } from "./conditions.ts";
-import { PolicyError } from "./errors.ts";
 import { policy } from "./policy.ts";
 import { roundStats } from "./stats.ts";
 import { Gbit, GiB, MBps, MiB, minutes } from "./units.ts";
-import { assertDecides } from "./_decide_testing.ts";
-
-/** Asserts `fn` throws a PolicyError for `field` whose message matches every pattern. */
-function assertPolicyError(
-  fn: () => unknown,
-  field: string,
-  ...patterns: RegExp[]
-): PolicyError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(
-    caught instanceof PolicyError,
-    `expected a PolicyError, got ${String(caught)}`,
-  );
-  assert.equal(caught.field, field, caught.message);
-  for (const p of patterns) assert.match(caught.message, p);
-  assert.ok(!caught.message.endsWith("."), "no trailing period");
-  return caught;
-}
+import { assertDecides, assertPolicyError } from "./_testing.ts";
 
 const base = policy("p").switchover(when.rounds(30));
 

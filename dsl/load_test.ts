@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { PolicyError } from "./errors.ts";
 import { loadPolicy } from "./load.ts";
 import { roundStats } from "./stats.ts";
 import { Gbit, MiB } from "./units.ts";
-import { assertDecides } from "./_decide_testing.ts";
+import { assertDecides, assertRejectsPolicyError } from "./_testing.ts";
 
 const DSL = pathToFileURL(join(import.meta.dirname!, "mod.ts")).href;
 const ROOT = join(import.meta.dirname!, "..");
@@ -22,26 +21,6 @@ async function withFile(
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-async function rejectsWith(
-  p: Promise<unknown>,
-  field: string,
-  pattern: RegExp,
-): Promise<PolicyError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(
-    caught instanceof PolicyError,
-    `expected a PolicyError, got ${String(caught)}`,
-  );
-  assert.equal(caught.field, field, caught.message);
-  assert.match(caught.message, pattern);
-  return caught;
 }
 
 Deno.test("loadPolicy: examples/policies/default.ts", async () => {
@@ -127,7 +106,7 @@ Deno.test("loadPolicy: a default export that is a plan", async () => {
 });
 
 Deno.test("loadPolicy: missing file", async () => {
-  await rejectsWith(
+  await assertRejectsPolicyError(
     loadPolicy("no/such/policy.ts"),
     "file",
     /^Cannot load policy "no\/such\/policy.ts": file not found$/,
@@ -136,7 +115,7 @@ Deno.test("loadPolicy: missing file", async () => {
 
 Deno.test("loadPolicy: no default export", async () => {
   await withFile(`export const p = 1;\n`, async (path) => {
-    await rejectsWith(
+    await assertRejectsPolicyError(
       loadPolicy(path),
       "default export",
       /has no default export: add export default policy\("name"\)/,
@@ -146,14 +125,18 @@ Deno.test("loadPolicy: no default export", async () => {
 
 Deno.test("loadPolicy: a default export of the wrong type", async () => {
   await withFile(`export default 42;\n`, async (path) => {
-    await rejectsWith(
+    await assertRejectsPolicyError(
       loadPolicy(path),
       "default export",
       /must be a policy or a plan, got "number"/,
     );
   });
   await withFile(`export default { name: "half a plan" };\n`, async (path) => {
-    await rejectsWith(loadPolicy(path), "default export", /got "Object"/);
+    await assertRejectsPolicyError(
+      loadPolicy(path),
+      "default export",
+      /got "Object"/,
+    );
   });
 });
 
@@ -161,7 +144,7 @@ Deno.test("loadPolicy: a file that throws while importing keeps the cause", asyn
   await withFile(
     `throw new Error("kaboom");\nexport default 1;\n`,
     async (path) => {
-      const e = await rejectsWith(
+      const e = await assertRejectsPolicyError(
         loadPolicy(path),
         "file",
         /importing it failed: .*kaboom/,
@@ -173,7 +156,11 @@ Deno.test("loadPolicy: a file that throws while importing keeps the cause", asyn
 
 Deno.test("loadPolicy: a syntax error", async () => {
   await withFile(`export default policy(;\n`, async (path) => {
-    await rejectsWith(loadPolicy(path), "file", /importing it failed/);
+    await assertRejectsPolicyError(
+      loadPolicy(path),
+      "file",
+      /importing it failed/,
+    );
   });
 });
 
@@ -181,7 +168,11 @@ Deno.test("loadPolicy: an invalid policy fails with the compile error", async ()
   await withFile(
     `import { policy, when } from "${DSL}";\nexport default policy("bad").switchover(when.rounds(0));\n`,
     async (path) => {
-      await rejectsWith(loadPolicy(path), "switchover", /when\.rounds/);
+      await assertRejectsPolicyError(
+        loadPolicy(path),
+        "switchover",
+        /when\.rounds/,
+      );
     },
   );
 });
