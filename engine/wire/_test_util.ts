@@ -1,5 +1,7 @@
 /** Test helpers shared by the wire tests (not exported from mod.ts). */
 
+import fc from "fast-check";
+import { WireError } from "../errors.ts";
 import { BatchEncoderChain } from "../codecs/batch_chain.ts";
 import { PageBatchBuilder } from "../pipeline/page_batch.ts";
 import { batchPayloadBytes, encodeBatchPayload } from "./batch.ts";
@@ -129,4 +131,54 @@ export function encodeGoldenHighBatch(): Uint8Array {
   const out = new Uint8Array(batchPayloadBytes(parts));
   encodeBatchPayload(parts, out);
   return out;
+}
+
+/** Options of {@link assertParsesOrWireError}. */
+export interface CorruptionRuns {
+  /** Every `cutEvery`-th corrupted copy is also cut short. */
+  readonly cutEvery: number;
+  /** Corrupted copies of the samples to try. */
+  readonly runs: number;
+  /** Random inputs to try, of at most `randomBytes` bytes. */
+  readonly randomRuns: number;
+  readonly randomBytes: number;
+}
+
+/**
+ * A decoder's fuzz test: `parse` on copies of `samples` with one to four
+ * bytes replaced (some also cut short), then on random bytes, returns or
+ * throws a {@link WireError}, nothing else. `parse` may assert what it
+ * got is self-consistent.
+ */
+export function assertParsesOrWireError(
+  samples: readonly Uint8Array[],
+  parse: (input: Uint8Array) => void,
+  options: CorruptionRuns,
+): void {
+  const tolerant = (input: Uint8Array): void => {
+    try {
+      parse(input);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+    }
+  };
+  fc.assert(
+    fc.property(
+      fc.nat(samples.length - 1),
+      fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 4 }),
+      fc.nat(),
+      (which, flips, cut) => {
+        const b = samples[which].slice();
+        for (const [at, v] of flips) b[at % b.length] = v;
+        tolerant(
+          cut % options.cutEvery === 0 ? b.subarray(0, cut % b.length) : b,
+        );
+      },
+    ),
+    { numRuns: options.runs },
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: options.randomBytes }), tolerant),
+    { numRuns: options.randomRuns },
+  );
 }
