@@ -380,7 +380,10 @@ export async function buildXenLab(
   };
 }
 
-/** deno + the hakobu tree (no .git/out/node_modules except the deno binary). */
+/**
+ * deno (the one running this: the pinned one under `npx deno`) + the hakobu
+ * tree (no .git/out/node_modules except the deno binary).
+ */
 async function buildDenoArchive(
   dir: string,
   out: string,
@@ -391,11 +394,7 @@ async function buildDenoArchive(
   const root = `${dir}/deno-root`;
   await Deno.remove(root, { recursive: true }).catch(() => {});
   await Deno.mkdir(`${root}/usr/bin`, { recursive: true });
-  await put(
-    root,
-    `${repo}/node_modules/@deno/linux-x64-glibc/deno`,
-    "/usr/bin/deno",
-  );
+  await put(root, Deno.execPath(), "/usr/bin/deno");
   await Deno.mkdir(`${root}/hakobu`, { recursive: true });
   await sh([
     "sh",
@@ -409,7 +408,7 @@ async function buildDenoArchive(
   await sh([
     "sh",
     "-c",
-    `cd '${repo}' && tar --exclude='node_modules/.deno/@deno+*' --exclude=node_modules/@deno --exclude=node_modules/deno --exclude='node_modules/.deno/fast-check*' --exclude='*.map' --exclude='*.ts' --exclude='*.d.mts' --exclude='*.d.cts' --exclude='*.md' -cf - node_modules | tar -C '${root}/hakobu' -xf -`,
+    `cd '${repo}' && tar --exclude='node_modules/.deno/@deno+*' --exclude='node_modules/.deno/deno@*' --exclude=node_modules/@deno --exclude=node_modules/deno --exclude='node_modules/.deno/fast-check*' --exclude='*.map' --exclude='*.ts' --exclude='*.d.mts' --exclude='*.d.cts' --exclude='*.md' -cf - node_modules | tar -C '${root}/hakobu' -xf -`,
   ]);
   const denoJson = JSON.parse(await Deno.readTextFile(`${repo}/deno.json`));
   await Deno.writeTextFile(
@@ -419,9 +418,7 @@ async function buildDenoArchive(
   // deno's own libraries (glibc) come with the base archive's ldd closure;
   // add anything it needs beyond that.
   for (
-    const lib of await lddDeps([
-      `${repo}/node_modules/@deno/linux-x64-glibc/deno`,
-    ])
+    const lib of await lddDeps([Deno.execPath()])
   ) {
     await put(root, lib);
   }
