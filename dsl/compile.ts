@@ -15,7 +15,11 @@ import type {
   RoundStats,
 } from "../engine/plan.ts";
 import { codecByName, codecNames } from "../engine/codecs/registry.ts";
-import { DEFAULT_DEADLINES, MAX_BATCH_PAGES } from "../engine/plan.ts";
+import {
+  DEFAULT_DEADLINES,
+  MAX_BATCH_PAGES,
+  MAX_CHANNELS,
+} from "../engine/plan.ts";
 import { _planInfo, _setPlanInfo } from "./_plan_info.ts";
 import type { CodecChainInput } from "./codec_spec.ts";
 import type { Condition } from "./conditions.ts";
@@ -508,9 +512,6 @@ function _gpu(name: string, gpu: unknown): GpuSettings {
     require: g.require,
   });
 }
-
-/** Most channels a plan may ask for (the wire's limit). */
-const MAX_CHANNELS = 64;
 
 function _channels(name: string, n: unknown): number | undefined {
   if (n === undefined) return undefined;

@@ -3,32 +3,10 @@ import type { Plan } from "../engine/plan.ts";
 import { codec } from "./codec_spec.ts";
 import { compile, POLICY_DEFAULTS } from "./compile.ts";
 import { when } from "./conditions.ts";
-import { PolicyError } from "./errors.ts";
 import { policy } from "./policy.ts";
 import { roundStats } from "./stats.ts";
 import { Gbit, GiB, MBps, MiB, minutes } from "./units.ts";
-
-/** Asserts `fn` throws a PolicyError for `field` whose message matches every pattern. */
-function assertPolicyError(
-  fn: () => unknown,
-  field: string,
-  ...patterns: RegExp[]
-): PolicyError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(
-    caught instanceof PolicyError,
-    `expected a PolicyError, got ${String(caught)}`,
-  );
-  assert.equal(caught.field, field, caught.message);
-  for (const p of patterns) assert.match(caught.message, p);
-  assert.ok(!caught.message.endsWith("."), "no trailing period");
-  return caught;
-}
+import { assertDecides, assertPolicyError } from "./_testing.ts";
 
 const base = policy("p").switchover(when.rounds(30));
 
@@ -479,24 +457,12 @@ Deno.test("decide: abort wins over switchover, which wins over continue; maxRoun
       .abortIf(when.elapsedAbove(minutes(10)))
       .maxRounds(20),
   );
-  assert.equal(
-    plan.decide(roundStats({ round: 1, remainingBytes: GiB(1) })),
-    "continue",
-  );
-  assert.equal(
-    plan.decide(roundStats({ round: 1, remainingBytes: MiB(1) })),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(
-      roundStats({ round: 1, remainingBytes: MiB(1), elapsedMs: minutes(11) }),
-    ),
-    "abort",
-  );
-  assert.equal(
-    plan.decide(roundStats({ round: 19, remainingBytes: GiB(1) })),
-    "switchover",
-  );
+  assertDecides(plan, [
+    [{ round: 1, remainingBytes: GiB(1) }, "continue"],
+    [{ round: 1, remainingBytes: MiB(1) }, "switchover"],
+    [{ round: 1, remainingBytes: MiB(1), elapsedMs: minutes(11) }, "abort"],
+    [{ round: 19, remainingBytes: GiB(1) }, "switchover"],
+  ]);
 });
 
 Deno.test("reason says which condition fired", () => {

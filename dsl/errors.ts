@@ -4,6 +4,8 @@
  * @module
  */
 
+import { HakobuError } from "../engine/errors.ts";
+
 /**
  * A policy (or a string meant for one) is invalid. `field` names the policy
  * field that failed, e.g. `"switchover"`, `"bandwidth"`, `"codec"`,
@@ -19,9 +21,9 @@
  * }
  * ```
  */
-export class PolicyError extends Error {
+export class PolicyError extends HakobuError {
   /** The policy field that failed, e.g. `"bandwidth"` or `"gpu.batch"`. */
-  readonly field: string;
+  declare readonly field: string;
   /**
    * Makes an error for one policy field.
    *
@@ -30,8 +32,6 @@ export class PolicyError extends Error {
    * @param options Standard error options, e.g. `{ cause }`.
    */
   constructor(field: string, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "PolicyError";
-    this.field = field;
+    super(message, { ...options, field });
   }
 }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { PolicyError } from "./errors.ts";
 import { loadPolicy } from "./load.ts";
 import { roundStats } from "./stats.ts";
 import { Gbit, MiB } from "./units.ts";
+import { assertDecides, assertRejectsPolicyError } from "./_testing.ts";
 
 const DSL = pathToFileURL(join(import.meta.dirname!, "mod.ts")).href;
 const ROOT = join(import.meta.dirname!, "..");
@@ -23,26 +23,6 @@ async function withFile(
   }
 }
 
-async function rejectsWith(
-  p: Promise<unknown>,
-  field: string,
-  pattern: RegExp,
-): Promise<PolicyError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(
-    caught instanceof PolicyError,
-    `expected a PolicyError, got ${String(caught)}`,
-  );
-  assert.equal(caught.field, field, caught.message);
-  assert.match(caught.message, pattern);
-  return caught;
-}
-
 Deno.test("loadPolicy: examples/policies/default.ts", async () => {
   const plan = await loadPolicy(join(ROOT, "examples/policies/default.ts"));
   assert.equal(plan.name, "default");
@@ -52,54 +32,30 @@ Deno.test("loadPolicy: examples/policies/default.ts", async () => {
     "zero",
     "raw",
   ]);
-  assert.equal(
-    plan.decide(roundStats({ round: 3, remainingBytes: MiB(63), sendRate: 1 })),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(
-      roundStats({
-        round: 3,
-        remainingBytes: MiB(640),
-        sendRate: Gbit(1),
-        dirtyRate: Gbit(0.1),
-      }),
-    ),
-    "continue",
-  );
-  // 64 MiB at 1 Gbit/s is ~537 ms; 32 MiB is ~268 ms, under 300 ms.
-  assert.equal(
-    plan.decide(
-      roundStats({
-        round: 3,
-        remainingBytes: MiB(32) + 1,
-        sendRate: Gbit(1),
-        dirtyRate: 0,
-      }),
-    ),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(
-      roundStats({
-        round: 3,
-        remainingBytes: MiB(640),
-        sendRate: 100,
-        dirtyRate: 90,
-      }),
-    ),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(
-      roundStats({ round: 29, remainingBytes: MiB(640), sendRate: 1000 }),
-    ),
-    "switchover",
-  );
-  assert.equal(
-    plan.decide(roundStats({ round: 3, elapsedMs: 10 * 60_000 + 1 })),
-    "abort",
-  );
+  assertDecides(plan, [
+    [{ round: 3, remainingBytes: MiB(63), sendRate: 1 }, "switchover"],
+    [{
+      round: 3,
+      remainingBytes: MiB(640),
+      sendRate: Gbit(1),
+      dirtyRate: Gbit(0.1),
+    }, "continue"],
+    // 64 MiB at 1 Gbit/s is ~537 ms; 32 MiB is ~268 ms, under 300 ms.
+    [{
+      round: 3,
+      remainingBytes: MiB(32) + 1,
+      sendRate: Gbit(1),
+      dirtyRate: 0,
+    }, "switchover"],
+    [{
+      round: 3,
+      remainingBytes: MiB(640),
+      sendRate: 100,
+      dirtyRate: 90,
+    }, "switchover"],
+    [{ round: 29, remainingBytes: MiB(640), sendRate: 1000 }, "switchover"],
+    [{ round: 3, elapsedMs: 10 * 60_000 + 1 }, "abort"],
+  ]);
 });
 
 Deno.test("loadPolicy: examples/policies/low_level.ts and unlimited.ts (relative to cwd)", async () => {
@@ -116,18 +72,11 @@ Deno.test("loadPolicy: examples/policies/low_level.ts and unlimited.ts (relative
     const unlimited = await loadPolicy("./examples/policies/unlimited.ts");
     assert.equal(unlimited.name, "unlimited");
     assert.equal(unlimited.bandwidth, null);
-    assert.equal(
-      unlimited.decide(roundStats({ round: 2, remainingBytes: MiB(31) })),
-      "switchover",
-    );
-    assert.equal(
-      unlimited.decide(roundStats({ round: 2, remainingBytes: MiB(33) })),
-      "continue",
-    );
-    assert.equal(
-      unlimited.decide(roundStats({ round: 19, remainingBytes: MiB(33) })),
-      "switchover",
-    );
+    assertDecides(unlimited, [
+      [{ round: 2, remainingBytes: MiB(31) }, "switchover"],
+      [{ round: 2, remainingBytes: MiB(33) }, "continue"],
+      [{ round: 19, remainingBytes: MiB(33) }, "switchover"],
+    ]);
   } finally {
     Deno.chdir(cwd);
   }
@@ -157,7 +106,7 @@ Deno.test("loadPolicy: a default export that is a plan", async () => {
 });
 
 Deno.test("loadPolicy: missing file", async () => {
-  await rejectsWith(
+  await assertRejectsPolicyError(
     loadPolicy("no/such/policy.ts"),
     "file",
     /^Cannot load policy "no\/such\/policy.ts": file not found$/,
@@ -166,7 +115,7 @@ Deno.test("loadPolicy: missing file", async () => {
 
 Deno.test("loadPolicy: no default export", async () => {
   await withFile(`export const p = 1;\n`, async (path) => {
-    await rejectsWith(
+    await assertRejectsPolicyError(
       loadPolicy(path),
       "default export",
       /has no default export: add export default policy\("name"\)/,
@@ -176,14 +125,18 @@ Deno.test("loadPolicy: no default export", async () => {
 
 Deno.test("loadPolicy: a default export of the wrong type", async () => {
   await withFile(`export default 42;\n`, async (path) => {
-    await rejectsWith(
+    await assertRejectsPolicyError(
       loadPolicy(path),
       "default export",
       /must be a policy or a plan, got "number"/,
     );
   });
   await withFile(`export default { name: "half a plan" };\n`, async (path) => {
-    await rejectsWith(loadPolicy(path), "default export", /got "Object"/);
+    await assertRejectsPolicyError(
+      loadPolicy(path),
+      "default export",
+      /got "Object"/,
+    );
   });
 });
 
@@ -191,7 +144,7 @@ Deno.test("loadPolicy: a file that throws while importing keeps the cause", asyn
   await withFile(
     `throw new Error("kaboom");\nexport default 1;\n`,
     async (path) => {
-      const e = await rejectsWith(
+      const e = await assertRejectsPolicyError(
         loadPolicy(path),
         "file",
         /importing it failed: .*kaboom/,
@@ -203,7 +156,11 @@ Deno.test("loadPolicy: a file that throws while importing keeps the cause", asyn
 
 Deno.test("loadPolicy: a syntax error", async () => {
   await withFile(`export default policy(;\n`, async (path) => {
-    await rejectsWith(loadPolicy(path), "file", /importing it failed/);
+    await assertRejectsPolicyError(
+      loadPolicy(path),
+      "file",
+      /importing it failed/,
+    );
   });
 });
 
@@ -211,7 +168,11 @@ Deno.test("loadPolicy: an invalid policy fails with the compile error", async ()
   await withFile(
     `import { policy, when } from "${DSL}";\nexport default policy("bad").switchover(when.rounds(0));\n`,
     async (path) => {
-      await rejectsWith(loadPolicy(path), "switchover", /when\.rounds/);
+      await assertRejectsPolicyError(
+        loadPolicy(path),
+        "switchover",
+        /when\.rounds/,
+      );
     },
   );
 });

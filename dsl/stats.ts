@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { RoundStats } from "../engine/plan.ts";
+import { PAGE_SIZE, type RoundStats } from "../engine/plan.ts";
 
 /**
  * Round stats with defaults: a 4 GiB VM of 4 KiB pages, round 0 sending
@@ -20,7 +20,7 @@ import type { RoundStats } from "../engine/plan.ts";
  * ```
  */
 export function roundStats(fields: Partial<RoundStats> = {}): RoundStats {
-  const pageSize = fields.pageSize ?? 4096;
+  const pageSize = fields.pageSize ?? PAGE_SIZE;
   const memoryBytes = fields.memoryBytes ?? 4 * 1024 ** 3;
   const dirtyPages = fields.dirtyPages ??
     (fields.remainingBytes !== undefined

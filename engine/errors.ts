@@ -1,12 +1,59 @@
 /**
- * Typed errors of the engine's layers. Each carries the field or offset that
- * failed so callers and tests can tell one failure from another.
+ * Typed errors of the engine's layers, and {@link HakobuError}, the base of
+ * every error class in hakobu: each carries the field or offset that failed
+ * so callers and tests can tell one failure from another.
+ *
+ * This file imports nothing, so that every layer down to `ffi/` can extend
+ * {@link HakobuError} without depending on the rest of the engine.
  *
  * @module
  */
 
+/** Options of {@link HakobuError}: `cause`, and what failed where it is known. */
+export interface HakobuErrorOptions extends ErrorOptions {
+  /** The field, option or argument that failed, e.g. `"bandwidth"` or `"vms[3].host"`. */
+  readonly field?: string;
+  /** Byte offset in the stream, frame or file where the problem was found. */
+  readonly offset?: number;
+}
+
+/**
+ * The base of hakobu's error classes. `name` is the subclass's name (so it
+ * survives a trip through a Worker's message as a string), `field` names the
+ * option or field that failed and `offset` the byte where a parser stopped,
+ * each when the layer knows it. Catch one layer's failures with its subclass
+ * (`PolicyError`, `WireError`, …), or any of hakobu's with this one.
+ *
+ * @example
+ * ```ts
+ * import { HakobuError, WireError } from "./errors.ts";
+ *
+ * const e = new WireError("Bad frame magic 0x0 at offset 12", 12);
+ * console.assert(e instanceof HakobuError && e.name === "WireError");
+ * console.assert(e.offset === 12 && e.field === undefined);
+ * ```
+ */
+export class HakobuError extends Error {
+  /** The field, option or argument that failed, when known. */
+  readonly field: string | undefined;
+  /** Byte offset where the problem was found, when known. */
+  readonly offset: number | undefined;
+  /**
+   * Creates the error; `name` becomes the class's name.
+   *
+   * @param message What went wrong, the value in quotes, and why.
+   * @param options `cause`, and the `field` or `offset` that failed.
+   */
+  constructor(message: string, options?: HakobuErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.field = options?.field;
+    this.offset = options?.offset;
+  }
+}
+
 /** A codec refused its input: malformed encoded data or an unusable option. */
-export class CodecError extends Error {
+export class CodecError extends HakobuError {
   /** Name of the codec that failed. */
   readonly codec: string;
   /**
@@ -18,39 +65,23 @@ export class CodecError extends Error {
    */
   constructor(codec: string, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "CodecError";
     this.codec = codec;
   }
 }
 
 /** The wire protocol was violated: a bad frame, a failed check, an unexpected message. */
-export class WireError extends Error {
-  /** Byte offset in the stream (or frame) where the problem was found, when known. */
-  readonly offset: number | undefined;
+export class WireError extends HakobuError {
   /**
    * Creates the error, with the offset of the bad bytes when known.
    *
    * @param message What went wrong and why.
-   * @param offset Byte offset where the problem was found, when known.
+   * @param offset Byte offset in the stream (or frame) where the problem was found, when known.
    * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(message: string, offset?: number, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "WireError";
-    this.offset = offset;
+    super(message, { ...options, offset });
   }
 }
 
 /** A migration could not complete: aborted by policy, peer failure, or verification failure. */
-export class MigrationError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What went wrong and why.
-   * @param options Passed on to `Error` (e.g. `cause`).
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "MigrationError";
-  }
-}
+export class MigrationError extends HakobuError {}

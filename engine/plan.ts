@@ -9,6 +9,18 @@
  */
 
 /**
+ * The page size hakobu moves, in bytes: the sim's, QEMU's and Xen's on x86,
+ * and the only one protocol 2 carries (a receiver refuses any other).
+ */
+export const PAGE_SIZE = 4096;
+
+/**
+ * Most channels a migration may use: frames carry their channel in one
+ * header byte, and each channel is a Worker on both sides.
+ */
+export const MAX_CHANNELS = 64;
+
+/**
  * Most non-zero pages a plan may put in one batch (`batchPages`): 7680
  * pages of 4 KiB are 30 MiB, so a batch's frame, with its headers and
  * whatever zero pages ride along, stays under the 32 MiB frame limit even

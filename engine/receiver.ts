@@ -13,7 +13,7 @@
 import type { Codec } from "./codecs/codec.ts";
 import type { MemorySink } from "./driver.ts";
 import { type ReceiveEvent, receiveSession } from "./session/receive_core.ts";
-import { memoryMode } from "./session/memory_mode.ts";
+import { type MemoryEvent, memoryMode } from "./session/memory_mode.ts";
 import type { ReceiveBudget } from "./session/budget.ts";
 import type { WireConn } from "./wire/duplex.ts";
 import type { Hello, RoundEnd } from "./wire/messages.ts";
@@ -25,14 +25,16 @@ export {
   DEFAULT_MAX_MEMORY_BYTES,
 } from "./session/receive_core.ts";
 export { ReceiveBudget, type Reservation } from "./session/budget.ts";
+export type { MemoryEvent } from "./session/memory_mode.ts";
 
-/** Progress of a receiving session, for logs and progress bars. */
+/**
+ * Progress of a receiving session, for logs and progress bars: the session
+ * core's `hello` (HELLO accepted, sink created, WELCOME sent) and `abort`
+ * (the source sent ABORT), each `round` once every channel sent its
+ * ROUND_END, and the memory mode's `final` and `result`.
+ */
 export type ReceiverEvent =
-  | {
-    /** HELLO accepted, sink created, WELCOME sent. */
-    readonly type: "hello";
-    readonly hello: Hello;
-  }
+  | Extract<ReceiveEvent, { type: "hello" | "abort" }>
   | {
     /** Every channel sent its ROUND_END of a round. */
     readonly type: "round";
@@ -41,25 +43,7 @@ export type ReceiverEvent =
     /** Frame bytes read so far in the session. */
     readonly bytesReceived: number;
   }
-  | {
-    /** FINAL arrived and READY was sent: every page is applied. */
-    readonly type: "final";
-    readonly round: number;
-    readonly pagesApplied: number;
-  }
-  | {
-    /** END compared and RESULT sent. */
-    readonly type: "result";
-    readonly verified: boolean;
-    /** Destination digest, hex. */
-    readonly digest: string;
-    readonly pagesApplied: number;
-  }
-  | {
-    /** The source sent ABORT. */
-    readonly type: "abort";
-    readonly reason: string;
-  };
+  | MemoryEvent;
 
 /** Options of {@link receiveMigration}. */
 export interface ReceiverOptions {

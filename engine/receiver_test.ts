@@ -37,8 +37,8 @@ import {
 } from "./wire/mod.ts";
 import { type BatchSection, encodeBatchPayload } from "./wire/batch.ts";
 import { fromHex } from "./wire/_test_util.ts";
+import { PAGE_SIZE } from "./plan.ts";
 
-const PAGE = 4096;
 const PAGES = 64;
 
 /**
@@ -74,25 +74,25 @@ Deno.test("withDeadline rejects naming what it waited for, and passes a settled 
 
 /** An ArrayBuffer-backed sink that records what happened to it. */
 class TestSink implements MemorySink {
-  readonly pageSize = PAGE;
+  readonly pageSize = PAGE_SIZE;
   readonly memory: Uint8Array;
   writes = 0;
   committed = false;
   discarded = false;
   constructor(readonly pageCount: number) {
     // Not zero, so that applying a zero page is visible.
-    this.memory = new Uint8Array(pageCount * PAGE).fill(0xee);
+    this.memory = new Uint8Array(pageCount * PAGE_SIZE).fill(0xee);
   }
   writePage(pfn: number, page: Uint8Array): void {
     assert.ok(
-      pfn < this.pageCount && page.length === PAGE,
+      pfn < this.pageCount && page.length === PAGE_SIZE,
       `bad writePage(${pfn})`,
     );
-    this.memory.set(page, pfn * PAGE);
+    this.memory.set(page, pfn * PAGE_SIZE);
     this.writes++;
   }
   readPage(pfn: number): Uint8Array {
-    return this.memory.subarray(pfn * PAGE, (pfn + 1) * PAGE);
+    return this.memory.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
   }
   digest(): Promise<MemoryDigest> {
     return memoryDigest(this.memory);
@@ -109,10 +109,12 @@ class TestSink implements MemorySink {
 
 /** Source memory: every fourth page is zero, the others a pattern unique to the page. */
 function sourceMemory(): Uint8Array {
-  const m = new Uint8Array(PAGES * PAGE);
+  const m = new Uint8Array(PAGES * PAGE_SIZE);
   for (let pfn = 0; pfn < PAGES; pfn++) {
     if (pfn % 4 === 0) continue;
-    for (let i = 0; i < PAGE; i++) m[pfn * PAGE + i] = (pfn * 7 + i * 3) & 255;
+    for (let i = 0; i < PAGE_SIZE; i++) {
+      m[pfn * PAGE_SIZE + i] = (pfn * 7 + i * 3) & 255;
+    }
   }
   return m;
 }
@@ -123,8 +125,8 @@ function helloFor(
 ): Hello {
   return {
     protocol: 2,
-    memoryBytes: PAGES * PAGE,
-    pageSize: PAGE,
+    memoryBytes: PAGES * PAGE_SIZE,
+    pageSize: PAGE_SIZE,
     codecs: codecs.map((c) => ({ id: c.id, name: c.name })),
     vm: "test:64 pages",
     policy: "hand-scripted",
@@ -144,7 +146,7 @@ function batchBytes(
   sections: readonly BatchSection[],
   channel = 0,
 ): Uint8Array {
-  const payload = new Uint8Array(64 * PAGE);
+  const payload = new Uint8Array(64 * PAGE_SIZE);
   const n = encodeBatchPayload({
     count: pfns.length,
     pfns,
@@ -164,25 +166,25 @@ function batchFrame(
 ): Uint8Array {
   const isZero = (pfn: number) =>
     useZero &&
-    memory.subarray(pfn * PAGE, (pfn + 1) * PAGE).every((x) => x === 0);
+    memory.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE).every((x) =>
+      x === 0
+    );
   const zeros = pfns.filter(isZero);
   const raws = pfns.filter((p) => !isZero(p));
   const sections: BatchSection[] = [];
   if (zeros.length) {
     sections.push({ codecId: zero.id, bytes: new Uint8Array(0) });
   }
-  const rawBytes = new Uint8Array(raws.length * PAGE);
+  const rawBytes = new Uint8Array(raws.length * PAGE_SIZE);
   raws.forEach((pfn, k) =>
-    rawBytes.set(memory.subarray(pfn * PAGE, (pfn + 1) * PAGE), k * PAGE)
+    rawBytes.set(
+      memory.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE),
+      k * PAGE_SIZE,
+    )
   );
   if (raws.length) sections.push({ codecId: raw.id, bytes: rawBytes });
   const sectionOf = pfns.map((p) => isZero(p) ? 0 : zeros.length ? 1 : 0);
   return batchBytes(round, pfns, sectionOf, sections, channel);
-}
-
-/** The END digest of `memory`. */
-async function endOf(memory: Uint8Array): Promise<MemoryDigest> {
-  return await memoryDigest(memory);
 }
 
 const range = (from: number, to: number): number[] =>
@@ -330,7 +332,7 @@ async function start(
   const events: ReceiverEvent[] = [];
   const received = receiveMigration(destination, {
     createSink: (hello) => {
-      const s = new TestSink(hello.memoryBytes / PAGE);
+      const s = new TestSink(hello.memoryBytes / PAGE_SIZE);
       sinks.push(s);
       return s;
     },
@@ -373,22 +375,35 @@ async function migrate(
   await src.send(
     FrameType.ROUND_END,
     1,
-    encodeRoundEnd({ round: 1, pages: 64, rawBytes: 64 * PAGE, wireBytes: 1 }),
+    encodeRoundEnd({
+      round: 1,
+      pages: 64,
+      rawBytes: 64 * PAGE_SIZE,
+      wireBytes: 1,
+    }),
   );
   // The guest dirtied five pages meanwhile; one of them became zero.
   for (const pfn of [1, 2, 5, 40, 63]) {
-    memory.fill(pfn === 40 ? 0 : pfn + 100, pfn * PAGE, (pfn + 1) * PAGE);
+    memory.fill(
+      pfn === 40 ? 0 : pfn + 100,
+      pfn * PAGE_SIZE,
+      (pfn + 1) * PAGE_SIZE,
+    );
   }
   await src.sendRaw(batchFrame(memory, [1, 2, 5, 40, 63], 2));
   await src.send(FrameType.FINAL, 2, encodeFinal({ round: 2, pagesTotal: 69 }));
   assert.deepEqual(decodeReady((await src.expect(FrameType.READY)).payload), {
     pagesApplied: 69,
   });
-  await src.send(FrameType.END, 0, encodeEnd(endDigest ?? await endOf(memory)));
+  await src.send(
+    FrameType.END,
+    0,
+    encodeEnd(endDigest ?? await memoryDigest(memory)),
+  );
   const result = decodeResult((await src.expect(FrameType.RESULT)).payload);
   assert.equal(
     result.digest,
-    hex(rootDigest((await endOf(s.sinks[0].memory)).ranges)),
+    hex(rootDigest((await memoryDigest(s.sinks[0].memory)).ranges)),
   );
   assert.equal(result.verified, endDigest === undefined);
   assert.equal(result.pagesApplied, 69);
@@ -416,13 +431,16 @@ for (const kind of ["memory", "tcp"] as const) {
     assert.equal(r.aborted, false);
     assert.equal(r.pagesApplied, 69);
     assert.equal(r.rounds, 2);
-    assert.equal(r.memoryBytes, PAGES * PAGE);
+    assert.equal(r.memoryBytes, PAGES * PAGE_SIZE);
     assert.equal(r.vm, "test:64 pages");
     assert.equal(r.policy, "hand-scripted");
-    assert.equal(r.digest, hex(rootDigest((await endOf(memory)).ranges)));
+    assert.equal(
+      r.digest,
+      hex(rootDigest((await memoryDigest(memory)).ranges)),
+    );
     assert.equal(r.channels, 1);
     assert.deepEqual(r.mismatched, []);
-    assert.ok(r.bytesReceived > 48 * PAGE && r.durationMs >= 0);
+    assert.ok(r.bytesReceived > 48 * PAGE_SIZE && r.durationMs >= 0);
     assert.deepEqual(s.events.map((e) => e.type), [
       "hello",
       "round",
@@ -526,13 +544,13 @@ function batchWithSecond(
   body: Uint8Array,
 ): Uint8Array {
   if (codecId === raw.id) {
-    const bytes = new Uint8Array(PAGE + body.length);
-    bytes.set(memory.subarray(9 * PAGE, 10 * PAGE));
-    bytes.set(body, PAGE);
+    const bytes = new Uint8Array(PAGE_SIZE + body.length);
+    bytes.set(memory.subarray(9 * PAGE_SIZE, 10 * PAGE_SIZE));
+    bytes.set(body, PAGE_SIZE);
     return batchBytes(1, [9, pfn], [0, 0], [{ codecId: raw.id, bytes }]);
   }
   return batchBytes(1, [9, pfn], [0, 1], [
-    { codecId: raw.id, bytes: memory.slice(9 * PAGE, 10 * PAGE) },
+    { codecId: raw.id, bytes: memory.slice(9 * PAGE_SIZE, 10 * PAGE_SIZE) },
     { codecId, bytes: body },
   ]);
 }
@@ -556,18 +574,21 @@ const MALFORMED: [
   [
     "pfn out of range",
     (src, m) =>
-      src.sendRaw(batchWithSecond(m, PAGES, raw.id, new Uint8Array(PAGE))),
+      src.sendRaw(batchWithSecond(m, PAGES, raw.id, new Uint8Array(PAGE_SIZE))),
     /pfn run 1 at offset \d+ \(64\+1\) is out of range: memory has 64 pages/,
   ],
   [
     "unknown codec id",
-    (src, m) => src.sendRaw(batchWithSecond(m, 10, 7, new Uint8Array(PAGE))),
+    (src, m) =>
+      src.sendRaw(batchWithSecond(m, 10, 7, new Uint8Array(PAGE_SIZE))),
     /section 1 uses codec id "7", which is not negotiated and announced/,
   ],
   [
     "a section over its codec's maximum",
     (src, m) =>
-      src.sendRaw(batchWithSecond(m, 10, raw.id, new Uint8Array(PAGE + 1))),
+      src.sendRaw(
+        batchWithSecond(m, 10, raw.id, new Uint8Array(PAGE_SIZE + 1)),
+      ),
     /Cannot decode a raw section of 8193 bytes: over its 8192-byte maximum for 2 pages/,
     CodecError,
   ],
@@ -811,9 +832,9 @@ Deno.test("receiver (memory): an unacceptable HELLO is answered with ERROR and n
     ],
     [helloFor(undefined, { memoryBytes: 0 }), /Bad memory size "0"/],
     [
-      helloFor(undefined, { memoryBytes: 128 * PAGE }),
+      helloFor(undefined, { memoryBytes: 128 * PAGE_SIZE }),
       /Memory size "524288" is over this receiver's limit: at most 262144 bytes/,
-      64 * PAGE,
+      64 * PAGE_SIZE,
     ],
     [
       helloFor(undefined, { codecs: [{ id: 9, name: "lz9" }] }),
@@ -856,10 +877,10 @@ Deno.test("receiver (memory): a sink whose size differs from HELLO is refused", 
 
 /** Memory of two 256-page partition blocks (pfn 0-255 on channel 0, 256-511 on channel 1 of 2). */
 function twoBlockMemory(): Uint8Array {
-  const m = new Uint8Array(512 * PAGE);
+  const m = new Uint8Array(512 * PAGE_SIZE);
   for (let pfn = 0; pfn < 512; pfn++) {
     if (pfn % 4 === 0) continue;
-    m.fill((pfn * 7) & 255, pfn * PAGE, (pfn + 1) * PAGE);
+    m.fill((pfn * 7) & 255, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
   }
   return m;
 }
@@ -868,7 +889,7 @@ function twoBlockMemory(): Uint8Array {
 async function twoChannelSession(): Promise<Session> {
   const s = await start("memory");
   await s.source.handshake(
-    helloFor(undefined, { channels: 2, memoryBytes: 512 * PAGE }),
+    helloFor(undefined, { channels: 2, memoryBytes: 512 * PAGE_SIZE }),
     false,
   );
   for (const channel of [0, 1]) {
@@ -891,7 +912,7 @@ Deno.test("receiver (memory): two channels apply their own batches, each in its 
   // channel 1 first, then channel 0; a page sent twice on one channel
   // keeps its later version
   const later = memory.slice();
-  later.fill(0x77, 3 * PAGE, 4 * PAGE);
+  later.fill(0x77, 3 * PAGE_SIZE, 4 * PAGE_SIZE);
   for (let at = 256; at < 512; at += 32) {
     await src.sendRaw(batchFrame(memory, range(at, at + 32), 1, true, 1));
   }
@@ -913,7 +934,7 @@ Deno.test("receiver (memory): two channels apply their own batches, each in its 
     encodeFinal({ round: 2, pagesTotal: 513 }),
   );
   await src.expect(FrameType.READY);
-  await src.send(FrameType.END, 0, encodeEnd(await endOf(later)));
+  await src.send(FrameType.END, 0, encodeEnd(await memoryDigest(later)));
   assert.equal(
     decodeResult((await src.expect(FrameType.RESULT)).payload).verified,
     true,

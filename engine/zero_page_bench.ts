@@ -10,11 +10,11 @@
  */
 
 import { isZeroPage } from "./zero_page.ts";
+import { PAGE_SIZE } from "./plan.ts";
 
-const PAGE = 4096;
 const memory = new Uint8Array(new SharedArrayBuffer(16 << 20));
-const pages = memory.length / PAGE;
-for (let p = 0; p < pages; p += 8) memory[p * PAGE + 1000] = 1;
+const pages = memory.length / PAGE_SIZE;
+for (let p = 0; p < pages; p += 8) memory[p * PAGE_SIZE + 1000] = 1;
 const words = new Uint32Array(memory.buffer);
 
 /** The former implementation: a word loop over the page, eight words per step. */
@@ -33,7 +33,7 @@ function wordLoop(page: Uint8Array): boolean {
 function count(test: (page: Uint8Array) => boolean): number {
   let n = 0;
   for (let p = 0; p < pages; p++) {
-    if (test(memory.subarray(p * PAGE, (p + 1) * PAGE))) n++;
+    if (test(memory.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE))) n++;
   }
   if (n !== pages - pages / 8) throw new Error(`found ${n} zero pages`);
   return n;

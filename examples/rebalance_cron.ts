@@ -25,13 +25,14 @@
 
 import { loadPolicy } from "../dsl/mod.ts";
 import {
+  formatPlan,
+  formatResults,
   inventoryToJson,
   loadInventory,
   planMoves,
   runPlan,
   simFabric,
 } from "../scripts/rebalance/mod.ts";
-import { formatPlan, formatResults } from "../scripts/_cli/rebalance.ts";
 
 const INVENTORY = Deno.env.get("HAKOBU_INVENTORY") ??
   new URL("./inventory.json", import.meta.url).pathname;

@@ -8,6 +8,9 @@
  * @module
  */
 
+// The one import from above ffi/: the error base, a file that imports nothing.
+import { HakobuError } from "../engine/errors.ts";
+
 /**
  * A shared library could not be loaded or a call into it failed.
  *
@@ -20,7 +23,7 @@
  * }
  * ```
  */
-export class FfiError extends Error {
+export class FfiError extends HakobuError {
   /** The library, e.g. `"liblz4"`. */
   readonly library: string;
   /** Paths tried, in order (empty when the failure was not a load). */
@@ -36,7 +39,6 @@ export class FfiError extends Error {
     options?: ErrorOptions & { tried?: readonly string[] },
   ) {
     super(message, options);
-    this.name = "FfiError";
     this.library = library;
     this.tried = Object.freeze([...(options?.tried ?? [])]);
   }

@@ -43,6 +43,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import Table from "cli-table3";
+import { POLICY_DEFAULTS } from "../dsl/compile.ts";
 import { parseSize } from "../dsl/units.ts";
 import { codecByName, codecNames } from "../engine/codecs/registry.ts";
 import { DecoderPool } from "../engine/pipeline/decoder_pool.ts";
@@ -62,8 +63,6 @@ import {
 import { decodeCodec } from "../engine/wire/messages.ts";
 import { median } from "./_median.ts";
 
-/** Non-zero pages per batch (the policy default, `batchPages`). */
-const BATCH_PAGES = 256;
 /** The target: 2 channels at this multiple of 1 channel's throughput, or more. */
 const TARGET_SPEEDUP = 1.7;
 
@@ -184,7 +183,7 @@ async function startPool(
     pageSize: vm.pageSize,
     pageCount: vm.pageCount,
     memory: vm.shared,
-    batchPages: BATCH_PAGES,
+    batchPages: POLICY_DEFAULTS.batchPages,
   });
   pool.chain(chain.map((name) => ({ name })));
   await pool.sync();
@@ -452,7 +451,7 @@ export async function main(argv: string[]): Promise<ChannelsReport> {
     workload: values.workload,
     memBytes,
     pageSize: vm.pageSize,
-    batchPages: BATCH_PAGES,
+    batchPages: POLICY_DEFAULTS.batchPages,
     runs,
     maxChannels,
     cores,

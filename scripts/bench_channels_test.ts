@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
+import { runScript, withTempDir } from "./_cli/_cli_testing.ts";
 import { type ChannelsReport, renderTable } from "./bench_channels.ts";
 
 Deno.test("bench_channels runs on 8 MiB and writes a verified curve per chain, 1 to --max channels", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "hakobu-bench-channels-" });
-  try {
+  await withTempDir(async (dir) => {
     const out = `${dir}/channels.json`;
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("./bench_channels.ts", import.meta.url).pathname,
+    const r = await runScript(
+      new URL("./bench_channels.ts", import.meta.url).pathname,
+      [
         "--mem",
         "8MiB",
         "--max",
@@ -21,18 +19,15 @@ Deno.test("bench_channels runs on 8 MiB and writes a verified curve per chain, 1
         "--out",
         out,
       ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(r.stdout);
-    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-    assert.match(stdout, /1st round GB\/s .* 2nd round GB\/s/);
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /1st round GB\/s .* 2nd round GB\/s/);
     assert.match(
-      stdout,
+      r.stdout,
       /2 channels vs 1, first round \(target ≥ 1\.7x\): zero,lz4 /,
     );
     assert.match(
-      stdout,
+      r.stdout,
       /2 channels vs 1, second round \(target ≥ 1\.7x\): zero,lz4 /,
     );
     const report = JSON.parse(await Deno.readTextFile(out)) as ChannelsReport;
@@ -90,9 +85,7 @@ Deno.test("bench_channels runs on 8 MiB and writes a verified curve per chain, 1
       report.target?.rows[2].speedup,
       report.chains[0].points[1].second.speedup,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, { prefix: "hakobu-bench-channels-" });
 });
 
 Deno.test("bench_channels: the target lines say met or NOT met per chain and round, and a broken round shows in the table", () => {

@@ -47,6 +47,7 @@
 
 import { parseArgs } from "node:util";
 import Table from "cli-table3";
+import { POLICY_DEFAULTS } from "../dsl/compile.ts";
 import { parseSize } from "../dsl/units.ts";
 import {
   BatchDecoderSet,
@@ -63,8 +64,6 @@ import {
 } from "../engine/wire/batch.ts";
 import { HEADER_BYTES } from "../engine/wire/frame.ts";
 
-/** Non-zero pages per batch (the policy default, `batchPages`). */
-const BATCH_PAGES = 256;
 /** Pass 2 mutates every `MUTATE_EVERY`-th page (5%). */
 const MUTATE_EVERY = 20;
 const MUTATE_BYTES = 64;
@@ -180,7 +179,7 @@ function encodePass(
 ): Sent {
   const builder = new PageBatchBuilder({
     pageSize: g.pageSize,
-    nonZeroPages: BATCH_PAGES,
+    nonZeroPages: POLICY_DEFAULTS.batchPages,
     maxPages: MAX_PAGES_PER_BATCH,
   });
   builder.countZeroPages = !chain.activeCodecs.some((c) => c.cheapZeroPages);
@@ -523,7 +522,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
   const report: BenchReport = {
     memBytes,
     pageSize: 0,
-    batchPages: BATCH_PAGES,
+    batchPages: POLICY_DEFAULTS.batchPages,
     runs,
     deno: Deno.version.deno,
     date: new Date().toISOString(),

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { runScript, withTempDir } from "./_cli/_cli_testing.ts";
 import { codecNames } from "../engine/codecs/registry.ts";
 import { workloadNames } from "../engine/sim/mod.ts";
 import {
@@ -8,14 +9,11 @@ import {
 } from "./bench_codecs.ts";
 
 Deno.test("bench_codecs runs on 8 MiB and writes JSON with a verified row per workload and chain", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "hakobu-bench-test-" });
-  try {
+  await withTempDir(async (dir) => {
     const out = `${dir}/bench.json`;
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("./bench_codecs.ts", import.meta.url).pathname,
+    const r = await runScript(
+      new URL("./bench_codecs.ts", import.meta.url).pathname,
+      [
         "--mem",
         "8MiB",
         "--runs",
@@ -23,13 +21,10 @@ Deno.test("bench_codecs runs on 8 MiB and writes JSON with a verified row per wo
         "--out",
         out,
       ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(r.stdout);
-    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-    assert.match(stdout, /enc GB\/s/);
-    assert.match(stdout, /batch ratio \/ CLI ratio/);
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /enc GB\/s/);
+    assert.match(r.stdout, /batch ratio \/ CLI ratio/);
     const report = JSON.parse(await Deno.readTextFile(out)) as BenchReport;
     assert.equal(report.memBytes, 8 << 20);
     assert.equal(report.pageSize, 4096);
@@ -89,9 +84,7 @@ Deno.test("bench_codecs runs on 8 MiB and writes JSON with a verified row per wo
         assert.ok(Math.abs(c.fraction - c.batchRatio / c.cliRatio) < 1e-9);
       }
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, { prefix: "hakobu-bench-test-" });
 });
 
 Deno.test("bench_codecs: the comparison line says whether lz4 and zstd reach 0.95x of the CLI on memcached and postgres", () => {

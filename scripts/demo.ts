@@ -19,6 +19,7 @@ import { connectSecurityFromDir } from "../engine/transport/secure/mod.ts";
 import { generateCredentials } from "../engine/transport/secure/generate.ts";
 import { migrateCommand } from "./_cli/migrate.ts";
 import { DEFAULT_POLICY } from "./hakobu.ts";
+import { ReceiverProcess } from "./_receiver_process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -35,39 +36,20 @@ const credentials = await Deno.makeTempDir({ prefix: "hakobu-demo-tls-" });
 await generateCredentials(credentials, { sourceIdentity: "demo-source" });
 console.error(`demo: throwaway TLS credentials in ${credentials}`);
 
-const receiver = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    new URL("./hakobu.ts", import.meta.url).pathname,
-    "receive",
-    "--listen",
-    "127.0.0.1:0",
+let receiver: ReceiverProcess;
+try {
+  receiver = await ReceiverProcess.start([
+    "--once",
     "--tls-dir",
     credentials,
     "--tls-authz",
     "demo-source",
-    "--once",
-    "--json",
-  ],
-  stdout: "piped",
-  stderr: "inherit",
-}).spawn();
-
-// The receiver's first line is "listening on HOST:PORT".
-const lines = receiver.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(
-  splitLines(),
-);
-const reader = lines.getReader();
-const first = await reader.read();
-const m = /listening on (\S+):(\d+)/.exec(first.value ?? "");
-if (!m) {
-  console.error(
-    `demo: the receiver did not start (it printed "${first.value ?? ""}")`,
-  );
+  ]);
+} catch (e) {
+  console.error(`demo: ${e instanceof Error ? e.message : e}`);
   Deno.exit(1);
 }
-const to = `${m[1]}:${m[2]}`;
+const to = `${receiver.hostname}:${receiver.port}`;
 console.error(`demo: receiver process ${receiver.pid} listening on ${to}`);
 
 const plan = await loadPolicy(values.policy);
@@ -87,22 +69,16 @@ try {
   console.error(
     `demo: migration failed: ${error instanceof Error ? error.message : error}`,
   );
-  try {
-    receiver.kill();
-  } catch { /* already gone */ }
+  receiver.kill();
 }
 
 // The receiver's own verdict must agree.
-const verdict = await reader.read();
+const verdict = await receiver.verdict();
 const status = await receiver.status;
-let receiverVerified = false;
-try {
-  receiverVerified = JSON.parse(verdict.value ?? "{}").verified === true;
-} catch { /* not JSON: counts as not verified */ }
-if (!receiverVerified || !status.success) {
+if (!verdict.verified || !status.success) {
   console.error(
     `demo: the receiver did not verify the migration (exit ${status.code}): ${
-      verdict.value ?? "no answer"
+      verdict.line || "no answer"
     }`,
   );
   code = 1;
@@ -111,17 +87,3 @@ if (!receiverVerified || !status.success) {
 }
 await Deno.remove(credentials, { recursive: true });
 Deno.exit(code);
-
-function splitLines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, ctl) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      for (const p of parts) ctl.enqueue(p);
-    },
-    flush(ctl) {
-      if (rest) ctl.enqueue(rest);
-    },
-  });
-}

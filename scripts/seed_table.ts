@@ -53,6 +53,7 @@ import {
   when,
 } from "../mod.ts";
 import { median } from "./_median.ts";
+import { ReceiverProcess } from "./_receiver_process.ts";
 
 /** One row of the seed report's table, as hakobu reproduces it. */
 export interface SeedRow {
@@ -193,93 +194,6 @@ function codecMix(r: RunFigures): Record<string, number> {
     }
   }
   return mix;
-}
-
-/** Splits a text stream into lines. */
-function splitLines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, ctl) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      for (const p of parts) ctl.enqueue(p);
-    },
-    flush(ctl) {
-      if (rest) ctl.enqueue(rest);
-    },
-  });
-}
-
-/** The receiver in a second process, serving many migrations. */
-class ReceiverProcess implements AsyncDisposable {
-  readonly #child: Deno.ChildProcess;
-  readonly #lines: ReadableStreamDefaultReader<string>;
-  readonly hostname: string;
-  readonly port: number;
-
-  private constructor(
-    child: Deno.ChildProcess,
-    lines: ReadableStreamDefaultReader<string>,
-    hostname: string,
-    port: number,
-  ) {
-    this.#child = child;
-    this.#lines = lines;
-    this.hostname = hostname;
-    this.port = port;
-  }
-
-  static async start(): Promise<ReceiverProcess> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("./hakobu.ts", import.meta.url).pathname,
-        "receive",
-        "--insecure-plain",
-        "--listen",
-        "127.0.0.1:0",
-        "--json",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const lines = child.stdout
-      .pipeThrough(new TextDecoderStream())
-      .pipeThrough(splitLines())
-      .getReader();
-    const first = await lines.read();
-    const m = /listening on (\S+):(\d+)/.exec(first.value ?? "");
-    if (!m) {
-      try {
-        child.kill();
-      } catch { /* already gone */ }
-      throw new Error(
-        `Cannot start the receiver: it printed "${first.value ?? ""}"`,
-      );
-    }
-    return new ReceiverProcess(child, lines, m[1], Number(m[2]));
-  }
-
-  /** The receiver's verdict on the migration that just ended. */
-  async verdict(): Promise<{ verified: boolean; line: string }> {
-    const next = await this.#lines.read();
-    const line = next.value ?? "";
-    try {
-      return { verified: JSON.parse(line).verified === true, line };
-    } catch {
-      return { verified: false, line };
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.#child.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await this.#lines.cancel().catch(() => {});
-    await this.#child.status;
-  }
 }
 
 /** One migration of a fresh VM to the receiver; the VM is closed afterwards. */
@@ -464,7 +378,7 @@ export async function main(args: string[]): Promise<number> {
   const plain = planFor("plain", [codec.raw()], bandwidth);
   const t0 = performance.now();
   const results: SeedResult[] = [];
-  await using receiver = await ReceiverProcess.start();
+  await using receiver = await ReceiverProcess.start(["--insecure-plain"]);
   console.error(
     `seed-table: receiver process listening on ${receiver.hostname}:${receiver.port}; ` +
       `${rows.length} rows x ${repeat} pairs, ${

@@ -65,6 +65,13 @@ export class ChunkStore {
     return ((this.#count - age) % this.capacity) * this.chunkWords;
   }
 
+  /** A copy of the chunk inserted `age` insertions ago, if still held. */
+  copy(age: number): Uint8Array | undefined {
+    const off = this.offsetOf(age);
+    if (off < 0) return undefined;
+    return new Uint8Array(this.#ring.slice(off, off + this.chunkWords).buffer);
+  }
+
   /** Copies `chunkWords` words of `src` from `start` into the next slot, evicting the oldest when full. */
   insert(src: Uint32Array, start: number): void {
     const slot = this.#count % this.capacity;

@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { CodecError } from "../errors.ts";
+import { PAGE_SIZE } from "../plan.ts";
 import { parseBatchPayload } from "../wire/batch.ts";
 import { decodeCodec, encodeCodec } from "../wire/messages.ts";
 import { isZeroPage } from "../zero_page.ts";
@@ -20,7 +21,6 @@ import type { Codec, CodecContext, PageDecoder } from "./codec.ts";
 import { codecById, codecByName, codecNames } from "./registry.ts";
 
 /** The page size the codec tests use unless they say otherwise. */
-const PAGE_SIZE = 4096;
 
 /** The value of every guard byte around a {@link guardedPage}. */
 export const GUARD_BYTE = 0xa5;

@@ -198,6 +198,92 @@ export function pageSectionEncoder(
 }
 
 /**
+ * Reads a section written by {@link pageSectionEncoder} (or laid out like
+ * one): its `n` u32 page lengths, then the bodies. Every bound is checked
+ * here, with one wording for all codecs: the length table fits, each body
+ * is at most `maxPage` bytes and inside the section, nothing is left over.
+ *
+ * @example
+ * ```ts ignore
+ * const bodies = new PageSectionReader("rle", section, n, 4096);
+ * for (let k = 0; k < n; k++) decodePage(bodies.next(k, pfns[which[k]]));
+ * bodies.end();
+ * ```
+ */
+export class PageSectionReader {
+  readonly #name: string;
+  readonly #section: Uint8Array;
+  readonly #view: DataView;
+  readonly #n: number;
+  readonly #maxPage: number;
+  #at: number;
+
+  /**
+   * @param name The codec, for messages.
+   * @param section The section's bytes.
+   * @param n Pages in the section.
+   * @param maxPage Largest body a page may have, in bytes.
+   * @throws {CodecError} when the length table alone does not fit.
+   */
+  constructor(name: string, section: Uint8Array, n: number, maxPage: number) {
+    if (section.length < n * 4) {
+      throw new CodecError(
+        name,
+        `Cannot decode a ${name} section of ${section.length} bytes: its ${n} page lengths alone need ${
+          n * 4
+        }`,
+      );
+    }
+    this.#name = name;
+    this.#section = section;
+    this.#view = new DataView(
+      section.buffer,
+      section.byteOffset,
+      section.length,
+    );
+    this.#n = n;
+    this.#maxPage = maxPage;
+    this.#at = n * 4;
+  }
+
+  /**
+   * The body of the section's `k`th page, read in order; `pfn` names it in
+   * a failure.
+   *
+   * @throws {CodecError} when its length is over the maximum or past the section.
+   */
+  next(k: number, pfn: number): Uint8Array {
+    const len = this.#view.getUint32(k * 4, true);
+    const section = this.#section;
+    if (len > this.#maxPage || len > section.length - this.#at) {
+      throw new CodecError(
+        this.#name,
+        `Cannot decode ${this.#name} page ${pfn}: its length ${len} is over the ${this.#maxPage}-byte maximum or past the ${section.length}-byte section`,
+      );
+    }
+    const body = section.subarray(this.#at, this.#at + len);
+    this.#at += len;
+    return body;
+  }
+
+  /**
+   * Checks that the pages read used the whole section.
+   *
+   * @throws {CodecError} naming the bytes left over.
+   */
+  end(): void {
+    if (this.#at !== this.#section.length) {
+      throw new CodecError(
+        this.#name,
+        `Cannot decode a ${this.#name} section: ${
+          this.#section.length - this.#at
+        } bytes left after its ${this.#n} pages`,
+      );
+    }
+  }
+}
+
+/**
  * A {@link BatchDecoder} over a per-page decoder, for sections written by
  * {@link pageSectionEncoder}.
  *
@@ -215,44 +301,16 @@ export function pageSectionDecoder(
 ): BatchDecoder {
   return {
     decode(section, pfns, which, n, out) {
-      if (section.length < n * 4) {
-        throw new CodecError(
-          name,
-          `Cannot decode a ${name} section of ${section.length} bytes: its ${n} page lengths alone need ${
-            n * 4
-          }`,
-        );
-      }
-      const view = new DataView(
-        section.buffer,
-        section.byteOffset,
-        section.length,
-      );
-      let at = n * 4;
+      const bodies = new PageSectionReader(name, section, n, maxPage);
       for (let k = 0; k < n; k++) {
-        const len = view.getUint32(k * 4, true);
         const pfn = pfns[which[k]];
-        if (len > maxPage || len > section.length - at) {
-          throw new CodecError(
-            name,
-            `Cannot decode ${name} page ${pfn}: its length ${len} is over the ${maxPage}-byte maximum or past the ${section.length}-byte section`,
-          );
-        }
         page.decode(
           pfn,
-          section.subarray(at, at + len),
+          bodies.next(k, pfn),
           out.subarray(k * pageSize, (k + 1) * pageSize),
         );
-        at += len;
       }
-      if (at !== section.length) {
-        throw new CodecError(
-          name,
-          `Cannot decode a ${name} section: ${
-            section.length - at
-          } bytes left after its ${n} pages`,
-        );
-      }
+      bodies.end();
     },
     ...(page.applied
       ? {

@@ -20,6 +20,7 @@ import {
 import type { BatchDecoder, BatchEncoder, PageBatch } from "./batch.ts";
 import type { Codec } from "./codec.ts";
 import { codecByName } from "./registry.ts";
+import { CodecEncoders, type EncoderEntry } from "./_encoders.ts";
 
 /** What one batch encoded to. */
 export interface EncodedBatchInfo {
@@ -31,11 +32,7 @@ export interface EncodedBatchInfo {
   readonly claims: ReadonlyMap<number, number>;
 }
 
-interface Entry {
-  readonly codec: Codec;
-  readonly encoder: BatchEncoder;
-  readonly options: Readonly<Record<string, unknown>>;
-}
+type Entry = EncoderEntry<BatchEncoder>;
 
 /**
  * The sender's chain for one channel. Encoders are created once and kept
@@ -52,8 +49,15 @@ export class BatchEncoderChain {
   readonly #pageSize: number;
   readonly #pageCount: number;
   readonly #channels: number;
-  readonly #entries = new Map<string, Entry>();
-  #fresh: { codec: Codec; options: Readonly<Record<string, unknown>> }[] = [];
+  readonly #entries: CodecEncoders<BatchEncoder> = new CodecEncoders(
+    (codec, options) =>
+      codec.createBatchEncoder({
+        pageSize: this.#pageSize,
+        pageCount: this.#pageCount,
+        channels: this.#channels,
+        options,
+      }),
+  );
   #active: Entry[] = [];
   #offered = new Uint32Array(0);
   #claimed = new Uint8Array(0);
@@ -100,12 +104,12 @@ export class BatchEncoderChain {
 
   /** Codecs created so far (for the handshake and reports). */
   get codecs(): Codec[] {
-    return [...this.#entries.values()].map((e) => e.codec);
+    return [...this.#entries.all()].map((e) => e.codec);
   }
 
   /** The options a codec's encoder was created with, if it was. */
   optionsOf(name: string): Readonly<Record<string, unknown>> | undefined {
-    return this.#entries.get(name)?.options;
+    return this.#entries.optionsOf(name);
   }
 
   /**
@@ -117,9 +121,7 @@ export class BatchEncoderChain {
     codec: Codec;
     options: Readonly<Record<string, unknown>>;
   }[] {
-    const fresh = this.#fresh;
-    this.#fresh = [];
-    return fresh;
+    return this.#entries.takeNew();
   }
 
   /**
@@ -188,7 +190,7 @@ export class BatchEncoderChain {
     };
     const payload = alloc(batchPayloadBytes(parts));
     encodeBatchPayload(parts, payload);
-    for (const e of this.#entries.values()) e.encoder.sent?.(batch, codecOf);
+    for (const e of this.#entries.all()) e.encoder.sent?.(batch, codecOf);
     return { payload, codecOf, claims };
   }
 
@@ -268,7 +270,7 @@ export class BatchEncoderChain {
     };
     const payload = alloc(batchPayloadBytes(parts));
     encodeBatchPayload(parts, payload);
-    for (const e of this.#entries.values()) {
+    for (const e of this.#entries.all()) {
       e.encoder.sent?.(batch, this.#codecOf);
     }
     return { payload, codecOf: this.#codecOf, claims };
@@ -285,27 +287,7 @@ export class BatchEncoderChain {
 
   #entry(spec: CodecSpec): Entry {
     const codec = codecByName(spec.name);
-    const options = codec.parseOptions(spec.options ?? {});
-    let e = this.#entries.get(spec.name);
-    if (!e) {
-      const encoder = codec.createBatchEncoder({
-        pageSize: this.#pageSize,
-        pageCount: this.#pageCount,
-        channels: this.#channels,
-        options,
-      });
-      e = { codec, encoder, options };
-      this.#entries.set(spec.name, e);
-      this.#fresh.push({ codec, options });
-    } else if (JSON.stringify(e.options) !== JSON.stringify(options)) {
-      // A codec's state (a cache, a store, a stream) was built with its first options.
-      throw new CodecError(
-        spec.name,
-        `Cannot change the options of codec "${spec.name}" during a migration: ` +
-          `first ${JSON.stringify(e.options)}, now ${JSON.stringify(options)}`,
-      );
-    }
-    return e;
+    return this.#entries.get(codec, codec.parseOptions(spec.options ?? {}));
   }
 }
 

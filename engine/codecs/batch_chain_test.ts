@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { CodecError, WireError } from "../errors.ts";
-import type { CodecSpec } from "../plan.ts";
+import { type CodecSpec, PAGE_SIZE } from "../plan.ts";
 import { PageBatchBuilder } from "../pipeline/page_batch.ts";
 import { parseBatchPayload } from "../wire/batch.ts";
 import {
@@ -15,7 +15,6 @@ import { BatchDecoderSet, BatchEncoderChain } from "./batch_chain.ts";
 import type { Codec } from "./codec.ts";
 import { codecByName, codecNames } from "./registry.ts";
 
-const PS = 4096;
 const alloc = (n: number): Uint8Array => new Uint8Array(n);
 const ids = (names: string[]): number[] => names.map((n) => codecByName(n).id);
 
@@ -28,11 +27,11 @@ const ids = (names: string[]): number[] => names.map((n) => codecByName(n).id);
 class Guest {
   readonly memory: Uint8Array;
   constructor(readonly pageCount: number) {
-    this.memory = new Uint8Array(pageCount * PS);
+    this.memory = new Uint8Array(pageCount * PAGE_SIZE);
   }
 
   page(pfn: number): Uint8Array {
-    return this.memory.subarray(pfn * PS, (pfn + 1) * PS);
+    return this.memory.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
   }
 
   /** Writes round `round`'s content; returns the dirty pfns, ascending. */
@@ -48,7 +47,7 @@ class Guest {
       else if (kind === 3) p.set(goldenPage());
       else if (kind === 4 || kind === 5) {
         if (round === 0) p.set(randomPage(pfn));
-        else p[(pfn * 31 + round * 97) % PS] ^= 0x40; // one byte: delta
+        else p[(pfn * 31 + round * 97) % PAGE_SIZE] ^= 0x40; // one byte: delta
       } else if (kind === 6) p.set(textPage(7)); // the same page everywhere: dedup
       else p.set(randomPage(pfn * 1000 + round));
       dirty.push(pfn);
@@ -66,7 +65,7 @@ function sendRound(
   batchPages: number,
 ): Map<number, number> {
   const builder = new PageBatchBuilder({
-    pageSize: PS,
+    pageSize: PAGE_SIZE,
     nonZeroPages: batchPages,
     maxPages: 4 * batchPages,
   });
@@ -110,7 +109,7 @@ const CHAINS: string[][] = [
 for (const names of CHAINS) {
   Deno.test(`BatchEncoderChain/BatchDecoderSet: [${names}] round trips over rounds of batches, every codec claiming`, () => {
     const guest = new Guest(96);
-    const chain = new BatchEncoderChain({ pageSize: PS, pageCount: 96 });
+    const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount: 96 });
     chain.select(names.map((name) => ({ name })));
     const rx = new ChannelReceiver(96);
     const claimed = new Map<number, number>();
@@ -142,7 +141,10 @@ Deno.test("BatchEncoderChain property: any chain, any rounds, any batch size kee
       fc.integer({ min: 1, max: 4 }),
       (first, later, batchPages, rounds) => {
         const guest = new Guest(40);
-        const chain = new BatchEncoderChain({ pageSize: PS, pageCount: 40 });
+        const chain = new BatchEncoderChain({
+          pageSize: PAGE_SIZE,
+          pageCount: 40,
+        });
         const rx = new ChannelReceiver(40);
         for (let round = 0; round < rounds; round++) {
           // the policy may change the chain between rounds
@@ -158,8 +160,11 @@ Deno.test("BatchEncoderChain property: any chain, any rounds, any batch size kee
 });
 
 Deno.test("BatchEncoderChain: the first claimant wins, raw is appended once, and sections follow the chain", () => {
-  const batch = pageBatch([new Uint8Array(PS), new Uint8Array(PS).fill(3)]);
-  const chain = new BatchEncoderChain({ pageSize: PS, pageCount: 8 });
+  const batch = pageBatch([
+    new Uint8Array(PAGE_SIZE),
+    new Uint8Array(PAGE_SIZE).fill(3),
+  ]);
+  const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount: 8 });
   chain.select([{ name: "rle" }, { name: "zero" }]);
   assert.deepEqual(chain.active, ["rle", "zero", "raw"]);
   // rle comes first and claims the zero page too: zero gets nothing.
@@ -184,7 +189,7 @@ Deno.test("BatchEncoderChain: the first claimant wins, raw is appended once, and
 });
 
 Deno.test("BatchEncoderChain: a codec is created once, announced once with its parsed options, and keeps them", () => {
-  const chain = new BatchEncoderChain({ pageSize: PS, pageCount: 8 });
+  const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount: 8 });
   chain.select([{ name: "zero" }, { name: "zstd", options: { level: 3 } }]);
   const fresh = chain.takeNewCodecs();
   assert.deepEqual(
@@ -211,7 +216,7 @@ Deno.test("BatchEncoderChain: a codec is created once, announced once with its p
 });
 
 Deno.test("BatchEncoderChain: options cannot change during a migration; bad options and unknown codecs fail at select", () => {
-  const chain = new BatchEncoderChain({ pageSize: PS, pageCount: 8 });
+  const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount: 8 });
   chain.select([{ name: "zstd", options: { level: 3 } }]);
   const refuse = (specs: CodecSpec[], match: RegExp) =>
     assert.throws(
@@ -235,20 +240,20 @@ Deno.test("BatchEncoderChain: options cannot change during a migration; bad opti
 
 Deno.test("BatchEncoderChain: delta and dedup state stays exact across batches (sent once per batch, after it)", () => {
   const pageCount = 16;
-  const chain = new BatchEncoderChain({ pageSize: PS, pageCount });
+  const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount });
   chain.select([
     { name: "zero" },
-    { name: "delta", options: { cacheBytes: 4 * PS } },
-    { name: "dedup", options: { storeBytes: 3 * PS } },
+    { name: "delta", options: { cacheBytes: 4 * PAGE_SIZE } },
+    { name: "dedup", options: { storeBytes: 3 * PAGE_SIZE } },
   ]);
   const rx = new ChannelReceiver(pageCount);
-  const source = new Uint8Array(pageCount * PS);
+  const source = new Uint8Array(pageCount * PAGE_SIZE);
   const send = (writes: [number, Uint8Array][]): Map<number, number> => {
     const pfns = writes.map(([pfn]) => pfn);
-    for (const [pfn, page] of writes) source.set(page, pfn * PS);
+    for (const [pfn, page] of writes) source.set(page, pfn * PAGE_SIZE);
     rx.announce(chain.takeNewCodecs());
     const batch = pageBatch(
-      pfns.map((p) => source.subarray(p * PS, (p + 1) * PS)),
+      pfns.map((p) => source.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE)),
       pfns,
     );
     const { payload, claims } = chain.encode(batch, alloc);
@@ -276,20 +281,20 @@ Deno.test("BatchEncoderChain: delta and dedup state stays exact across batches (
 Deno.test("BatchEncoderChain.encodeWith frames pages encoded one by one exactly as encode frames them (zero → rle → raw)", () => {
   const pageCount = 64;
   const pages = Array.from({ length: pageCount }, (_, pfn) => {
-    const p = new Uint8Array(PS);
+    const p = new Uint8Array(PAGE_SIZE);
     if (pfn % 4 === 1) p.fill(pfn);
     if (pfn % 4 === 2) p.set(randomPage(pfn));
     if (pfn % 4 === 3) p.set(goldenPage());
     return p;
   });
   const specs = [{ name: "zero" }, { name: "rle" }];
-  const byBatch = new BatchEncoderChain({ pageSize: PS, pageCount });
-  const byPage = new BatchEncoderChain({ pageSize: PS, pageCount });
+  const byBatch = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount });
+  const byPage = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount });
   byBatch.select(specs);
   byPage.select(specs);
   const codecs = byPage.activeCodecs;
   const encoders = codecs.map((c) =>
-    c.createEncoder!({ pageSize: PS, pageCount, options: {} })
+    c.createEncoder!({ pageSize: PAGE_SIZE, pageCount, options: {} })
   );
   for (const pfns of [[0, 1, 2, 3, 4, 5, 6, 7, 9, 12], [1], [2], [0], [7, 8]]) {
     const batch = pageBatch(pfns.map((p) => pages[p]), pfns);
@@ -297,8 +302,8 @@ Deno.test("BatchEncoderChain.encodeWith frames pages encoded one by one exactly 
     const codecOf = new Uint8Array(batch.count);
     const bytes: Uint8Array[] = [];
     batch.pfns.forEach((pfn, i) => {
-      const page = batch.pages.subarray(i * PS, (i + 1) * PS);
-      const out = new Uint8Array(PS);
+      const page = batch.pages.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+      const out = new Uint8Array(PAGE_SIZE);
       const k = encoders.findIndex((e) => e.encode(pfn, page, out) >= 0);
       codecOf[i] = codecs[k].id;
       bytes.push(out.slice(0, encoders[k].encode(pfn, page, out)));
@@ -315,9 +320,12 @@ Deno.test("BatchEncoderChain.encodeWith frames pages encoded one by one exactly 
 });
 
 Deno.test("BatchEncoderChain.encodeWith refuses a page of a codec outside the active chain, and a codec with no per-page form", () => {
-  const chain = new BatchEncoderChain({ pageSize: PS, pageCount: 8 });
+  const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount: 8 });
   chain.select([{ name: "zero" }, { name: "rle" }]);
-  const batch = pageBatch([new Uint8Array(PS), new Uint8Array(PS).fill(1)]);
+  const batch = pageBatch([
+    new Uint8Array(PAGE_SIZE),
+    new Uint8Array(PAGE_SIZE).fill(1),
+  ]);
   const bytes = [new Uint8Array(0), new Uint8Array(8)];
   assert.throws(
     () =>
@@ -340,7 +348,7 @@ function negotiated(...names: string[]): Map<number, Codec> {
 
 Deno.test("BatchDecoderSet.announce: a codec HELLO did not negotiate, one announced twice, or options it refuses are WireErrors", () => {
   const set = new BatchDecoderSet(negotiated("raw", "zero", "zstd"), {
-    pageSize: PS,
+    pageSize: PAGE_SIZE,
     pageCount: 8,
   });
   const refuse = (
@@ -385,9 +393,9 @@ Deno.test("BatchDecoderSet.announce: a codec HELLO did not negotiate, one announ
 
 Deno.test("BatchDecoderSet.readsCurrent: only once a codec that decodes against current pages (delta) is announced", () => {
   const set = new BatchDecoderSet(negotiated("raw", "zero", "rle", "delta"), {
-    pageSize: PS,
+    pageSize: PAGE_SIZE,
     pageCount: 8,
-    current: () => new Uint8Array(PS),
+    current: () => new Uint8Array(PAGE_SIZE),
   });
   set.announce({ id: 0, name: "raw", options: {} }, 0);
   set.announce({ id: 1, name: "zero", options: {} }, 0);
@@ -398,12 +406,16 @@ Deno.test("BatchDecoderSet.readsCurrent: only once a codec that decodes against 
 });
 
 Deno.test("BatchDecoderSet.decode: zero pages get no slot; a bad section is a CodecError and memory is untouched", () => {
-  const chain = new BatchEncoderChain({ pageSize: PS, pageCount: 8 });
+  const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount: 8 });
   chain.select([{ name: "zero" }, { name: "rle" }]);
   const rx = new ChannelReceiver(8);
   rx.announce(chain.takeNewCodecs());
   const batch = pageBatch(
-    [new Uint8Array(PS), new Uint8Array(PS).fill(9), randomPage(1)],
+    [
+      new Uint8Array(PAGE_SIZE),
+      new Uint8Array(PAGE_SIZE).fill(9),
+      randomPage(1),
+    ],
     [1, 2, 4],
   );
   const { payload } = chain.encode(batch, alloc);
@@ -416,8 +428,8 @@ Deno.test("BatchDecoderSet.decode: zero pages get no slot; a bad section is a Co
   assert.deepEqual([...decoded.codecOf.subarray(0, 3)], [1, 2, 0]);
   assert.equal(decoded.slots, 2);
   assert.deepEqual(
-    rx.set.scratch.subarray(0, 2 * PS),
-    batch.pages.subarray(PS, 3 * PS),
+    rx.set.scratch.subarray(0, 2 * PAGE_SIZE),
+    batch.pages.subarray(PAGE_SIZE, 3 * PAGE_SIZE),
   );
   // rle's section: a page length of 9 instead of 8
   const rle = parsed.sections[1];
@@ -427,25 +439,25 @@ Deno.test("BatchDecoderSet.decode: zero pages get no slot; a bad section is a Co
   assert.ok(rx.memory.every((b) => b === 0), "memory untouched");
   rx.receive(payload);
   assert.deepEqual(
-    rx.memory.subarray(2 * PS, 3 * PS),
-    batch.pages.subarray(PS, 2 * PS),
+    rx.memory.subarray(2 * PAGE_SIZE, 3 * PAGE_SIZE),
+    batch.pages.subarray(PAGE_SIZE, 2 * PAGE_SIZE),
   );
 });
 
 Deno.test("BatchDecoderSet.decode: a section over its codec's maximum, and a zero section with bytes, are CodecErrors", () => {
   const set = new BatchDecoderSet(negotiated("raw", "zero"), {
-    pageSize: PS,
+    pageSize: PAGE_SIZE,
     pageCount: 8,
   });
   set.announce({ id: 0, name: "raw", options: {} }, 0);
   set.announce({ id: 1, name: "zero", options: {} }, 0);
   const frame = (codecId: number, bytes: number): Uint8Array => {
-    const chain = new BatchEncoderChain({ pageSize: PS, pageCount: 8 });
+    const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount: 8 });
     chain.select([]);
     const { payload } = chain.encode(pageBatch([randomPage(1)]), alloc);
     // rewrite the one section's codec and length, keep the runs and claims
     const head = payload.subarray(0, 16);
-    const tail = payload.subarray(16 + 8 + PS);
+    const tail = payload.subarray(16 + 8 + PAGE_SIZE);
     const out = new Uint8Array(16 + 8 + bytes + tail.length);
     out.set(head);
     const v = new DataView(out.buffer);
@@ -455,7 +467,7 @@ Deno.test("BatchDecoderSet.decode: a section over its codec's maximum, and a zer
     return out;
   };
   const knows = (id: number) => set.knows(id);
-  const raw = frame(0, PS + 1);
+  const raw = frame(0, PAGE_SIZE + 1);
   assert.throws(
     () => set.decode(raw, parseBatchPayload(raw, { pageCount: 8, knows })),
     /raw section of 4097 bytes: over its 4096-byte maximum for 1 pages/,

@@ -22,9 +22,9 @@ import type { PageDecoder, PageEncoder } from "./codec.ts";
 import { raw } from "./raw.ts";
 import { rle } from "./rle.ts";
 import { zero } from "./zero.ts";
+import { PAGE_SIZE } from "../plan.ts";
 
-const PS = 4096;
-const ctx = { pageSize: PS, pageCount: 64, options: {} };
+const ctx = { pageSize: PAGE_SIZE, pageCount: 64, options: {} };
 
 /** A per-page codec for the adapters: claims a page whose first byte is odd, as that many copies of it. */
 const odd: PageEncoder = {
@@ -45,24 +45,24 @@ const oddDecoder: PageDecoder = {
 };
 
 function oddPage(first: number): Uint8Array {
-  const p = new Uint8Array(PS);
+  const p = new Uint8Array(PAGE_SIZE);
   p[0] = first;
   return p;
 }
 
 Deno.test("gatherPages: a view of the batch when the offered pages are contiguous, else a copy in offered order", () => {
   const batch = pageBatch([randomPage(1), randomPage(2), randomPage(3)]);
-  const scratch = new Uint8Array(3 * PS);
+  const scratch = new Uint8Array(3 * PAGE_SIZE);
   const all = gatherPages(batch, new Uint32Array([0, 1, 2]), 3, scratch);
   assert.equal(all.buffer, batch.pages.buffer);
-  assert.equal(all.length, 3 * PS);
+  assert.equal(all.length, 3 * PAGE_SIZE);
   const tail = gatherPages(batch, new Uint32Array([1, 2]), 2, scratch);
   assert.equal(tail.buffer, batch.pages.buffer);
-  assert.equal(tail.byteOffset, PS);
+  assert.equal(tail.byteOffset, PAGE_SIZE);
   const gap = gatherPages(batch, new Uint32Array([0, 2]), 2, scratch);
   assert.equal(gap.buffer, scratch.buffer);
-  assert.deepEqual(gap.subarray(0, PS), randomPage(1));
-  assert.deepEqual(gap.subarray(PS), randomPage(3));
+  assert.deepEqual(gap.subarray(0, PAGE_SIZE), randomPage(1));
+  assert.deepEqual(gap.subarray(PAGE_SIZE), randomPage(3));
   // the first n of a longer offered list
   const one = gatherPages(batch, new Uint32Array([2, 0]), 1, scratch);
   assert.deepEqual(one, randomPage(3));
@@ -88,18 +88,18 @@ Deno.test("pageSectionEncoder: a u32 length per claimed page, then their encodin
 });
 
 Deno.test("pageSectionDecoder: decodes the pages of a section into consecutive page slots", () => {
-  const dec = pageSectionDecoder("odd", oddDecoder, PS, 255);
+  const dec = pageSectionDecoder("odd", oddDecoder, PAGE_SIZE, 255);
   const section = fromHex(
     "03 00 00 00 01 00 00 00 05 00 00 00 03 03 03 01 05 05 05 05 05",
   );
-  const got = decodeSection(dec, section, 3, PS);
-  assert.deepEqual(got.subarray(0, PS), oddPage(3));
-  assert.deepEqual(got.subarray(PS, 2 * PS), oddPage(1));
-  assert.deepEqual(got.subarray(2 * PS), oddPage(5));
+  const got = decodeSection(dec, section, 3, PAGE_SIZE);
+  assert.deepEqual(got.subarray(0, PAGE_SIZE), oddPage(3));
+  assert.deepEqual(got.subarray(PAGE_SIZE, 2 * PAGE_SIZE), oddPage(1));
+  assert.deepEqual(got.subarray(2 * PAGE_SIZE), oddPage(5));
 });
 
 Deno.test("pageSectionDecoder: bad lengths are CodecErrors naming the page, before anything past the section is read", () => {
-  const dec = pageSectionDecoder("odd", oddDecoder, PS, 4);
+  const dec = pageSectionDecoder("odd", oddDecoder, PAGE_SIZE, 4);
   const cases: [string, number, RegExp][] = [
     ["03 00 00", 1, /odd section of 3 bytes: its 1 page lengths alone need 4/],
     [
@@ -118,7 +118,7 @@ Deno.test("pageSectionDecoder: bad lengths are CodecErrors naming the page, befo
   ];
   for (const [hex, n, match] of cases) {
     assertThrowsCodecError(
-      () => decodeSection(dec, fromHex(hex), n, PS),
+      () => decodeSection(dec, fromHex(hex), n, PAGE_SIZE),
       match,
     );
   }
@@ -128,10 +128,10 @@ Deno.test("pageSectionEncoder/Decoder property: rle sections round trip for any 
   const enc = rle.createBatchEncoder(ctx);
   const dec = rle.createBatchDecoder(ctx);
   const page = fc.oneof(
-    fc.nat(255).map((v) => new Uint8Array(PS).fill(v)),
+    fc.nat(255).map((v) => new Uint8Array(PAGE_SIZE).fill(v)),
     fc.nat().map(randomPage),
-    fc.tuple(fc.nat(255), fc.nat(PS - 1)).map(([v, at]) => {
-      const p = new Uint8Array(PS);
+    fc.tuple(fc.nat(255), fc.nat(PAGE_SIZE - 1)).map(([v, at]) => {
+      const p = new Uint8Array(PAGE_SIZE);
       p[at] = v;
       return p;
     }),
@@ -150,12 +150,12 @@ Deno.test("pageSectionEncoder/Decoder property: rle sections round trip for any 
         const n = mine.length;
         if (n === 0) return;
         assert.deepEqual(
-          decodeSection(dec, section, n, PS),
+          decodeSection(dec, section, n, PAGE_SIZE),
           offeredPages(batch, mine, n),
         );
         const bad = section.slice();
         for (const [at, v] of flips) bad[at % bad.length] = v;
-        assertSectionDecodesOrRejects(dec, bad, n, PS);
+        assertSectionDecodesOrRejects(dec, bad, n, PAGE_SIZE);
       },
     ),
     { numRuns: 150 },
@@ -166,9 +166,9 @@ Deno.test("pageSectionEncoder/Decoder property: rle sections round trip for any 
 
 Deno.test("zero: claims the batch's zero pages (as the batch found them), with an empty section", () => {
   const batch = pageBatch([
-    new Uint8Array(PS),
+    new Uint8Array(PAGE_SIZE),
     randomPage(1),
-    new Uint8Array(PS),
+    new Uint8Array(PAGE_SIZE),
   ]);
   const { section, claimed } = encodeSection(
     zero,
@@ -177,10 +177,10 @@ Deno.test("zero: claims the batch's zero pages (as the batch found them), with a
   );
   assert.deepEqual([...claimed], [1, 0, 1]);
   assert.equal(section.length, 0);
-  assert.equal(zero.maxSectionBytes(16384, PS), 0);
+  assert.equal(zero.maxSectionBytes(16384, PAGE_SIZE), 0);
   assert.equal(zero.zeroPages, true);
   const dec = zero.createBatchDecoder(ctx);
-  const out = new Uint8Array(2 * PS).fill(7);
+  const out = new Uint8Array(2 * PAGE_SIZE).fill(7);
   dec.decode(
     new Uint8Array(0),
     new Float64Array(2),
@@ -190,7 +190,7 @@ Deno.test("zero: claims the batch's zero pages (as the batch found them), with a
   );
   assert.ok(out.every((b) => b === 0));
   assertThrowsCodecError(
-    () => decodeSection(dec, new Uint8Array(1), 1, PS),
+    () => decodeSection(dec, new Uint8Array(1), 1, PAGE_SIZE),
     /Cannot decode a zero section: expected no bytes, got 1/,
   );
 });
@@ -206,12 +206,12 @@ Deno.test("raw: claims every offered page; its section is the pages one after th
   );
   assert.deepEqual([...claimed], [1, 1]);
   assert.deepEqual(section, offeredPages(batch, off, 2));
-  assert.equal(raw.maxSectionBytes(3, PS), 3 * PS);
+  assert.equal(raw.maxSectionBytes(3, PAGE_SIZE), 3 * PAGE_SIZE);
   const dec = raw.createBatchDecoder(ctx);
-  assert.deepEqual(decodeSection(dec, section, 2, PS), section);
-  for (const bad of [section.subarray(1), new Uint8Array(3 * PS)]) {
+  assert.deepEqual(decodeSection(dec, section, 2, PAGE_SIZE), section);
+  for (const bad of [section.subarray(1), new Uint8Array(3 * PAGE_SIZE)]) {
     assertThrowsCodecError(
-      () => decodeSection(dec, bad, 2, PS),
+      () => decodeSection(dec, bad, 2, PAGE_SIZE),
       /Cannot decode a raw section of \d+ bytes: expected 2 pages of 4096/,
     );
   }

@@ -1,7 +1,7 @@
-import { CodecError } from "../errors.ts";
 import type { CodecSpec } from "../plan.ts";
 import type { Codec, PageEncoder } from "./codec.ts";
 import { codecByName } from "./registry.ts";
+import { CodecEncoders } from "./_encoders.ts";
 
 /** The result of encoding one page with a chain. */
 export interface ChainResult {
@@ -27,15 +27,17 @@ export interface ChainResult {
 export class EncoderChain {
   readonly #pageSize: number;
   readonly #pageCount: number;
-  readonly #encoders = new Map<
-    string,
-    {
-      codec: Codec;
-      encoder: PageEncoder;
-      options: Readonly<Record<string, unknown>>;
-    }
-  >();
-  #fresh: { codec: Codec; options: Readonly<Record<string, unknown>> }[] = [];
+  readonly #encoders: CodecEncoders<PageEncoder> = new CodecEncoders(
+    (codec, options) => {
+      const encoder = codec.createEncoder!({
+        pageSize: this.#pageSize,
+        pageCount: this.#pageCount,
+        options,
+      });
+      if (encoder.sent) this.#stateful = true;
+      return encoder;
+    },
+  );
   #active: { codec: Codec; encoder: PageEncoder }[] = [];
   #out: Uint8Array;
   readonly #snapshot: Uint8Array;
@@ -71,7 +73,7 @@ export class EncoderChain {
 
   /** Codecs every chain selected so far has used (for the handshake and the report). */
   get codecs(): Codec[] {
-    return [...this.#encoders.values()].map((e) => e.codec);
+    return [...this.#encoders.all()].map((e) => e.codec);
   }
 
   /**
@@ -138,14 +140,14 @@ export class EncoderChain {
    * sent, so stateful codecs keep mirroring the receiver.
    */
   notifySent(pfn: number, page: Uint8Array, codecId: number): void {
-    for (const e of this.#encoders.values()) {
+    for (const e of this.#encoders.all()) {
       e.encoder.sent?.(pfn, page, codecId);
     }
   }
 
   /** The options a codec's encoder was created with, or undefined if it was not created. */
   optionsOf(name: string): Readonly<Record<string, unknown>> | undefined {
-    return this.#encoders.get(name)?.options;
+    return this.#encoders.optionsOf(name);
   }
 
   /**
@@ -158,33 +160,10 @@ export class EncoderChain {
     codec: Codec;
     options: Readonly<Record<string, unknown>>;
   }[] {
-    const fresh = this.#fresh;
-    this.#fresh = [];
-    return fresh;
+    return this.#encoders.takeNew();
   }
 
   #entry(spec: CodecSpec): { codec: Codec; encoder: PageEncoder } {
-    const options = spec.options ?? {};
-    let e = this.#encoders.get(spec.name);
-    if (!e) {
-      const codec = codecByName(spec.name);
-      const encoder = codec.createEncoder!({
-        pageSize: this.#pageSize,
-        pageCount: this.#pageCount,
-        options,
-      });
-      e = { codec, encoder, options };
-      if (encoder.sent) this.#stateful = true;
-      this.#encoders.set(spec.name, e);
-      this.#fresh.push({ codec, options });
-    } else if (JSON.stringify(e.options) !== JSON.stringify(options)) {
-      // A codec's state (a cache, a store) was built with its first options.
-      throw new CodecError(
-        spec.name,
-        `Cannot change the options of codec "${spec.name}" during a migration: ` +
-          `first ${JSON.stringify(e.options)}, now ${JSON.stringify(options)}`,
-      );
-    }
-    return e;
+    return this.#encoders.get(codecByName(spec.name), spec.options ?? {});
   }
 }

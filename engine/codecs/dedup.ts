@@ -8,6 +8,7 @@ import {
   type DecodedPages,
   type PageBatch,
   pageSectionBytes,
+  PageSectionReader,
 } from "./batch.ts";
 
 /** Wire id of `dedup`. */
@@ -176,6 +177,19 @@ function checkPage(
 }
 
 /**
+ * What each half of `dedup` shows of its content store (tests compare the
+ * two): chunks inserted, bytes allocated, and a held chunk by age.
+ */
+export interface DedupStoreView {
+  /** Chunks inserted since creation (including evicted ones). */
+  readonly count: number;
+  /** Bytes allocated for chunk data now; at most the `storeBytes` option. */
+  readonly bytes: number;
+  /** A copy of the chunk inserted `age` insertions ago, if still held. */
+  copy(age: number): Uint8Array | undefined;
+}
+
+/**
  * The sender's half of `dedup`. Keeps the content store and a fingerprint
  * index over it; {@link sent} inserts every page the chain sends.
  *
@@ -231,19 +245,9 @@ export class DedupEncoder implements PageEncoder {
     this.#fps = new Uint32Array(cfg.chunks * 4);
   }
 
-  /** Chunks inserted into the store so far. */
-  get inserted(): number {
-    return this.#store.count;
-  }
-
-  /** Bytes of chunk data the store has allocated; at most `storeBytes`. */
-  get storeBytes(): number {
-    return this.#store.bytes;
-  }
-
-  /** A copy of the chunk inserted `age` insertions ago, if still held. */
-  storedChunk(age: number): Uint8Array | undefined {
-    return copyChunk(this.#store, age);
+  /** The content store, read-only. */
+  get store(): DedupStoreView {
+    return this.#store;
   }
 
   /** Encodes `page` as chunk references, zero chunks and literals; -1 when no chunk repeats. */
@@ -463,19 +467,9 @@ export class DedupDecoder implements PageDecoder {
     this.#kinds = new Uint8Array(cfg.chunks);
   }
 
-  /** Chunks inserted into the store so far. */
-  get inserted(): number {
-    return this.#store.count;
-  }
-
-  /** Bytes of chunk data the store has allocated; at most `storeBytes`. */
-  get storeBytes(): number {
-    return this.#store.bytes;
-  }
-
-  /** A copy of the chunk inserted `age` insertions ago, if still held. */
-  storedChunk(age: number): Uint8Array | undefined {
-    return copyChunk(this.#store, age);
+  /** The content store, read-only. */
+  get store(): DedupStoreView {
+    return this.#store;
   }
 
   /** Validates the whole encoding, then fills `page`. */
@@ -617,12 +611,6 @@ export class DedupDecoder implements PageDecoder {
 function readU32(b: Uint8Array, pos: number): number {
   return (b[pos] | (b[pos + 1] << 8) | (b[pos + 2] << 16) |
     (b[pos + 3] << 24)) >>> 0;
-}
-
-function copyChunk(store: ChunkStore, age: number): Uint8Array | undefined {
-  const off = store.offsetOf(age);
-  if (off < 0) return undefined;
-  return new Uint8Array(store.ring.slice(off, off + store.chunkWords).buffer);
 }
 
 /**
@@ -808,19 +796,7 @@ class DedupBatchDecoder implements BatchDecoder {
     batch?: DecodedPages,
   ): void {
     const ps = this.#ps;
-    if (section.length < n * 4) {
-      throw new CodecError(
-        "dedup",
-        `Cannot decode a dedup section of ${section.length} bytes: its ${n} page lengths alone need ${
-          n * 4
-        }`,
-      );
-    }
-    const view = new DataView(
-      section.buffer,
-      section.byteOffset,
-      section.length,
-    );
+    const bodies = new PageSectionReader("dedup", section, n, this.#max);
     const other = (i: number): Uint8Array => {
       if (!batch) {
         throw new CodecError(
@@ -830,38 +806,17 @@ class DedupBatchDecoder implements BatchDecoder {
       }
       return batch.page(i);
     };
-    let at = n * 4;
     let next = 0;
     for (let k = 0; k < n; k++) {
       const i = which[k];
       for (; next < i; next++) this.#dec.record(other(next), -1, this.#none);
-      const len = view.getUint32(k * 4, true);
       const pfn = pfns[i];
-      if (len > this.#max || len > section.length - at) {
-        throw new CodecError(
-          "dedup",
-          `Cannot decode dedup page ${pfn}: its length ${len} is over the ${this.#max}-byte maximum or past the ${section.length}-byte section`,
-        );
-      }
       const page = out.subarray(k * ps, (k + 1) * ps);
-      this.#dec.decodeWith(
-        pfn,
-        section.subarray(at, at + len),
-        page,
-        this.#kinds,
-      );
+      this.#dec.decodeWith(pfn, bodies.next(k, pfn), page, this.#kinds);
       this.#dec.record(page, DEDUP_ID, this.#kinds);
-      at += len;
       next = i + 1;
     }
-    if (at !== section.length) {
-      throw new CodecError(
-        "dedup",
-        `Cannot decode a dedup section: ${
-          section.length - at
-        } bytes left after its ${n} pages`,
-      );
-    }
+    bodies.end();
     const count = batch?.count ?? next;
     for (; next < count; next++) this.#dec.record(other(next), -1, this.#none);
     this.#recorded = true;

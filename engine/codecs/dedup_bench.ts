@@ -5,10 +5,10 @@
  */
 import { fingerprint128 } from "./_fingerprint.ts";
 import { DedupEncoder } from "./dedup.ts";
+import { PAGE_SIZE } from "../plan.ts";
 
-const PAGE = 4096;
 const PAGES = 16384; // 64 MiB
-const memory = new Uint8Array(PAGES * PAGE);
+const memory = new Uint8Array(PAGES * PAGE_SIZE);
 const words = new Uint32Array(memory.buffer);
 let x = 0x12345678;
 for (let i = 0; i < words.length; i++) {
@@ -20,18 +20,18 @@ for (let i = 0; i < words.length; i++) {
 // Every odd page repeats an earlier even page: 50% duplicates.
 for (let p = 1; p < PAGES; p += 2) {
   const src = ((Math.imul(p, 0x9e3779b1) >>> 0) % p) & ~1;
-  memory.copyWithin(p * PAGE, src * PAGE, (src + 1) * PAGE);
+  memory.copyWithin(p * PAGE_SIZE, src * PAGE_SIZE, (src + 1) * PAGE_SIZE);
 }
 
 function run(chunkBytes: number): void {
   const enc = new DedupEncoder({
-    pageSize: PAGE,
+    pageSize: PAGE_SIZE,
     pageCount: PAGES,
     options: { chunkBytes },
   });
-  const out = new Uint8Array(PAGE);
+  const out = new Uint8Array(PAGE_SIZE);
   for (let p = 0; p < PAGES; p++) {
-    const page = memory.subarray(p * PAGE, (p + 1) * PAGE);
+    const page = memory.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
     const n = enc.encode(p, page, out);
     enc.sent(p, page, n >= 0 ? 4 : 0);
   }

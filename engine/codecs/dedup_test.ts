@@ -18,11 +18,10 @@ import { dedup, DedupDecoder, DedupEncoder } from "./dedup.ts";
 import { raw } from "./raw.ts";
 import { zero } from "./zero.ts";
 import { concatBytes } from "../bytes.ts";
-
-const PAGE = 4096;
+import { PAGE_SIZE } from "../plan.ts";
 
 function ctx(options: Record<string, unknown> = {}, pageCount = 8) {
-  return { pageSize: PAGE, pageCount, options };
+  return { pageSize: PAGE_SIZE, pageCount, options };
 }
 
 /** A deterministic non-zero byte pattern. */
@@ -45,9 +44,9 @@ function sendBoth(
   pfn: number,
   page: Uint8Array,
 ): Uint8Array | undefined {
-  const out = new Uint8Array(PAGE);
+  const out = new Uint8Array(PAGE_SIZE);
   const n = enc.encode(pfn, page, out);
-  const scratch = new Uint8Array(PAGE);
+  const scratch = new Uint8Array(PAGE_SIZE);
   let id = 0;
   if (n >= 0) {
     id = dedup.id;
@@ -120,14 +119,14 @@ Deno.test("dedup: parseOptions fills the defaults and rounds storeBytes down to 
 // ---------------------------------------------------------------- golden vectors
 
 Deno.test("dedup golden 1: a page referencing an earlier page (chunkBytes 4096)", () => {
-  const a = pattern(PAGE, 7, 1);
+  const a = pattern(PAGE_SIZE, 7, 1);
   const enc = dedup.createEncoder!(ctx());
   const dec = dedup.createDecoder!(ctx());
   assert.equal(sendBoth(enc, dec, 0, a), undefined); // declined: nothing held yet
   const golden = Uint8Array.from([0x03, 0x01, 0x01, 0x00, 0x00, 0x00]);
-  const out = new Uint8Array(PAGE);
+  const out = new Uint8Array(PAGE_SIZE);
   assert.equal(hex(out.subarray(0, enc.encode(5, a, out))), hex(golden));
-  const page = new Uint8Array(PAGE);
+  const page = new Uint8Array(PAGE_SIZE);
   dec.decode(5, golden, page);
   assert.deepEqual(page, a);
 });
@@ -148,20 +147,20 @@ Deno.test("dedup golden 2: mixed literal, zero and reference chunks (chunkBytes 
     Uint8Array.from([0x04, 0x00, 0x00, 0x00]),
   );
   assert.equal(golden.length, 1037);
-  const page = new Uint8Array(PAGE);
+  const page = new Uint8Array(PAGE_SIZE);
   dec.decode(1, golden, page);
   assert.deepEqual(page, p2);
-  const out = new Uint8Array(PAGE);
+  const out = new Uint8Array(PAGE_SIZE);
   const n = enc.encode(1, page, out); // re-encode the decoded page
   assert.equal(hex(out.subarray(0, n)), hex(golden));
   enc.sent!(1, page, dedup.id);
   dec.applied!(1, page, dedup.id);
   // Only the literal e was inserted: the stores hold a, b, c, d, e.
   const encoder = enc as DedupEncoder, decoder = dec as DedupDecoder;
-  assert.equal(encoder.inserted, 5);
-  assert.equal(decoder.inserted, 5);
-  assert.deepEqual(encoder.storedChunk(1), e);
-  assert.deepEqual(decoder.storedChunk(1), e);
+  assert.equal(encoder.store.count, 5);
+  assert.equal(decoder.store.count, 5);
+  assert.deepEqual(encoder.store.copy(1), e);
+  assert.deepEqual(decoder.store.copy(1), e);
   // A third page now refers to e at age 1 and to d at age 2.
   const p3 = concat(e, d, e, d);
   assert.equal(
@@ -180,9 +179,9 @@ function weak(_w: Uint32Array, _s: number, _n: number, out: Uint32Array): void {
 Deno.test("dedup: a fingerprint collision with different bytes is a miss, never a wrong reference", () => {
   const enc = new DedupEncoder(ctx(), { fingerprint: weak });
   const dec = new DedupDecoder(ctx());
-  const x = pattern(PAGE, 7, 1), y = pattern(PAGE, 9, 3);
+  const x = pattern(PAGE_SIZE, 7, 1), y = pattern(PAGE_SIZE, 9, 3);
   sendBoth(enc, dec, 0, x);
-  const out = new Uint8Array(PAGE);
+  const out = new Uint8Array(PAGE_SIZE);
   assert.equal(enc.encode(1, y, out), -1); // fingerprints match x's, bytes do not
   enc.sent(1, y, raw.id);
   dec.applied(1, y, raw.id);
@@ -208,9 +207,9 @@ Deno.test("dedup property: with an always-colliding fingerprint the receiver sti
 });
 
 Deno.test("dedup section golden (docs/codecs/dedup.md): references to an earlier batch and to an earlier page of the same batch", () => {
-  const a = pattern(PAGE, 7, 1);
-  const b = pattern(PAGE, 5, 9);
-  const chain = new BatchEncoderChain({ pageSize: PAGE, pageCount: 8 });
+  const a = pattern(PAGE_SIZE, 7, 1);
+  const b = pattern(PAGE_SIZE, 5, 9);
+  const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount: 8 });
   chain.select([{ name: "dedup" }]);
   const rx = new ChannelReceiver(8);
   rx.announce(chain.takeNewCodecs());
@@ -223,7 +222,7 @@ Deno.test("dedup section golden (docs/codecs/dedup.md): references to an earlier
     rx.receive(payload);
     pfns.forEach((pfn, i) =>
       assert.deepEqual(
-        rx.memory.subarray(pfn * PAGE, (pfn + 1) * PAGE),
+        rx.memory.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE),
         pages[i],
       )
     );
@@ -263,10 +262,10 @@ function pagePool(chunkBytes: number, seed: number): Uint8Array[] {
   for (let i = 0; i < 5; i++) {
     chunks.push(pattern(chunkBytes, 2 * i + 3, seed + i * 40));
   }
-  const pages: Uint8Array[] = [new Uint8Array(PAGE)];
-  const per = PAGE / chunkBytes;
+  const pages: Uint8Array[] = [new Uint8Array(PAGE_SIZE)];
+  const per = PAGE_SIZE / chunkBytes;
   for (let p = 0; p < 10; p++) {
-    const page = new Uint8Array(PAGE);
+    const page = new Uint8Array(PAGE_SIZE);
     for (let c = 0; c < per; c++) {
       page.set(chunks[(p * 7 + c * (p + 1)) % chunks.length], c * chunkBytes);
     }
@@ -293,9 +292,9 @@ function receiver(
     );
   }
   return {
-    memory: new Uint8Array(pageCount * PAGE),
+    memory: new Uint8Array(pageCount * PAGE_SIZE),
     decoders,
-    scratch: new Uint8Array(PAGE),
+    scratch: new Uint8Array(PAGE_SIZE),
   };
 }
 
@@ -306,7 +305,7 @@ function receive(
   input: Uint8Array,
 ): void {
   r.decoders.get(id)!.decode(pfn, input, r.scratch);
-  r.memory.set(r.scratch, pfn * PAGE);
+  r.memory.set(r.scratch, pfn * PAGE_SIZE);
   for (const d of r.decoders.values()) d.applied?.(pfn, r.scratch, id);
 }
 
@@ -327,18 +326,18 @@ Deno.test("dedup property: EncoderChain [zero, dedup, raw] over rounds keeps rec
         const pageCount = 8;
         const options = { chunkBytes, storeBytes: chunkBytes * slots };
         const pool = pagePool(chunkBytes, seed);
-        const source = new Uint8Array(pageCount * PAGE);
-        const chain = new EncoderChain({ pageSize: PAGE, pageCount });
+        const source = new Uint8Array(pageCount * PAGE_SIZE);
+        const chain = new EncoderChain({ pageSize: PAGE_SIZE, pageCount });
         chain.select([{ name: "zero" }, { name: "dedup", options }, {
           name: "raw",
         }]);
         const r = receiver(pageCount, options);
         for (const round of rounds) {
-          for (const [pfn, p] of round) source.set(pool[p], pfn * PAGE);
+          for (const [pfn, p] of round) source.set(pool[p], pfn * PAGE_SIZE);
           for (const [pfn] of round) {
             const res = chain.encode(
               pfn,
-              source.subarray(pfn * PAGE, (pfn + 1) * PAGE),
+              source.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE),
             );
             if (res.codecId === dedup.id) claimedPages++;
             receive(r, pfn, res.codecId, chain.output.subarray(0, res.length));
@@ -369,13 +368,13 @@ Deno.test("dedup property: sender and receiver stores stay in sync, eviction inc
             const page = pool[p];
             if (zEnc.encode(pfn, page, new Uint8Array(0)) === 0) {
               enc.sent(pfn, page, zero.id);
-              dec.applied(pfn, new Uint8Array(PAGE), zero.id);
+              dec.applied(pfn, new Uint8Array(PAGE_SIZE), zero.id);
             } else sendBoth(enc, dec, pfn, page);
-            assert.equal(enc.inserted, dec.inserted);
+            assert.equal(enc.store.count, dec.store.count);
             for (let age = 1; age <= slots + 1; age++) {
-              assert.deepEqual(enc.storedChunk(age), dec.storedChunk(age));
+              assert.deepEqual(enc.store.copy(age), dec.store.copy(age));
             }
-            assert.equal(enc.storedChunk(slots + 1), undefined);
+            assert.equal(enc.store.copy(slots + 1), undefined);
           }
         }
       },
@@ -385,17 +384,17 @@ Deno.test("dedup property: sender and receiver stores stay in sync, eviction inc
 
 Deno.test("dedup: an encoder created rounds after the decoder (chain changed) still refers correctly", () => {
   const pageCount = 8;
-  const pool: Uint8Array[] = [new Uint8Array(PAGE)];
-  for (let i = 1; i <= 8; i++) pool.push(pattern(PAGE, 2 * i + 3, i * 10));
-  const source = new Uint8Array(pageCount * PAGE);
-  const chain = new EncoderChain({ pageSize: PAGE, pageCount });
+  const pool: Uint8Array[] = [new Uint8Array(PAGE_SIZE)];
+  for (let i = 1; i <= 8; i++) pool.push(pattern(PAGE_SIZE, 2 * i + 3, i * 10));
+  const source = new Uint8Array(pageCount * PAGE_SIZE);
+  const chain = new EncoderChain({ pageSize: PAGE_SIZE, pageCount });
   // The receiver uses default options ({}), as the HELLO carries no codec options.
   const r = receiver(pageCount, {});
   const send = (pfn: number, p: number): number => {
-    source.set(pool[p], pfn * PAGE);
+    source.set(pool[p], pfn * PAGE_SIZE);
     const res = chain.encode(
       pfn,
-      source.subarray(pfn * PAGE, (pfn + 1) * PAGE),
+      source.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE),
     );
     receive(r, pfn, res.codecId, chain.output.subarray(0, res.length));
     return res.codecId;
@@ -404,7 +403,7 @@ Deno.test("dedup: an encoder created rounds after the decoder (chain changed) st
   for (let pfn = 0; pfn < pageCount; pfn++) send(pfn, pfn + 1);
   chain.select([{ name: "zero" }, {
     name: "dedup",
-    options: { storeBytes: 3 * PAGE },
+    options: { storeBytes: 3 * PAGE_SIZE },
   }, {
     name: "raw",
   }]);
@@ -424,8 +423,8 @@ Deno.test("dedup: an encoder created rounds after the decoder (chain changed) st
 
 function primedDecoder(chunkBytes: number): DedupDecoder {
   const dec = new DedupDecoder(ctx({ chunkBytes, storeBytes: 8 * chunkBytes }));
-  dec.applied(0, pattern(PAGE, 7, 1), raw.id);
-  dec.applied(1, pattern(PAGE, 5, 9), raw.id);
+  dec.applied(0, pattern(PAGE_SIZE, 7, 1), raw.id);
+  dec.applied(1, pattern(PAGE_SIZE, 5, 9), raw.id);
   return dec;
 }
 
@@ -448,7 +447,7 @@ Deno.test("dedup decoder: each malformed field throws CodecError before writing"
   ];
   for (const [what, bytes, re] of cases) {
     const dec = primedDecoder(4096);
-    const page = new Uint8Array(PAGE).fill(0xee);
+    const page = new Uint8Array(PAGE_SIZE).fill(0xee);
     assert.throws(
       () => dec.decode(3, Uint8Array.from(bytes), page),
       (e: unknown) => e instanceof CodecError && re.test(e.message),
@@ -483,7 +482,7 @@ Deno.test("dedup decoder fuzz: only CodecError, never a write outside the page",
       ),
       (chunkBytes, input) => {
         assertDecodesOrRejects(primedDecoder(chunkBytes), input, {
-          pageSize: PAGE,
+          pageSize: PAGE_SIZE,
           pfn: 2,
           before: GUARD,
           after: GUARD,
@@ -500,18 +499,21 @@ Deno.test("dedup: the store never exceeds storeBytes and is allocated lazily", (
   const options = { chunkBytes: 1024, storeBytes: 10 * 1024 };
   const enc = new DedupEncoder(ctx(options));
   const dec = new DedupDecoder(ctx(options));
-  assert.equal(new DedupEncoder(ctx()).storeBytes, 0); // 256 MiB default is not paid up front
+  assert.equal(new DedupEncoder(ctx()).store.bytes, 0); // 256 MiB default is not paid up front
   for (let i = 0; i < 200; i++) {
-    sendBoth(enc, dec, i % 8, pattern(PAGE, 2 * (i % 37) + 1, i));
-    assert.ok(enc.storeBytes <= options.storeBytes, `sender ${enc.storeBytes}`);
+    sendBoth(enc, dec, i % 8, pattern(PAGE_SIZE, 2 * (i % 37) + 1, i));
     assert.ok(
-      dec.storeBytes <= options.storeBytes,
-      `receiver ${dec.storeBytes}`,
+      enc.store.bytes <= options.storeBytes,
+      `sender ${enc.store.bytes}`,
+    );
+    assert.ok(
+      dec.store.bytes <= options.storeBytes,
+      `receiver ${dec.store.bytes}`,
     );
   }
-  assert.equal(enc.storeBytes, 10 * 1024);
-  assert.ok(enc.storedChunk(10) !== undefined);
-  assert.equal(enc.storedChunk(11), undefined);
+  assert.equal(enc.store.bytes, 10 * 1024);
+  assert.ok(enc.store.copy(10) !== undefined);
+  assert.equal(enc.store.copy(11), undefined);
 });
 
 Deno.test("dedup fingerprint: deterministic, sensitive to every word position", () => {

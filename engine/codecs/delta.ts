@@ -1,4 +1,5 @@
 import { CodecError } from "../errors.ts";
+import { PAGE_SIZE } from "../plan.ts";
 import { WordView } from "../word_view.ts";
 import { DeltaCache } from "./delta_cache.ts";
 import type { Codec, CodecContext, PageDecoder, PageEncoder } from "./codec.ts";
@@ -95,21 +96,18 @@ function checkPageSize(pageSize: number): void {
   }
 }
 
-/** The only page size the wire carries; `cacheBytes` is a multiple of it. */
-const PAGE_BYTES = 4096;
-
 function cacheBytesOption(options: Readonly<Record<string, unknown>>): number {
   onlyOptions("delta", options, ["cacheBytes"]);
   const value = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
   if (
     typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0 ||
-    value % PAGE_BYTES !== 0
+    value % PAGE_SIZE !== 0
   ) {
     throw new CodecError(
       "delta",
       `Cannot use delta cacheBytes "${
         String(value)
-      }": expected a positive multiple of the page size (${PAGE_BYTES} bytes)`,
+      }": expected a positive multiple of the page size (${PAGE_SIZE} bytes)`,
     );
   }
   return value;

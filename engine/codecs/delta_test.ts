@@ -19,11 +19,10 @@ import { EncoderChain } from "./chain.ts";
 import type { CodecContext, PageDecoder } from "./codec.ts";
 import { delta } from "./delta.ts";
 import { codecById } from "./registry.ts";
-
-const PS = 4096;
+import { PAGE_SIZE } from "../plan.ts";
 
 function ctx(
-  pageSize = PS,
+  pageSize = PAGE_SIZE,
   pageCount = 1,
   options: Record<string, unknown> = {},
   current?: (pfn: number) => Uint8Array,
@@ -123,15 +122,15 @@ const GOLDEN: { name: string; edit: (p: Uint8Array) => void; hex: string }[] = [
 
 for (const g of GOLDEN) {
   Deno.test(`delta golden: ${g.name}`, () => {
-    const old = new Uint8Array(PS);
-    const cur = new Uint8Array(PS);
+    const old = new Uint8Array(PAGE_SIZE);
+    const cur = new Uint8Array(PAGE_SIZE);
     g.edit(cur);
     assertGoldenVector(cur, g.hex, againstReference(old, cur));
   });
 }
 
 Deno.test("delta golden: decodes against a non-zero current page", () => {
-  const old = new Uint8Array(PS).fill(0x11);
+  const old = new Uint8Array(PAGE_SIZE).fill(0x11);
   const cur = old.slice();
   cur[3] = 0x22;
   cur[4095] = 0x33;
@@ -144,9 +143,9 @@ Deno.test("delta golden: decodes against a non-zero current page", () => {
 });
 
 Deno.test("delta golden: an all-changed page is declined (QEMU's overflow)", () => {
-  const old = new Uint8Array(PS);
-  const cur = new Uint8Array(PS).fill(0xff);
-  assert.equal(refEncode(old, cur).length, PS + 3); // 00 80 20, then 4096 bytes
+  const old = new Uint8Array(PAGE_SIZE);
+  const cur = new Uint8Array(PAGE_SIZE).fill(0xff);
+  assert.equal(refEncode(old, cur).length, PAGE_SIZE + 3); // 00 80 20, then 4096 bytes
   assert.equal(encodeAgainst(old, cur), null);
 });
 
@@ -167,10 +166,10 @@ Deno.test("delta declines exactly at the page size, not before", () => {
 Deno.test("delta property: random sparse changes round-trip and match the reference", () => {
   fc.assert(
     fc.property(
-      fc.uint8Array({ minLength: PS, maxLength: PS }),
+      fc.uint8Array({ minLength: PAGE_SIZE, maxLength: PAGE_SIZE }),
       fc.array(
         fc.record({
-          at: fc.integer({ min: 0, max: PS - 1 }),
+          at: fc.integer({ min: 0, max: PAGE_SIZE - 1 }),
           len: fc.integer({ min: 1, max: 300 }),
           value: fc.integer({ min: 0, max: 255 }),
         }),
@@ -179,7 +178,7 @@ Deno.test("delta property: random sparse changes round-trip and match the refere
       (old, edits) => {
         const cur = old.slice();
         for (const e of edits) {
-          cur.fill(e.value, e.at, Math.min(PS, e.at + e.len));
+          cur.fill(e.value, e.at, Math.min(PAGE_SIZE, e.at + e.len));
         }
         checkRoundTrip(old, cur);
       },
@@ -220,8 +219,8 @@ Deno.test("delta property: adversarial pages", () => {
       fc.integer({ min: 1, max: 7 }),
       fc.integer({ min: 0, max: 7 }),
       ([, pa], [, pb], period, phase) => {
-        const old = new Uint8Array(PS).map((_, i) => pa(i));
-        const alt = new Uint8Array(PS).map((_, i) => pb(i));
+        const old = new Uint8Array(PAGE_SIZE).map((_, i) => pa(i));
+        const alt = new Uint8Array(PAGE_SIZE).map((_, i) => pb(i));
         // Bytes differ every `period` bytes: alternating equal/different at period 2.
         const cur = old.map((v, i) =>
           ((i + phase) % (period + 1) === 0) ? v ^ 0x5a : v
@@ -236,9 +235,9 @@ Deno.test("delta property: adversarial pages", () => {
 });
 
 Deno.test("delta: byte-by-byte alternation (XBZRLE's worst case) is declined", () => {
-  const old = new Uint8Array(PS);
+  const old = new Uint8Array(PAGE_SIZE);
   const cur = old.map((_, i) => i & 1);
-  assert.ok(refEncode(old, cur).length > PS);
+  assert.ok(refEncode(old, cur).length > PAGE_SIZE);
   assert.equal(encodeAgainst(old, cur), null);
 });
 
@@ -267,9 +266,9 @@ Deno.test("delta: runs at the ULEB128 boundaries 127/128 and 16383/16384", () =>
 });
 
 Deno.test("delta: unaligned page views encode like aligned ones", () => {
-  const old = new Uint8Array(PS).map((_, i) => (i * 7) & 0xff);
-  const backing = new Uint8Array(PS + 3);
-  const cur = backing.subarray(3, 3 + PS);
+  const old = new Uint8Array(PAGE_SIZE).map((_, i) => (i * 7) & 0xff);
+  const backing = new Uint8Array(PAGE_SIZE + 3);
+  const cur = backing.subarray(3, 3 + PAGE_SIZE);
   cur.set(old);
   cur[17] ^= 1;
   cur[4000] ^= 0x80;
@@ -295,30 +294,32 @@ const MALFORMED: [string, string][] = [
 
 for (const [input, why] of MALFORMED) {
   Deno.test(`delta rejects malformed input: ${input}`, () => {
-    const old = new Uint8Array(PS);
+    const old = new Uint8Array(PAGE_SIZE);
     assertThrowsCodecError(() => decodeAgainst(old, fromHex(input)), why);
   });
 }
 
 Deno.test("delta rejects input as long as the page, a missing current and a bad output buffer", () => {
-  const old = new Uint8Array(PS);
+  const old = new Uint8Array(PAGE_SIZE);
   assertThrowsCodecError(
-    () => decodeAgainst(old, new Uint8Array(PS)),
+    () => decodeAgainst(old, new Uint8Array(PAGE_SIZE)),
     /not smaller than the page/,
   );
   const noCurrent = delta.createDecoder!(ctx());
   assertThrowsCodecError(
-    () => noCurrent.decode(0, new Uint8Array(0), new Uint8Array(PS)),
+    () => noCurrent.decode(0, new Uint8Array(0), new Uint8Array(PAGE_SIZE)),
     /no current page/,
   );
-  const dec = delta.createDecoder!(ctx(PS, 1, {}, () => old));
+  const dec = delta.createDecoder!(ctx(PAGE_SIZE, 1, {}, () => old));
   assert.throws(
-    () => dec.decode(0, new Uint8Array(0), new Uint8Array(PS + 1)),
+    () => dec.decode(0, new Uint8Array(0), new Uint8Array(PAGE_SIZE + 1)),
     CodecError,
   );
-  const short = delta.createDecoder!(ctx(PS, 1, {}, () => old.subarray(1)));
+  const short = delta.createDecoder!(
+    ctx(PAGE_SIZE, 1, {}, () => old.subarray(1)),
+  );
   assert.throws(
-    () => short.decode(0, new Uint8Array(0), new Uint8Array(PS)),
+    () => short.decode(0, new Uint8Array(0), new Uint8Array(PAGE_SIZE)),
     CodecError,
   );
 });
@@ -390,7 +391,7 @@ function claimed(
 }
 
 Deno.test("delta cache: a page never sent is declined", () => {
-  const c = claimed(PS, 8, {});
+  const c = claimed(PAGE_SIZE, 8, {});
   assert.deepEqual(c.claims(), []);
   c.sent(5);
   c.sent(5);
@@ -398,7 +399,7 @@ Deno.test("delta cache: a page never sent is declined", () => {
 });
 
 Deno.test("delta cache: like QEMU's XBZRLE, a page's first send (the bulk pass) is not cached", () => {
-  const c = claimed(PS, 8, {});
+  const c = claimed(PAGE_SIZE, 8, {});
   for (let p = 0; p < 8; p++) c.sent(p);
   assert.deepEqual(c.claims(), [], "nothing cached after the bulk pass");
   c.sent(2);
@@ -407,7 +408,7 @@ Deno.test("delta cache: like QEMU's XBZRLE, a page's first send (the bulk pass) 
 });
 
 Deno.test("delta cache: direct-mapped by pfn % slots, newest wins", () => {
-  const c = claimed(PS, 64, { cacheBytes: 16 * PS });
+  const c = claimed(PAGE_SIZE, 64, { cacheBytes: 16 * PAGE_SIZE });
   for (let p = 0; p < 64; p++) c.sent(p); // bulk pass
   for (let p = 0; p < 64; p++) c.sent(p);
   assert.deepEqual(c.claims(), Array.from({ length: 16 }, (_, i) => 48 + i));
@@ -423,7 +424,7 @@ Deno.test("delta cache property: bounded, and holds the last pfn sent to each sl
       fc.array(fc.integer({ min: 0, max: 31 }), { maxLength: 100 }),
       (slots, sends) => {
         // cacheBytes is a multiple of 4096 whatever the page size
-        const c = claimed(PS, 32, { cacheBytes: slots * PS });
+        const c = claimed(PAGE_SIZE, 32, { cacheBytes: slots * PAGE_SIZE });
         const model = new Map<number, number>();
         const seen = new Set<number>();
         for (const p of sends) {
@@ -441,9 +442,9 @@ Deno.test("delta cache property: bounded, and holds the last pfn sent to each sl
 });
 
 Deno.test("delta cache: encodes against the version sent last", () => {
-  const enc = delta.createEncoder!(ctx(PS, 4));
-  const out = new Uint8Array(PS);
-  const v1 = new Uint8Array(PS).fill(1);
+  const enc = delta.createEncoder!(ctx(PAGE_SIZE, 4));
+  const out = new Uint8Array(PAGE_SIZE);
+  const v1 = new Uint8Array(PAGE_SIZE).fill(1);
   const v2 = v1.slice();
   v2[10] = 2;
   enc.sent?.(2, v1, 0); // bulk pass
@@ -457,22 +458,22 @@ Deno.test("delta cache: encodes against the version sent last", () => {
 Deno.test("delta options: cacheBytes must be a positive multiple of the page size", () => {
   for (const bad of [0, -4096, 4097, 1.5, "64M", Number.NaN]) {
     assertThrowsCodecError(
-      () => delta.createEncoder!(ctx(PS, 1, { cacheBytes: bad })),
+      () => delta.createEncoder!(ctx(PAGE_SIZE, 1, { cacheBytes: bad })),
       /cacheBytes/,
     );
   }
   assert.throws(
-    () => delta.createEncoder!(ctx(PS, 1, { size: 1 })),
+    () => delta.createEncoder!(ctx(PAGE_SIZE, 1, { size: 1 })),
     /Unknown delta option "size"/,
   );
   assert.throws(() => delta.createEncoder!(ctx(4098)), CodecError);
-  delta.createEncoder!(ctx(PS, 1, { cacheBytes: PS }));
+  delta.createEncoder!(ctx(PAGE_SIZE, 1, { cacheBytes: PAGE_SIZE }));
 });
 
 Deno.test("delta parseOptions: fills the 64 MiB default and names a bad or unknown option", () => {
   assert.deepEqual(delta.parseOptions({}), { cacheBytes: 64 * 1024 * 1024 });
-  assert.deepEqual(delta.parseOptions({ cacheBytes: 2 * PS }), {
-    cacheBytes: 2 * PS,
+  assert.deepEqual(delta.parseOptions({ cacheBytes: 2 * PAGE_SIZE }), {
+    cacheBytes: 2 * PAGE_SIZE,
   });
   for (const bad of [0, 4097, "64M"]) {
     assertThrowsCodecError(
@@ -487,10 +488,10 @@ Deno.test("delta parseOptions: fills the 64 MiB default and names a bad or unkno
 });
 
 Deno.test("delta section golden (docs/codecs/delta.md): a page's third send, one byte changed", () => {
-  const v1 = new Uint8Array(PS);
+  const v1 = new Uint8Array(PAGE_SIZE);
   const v2 = v1.slice();
   v2[1001] = 1;
-  const enc = delta.createBatchEncoder(ctx(PS, 8));
+  const enc = delta.createBatchEncoder(ctx(PAGE_SIZE, 8));
   // Sends 1 (the bulk pass: remembered, not cached) and 2 (cached): raw.
   for (let send = 0; send < 2; send++) {
     const batch = pageBatch([v1], [3]);
@@ -503,51 +504,55 @@ Deno.test("delta section golden (docs/codecs/delta.md): a page's third send, one
   // length 4, then zrun 1001 (e9 07), nzrun 1, the new byte 01
   const golden = "04 00 00 00 e9 07 01 01";
   assert.equal(toHex(section), golden);
-  const dec = delta.createBatchDecoder(ctx(PS, 8, {}, () => v1));
-  assert.deepEqual(decodeSection(dec, fromHex(golden), 1, PS), v2);
+  const dec = delta.createBatchDecoder(ctx(PAGE_SIZE, 8, {}, () => v1));
+  assert.deepEqual(decodeSection(dec, fromHex(golden), 1, PAGE_SIZE), v2);
   // An unchanged page is a zero length.
   enc.sent!(batch, new Uint8Array([3, 0]));
   const same = encodeSection(delta, enc, pageBatch([v2], [3]));
   assert.equal(toHex(same.section), "00 00 00 00");
-  const dec2 = delta.createBatchDecoder(ctx(PS, 8, {}, () => v2));
-  assert.deepEqual(decodeSection(dec2, fromHex("00 00 00 00"), 1, PS), v2);
+  const dec2 = delta.createBatchDecoder(ctx(PAGE_SIZE, 8, {}, () => v2));
+  assert.deepEqual(
+    decodeSection(dec2, fromHex("00 00 00 00"), 1, PAGE_SIZE),
+    v2,
+  );
 });
 
 Deno.test("delta in a chain [zero, delta, raw]: the receiver ends with the last versions", () => {
   const pageCount = 48;
-  const chain = new EncoderChain({ pageSize: PS, pageCount });
+  const chain = new EncoderChain({ pageSize: PAGE_SIZE, pageCount });
   chain.select([
     { name: "zero" },
-    { name: "delta", options: { cacheBytes: 32 * PS } },
+    { name: "delta", options: { cacheBytes: 32 * PAGE_SIZE } },
     { name: "raw" },
   ]);
-  const memory = new Uint8Array(pageCount * PS);
-  const current = (pfn: number) => memory.subarray(pfn * PS, (pfn + 1) * PS);
+  const memory = new Uint8Array(pageCount * PAGE_SIZE);
+  const current = (pfn: number) =>
+    memory.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
   const decoders = new Map<number, PageDecoder>();
   const decoderFor = (id: number) => {
     let d = decoders.get(id);
     if (!d) {
       const codec = codecById(id);
       assert.ok(codec, `codec id ${id}`);
-      d = codec.createDecoder!(ctx(PS, pageCount, {}, current));
+      d = codec.createDecoder!(ctx(PAGE_SIZE, pageCount, {}, current));
       decoders.set(id, d);
     }
     return d;
   };
-  const scratch = new Uint8Array(PS);
+  const scratch = new Uint8Array(PAGE_SIZE);
   const send = (pfn: number, page: Uint8Array) => {
     const r = chain.encode(pfn, page);
     const payload = chain.output.slice(0, r.length);
     decoderFor(r.codecId).decode(pfn, payload, scratch);
-    memory.set(scratch, pfn * PS);
+    memory.set(scratch, pfn * PAGE_SIZE);
     return r.codecId;
   };
 
   let seed = 1;
   const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
   const v1 = Array.from({ length: pageCount }, (_, p) => {
-    const page = new Uint8Array(PS);
-    if (p % 4 !== 0) { for (let i = 0; i < PS; i++) page[i] = rand(); }
+    const page = new Uint8Array(PAGE_SIZE);
+    if (p % 4 !== 0) { for (let i = 0; i < PAGE_SIZE; i++) page[i] = rand(); }
     return page;
   });
   for (let p = 0; p < pageCount; p++) {
@@ -559,7 +564,7 @@ Deno.test("delta in a chain [zero, delta, raw]: the receiver ends with the last 
     if (p % 3 === 1) {
       for (let k = 0; k < 8; k++) next[rand() * 16 + k] ^= 0xff;
     }
-    if (p % 5 === 2) { for (let i = 0; i < PS; i++) next[i] = rand(); }
+    if (p % 5 === 2) { for (let i = 0; i < PAGE_SIZE; i++) next[i] = rand(); }
     if (p % 7 === 3) next.fill(0);
     return next;
   });
@@ -578,7 +583,7 @@ Deno.test("delta in a chain [zero, delta, raw]: the receiver ends with the last 
   // A third version: now the re-sent pages are cached and delta pays off.
   const v3 = v2.map((page, p) => {
     const next = page.slice();
-    if (p % 2 === 1) next[(p * 37) % PS] ^= 0x5a;
+    if (p % 2 === 1) next[(p * 37) % PAGE_SIZE] ^= 0x5a;
     return next;
   });
   const used = new Map<number, number>();

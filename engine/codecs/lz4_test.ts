@@ -16,10 +16,15 @@ import {
 } from "./_codec_testing.ts";
 import { BatchEncoderChain } from "./batch_chain.ts";
 import { lz4 } from "./lz4.ts";
+import { PAGE_SIZE } from "../plan.ts";
+import { concatBytes } from "../bytes.ts";
 
-const PAGE = 4096;
-const ctx = { pageSize: PAGE, pageCount: 64, options: lz4.parseOptions({}) };
-const ZERO = new Uint8Array(PAGE);
+const ctx = {
+  pageSize: PAGE_SIZE,
+  pageCount: 64,
+  options: lz4.parseOptions({}),
+};
+const ZERO = new Uint8Array(PAGE_SIZE);
 
 /**
  * docs/codecs/lz4.md's golden vectors (liblz4 1.9.4, acceleration 1): a
@@ -35,29 +40,23 @@ const GOLDEN_1 = fromHex(
   "8f68616b6f6275210a0800ffffffe81f000100fffffffffffffffffffffff2500000000000",
 );
 
-function concat(...pages: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(pages.length * PAGE);
-  pages.forEach((p, i) => out.set(p, i * PAGE));
-  return out;
-}
-
 Deno.test("lz4 is registered as wire id 5, batch form only, bounded by LZ4_COMPRESSBOUND", () => {
   assertRegistered(lz4, 5);
   assert.equal(lz4.createEncoder, undefined);
   assert.equal(lz4.createDecoder, undefined);
   assert.equal(lz4.cheapZeroPages, true);
   // n + n/255 + 16 for n bytes of pages
-  assert.equal(lz4.maxSectionBytes(1, PAGE), 4096 + 16 + 16);
-  assert.equal(lz4.maxSectionBytes(256, PAGE), 1048576 + 4112 + 16);
+  assert.equal(lz4.maxSectionBytes(1, PAGE_SIZE), 4096 + 16 + 16);
+  assert.equal(lz4.maxSectionBytes(256, PAGE_SIZE), 1048576 + 4112 + 16);
 });
 
 Deno.test("lz4 golden vectors decode byte for byte", () => {
   const dec = lz4.createBatchDecoder(ctx);
   assert.deepEqual(
-    decodeSection(dec, GOLDEN_2, 2, PAGE),
-    concat(goldenPage(), ZERO),
+    decodeSection(dec, GOLDEN_2, 2, PAGE_SIZE),
+    concatBytes([goldenPage(), ZERO]),
   );
-  assert.deepEqual(decodeSection(dec, GOLDEN_1, 1, PAGE), goldenPage());
+  assert.deepEqual(decodeSection(dec, GOLDEN_1, 1, PAGE_SIZE), goldenPage());
 });
 
 Deno.test("lz4 golden vectors are the ones docs/codecs/lz4.md gives", async () => {
@@ -93,8 +92,8 @@ Deno.test("lz4 compresses the offered pages only, as one block of them in batch 
   assert.deepEqual([...claimed], [1, 1]);
   assert.equal(toHex(section), toHex(GOLDEN_2));
   assert.deepEqual(
-    decodeSection(dec, section, 2, PAGE),
-    concat(goldenPage(), ZERO),
+    decodeSection(dec, section, 2, PAGE_SIZE),
+    concatBytes([goldenPage(), ZERO]),
   );
 });
 
@@ -109,9 +108,9 @@ Deno.test("lz4 claims all or none: a batch it cannot shrink is declined and raw 
   const mixed = pageBatch([randomPage(1), goldenPage(), randomPage(3)]);
   const all = encodeSection(lz4, enc, mixed);
   assert.deepEqual([...all.claimed], [1, 1, 1]);
-  assert.ok(all.section.length < 3 * PAGE);
+  assert.ok(all.section.length < 3 * PAGE_SIZE);
 
-  const chain = new BatchEncoderChain({ pageSize: PAGE, pageCount: 64 });
+  const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount: 64 });
   chain.select([{ name: "lz4" }]);
   assert.deepEqual(chain.active, ["lz4", "raw"]);
   const declined = chain.encode(random, (n) => new Uint8Array(n));
@@ -138,7 +137,7 @@ Deno.test("lz4 acceleration is honoured: the same batch compresses less as it ri
     sizes.push(section.length);
     if (claims === 0) continue; // declined: raw sends it
     assert.deepEqual(
-      decodeSection(lz4.createBatchDecoder(ctx), section, 16, PAGE),
+      decodeSection(lz4.createBatchDecoder(ctx), section, 16, PAGE_SIZE),
       want,
       `acceleration ${acceleration}`,
     );
@@ -178,9 +177,12 @@ Deno.test("lz4 parseOptions fills the default and names a bad or unknown option"
 Deno.test("lz4 decoder rejects empty, too long, short and wrong-size blocks without writing outside its pages", () => {
   const dec = lz4.createBatchDecoder(ctx);
   const reject = (section: Uint8Array, n: number, match: RegExp) =>
-    assertThrowsCodecError(() => decodeSection(dec, section, n, PAGE), match);
+    assertThrowsCodecError(
+      () => decodeSection(dec, section, n, PAGE_SIZE),
+      match,
+    );
   reject(new Uint8Array(0), 1, /expected 1 to 4095 bytes, got 0/);
-  reject(new Uint8Array(PAGE), 1, /expected 1 to 4095 bytes, got 4096/);
+  reject(new Uint8Array(PAGE_SIZE), 1, /expected 1 to 4095 bytes, got 4096/);
   reject(new Uint8Array(20).fill(0x10), 1, /malformed LZ4 block/);
   // The two-page block as one page (too many bytes) or three (too few).
   reject(GOLDEN_2, 1, /malformed LZ4 block/);

@@ -19,10 +19,9 @@ import { EncoderChain } from "./chain.ts";
 import type { CodecContext } from "./codec.ts";
 import { codecById } from "./registry.ts";
 import { rle } from "./rle.ts";
+import { PAGE_SIZE } from "../plan.ts";
 
-const PS = 4096;
-
-function ctx(pageSize = PS, pageCount = 1): CodecContext {
+function ctx(pageSize = PAGE_SIZE, pageCount = 1): CodecContext {
   return { pageSize, pageCount, options: {} };
 }
 
@@ -96,12 +95,14 @@ const Z = "00 00 00 00";
 const GOLDEN: { name: string; page: Uint8Array; hex: string | null }[] = [
   {
     name: "zero page",
-    page: new Uint8Array(PS),
+    page: new Uint8Array(PAGE_SIZE),
     hex: "00 04 00 00 00 00 00 00",
   },
   {
     name: "colour-filled page",
-    page: new Uint8Array(PS).map((_, i) => [0x11, 0x22, 0x33, 0x44][i & 3]),
+    page: new Uint8Array(PAGE_SIZE).map((_, i) =>
+      [0x11, 0x22, 0x33, 0x44][i & 3]
+    ),
     hex: "00 04 00 00 11 22 33 44",
   },
   {
@@ -145,7 +146,7 @@ for (const g of GOLDEN) {
 }
 
 Deno.test("rle golden: a random page is declined", () => {
-  const page = new Uint8Array(PS).map((_, i) => (i * 2654435761) >>> 24);
+  const page = new Uint8Array(PAGE_SIZE).map((_, i) => (i * 2654435761) >>> 24);
   assert.equal(encode(page), null);
 });
 
@@ -182,7 +183,7 @@ Deno.test("rle property: random and adversarial pages", () => {
       fc.uint8Array({ minLength: 1, maxLength: 64 }),
       fc.array(
         fc.tuple(
-          fc.integer({ min: 0, max: PS - 1 }),
+          fc.integer({ min: 0, max: PAGE_SIZE - 1 }),
           fc.integer({ min: 0, max: 255 }),
         ),
         {
@@ -190,7 +191,7 @@ Deno.test("rle property: random and adversarial pages", () => {
         },
       ),
       (shape, r, edits) => {
-        const page = new Uint8Array(PS).map((_, i) => shape(i, r));
+        const page = new Uint8Array(PAGE_SIZE).map((_, i) => shape(i, r));
         for (const [at, v] of edits) page[at] = v;
         checkRoundTrip(page);
       },
@@ -330,31 +331,33 @@ Deno.test("rle fuzz: truncated and mutated valid encodings", () => {
 
 Deno.test("rle in a chain [zero, rle, raw]: pages decode to what was sent", () => {
   const pageCount = 16;
-  const chain = new EncoderChain({ pageSize: PS, pageCount });
+  const chain = new EncoderChain({ pageSize: PAGE_SIZE, pageCount });
   chain.select([{ name: "zero" }, { name: "rle" }, { name: "raw" }]);
-  const memory = new Uint8Array(pageCount * PS);
+  const memory = new Uint8Array(pageCount * PAGE_SIZE);
   const pages = Array.from({ length: pageCount }, (_, p) => {
-    const page = new Uint8Array(PS);
+    const page = new Uint8Array(PAGE_SIZE);
     if (p % 4 === 1) page.fill(p); // colour fill: rle
     if (p % 4 === 2) page.fill(0x33, 100, 2000); // mostly runs: rle
     if (p % 4 === 3) {
-      for (let i = 0; i < PS; i++) page[i] = (i * 31 + p) * 2654435761 >>> 24; // raw
+      for (let i = 0; i < PAGE_SIZE; i++) {
+        page[i] = (i * 31 + p) * 2654435761 >>> 24; // raw
+      }
     }
     return page;
   });
   const want = [1, 2, 2, 0];
-  const scratch = new Uint8Array(PS);
+  const scratch = new Uint8Array(PAGE_SIZE);
   for (let p = 0; p < pageCount; p++) {
     const r = chain.encode(p, pages[p]);
     assert.equal(r.codecId, want[p % 4], `page ${p}`);
     const codec = codecById(r.codecId);
     assert.ok(codec);
-    codec.createDecoder!(ctx(PS, pageCount)).decode(
+    codec.createDecoder!(ctx(PAGE_SIZE, pageCount)).decode(
       p,
       chain.output.slice(0, r.length),
       scratch,
     );
-    memory.set(scratch, p * PS);
+    memory.set(scratch, p * PAGE_SIZE);
   }
   assert.deepEqual(memory, new Uint8Array(pages.flatMap((p) => [...p])));
 });
@@ -368,22 +371,28 @@ Deno.test("rle options: it takes none, and names any it is given", () => {
 });
 
 Deno.test("rle section golden (docs/codecs/rle.md): a u32 length per claimed page, then the encodings", () => {
-  const colour = new Uint8Array(PS).map((_, i) =>
+  const colour = new Uint8Array(PAGE_SIZE).map((_, i) =>
     [0x11, 0x22, 0x33, 0x44][i & 3]
   );
-  const random = new Uint8Array(PS).map((_, i) => (i * 2654435761) >>> 24);
-  const batch = pageBatch([colour, random, new Uint8Array(PS)], [4, 5, 9]);
-  const enc = rle.createBatchEncoder(ctx(PS, 16));
+  const random = new Uint8Array(PAGE_SIZE).map((_, i) =>
+    (i * 2654435761) >>> 24
+  );
+  const batch = pageBatch([colour, random, new Uint8Array(PAGE_SIZE)], [
+    4,
+    5,
+    9,
+  ]);
+  const enc = rle.createBatchEncoder(ctx(PAGE_SIZE, 16));
   const { section, claimed } = encodeSection(rle, enc, batch);
   assert.deepEqual([...claimed], [1, 0, 1]); // the random page is declined
   const golden = "08 00 00 00 08 00 00 00 " + // lengths of pages 0 and 2
     "00 04 00 00 11 22 33 44 " + // page 0: a run of 1024 words 11 22 33 44
     "00 04 00 00 00 00 00 00"; // page 2: a run of 1024 zero words
   assert.equal(toHex(section), golden);
-  const dec = rle.createBatchDecoder(ctx(PS, 16));
-  const back = decodeSection(dec, fromHex(golden), 2, PS);
-  assert.deepEqual(back.subarray(0, PS), colour);
-  assert.deepEqual(back.subarray(PS), new Uint8Array(PS));
+  const dec = rle.createBatchDecoder(ctx(PAGE_SIZE, 16));
+  const back = decodeSection(dec, fromHex(golden), 2, PAGE_SIZE);
+  assert.deepEqual(back.subarray(0, PAGE_SIZE), colour);
+  assert.deepEqual(back.subarray(PAGE_SIZE), new Uint8Array(PAGE_SIZE));
   // A length past the section, lengths that leave bytes over, too few lengths.
   for (
     const bad of [
@@ -394,7 +403,7 @@ Deno.test("rle section golden (docs/codecs/rle.md): a u32 length per claimed pag
     ]
   ) {
     assertThrowsCodecError(
-      () => decodeSection(dec, fromHex(bad), 2, PS),
+      () => decodeSection(dec, fromHex(bad), 2, PAGE_SIZE),
       /rle/,
     );
   }

@@ -17,9 +17,14 @@ import {
 } from "./_codec_testing.ts";
 import { WINDOW_LOG_MAX } from "./_zstd_stream.ts";
 import { zstd } from "./zstd.ts";
+import { PAGE_SIZE } from "../plan.ts";
+import { concatBytes } from "../bytes.ts";
 
-const PAGE = 4096;
-const ctx = { pageSize: PAGE, pageCount: 64, options: zstd.parseOptions({}) };
+const ctx = {
+  pageSize: PAGE_SIZE,
+  pageCount: 64,
+  options: zstd.parseOptions({}),
+};
 
 /**
  * docs/codecs/zstd.md's golden vectors (libzstd 1.5.4, level 1): a
@@ -33,26 +38,20 @@ const GOLDEN_1 = fromHex(
 );
 const GOLDEN_2 = fromHex("7c00000004400080a81ff0fbc55b7fff150c");
 
-function pages(...ps: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(ps.length * PAGE);
-  ps.forEach((p, i) => out.set(p, i * PAGE));
-  return out;
-}
-
 Deno.test("zstd is registered as wire id 6, batch form only, bounded by ZSTD_compressBound", () => {
   assertRegistered(zstd, 6);
   assert.equal(zstd.createEncoder, undefined);
   assert.equal(zstd.createDecoder, undefined);
   assert.equal(zstd.cheapZeroPages, true);
-  assert.equal(zstd.maxSectionBytes(1, PAGE), 4096 + 16 + 62 + 64);
-  assert.equal(zstd.maxSectionBytes(256, PAGE), 1048576 + 4096 + 64);
+  assert.equal(zstd.maxSectionBytes(1, PAGE_SIZE), 4096 + 16 + 62 + 64);
+  assert.equal(zstd.maxSectionBytes(256, PAGE_SIZE), 1048576 + 4096 + 64);
   assert.equal(WINDOW_LOG_MAX, 23);
 });
 
 Deno.test("zstd golden vectors decode byte for byte, in order, by one channel's decoder", () => {
   const dec = zstd.createBatchDecoder(ctx);
-  assert.deepEqual(decodeSection(dec, GOLDEN_1, 1, PAGE), goldenPage());
-  assert.deepEqual(decodeSection(dec, GOLDEN_2, 1, PAGE), goldenPage());
+  assert.deepEqual(decodeSection(dec, GOLDEN_1, 1, PAGE_SIZE), goldenPage());
+  assert.deepEqual(decodeSection(dec, GOLDEN_2, 1, PAGE_SIZE), goldenPage());
 });
 
 Deno.test("zstd golden vectors are the ones docs/codecs/zstd.md gives", async () => {
@@ -73,13 +72,13 @@ Deno.test("zstd encodes the golden batches as the golden vectors (libzstd 1.5.4)
 Deno.test("zstd decoding out of order fails: a later section needs the earlier ones", () => {
   // Without the first section there is no frame header to start from.
   assertThrowsCodecError(
-    () => decodeSection(zstd.createBatchDecoder(ctx), GOLDEN_2, 1, PAGE),
+    () => decodeSection(zstd.createBatchDecoder(ctx), GOLDEN_2, 1, PAGE_SIZE),
     /zstd section of 1 pages: malformed/,
   );
   // Nor does the first section make sense twice in one stream.
   const dec = zstd.createBatchDecoder(ctx);
-  decodeSection(dec, GOLDEN_1, 1, PAGE);
-  assert.throws(() => decodeSection(dec, GOLDEN_1, 1, PAGE), CodecError);
+  decodeSection(dec, GOLDEN_1, 1, PAGE_SIZE);
+  assert.throws(() => decodeSection(dec, GOLDEN_1, 1, PAGE_SIZE), CodecError);
   // Skipping a section: the third refers back to the second's pages, and
   // without them never gives the right pages back.
   const enc = zstd.createBatchEncoder(ctx);
@@ -87,10 +86,10 @@ Deno.test("zstd decoding out of order fails: a later section needs the earlier o
   encodeSection(zstd, enc, pageBatch([textPage(2)]));
   const c = encodeSection(zstd, enc, pageBatch([textPage(2)])).section;
   const skipping = zstd.createBatchDecoder(ctx);
-  decodeSection(skipping, a, 1, PAGE);
+  decodeSection(skipping, a, 1, PAGE_SIZE);
   let got: Uint8Array | undefined;
   try {
-    got = decodeSection(skipping, c, 1, PAGE);
+    got = decodeSection(skipping, c, 1, PAGE_SIZE);
   } catch (e) {
     assert.ok(e instanceof CodecError);
   }
@@ -107,30 +106,30 @@ Deno.test("zstd keeps one stream per channel: a repeated batch costs almost noth
   const second = encodeSection(zstd, enc, batch).section;
   // 256 KiB of random bytes do not compress; the same bytes again are one
   // long match into the window (here: 262156 bytes, then 25).
-  assert.ok(first.length > 64 * PAGE, `first ${first.length}`);
+  assert.ok(first.length > 64 * PAGE_SIZE, `first ${first.length}`);
   assert.ok(second.length < 200, `second ${second.length}`);
   // A fresh stream (another channel) has nothing to refer to.
   const other = encodeSection(zstd, zstd.createBatchEncoder(ctx), batch);
-  assert.ok(other.section.length > 64 * PAGE);
-  assert.deepEqual(decodeSection(dec, first, 64, PAGE), batch.pages);
-  assert.deepEqual(decodeSection(dec, second, 64, PAGE), batch.pages);
+  assert.ok(other.section.length > 64 * PAGE_SIZE);
+  assert.deepEqual(decodeSection(dec, first, 64, PAGE_SIZE), batch.pages);
+  assert.deepEqual(decodeSection(dec, second, 64, PAGE_SIZE), batch.pages);
 });
 
 Deno.test("zstd claims every page it is offered, incompressible ones too, and only those", () => {
   const enc = zstd.createBatchEncoder(ctx);
   const dec = zstd.createBatchDecoder(ctx);
   const batch = pageBatch(
-    [randomPage(1), goldenPage(), randomPage(2), new Uint8Array(PAGE)],
+    [randomPage(1), goldenPage(), randomPage(2), new Uint8Array(PAGE_SIZE)],
     [0, 5, 6, 7],
   );
   const offered = new Uint32Array([0, 2, 3]);
   const { section, claimed } = encodeSection(zstd, enc, batch, offered);
   assert.deepEqual([...claimed], [1, 1, 1]);
   // two random pages cost a few block headers more than raw
-  assert.ok(section.length < 3 * PAGE, `${section.length}`);
+  assert.ok(section.length < 3 * PAGE_SIZE, `${section.length}`);
   assert.deepEqual(
-    decodeSection(dec, section, 3, PAGE),
-    pages(randomPage(1), randomPage(2), new Uint8Array(PAGE)),
+    decodeSection(dec, section, 3, PAGE_SIZE),
+    concatBytes([randomPage(1), randomPage(2), new Uint8Array(PAGE_SIZE)]),
   );
 });
 
@@ -148,7 +147,7 @@ Deno.test("zstd level is honoured: the same batch shrinks as it rises, and round
     sizes.push(section.length);
     // The decoder needs no level.
     assert.deepEqual(
-      decodeSection(zstd.createBatchDecoder(ctx), section, 16, PAGE),
+      decodeSection(zstd.createBatchDecoder(ctx), section, 16, PAGE_SIZE),
       batch.pages,
       `level ${level}`,
     );
@@ -174,7 +173,7 @@ Deno.test("zstd levels 20 to 22 keep the window within what a decoder accepts (2
     const windowLog = 10 + (section[5] >> 3);
     assert.ok(windowLog <= 23, `level ${level}: window 2^${windowLog}`);
     assert.deepEqual(
-      decodeSection(zstd.createBatchDecoder(ctx), section, 2, PAGE),
+      decodeSection(zstd.createBatchDecoder(ctx), section, 2, PAGE_SIZE),
       batch.pages,
       `level ${level}`,
     );
@@ -209,7 +208,7 @@ Deno.test("zstd decoder rejects an empty section, a corrupt one, and one holding
   ).section;
   const reject = (section: Uint8Array, n: number, match: RegExp) =>
     assertThrowsCodecError(
-      () => decodeSection(zstd.createBatchDecoder(ctx), section, n, PAGE),
+      () => decodeSection(zstd.createBatchDecoder(ctx), section, n, PAGE_SIZE),
       match,
     );
   reject(new Uint8Array(0), 1, /zstd section of 1 pages: it is empty/);
@@ -225,14 +224,14 @@ Deno.test("zstd decoder rejects an empty section, a corrupt one, and one holding
   reject(two.subarray(0, two.length - 5), 2, /decodes to \d+ bytes/);
   // A valid two-page section still decodes as two pages.
   assert.deepEqual(
-    decodeSection(zstd.createBatchDecoder(ctx), two, 2, PAGE),
-    pages(goldenPage(), textPage(3)),
+    decodeSection(zstd.createBatchDecoder(ctx), two, 2, PAGE_SIZE),
+    concatBytes([goldenPage(), textPage(3)]),
   );
 });
 
 Deno.test("zstd decoder: mutated and random sections give pages or a CodecError, never a write out of bounds", () => {
   const enc = zstd.createBatchEncoder(ctx);
-  const b1 = pageBatch([textPage(1), goldenPage(), new Uint8Array(PAGE)]);
+  const b1 = pageBatch([textPage(1), goldenPage(), new Uint8Array(PAGE_SIZE)]);
   const b2 = pageBatch([textPage(2), textPage(1)]);
   const s1 = encodeSection(zstd, enc, b1).section;
   const s2 = encodeSection(zstd, enc, b2).section;

@@ -5,26 +5,25 @@ import { EncoderChain } from "../codecs/chain.ts";
 import { PageBatchBuilder } from "../pipeline/page_batch.ts";
 import { bytesFrom, gpu, hasAdapter } from "./_testing.ts";
 import { GpuBatchEncoder, type GpuChain } from "./batch_encoder.ts";
-
-const PS = 4096;
+import { PAGE_SIZE } from "../plan.ts";
 
 /** A VM image whose pages hit every branch of every codec. */
 function memory(pageCount: number, round: number): Uint8Array[] {
   const pages: Uint8Array[] = [];
   for (let pfn = 0; pfn < pageCount; pfn++) {
     const kind = (pfn * 7 + (round > 1 ? pfn % 2 : 0)) % 6;
-    let p: Uint8Array = new Uint8Array(PS);
+    let p: Uint8Array = new Uint8Array(PAGE_SIZE);
     if (kind === 1) p.fill(pfn & 0xff);
-    if (kind === 2) p = bytesFrom(pfn + 1, PS);
+    if (kind === 2) p = bytesFrom(pfn + 1, PAGE_SIZE);
     if (kind === 3) p.set(bytesFrom(pfn + 5, 700), (pfn * 13) % 3000);
     if (kind === 4) {
-      p = bytesFrom(pfn + 1, PS);
-      if (round > 0) { for (let b = 0; b < PS; b += 2) p[b] ^= round; // alternating: delta declines
+      p = bytesFrom(pfn + 1, PAGE_SIZE);
+      if (round > 0) { for (let b = 0; b < PAGE_SIZE; b += 2) p[b] ^= round; // alternating: delta declines
        }
     }
     if (kind === 5) {
-      p = bytesFrom(pfn + 1, PS);
-      if (round > 0) p[(pfn * 31 + round) % PS] ^= 0x40; // one byte: small delta
+      p = bytesFrom(pfn + 1, PAGE_SIZE);
+      if (round > 0) p[(pfn * 31 + round) % PAGE_SIZE] ^= 0x40; // one byte: small delta
     }
     pages.push(p);
   }
@@ -41,7 +40,7 @@ async function compareChains(
   },
 ): Promise<void> {
   const { pageCount, batch, rounds } = options;
-  const cpu = new EncoderChain({ pageSize: PS, pageCount });
+  const cpu = new EncoderChain({ pageSize: PAGE_SIZE, pageCount });
   cpu.select(
     chain.map((name) =>
       name === "delta" && options.deltaOptions
@@ -52,7 +51,7 @@ async function compareChains(
   const enc = new GpuBatchEncoder(gpu!.device, {
     chain,
     batch,
-    pageSize: PS,
+    pageSize: PAGE_SIZE,
     pageCount,
     deltaOptions: options.deltaOptions,
   });
@@ -126,7 +125,7 @@ Deno.test({
       pageCount: 60,
       batch: 3,
       rounds: 3,
-      deltaOptions: { cacheBytes: 7 * PS },
+      deltaOptions: { cacheBytes: 7 * PAGE_SIZE },
     });
   },
 });
@@ -143,19 +142,19 @@ async function framedLikeCpu(
   batchPages: number,
 ): Promise<boolean> {
   const specs = chain.map((name) => ({ name }));
-  const gpuSide = new BatchEncoderChain({ pageSize: PS, pageCount });
-  const cpuSide = new BatchEncoderChain({ pageSize: PS, pageCount });
+  const gpuSide = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount });
+  const cpuSide = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount });
   gpuSide.select(specs);
   cpuSide.select(specs);
   const rx = new ChannelReceiver(pageCount);
   const enc = new GpuBatchEncoder(gpu!.device, {
     chain,
     batch: batchPages,
-    pageSize: PS,
+    pageSize: PAGE_SIZE,
     pageCount,
   });
   const builder = new PageBatchBuilder({
-    pageSize: PS,
+    pageSize: PAGE_SIZE,
     nonZeroPages: batchPages,
     maxPages: batchPages,
   });
@@ -165,8 +164,8 @@ async function framedLikeCpu(
   try {
     for (let round = 0; round < 3; round++) {
       const mem = memory(pageCount, round);
-      const image = new Uint8Array(pageCount * PS);
-      mem.forEach((p, pfn) => image.set(p, pfn * PS));
+      const image = new Uint8Array(pageCount * PAGE_SIZE);
+      mem.forEach((p, pfn) => image.set(p, pfn * PAGE_SIZE));
       const pfns = mem.map((_, i) => i).filter((i) =>
         round === 0 || (i * (round + 3)) % 5 !== 0
       );
@@ -184,7 +183,7 @@ async function framedLikeCpu(
       }
       for (const pfn of pfns) {
         assert.deepEqual(
-          rx.memory.subarray(pfn * PS, (pfn + 1) * PS),
+          rx.memory.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE),
           mem[pfn],
           `round ${round} pfn ${pfn}`,
         );

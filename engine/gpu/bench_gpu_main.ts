@@ -28,8 +28,7 @@ import { FingerprintKernel } from "./fingerprint.ts";
 import { RleEncodeKernel } from "./rle_encode.ts";
 import { readBack, storageBuffer } from "./_runtime.ts";
 import { ZeroScanKernel } from "./zero_scan.ts";
-
-const PS = 4096;
+import { PAGE_SIZE } from "../plan.ts";
 
 function arg(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -64,7 +63,7 @@ const olds = pages.map((p) => p.slice());
 const news = olds.map((p, i) => {
   const c = p.slice();
   if (i % 2 === 0) {
-    for (let b = (i * 131) % 64; b < PS; b += 509) c[b] ^= 0x5a;
+    for (let b = (i * 131) % 64; b < PAGE_SIZE; b += 509) c[b] ^= 0x5a;
   }
   return c;
 });
@@ -83,14 +82,14 @@ async function stages(
   ) => { result: GPUBuffer; bytes: (n: number) => number },
   src: Uint8Array[],
 ): Promise<{ up: number; k: number; rb: number }> {
-  const input = storageBuffer(device, batch * PS, `${name} in`);
-  const host = new Uint8Array(batch * PS);
+  const input = storageBuffer(device, batch * PAGE_SIZE, `${name} in`);
+  const host = new Uint8Array(batch * PAGE_SIZE);
   let up = 0, k = 0, rb = 0;
   for (let at = 0; at < src.length; at += batch) {
     const n = Math.min(batch, src.length - at);
-    for (let i = 0; i < n; i++) host.set(src[at + i], i * PS);
+    for (let i = 0; i < n; i++) host.set(src[at + i], i * PAGE_SIZE);
     let t = performance.now();
-    device.queue.writeBuffer(input, 0, host, 0, n * PS);
+    device.queue.writeBuffer(input, 0, host, 0, n * PAGE_SIZE);
     await device.queue.onSubmittedWorkDone();
     up += performance.now() - t;
     t = performance.now();
@@ -115,7 +114,7 @@ async function pipelined(
   const enc = new GpuBatchEncoder(device, {
     chain,
     batch,
-    pageSize: PS,
+    pageSize: PAGE_SIZE,
     pageCount,
   });
   const pfns = src.map((_, i) => i);
@@ -149,7 +148,7 @@ function cpuChain(
   src: Uint8Array[],
   warm?: Uint8Array[],
 ): number {
-  const c = new EncoderChain({ pageSize: PS, pageCount });
+  const c = new EncoderChain({ pageSize: PAGE_SIZE, pageCount });
   c.select(specs.map((name) => ({ name })));
   for (let round = 0; warm && round < WARM_ROUNDS; round++) {
     warm.forEach((p, i) => c.encode(i, p));
@@ -189,9 +188,9 @@ async function decodeRow(
 ): Promise<Row> {
   const c = codec === "rle" ? rle : delta;
   const current = old && ((pfn: number) => old[pfn]);
-  const ctx = { pageSize: PS, pageCount, options: {} };
+  const ctx = { pageSize: PAGE_SIZE, pageCount, options: {} };
   const enc = c.createEncoder(ctx);
-  const buf = new Uint8Array(PS);
+  const buf = new Uint8Array(PAGE_SIZE);
   const inputs: Uint8Array[] = [];
   const pfns: number[] = [];
   src.forEach((p, i) => {
@@ -204,8 +203,8 @@ async function decodeRow(
       pfns.push(i);
     }
   });
-  const dec = new GpuBatchDecoder(device, { pageSize: PS, current });
-  const bytes = inputs.length * PS;
+  const dec = new GpuBatchDecoder(device, { pageSize: PAGE_SIZE, current });
+  const bytes = inputs.length * PAGE_SIZE;
   let t = performance.now();
   for (let at = 0; at < inputs.length; at += batch) {
     await dec.decode(
@@ -230,14 +229,14 @@ async function decodeRow(
 }
 
 const rows: Row[] = [];
-const total = pageCount * PS;
+const total = pageCount * PAGE_SIZE;
 const per = (n: number) => n * 4;
-const scratch = storageBuffer(device, batch * PS, "scratch");
-const out = storageBuffer(device, batch * PS, "out");
+const scratch = storageBuffer(device, batch * PAGE_SIZE, "scratch");
+const out = storageBuffer(device, batch * PAGE_SIZE, "out");
 const sizes = storageBuffer(device, batch * 4, "sizes");
 const offsets = storageBuffer(device, (batch + 1) * 4, "offsets");
 const fps = storageBuffer(device, batch * 16, "fps");
-const olds0 = storageBuffer(device, batch * PS, "olds");
+const olds0 = storageBuffer(device, batch * PAGE_SIZE, "olds");
 const hasOld = storageBuffer(device, batch * 4, "hasOld");
 device.queue.writeBuffer(hasOld, 0, new Uint32Array(batch).fill(1));
 const zs = new ZeroScanKernel(device);
@@ -246,12 +245,12 @@ const rk = new RleEncodeKernel(device);
 const dk = new DeltaEncodeKernel(device);
 const ck = new CompactKernels(device);
 // Warm-up: compile every pipeline once.
-await zs.run(pages.slice(0, 1), PS);
-await rk.run(pages.slice(0, 1), PS);
+await zs.run(pages.slice(0, 1), PAGE_SIZE);
+await rk.run(pages.slice(0, 1), PAGE_SIZE);
 
 {
   const s = await stages("zero_scan", (enc, input, n) => {
-    zs.record(enc, { pages: input, flags: sizes }, n, PS);
+    zs.record(enc, { pages: input, flags: sizes }, n, PAGE_SIZE);
     return { result: sizes, bytes: per };
   }, pages);
   let t = performance.now();
@@ -260,37 +259,40 @@ await rk.run(pages.slice(0, 1), PS);
   const cpu = performance.now() - t;
   t = performance.now();
   for (let at = 0; at < pages.length; at += batch) {
-    await zs.run(pages.slice(at, at + batch), PS);
+    await zs.run(pages.slice(at, at + batch), PAGE_SIZE);
   }
   rows.push(encodeRow("zero_scan", s, performance.now() - t, cpu));
   console.log(`zero pages: ${z} of ${pageCount}`);
 }
 {
   const s = await stages("fingerprint", (enc, input, n) => {
-    fp.record(enc, { words: input, out: fps }, n, PS);
+    fp.record(enc, { words: input, out: fps }, n, PAGE_SIZE);
     return { result: fps, bytes: (n) => n * 16 };
   }, pages);
   const o = new Uint32Array(4);
   let t = performance.now();
   for (const p of pages) {
     fingerprint128(
-      new Uint32Array(p.buffer, p.byteOffset, PS / 4),
+      new Uint32Array(p.buffer, p.byteOffset, PAGE_SIZE / 4),
       0,
-      PS / 4,
+      PAGE_SIZE / 4,
       o,
     );
   }
   const cpu = performance.now() - t;
   t = performance.now();
   for (let at = 0; at < pages.length; at += batch) {
-    await fp.run(pages.slice(at, at + batch), { pageSize: PS, chunkBytes: PS });
+    await fp.run(pages.slice(at, at + batch), {
+      pageSize: PAGE_SIZE,
+      chunkBytes: PAGE_SIZE,
+    });
   }
   rows.push(encodeRow("fingerprint", s, performance.now() - t, cpu));
 }
 {
   const s = await stages("rle_encode", (enc, input, n) => {
-    rk.record(enc, { pages: input, scratch, sizes }, n, PS);
-    ck.record(enc, { scratch, sizes, offsets, out }, n, PS);
+    rk.record(enc, { pages: input, scratch, sizes }, n, PAGE_SIZE);
+    ck.record(enc, { scratch, sizes, offsets, out }, n, PAGE_SIZE);
     return { result: sizes, bytes: per };
   }, pages);
   const gpuMs = await pipelined(["zero", "rle"], pages);
@@ -303,9 +305,9 @@ await rk.run(pages.slice(0, 1), PS);
       enc,
       { pages: input, olds: olds0, hasOld, scratch, sizes },
       n,
-      PS,
+      PAGE_SIZE,
     );
-    ck.record(enc, { scratch, sizes, offsets, out }, n, PS);
+    ck.record(enc, { scratch, sizes, offsets, out }, n, PAGE_SIZE);
     return { result: sizes, bytes: per };
   }, news);
   const gpuMs = await pipelined(["zero", "delta"], news, olds);

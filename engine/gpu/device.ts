@@ -5,19 +5,10 @@
  * @module
  */
 
+import { HakobuError } from "../errors.ts";
+
 /** The GPU layer could not do what was asked: no adapter when one is required, a limit too small. */
-export class GpuError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What went wrong and why.
-   * @param options Passed on to `Error` (e.g. `cause`).
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "GpuError";
-  }
-}
+export class GpuError extends HakobuError {}
 
 /** The part of `navigator.gpu` that {@link openGpu} uses; tests inject a fake one. */
 export interface GpuEntry {

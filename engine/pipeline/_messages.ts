@@ -6,8 +6,53 @@
  * @module
  */
 
+import { CodecError, HakobuError } from "../errors.ts";
 import type { CodecSpec } from "../plan.ts";
 import type { CodecRef, CodecSetup } from "../wire/messages.ts";
+
+/** SHA-256 of ranges `[from, to)` of shared memory, `rangeBytes` each (either pool's Workers). */
+export interface DigestRequest {
+  readonly type: "digest";
+  readonly id: number;
+  readonly from: number;
+  readonly to: number;
+  readonly rangeBytes: number;
+}
+
+/** A {@link DigestRequest}'s answer: 32 bytes per range. */
+export interface DigestReply {
+  readonly type: "digest";
+  readonly id: number;
+  readonly digests: Uint8Array;
+}
+
+/**
+ * A Worker's failure on its way to the main thread: an Error does not keep
+ * its class through `postMessage`, so its name and what it carried travel
+ * as fields and the pool rebuilds the error.
+ */
+export interface WorkerError {
+  readonly type: "error";
+  readonly name: string;
+  readonly message: string;
+  /** A {@link HakobuError}'s offset, e.g. a `WireError`'s stream offset. */
+  readonly offset?: number;
+  /** A `CodecError`'s codec. */
+  readonly codec?: string;
+}
+
+/** `err` as a {@link WorkerError}, keeping its name, offset and codec. */
+export function workerError(err: unknown): WorkerError {
+  return {
+    type: "error",
+    name: err instanceof Error ? err.name : "Error",
+    message: err instanceof Error ? err.message : String(err),
+    ...(err instanceof HakobuError && err.offset !== undefined
+      ? { offset: err.offset }
+      : {}),
+    ...(err instanceof CodecError ? { codec: err.codec } : {}),
+  };
+}
 
 /** Sets a channel's encoder up. */
 export interface EncodeInit {
@@ -58,14 +103,7 @@ export type EncodeRequest =
     readonly type: "credit";
     readonly buffer: ArrayBuffer | null;
   }
-  | {
-    /** SHA-256 of ranges `[from, to)` of shared memory, `rangeBytes` each. */
-    readonly type: "digest";
-    readonly id: number;
-    readonly from: number;
-    readonly to: number;
-    readonly rangeBytes: number;
-  }
+  | DigestRequest
   | {
     /** Answer "synced" once every request before this one is handled. */
     readonly type: "sync";
@@ -100,21 +138,13 @@ export type EncodeReply =
     readonly round: number;
     readonly pages: number;
   }
-  | {
-    readonly type: "digest";
-    readonly id: number;
-    readonly digests: Uint8Array;
-  }
+  | DigestReply
   | {
     /** Every request before `sync` `id` is handled. */
     readonly type: "synced";
     readonly id: number;
   }
-  | {
-    readonly type: "error";
-    readonly name: string;
-    readonly message: string;
-  };
+  | WorkerError;
 
 /** Sets a channel's decoder up. */
 export interface DecodeInit {
@@ -148,13 +178,7 @@ export type DecodeRequest =
     readonly at: number;
   }
   | { readonly type: "sync"; readonly id: number }
-  | {
-    readonly type: "digest";
-    readonly id: number;
-    readonly from: number;
-    readonly to: number;
-    readonly rangeBytes: number;
-  };
+  | DigestRequest;
 
 /** Decode worker → main. */
 export type DecodeReply =
@@ -182,17 +206,5 @@ export type DecodeReply =
     readonly claims: readonly (readonly [number, number])[];
   }
   | { readonly type: "synced"; readonly id: number; readonly applied: number }
-  | {
-    readonly type: "digest";
-    readonly id: number;
-    readonly digests: Uint8Array;
-  }
-  | {
-    readonly type: "error";
-    readonly name: string;
-    readonly message: string;
-    /** A `WireError`'s stream offset. */
-    readonly offset?: number;
-    /** A `CodecError`'s codec. */
-    readonly codec?: string;
-  };
+  | DigestReply
+  | WorkerError;

@@ -17,9 +17,14 @@ import { BatchDecoderSet } from "../codecs/batch_chain.ts";
 import type { Codec } from "../codecs/codec.ts";
 import { codecById } from "../codecs/registry.ts";
 import { rangeDigests } from "../digest.ts";
-import { CodecError, WireError } from "../errors.ts";
+import { WireError } from "../errors.ts";
 import { parseBatchPayload, ParsedBatch } from "../wire/batch.ts";
-import type { DecodeInit, DecodeReply, DecodeRequest } from "./_messages.ts";
+import {
+  type DecodeInit,
+  type DecodeReply,
+  type DecodeRequest,
+  workerError,
+} from "./_messages.ts";
 import { channelOf } from "./partition.ts";
 import { PageShadow } from "./page_shadow.ts";
 import { isZeroPage } from "../zero_page.ts";
@@ -189,14 +194,6 @@ self.onmessage = (e: MessageEvent<DecodeRequest>) => {
     handle(e.data);
   } catch (err) {
     failed = true;
-    post({
-      type: "error",
-      name: err instanceof Error ? err.name : "Error",
-      message: err instanceof Error ? err.message : String(err),
-      ...(err instanceof WireError && err.offset !== undefined
-        ? { offset: err.offset }
-        : {}),
-      ...(err instanceof CodecError ? { codec: err.codec } : {}),
-    });
+    post(workerError(err));
   }
 };

@@ -10,24 +10,18 @@
  * @module
  */
 
+import { concatBytes } from "../bytes.ts";
 import { CodecError, MigrationError, WireError } from "../errors.ts";
-import type { CodecRef, CodecSetup } from "../wire/messages.ts";
-import type { DecodeReply, DecodeRequest } from "./_messages.ts";
+import type { CodecSetup } from "../wire/messages.ts";
+import type { DecodeInit, DecodeReply, DecodeRequest } from "./_messages.ts";
+import { ChannelCalls, digestRequests } from "./_channel_calls.ts";
 
-/** Options of {@link DecoderPool.start}. */
-export interface DecoderPoolOptions {
-  /** Channels, one Worker each. */
-  readonly channels: number;
-  /** Page size in bytes. */
-  readonly pageSize: number;
-  /** Pages of the pfn space. */
-  readonly pageCount: number;
-  /** The codecs HELLO negotiated. */
-  readonly codecs: readonly CodecRef[];
-  /** Destination memory the Workers write into; absent: return mode. */
-  readonly memory?: SharedArrayBuffer;
-  /** One byte per page, shared with the sink (with `memory`). */
-  readonly touched?: SharedArrayBuffer;
+/**
+ * Options of {@link DecoderPool.start}: each channel's init, but its number
+ * (without `memory`, decoded pages come back through `onPages`).
+ */
+export interface DecoderPoolOptions
+  extends Omit<DecodeInit, "type" | "channel"> {
   /** Batches per channel waiting to be decoded, at most (default 4). */
   readonly maxInFlight?: number;
   /** Return mode: a channel's decoded batch, in that channel's order. */
@@ -56,15 +50,7 @@ export class DecoderPool {
   readonly #max: number;
   readonly #slotWaiters: ((() => void) | null)[];
   readonly #onPages: DecoderPoolOptions["onPages"];
-  readonly #pending = new Map<
-    number,
-    {
-      left: number;
-      values: unknown[];
-      resolve: (v: unknown[]) => void;
-      reject: (e: Error) => void;
-    }
-  >();
+  readonly #calls: ChannelCalls<DecodeRequest>;
   #nextId = 1;
   #error: Error | null = null;
   #failWaiters: ((e: Error) => void)[] = [];
@@ -73,6 +59,7 @@ export class DecoderPool {
   private constructor(workers: Worker[], options: DecoderPoolOptions) {
     this.channels = workers.length;
     this.#workers = workers;
+    this.#calls = new ChannelCalls(workers);
     this.#inFlight = workers.map(() => 0);
     this.#slotWaiters = workers.map(() => null);
     this.#max = options.maxInFlight ?? 4;
@@ -164,25 +151,10 @@ export class DecoderPool {
    * memory, hashed by all channels in parallel.
    */
   async digest(rangeBytes: number, count: number): Promise<Uint8Array> {
-    const n = this.channels;
-    const per = Math.ceil(count / n);
-    const parts = await this.#all((id, c) => {
-      const from = Math.min(count, c * per);
-      return {
-        type: "digest",
-        id,
-        from,
-        to: Math.min(count, from + per),
-        rangeBytes,
-      };
-    }) as Uint8Array[];
-    const out = new Uint8Array(count * 32);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    const parts = await this.#all(
+      digestRequests(rangeBytes, count, this.channels),
+    );
+    return concatBytes(parts as Uint8Array[]);
   }
 
   /** Stops every Worker. */
@@ -196,27 +168,8 @@ export class DecoderPool {
   #all(
     request: (id: number, channel: number) => DecodeRequest,
   ): Promise<unknown[]> {
-    return new Promise((resolve, reject) => {
-      if (this.#error) return reject(this.#error);
-      const id = this.#nextId++;
-      this.#pending.set(id, {
-        left: this.channels,
-        values: new Array(this.channels),
-        resolve,
-        reject,
-      });
-      this.#workers.forEach((w, c) => w.postMessage(request(id, c)));
-    });
-  }
-
-  #settle(id: number, channel: number, value: unknown): void {
-    const p = this.#pending.get(id);
-    if (!p) return;
-    p.values[channel] = value;
-    if (--p.left === 0) {
-      this.#pending.delete(id);
-      p.resolve(p.values);
-    }
+    if (this.#error) return Promise.reject(this.#error);
+    return this.#calls.all(this.#nextId++, request);
   }
 
   #receive(channel: number, m: DecodeReply): void {
@@ -233,10 +186,10 @@ export class DecoderPool {
         }
         return;
       case "synced":
-        this.#settle(m.id, channel, m.applied);
+        this.#calls.settle(m.id, channel, m.applied);
         return;
       case "digest":
-        this.#settle(m.id, channel, m.digests);
+        this.#calls.settle(m.id, channel, m.digests);
         return;
       case "error": {
         // The Worker's error, rebuilt with its type, so a session reports it as
@@ -267,8 +220,7 @@ export class DecoderPool {
     if (this.#error) return;
     this.#error = error;
     for (const w of this.#slotWaiters) w?.();
-    for (const p of this.#pending.values()) p.reject(error);
-    this.#pending.clear();
+    this.#calls.rejectAll(error);
     for (const r of this.#failWaiters) r(error);
     this.#failWaiters = [];
   }

@@ -23,10 +23,15 @@ import {
   HEADER_BYTES,
 } from "../wire/frame.ts";
 import { MAX_PAGES_PER_BATCH } from "../wire/batch.ts";
-import { MAX_BATCH_PAGES as MAX_BATCH_DATA_PAGES } from "../plan.ts";
+import { MAX_BATCH_PAGES } from "../plan.ts";
 import { encodeCodec } from "../wire/messages.ts";
 import type { PageBatch } from "../codecs/batch.ts";
-import type { EncodeInit, EncodeReply, EncodeRequest } from "./_messages.ts";
+import {
+  type EncodeInit,
+  type EncodeReply,
+  type EncodeRequest,
+  workerError,
+} from "./_messages.ts";
 import { PageBatchBuilder } from "./page_batch.ts";
 import { isZeroPage } from "../zero_page.ts";
 import { type GpuContext, openGpu } from "../gpu/device.ts";
@@ -229,7 +234,7 @@ async function handle(req: EncodeRequest): Promise<void> {
       });
       builder = new PageBatchBuilder({
         pageSize: req.pageSize,
-        nonZeroPages: Math.min(req.batchPages, MAX_BATCH_DATA_PAGES),
+        nonZeroPages: Math.min(req.batchPages, MAX_BATCH_PAGES),
         maxPages: MAX_PAGES_PER_BATCH,
       });
       memory = req.memory ? new Uint8Array(req.memory) : null;
@@ -314,11 +319,7 @@ async function handle(req: EncodeRequest): Promise<void> {
       await handle(req);
     } catch (e) {
       failed = true;
-      post({
-        type: "error",
-        name: e instanceof Error ? e.name : "Error",
-        message: e instanceof Error ? e.message : String(e),
-      });
+      post(workerError(e));
     }
   }
 })();

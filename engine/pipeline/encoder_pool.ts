@@ -8,50 +8,28 @@
  * @module
  */
 
+import { concatBytes } from "../bytes.ts";
 import type { CodecSpec } from "../plan.ts";
 import { MigrationError } from "../errors.ts";
-import type { EncodeReply, EncodeRequest } from "./_messages.ts";
+import type { EncodeInit, EncodeReply, EncodeRequest } from "./_messages.ts";
+import { ChannelCalls, digestRequests } from "./_channel_calls.ts";
 
-/** Options of {@link EncoderPool.start}. */
-export interface EncoderPoolOptions {
-  /** Channels, one Worker each. */
-  readonly channels: number;
-  /** Page size in bytes. */
-  readonly pageSize: number;
-  /** Pages of the pfn space. */
-  readonly pageCount: number;
-  /** Guest memory shared with the source (native mode). */
-  readonly memory?: SharedArrayBuffer;
-  /** Non-zero pages that close a batch. */
-  readonly batchPages: number;
+/** Options of {@link EncoderPool.start}: each channel's init, but its number. */
+export interface EncoderPoolOptions
+  extends Omit<EncodeInit, "type" | "channel" | "credits"> {
   /** BATCH frames each channel may have on their way at once (default 4). */
   readonly credits?: number;
-  /** Encode on the GPU where the chain has twins (each channel opens its own device). */
-  readonly gpu?: { readonly prefer: "gpu" | "auto"; readonly batch: number };
 }
 
-/** What the channels post, merged, in arrival order (each channel's own order kept). */
+/**
+ * What the channels post, merged, in arrival order (each channel's own order
+ * kept): a frame to write, CODEC or BATCH (give a BATCH frame's buffer back
+ * with {@link EncoderPool.credit} once written), or `done`: every frame of
+ * request `id` on this channel was posted before it.
+ */
 export type EncoderEvent =
-  | {
-    /** A frame to write: CODEC or BATCH. */
-    readonly type: "frame";
-    readonly channel: number;
-    readonly bytes: Uint8Array;
-    /** A BATCH frame: give its buffer back with {@link EncoderPool.credit} once written. */
-    readonly credited: boolean;
-    readonly pages: number;
-    readonly claims: readonly (readonly [number, number])[];
-    /** Of its pages, those encoded on the GPU. */
-    readonly gpuPages: number;
-  }
-  | {
-    /** Every frame of request `id` on this channel was posted before this. */
-    readonly type: "done";
-    readonly channel: number;
-    readonly id: number;
-    readonly round: number;
-    readonly pages: number;
-  };
+  & Extract<EncodeReply, { type: "frame" | "done" }>
+  & { readonly channel: number };
 
 /**
  * The encode Workers of one migration.
@@ -83,21 +61,14 @@ export class EncoderPool {
   #waiter: (() => void) | null = null;
   #error: Error | null = null;
   #nextId = 1;
-  /** Requests every channel answers (digest, sync), by id: what came back so far. */
-  readonly #pending = new Map<
-    number,
-    {
-      left: number;
-      values: unknown[];
-      resolve: (values: unknown[]) => void;
-      reject: (e: Error) => void;
-    }
-  >();
+  /** Requests every channel answers (digest, sync), by id. */
+  readonly #calls: ChannelCalls<EncodeRequest>;
   #closed = false;
 
   private constructor(workers: Worker[]) {
     this.channels = workers.length;
     this.#workers = workers;
+    this.#calls = new ChannelCalls(workers);
     workers.forEach((w, channel) => {
       w.onmessage = (e: MessageEvent<EncodeReply>) =>
         this.#receive(channel, e.data);
@@ -199,24 +170,10 @@ export class EncoderPool {
    * hashed by all channels in parallel; 32 bytes per range.
    */
   async digest(rangeBytes: number, count: number): Promise<Uint8Array> {
-    const per = Math.ceil(count / this.channels);
-    const parts = await this.#all((id, c) => {
-      const from = Math.min(count, c * per);
-      return {
-        type: "digest",
-        id,
-        from,
-        to: Math.min(count, from + per),
-        rangeBytes,
-      };
-    }) as Uint8Array[];
-    const out = new Uint8Array(count * 32);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    const parts = await this.#all(
+      digestRequests(rangeBytes, count, this.channels),
+    );
+    return concatBytes(parts as Uint8Array[]);
   }
 
   /**
@@ -259,10 +216,10 @@ export class EncoderPool {
         };
         return;
       case "digest":
-        this.#settle(m.id, channel, m.digests);
+        this.#calls.settle(m.id, channel, m.digests);
         return;
       case "synced":
-        this.#settle(m.id, channel, undefined);
+        this.#calls.settle(m.id, channel, undefined);
         return;
       case "error":
         this.#fail(
@@ -279,33 +236,13 @@ export class EncoderPool {
   #all(
     request: (id: number, channel: number) => EncodeRequest,
   ): Promise<unknown[]> {
-    return new Promise((resolve, reject) => {
-      if (this.#error) return reject(this.#error);
-      const id = this.#nextId++;
-      this.#pending.set(id, {
-        left: this.channels,
-        values: new Array(this.channels),
-        resolve,
-        reject,
-      });
-      this.#workers.forEach((w, c) => w.postMessage(request(id, c)));
-    });
-  }
-
-  #settle(id: number, channel: number, value: unknown): void {
-    const p = this.#pending.get(id);
-    if (!p) return;
-    p.values[channel] = value;
-    if (--p.left === 0) {
-      this.#pending.delete(id);
-      p.resolve(p.values);
-    }
+    if (this.#error) return Promise.reject(this.#error);
+    return this.#calls.all(this.#nextId++, request);
   }
 
   #fail(error: Error): void {
     this.#error ??= error;
     this.#waiter?.();
-    for (const p of this.#pending.values()) p.reject(this.#error);
-    this.#pending.clear();
+    this.#calls.rejectAll(this.#error);
   }
 }

@@ -19,6 +19,12 @@
 import type { StreamVerdict } from "./policy_driver.ts";
 import type { StreamStats } from "../stream/send.ts";
 
+/**
+ * How long a tunnel's verdict is awaited by default, in ms: the sender's
+ * line comes once QEMU's stream has ended and the receiver has answered.
+ */
+export const VERDICT_TIMEOUT_MS = 30_000;
+
 /** Options of {@link execTunnel}. */
 export interface ExecTunnelOptions {
   /** The receiving tunnel, `HOST:PORT`. */
@@ -89,7 +95,7 @@ export async function execTunnel(
     get stats() {
       return stats;
     },
-    async verdict(timeoutMs = 30_000): Promise<StreamVerdict> {
+    async verdict(timeoutMs = VERDICT_TIMEOUT_MS): Promise<StreamVerdict> {
       const line = await waitForLine(statsFile, timeoutMs);
       if (line === null) {
         return noVerdict(

@@ -32,5 +32,4 @@ export {
   sendQemuStream,
   type TunnelReceiveOptions,
   type TunnelSendOptions,
-  type TunnelStats,
 } from "./tunnel.ts";

@@ -28,7 +28,7 @@
  * @module
  */
 
-import type { Plan, RoundStats } from "../plan.ts";
+import { PAGE_SIZE, type Plan, type RoundStats } from "../plan.ts";
 import type { MigrationReport, RoundReport } from "../report.ts";
 import { MigrationError } from "../errors.ts";
 import type {
@@ -55,7 +55,6 @@ export class QemuMigrationError extends MigrationError {
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = "QemuMigrationError";
     this.partial = partial;
   }
 }
@@ -263,7 +262,7 @@ export async function migrateQemu(
     }
     // after a failure QEMU drops the ram counters: keep the last ones seen
     const ram = info.ram ?? lastInfo.ram;
-    const ps = ram ? pageSizeOf(ram) : 4096;
+    const ps = ram ? pageSizeOf(ram) : PAGE_SIZE;
     const st = info.status ?? status;
     if (ram && st === "completed" && prev !== null) {
       const now = performance.now();
@@ -444,7 +443,7 @@ function mixOf(a: Snap, b: Snap): Record<string, number> {
 }
 
 function pageSizeOf(ram: QmpMigrateRam): number {
-  return ram["page-size"] || 4096;
+  return ram["page-size"] || PAGE_SIZE;
 }
 
 function codecLabels(options: QemuMigrationOptions): string[] {

@@ -21,10 +21,11 @@
  * @module
  */
 
+import { HakobuError } from "../errors.ts";
 import { writeAll } from "../transport/write_all.ts";
 
 /** A QMP command failed, timed out, or the connection broke. */
-export class QmpError extends Error {
+export class QmpError extends HakobuError {
   /** The command that failed, when the failure belongs to one. */
   readonly command: string | undefined;
   /** QMP's error class, e.g. `"GenericError"`, when QEMU answered with an error. */
@@ -42,7 +43,6 @@ export class QmpError extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = "QmpError";
     this.command = detail.command;
     this.errorClass = detail.errorClass;
   }

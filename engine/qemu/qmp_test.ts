@@ -11,69 +11,25 @@ import {
   type StreamVerdict,
 } from "./policy_driver.ts";
 import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
+import { type BareQemu, bareQemu } from "./_bare_qemu.ts";
+import { qemuBinary } from "./stream/_capture.ts";
 
-const QEMU = "qemu-system-x86_64";
-
-function qemuInstalled(): boolean {
-  try {
-    const out = new Deno.Command("sh", {
-      args: ["-c", `command -v ${QEMU}`],
-      stdout: "piped",
-    }).outputSync();
-    return out.success;
-  } catch {
-    return false;
-  }
-}
-
-const HAVE_QEMU = qemuInstalled();
+const HAVE_QEMU = qemuBinary() !== null;
 if (!HAVE_QEMU) {
   console.warn(
-    `skipping QMP tests: "${QEMU}" not installed (apt-get install qemu-system-x86)`,
+    `skipping QMP tests: "qemu-system-x86_64" not installed (apt-get install qemu-system-x86)`,
   );
 }
 
-interface Bare {
-  qmp: QmpClient;
-  child: Deno.ChildProcess;
-  dir: string;
-  stop(): Promise<void>;
-}
-
-/** A QEMU with no guest code: paused (`-S`), 64 MiB, its QMP connected. */
-async function bareQemu(extra: string[] = []): Promise<Bare> {
+/** A bare QEMU, paused (`-S`), in a folder of its own that stop() removes. */
+async function pausedQemu(): Promise<BareQemu & { readonly dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "hakobu-qmp-test-" });
-  const sock = `${dir}/qmp.sock`;
-  const child = new Deno.Command(QEMU, {
-    args: [
-      "-accel",
-      "tcg",
-      "-m",
-      "64",
-      "-nodefaults",
-      "-display",
-      "none",
-      "-S",
-      "-qmp",
-      `unix:${sock},server=on,wait=off`,
-      ...extra,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const qmp = await QmpClient.connect(sock, { timeoutMs: 15_000 });
+  const q = await bareQemu(`${dir}/qmp.sock`, ["-S"]);
   return {
-    qmp,
-    child,
+    ...q,
     dir,
     async stop() {
-      if (!qmp.isClosed) await qmp.quit().catch(() => {});
-      qmp.close();
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-      await child.status;
+      await q.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
@@ -83,7 +39,7 @@ Deno.test({
   name: "qmp: negotiates, queries status, reports STOP/RESUME events",
   ignore: !HAVE_QEMU,
   async fn() {
-    const q = await bareQemu();
+    const q = await pausedQemu();
     try {
       assert.match(q.qmp.version, /^\d+\.\d+\.\d+$/);
       const st = await q.qmp.queryStatus();
@@ -114,7 +70,7 @@ Deno.test({
   name: "qmp: a failing command rejects with QEMU's error.desc",
   ignore: !HAVE_QEMU,
   async fn() {
-    const q = await bareQemu();
+    const q = await pausedQemu();
     try {
       await assert.rejects(
         () => q.qmp.execute("no-such-command"),
@@ -142,7 +98,7 @@ Deno.test({
     "qmp: parameters and capabilities round-trip; migrate to exec: completes with events",
   ignore: !HAVE_QEMU,
   async fn() {
-    const q = await bareQemu();
+    const q = await pausedQemu();
     try {
       await q.qmp.setCapabilities({ events: true, xbzrle: true });
       await q.qmp.setParameters({
@@ -184,7 +140,7 @@ Deno.test({
   name: "qmp: quit closes the session; pending and later commands fail clearly",
   ignore: !HAVE_QEMU,
   async fn() {
-    const q = await bareQemu();
+    const q = await pausedQemu();
     try {
       await q.qmp.quit();
       await q.qmp.closed;
@@ -230,7 +186,7 @@ Deno.test({
     "policy driver: a paused VM migrates to exec: and reports totals and rounds",
   ignore: !HAVE_QEMU,
   async fn() {
-    const q = await bareQemu();
+    const q = await pausedQemu();
     try {
       const report = await migrateQemu({
         plan: plan(() => "switchover"),
@@ -290,7 +246,7 @@ Deno.test({
       ],
     ];
     for (const [verdict, verified, outcome] of verdicts) {
-      const q = await bareQemu();
+      const q = await pausedQemu();
       try {
         let calls = 0;
         const report = await migrateQemu({
@@ -325,7 +281,7 @@ Deno.test({
     "policy driver: a failing destination is reported, not thrown; the source stays usable",
   ignore: !HAVE_QEMU,
   async fn() {
-    const q = await bareQemu();
+    const q = await pausedQemu();
     try {
       await q.qmp.execute("cont");
       const report = await migrateQemu({

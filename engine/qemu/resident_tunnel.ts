@@ -20,7 +20,7 @@
  */
 
 import type { StreamVerdict } from "./policy_driver.ts";
-import { verdictOf } from "./exec_tunnel.ts";
+import { VERDICT_TIMEOUT_MS, verdictOf } from "./exec_tunnel.ts";
 
 /** How to run the tunnel script: the words before `qemu send|receive`, and an optional wrapper (e.g. `ip netns exec NS`). */
 export interface ResidentCommand {
@@ -162,7 +162,7 @@ export async function startResidentSender(
   return {
     uri: `unix:${options.socket}`,
     pid: proc.pid,
-    async verdict(timeoutMs = 30_000): Promise<StreamVerdict> {
+    async verdict(timeoutMs = VERDICT_TIMEOUT_MS): Promise<StreamVerdict> {
       const line = await proc.next(timeoutMs);
       return line === null
         ? {
@@ -211,7 +211,7 @@ export function startResidentReceiver(
   ]);
   return Promise.resolve({
     incomingUri: `unix:${options.incoming}`,
-    next: (timeoutMs = 30_000) => proc.next(timeoutMs),
+    next: (timeoutMs = VERDICT_TIMEOUT_MS) => proc.next(timeoutMs),
     close: () => proc.close(),
   });
 }

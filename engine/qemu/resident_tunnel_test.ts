@@ -5,56 +5,13 @@
  */
 
 import assert from "node:assert/strict";
-import type { Plan } from "../plan.ts";
 import { migrateQemu } from "./policy_driver.ts";
-import { QmpClient } from "./qmp.ts";
+import { bareQemu, SWITCH_AT_ONCE } from "./_bare_qemu.ts";
 import {
   startResidentReceiver,
   startResidentSender,
 } from "./resident_tunnel.ts";
 import { qemuBinary } from "./stream/_capture.ts";
-
-const plan: Plan = {
-  name: "now",
-  codecsFor: () => [],
-  decide: () => "switchover",
-  bandwidth: null,
-  batchPages: 256,
-  maxRounds: 30,
-  gpu: { batch: 8192, prefer: "cpu", require: false },
-};
-
-async function bare(dir: string, name: string, extra: string[]) {
-  const sock = `${dir}/${name}.qmp`;
-  const child = new Deno.Command("qemu-system-x86_64", {
-    args: [
-      "-accel",
-      "tcg",
-      "-m",
-      "64",
-      "-nodefaults",
-      "-display",
-      "none",
-      "-qmp",
-      `unix:${sock},server=on,wait=off`,
-      ...extra,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const qmp = await QmpClient.connect(sock, { timeoutMs: 15_000 });
-  return {
-    qmp,
-    async stop() {
-      qmp.close();
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-      await child.status;
-    },
-  };
-}
 
 Deno.test({
   name:
@@ -78,12 +35,15 @@ Deno.test({
     });
     try {
       for (const run of [1, 2]) {
-        const src = await bare(dir, `src${run}`, []);
-        const dst = await bare(dir, `dst${run}`, ["-incoming", "defer"]);
+        const src = await bareQemu(`${dir}/src${run}.qmp`);
+        const dst = await bareQemu(`${dir}/dst${run}.qmp`, [
+          "-incoming",
+          "defer",
+        ]);
         try {
           await dst.qmp.migrateIncoming(receiver.incomingUri);
           const report = await migrateQemu({
-            plan,
+            plan: SWITCH_AT_ONCE,
             source: src.qmp,
             destination: dst.qmp,
             uri: sender.uri,

@@ -17,9 +17,6 @@ import {
 } from "../stream/send.ts";
 import type { WireConn } from "../wire/duplex.ts";
 
-/** What a QEMU tunnel side measured (see {@link StreamStats}). */
-export type TunnelStats = StreamStats;
-
 /** Options of {@link sendQemuStream}: the stream tunnel's, but the format and the back channel. */
 export type TunnelSendOptions = Omit<StreamSendOptions, "format" | "back">;
 
@@ -42,7 +39,7 @@ export function sendQemuStream(
   source: ReadableStream<Uint8Array>,
   conn: WireConn,
   options: TunnelSendOptions = {},
-): Promise<TunnelStats> {
+): Promise<StreamStats> {
   return sendStream(source, conn, { ...options, format: qemuFormat });
 }
 
@@ -70,7 +67,7 @@ export function receiveQemuStream(
   conn: WireConn,
   sink: WritableStream<Uint8Array>,
   options: TunnelReceiveOptions = {},
-): Promise<TunnelStats> {
+): Promise<StreamStats> {
   return receiveStream(conn, {
     format: "qemu",
     out: sink,

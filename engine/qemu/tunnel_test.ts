@@ -10,8 +10,8 @@ import {
   receiveQemuStream,
   sendQemuStream,
   type TunnelSendOptions,
-  type TunnelStats,
 } from "./tunnel.ts";
+import type { StreamStats } from "../stream/send.ts";
 import { concatBytes } from "../bytes.ts";
 
 const fixture = firmwareStream();
@@ -57,7 +57,7 @@ async function tunnel(
   a: WireConn,
   b: WireConn,
   codecs: { name: string }[],
-): Promise<[TunnelStats, TunnelStats, Uint8Array]> {
+): Promise<[StreamStats, StreamStats, Uint8Array]> {
   const out = collector();
   const [s, r] = await Promise.all([
     sendQemuStream(source(bytes), a, { codecs, batchPages: 64 }),

@@ -20,6 +20,7 @@ import {
 } from "../digest.ts";
 import type { MemorySink } from "../driver.ts";
 import { MigrationError, WireError } from "../errors.ts";
+import { PAGE_SIZE } from "../plan.ts";
 import { type Frame, FrameType } from "../wire/frame.ts";
 import {
   decodeEnd,
@@ -28,11 +29,7 @@ import {
   encodeResult,
   type Hello,
 } from "../wire/messages.ts";
-import {
-  PAGE_SIZE,
-  type ReceiveMode,
-  type SinkChannels,
-} from "./receive_core.ts";
+import type { ReceiveMode, SinkChannels } from "./receive_core.ts";
 
 /** What a memory session ends with. */
 export interface MemoryResult {
@@ -64,6 +61,7 @@ export type MemoryEvent =
     /** END compared and RESULT sent. */
     readonly type: "result";
     readonly verified: boolean;
+    /** Destination digest, hex. */
     readonly digest: string;
     readonly pagesApplied: number;
   };

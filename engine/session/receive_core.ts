@@ -14,6 +14,7 @@
 import type { Codec } from "../codecs/codec.ts";
 import { CodecError, MigrationError, WireError } from "../errors.ts";
 import { formatBytes } from "../format.ts";
+import { MAX_CHANNELS, PAGE_SIZE } from "../plan.ts";
 import { DecoderPool } from "../pipeline/decoder_pool.ts";
 import type { DecodeReply } from "../pipeline/_messages.ts";
 import type { WireConn } from "../wire/duplex.ts";
@@ -35,16 +36,12 @@ import {
   encodeError,
   encodeWelcome,
   type Hello,
-  MAX_CHANNELS,
   PROTOCOL_VERSION,
   type RoundEnd,
 } from "../wire/messages.ts";
 import type { ReceiveBudget, Reservation } from "./budget.ts";
 import { bestEffort } from "./best_effort.ts";
 import { Watchdog } from "./watchdog.ts";
-
-/** The only page size the protocol carries. */
-export const PAGE_SIZE = 4096;
 
 /** Default largest memory a receiver accepts: 64 GiB. */
 export const DEFAULT_MAX_MEMORY_BYTES: number = 64 * 1024 ** 3;

@@ -24,7 +24,8 @@ import {
   FrameType,
   memoryDuplex,
 } from "../wire/mod.ts";
-import { chunkedStream, concat } from "../wire/_test_util.ts";
+import { chunkedStream } from "../wire/_test_util.ts";
+import { concatBytes } from "../bytes.ts";
 
 const DEADLINE_MS = 30_000;
 
@@ -78,10 +79,10 @@ function mutate(bytes: Uint8Array, mutations: readonly Mutation[]): Uint8Array {
         b = b.subarray(0, at);
         break;
       case "drop":
-        b = concat([b.subarray(0, at), b.subarray(at + m.length)]);
+        b = concatBytes([b.subarray(0, at), b.subarray(at + m.length)]);
         break;
       case "repeat":
-        b = concat([
+        b = concatBytes([
           b.subarray(0, at + m.length),
           b.subarray(at, at + m.length),
           b.subarray(at + m.length),
@@ -162,7 +163,7 @@ function mutateFrames(
       }
     }
   }
-  return concat(
+  return concatBytes(
     f.map((x) => encodeFrame(x.type, x.round, x.payload, x.channel)),
   );
 }
@@ -189,7 +190,7 @@ Deno.test("fuzz: the frame reader returns the frames sent, or ends, or throws a 
       fc.array(mutationArb, { maxLength: 3 }),
       fc.nat(),
       async (frames, mutations, seed) => {
-        const clean = concat(
+        const clean = concatBytes(
           frames.map((f) => encodeFrame(f.type, f.round, f.payload, f.channel)),
         );
         const bytes = mutate(clean, mutations);
@@ -274,7 +275,7 @@ async function recordSession(): Promise<
     }),
   ]);
   assert.ok(report.verified && received.verified);
-  return { bytes: concat(recorded), memory: vm.memory.slice() };
+  return { bytes: concatBytes(recorded), memory: vm.memory.slice() };
 }
 
 Deno.test("fuzz: a recorded session replayed with random damage ends in a named error, or verified with exactly the source's memory", async () => {

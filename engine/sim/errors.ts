@@ -4,6 +4,8 @@
  * @module
  */
 
+import { HakobuError } from "../errors.ts";
+
 /**
  * The simulated VM or its memory sink refused an input: an unknown workload,
  * a bad memory size, a pfn out of range, a page of the wrong length.
@@ -17,18 +19,15 @@
  * }
  * ```
  */
-export class SimError extends Error {
-  /** The option or argument that was refused, when there is one (e.g. `"pfn"`). */
-  readonly field: string | undefined;
+export class SimError extends HakobuError {
   /**
    * Creates the error.
    *
    * @param message What went wrong and why.
-   * @param field The option or argument that was refused.
+   * @param field The option or argument that was refused, when there is one (e.g. `"pfn"`).
+   * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(message: string, field?: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "SimError";
-    this.field = field;
+    super(message, { ...options, field });
   }
 }

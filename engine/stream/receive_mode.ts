@@ -21,12 +21,12 @@ import { hex } from "../digest.ts";
 import { MigrationError, WireError } from "../errors.ts";
 import { channelOf } from "../pipeline/partition.ts";
 import { StreamHasher } from "../pipeline/stream_hasher.ts";
+import { PAGE_SIZE } from "../plan.ts";
 import type { DecodeReply } from "../pipeline/_messages.ts";
-import {
-  PAGE_SIZE,
-  type ReceiveMode,
-  type SessionControl,
-  type SinkChannels,
+import type {
+  ReceiveMode,
+  SessionControl,
+  SinkChannels,
 } from "../session/receive_core.ts";
 import { type Frame, FrameType } from "../wire/frame.ts";
 import { encodeResult, type Hello } from "../wire/messages.ts";

@@ -10,7 +10,7 @@ import {
   RecordsBuilder,
   RecordsParser,
 } from "./records.ts";
-import { fromHex, toHex } from "../wire/_test_util.ts";
+import { assertParsesOrWireError, fromHex, toHex } from "../wire/_test_util.ts";
 
 type Drawn =
   | { kind: 0; bytes: Uint8Array }
@@ -350,33 +350,10 @@ Deno.test("RECORDS fuzz: corrupted plain and compressed payloads give entries or
     ]);
     return b.take();
   });
-  fc.assert(
-    fc.property(
-      fc.nat(1),
-      fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 4 }),
-      fc.nat(),
-      (which, flips, cut) => {
-        const b = samples[which].slice();
-        for (const [at, v] of flips) b[at % b.length] = v;
-        const input = cut % 3 === 0 ? b.subarray(0, cut % b.length) : b;
-        try {
-          new RecordsParser({ pageCount: 16 }).parse(input);
-        } catch (e) {
-          if (!(e instanceof WireError)) throw e;
-        }
-      },
-    ),
-    { numRuns: 1500 },
-  );
-  fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 100 }), (input) => {
-      try {
-        new RecordsParser({ pageCount: 16 }).parse(input);
-      } catch (e) {
-        if (!(e instanceof WireError)) throw e;
-      }
-    }),
-    { numRuns: 500 },
+  assertParsesOrWireError(
+    samples,
+    (input) => new RecordsParser({ pageCount: 16 }).parse(input),
+    { cutEvery: 3, runs: 1500, randomRuns: 500, randomBytes: 100 },
   );
   assert.equal(RecordKind.PAGES, 2);
 });

@@ -23,7 +23,12 @@
 import { codecById, codecByName, codecNames } from "../codecs/registry.ts";
 import { hex } from "../digest.ts";
 import { MigrationError } from "../errors.ts";
-import type { CodecSpec, Plan, RoundStats } from "../plan.ts";
+import {
+  type CodecSpec,
+  PAGE_SIZE,
+  type Plan,
+  type RoundStats,
+} from "../plan.ts";
 import { EncoderPool } from "../pipeline/encoder_pool.ts";
 import { StreamHasher } from "../pipeline/stream_hasher.ts";
 import { channelOf } from "../pipeline/partition.ts";
@@ -35,8 +40,6 @@ import { decodeResult, PROTOCOL_VERSION } from "../wire/messages.ts";
 import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
 import { MAX_RECORDS_BYTES, RecordsBuilder } from "./records.ts";
 import { encodeStreamEnd } from "./stream_end.ts";
-
-const PAGE = 4096;
 
 /** What a stream tunnel side measured; both sides return one. */
 export interface StreamStats {
@@ -147,7 +150,7 @@ class PendingBatch {
   pages: Uint8Array;
   constructor(readonly capacity: number) {
     this.pfns = new Float64Array(capacity);
-    this.pages = new Uint8Array(capacity * PAGE);
+    this.pages = new Uint8Array(capacity * PAGE_SIZE);
   }
   get last(): number {
     return this.count === 0 ? -1 : this.pfns[this.count - 1];
@@ -231,8 +234,8 @@ export async function sendStream(
 
     await link.hello({
       protocol: PROTOCOL_VERSION,
-      memoryBytes: parser.pageCount * PAGE,
-      pageSize: PAGE,
+      memoryBytes: parser.pageCount * PAGE_SIZE,
+      pageSize: PAGE_SIZE,
       codecs: codecNames().map((n) => ({ id: codecByName(n).id, name: n })),
       vm: (options.vm ?? parser.description).slice(0, 4000),
       policy: options.plan?.name ?? `${format.name}-tunnel`,
@@ -241,7 +244,7 @@ export async function sendStream(
     });
     const p = pool = EncoderPool.start({
       channels,
-      pageSize: PAGE,
+      pageSize: PAGE_SIZE,
       pageCount: parser.pageCount,
       batchPages,
     });
@@ -294,8 +297,8 @@ export async function sendStream(
       elapsedMs: performance.now() - started,
       bytesSent: link.wireBytes,
       rawBytesSent: stats.rawPageBytes,
-      memoryBytes: parser.pageCount * PAGE,
-      pageSize: PAGE,
+      memoryBytes: parser.pageCount * PAGE_SIZE,
+      pageSize: PAGE_SIZE,
     });
     const selectChain = () => {
       p.chain(
@@ -328,9 +331,13 @@ export async function sendStream(
         round,
         b.count,
         b.pfns.subarray(0, b.count).slice(),
-        b.count === b.capacity ? b.pages : b.pages.slice(0, b.count * PAGE),
+        b.count === b.capacity
+          ? b.pages
+          : b.pages.slice(0, b.count * PAGE_SIZE),
       );
-      if (b.count === b.capacity) b.pages = new Uint8Array(b.capacity * PAGE);
+      if (b.count === b.capacity) {
+        b.pages = new Uint8Array(b.capacity * PAGE_SIZE);
+      }
       b.count = 0;
     };
     const flushRecords = async (): Promise<void> => {
@@ -368,7 +375,10 @@ export async function sendStream(
           if (wait) return wait.then(() => pages(e, k));
         }
         b.pfns[b.count] = pfn;
-        b.pages.set(e.data.subarray(k * PAGE, (k + 1) * PAGE), b.count * PAGE);
+        b.pages.set(
+          e.data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE),
+          b.count * PAGE_SIZE,
+        );
         b.count++;
         if (b.count === b.capacity) {
           fullBatch = true;
@@ -377,8 +387,8 @@ export async function sendStream(
         }
       }
       stats.pages += e.pfns.length;
-      stats.rawPageBytes += e.pfns.length * PAGE;
-      roundRaw += e.pfns.length * PAGE;
+      stats.rawPageBytes += e.pfns.length * PAGE_SIZE;
+      roundRaw += e.pfns.length * PAGE_SIZE;
     };
     const record = (
       e: Extract<StreamEvent, { kind: "pages" }>,

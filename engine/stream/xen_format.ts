@@ -10,6 +10,7 @@
  * @module
  */
 
+import { PAGE_SIZE } from "../plan.ts";
 import { RoundCounter } from "../xen/rounds.ts";
 import { XenStreamError } from "../xen/stream/errors.ts";
 import { pfnTypeHasData } from "../xen/stream/format.ts";
@@ -18,9 +19,6 @@ import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
 
 /** Default bound on the pfn space: 2^24 pages (64 GiB of pfns, holes included). */
 export const DEFAULT_MAX_PAGES = 1 << 24;
-
-/** Page size the Xen tunnel carries (x86). */
-const PAGE = 4096;
 
 class XenParser implements StreamParser {
   readonly #p = new XenStreamParser({ scan: true });
@@ -67,7 +65,7 @@ class XenParser implements StreamParser {
         pfns,
         data: e.bytes.subarray(
           e.headerLength,
-          e.headerLength + pfns.length * PAGE,
+          e.headerLength + pfns.length * PAGE_SIZE,
         ),
       });
     }

@@ -16,6 +16,15 @@ class FakeClock {
     this.t += this.wake(ms);
     return Promise.resolve();
   };
+  /** A pacer on this clock. */
+  pacer(bytesPerSecond: number, burstBytes?: number): Pacer {
+    return new Pacer({
+      bytesPerSecond,
+      burstBytes,
+      now: this.now,
+      sleep: this.sleep,
+    });
+  }
 }
 
 /** Sends `pieces` takes of `bytes` through `pacer`; returns the clock time it took, in ms. */
@@ -32,12 +41,7 @@ async function send(
 
 Deno.test("Pacer charges exactly the time N bytes take at its rate once the burst is spent (fake clock)", async () => {
   const clock = new FakeClock();
-  const pacer = new Pacer({
-    bytesPerSecond: 1_000_000,
-    burstBytes: 100_000,
-    now: clock.now,
-    sleep: clock.sleep,
-  });
+  const pacer = clock.pacer(1_000_000, 100_000);
   // 20 x 50 000 B = 1 000 000 B; the first 100 000 B are the burst, the
   // other 900 000 B at 1 000 000 B/s take 900 ms: 18 sleeps of 50 ms. A
   // pacer at half the rate would take 1800 ms, at double the rate 450 ms.
@@ -49,12 +53,7 @@ Deno.test("Pacer charges exactly the time N bytes take at its rate once the burs
 
 Deno.test("Pacer lets one burst through at once, refills while idle, and never banks more than a burst (fake clock)", async () => {
   const clock = new FakeClock();
-  const pacer = new Pacer({
-    bytesPerSecond: 1_000_000,
-    burstBytes: 100_000,
-    now: clock.now,
-    sleep: clock.sleep,
-  });
+  const pacer = clock.pacer(1_000_000, 100_000);
   assert.equal(await send(pacer, clock, 1, 100_000), 0, "a full burst is free");
   // The bucket is empty: 20 000 B more cost 20 000 / 1 000 000 s = 20 ms.
   assert.equal(await send(pacer, clock, 1, 20_000), 20);
@@ -79,11 +78,7 @@ Deno.test("Pacer's default burst is 4 ms of traffic, at least 256 KiB (fake cloc
     ]
   ) {
     const clock = new FakeClock();
-    const pacer = new Pacer({
-      bytesPerSecond: rate,
-      now: clock.now,
-      sleep: clock.sleep,
-    });
+    const pacer = clock.pacer(rate);
     assert.equal(await send(pacer, clock, 1, burst), 0, `${rate} B/s burst`);
     assert.equal(await send(pacer, clock, 1, more), ms, `${rate} B/s after`);
   }
@@ -92,12 +87,7 @@ Deno.test("Pacer's default burst is 4 ms of traffic, at least 256 KiB (fake cloc
 Deno.test("Pacer re-checks after a timer that fires early and still holds the rate (fake clock)", async () => {
   // Every timer fires after half its time (at least 1 ms).
   const clock = new FakeClock((ms) => Math.max(1, Math.floor(ms / 2)));
-  const pacer = new Pacer({
-    bytesPerSecond: 1_000_000,
-    burstBytes: 100_000,
-    now: clock.now,
-    sleep: clock.sleep,
-  });
+  const pacer = clock.pacer(1_000_000, 100_000);
   // As in the exact test: 900 000 B past the burst take 900 ms, not less.
   assert.equal(await send(pacer, clock, 20, 50_000), 900);
   assert.ok(clock.sleeps.length > 18, `${clock.sleeps.length} sleeps`);
@@ -105,12 +95,7 @@ Deno.test("Pacer re-checks after a timer that fires early and still holds the ra
 
 Deno.test("Pacer sleeps at least 1 ms and rounds a wait up to whole ms (fake clock)", async () => {
   const clock = new FakeClock();
-  const pacer = new Pacer({
-    bytesPerSecond: 1_000_000,
-    burstBytes: 1_000,
-    now: clock.now,
-    sleep: clock.sleep,
-  });
+  const pacer = clock.pacer(1_000_000, 1_000);
   await pacer.take(1_000);
   // 1 500 B cost 1.5 ms: one sleep of 2 ms, which also refills 500 B ahead.
   assert.equal(await send(pacer, clock, 1, 1_500), 2);

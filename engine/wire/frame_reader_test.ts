@@ -10,7 +10,8 @@ import {
 import { FrameReader } from "./frame_reader.ts";
 import { FrameWriter } from "./frame_writer.ts";
 import { memoryDuplex } from "./duplex.ts";
-import { byteStream, chunkedStream, concat, prng } from "./_test_util.ts";
+import { byteStream, chunkedStream, prng } from "./_test_util.ts";
+import { concatBytes } from "../bytes.ts";
 
 const TYPES = Object.values(FrameType);
 
@@ -57,7 +58,7 @@ async function expectFrames(
 }
 
 function sampleBytes(seed: number): Uint8Array {
-  return concat(
+  return concatBytes(
     sampleFrames(seed).map((f) =>
       encodeFrame(f.type, f.round, f.payload, f.channel)
     ),
@@ -95,7 +96,7 @@ Deno.test("FrameReader: a byte stream that ends inside a large payload (read str
   for (const cut of [HEADER_BYTES + 10, 100_000, big.length - 1]) {
     const reader = new FrameReader(
       byteStream(
-        concat([big, big]).subarray(0, big.length + cut),
+        concatBytes([big, big]).subarray(0, big.length + cut),
         () => 50_000,
       ),
       { ownPayload: () => true },
@@ -132,7 +133,7 @@ Deno.test("FrameReader: an empty stream is a clean end", async () => {
 
 Deno.test("FrameReader: end of stream mid-header or mid-payload is Truncated", async () => {
   const one = encodeFrame(FrameType.END, 1, new Uint8Array(32).fill(9));
-  const two = concat([one, one]);
+  const two = concatBytes([one, one]);
   for (const cut of [1, 15, 16, 17, 47]) {
     const reader = new FrameReader(
       chunkedStream(two.subarray(0, one.length + cut), () => 5),
@@ -181,7 +182,9 @@ Deno.test("FrameReader: bad magic, unknown type and checksum in a later frame re
   for (const [at, value, message] of edits) {
     const bad = good.slice();
     bad[at] = value;
-    const reader = new FrameReader(chunkedStream(concat([good, bad]), () => 4));
+    const reader = new FrameReader(
+      chunkedStream(concatBytes([good, bad]), () => 4),
+    );
     assert.ok(await reader.next());
     await assert.rejects(() => reader.next(), message);
   }
@@ -189,7 +192,7 @@ Deno.test("FrameReader: bad magic, unknown type and checksum in a later frame re
 
 Deno.test("FrameWriter: writes to a stream and to a conn that takes a few bytes per write", async () => {
   const frames = sampleFrames(8);
-  const expected = concat(
+  const expected = concatBytes(
     frames.map((f) => encodeFrame(f.type, f.round, f.payload)),
   );
 
@@ -218,7 +221,7 @@ Deno.test("FrameWriter: writes to a stream and to a conn that takes a few bytes 
   await w2.writeRaw(encodeFrame(FrameType.ABORT, 0, new Uint8Array(2)));
   assert.deepEqual(
     new Uint8Array(sink),
-    concat([expected, encodeFrame(FrameType.ABORT, 0, new Uint8Array(2))]),
+    concatBytes([expected, encodeFrame(FrameType.ABORT, 0, new Uint8Array(2))]),
   );
   assert.equal(w2.bytesWritten, sink.length);
 });
@@ -263,7 +266,7 @@ for (
         i,
       )
     );
-    const bytes = concat(frames);
+    const bytes = concatBytes(frames);
     const reader = new FrameReader(
       kind === "chunks"
         ? chunkedStream(bytes, () => 1000)

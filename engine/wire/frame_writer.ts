@@ -80,8 +80,8 @@ export class FrameWriter {
   }
 
   /**
-   * Writes bytes that already form one or more whole frames, e.g.
-   * {@link PagesFrameBuilder.frame}'s result.
+   * Writes bytes that already form one or more whole frames, e.g. a BATCH
+   * frame a channel Worker encoded.
    */
   async writeRaw(frameBytes: Uint8Array): Promise<void> {
     await this.#write(frameBytes);

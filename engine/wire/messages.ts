@@ -12,6 +12,7 @@
  */
 
 import { WireError } from "../errors.ts";
+import { MAX_CHANNELS } from "../plan.ts";
 import { MAX_JSON_PAYLOAD } from "./frame.ts";
 import { peerText } from "./peer_text.ts";
 
@@ -20,9 +21,6 @@ export const PROTOCOL_VERSION = 2;
 
 /** Bytes of one SHA-256 digest. */
 export const DIGEST_BYTES = 32;
-
-/** Most channels a HELLO may ask for. */
-export const MAX_CHANNELS = 64;
 
 /** Bytes before the range digests of an END payload. */
 export const END_HEADER_BYTES = 16;

@@ -23,12 +23,12 @@ import {
   encodeRoundEnd,
   encodeWelcome,
   type Hello,
-  MAX_CHANNELS,
   MAX_DIGEST_RANGES,
   MAX_MISMATCHES,
   MAX_TEXT,
   PROTOCOL_VERSION,
 } from "./messages.ts";
+import { MAX_CHANNELS } from "../plan.ts";
 
 const json = (v: unknown): Uint8Array =>
   new TextEncoder().encode(JSON.stringify(v));

@@ -14,6 +14,7 @@ import {
   type XenCtrl,
 } from "../../ffi/xen/xenctrl.ts";
 import { XenError } from "../../ffi/xen/errors.ts";
+import { PAGE_SIZE } from "../plan.ts";
 
 /** What {@link measureDirtyRate} reports. */
 export interface DirtyRate {
@@ -131,7 +132,7 @@ export async function measureDirtyRate(
         intervalMs: ms,
         dirtyPages: dirty,
         pagesPerSecond: dirty / (ms / 1000),
-        bytesPerSecond: dirty * 4096 / (ms / 1000),
+        bytesPerSecond: dirty * PAGE_SIZE / (ms / 1000),
         pfns,
       };
     } finally {

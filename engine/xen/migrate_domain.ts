@@ -29,6 +29,7 @@
  */
 
 import { makeFifo } from "../../ffi/xen/_libc.ts";
+import { HakobuError } from "../errors.ts";
 import { writeAll } from "../transport/write_all.ts";
 import { resumeSuspendedDomain } from "./resume.ts";
 import {
@@ -106,7 +107,7 @@ export interface XenMigrateResult {
 }
 
 /** A migration failed; {@link resumed} says whether the domain runs on at the source. */
-export class XenMigrateError extends Error {
+export class XenMigrateError extends HakobuError {
   /** Whether the domain was resumed (or never stopped) at the source. */
   readonly resumed: boolean;
   /**
@@ -118,7 +119,6 @@ export class XenMigrateError extends Error {
    */
   constructor(message: string, resumed: boolean, options?: ErrorOptions) {
     super(message, options);
-    this.name = "XenMigrateError";
     this.resumed = resumed;
   }
 }

@@ -19,7 +19,12 @@
  * @module
  */
 
-import type { Decision, Plan, RoundStats } from "../plan.ts";
+import {
+  type Decision,
+  PAGE_SIZE,
+  type Plan,
+  type RoundStats,
+} from "../plan.ts";
 import type { PrecopyStats } from "../../ffi/xen/xenguest.ts";
 import { XcFlags, XgsPolicy } from "../../ffi/xen/xenguest.ts";
 import { XenError } from "../../ffi/xen/errors.ts";
@@ -78,7 +83,7 @@ export class PrecopyPolicy {
    */
   constructor(options: XenSaveWorkerOptions) {
     this.#plan = options.plan;
-    this.#pageSize = options.pageSize ?? 4096;
+    this.#pageSize = options.pageSize ?? PAGE_SIZE;
     this.#memoryBytes = options.memoryBytes ?? 0;
     this.#onCall = options.onCall ?? (() => {});
   }

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { DEFAULT_MAX_PAGES, xenFormat } from "../stream/xen_format.ts";
+import { xenFormat } from "../stream/xen_format.ts";
 import { receiveStream } from "../stream/receive.ts";
 import {
   sendStream,
@@ -16,11 +16,6 @@ import {
   type StreamStats,
 } from "../stream/send.ts";
 import type { WireConn } from "../wire/duplex.ts";
-
-export { DEFAULT_MAX_PAGES };
-
-/** Page size the tunnel carries (x86). */
-export const XEN_PAGE_SIZE = 4096;
 
 /** What a Xen tunnel side measured. */
 export interface XenTunnelStats extends StreamStats {
@@ -59,7 +54,7 @@ export async function sendXenStream(
   const { maxPages, ...rest } = options;
   const stats = await sendStream(source, conn, {
     ...rest,
-    format: xenFormat(maxPages ?? DEFAULT_MAX_PAGES),
+    format: xenFormat(maxPages),
     back,
   });
   return { ...stats, sawImage: stats.pageRecords > 0 };

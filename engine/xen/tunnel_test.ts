@@ -3,7 +3,7 @@ import { memoryDuplex } from "../wire/duplex.ts";
 import type { CodecSpec } from "../plan.ts";
 import { receiveXenStream, sendXenStream } from "./tunnel.ts";
 import { XenStreamError } from "./stream/errors.ts";
-import { buildStream, concat, wrapLikeXl } from "./stream/_test_util.ts";
+import { buildStream, wrapLikeXl } from "./stream/_test_util.ts";
 import { RoundCounter } from "./rounds.ts";
 import {
   BANNER,
@@ -11,6 +11,7 @@ import {
   READY,
   tunnelInMemory,
 } from "./_tunnel_testing.ts";
+import { concatBytes } from "../bytes.ts";
 
 const enc = new TextEncoder();
 
@@ -41,7 +42,7 @@ for (const codecs of CHAINS) {
       const wire = wrapLikeXl(libxc);
       const { s, r, out, back } = await tunnel(wire, codecs, i + 3);
       assert.deepEqual(out, wire);
-      assert.deepEqual(back, concat([BANNER, READY]));
+      assert.deepEqual(back, concatBytes([BANNER, READY]));
       assert.ok(s.verified && r.verified);
       assert.ok(s.sawImage);
       assert.equal(s.pages, roundPfns.flat().length);

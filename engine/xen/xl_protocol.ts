@@ -1,6 +1,6 @@
 /**
  * What `xl migrate` says to `xl migrate-receive` around the libxc image, so
- * that hakobu can take the sender's place (`policy_migrate.ts`) and a stock
+ * that hakobu can take the sender's place (`migrate_domain.ts`) and a stock
  * `xl migrate-receive` rebuilds the domain. Read from Xen 4.17's
  * tools/xl/xl.h, xl_migrate.c, xl_saverestore.c and
  * docs/specs/libxl-migration-stream.pandoc:

@@ -43,7 +43,6 @@ export class XenError extends FfiError {
     options?: ErrorOptions,
   ) {
     super(library, message, options);
-    this.name = "XenError";
     this.call = call;
     this.errno = code;
     this.errnoText = code === 0 ? "" : errnoText(code);

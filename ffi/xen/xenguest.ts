@@ -6,7 +6,7 @@
  *
  * `xc_domain_save` blocks for the whole migration and calls
  * `precopy_policy` synchronously on the calling thread, so it must not run
- * on the main JS thread: `save_worker.ts` runs it in a Worker (the worker's
+ * on the main JS thread: `engine/xen/_save_worker.ts` runs it in a Worker (the worker's
  * thread blocks in C; the callback runs re-entrantly on that same thread
  * and asks the main thread's plan through shared memory).
  *

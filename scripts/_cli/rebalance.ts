@@ -5,19 +5,18 @@
  * @module
  */
 
-import Table from "cli-table3";
 import { loadPolicy } from "../../dsl/load.ts";
 import { parseBandwidth, parseDuration } from "../../dsl/units.ts";
 import type { Plan } from "../../engine/plan.ts";
-import { formatBytes, formatDuration } from "../../engine/format.ts";
+import { formatDuration } from "../../engine/format.ts";
 import {
-  type HostLoad,
+  formatPlan,
+  formatResults,
   type Inventory,
   inventoryToJson,
   loadInventory,
   type MoveResult,
   planMoves,
-  type RebalancePlan,
   runPlan,
   simFabric,
 } from "../rebalance/mod.ts";
@@ -212,92 +211,6 @@ export async function rebalanceCommand(
     }
   }
   return results.some((r) => !r.verified) ? 1 : infeasibleCode;
-}
-
-/**
- * The plan for people: the moves, each host's memory before and after, the
- * unmovable VMs and the hosts that cannot be fixed.
- */
-export function formatPlan(
-  plan: RebalancePlan,
-  linkRateSource: string,
-): string {
-  const lines: string[] = [];
-  lines.push(
-    `target: every host at most ${plan.maxHostMemoryPercent}% of its memory; link ${
-      (plan.bandwidth * 8 / 1e9).toFixed(2)
-    } Gbit/s (${linkRateSource})`,
-  );
-  if (plan.moves.length === 0) {
-    lines.push(
-      plan.infeasible.length === 0
-        ? "balanced: no moves needed"
-        : "no moves possible",
-    );
-  } else {
-    const moves = new Table({
-      head: ["vm", "from → to", "size", "predicted", "downtime", "reason"],
-      style: { head: [], border: [] },
-    });
-    for (const m of plan.moves) {
-      moves.push([
-        m.vm,
-        `${m.from} → ${m.to}`,
-        formatBytes(m.bytes),
-        formatDuration(m.predictedMs),
-        formatDuration(m.predictedDowntimeMs),
-        m.reason,
-      ]);
-    }
-    lines.push(`${plan.moves.length} move(s):`, moves.toString());
-  }
-  const hosts = new Table({
-    head: ["host", "memory", "before", "after", "target"],
-    style: { head: [], border: [] },
-  });
-  for (const h of plan.hosts) {
-    hosts.push([
-      h.host,
-      formatBytes(h.capacityBytes),
-      _load(h.beforeBytes, h),
-      _load(h.afterBytes, h),
-      formatBytes(h.targetBytes),
-    ]);
-  }
-  lines.push(hosts.toString());
-  for (const u of plan.unmovable) {
-    lines.push(`unmovable: ${u.vm} on ${u.host}: ${u.reason}`);
-  }
-  for (const i of plan.infeasible) lines.push(`cannot fix: ${i.reason}`);
-  return lines.join("\n");
-}
-
-/** The run's results for people: one row per move. */
-export function formatResults(results: readonly MoveResult[]): string {
-  const table = new Table({
-    head: ["vm", "from → to", "result", "time", "downtime", "wire", "error"],
-    style: { head: [], border: [] },
-  });
-  for (const r of results) {
-    table.push([
-      r.move.vm,
-      `${r.move.from} → ${r.move.to}`,
-      r.verified ? "verified" : "FAILED",
-      formatDuration(r.totalTimeMs),
-      r.verified ? formatDuration(r.downtimeMs) : "-",
-      r.verified ? formatBytes(r.wireBytes) : "-",
-      r.error ?? "",
-    ]);
-  }
-  const ok = results.filter((r) => r.verified).length;
-  return `${table.toString()}\n${ok} of ${results.length} move(s) verified`;
-}
-
-function _load(bytes: number, h: HostLoad): string {
-  const pct = (bytes / h.capacityBytes) * 100;
-  return `${formatBytes(bytes)} (${pct.toFixed(1)}%)${
-    bytes > h.targetBytes ? " !" : ""
-  }`;
 }
 
 async function _write(path: string, inventory: Inventory): Promise<void> {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { HakobuError } from "../../engine/errors.ts";
 import type { MigrationReport } from "../../engine/report.ts";
 import {
   formatRoundTable,
@@ -24,11 +25,11 @@ export interface ReportCommandOptions {
 }
 
 /** A file is not a {@link MigrationReport}: names the file and the field. */
-export class ReportFileError extends Error {
+export class ReportFileError extends HakobuError {
   /** The file that was read. */
   readonly file: string;
   /** The path of the field that is missing or wrong (`rounds[2].wireBytes`), or `""` for the whole file. */
-  readonly field: string;
+  declare readonly field: string;
   /**
    * @param file The file that was read.
    * @param field The field that is missing or wrong.
@@ -40,10 +41,8 @@ export class ReportFileError extends Error {
     message: string,
     options?: ErrorOptions,
   ) {
-    super(message, options);
-    this.name = "ReportFileError";
+    super(message, { ...options, field });
     this.file = file;
-    this.field = field;
   }
 }
 

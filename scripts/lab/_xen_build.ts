@@ -23,6 +23,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { sh } from "./_sh.ts";
 
 /** Line the dom0 init prints once xenstored and xenconsoled run. */
 export const DOM0_READY = "HAKOBU-XEN-DOM0-READY";
@@ -75,28 +76,6 @@ export function xenLabDir(): string {
     `${Deno.env.get("HOME") ?? "/root"}/.cache/hakobu/lab/xen`;
 }
 
-/** Runs a command; returns stdout, throws with stderr on failure. */
-export async function run(
-  argv: readonly string[],
-  options: { allowFail?: boolean; cwd?: string } = {},
-): Promise<string> {
-  const out = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    cwd: options.cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const td = new TextDecoder();
-  if (!out.success && !options.allowFail) {
-    throw new Error(
-      `"${argv.join(" ")}" failed (${out.code}): ${
-        td.decode(out.stderr).trim().slice(-2000)
-      }`,
-    );
-  }
-  return td.decode(out.stdout);
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
@@ -127,7 +106,7 @@ export async function xenLabUnavailable(): Promise<string | null> {
   const hint =
     "apt-get install qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 busybox-static cpio";
   for (const bin of ["qemu-system-x86_64", "busybox", "cpio", "gzip", "ldd"]) {
-    const p = await run(["sh", "-c", `command -v ${bin}`], { allowFail: true });
+    const p = await sh(["sh", "-c", `command -v ${bin}`], { allowFail: true });
     if (p.trim() === "") return `"${bin}" not found (${hint})`;
   }
   for (
@@ -218,7 +197,7 @@ on_crash = "preserve"
 }
 
 async function pkgVersions(): Promise<string> {
-  return await run([
+  return await sh([
     "dpkg-query",
     "-W",
     "-f",
@@ -228,7 +207,7 @@ async function pkgVersions(): Promise<string> {
 }
 
 async function lddDeps(bins: readonly string[]): Promise<string[]> {
-  const out = await run(["ldd", ...bins], { allowFail: true });
+  const out = await sh(["ldd", ...bins], { allowFail: true });
   const libs = new Set<string>();
   for (const line of out.split("\n")) {
     const m = line.match(/=>\s*(\/\S+)/) ?? line.match(/^\s*(\/\S+)\s+\(/);
@@ -250,7 +229,7 @@ async function cpio(root: string, out: string, gzip: boolean): Promise<void> {
   const cmd =
     `cd '${root}' && find . -print0 | cpio --null -o -H newc --quiet -R 0:0` +
     (gzip ? ` | gzip -6 > '${out}'` : ` > '${out}'`);
-  await run(["sh", "-c", cmd]);
+  await sh(["sh", "-c", cmd]);
 }
 
 function repoRoot(): string {
@@ -309,7 +288,7 @@ export async function buildXenLab(
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     await Deno.mkdir(dir, { recursive: true });
     // hypervisor + kernel
-    await run([
+    await sh([
       "sh",
       "-c",
       `gzip -dc /boot/xen-${XEN_VERSION}-amd64.gz > '${dir}/xen'`,
@@ -349,7 +328,7 @@ export async function buildXenLab(
     await Deno.symlink("/run/lock", `${root}/var/lock`);
     await put(root, "/bin/busybox");
     for (const m of DOM0_MODULES) {
-      const f = (await run(["modinfo", "-k", kver, "-F", "filename", m]))
+      const f = (await sh(["modinfo", "-k", kver, "-F", "filename", m]))
         .trim();
       await put(root, f, `/lib/modules/${m}.ko`);
     }
@@ -360,7 +339,7 @@ export async function buildXenLab(
     for (const lib of await lddDeps(["/bin/true"])) await put(root, lib);
     await put(root, "/lib/x86_64-linux-gnu/libgcc_s.so.1");
     await Deno.mkdir(`${root}/etc`, { recursive: true });
-    await run(["cp", "-a", "/etc/xen", `${root}/etc/xen`]);
+    await sh(["cp", "-a", "/etc/xen", `${root}/etc/xen`]);
     await Deno.writeTextFile(
       `${root}/etc/passwd`,
       "root:x:0:0:root:/root:/bin/sh\n",
@@ -380,7 +359,7 @@ export async function buildXenLab(
   if (withDeno) {
     built = true;
     await buildDenoArchive(dir, denoArchive, log);
-    await run([
+    await sh([
       "sh",
       "-c",
       `cat '${dir}/dom0.cpio.gz' > '${dir}/dom0-deno.cpio'`,
@@ -390,7 +369,7 @@ export async function buildXenLab(
     const f = await Deno.open(`${dir}/dom0-deno.cpio`, { append: true });
     await f.write(new Uint8Array((4 - size % 4) % 4));
     f.close();
-    await run(["sh", "-c", `cat '${denoArchive}' >> '${dir}/dom0-deno.cpio'`]);
+    await sh(["sh", "-c", `cat '${denoArchive}' >> '${dir}/dom0-deno.cpio'`]);
   }
   return {
     ...images,
@@ -401,7 +380,10 @@ export async function buildXenLab(
   };
 }
 
-/** deno + the hakobu tree (no .git/out/node_modules except the deno binary). */
+/**
+ * deno (the one running this: the pinned one under `npx deno`) + the hakobu
+ * tree (no .git/out/node_modules except the deno binary).
+ */
 async function buildDenoArchive(
   dir: string,
   out: string,
@@ -412,13 +394,9 @@ async function buildDenoArchive(
   const root = `${dir}/deno-root`;
   await Deno.remove(root, { recursive: true }).catch(() => {});
   await Deno.mkdir(`${root}/usr/bin`, { recursive: true });
-  await put(
-    root,
-    `${repo}/node_modules/@deno/linux-x64-glibc/deno`,
-    "/usr/bin/deno",
-  );
+  await put(root, Deno.execPath(), "/usr/bin/deno");
   await Deno.mkdir(`${root}/hakobu`, { recursive: true });
-  await run([
+  await sh([
     "sh",
     "-c",
     `cd '${repo}' && tar --exclude=./.git --exclude=./out --exclude=./node_modules -cf - . | tar -C '${root}/hakobu' -xf -`,
@@ -427,10 +405,10 @@ async function buildDenoArchive(
   // dom0 has no network, so ship node_modules (≈14 MB: no deno binary package,
   // fast-check, .ts/.map/.md files) and a config that maps deno.json's imports and resolves
   // them from it (`nodeModulesDir: manual`): DOM0_HAKOBU in xen_lab.ts.
-  await run([
+  await sh([
     "sh",
     "-c",
-    `cd '${repo}' && tar --exclude='node_modules/.deno/@deno+*' --exclude=node_modules/@deno --exclude=node_modules/deno --exclude='node_modules/.deno/fast-check*' --exclude='*.map' --exclude='*.ts' --exclude='*.d.mts' --exclude='*.d.cts' --exclude='*.md' -cf - node_modules | tar -C '${root}/hakobu' -xf -`,
+    `cd '${repo}' && tar --exclude='node_modules/.deno/@deno+*' --exclude='node_modules/.deno/deno@*' --exclude=node_modules/@deno --exclude=node_modules/deno --exclude='node_modules/.deno/fast-check*' --exclude='*.map' --exclude='*.ts' --exclude='*.d.mts' --exclude='*.d.cts' --exclude='*.md' -cf - node_modules | tar -C '${root}/hakobu' -xf -`,
   ]);
   const denoJson = JSON.parse(await Deno.readTextFile(`${repo}/deno.json`));
   await Deno.writeTextFile(
@@ -440,9 +418,7 @@ async function buildDenoArchive(
   // deno's own libraries (glibc) come with the base archive's ldd closure;
   // add anything it needs beyond that.
   for (
-    const lib of await lddDeps([
-      `${repo}/node_modules/@deno/linux-x64-glibc/deno`,
-    ])
+    const lib of await lddDeps([Deno.execPath()])
   ) {
     await put(root, lib);
   }

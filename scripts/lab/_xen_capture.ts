@@ -27,7 +27,8 @@
 
 import { createHash } from "node:crypto";
 import zlib from "node:zlib";
-import { buildXenLab, run, xenLabDir } from "./_xen_build.ts";
+import { buildXenLab, xenLabDir } from "./_xen_build.ts";
+import { sh } from "./_sh.ts";
 import { XenLabVm } from "./_xen_vm.ts";
 
 /** Options of {@link captureXenStream}. */
@@ -64,7 +65,7 @@ export async function buildMiniGuest(dir: string): Promise<Uint8Array> {
   const elf = `${dir}/mini.elf`;
   await Deno.mkdir(dir, { recursive: true });
   try {
-    await run([
+    await sh([
       "gcc",
       "-m32",
       "-O2",

@@ -15,13 +15,12 @@
  * @module
  */
 
+import { HakobuError } from "../../engine/errors.ts";
 import type { QmpClient } from "../../engine/qemu/qmp.ts";
 import type { Guest } from "./qemu_guest.ts";
 
 /** A destination guest that failed after an intact stream (see module doc). */
-export class TcgGuestFault extends Error {
-  override name = "TcgGuestFault";
-}
+export class TcgGuestFault extends HakobuError {}
 
 /** Tries per lab case (`HAKOBU_LAB_ATTEMPTS`, default 3; 1 shows every fault). */
 export const LAB_ATTEMPTS: number = Math.max(

@@ -13,9 +13,14 @@ Deno.test("guest_fault: heartbeats reads the serial heartbeat uptimes", () => {
   assert.deepEqual(heartbeats("nothing here\n"), []);
 });
 
-/** A serial log file, a QMP stub answering `status`, and a writer. */
-async function scene(status: string | Error) {
+/**
+ * A serial log file holding `log`, and guestFailure() over it with a QMP
+ * stub answering `status` (watching 10 ms unless told); the file goes when
+ * the scene is disposed.
+ */
+async function scene(status: string | Error, log: string) {
   const logPath = await Deno.makeTempFile({ suffix: ".log" });
+  await Deno.writeTextFile(logPath, log);
   const qmp = {
     execute: (cmd: string) => {
       assert.equal(cmd, "query-status");
@@ -24,87 +29,68 @@ async function scene(status: string | Error) {
         : Promise.resolve({ status, running: status === "running" });
     },
   } as Parameters<typeof guestFailure>[0]["qmp"];
-  return { logPath, qmp };
+  return {
+    logPath,
+    failure: (
+      answer: string,
+      more: { streamIntact: boolean; watchMs?: number; extra?: string },
+    ) =>
+      guestFailure({ answer, guest: { logPath }, qmp, watchMs: 10, ...more }),
+    [Symbol.asyncDispose]: () => Deno.remove(logPath),
+  };
 }
 
 Deno.test("guest_fault: an oops after an intact stream is a TcgGuestFault", async () => {
-  const { logPath, qmp } = await scene("running");
-  await Deno.writeTextFile(
-    logPath,
+  await using s = await scene(
+    "running",
     "hakobu: alive uptime=9.0\nBUG: kernel NULL pointer dereference, address: 0\n",
   );
-  const e = await guestFailure({
-    answer: "no answer",
-    guest: { logPath },
-    qmp,
-    streamIntact: true,
-    watchMs: 10,
-  });
+  const e = await s.failure("no answer", { streamIntact: true });
   assert.ok(e instanceof TcgGuestFault);
   assert.match(e.message, /the guest kernel crashed/);
   assert.match(e.message, /BUG: kernel NULL pointer/);
-  await Deno.remove(logPath);
 });
 
 Deno.test("guest_fault: a panicked guest whose QEMU quit (-no-reboot) after an intact stream is a TcgGuestFault", async () => {
-  const { logPath, qmp } = await scene(new Error("QMP connection closed"));
-  await Deno.writeTextFile(
-    logPath,
+  await using s = await scene(
+    new Error("QMP connection closed"),
     "BUG: IRQ stack guard page was hit\nKernel panic - not syncing\n",
   );
-  const e = await guestFailure({
-    answer: "no answer: fetch failed",
-    guest: { logPath },
-    qmp,
-    streamIntact: true,
-    watchMs: 10,
-  });
+  const e = await s.failure("no answer: fetch failed", { streamIntact: true });
   assert.ok(e instanceof TcgGuestFault);
   assert.match(e.message, /crashed; destination QEMU no answer/);
   // without the intact stream it is a plain failure
-  const plain = await guestFailure({
-    answer: "no answer: fetch failed",
-    guest: { logPath },
-    qmp,
+  const plain = await s.failure("no answer: fetch failed", {
     streamIntact: false,
-    watchMs: 10,
   });
   assert.ok(!(plain instanceof TcgGuestFault));
-  await Deno.remove(logPath);
 });
 
 Deno.test("guest_fault: a guest whose heartbeat advances is running but silent", async () => {
-  const { logPath, qmp } = await scene("running");
-  await Deno.writeTextFile(logPath, "hakobu: alive uptime=9.0\n");
+  await using s = await scene("running", "hakobu: alive uptime=9.0\n");
   const beat = setTimeout(
     () =>
-      Deno.writeTextFileSync(logPath, "hakobu: alive uptime=11.0\n", {
+      Deno.writeTextFileSync(s.logPath, "hakobu: alive uptime=11.0\n", {
         append: true,
       }),
     20,
   );
-  const e = await guestFailure({
-    answer: "no answer: timeout",
-    guest: { logPath },
-    qmp,
+  const e = await s.failure("no answer: timeout", {
     streamIntact: true,
     watchMs: 200,
   });
   clearTimeout(beat);
   assert.ok(e instanceof TcgGuestFault);
   assert.match(e.message, /guest runs \(serial heartbeat at uptime 11 s\)/);
-  await Deno.remove(logPath);
 });
 
 Deno.test("guest_fault: a hung guest, but the stream not known intact, is a plain failure", async () => {
-  const { logPath, qmp } = await scene("running");
-  await Deno.writeTextFile(logPath, "hakobu: alive uptime=9.5\nlast words\n");
-  const e = await guestFailure({
-    answer: "bad keys=3/1000",
-    guest: { logPath },
-    qmp,
+  await using s = await scene(
+    "running",
+    "hakobu: alive uptime=9.5\nlast words\n",
+  );
+  const e = await s.failure("bad keys=3/1000", {
     streamIntact: false,
-    watchMs: 10,
     extra: "receiver: null",
   });
   assert.ok(!(e instanceof TcgGuestFault));
@@ -112,25 +98,17 @@ Deno.test("guest_fault: a hung guest, but the stream not known intact, is a plai
   assert.match(e.message, /receiver: null/);
   // the heartbeat is filtered out of the log tail, the rest kept
   assert.match(e.message, /serial log:\nlast words/);
-  await Deno.remove(logPath);
 });
 
 Deno.test("guest_fault: a destination QEMU that is not running, its guest not crashed, is a plain failure", async () => {
   for (const status of ["paused", new Error("QMP closed")]) {
-    const { logPath, qmp } = await scene(status);
-    const e = await guestFailure({
-      answer: "no answer",
-      guest: { logPath },
-      qmp,
-      streamIntact: true,
-      watchMs: 10,
-    });
+    await using s = await scene(status, "");
+    const e = await s.failure("no answer", { streamIntact: true });
     assert.ok(!(e instanceof TcgGuestFault), String(status));
     assert.match(
       e.message,
       status instanceof Error ? /QEMU no answer \(.*QMP closed/ : /QEMU paused/,
     );
-    await Deno.remove(logPath);
   }
 });
 

@@ -11,14 +11,8 @@ import { policy } from "../../dsl/policy.ts";
 import { when } from "../../dsl/conditions.ts";
 import { MiB } from "../../dsl/units.ts";
 import { migrateQemu } from "../../engine/qemu/policy_driver.ts";
-import {
-  LAB_NET,
-  linkCounters,
-  netDown,
-  netUp,
-  parseRate,
-  sh,
-} from "./netns.ts";
+import { LAB_NET, linkCounters, netDown, netUp, parseRate } from "./netns.ts";
+import { sh } from "./_sh.ts";
 import { guestFailure, retryingTcgFaults } from "./guest_fault.ts";
 import { startPair } from "./qemu_pair.ts";
 import {

@@ -5,57 +5,12 @@
 
 import assert from "node:assert/strict";
 import { migrateQemu } from "../../engine/qemu/policy_driver.ts";
-import { QmpClient } from "../../engine/qemu/qmp.ts";
-import type { Plan } from "../../engine/plan.ts";
+import { bareQemu, SWITCH_AT_ONCE } from "../../engine/qemu/_bare_qemu.ts";
+import { qemuBinary } from "../../engine/qemu/stream/_capture.ts";
 import { freePort } from "./qemu_guest.ts";
 import { watchMigration } from "./migration_clock.ts";
 
-const HAVE_QEMU = new Deno.Command("sh", {
-  args: ["-c", "command -v qemu-system-x86_64"],
-  stdout: "null",
-}).outputSync().success;
-
-async function bare(dir: string, name: string, extra: string[]) {
-  const sock = `${dir}/${name}.qmp`;
-  const child = new Deno.Command("qemu-system-x86_64", {
-    args: [
-      "-accel",
-      "tcg",
-      "-m",
-      "64",
-      "-nodefaults",
-      "-display",
-      "none",
-      "-qmp",
-      `unix:${sock},server=on,wait=off`,
-      ...extra,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const qmp = await QmpClient.connect(sock, { timeoutMs: 15_000 });
-  return {
-    qmp,
-    async stop() {
-      qmp.close();
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-      await child.status;
-    },
-  };
-}
-
-const plan: Plan = {
-  name: "now",
-  codecsFor: () => [],
-  decide: () => "switchover",
-  bandwidth: null,
-  batchPages: 256,
-  maxRounds: 30,
-  gpu: { batch: 8192, prefer: "cpu", require: false },
-};
+const HAVE_QEMU = qemuBinary() !== null;
 
 Deno.test({
   name:
@@ -63,14 +18,18 @@ Deno.test({
   ignore: !HAVE_QEMU,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "hakobu-clock-" });
-    const src = await bare(dir, "src", []);
-    const dst = await bare(dir, "dst", ["-incoming", "defer"]);
+    const src = await bareQemu(`${dir}/src.qmp`);
+    const dst = await bareQemu(`${dir}/dst.qmp`, ["-incoming", "defer"]);
     try {
       const uri = `tcp:127.0.0.1:${freePort()}`;
       await dst.qmp.migrateIncoming(uri);
       const clock = watchMigration(src.qmp, dst.qmp);
       const before = Date.now();
-      const report = await migrateQemu({ plan, source: src.qmp, uri });
+      const report = await migrateQemu({
+        plan: SWITCH_AT_ONCE,
+        source: src.qmp,
+        uri,
+      });
       assert.equal(report.status, "completed");
       const t = await clock.result(30_000);
       const after = Date.now();
@@ -94,11 +53,11 @@ Deno.test({
   ignore: !HAVE_QEMU,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "hakobu-clock-" });
-    const src = await bare(dir, "src", []);
+    const src = await bareQemu(`${dir}/src.qmp`);
     try {
       const clock = watchMigration(src.qmp, src.qmp);
       const report = await migrateQemu({
-        plan,
+        plan: SWITCH_AT_ONCE,
         source: src.qmp,
         uri: "exec:cat > /dev/null",
       });

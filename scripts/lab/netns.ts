@@ -15,6 +15,8 @@
  * @module
  */
 
+import { sh } from "./_sh.ts";
+
 /** Names and addresses of the lab link. */
 export const LAB_NET = Object.freeze({
   src: "hkb-src",
@@ -40,32 +42,6 @@ export interface LinkCounters {
   readonly rxBytes: number;
   readonly txPackets: number;
   readonly rxPackets: number;
-}
-
-/**
- * Runs a command and returns its stdout; throws with stderr when it fails.
- *
- * @example
- * ```ts ignore
- * await sh(["ip", "netns", "list"]);
- * ```
- */
-export async function sh(
-  argv: readonly string[],
-  options: { allowFail?: boolean } = {},
-): Promise<string> {
-  const out = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const td = new TextDecoder();
-  if (!out.success && !options.allowFail) {
-    throw new Error(
-      `Command "${argv.join(" ")}" failed: ${td.decode(out.stderr).trim()}`,
-    );
-  }
-  return td.decode(out.stdout);
 }
 
 /** The argv prefix that runs a command inside namespace `ns`. */

@@ -25,7 +25,8 @@
  */
 
 import { createHash } from "node:crypto";
-import { inNetns, sh } from "./netns.ts";
+import { inNetns } from "./netns.ts";
+import { sh } from "./_sh.ts";
 
 /** Apps a lab guest can run. */
 export type LabApp = "memcached" | "postgres";

@@ -83,20 +83,17 @@ const AWAIT_TUNNEL_STATS =
 export const DOM0_HAKOBU =
   "deno run -A --config /hakobu/dom0.deno.json --no-lock --cached-only /hakobu/scripts/hakobu.ts";
 
-/** One `hakobu xen dirty-rate --json` result. */
-export type XenDirtyRateSample = DirtyRate;
-
 /** What {@link dirtyRateCheck} observed. */
 export interface XenDirtyRateCheck {
   readonly domid: number;
   /** `--interval` given to the CLI. */
   readonly interval: string;
   /** While the workload runs; null when the CLI failed. */
-  readonly running: XenDirtyRateSample | null;
+  readonly running: DirtyRate | null;
   /** Wall time of the running measurement's command (deno start included). */
   readonly runningMs: number;
   /** After `xl pause`; null when the CLI failed. */
-  readonly paused: XenDirtyRateSample | null;
+  readonly paused: DirtyRate | null;
   readonly pausedMs: number;
   /** Workload n before the measurements and after `xl unpause`. */
   readonly nBefore: number;
@@ -115,9 +112,9 @@ export interface XenDirtyRateCheck {
  */
 export const PAUSED_MAX_PAGES = 64;
 
-function parseDirtyRate(out: string): XenDirtyRateSample | null {
+function parseDirtyRate(out: string): DirtyRate | null {
   const j = jsonLines(out, '{"domid"')[0];
-  return j && !("unparsed" in j) ? j as unknown as XenDirtyRateSample : null;
+  return j && !("unparsed" in j) ? j as unknown as DirtyRate : null;
 }
 
 /**

@@ -16,19 +16,20 @@
  */
 
 import { parseBandwidth, parseSize } from "../../dsl/units.ts";
+import { HakobuError } from "../../engine/errors.ts";
+import { PAGE_SIZE } from "../../engine/plan.ts";
 import {
   workloadByName,
   workloadNames,
 } from "../../engine/sim/workloads/registry.ts";
 
 /** Page size every VM's memory is a whole number of. */
-const PAGE_SIZE = 4096;
 
 /** Default target: no host above 85% of its memory. */
 export const DEFAULT_MAX_HOST_MEMORY_PERCENT = 85;
 
 /**
- * An inventory is invalid. `path` names the field that failed, e.g.
+ * An inventory is invalid. `field` names the field that failed, e.g.
  * `"vms[3].host"`; the message names the value and the fix.
  *
  * @example
@@ -36,24 +37,22 @@ export const DEFAULT_MAX_HOST_MEMORY_PERCENT = 85;
  * try {
  *   parseInventory({ hosts: [], vms: [{ name: "a", host: "h9", memory: "1GiB" }] });
  * } catch (e) {
- *   if (e instanceof InventoryError) console.log(e.path); // "vms[0].host"
+ *   if (e instanceof InventoryError) console.log(e.field); // "vms[0].host"
  * }
  * ```
  */
-export class InventoryError extends Error {
+export class InventoryError extends HakobuError {
   /** The field path that failed, e.g. `"vms[3].host"`, or `"file"`. */
-  readonly path: string;
+  declare readonly field: string;
   /**
    * Makes an error for one inventory field.
    *
-   * @param path The field path that failed.
+   * @param field The field path that failed.
    * @param message What went wrong, the value in quotes, and how to fix it.
    * @param options Standard error options, e.g. `{ cause }`.
    */
-  constructor(path: string, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "InventoryError";
-    this.path = path;
+  constructor(field: string, message: string, options?: ErrorOptions) {
+    super(message, { ...options, field });
   }
 }
 
@@ -482,7 +481,7 @@ export async function loadInventory(path: string): Promise<Inventory> {
     return parseInventory(value);
   } catch (e) {
     if (e instanceof InventoryError) {
-      throw new InventoryError(e.path, `${path}: ${e.message}`, { cause: e });
+      throw new InventoryError(e.field, `${path}: ${e.message}`, { cause: e });
     }
     throw e;
   }

@@ -22,7 +22,7 @@ function base(): { hosts: unknown[]; vms: unknown[]; targets?: unknown } {
 function fails(value: unknown, path: string, message: RegExp): void {
   assert.throws(() => parseInventory(value), (e: unknown) => {
     assert.ok(e instanceof InventoryError, String(e));
-    assert.equal(e.path, path);
+    assert.equal(e.field, path);
     assert.match(e.message, message);
     return true;
   });
@@ -143,7 +143,7 @@ Deno.test("loadInventory reads the example and reports file errors", async () =>
     );
     await assert.rejects(
       () => loadInventory(bad),
-      (e: unknown) => e instanceof InventoryError && e.path === "vms[0].host",
+      (e: unknown) => e instanceof InventoryError && e.field === "vms[0].host",
     );
   } finally {
     await Deno.remove(bad);

@@ -4,7 +4,8 @@
  *
  * Read in this order: `inventory.ts` (hosts, VMs, targets), `predict.ts`
  * (the pre-copy time model), `planner.ts` (which VMs go where), `runner.ts`
- * (running a plan through a fabric), `sim_fabric.ts` (simulated hosts).
+ * (running a plan through a fabric), `sim_fabric.ts` (simulated hosts),
+ * `format.ts` (a plan and its results as tables).
  *
  * @example
  * ```ts ignore
@@ -26,3 +27,4 @@ export * from "./predict.ts";
 export * from "./planner.ts";
 export * from "./runner.ts";
 export * from "./sim_fabric.ts";
+export * from "./format.ts";

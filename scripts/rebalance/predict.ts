@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { Plan, RoundStats } from "../../engine/plan.ts";
+import { PAGE_SIZE, type Plan, type RoundStats } from "../../engine/plan.ts";
 
 /** Options of {@link predictMigration}. */
 export interface PredictOptions {
@@ -68,7 +68,7 @@ export interface Prediction {
  */
 export function predictMigration(options: PredictOptions): Prediction {
   const { memoryBytes: m, dirtyRate: r, bandwidth: b, plan } = options;
-  const pageSize = options.pageSize ?? 4096;
+  const pageSize = options.pageSize ?? PAGE_SIZE;
   if (!(b > 0) || !Number.isFinite(b)) {
     throw new RangeError(
       `Invalid bandwidth "${b}": expected a positive number of bytes per second`,

@@ -6,13 +6,13 @@
  * @module
  */
 
+import { PAGE_SIZE } from "../../engine/plan.ts";
 import { receiveMigration, type ReceiveResult } from "../../engine/receiver.ts";
 import { SimMemorySink } from "../../engine/sim/sim_sink.ts";
 import { SimVm } from "../../engine/sim/sim_vm.ts";
 import type { Fabric, FabricRequest, FabricSession } from "./runner.ts";
 
 /** Bytes per page of sim VMs. */
-const PAGE_SIZE = 4096;
 
 /** Options of {@link simFabric}. */
 export interface SimFabricOptions {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { HakobuError } from "../../errors.ts";
+
 /**
  * A QEMU migration stream could not be parsed or tunnelled: it is not a QEMU
  * stream, it ended inside a record, or (strict mode) it uses a feature the
@@ -15,9 +17,9 @@
  * throw new QemuStreamError("Truncated QEMU stream: ended inside a RAM page at offset 4100", 4100);
  * ```
  */
-export class QemuStreamError extends Error {
+export class QemuStreamError extends HakobuError {
   /** Byte offset in the QEMU stream where the problem was found. */
-  readonly offset: number;
+  declare readonly offset: number;
   /**
    * Creates the error at stream offset `offset`.
    *
@@ -26,8 +28,6 @@ export class QemuStreamError extends Error {
    * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(message: string, offset: number, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "QemuStreamError";
-    this.offset = offset;
+    super(message, { ...options, offset });
   }
 }

@@ -1,6 +1,16 @@
-import type { Prng } from "../prng.ts";
-import { pageOffset, writeNonZeroBytes } from "./_layout.ts";
-import { PAGE_SIZE, type Region, type WorkloadWriter } from "./workload.ts";
+import { deriveSeed, Prng } from "../prng.ts";
+import {
+  fillAllocation,
+  pageOffset,
+  region,
+  writeNonZeroBytes,
+} from "./_layout.ts";
+import {
+  PAGE_SIZE,
+  type Region,
+  type Workload,
+  type WorkloadWriter,
+} from "./workload.ts";
 
 /** How a {@link scatteredWriter} shapes the fields it writes into a page. */
 export interface ScatterOptions {
@@ -56,6 +66,61 @@ export function scatteredWriter(
         writeNonZeroBytes(memory, pageOffset(pfn) + off, len, rng);
       }
       mark(pfn);
+    },
+  };
+}
+
+/** A {@link Workload}'s words and layout, and what {@link allocationWorkload} fills and writes. */
+export interface AllocationWorkloadSpec
+  extends Omit<Workload, "init" | "writer"> {
+  /** The region `init` fills with random words (see `fillAllocation`). */
+  readonly allocation: string;
+  /** The seed's stream those words come from, e.g. `0x68656170` ("heap"). */
+  readonly fillStream: number;
+  /** The region the writer dirties. */
+  readonly target: string;
+  /** The seed's stream the writer draws from, e.g. `0x72616e64` ("rand"). */
+  readonly writeStream: number;
+  /** How the writer shapes its fields. */
+  readonly scatter: Omit<ScatterOptions, "rng">;
+}
+
+/**
+ * A workload of one process over one allocation of random words: `init`
+ * fills `allocation`, the writer makes {@link scatteredWriter}'s small
+ * writes over `target`.
+ *
+ * @example
+ * ```ts
+ * import { layout } from "./_layout.ts";
+ *
+ * const w = allocationWorkload({
+ *   name: "heap", summary: "Random writes", models: "A heap", dirtyRate: 100,
+ *   regions: (pages) => layout(pages, [["kernel", 0.02], ["heap", 0.5]]),
+ *   allocation: "heap", fillStream: 1, target: "heap", writeStream: 2,
+ *   scatter: { length: (rng) => 8 + rng.below(57) },
+ * });
+ * w.init(new Uint8Array(1 << 20), 1);
+ * ```
+ */
+export function allocationWorkload(spec: AllocationWorkloadSpec): Workload {
+  const { allocation, fillStream, target, writeStream, scatter, ...words } =
+    spec;
+  return {
+    ...words,
+    init(memory: Uint8Array, seed: number): void {
+      fillAllocation(memory, seed, {
+        regions: spec.regions(memory.length / PAGE_SIZE),
+        allocation,
+        stream: fillStream,
+      });
+    },
+    writer(memory: Uint8Array, seed: number): WorkloadWriter {
+      const pages = region(spec.regions(memory.length / PAGE_SIZE), target);
+      return scatteredWriter(memory, pages, {
+        ...scatter,
+        rng: new Prng(deriveSeed(seed, writeStream)),
+      });
     },
   };
 }

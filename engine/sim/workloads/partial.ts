@@ -1,12 +1,6 @@
-import { deriveSeed, Prng } from "../prng.ts";
-import { fillAllocation, layout, region } from "./_layout.ts";
-import { scatteredWriter } from "./_scattered_writer.ts";
-import {
-  PAGE_SIZE,
-  type Region,
-  type Workload,
-  type WorkloadWriter,
-} from "./workload.ts";
+import { layout, region } from "./_layout.ts";
+import { allocationWorkload } from "./_scattered_writer.ts";
+import type { Region, Workload } from "./workload.ts";
 
 function regions(pageCount: number): Region[] {
   const rs = layout(pageCount, [["kernel", 0.02], ["allocation", 0.6]]);
@@ -27,7 +21,7 @@ function regions(pageCount: number): Region[] {
  * partial.init(memory, 1);
  * ```
  */
-export const partial: Workload = {
+export const partial: Workload = allocationWorkload({
   name: "partial",
   summary: "Small updates confined to a hot 10% window of a 60% allocation",
   models:
@@ -39,19 +33,12 @@ export const partial: Workload = {
     "round with small changes: the case for delta compression against the previously sent page.",
   dirtyRate: 3000,
   regions,
-  init(memory: Uint8Array, seed: number): void {
-    fillAllocation(memory, seed, {
-      regions: regions(memory.length / PAGE_SIZE),
-      allocation: "allocation",
-      stream: 0x616c6c6f, // "allo"
-    });
+  allocation: "allocation",
+  fillStream: 0x616c6c6f, // "allo"
+  target: "hot",
+  writeStream: 0x70617274, // "part"
+  scatter: {
+    fields: (rng) => 1 + rng.below(4),
+    length: (rng) => 16 + rng.below(113),
   },
-  writer(memory: Uint8Array, seed: number): WorkloadWriter {
-    const hot = region(regions(memory.length / PAGE_SIZE), "hot");
-    return scatteredWriter(memory, hot, {
-      rng: new Prng(deriveSeed(seed, 0x70617274)), // "part"
-      fields: (rng) => 1 + rng.below(4),
-      length: (rng) => 16 + rng.below(113),
-    });
-  },
-};
+});

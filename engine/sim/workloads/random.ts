@@ -1,12 +1,6 @@
-import { deriveSeed, Prng } from "../prng.ts";
-import { fillAllocation, layout, region } from "./_layout.ts";
-import { scatteredWriter } from "./_scattered_writer.ts";
-import {
-  PAGE_SIZE,
-  type Region,
-  type Workload,
-  type WorkloadWriter,
-} from "./workload.ts";
+import { layout } from "./_layout.ts";
+import { allocationWorkload } from "./_scattered_writer.ts";
+import type { Region, Workload } from "./workload.ts";
 
 function regions(pageCount: number): Region[] {
   return layout(pageCount, [["kernel", 0.02], ["heap", 0.75]]);
@@ -21,7 +15,7 @@ function regions(pageCount: number): Region[] {
  * random.init(memory, 1);
  * ```
  */
-export const random: Workload = {
+export const random: Workload = allocationWorkload({
   name: "random",
   summary:
     "Random 8-64 byte writes anywhere in a 75% allocation of random data",
@@ -34,18 +28,9 @@ export const random: Workload = {
     "exploits while zero detection and dedup find nothing.",
   dirtyRate: 3000,
   regions,
-  init(memory: Uint8Array, seed: number): void {
-    fillAllocation(memory, seed, {
-      regions: regions(memory.length / PAGE_SIZE),
-      allocation: "heap",
-      stream: 0x68656170, // "heap"
-    });
-  },
-  writer(memory: Uint8Array, seed: number): WorkloadWriter {
-    const heap = region(regions(memory.length / PAGE_SIZE), "heap");
-    return scatteredWriter(memory, heap, {
-      rng: new Prng(deriveSeed(seed, 0x72616e64)), // "rand"
-      length: (rng) => 8 + rng.below(57),
-    });
-  },
-};
+  allocation: "heap",
+  fillStream: 0x68656170, // "heap"
+  target: "heap",
+  writeStream: 0x72616e64, // "rand"
+  scatter: { length: (rng) => 8 + rng.below(57) },
+});

@@ -6,8 +6,10 @@
  * @module
  */
 
-/** Page size of the simulated VM in bytes. */
-export const PAGE_SIZE = 4096;
+import { PAGE_SIZE } from "../../plan.ts";
+
+// The workloads take the page size from here, beside PAGE_WORDS.
+export { PAGE_SIZE };
 
 /** Words (`Uint32`) per page. */
 export const PAGE_WORDS: number = PAGE_SIZE >>> 2;

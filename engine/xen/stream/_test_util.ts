@@ -25,6 +25,7 @@
  */
 
 import { concatBytes } from "../../bytes.ts";
+import { prng } from "../../wire/_test_util.ts";
 
 // ---- numbers from the specifications -------------------------------------
 
@@ -99,18 +100,6 @@ const LIBXL_REC = { END: 0, LIBXC_CONTEXT: 1, EMULATOR_CONTEXT: 3 } as const;
 const enc = new TextEncoder();
 
 // ---- builders ---------------------------------------------------------------
-
-/** A small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Fields of {@link specImageHeader}. */
 export interface SpecHeader {
@@ -333,7 +322,7 @@ export function buildStream(options: BuildOptions = {}): BuiltStream {
   }
   record(REC.HVM_CONTEXT, noise(1234));
   record(REC.END, new Uint8Array(0));
-  return { bytes: concat(parts), roundPfns };
+  return { bytes: concatBytes(parts), roundPfns };
 }
 
 /**
@@ -364,11 +353,11 @@ export function wrapLikeXl(libxc: Uint8Array): Uint8Array {
   lv.setUint32(8, 2, false); // version
   lv.setUint32(12, 0, false); // options: little-endian
   // EMULATOR_CONTEXT: u32 emulator_id (2: QEMU upstream), u32 index, blob
-  const emu = concat([
+  const emu = concatBytes([
     new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0]),
     enc.encode("qemu device model state".repeat(9)),
   ]);
-  return concat([
+  return concatBytes([
     xlHeader,
     config,
     libxlHeader,
@@ -378,9 +367,6 @@ export function wrapLikeXl(libxc: Uint8Array): Uint8Array {
     specRecord(LIBXL_REC.END, new Uint8Array(0), true),
   ]);
 }
-
-/** Concatenates byte arrays (the engine's {@linkcode concatBytes}). */
-export const concat: (parts: readonly Uint8Array[]) => Uint8Array = concatBytes;
 
 /** Splits bytes into chunks of random sizes (1..max). */
 export function chunks(

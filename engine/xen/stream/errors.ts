@@ -5,6 +5,8 @@
  * @module
  */
 
+import { HakobuError } from "../../errors.ts";
+
 /**
  * A libxc migration stream could not be parsed.
  *
@@ -15,9 +17,9 @@
  * }
  * ```
  */
-export class XenStreamError extends Error {
+export class XenStreamError extends HakobuError {
   /** Offset in the stream (from the first byte given to the parser) of the problem. */
-  readonly offset: number;
+  declare readonly offset: number;
   /**
    * Creates the error at stream offset `offset`.
    *
@@ -26,8 +28,6 @@ export class XenStreamError extends Error {
    * @param options Passed on to `Error` (e.g. `cause`).
    */
   constructor(message: string, offset: number, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "XenStreamError";
-    this.offset = offset;
+    super(message, { ...options, offset });
   }
 }

@@ -15,11 +15,11 @@ import {
 import {
   buildStream,
   chunks,
-  concat,
   specImageHeader,
   specPageData,
   wrapLikeXl,
 } from "./_test_util.ts";
+import { concatBytes } from "../../bytes.ts";
 
 /** Bytes from hex, ignoring spaces and `# comments`. */
 function hex(...lines: string[]): Uint8Array {
@@ -51,7 +51,7 @@ const END = hex("00 00 00 00  00 00 00 00"); // END, length 0: the same in both 
 const PAGE = new Uint8Array(4096).fill(0xa5);
 // PAGE_DATA with 2 pfns: pfn 0x12345 NOTAB (page follows) and pfn
 // 0xa_bcde_f012_3456 XTAB (no page): body 8 + 2*8 + 4096 = 4120 = 0x1018.
-const PAGE_DATA_LE = concat([
+const PAGE_DATA_LE = concatBytes([
   hex(
     "01 00 00 00  18 10 00 00", // type PAGE_DATA, body_length 4120
     "02 00 00 00  00 00 00 00", // count 2, reserved
@@ -60,7 +60,7 @@ const PAGE_DATA_LE = concat([
   ),
   PAGE, // page_data[0]; 4120 is a multiple of 8: no padding
 ]);
-const PAGE_DATA_BE = concat([
+const PAGE_DATA_BE = concatBytes([
   hex(
     "00 00 00 01  00 00 10 18",
     "00 00 00 02  00 00 00 00",
@@ -75,7 +75,7 @@ const TWO_PFNS = [{ pfn: 0x12345, type: 0x0 }, {
 }];
 
 Deno.test("golden: a v3 little-endian image header and a 2-pfn PAGE_DATA record, as the spec lays them out", () => {
-  const bytes = concat([IHDR_V3_LE, PAGE_DATA_LE, END]);
+  const bytes = concatBytes([IHDR_V3_LE, PAGE_DATA_LE, END]);
   const image = parseXenStream(bytes);
   assert.deepEqual(image.header, {
     version: 3,
@@ -114,7 +114,7 @@ Deno.test("golden: a v3 little-endian image header and a 2-pfn PAGE_DATA record,
 });
 
 Deno.test("golden: the same in a v2 big-endian stream (PV, Xen 4.13)", () => {
-  const bytes = concat([IHDR_V2_BE, PAGE_DATA_BE, END]);
+  const bytes = concatBytes([IHDR_V2_BE, PAGE_DATA_BE, END]);
   const image = parseXenStream(bytes);
   assert.deepEqual(image.header, {
     version: 2,
@@ -151,7 +151,7 @@ Deno.test("golden: reserved fields, which a restore ignores, are kept, so the re
   header.set([0xcd, 0xef], 30); // domain header: u16
   const pages = PAGE_DATA_LE.slice();
   pages.set([1, 2, 3, 4], 12); // PAGE_DATA: the u32 after count
-  const bytes = concat([header, pages, END]);
+  const bytes = concatBytes([header, pages, END]);
   const image = parseXenStream(bytes);
   assert.deepEqual(image.header.ihdrReserved, [0x1234, 0x5678_9abc]);
   assert.equal(image.header.dhdrReserved, 0xefcd);
@@ -164,7 +164,7 @@ Deno.test("golden: reserved fields, which a restore ignores, are kept, so the re
 Deno.test("an END record with a body is refused", () => {
   const end = hex("00 00 00 00  08 00 00 00", "00 00 00 00 00 00 00 00");
   assert.throws(
-    () => parseXenStream(concat([IHDR_V3_LE, end])),
+    () => parseXenStream(concatBytes([IHDR_V3_LE, end])),
     (e: unknown) =>
       e instanceof XenStreamError && e.offset === 44 &&
       /END record at offset 40 has body length "8"/.test(e.message),
@@ -220,7 +220,7 @@ Deno.test("scan mode passes xl's bytes before and after the image as opaque", ()
     };
     for (const c of chunks(wire, seed, 300)) p.push(c).forEach(onEvent);
     p.finish().forEach(onEvent);
-    assert.deepEqual(concat(out), wire);
+    assert.deepEqual(concatBytes(out), wire);
     assert.ok(kinds.has("opaque") && kinds.has("pages") && kinds.has("end"));
     assert.ok(p.ended);
   }
@@ -315,11 +315,13 @@ Deno.test("corruptions name the offset", () => {
   const head = bytes.subarray(0, 40);
   assert.throws(
     () =>
-      parseXenStream(concat([head, rec, encodeRecord(0, new Uint8Array(0))])),
+      parseXenStream(
+        concatBytes([head, rec, encodeRecord(0, new Uint8Array(0))]),
+      ),
     /Non-zero padding/,
   );
   assert.throws(
-    () => parseXenStream(concat([bytes, new Uint8Array([1])])),
+    () => parseXenStream(concatBytes([bytes, new Uint8Array([1])])),
     /Trailing bytes after the END record/,
   );
 });

@@ -22,7 +22,6 @@ import { XL_CAPTURE, xlCapture } from "./_fixture.ts";
 import {
   buildStream,
   chunks,
-  concat,
   specPasses,
   type SpecWalk,
   walkXl,
@@ -30,6 +29,7 @@ import {
   type XlWalk,
 } from "./_test_util.ts";
 import { verifyStreamV2 } from "./_verify_stream.ts";
+import { concatBytes } from "../../bytes.ts";
 
 const capture = xlCapture();
 const xl: XlWalk = walkXl(capture);
@@ -156,7 +156,7 @@ Deno.test("real capture: the production parser reads the same records and rebuil
   };
   for (const c of chunks(capture, 7, 200_000)) p.push(c).forEach(onEvent);
   p.finish().forEach(onEvent);
-  assertSameBytes(concat(out), capture, "scan-mode events");
+  assertSameBytes(concatBytes(out), capture, "scan-mode events");
   assert.equal(records, PAGE_DATA_RECORDS);
   assert.equal(pages, dataPages);
   assert.equal(rounds.round + 1, passes.length);
