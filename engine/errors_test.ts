@@ -18,6 +18,7 @@ import { XenError } from "../ffi/xen/errors.ts";
 import { InventoryError } from "../scripts/rebalance/inventory.ts";
 import { ReportFileError } from "../scripts/_cli/report.ts";
 import { TcgGuestFault } from "../scripts/lab/guest_fault.ts";
+import { ChannelAuthError } from "./transport/secure/auth_error.ts";
 
 Deno.test("every error class is a HakobuError named after itself, with its field or offset", () => {
   const cause = new Error("underneath");
@@ -30,6 +31,12 @@ Deno.test("every error class is a HakobuError named after itself, with its field
         undefined,
       ],
       [new WireError("m", 12, { cause }), "WireError", undefined, 12],
+      [
+        new ChannelAuthError("m", "127.0.0.1:1", { cause }),
+        "ChannelAuthError",
+        undefined,
+        undefined,
+      ],
       [
         new MigrationError("m", { cause }),
         "MigrationError",

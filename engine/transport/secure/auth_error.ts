@@ -1,5 +1,7 @@
+import { HakobuError } from "../../errors.ts";
+
 /** A peer could not be authenticated or authorised, or the security handshake failed. */
-export class ChannelAuthError extends Error {
+export class ChannelAuthError extends HakobuError {
   /** The peer's address (`host:port`), when known. */
   readonly peer: string | undefined;
   /**
@@ -11,7 +13,6 @@ export class ChannelAuthError extends Error {
    */
   constructor(message: string, peer?: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "ChannelAuthError";
     this.peer = peer;
   }
 }
