@@ -62,9 +62,13 @@ export type XenMigrateVia =
    */
   | "policy-resume";
 
-/** How deno runs the hakobu tree inside dom0 (no network, no npm). */
+/**
+ * How dom0 runs the stream tunnel, `scripts/tunnel.ts xen`: like
+ * {@link DOM0_HAKOBU}, its flags are parsed with commander, resolved
+ * offline from the archive's `node_modules`.
+ */
 export const DOM0_DENO =
-  "deno run -A --no-config --no-lock /hakobu/scripts/tunnel.ts xen";
+  "deno run -A --config /hakobu/dom0.deno.json --no-lock --cached-only /hakobu/scripts/tunnel.ts xen";
 
 /**
  * The tunnel receiver's log, once it holds the statistics line: xl returns
