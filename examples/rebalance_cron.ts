@@ -32,6 +32,16 @@ import {
   simFabric,
 } from "../scripts/rebalance/mod.ts";
 import { formatPlan, formatResults } from "../scripts/_cli/rebalance.ts";
+import { cliProgram, parseOrExit } from "../scripts/_cli/program.ts";
+
+const flags = parseOrExit(
+  cliProgram("rebalance_cron.ts")
+    .description(
+      "Rebalances the inventory every 10 minutes (Deno.cron), or once with --once.",
+    )
+    .option("--once", "one pass now, then exit (0 when balanced)"),
+  Deno.args,
+);
 
 const INVENTORY = Deno.env.get("HAKOBU_INVENTORY") ??
   new URL("./inventory.json", import.meta.url).pathname;
@@ -77,7 +87,7 @@ type CronFn = (
 
 const cron = (Deno as unknown as { cron?: CronFn }).cron;
 
-if (Deno.args.includes("--once")) {
+if (flags.once) {
   Deno.exit((await rebalanceOnce()) ? 0 : 1);
 } else if (typeof cron !== "function") {
   console.error(

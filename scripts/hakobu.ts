@@ -73,11 +73,9 @@ export function buildCli(setExit: (code: number) => void): Command {
       "--once",
       "exit after one migration (exit code 0 only if it verified)",
     )
-    .option(
-      "--max-mem <size>",
-      "largest VM memory to accept",
-      size,
-      64 * 2 ** 30,
+    .addOption(
+      new Option("--max-mem <size>", "largest VM memory to accept")
+        .argParser(size).default(64 * 2 ** 30, "64GiB"),
     )
     .option(
       "--max-total-mem <size>",
@@ -125,7 +123,10 @@ export function buildCli(setExit: (code: number) => void): Command {
       "the VM to migrate: sim:WORKLOAD (see 'hakobu workloads')",
     )
     .requiredOption("--to <host:port>", "the receiver's address")
-    .option("--mem <size>", "memory of a sim VM, e.g. 1GiB", size, 2 ** 30)
+    .addOption(
+      new Option("--mem <size>", "memory of a sim VM, e.g. 1GiB")
+        .argParser(size).default(2 ** 30, "1GiB"),
+    )
     .option("--seed <n>", "seed of the sim workload", integer(), 1)
     .option(
       "--dirty-rate <pages/s>",

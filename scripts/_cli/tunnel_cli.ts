@@ -60,7 +60,7 @@ export interface TunnelCliOutput {
  * );
  * assert.deepEqual(JSON.parse(lines[0]), {
  *   ok: false,
- *   error: `--channels: expected a whole number from 1 to ${64}, got "0"`,
+ *   error: `--channels: expected a whole number from 1 to 64, got "0"`,
  * });
  * ```
  */

@@ -4,37 +4,54 @@
  * the CPU codec on the same pages in the same run (a `memcached` sim VM).
  * Prints a table and writes `out/bench-gpu.json`.
  *
- * Imports only Deno built-ins and project files (no npm), so it runs on a GPU
- * machine with nothing but the deno binary:
- *
  * ```sh
- * XDG_RUNTIME_DIR=/tmp/xdg deno run -A engine/gpu/bench_gpu_main.ts --memory-mib 256 --batch 4096
+ * XDG_RUNTIME_DIR=/tmp/xdg deno run -A scripts/bench_gpu.ts --memory-mib 256 --batch 4096
  * ```
+ *
+ * Besides project files it imports commander (its flags, as every entry
+ * point's): deno fetches it from npm on the first run, or resolves it from
+ * the checkout's `node_modules` (`deno install` once, then `--cached-only`
+ * on a machine without a network).
  *
  * @module
  */
-import { fingerprint128 } from "../codecs/_fingerprint.ts";
-import { EncoderChain } from "../codecs/chain.ts";
-import { delta } from "../codecs/delta.ts";
-import { rle } from "../codecs/rle.ts";
-import { SimVm } from "../sim/mod.ts";
-import { isZeroPage } from "../zero_page.ts";
-import { GpuBatchDecoder, type GpuDecodeCodec } from "./batch_decoder.ts";
-import { GpuBatchEncoder, type GpuChain } from "./batch_encoder.ts";
-import { CompactKernels } from "./compact.ts";
-import { DeltaEncodeKernel } from "./delta_encode.ts";
-import { openGpu } from "./device.ts";
-import { FingerprintKernel } from "./fingerprint.ts";
-import { RleEncodeKernel } from "./rle_encode.ts";
-import { readBack, storageBuffer } from "./_runtime.ts";
-import { ZeroScanKernel } from "./zero_scan.ts";
+import { fingerprint128 } from "../engine/codecs/_fingerprint.ts";
+import { EncoderChain } from "../engine/codecs/chain.ts";
+import { delta } from "../engine/codecs/delta.ts";
+import { rle } from "../engine/codecs/rle.ts";
+import { SimVm } from "../engine/sim/mod.ts";
+import { isZeroPage } from "../engine/zero_page.ts";
+import {
+  GpuBatchDecoder,
+  type GpuDecodeCodec,
+} from "../engine/gpu/batch_decoder.ts";
+import { GpuBatchEncoder, type GpuChain } from "../engine/gpu/batch_encoder.ts";
+import { CompactKernels } from "../engine/gpu/compact.ts";
+import { DeltaEncodeKernel } from "../engine/gpu/delta_encode.ts";
+import { openGpu } from "../engine/gpu/device.ts";
+import { FingerprintKernel } from "../engine/gpu/fingerprint.ts";
+import { RleEncodeKernel } from "../engine/gpu/rle_encode.ts";
+import { readBack, storageBuffer } from "../engine/gpu/_runtime.ts";
+import { ZeroScanKernel } from "../engine/gpu/zero_scan.ts";
+import { integer } from "./_cli/options.ts";
+import { cliProgram, parseOrExit } from "./_cli/program.ts";
 
 const PS = 4096;
 
-function arg(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
+const flags = parseOrExit(
+  cliProgram("bench_gpu.ts")
+    .description(
+      "Per GPU kernel: upload, kernel and readback throughput, and end-to-end encode against the CPU codec, on a memcached sim VM.",
+    )
+    .option(
+      "--memory-mib <n>",
+      "memory of the sim VM in MiB",
+      integer({ min: 1 }),
+      64,
+    )
+    .option("--batch <n>", "pages per GPU batch", integer({ min: 1 }), 4096),
+  Deno.args,
+);
 
 /** One row of the table: GB/s (1e9 bytes of input pages per second). */
 interface Row {
@@ -47,8 +64,8 @@ interface Row {
   bytes: number;
 }
 
-const memoryBytes = arg("memory-mib", 64) * 1024 * 1024;
-const batch = arg("batch", 4096);
+const memoryBytes = flags.memoryMib * 1024 * 1024;
+const batch = flags.batch;
 const gpu = await openGpu({ prefer: "gpu", require: true });
 const device = gpu!.device;
 const vm = await SimVm.create({
@@ -188,6 +205,9 @@ async function decodeRow(
   old?: readonly Uint8Array[],
 ): Promise<Row> {
   const c = codec === "rle" ? rle : delta;
+  if (!c.createEncoder || !c.createDecoder) {
+    throw new Error(`Codec "${c.name}" has no per-page form to compare with`);
+  }
   const current = old && ((pfn: number) => old[pfn]);
   const ctx = { pageSize: PS, pageCount, options: {} };
   const enc = c.createEncoder(ctx);
