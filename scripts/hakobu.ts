@@ -45,11 +45,11 @@ export const DEFAULT_POLICY: string =
 
 async function planFrom(
   path: string | undefined,
-  bandwidth: number | null | undefined,
+  rate: number | null | undefined,
   channels?: number,
 ): Promise<Plan> {
   let plan = await loadPolicy(path ?? DEFAULT_POLICY);
-  if (bandwidth !== undefined) plan = { ...plan, bandwidth };
+  if (rate !== undefined) plan = { ...plan, bandwidth: rate };
   if (channels !== undefined) plan = { ...plan, channels };
   return plan;
 }
@@ -171,7 +171,7 @@ export function buildCli(setExit: (code: number) => void): Command {
   // The tunnel's own tree (scripts/tunnel.ts runs it too): its usage errors
   // and its ending are one JSON line on stderr, as its callers read them.
   program.addCommand(
-    tunnelCommand("tunnel", setExit).summary(
+    tunnelCommand("tunnel", setExit, { invokedAs: "hakobu tunnel" }).summary(
       "carry a hypervisor's migration stream through hakobu's channels and codecs (QEMU exec:, xl migrate -s); 'hakobu tunnel qemu send --help' lists the flags",
     ),
   );

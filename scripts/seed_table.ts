@@ -432,16 +432,15 @@ export interface SeedTableOptions {
 
 /** Runs the table, prints it and writes the JSON. */
 export async function seedTable(options: SeedTableOptions): Promise<void> {
-  const { memoryBytes, bandwidth, seed, repeat } = options;
+  const { memoryBytes, seed, repeat } = options;
+  const rate = options.bandwidth;
   const wanted = options.rows;
   const rows = wanted
     ? SEED_ROWS.filter((r) => wanted.includes(r.workload))
     : SEED_ROWS;
-  const link = bandwidth === null
-    ? "unpaced"
-    : `paced at ${formatRate(bandwidth)}`;
+  const link = rate === null ? "unpaced" : `paced at ${formatRate(rate)}`;
 
-  const plain = planFor("plain", [codec.raw()], bandwidth);
+  const plain = planFor("plain", [codec.raw()], rate);
   const t0 = performance.now();
   const results: SeedResult[] = [];
   await using receiver = await ReceiverProcess.start();
@@ -453,7 +452,7 @@ export async function seedTable(options: SeedTableOptions): Promise<void> {
       `link ${link}, seed ${seed}`,
   );
   for (const [i, row] of rows.entries()) {
-    const plan = planFor(`${row.codec}`, row.chain, bandwidth);
+    const plan = planFor(`${row.codec}`, row.chain, rate);
     const codecRuns: MigrationReport[] = [];
     const plainRuns: MigrationReport[] = [];
     const vmOpts = { workload: row.workload, memoryBytes, seed };

@@ -35,8 +35,10 @@ import { cliProgram } from "./program.ts";
 /** Most pages in one channel batch (`sendStream` caps it there). */
 const MAX_BATCH_PAGES = 7680;
 
-/** Where the tunnel's command line writes. */
-export interface TunnelCliOutput {
+/** Options of {@link tunnelCommand}. */
+export interface TunnelCliOptions {
+  /** How the help's examples start (default: the command's name). */
+  readonly invokedAs?: string;
   /** The one JSON line a run ends with (default: stderr). */
   readonly line?: (json: string) => void;
   /** Help text (default: stdout). */
@@ -45,9 +47,9 @@ export interface TunnelCliOutput {
 
 /**
  * The tunnel's command tree under the name `name` (`"tunnel.ts"` as its own
- * program, `"tunnel"` under `hakobu`). An action passes its exit code to
- * `setExit`; a usage error is reported as the JSON line and thrown as
- * commander's error (see `program.ts`).
+ * program, `"tunnel"` under `hakobu`, invoked as `"hakobu tunnel"`). An
+ * action passes its exit code to `setExit`; a usage error is reported as
+ * the JSON line and thrown as commander's error (see `program.ts`).
  *
  * @example
  * ```ts
@@ -67,7 +69,7 @@ export interface TunnelCliOutput {
 export function tunnelCommand(
   name: string,
   setExit: (code: number) => void,
-  output: TunnelCliOutput = {},
+  output: TunnelCliOptions = {},
 ): Command {
   const line = output.line ?? ((json: string) => console.error(json));
   const fail = (error: string) => line(JSON.stringify({ ok: false, error }));
@@ -87,7 +89,7 @@ export function tunnelCommand(
       "Carries a hypervisor's migration stream through hakobu's channels and codecs; " +
         "the receiver rebuilds it byte for byte and both sides compare its SHA-256.",
     )
-    .addHelpText("after", footer(name));
+    .addHelpText("after", footer(output.invokedAs ?? name));
 
   const qemu = root.command("qemu")
     .description(
