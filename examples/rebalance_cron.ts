@@ -33,6 +33,15 @@ import {
   runPlan,
   simFabric,
 } from "../scripts/rebalance/mod.ts";
+import { Command } from "@commander-js/extra-typings";
+
+const flags = new Command("rebalance_cron.ts")
+  .description(
+    "Rebalances the inventory every 10 minutes (Deno.cron), or once with --once.",
+  )
+  .option("--once", "one pass now, then exit (0 when balanced)")
+  .parse(Deno.args, { from: "user" })
+  .opts();
 
 const INVENTORY = Deno.env.get("HAKOBU_INVENTORY") ??
   new URL("./inventory.json", import.meta.url).pathname;
@@ -78,7 +87,7 @@ type CronFn = (
 
 const cron = (Deno as unknown as { cron?: CronFn }).cron;
 
-if (Deno.args.includes("--once")) {
+if (flags.once) {
   Deno.exit((await rebalanceOnce()) ? 0 : 1);
 } else if (typeof cron !== "function") {
   console.error(

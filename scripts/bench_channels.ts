@@ -41,10 +41,9 @@
  */
 
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { type Command, Option } from "@commander-js/extra-typings";
 import Table from "cli-table3";
 import { POLICY_DEFAULTS } from "../dsl/compile.ts";
-import { parseSize } from "../dsl/units.ts";
 import { codecByName, codecNames } from "../engine/codecs/registry.ts";
 import { DecoderPool } from "../engine/pipeline/decoder_pool.ts";
 import {
@@ -52,7 +51,7 @@ import {
   EncoderPool,
 } from "../engine/pipeline/encoder_pool.ts";
 import { splitByChannel } from "../engine/pipeline/partition.ts";
-import { SimMemorySink, SimVm } from "../engine/sim/mod.ts";
+import { SimMemorySink, SimVm, workloadNames } from "../engine/sim/mod.ts";
 import {
   decodeFrameHeader,
   FrameType,
@@ -61,7 +60,10 @@ import {
   verifyFrameChecksum,
 } from "../engine/wire/frame.ts";
 import { decodeCodec } from "../engine/wire/messages.ts";
+import { MAX_CHANNELS } from "../engine/plan.ts";
 import { median } from "./_median.ts";
+import { codecChains, integer, size } from "./_cli/options.ts";
+import { cliProgram, runCli } from "./_cli/program.ts";
 
 /** The target: 2 channels at this multiple of 1 channel's throughput, or more. */
 const TARGET_SPEEDUP = 1.7;
@@ -353,40 +355,38 @@ function rotated<T>(values: readonly T[], by: number): T[] {
   return [...values.slice(k), ...values.slice(0, k)];
 }
 
-function positiveInteger(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(`Invalid ${flag} "${text}": expected a positive integer`);
-  }
-  return n;
+/** Options of {@link benchChannels}; the command line's flags, parsed. */
+export interface ChannelsOptions {
+  /** Most channels (default: the core count). */
+  readonly max?: number;
+  /** Guest memory in bytes. */
+  readonly memBytes: number;
+  /** The sim workload. */
+  readonly workload: string;
+  /** Codec chains, each measured at every channel count. */
+  readonly chains: readonly (readonly string[])[];
+  /** Runs; the figures are medians over them. */
+  readonly runs: number;
+  /** Where the JSON goes. */
+  readonly out: string;
 }
 
-/** Runs the benchmark; see the module doc for the flags. */
-export async function main(argv: string[]): Promise<ChannelsReport> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      max: { type: "string" },
-      mem: { type: "string", default: "256MiB" },
-      workload: { type: "string", default: "memcached" },
-      chains: { type: "string", default: "zero,lz4;zero,zstd" },
-      runs: { type: "string", default: "3" },
-      out: { type: "string", default: "out/bench-channels.json" },
-    },
-  });
+/**
+ * Runs the benchmark, prints the table and writes the JSON.
+ *
+ * @throws {Error} when any channel count decoded other memory than the source.
+ */
+export async function benchChannels(
+  options: ChannelsOptions,
+): Promise<ChannelsReport> {
+  const { memBytes, runs, chains } = options;
   const cores = navigator.hardwareConcurrency || 1;
-  const maxChannels = positiveInteger("--max", values.max ?? String(cores));
-  const runs = positiveInteger("--runs", values.runs);
-  const memBytes = parseSize(values.mem);
-  const chains = values.chains.split(";").filter(Boolean).map((c) =>
-    c.split(",")
-  );
-  for (const chain of chains) for (const name of chain) codecByName(name);
+  const maxChannels = options.max ?? cores;
   const counts = Array.from({ length: maxChannels }, (_, i) => i + 1);
 
   const vm = await SimVm.create({
     memoryBytes: memBytes,
-    workload: values.workload,
+    workload: options.workload,
     seed: 1,
     dirtyRate: 0,
   });
@@ -448,7 +448,7 @@ export async function main(argv: string[]): Promise<ChannelsReport> {
   }
 
   const report: ChannelsReport = {
-    workload: values.workload,
+    workload: options.workload,
     memBytes,
     pageSize: vm.pageSize,
     batchPages: POLICY_DEFAULTS.batchPages,
@@ -470,13 +470,13 @@ export async function main(argv: string[]): Promise<ChannelsReport> {
       ),
     },
   };
-  const dir = values.out.includes("/")
-    ? values.out.slice(0, values.out.lastIndexOf("/"))
+  const dir = options.out.includes("/")
+    ? options.out.slice(0, options.out.lastIndexOf("/"))
     : "";
   if (dir) await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(values.out, JSON.stringify(report, null, 2) + "\n");
+  await Deno.writeTextFile(options.out, JSON.stringify(report, null, 2) + "\n");
   console.log(renderTable(report));
-  console.log(`wrote ${values.out}`);
+  console.log(`wrote ${options.out}`);
   const broken = results.flatMap((r) =>
     r.points.filter((p) => !p.verified).map((p) =>
       `${r.label} at ${p.channels} channels`
@@ -558,6 +558,51 @@ export function renderTable(report: ChannelsReport): string {
   return lines.join("\n");
 }
 
-if (import.meta.main) {
-  await main(Deno.args);
+/** The command line: flags as in the module doc, `--help` lists them. */
+function command(): Command {
+  return cliProgram("bench_channels.ts")
+    .description(
+      "The sender's encode pipeline at 1, 2, ... N channels on a sim VM, verified, as a table and JSON.",
+    )
+    .option(
+      "--max <n>",
+      `most channels (default: the core count)`,
+      integer({ min: 1, max: MAX_CHANNELS }),
+    )
+    .addOption(
+      new Option("--mem <size>", "guest memory").argParser(size)
+        .default(256 * 2 ** 20, "256MiB"),
+    )
+    .addOption(
+      new Option("--workload <name>", "sim workload").choices(workloadNames())
+        .default("memcached"),
+    )
+    .addOption(
+      new Option(
+        "--chains <list>",
+        'codec chains: ";" between chains, "," between codecs (raw ends every chain)',
+      ).argParser(codecChains(";", ",")).default(
+        [["zero", "lz4"], ["zero", "zstd"]],
+        "zero,lz4;zero,zstd",
+      ),
+    )
+    .option("--runs <n>", "runs (medians over them)", integer({ min: 1 }), 3)
+    .option("--out <file>", "JSON output", "out/bench-channels.json")
+    .action(async (o) => {
+      await benchChannels({
+        max: o.max,
+        memBytes: o.mem,
+        workload: o.workload,
+        chains: o.chains,
+        runs: o.runs,
+        out: o.out,
+      });
+    });
 }
+
+/** Runs the command line on `args`; returns the exit code. */
+export function main(args: readonly string[]): Promise<number> {
+  return runCli(command, args);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

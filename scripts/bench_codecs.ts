@@ -45,10 +45,9 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { type Command, Option } from "@commander-js/extra-typings";
 import Table from "cli-table3";
 import { POLICY_DEFAULTS } from "../dsl/compile.ts";
-import { parseSize } from "../dsl/units.ts";
 import {
   BatchDecoderSet,
   BatchEncoderChain,
@@ -63,6 +62,8 @@ import {
   ParsedBatch,
 } from "../engine/wire/batch.ts";
 import { HEADER_BYTES } from "../engine/wire/frame.ts";
+import { codecChains, integer, nameList, size } from "./_cli/options.ts";
+import { cliProgram, runCli } from "./_cli/program.ts";
 
 /** Pass 2 mutates every `MUTATE_EVERY`-th page (5%). */
 const MUTATE_EVERY = 20;
@@ -495,30 +496,33 @@ function compare(
   return out;
 }
 
-/** Runs the benchmark; see the module doc for the flags. */
-export async function main(argv: string[]): Promise<BenchReport> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      mem: { type: "string", default: "256MiB" },
-      runs: { type: "string", default: "3" },
-      out: { type: "string", default: "out/bench-codecs.json" },
-      workloads: { type: "string" },
-      chains: { type: "string" },
-      "no-cli": { type: "boolean", default: false },
-    },
-  });
-  const memBytes = parseSize(values.mem);
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1) {
-    throw new Error(
-      `Invalid --runs "${values.runs}": expected a positive integer`,
-    );
-  }
-  const workloads = values.workloads?.split(",") ?? workloadNames();
-  const chains = values.chains?.split(",").map((c) => c.split("+")) ??
-    defaultChains();
-  for (const names of chains) for (const n of names) codecByName(n);
+/** Options of {@link benchCodecs}; the command line's flags, parsed. */
+export interface CodecsOptions {
+  /** Guest memory in bytes. */
+  readonly memBytes: number;
+  /** Runs; the speeds are medians over them. */
+  readonly runs: number;
+  /** Where the JSON goes. */
+  readonly out: string;
+  /** Workloads (default: every one). */
+  readonly workloads?: readonly string[];
+  /** Chains (default: every codec alone, then zero before each other). */
+  readonly chains?: readonly (readonly string[])[];
+  /** Leave out the lz4 and zstd command-line tools. */
+  readonly noCli?: boolean;
+}
+
+/**
+ * Runs the benchmark, prints the tables and writes the JSON.
+ *
+ * @throws {Error} when any chain decoded other memory than the source.
+ */
+export async function benchCodecs(
+  options: CodecsOptions,
+): Promise<BenchReport> {
+  const { memBytes, runs, out } = options;
+  const workloads = options.workloads ?? workloadNames();
+  const chains = options.chains ?? defaultChains();
   const report: BenchReport = {
     memBytes,
     pageSize: 0,
@@ -569,7 +573,7 @@ export async function main(argv: string[]): Promise<BenchReport> {
           );
         }
       }
-      if (!values["no-cli"]) {
+      if (!options.noCli) {
         await Deno.writeFile(image, memory);
         for (const { tool, args } of CLI_TOOLS) {
           const r = await benchCli(
@@ -593,14 +597,12 @@ export async function main(argv: string[]): Promise<BenchReport> {
   } finally {
     await Deno.remove(image).catch(() => {});
   }
-  const dir = values.out.includes("/")
-    ? values.out.slice(0, values.out.lastIndexOf("/"))
-    : "";
+  const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : "";
   if (dir) await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(values.out, JSON.stringify(report, null, 2) + "\n");
+  await Deno.writeTextFile(out, JSON.stringify(report, null, 2) + "\n");
   console.log(renderTable(report));
   console.log(renderComparisons(report));
-  console.log(`wrote ${values.out}`);
+  console.log(`wrote ${out}`);
   const failed = report.codecs.filter((r) => !r.verified);
   if (failed.length > 0) {
     throw new Error(
@@ -686,6 +688,44 @@ export function renderComparisons(report: BenchReport): string {
   return lines.join("\n");
 }
 
-if (import.meta.main) {
-  await main(Deno.args);
+/** The command line: flags as in the module doc, `--help` lists them. */
+function command(): Command {
+  return cliProgram("bench_codecs.ts")
+    .description(
+      "Codec chains over batches on every sim workload, beside the lz4 and zstd command-line tools, as a table and JSON.",
+    )
+    .addOption(
+      new Option("--mem <size>", "guest memory per workload").argParser(size)
+        .default(256 * 2 ** 20, "256MiB"),
+    )
+    .option("--runs <n>", "runs (medians over them)", integer({ min: 1 }), 3)
+    .option("--out <file>", "JSON output", "out/bench-codecs.json")
+    .option(
+      "--workloads <list>",
+      "sim workloads, e.g. memcached,postgres (default: every one)",
+      nameList({ known: workloadNames(), what: "workload" }),
+    )
+    .option(
+      "--chains <list>",
+      'chains: "," between chains, "+" between codecs, e.g. lz4,zero+zstd (default: every codec alone, then zero+each)',
+      codecChains(",", "+"),
+    )
+    .option("--no-cli", "leave out the lz4 and zstd command-line tools")
+    .action(async (o) => {
+      await benchCodecs({
+        memBytes: o.mem,
+        runs: o.runs,
+        out: o.out,
+        workloads: o.workloads,
+        chains: o.chains,
+        noCli: !o.cli,
+      });
+    });
 }
+
+/** Runs the command line on `args`; returns the exit code. */
+export function main(args: readonly string[]): Promise<number> {
+  return runCli(command, args);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -33,6 +33,7 @@
  * @module
  */
 
+import { Option } from "@commander-js/extra-typings";
 import Table from "cli-table3";
 import { policy } from "../dsl/policy.ts";
 import { when } from "../dsl/conditions.ts";
@@ -52,6 +53,8 @@ import {
 } from "../engine/qemu/resident_tunnel.ts";
 import { median } from "./_median.ts";
 import { qemuTunnelCommand } from "./_tunnel_command.ts";
+import { integer, nameList } from "./_cli/options.ts";
+import { cliProgram, parseOrExit } from "./_cli/program.ts";
 
 interface Mode {
   readonly name: string;
@@ -90,27 +93,65 @@ export interface BenchRow {
   readonly error: string | null;
 }
 
-function arg(name: string, dflt: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : dflt;
+/** The command line; `--help` lists the flags. */
+function command() {
+  return cliProgram("bench_qemu.ts", { usageExitCode: 2 })
+    .description(
+      "QEMU's migration modes and the hakobu tunnel side by side on the same lab guest and link (needs root: netns).",
+    )
+    .addOption(
+      new Option("--app <name>", "the guest's app").choices(
+        ["memcached", "postgres"] as const,
+      ).default("memcached" as const),
+    )
+    .option("--mem <MiB>", "guest memory in MiB", integer({ min: 1 }), 1024)
+    .option("--rate <rate>", "the veth's tc rate, e.g. 1gbit", "1gbit")
+    .option(
+      "--modes <list>",
+      "only the modes ending in these names, e.g. plain,zero-raw",
+      nameList({ what: "mode" }),
+    )
+    .option("--out <file>", "JSON output (default: out/bench-qemu.json)")
+    .option(
+      "--rounds <n>",
+      "switch over after exactly N rounds (default 0: remaining < 32 MiB or 10 rounds)",
+      integer(),
+      0,
+    )
+    .option("--churn <MiB/s>", "the guest's write churn", integer(), 4)
+    .option(
+      "--warmup <s>",
+      "seconds of load before migrating",
+      integer(),
+      5,
+    )
+    .option(
+      "--repeat <n>",
+      "run the list of modes N times, interleaved; medians in the table",
+      integer({ min: 1 }),
+      1,
+    )
+    .option(
+      "--against <dir>",
+      "also run the tunnel modes with another checkout's tunnel",
+    );
 }
 
-async function main(): Promise<number> {
+/** The parsed flags. */
+type BenchQemuOptions = ReturnType<ReturnType<typeof command>["opts"]>;
+
+async function main(o: BenchQemuOptions): Promise<number> {
   const why = await labUnavailable();
   if (why) {
     console.error(`Cannot run the QEMU bench: ${why}`);
     return 2;
   }
-  const memMiB = Number(arg("mem", "1024"));
-  const rate = arg("rate", "1gbit");
-  const warmupS = Number(arg("warmup", "5"));
-  const churn = Number(arg("churn", "4"));
+  const memMiB = o.mem;
+  const rate = o.rate;
+  const warmupS = o.warmup;
+  const churn = o.churn;
   const root = new URL("..", import.meta.url).pathname;
-  const app = arg("app", "memcached");
-  if (app !== "memcached" && app !== "postgres") {
-    console.error(`--app takes memcached or postgres, got "${app}"`);
-    return 2;
-  }
+  const app = o.app;
   const deno = Deno.execPath();
   const ownTunnel = (await qemuTunnelCommand(root))!;
   const modes: Mode[] = [
@@ -144,7 +185,7 @@ async function main(): Promise<number> {
       resident: { codecs },
     });
   }
-  const against = arg("against", "");
+  const against = o.against;
   if (against) {
     const theirs = await qemuTunnelCommand(against);
     if (!theirs) {
@@ -160,9 +201,9 @@ async function main(): Promise<number> {
       });
     }
   }
-  const only = arg("modes", "");
+  const only = o.modes;
   const selected = only
-    ? modes.filter((m) => only.split(",").some((o) => m.name.endsWith(o)))
+    ? modes.filter((m) => only.some((name) => m.name.endsWith(name)))
     : modes;
 
   const img = await buildLab(app, { log: console.error });
@@ -170,7 +211,7 @@ async function main(): Promise<number> {
     `lab image: ${img.built ? `built in ${img.buildMs} ms` : "cached"}`,
   );
   await netUp({ rate });
-  const fixedRounds = Number(arg("rounds", "0"));
+  const fixedRounds = o.rounds;
   const plan = policy("bench")
     .switchover(
       fixedRounds > 0
@@ -178,13 +219,7 @@ async function main(): Promise<number> {
         : when.any(when.remainingBelow(MiB(32)), when.rounds(10)),
     )
     .compile();
-  const repeat = Number(arg("repeat", "1"));
-  if (!Number.isInteger(repeat) || repeat < 1) {
-    console.error(
-      `--repeat takes a positive integer, got "${arg("repeat", "")}"`,
-    );
-    return 2;
-  }
+  const repeat = o.repeat;
   const rows: BenchRow[] = [];
   // Resident tunnels: started once per mode and kept for every run of it.
   const residents = new Map<
@@ -329,7 +364,7 @@ async function main(): Promise<number> {
     rows,
   };
   await Deno.mkdir(`${root}out`, { recursive: true });
-  const outPath = arg("out", `${root}out/bench-qemu.json`);
+  const outPath = o.out ?? `${root}out/bench-qemu.json`;
   await Deno.writeTextFile(
     outPath,
     JSON.stringify(result, null, 2) + "\n",
@@ -381,4 +416,6 @@ async function main(): Promise<number> {
     : 1;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) {
+  Deno.exit(await main(parseOrExit(command(), Deno.args)));
+}

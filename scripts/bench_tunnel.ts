@@ -25,7 +25,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { parseArgs } from "node:util";
+import { Option } from "@commander-js/extra-typings";
 import Table from "cli-table3";
 import { QmpClient } from "../engine/qemu/qmp.ts";
 import {
@@ -37,6 +37,9 @@ import {
 } from "./lab/qemu_guest.ts";
 import { median } from "./_median.ts";
 import { qemuTunnelCommand } from "./_tunnel_command.ts";
+import { MAX_CHANNELS } from "../engine/plan.ts";
+import { codecChains, integer } from "./_cli/options.ts";
+import { cliProgram, parseOrExit } from "./_cli/program.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -218,29 +221,51 @@ async function capturedStream(memMiB: number): Promise<string> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: "string", default: "3" },
-      chains: {
-        type: "string",
-        default: "zero;zero,lz4;zero,zstd;zero,dedup,lz4",
-      },
-      mem: { type: "string", default: "1024" },
-      stream: { type: "string" },
-      out: { type: "string", default: `${ROOT}out/bench-tunnel.json` },
-      against: { type: "string" },
-      channels: { type: "string" },
-    },
-  });
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1) {
-    console.error(`--runs takes a positive integer, got "${values.runs}"`);
-    Deno.exit(2);
-  }
-  const stream = values.stream ?? await capturedStream(Number(values.mem));
+  const values = parseOrExit(
+    cliProgram("bench_tunnel.ts", { usageExitCode: 2 })
+      .description(
+        "Replays a captured QEMU migration stream through the tunnel's two processes over loopback, beside a plain copy and zstd -1.",
+      )
+      .option("--runs <n>", "runs per mode (medians)", integer({ min: 1 }), 3)
+      .addOption(
+        new Option(
+          "--chains <list>",
+          'codec chains: ";" between chains, "," between codecs',
+        ).argParser(codecChains(";", ",")).default(
+          [["zero"], ["zero", "lz4"], ["zero", "zstd"], [
+            "zero",
+            "dedup",
+            "lz4",
+          ]],
+          "zero;zero,lz4;zero,zstd;zero,dedup,lz4",
+        ),
+      )
+      .option(
+        "--mem <MiB>",
+        "memory of the lab guest whose stream is captured",
+        integer({ min: 1 }),
+        1024,
+      )
+      .option("--stream <file>", "replay this captured stream instead")
+      .option("--out <file>", "JSON output", `${ROOT}out/bench-tunnel.json`)
+      .option(
+        "--against <dir>",
+        "also run these chains through another checkout's tunnel",
+      )
+      .option(
+        "--channels <n>",
+        "the tunnel's channels (default: the core count)",
+        integer({ min: 1, max: MAX_CHANNELS }),
+      ),
+    Deno.args,
+  );
+  const { runs } = values;
+  const stream = values.stream ?? await capturedStream(values.mem);
   const streamBytes = (await Deno.stat(stream)).size;
-  const chains = values.chains.split(";").filter(Boolean);
-  const channelsFlag = values.channels ? ["--channels", values.channels] : [];
+  const chains = values.chains.map((c) => c.join(","));
+  const channelsFlag = values.channels === undefined
+    ? []
+    : ["--channels", String(values.channels)];
   const tunnelModes = (label: string, main: string[]): Mode[] =>
     chains.map((chain) => ({
       name: `${label} ${chain}`,

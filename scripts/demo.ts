@@ -8,29 +8,45 @@
  * out/demo-report.json. Exits non-zero unless both sides verified the memory
  * digest.
  *
- *   deno task demo [--workload memcached] [--mem 1GiB] [--policy FILE] [--report FILE]
+ *   deno task demo [--workload memcached] [--mem 1GiB] [--seed 1] [--policy FILE] [--report FILE]
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { loadPolicy, parseSize } from "../dsl/mod.ts";
+import { Option } from "@commander-js/extra-typings";
+import { loadPolicy } from "../dsl/mod.ts";
+import { workloadNames } from "../engine/sim/mod.ts";
 import { connectSecurityFromDir } from "../engine/transport/secure/mod.ts";
 import { generateCredentials } from "../engine/transport/secure/generate.ts";
 import { migrateCommand } from "./_cli/migrate.ts";
+import { integer, size } from "./_cli/options.ts";
+import { cliProgram, parseOrExit } from "./_cli/program.ts";
 import { DEFAULT_POLICY } from "./hakobu.ts";
 import { ReceiverProcess } from "./_receiver_process.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    workload: { type: "string", default: "memcached" },
-    mem: { type: "string", default: "1GiB" },
-    seed: { type: "string", default: "1" },
-    policy: { type: "string", default: DEFAULT_POLICY },
-    report: { type: "string", default: "out/demo-report.json" },
-  },
-});
+const values = parseOrExit(
+  cliProgram("demo")
+    .description(
+      "Migrates a simulated VM to a receiver in a second process and checks that both sides verified it.",
+    )
+    .addOption(
+      new Option("--workload <name>", "sim workload").choices(workloadNames())
+        .default("memcached"),
+    )
+    .addOption(
+      new Option("--mem <size>", "memory of the sim VM").argParser(size)
+        .default(2 ** 30, "1GiB"),
+    )
+    .option("--seed <n>", "seed of the sim workload", integer(), 1)
+    .addOption(
+      new Option("--policy <file>", "policy file").default(
+        DEFAULT_POLICY,
+        "examples/policies/default.ts",
+      ),
+    )
+    .option("--report <file>", "JSON report", "out/demo-report.json"),
+  Deno.args,
+);
 
 const credentials = await Deno.makeTempDir({ prefix: "hakobu-demo-tls-" });
 await generateCredentials(credentials, { sourceIdentity: "demo-source" });
@@ -57,8 +73,8 @@ let code = 1;
 try {
   const result = await migrateCommand({
     from: `sim:${values.workload}`,
-    memoryBytes: parseSize(values.mem),
-    seed: Number(values.seed),
+    memoryBytes: values.mem,
+    seed: values.seed,
     to,
     security: await connectSecurityFromDir(credentials),
     plan,

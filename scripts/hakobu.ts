@@ -18,11 +18,21 @@
  * @module
  */
 
-import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
-import { explain, loadPolicy, parseBandwidth, parseSize } from "../dsl/mod.ts";
+import { type Command, Option } from "@commander-js/extra-typings";
+import { explain, loadPolicy } from "../dsl/mod.ts";
 import type { Plan } from "../engine/plan.ts";
 import { workloadByName, workloadNames } from "../engine/sim/mod.ts";
+import { MAX_CHANNELS } from "../engine/plan.ts";
 import { migrateCommand } from "./_cli/migrate.ts";
+import {
+  bandwidth,
+  duration,
+  integer,
+  interval,
+  percent,
+  size,
+} from "./_cli/options.ts";
+import { cliProgram, runCli } from "./_cli/program.ts";
 import { DEFAULT_MAX_SESSIONS, receiveCommand } from "./_cli/receive.ts";
 import {
   DEFAULT_FRAME_TIMEOUT_MS,
@@ -39,57 +49,26 @@ import {
   tlsNameOption,
 } from "./_cli/security_options.ts";
 import { tlsInitCommand } from "./_cli/tls_init.ts";
+import { tunnelCommand } from "./_cli/tunnel_cli.ts";
 
 /** The policy used when `--policy` is not given. */
 export const DEFAULT_POLICY: string =
   new URL("../examples/policies/default.ts", import.meta.url).pathname;
 
-function size(value: string): number {
-  try {
-    return parseSize(value);
-  } catch (e) {
-    throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
-  }
-}
-
-function integer(what: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) {
-      throw new InvalidArgumentError(
-        `Invalid ${what} "${value}": expected a whole number ≥ 0`,
-      );
-    }
-    return n;
-  };
-}
-
 async function planFrom(
   path: string | undefined,
-  bandwidth: string | undefined,
+  rate: number | null | undefined,
   channels?: number,
 ): Promise<Plan> {
   let plan = await loadPolicy(path ?? DEFAULT_POLICY);
-  if (bandwidth !== undefined) {
-    plan = { ...plan, bandwidth: parseBandwidth(bandwidth) };
-  }
+  if (rate !== undefined) plan = { ...plan, bandwidth: rate };
   if (channels !== undefined) plan = { ...plan, channels };
   return plan;
 }
 
-function channelCount(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 64) {
-    throw new InvalidArgumentError(
-      `Invalid channel count "${value}": expected a whole number from 1 to 64`,
-    );
-  }
-  return n;
-}
-
 /** Builds the command tree; `main` parses argv with it. Exported for tests. */
 export function buildCli(setExit: (code: number) => void): Command {
-  const program = new Command("hakobu")
+  const program = cliProgram("hakobu")
     .description("Scriptable live migration of big-memory VMs")
     .showHelpAfterError()
     .configureHelp({ showGlobalOptions: true });
@@ -106,11 +85,9 @@ export function buildCli(setExit: (code: number) => void): Command {
       "--once",
       "exit after one migration (exit code 0 only if it verified)",
     )
-    .option(
-      "--max-mem <size>",
-      "largest VM memory to accept",
-      size,
-      64 * 2 ** 30,
+    .addOption(
+      new Option("--max-mem <size>", "largest VM memory to accept")
+        .argParser(size).default(64 * 2 ** 30, "64GiB"),
     )
     .option(
       "--max-total-mem <size>",
@@ -120,19 +97,19 @@ export function buildCli(setExit: (code: number) => void): Command {
     .option(
       "--max-sessions <n>",
       "most migrations received at once; more connections are refused",
-      integer("max-sessions"),
+      integer({ min: 1 }),
       DEFAULT_MAX_SESSIONS,
     )
     .option(
       "--handshake-timeout <ms>",
       "most milliseconds from connecting to a whole HELLO",
-      integer("handshake-timeout"),
+      integer(),
       DEFAULT_HANDSHAKE_TIMEOUT_MS,
     )
     .option(
       "--frame-timeout <ms>",
       "most milliseconds a source may take for each next frame",
-      integer("frame-timeout"),
+      integer(),
       DEFAULT_FRAME_TIMEOUT_MS,
     )
     .addOption(tlsDirOption())
@@ -162,12 +139,15 @@ export function buildCli(setExit: (code: number) => void): Command {
       "the VM to migrate: sim:WORKLOAD (see 'hakobu workloads')",
     )
     .requiredOption("--to <host:port>", "the receiver's address")
-    .option("--mem <size>", "memory of a sim VM, e.g. 1GiB", size, 2 ** 30)
-    .option("--seed <n>", "seed of the sim workload", integer("seed"), 1)
+    .addOption(
+      new Option("--mem <size>", "memory of a sim VM, e.g. 1GiB")
+        .argParser(size).default(2 ** 30, "1GiB"),
+    )
+    .option("--seed <n>", "seed of the sim workload", integer(), 1)
     .option(
       "--dirty-rate <pages/s>",
       "override the sim workload's dirty rate",
-      integer("dirty rate"),
+      integer(),
     )
     .option(
       "--policy <file>",
@@ -176,11 +156,12 @@ export function buildCli(setExit: (code: number) => void): Command {
     .option(
       "--bandwidth <rate>",
       "override the policy's link pacing, e.g. 1Gbit or unlimited",
+      bandwidth,
     )
     .option(
       "--channels <n>",
-      "override the policy's channels (Workers encoding in parallel; default one per core)",
-      channelCount,
+      `override the policy's channels (Workers encoding in parallel, 1 to ${MAX_CHANNELS}; default one per core)`,
+      integer({ min: 1, max: MAX_CHANNELS }),
     )
     .option("--report <file>", "write the JSON report to this file")
     .option("--html <file>", "write the HTML report with charts to this file")
@@ -229,7 +210,7 @@ export function buildCli(setExit: (code: number) => void): Command {
       "the source's identity (CN and PSK identity)",
       "hakobu-source",
     )
-    .option("--days <n>", "validity in days", integer("days"), 365)
+    .option("--days <n>", "validity in days", integer({ min: 1 }), 365)
     .action(async (dir, o) => {
       await tlsInitCommand({
         dir,
@@ -239,31 +220,13 @@ export function buildCli(setExit: (code: number) => void): Command {
       });
     });
 
-  program.command("tunnel")
-    .description(
+  // The tunnel's own tree (scripts/tunnel.ts runs it too): its usage errors
+  // and its ending are one JSON line on stderr, as its callers read them.
+  program.addCommand(
+    tunnelCommand("tunnel", setExit, { invokedAs: "hakobu tunnel" }).summary(
       "carry a hypervisor's migration stream through hakobu's channels and codecs (QEMU exec:, xl migrate -s); 'hakobu tunnel qemu send --help' lists the flags",
-    )
-    .argument("<format>", "qemu or xen")
-    .argument("<mode>", "send or receive")
-    .argument(
-      "[args...]",
-      "the mode's flags, e.g. --to HOST:PORT --codecs zero,zstd [-- xl's words]",
-    )
-    .allowUnknownOption()
-    .helpOption(false)
-    .action(async (format, mode, args) => {
-      const { tunnelMain, TUNNEL_USAGE, wantsHelp } = await import(
-        "./tunnel.ts"
-      );
-      if (wantsHelp(args)) {
-        console.log(TUNNEL_USAGE.replace("tunnel.ts", "hakobu tunnel"));
-        return;
-      }
-      const { runTunnelMain } = await import(
-        "../engine/transport/tunnel_cli.ts"
-      );
-      await runTunnelMain(() => tunnelMain([format, mode, ...args]));
-    });
+    ),
+  );
 
   program.command("report")
     .description(
@@ -314,19 +277,49 @@ export function buildCli(setExit: (code: number) => void): Command {
     .requiredOption("--inventory <file>", "inventory JSON: hosts, VMs, targets")
     .requiredOption("--policy <file>", "migration policy file")
     .option("--dry-run", "print the plan only")
-    .option("--max-concurrent <n>", "most migrations at once", "2")
-    .option("--timeout <duration>", "limit per migration, e.g. 5m", "5m")
+    .option(
+      "--max-concurrent <n>",
+      "most migrations at once",
+      integer({ min: 1 }),
+      2,
+    )
+    .addOption(
+      new Option("--timeout <duration>", "limit per migration, e.g. 5m")
+        .argParser(duration).default(5 * 60_000, "5m"),
+    )
     .option(
       "--bandwidth <rate>",
       "override the policy's link rate, e.g. 10Gbit",
+      bandwidth,
     )
-    .option("--target <percent>", "override the inventory's memory target")
-    .option("--max-moves <n>", "override the inventory's move limit")
+    .option(
+      "--target <percent>",
+      "override the inventory's memory target",
+      percent,
+    )
+    .option(
+      "--max-moves <n>",
+      "override the inventory's move limit",
+      integer({ min: 1 }),
+    )
     .option("--json", "print the plan and results as JSON")
     .option("--write-inventory <file>", "write the updated inventory here")
     .action(async (o) => {
-      const { rebalanceCli } = await import("./_cli/rebalance.ts");
-      setExit(await rebalanceCli(o));
+      const { rebalanceCommand } = await import("./_cli/rebalance.ts");
+      setExit(
+        await rebalanceCommand({
+          inventory: o.inventory,
+          plan: await loadPolicy(o.policy),
+          bandwidth: o.bandwidth,
+          dryRun: o.dryRun,
+          maxConcurrent: o.maxConcurrent,
+          timeoutMs: o.timeout,
+          maxHostMemoryPercent: o.target,
+          maxMoves: o.maxMoves,
+          json: o.json,
+          writeInventory: o.writeInventory,
+        }),
+      );
     });
 
   const xen = program.command("xen").description(
@@ -334,16 +327,20 @@ export function buildCli(setExit: (code: number) => void): Command {
   );
   xen.command("dirty-rate")
     .description("measure a domain's dirty rate through log-dirty CLEAN/PEEK")
-    .argument("<domid>", "domain id")
-    .option(
-      "--interval <duration>",
-      "how long to measure, e.g. 1s or 500ms",
-      "1s",
+    .argument("<domid>", "domain id", integer({ min: 0, max: 0x7fef }))
+    .addOption(
+      new Option(
+        "--interval <duration>",
+        "how long to measure, e.g. 1s or 500ms",
+      )
+        .argParser(interval).default(1000, "1s"),
     )
     .option("--json", "print JSON")
     .action(async (domid, o) => {
       const { xenDirtyRateCli } = await import("./_cli/xen.ts");
-      setExit(await xenDirtyRateCli(domid, o));
+      setExit(
+        await xenDirtyRateCli(domid, { intervalMs: o.interval, json: o.json }),
+      );
     });
 
   xen.command("migrate")
@@ -373,18 +370,8 @@ export function buildCli(setExit: (code: number) => void): Command {
 }
 
 /** Runs the CLI on `args`; returns the exit code. */
-export async function main(args: string[]): Promise<number> {
-  let code = 0;
-  const program = buildCli((c) => (code = c));
-  try {
-    await program.parseAsync(args, { from: "user" });
-  } catch (error) {
-    console.error(
-      `hakobu: ${error instanceof Error ? error.message : String(error)}`,
-    );
-    return 1;
-  }
-  return code;
+export function main(args: readonly string[]): Promise<number> {
+  return runCli(buildCli, args);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -111,6 +111,73 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
   });
 });
 
+Deno.test("hakobu names the flag or argument whose value does not parse, and why", async () => {
+  const cases: [string[], string][] = [
+    [
+      [
+        "migrate",
+        "--from",
+        "sim:idle",
+        "--to",
+        "127.0.0.1:1",
+        "--channels",
+        "0",
+      ],
+      `--channels: expected a whole number from 1 to 64, got "0"`,
+    ],
+    [
+      [
+        "migrate",
+        "--from",
+        "sim:idle",
+        "--to",
+        "127.0.0.1:1",
+        "--bandwidth",
+        "fast",
+      ],
+      `--bandwidth: Cannot parse bandwidth "fast": expected a number followed by bit/s or B/s units`,
+    ],
+    [
+      ["receive", "--listen", "127.0.0.1:0", "--max-sessions", "0"],
+      `--max-sessions: expected a whole number ≥ 1, got "0"`,
+    ],
+    [
+      [
+        "rebalance",
+        "--inventory",
+        "x.json",
+        "--policy",
+        "p.ts",
+        "--target",
+        "120",
+      ],
+      `--target: expected a percentage above 0 and at most 100, e.g. 85, got "120"`,
+    ],
+    [
+      ["xen", "dirty-rate", "x"],
+      `<domid>: expected a whole number from 0 to 32751, got "x"`,
+    ],
+    [
+      ["xen", "dirty-rate", "7", "--interval", "soon"],
+      `--interval: Cannot parse interval "soon"`,
+    ],
+    [
+      ["plan", "--polcy", "p.ts"],
+      "Unknown option '--polcy' (Did you mean --policy?)",
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = await hakobu(args);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.ok(
+      r.stderr.startsWith(`hakobu: ${message}`),
+      `${args.join(" ")}: ${r.stderr}`,
+    );
+    // the command's usage follows, so the right spelling is at hand
+    assert.match(r.stderr, new RegExp(`\\nUsage: hakobu ${args[0]} `));
+  }
+});
+
 Deno.test("hakobu migrate fails clearly when no receiver listens", async () => {
   // Bind a port, then free it so nothing listens there.
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -23,7 +23,7 @@ import {
   type XenMigrateOptions,
   type XenMigrateResult,
 } from "../engine/xen/migrate_domain.ts";
-import { parseInterval } from "./_cli/xen.ts";
+import { parseInterval } from "./_cli/options.ts";
 
 /**
  * A domain's dirty rate over `interval` (`"1s"`, `"500ms"`), through

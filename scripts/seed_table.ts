@@ -35,17 +35,16 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { type Command, Option } from "@commander-js/extra-typings";
 import {
   codec,
   type CodecSpec,
   formatBytes,
+  formatRate,
   MiB,
   migrate,
   type MigrationReport,
   ms,
-  parseBandwidth,
-  parseSize,
   type Plan,
   policy,
   type RoundReport,
@@ -54,6 +53,8 @@ import {
 } from "../mod.ts";
 import { median } from "./_median.ts";
 import { ReceiverProcess } from "./_receiver_process.ts";
+import { bandwidth, integer, nameList, size } from "./_cli/options.ts";
+import { cliProgram, runCli } from "./_cli/program.ts";
 
 /** One row of the seed report's table, as hakobu reproduces it. */
 export interface SeedRow {
@@ -328,54 +329,33 @@ export function rowResult(
   };
 }
 
-/** Runs the table; returns the exit code. */
-export async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      mem: { type: "string", default: "1GiB" },
-      seed: { type: "string", default: "1" },
-      repeat: { type: "string", default: "1" },
-      rows: { type: "string" },
-      out: { type: "string", default: "out/seed-table.json" },
-      bandwidth: { type: "string", default: "1Gbit" },
-    },
-  });
-  const memoryBytes = parseSize(values.mem);
-  const bandwidth = parseBandwidth(values.bandwidth);
-  const seed = Number(values.seed);
-  const repeat = Number(values.repeat);
-  if (!Number.isInteger(seed) || seed < 0) {
-    console.error(
-      `seed-table: Invalid seed "${values.seed}": expected a whole number ≥ 0`,
-    );
-    return 2;
-  }
-  if (!Number.isInteger(repeat) || repeat < 1) {
-    console.error(
-      `seed-table: Invalid repeat "${values.repeat}": expected a whole number ≥ 1`,
-    );
-    return 2;
-  }
-  const wanted = values.rows?.split(",").map((s) => s.trim()).filter((s) =>
-    s !== ""
-  );
+/** Options of {@link seedTable}; the command line's flags, parsed. */
+export interface SeedTableOptions {
+  /** Memory of every VM, in bytes. */
+  readonly memoryBytes: number;
+  /** Seed of every workload. */
+  readonly seed: number;
+  /** Pairs per row; the table quotes medians. */
+  readonly repeat: number;
+  /** Workloads whose rows run (default: every row). */
+  readonly rows?: readonly string[];
+  /** Where the JSON goes. */
+  readonly out: string;
+  /** Link pacing in bytes per second; null: unpaced. */
+  readonly bandwidth: number | null;
+}
+
+/** Runs the table, prints it and writes the JSON. */
+export async function seedTable(options: SeedTableOptions): Promise<void> {
+  const { memoryBytes, seed, repeat } = options;
+  const rate = options.bandwidth;
+  const wanted = options.rows;
   const rows = wanted
     ? SEED_ROWS.filter((r) => wanted.includes(r.workload))
     : SEED_ROWS;
-  const unknown = wanted?.filter((w) =>
-    !SEED_ROWS.some((r) => r.workload === w)
-  );
-  if (unknown && unknown.length > 0) {
-    console.error(
-      `seed-table: Unknown row "${unknown[0]}": expected one of ${
-        [...new Set(SEED_ROWS.map((r) => r.workload))].join(", ")
-      }`,
-    );
-    return 2;
-  }
+  const link = rate === null ? "unpaced" : `paced at ${formatRate(rate)}`;
 
-  const plain = planFor("plain", [codec.raw()], bandwidth);
+  const plain = planFor("plain", [codec.raw()], rate);
   const t0 = performance.now();
   const results: SeedResult[] = [];
   await using receiver = await ReceiverProcess.start(["--insecure-plain"]);
@@ -384,10 +364,10 @@ export async function main(args: string[]): Promise<number> {
       `${rows.length} rows x ${repeat} pairs, ${
         formatBytes(memoryBytes)
       } VMs, ` +
-      `link ${values.bandwidth}, seed ${seed}`,
+      `link ${link}, seed ${seed}`,
   );
   for (const [i, row] of rows.entries()) {
-    const plan = planFor(`${row.codec}`, row.chain, bandwidth);
+    const plan = planFor(`${row.codec}`, row.chain, rate);
     const codecRuns: MigrationReport[] = [];
     const plainRuns: MigrationReport[] = [];
     const vmOpts = { workload: row.workload, memoryBytes, seed };
@@ -417,7 +397,7 @@ export async function main(args: string[]): Promise<number> {
   console.log(
     `Seed report's table on hakobu's sim driver: ${
       formatBytes(memoryBytes)
-    } VMs, link paced at ${values.bandwidth} over loopback TCP, receiver in a second process, seed ${seed}, median of ${repeat} pair(s).`,
+    } VMs, link ${link} over loopback TCP, receiver in a second process, seed ${seed}, median of ${repeat} pair(s).`,
   );
   console.log(
     "Speed-up = plain time / codec time, migration time measured from the handshake to READY " +
@@ -430,24 +410,60 @@ export async function main(args: string[]): Promise<number> {
   console.log("");
   console.log(`Wall time: ${wallS.toFixed(1)} s`);
 
-  const outPath = values.out;
+  const outPath = options.out;
   const dir = outPath.includes("/")
     ? outPath.slice(0, outPath.lastIndexOf("/"))
     : "";
   if (dir) await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
   console.error(`seed-table: wrote ${outPath} (${wallS.toFixed(1)} s)`);
-  return 0;
 }
 
-if (import.meta.main) {
-  let code = 1;
-  try {
-    code = await main(Deno.args);
-  } catch (error) {
-    console.error(
-      `seed-table: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
-  Deno.exit(code);
+/** The command line: flags as in the module doc, `--help` lists them. */
+function command(): Command {
+  return cliProgram("seed-table", { usageExitCode: 2 })
+    .description(
+      "The seed report's experiment table on the sim driver over a paced loopback TCP link.",
+    )
+    .addOption(
+      new Option("--mem <size>", "memory of every VM").argParser(size)
+        .default(2 ** 30, "1GiB"),
+    )
+    .option("--seed <n>", "seed of every workload", integer(), 1)
+    .option(
+      "--repeat <n>",
+      "pairs per row (the table quotes medians)",
+      integer({ min: 1 }),
+      1,
+    )
+    .option(
+      "--rows <list>",
+      "workloads whose rows run, e.g. idle,memcached (default: every row)",
+      nameList({
+        known: [...new Set(SEED_ROWS.map((r) => r.workload))],
+        what: "row",
+      }),
+    )
+    .option("--out <file>", "JSON output", "out/seed-table.json")
+    .addOption(
+      new Option("--bandwidth <rate>", "link pacing, e.g. 1Gbit or unlimited")
+        .argParser(bandwidth).default(125e6, "1Gbit"),
+    )
+    .action(async (o) => {
+      await seedTable({
+        memoryBytes: o.mem,
+        seed: o.seed,
+        repeat: o.repeat,
+        rows: o.rows,
+        out: o.out,
+        bandwidth: o.bandwidth,
+      });
+    });
 }
+
+/** Runs the command line on `args`; returns the exit code. */
+export function main(args: readonly string[]): Promise<number> {
+  return runCli(command, args);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

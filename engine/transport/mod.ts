@@ -1,8 +1,8 @@
 /**
  * Transport helpers: accepting past connections that failed in the
- * backlog, addresses and retrying connects, link pacing, short writes, and
- * the tunnels' shared command-line pieces. (The byte streams themselves
- * are plain `Deno.Conn`s.)
+ * backlog, addresses and retrying connects, link pacing and short writes.
+ * (The byte streams themselves are plain `Deno.Conn`s; the tunnels' command
+ * line is `scripts/_cli/tunnel_cli.ts`.)
  *
  * @module
  */
@@ -10,5 +10,4 @@
 export * from "./accept.ts";
 export * from "./address.ts";
 export * from "./pacer.ts";
-export * from "./tunnel_cli.ts";
 export * from "./write_all.ts";

@@ -12,7 +12,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { parseArgs } from "node:util";
+import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
 import { XenStreamParser } from "./stream/parser.ts";
 import {
   decodeXlSaveHeader,
@@ -22,15 +22,28 @@ import {
   XlMessage,
 } from "./xl_protocol.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    out: { type: "string" },
-    status: { type: "string", default: "0" },
-    "die-after-banner": { type: "boolean", default: false },
-    banner: { type: "string" },
-  },
-});
+// A test program, so commander alone (scripts/_cli's helpers are the
+// command line's, and the engine imports nothing from scripts/).
+const values = new Command("_fake_xl_receiver.ts")
+  .option("--out <file>", "where what was seen goes, as JSON")
+  .option(
+    "--status <n>",
+    "the status byte it reports after the domain started",
+    (text) => {
+      const n = Number(text);
+      if (!/^\d+$/.test(text) || n > 255) {
+        throw new InvalidArgumentError(
+          `expected a whole number from 0 to 255, got "${text}"`,
+        );
+      }
+      return n;
+    },
+    0,
+  )
+  .option("--die-after-banner", "exit 3 right after the banner")
+  .option("--banner <text>", "a banner other than xl's")
+  .parse(Deno.args, { from: "user" })
+  .opts();
 
 const out = Deno.stdout.writable.getWriter();
 const reader = Deno.stdin.readable.getReader();
@@ -63,7 +76,7 @@ try {
       ? new TextEncoder().encode(values.banner)
       : XlMessage.banner,
   );
-  if (values["die-after-banner"]) Deno.exit(3);
+  if (values.dieAfterBanner) Deno.exit(3);
 
   await need(XL_SAVE_HEADER_BYTES);
   const optLen = new DataView(buf.buffer).getUint32(44, true);
@@ -109,7 +122,7 @@ try {
   await need(imageEnd + 8 + XlMessage.go.length);
   const go = buf.subarray(imageEnd + 8, imageEnd + 8 + XlMessage.go.length);
   seen.gotGo = go.every((b, i) => b === XlMessage.go[i]);
-  const status = Number(values.status);
+  const status = values.status;
   await out.write(XlMessage.report);
   await out.write(new Uint8Array([status]));
   if (status !== 0) await out.write(XlMessage.go); // permission to resume

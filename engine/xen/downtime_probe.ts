@@ -7,11 +7,8 @@
  * comparison needs (hakobu's own `downtimeMs` starts at the suspend request
  * and ends at the receiver's report, which `xl` does not expose).
  *
- * ```sh
- * deno run -A engine/xen/downtime_probe.ts DOMID [--interval-ms 5] [--timeout-ms 600000]
- * ```
- *
- * prints `ready` when polling, then one JSON line ({@link DowntimeProbeResult}).
+ * Its command line, which the Xen lab runs in dom0, is
+ * `scripts/lab/downtime_probe.ts DOMID [--interval-ms 5] [--timeout-ms 600000]`.
  *
  * @module
  */
@@ -121,30 +118,4 @@ export async function probeDowntime(
     }
     await sleep(intervalMs);
   }
-}
-
-if (import.meta.main) {
-  const { parseArgs } = await import("node:util");
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
-      "interval-ms": { type: "string", default: "5" },
-      "timeout-ms": { type: "string", default: "600000" },
-    },
-  });
-  const domid = Number(positionals[0]);
-  if (!Number.isInteger(domid) || domid <= 0) {
-    console.error(`downtime_probe: bad domain id "${positionals[0] ?? ""}"`);
-    Deno.exit(2);
-  }
-  const { openXenctrl } = await import("../../ffi/xen/xenctrl.ts");
-  const xc = openXenctrl();
-  const done = probeDowntime(domid, {
-    intervalMs: Number(values["interval-ms"]),
-    timeoutMs: Number(values["timeout-ms"]),
-    list: () => xc.listDomains(64),
-  });
-  console.log("ready");
-  console.log(JSON.stringify(await done));
 }

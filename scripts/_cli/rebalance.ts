@@ -5,8 +5,6 @@
  * @module
  */
 
-import { loadPolicy } from "../../dsl/load.ts";
-import { parseBandwidth, parseDuration } from "../../dsl/units.ts";
 import type { Plan } from "../../engine/plan.ts";
 import { formatDuration } from "../../engine/format.ts";
 import {
@@ -48,61 +46,6 @@ export interface RebalanceCommandOptions {
   json?: boolean;
   /** Write the updated inventory here. */
   writeInventory?: string;
-}
-
-/** The command line's options as typed (strings), before parsing. */
-export interface RebalanceCliOptions {
-  inventory: string;
-  policy: string;
-  dryRun?: boolean;
-  maxConcurrent: string;
-  timeout: string;
-  bandwidth?: string;
-  target?: string;
-  maxMoves?: string;
-  json?: boolean;
-  writeInventory?: string;
-}
-
-/**
- * Parses the command line's options, loads the policy and runs
- * {@link rebalanceCommand}; returns the exit code.
- *
- * @throws {Error} naming the option whose value does not parse.
- */
-export async function rebalanceCli(o: RebalanceCliOptions): Promise<number> {
-  const whole = (flag: string, text: string): number => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 1) {
-      throw new Error(`Invalid ${flag} "${text}": expected a whole number ≥ 1`);
-    }
-    return n;
-  };
-  let target: number | undefined;
-  if (o.target !== undefined) {
-    target = Number(o.target.replace(/%$/, ""));
-    if (!(target > 0 && target <= 100)) {
-      throw new Error(
-        `Invalid --target "${o.target}": expected a percentage above 0 and at most 100, e.g. 85`,
-      );
-    }
-  }
-  return await rebalanceCommand({
-    inventory: o.inventory,
-    plan: await loadPolicy(o.policy),
-    bandwidth: o.bandwidth === undefined
-      ? undefined
-      : parseBandwidth(o.bandwidth),
-    dryRun: o.dryRun,
-    maxConcurrent: whole("--max-concurrent", o.maxConcurrent),
-    timeoutMs: parseDuration(o.timeout),
-    maxHostMemoryPercent: target,
-    maxMoves: o.maxMoves === undefined
-      ? undefined
-      : whole("--max-moves", o.maxMoves),
-    json: o.json,
-    writeInventory: o.writeInventory,
-  });
 }
 
 /**

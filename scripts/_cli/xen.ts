@@ -18,51 +18,28 @@ import { XgsPolicy } from "../../ffi/xen/xenguest.ts";
 
 /** Options of `hakobu xen dirty-rate`. */
 export interface XenDirtyRateOptions {
-  /** Interval, e.g. `"1s"`, `"500ms"` (default 1s). */
-  interval?: string;
+  /** How long to measure, in milliseconds (default 1000). */
+  intervalMs?: number;
   /** Print JSON. */
   json?: boolean;
 }
 
 /**
- * Parses `"1s"`, `"500ms"`, `"2"` (seconds) into milliseconds.
+ * Runs `hakobu xen dirty-rate` on domain `id` (its flags parsed by
+ * `hakobu.ts`); returns the exit code.
  *
  * @example
  * ```ts
- * parseInterval("500ms"); // 500
- * ```
- * @throws {RangeError} on anything else.
- */
-export function parseInterval(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s)?$/.exec(s.trim());
-  if (!m || Number(m[1]) <= 0) {
-    throw new RangeError(
-      `Cannot parse interval "${s}": expected a positive number followed by s or ms`,
-    );
-  }
-  return m[2] === "ms" ? Number(m[1]) : Number(m[1]) * 1000;
-}
-
-/**
- * Runs `hakobu xen dirty-rate`; returns the exit code.
- *
- * @example
- * ```ts
- * await xenDirtyRateCli("7", { interval: "1s" }); // prints "domain 7: 1234 pages/s (4.8 MiB/s) over 1.00 s"
+ * await xenDirtyRateCli(7, { intervalMs: 1000 }); // prints "domain 7: 1234 pages/s (4.8 MiB/s) over 1.00 s"
  * ```
  */
 export async function xenDirtyRateCli(
-  domid: string,
+  id: number,
   options: XenDirtyRateOptions,
 ): Promise<number> {
-  const id = Number(domid);
-  if (!Number.isInteger(id) || id < 0 || id > 0x7fef) {
-    console.error(`hakobu: Bad domain id "${domid}": expected 0..32751`);
-    return 2;
-  }
   try {
     const r = await measureDirtyRate(id, {
-      intervalMs: parseInterval(options.interval ?? "1s"),
+      intervalMs: options.intervalMs ?? 1000,
     });
     if (options.json) console.log(JSON.stringify(r));
     else {

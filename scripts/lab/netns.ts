@@ -15,6 +15,8 @@
  * @module
  */
 
+import type { Command } from "@commander-js/extra-typings";
+import { cliProgram, runCli } from "../_cli/program.ts";
 import { sh } from "./_sh.ts";
 
 /** Names and addresses of the lab link. */
@@ -209,35 +211,45 @@ export async function setLink(state: "up" | "down"): Promise<void> {
   await sh(["ip", "-n", LAB_NET.src, "link", "set", LAB_NET.srcIf, state]);
 }
 
-if (import.meta.main) {
-  const [cmd, ...rest] = Deno.args;
-  const opt = (name: string): string | undefined => {
-    const i = rest.indexOf(`--${name}`);
-    return i >= 0 ? rest[i + 1] : undefined;
-  };
-  if (cmd === "up") {
-    const rate = opt("rate");
-    await netUp({
-      rate: rate === "none" ? null : rate ?? "1gbit",
-      delay: opt("delay") ?? null,
+/** The command line: `up`, `down`, `stats`; `--help` lists the flags. */
+function command(): Command {
+  const program = cliProgram("netns.ts", { usageExitCode: 2 }).description(
+    `The lab link: namespaces ${LAB_NET.src} and ${LAB_NET.dst} joined by a shaped veth pair (needs root).`,
+  );
+  program.command("up")
+    .description("create the namespaces and the link (again, if they exist)")
+    .option(
+      "--rate <rate>",
+      'tc rate of the link, e.g. 1gbit, or "none" for no shaping',
+      "1gbit",
+    )
+    .option("--delay <delay>", "netem delay each way, e.g. 1ms")
+    .action(async (o) => {
+      await netUp({
+        rate: o.rate === "none" ? null : o.rate,
+        delay: o.delay ?? null,
+      });
+      console.log(
+        `${LAB_NET.src} (${LAB_NET.srcAddr}) <-> ${LAB_NET.dst} (${LAB_NET.dstAddr}) up, rate ${o.rate}${
+          o.delay ? `, delay ${o.delay}` : ""
+        }`,
+      );
     });
-    console.log(
-      `${LAB_NET.src} (${LAB_NET.srcAddr}) <-> ${LAB_NET.dst} (${LAB_NET.dstAddr}) up, rate ${
-        rate ?? "1gbit"
-      }${opt("delay") ? `, delay ${opt("delay")}` : ""}`,
-    );
-  } else if (cmd === "down") {
-    await netDown();
-    console.log("lab namespaces removed");
-  } else if (cmd === "stats") {
-    console.log(JSON.stringify({
-      src: await linkCounters("src"),
-      dst: await linkCounters("dst"),
-    }));
-  } else {
-    console.error(
-      "usage: netns.ts up [--rate 1gbit|none] [--delay 1ms] | down | stats",
-    );
-    Deno.exit(2);
-  }
+  program.command("down")
+    .description("remove the namespaces")
+    .action(async () => {
+      await netDown();
+      console.log("lab namespaces removed");
+    });
+  program.command("stats")
+    .description("the link's byte and packet counters on each side, as JSON")
+    .action(async () => {
+      console.log(JSON.stringify({
+        src: await linkCounters("src"),
+        dst: await linkCounters("dst"),
+      }));
+    });
+  return program;
 }
+
+if (import.meta.main) Deno.exit(await runCli(command, Deno.args));

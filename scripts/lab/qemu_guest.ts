@@ -25,8 +25,11 @@
  */
 
 import { createHash } from "node:crypto";
+import { type Command, Option } from "@commander-js/extra-typings";
 import { inNetns } from "./netns.ts";
 import { sh } from "./_sh.ts";
+import { integer, parsed } from "../_cli/options.ts";
+import { cliProgram, runCli } from "../_cli/program.ts";
 
 /** Apps a lab guest can run. */
 export type LabApp = "memcached" | "postgres";
@@ -789,67 +792,94 @@ function parseMem(text: string): number {
   return Number(m[1]) * ((m[2] ?? "M").toUpperCase() === "G" ? 1024 : 1);
 }
 
-if (import.meta.main) {
-  const [cmd, ...rest] = Deno.args;
-  const opt = (name: string): string | undefined => {
-    const i = rest.indexOf(`--${name}`);
-    return i >= 0 ? rest[i + 1] : undefined;
-  };
-  const flag = (name: string) => rest.includes(`--${name}`);
-  const app = (opt("app") ?? "memcached") as LabApp;
-  if (app !== "memcached" && app !== "postgres") {
-    console.error(`Unknown app "${app}": expected memcached or postgres`);
-    Deno.exit(2);
-  }
-  if (cmd === "build") {
-    const apps: LabApp[] = opt("app") ? [app] : ["memcached", "postgres"];
-    for (const a of apps) {
-      const img = await buildLab(a, { force: flag("force"), log: console.log });
-      console.log(
-        `${a}: ${img.initrd} (${
-          img.built ? `built in ${(img.buildMs / 1000).toFixed(1)} s` : "cached"
-        })`,
-      );
-    }
-  } else if (cmd === "run") {
-    const t0 = performance.now();
-    const g = await startGuest({
-      app,
-      memMiB: parseMem(opt("mem") ?? "512M"),
-      incoming: flag("incoming"),
-      netns: opt("netns"),
-      checkPort: opt("check-port") ? Number(opt("check-port")) : undefined,
-      load: !flag("no-load"),
-      churnMiB: Number(opt("churn") ?? 0),
+/** The command line: `build`, `run`, `check`; `--help` lists the flags. */
+function command(): Command {
+  const program = cliProgram("qemu_guest.ts", { usageExitCode: 2 })
+    .description(
+      "The QEMU lab's guests: build their images, run one, ask its checker.",
+    );
+  const app = () =>
+    new Option("--app <name>", "the guest's app").choices(
+      ["memcached", "postgres"] as const,
+    );
+  program.command("build")
+    .description("build the lab images (both apps unless --app)")
+    .addOption(app())
+    .option("--force", "rebuild even when cached")
+    .action(async (o) => {
+      const apps: LabApp[] = o.app ? [o.app] : ["memcached", "postgres"];
+      for (const a of apps) {
+        const img = await buildLab(a, { force: o.force, log: console.log });
+        console.log(
+          `${a}: ${img.initrd} (${
+            img.built
+              ? `built in ${(img.buildMs / 1000).toFixed(1)} s`
+              : "cached"
+          })`,
+        );
+      }
     });
-    console.log(`qemu pid ${g.pid}, QMP ${g.qmpPath}, serial ${g.logPath}`);
-    console.log(
-      `checker: http://127.0.0.1:${g.checkPort}/cgi-bin/check, ${app}: 127.0.0.1:${g.appPort}${
-        g.netns ? ` (in netns ${g.netns})` : ""
-      }`,
-    );
-    if (!flag("incoming")) {
-      const ans = await g.waitReady().catch(async (e) => {
-        await g.kill();
-        throw e;
+  program.command("run")
+    .description("boot a guest and keep it running until Ctrl-C")
+    .addOption(app().default("memcached" as const))
+    .addOption(
+      new Option("--mem <size>", "guest memory, e.g. 512M or 1G")
+        .argParser(parsed(parseMem)).default(512, "512M"),
+    )
+    .option("--incoming", "wait for migrate-incoming (QMP) instead of booting")
+    .option("--netns <name>", "run in this network namespace, e.g. hkb-src")
+    .option(
+      "--check-port <port>",
+      "host port of the checker",
+      integer({ min: 1, max: 65535 }),
+    )
+    .option("--no-load", "no load generator in the guest")
+    .option("--churn <MiB/s>", "the guest's write churn", integer(), 0)
+    .action(async (o) => {
+      const t0 = performance.now();
+      const g = await startGuest({
+        app: o.app,
+        memMiB: o.mem,
+        incoming: o.incoming,
+        netns: o.netns,
+        checkPort: o.checkPort,
+        load: o.load,
+        churnMiB: o.churn,
       });
+      console.log(`qemu pid ${g.pid}, QMP ${g.qmpPath}, serial ${g.logPath}`);
       console.log(
-        `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${ans}`,
+        `checker: http://127.0.0.1:${g.checkPort}/cgi-bin/check, ${o.app}: 127.0.0.1:${g.appPort}${
+          g.netns ? ` (in netns ${g.netns})` : ""
+        }`,
       );
-    } else console.log("waiting for migrate-incoming (QMP)");
-    console.log("Ctrl-C stops the guest");
-    Deno.addSignalListener("SIGINT", () => g.kill().then(() => Deno.exit(0)));
-    await g.status;
-  } else if (cmd === "check") {
-    const port = Number(opt("port"));
-    const res = await fetch(`http://127.0.0.1:${port}/cgi-bin/check`);
-    console.log((await res.text()).trim());
-  } else {
-    console.error(
-      "usage: qemu_guest.ts build [--app memcached|postgres] [--force]\n" +
-        "       qemu_guest.ts run --app memcached|postgres [--mem 512M] [--incoming] [--netns hkb-src] [--no-load] [--churn MiB]\n" +
-        "       qemu_guest.ts check --port PORT",
-    );
-    Deno.exit(2);
-  }
+      if (!o.incoming) {
+        const ans = await g.waitReady().catch(async (e) => {
+          await g.kill();
+          throw e;
+        });
+        console.log(
+          `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${ans}`,
+        );
+      } else console.log("waiting for migrate-incoming (QMP)");
+      console.log("Ctrl-C stops the guest");
+      Deno.addSignalListener(
+        "SIGINT",
+        () => g.kill().then(() => Deno.exit(0)),
+      );
+      await g.status;
+    });
+  program.command("check")
+    .description("print what a guest's checker answers")
+    .requiredOption(
+      "--port <port>",
+      "host port of the checker",
+      integer({ min: 1, max: 65535 }),
+    )
+    .action(async (o) => {
+      const res = await fetch(`http://127.0.0.1:${o.port}/cgi-bin/check`);
+      console.log((await res.text()).trim());
+    });
+  return program;
 }
+
+if (import.meta.main) Deno.exit(await runCli(command, Deno.args));

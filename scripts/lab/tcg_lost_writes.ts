@@ -15,13 +15,15 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { Option } from "@commander-js/extra-typings";
 import { policy } from "../../dsl/policy.ts";
 import { when } from "../../dsl/conditions.ts";
 import { migrateQemu } from "../../engine/qemu/policy_driver.ts";
 import { guestFailure } from "./guest_fault.ts";
 import { checkerUptime, labUnavailable } from "./qemu_guest.ts";
 import { startPair } from "./qemu_pair.ts";
+import { integer } from "../_cli/options.ts";
+import { cliProgram, parseOrExit } from "../_cli/program.ts";
 
 /** What became of one pair's destination. */
 interface Outcome {
@@ -84,32 +86,34 @@ async function onePair(
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    options: {
-      pairs: { type: "string", default: "10" },
-      rounds: { type: "string", default: "5" },
-      pads: { type: "string", default: "0,8" },
-      mem: { type: "string", default: "256" },
-    },
-  });
+  const kib = integer();
+  const o = parseOrExit(
+    cliProgram("tcg_lost_writes.ts", { usageExitCode: 2 })
+      .description(
+        "A/B check of QEMU 7.2's lost guest writes under TCG migration, alternating the RAM pad.",
+      )
+      .option("--pairs <n>", "pairs per pad", integer({ min: 1 }), 10)
+      .option(
+        "--rounds <n>",
+        "forced live rounds per migration",
+        integer({ min: 1 }),
+        5,
+      )
+      .addOption(
+        new Option("--pads <list>", "RAM pads in KiB, comma-separated")
+          .argParser((text) => text.split(",").map((k) => kib(k)))
+          .default([0, 8], "0,8"),
+      )
+      .option("--mem <MiB>", "guest memory in MiB", integer({ min: 1 }), 256),
+    Deno.args,
+  );
   const why = await labUnavailable();
   if (why) {
     console.error(`Cannot run the QEMU lab: ${why}`);
     Deno.exit(1);
   }
-  const pairs = Number(values.pairs);
-  const rounds = Number(values.rounds);
-  const memMiB = Number(values.mem);
-  const pads = values.pads.split(",").map(Number);
-  if (
-    ![pairs, rounds, memMiB].every((n) => Number.isInteger(n) && n > 0) ||
-    !pads.every((n) => Number.isInteger(n) && n >= 0)
-  ) {
-    console.error(
-      "--pairs, --rounds and --mem take positive integers, --pads a list of KiB (e.g. 0,8)",
-    );
-    Deno.exit(2);
-  }
+  const { pairs, rounds, pads } = o;
+  const memMiB = o.mem;
   const outcomes: Outcome[] = [];
   for (let i = 0; i < pairs; i++) {
     for (const pad of pads) {

@@ -26,6 +26,9 @@ import {
 } from "./_xen_build.ts";
 import { XenLabVm } from "./_xen_vm.ts";
 import { captureXenStream } from "./_xen_capture.ts";
+import { type Command, Option } from "@commander-js/extra-typings";
+import { codecChain, integer, nameList } from "../_cli/options.ts";
+import { cliProgram, runCli } from "../_cli/program.ts";
 
 export { buildXenLab, xenLabUnavailable, XenLabVm };
 
@@ -62,9 +65,13 @@ export type XenMigrateVia =
    */
   | "policy-resume";
 
-/** How deno runs the hakobu tree inside dom0 (no network, no npm). */
+/**
+ * How dom0 runs the stream tunnel, `scripts/tunnel.ts xen`: like
+ * {@link DOM0_HAKOBU}, its flags are parsed with commander, resolved
+ * offline from the archive's `node_modules`.
+ */
 export const DOM0_DENO =
-  "deno run -A --no-config --no-lock /hakobu/scripts/tunnel.ts xen";
+  "deno run -A --config /hakobu/dom0.deno.json --no-lock --cached-only /hakobu/scripts/tunnel.ts xen";
 
 /**
  * The tunnel receiver's log, once it holds the statistics line: xl returns
@@ -248,9 +255,13 @@ async function workState(vm: XenLabVm): Promise<WorkState> {
   return { bootId, n, fails };
 }
 
-/** How dom0 runs the downtime probe (`engine/xen/downtime_probe.ts`). */
+/**
+ * How dom0 runs the downtime probe (`scripts/lab/downtime_probe.ts`, its
+ * flags parsed with commander from the archive's `node_modules`, as
+ * {@link DOM0_HAKOBU}).
+ */
 const DOM0_PROBE =
-  "deno run -A --no-config --no-lock /hakobu/engine/xen/downtime_probe.ts";
+  "deno run -A --config /hakobu/dom0.deno.json --no-lock --cached-only /hakobu/scripts/lab/downtime_probe.ts";
 
 /**
  * Starts the downtime probe on `domid` in dom0's background and waits until
@@ -558,169 +569,233 @@ export async function runXenLab(
   }
 }
 
-function flag(args: string[], name: string): boolean {
-  const i = args.indexOf(name);
-  if (i < 0) return false;
-  args.splice(i, 1);
-  return true;
-}
+/** Every {@link XenMigrateVia}, for `--via`. */
+const VIAS: readonly XenMigrateVia[] = [
+  "plain",
+  "wrapper",
+  "saverestore",
+  "tunnel",
+  "policy",
+  "policy-tunnel",
+  "policy-resume",
+];
 
-function opt(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-}
+/** Exit code when the lab cannot run here or a flag is wrong. */
+const UNAVAILABLE = 2;
 
-async function main(argv: string[]): Promise<number> {
-  const args = [...argv];
-  const cmd = args.shift() ?? "help";
+/** The command line: one subcommand per step; `--help` lists the flags. */
+function command(setExit: (code: number) => void): Command {
   const log = (s: string) => console.error(`[xen-lab] ${s}`);
-  const probe = flag(args, "--probe");
-  const withDeno = flag(args, "--deno") || probe;
-  const force = flag(args, "--force");
-  const json = flag(args, "--json");
-  const type = (opt(args, "--type") ?? "pvh") as "pv" | "pvh";
-  const via = opt(args, "--via")?.split(",") as XenMigrateVia[] | undefined;
-  const sshCommand = opt(args, "--ssh-command");
-  const codecs = opt(args, "--codecs");
-  const policies = opt(args, "--policy")?.split(",");
-  const interval = opt(args, "--interval") ?? "2s";
-  const out = opt(args, "--out");
-  const mem = opt(args, "--mem");
-  if (cmd === "help" || cmd === "--help") {
-    console.log(
-      "usage: xen_lab.ts <build|boot|migrate|dirty-rate|test|capture> [--deno] [--force] [--json]\n" +
-        "       capture: --out FILE.xl.zst [--mem 16] (xl's stream of a live migration of a mini PVH guest)\n" +
-        "       dirty-rate: [--interval 2s] (always --deno)\n" +
-        "       migrate: [--type pvh|pv] [--via plain,wrapper,saverestore,tunnel,policy,policy-tunnel] [--ssh-command CMD] [--codecs zero,lz4]\n" +
-        "                [--policy three_rounds.ts,default.ts,...] (examples/policies/ files for the policy vias)\n" +
-        "                [--probe] (measure each downtime from dom0: engine/xen/downtime_probe.ts)",
+  const program = cliProgram("xen_lab.ts", { usageExitCode: UNAVAILABLE })
+    .description(
+      "The Xen lab: Xen 4.17 and a Debian PV dom0 inside QEMU (TCG), with a busybox domU (docs/xen-lab.md).",
     );
-    return 0;
-  }
-  const why = await xenLabUnavailable();
-  if (why) {
-    console.error(`Xen lab unavailable: ${why}`);
-    return 2;
-  }
-  if (cmd === "build") {
-    const img = await buildXenLab({ force, withDeno, log });
-    console.log(
-      json
-        ? JSON.stringify(img, null, 2)
-        : `${img.dir} (${img.built ? `built in ${img.buildMs} ms` : "cached"})`,
+  /** Runs `step` unless the lab cannot run here; its result is the exit code. */
+  const unlessUnavailable = async (step: () => Promise<number>) => {
+    const why = await xenLabUnavailable();
+    if (why) {
+      console.error(`Xen lab unavailable: ${why}`);
+      setExit(UNAVAILABLE);
+      return;
+    }
+    setExit(await step());
+  };
+  const deno = () =>
+    new Option("--deno", "put deno and the hakobu tree into dom0");
+  const force = () => new Option("--force", "rebuild even when cached");
+
+  program.command("build")
+    .description("build the lab's images (cached)")
+    .addOption(deno())
+    .addOption(force())
+    .option("--json", "print the images as JSON")
+    .action((o) =>
+      unlessUnavailable(async () => {
+        const img = await buildXenLab({
+          force: o.force,
+          withDeno: o.deno,
+          log,
+        });
+        console.log(
+          o.json
+            ? JSON.stringify(img, null, 2)
+            : `${img.dir} (${
+              img.built ? `built in ${img.buildMs} ms` : "cached"
+            })`,
+        );
+        return 0;
+      })
     );
-    return 0;
-  }
-  if (cmd === "boot") {
-    const img = await buildXenLab({ force, withDeno, log });
-    const vm = await XenLabVm.boot(img, {
-      runDir: `${xenLabDir()}/run-${Deno.pid}`,
-      log,
-    });
-    try {
-      const info = await vm.ok(
-        "xl info | grep -E 'xen_version|virt_caps|total_memory|free_memory'; xl list",
-      );
-      console.log(info.out.trim());
-      if (withDeno) {
-        const d = await vm.exec("time deno --version", 120_000);
-        console.log(d.out.trim());
-      }
-      console.log(`boot: ${vm.bootMs} ms; serial log ${vm.serialLog}`);
-    } finally {
-      await vm.shutdown();
-    }
-    return 0;
-  }
-  if (cmd === "dirty-rate") {
-    const r = await runXenLab({ via: [], dirtyRate: interval, log });
-    const d = r.dirtyRate!;
-    const { output: _o, ...summary } = d;
-    console.log(JSON.stringify(
-      {
-        buildMs: r.images.buildMs,
-        bootMs: r.bootMs,
-        createMs: r.createMs,
-        firstOkMs: r.firstOkMs,
-        ...summary,
-      },
-      null,
-      2,
-    ));
-    if (!d.ok) console.error(d.output);
-    console.error(
-      d.ok ? "xen lab dirty-rate: PASS" : "xen lab dirty-rate: FAIL",
+
+  program.command("boot")
+    .description("boot dom0, print xl info, shut down")
+    .addOption(deno())
+    .addOption(force())
+    .action((o) =>
+      unlessUnavailable(async () => {
+        const img = await buildXenLab({
+          force: o.force,
+          withDeno: o.deno,
+          log,
+        });
+        const vm = await XenLabVm.boot(img, {
+          runDir: `${xenLabDir()}/run-${Deno.pid}`,
+          log,
+        });
+        try {
+          const info = await vm.ok(
+            "xl info | grep -E 'xen_version|virt_caps|total_memory|free_memory'; xl list",
+          );
+          console.log(info.out.trim());
+          if (o.deno) {
+            const d = await vm.exec("time deno --version", 120_000);
+            console.log(d.out.trim());
+          }
+          console.log(`boot: ${vm.bootMs} ms; serial log ${vm.serialLog}`);
+        } finally {
+          await vm.shutdown();
+        }
+        return 0;
+      })
     );
-    return d.ok ? 0 : 1;
-  }
-  if (cmd === "capture") {
-    if (!out) {
-      console.error(
-        "capture needs --out FILE, e.g. engine/xen/stream/testdata/pvh-mini-live.xl.zst",
-      );
-      return 2;
-    }
-    const memMiB = mem === undefined ? undefined : Number(mem);
-    if (memMiB !== undefined && !(Number.isInteger(memMiB) && memMiB >= 8)) {
-      console.error(
-        `Bad --mem "${mem}": expected a whole number of MiB, 8 or more`,
-      );
-      return 2;
-    }
-    const r = await captureXenStream({ out, memMiB, log });
-    console.log(JSON.stringify(r, null, 2));
-    console.error(
-      r.guestRanOn
-        ? "xen lab capture: PASS"
-        : "xen lab capture: FAIL (the guest did not run on after migrating)",
+
+  program.command("dirty-rate")
+    .description(
+      "hakobu xen dirty-rate on the domU, running and paused (implies --deno)",
+    )
+    .option("--interval <duration>", "how long each measurement lasts", "2s")
+    .action((o) =>
+      unlessUnavailable(async () => {
+        const r = await runXenLab({ via: [], dirtyRate: o.interval, log });
+        const d = r.dirtyRate!;
+        const { output: _o, ...summary } = d;
+        console.log(JSON.stringify(
+          {
+            buildMs: r.images.buildMs,
+            bootMs: r.bootMs,
+            createMs: r.createMs,
+            firstOkMs: r.firstOkMs,
+            ...summary,
+          },
+          null,
+          2,
+        ));
+        if (!d.ok) console.error(d.output);
+        console.error(
+          d.ok ? "xen lab dirty-rate: PASS" : "xen lab dirty-rate: FAIL",
+        );
+        return d.ok ? 0 : 1;
+      })
     );
-    return r.guestRanOn ? 0 : 1;
-  }
-  if (cmd === "migrate" || cmd === "test") {
-    const r = await runXenLab({
-      via: via ??
-        (type === "pv"
-          ? ["saverestore"]
-          : cmd === "test"
-          ? ["plain", "policy", "policy-resume"] // what the CI test runs
-          : ["plain", "wrapper"]),
-      type,
-      sshCommand,
-      codecs,
-      policies,
-      probe,
-      withDeno,
-      log,
-    });
-    const summary = {
-      buildMs: r.images.buildMs,
-      bootMs: r.bootMs,
-      domuType: r.domuType,
-      createMs: r.createMs,
-      firstOkMs: r.firstOkMs,
-      migrations: r.migrations.map(({ output: _o, ...m }) => m),
-    };
-    console.log(JSON.stringify(summary, null, 2));
-    const good = r.migrations.length > 0 &&
-      r.migrations.every((m) =>
-        m.ok && m.memoryIntact &&
-        (m.via === "policy-resume" ? m.newDomid === m.oldDomid : m.oldGone)
+
+  program.command("capture")
+    .description(
+      "xl's stream of a live migration of a mini PVH guest, to a file (_xen_capture.ts)",
+    )
+    .requiredOption(
+      "--out <file>",
+      "where the stream goes, e.g. engine/xen/stream/testdata/pvh-mini-live.xl.zst",
+    )
+    .option("--mem <MiB>", "the guest's memory in MiB", integer({ min: 8 }))
+    .action((o) =>
+      unlessUnavailable(async () => {
+        const r = await captureXenStream({ out: o.out, memMiB: o.mem, log });
+        console.log(JSON.stringify(r, null, 2));
+        console.error(
+          r.guestRanOn
+            ? "xen lab capture: PASS"
+            : "xen lab capture: FAIL (the guest did not run on after migrating)",
+        );
+        return r.guestRanOn ? 0 : 1;
+      })
+    );
+
+  for (
+    const [name, description] of [
+      ["migrate", "migrate the domU the ways --via names, checking each"],
+      [
+        "test",
+        "what the CI test runs: xl migrate, hakobu xen migrate, one that must fail and resume",
+      ],
+    ] as const
+  ) {
+    program.command(name)
+      .description(description)
+      .addOption(
+        new Option("--type <type>", "the domU's type").choices(
+          ["pvh", "pv"] as const,
+        ).default("pvh" as const),
+      )
+      .option(
+        "--via <list>",
+        `how each migration goes, comma-separated: ${VIAS.join(", ")}`,
+        nameList({ known: VIAS, what: "via" }),
+      )
+      .option(
+        "--ssh-command <cmd>",
+        "the wrapper's command in place of the ssh-like one",
+      )
+      .option(
+        "--codecs <list>",
+        "the tunnel's codec chain, e.g. zero,lz4",
+        codecChain(),
+      )
+      .option(
+        "--policy <list>",
+        "examples/policies/ files for the policy vias, comma-separated",
+        nameList({ what: "policy" }),
+      )
+      .option(
+        "--probe",
+        "measure each downtime from dom0 (scripts/lab/downtime_probe.ts; implies --deno)",
+      )
+      .addOption(deno())
+      .action((o) =>
+        unlessUnavailable(async () => {
+          const r = await runXenLab({
+            via: o.via as XenMigrateVia[] | undefined ??
+              (o.type === "pv"
+                ? ["saverestore"]
+                : name === "test"
+                ? ["plain", "policy", "policy-resume"] // what the CI test runs
+                : ["plain", "wrapper"]),
+            type: o.type,
+            sshCommand: o.sshCommand,
+            codecs: o.codecs?.join(","),
+            policies: o.policy,
+            probe: o.probe,
+            withDeno: o.deno || o.probe,
+            log,
+          });
+          const summary = {
+            buildMs: r.images.buildMs,
+            bootMs: r.bootMs,
+            domuType: r.domuType,
+            createMs: r.createMs,
+            firstOkMs: r.firstOkMs,
+            migrations: r.migrations.map(({ output: _o, ...m }) => m),
+          };
+          console.log(JSON.stringify(summary, null, 2));
+          const good = r.migrations.length > 0 &&
+            r.migrations.every((m) =>
+              m.ok && m.memoryIntact &&
+              (m.via === "policy-resume"
+                ? m.newDomid === m.oldDomid
+                : m.oldGone)
+            );
+          if (!good) {
+            for (
+              const m of r.migrations.filter((m) => !m.ok || !m.memoryIntact)
+            ) {
+              console.error(`--- ${m.via} output ---\n${m.output}`);
+            }
+          }
+          console.error(good ? "xen lab: PASS" : "xen lab: FAIL");
+          return good ? 0 : 1;
+        })
       );
-    if (!good) {
-      for (const m of r.migrations.filter((m) => !m.ok || !m.memoryIntact)) {
-        console.error(`--- ${m.via} output ---\n${m.output}`);
-      }
-    }
-    console.error(good ? "xen lab: PASS" : "xen lab: FAIL");
-    return good ? 0 : 1;
   }
-  console.error(
-    `unknown command "${cmd}" (build|boot|migrate|dirty-rate|test|capture)`,
-  );
-  return 2;
+  return program;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli(command, Deno.args));

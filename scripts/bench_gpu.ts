@@ -4,36 +4,81 @@
  * the CPU codec on the same pages in the same run (a `memcached` sim VM).
  * Prints a table and writes `out/bench-gpu.json`.
  *
- * Imports only Deno built-ins and project files (no npm), so it runs on a GPU
- * machine with nothing but the deno binary:
- *
  * ```sh
- * XDG_RUNTIME_DIR=/tmp/xdg deno run -A engine/gpu/bench_gpu_main.ts --memory-mib 256 --batch 4096
+ * XDG_RUNTIME_DIR=/tmp/xdg deno run -A scripts/bench_gpu.ts --memory-mib 256 --batch 4096
  * ```
+ *
+ * It imports only Deno's built-ins and project files — no npm package, not
+ * even commander, which every other entry point parses its flags with: the
+ * GPU machines it is meant for have no network and no `node_modules`, and
+ * run it with a carried `deno` binary alone (`docs/gpu.md`). Its two flags
+ * are parsed by `node:util`'s `parseArgs`, with the same kind of errors.
  *
  * @module
  */
-import { fingerprint128 } from "../codecs/_fingerprint.ts";
-import { EncoderChain } from "../codecs/chain.ts";
-import { delta } from "../codecs/delta.ts";
-import { rle } from "../codecs/rle.ts";
-import { SimVm } from "../sim/mod.ts";
-import { isZeroPage } from "../zero_page.ts";
-import { GpuBatchDecoder, type GpuDecodeCodec } from "./batch_decoder.ts";
-import { GpuBatchEncoder, type GpuChain } from "./batch_encoder.ts";
-import { CompactKernels } from "./compact.ts";
-import { DeltaEncodeKernel } from "./delta_encode.ts";
-import { openGpu } from "./device.ts";
-import { FingerprintKernel } from "./fingerprint.ts";
-import { RleEncodeKernel } from "./rle_encode.ts";
-import { readBack, storageBuffer } from "./_runtime.ts";
-import { ZeroScanKernel } from "./zero_scan.ts";
-import { PAGE_SIZE } from "../plan.ts";
+import { fingerprint128 } from "../engine/codecs/_fingerprint.ts";
+import { EncoderChain } from "../engine/codecs/chain.ts";
+import { delta } from "../engine/codecs/delta.ts";
+import { rle } from "../engine/codecs/rle.ts";
+import { SimVm } from "../engine/sim/mod.ts";
+import { isZeroPage } from "../engine/zero_page.ts";
+import {
+  GpuBatchDecoder,
+  type GpuDecodeCodec,
+} from "../engine/gpu/batch_decoder.ts";
+import { GpuBatchEncoder, type GpuChain } from "../engine/gpu/batch_encoder.ts";
+import { CompactKernels } from "../engine/gpu/compact.ts";
+import { DeltaEncodeKernel } from "../engine/gpu/delta_encode.ts";
+import { openGpu } from "../engine/gpu/device.ts";
+import { FingerprintKernel } from "../engine/gpu/fingerprint.ts";
+import { RleEncodeKernel } from "../engine/gpu/rle_encode.ts";
+import { readBack, storageBuffer } from "../engine/gpu/_runtime.ts";
+import { ZeroScanKernel } from "../engine/gpu/zero_scan.ts";
+import { PAGE_SIZE } from "../engine/plan.ts";
+import { parseArgs } from "node:util";
 
-function arg(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
+const USAGE =
+  "usage: bench_gpu.ts [--memory-mib N (64)] [--batch PAGES (4096)]: per GPU kernel, upload, kernel and readback throughput, and end-to-end encode against the CPU codec, on a memcached sim VM";
+
+/** A flag's value as a whole number ≥ 1, or exit 2 naming the flag. */
+function positive(
+  flag: string,
+  text: string | undefined,
+  fallback: number,
+): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    console.error(
+      `--${flag}: expected a whole number ≥ 1, got "${text}"\n${USAGE}`,
+    );
+    Deno.exit(2);
+  }
+  return n;
 }
+
+let parsed;
+try {
+  parsed = parseArgs({
+    args: Deno.args,
+    options: {
+      "memory-mib": { type: "string" },
+      batch: { type: "string" },
+      help: { type: "boolean" },
+    },
+  }).values;
+} catch (e) {
+  console.error(`${(e as Error).message}\n${USAGE}`);
+  Deno.exit(2);
+}
+if (parsed.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+const flags = {
+  memoryMib: positive("memory-mib", parsed["memory-mib"], 64),
+  batch: positive("batch", parsed.batch, 4096),
+};
 
 /** One row of the table: GB/s (1e9 bytes of input pages per second). */
 interface Row {
@@ -46,8 +91,8 @@ interface Row {
   bytes: number;
 }
 
-const memoryBytes = arg("memory-mib", 64) * 1024 * 1024;
-const batch = arg("batch", 4096);
+const memoryBytes = flags.memoryMib * 1024 * 1024;
+const batch = flags.batch;
 const gpu = await openGpu({ prefer: "gpu", require: true });
 const device = gpu!.device;
 const vm = await SimVm.create({
@@ -187,6 +232,9 @@ async function decodeRow(
   old?: readonly Uint8Array[],
 ): Promise<Row> {
   const c = codec === "rle" ? rle : delta;
+  if (!c.createEncoder || !c.createDecoder) {
+    throw new Error(`Codec "${c.name}" has no per-page form to compare with`);
+  }
   const current = old && ((pfn: number) => old[pfn]);
   const ctx = { pageSize: PAGE_SIZE, pageCount, options: {} };
   const enc = c.createEncoder(ctx);

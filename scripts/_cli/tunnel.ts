@@ -1,0 +1,216 @@
+/**
+ * What `tunnel.ts FORMAT send|receive` does once its flags are parsed
+ * (`tunnel_cli.ts` parses them): carry a hypervisor's migration stream
+ * through hakobu's channels and codecs, one migration per process, or one
+ * per connection for the resident QEMU modes (`--serve`, `--to-qemu`).
+ *
+ * @module
+ */
+
+import type { Address } from "../../engine/transport/address.ts";
+import { acceptNext } from "../../engine/transport/accept.ts";
+import { connectRetrying } from "../../engine/transport/address.ts";
+import { largeReads } from "../../engine/transport/read_stream.ts";
+import { growPipe } from "../../engine/transport/pipe_size.ts";
+import type { StreamFormat } from "../../engine/stream/format.ts";
+import { qemuFormat } from "../../engine/stream/qemu_format.ts";
+import {
+  DEFAULT_MAX_PAGES,
+  xenFormat,
+} from "../../engine/stream/xen_format.ts";
+import { sendStream, type StreamStats } from "../../engine/stream/send.ts";
+import { receiveStream } from "../../engine/stream/receive.ts";
+import type { Endpoint } from "./options.ts";
+
+/** How long a sender retries its connection to the receiving tunnel. */
+const CONNECT_TIMEOUT_MS = 20_000;
+
+/** Options of {@link tunnelSend}. */
+export interface TunnelSendOptions {
+  /** The stream's format. */
+  readonly format: "qemu" | "xen";
+  /** The receiving tunnel. */
+  readonly to: Address;
+  /** The codec chain (raw is added last). */
+  readonly codecs: readonly string[];
+  /** Link pacing in bytes per second; absent: unpaced. */
+  readonly bandwidth?: number;
+  /** Channels (default: the core count). */
+  readonly channels?: number;
+  /** Pages per channel batch (default 256). */
+  readonly batchPages?: number;
+  /** Xen: the pfn bound (default {@link DEFAULT_MAX_PAGES}). */
+  readonly maxPages?: number;
+  /** QEMU, resident: serve each connection on this socket as one migration. */
+  readonly serve?: Endpoint;
+}
+
+/**
+ * The sending side: the stream on stdin (xl's replies go to stdout), or,
+ * with `serve`, each connection on that socket; resolves with the
+ * statistics (never, when serving).
+ */
+export async function tunnelSend(
+  options: TunnelSendOptions,
+): Promise<StreamStats> {
+  const format: StreamFormat = options.format === "xen"
+    ? xenFormat(options.maxPages ?? DEFAULT_MAX_PAGES)
+    : qemuFormat;
+  const send = {
+    format,
+    codecs: options.codecs.map((name) => ({ name })),
+    bandwidth: options.bandwidth ?? null,
+    channels: options.channels,
+    batchPages: options.batchPages,
+  };
+  if (options.serve !== undefined) {
+    return await serve(options.serve, async (qemu) => {
+      const conn = await connectRetrying(options.to, CONNECT_TIMEOUT_MS);
+      return await sendStream(largeReads(qemu), conn, send);
+    });
+  }
+  const conn = await connectRetrying(options.to, CONNECT_TIMEOUT_MS);
+  // QEMU's or xl's pipe: up to 1 MiB per read instead of 64 KiB
+  growPipe(0);
+  return await sendStream(largeReads(Deno.stdin), conn, {
+    ...send,
+    ...(options.format === "xen" ? { back: Deno.stdout.writable } : {}),
+  });
+}
+
+/** Options of {@link tunnelReceive}. */
+export interface TunnelReceiveOptions {
+  /** The stream's format. */
+  readonly format: "qemu" | "xen";
+  /** Where to listen for the sending tunnel. */
+  readonly listen: Address;
+  /** QEMU, resident: feed each session into QEMU's `migrate-incoming` socket. */
+  readonly toQemu?: Endpoint;
+  /** Xen: the command that gets the rebuilt stream (default `xl migrate-receive`). */
+  readonly command?: readonly string[];
+}
+
+/**
+ * The receiving side: takes one connection and writes the rebuilt stream to
+ * stdout (QEMU) or into the command's stdin (Xen; its stdout goes back to
+ * the source); with `toQemu`, serves one session per connection.
+ */
+export async function tunnelReceive(
+  options: TunnelReceiveOptions,
+): Promise<StreamStats> {
+  const { listen } = options;
+  if (options.format === "qemu" && options.toQemu !== undefined) {
+    const qemuAt = options.toQemu;
+    return await serve({ transport: "tcp", ...listen }, async (conn) => {
+      // QEMU listens once `migrate-incoming` was issued: wait for it.
+      const qemu = await connectEndpoint(qemuAt, CONNECT_TIMEOUT_MS);
+      try {
+        return await receiveStream(conn, {
+          format: "qemu",
+          out: qemu.writable,
+        });
+      } finally {
+        try {
+          qemu.close();
+        } catch { /* closed with its stream */ }
+      }
+    });
+  }
+  const listener = Deno.listen(listen);
+  const conn = await acceptNext(listener, reportAcceptFailure);
+  listener.close();
+  if (options.format === "qemu") {
+    growPipe(1);
+    return await receiveStream(conn, {
+      format: "qemu",
+      out: Deno.stdout.writable,
+    });
+  }
+  const cmd = options.command?.length
+    ? options.command
+    : ["xl", "migrate-receive"];
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  // xl talks between its messages: the stream goes through as it comes.
+  return await receiveStream(conn, {
+    format: "xen",
+    out: child.stdin,
+    back: child.stdout,
+    holdLast: false,
+    exited: child.status.then((s) => s.code),
+  });
+}
+
+function reportAcceptFailure(e: Error): void {
+  console.error(`accept failed, still listening: ${e.message}`);
+}
+
+async function connectEndpoint(
+  at: Endpoint,
+  timeoutMs: number,
+): Promise<Deno.Conn> {
+  if (at.transport === "tcp") return await connectRetrying(at, timeoutMs);
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await Deno.connect({ transport: "unix", path: at.path });
+    } catch (e) {
+      if (performance.now() > deadline) {
+        throw new Error(
+          `Cannot connect to "unix:${at.path}" within ${timeoutMs} ms: ${
+            (e as Error).message
+          }`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/**
+ * Resident: accepts connections on `at` for ever and runs `session` on each
+ * (concurrently), printing one JSON line per session on stdout. A failed
+ * session is a line with `ok: false`; the server goes on.
+ */
+async function serve(
+  at: Endpoint,
+  session: (conn: Deno.Conn) => Promise<StreamStats>,
+): Promise<never> {
+  if (at.transport === "unix") {
+    await Deno.remove(at.path).catch(() => {});
+  }
+  const listener = at.transport === "unix"
+    ? Deno.listen({ transport: "unix", path: at.path })
+    : Deno.listen({ hostname: at.hostname, port: at.port });
+  console.error(
+    `serving on ${
+      at.transport === "unix" ? `unix:${at.path}` : `${at.hostname}:${at.port}`
+    }`,
+  );
+  let n = 0;
+  for (;;) {
+    // A connection reset while it waited is no reason to stop serving.
+    const conn = await acceptNext<Deno.Conn>(listener, reportAcceptFailure);
+    const id = ++n;
+    session(conn).then(
+      (stats) =>
+        console.log(JSON.stringify({ ok: true, session: id, ...stats })),
+      (e) =>
+        console.log(
+          JSON.stringify({
+            ok: false,
+            session: id,
+            error: String((e as Error).message ?? e),
+          }),
+        ),
+    ).finally(() => {
+      try {
+        conn.close();
+      } catch { /* closed with its streams */ }
+    });
+  }
+}
