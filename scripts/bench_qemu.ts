@@ -46,6 +46,10 @@ import { buildLab, labUnavailable, qemuPid } from "./lab/qemu_guest.ts";
 import { watchMigration } from "./lab/migration_clock.ts";
 import { execTunnel } from "../engine/qemu/exec_tunnel.ts";
 import {
+  securityArgs,
+  type SecurityFlags,
+} from "../engine/transport/secure/security.ts";
+import {
   type ResidentReceiver,
   type ResidentSender,
   startResidentReceiver,
@@ -62,8 +66,11 @@ interface Mode {
   readonly parameters?: QmpMigrationParameters;
   /** Both sides need these before listening (multifd). */
   readonly both?: boolean;
-  /** hakobu's tunnel: its codec chain and the command before `send|receive`. */
-  readonly tunnel?: { codecs: string[]; command: string[] };
+  /**
+   * hakobu's tunnel: its codec chain, the command before `send|receive`,
+   * and whether it authenticates (false: a checkout from before TLS).
+   */
+  readonly tunnel?: { codecs: string[]; command: string[]; tls?: boolean };
   /** hakobu's resident tunnel (started once for the run): its codec chain. */
   readonly resident?: { codecs: string[] };
 }
@@ -197,7 +204,7 @@ async function main(o: BenchQemuOptions): Promise<number> {
     for (const [name, codecs] of chains) {
       modes.push({
         name: `against-${name}`,
-        tunnel: { codecs, command: [deno, "run", "-A", ...theirs] },
+        tunnel: { codecs, command: [deno, "run", "-A", ...theirs], tls: false },
       });
     }
   }
@@ -211,6 +218,9 @@ async function main(o: BenchQemuOptions): Promise<number> {
     `lab image: ${img.built ? `built in ${img.buildMs} ms` : "cached"}`,
   );
   await netUp({ rate });
+  // Plain TCP, as QEMU's own rows run (and as the README's figures were
+  // measured); bench:secure measures what TLS costs.
+  const security: SecurityFlags = { insecurePlain: true };
   const fixedRounds = o.rounds;
   const plan = policy("bench")
     .switchover(
@@ -235,12 +245,14 @@ async function main(o: BenchQemuOptions): Promise<number> {
         listen: `${LAB_NET.dstAddr}:${port}`,
         incoming: `${dir}/in.sock`,
         wrap: ["ip", "netns", "exec", LAB_NET.dst],
+        security,
       });
       const sender = await startResidentSender({
         socket: `${dir}/out.sock`,
         to: `${LAB_NET.dstAddr}:${port}`,
         codecs: mode.resident!.codecs,
         wrap: ["ip", "netns", "exec", LAB_NET.src],
+        security,
       });
       r = { sender, receiver };
       residents.set(mode.name, r);
@@ -260,6 +272,9 @@ async function main(o: BenchQemuOptions): Promise<number> {
             "receive",
             "--listen",
             `${LAB_NET.dstAddr}:4445`,
+            ...(mode.tunnel.tls === false
+              ? []
+              : securityArgs(security, "receiver")),
           ].join(" ")
         } 2>${recvLog}`
         : undefined;
@@ -279,6 +294,7 @@ async function main(o: BenchQemuOptions): Promise<number> {
           to: `${LAB_NET.dstAddr}:4445`,
           codecs: mode.tunnel.codecs,
           command: mode.tunnel.command,
+          security: mode.tunnel.tls === false ? null : security,
         })
         : null;
       try {

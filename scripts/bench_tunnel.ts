@@ -266,10 +266,18 @@ if (import.meta.main) {
   const channelsFlag = values.channels === undefined
     ? []
     : ["--channels", String(values.channels)];
-  const tunnelModes = (label: string, main: string[]): Mode[] =>
+  // Plain TCP on loopback, as the copies it is compared with; an --against
+  // checkout from before authentication knows no such flag.
+  const tunnelModes = (
+    label: string,
+    main: string[],
+    security: string[],
+  ): Mode[] =>
     chains.map((chain) => ({
       name: `${label} ${chain}`,
-      recv: (a) => ["run", "-A", ...main, "receive", "--listen", a],
+      recv: (
+        a,
+      ) => ["run", "-A", ...main, "receive", "--listen", a, ...security],
       send: (a) => [
         "run",
         "-A",
@@ -280,6 +288,7 @@ if (import.meta.main) {
         "--codecs",
         chain,
         ...(main.length > 1 ? channelsFlag : []),
+        ...security,
       ],
     }));
   const TUNNEL = (await qemuTunnelCommand(ROOT))!;
@@ -298,8 +307,8 @@ if (import.meta.main) {
       recv: (a) => ["eval", COPY_RECV, a],
       send: (a) => ["eval", COPY_SEND, a],
     },
-    ...tunnelModes("hakobu tunnel", TUNNEL),
-    ...(against ? tunnelModes(`tunnel at ${values.against}`, against) : []),
+    ...tunnelModes("hakobu tunnel", TUNNEL, ["--insecure-plain"]),
+    ...(against ? tunnelModes(`tunnel at ${values.against}`, against, []) : []),
   ];
   console.error(
     `replaying ${stream} (${

@@ -16,7 +16,6 @@
 import { Option } from "@commander-js/extra-typings";
 import { loadPolicy } from "../dsl/mod.ts";
 import { workloadNames } from "../engine/sim/mod.ts";
-import { connectSecurityFromDir } from "../engine/transport/secure/mod.ts";
 import { generateCredentials } from "../engine/transport/secure/generate.ts";
 import { migrateCommand } from "./_cli/migrate.ts";
 import { integer, size } from "./_cli/options.ts";
@@ -76,7 +75,7 @@ try {
     memoryBytes: values.mem,
     seed: values.seed,
     to,
-    security: await connectSecurityFromDir(credentials),
+    security: { tlsDir: credentials },
     plan,
     report: values.report,
   });

@@ -40,9 +40,9 @@ import {
 } from "../engine/receiver.ts";
 import { reportCommand } from "./_cli/report.ts";
 import {
-  connectSecurityFrom,
   insecurePlainOption,
   listenSecurityFrom,
+  securityFlagsFrom,
   tlsAuthzOption,
   tlsDirOption,
   tlsIdentityOption,
@@ -176,7 +176,7 @@ export function buildCli(setExit: (code: number) => void): Command {
       const { code } = await migrateCommand({
         from: o.from,
         to: o.to,
-        security: await connectSecurityFrom(o),
+        security: securityFlagsFrom(o),
         memoryBytes: o.mem,
         seed: o.seed,
         dirtyRate: o.dirtyRate,

@@ -18,6 +18,10 @@
 
 import type { StreamVerdict } from "./policy_driver.ts";
 import type { StreamStats } from "../stream/send.ts";
+import {
+  securityArgs,
+  type SecurityFlags,
+} from "../transport/secure/security.ts";
 
 /**
  * How long a tunnel's verdict is awaited by default, in ms: the sender's
@@ -35,6 +39,12 @@ export interface ExecTunnelOptions {
   readonly bandwidth?: number | null;
   /** Channels (default: the tunnel's, the core count). */
   readonly channels?: number;
+  /**
+   * How the tunnel sender authenticates and encrypts (`--tls-dir …` or
+   * `--insecure-plain`); `null` passes neither, for a `command` from a
+   * checkout older than authentication.
+   */
+  readonly security: SecurityFlags | null;
   /**
    * The command before `send ...` (default: this Deno running this
    * checkout's `scripts/tunnel.ts qemu`), e.g. another checkout's.
@@ -77,6 +87,7 @@ export async function execTunnel(
     options.to,
     "--codecs",
     options.codecs.join(","),
+    ...(options.security ? securityArgs(options.security, "source") : []),
   ];
   if (options.bandwidth != null) {
     args.push("--bandwidth", String(options.bandwidth));

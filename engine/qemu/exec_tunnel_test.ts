@@ -46,7 +46,11 @@ Deno.test("execTunnel: a real receiver gives a verdict with both digests equal t
   await withListener(
     (c) => receiveQemuStream(c, new WritableStream()),
     async (to) => {
-      const tunnel = await execTunnel({ to, codecs: ["zero", "lz4"] });
+      const tunnel = await execTunnel({
+        to,
+        codecs: ["zero", "lz4"],
+        security: { insecurePlain: true },
+      });
       try {
         assert.equal(await runLikeQemu(tunnel.uri), 0);
         const v = await tunnel.verdict(20_000);
@@ -69,7 +73,11 @@ Deno.test("execTunnel: a receiver that lies about its digest gives a failed verd
         digest: "ef".repeat(32),
       }),
     async (to) => {
-      const tunnel = await execTunnel({ to, codecs: ["zero"] });
+      const tunnel = await execTunnel({
+        to,
+        codecs: ["zero"],
+        security: { insecurePlain: true },
+      });
       try {
         assert.equal(await runLikeQemu(tunnel.uri), 1);
         const v = await tunnel.verdict(20_000);
@@ -87,7 +95,11 @@ Deno.test("execTunnel: a receiver that lies about its digest gives a failed verd
 });
 
 Deno.test("execTunnel: no statistics within the deadline is a failed verdict, not a hang", async () => {
-  const tunnel = await execTunnel({ to: "127.0.0.1:1", codecs: ["zero"] });
+  const tunnel = await execTunnel({
+    to: "127.0.0.1:1",
+    codecs: ["zero"],
+    security: { insecurePlain: true },
+  });
   try {
     const v = await tunnel.verdict(100);
     assert.equal(v.verified, false);

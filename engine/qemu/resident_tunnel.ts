@@ -21,6 +21,10 @@
 
 import type { StreamVerdict } from "./policy_driver.ts";
 import { VERDICT_TIMEOUT_MS, verdictOf } from "./exec_tunnel.ts";
+import {
+  securityArgs,
+  type SecurityFlags,
+} from "../transport/secure/security.ts";
 
 /** How to run the tunnel script: the words before `qemu send|receive`, and an optional wrapper (e.g. `ip netns exec NS`). */
 export interface ResidentCommand {
@@ -106,6 +110,8 @@ export interface ResidentSenderOptions extends ResidentCommand {
   readonly bandwidth?: number | null;
   /** Channels. */
   readonly channels?: number;
+  /** How the sender authenticates and encrypts (`--tls-dir …` or `--insecure-plain`). */
+  readonly security: SecurityFlags;
 }
 
 /** The source's resident tunnel. */
@@ -139,6 +145,7 @@ export async function startResidentSender(
     options.to,
     "--codecs",
     options.codecs.join(","),
+    ...securityArgs(options.security, "source"),
   ];
   if (options.bandwidth != null) {
     argv.push("--bandwidth", String(options.bandwidth));
@@ -184,6 +191,8 @@ export interface ResidentReceiverOptions extends ResidentCommand {
   readonly listen: string;
   /** The unix socket the destination QEMU listens on (`migrate-incoming "unix:PATH"`). */
   readonly incoming: string;
+  /** How the receiver authenticates its senders (`--tls-dir …` or `--insecure-plain`). */
+  readonly security: SecurityFlags;
 }
 
 /** The destination's resident tunnel. */
@@ -208,6 +217,7 @@ export function startResidentReceiver(
     options.listen,
     "--to-qemu",
     `unix:${options.incoming}`,
+    ...securityArgs(options.security, "receiver"),
   ]);
   return Promise.resolve({
     incomingUri: `unix:${options.incoming}`,

@@ -12,6 +12,7 @@ import {
   startResidentSender,
 } from "./resident_tunnel.ts";
 import { qemuBinary } from "./stream/_capture.ts";
+import { generateCredentials } from "../transport/secure/generate.ts";
 
 Deno.test({
   name:
@@ -24,14 +25,21 @@ Deno.test({
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (probe.addr as Deno.NetAddr).port;
     probe.close();
+    // Both tunnels authenticate: a PSK source admitted by name.
+    await generateCredentials(`${dir}/pki`, {
+      receiverNames: ["127.0.0.1"],
+      sourceIdentity: "resident-src",
+    });
     const receiver = await startResidentReceiver({
       listen: `127.0.0.1:${port}`,
       incoming: `${dir}/in.sock`,
+      security: { tlsDir: `${dir}/pki`, tlsAuthz: ["resident-src"] },
     });
     const sender = await startResidentSender({
       socket: `${dir}/out.sock`,
       to: `127.0.0.1:${port}`,
       codecs: ["zero", "zstd"],
+      security: { tlsDir: `${dir}/pki`, tlsIdentity: "resident-src" },
     });
     try {
       for (const run of [1, 2]) {

@@ -21,7 +21,7 @@ Deno.test({
     const dst = await startQemu(dir, "dst", {
       extra: [
         "-incoming",
-        `exec:${deno} run -A ${main} receive --listen 127.0.0.1:${port} 2>${recvLog}`,
+        `exec:${deno} run -A ${main} receive --listen 127.0.0.1:${port} --insecure-plain 2>${recvLog}`,
       ],
     });
     const src = await startQemu(dir, "src", {});
@@ -29,7 +29,7 @@ Deno.test({
       // `send` retries its connection while the receiver starts.
       await src.qmp.execute("migrate", {
         uri:
-          `exec:${deno} run -A ${main} send --to 127.0.0.1:${port} --codecs zero,lz4 2>${sendLog}`,
+          `exec:${deno} run -A ${main} send --to 127.0.0.1:${port} --codecs zero,lz4 --insecure-plain 2>${sendLog}`,
       });
       assert.equal(await src.qmp.waitMigration(), "completed");
       let status = "";

@@ -11,7 +11,8 @@ import type { Plan } from "../../engine/plan.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
 import {
   connectChannel,
-  type ConnectSecurity,
+  connectSecurityFromFlags,
+  type SecurityFlags,
 } from "../../engine/transport/secure/mod.ts";
 import { writeHtmlReport } from "./report.ts";
 import { writeText } from "./_write_text.ts";
@@ -23,8 +24,8 @@ export interface MigrateCommandOptions {
   seed: number;
   dirtyRate?: number;
   to: string;
-  /** TLS credentials, or plain TCP (asked for by name). */
-  security: ConnectSecurity;
+  /** TLS credentials, or plain TCP (asked for by name); a QEMU source's tunnel gets the same. */
+  security: SecurityFlags;
   plan: Plan;
   report?: string;
   /** Write the HTML report with charts to this file. */
@@ -64,6 +65,8 @@ export async function migrateCommand(
   const log = (s: string) => {
     if (!opts.quiet) console.error(s);
   };
+  // Credentials are read before the VM is made: a bad --tls-dir fails at once.
+  const security = await connectSecurityFromFlags(opts.security);
   log(
     `creating sim VM: ${src.workload}, ${opts.memoryBytes} bytes, seed ${opts.seed}`,
   );
@@ -83,7 +86,7 @@ export async function migrateCommand(
   const progress = new ProgressView();
   try {
     log(`${vm.description}: connecting to ${to.hostname}:${to.port}`);
-    const conn = await connectChannel(to, opts.security).catch((e) => {
+    const conn = await connectChannel(to, security).catch((e) => {
       throw new MigrationError(
         `Cannot connect to receiver "${opts.to}": ${
           e instanceof Error ? e.message : e
@@ -144,6 +147,7 @@ async function migrateQemuCommand(
       codecs: opts.plan.codecsFor(ROUND0(opts.plan)).map((c) => c.name),
       bandwidth: opts.plan.bandwidth,
       channels: opts.plan.channels,
+      security: opts.security,
     });
     if (!opts.quiet) {
       console.error(

@@ -9,11 +9,10 @@
 import { Option } from "@commander-js/extra-typings";
 import {
   type ConnectSecurity,
-  connectSecurityFromDir,
-  INSECURE_PLAIN,
+  connectSecurityFromFlags,
   type ListenSecurity,
-  listenSecurityFromDir,
-  PLAIN_WARNING,
+  listenSecurityFromFlags,
+  type SecurityFlags,
 } from "../../engine/transport/secure/mod.ts";
 
 /** `--tls-dir DIR`: the credentials directory (QEMU's layout; `hakobu tls init DIR` makes one). */
@@ -54,64 +53,63 @@ export const tlsIdentityOption = (): Option<"--tls-identity <id>"> =>
 const NO_CHOICE =
   "No connection security chosen: pass --tls-dir DIR (make one with 'hakobu tls init DIR') or, on a trusted network only, --insecure-plain";
 
-function choose(
-  tlsDir: string | undefined,
-  plain: boolean | undefined,
-): "tls" | "plain" {
-  if (tlsDir !== undefined && plain) {
+/** The parsed security options of a command. */
+export interface SecurityOptionValues {
+  tlsDir?: string;
+  insecurePlain?: boolean;
+  tlsAuthz?: string;
+  tlsName?: string;
+  tlsIdentity?: string;
+}
+
+/**
+ * The flags a command's options chose, checked: exactly one of `--tls-dir`
+ * and `--insecure-plain`, and the TLS-only options only with `--tls-dir`.
+ *
+ * @throws {Error} naming the flags in conflict, or the missing choice.
+ */
+export function securityFlagsFrom(o: SecurityOptionValues): SecurityFlags {
+  if (o.tlsDir !== undefined && o.insecurePlain) {
     throw new Error(
       "--tls-dir and --insecure-plain exclude each other: choose one",
     );
   }
-  if (tlsDir === undefined && !plain) throw new Error(NO_CHOICE);
-  if (plain) console.error(PLAIN_WARNING);
-  return plain ? "plain" : "tls";
-}
-
-/**
- * A receiver's security from its options.
- *
- * @throws {Error} when neither or both of `--tls-dir` and `--insecure-plain`
- * are given, or a credentials file is missing or malformed (named).
- */
-export async function listenSecurityFrom(o: {
-  tlsDir?: string;
-  insecurePlain?: boolean;
-  tlsAuthz?: string;
-}): Promise<ListenSecurity> {
-  if (choose(o.tlsDir, o.insecurePlain) === "plain") {
-    if (o.tlsAuthz !== undefined) {
+  if (o.insecurePlain) {
+    const tlsOnly = [
+      ["--tls-authz", o.tlsAuthz],
+      ["--tls-name", o.tlsName],
+      ["--tls-identity", o.tlsIdentity],
+    ].filter(([, v]) => v !== undefined).map(([f]) => f);
+    if (tlsOnly.length > 0) {
       throw new Error(
-        "--tls-authz needs --tls-dir: over plain TCP no source is authenticated",
+        `${
+          tlsOnly.join(", ")
+        } need --tls-dir: over plain TCP nobody is authenticated`,
       );
     }
-    return INSECURE_PLAIN;
+    return { insecurePlain: true };
   }
-  const authz = o.tlsAuthz?.split(",").map((s) => s.trim()).filter((s) =>
-    s !== ""
-  );
-  return await listenSecurityFromDir(o.tlsDir!, authz);
+  if (o.tlsDir === undefined) throw new Error(NO_CHOICE);
+  return {
+    tlsDir: o.tlsDir,
+    tlsName: o.tlsName,
+    tlsIdentity: o.tlsIdentity,
+    tlsAuthz: o.tlsAuthz?.split(",").map((s) => s.trim()).filter((s) =>
+      s !== ""
+    ),
+  };
 }
 
-/**
- * A source's security from its options.
- *
- * @throws {Error} as {@link listenSecurityFrom}.
- */
-export async function connectSecurityFrom(o: {
-  tlsDir?: string;
-  insecurePlain?: boolean;
-  tlsName?: string;
-  tlsIdentity?: string;
-}): Promise<ConnectSecurity> {
-  if (choose(o.tlsDir, o.insecurePlain) === "plain") {
-    if (o.tlsName !== undefined || o.tlsIdentity !== undefined) {
-      throw new Error("--tls-name and --tls-identity need --tls-dir");
-    }
-    return INSECURE_PLAIN;
-  }
-  return await connectSecurityFromDir(o.tlsDir!, {
-    serverName: o.tlsName,
-    identity: o.tlsIdentity,
-  });
+/** A receiver's security from its options (see {@link securityFlagsFrom}). */
+export async function listenSecurityFrom(
+  o: SecurityOptionValues,
+): Promise<ListenSecurity> {
+  return await listenSecurityFromFlags(securityFlagsFrom(o));
+}
+
+/** A source's security from its options (see {@link securityFlagsFrom}). */
+export async function connectSecurityFrom(
+  o: SecurityOptionValues,
+): Promise<ConnectSecurity> {
+  return await connectSecurityFromFlags(securityFlagsFrom(o));
 }

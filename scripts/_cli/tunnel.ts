@@ -10,6 +10,12 @@
 import type { Address } from "../../engine/transport/address.ts";
 import { acceptNext } from "../../engine/transport/accept.ts";
 import { connectRetrying } from "../../engine/transport/address.ts";
+import {
+  connectChannelRetrying,
+  type ConnectSecurity,
+  listenChannel,
+  type ListenSecurity,
+} from "../../engine/transport/secure/mod.ts";
 import { largeReads } from "../../engine/transport/read_stream.ts";
 import { growPipe } from "../../engine/transport/pipe_size.ts";
 import type { StreamFormat } from "../../engine/stream/format.ts";
@@ -43,6 +49,8 @@ export interface TunnelSendOptions {
   readonly maxPages?: number;
   /** QEMU, resident: serve each connection on this socket as one migration. */
   readonly serve?: Endpoint;
+  /** How the link to the receiving tunnel is authenticated and encrypted. */
+  readonly security: ConnectSecurity;
 }
 
 /**
@@ -64,12 +72,34 @@ export async function tunnelSend(
     batchPages: options.batchPages,
   };
   if (options.serve !== undefined) {
-    return await serve(options.serve, async (qemu) => {
-      const conn = await connectRetrying(options.to, CONNECT_TIMEOUT_MS);
-      return await sendStream(largeReads(qemu), conn, send);
-    });
+    if (options.serve.transport === "unix") {
+      await Deno.remove(options.serve.path).catch(() => {});
+    }
+    const local = options.serve;
+    return await serve(
+      localListener(local),
+      local.transport === "unix"
+        ? `unix:${local.path}`
+        : `${local.hostname}:${local.port}`,
+      async (qemu) => {
+        const conn = await connectChannelRetrying(
+          options.to,
+          options.security,
+          CONNECT_TIMEOUT_MS,
+        );
+        try {
+          return await sendStream(largeReads(qemu), conn, send);
+        } finally {
+          conn.close();
+        }
+      },
+    );
   }
-  const conn = await connectRetrying(options.to, CONNECT_TIMEOUT_MS);
+  const conn = await connectChannelRetrying(
+    options.to,
+    options.security,
+    CONNECT_TIMEOUT_MS,
+  );
   // QEMU's or xl's pipe: up to 1 MiB per read instead of 64 KiB
   growPipe(0);
   return await sendStream(largeReads(Deno.stdin), conn, {
@@ -88,6 +118,11 @@ export interface TunnelReceiveOptions {
   readonly toQemu?: Endpoint;
   /** Xen: the command that gets the rebuilt stream (default `xl migrate-receive`). */
   readonly command?: readonly string[];
+  /**
+   * Who may send: only a connection that passed it reaches the session, so
+   * no byte of an unauthenticated peer reaches QEMU or `xl`.
+   */
+  readonly security: ListenSecurity;
 }
 
 /**
@@ -101,23 +136,34 @@ export async function tunnelReceive(
   const { listen } = options;
   if (options.format === "qemu" && options.toQemu !== undefined) {
     const qemuAt = options.toQemu;
-    return await serve({ transport: "tcp", ...listen }, async (conn) => {
-      // QEMU listens once `migrate-incoming` was issued: wait for it.
-      const qemu = await connectEndpoint(qemuAt, CONNECT_TIMEOUT_MS);
-      try {
-        return await receiveStream(conn, {
-          format: "qemu",
-          out: qemu.writable,
-        });
-      } finally {
-        try {
-          qemu.close();
-        } catch { /* closed with its stream */ }
-      }
+    const listener = await listenChannel(listen, options.security, {
+      onRefused: reportRefused,
     });
+    return await serve(
+      listener,
+      `${listen.hostname}:${listen.port}`,
+      async (conn) => {
+        // QEMU listens once `migrate-incoming` was issued: wait for it.
+        const qemu = await connectEndpoint(qemuAt, CONNECT_TIMEOUT_MS);
+        try {
+          return await receiveStream(conn, {
+            format: "qemu",
+            out: qemu.writable,
+          });
+        } finally {
+          try {
+            qemu.close();
+          } catch { /* closed with its stream */ }
+        }
+      },
+    );
   }
-  const listener = Deno.listen(listen);
-  const conn = await acceptNext(listener, reportAcceptFailure);
+  // One session: the first connection that authenticates. xl is started
+  // only then.
+  const listener = await listenChannel(listen, options.security, {
+    onRefused: reportRefused,
+  });
+  const conn = await listener.accept();
   listener.close();
   if (options.format === "qemu") {
     growPipe(1);
@@ -149,6 +195,12 @@ function reportAcceptFailure(e: Error): void {
   console.error(`accept failed, still listening: ${e.message}`);
 }
 
+function reportRefused(e: Error & { peer?: string }): void {
+  console.error(
+    `refused ${e.peer ?? "a connection"}, still listening: ${e.message}`,
+  );
+}
+
 async function connectEndpoint(
   at: Endpoint,
   timeoutMs: number,
@@ -171,30 +223,29 @@ async function connectEndpoint(
   }
 }
 
-/**
- * Resident: accepts connections on `at` for ever and runs `session` on each
- * (concurrently), printing one JSON line per session on stdout. A failed
- * session is a line with `ok: false`; the server goes on.
- */
-async function serve(
-  at: Endpoint,
-  session: (conn: Deno.Conn) => Promise<StreamStats>,
-): Promise<never> {
-  if (at.transport === "unix") {
-    await Deno.remove(at.path).catch(() => {});
-  }
+/** QEMU's local socket (the source's `--serve`): local, so no TLS. */
+function localListener(at: Endpoint): { accept(): Promise<Deno.Conn> } {
   const listener = at.transport === "unix"
     ? Deno.listen({ transport: "unix", path: at.path })
     : Deno.listen({ hostname: at.hostname, port: at.port });
-  console.error(
-    `serving on ${
-      at.transport === "unix" ? `unix:${at.path}` : `${at.hostname}:${at.port}`
-    }`,
-  );
+  return { accept: () => acceptNext<Deno.Conn>(listener, reportAcceptFailure) };
+}
+
+/**
+ * Resident: accepts connections from `listener` for ever and runs `session`
+ * on each (concurrently), printing one JSON line per session on stdout. A
+ * failed session is a line with `ok: false`; the server goes on.
+ */
+async function serve<C extends { close(): void }>(
+  listener: { accept(): Promise<C> },
+  label: string,
+  session: (conn: C) => Promise<StreamStats>,
+): Promise<never> {
+  console.error(`serving on ${label}`);
   let n = 0;
   for (;;) {
-    // A connection reset while it waited is no reason to stop serving.
-    const conn = await acceptNext<Deno.Conn>(listener, reportAcceptFailure);
+    // A connection reset or refused is no reason to stop serving.
+    const conn = await listener.accept();
     const id = ++n;
     session(conn).then(
       (stats) =>

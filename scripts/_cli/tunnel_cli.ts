@@ -14,6 +14,15 @@
  */
 
 import {
+  connectSecurityFrom,
+  insecurePlainOption,
+  listenSecurityFrom,
+  tlsAuthzOption,
+  tlsDirOption,
+  tlsIdentityOption,
+  tlsNameOption,
+} from "./security_options.ts";
+import {
   type Command,
   type CommandUnknownOpts,
   Option,
@@ -110,10 +119,15 @@ export function tunnelCommand(
         "resident: serve QEMU's migrate connections on this socket, one migration each, for ever",
       ).argParser(endpoint),
     )
+    .addOption(tlsDirOption())
+    .addOption(tlsNameOption())
+    .addOption(tlsIdentityOption())
+    .addOption(insecurePlainOption())
     .action(async (o) => {
       const { tunnelSend } = await runtime();
-      await finish(() =>
+      await finish(async () =>
         tunnelSend({
+          security: await connectSecurityFrom(o),
           format: "qemu",
           to: o.to,
           codecs: o.codecs,
@@ -141,10 +155,18 @@ export function tunnelCommand(
         'resident: feed each session into the destination QEMU\'s migrate-incoming "unix:PATH", for ever',
       ).argParser(endpoint),
     )
+    .addOption(tlsDirOption())
+    .addOption(tlsAuthzOption())
+    .addOption(insecurePlainOption())
     .action(async (o) => {
       const { tunnelReceive } = await runtime();
-      await finish(() =>
-        tunnelReceive({ format: "qemu", listen: o.listen, toQemu: o.toQemu })
+      await finish(async () =>
+        tunnelReceive({
+          format: "qemu",
+          listen: o.listen,
+          toQemu: o.toQemu,
+          security: await listenSecurityFrom(o),
+        })
       );
     });
 
@@ -175,6 +197,10 @@ export function tunnelCommand(
         "the pfn bound: HELLO's memoryBytes is N x 4096 (holes included)",
       ).argParser(integer({ min: 1 })).default(DEFAULT_MAX_PAGES, "2^24"),
     )
+    .addOption(tlsDirOption())
+    .addOption(tlsNameOption())
+    .addOption(tlsIdentityOption())
+    .addOption(insecurePlainOption())
     .action(async (words, o, cmd) => {
       refuseWordsBeforeDash(cmd, words);
       const to: Address = o.to ??
@@ -182,8 +208,9 @@ export function tunnelCommand(
           ? hostAndPort(cmd, words[0], o.port)
           : cmd.error(`Missing --to HOST:PORT (or xl's host after "--")`));
       const { tunnelSend } = await runtime();
-      await finish(() =>
+      await finish(async () =>
         tunnelSend({
+          security: await connectSecurityFrom(o),
           format: "xen",
           to,
           codecs: o.codecs,
@@ -205,17 +232,25 @@ export function tunnelCommand(
     .addOption(
       new Option(
         "--listen <host:port>",
-        "where to listen for the sending tunnel (loopback unless given: the tunnel does not authenticate its peer)",
+        "where to listen for the sending tunnel (loopback unless given)",
       ).argParser(address).default(
         { hostname: "127.0.0.1", port: 4445 },
         "127.0.0.1:4445",
       ),
     )
+    .addOption(tlsDirOption())
+    .addOption(tlsAuthzOption())
+    .addOption(insecurePlainOption())
     .action(async (command, o, cmd) => {
       refuseWordsBeforeDash(cmd, command);
       const { tunnelReceive } = await runtime();
-      await finish(() =>
-        tunnelReceive({ format: "xen", listen: o.listen, command })
+      await finish(async () =>
+        tunnelReceive({
+          format: "xen",
+          listen: o.listen,
+          command,
+          security: await listenSecurityFrom(o),
+        })
       );
     });
 

@@ -28,6 +28,7 @@ import { codec, compile, policy, when } from "../../dsl/mod.ts";
 import type { Plan } from "../../engine/plan.ts";
 import { migrateQemu } from "../../engine/qemu/policy_driver.ts";
 import { execTunnel } from "../../engine/qemu/exec_tunnel.ts";
+import { generateCredentials } from "../../engine/transport/secure/generate.ts";
 import { QmpClient } from "../../engine/qemu/qmp.ts";
 import { guestFailure, retryingTcgFaults } from "./guest_fault.ts";
 import { type Pair, startPair } from "./qemu_pair.ts";
@@ -277,8 +278,16 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
   const logs = await Deno.makeTempDir({ prefix: "hakobu-tunnel-lab-" });
   const recvLog = `${logs}/recv.log`;
   const port = freePort();
+  // Authentication on, as users run it: a fresh CA, the receiving tunnel's
+  // certificate for 127.0.0.1, the sender's client certificate, and an
+  // allow-list that admits only that sender.
+  const pki = `${logs}/pki`;
+  await generateCredentials(pki, {
+    receiverNames: ["127.0.0.1"],
+    sourceIdentity: "lab-source",
+  });
   const incoming =
-    `exec:${DENO} run -A ${TUNNEL} receive --listen 127.0.0.1:${port} 2>${recvLog}`;
+    `exec:${DENO} run -A ${TUNNEL} receive --listen 127.0.0.1:${port} --tls-dir ${pki} --tls-authz lab-source 2>${recvLog}`;
   const pair = await startPair({
     app: o.app,
     memMiB: o.memMiB,
@@ -311,7 +320,8 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
           "-A",
           CLI,
           "migrate",
-          "--insecure-plain",
+          "--tls-dir",
+          pki,
           "--from",
           `qemu:${pair.source.qmpPath}`,
           "--to",
@@ -363,6 +373,7 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
       const tunnel = await execTunnel({
         to: `127.0.0.1:${port}`,
         codecs: CODECS.split(","),
+        security: { tlsDir: pki },
       });
       const report = await migrateQemu({
         plan: tunnelPlan(),

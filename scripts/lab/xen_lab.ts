@@ -74,6 +74,17 @@ export const DOM0_DENO =
   "deno run -A --config /hakobu/dom0.deno.json --no-lock --cached-only /hakobu/scripts/tunnel.ts xen";
 
 /**
+ * The Xen lab's tunnels authenticate, as users run them: dom0 makes fresh
+ * credentials (`hakobu tls init`: a CA, the receiving tunnel's certificate
+ * for 127.0.0.1, the sender's client certificate) before the receiver
+ * starts, and the receiver admits only that sender.
+ */
+const DOM0_TUNNEL_PKI =
+  "rm -rf /tmp/pki && deno run -A --config /hakobu/dom0.deno.json --no-lock --cached-only /hakobu/scripts/hakobu.ts tls init /tmp/pki --name 127.0.0.1 --identity xen-lab-source > /dev/null";
+/** The tunnels' TLS flags in the Xen lab (see {@link DOM0_TUNNEL_PKI}). */
+const DOM0_TUNNEL_TLS = "--tls-dir /tmp/pki";
+
+/**
  * The tunnel receiver's log, once it holds the statistics line: xl returns
  * after its own handshake, and the tunnel's digest comparison ends after
  * that (up to 2 minutes under TCG), so the log is polled, not read once.
@@ -374,11 +385,11 @@ export async function migrateOnce(
     let receiver = "";
     if (via === "policy-tunnel") {
       await vm.ok(
-        `(${DOM0_DENO} receive --listen 127.0.0.1:4445 -- xl migrate-receive > /tmp/tunnel-recv.log 2>&1 &)`,
+        `(${DOM0_TUNNEL_PKI}; ${DOM0_DENO} receive --listen 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --tls-authz xen-lab-source -- xl migrate-receive > /tmp/tunnel-recv.log 2>&1 &)`,
       );
       receiver = ` --receiver ${
         shq(
-          `${DOM0_DENO} send --to 127.0.0.1:4445 --codecs ${
+          `${DOM0_DENO} send --to 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --codecs ${
             options.codecs ?? "zero"
           } --`,
         )
@@ -397,9 +408,10 @@ export async function migrateOnce(
   } else if (via === "tunnel") {
     const codecs = options.codecs ?? "zero";
     await vm.ok(
-      `(${DOM0_DENO} receive --listen 127.0.0.1:4445 -- xl migrate-receive > /tmp/tunnel-recv.log 2>&1 &)`,
+      `(${DOM0_TUNNEL_PKI}; ${DOM0_DENO} receive --listen 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --tls-authz xen-lab-source -- xl migrate-receive > /tmp/tunnel-recv.log 2>&1 &)`,
     );
-    sshCommand = `${DOM0_DENO} send --to 127.0.0.1:4445 --codecs ${codecs} --`;
+    sshCommand =
+      `${DOM0_DENO} send --to 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --codecs ${codecs} --`;
     cmd = `xl migrate -s ${
       shq(sshCommand)
     } hakobu-domu localhost; rc=$?; ${AWAIT_TUNNEL_STATS}; (exit $rc)`;

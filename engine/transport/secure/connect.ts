@@ -164,3 +164,40 @@ export async function connectChannel(
     throw e;
   }
 }
+
+/** Whether a connect failure means nobody listens yet (worth another try). */
+function notListeningYet(error: unknown): boolean {
+  const codes = new Set(["ECONNREFUSED", "ENOENT", "ECONNRESET"]);
+  for (
+    let e = error as { code?: string; cause?: unknown } | undefined;
+    e;
+    e = e.cause as typeof e
+  ) {
+    if (e instanceof Deno.errors.ConnectionRefused) return true;
+    if (typeof e.code === "string" && codes.has(e.code)) return true;
+  }
+  return false;
+}
+
+/**
+ * {@link connectChannel}, retried every 100 ms while nobody listens at `to`
+ * yet (the receiving tunnel may still be starting), for at most
+ * `timeoutMs`. Authentication failures are not retried.
+ *
+ * @throws the last error once the time is up, or the first that is not "refused".
+ */
+export async function connectChannelRetrying(
+  to: Address,
+  security: ConnectSecurity,
+  timeoutMs: number,
+): Promise<ChannelConn> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await connectChannel(to, security, { timeoutMs });
+    } catch (e) {
+      if (!notListeningYet(e) || Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

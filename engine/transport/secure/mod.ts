@@ -12,5 +12,6 @@ export * from "./auth_error.ts";
 export * from "./channel_conn.ts";
 export * from "./connect.ts";
 export * from "./credentials.ts";
+export * from "./from_flags.ts";
 export * from "./listen.ts";
 export * from "./security.ts";

@@ -68,3 +68,48 @@ export const INSECURE_PLAIN: { readonly kind: "plain" } = Object.freeze({
 /** The warning printed whenever a connection runs over plain TCP. */
 export const PLAIN_WARNING =
   "WARNING: plain TCP (--insecure-plain): the memory crosses the link unencrypted, and anyone who can reach the receiver can write a VM into it";
+
+/**
+ * A connection's security as command-line flags: what a parent process
+ * passes on to a tunnel it starts (`--tls-dir …` or `--insecure-plain`).
+ */
+export type SecurityFlags =
+  | {
+    /** The credentials directory (`--tls-dir`). */
+    readonly tlsDir: string;
+    /** Source: the name the receiver's certificate must carry (`--tls-name`). */
+    readonly tlsName?: string;
+    /** Source: the PSK identity to authenticate with (`--tls-identity`). */
+    readonly tlsIdentity?: string;
+    /** Receiver: the identities admitted (`--tls-authz`). */
+    readonly tlsAuthz?: readonly string[];
+  }
+  | { readonly insecurePlain: true };
+
+/**
+ * The flags that give a child process `flags` for `side`.
+ *
+ * @example
+ * ```ts
+ * import { securityArgs } from "./security.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(securityArgs({ tlsDir: "/pki", tlsAuthz: ["a", "b"] }, "receiver"), ["--tls-dir", "/pki", "--tls-authz", "a,b"]);
+ * assert.deepEqual(securityArgs({ insecurePlain: true }, "source"), ["--insecure-plain"]);
+ * ```
+ */
+export function securityArgs(
+  flags: SecurityFlags,
+  side: "source" | "receiver",
+): string[] {
+  if ("insecurePlain" in flags) return ["--insecure-plain"];
+  const args = ["--tls-dir", flags.tlsDir];
+  if (side === "source") {
+    if (flags.tlsName !== undefined) args.push("--tls-name", flags.tlsName);
+    if (flags.tlsIdentity !== undefined) {
+      args.push("--tls-identity", flags.tlsIdentity);
+    }
+  } else if (flags.tlsAuthz !== undefined) {
+    args.push("--tls-authz", flags.tlsAuthz.join(","));
+  }
+  return args;
+}
