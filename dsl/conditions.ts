@@ -290,7 +290,10 @@ export interface ConditionBuilders {
    * import assert from "node:assert/strict";
    * import { Gbit, MBps, roundStats, when } from "@hakobu/hakobu";
    *
-   * const c = when.dirtyRateAbove((s) => 0.8 * s.sendRate, "80% of the send rate");
+   * const c = when.dirtyRateAbove(
+   *   (s) => 0.8 * s.sendRate,
+   *   "80% of the send rate",
+   * );
    * const stats = roundStats({ dirtyRate: MBps(120), sendRate: Gbit(1) });
    * assert.equal(c.test(stats), true);
    * assert.equal(c.describe(), "dirty rate above 80% of the send rate");
@@ -377,7 +380,10 @@ export interface ConditionBuilders {
    *
    * const c = when.any(when.remainingBelow(MiB(64)), when.rounds(30));
    * assert.equal(c.test(roundStats({ round: 29 })), true);
-   * assert.equal(c.test(roundStats({ round: 0, remainingBytes: MiB(1) })), true);
+   * assert.equal(
+   *   c.test(roundStats({ round: 0, remainingBytes: MiB(1) })),
+   *   true,
+   * );
    * ```
    */
   any(...conditions: readonly Condition[]): GroupCondition;

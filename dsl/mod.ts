@@ -32,7 +32,10 @@
  *   .bandwidth(Gbit(1));
  * assert.match(explain(p), /bandwidth: +1\.00 Gbit\/s/);
  * const plan = compile(p);
- * assert.equal(plan.decide(roundStats({ remainingBytes: MiB(8) })), "switchover");
+ * assert.equal(
+ *   plan.decide(roundStats({ remainingBytes: MiB(8) })),
+ *   "switchover",
+ * );
  * ```
  *
  * @module

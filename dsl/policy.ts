@@ -153,7 +153,8 @@ export class Policy {
    *   .codec((s) => s.round === 0 ? [codec.zero(), codec.raw()] : codec.raw())
    *   .switchover(when.rounds(30))
    *   .compile();
-   * assert.deepEqual(plan.codecsFor(roundStats({ round: 1 })), [{ name: "raw" }]);
+   * const round1 = plan.codecsFor(roundStats({ round: 1 }));
+   * assert.deepEqual(round1, [{ name: "raw" }]);
    * ```
    */
   codec(chain: CodecChainInput | CodecChooser): Policy {
@@ -171,7 +172,10 @@ export class Policy {
    * const plan = policy("p")
    *   .switchover(when.any(when.remainingBelow(MiB(64)), when.rounds(30)))
    *   .compile();
-   * assert.equal(plan.decide(roundStats({ remainingBytes: MiB(8) })), "switchover");
+   * assert.equal(
+   *   plan.decide(roundStats({ remainingBytes: MiB(8) })),
+   *   "switchover",
+   * );
    * ```
    */
   switchover(condition: Condition): Policy {

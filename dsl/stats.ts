@@ -18,7 +18,11 @@ import type { RoundStats } from "../engine/plan.ts";
  * import assert from "node:assert/strict";
  * import { Gbit, MiB, roundStats } from "@hakobu/hakobu";
  *
- * const s = roundStats({ round: 5, remainingBytes: MiB(32), sendRate: Gbit(1) });
+ * const s = roundStats({
+ *   round: 5,
+ *   remainingBytes: MiB(32),
+ *   sendRate: Gbit(1),
+ * });
  * assert.equal(s.dirtyPages, 8192); // 32 MiB of 4 KiB pages
  * ```
  */

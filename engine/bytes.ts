@@ -13,7 +13,8 @@
  * import assert from "node:assert/strict";
  * import { TWO_32 } from "./bytes.ts";
  *
- * const words = new Uint32Array([5, 3]); // a little-endian u64: low word, high word
+ * // A little-endian u64 as two words: the low one, then the high one.
+ * const words = new Uint32Array([5, 3]);
  * assert.equal(words[1] * TWO_32 + words[0], 3 * 2 ** 32 + 5);
  * ```
  */

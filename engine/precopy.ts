@@ -143,8 +143,8 @@ export function defaultChannels(): number {
  * import assert from "node:assert/strict";
  * import {
  *   memoryDuplex,
- *   migrate,
  *   MiB,
+ *   migrate,
  *   policy,
  *   receiveMigration,
  *   SimMemorySink,
@@ -153,7 +153,10 @@ export function defaultChannels(): number {
  * } from "@hakobu/hakobu";
  *
  * const plan = policy("p").switchover(when.rounds(3)).compile();
- * await using vm = await SimVm.create({ memoryBytes: MiB(4), workload: "idle" });
+ * await using vm = await SimVm.create({
+ *   memoryBytes: MiB(4),
+ *   workload: "idle",
+ * });
  * // An in-process receiver; over TCP, `conn` would be a `Deno.Conn`.
  * const [conn, destination] = memoryDuplex();
  * const received = receiveMigration(destination, {

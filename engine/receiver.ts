@@ -133,8 +133,8 @@ export interface ReceiveResult {
  * ```ts
  * import assert from "node:assert/strict";
  * import {
- *   migrate,
  *   MiB,
+ *   migrate,
  *   policy,
  *   receiveMigration,
  *   SimMemorySink,
@@ -155,7 +155,10 @@ export interface ReceiveResult {
  *   });
  * })();
  *
- * await using vm = await SimVm.create({ memoryBytes: MiB(4), workload: "idle" });
+ * await using vm = await SimVm.create({
+ *   memoryBytes: MiB(4),
+ *   workload: "idle",
+ * });
  * using conn = await Deno.connect({ port: listener.addr.port });
  * const plan = policy("p").switchover(when.rounds(3)).compile();
  * await migrate({ plan, source: vm, conn, channels: 1 });

@@ -15,7 +15,8 @@
  * const page = memory.subarray(4096);
  * const words = view.of(page); // the page starts at words[page.byteOffset / 4]
  * assert.equal(words[page.byteOffset / 4], 7);
- * assert.equal(view.of(memory.subarray(0, 4096)), words); // same buffer, same view
+ * // Same buffer, same view:
+ * assert.equal(view.of(memory.subarray(0, 4096)), words);
  * ```
  */
 export class WordView {

@@ -48,7 +48,8 @@ export const LZ4_LIBRARY: LibrarySpec<typeof LZ4_SYMBOLS> = {
  * import assert from "node:assert/strict";
  * import { liblz4 } from "./lz4.ts";
  *
- * const { LZ4_compress_fast, LZ4_compressBound, LZ4_decompress_safe } = liblz4();
+ * const { LZ4_compress_fast, LZ4_compressBound, LZ4_decompress_safe } =
+ *   liblz4();
  * const src = new Uint8Array(4096);
  * const dst = new Uint8Array(LZ4_compressBound(src.length));
  * const n = LZ4_compress_fast(src, dst, src.length, dst.length, 1);
@@ -75,7 +76,10 @@ export const liblz4: () => Deno.DynamicLibrary<typeof LZ4_SYMBOLS>["symbols"] =
  * const lib = openLz4("liblz4.so.1"); // a path or a soname
  * try {
  *   const v = lib.symbols.LZ4_versionNumber(); // e.g. 10904
- *   assert.equal(`${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`, lz4Version());
+ *   assert.equal(
+ *     `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`,
+ *     lz4Version(),
+ *   );
  * } finally {
  *   lib.close();
  * }

@@ -159,7 +159,10 @@ export const libzstd: () => Deno.DynamicLibrary<
  * const lib = openZstd("libzstd.so.1"); // a path or a soname
  * try {
  *   const v = lib.symbols.ZSTD_versionNumber(); // e.g. 10504
- *   assert.equal(`${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`, zstdVersion());
+ *   assert.equal(
+ *     `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`,
+ *     zstdVersion(),
+ *   );
  * } finally {
  *   lib.close();
  * }

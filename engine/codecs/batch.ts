@@ -226,8 +226,10 @@ export function pageSectionEncoder(
  *
  * const ctx = { pageSize: 4096, pageCount: 8, options: {} };
  * const dec = pageSectionDecoder("rle", rle.createDecoder!(ctx), 4096, 4092);
- * // One page of 8 encoded bytes: a run of 1024 words 0xabababab.
- * const section = new Uint8Array([8, 0, 0, 0, 0, 4, 0, 0, 0xab, 0xab, 0xab, 0xab]);
+ * // One page: its u32 length 8, then its rle: a run of 1024 words 0xabababab.
+ * const length = [8, 0, 0, 0];
+ * const run = [0, 4, 0, 0, 0xab, 0xab, 0xab, 0xab];
+ * const section = new Uint8Array([...length, ...run]);
  * const out = new Uint8Array(4096);
  * dec.decode(section, new Float64Array([3]), new Uint32Array([0]), 1, out);
  * assert.deepEqual(out, new Uint8Array(4096).fill(0xab));

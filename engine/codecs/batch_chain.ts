@@ -371,8 +371,13 @@ export interface DecodedBatch {
  * const { payload } = chain.encode(batch, (n) => new Uint8Array(n));
  *
  * // The receiver's side: the codecs HELLO negotiated, then the CODEC frames.
- * const negotiated = new Map(codecNames().map((n) => [codecByName(n).id, codecByName(n)]));
- * const set = new BatchDecoderSet(negotiated, { pageSize: 4096, pageCount: 2 });
+ * const negotiated = new Map(
+ *   codecNames().map((n) => [codecByName(n).id, codecByName(n)]),
+ * );
+ * const set = new BatchDecoderSet(negotiated, {
+ *   pageSize: 4096,
+ *   pageCount: 2,
+ * });
  * for (const { codec, options } of chain.takeNewCodecs()) {
  *   const frame = encodeCodec({ id: codec.id, name: codec.name, options });
  *   set.announce(decodeCodec(frame), 0);
@@ -383,7 +388,10 @@ export interface DecodedBatch {
  * });
  * const decoded = set.decode(payload, parsed);
  * const slot = decoded.slotOf[0];
- * assert.deepEqual(set.scratch.subarray(slot * 4096, (slot + 1) * 4096), memory.subarray(0, 4096));
+ * assert.deepEqual(
+ *   set.scratch.subarray(slot * 4096, (slot + 1) * 4096),
+ *   memory.subarray(0, 4096),
+ * );
  * ```
  */
 export class BatchDecoderSet {

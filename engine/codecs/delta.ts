@@ -44,7 +44,10 @@ const MAX_ULEB_BYTES = 5;
  * page[1001] = 1;
  * const len = enc.encode(0, page, out);
  * // zrun 1001 (ULEB128 e9 07), nzrun of 1 byte: 01
- * assert.deepEqual(out.subarray(0, len), new Uint8Array([0xe9, 0x07, 0x01, 0x01]));
+ * assert.deepEqual(
+ *   out.subarray(0, len),
+ *   new Uint8Array([0xe9, 0x07, 0x01, 0x01]),
+ * );
  * ```
  */
 export const delta: Codec = pageCodec({

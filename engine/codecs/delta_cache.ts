@@ -20,7 +20,11 @@
  * import assert from "node:assert/strict";
  * import { DeltaCache } from "./delta_cache.ts";
  *
- * const cache = new DeltaCache({ pageSize: 4096, pageCount: 8, cacheBytes: 8192 });
+ * const cache = new DeltaCache({
+ *   pageSize: 4096,
+ *   pageCount: 8,
+ *   cacheBytes: 8192,
+ * });
  * const page = new Uint8Array(4096).fill(3);
  * cache.record(3, page); // bulk pass: seen, not cached
  * assert.equal(cache.lookup(3), null);

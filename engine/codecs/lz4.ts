@@ -74,10 +74,22 @@ function _bound(n: number): number {
  * const offered = new Uint32Array([0, 1]);
  * const claimed = new Uint8Array(2);
  * const section = new Uint8Array(lz4.maxSectionBytes(2, 4096));
- * const n = lz4.createBatchEncoder(ctx).encode(batch, offered, 2, claimed, section);
+ * const n = lz4.createBatchEncoder(ctx).encode(
+ *   batch,
+ *   offered,
+ *   2,
+ *   claimed,
+ *   section,
+ * );
  * assert.deepEqual(claimed, new Uint8Array([1, 1])); // smaller: both claimed
  * const pages = new Uint8Array(2 * 4096);
- * lz4.createBatchDecoder(ctx).decode(section.subarray(0, n), batch.pfns, offered, 2, pages);
+ * lz4.createBatchDecoder(ctx).decode(
+ *   section.subarray(0, n),
+ *   batch.pfns,
+ *   offered,
+ *   2,
+ *   pages,
+ * );
  * assert.deepEqual(pages, batch.pages);
  * ```
  */

@@ -17,9 +17,16 @@ import { noOptions } from "./_page_codec.ts";
  * import assert from "node:assert/strict";
  * import { zero } from "@hakobu/hakobu";
  *
- * const enc = zero.createEncoder!({ pageSize: 4096, pageCount: 1, options: {} });
+ * const enc = zero.createEncoder!({
+ *   pageSize: 4096,
+ *   pageCount: 1,
+ *   options: {},
+ * });
  * assert.equal(enc.encode(0, new Uint8Array(4096), new Uint8Array(0)), 0);
- * assert.equal(enc.encode(0, new Uint8Array(4096).fill(1), new Uint8Array(0)), -1);
+ * assert.equal(
+ *   enc.encode(0, new Uint8Array(4096).fill(1), new Uint8Array(0)),
+ *   -1,
+ * );
  * ```
  */
 export const zero: Codec = {

@@ -65,10 +65,22 @@ function _level(options: Readonly<Record<string, unknown>>): number {
  * const offered = new Uint32Array([0]);
  * const claimed = new Uint8Array(1);
  * const section = new Uint8Array(zstd.maxSectionBytes(1, 4096));
- * const n = zstd.createBatchEncoder(ctx).encode(batch, offered, 1, claimed, section);
+ * const n = zstd.createBatchEncoder(ctx).encode(
+ *   batch,
+ *   offered,
+ *   1,
+ *   claimed,
+ *   section,
+ * );
  * assert.ok(claimed[0] === 1 && n < 100);
  * const page = new Uint8Array(4096);
- * zstd.createBatchDecoder(ctx).decode(section.subarray(0, n), batch.pfns, offered, 1, page);
+ * zstd.createBatchDecoder(ctx).decode(
+ *   section.subarray(0, n),
+ *   batch.pfns,
+ *   offered,
+ *   1,
+ *   page,
+ * );
  * assert.deepEqual(page, batch.pages);
  * ```
  */

@@ -37,7 +37,10 @@ export interface GpuBatchDecoderOptions {
  *   const zeros = new Uint8Array([0, 4, 0, 0, 0, 0, 0, 0]);
  *   const abs = new Uint8Array([0, 4, 0, 0, 0xab, 0xab, 0xab, 0xab]);
  *   const pages = await dec.decode("rle", [0, 1], [zeros, abs]);
- *   assert.deepEqual(pages.subarray(4096, 8192), new Uint8Array(4096).fill(0xab));
+ *   assert.deepEqual(
+ *     pages.subarray(4096, 8192),
+ *     new Uint8Array(4096).fill(0xab),
+ *   );
  *   gpu.device.destroy();
  * }
  * ```

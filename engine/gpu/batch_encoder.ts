@@ -144,9 +144,15 @@ interface Slot {
  *   });
  *   const pages = [new Uint8Array(4096), new Uint8Array(4096).fill(0xab)];
  *   const b = await enc.encode([3, 4], pages);
- *   assert.deepEqual([...b.codecIds], ["zero", "rle"].map((n) => codecByName(n).id));
- *   assert.deepEqual(b.bytes(1), new Uint8Array([0, 4, 0, 0, 0xab, 0xab, 0xab, 0xab]));
- *   // A channel then frames it: `BatchEncoderChain.encodeWith(batch, b.codecIds, ...)`.
+ *   assert.deepEqual(
+ *     [...b.codecIds],
+ *     ["zero", "rle"].map((n) => codecByName(n).id),
+ *   );
+ *   assert.deepEqual(
+ *     b.bytes(1),
+ *     new Uint8Array([0, 4, 0, 0, 0xab, 0xab, 0xab, 0xab]),
+ *   );
+ *   // A channel then frames it with `BatchEncoderChain.encodeWith`.
  *   enc.destroy();
  *   gpu.device.destroy();
  * }

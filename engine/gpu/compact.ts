@@ -27,7 +27,12 @@ export interface EncodedPages {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { CompactKernels, encodedPage, openGpu, RleEncodeKernel } from "@hakobu/hakobu";
+ * import {
+ *   CompactKernels,
+ *   encodedPage,
+ *   openGpu,
+ *   RleEncodeKernel,
+ * } from "@hakobu/hakobu";
  * import { encodeOnce } from "./compact.ts";
  * import { packPages } from "./_runtime.ts";
  *
@@ -47,7 +52,10 @@ export interface EncodedPages {
  *     encode: (enc, b) => rle.record(enc, b, 2, 4096),
  *   });
  *   assert.deepEqual([...r.offsets], [0, 2, 4]); // word offsets: 2 words a page
- *   assert.deepEqual(encodedPage(r, 1), new Uint8Array([0, 4, 0, 0, 2, 2, 2, 2]));
+ *   assert.deepEqual(
+ *     encodedPage(r, 1),
+ *     new Uint8Array([0, 4, 0, 0, 2, 2, 2, 2]),
+ *   );
  *   gpu.device.destroy();
  * }
  * ```
@@ -125,7 +133,12 @@ export interface EncodeOnceOptions<K extends string> {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { CompactKernels, encodedPage, openGpu, RleEncodeKernel } from "@hakobu/hakobu";
+ * import {
+ *   CompactKernels,
+ *   encodedPage,
+ *   openGpu,
+ *   RleEncodeKernel,
+ * } from "@hakobu/hakobu";
  * import { encodeOnce } from "./compact.ts";
  * import { packPages } from "./_runtime.ts";
  *
@@ -142,7 +155,10 @@ export interface EncodeOnceOptions<K extends string> {
  *     inputs: { pages: packPages(pages, 4096) },
  *     encode: (enc, b) => rleKernel.record(enc, b, pages.length, 4096),
  *   });
- *   assert.deepEqual(encodedPage(r, 0), new Uint8Array([0, 4, 0, 0, 0, 0, 0, 0]));
+ *   assert.deepEqual(
+ *     encodedPage(r, 0),
+ *     new Uint8Array([0, 4, 0, 0, 0, 0, 0, 0]),
+ *   );
  *   gpu.device.destroy();
  * }
  * ```

@@ -20,7 +20,10 @@ import { DELTA_ENCODE_WGSL } from "./delta_encode.wgsl.ts";
  *   page[1001] = 1;
  *   const r = await k.run([page], [old], 4096);
  *   // As the CPU delta encoder: zrun 1001 (e9 07), a 1-byte nzrun (01 01).
- *   assert.deepEqual(encodedPage(r, 0), new Uint8Array([0xe9, 0x07, 0x01, 0x01]));
+ *   assert.deepEqual(
+ *     encodedPage(r, 0),
+ *     new Uint8Array([0xe9, 0x07, 0x01, 0x01]),
+ *   );
  *   gpu.device.destroy();
  * }
  * ```

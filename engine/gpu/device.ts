@@ -88,7 +88,10 @@ export const NO_ADAPTER_MESSAGE =
  * import { openGpu } from "@hakobu/hakobu";
  *
  * assert.equal(await openGpu({ prefer: "cpu" }), null); // never touches WebGPU
- * const gpu = await openGpu({ prefer: "gpu", onFallback: (r) => console.log(r) });
+ * const gpu = await openGpu({
+ *   prefer: "gpu",
+ *   onFallback: (r) => console.log(r),
+ * });
  * if (gpu) {
  *   assert.ok(gpu.adapterInfo.description.length > 0); // e.g. "NVIDIA H200"
  *   gpu.device.destroy();

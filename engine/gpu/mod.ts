@@ -17,7 +17,8 @@
  * import assert from "node:assert/strict";
  * import { GpuBatchEncoder, openGpu } from "@hakobu/hakobu";
  *
- * const gpu = await openGpu({ prefer: "gpu" }); // any adapter (lavapipe too), or null
+ * // Any adapter, lavapipe too; null where there is none.
+ * const gpu = await openGpu({ prefer: "gpu" });
  * if (gpu) {
  *   const enc = new GpuBatchEncoder(gpu.device, {
  *     chain: ["zero", "rle"],

@@ -19,7 +19,10 @@ export const RLE_MAX_PAGE_BYTES = 4096;
  * if (gpu) {
  *   const k = new RleEncodeKernel(gpu.device);
  *   const r = await k.run([new Uint8Array(4096)], 4096);
- *   assert.deepEqual(encodedPage(r, 0), new Uint8Array([0, 4, 0, 0, 0, 0, 0, 0]));
+ *   assert.deepEqual(
+ *     encodedPage(r, 0),
+ *     new Uint8Array([0, 4, 0, 0, 0, 0, 0, 0]),
+ *   );
  *   gpu.device.destroy();
  * }
  * ```

@@ -46,7 +46,7 @@ export interface PageBatchOptions {
  * b.addFrom(memory, 0);
  * b.addFrom(memory, 1);
  * assert.equal(b.count, 2);
- * assert.deepEqual(b.zero.subarray(0, 2), new Uint8Array([1, 0])); // page 0 is zero
+ * assert.deepEqual(b.zero.subarray(0, 2), new Uint8Array([1, 0])); // 0: zero
  * assert.equal(b.full, false);
  * ```
  */

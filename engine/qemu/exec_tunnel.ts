@@ -12,9 +12,14 @@
  *
  * // Needs a running QEMU and a receiving tunnel at 10.77.0.2:4445: the doc
  * // tests type-check this function and do not call it.
- * async function migrateThroughTunnel(plan: Parameters<typeof migrateQemu>[0]["plan"]) {
+ * async function migrateThroughTunnel(
+ *   plan: Parameters<typeof migrateQemu>[0]["plan"],
+ * ) {
  *   const source = await QmpClient.connect("/tmp/src.qmp");
- *   const tunnel = await execTunnel({ to: "10.77.0.2:4445", codecs: ["zero", "lz4"] });
+ *   const tunnel = await execTunnel({
+ *     to: "10.77.0.2:4445",
+ *     codecs: ["zero", "lz4"],
+ *   });
  *   const report = await migrateQemu({
  *     plan,
  *     source,

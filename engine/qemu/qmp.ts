@@ -179,7 +179,10 @@ type Listener = (e: QmpEvent) => void;
  * // Needs a running QEMU (see the module example): type-checked, not run.
  * async function pause() {
  *   const qmp = await QmpClient.connect("/tmp/vm.qmp");
- *   const off = qmp.on("MIGRATION_PASS", (e) => console.log("pass", e.data?.pass));
+ *   const off = qmp.on(
+ *     "MIGRATION_PASS",
+ *     (e) => console.log("pass", e.data?.pass),
+ *   );
  *   await qmp.execute("stop");
  *   off();
  *   qmp.close();

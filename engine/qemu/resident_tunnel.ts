@@ -21,7 +21,10 @@
  *
  * // Needs two hosts with QEMU: the doc tests type-check this function and do
  * // not call it.
- * async function migrateThroughResidentTunnels(source: QmpClient, dstQmp: QmpClient) {
+ * async function migrateThroughResidentTunnels(
+ *   source: QmpClient,
+ *   dstQmp: QmpClient,
+ * ) {
  *   const plan = policy("p").switchover(when.rounds(30)).compile();
  *   const dst = await startResidentReceiver({
  *     listen: "10.77.0.2:4445",

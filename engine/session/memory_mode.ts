@@ -84,8 +84,8 @@ export interface MemoryModeOptions {
  * import assert from "node:assert/strict";
  * import {
  *   memoryDuplex,
- *   migrate,
  *   MiB,
+ *   migrate,
  *   policy,
  *   SimMemorySink,
  *   SimVm,
@@ -105,7 +105,10 @@ export interface MemoryModeOptions {
  *       }),
  *   }),
  * );
- * await using vm = await SimVm.create({ memoryBytes: MiB(4), workload: "idle" });
+ * await using vm = await SimVm.create({
+ *   memoryBytes: MiB(4),
+ *   workload: "idle",
+ * });
  * const plan = policy("p").switchover(when.rounds(2)).compile();
  * await migrate({ plan, source: vm, conn, channels: 1 });
  * const outcome = await received;

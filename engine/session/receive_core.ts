@@ -200,7 +200,9 @@ type Phase = "hello" | "session";
  * const [conn, destination] = memoryDuplex();
  * const received = receiveSession(
  *   destination,
- *   memoryMode({ createSink: () => new SimMemorySink({ pageSize: 4096, pageCount: 4 }) }),
+ *   memoryMode({
+ *     createSink: () => new SimMemorySink({ pageSize: 4096, pageCount: 4 }),
+ *   }),
  *   {},
  * );
  * // A source that says hello, then gives up.

@@ -81,7 +81,11 @@ export interface HelloOptions {
  *     encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
  *   );
  *   const final = decodeFinal((await reader.next())!.payload);
- *   await writer.write(FrameType.READY, 0, encodeReady({ pagesApplied: final.pagesTotal }));
+ *   await writer.write(
+ *     FrameType.READY,
+ *     0,
+ *     encodeReady({ pagesApplied: final.pagesTotal }),
+ *   );
  * })();
  *
  * const link = new SourceLink(conn, { bandwidth: 125e6 });
@@ -94,7 +98,11 @@ export interface HelloOptions {
  *   policy: "p",
  *   channels: 1,
  * });
- * await link.write(FrameType.FINAL, 3, encodeFinal({ round: 3, pagesTotal: 1 }));
+ * await link.write(
+ *   FrameType.FINAL,
+ *   3,
+ *   encodeFinal({ round: 3, pagesTotal: 1 }),
+ * );
  * const ready = await link.expect(FrameType.READY);
  * assert.equal(JSON.parse(new TextDecoder().decode(ready)).pagesApplied, 1);
  * assert.ok(link.wireBytes > 0); // frame bytes written, HELLO and FINAL

@@ -103,7 +103,10 @@ export class SimMemorySink implements MemorySink {
    * import assert from "node:assert/strict";
    * import { MiB, SimMemorySink, SimVm } from "@hakobu/hakobu";
    *
-   * await using vm = await SimVm.create({ memoryBytes: MiB(4), workload: "idle" });
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
    * const sink = SimMemorySink.create({
    *   pageSize: vm.pageSize,
    *   pageCount: vm.pageCount,
@@ -173,7 +176,10 @@ export class SimMemorySink implements MemorySink {
    * const sink = new SimMemorySink({ pageSize: 4096, pageCount: 16 });
    * sink.writePage(0, new Uint8Array(4096).fill(1));
    * assert.equal(sink.readPage(0)[0], 1);
-   * assert.throws(() => sink.writePage(16, new Uint8Array(4096)), /out of range/);
+   * assert.throws(
+   *   () => sink.writePage(16, new Uint8Array(4096)),
+   *   /out of range/,
+   * );
    * ```
    *
    * @throws {SimError} If `pfn` is out of range, `page` has the wrong length,
@@ -219,7 +225,10 @@ export class SimMemorySink implements MemorySink {
    * import assert from "node:assert/strict";
    * import { MiB, SimMemorySink } from "@hakobu/hakobu";
    *
-   * const sink = new SimMemorySink({ pageSize: 4096, pageCount: MiB(64) / 4096 });
+   * const sink = new SimMemorySink({
+   *   pageSize: 4096,
+   *   pageCount: MiB(64) / 4096,
+   * });
    * assert.equal((await sink.digest()).ranges.length, 32); // 32 bytes per 64 MiB
    * ```
    *

@@ -288,7 +288,10 @@ export class SimVm implements SourceDriver {
    * import assert from "node:assert/strict";
    * import { MiB, SimVm } from "@hakobu/hakobu";
    *
-   * await using vm = await SimVm.create({ memoryBytes: MiB(4), workload: "idle" });
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
    * vm.setDirtyRate(20000);
    * assert.equal(vm.dirtyRate, 20000);
    * ```
@@ -393,7 +396,10 @@ export class SimVm implements SourceDriver {
    * import assert from "node:assert/strict";
    * import { MiB, SimVm } from "@hakobu/hakobu";
    *
-   * await using vm = await SimVm.create({ memoryBytes: MiB(4), workload: "idle" });
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
    * assert.equal(vm.page(0).length, 4096);
    * assert.throws(() => vm.page(vm.pageCount), /out of range/);
    * ```
@@ -419,7 +425,10 @@ export class SimVm implements SourceDriver {
    * import assert from "node:assert/strict";
    * import { MiB, SimVm } from "@hakobu/hakobu";
    *
-   * await using vm = await SimVm.create({ memoryBytes: MiB(4), workload: "idle" });
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
    * await vm.pause();
    * const digest = await vm.digest();
    * assert.deepEqual(await vm.digest(), digest); // paused: memory stands still
@@ -444,7 +453,10 @@ export class SimVm implements SourceDriver {
    * import assert from "node:assert/strict";
    * import { MiB, SimVm } from "@hakobu/hakobu";
    *
-   * await using vm = await SimVm.create({ memoryBytes: MiB(4), workload: "idle" });
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
    * await vm.pause();
    * await vm.resume();
    * assert.equal(vm.paused, false);
@@ -498,7 +510,10 @@ export class SimVm implements SourceDriver {
    * import assert from "node:assert/strict";
    * import { MiB, SimVm } from "@hakobu/hakobu";
    *
-   * await using vm = await SimVm.create({ memoryBytes: MiB(64), workload: "idle" });
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(64),
+   *   workload: "idle",
+   * });
    * await vm.pause();
    * assert.equal((await vm.digest()).ranges.length, 32); // 32 bytes per 64 MiB
    * ```

@@ -17,7 +17,10 @@
  * // A real QEMU stream (QEMU 7.2, pc, 64 MiB, paused at reset), kept for tests;
  * // a tunnel reads QEMU's `exec:` stream from its stdin instead.
  * const gz = await Deno.open(
- *   new URL("../qemu/stream/testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
  * );
  * const source = gz.readable.pipeThrough(new DecompressionStream("gzip"));
  * const [conn, destination] = memoryDuplex();

@@ -81,7 +81,10 @@ class QemuParser implements StreamParser {
  * import { qemuFormat } from "@hakobu/hakobu";
  *
  * const gz = await Deno.open(
- *   new URL("../qemu/stream/testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
  * );
  * const stream = await new Response(
  *   gz.readable.pipeThrough(new DecompressionStream("gzip")),

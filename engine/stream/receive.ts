@@ -29,7 +29,10 @@ import type { StreamStats } from "./send.ts";
  * } from "@hakobu/hakobu";
  *
  * const gz = await Deno.open(
- *   new URL("../qemu/stream/testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
  * );
  * const [conn, destination] = memoryDuplex();
  * const sending = sendStream(
@@ -37,7 +40,7 @@ import type { StreamStats } from "./send.ts";
  *   conn,
  *   { format: qemuFormat, channels: 1 },
  * );
- * // On a host: `conn` from a listener, `out` QEMU's stdin (`Deno.stdout.writable`).
+ * // On a host: `conn` from a listener, `out` the stdin of QEMU -incoming.
  * const chunks: Uint8Array[] = [];
  * const stats = await receiveStream(destination, {
  *   format: "qemu",

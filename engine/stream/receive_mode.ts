@@ -75,16 +75,15 @@ type Pages = Extract<DecodeReply, { type: "pages" }>;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import {
- *   memoryDuplex,
- *   qemuFormat,
- *   sendStream,
- * } from "@hakobu/hakobu";
+ * import { memoryDuplex, qemuFormat, sendStream } from "@hakobu/hakobu";
  * import { receiveSession } from "../session/receive_core.ts";
  * import { streamMode } from "./receive_mode.ts";
  *
  * const gz = await Deno.open(
- *   new URL("../qemu/stream/testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
  * );
  * const [conn, destination] = memoryDuplex();
  * const sending = sendStream(

@@ -49,7 +49,7 @@ const PREFIX = 8;
  *
  * const b = new RecordsBuilder({ compress: false });
  * b.opaque(new Uint8Array([1, 2])); // stream bytes that travel as they are
- * b.pages(new Uint8Array([9]), [7, 8]); // a record head, then pfns 7 and 8's bodies
+ * b.pages(new Uint8Array([9]), [7, 8]); // a head, then the bodies of 7 and 8
  * assert.equal(b.pageCount, 2);
  * const payload = b.take();
  * assert.ok(payload.length > 0);

@@ -171,7 +171,10 @@ class PendingBatch {
  *
  * // On a host: `conn` from Deno.connect, the stream `Deno.stdin.readable`.
  * const gz = await Deno.open(
- *   new URL("../qemu/stream/testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
  * );
  * const [conn, destination] = memoryDuplex();
  * const receiving = receiveStream(destination, {

@@ -103,7 +103,8 @@ class XenParser implements StreamParser {
  * import assert from "node:assert/strict";
  * import { xenFormat } from "@hakobu/hakobu";
  *
- * assert.equal(xenFormat().createParser().pageCount, 16_777_216); // 64 GiB of pfns
+ * // 64 GiB of pfns by default:
+ * assert.equal(xenFormat().createParser().pageCount, 16_777_216);
  * assert.equal(xenFormat(1024).createParser().pageCount, 1024);
  * ```
  */

@@ -32,7 +32,10 @@ function listenerGone(error: unknown): boolean {
  * import { acceptNext } from "@hakobu/hakobu";
  *
  * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * const dialing = Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ * const dialing = Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: listener.addr.port,
+ * });
  * const conn = await acceptNext(
  *   listener,
  *   (e) => console.error(`accept failed: ${e.message}`),

@@ -60,7 +60,10 @@ function loadFcntl():
  * await child.stdin.close();
  * const { stdout } = await child.output();
  * const most = Number(await Deno.readTextFile("/proc/sys/fs/pipe-max-size"));
- * assert.equal(Number(new TextDecoder().decode(stdout)), Math.min(1 << 20, most));
+ * assert.equal(
+ *   Number(new TextDecoder().decode(stdout)),
+ *   Math.min(1 << 20, most),
+ * );
  * ```
  */
 export function growPipe(fd: number, bytes = 1 << 20): number | null {

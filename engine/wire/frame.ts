@@ -312,7 +312,8 @@ export function decodeFrameHeader(
  *
  * const f = encodeFrame(FrameType.END, 0, new Uint8Array(32));
  * const sum = frameChecksum(f, f.subarray(HEADER_BYTES));
- * assert.equal(sum, new DataView(f.buffer).getUint32(12, true)); // header bytes 12..16
+ * // The header carries it in bytes 12..16:
+ * assert.equal(sum, new DataView(f.buffer).getUint32(12, true));
  * ```
  */
 export function frameChecksum(header: Uint8Array, payload: Uint8Array): number {
@@ -337,7 +338,10 @@ export function frameChecksum(header: Uint8Array, payload: Uint8Array): number {
  * const f = encodeFrame(FrameType.END, 0, new Uint8Array(32));
  * verifyFrameChecksum(f, f.subarray(HEADER_BYTES)); // no throw
  * f[HEADER_BYTES] = 1; // one payload bit flipped on the way
- * assert.throws(() => verifyFrameChecksum(f, f.subarray(HEADER_BYTES)), WireError);
+ * assert.throws(
+ *   () => verifyFrameChecksum(f, f.subarray(HEADER_BYTES)),
+ *   WireError,
+ * );
  * ```
  *
  * @param header The 16 header bytes as received.

@@ -312,7 +312,9 @@ export function encodeHello(hello: Hello): Uint8Array {
  *   channels: 2,
  * };
  * assert.equal(decodeHello(encodeHello(hello)).channels, 2);
- * const bad = new TextEncoder().encode(JSON.stringify({ ...hello, pageSize: -1 }));
+ * const bad = new TextEncoder().encode(
+ *   JSON.stringify({ ...hello, pageSize: -1 }),
+ * );
  * assert.throws(() => decodeHello(bad), /field "pageSize"/);
  * ```
  * @throws {WireError} naming the bad field.
@@ -384,7 +386,9 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
  * import assert from "node:assert/strict";
  * import { decodeWelcome, encodeWelcome } from "@hakobu/hakobu";
  *
- * const welcome = decodeWelcome(encodeWelcome({ protocol: 2, accepted: true }));
+ * const welcome = decodeWelcome(
+ *   encodeWelcome({ protocol: 2, accepted: true }),
+ * );
  * assert.equal(welcome.accepted, true);
  * ```
  * @throws {WireError} naming the bad field.
@@ -468,7 +472,10 @@ export function encodeFinal(final: Final): Uint8Array {
  * import assert from "node:assert/strict";
  * import { decodeFinal, encodeFinal } from "@hakobu/hakobu";
  *
- * assert.equal(decodeFinal(encodeFinal({ round: 5, pagesTotal: 1200 })).pagesTotal, 1200);
+ * assert.equal(
+ *   decodeFinal(encodeFinal({ round: 5, pagesTotal: 1200 })).pagesTotal,
+ *   1200,
+ * );
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -526,7 +533,7 @@ export function decodeReady(payload: Uint8Array): Ready {
  * import { encodeEnd } from "@hakobu/hakobu";
  *
  * const end = encodeEnd({ rangeBytes: 1 << 26, ranges: new Uint8Array(64) });
- * assert.equal(end.length, 16 + 64); // 16 bytes of fields, then the 2 range digests
+ * assert.equal(end.length, 16 + 64); // 16 bytes of fields, 2 range digests
  * ```
  */
 export function encodeEnd(end: End): Uint8Array {
@@ -726,7 +733,10 @@ export function encodeAbort(abort: Abort): Uint8Array {
  * import assert from "node:assert/strict";
  * import { decodeAbort, encodeAbort } from "@hakobu/hakobu";
  *
- * assert.equal(decodeAbort(encodeAbort({ reason: "operator" })).reason, "operator");
+ * assert.equal(
+ *   decodeAbort(encodeAbort({ reason: "operator" })).reason,
+ *   "operator",
+ * );
  * ```
  * @throws {WireError} naming the bad field.
  */

@@ -38,7 +38,10 @@
  * const peerDone = (async () => {
  *   const hello = await new FrameReader(peer.readable).next();
  *   assert.equal(hello?.type, FrameType.HELLO);
- *   const welcome = encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true });
+ *   const welcome = encodeWelcome({
+ *     protocol: PROTOCOL_VERSION,
+ *     accepted: true,
+ *   });
  *   await new FrameWriter(peer.writable).write(FrameType.WELCOME, 0, welcome);
  * })();
  * const writer = new FrameWriter(conn.writable);

@@ -26,7 +26,10 @@ import type { CodecRef } from "./messages.ts";
  * ]);
  * assert.equal(codecs.get(1)?.name, "zero");
  * // An id this receiver knows under another name is refused:
- * assert.throws(() => negotiateCodecs([{ id: 1, name: "rle" }]), MigrationError);
+ * assert.throws(
+ *   () => negotiateCodecs([{ id: 1, name: "rle" }]),
+ *   MigrationError,
+ * );
  * ```
  *
  * @throws {MigrationError} for a codec this receiver does not know under that

@@ -101,7 +101,10 @@ export interface DirtyRateOptions {
  * const ops: LogDirtyOps = {
  *   maximumGpfn: () => 1023,
  *   shadowControl: () => {},
- *   allocDirtyBitmap: (pfns) => ({ bits: new Uint8Array(pfns / 8), free() {} }),
+ *   allocDirtyBitmap: (pfns) => ({
+ *     bits: new Uint8Array(pfns / 8),
+ *     free() {},
+ *   }),
  *   logDirty: (_domid, _op, bitmap) => {
  *     bitmap.bits.fill(0).fill(0xff, 0, ++cleans === 2 ? 32 : 0);
  *   },

@@ -58,7 +58,9 @@
  * const answers: string[] = [];
  * const stats = await sendXenStream(
  *   ReadableStream.from([xl]),
- *   new WritableStream({ write: (c) => void answers.push(new TextDecoder().decode(c)) }),
+ *   new WritableStream({
+ *     write: (c) => void answers.push(new TextDecoder().decode(c)),
+ *   }),
  *   conn,
  *   { codecs: [{ name: "zero" }], channels: 1 },
  * );

@@ -23,7 +23,9 @@ import { XenError } from "../../ffi/xen/errors.ts";
  * // Needs a Xen dom0 and would resume a real domain: the doc tests type-check
  * // this function and do not call it.
  * function resumeAfterFailedSave(domid: number) {
- *   if (resumeSuspendedDomain(domid)) console.log(`domain ${domid} runs again`);
+ *   if (resumeSuspendedDomain(domid)) {
+ *     console.log(`domain ${domid} runs again`);
+ *   }
  * }
  * ```
  * @returns Whether it was suspended (and now runs); false when it was not.

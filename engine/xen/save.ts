@@ -62,7 +62,10 @@ export interface PolicyCall {
  * const p = new PrecopyPolicy({ plan, pageSize: 4096 });
  * // libxc asks with each CLEAN's dirty count: 0 is XGS_POLICY_CONTINUE_PRECOPY,
  * // 1 XGS_POLICY_STOP_AND_COPY.
- * assert.equal(p.answer({ iteration: 0, totalWritten: 0, dirtyCount: 262144 }), 0);
+ * assert.equal(
+ *   p.answer({ iteration: 0, totalWritten: 0, dirtyCount: 262144 }),
+ *   0,
+ * );
  * assert.equal(
  *   p.answer({ iteration: 1, totalWritten: 262144, dirtyCount: 100 }),
  *   1, // two rounds have finished: switch over
@@ -204,7 +207,10 @@ export interface SaveResult {
  *   const plan = compile(policy("p").switchover(when.rounds(30)));
  *   const w = new XenSaveWorker({ plan });
  *   try {
- *     const { rc, calls } = await w.save({ domid: 7, fifoPath: "/tmp/save.fifo" });
+ *     const { rc, calls } = await w.save({
+ *       domid: 7,
+ *       fifoPath: "/tmp/save.fifo",
+ *     });
  *     console.log(rc, calls.length);
  *   } finally {
  *     w.terminate();

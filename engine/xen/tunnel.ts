@@ -162,10 +162,13 @@ export interface XenPeer {
  * //   const child = new Deno.Command("xl", {
  * //     args: ["migrate-receive"], stdin: "piped", stdout: "piped",
  * //   }).spawn();
- * //   await receiveXenStream(conn, { writable: child.stdin, readable: child.stdout });
+ * //   const peer = { writable: child.stdin, readable: child.stdout };
+ * //   await receiveXenStream(conn, peer);
  * const chunks: Uint8Array[] = [];
  * const stats = await receiveXenStream(destination, {
- *   writable: new WritableStream({ write: (c) => void chunks.push(c.slice()) }),
+ *   writable: new WritableStream({
+ *     write: (c) => void chunks.push(c.slice()),
+ *   }),
  *   readable: ReadableStream.from([]),
  * });
  * await sending;

@@ -287,7 +287,11 @@ export function xlStreamPrefix(configJson: string): Uint8Array {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { encodeLibxlRecord, LibxlRecType, xlStreamSuffix } from "@hakobu/hakobu";
+ * import {
+ *   encodeLibxlRecord,
+ *   LibxlRecType,
+ *   xlStreamSuffix,
+ * } from "@hakobu/hakobu";
  *
  * assert.deepEqual(xlStreamSuffix(), encodeLibxlRecord(LibxlRecType.END));
  * ```

@@ -72,10 +72,17 @@ export const DOM0_FIX = "run hakobu on a Xen dom0 as root";
  * import assert from "node:assert/strict";
  * import { XenError, xenError } from "./mod.ts";
  *
- * const e = xenError("libxenctrl", "xc_domain_pause", `Cannot pause domain "7"`);
+ * const e = xenError(
+ *   "libxenctrl",
+ *   "xc_domain_pause",
+ *   `Cannot pause domain "7"`,
+ * );
  * assert.ok(e instanceof XenError);
  * assert.equal(e.call, "xc_domain_pause");
- * assert.match(e.message, /^Cannot pause domain "7": xc_domain_pause failed \(/);
+ * assert.match(
+ *   e.message,
+ *   /^Cannot pause domain "7": xc_domain_pause failed \(/,
+ * );
  * ```
  */
 export function xenError(

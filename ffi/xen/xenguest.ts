@@ -162,7 +162,11 @@ export interface PrecopyStats {
  * import assert from "node:assert/strict";
  * import { encodePrecopyStats, PRECOPY_STATS } from "./xenguest.ts";
  *
- * const bytes = encodePrecopyStats({ iteration: 1, totalWritten: 5, dirtyCount: -1 });
+ * const bytes = encodePrecopyStats({
+ *   iteration: 1,
+ *   totalWritten: 5,
+ *   dirtyCount: -1,
+ * });
  * assert.equal(bytes.length, PRECOPY_STATS.size); // 24: u32 (padded), u64, i64
  * assert.equal(new DataView(bytes.buffer).getBigInt64(16, true), -1n);
  * ```

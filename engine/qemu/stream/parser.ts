@@ -173,7 +173,9 @@ const NEED_MORE = Symbol("need more");
  * );
  * const parser = new QemuStreamParser();
  * let pages = 0;
- * for await (const chunk of gz.readable.pipeThrough(new DecompressionStream("gzip"))) {
+ * for await (
+ *   const chunk of gz.readable.pipeThrough(new DecompressionStream("gzip"))
+ * ) {
  *   for (const e of parser.push(chunk)) if (e.kind === "page") pages++;
  * }
  * parser.finish();

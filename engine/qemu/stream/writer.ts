@@ -40,7 +40,10 @@ export function eventBytes(event: QemuEvent): Uint8Array {
  * const header8 = new Uint8Array([0, 0, 0, 0, 0, 0, 0x10, 0x22]);
  * const out = new Uint8Array(9);
  * assert.equal(writePageRecord(out, 0, header8, { zero: true, fill: 0 }), 9);
- * assert.throws(() => writePageRecord(out, 1, header8, { zero: true, fill: 0 }), /buffer/);
+ * assert.throws(
+ *   () => writePageRecord(out, 1, header8, { zero: true, fill: 0 }),
+ *   /buffer/,
+ * );
  * ```
  *
  * @returns The offset after the record.

@@ -28,7 +28,9 @@ function regions(pageCount: number): Region[] {
  *
  * const memory = new Uint8Array(16 << 20);
  * partial.init(memory, 1);
- * const hot = partial.regions(memory.length / 4096).find((r) => r.name === "hot")!;
+ * const hot = partial.regions(memory.length / 4096).find((r) =>
+ *   r.name === "hot"
+ * )!;
  * partial.writer(memory, 1).step((pfn) => {
  *   assert.ok(pfn >= hot.start && pfn < hot.start + hot.count);
  * });

@@ -58,7 +58,8 @@ export function workloadNames(): string[] {
  * import assert from "node:assert/strict";
  * import { SimError, workloadByName } from "@hakobu/hakobu";
  *
- * assert.equal(workloadByName("memcached").dirtyRate, 2000); // page writes per second
+ * // Page writes per second:
+ * assert.equal(workloadByName("memcached").dirtyRate, 2000);
  * assert.throws(() => workloadByName("nginx"), SimError);
  * ```
  *

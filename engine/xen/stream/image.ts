@@ -272,8 +272,8 @@ export function parseXenStream(bytes: Uint8Array): XenImage {
  *   encodeImageHeader,
  *   encodeRecord,
  *   parseXenStream,
- *   RecType,
  *   rebuildXenStream,
+ *   RecType,
  * } from "@hakobu/hakobu";
  *
  * const bytes = new Uint8Array([

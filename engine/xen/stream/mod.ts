@@ -13,8 +13,8 @@
  *   encodePageData,
  *   encodeRecord,
  *   parseXenStream,
- *   RecType,
  *   rebuildXenStream,
+ *   RecType,
  * } from "@hakobu/hakobu";
  *
  * const bytes = new Uint8Array([
@@ -36,7 +36,8 @@
  *   }),
  *   ...encodeRecord(RecType.END, new Uint8Array(0)),
  * ]);
- * assert.deepEqual(rebuildXenStream(parseXenStream(bytes)), bytes); // byte-identical
+ * // Byte-identical:
+ * assert.deepEqual(rebuildXenStream(parseXenStream(bytes)), bytes);
  * ```
  *
  * @module
