@@ -121,8 +121,8 @@ function allocate(bytes: number, what: string): SharedArrayBuffer {
  * });
  * await vm.startDirtyLog();
  * const pfns = new Uint32Array(vm.pageCount);
- * await new Promise((r) => setTimeout(r, 100));
- * const n = vm.syncDirty(pfns); // pages written in the last 100 ms
+ * await new Promise((r) => setTimeout(r, 200));
+ * const n = vm.syncDirty(pfns); // pages written in the last 200 ms
  * assert.ok(n > 0 && n <= vm.pageCount);
  * await vm.pause();
  * assert.equal(vm.description, "sim:memcached 4.00 MiB seed 1");
@@ -318,7 +318,7 @@ export class SimVm implements SourceDriver {
    *   dirtyRate: 100_000,
    * });
    * await vm.startDirtyLog();
-   * await new Promise((r) => setTimeout(r, 50));
+   * await new Promise((r) => setTimeout(r, 200));
    * // The pages the workload wrote since logging started:
    * assert.ok(vm.syncDirty(new Uint32Array(vm.pageCount)) > 0);
    * ```
@@ -347,7 +347,7 @@ export class SimVm implements SourceDriver {
    *   dirtyRate: 100_000,
    * });
    * await vm.startDirtyLog();
-   * await new Promise((r) => setTimeout(r, 50));
+   * await new Promise((r) => setTimeout(r, 200));
    * const out = new Uint32Array(vm.pageCount);
    * const n = vm.syncDirty(out);
    * const pfns = out.subarray(0, n);
