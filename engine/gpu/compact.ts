@@ -32,7 +32,7 @@ export interface EncodedPages {
  *   encodedPage,
  *   openGpu,
  *   RleEncodeKernel,
- * } from "@hakobu/hakobu";
+ * } from "./mod.ts";
  * import { encodeOnce } from "./compact.ts";
  * import { packPages } from "./_runtime.ts";
  *
@@ -138,7 +138,7 @@ export interface EncodeOnceOptions<K extends string> {
  *   encodedPage,
  *   openGpu,
  *   RleEncodeKernel,
- * } from "@hakobu/hakobu";
+ * } from "./mod.ts";
  * import { encodeOnce } from "./compact.ts";
  * import { packPages } from "./_runtime.ts";
  *

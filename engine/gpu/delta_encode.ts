@@ -10,7 +10,7 @@ import { DELTA_ENCODE_WGSL } from "./delta_encode.wgsl.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { DeltaEncodeKernel, encodedPage, openGpu } from "@hakobu/hakobu";
+ * import { DeltaEncodeKernel, encodedPage, openGpu } from "./mod.ts";
  *
  * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
  * if (gpu) {

@@ -9,7 +9,7 @@ import { FINGERPRINT_WGSL } from "./fingerprint.wgsl.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { FingerprintKernel, openGpu } from "@hakobu/hakobu";
+ * import { FingerprintKernel, openGpu } from "./mod.ts";
  * import { fingerprint128 } from "../codecs/_fingerprint.ts";
  *
  * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter

@@ -13,7 +13,7 @@ export const RLE_MAX_PAGE_BYTES = 4096;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { encodedPage, openGpu, RleEncodeKernel } from "@hakobu/hakobu";
+ * import { encodedPage, openGpu, RleEncodeKernel } from "./mod.ts";
  *
  * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
  * if (gpu) {

@@ -7,7 +7,7 @@ import { ZERO_SCAN_WGSL } from "./zero_scan.wgsl.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { openGpu, ZeroScanKernel } from "@hakobu/hakobu";
+ * import { openGpu, ZeroScanKernel } from "./mod.ts";
  *
  * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
  * if (gpu) {
