@@ -5,17 +5,48 @@
  * the engine:
  *
  * @example
- * ```ts ignore
- * import { codec, GiB, Gbit, MiB, migrate, policy, receiveMigration, SimVm, when } from "./mod.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   codec,
+ *   Gbit,
+ *   MiB,
+ *   migrate,
+ *   policy,
+ *   receiveMigration,
+ *   SimMemorySink,
+ *   SimVm,
+ *   when,
+ * } from "@hakobu/hakobu";
  *
  * const plan = policy("demo")
  *   .codec([codec.zero(), codec.raw()])
  *   .switchover(when.any(when.remainingBelow(MiB(64)), when.rounds(30)))
  *   .bandwidth(Gbit(1))
+ *   .channels(2)
  *   .compile();
- * const vm = await SimVm.create({ memoryBytes: GiB(1), workload: "memcached" });
- * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 7700 });
+ *
+ * // The destination: a receiver on a free loopback port, memory in a sink.
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const received = listener.accept().then((conn) =>
+ *   receiveMigration(conn, {
+ *     createSink: (h) =>
+ *       new SimMemorySink({
+ *         pageSize: h.pageSize,
+ *         pageCount: h.memoryBytes / h.pageSize,
+ *       }),
+ *   })
+ * );
+ *
+ * // The source: a simulated VM running memcached, migrated live.
+ * await using vm = await SimVm.create({
+ *   memoryBytes: MiB(16),
+ *   workload: "memcached",
+ * });
+ * using conn = await Deno.connect({ port: listener.addr.port });
  * const report = await migrate({ plan, source: vm, conn });
+ * assert.equal(report.verified, true); // both sides' memory digests matched
+ * assert.equal((await received).verified, true);
  * ```
  *
  * This entry is the DSL and the engine; `migrate()` returns its

@@ -29,7 +29,10 @@ export interface CodecHelpers {
    *
    * @example
    * ```ts
-   * codec.raw(); // { name: "raw" }
+   * import assert from "node:assert/strict";
+   * import { codec } from "@hakobu/hakobu";
+   *
+   * assert.deepEqual(codec.raw(), { name: "raw" });
    * ```
    */
   raw(): CodecSpec;
@@ -38,7 +41,10 @@ export interface CodecHelpers {
    *
    * @example
    * ```ts
-   * codec.zero(); // { name: "zero" }
+   * import assert from "node:assert/strict";
+   * import { codec } from "@hakobu/hakobu";
+   *
+   * assert.deepEqual(codec.zero(), { name: "zero" });
    * ```
    */
   zero(): CodecSpec;
@@ -48,7 +54,10 @@ export interface CodecHelpers {
    *
    * @example
    * ```ts
-   * codec.rle(); // { name: "rle" }
+   * import assert from "node:assert/strict";
+   * import { codec } from "@hakobu/hakobu";
+   *
+   * assert.deepEqual(codec.rle(), { name: "rle" });
    * ```
    */
   rle(): CodecSpec;
@@ -59,8 +68,14 @@ export interface CodecHelpers {
    *
    * @example
    * ```ts
-   * codec.delta(); // { name: "delta" }
-   * codec.delta({ cacheBytes: 16 << 20 }); // { name: "delta", options: { cacheBytes: 16777216 } }
+   * import assert from "node:assert/strict";
+   * import { codec } from "@hakobu/hakobu";
+   *
+   * assert.deepEqual(codec.delta(), { name: "delta" });
+   * assert.deepEqual(codec.delta({ cacheBytes: 16 << 20 }), {
+   *   name: "delta",
+   *   options: { cacheBytes: 16777216 },
+   * });
    * ```
    */
   delta(options?: { readonly cacheBytes?: number }): CodecSpec;
@@ -72,8 +87,14 @@ export interface CodecHelpers {
    *
    * @example
    * ```ts
-   * codec.dedup(); // { name: "dedup" }
-   * codec.dedup({ chunkBytes: 1024 }); // { name: "dedup", options: { chunkBytes: 1024 } }
+   * import assert from "node:assert/strict";
+   * import { codec } from "@hakobu/hakobu";
+   *
+   * assert.deepEqual(codec.dedup(), { name: "dedup" });
+   * assert.deepEqual(codec.dedup({ chunkBytes: 1024 }), {
+   *   name: "dedup",
+   *   options: { chunkBytes: 1024 },
+   * });
    * ```
    */
   dedup(
@@ -85,8 +106,14 @@ export interface CodecHelpers {
    *
    * @example
    * ```ts
-   * codec.lz4(); // { name: "lz4" }
-   * codec.lz4({ acceleration: 4 }); // { name: "lz4", options: { acceleration: 4 } }
+   * import assert from "node:assert/strict";
+   * import { codec } from "@hakobu/hakobu";
+   *
+   * assert.deepEqual(codec.lz4(), { name: "lz4" });
+   * assert.deepEqual(codec.lz4({ acceleration: 4 }), {
+   *   name: "lz4",
+   *   options: { acceleration: 4 },
+   * });
    * ```
    */
   lz4(options?: { readonly acceleration?: number }): CodecSpec;
@@ -96,7 +123,13 @@ export interface CodecHelpers {
    *
    * @example
    * ```ts
-   * codec.zstd({ level: 3 }); // { name: "zstd", options: { level: 3 } }
+   * import assert from "node:assert/strict";
+   * import { codec } from "@hakobu/hakobu";
+   *
+   * assert.deepEqual(codec.zstd({ level: 3 }), {
+   *   name: "zstd",
+   *   options: { level: 3 },
+   * });
    * ```
    */
   zstd(options?: { readonly level?: number }): CodecSpec;
@@ -106,7 +139,13 @@ export interface CodecHelpers {
    *
    * @example
    * ```ts
-   * codec.named("zstd", { level: 1 }); // { name: "zstd", options: { level: 1 } }
+   * import assert from "node:assert/strict";
+   * import { codec } from "@hakobu/hakobu";
+   *
+   * assert.deepEqual(codec.named("zstd", { level: 1 }), {
+   *   name: "zstd",
+   *   options: { level: 1 },
+   * });
    * ```
    */
   named(name: string, options?: Readonly<Record<string, unknown>>): CodecSpec;
@@ -115,7 +154,13 @@ export interface CodecHelpers {
    *
    * @example
    * ```ts
-   * codec.chain(codec.zero(), codec.raw()); // [{ name: "zero" }, { name: "raw" }]
+   * import assert from "node:assert/strict";
+   * import { codec } from "@hakobu/hakobu";
+   *
+   * assert.deepEqual(codec.chain(codec.zero(), codec.raw()), [
+   *   { name: "zero" },
+   *   { name: "raw" },
+   * ]);
    * ```
    */
   chain(...specs: readonly CodecChainInput[]): readonly CodecSpec[];
@@ -127,7 +172,16 @@ export interface CodecHelpers {
  *
  * @example
  * ```ts
- * policy("p").codec([codec.zero(), codec.raw()]);
+ * import assert from "node:assert/strict";
+ * import { codec, compile, policy, roundStats, when } from "@hakobu/hakobu";
+ *
+ * const plan = compile(
+ *   policy("p").codec([codec.zero(), codec.raw()]).switchover(when.rounds(3)),
+ * );
+ * assert.deepEqual(plan.codecsFor(roundStats()), [
+ *   { name: "zero" },
+ *   { name: "raw" },
+ * ]);
  * ```
  */
 export const codec: CodecHelpers = Object.freeze({

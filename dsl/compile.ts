@@ -47,7 +47,11 @@ export interface PolicyDefaults {
  *
  * @example
  * ```ts
- * POLICY_DEFAULTS.batchPages; // 256
+ * import assert from "node:assert/strict";
+ * import { POLICY_DEFAULTS } from "@hakobu/hakobu";
+ *
+ * assert.equal(POLICY_DEFAULTS.batchPages, 256);
+ * assert.equal(POLICY_DEFAULTS.maxRounds, 64);
  * ```
  */
 export const POLICY_DEFAULTS: PolicyDefaults = Object.freeze({
@@ -855,9 +859,16 @@ function _fromPlan(p: Plan): Plan {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { compile, policy, roundStats, when } from "@hakobu/hakobu";
+ *
  * const plan = compile(policy("p").switchover(when.rounds(30)));
- * plan.codecsFor(roundStats()); // [{ name: "zero" }, { name: "raw" }]
- * plan.decide(roundStats({ round: 29 })); // "switchover"
+ * assert.deepEqual(plan.codecsFor(roundStats()), [
+ *   { name: "zero" },
+ *   { name: "raw" },
+ * ]);
+ * assert.equal(plan.decide(roundStats({ round: 28 })), "continue");
+ * assert.equal(plan.decide(roundStats({ round: 29 })), "switchover");
  * ```
  *
  * @throws {PolicyError} naming the field that failed, the value and the fix.

@@ -99,7 +99,11 @@ export type Condition =
  *
  * @example
  * ```ts
- * estimatedDowntimeMs(roundStats({ remainingBytes: MBps(10), sendRate: MBps(100) })); // 100
+ * import assert from "node:assert/strict";
+ * import { estimatedDowntimeMs, MBps, roundStats } from "@hakobu/hakobu";
+ *
+ * const stats = roundStats({ remainingBytes: 10e6, sendRate: MBps(100) });
+ * assert.equal(estimatedDowntimeMs(stats), 100);
  * ```
  */
 export function estimatedDowntimeMs(stats: RoundStats): number {
@@ -255,7 +259,12 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.remainingBelow(MiB(64));
+   * import assert from "node:assert/strict";
+   * import { MiB, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.remainingBelow(MiB(64));
+   * assert.equal(c.test(roundStats({ remainingBytes: MiB(10) })), true);
+   * assert.equal(c.describe(), "remaining below 64.00 MiB");
    * ```
    */
   remainingBelow(bytes: number): BoundCondition;
@@ -264,7 +273,12 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.remainingAbove(GiB(1));
+   * import assert from "node:assert/strict";
+   * import { GiB, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.remainingAbove(GiB(1));
+   * assert.equal(c.test(roundStats({ remainingBytes: GiB(2) })), true);
+   * assert.equal(c.describe(), "remaining above 1.00 GiB");
    * ```
    */
   remainingAbove(bytes: number): BoundCondition;
@@ -273,7 +287,16 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.dirtyRateAbove((s) => 0.8 * s.sendRate, "80% of the send rate");
+   * import assert from "node:assert/strict";
+   * import { Gbit, MBps, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.dirtyRateAbove(
+   *   (s) => 0.8 * s.sendRate,
+   *   "80% of the send rate",
+   * );
+   * const stats = roundStats({ dirtyRate: MBps(120), sendRate: Gbit(1) });
+   * assert.equal(c.test(stats), true);
+   * assert.equal(c.describe(), "dirty rate above 80% of the send rate");
    * ```
    */
   dirtyRateAbove(rate: Threshold, label?: string): RateCondition;
@@ -282,7 +305,11 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.dirtyRateBelow(Mbit(10));
+   * import assert from "node:assert/strict";
+   * import { Mbit, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.dirtyRateBelow(Mbit(10));
+   * assert.equal(c.test(roundStats({ dirtyRate: Mbit(1) })), true);
    * ```
    */
   dirtyRateBelow(rate: Threshold, label?: string): RateCondition;
@@ -291,7 +318,12 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.rounds(30);
+   * import assert from "node:assert/strict";
+   * import { roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.rounds(30);
+   * assert.equal(c.test(roundStats({ round: 29 })), true); // round 29 is the 30th
+   * assert.equal(c.describe(), "30 rounds have finished");
    * ```
    */
   rounds(n: number): RoundsCondition;
@@ -300,7 +332,12 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.elapsedAbove(minutes(10));
+   * import assert from "node:assert/strict";
+   * import { minutes, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.elapsedAbove(minutes(10));
+   * assert.equal(c.test(roundStats({ elapsedMs: minutes(11) })), true);
+   * assert.equal(c.describe(), "elapsed time above 10 min 0 s");
    * ```
    */
   elapsedAbove(ms: number): BoundCondition;
@@ -309,7 +346,11 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.bytesSentAbove(GiB(64));
+   * import assert from "node:assert/strict";
+   * import { GiB, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.bytesSentAbove(GiB(64));
+   * assert.equal(c.test(roundStats({ bytesSent: GiB(65) })), true);
    * ```
    */
   bytesSentAbove(bytes: number): BoundCondition;
@@ -319,7 +360,13 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.downtimeBelow(300);
+   * import assert from "node:assert/strict";
+   * import { MBps, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.downtimeBelow(300);
+   * // 10 MB left at 100 MB/s: about 100 ms of downtime.
+   * const stats = roundStats({ remainingBytes: 10e6, sendRate: MBps(100) });
+   * assert.equal(c.test(stats), true);
    * ```
    */
   downtimeBelow(ms: number): BoundCondition;
@@ -328,7 +375,15 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.any(when.remainingBelow(MiB(64)), when.rounds(30));
+   * import assert from "node:assert/strict";
+   * import { MiB, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.any(when.remainingBelow(MiB(64)), when.rounds(30));
+   * assert.equal(c.test(roundStats({ round: 29 })), true);
+   * assert.equal(
+   *   c.test(roundStats({ round: 0, remainingBytes: MiB(1) })),
+   *   true,
+   * );
    * ```
    */
   any(...conditions: readonly Condition[]): GroupCondition;
@@ -337,7 +392,12 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.all(when.rounds(3), when.dirtyRateBelow(Mbit(100)));
+   * import assert from "node:assert/strict";
+   * import { Mbit, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.all(when.rounds(3), when.dirtyRateBelow(Mbit(100)));
+   * assert.equal(c.test(roundStats({ round: 2, dirtyRate: Mbit(1) })), true);
+   * assert.equal(c.test(roundStats({ round: 1, dirtyRate: Mbit(1) })), false);
    * ```
    */
   all(...conditions: readonly Condition[]): GroupCondition;
@@ -346,7 +406,12 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.not(when.remainingBelow(MiB(1)));
+   * import assert from "node:assert/strict";
+   * import { MiB, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.not(when.remainingBelow(MiB(1)));
+   * assert.equal(c.test(roundStats({ remainingBytes: MiB(2) })), true);
+   * assert.equal(c.describe(), "not (remaining below 1.00 MiB)");
    * ```
    */
   not(condition: Condition): NotCondition;
@@ -355,7 +420,15 @@ export interface ConditionBuilders {
    *
    * @example
    * ```ts
-   * when.custom("half the memory sent", (s) => s.rawBytesSent > s.memoryBytes / 2);
+   * import assert from "node:assert/strict";
+   * import { GiB, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const c = when.custom(
+   *   "half the memory sent",
+   *   (s) => s.rawBytesSent > s.memoryBytes / 2,
+   * );
+   * const stats = roundStats({ memoryBytes: GiB(4), rawBytesSent: GiB(3) });
+   * assert.equal(c.test(stats), true);
    * ```
    */
   custom(
@@ -369,9 +442,15 @@ export interface ConditionBuilders {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { MiB, roundStats, when } from "@hakobu/hakobu";
+ *
  * const c = when.any(when.remainingBelow(MiB(64)), when.rounds(30));
- * c.test(roundStats({ round: 29 })); // true
- * c.describe(); // "remaining below 64.00 MiB or 30 rounds have finished"
+ * assert.equal(c.test(roundStats({ round: 29 })), true);
+ * assert.equal(
+ *   c.describe(),
+ *   "remaining below 64.00 MiB or 30 rounds have finished",
+ * );
  * ```
  */
 export const when: ConditionBuilders = Object.freeze({

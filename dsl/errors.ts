@@ -14,11 +14,14 @@ import { HakobuError } from "../engine/errors.ts";
  *
  * @example
  * ```ts
- * try {
- *   compile(policy("fast").bandwidth(-5));
- * } catch (e) {
- *   if (e instanceof PolicyError) console.log(e.field); // "bandwidth"
- * }
+ * import assert from "node:assert/strict";
+ * import { compile, policy, PolicyError, when } from "@hakobu/hakobu";
+ *
+ * const p = policy("fast").switchover(when.rounds(30)).bandwidth(-5);
+ * assert.throws(
+ *   () => compile(p),
+ *   (e) => e instanceof PolicyError && e.field === "bandwidth",
+ * );
  * ```
  */
 export class PolicyError extends HakobuError {

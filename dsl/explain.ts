@@ -66,12 +66,14 @@ function _codecLine(plan: Plan): string {
  *
  * @example
  * ```ts
- * console.log(explain(policy("p").switchover(when.rounds(30))));
- * // Policy "p"
- * //   codecs:     zero → raw, every round
- * //   switchover: when 30 rounds have finished
- * //   rounds:     at most 64 (maxRounds), then switchover
- * //   ...
+ * import assert from "node:assert/strict";
+ * import { explain, policy, when } from "@hakobu/hakobu";
+ *
+ * const text = explain(policy("p").switchover(when.rounds(30)));
+ * assert.match(text, /^Policy "p"\n/);
+ * assert.match(text, /codecs: +zero → raw, every round/);
+ * assert.match(text, /switchover: when 30 rounds have finished/);
+ * assert.match(text, /rounds: +at most 64 \(maxRounds\), then switchover/);
  * ```
  *
  * @throws {PolicyError} when the policy does not compile.
@@ -141,9 +143,21 @@ export function explain(source: Policy | Plan): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   compile,
+ *   explainDecision,
+ *   MiB,
+ *   policy,
+ *   roundStats,
+ *   when,
+ * } from "@hakobu/hakobu";
+ *
  * const plan = compile(policy("p").switchover(when.remainingBelow(MiB(64))));
- * explainDecision(plan, roundStats({ round: 3, remainingBytes: MiB(10) }));
- * // "switchover: remaining 10.00 MiB is below 64.00 MiB"
+ * assert.equal(
+ *   explainDecision(plan, roundStats({ round: 3, remainingBytes: MiB(10) })),
+ *   "switchover: remaining 10.00 MiB is below 64.00 MiB",
+ * );
  * ```
  */
 export function explainDecision(plan: Plan, stats: RoundStats): string {

@@ -30,8 +30,12 @@ function _kind(value: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadPolicy } from "@hakobu/hakobu";
+ *
+ * // A path relative to the current directory (here: the repository root).
  * const plan = await loadPolicy("examples/policies/default.ts");
- * plan.name; // "default"
+ * assert.equal(plan.name, "default");
  * ```
  *
  * @throws {PolicyError} field `"file"` when the file is missing or throws

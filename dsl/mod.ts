@@ -8,15 +8,34 @@
  *
  * @example
  * ```ts
- * import { codec, compile, explain, Gbit, MiB, minutes, policy, when } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import {
+ *   codec,
+ *   compile,
+ *   explain,
+ *   Gbit,
+ *   MiB,
+ *   minutes,
+ *   policy,
+ *   roundStats,
+ *   when,
+ * } from "@hakobu/hakobu";
  *
  * const p = policy("fast")
  *   .codec([codec.zero(), codec.raw()])
- *   .switchover(when.any(when.remainingBelow(MiB(64)), when.dirtyRateAbove((s) => 0.8 * s.sendRate), when.rounds(30)))
+ *   .switchover(when.any(
+ *     when.remainingBelow(MiB(64)),
+ *     when.dirtyRateAbove((s) => 0.8 * s.sendRate),
+ *     when.rounds(30),
+ *   ))
  *   .abortIf(when.elapsedAbove(minutes(10)))
  *   .bandwidth(Gbit(1));
- * console.log(explain(p));
+ * assert.match(explain(p), /bandwidth: +1\.00 Gbit\/s/);
  * const plan = compile(p);
+ * assert.equal(
+ *   plan.decide(roundStats({ remainingBytes: MiB(8) })),
+ *   "switchover",
+ * );
  * ```
  *
  * @module

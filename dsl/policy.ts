@@ -73,11 +73,16 @@ export interface DeadlinesInput {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { codec, compile, Gbit, MiB, policy, when } from "@hakobu/hakobu";
+ *
  * const p = policy("fast")
  *   .codec([codec.zero(), codec.raw()])
  *   .switchover(when.any(when.remainingBelow(MiB(64)), when.rounds(30)))
  *   .bandwidth(Gbit(1));
  * const plan = compile(p);
+ * assert.equal(plan.name, "fast");
+ * assert.equal(plan.bandwidth, 125_000_000);
  * ```
  */
 export class Policy {
@@ -110,7 +115,10 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").maxRounds(10).spec.maxRounds; // 10
+   * import assert from "node:assert/strict";
+   * import { policy } from "@hakobu/hakobu";
+   *
+   * assert.equal(policy("p").maxRounds(10).spec.maxRounds, 10);
    * ```
    */
   get spec(): PolicySpec {
@@ -122,7 +130,10 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").name; // "p"
+   * import assert from "node:assert/strict";
+   * import { policy } from "@hakobu/hakobu";
+   *
+   * assert.equal(policy("p").name, "p");
    * ```
    */
   get name(): string {
@@ -135,7 +146,15 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").codec((s) => s.round === 0 ? [codec.zero(), codec.raw()] : codec.raw());
+   * import assert from "node:assert/strict";
+   * import { codec, compile, policy, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const plan = policy("p")
+   *   .codec((s) => s.round === 0 ? [codec.zero(), codec.raw()] : codec.raw())
+   *   .switchover(when.rounds(30))
+   *   .compile();
+   * const round1 = plan.codecsFor(roundStats({ round: 1 }));
+   * assert.deepEqual(round1, [{ name: "raw" }]);
    * ```
    */
   codec(chain: CodecChainInput | CodecChooser): Policy {
@@ -147,7 +166,16 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").switchover(when.any(when.remainingBelow(MiB(64)), when.rounds(30)));
+   * import assert from "node:assert/strict";
+   * import { MiB, policy, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const plan = policy("p")
+   *   .switchover(when.any(when.remainingBelow(MiB(64)), when.rounds(30)))
+   *   .compile();
+   * assert.equal(
+   *   plan.decide(roundStats({ remainingBytes: MiB(8) })),
+   *   "switchover",
+   * );
    * ```
    */
   switchover(condition: Condition): Policy {
@@ -160,7 +188,14 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").abortIf(when.elapsedAbove(minutes(10)));
+   * import assert from "node:assert/strict";
+   * import { minutes, policy, roundStats, when } from "@hakobu/hakobu";
+   *
+   * const plan = policy("p")
+   *   .switchover(when.rounds(30))
+   *   .abortIf(when.elapsedAbove(minutes(10)))
+   *   .compile();
+   * assert.equal(plan.decide(roundStats({ elapsedMs: minutes(11) })), "abort");
    * ```
    */
   abortIf(condition: Condition): Policy {
@@ -173,7 +208,13 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").decide((s) => s.round >= 5 ? "switchover" : "continue");
+   * import assert from "node:assert/strict";
+   * import { policy, roundStats } from "@hakobu/hakobu";
+   *
+   * const plan = policy("p")
+   *   .decide((s) => s.round >= 5 ? "switchover" : "continue")
+   *   .compile();
+   * assert.equal(plan.decide(roundStats({ round: 5 })), "switchover");
    * ```
    */
   decide(fn: DecideFn): Policy {
@@ -186,7 +227,12 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").bandwidth(Gbit(1));
+   * import assert from "node:assert/strict";
+   * import { Gbit, policy, when } from "@hakobu/hakobu";
+   *
+   * const plan = policy("p").bandwidth(Gbit(1)).switchover(when.rounds(30))
+   *   .compile();
+   * assert.equal(plan.bandwidth, 125_000_000); // bytes per second
    * ```
    */
   bandwidth(rate: BandwidthInput): Policy {
@@ -198,7 +244,12 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").gpu({ batch: 4096, prefer: "gpu" });
+   * import assert from "node:assert/strict";
+   * import { policy, when } from "@hakobu/hakobu";
+   *
+   * const plan = policy("p").gpu({ batch: 4096, prefer: "gpu" })
+   *   .switchover(when.rounds(30)).compile();
+   * assert.deepEqual(plan.gpu, { batch: 4096, prefer: "gpu", require: false });
    * ```
    */
   gpu(options: GpuOptions): Policy {
@@ -213,7 +264,10 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").batchPages(512);
+   * import assert from "node:assert/strict";
+   * import { policy } from "@hakobu/hakobu";
+   *
+   * assert.equal(policy("p").batchPages(512).spec.batchPages, 512);
    * ```
    */
   batchPages(pages: number): Policy {
@@ -227,7 +281,10 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").channels(4);
+   * import assert from "node:assert/strict";
+   * import { policy } from "@hakobu/hakobu";
+   *
+   * assert.equal(policy("p").channels(4).spec.channels, 4);
    * ```
    */
   channels(n: number): Policy {
@@ -239,7 +296,10 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").maxRounds(100);
+   * import assert from "node:assert/strict";
+   * import { policy } from "@hakobu/hakobu";
+   *
+   * assert.equal(policy("p").maxRounds(100).spec.maxRounds, 100);
    * ```
    */
   maxRounds(rounds: number): Policy {
@@ -256,7 +316,14 @@ export class Policy {
    *
    * @example
    * ```ts
-   * policy("p").deadlines({ downtime: ms(500), reply: seconds(30) });
+   * import assert from "node:assert/strict";
+   * import { ms, policy, seconds, when } from "@hakobu/hakobu";
+   *
+   * const plan = policy("p")
+   *   .deadlines({ downtime: ms(500), reply: seconds(30) })
+   *   .switchover(when.rounds(30))
+   *   .compile();
+   * assert.deepEqual(plan.deadlines, { replyMs: 30_000, downtimeMs: 500 });
    * ```
    */
   deadlines(deadlines: DeadlinesInput): Policy {
@@ -268,7 +335,11 @@ export class Policy {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { policy, when } from "@hakobu/hakobu";
+   *
    * const plan = policy("p").switchover(when.rounds(30)).compile();
+   * assert.equal(plan.maxRounds, 64); // the default
    * ```
    *
    * @throws {PolicyError} naming the field that failed, the value and the fix.
@@ -283,7 +354,12 @@ export class Policy {
  *
  * @example
  * ```ts
- * export default policy("default").switchover(when.rounds(30));
+ * import assert from "node:assert/strict";
+ * import { isPolicy, policy, when } from "@hakobu/hakobu";
+ *
+ * // A policy file's default export:
+ * const p = policy("default").switchover(when.rounds(30));
+ * assert.ok(isPolicy(p));
  * ```
  */
 export function policy(name: string): Policy {
@@ -296,8 +372,11 @@ export function policy(name: string): Policy {
  *
  * @example
  * ```ts
- * isPolicy(policy("p")); // true
- * isPolicy({ name: "p" }); // false
+ * import assert from "node:assert/strict";
+ * import { isPolicy, policy } from "@hakobu/hakobu";
+ *
+ * assert.equal(isPolicy(policy("p")), true);
+ * assert.equal(isPolicy({ name: "p" }), false);
  * ```
  */
 export function isPolicy(value: unknown): value is Policy {

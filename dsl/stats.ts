@@ -15,8 +15,15 @@ import { PAGE_SIZE, type RoundStats } from "../engine/plan.ts";
  *
  * @example
  * ```ts
- * const s = roundStats({ round: 5, remainingBytes: MiB(32), sendRate: Gbit(1) });
- * s.dirtyPages; // 8192
+ * import assert from "node:assert/strict";
+ * import { Gbit, MiB, roundStats } from "@hakobu/hakobu";
+ *
+ * const s = roundStats({
+ *   round: 5,
+ *   remainingBytes: MiB(32),
+ *   sendRate: Gbit(1),
+ * });
+ * assert.equal(s.dirtyPages, 8192); // 32 MiB of 4 KiB pages
  * ```
  */
 export function roundStats(fields: Partial<RoundStats> = {}): RoundStats {

@@ -17,7 +17,10 @@ import { PolicyError } from "./errors.ts";
  *
  * @example
  * ```ts
- * KiB(4); // 4096
+ * import assert from "node:assert/strict";
+ * import { KiB } from "@hakobu/hakobu";
+ *
+ * assert.equal(KiB(4), 4096);
  * ```
  */
 export function KiB(n: number): number {
@@ -29,7 +32,10 @@ export function KiB(n: number): number {
  *
  * @example
  * ```ts
- * MiB(64); // 67108864
+ * import assert from "node:assert/strict";
+ * import { MiB } from "@hakobu/hakobu";
+ *
+ * assert.equal(MiB(64), 67_108_864);
  * ```
  */
 export function MiB(n: number): number {
@@ -41,7 +47,10 @@ export function MiB(n: number): number {
  *
  * @example
  * ```ts
- * GiB(1); // 1073741824
+ * import assert from "node:assert/strict";
+ * import { GiB } from "@hakobu/hakobu";
+ *
+ * assert.equal(GiB(1), 1_073_741_824);
  * ```
  */
 export function GiB(n: number): number {
@@ -53,7 +62,10 @@ export function GiB(n: number): number {
  *
  * @example
  * ```ts
- * TiB(1); // 1099511627776
+ * import assert from "node:assert/strict";
+ * import { TiB } from "@hakobu/hakobu";
+ *
+ * assert.equal(TiB(1), 1_099_511_627_776);
  * ```
  */
 export function TiB(n: number): number {
@@ -65,7 +77,10 @@ export function TiB(n: number): number {
  *
  * @example
  * ```ts
- * kbit(8); // 1000
+ * import assert from "node:assert/strict";
+ * import { kbit } from "@hakobu/hakobu";
+ *
+ * assert.equal(kbit(8), 1000); // bytes per second
  * ```
  */
 export function kbit(n: number): number {
@@ -77,7 +92,10 @@ export function kbit(n: number): number {
  *
  * @example
  * ```ts
- * Mbit(100); // 12500000
+ * import assert from "node:assert/strict";
+ * import { Mbit } from "@hakobu/hakobu";
+ *
+ * assert.equal(Mbit(100), 12_500_000); // bytes per second
  * ```
  */
 export function Mbit(n: number): number {
@@ -89,7 +107,10 @@ export function Mbit(n: number): number {
  *
  * @example
  * ```ts
- * Gbit(1); // 125000000
+ * import assert from "node:assert/strict";
+ * import { Gbit } from "@hakobu/hakobu";
+ *
+ * assert.equal(Gbit(1), 125_000_000); // bytes per second
  * ```
  */
 export function Gbit(n: number): number {
@@ -101,7 +122,10 @@ export function Gbit(n: number): number {
  *
  * @example
  * ```ts
- * KBps(1); // 1000
+ * import assert from "node:assert/strict";
+ * import { KBps } from "@hakobu/hakobu";
+ *
+ * assert.equal(KBps(1), 1000);
  * ```
  */
 export function KBps(n: number): number {
@@ -113,7 +137,10 @@ export function KBps(n: number): number {
  *
  * @example
  * ```ts
- * MBps(125); // 125000000
+ * import assert from "node:assert/strict";
+ * import { MBps } from "@hakobu/hakobu";
+ *
+ * assert.equal(MBps(125), 125_000_000);
  * ```
  */
 export function MBps(n: number): number {
@@ -125,7 +152,10 @@ export function MBps(n: number): number {
  *
  * @example
  * ```ts
- * GBps(1); // 1000000000
+ * import assert from "node:assert/strict";
+ * import { GBps } from "@hakobu/hakobu";
+ *
+ * assert.equal(GBps(1), 1_000_000_000);
  * ```
  */
 export function GBps(n: number): number {
@@ -137,7 +167,10 @@ export function GBps(n: number): number {
  *
  * @example
  * ```ts
- * ms(300); // 300
+ * import assert from "node:assert/strict";
+ * import { ms } from "@hakobu/hakobu";
+ *
+ * assert.equal(ms(300), 300);
  * ```
  */
 export function ms(n: number): number {
@@ -149,7 +182,10 @@ export function ms(n: number): number {
  *
  * @example
  * ```ts
- * seconds(5); // 5000
+ * import assert from "node:assert/strict";
+ * import { seconds } from "@hakobu/hakobu";
+ *
+ * assert.equal(seconds(5), 5000); // milliseconds
  * ```
  */
 export function seconds(n: number): number {
@@ -161,7 +197,10 @@ export function seconds(n: number): number {
  *
  * @example
  * ```ts
- * minutes(10); // 600000
+ * import assert from "node:assert/strict";
+ * import { minutes } from "@hakobu/hakobu";
+ *
+ * assert.equal(minutes(10), 600_000); // milliseconds
  * ```
  */
 export function minutes(n: number): number {
@@ -214,7 +253,10 @@ function _split(text: string): [number, string] | undefined {
  *
  * @example
  * ```ts
- * parseSize("512MiB"); // 536870912
+ * import assert from "node:assert/strict";
+ * import { parseSize } from "@hakobu/hakobu";
+ *
+ * assert.equal(parseSize("512MiB"), 536_870_912);
  * ```
  *
  * @throws {PolicyError} (field `"size"`) when the string is not a number followed by a binary unit.
@@ -237,8 +279,11 @@ export function parseSize(text: string): number {
  *
  * @example
  * ```ts
- * parseBandwidth("1Gbit"); // 125000000
- * parseBandwidth("unlimited"); // null
+ * import assert from "node:assert/strict";
+ * import { parseBandwidth } from "@hakobu/hakobu";
+ *
+ * assert.equal(parseBandwidth("1Gbit"), 125_000_000);
+ * assert.equal(parseBandwidth("unlimited"), null);
  * ```
  *
  * @throws {PolicyError} (field `"bandwidth"`) when the string has no known unit or the rate is zero.
@@ -269,7 +314,10 @@ export function parseBandwidth(text: string): number | null {
  *
  * @example
  * ```ts
- * parseDuration("2m"); // 120000
+ * import assert from "node:assert/strict";
+ * import { parseDuration } from "@hakobu/hakobu";
+ *
+ * assert.equal(parseDuration("2m"), 120_000);
  * ```
  *
  * @throws {PolicyError} (field `"duration"`) when the string is not a number followed by ms, s, m or h.

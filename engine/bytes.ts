@@ -10,7 +10,12 @@
  *
  * @example
  * ```ts
- * 3 * TWO_32 + 5; // the u64 with high word 3 and low word 5
+ * import assert from "node:assert/strict";
+ * import { TWO_32 } from "./bytes.ts";
+ *
+ * // A little-endian u64 as two words: the low one, then the high one.
+ * const words = new Uint32Array([5, 3]);
+ * assert.equal(words[1] * TWO_32 + words[0], 3 * 2 ** 32 + 5);
  * ```
  */
 export const TWO_32 = 0x1_0000_0000;
@@ -20,7 +25,11 @@ export const TWO_32 = 0x1_0000_0000;
  *
  * @example
  * ```ts
- * concatBytes([new Uint8Array([1, 2]), new Uint8Array([3])]); // [1, 2, 3]
+ * import assert from "node:assert/strict";
+ * import { concatBytes } from "./bytes.ts";
+ *
+ * const joined = concatBytes([new Uint8Array([1, 2]), new Uint8Array([3])]);
+ * assert.deepEqual(joined, new Uint8Array([1, 2, 3]));
  * ```
  */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {

@@ -30,8 +30,10 @@ export interface MemoryDigest {
  *
  * @example
  * ```ts
- * import { rangeCount } from "./digest.ts";
- * rangeCount(100 << 20, 64 << 20); // 2
+ * import assert from "node:assert/strict";
+ * import { MiB, rangeCount } from "@hakobu/hakobu";
+ *
+ * assert.equal(rangeCount(MiB(100), MiB(64)), 2); // the last range is shorter
  * ```
  */
 export function rangeCount(memoryBytes: number, rangeBytes: number): number {
@@ -59,8 +61,11 @@ export interface ZeroPageMap {
  *
  * @example
  * ```ts
- * import { rangeDigests } from "./digest.ts";
- * rangeDigests(new Uint8Array(8192), 4096, 0, 2).length; // 64
+ * import assert from "node:assert/strict";
+ * import { rangeDigests } from "@hakobu/hakobu";
+ *
+ * const memory = new Uint8Array(8192);
+ * assert.equal(rangeDigests(memory, 4096, 0, 2).length, 64); // 2 × 32 bytes
  * ```
  */
 export function rangeDigests(
@@ -110,8 +115,14 @@ function zeroDigest(bytes: number): Uint8Array {
  *
  * @example
  * ```ts
- * import { rootDigest } from "./digest.ts";
- * rootDigest(new Uint8Array(32)).length; // 32
+ * import assert from "node:assert/strict";
+ * import { hex, rootDigest } from "@hakobu/hakobu";
+ *
+ * // The SHA-256 of one range digest of 32 zero bytes:
+ * assert.equal(
+ *   hex(rootDigest(new Uint8Array(32))),
+ *   "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925",
+ * );
  * ```
  */
 export function rootDigest(ranges: Uint8Array): Uint8Array {
@@ -124,9 +135,11 @@ export function rootDigest(ranges: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
- * import { memoryDigest } from "./digest.ts";
+ * import assert from "node:assert/strict";
+ * import { memoryDigest } from "@hakobu/hakobu";
+ *
  * const d = await memoryDigest(new Uint8Array(8192));
- * d.ranges.length; // 32
+ * assert.equal(d.ranges.length, 32); // one 64 MiB range: one SHA-256
  * ```
  */
 export async function memoryDigest(
@@ -153,9 +166,12 @@ export async function memoryDigest(
  *
  * @example
  * ```ts
- * import { mismatchedRanges } from "./digest.ts";
- * mismatchedRanges({ rangeBytes: 4096, ranges: new Uint8Array(64) },
- *   { rangeBytes: 4096, ranges: new Uint8Array(64).fill(1, 32) }); // [1]
+ * import assert from "node:assert/strict";
+ * import { mismatchedRanges } from "@hakobu/hakobu";
+ *
+ * const a = { rangeBytes: 4096, ranges: new Uint8Array(64) };
+ * const b = { rangeBytes: 4096, ranges: new Uint8Array(64).fill(1, 32) };
+ * assert.deepEqual(mismatchedRanges(a, b), [1]);
  * ```
  */
 export function mismatchedRanges(
@@ -187,8 +203,10 @@ export function mismatchedRanges(
  *
  * @example
  * ```ts
- * import { hex } from "./digest.ts";
- * hex(new Uint8Array([1, 255])); // "01ff"
+ * import assert from "node:assert/strict";
+ * import { hex } from "@hakobu/hakobu";
+ *
+ * assert.equal(hex(new Uint8Array([1, 255])), "01ff");
  * ```
  *
  * @param bytes Bytes to format.

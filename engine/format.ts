@@ -12,7 +12,11 @@ const SIZE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB"] as const;
  *
  * @example
  * ```ts
- * formatBytes(1536); // "1.50 KiB"
+ * import assert from "node:assert/strict";
+ * import { formatBytes } from "@hakobu/hakobu";
+ *
+ * assert.equal(formatBytes(1536), "1.50 KiB");
+ * assert.equal(formatBytes(512), "512 B");
  * ```
  */
 export function formatBytes(bytes: number): string {
@@ -31,7 +35,11 @@ export function formatBytes(bytes: number): string {
  *
  * @example
  * ```ts
- * formatRate(125_000_000); // "1.00 Gbit/s"
+ * import assert from "node:assert/strict";
+ * import { formatRate } from "@hakobu/hakobu";
+ *
+ * assert.equal(formatRate(125_000_000), "1.00 Gbit/s");
+ * assert.equal(formatRate(12_500), "100.0 kbit/s");
  * ```
  */
 export function formatRate(bytesPerSecond: number): string {
@@ -48,7 +56,11 @@ export function formatRate(bytesPerSecond: number): string {
  *
  * @example
  * ```ts
- * formatDuration(1500); // "1.50 s"
+ * import assert from "node:assert/strict";
+ * import { formatDuration } from "@hakobu/hakobu";
+ *
+ * assert.equal(formatDuration(1500), "1.50 s");
+ * assert.equal(formatDuration(90_000), "1 min 30 s");
  * ```
  */
 export function formatDuration(ms: number): string {

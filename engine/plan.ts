@@ -138,8 +138,10 @@ export interface Deadlines {
  *
  * @example
  * ```ts
- * import { DEFAULT_DEADLINES } from "./plan.ts";
- * DEFAULT_DEADLINES.replyMs; // 60000
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_DEADLINES } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(DEFAULT_DEADLINES, { replyMs: 60_000, downtimeMs: null });
  * ```
  */
 export const DEFAULT_DEADLINES: Deadlines = Object.freeze({

@@ -120,8 +120,10 @@ export interface ChannelControl {
  *
  * @example
  * ```ts
- * import { defaultChannels } from "./precopy.ts";
- * defaultChannels() >= 1; // true
+ * import assert from "node:assert/strict";
+ * import { defaultChannels } from "@hakobu/hakobu";
+ *
+ * assert.equal(defaultChannels(), Math.max(1, navigator.hardwareConcurrency));
  * ```
  */
 export function defaultChannels(): number {
@@ -137,10 +139,37 @@ export function defaultChannels(): number {
  * running).
  *
  * @example
- * ```ts ignore
- * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 7700 });
- * const report = await migrate({ plan, source: vm, conn });
- * console.log(report.verified, report.downtimeMs);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   memoryDuplex,
+ *   MiB,
+ *   migrate,
+ *   policy,
+ *   receiveMigration,
+ *   SimMemorySink,
+ *   SimVm,
+ *   when,
+ * } from "@hakobu/hakobu";
+ *
+ * const plan = policy("p").switchover(when.rounds(3)).compile();
+ * await using vm = await SimVm.create({
+ *   memoryBytes: MiB(4),
+ *   workload: "idle",
+ * });
+ * // An in-process receiver; over TCP, `conn` would be a `Deno.Conn`.
+ * const [conn, destination] = memoryDuplex();
+ * const received = receiveMigration(destination, {
+ *   createSink: (h) =>
+ *     new SimMemorySink({
+ *       pageSize: h.pageSize,
+ *       pageCount: h.memoryBytes / h.pageSize,
+ *     }),
+ * });
+ * const report = await migrate({ plan, source: vm, conn, channels: 1 });
+ * assert.equal(report.verified, true);
+ * assert.ok(report.downtimeMs >= 0);
+ * assert.equal((await received).verified, true);
  * ```
  */
 export async function migrate(
@@ -702,9 +731,12 @@ class SourceSession {
  *
  * @example
  * ```ts
- * import { mergeSortedUnique } from "./precopy.ts";
+ * import assert from "node:assert/strict";
+ * import { mergeSortedUnique } from "@hakobu/hakobu";
+ *
  * const a = new Uint32Array([1, 4, 0, 0]);
- * mergeSortedUnique(a, 2, new Uint32Array([2, 4]), 2); // 3: a starts 1, 2, 4
+ * const n = mergeSortedUnique(a, 2, new Uint32Array([2, 4]), 2);
+ * assert.deepEqual(a.subarray(0, n), new Uint32Array([1, 2, 4]));
  * ```
  */
 export function mergeSortedUnique(

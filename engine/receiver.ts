@@ -114,13 +114,41 @@ export interface ReceiveResult {
  * connection is closed.
  *
  * @example
- * ```ts ignore
- * const listener = Deno.listen({ port: 7070 });
- * const conn = await listener.accept();
- * const result = await receiveMigration(conn, {
- *   createSink: (h) => new SimMemorySink({ pageSize: h.pageSize, pageCount: h.memoryBytes / h.pageSize }),
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   MiB,
+ *   migrate,
+ *   policy,
+ *   receiveMigration,
+ *   SimMemorySink,
+ *   SimVm,
+ *   when,
+ * } from "@hakobu/hakobu";
+ *
+ * // Port 0: the system picks a free port.
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const receiving = (async () => {
+ *   using conn = await listener.accept();
+ *   return await receiveMigration(conn, {
+ *     createSink: (h) =>
+ *       new SimMemorySink({
+ *         pageSize: h.pageSize,
+ *         pageCount: h.memoryBytes / h.pageSize,
+ *       }),
+ *   });
+ * })();
+ *
+ * await using vm = await SimVm.create({
+ *   memoryBytes: MiB(4),
+ *   workload: "idle",
  * });
- * console.log(result.verified, result.pagesApplied);
+ * using conn = await Deno.connect({ port: listener.addr.port });
+ * const plan = policy("p").switchover(when.rounds(3)).compile();
+ * await migrate({ plan, source: vm, conn, channels: 1 });
+ * const result = await receiving;
+ * assert.equal(result.verified, true);
+ * assert.equal(result.pagesApplied > 0, true);
  * ```
  *
  * @throws {WireError} on a protocol violation, {@link CodecError} on a bad

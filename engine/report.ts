@@ -151,9 +151,16 @@ export interface GpuUse {
  *
  * @example
  * ```ts
- * import { migrationStatus } from "./report.ts";
- * migrationStatus({ verified: false, verification: "none", aborted: false, outcome: "completed: QEMU reported completion" });
- * // "unchecked"
+ * import assert from "node:assert/strict";
+ * import { migrationStatus } from "@hakobu/hakobu";
+ *
+ * const status = migrationStatus({
+ *   verified: false,
+ *   verification: "none",
+ *   aborted: false,
+ *   outcome: "completed: QEMU reported completion",
+ * });
+ * assert.equal(status, "unchecked");
  * ```
  */
 export function migrationStatus(

@@ -6,9 +6,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { WordView } from "@hakobu/hakobu";
+ *
  * const view = new WordView();
- * const page = new Uint8Array(8192).subarray(4096);
- * const words = view.of(page); // page starts at words[page.byteOffset / 4]
+ * const memory = new Uint8Array(8192);
+ * memory[4096] = 7;
+ * const page = memory.subarray(4096);
+ * const words = view.of(page); // the page starts at words[page.byteOffset / 4]
+ * assert.equal(words[page.byteOffset / 4], 7);
+ * // Same buffer, same view:
+ * assert.equal(view.of(memory.subarray(0, 4096)), words);
  * ```
  */
 export class WordView {

@@ -12,7 +12,11 @@ let zeros = new Uint8Array(4096);
  *
  * @example
  * ```ts
- * isZeroPage(new Uint8Array(4096)); // true
+ * import assert from "node:assert/strict";
+ * import { isZeroPage } from "@hakobu/hakobu";
+ *
+ * assert.equal(isZeroPage(new Uint8Array(4096)), true);
+ * assert.equal(isZeroPage(new Uint8Array(4096).fill(1, 4095)), false);
  * ```
  */
 export function isZeroPage(page: Uint8Array): boolean {
@@ -31,7 +35,10 @@ let spanView = spanZeros.subarray(0, 0);
  *
  * @example
  * ```ts
- * isZeroSpan(new Uint8Array(16 * 4096)); // true
+ * import assert from "node:assert/strict";
+ * import { isZeroSpan } from "@hakobu/hakobu";
+ *
+ * assert.equal(isZeroSpan(new Uint8Array(16 * 4096)), true);
  * ```
  */
 export function isZeroSpan(bytes: Uint8Array): boolean {

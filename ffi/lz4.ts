@@ -45,10 +45,18 @@ export const LZ4_LIBRARY: LibrarySpec<typeof LZ4_SYMBOLS> = {
  *
  * @example
  * ```ts
- * const { LZ4_compress_fast, LZ4_compressBound } = liblz4();
+ * import assert from "node:assert/strict";
+ * import { liblz4 } from "./lz4.ts";
+ *
+ * const { LZ4_compress_fast, LZ4_compressBound, LZ4_decompress_safe } =
+ *   liblz4();
  * const src = new Uint8Array(4096);
  * const dst = new Uint8Array(LZ4_compressBound(src.length));
- * const n = LZ4_compress_fast(src, dst, src.length, dst.length, 1); // 26
+ * const n = LZ4_compress_fast(src, dst, src.length, dst.length, 1);
+ * assert.ok(n > 0 && n < 64); // a zero page is a few bytes of LZ4
+ * const back = new Uint8Array(4096).fill(1);
+ * assert.equal(LZ4_decompress_safe(dst, back, n, back.length), 4096);
+ * assert.deepEqual(back, src);
  * ```
  *
  * @throws {FfiError} When liblz4 cannot be loaded or `--allow-ffi` is missing.
@@ -62,9 +70,19 @@ export const liblz4: () => Deno.DynamicLibrary<typeof LZ4_SYMBOLS>["symbols"] =
  *
  * @example
  * ```ts
- * const lib = openLz4("/usr/lib/x86_64-linux-gnu/liblz4.so.1");
- * lib.symbols.LZ4_versionNumber(); // 10904
- * lib.close();
+ * import assert from "node:assert/strict";
+ * import { lz4Version, openLz4 } from "./lz4.ts";
+ *
+ * const lib = openLz4("liblz4.so.1"); // a path or a soname
+ * try {
+ *   const v = lib.symbols.LZ4_versionNumber(); // e.g. 10904
+ *   assert.equal(
+ *     `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`,
+ *     lz4Version(),
+ *   );
+ * } finally {
+ *   lib.close();
+ * }
  * ```
  *
  * @throws {FfiError} When the path does not load.
@@ -80,7 +98,10 @@ export function openLz4(
  *
  * @example
  * ```ts
- * lz4Version(); // "1.9.4"
+ * import assert from "node:assert/strict";
+ * import { lz4Version } from "./lz4.ts";
+ *
+ * assert.match(lz4Version(), /^1\.\d+\.\d+$/); // e.g. "1.9.4"
  * ```
  *
  * @throws {FfiError} When liblz4 cannot be loaded.

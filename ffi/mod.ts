@@ -15,9 +15,24 @@
  *
  * @example
  * ```ts
- * import { liblz4, lz4Version } from "./ffi/mod.ts";
- * lz4Version(); // "1.9.4"
- * liblz4().LZ4_compressBound(4096); // 4112
+ * import assert from "node:assert/strict";
+ * import { FfiError, liblz4, lz4Version, openLibrary } from "./mod.ts";
+ *
+ * assert.match(lz4Version(), /^\d+\.\d+\.\d+$/); // e.g. "1.9.4"
+ * // LZ4_COMPRESSBOUND: the input, 1/255 of it, and 16 bytes
+ * assert.equal(liblz4().LZ4_compressBound(4096), 4096 + 16 + 16);
+ * // A library that is not there: the error names it, the paths tried and the fix.
+ * assert.throws(
+ *   () =>
+ *     openLibrary({
+ *       name: "libnothere",
+ *       envVar: "HAKOBU_LIBNOTHERE",
+ *       candidates: ["libnothere.so.1"],
+ *       install: "apt-get install libnothere1",
+ *       symbols: {},
+ *     }),
+ *   (e) => e instanceof FfiError && e.tried.includes("libnothere.so.1"),
+ * );
  * ```
  *
  * @module

@@ -91,9 +91,13 @@ export const ZSTD = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { zstdBuffer } from "./zstd.ts";
+ *
  * const src = new Uint8Array(4096);
- * const inBuf = zstdBuffer(src);
- * inBuf[1]; // 4096n
+ * const inBuf = zstdBuffer(src); // a ZSTD_inBuffer: { ptr, size, pos }
+ * assert.equal(inBuf[1], 4096n); // size
+ * assert.equal(inBuf[2], 0n); // pos: nothing read yet
  * ```
  */
 export function zstdBuffer(bytes: Uint8Array): BigUint64Array {
@@ -120,12 +124,21 @@ export const ZSTD_LIBRARY: LibrarySpec<typeof ZSTD_SYMBOLS> = {
  *
  * @example
  * ```ts
- * const z = libzstd();
- * const cctx = z.ZSTD_createCCtx();
+ * import assert from "node:assert/strict";
+ * import { libzstd } from "./zstd.ts";
+ *
+ * const z = libzstd(); // size_t arguments and results are bigints
  * const src = new Uint8Array(4096);
- * const dst = new Uint8Array(Number(z.ZSTD_compressBound(4096)));
- * const n = Number(z.ZSTD_compressCCtx(cctx, dst, dst.length, src, src.length, 1));
+ * const dst = new Uint8Array(Number(z.ZSTD_compressBound(4096n)));
+ * const cctx = z.ZSTD_createCCtx();
+ * const n = z.ZSTD_compressCCtx(cctx, dst, BigInt(dst.length), src, 4096n, 1);
  * z.ZSTD_freeCCtx(cctx);
+ * assert.equal(z.ZSTD_isError(n), 0);
+ * const dctx = z.ZSTD_createDCtx();
+ * const back = new Uint8Array(4096).fill(1);
+ * assert.equal(z.ZSTD_decompressDCtx(dctx, back, 4096n, dst, n), 4096n);
+ * z.ZSTD_freeDCtx(dctx);
+ * assert.deepEqual(back, src);
  * ```
  *
  * @throws {FfiError} When libzstd cannot be loaded or `--allow-ffi` is missing.
@@ -140,9 +153,19 @@ export const libzstd: () => Deno.DynamicLibrary<
  *
  * @example
  * ```ts
- * const lib = openZstd("/usr/lib/x86_64-linux-gnu/libzstd.so.1");
- * lib.symbols.ZSTD_versionNumber(); // 10504
- * lib.close();
+ * import assert from "node:assert/strict";
+ * import { openZstd, zstdVersion } from "./zstd.ts";
+ *
+ * const lib = openZstd("libzstd.so.1"); // a path or a soname
+ * try {
+ *   const v = lib.symbols.ZSTD_versionNumber(); // e.g. 10504
+ *   assert.equal(
+ *     `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`,
+ *     zstdVersion(),
+ *   );
+ * } finally {
+ *   lib.close();
+ * }
  * ```
  *
  * @throws {FfiError} When the path does not load.
@@ -159,7 +182,13 @@ export function openZstd(
  *
  * @example
  * ```ts
- * zstdErrorName(-70n & 0xffffffffffffffffn); // "Destination buffer is too small"
+ * import assert from "node:assert/strict";
+ * import { zstdErrorName } from "./zstd.ts";
+ *
+ * // ZSTD_error_dstSize_tooSmall (70), as a size_t result: -70
+ * const code = -70n & 0xffffffffffffffffn;
+ * assert.equal(zstdErrorName(code), "Destination buffer is too small");
+ * assert.equal(zstdErrorName(4096n), undefined); // a size, not an error
  * ```
  */
 export function zstdErrorName(code: bigint): string | undefined {
@@ -174,7 +203,10 @@ export function zstdErrorName(code: bigint): string | undefined {
  *
  * @example
  * ```ts
- * zstdVersion(); // "1.5.4"
+ * import assert from "node:assert/strict";
+ * import { zstdVersion } from "./zstd.ts";
+ *
+ * assert.match(zstdVersion(), /^1\.\d+\.\d+$/); // e.g. "1.5.4"
  * ```
  *
  * @throws {FfiError} When libzstd cannot be loaded.

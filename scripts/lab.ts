@@ -12,14 +12,18 @@
  * parses sizes), so it is a leaf: nothing in the engine imports it.
  *
  * @example
- * ```ts ignore
- * import { codec, policy, when } from "../mod.ts";
- * import { compare, roundChart, roundTable, tryPolicy } from "./lab.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { codec, policy, when } from "@hakobu/hakobu";
+ * import { roundChart, roundTable, tryPolicy } from "./lab.ts";
  *
- * const p = policy("p").codec([codec.zero(), codec.raw()]).switchover(when.rounds(3));
- * const report = await tryPolicy(p, { workload: "memcached", mem: "64MiB" });
- * console.log(roundTable(report));
- * console.log(roundChart(report, "wireBytes"));
+ * const p = policy("p")
+ *   .codec([codec.zero(), codec.raw()])
+ *   .switchover(when.rounds(3));
+ * const report = await tryPolicy(p, { workload: "memcached", mem: "16MiB" });
+ * assert.equal(report.verified, true);
+ * assert.match(roundTable(report), /VERIFIED/);
+ * assert.match(roundChart(report, "wireBytes"), /^wireBytes per round/);
  * ```
  *
  * @module
@@ -137,9 +141,13 @@ function memBytes(mem: MemSize | undefined): number {
  * (or `await using`).
  *
  * @example
- * ```ts ignore
- * const vm = await simVm("memcached", { mem: "256MiB", seed: 7 });
- * console.log(vm.pageCount); // 65536
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { simVm } from "./lab.ts";
+ *
+ * const vm = await simVm("memcached", { mem: "16MiB", seed: 7 });
+ * assert.equal(vm.pageCount, 4096);
+ * assert.equal(vm.description, "sim:memcached 16.00 MiB seed 7");
  * await vm.close();
  * ```
  *
@@ -176,10 +184,17 @@ function planOf(
  * with the whole-memory digest compared at the end. Closes the VM after.
  *
  * @example
- * ```ts ignore
- * const p = policy("p").codec([codec.zero(), codec.raw()]).switchover(when.rounds(3));
- * const report = await tryPolicy(p, { workload: "memcached", mem: "64MiB" });
- * report.verified; // true
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { codec, policy, when } from "@hakobu/hakobu";
+ * import { tryPolicy } from "./lab.ts";
+ *
+ * const p = policy("p")
+ *   .codec([codec.zero(), codec.raw()])
+ *   .switchover(when.rounds(3));
+ * const report = await tryPolicy(p, { workload: "memcached", mem: "16MiB" });
+ * assert.equal(report.verified, true);
+ * assert.equal(report.rounds.length, 4); // three live rounds, then stop-and-copy
  * ```
  *
  * @throws {PolicyError} when the policy does not compile, {@link MigrationError}
@@ -246,10 +261,20 @@ function label(report: MigrationReport, tag: string, other: string): string {
  * each, one after the other) and sets their totals side by side.
  *
  * @example
- * ```ts ignore
- * const c = await compare(plain, withDelta, { workload: "memcached", mem: "64MiB", seed: 3 });
- * console.log(c.table);
- * c.a.verified && c.b.verified; // true
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { codec, policy, when } from "@hakobu/hakobu";
+ * import { compare } from "./lab.ts";
+ *
+ * const plain = policy("plain").switchover(when.rounds(3));
+ * const withDelta = plain.codec([codec.zero(), codec.delta(), codec.raw()]);
+ * const c = await compare(plain, withDelta, {
+ *   workload: "idle",
+ *   mem: "8MiB",
+ *   seed: 3,
+ * });
+ * assert.match(c.table, /plain/);
+ * assert.equal(c.a.verified && c.b.verified, true);
  * ```
  *
  * @throws as {@link tryPolicy}.
@@ -291,8 +316,18 @@ function comparisonTable(a: MigrationReport, b: MigrationReport): string {
  * time, rates, decision), followed by the totals unless `summary: false`.
  *
  * @example
- * ```ts ignore
- * console.log(roundTable(report));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { policy, when } from "@hakobu/hakobu";
+ * import { roundTable, tryPolicy } from "./lab.ts";
+ *
+ * const report = await tryPolicy(policy("p").switchover(when.rounds(2)), {
+ *   workload: "idle",
+ *   mem: "8MiB",
+ * });
+ * const table = roundTable(report); // one row per round, then the summary
+ * assert.match(table, /2 \(stop\) .* final/); // two live rounds, then this
+ * assert.match(table, /result +VERIFIED/);
  * ```
  */
 export function roundTable(
@@ -321,9 +356,18 @@ function axisFormat(field: RoundField): (x: number) => string {
  * stop-and-copy round last, with the rounds numbered below the chart.
  *
  * @example
- * ```ts ignore
- * console.log(roundChart(report));             // dirty pages per round
- * console.log(roundChart(report, "wireBytes")); // bytes on the wire per round
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { policy, when } from "@hakobu/hakobu";
+ * import { roundChart, tryPolicy } from "./lab.ts";
+ *
+ * const report = await tryPolicy(policy("p").switchover(when.rounds(2)), {
+ *   workload: "idle",
+ *   mem: "8MiB",
+ * });
+ * assert.match(roundChart(report), /^dirtyPages per round/); // the default field
+ * assert.match(roundChart(report, "wireBytes"), /^wireBytes per round/);
+ * assert.throws(() => roundChart(report, "policy" as "wireBytes"), TypeError);
  * ```
  *
  * @throws {TypeError} on a field that is not a numeric round field.

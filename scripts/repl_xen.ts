@@ -5,10 +5,24 @@
  * with the bindings' "Not a Xen dom0" / "Cannot migrate domain" errors.
  *
  * @example
- * ```ts ignore
- * const d = await xenDirtyRate(7, "2s"); // { dirtyPages, bytesPerSecond, ... }
- * const p = policy("p").switchover(when.any(when.remainingBelow(MiB(8)), when.rounds(6)));
- * const r = await xenMigrate("vm1", p, { receiver: "ssh host2 xl migrate-receive" });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MiB, policy, PolicyError, when } from "@hakobu/hakobu";
+ * import { xenDirtyRate, xenMigrate } from "./repl_xen.ts";
+ *
+ * // At the prompt, on a dom0 (root, xl): not run by the doc tests.
+ * async function onDom0() {
+ *   const d = await xenDirtyRate(7, "2s"); // { dirtyPages, bytesPerSecond, ... }
+ *   const p = policy("p").switchover(
+ *     when.any(when.remainingBelow(MiB(8)), when.rounds(6)),
+ *   );
+ *   return await xenMigrate("vm1", p, {
+ *     receiver: "ssh host2 xl migrate-receive",
+ *   });
+ * }
+ * // Anywhere: what is wrong at the prompt is refused before Xen is touched.
+ * await assert.rejects(xenDirtyRate(7, "soon"), RangeError);
+ * await assert.rejects(xenMigrate("vm1", policy("p")), PolicyError);
  * ```
  *
  * @module
@@ -30,8 +44,15 @@ import { parseInterval } from "./_cli/options.ts";
  * log-dirty CLEAN/PEEK.
  *
  * @example
- * ```ts ignore
- * (await xenDirtyRate(7, "2s")).bytesPerSecond;
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { xenDirtyRate } from "./repl_xen.ts";
+ *
+ * // On a dom0 (not run by the doc tests): a domain's rate over two seconds.
+ * const rateOf = async (domid: number) =>
+ *   (await xenDirtyRate(domid, "2s")).bytesPerSecond;
+ * // A bad interval is refused before Xen is touched:
+ * await assert.rejects(xenDirtyRate(7, "soon"), RangeError);
  * ```
  * @throws {XenError} off a dom0; {@link RangeError} on a bad interval (both as rejections).
  */
@@ -49,9 +70,17 @@ export async function xenDirtyRate(
  * the DSL or a plan), prints progress, resolves with the result.
  *
  * @example
- * ```ts ignore
- * const r = await xenMigrate("vm1", policy("p").switchover(when.rounds(3)));
- * r.downtimeMs;
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { policy, PolicyError, when } from "@hakobu/hakobu";
+ * import { xenMigrate } from "./repl_xen.ts";
+ *
+ * // On a dom0 (not run by the doc tests): migrate "vm1", then its downtime.
+ * const migrateVm1 = async () =>
+ *   (await xenMigrate("vm1", policy("p").switchover(when.rounds(3))))
+ *     .downtimeMs;
+ * // A policy that does not compile is refused before the domain is touched:
+ * await assert.rejects(xenMigrate("vm1", policy("p")), PolicyError);
  * ```
  * @throws {PolicyError} when the policy does not compile (before the domain
  *   is touched); {@link XenMigrateError} when the migration fails.

@@ -292,9 +292,26 @@ export function markdownTable(
  * READY (`totalTimeMs - verifyMs`).
  *
  * @example
- * ```ts ignore
- * const result = rowResult(SEED_ROWS[0], { codec: codecRuns, plain: plainRuns });
- * console.log(result.speedup);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { rowResult, type RunFigures, SEED_ROWS } from "./seed_table.ts";
+ *
+ * const run = (totalTimeMs: number, wireBytes: number): RunFigures => ({
+ *   totalTimeMs,
+ *   verifyMs: 10,
+ *   wireBytes,
+ *   downtimeMs: 5,
+ *   verified: true,
+ *   sourceCpuSeconds: 0.1,
+ *   rounds: [{ codecMix: { rle: 100 } }],
+ * });
+ * const result = rowResult(SEED_ROWS[0], {
+ *   codec: [run(110, 1000), run(90, 900), run(100, 950)],
+ *   plain: [run(210, 4000)],
+ * });
+ * // Plain 200 ms to READY over the codec's median 90 ms (verification left out):
+ * assert.equal(result.speedup, 200 / 90);
+ * assert.equal(result.wireBytes, 950); // of the median run
  * ```
  */
 export function rowResult(

@@ -142,9 +142,26 @@ export function pageSectionBytes(n: number, maxPage: number): number {
  * bytes in batch order (`docs/wire-format.md`).
  *
  * @example
- * ```ts ignore
- * const enc = pageSectionEncoder(rleCodec.createPageEncoder(ctx), 4096);
- * const len = enc.encode(batch, offered, n, claimed, out);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { rle } from "@hakobu/hakobu";
+ * import { pageSectionEncoder } from "./batch.ts";
+ *
+ * const ctx = { pageSize: 4096, pageCount: 8, options: {} };
+ * const maxPage = rle.maxEncodedBytes!(4096);
+ * const enc = pageSectionEncoder(rle.createEncoder!(ctx), maxPage);
+ * const batch = {
+ *   count: 2,
+ *   pageSize: 4096,
+ *   pfns: new Float64Array([3, 5]),
+ *   pages: new Uint8Array(2 * 4096).fill(0xab),
+ *   zero: new Uint8Array(2),
+ * };
+ * const claimed = new Uint8Array(2);
+ * const out = new Uint8Array(2 * (4 + maxPage));
+ * const len = enc.encode(batch, new Uint32Array([0, 1]), 2, claimed, out);
+ * assert.deepEqual(claimed, new Uint8Array([1, 1]));
+ * assert.equal(len, 2 * 4 + 2 * 8); // two u32 lengths, then two 8-byte pages
  * ```
  */
 export function pageSectionEncoder(
@@ -288,9 +305,20 @@ export class PageSectionReader {
  * {@link pageSectionEncoder}.
  *
  * @example
- * ```ts ignore
- * const dec = pageSectionDecoder("rle", rleCodec.createPageDecoder(ctx), 4096, 4096);
- * dec.decode(section, pfns, which, n, out);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { rle } from "@hakobu/hakobu";
+ * import { pageSectionDecoder } from "./batch.ts";
+ *
+ * const ctx = { pageSize: 4096, pageCount: 8, options: {} };
+ * const dec = pageSectionDecoder("rle", rle.createDecoder!(ctx), 4096, 4092);
+ * // One page: its u32 length 8, then its rle: a run of 1024 words 0xabababab.
+ * const length = [8, 0, 0, 0];
+ * const run = [0, 4, 0, 0, 0xab, 0xab, 0xab, 0xab];
+ * const section = new Uint8Array([...length, ...run]);
+ * const out = new Uint8Array(4096);
+ * dec.decode(section, new Float64Array([3]), new Uint32Array([0]), 1, out);
+ * assert.deepEqual(out, new Uint8Array(4096).fill(0xab));
  * ```
  */
 export function pageSectionDecoder(

@@ -39,10 +39,27 @@ type Entry = EncoderEntry<BatchEncoder>;
  * across rounds, so a policy that changes its chain keeps each codec's state.
  *
  * @example
- * ```ts ignore
- * const chain = new BatchEncoderChain({ pageSize: 4096, pageCount });
- * chain.select([{ name: "zero" }, { name: "zstd" }]);
- * const { payload } = chain.encode(batch, (n) => new Uint8Array(n));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { codecByName } from "@hakobu/hakobu";
+ * import { PageBatchBuilder } from "../pipeline/page_batch.ts";
+ * import { BatchEncoderChain } from "./batch_chain.ts";
+ *
+ * const memory = new Uint8Array(4 * 4096);
+ * memory.fill(7, 4096, 8192); // page 1 is a colour fill, the others are zero
+ * const batch = new PageBatchBuilder({
+ *   pageSize: 4096,
+ *   nonZeroPages: 256,
+ *   maxPages: 1024,
+ * });
+ * for (let pfn = 0; pfn < 4; pfn++) batch.addFrom(memory, pfn);
+ * const chain = new BatchEncoderChain({ pageSize: 4096, pageCount: 4 });
+ * chain.select([{ name: "zero" }, { name: "rle" }]);
+ * assert.deepEqual(chain.active, ["zero", "rle", "raw"]); // raw ends every chain
+ * const { payload, claims } = chain.encode(batch, (n) => new Uint8Array(n));
+ * assert.equal(claims.get(codecByName("zero").id), 3);
+ * assert.equal(claims.get(codecByName("rle").id), 1);
+ * assert.ok(payload.length < 100);
  * ```
  */
 export class BatchEncoderChain {
@@ -310,11 +327,53 @@ export interface DecodedBatch {
  * scratch buffer only.
  *
  * @example
- * ```ts ignore
- * const set = new BatchDecoderSet(negotiated, { pageSize: 4096, pageCount });
- * set.announce(decodeCodec(codecFrame.payload), at);
- * const parsed = parseBatchPayload(payload, { pageCount, knows: (id) => set.knows(id) });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   codecByName,
+ *   codecNames,
+ *   decodeCodec,
+ *   encodeCodec,
+ *   parseBatchPayload,
+ * } from "@hakobu/hakobu";
+ * import { PageBatchBuilder } from "../pipeline/page_batch.ts";
+ * import { BatchDecoderSet, BatchEncoderChain } from "./batch_chain.ts";
+ *
+ * // The sender's side: one batch of two pages through [rle, raw].
+ * const memory = new Uint8Array(2 * 4096).fill(7, 0, 4096);
+ * const batch = new PageBatchBuilder({
+ *   pageSize: 4096,
+ *   nonZeroPages: 256,
+ *   maxPages: 1024,
+ * });
+ * batch.addFrom(memory, 0);
+ * batch.addFrom(memory, 1);
+ * const chain = new BatchEncoderChain({ pageSize: 4096, pageCount: 2 });
+ * chain.select([{ name: "rle" }]);
+ * const { payload } = chain.encode(batch, (n) => new Uint8Array(n));
+ *
+ * // The receiver's side: the codecs HELLO negotiated, then the CODEC frames.
+ * const negotiated = new Map(
+ *   codecNames().map((n) => [codecByName(n).id, codecByName(n)]),
+ * );
+ * const set = new BatchDecoderSet(negotiated, {
+ *   pageSize: 4096,
+ *   pageCount: 2,
+ * });
+ * for (const { codec, options } of chain.takeNewCodecs()) {
+ *   const frame = encodeCodec({ id: codec.id, name: codec.name, options });
+ *   set.announce(decodeCodec(frame), 0);
+ * }
+ * const parsed = parseBatchPayload(payload, {
+ *   pageCount: 2,
+ *   knows: (id) => set.knows(id),
+ * });
  * const decoded = set.decode(payload, parsed);
+ * const slot = decoded.slotOf[0];
+ * assert.deepEqual(
+ *   set.scratch.subarray(slot * 4096, (slot + 1) * 4096),
+ *   memory.subarray(0, 4096),
+ * );
  * ```
  */
 export class BatchDecoderSet {

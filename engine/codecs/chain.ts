@@ -18,10 +18,15 @@ export interface ChainResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { codecByName, EncoderChain } from "@hakobu/hakobu";
+ *
  * const chain = new EncoderChain({ pageSize: 4096, pageCount: 16 });
  * chain.select([{ name: "zero" }, { name: "raw" }]);
  * const r = chain.encode(0, new Uint8Array(4096));
- * // r.codecId === 1 (zero), r.length === 0
+ * assert.deepEqual(r, { codecId: codecByName("zero").id, length: 0 });
+ * const s = chain.encode(1, new Uint8Array(4096).fill(1));
+ * assert.deepEqual(s, { codecId: codecByName("raw").id, length: 4096 });
  * ```
  */
 export class EncoderChain {

@@ -195,12 +195,17 @@ export interface DedupStoreView {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { DedupEncoder } from "@hakobu/hakobu";
+ *
  * const enc = new DedupEncoder({ pageSize: 4096, pageCount: 2, options: {} });
  * const page = new Uint8Array(4096).fill(9);
  * const out = new Uint8Array(4096);
- * enc.encode(0, page, out); // -1: nothing to refer to yet
+ * assert.equal(enc.encode(0, page, out), -1); // nothing to refer to yet
  * enc.sent(0, page, 0); // raw sent it; the store now holds it
- * enc.encode(1, page, out); // 6: header, kind, u32 age 1
+ * // Header, one kind byte (reference), its u32 age 1:
+ * assert.equal(enc.encode(1, page, out), 6);
+ * assert.deepEqual(out.subarray(0, 6), new Uint8Array([3, 1, 1, 0, 0, 0]));
  * ```
  */
 export class DedupEncoder implements PageEncoder {
@@ -437,11 +442,15 @@ export class DedupEncoder implements PageEncoder {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { DedupDecoder } from "@hakobu/hakobu";
+ *
  * const dec = new DedupDecoder({ pageSize: 4096, pageCount: 2, options: {} });
  * const page = new Uint8Array(4096).fill(9);
  * dec.applied(0, page, 0); // raw applied it
  * const out = new Uint8Array(4096);
- * dec.decode(1, new Uint8Array([3, 1, 1, 0, 0, 0]), out); // out equals page
+ * dec.decode(1, new Uint8Array([3, 1, 1, 0, 0, 0]), out); // a reference, age 1
+ * assert.deepEqual(out, page);
  * ```
  */
 export class DedupDecoder implements PageDecoder {
@@ -626,9 +635,23 @@ function readU32(b: Uint8Array, pos: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { dedup } from "@hakobu/hakobu";
+ *
  * const ctx = { pageSize: 4096, pageCount: 4, options: { chunkBytes: 1024 } };
- * const enc = dedup.createEncoder(ctx);
- * const dec = dedup.createDecoder(ctx);
+ * const enc = dedup.createEncoder!(ctx);
+ * const dec = dedup.createDecoder!(ctx);
+ * // Page 0 goes raw; page 1 repeats its first chunk and is zero after it.
+ * const page0 = new Uint8Array(4096).fill(5);
+ * const page1 = new Uint8Array(4096).fill(5, 0, 1024);
+ * enc.sent?.(0, page0, 0);
+ * dec.applied?.(0, page0, 0);
+ * const out = new Uint8Array(dedup.maxEncodedBytes!(4096));
+ * const len = enc.encode(1, page1, out);
+ * assert.equal(len, 1 + 4 + 4); // header, 4 kinds, one u32 reference
+ * const got = new Uint8Array(4096);
+ * dec.decode(1, out.subarray(0, len), got);
+ * assert.deepEqual(got, page1);
  * ```
  */
 export const dedup: Codec = {

@@ -32,15 +32,23 @@ const MAX_ULEB_BYTES = 5;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { delta } from "@hakobu/hakobu";
+ *
  * const ctx = { pageSize: 4096, pageCount: 1, options: {} };
- * const enc = delta.createEncoder(ctx);
- * const out = new Uint8Array(delta.maxEncodedBytes(4096));
+ * const enc = delta.createEncoder!(ctx);
+ * const out = new Uint8Array(delta.maxEncodedBytes!(4096));
  * const page = new Uint8Array(4096);
- * enc.encode(0, page, out); // -1: not in the cache yet
+ * assert.equal(enc.encode(0, page, out), -1); // not in the cache yet
  * enc.sent?.(0, page, 0); // the bulk pass: sent raw, not cached
  * enc.sent?.(0, page, 0); // sent again (re-dirtied): now cached
  * page[1001] = 1;
- * enc.encode(0, page, out); // 4: e9 07 01 01
+ * const len = enc.encode(0, page, out);
+ * // zrun 1001 (ULEB128 e9 07), nzrun of 1 byte: 01
+ * assert.deepEqual(
+ *   out.subarray(0, len),
+ *   new Uint8Array([0xe9, 0x07, 0x01, 0x01]),
+ * );
  * ```
  */
 export const delta: Codec = pageCodec({

@@ -17,12 +17,19 @@
  *
  * @example
  * ```ts
- * const cache = new DeltaCache({ pageSize: 4096, pageCount: 8, cacheBytes: 8192 });
- * const page = new Uint8Array(4096);
+ * import assert from "node:assert/strict";
+ * import { DeltaCache } from "./delta_cache.ts";
+ *
+ * const cache = new DeltaCache({
+ *   pageSize: 4096,
+ *   pageCount: 8,
+ *   cacheBytes: 8192,
+ * });
+ * const page = new Uint8Array(4096).fill(3);
  * cache.record(3, page); // bulk pass: seen, not cached
- * cache.lookup(3); // null
+ * assert.equal(cache.lookup(3), null);
  * cache.record(3, page); // re-sent: cached
- * cache.lookup(3)?.length; // 4096
+ * assert.deepEqual(cache.lookup(3), page);
  * ```
  */
 export class DeltaCache {

@@ -58,9 +58,39 @@ function _bound(n: number): number {
  *
  * @example
  * ```ts
- * import { lz4 } from "./lz4.ts";
- * lz4.parseOptions({ acceleration: 4 }); // { acceleration: 4 }
- * lz4.maxSectionBytes(1, 4096) >= 4096; // true
+ * import assert from "node:assert/strict";
+ * import { lz4 } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(lz4.parseOptions({ acceleration: 4 }), { acceleration: 4 });
+ * // Two pages of text-like bytes as one block (needs the system liblz4):
+ * const ctx = { pageSize: 4096, pageCount: 2, options: lz4.parseOptions({}) };
+ * const batch = {
+ *   count: 2,
+ *   pageSize: 4096,
+ *   pfns: new Float64Array([0, 1]),
+ *   pages: new Uint8Array(2 * 4096).fill(0x61),
+ *   zero: new Uint8Array(2),
+ * };
+ * const offered = new Uint32Array([0, 1]);
+ * const claimed = new Uint8Array(2);
+ * const section = new Uint8Array(lz4.maxSectionBytes(2, 4096));
+ * const n = lz4.createBatchEncoder(ctx).encode(
+ *   batch,
+ *   offered,
+ *   2,
+ *   claimed,
+ *   section,
+ * );
+ * assert.deepEqual(claimed, new Uint8Array([1, 1])); // smaller: both claimed
+ * const pages = new Uint8Array(2 * 4096);
+ * lz4.createBatchDecoder(ctx).decode(
+ *   section.subarray(0, n),
+ *   batch.pfns,
+ *   offered,
+ *   2,
+ *   pages,
+ * );
+ * assert.deepEqual(pages, batch.pages);
  * ```
  */
 export const lz4: Codec = {

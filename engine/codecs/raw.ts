@@ -11,9 +11,17 @@ import { noOptions } from "./_page_codec.ts";
  *
  * @example
  * ```ts
- * const enc = raw.createEncoder({ pageSize: 4096, pageCount: 1, options: {} });
+ * import assert from "node:assert/strict";
+ * import { raw } from "@hakobu/hakobu";
+ *
+ * const enc = raw.createEncoder!({
+ *   pageSize: 4096,
+ *   pageCount: 1,
+ *   options: {},
+ * });
  * const out = new Uint8Array(4096);
- * enc.encode(0, new Uint8Array(4096).fill(7), out); // 4096
+ * assert.equal(enc.encode(0, new Uint8Array(4096).fill(7), out), 4096);
+ * assert.deepEqual(out, new Uint8Array(4096).fill(7));
  * ```
  */
 export const raw: Codec = {

@@ -16,7 +16,18 @@ const CODECS: readonly Codec[] = [raw, zero, rle, delta, dedup, lz4, zstd];
  *
  * @example
  * ```ts
- * codecNames(); // ["raw", "zero", "rle", "delta", "dedup", "lz4", "zstd"]
+ * import assert from "node:assert/strict";
+ * import { codecNames } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(codecNames(), [
+ *   "raw",
+ *   "zero",
+ *   "rle",
+ *   "delta",
+ *   "dedup",
+ *   "lz4",
+ *   "zstd",
+ * ]);
  * ```
  */
 export function codecNames(): string[] {
@@ -28,7 +39,11 @@ export function codecNames(): string[] {
  *
  * @example
  * ```ts
- * codecByName("zero").id; // 1
+ * import assert from "node:assert/strict";
+ * import { codecByName, CodecError } from "@hakobu/hakobu";
+ *
+ * assert.equal(codecByName("zero").id, 1);
+ * assert.throws(() => codecByName("gzip"), CodecError);
  * ```
  *
  * @throws {CodecError} when no codec has that name.
@@ -51,7 +66,11 @@ export function codecByName(name: string): Codec {
  *
  * @example
  * ```ts
- * codecById(0)?.name; // "raw"
+ * import assert from "node:assert/strict";
+ * import { codecById } from "@hakobu/hakobu";
+ *
+ * assert.equal(codecById(0)?.name, "raw");
+ * assert.equal(codecById(99), undefined);
  * ```
  */
 export function codecById(id: number): Codec | undefined {

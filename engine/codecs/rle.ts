@@ -28,9 +28,21 @@ const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  *
  * @example
  * ```ts
- * const enc = rle.createEncoder({ pageSize: 4096, pageCount: 1, options: {} });
- * const out = new Uint8Array(rle.maxEncodedBytes(4096));
- * enc.encode(0, new Uint8Array(4096).fill(0xab), out); // 8: 00 04 00 00 ab ab ab ab
+ * import assert from "node:assert/strict";
+ * import { rle } from "@hakobu/hakobu";
+ *
+ * const enc = rle.createEncoder!({
+ *   pageSize: 4096,
+ *   pageCount: 1,
+ *   options: {},
+ * });
+ * const out = new Uint8Array(rle.maxEncodedBytes!(4096));
+ * const len = enc.encode(0, new Uint8Array(4096).fill(0xab), out);
+ * // One run: header 1024 (little-endian), then the word.
+ * assert.deepEqual(
+ *   out.subarray(0, len),
+ *   new Uint8Array([0, 4, 0, 0, 0xab, 0xab, 0xab, 0xab]),
+ * );
  * ```
  */
 export const rle: Codec = pageCodec({

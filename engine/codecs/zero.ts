@@ -14,9 +14,19 @@ import { noOptions } from "./_page_codec.ts";
  *
  * @example
  * ```ts
- * const enc = zero.createEncoder({ pageSize: 4096, pageCount: 1, options: {} });
- * enc.encode(0, new Uint8Array(4096), new Uint8Array(0)); // 0
- * enc.encode(0, new Uint8Array(4096).fill(1), new Uint8Array(0)); // -1
+ * import assert from "node:assert/strict";
+ * import { zero } from "@hakobu/hakobu";
+ *
+ * const enc = zero.createEncoder!({
+ *   pageSize: 4096,
+ *   pageCount: 1,
+ *   options: {},
+ * });
+ * assert.equal(enc.encode(0, new Uint8Array(4096), new Uint8Array(0)), 0);
+ * assert.equal(
+ *   enc.encode(0, new Uint8Array(4096).fill(1), new Uint8Array(0)),
+ *   -1,
+ * );
  * ```
  */
 export const zero: Codec = {

@@ -49,8 +49,39 @@ function _level(options: Readonly<Record<string, unknown>>): number {
  *
  * @example
  * ```ts
- * import { zstd } from "./zstd.ts";
- * zstd.parseOptions({}); // { level: 1 }
+ * import assert from "node:assert/strict";
+ * import { zstd } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(zstd.parseOptions({}), { level: 1 });
+ * // One batch through a channel's stream (needs the system libzstd):
+ * const ctx = { pageSize: 4096, pageCount: 1, options: zstd.parseOptions({}) };
+ * const batch = {
+ *   count: 1,
+ *   pageSize: 4096,
+ *   pfns: new Float64Array([0]),
+ *   pages: new Uint8Array(4096).fill(0x61),
+ *   zero: new Uint8Array(1),
+ * };
+ * const offered = new Uint32Array([0]);
+ * const claimed = new Uint8Array(1);
+ * const section = new Uint8Array(zstd.maxSectionBytes(1, 4096));
+ * const n = zstd.createBatchEncoder(ctx).encode(
+ *   batch,
+ *   offered,
+ *   1,
+ *   claimed,
+ *   section,
+ * );
+ * assert.ok(claimed[0] === 1 && n < 100);
+ * const page = new Uint8Array(4096);
+ * zstd.createBatchDecoder(ctx).decode(
+ *   section.subarray(0, n),
+ *   batch.pfns,
+ *   offered,
+ *   1,
+ *   page,
+ * );
+ * assert.deepEqual(page, batch.pages);
  * ```
  */
 export const zstd: Codec = {

@@ -27,9 +27,22 @@ export interface GpuBatchDecoderOptions {
  *
  * @example
  * ```ts
- * const dec = new GpuBatchDecoder(device, { pageSize: 4096 });
- * const pages = await dec.decode("rle", [0, 1], [encoded0, encoded1]);
- * // pages.subarray(4096, 8192) is page 1
+ * import assert from "node:assert/strict";
+ * import { GpuBatchDecoder, openGpu } from "@hakobu/hakobu";
+ *
+ * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
+ * if (gpu) {
+ *   const dec = new GpuBatchDecoder(gpu.device, { pageSize: 4096 });
+ *   // Two rle pages: one run of 1024 words each (0 and 0xabababab).
+ *   const zeros = new Uint8Array([0, 4, 0, 0, 0, 0, 0, 0]);
+ *   const abs = new Uint8Array([0, 4, 0, 0, 0xab, 0xab, 0xab, 0xab]);
+ *   const pages = await dec.decode("rle", [0, 1], [zeros, abs]);
+ *   assert.deepEqual(
+ *     pages.subarray(4096, 8192),
+ *     new Uint8Array(4096).fill(0xab),
+ *   );
+ *   gpu.device.destroy();
+ * }
  * ```
  */
 export class GpuBatchDecoder {

@@ -31,10 +31,13 @@ export type GpuChain =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { codecByName } from "@hakobu/hakobu";
  * import { gpuChainOf } from "./batch_encoder.ts";
- * import { codecByName } from "../codecs/registry.ts";
- * gpuChainOf(["zero", "rle", "raw"].map(codecByName)); // ["zero", "rle"]
- * gpuChainOf(["zero", "zstd"].map(codecByName)); // null
+ *
+ * const chain = (...names: string[]) => names.map((n) => codecByName(n));
+ * assert.deepEqual(gpuChainOf(chain("zero", "rle", "raw")), ["zero", "rle"]);
+ * assert.equal(gpuChainOf(chain("zero", "zstd")), null); // zstd has no GPU twin
  * ```
  */
 export function gpuChainOf(
@@ -127,11 +130,32 @@ interface Slot {
  * `BatchEncoderChain.encodeWith`, exactly as the CPU chain would have.
  *
  * @example
- * ```ts ignore
- * const enc = new GpuBatchEncoder(device, { chain: ["zero", "rle"], batch: 1024, pageSize: 4096, pageCount });
- * const b = await enc.encode(pfns, pages);
- * // batch: the PageBatch of those pfns and pages; chain: the channel's BatchEncoderChain
- * const { payload } = chain.encodeWith(batch, b.codecIds, (i) => b.bytes(i), (n) => new Uint8Array(n));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { codecByName, GpuBatchEncoder, openGpu } from "@hakobu/hakobu";
+ *
+ * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
+ * if (gpu) {
+ *   const enc = new GpuBatchEncoder(gpu.device, {
+ *     chain: ["zero", "rle"],
+ *     batch: 1024,
+ *     pageSize: 4096,
+ *     pageCount: 16,
+ *   });
+ *   const pages = [new Uint8Array(4096), new Uint8Array(4096).fill(0xab)];
+ *   const b = await enc.encode([3, 4], pages);
+ *   assert.deepEqual(
+ *     [...b.codecIds],
+ *     ["zero", "rle"].map((n) => codecByName(n).id),
+ *   );
+ *   assert.deepEqual(
+ *     b.bytes(1),
+ *     new Uint8Array([0, 4, 0, 0, 0xab, 0xab, 0xab, 0xab]),
+ *   );
+ *   // A channel then frames it with `BatchEncoderChain.encodeWith`.
+ *   enc.destroy();
+ *   gpu.device.destroy();
+ * }
  * ```
  */
 export class GpuBatchEncoder {

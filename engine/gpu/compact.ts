@@ -26,8 +26,38 @@ export interface EncodedPages {
  *
  * @example
  * ```ts
- * const c = new CompactKernels(device);
- * c.record(enc, { scratch, sizes, offsets, out }, count, 4096);
+ * import assert from "node:assert/strict";
+ * import {
+ *   CompactKernels,
+ *   encodedPage,
+ *   openGpu,
+ *   RleEncodeKernel,
+ * } from "./mod.ts";
+ * import { encodeOnce } from "./compact.ts";
+ * import { packPages } from "./_runtime.ts";
+ *
+ * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
+ * if (gpu) {
+ *   // An encode kernel fills each page's scratch slot and its size; the
+ *   // compact kernels pack the claimed pages densely (recorded by encodeOnce).
+ *   const compact = new CompactKernels(gpu.device);
+ *   const rle = new RleEncodeKernel(gpu.device);
+ *   const pages = [new Uint8Array(4096).fill(1), new Uint8Array(4096).fill(2)];
+ *   const r = await encodeOnce(gpu.device, {
+ *     compact,
+ *     label: "rle",
+ *     count: 2,
+ *     pageSize: 4096,
+ *     inputs: { pages: packPages(pages, 4096) },
+ *     encode: (enc, b) => rle.record(enc, b, 2, 4096),
+ *   });
+ *   assert.deepEqual([...r.offsets], [0, 2, 4]); // word offsets: 2 words a page
+ *   assert.deepEqual(
+ *     encodedPage(r, 1),
+ *     new Uint8Array([0, 4, 0, 0, 2, 2, 2, 2]),
+ *   );
+ *   gpu.device.destroy();
+ * }
  * ```
  */
 export class CompactKernels {
@@ -102,14 +132,35 @@ export interface EncodeOnceOptions<K extends string> {
  *
  * @example
  * ```ts
- * const r = await encodeOnce(device, {
- *   compact,
- *   label: "rle",
- *   count: pages.length,
- *   pageSize: 4096,
- *   inputs: { pages: packPages(pages, 4096) },
- *   encode: (enc, b) => rleKernel.record(enc, b, pages.length, 4096),
- * });
+ * import assert from "node:assert/strict";
+ * import {
+ *   CompactKernels,
+ *   encodedPage,
+ *   openGpu,
+ *   RleEncodeKernel,
+ * } from "./mod.ts";
+ * import { encodeOnce } from "./compact.ts";
+ * import { packPages } from "./_runtime.ts";
+ *
+ * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
+ * if (gpu) {
+ *   const compact = new CompactKernels(gpu.device);
+ *   const rleKernel = new RleEncodeKernel(gpu.device);
+ *   const pages = [new Uint8Array(4096)];
+ *   const r = await encodeOnce(gpu.device, {
+ *     compact,
+ *     label: "rle",
+ *     count: pages.length,
+ *     pageSize: 4096,
+ *     inputs: { pages: packPages(pages, 4096) },
+ *     encode: (enc, b) => rleKernel.record(enc, b, pages.length, 4096),
+ *   });
+ *   assert.deepEqual(
+ *     encodedPage(r, 0),
+ *     new Uint8Array([0, 4, 0, 0, 0, 0, 0, 0]),
+ *   );
+ *   gpu.device.destroy();
+ * }
  * ```
  */
 export function encodeOnce<K extends string>(

@@ -9,8 +9,23 @@ import { DELTA_ENCODE_WGSL } from "./delta_encode.wgsl.ts";
  *
  * @example
  * ```ts
- * const k = new DeltaEncodeKernel(device);
- * const r = await k.run([page], [old], 4096); // encodedPage(r, 0)
+ * import assert from "node:assert/strict";
+ * import { DeltaEncodeKernel, encodedPage, openGpu } from "./mod.ts";
+ *
+ * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
+ * if (gpu) {
+ *   const k = new DeltaEncodeKernel(gpu.device);
+ *   const old = new Uint8Array(4096);
+ *   const page = old.slice();
+ *   page[1001] = 1;
+ *   const r = await k.run([page], [old], 4096);
+ *   // As the CPU delta encoder: zrun 1001 (e9 07), a 1-byte nzrun (01 01).
+ *   assert.deepEqual(
+ *     encodedPage(r, 0),
+ *     new Uint8Array([0xe9, 0x07, 0x01, 0x01]),
+ *   );
+ *   gpu.device.destroy();
+ * }
  * ```
  */
 export class DeltaEncodeKernel {

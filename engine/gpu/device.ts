@@ -75,8 +75,18 @@ export const NO_ADAPTER_MESSAGE =
  *
  * @example
  * ```ts
- * const gpu = await openGpu({ prefer: "gpu", onFallback: (r) => console.log(r) });
- * if (gpu) console.log(gpu.adapterInfo.description);
+ * import assert from "node:assert/strict";
+ * import { openGpu } from "@hakobu/hakobu";
+ *
+ * assert.equal(await openGpu({ prefer: "cpu" }), null); // never touches WebGPU
+ * const gpu = await openGpu({
+ *   prefer: "gpu",
+ *   onFallback: (r) => console.log(r),
+ * });
+ * if (gpu) {
+ *   assert.ok(gpu.adapterInfo.description.length > 0); // e.g. "NVIDIA H200"
+ *   gpu.device.destroy();
+ * }
  * ```
  */
 export async function openGpu(

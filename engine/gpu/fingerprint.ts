@@ -8,8 +8,20 @@ import { FINGERPRINT_WGSL } from "./fingerprint.wgsl.ts";
  *
  * @example
  * ```ts
- * const k = new FingerprintKernel(device);
- * const fps = await k.run([page], { pageSize: 4096, chunkBytes: 4096 }); // 4 u32
+ * import assert from "node:assert/strict";
+ * import { FingerprintKernel, openGpu } from "./mod.ts";
+ * import { fingerprint128 } from "../codecs/_fingerprint.ts";
+ *
+ * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
+ * if (gpu) {
+ *   const k = new FingerprintKernel(gpu.device);
+ *   const page = new Uint8Array(4096).map((_, i) => i * 7);
+ *   const fps = await k.run([page], { pageSize: 4096, chunkBytes: 4096 });
+ *   const cpu = new Uint32Array(4);
+ *   fingerprint128(new Uint32Array(page.buffer), 0, 1024, cpu);
+ *   assert.deepEqual(fps, cpu); // 4 u32 per chunk, as on the CPU
+ *   gpu.device.destroy();
+ * }
  * ```
  */
 export class FingerprintKernel {

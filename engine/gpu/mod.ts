@@ -14,12 +14,23 @@
  *
  * @example
  * ```ts
- * import { GpuBatchEncoder, openGpu } from "./mod.ts";
- * const gpu = await openGpu({ prefer: "auto" });
+ * import assert from "node:assert/strict";
+ * import { GpuBatchEncoder, openGpu } from "@hakobu/hakobu";
+ *
+ * // Any adapter, lavapipe too; null where there is none.
+ * const gpu = await openGpu({ prefer: "gpu" });
  * if (gpu) {
- *   const enc = new GpuBatchEncoder(gpu.device, { chain: ["zero", "rle"], batch: 4096, pageSize: 4096, pageCount: 1 });
+ *   const enc = new GpuBatchEncoder(gpu.device, {
+ *     chain: ["zero", "rle"],
+ *     batch: 4096,
+ *     pageSize: 4096,
+ *     pageCount: 1,
+ *   });
  *   const b = await enc.encode([0], [new Uint8Array(4096)]);
- *   // b.codecIds[0] === 1 (zero), b.bytes(0).length === 0
+ *   assert.equal(b.codecIds[0], 1); // zero
+ *   assert.equal(b.bytes(0).length, 0);
+ *   enc.destroy();
+ *   gpu.device.destroy();
  * }
  * ```
  *

@@ -12,9 +12,19 @@ export const RLE_MAX_PAGE_BYTES = 4096;
  *
  * @example
  * ```ts
- * const k = new RleEncodeKernel(device);
- * const r = await k.run([new Uint8Array(4096)], 4096);
- * // encodedPage(r, 0) is 00 04 00 00 00 00 00 00
+ * import assert from "node:assert/strict";
+ * import { encodedPage, openGpu, RleEncodeKernel } from "./mod.ts";
+ *
+ * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
+ * if (gpu) {
+ *   const k = new RleEncodeKernel(gpu.device);
+ *   const r = await k.run([new Uint8Array(4096)], 4096);
+ *   assert.deepEqual(
+ *     encodedPage(r, 0),
+ *     new Uint8Array([0, 4, 0, 0, 0, 0, 0, 0]),
+ *   );
+ *   gpu.device.destroy();
+ * }
  * ```
  */
 export class RleEncodeKernel {

@@ -6,8 +6,16 @@ import { ZERO_SCAN_WGSL } from "./zero_scan.wgsl.ts";
  *
  * @example
  * ```ts
- * const k = new ZeroScanKernel(device);
- * const flags = await k.run([new Uint8Array(4096)], 4096); // Uint32Array [1]
+ * import assert from "node:assert/strict";
+ * import { openGpu, ZeroScanKernel } from "./mod.ts";
+ *
+ * const gpu = await openGpu({ prefer: "gpu" }); // null where there is no adapter
+ * if (gpu) {
+ *   const k = new ZeroScanKernel(gpu.device);
+ *   const pages = [new Uint8Array(4096), new Uint8Array(4096).fill(1)];
+ *   assert.deepEqual(await k.run(pages, 4096), new Uint32Array([1, 0]));
+ *   gpu.device.destroy();
+ * }
  * ```
  */
 export class ZeroScanKernel {

@@ -35,12 +35,48 @@ export interface DecoderPoolOptions
  * The decode Workers of one migration.
  *
  * @example
- * ```ts ignore
- * const pool = DecoderPool.start({ channels: 2, pageSize: 4096, pageCount, codecs, memory, touched });
- * pool.codec(frame.channel, decodeCodec(frame.payload), at);
- * await pool.batch(frame.channel, frame.round, frame.payload, at);
- * const applied = await pool.sync();
- * pool.close();
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { codecByName } from "@hakobu/hakobu";
+ * import { BatchEncoderChain } from "../codecs/batch_chain.ts";
+ * import { DecoderPool } from "./decoder_pool.ts";
+ * import { PageBatchBuilder } from "./page_batch.ts";
+ *
+ * // What a sender puts in one BATCH: page 0 is zero, page 1 a colour fill.
+ * const source = new Uint8Array(2 * 4096).fill(7, 4096);
+ * const batch = new PageBatchBuilder({
+ *   pageSize: 4096,
+ *   nonZeroPages: 256,
+ *   maxPages: 1024,
+ * });
+ * batch.addFrom(source, 0);
+ * batch.addFrom(source, 1);
+ * const chain = new BatchEncoderChain({ pageSize: 4096, pageCount: 2 });
+ * chain.select([{ name: "zero" }, { name: "rle" }]);
+ * const { payload } = chain.encode(batch, (n) => new Uint8Array(n));
+ *
+ * const memory = new SharedArrayBuffer(2 * 4096);
+ * const pool = DecoderPool.start({
+ *   channels: 1,
+ *   pageSize: 4096,
+ *   pageCount: 2,
+ *   codecs: ["raw", "zero", "rle"].map((name) => ({
+ *     id: codecByName(name).id,
+ *     name,
+ *   })),
+ *   memory,
+ *   touched: new SharedArrayBuffer(2),
+ * });
+ * try {
+ *   for (const { codec, options } of chain.takeNewCodecs()) {
+ *     pool.codec(0, { id: codec.id, name: codec.name, options }, 0);
+ *   }
+ *   await pool.batch(0, 0, payload, 0);
+ *   assert.equal(await pool.sync(), 2); // pages applied
+ *   assert.deepEqual(new Uint8Array(memory), source);
+ * } finally {
+ *   pool.close();
+ * }
  * ```
  */
 export class DecoderPool {

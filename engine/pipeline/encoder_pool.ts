@@ -35,16 +35,38 @@ export type EncoderEvent =
  * The encode Workers of one migration.
  *
  * @example
- * ```ts ignore
- * const pool = EncoderPool.start({ channels: 2, pageSize: 4096, pageCount, memory, batchPages: 256 });
- * pool.chain([{ name: "zero" }, { name: "zstd" }]);
- * pool.round(0, splitByChannel(pfns, count, 2));
- * for (let done = 0; done < 2;) {
- *   const e = await pool.next();
- *   if (e.type === "done") done++;
- *   else { await writer.writeRaw(e.bytes); if (e.credited) pool.credit(e.channel, e.bytes); }
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EncoderPool } from "./encoder_pool.ts";
+ * import { splitByChannel } from "./partition.ts";
+ *
+ * const pageCount = 1024;
+ * const memory = new SharedArrayBuffer(pageCount * 4096);
+ * const pool = EncoderPool.start({
+ *   channels: 2,
+ *   pageSize: 4096,
+ *   pageCount,
+ *   memory,
+ *   batchPages: 256,
+ * });
+ * try {
+ *   pool.chain([{ name: "zero" }, { name: "raw" }]);
+ *   const pfns = Uint32Array.from({ length: pageCount }, (_, pfn) => pfn);
+ *   pool.round(0, splitByChannel(pfns, pageCount, 2));
+ *   let pages = 0;
+ *   for (let done = 0; done < 2;) {
+ *     const e = await pool.next();
+ *     if (e.type === "done") {
+ *       done++;
+ *       pages += e.pages;
+ *     } else if (e.credited) {
+ *       pool.credit(e.channel, e.bytes); // once the frame is written
+ *     }
+ *   }
+ *   assert.equal(pages, pageCount);
+ * } finally {
+ *   pool.close();
  * }
- * pool.close();
  * ```
  */
 export class EncoderPool {

@@ -34,13 +34,20 @@ export interface PageBatchOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { PageBatchBuilder } from "./page_batch.ts";
- * const b = new PageBatchBuilder({ pageSize: 4096, nonZeroPages: 256, maxPages: 16384 });
- * const memory = new Uint8Array(8192);
+ *
+ * const b = new PageBatchBuilder({
+ *   pageSize: 4096,
+ *   nonZeroPages: 256,
+ *   maxPages: 16384,
+ * });
+ * const memory = new Uint8Array(8192).fill(1, 4096);
  * b.addFrom(memory, 0);
  * b.addFrom(memory, 1);
- * b.count; // 2
- * b.full; // false
+ * assert.equal(b.count, 2);
+ * assert.deepEqual(b.zero.subarray(0, 2), new Uint8Array([1, 0])); // 0: zero
+ * assert.equal(b.full, false);
  * ```
  */
 export class PageBatchBuilder implements PageBatch {

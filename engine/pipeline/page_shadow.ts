@@ -14,11 +14,13 @@ const CHUNK_PAGES = 256;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { PageShadow } from "./page_shadow.ts";
+ *
  * const s = new PageShadow(16, 4096);
  * s.write(3, new Uint8Array(4096).fill(7));
- * s.read(3)[0]; // 7
- * s.read(4)[0]; // 0
+ * assert.equal(s.read(3)[0], 7);
+ * assert.equal(s.read(4)[0], 0); // never written: zero
  * ```
  */
 export class PageShadow {

@@ -20,10 +20,12 @@ export const BLOCK_PAGES = 256;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { channelOf } from "./partition.ts";
- * channelOf(0, 2); // 0
- * channelOf(256, 2); // 1
- * channelOf(512, 2); // 0
+ *
+ * assert.equal(channelOf(0, 2), 0);
+ * assert.equal(channelOf(256, 2), 1); // blocks of 256 pages, round robin
+ * assert.equal(channelOf(512, 2), 0);
  * ```
  */
 export function channelOf(pfn: number, channels: number): number {
@@ -36,10 +38,11 @@ export function channelOf(pfn: number, channels: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitByChannel } from "./partition.ts";
+ *
  * const parts = splitByChannel(new Uint32Array([1, 300, 600]), 3, 2);
- * [...parts[0]]; // [1, 600]
- * [...parts[1]]; // [300]
+ * assert.deepEqual(parts, [new Uint32Array([1, 600]), new Uint32Array([300])]);
  * ```
  */
 export function splitByChannel(

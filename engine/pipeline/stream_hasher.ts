@@ -17,11 +17,22 @@ const SHARED_COALESCE_BYTES = 1 << 20;
  * A running SHA-256 of bytes given in order.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hex } from "@hakobu/hakobu";
+ * import { StreamHasher } from "./stream_hasher.ts";
+ *
  * const h = new StreamHasher();
- * h.update(new TextEncoder().encode("abc"));
- * const d = await h.digest(); // ba7816bf...
- * h.close();
+ * try {
+ *   h.update(new TextEncoder().encode("ab"));
+ *   h.update(new TextEncoder().encode("c"));
+ *   assert.equal(
+ *     hex(await h.digest()),
+ *     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+ *   );
+ * } finally {
+ *   h.close();
+ * }
  * ```
  */
 export class StreamHasher {

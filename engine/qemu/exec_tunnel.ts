@@ -7,10 +7,27 @@
  * option takes.
  *
  * @example
- * ```ts ignore
- * const tunnel = await execTunnel({ to: "10.77.0.2:4445", codecs: ["zero", "lz4"] });
- * const report = await migrateQemu({ plan, source: qmp, uri: tunnel.uri, verify: () => tunnel.verdict() });
- * report.verification; // "stream-digest"
+ * ```ts
+ * import { execTunnel, migrateQemu, QmpClient } from "@hakobu/hakobu";
+ *
+ * // Needs a running QEMU and a receiving tunnel at 10.77.0.2:4445: the doc
+ * // tests type-check this function and do not call it.
+ * async function migrateThroughTunnel(
+ *   plan: Parameters<typeof migrateQemu>[0]["plan"],
+ * ) {
+ *   const source = await QmpClient.connect("/tmp/src.qmp");
+ *   const tunnel = await execTunnel({
+ *     to: "10.77.0.2:4445",
+ *     codecs: ["zero", "lz4"],
+ *   });
+ *   const report = await migrateQemu({
+ *     plan,
+ *     source,
+ *     uri: tunnel.uri, // "exec:" a tunnel sender QEMU writes its stream to
+ *     verify: () => tunnel.verdict(),
+ *   });
+ *   return report.verification; // "stream-digest": the rebuilt stream matched
+ * }
  * ```
  *
  * @module
@@ -126,8 +143,15 @@ export async function execTunnel(
  *
  * @example
  * ```ts
- * import { verdictOf } from "./exec_tunnel.ts";
- * verdictOf({ ok: false, error: "link cut" }).detail; // "the tunnel sender failed: link cut"
+ * import assert from "node:assert/strict";
+ * import { verdictOf } from "@hakobu/hakobu";
+ *
+ * const failed = verdictOf({ ok: false, error: "link cut" });
+ * assert.equal(failed.verified, false);
+ * assert.equal(failed.detail, "the tunnel sender failed: link cut");
+ * const digest = "ab".repeat(32);
+ * const line = { ok: true, verified: true, digest, peerDigest: digest };
+ * assert.equal(verdictOf(line).verified, true);
  * ```
  */
 export function verdictOf(line: Record<string, unknown>): StreamVerdict {

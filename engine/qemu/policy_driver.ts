@@ -17,12 +17,24 @@
  * into the hakobu tunnel.
  *
  * @example
- * ```ts ignore
- * const src = await QmpClient.connect("/tmp/src.qmp");
- * const dst = await QmpClient.connect("/tmp/dst.qmp");
- * await dst.migrateIncoming("tcp:10.77.0.2:4444");
- * const report = await migrateQemu({ plan, source: src, destination: dst, uri: "tcp:10.77.0.2:4444" });
- * console.log(report.status, report.totalTimeMs, report.downtimeMs);
+ * ```ts
+ * import { migrateQemu, policy, QmpClient, when } from "@hakobu/hakobu";
+ *
+ * // Needs two running QEMUs with QMP sockets: the doc tests type-check this
+ * // function and do not call it.
+ * async function migrateOnce() {
+ *   const plan = policy("p").switchover(when.rounds(30)).compile();
+ *   const src = await QmpClient.connect("/tmp/src.qmp");
+ *   const dst = await QmpClient.connect("/tmp/dst.qmp");
+ *   await dst.migrateIncoming("tcp:10.77.0.2:4444");
+ *   const report = await migrateQemu({
+ *     plan,
+ *     source: src,
+ *     destination: dst,
+ *     uri: "tcp:10.77.0.2:4444",
+ *   });
+ *   console.log(report.status, report.totalTimeMs, report.downtimeMs);
+ * }
  * ```
  *
  * @module
@@ -488,7 +500,14 @@ async function waitRunning(qmp: QmpClient, timeoutMs: number): Promise<string> {
  *
  * @example
  * ```ts
- * cpuSeconds([Deno.pid]) >= 0; // true
+ * import assert from "node:assert/strict";
+ * import { cpuSeconds } from "@hakobu/hakobu";
+ *
+ * const before = cpuSeconds([Deno.pid]);
+ * let x = 0;
+ * for (let i = 0; i < 1e7; i++) x += i; // burn some CPU
+ * assert.ok(x > 0 && cpuSeconds([Deno.pid]) >= before);
+ * assert.equal(cpuSeconds([2 ** 22 + 1]), 0); // a pid that is gone counts 0
  * ```
  */
 export function cpuSeconds(

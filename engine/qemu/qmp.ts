@@ -9,13 +9,21 @@
  * "timestamp"}`) may arrive between them at any time.
  *
  * @example
- * ```ts ignore
- * const qmp = await QmpClient.connect("/tmp/vm.qmp");
- * console.log(await qmp.queryStatus()); // { status: "running", running: true }
- * await qmp.setParameters({ "downtime-limit": 300 });
- * await qmp.migrate("tcp:10.77.0.2:4444");
- * await qmp.waitEvent("MIGRATION", { until: (e) => e.data.status === "completed" });
- * qmp.close();
+ * ```ts
+ * import { QmpClient } from "@hakobu/hakobu";
+ *
+ * // Needs a QEMU started with `-qmp unix:/tmp/vm.qmp,server=on,wait=off`: the
+ * // doc tests type-check this function and do not call it.
+ * async function migrateOut() {
+ *   const qmp = await QmpClient.connect("/tmp/vm.qmp");
+ *   console.log(await qmp.queryStatus()); // { status: "running", running: true }
+ *   await qmp.setParameters({ "downtime-limit": 300 });
+ *   await qmp.migrate("tcp:10.77.0.2:4444");
+ *   await qmp.waitEvent("MIGRATION", {
+ *     until: (e) => e.data?.status === "completed",
+ *   });
+ *   qmp.close();
+ * }
  * ```
  *
  * @module
@@ -165,12 +173,20 @@ type Listener = (e: QmpEvent) => void;
  * A connected, negotiated QMP session.
  *
  * @example
- * ```ts ignore
- * const qmp = await QmpClient.connect("/tmp/vm.qmp");
- * const off = qmp.on("MIGRATION_PASS", (e) => console.log("pass", e.data.pass));
- * await qmp.execute("stop");
- * off();
- * qmp.close();
+ * ```ts
+ * import { QmpClient } from "@hakobu/hakobu";
+ *
+ * // Needs a running QEMU (see the module example): type-checked, not run.
+ * async function pause() {
+ *   const qmp = await QmpClient.connect("/tmp/vm.qmp");
+ *   const off = qmp.on(
+ *     "MIGRATION_PASS",
+ *     (e) => console.log("pass", e.data?.pass),
+ *   );
+ *   await qmp.execute("stop");
+ *   off();
+ *   qmp.close();
+ * }
  * ```
  */
 export class QmpClient {
@@ -335,8 +351,13 @@ export class QmpClient {
    * Every event from now until the connection closes or `signal` aborts.
    *
    * @example
-   * ```ts ignore
-   * for await (const e of qmp.events()) if (e.event === "STOP") break;
+   * ```ts
+   * import { QmpClient } from "@hakobu/hakobu";
+   *
+   * // Needs a running QEMU (see the module example): type-checked, not run.
+   * async function untilStopped(qmp: QmpClient) {
+   *   for await (const e of qmp.events()) if (e.event === "STOP") break;
+   * }
    * ```
    */
   async *events(signal?: AbortSignal): AsyncGenerator<QmpEvent> {

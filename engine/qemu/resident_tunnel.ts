@@ -9,11 +9,40 @@
  * `verify` takes.
  *
  * @example
- * ```ts ignore
- * const dst = await startResidentReceiver({ listen: "10.77.0.2:4445", incoming: "/run/hakobu/in.sock" });
- * const src = await startResidentSender({ socket: "/run/hakobu/out.sock", to: "10.77.0.2:4445", codecs: ["zero", "zstd"] });
- * await dstQmp.migrateIncoming(dst.incomingUri);
- * const report = await migrateQemu({ plan, source, uri: src.uri, verify: () => src.verdict() });
+ * ```ts
+ * import {
+ *   migrateQemu,
+ *   policy,
+ *   QmpClient,
+ *   startResidentReceiver,
+ *   startResidentSender,
+ *   when,
+ * } from "@hakobu/hakobu";
+ *
+ * // Needs two hosts with QEMU: the doc tests type-check this function and do
+ * // not call it.
+ * async function migrateThroughResidentTunnels(
+ *   source: QmpClient,
+ *   dstQmp: QmpClient,
+ * ) {
+ *   const plan = policy("p").switchover(when.rounds(30)).compile();
+ *   const dst = await startResidentReceiver({
+ *     listen: "10.77.0.2:4445",
+ *     incoming: "/run/hakobu/in.sock",
+ *   });
+ *   const src = await startResidentSender({
+ *     socket: "/run/hakobu/out.sock",
+ *     to: "10.77.0.2:4445",
+ *     codecs: ["zero", "zstd"],
+ *   });
+ *   await dstQmp.migrateIncoming(dst.incomingUri);
+ *   return await migrateQemu({
+ *     plan,
+ *     source,
+ *     uri: src.uri,
+ *     verify: () => src.verdict(),
+ *   });
+ * }
  * ```
  *
  * @module

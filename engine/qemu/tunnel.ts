@@ -25,11 +25,27 @@ export type TunnelSendOptions = Omit<StreamSendOptions, "format" | "back">;
  * over `conn` and checks the receiver's verdict against its own digest.
  *
  * @example
- * ```ts ignore
- * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 4444 });
- * const stats = await sendQemuStream(Deno.stdin.readable, conn, {
- *   codecs: [{ name: "zero" }, { name: "zstd" }],
- * });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   memoryDuplex,
+ *   receiveQemuStream,
+ *   sendQemuStream,
+ * } from "@hakobu/hakobu";
+ *
+ * // On a host: `Deno.stdin.readable` (QEMU's `exec:` stream) and a TCP conn.
+ * const gz = await Deno.open(
+ *   new URL("./stream/testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ * );
+ * const [conn, destination] = memoryDuplex();
+ * const receiving = receiveQemuStream(destination, new WritableStream());
+ * const stats = await sendQemuStream(
+ *   gz.readable.pipeThrough(new DecompressionStream("gzip")),
+ *   conn,
+ *   { codecs: [{ name: "zero" }, { name: "zstd" }], channels: 1 },
+ * );
+ * await receiving;
+ * assert.equal(stats.verified, true);
  * ```
  *
  * @throws {QemuStreamError} when the QEMU stream is not one or is truncated (the receiver is sent ABORT).
@@ -55,9 +71,32 @@ export interface TunnelReceiveOptions {
  * after a verified end; aborts it on any failure.
  *
  * @example
- * ```ts ignore
- * const conn = await Deno.listen({ hostname: "127.0.0.1", port: 4444 }).accept();
- * const stats = await receiveQemuStream(conn, Deno.stdout.writable);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   memoryDuplex,
+ *   receiveQemuStream,
+ *   sendQemuStream,
+ * } from "@hakobu/hakobu";
+ *
+ * // On a host: `conn` from a listener, the sink QEMU's stdin.
+ * const gz = await Deno.open(
+ *   new URL("./stream/testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ * );
+ * const [conn, destination] = memoryDuplex();
+ * const sending = sendQemuStream(
+ *   gz.readable.pipeThrough(new DecompressionStream("gzip")),
+ *   conn,
+ *   { channels: 1 },
+ * );
+ * let bytes = 0;
+ * const stats = await receiveQemuStream(
+ *   destination,
+ *   new WritableStream({ write: (c) => void (bytes += c.length) }),
+ * );
+ * await sending;
+ * assert.equal(stats.verified, true);
+ * assert.equal(bytes, stats.streamBytes);
  * ```
  *
  * @throws {WireError} on a malformed, truncated or out-of-order frame.

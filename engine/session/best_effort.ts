@@ -14,8 +14,12 @@ export const GIVE_UP_MS = 2000;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bestEffort } from "./best_effort.ts";
- * await bestEffort(Promise.reject(new Error("connection reset"))); // resolves
+ *
+ * // A dead connection's failure is swallowed:
+ * const reset = Promise.reject(new Error("connection reset"));
+ * assert.equal(await bestEffort(reset), undefined);
  * ```
  */
 export async function bestEffort(p: Promise<unknown>): Promise<void> {

@@ -25,12 +25,16 @@ export interface Reservation {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ReceiveBudget } from "./budget.ts";
+ * import { ReceiveBudget } from "@hakobu/hakobu";
+ *
  * const budget = new ReceiveBudget(1024);
  * const a = budget.reserve(800, "memory of vm a");
- * assert.throws(() => budget.reserve(400, "memory of vm b"), /over this receiver's budget/);
+ * assert.throws(
+ *   () => budget.reserve(400, "memory of vm b"),
+ *   /over this receiver's budget/,
+ * );
  * a.release();
- * budget.reserve(400, "memory of vm b");
+ * budget.reserve(400, "memory of vm b"); // fits once vm a's memory is released
  * ```
  */
 export class ReceiveBudget {

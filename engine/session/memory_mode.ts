@@ -78,8 +78,40 @@ export interface MemoryModeOptions {
  * A receive mode into memory.
  *
  * @example
- * ```ts ignore
- * const outcome = await receiveSession(conn, memoryMode({ createSink: (h) => SimMemorySink.create(...) }));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   memoryDuplex,
+ *   MiB,
+ *   migrate,
+ *   policy,
+ *   SimMemorySink,
+ *   SimVm,
+ *   when,
+ * } from "@hakobu/hakobu";
+ * import { memoryMode } from "./memory_mode.ts";
+ * import { receiveSession } from "./receive_core.ts";
+ *
+ * const [conn, destination] = memoryDuplex();
+ * const received = receiveSession(
+ *   destination,
+ *   memoryMode({
+ *     createSink: (h) =>
+ *       SimMemorySink.create({
+ *         pageSize: h.pageSize,
+ *         pageCount: h.memoryBytes / h.pageSize,
+ *       }),
+ *   }),
+ * );
+ * await using vm = await SimVm.create({
+ *   memoryBytes: MiB(4),
+ *   workload: "idle",
+ * });
+ * const plan = policy("p").switchover(when.rounds(2)).compile();
+ * await migrate({ plan, source: vm, conn, channels: 1 });
+ * const outcome = await received;
+ * assert.equal(outcome.aborted, false);
+ * assert.equal(!outcome.aborted && outcome.result.verified, true);
  * ```
  */
 export function memoryMode(

@@ -183,8 +183,40 @@ type Phase = "hello" | "session";
  * error or lost connection. The connection is closed when it settles.
  *
  * @example
- * ```ts ignore
- * const outcome = await receiveSession(conn, memoryMode({ createSink }), {});
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   memoryDuplex,
+ *   PROTOCOL_VERSION,
+ *   SimMemorySink,
+ * } from "@hakobu/hakobu";
+ * import { memoryMode } from "./memory_mode.ts";
+ * import { receiveSession } from "./receive_core.ts";
+ * import { SourceLink } from "./source_link.ts";
+ *
+ * const [conn, destination] = memoryDuplex();
+ * const received = receiveSession(
+ *   destination,
+ *   memoryMode({
+ *     createSink: () => new SimMemorySink({ pageSize: 4096, pageCount: 4 }),
+ *   }),
+ *   {},
+ * );
+ * // A source that says hello, then gives up.
+ * const link = new SourceLink(conn);
+ * await link.hello({
+ *   protocol: PROTOCOL_VERSION,
+ *   memoryBytes: 4 * 4096,
+ *   pageSize: 4096,
+ *   codecs: [{ id: 0, name: "raw" }],
+ *   vm: "sim",
+ *   policy: "p",
+ *   channels: 1,
+ * });
+ * await link.abort("operator");
+ * const outcome = await received;
+ * assert.equal(outcome.aborted, true);
+ * assert.equal(outcome.aborted && outcome.reason, "operator");
  * ```
  */
 export async function receiveSession<R>(

@@ -54,11 +54,60 @@ export interface HelloOptions {
  * One source connection.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   decodeFinal,
+ *   encodeFinal,
+ *   encodeReady,
+ *   encodeWelcome,
+ *   FrameReader,
+ *   FrameType,
+ *   FrameWriter,
+ *   memoryDuplex,
+ *   PROTOCOL_VERSION,
+ * } from "@hakobu/hakobu";
+ * import { SourceLink } from "./source_link.ts";
+ *
+ * const [conn, peer] = memoryDuplex();
+ * // A receiver in miniature: WELCOME to HELLO, READY to FINAL.
+ * const receiver = (async () => {
+ *   const reader = new FrameReader(peer.readable);
+ *   const writer = new FrameWriter(peer.writable);
+ *   await reader.next(); // HELLO
+ *   await writer.write(
+ *     FrameType.WELCOME,
+ *     0,
+ *     encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
+ *   );
+ *   const final = decodeFinal((await reader.next())!.payload);
+ *   await writer.write(
+ *     FrameType.READY,
+ *     0,
+ *     encodeReady({ pagesApplied: final.pagesTotal }),
+ *   );
+ * })();
+ *
  * const link = new SourceLink(conn, { bandwidth: 125e6 });
- * await link.hello(hello);
- * await link.write(FrameType.FINAL, 3, encodeFinal({ round: 3, pagesTotal }));
- * const ready = decodeReady(await link.expect(FrameType.READY));
+ * await link.hello({
+ *   protocol: PROTOCOL_VERSION,
+ *   memoryBytes: 4096,
+ *   pageSize: 4096,
+ *   codecs: [{ id: 0, name: "raw" }],
+ *   vm: "sim",
+ *   policy: "p",
+ *   channels: 1,
+ * });
+ * await link.write(
+ *   FrameType.FINAL,
+ *   3,
+ *   encodeFinal({ round: 3, pagesTotal: 1 }),
+ * );
+ * const ready = await link.expect(FrameType.READY);
+ * assert.equal(JSON.parse(new TextDecoder().decode(ready)).pagesApplied, 1);
+ * assert.ok(link.wireBytes > 0); // frame bytes written, HELLO and FINAL
+ * await receiver;
+ * await link.close();
  * ```
  */
 export class SourceLink {

@@ -15,6 +15,7 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { Watchdog } from "./watchdog.ts";
+ *
  * const dog = new Watchdog();
  * dog.arm(10, () => new Error("no frame within 10 ms"));
  * await assert.rejects(dog.expired, /no frame within 10 ms/);

@@ -12,11 +12,13 @@ import { HakobuError } from "../errors.ts";
  *
  * @example
  * ```ts
- * try {
- *   await SimVm.create({ memoryBytes: 1000, workload: "idle" });
- * } catch (e) {
- *   if (e instanceof SimError) console.log(e.field); // "memoryBytes"
- * }
+ * import assert from "node:assert/strict";
+ * import { SimError, SimVm } from "@hakobu/hakobu";
+ *
+ * await assert.rejects(
+ *   SimVm.create({ memoryBytes: 1000, workload: "idle" }),
+ *   (e) => e instanceof SimError && e.field === "memoryBytes",
+ * );
  * ```
  */
 export class SimError extends HakobuError {

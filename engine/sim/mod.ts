@@ -12,9 +12,18 @@
  *
  * @example
  * ```ts
- * import { SimMemorySink, SimVm } from "./engine/sim/mod.ts";
- * await using vm = await SimVm.create({ memoryBytes: 64 << 20, workload: "memcached" });
- * const sink = new SimMemorySink({ pageSize: vm.pageSize, pageCount: vm.pageCount });
+ * import assert from "node:assert/strict";
+ * import { MiB, SimMemorySink, SimVm } from "@hakobu/hakobu";
+ *
+ * await using vm = await SimVm.create({
+ *   memoryBytes: MiB(16),
+ *   workload: "memcached",
+ * });
+ * const sink = new SimMemorySink({
+ *   pageSize: vm.pageSize,
+ *   pageCount: vm.pageCount,
+ * });
+ * assert.equal(sink.memory.length, vm.memory.length);
  * ```
  *
  * @module

@@ -11,7 +11,11 @@
  *
  * @example
  * ```ts
- * mix32(1) !== mix32(2); // true
+ * import assert from "node:assert/strict";
+ * import { mix32 } from "./prng.ts";
+ *
+ * assert.notEqual(mix32(1), mix32(2));
+ * assert.equal(mix32(1), mix32(1));
  * ```
  *
  * @param x Any 32-bit integer.
@@ -30,7 +34,10 @@ export function mix32(x: number): number {
  *
  * @example
  * ```ts
- * deriveSeed(1, 2) !== deriveSeed(2, 1); // true
+ * import assert from "node:assert/strict";
+ * import { deriveSeed } from "./prng.ts";
+ *
+ * assert.notEqual(deriveSeed(1, 2), deriveSeed(2, 1)); // order matters
  * ```
  *
  * @param values Integers to combine.
@@ -47,8 +54,13 @@ export function deriveSeed(...values: number[]): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { Prng } from "./prng.ts";
+ *
  * const rng = new Prng(42);
  * const die = rng.below(6) + 1;
+ * assert.ok(die >= 1 && die <= 6);
+ * assert.equal(new Prng(42).below(6) + 1, die); // equal seeds, equal streams
  * ```
  */
 export class Prng {
@@ -78,7 +90,11 @@ export class Prng {
    *
    * @example
    * ```ts
-   * new Prng(1).next() >= 0; // true
+   * import assert from "node:assert/strict";
+   * import { Prng } from "./prng.ts";
+   *
+   * const x = new Prng(1).next();
+   * assert.ok(Number.isInteger(x) && x >= 0 && x < 2 ** 32);
    * ```
    */
   next(): number {
@@ -96,7 +112,10 @@ export class Prng {
    *
    * @example
    * ```ts
-   * new Prng(1).below(10) < 10; // true
+   * import assert from "node:assert/strict";
+   * import { Prng } from "./prng.ts";
+   *
+   * assert.ok(new Prng(1).below(10) < 10);
    * ```
    *
    * @param n Exclusive upper bound, a positive integer.
@@ -110,7 +129,11 @@ export class Prng {
    *
    * @example
    * ```ts
-   * new Prng(1).float() < 1; // true
+   * import assert from "node:assert/strict";
+   * import { Prng } from "./prng.ts";
+   *
+   * const f = new Prng(1).float();
+   * assert.ok(f >= 0 && f < 1);
    * ```
    */
   float(): number {
@@ -126,8 +149,13 @@ export class Prng {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { Prng } from "./prng.ts";
+   *
    * const w = new Int32Array(1024);
-   * new Prng(7).fill(w, 0, w.length);
+   * new Prng(7).fill(w, 0, w.length, { mask: 0x3f3f3f3f, add: 0x20202020 });
+   * const text = new TextDecoder().decode(w);
+   * assert.match(text, /^[\x20-\x5f]+$/); // printable ASCII
    * ```
    *
    * @param words Destination words.

@@ -27,11 +27,15 @@ export interface SimMemorySinkOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { SimMemorySink } from "@hakobu/hakobu";
+ *
  * const sink = new SimMemorySink({ pageSize: 4096, pageCount: 16 });
  * sink.writePage(3, new Uint8Array(4096).fill(7));
  * const digest = await sink.digest();
+ * assert.equal(digest.ranges.length, 32);
  * await sink.commit();
- * console.log(sink.state); // "committed"
+ * assert.equal(sink.state, "committed");
  * ```
  */
 export class SimMemorySink implements MemorySink {
@@ -96,7 +100,18 @@ export class SimMemorySink implements MemorySink {
    *
    * @example
    * ```ts
-   * const sink = SimMemorySink.create({ pageSize: vm.pageSize, pageCount: vm.pageCount });
+   * import assert from "node:assert/strict";
+   * import { MiB, SimMemorySink, SimVm } from "@hakobu/hakobu";
+   *
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
+   * const sink = SimMemorySink.create({
+   *   pageSize: vm.pageSize,
+   *   pageCount: vm.pageCount,
+   * });
+   * assert.equal(sink.memory.length, MiB(4));
    * ```
    */
   static create(options: SimMemorySinkOptions): SimMemorySink {
@@ -124,7 +139,11 @@ export class SimMemorySink implements MemorySink {
    *
    * @example
    * ```ts
-   * sink.readPage(0).length; // 4096
+   * import assert from "node:assert/strict";
+   * import { SimMemorySink } from "@hakobu/hakobu";
+   *
+   * const sink = new SimMemorySink({ pageSize: 4096, pageCount: 16 });
+   * assert.equal(sink.readPage(0).length, 4096);
    * ```
    *
    * @throws {SimError} If `pfn` is out of range or the sink was discarded.
@@ -151,7 +170,16 @@ export class SimMemorySink implements MemorySink {
    *
    * @example
    * ```ts
-   * sink.writePage(0, new Uint8Array(4096));
+   * import assert from "node:assert/strict";
+   * import { SimMemorySink } from "@hakobu/hakobu";
+   *
+   * const sink = new SimMemorySink({ pageSize: 4096, pageCount: 16 });
+   * sink.writePage(0, new Uint8Array(4096).fill(1));
+   * assert.equal(sink.readPage(0)[0], 1);
+   * assert.throws(
+   *   () => sink.writePage(16, new Uint8Array(4096)),
+   *   /out of range/,
+   * );
    * ```
    *
    * @throws {SimError} If `pfn` is out of range, `page` has the wrong length,
@@ -194,7 +222,14 @@ export class SimMemorySink implements MemorySink {
    *
    * @example
    * ```ts
-   * (await sink.digest()).ranges.length; // 32 per 64 MiB
+   * import assert from "node:assert/strict";
+   * import { MiB, SimMemorySink } from "@hakobu/hakobu";
+   *
+   * const sink = new SimMemorySink({
+   *   pageSize: 4096,
+   *   pageCount: MiB(64) / 4096,
+   * });
+   * assert.equal((await sink.digest()).ranges.length, 32); // 32 bytes per 64 MiB
    * ```
    *
    * @throws {SimError} If the sink was discarded.
@@ -213,7 +248,12 @@ export class SimMemorySink implements MemorySink {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { SimMemorySink } from "@hakobu/hakobu";
+   *
+   * const sink = new SimMemorySink({ pageSize: 4096, pageCount: 16 });
    * await sink.commit();
+   * assert.equal(sink.state, "committed");
    * ```
    *
    * @throws {SimError} If the sink was discarded.
@@ -233,7 +273,12 @@ export class SimMemorySink implements MemorySink {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { SimMemorySink } from "@hakobu/hakobu";
+   *
+   * const sink = new SimMemorySink({ pageSize: 4096, pageCount: 16 });
    * await sink.discard();
+   * assert.equal(sink.state, "discarded");
    * ```
    *
    * @throws {SimError} If the sink was already committed.

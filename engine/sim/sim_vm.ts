@@ -43,7 +43,11 @@ export interface SimVmOptions {
  *
  * @example
  * ```ts
- * formatSize(1 << 30); // "1.00 GiB"
+ * import assert from "node:assert/strict";
+ * import { formatSize } from "./sim_vm.ts";
+ *
+ * assert.equal(formatSize(1 << 30), "1.00 GiB");
+ * assert.equal(formatSize(12 << 10), "12.00 KiB");
  * ```
  */
 export function formatSize(bytes: number): string {
@@ -107,13 +111,22 @@ function allocate(bytes: number, what: string): SharedArrayBuffer {
  *
  * @example
  * ```ts
- * const vm = await SimVm.create({ memoryBytes: 64 << 20, workload: "memcached", seed: 1 });
+ * import assert from "node:assert/strict";
+ * import { MiB, SimVm } from "@hakobu/hakobu";
+ *
+ * const vm = await SimVm.create({
+ *   memoryBytes: MiB(4),
+ *   workload: "memcached",
+ *   seed: 1,
+ * });
  * await vm.startDirtyLog();
  * const pfns = new Uint32Array(vm.pageCount);
- * await new Promise((r) => setTimeout(r, 100));
- * const n = vm.syncDirty(pfns); // pages written in the last 100 ms
+ * await new Promise((r) => setTimeout(r, 200));
+ * const n = vm.syncDirty(pfns); // pages written in the last 200 ms
+ * assert.ok(n > 0 && n <= vm.pageCount);
  * await vm.pause();
- * console.log(vm.description, n, await vm.digest());
+ * assert.equal(vm.description, "sim:memcached 4.00 MiB seed 1");
+ * assert.equal((await vm.digest()).ranges.length, 32);
  * await vm.close();
  * ```
  */
@@ -179,7 +192,16 @@ export class SimVm implements SourceDriver {
    *
    * @example
    * ```ts
-   * const vm = await SimVm.create({ memoryBytes: 1 << 30, workload: "postgres", dirtyRate: 500 });
+   * import assert from "node:assert/strict";
+   * import { MiB, SimVm } from "@hakobu/hakobu";
+   *
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(16),
+   *   workload: "postgres",
+   *   dirtyRate: 500,
+   * });
+   * assert.equal(vm.pageCount, 4096);
+   * assert.equal(vm.dirtyRate, 500); // page writes per second
    * ```
    *
    * @throws {SimError} On an unknown workload, a memory size that is not a
@@ -263,7 +285,15 @@ export class SimVm implements SourceDriver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { MiB, SimVm } from "@hakobu/hakobu";
+   *
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
    * vm.setDirtyRate(20000);
+   * assert.equal(vm.dirtyRate, 20000);
    * ```
    *
    * @throws {SimError} If `rate` is negative or not a number.
@@ -279,7 +309,18 @@ export class SimVm implements SourceDriver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { MiB, SimVm } from "@hakobu/hakobu";
+   *
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "random",
+   *   dirtyRate: 100_000,
+   * });
    * await vm.startDirtyLog();
+   * await new Promise((r) => setTimeout(r, 200));
+   * // The pages the workload wrote since logging started:
+   * assert.ok(vm.syncDirty(new Uint32Array(vm.pageCount)) > 0);
    * ```
    */
   startDirtyLog(): Promise<void> {
@@ -297,9 +338,22 @@ export class SimVm implements SourceDriver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { MiB, SimVm } from "@hakobu/hakobu";
+   *
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "random",
+   *   dirtyRate: 100_000,
+   * });
+   * await vm.startDirtyLog();
+   * await new Promise((r) => setTimeout(r, 200));
    * const out = new Uint32Array(vm.pageCount);
    * const n = vm.syncDirty(out);
-   * for (const pfn of out.subarray(0, n)) send(pfn, vm.page(pfn));
+   * const pfns = out.subarray(0, n);
+   * assert.ok(n > 0);
+   * assert.ok(pfns.every((pfn, i) => i === 0 || pfns[i - 1] < pfn)); // ascending
+   * for (const pfn of pfns) assert.equal(vm.page(pfn).length, 4096); // to send
    * ```
    *
    * @param out Room for `pageCount` pfns.
@@ -339,7 +393,15 @@ export class SimVm implements SourceDriver {
    *
    * @example
    * ```ts
-   * const bytes = vm.page(0);
+   * import assert from "node:assert/strict";
+   * import { MiB, SimVm } from "@hakobu/hakobu";
+   *
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
+   * assert.equal(vm.page(0).length, 4096);
+   * assert.throws(() => vm.page(vm.pageCount), /out of range/);
    * ```
    *
    * @throws {SimError} If `pfn` is not a page of this VM.
@@ -360,8 +422,17 @@ export class SimVm implements SourceDriver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { MiB, SimVm } from "@hakobu/hakobu";
+   *
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
    * await vm.pause();
    * const digest = await vm.digest();
+   * assert.deepEqual(await vm.digest(), digest); // paused: memory stands still
+   * assert.equal(vm.paused, true);
    * ```
    *
    * @throws {SimError} If the worker does not acknowledge within 5 s.
@@ -379,7 +450,16 @@ export class SimVm implements SourceDriver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { MiB, SimVm } from "@hakobu/hakobu";
+   *
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(4),
+   *   workload: "idle",
+   * });
+   * await vm.pause();
    * await vm.resume();
+   * assert.equal(vm.paused, false);
    * ```
    *
    * @throws {SimError} If the worker does not acknowledge within 5 s.
@@ -427,7 +507,15 @@ export class SimVm implements SourceDriver {
    *
    * @example
    * ```ts
-   * (await vm.digest()).ranges.length; // 32 per 64 MiB
+   * import assert from "node:assert/strict";
+   * import { MiB, SimVm } from "@hakobu/hakobu";
+   *
+   * await using vm = await SimVm.create({
+   *   memoryBytes: MiB(64),
+   *   workload: "idle",
+   * });
+   * await vm.pause();
+   * assert.equal((await vm.digest()).ranges.length, 32); // 32 bytes per 64 MiB
    * ```
    */
   digest(): Promise<MemoryDigest> {
@@ -445,7 +533,13 @@ export class SimVm implements SourceDriver {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { MiB, SimVm } from "@hakobu/hakobu";
+   *
+   * const vm = await SimVm.create({ memoryBytes: MiB(4), workload: "idle" });
    * await vm.close();
+   * await vm.close(); // safe to call twice
+   * assert.equal(vm.paused, true);
    * ```
    */
   close(): Promise<void> {

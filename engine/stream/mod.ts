@@ -5,12 +5,39 @@
  * and checked by SHA-256 (`docs/qemu-stream.md`, `docs/xen.md`).
  *
  * @example
- * ```ts ignore
- * import { qemuFormat, receiveStream, sendStream } from "./mod.ts";
- * // source: QEMU's stream on stdin, to the receiver
- * const stats = await sendStream(Deno.stdin.readable, conn, { format: qemuFormat, codecs: [{ name: "zero" }, { name: "zstd" }] });
- * // destination: the rebuilt stream to QEMU's -incoming stdin
- * await receiveStream(conn, { format: "qemu", out: Deno.stdout.writable });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   memoryDuplex,
+ *   qemuFormat,
+ *   receiveStream,
+ *   sendStream,
+ * } from "@hakobu/hakobu";
+ *
+ * // A real QEMU stream (QEMU 7.2, pc, 64 MiB, paused at reset), kept for tests;
+ * // a tunnel reads QEMU's `exec:` stream from its stdin instead.
+ * const gz = await Deno.open(
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
+ * );
+ * const source = gz.readable.pipeThrough(new DecompressionStream("gzip"));
+ * const [conn, destination] = memoryDuplex();
+ * let rebuiltBytes = 0;
+ * // The destination: the rebuilt stream, for QEMU's -incoming (here: counted).
+ * const received = receiveStream(destination, {
+ *   format: "qemu",
+ *   out: new WritableStream({ write: (c) => void (rebuiltBytes += c.length) }),
+ * });
+ * // The source: the stream through the channels and codecs.
+ * const stats = await sendStream(source, conn, {
+ *   format: qemuFormat,
+ *   codecs: [{ name: "zero" }, { name: "zstd" }],
+ *   channels: 1,
+ * });
+ * assert.equal((await received).verified, true);
+ * assert.equal(rebuiltBytes, stats.streamBytes); // byte for byte
  * ```
  *
  * @module

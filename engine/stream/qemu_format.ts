@@ -77,9 +77,23 @@ class QemuParser implements StreamParser {
  *
  * @example
  * ```ts
- * import { qemuFormat } from "./qemu_format.ts";
+ * import assert from "node:assert/strict";
+ * import { qemuFormat } from "@hakobu/hakobu";
+ *
+ * const gz = await Deno.open(
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
+ * );
+ * const stream = await new Response(
+ *   gz.readable.pipeThrough(new DecompressionStream("gzip")),
+ * ).bytes();
  * const parser = qemuFormat.createParser();
- * parser.ready; // false until the RAM setup was read
+ * assert.equal(parser.ready, false); // until the RAM setup was read
+ * parser.push(stream.subarray(0, 64 << 10));
+ * assert.equal(parser.ready, true);
+ * assert.equal(parser.pageCount, 16514); // 64 MiB of RAM, plus ROMs
  * ```
  */
 export const qemuFormat: StreamFormat = {

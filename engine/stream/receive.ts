@@ -19,9 +19,36 @@ import type { StreamStats } from "./send.ts";
  * Closes `out` after a verified end; aborts it on any failure.
  *
  * @example
- * ```ts ignore
- * const conn = await listener.accept();
- * const stats = await receiveStream(conn, { format: "qemu", out: Deno.stdout.writable });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   memoryDuplex,
+ *   qemuFormat,
+ *   receiveStream,
+ *   sendStream,
+ * } from "@hakobu/hakobu";
+ *
+ * const gz = await Deno.open(
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
+ * );
+ * const [conn, destination] = memoryDuplex();
+ * const sending = sendStream(
+ *   gz.readable.pipeThrough(new DecompressionStream("gzip")),
+ *   conn,
+ *   { format: qemuFormat, channels: 1 },
+ * );
+ * // On a host: `conn` from a listener, `out` the stdin of QEMU -incoming.
+ * const chunks: Uint8Array[] = [];
+ * const stats = await receiveStream(destination, {
+ *   format: "qemu",
+ *   out: new WritableStream({ write: (c) => void chunks.push(c.slice()) }),
+ * });
+ * await sending;
+ * assert.equal(stats.verified, true);
+ * assert.equal(stats.digest, stats.peerDigest); // SHA-256 of the whole stream
  * ```
  *
  * @throws {WireError} on a malformed, truncated or out-of-order frame.

@@ -73,8 +73,31 @@ type Pages = Extract<DecodeReply, { type: "pages" }>;
  * A receive mode that rebuilds a hypervisor stream.
  *
  * @example
- * ```ts ignore
- * const outcome = await receiveSession(conn, streamMode({ format: "qemu", out: Deno.stdout.writable }));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { memoryDuplex, qemuFormat, sendStream } from "@hakobu/hakobu";
+ * import { receiveSession } from "../session/receive_core.ts";
+ * import { streamMode } from "./receive_mode.ts";
+ *
+ * const gz = await Deno.open(
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
+ * );
+ * const [conn, destination] = memoryDuplex();
+ * const sending = sendStream(
+ *   gz.readable.pipeThrough(new DecompressionStream("gzip")),
+ *   conn,
+ *   { format: qemuFormat, channels: 1 },
+ * );
+ * const outcome = await receiveSession(
+ *   destination,
+ *   streamMode({ format: "qemu", out: new WritableStream() }),
+ * );
+ * await sending;
+ * assert.equal(outcome.aborted, false);
+ * assert.equal(!outcome.aborted && outcome.result.verified, true);
  * ```
  */
 export function streamMode(

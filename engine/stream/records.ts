@@ -44,12 +44,16 @@ const PREFIX = 8;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RecordsBuilder } from "./records.ts";
+ *
  * const b = new RecordsBuilder({ compress: false });
- * b.opaque(new Uint8Array([1, 2]));
- * b.pages(new Uint8Array([9]), [7, 8]);
- * b.pageCount; // 2
+ * b.opaque(new Uint8Array([1, 2])); // stream bytes that travel as they are
+ * b.pages(new Uint8Array([9]), [7, 8]); // a head, then the bodies of 7 and 8
+ * assert.equal(b.pageCount, 2);
  * const payload = b.take();
+ * assert.ok(payload.length > 0);
+ * assert.equal(b.pageCount, 0); // take() starts the next payload
  * ```
  */
 export class RecordsBuilder {
@@ -222,11 +226,15 @@ export type RecordEntry =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RecordsBuilder, RecordsParser } from "./records.ts";
+ *
  * const b = new RecordsBuilder({ compress: false });
  * b.pages(new Uint8Array([9]), [7, 8]);
  * const entries = new RecordsParser({ pageCount: 16 }).parse(b.take());
- * entries[0].kind; // 2
+ * assert.equal(entries.length, 1);
+ * assert.equal(entries[0].kind, 2); // a page record
+ * assert.deepEqual(entries[0].kind === 2 && [...entries[0].pfns], [7, 8]);
  * ```
  */
 export class RecordsParser {

@@ -163,12 +163,36 @@ class PendingBatch {
  * own digest.
  *
  * @example
- * ```ts ignore
- * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 4444 });
- * const stats = await sendStream(Deno.stdin.readable, conn, {
- *   format: qemuFormat,
- *   codecs: [{ name: "zero" }, { name: "zstd" }],
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   memoryDuplex,
+ *   qemuFormat,
+ *   receiveStream,
+ *   sendStream,
+ * } from "@hakobu/hakobu";
+ *
+ * // On a host: `conn` from Deno.connect, the stream `Deno.stdin.readable`.
+ * const gz = await Deno.open(
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
+ * );
+ * const [conn, destination] = memoryDuplex();
+ * const receiving = receiveStream(destination, {
+ *   format: "qemu",
+ *   out: new WritableStream(),
  * });
+ * const stats = await sendStream(
+ *   gz.readable.pipeThrough(new DecompressionStream("gzip")),
+ *   conn,
+ *   { format: qemuFormat, codecs: [{ name: "zero" }, { name: "zstd" }] },
+ * );
+ * await receiving;
+ * assert.equal(stats.verified, true);
+ * assert.equal(stats.zeroPages, 16465); // counted, never encoded
+ * assert.ok(stats.wireBytes < stats.streamBytes);
  * ```
  *
  * @throws the format's stream error when the stream is not one or is

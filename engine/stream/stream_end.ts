@@ -31,8 +31,11 @@ export interface StreamEnd {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeStreamEnd } from "./stream_end.ts";
- * encodeStreamEnd({ streamBytes: 10, pages: 0, sha256: new Uint8Array(32) }).length; // 48
+ *
+ * const end = { streamBytes: 10, pages: 0, sha256: new Uint8Array(32) };
+ * assert.equal(encodeStreamEnd(end).length, 48); // two u64, then the digest
  * ```
  */
 export function encodeStreamEnd(end: StreamEnd): Uint8Array {
@@ -56,8 +59,12 @@ export function encodeStreamEnd(end: StreamEnd): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeStreamEnd, encodeStreamEnd } from "./stream_end.ts";
- * decodeStreamEnd(encodeStreamEnd({ streamBytes: 10, pages: 0, sha256: new Uint8Array(32) })).streamBytes; // 10
+ *
+ * const end = { streamBytes: 10, pages: 0, sha256: new Uint8Array(32) };
+ * assert.deepEqual(decodeStreamEnd(encodeStreamEnd(end)), end);
+ * assert.throws(() => decodeStreamEnd(new Uint8Array(47)), /48/);
  * ```
  * @throws {WireError} when the payload is not 48 bytes.
  */

@@ -98,8 +98,12 @@ class XenParser implements StreamParser {
  *
  * @example
  * ```ts
- * import { xenFormat } from "./xen_format.ts";
- * xenFormat().createParser().pageCount; // 16777216
+ * import assert from "node:assert/strict";
+ * import { xenFormat } from "@hakobu/hakobu";
+ *
+ * // 64 GiB of pfns by default:
+ * assert.equal(xenFormat().createParser().pageCount, 16_777_216);
+ * assert.equal(xenFormat(1024).createParser().pageCount, 1024);
  * ```
  */
 export function xenFormat(maxPages: number = DEFAULT_MAX_PAGES): StreamFormat {

@@ -27,9 +27,25 @@ function listenerGone(error: unknown): boolean {
  * the listener is closed.
  *
  * @example
- * ```ts ignore
- * const listener = Deno.listen({ hostname: "127.0.0.1", port: 7070 });
- * const conn = await acceptNext(listener, (e) => console.error(`accept failed: ${e.message}`));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { acceptNext } from "@hakobu/hakobu";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const dialing = Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: listener.addr.port,
+ * });
+ * const conn = await acceptNext(
+ *   listener,
+ *   (e) => console.error(`accept failed: ${e.message}`),
+ * );
+ * assert.equal(conn.localAddr.transport, "tcp");
+ * conn.close();
+ * (await dialing).close();
+ * listener.close();
+ * // Only a closed listener ends the loop:
+ * await assert.rejects(acceptNext(listener), Deno.errors.BadResource);
  * ```
  */
 export async function acceptNext<C extends Deno.Conn>(

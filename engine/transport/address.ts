@@ -11,7 +11,18 @@ export interface Address {
  *
  * @example
  * ```ts
- * parseAddress("127.0.0.1:7700", "listen address"); // { hostname: "127.0.0.1", port: 7700 }
+ * import assert from "node:assert/strict";
+ * import { parseAddress } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(parseAddress("127.0.0.1:7700", "listen address"), {
+ *   hostname: "127.0.0.1",
+ *   port: 7700,
+ * });
+ * assert.deepEqual(parseAddress("[::1]:7700", "listen address"), {
+ *   hostname: "::1",
+ *   port: 7700,
+ * });
+ * assert.throws(() => parseAddress("7700", "listen address"), /HOST:PORT/);
  * ```
  *
  * @throws {Error} naming the string and the expected form.

@@ -22,9 +22,19 @@ function _sleep(ms: number): Promise<void> {
  *
  * @example
  * ```ts
- * const pacer = new Pacer({ bytesPerSecond: 125_000_000 }); // 1 Gbit/s
- * await pacer.take(500_000); // returns at once: one burst (4 ms of traffic)
- * await pacer.take(125_000); // returns after 1 ms
+ * import assert from "node:assert/strict";
+ * import { Pacer } from "@hakobu/hakobu";
+ *
+ * let now = 0; // a fake clock, in ms; a real pacer uses timers
+ * const pacer = new Pacer({
+ *   bytesPerSecond: 125_000_000, // 1 Gbit/s
+ *   now: () => now,
+ *   sleep: (ms) => Promise.resolve(void (now += ms)),
+ * });
+ * await pacer.take(500_000); // at once: one burst (4 ms of traffic)
+ * assert.equal(now, 0);
+ * await pacer.take(125_000); // after 1 ms
+ * assert.equal(now, 1);
  * ```
  */
 export class Pacer {

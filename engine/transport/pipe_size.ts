@@ -44,8 +44,26 @@ function loadFcntl():
  * `fd` is not a pipe or the size cannot be changed here.
  *
  * @example
- * ```ts ignore
- * growPipe(0); // 1048576 when stdin is a pipe
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * // A child whose stdin is a pipe, as a tunnel's is, grows it.
+ * const child = new Deno.Command(Deno.execPath(), {
+ *   args: [
+ *     "eval",
+ *     `import { growPipe } from "${import.meta.resolve("./pipe_size.ts")}";
+ *     console.log(growPipe(0));`,
+ *   ],
+ *   stdin: "piped",
+ *   stdout: "piped",
+ * }).spawn();
+ * await child.stdin.close();
+ * const { stdout } = await child.output();
+ * const most = Number(await Deno.readTextFile("/proc/sys/fs/pipe-max-size"));
+ * assert.equal(
+ *   Number(new TextDecoder().decode(stdout)),
+ *   Math.min(1 << 20, most),
+ * );
  * ```
  */
 export function growPipe(fd: number, bytes = 1 << 20): number | null {

@@ -24,9 +24,25 @@ export interface ByteReader {
  * sixteenth of a slab; a slab with less room left is given up.
  *
  * @example
- * ```ts ignore
- * const input = largeReads(Deno.stdin);
- * for await (const chunk of input) console.log(chunk.length);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { largeReads } from "./read_stream.ts";
+ *
+ * // A reader that hands out at most 1000 bytes per read, like a pipe.
+ * const data = new Uint8Array(3000).fill(1);
+ * let at = 0;
+ * const reader = {
+ *   read(p: Uint8Array): Promise<number | null> {
+ *     const n = Math.min(p.length, 1000, data.length - at);
+ *     p.set(data.subarray(at, at + n));
+ *     at += n;
+ *     return Promise.resolve(n === 0 ? null : n);
+ *   },
+ * };
+ * const chunks = await Array.fromAsync(largeReads(reader, 4096));
+ * assert.deepEqual(chunks.map((c) => c.length), [1000, 1000, 1000]);
+ * assert.ok(chunks[0].buffer instanceof SharedArrayBuffer); // one slab
+ * assert.equal(chunks[2].buffer, chunks[0].buffer);
  * ```
  */
 export function largeReads(

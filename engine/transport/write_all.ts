@@ -17,9 +17,19 @@ export interface ByteWriter {
  *
  * @example
  * ```ts
- * const f = await Deno.open("/tmp/out.bin", { write: true, create: true });
- * await writeAll(f, new Uint8Array(1 << 20));
- * f.close();
+ * import assert from "node:assert/strict";
+ * import { writeAll } from "@hakobu/hakobu";
+ *
+ * // A writer that takes at most 100 bytes a call, like a full pipe.
+ * const writes: number[] = [];
+ * const pipe = {
+ *   write(p: Uint8Array): Promise<number> {
+ *     writes.push(Math.min(p.length, 100));
+ *     return Promise.resolve(writes.at(-1)!);
+ *   },
+ * };
+ * await writeAll(pipe, new Uint8Array(250));
+ * assert.deepEqual(writes, [100, 100, 50]);
  * ```
  */
 export async function writeAll(

@@ -78,9 +78,19 @@ export function batchPayloadBytes(parts: BatchParts): number {
  *
  * @example
  * ```ts
- * const parts = { count: 2, pfns: [7, 8], sectionOf: [0, 0], sections: [{ codecId: 1, bytes: new Uint8Array(0) }] };
+ * import assert from "node:assert/strict";
+ * import { batchPayloadBytes, encodeBatchPayload } from "@hakobu/hakobu";
+ *
+ * // Pages 7 and 8, both zero pages: one section (codec 1, empty).
+ * const parts = {
+ *   count: 2,
+ *   pfns: [7, 8],
+ *   sectionOf: [0, 0],
+ *   sections: [{ codecId: 1, bytes: new Uint8Array(0) }],
+ * };
  * const out = new Uint8Array(batchPayloadBytes(parts));
- * encodeBatchPayload(parts, out); // 16 + 8 + 12 + 2
+ * // fixed part 16, one section header 8, one pfn run 12, claim map 2
+ * assert.equal(encodeBatchPayload(parts, out), 16 + 8 + 12 + 2);
  * ```
  *
  * @throws {RangeError} on a count, pfn order, section index or size out of bounds.
@@ -207,11 +217,33 @@ export interface ParseBatchOptions {
  *
  * @example
  * ```ts
- * const parts = { count: 2, pfns: [7, 8], sectionOf: [0, 0], sections: [{ codecId: 1, bytes: new Uint8Array(0) }] };
+ * import assert from "node:assert/strict";
+ * import {
+ *   batchPayloadBytes,
+ *   encodeBatchPayload,
+ *   parseBatchPayload,
+ *   WireError,
+ * } from "@hakobu/hakobu";
+ *
+ * const parts = {
+ *   count: 2,
+ *   pfns: [7, 8],
+ *   sectionOf: [0, 0],
+ *   sections: [{ codecId: 1, bytes: new Uint8Array(0) }],
+ * };
  * const payload = new Uint8Array(batchPayloadBytes(parts));
  * encodeBatchPayload(parts, payload);
- * const batch = parseBatchPayload(payload, { pageCount: 16, knows: (id) => id === 1 });
- * batch.sections[0].pageCount; // 2: pfns 7 and 8, section bytes at payload[s.offset, s.offset + s.length)
+ * const batch = parseBatchPayload(payload, {
+ *   pageCount: 16,
+ *   knows: (id) => id === 1,
+ * });
+ * assert.deepEqual([...batch.pfns.subarray(0, batch.count)], [7, 8]);
+ * assert.equal(batch.sections[0].pageCount, 2);
+ * // A pfn past the VM's memory is refused:
+ * assert.throws(
+ *   () => parseBatchPayload(payload, { pageCount: 8, knows: () => true }),
+ *   WireError,
+ * );
  * ```
  *
  * @throws {WireError} naming the first bad field and its payload offset.

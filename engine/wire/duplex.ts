@@ -16,9 +16,22 @@ export interface WireConn {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   FrameReader,
+ *   FrameType,
+ *   FrameWriter,
+ *   memoryDuplex,
+ * } from "@hakobu/hakobu";
+ *
  * const [source, destination] = memoryDuplex();
- * const received = receiveMigration(destination, { createSink });
  * const writer = new FrameWriter(source.writable);
+ * await writer.write(FrameType.ABORT, 0, new TextEncoder().encode("{}"));
+ * await writer.close(); // ends the other side's readable
+ * const reader = new FrameReader(destination.readable);
+ * const frame = await reader.next();
+ * assert.equal(frame?.type, FrameType.ABORT);
+ * assert.equal(await reader.next(), null);
  * ```
  *
  * @param highWaterMark Chunks a direction buffers before writes wait (default 16).

@@ -30,7 +30,10 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  *
  * @example
  * ```ts
- * FrameType.BATCH; // 12
+ * import assert from "node:assert/strict";
+ * import { FrameType } from "@hakobu/hakobu";
+ *
+ * assert.equal(FrameType.BATCH, 12);
  * ```
  */
 export const FrameType = {
@@ -84,8 +87,11 @@ const TYPE_NAMES: readonly string[] = (() => {
  *
  * @example
  * ```ts
- * frameTypeName(12); // "BATCH"
- * frameTypeName(3); // "type 3"
+ * import assert from "node:assert/strict";
+ * import { frameTypeName } from "@hakobu/hakobu";
+ *
+ * assert.equal(frameTypeName(12), "BATCH");
+ * assert.equal(frameTypeName(3), "type 3"); // protocol 1's PAGES: unknown now
  * ```
  */
 export function frameTypeName(type: number): string {
@@ -135,9 +141,20 @@ function checkRound(round: number): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   decodeFrameHeader,
+ *   encodeFrameHeader,
+ *   FrameType,
+ *   HEADER_BYTES,
+ * } from "@hakobu/hakobu";
+ *
  * const buf = new Uint8Array(HEADER_BYTES + 3);
  * buf.set([1, 2, 3], HEADER_BYTES);
  * encodeFrameHeader(FrameType.END, 0, buf.subarray(HEADER_BYTES), buf);
+ * const h = decodeFrameHeader(buf);
+ * assert.equal(h.type, FrameType.END);
+ * assert.equal(h.length, 3);
  * ```
  *
  * @param type Frame type.
@@ -189,8 +206,11 @@ export function encodeFrameHeader(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeFrame, FrameType, HEADER_BYTES } from "@hakobu/hakobu";
+ *
  * const f = encodeFrame(FrameType.WELCOME, 0, new TextEncoder().encode("{}"));
- * f.length; // 18
+ * assert.equal(f.length, HEADER_BYTES + 2); // 18
  * ```
  */
 export function encodeFrame(
@@ -212,8 +232,18 @@ export function encodeFrame(
  *
  * @example
  * ```ts
- * const h = decodeFrameHeader(encodeFrame(FrameType.READY, 0, new Uint8Array(2)));
- * h.length; // 2
+ * import assert from "node:assert/strict";
+ * import {
+ *   decodeFrameHeader,
+ *   encodeFrame,
+ *   FrameType,
+ *   WireError,
+ * } from "@hakobu/hakobu";
+ *
+ * const f = encodeFrame(FrameType.READY, 0, new Uint8Array(2));
+ * assert.equal(decodeFrameHeader(f).length, 2);
+ * f[0] ^= 0xff; // a damaged magic
+ * assert.throws(() => decodeFrameHeader(f), WireError);
  * ```
  *
  * @param bytes At least 16 bytes, the header at offset 0.
@@ -272,8 +302,18 @@ export function decodeFrameHeader(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   encodeFrame,
+ *   frameChecksum,
+ *   FrameType,
+ *   HEADER_BYTES,
+ * } from "@hakobu/hakobu";
+ *
  * const f = encodeFrame(FrameType.END, 0, new Uint8Array(32));
- * frameChecksum(f, f.subarray(HEADER_BYTES)) === new DataView(f.buffer).getUint32(12, true); // true
+ * const sum = frameChecksum(f, f.subarray(HEADER_BYTES));
+ * // The header carries it in bytes 12..16:
+ * assert.equal(sum, new DataView(f.buffer).getUint32(12, true));
  * ```
  */
 export function frameChecksum(header: Uint8Array, payload: Uint8Array): number {
@@ -286,8 +326,22 @@ export function frameChecksum(header: Uint8Array, payload: Uint8Array): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   encodeFrame,
+ *   FrameType,
+ *   HEADER_BYTES,
+ *   verifyFrameChecksum,
+ *   WireError,
+ * } from "@hakobu/hakobu";
+ *
  * const f = encodeFrame(FrameType.END, 0, new Uint8Array(32));
  * verifyFrameChecksum(f, f.subarray(HEADER_BYTES)); // no throw
+ * f[HEADER_BYTES] = 1; // one payload bit flipped on the way
+ * assert.throws(
+ *   () => verifyFrameChecksum(f, f.subarray(HEADER_BYTES)),
+ *   WireError,
+ * );
  * ```
  *
  * @param header The 16 header bytes as received.

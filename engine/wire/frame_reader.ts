@@ -25,10 +25,24 @@ const STAGE_BYTES = 64 << 10;
  *
  * @example
  * ```ts
- * const reader = new FrameReader(conn.readable);
+ * import assert from "node:assert/strict";
+ * import {
+ *   encodeFrame,
+ *   FrameReader,
+ *   FrameType,
+ *   frameTypeName,
+ * } from "@hakobu/hakobu";
+ *
+ * const bytes = new Uint8Array([
+ *   ...encodeFrame(FrameType.READY, 0, new TextEncoder().encode("{}")),
+ *   ...encodeFrame(FrameType.END, 0, new Uint8Array(32)),
+ * ]);
+ * const reader = new FrameReader(ReadableStream.from([bytes]));
+ * const seen: string[] = [];
  * for (let f = await reader.next(); f; f = await reader.next()) {
- *   console.log(frameTypeName(f.type), f.payload.length);
+ *   seen.push(`${frameTypeName(f.type)} ${f.payload.length}`);
  * }
+ * assert.deepEqual(seen, ["READY 2", "END 32"]);
  * ```
  */
 export class FrameReader {

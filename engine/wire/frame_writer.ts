@@ -28,9 +28,29 @@ const COALESCE_BYTES = 256 * 1024;
  *
  * @example
  * ```ts
- * const writer = new FrameWriter(conn.writable);
- * await writer.write(FrameType.HELLO, 0, encodeHello(hello));
- * writer.bytesWritten; // 16 + payload bytes
+ * import assert from "node:assert/strict";
+ * import {
+ *   encodeHello,
+ *   FrameType,
+ *   FrameWriter,
+ *   PROTOCOL_VERSION,
+ * } from "@hakobu/hakobu";
+ *
+ * const chunks: Uint8Array[] = [];
+ * const writer = new FrameWriter(
+ *   new WritableStream({ write: (c) => void chunks.push(c) }),
+ * );
+ * const payload = encodeHello({
+ *   protocol: PROTOCOL_VERSION,
+ *   memoryBytes: 4096,
+ *   pageSize: 4096,
+ *   codecs: [{ id: 0, name: "raw" }],
+ *   vm: "sim",
+ *   policy: "plain",
+ *   channels: 1,
+ * });
+ * await writer.write(FrameType.HELLO, 0, payload);
+ * assert.equal(writer.bytesWritten, 16 + payload.length); // header and payload
  * ```
  */
 export class FrameWriter {

@@ -260,8 +260,21 @@ function show(v: unknown): string {
  *
  * @example
  * ```ts
- * encodeHello({ protocol: 2, memoryBytes: 4096, pageSize: 4096,
- *   codecs: [{ id: 0, name: "raw" }], vm: "sim", policy: "plain", channels: 1 });
+ * import assert from "node:assert/strict";
+ * import { decodeHello, encodeHello } from "@hakobu/hakobu";
+ *
+ * const hello = {
+ *   protocol: 2,
+ *   memoryBytes: 4096,
+ *   pageSize: 4096,
+ *   codecs: [{ id: 0, name: "raw" }],
+ *   vm: "sim",
+ *   policy: "plain",
+ *   channels: 1,
+ * };
+ * const payload = encodeHello(hello); // JSON
+ * assert.equal(JSON.parse(new TextDecoder().decode(payload)).vm, "sim");
+ * assert.deepEqual(decodeHello(payload), hello);
  * ```
  */
 export function encodeHello(hello: Hello): Uint8Array {
@@ -284,9 +297,23 @@ export function encodeHello(hello: Hello): Uint8Array {
  *
  * @example
  * ```ts
- * const hello = { protocol: 2, memoryBytes: 8192, pageSize: 4096,
- *   codecs: [{ id: 1, name: "zero" }], vm: "sim", policy: "plain", channels: 2 };
- * decodeHello(encodeHello(hello)).channels; // 2
+ * import assert from "node:assert/strict";
+ * import { decodeHello, encodeHello } from "@hakobu/hakobu";
+ *
+ * const hello = {
+ *   protocol: 2,
+ *   memoryBytes: 8192,
+ *   pageSize: 4096,
+ *   codecs: [{ id: 1, name: "zero" }],
+ *   vm: "sim",
+ *   policy: "plain",
+ *   channels: 2,
+ * };
+ * assert.equal(decodeHello(encodeHello(hello)).channels, 2);
+ * const bad = new TextEncoder().encode(
+ *   JSON.stringify({ ...hello, pageSize: -1 }),
+ * );
+ * assert.throws(() => decodeHello(bad), /field "pageSize"/);
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -332,7 +359,14 @@ export function decodeHello(payload: Uint8Array): Hello {
  *
  * @example
  * ```ts
- * encodeWelcome({ protocol: 2, accepted: true });
+ * import assert from "node:assert/strict";
+ * import { encodeWelcome } from "@hakobu/hakobu";
+ *
+ * const payload = encodeWelcome({ protocol: 2, accepted: true });
+ * assert.deepEqual(JSON.parse(new TextDecoder().decode(payload)), {
+ *   protocol: 2,
+ *   accepted: true,
+ * });
  * ```
  */
 export function encodeWelcome(welcome: Welcome): Uint8Array {
@@ -347,7 +381,13 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
  *
  * @example
  * ```ts
- * decodeWelcome(encodeWelcome({ protocol: 2, accepted: true })).accepted; // true
+ * import assert from "node:assert/strict";
+ * import { decodeWelcome, encodeWelcome } from "@hakobu/hakobu";
+ *
+ * const welcome = decodeWelcome(
+ *   encodeWelcome({ protocol: 2, accepted: true }),
+ * );
+ * assert.equal(welcome.accepted, true);
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -364,7 +404,11 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
  *
  * @example
  * ```ts
- * encodeRoundEnd({ round: 1, pages: 10, rawBytes: 40960, wireBytes: 4200 });
+ * import assert from "node:assert/strict";
+ * import { decodeRoundEnd, encodeRoundEnd } from "@hakobu/hakobu";
+ *
+ * const end = { round: 1, pages: 10, rawBytes: 40960, wireBytes: 4200 };
+ * assert.deepEqual(decodeRoundEnd(encodeRoundEnd(end)), end);
  * ```
  */
 export function encodeRoundEnd(end: RoundEnd): Uint8Array {
@@ -381,7 +425,11 @@ export function encodeRoundEnd(end: RoundEnd): Uint8Array {
  *
  * @example
  * ```ts
- * decodeRoundEnd(encodeRoundEnd({ round: 1, pages: 10, rawBytes: 40960, wireBytes: 4200 })).pages; // 10
+ * import assert from "node:assert/strict";
+ * import { decodeRoundEnd, encodeRoundEnd } from "@hakobu/hakobu";
+ *
+ * const end = { round: 1, pages: 10, rawBytes: 40960, wireBytes: 4200 };
+ * assert.equal(decodeRoundEnd(encodeRoundEnd(end)).pages, 10);
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -400,7 +448,11 @@ export function decodeRoundEnd(payload: Uint8Array): RoundEnd {
  *
  * @example
  * ```ts
- * encodeFinal({ round: 5, pagesTotal: 1200 });
+ * import assert from "node:assert/strict";
+ * import { decodeFinal, encodeFinal } from "@hakobu/hakobu";
+ *
+ * const final = { round: 5, pagesTotal: 1200 };
+ * assert.deepEqual(decodeFinal(encodeFinal(final)), final);
  * ```
  */
 export function encodeFinal(final: Final): Uint8Array {
@@ -415,7 +467,13 @@ export function encodeFinal(final: Final): Uint8Array {
  *
  * @example
  * ```ts
- * decodeFinal(encodeFinal({ round: 5, pagesTotal: 1200 })).pagesTotal; // 1200
+ * import assert from "node:assert/strict";
+ * import { decodeFinal, encodeFinal } from "@hakobu/hakobu";
+ *
+ * assert.equal(
+ *   decodeFinal(encodeFinal({ round: 5, pagesTotal: 1200 })).pagesTotal,
+ *   1200,
+ * );
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -432,7 +490,12 @@ export function decodeFinal(payload: Uint8Array): Final {
  *
  * @example
  * ```ts
- * encodeReady({ pagesApplied: 1200 });
+ * import assert from "node:assert/strict";
+ * import { decodeReady, encodeReady } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(decodeReady(encodeReady({ pagesApplied: 1200 })), {
+ *   pagesApplied: 1200,
+ * });
  * ```
  */
 export function encodeReady(ready: Ready): Uint8Array {
@@ -444,7 +507,10 @@ export function encodeReady(ready: Ready): Uint8Array {
  *
  * @example
  * ```ts
- * decodeReady(encodeReady({ pagesApplied: 3 })).pagesApplied; // 3
+ * import assert from "node:assert/strict";
+ * import { decodeReady, encodeReady } from "@hakobu/hakobu";
+ *
+ * assert.equal(decodeReady(encodeReady({ pagesApplied: 3 })).pagesApplied, 3);
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -461,7 +527,11 @@ export function decodeReady(payload: Uint8Array): Ready {
  *
  * @example
  * ```ts
- * encodeEnd({ rangeBytes: 1 << 26, ranges: new Uint8Array(64) }).length; // 80
+ * import assert from "node:assert/strict";
+ * import { encodeEnd } from "@hakobu/hakobu";
+ *
+ * const end = encodeEnd({ rangeBytes: 1 << 26, ranges: new Uint8Array(64) });
+ * assert.equal(end.length, 16 + 64); // 16 bytes of fields, 2 range digests
  * ```
  */
 export function encodeEnd(end: End): Uint8Array {
@@ -493,7 +563,11 @@ export function encodeEnd(end: End): Uint8Array {
  *
  * @example
  * ```ts
- * decodeEnd(encodeEnd({ rangeBytes: 4096, ranges: new Uint8Array(32) })).rangeBytes; // 4096
+ * import assert from "node:assert/strict";
+ * import { decodeEnd, encodeEnd } from "@hakobu/hakobu";
+ *
+ * const end = { rangeBytes: 4096, ranges: new Uint8Array(32) };
+ * assert.equal(decodeEnd(encodeEnd(end)).rangeBytes, 4096);
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -533,7 +607,11 @@ export function decodeEnd(payload: Uint8Array): End {
  *
  * @example
  * ```ts
- * encodeResult({ verified: true, digest: "ab".repeat(32), pagesApplied: 64 });
+ * import assert from "node:assert/strict";
+ * import { decodeResult, encodeResult } from "@hakobu/hakobu";
+ *
+ * const result = { verified: true, digest: "ab".repeat(32), pagesApplied: 64 };
+ * assert.equal(decodeResult(encodeResult(result)).verified, true);
  * ```
  */
 export function encodeResult(result: Result): Uint8Array {
@@ -550,8 +628,16 @@ export function encodeResult(result: Result): Uint8Array {
  *
  * @example
  * ```ts
- * const result = { verified: false, digest: "ab".repeat(32), pagesApplied: 64, mismatched: [3] };
- * decodeResult(encodeResult(result)).mismatched; // [3]
+ * import assert from "node:assert/strict";
+ * import { decodeResult, encodeResult } from "@hakobu/hakobu";
+ *
+ * const result = {
+ *   verified: false,
+ *   digest: "ab".repeat(32),
+ *   pagesApplied: 64,
+ *   mismatched: [3],
+ * };
+ * assert.deepEqual(decodeResult(encodeResult(result)).mismatched, [3]);
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -590,7 +676,11 @@ export function decodeResult(payload: Uint8Array): Result {
  *
  * @example
  * ```ts
- * encodeError({ message: "Cannot write page 3: disk full" });
+ * import assert from "node:assert/strict";
+ * import { decodeError, encodeError } from "@hakobu/hakobu";
+ *
+ * const error = { message: "Cannot write page 3: disk full" };
+ * assert.deepEqual(decodeError(encodeError(error)), error);
  * ```
  */
 export function encodeError(error: ErrorMessage): Uint8Array {
@@ -602,7 +692,13 @@ export function encodeError(error: ErrorMessage): Uint8Array {
  *
  * @example
  * ```ts
- * decodeError(encodeError({ message: "boom" })).message; // "boom"
+ * import assert from "node:assert/strict";
+ * import { decodeError, encodeError } from "@hakobu/hakobu";
+ *
+ * assert.equal(decodeError(encodeError({ message: "boom" })).message, "boom");
+ * // A peer's text is made safe to print (see peerText):
+ * const forged = decodeError(encodeError({ message: "x\nVERIFIED: prod" }));
+ * assert.equal(forged.message, "x\\u{a}VERIFIED: prod");
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -616,7 +712,11 @@ export function decodeError(payload: Uint8Array): ErrorMessage {
  *
  * @example
  * ```ts
- * encodeAbort({ reason: "policy gave up after 30 rounds" });
+ * import assert from "node:assert/strict";
+ * import { decodeAbort, encodeAbort } from "@hakobu/hakobu";
+ *
+ * const abort = { reason: "policy gave up after 30 rounds" };
+ * assert.deepEqual(decodeAbort(encodeAbort(abort)), abort);
  * ```
  */
 export function encodeAbort(abort: Abort): Uint8Array {
@@ -628,7 +728,13 @@ export function encodeAbort(abort: Abort): Uint8Array {
  *
  * @example
  * ```ts
- * decodeAbort(encodeAbort({ reason: "operator" })).reason; // "operator"
+ * import assert from "node:assert/strict";
+ * import { decodeAbort, encodeAbort } from "@hakobu/hakobu";
+ *
+ * assert.equal(
+ *   decodeAbort(encodeAbort({ reason: "operator" })).reason,
+ *   "operator",
+ * );
  * ```
  * @throws {WireError} naming the bad field.
  */
@@ -642,7 +748,11 @@ export function decodeAbort(payload: Uint8Array): Abort {
  *
  * @example
  * ```ts
- * encodeCodec({ id: 4, name: "dedup", options: { chunkBytes: 1024 } });
+ * import assert from "node:assert/strict";
+ * import { decodeCodec, encodeCodec } from "@hakobu/hakobu";
+ *
+ * const setup = { id: 4, name: "dedup", options: { chunkBytes: 1024 } };
+ * assert.deepEqual(decodeCodec(encodeCodec(setup)), setup);
  * ```
  */
 export function encodeCodec(setup: CodecSetup): Uint8Array {
@@ -658,7 +768,11 @@ export function encodeCodec(setup: CodecSetup): Uint8Array {
  *
  * @example
  * ```ts
- * decodeCodec(encodeCodec({ id: 1, name: "zero", options: {} })).name; // "zero"
+ * import assert from "node:assert/strict";
+ * import { decodeCodec, encodeCodec } from "@hakobu/hakobu";
+ *
+ * const setup = decodeCodec(encodeCodec({ id: 1, name: "zero", options: {} }));
+ * assert.equal(setup.name, "zero");
  * ```
  */
 export function decodeCodec(payload: Uint8Array): CodecSetup {

@@ -20,11 +20,47 @@
  * `engine/stream/` (hypervisor streams).
  *
  * @example
- * ```ts ignore
- * import { FrameReader, FrameType, FrameWriter, encodeHello } from "./engine/wire/mod.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   decodeWelcome,
+ *   encodeHello,
+ *   encodeWelcome,
+ *   FrameReader,
+ *   FrameType,
+ *   FrameWriter,
+ *   memoryDuplex,
+ *   PROTOCOL_VERSION,
+ * } from "@hakobu/hakobu";
+ *
+ * const [conn, peer] = memoryDuplex();
+ * // The receiver's side, in miniature: read HELLO, answer WELCOME.
+ * const peerDone = (async () => {
+ *   const hello = await new FrameReader(peer.readable).next();
+ *   assert.equal(hello?.type, FrameType.HELLO);
+ *   const welcome = encodeWelcome({
+ *     protocol: PROTOCOL_VERSION,
+ *     accepted: true,
+ *   });
+ *   await new FrameWriter(peer.writable).write(FrameType.WELCOME, 0, welcome);
+ * })();
  * const writer = new FrameWriter(conn.writable);
- * await writer.write(FrameType.HELLO, 0, encodeHello(hello));
+ * await writer.write(
+ *   FrameType.HELLO,
+ *   0,
+ *   encodeHello({
+ *     protocol: PROTOCOL_VERSION,
+ *     memoryBytes: 4096,
+ *     pageSize: 4096,
+ *     codecs: [{ id: 0, name: "raw" }],
+ *     vm: "sim",
+ *     policy: "plain",
+ *     channels: 1,
+ *   }),
+ * );
  * const welcome = await new FrameReader(conn.readable).next();
+ * assert.equal(decodeWelcome(welcome!.payload).accepted, true);
+ * await peerDone;
  * ```
  *
  * @module

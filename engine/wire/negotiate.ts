@@ -17,8 +17,19 @@ import type { CodecRef } from "./messages.ts";
  *
  * @example
  * ```ts
- * const codecs = negotiateCodecs([{ id: 0, name: "raw" }, { id: 1, name: "zero" }]);
- * codecs.get(1)?.name; // "zero"
+ * import assert from "node:assert/strict";
+ * import { MigrationError, negotiateCodecs } from "@hakobu/hakobu";
+ *
+ * const codecs = negotiateCodecs([
+ *   { id: 0, name: "raw" },
+ *   { id: 1, name: "zero" },
+ * ]);
+ * assert.equal(codecs.get(1)?.name, "zero");
+ * // An id this receiver knows under another name is refused:
+ * assert.throws(
+ *   () => negotiateCodecs([{ id: 1, name: "rle" }]),
+ *   MigrationError,
+ * );
  * ```
  *
  * @throws {MigrationError} for a codec this receiver does not know under that

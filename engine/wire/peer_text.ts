@@ -29,6 +29,8 @@ const UNSAFE =
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { peerText } from "@hakobu/hakobu";
+ *
  * assert.equal(peerText("db\nVERIFIED: prod"), "db\\u{a}VERIFIED: prod");
  * assert.equal(peerText("\x1b[2Jx"), "\\u{1b}[2Jx");
  * assert.equal(peerText("メモリ"), "メモリ");

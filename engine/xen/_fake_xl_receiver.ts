@@ -12,7 +12,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
+import { parseArgs } from "node:util";
 import { XenStreamParser } from "./stream/parser.ts";
 import {
   decodeXlSaveHeader,
@@ -22,28 +22,28 @@ import {
   XlMessage,
 } from "./xl_protocol.ts";
 
-// A test program, so commander alone (scripts/_cli's helpers are the
-// command line's, and the engine imports nothing from scripts/).
-const values = new Command("_fake_xl_receiver.ts")
-  .option("--out <file>", "where what was seen goes, as JSON")
-  .option(
-    "--status <n>",
-    "the status byte it reports after the domain started",
-    (text) => {
-      const n = Number(text);
-      if (!/^\d+$/.test(text) || n > 255) {
-        throw new InvalidArgumentError(
-          `expected a whole number from 0 to 255, got "${text}"`,
-        );
-      }
-      return n;
-    },
-    0,
-  )
-  .option("--die-after-banner", "exit 3 right after the banner")
-  .option("--banner <text>", "a banner other than xl's")
-  .parse(Deno.args, { from: "user" })
-  .opts();
+// A test program: node:util's parseArgs, so that the engine's module graph
+// stays free of command-line packages (engine/dependencies_test.ts).
+const parsed = parseArgs({
+  args: Deno.args,
+  options: {
+    out: { type: "string" },
+    status: { type: "string", default: "0" },
+    "die-after-banner": { type: "boolean" },
+    banner: { type: "string" },
+  },
+}).values;
+if (!/^\d+$/.test(parsed.status) || Number(parsed.status) > 255) {
+  throw new Error(
+    `--status: expected a whole number from 0 to 255, got "${parsed.status}"`,
+  );
+}
+const values = {
+  out: parsed.out,
+  status: Number(parsed.status),
+  dieAfterBanner: parsed["die-after-banner"] === true,
+  banner: parsed.banner,
+};
 
 const out = Deno.stdout.writable.getWriter();
 const reader = Deno.stdin.readable.getReader();

@@ -53,7 +53,10 @@ export interface LogDirtyOps {
  *
  * @example
  * ```ts
- * countDirty(new Uint8Array([0b1011, 0xff])); // 11
+ * import assert from "node:assert/strict";
+ * import { countDirty } from "@hakobu/hakobu";
+ *
+ * assert.equal(countDirty(new Uint8Array([0b1011, 0xff])), 3 + 8);
  * ```
  */
 export function countDirty(bits: Uint8Array): number {
@@ -89,8 +92,28 @@ export interface DirtyRateOptions {
  *
  * @example
  * ```ts
- * const r = await measureDirtyRate(7, { intervalMs: 1000 });
- * console.log(r.bytesPerSecond);
+ * import assert from "node:assert/strict";
+ * import { type LogDirtyOps, measureDirtyRate } from "@hakobu/hakobu";
+ *
+ * // On a dom0, `measureDirtyRate(7)` uses libxenctrl (and fails with XenError
+ * // `Not a Xen dom0: ...` elsewhere). Here, a fake domain of 1024 pages that
+ * // dirties 256 of them between the two CLEANs:
+ * let cleans = 0;
+ * const ops: LogDirtyOps = {
+ *   maximumGpfn: () => 1023,
+ *   shadowControl: () => {},
+ *   allocDirtyBitmap: (pfns) => ({
+ *     bits: new Uint8Array(pfns / 8),
+ *     free() {},
+ *   }),
+ *   logDirty: (_domid, _op, bitmap) => {
+ *     bitmap.bits.fill(0).fill(0xff, 0, ++cleans === 2 ? 32 : 0);
+ *   },
+ * };
+ * const r = await measureDirtyRate(7, { intervalMs: 20, ops });
+ * assert.equal(r.pfns, 1024);
+ * assert.equal(r.dirtyPages, 256);
+ * assert.equal(r.bytesPerSecond, 256 * 4096 / (r.intervalMs / 1000));
  * ```
  * @throws {XenError} off a dom0 (`Not a Xen dom0: ...`) or when log-dirty fails.
  */

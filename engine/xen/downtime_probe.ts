@@ -52,8 +52,34 @@ export interface DowntimeProbeOptions {
  *
  * @example
  * ```ts
- * const r = await probeDowntime(7); // then run the migration
- * r.downtimeMs; // e.g. 812
+ * import assert from "node:assert/strict";
+ * import { type DomainInfo, probeDowntime } from "@hakobu/hakobu";
+ *
+ * // On a dom0, `probeDowntime(7)` polls libxenctrl while a migration runs.
+ * // Here, a scripted host: domain 7 is suspended at 5 ms, its copy runs at 10.
+ * const dom = (domid: number, shutdown = false): DomainInfo => ({
+ *   domid,
+ *   flags: 0,
+ *   hvm: false,
+ *   paused: false,
+ *   dying: false,
+ *   shutdown,
+ *   shutdownReason: shutdown ? 2 : 0, // 2: suspend
+ *   totPages: 0,
+ *   maxPages: 0,
+ *   cpuTimeNs: 0n,
+ *   onlineVcpus: 1,
+ * });
+ * const polls = [[dom(7)], [dom(7, true)], [dom(7, true), dom(8)]];
+ * let now = 0;
+ * const r = await probeDowntime(7, {
+ *   list: () => polls.shift()!,
+ *   now: () => now,
+ *   sleep: (ms) => Promise.resolve(void (now += ms)),
+ * });
+ * assert.equal(r.outcome, "resumed");
+ * assert.equal(r.newDomid, 8);
+ * assert.equal(r.downtimeMs, 5);
  * ```
  */
 export async function probeDowntime(

@@ -283,9 +283,19 @@ async function openSink(
  *
  * @example
  * ```ts
- * const plan = await loadPolicy("examples/policies/default.ts");
- * const r = await migrateXenDomain({ domain: "vm1", plan, receiver: "ssh host2 xl migrate-receive" });
- * console.log(r.rounds, r.downtimeMs);
+ * import { loadPolicy, migrateXenDomain } from "@hakobu/hakobu";
+ *
+ * // Needs a Xen dom0 (root, xl) and would migrate a real domain: the doc
+ * // tests type-check this function and do not call it.
+ * async function migrateVm1() {
+ *   const plan = await loadPolicy("examples/policies/default.ts");
+ *   const r = await migrateXenDomain({
+ *     domain: "vm1",
+ *     plan,
+ *     receiver: "ssh host2 xl migrate-receive",
+ *   });
+ *   console.log(r.rounds, r.downtimeMs);
+ * }
  * ```
  * @throws {XenMigrateError} with `resumed` saying whether the domain runs
  *   on at the source.

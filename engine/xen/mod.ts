@@ -11,8 +11,64 @@
  *
  * @example
  * ```ts
- * import { sendXenStream } from "./engine/xen/mod.ts";
- * await sendXenStream(Deno.stdin.readable, Deno.stdout.writable, conn, { codecs: [{ name: "zero" }] });
+ * import assert from "node:assert/strict";
+ * import {
+ *   DomainType,
+ *   encodeImageHeader,
+ *   encodePageData,
+ *   encodeRecord,
+ *   memoryDuplex,
+ *   receiveXenStream,
+ *   RecType,
+ *   sendXenStream,
+ *   xlStreamPrefix,
+ *   xlStreamSuffix,
+ * } from "@hakobu/hakobu";
+ *
+ * // What `xl migrate -s` writes: xl's header, then a (tiny) libxc image.
+ * const xl = new Uint8Array([
+ *   ...xlStreamPrefix(JSON.stringify({ c_info: { name: "vm" } })),
+ *   ...encodeImageHeader({
+ *     version: 3,
+ *     options: 0,
+ *     ihdrReserved: [0, 0],
+ *     domainType: DomainType.X86_PVH,
+ *     pageShift: 12,
+ *     dhdrReserved: 0,
+ *     xenMajor: 4,
+ *     xenMinor: 17,
+ *   }),
+ *   ...encodePageData({
+ *     kind: "page_data",
+ *     reserved: 0,
+ *     entries: [{ pfn: 5, type: 0 }],
+ *     pages: [new Uint8Array(4096).fill(1)],
+ *   }),
+ *   ...encodeRecord(RecType.END, new Uint8Array(0)),
+ *   ...xlStreamSuffix(),
+ * ]);
+ * const [conn, destination] = memoryDuplex();
+ * // The receiving side: `xl migrate-receive`'s stdin and stdout (here: fakes).
+ * let rebuilt = 0;
+ * const receiving = receiveXenStream(destination, {
+ *   writable: new WritableStream({ write: (c) => void (rebuilt += c.length) }),
+ *   readable: ReadableStream.from([new TextEncoder().encode("ready\n")]),
+ * });
+ * // The sending side: xl's stream in, xl's answers back out.
+ * const answers: string[] = [];
+ * const stats = await sendXenStream(
+ *   ReadableStream.from([xl]),
+ *   new WritableStream({
+ *     write: (c) => void answers.push(new TextDecoder().decode(c)),
+ *   }),
+ *   conn,
+ *   { codecs: [{ name: "zero" }], channels: 1 },
+ * );
+ * await receiving;
+ * assert.equal(stats.sawImage, true);
+ * assert.equal(stats.verified, true);
+ * assert.equal(rebuilt, xl.length);
+ * assert.deepEqual(answers, ["ready\n"]);
  * ```
  *
  * @module

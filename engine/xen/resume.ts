@@ -18,7 +18,15 @@ import { XenError } from "../../ffi/xen/errors.ts";
  *
  * @example
  * ```ts
- * resumeSuspendedDomain(7); // true: it was suspended and runs again
+ * import { resumeSuspendedDomain } from "@hakobu/hakobu";
+ *
+ * // Needs a Xen dom0 and would resume a real domain: the doc tests type-check
+ * // this function and do not call it.
+ * function resumeAfterFailedSave(domid: number) {
+ *   if (resumeSuspendedDomain(domid)) {
+ *     console.log(`domain ${domid} runs again`);
+ *   }
+ * }
  * ```
  * @returns Whether it was suspended (and now runs); false when it was not.
  * @throws {XenError} off a dom0 or when a call fails.

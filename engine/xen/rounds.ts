@@ -14,10 +14,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { RoundCounter } from "@hakobu/hakobu";
+ *
  * const r = new RoundCounter();
- * r.record([1, 2, 3]); // false: round 0
- * r.record([2]); // true: round 1 starts
- * r.round; // 1
+ * assert.equal(r.record([1, 2, 3]), false); // round 0
+ * assert.equal(r.record([4]), false); // still round 0: no pfn repeats
+ * assert.equal(r.record([2]), true); // pfn 2 again: round 1 starts
+ * assert.equal(r.round, 1);
  * ```
  */
 export class RoundCounter {

@@ -60,8 +60,21 @@ export interface PolicyCall {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { policy, PrecopyPolicy, when } from "@hakobu/hakobu";
+ *
+ * const plan = policy("p").switchover(when.rounds(2)).compile();
  * const p = new PrecopyPolicy({ plan, pageSize: 4096 });
- * p.answer({ iteration: 0, totalWritten: 0, dirtyCount: 262144 }); // 0
+ * // libxc asks with each CLEAN's dirty count: 0 is XGS_POLICY_CONTINUE_PRECOPY,
+ * // 1 XGS_POLICY_STOP_AND_COPY.
+ * assert.equal(
+ *   p.answer({ iteration: 0, totalWritten: 0, dirtyCount: 262144 }),
+ *   0,
+ * );
+ * assert.equal(
+ *   p.answer({ iteration: 1, totalWritten: 262144, dirtyCount: 100 }),
+ *   1, // two rounds have finished: switch over
+ * );
  * ```
  */
 export class PrecopyPolicy {
@@ -191,9 +204,23 @@ export interface SaveResult {
  *
  * @example
  * ```ts
- * const w = new XenSaveWorker({ plan });
- * const { rc, calls } = await w.save({ domid: 7, fifoPath: "/tmp/save.fifo" });
- * w.terminate();
+ * import { compile, policy, when, XenSaveWorker } from "@hakobu/hakobu";
+ *
+ * // Needs a Xen dom0 and would save a real domain: the doc tests type-check
+ * // this function and do not call it.
+ * async function saveDomain7() {
+ *   const plan = compile(policy("p").switchover(when.rounds(30)));
+ *   const w = new XenSaveWorker({ plan });
+ *   try {
+ *     const { rc, calls } = await w.save({
+ *       domid: 7,
+ *       fifoPath: "/tmp/save.fifo",
+ *     });
+ *     console.log(rc, calls.length);
+ *   } finally {
+ *     w.terminate();
+ *   }
+ * }
  * ```
  */
 export class XenSaveWorker {

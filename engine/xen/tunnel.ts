@@ -36,10 +36,51 @@ export interface XenTunnelSendOptions
  * verdict against its own digest.
  *
  * @example
- * ```ts ignore
- * const stats = await sendXenStream(Deno.stdin.readable, Deno.stdout.writable, conn, {
- *   codecs: [{ name: "zero" }, { name: "lz4" }],
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   DomainType,
+ *   encodeImageHeader,
+ *   encodeRecord,
+ *   memoryDuplex,
+ *   receiveXenStream,
+ *   RecType,
+ *   sendXenStream,
+ *   xlStreamPrefix,
+ *   xlStreamSuffix,
+ * } from "@hakobu/hakobu";
+ *
+ * // On a host: `Deno.stdin.readable` is xl's stream, `Deno.stdout.writable`
+ * // goes back to xl. Here, an xl stream of an image without pages:
+ * const xl = new Uint8Array([
+ *   ...xlStreamPrefix("{}"),
+ *   ...encodeImageHeader({
+ *     version: 3,
+ *     options: 0,
+ *     ihdrReserved: [0, 0],
+ *     domainType: DomainType.X86_PVH,
+ *     pageShift: 12,
+ *     dhdrReserved: 0,
+ *     xenMajor: 4,
+ *     xenMinor: 17,
+ *   }),
+ *   ...encodeRecord(RecType.END, new Uint8Array(0)),
+ *   ...xlStreamSuffix(),
+ * ]);
+ * const [conn, destination] = memoryDuplex();
+ * const receiving = receiveXenStream(destination, {
+ *   writable: new WritableStream(),
+ *   readable: ReadableStream.from([]),
  * });
+ * const stats = await sendXenStream(
+ *   ReadableStream.from([xl]),
+ *   new WritableStream(),
+ *   conn,
+ *   { codecs: [{ name: "zero" }, { name: "lz4" }], channels: 1 },
+ * );
+ * await receiving;
+ * assert.equal(stats.verified, true);
+ * assert.equal(stats.streamBytes, xl.length);
  * ```
  *
  * @throws {XenStreamError} when the libxc image is malformed or truncated (the receiver is sent ABORT).
@@ -76,9 +117,58 @@ export interface XenPeer {
  * answers back.
  *
  * @example
- * ```ts ignore
- * const child = new Deno.Command("xl", { args: ["migrate-receive"], stdin: "piped", stdout: "piped" }).spawn();
- * await receiveXenStream(conn, { writable: child.stdin, readable: child.stdout });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   DomainType,
+ *   encodeImageHeader,
+ *   encodeRecord,
+ *   memoryDuplex,
+ *   receiveXenStream,
+ *   RecType,
+ *   sendXenStream,
+ *   xlStreamPrefix,
+ *   xlStreamSuffix,
+ * } from "@hakobu/hakobu";
+ *
+ * const xl = new Uint8Array([
+ *   ...xlStreamPrefix("{}"),
+ *   ...encodeImageHeader({
+ *     version: 3,
+ *     options: 0,
+ *     ihdrReserved: [0, 0],
+ *     domainType: DomainType.X86_PVH,
+ *     pageShift: 12,
+ *     dhdrReserved: 0,
+ *     xenMajor: 4,
+ *     xenMinor: 17,
+ *   }),
+ *   ...encodeRecord(RecType.END, new Uint8Array(0)),
+ *   ...xlStreamSuffix(),
+ * ]);
+ * const [conn, destination] = memoryDuplex();
+ * const sending = sendXenStream(
+ *   ReadableStream.from([xl]),
+ *   new WritableStream(),
+ *   conn,
+ *   { channels: 1 },
+ * );
+ * // On a host, the peer is `xl migrate-receive`:
+ * //   const child = new Deno.Command("xl", {
+ * //     args: ["migrate-receive"], stdin: "piped", stdout: "piped",
+ * //   }).spawn();
+ * //   const peer = { writable: child.stdin, readable: child.stdout };
+ * //   await receiveXenStream(conn, peer);
+ * const chunks: Uint8Array[] = [];
+ * const stats = await receiveXenStream(destination, {
+ *   writable: new WritableStream({
+ *     write: (c) => void chunks.push(c.slice()),
+ *   }),
+ *   readable: ReadableStream.from([]),
+ * });
+ * await sending;
+ * assert.equal(stats.verified, true);
+ * assert.deepEqual(new Uint8Array(chunks.flatMap((c) => [...c])), xl);
  * ```
  *
  * @throws {WireError} on a malformed, truncated or out-of-order frame.

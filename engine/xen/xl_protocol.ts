@@ -82,8 +82,14 @@ export const LIBXL_STREAM_VERSION = 2;
  *
  * @example
  * ```ts
- * const head = encodeXlSaveHeader('{"c_info":{"name":"vm"}}');
- * head.length; // 48 + 4 + 25
+ * import assert from "node:assert/strict";
+ * import { encodeXlSaveHeader } from "@hakobu/hakobu";
+ *
+ * const config = '{"c_info":{"name":"vm"}}';
+ * const head = encodeXlSaveHeader(config);
+ * // xl's 32-byte magic, byte order and flags, then the config's length and
+ * // the config, NUL-terminated:
+ * assert.equal(head.length, 48 + 4 + config.length + 1);
  * ```
  */
 export function encodeXlSaveHeader(configJson: string): Uint8Array {
@@ -117,7 +123,15 @@ export interface XlSaveHeader {
  *
  * @example
  * ```ts
- * decodeXlSaveHeader(encodeXlSaveHeader("{}")).config; // "{}"
+ * import assert from "node:assert/strict";
+ * import {
+ *   decodeXlSaveHeader,
+ *   encodeXlSaveHeader,
+ *   XenStreamError,
+ * } from "@hakobu/hakobu";
+ *
+ * assert.equal(decodeXlSaveHeader(encodeXlSaveHeader("{}")).config, "{}");
+ * assert.throws(() => decodeXlSaveHeader(new Uint8Array(48)), XenStreamError);
  * ```
  * @throws {XenStreamError} on a wrong magic, byte order, unknown mandatory
  *   flag or a truncated header.
@@ -192,7 +206,10 @@ export function decodeXlSaveHeader(bytes: Uint8Array): XlSaveHeader {
  *
  * @example
  * ```ts
- * encodeLibxlStreamHeader().length; // 16
+ * import assert from "node:assert/strict";
+ * import { encodeLibxlStreamHeader } from "@hakobu/hakobu";
+ *
+ * assert.equal(encodeLibxlStreamHeader().length, 16);
  * ```
  */
 export function encodeLibxlStreamHeader(): Uint8Array {
@@ -208,7 +225,11 @@ export function encodeLibxlStreamHeader(): Uint8Array {
  *
  * @example
  * ```ts
- * encodeLibxlRecord(LibxlRecType.END).length; // 8
+ * import assert from "node:assert/strict";
+ * import { encodeLibxlRecord, LibxlRecType } from "@hakobu/hakobu";
+ *
+ * // A record header (type, length), and no body:
+ * assert.equal(encodeLibxlRecord(LibxlRecType.END).length, 8);
  * ```
  */
 export function encodeLibxlRecord(
@@ -230,7 +251,25 @@ export function encodeLibxlRecord(
  *
  * @example
  * ```ts
- * const before = xlStreamPrefix(JSON.stringify(config));
+ * import assert from "node:assert/strict";
+ * import {
+ *   encodeLibxlRecord,
+ *   encodeLibxlStreamHeader,
+ *   encodeXlSaveHeader,
+ *   LibxlRecType,
+ *   xlStreamPrefix,
+ * } from "@hakobu/hakobu";
+ *
+ * const config = JSON.stringify({ c_info: { name: "vm" } });
+ * const before = xlStreamPrefix(config);
+ * assert.deepEqual(
+ *   before,
+ *   new Uint8Array([
+ *     ...encodeXlSaveHeader(config),
+ *     ...encodeLibxlStreamHeader(),
+ *     ...encodeLibxlRecord(LibxlRecType.LIBXC_CONTEXT),
+ *   ]),
+ * );
  * ```
  */
 export function xlStreamPrefix(configJson: string): Uint8Array {
@@ -247,7 +286,14 @@ export function xlStreamPrefix(configJson: string): Uint8Array {
  *
  * @example
  * ```ts
- * xlStreamSuffix().length; // 8
+ * import assert from "node:assert/strict";
+ * import {
+ *   encodeLibxlRecord,
+ *   LibxlRecType,
+ *   xlStreamSuffix,
+ * } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(xlStreamSuffix(), encodeLibxlRecord(LibxlRecType.END));
  * ```
  */
 export function xlStreamSuffix(): Uint8Array {

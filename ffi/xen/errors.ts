@@ -15,10 +15,20 @@ import { errno, errnoText } from "./_libc.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { openXenctrl, XenError } from "./mod.ts";
+ *
  * try {
- *   openXenctrl();
+ *   openXenctrl().close(); // on a dom0, as root
  * } catch (e) {
- *   if (e instanceof XenError) console.error(e.call, e.errnoText);
+ *   if (e instanceof XenError) {
+ *     // off a dom0: "Not a Xen dom0: cannot open /dev/xen/privcmd (...)"
+ *     assert.equal(e.call, "xc_interface_open");
+ *     assert.equal(e.errnoText.length > 0, true);
+ *   } else {
+ *     assert.ok(e instanceof FfiError); // libxen is not installed
+ *   }
  * }
  * ```
  */
@@ -58,7 +68,20 @@ export const DOM0_FIX = "run hakobu on a Xen dom0 as root";
  *
  * @example
  * ```ts
- * throw xenError("libxenctrl", "xc_domain_pause", `Cannot pause domain "7"`);
+ * import assert from "node:assert/strict";
+ * import { XenError, xenError } from "./mod.ts";
+ *
+ * const e = xenError(
+ *   "libxenctrl",
+ *   "xc_domain_pause",
+ *   `Cannot pause domain "7"`,
+ * );
+ * assert.ok(e instanceof XenError);
+ * assert.equal(e.call, "xc_domain_pause");
+ * assert.match(
+ *   e.message,
+ *   /^Cannot pause domain "7": xc_domain_pause failed \(/,
+ * );
  * ```
  */
 export function xenError(
@@ -78,9 +101,17 @@ export function xenError(
  *
  * @example
  * ```ts
- * unwrap(xc().xc_domain_pause(xch, 7), {
- *   library: "libxenctrl", call: "xc_domain_pause", what: `Cannot pause domain "7"`,
- * });
+ * import assert from "node:assert/strict";
+ * import { unwrap, XenError } from "./mod.ts";
+ *
+ * const where = {
+ *   library: "libxenctrl",
+ *   call: "xc_domain_pause",
+ *   what: `Cannot pause domain "7"`,
+ * };
+ * assert.equal(unwrap(0, where), 0); // success: the value, as it came
+ * assert.throws(() => unwrap(-1, where), XenError); // negative: failure
+ * assert.throws(() => unwrap(false, where), XenError); // libxenstore's bool
  * ```
  *
  * @throws {XenError} when `rc` says failure.

@@ -14,9 +14,21 @@
  *
  * @example
  * ```ts
- * import { openXenctrl } from "./ffi/xen/mod.ts";
- * const xc = openXenctrl();
- * xc.domainInfo(7).totPages;
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { openXenctrl } from "./mod.ts";
+ *
+ * try {
+ *   const xc = openXenctrl(); // on a dom0, as root
+ *   try {
+ *     assert.equal(xc.domainInfo(0).domid, 0); // dom0 itself
+ *   } finally {
+ *     xc.close();
+ *   }
+ * } catch (e) {
+ *   // Elsewhere: XenError "Not a Xen dom0: ...", a FfiError without libxen.
+ *   assert.ok(e instanceof FfiError, String(e));
+ * }
  * ```
  *
  * @module

@@ -74,7 +74,16 @@ export const XENCTRL_LIBRARY: LibrarySpec<typeof XENCTRL_SYMBOLS> = {
  *
  * @example
  * ```ts
- * const { xc_interface_open } = xenctrl();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { xenctrl } from "./xenctrl.ts";
+ *
+ * try {
+ *   const { xc_interface_open } = xenctrl(); // loads libxenctrl on first use
+ *   assert.equal(typeof xc_interface_open, "function");
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError); // libxen is not installed here
+ * }
  * ```
  * @throws {FfiError} When libxenctrl cannot be loaded.
  */
@@ -87,8 +96,17 @@ export const xenctrl: () => Deno.DynamicLibrary<
  *
  * @example
  * ```ts
- * const lib = openXenctrlLibrary("/usr/lib/x86_64-linux-gnu/libxenctrl.so.4.17");
- * lib.close();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { openXenctrlLibrary } from "./xenctrl.ts";
+ *
+ * try {
+ *   const lib = openXenctrlLibrary("libxenctrl.so.4.17"); // a path or a soname
+ *   assert.equal(typeof lib.symbols.xc_interface_open, "function");
+ *   lib.close();
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError); // libxen is not installed here
+ * }
  * ```
  */
 export function openXenctrlLibrary(
@@ -214,8 +232,14 @@ export interface DomainInfo {
  *
  * @example
  * ```ts
- * const info = decodeDomainInfo(new Uint8Array(DOMAININFO.size));
- * info.domid; // 0
+ * import assert from "node:assert/strict";
+ * import { decodeDomainInfo, DOMAININFO } from "./xenctrl.ts";
+ *
+ * const bytes = new Uint8Array(DOMAININFO.size);
+ * new DataView(bytes.buffer).setUint16(DOMAININFO.domain, 7, true);
+ * const info = decodeDomainInfo(bytes);
+ * assert.equal(info.domid, 7);
+ * assert.equal(info.shutdown, false);
  * ```
  */
 export function decodeDomainInfo(bytes: Uint8Array, offset = 0): DomainInfo {
@@ -341,9 +365,22 @@ export class DirtyBitmap {
  *
  * @example
  * ```ts
- * const xc = openXenctrl(); // throws XenError "Not a Xen dom0: ..." off a dom0
- * const info = xc.domainInfo(7);
- * xc.close();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { openXenctrl } from "./xenctrl.ts";
+ *
+ * try {
+ *   const xc = openXenctrl(); // throws XenError "Not a Xen dom0: ..." off a dom0
+ *   try {
+ *     const dom0 = xc.domainInfo(0);
+ *     assert.equal(dom0.domid, 0);
+ *     assert.ok(xc.listDomains().some((d) => d.domid === 0));
+ *   } finally {
+ *     xc.close();
+ *   }
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError, String(e)); // XenError is one
+ * }
  * ```
  */
 export class XenCtrl {
@@ -523,7 +560,17 @@ export class XenCtrl {
  *
  * @example
  * ```ts
- * const xc = openXenctrl();
+ * import assert from "node:assert/strict";
+ * import { XenError } from "./errors.ts";
+ * import { openXenctrl } from "./xenctrl.ts";
+ * import { FfiError } from "../mod.ts";
+ *
+ * try {
+ *   openXenctrl().close();
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError);
+ *   if (e instanceof XenError) assert.match(e.message, /^Not a Xen dom0: /);
+ * }
  * ```
  * @throws {XenError} `Not a Xen dom0: cannot open /dev/xen/privcmd (...)`
  *   off a dom0 or without root; {@link FfiError} when libxenctrl is missing.

@@ -45,7 +45,16 @@ export const XENFOREIGNMEMORY_LIBRARY: LibrarySpec<
  *
  * @example
  * ```ts
- * const { xenforeignmemory_open } = xenforeignmemory();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { xenforeignmemory } from "./xenforeignmemory.ts";
+ *
+ * try {
+ *   const { xenforeignmemory_open } = xenforeignmemory();
+ *   assert.equal(typeof xenforeignmemory_open, "function");
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError); // libxen is not installed here
+ * }
  * ```
  */
 export const xenforeignmemory: () => Deno.DynamicLibrary<
@@ -57,7 +66,15 @@ export const xenforeignmemory: () => Deno.DynamicLibrary<
  *
  * @example
  * ```ts
- * openXenforeignmemoryLibrary().close();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { openXenforeignmemoryLibrary } from "./xenforeignmemory.ts";
+ *
+ * try {
+ *   openXenforeignmemoryLibrary().close(); // the default sonames
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError); // libxen is not installed here
+ * }
  * ```
  */
 export function openXenforeignmemoryLibrary(
@@ -88,10 +105,23 @@ export interface ForeignMapping {
  *
  * @example
  * ```ts
- * const fm = openForeignMemory();
- * const m = fm.map(7, [0, 1, 2]);
- * fm.unmap(m);
- * fm.close();
+ * import { openForeignMemory } from "./xenforeignmemory.ts";
+ *
+ * // Needs a Xen dom0 and maps a real domain's memory: the doc tests
+ * // type-check this function and do not call it.
+ * function firstBytes(domid: number): Uint8Array {
+ *   const fm = openForeignMemory();
+ *   try {
+ *     const m = fm.map(domid, [0, 1, 2]);
+ *     try {
+ *       return m.bytes.slice(0, 16);
+ *     } finally {
+ *       fm.unmap(m);
+ *     }
+ *   } finally {
+ *     fm.close();
+ *   }
+ * }
  * ```
  */
 export class ForeignMemory {
@@ -176,7 +206,17 @@ export class ForeignMemory {
  *
  * @example
  * ```ts
- * const fm = openForeignMemory();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { XenError } from "./errors.ts";
+ * import { openForeignMemory } from "./xenforeignmemory.ts";
+ *
+ * try {
+ *   openForeignMemory().close(); // on a dom0, as root
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError);
+ *   if (e instanceof XenError) assert.match(e.message, /^Not a Xen dom0: /);
+ * }
  * ```
  * @throws {XenError} `Not a Xen dom0: ...` off a dom0.
  */

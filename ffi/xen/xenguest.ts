@@ -77,7 +77,16 @@ export const XENGUEST_LIBRARY: LibrarySpec<typeof XENGUEST_SYMBOLS> = {
  *
  * @example
  * ```ts
- * const { xc_domain_save } = xenguest();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { xenguest } from "./xenguest.ts";
+ *
+ * try {
+ *   const { xc_domain_save } = xenguest();
+ *   assert.equal(typeof xc_domain_save, "function");
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError); // libxen is not installed here
+ * }
  * ```
  */
 export const xenguest: () => Deno.DynamicLibrary<
@@ -89,7 +98,15 @@ export const xenguest: () => Deno.DynamicLibrary<
  *
  * @example
  * ```ts
- * openXenguestLibrary().close();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { openXenguestLibrary } from "./xenguest.ts";
+ *
+ * try {
+ *   openXenguestLibrary().close(); // the default sonames
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError); // libxen is not installed here
+ * }
  * ```
  */
 export function openXenguestLibrary(
@@ -142,7 +159,16 @@ export interface PrecopyStats {
  *
  * @example
  * ```ts
- * encodePrecopyStats({ iteration: 1, totalWritten: 5, dirtyCount: -1 }).length; // 24
+ * import assert from "node:assert/strict";
+ * import { encodePrecopyStats, PRECOPY_STATS } from "./xenguest.ts";
+ *
+ * const bytes = encodePrecopyStats({
+ *   iteration: 1,
+ *   totalWritten: 5,
+ *   dirtyCount: -1,
+ * });
+ * assert.equal(bytes.length, PRECOPY_STATS.size); // 24: u32 (padded), u64, i64
+ * assert.equal(new DataView(bytes.buffer).getBigInt64(16, true), -1n);
  * ```
  */
 export function encodePrecopyStats(s: PrecopyStats): Uint8Array {
@@ -159,7 +185,11 @@ export function encodePrecopyStats(s: PrecopyStats): Uint8Array {
  *
  * @example
  * ```ts
- * decodePrecopyStats(encodePrecopyStats({ iteration: 2, totalWritten: 9, dirtyCount: 3 })).dirtyCount; // 3
+ * import assert from "node:assert/strict";
+ * import { decodePrecopyStats, encodePrecopyStats } from "./xenguest.ts";
+ *
+ * const stats = { iteration: 2, totalWritten: 9, dirtyCount: 3 };
+ * assert.deepEqual(decodePrecopyStats(encodePrecopyStats(stats)), stats);
  * ```
  */
 export function decodePrecopyStats(bytes: Uint8Array): PrecopyStats {
@@ -190,8 +220,30 @@ export interface SaveCallbackPointers {
  *
  * @example
  * ```ts
- * const cb = new Deno.UnsafeCallback(PRECOPY_POLICY_DEF, () => XgsPolicy.CONTINUE_PRECOPY);
- * const callbacks = encodeSaveCallbacks({ precopyPolicy: cb.pointer });
+ * import assert from "node:assert/strict";
+ * import {
+ *   encodeSaveCallbacks,
+ *   PRECOPY_POLICY_DEF,
+ *   SAVE_CALLBACKS,
+ *   XgsPolicy,
+ * } from "./xenguest.ts";
+ *
+ * const cb = new Deno.UnsafeCallback(
+ *   PRECOPY_POLICY_DEF,
+ *   () => XgsPolicy.CONTINUE_PRECOPY,
+ * );
+ * try {
+ *   const callbacks = encodeSaveCallbacks({ precopyPolicy: cb.pointer });
+ *   const view = new DataView(callbacks.buffer);
+ *   assert.equal(callbacks.length, SAVE_CALLBACKS.size);
+ *   assert.equal(
+ *     view.getBigUint64(SAVE_CALLBACKS.precopyPolicy, true),
+ *     BigInt(Deno.UnsafePointer.value(cb.pointer)),
+ *   );
+ *   assert.equal(view.getBigUint64(SAVE_CALLBACKS.suspend, true), 0n); // NULL
+ * } finally {
+ *   cb.close();
+ * }
  * ```
  */
 export function encodeSaveCallbacks(c: SaveCallbackPointers): Uint8Array {

@@ -55,7 +55,16 @@ export const XENSTORE_LIBRARY: LibrarySpec<typeof XENSTORE_SYMBOLS> = {
  *
  * @example
  * ```ts
- * const { xs_open } = xenstore();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { xenstore } from "./xenstore.ts";
+ *
+ * try {
+ *   const { xs_open } = xenstore();
+ *   assert.equal(typeof xs_open, "function");
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError); // libxen is not installed here
+ * }
  * ```
  */
 export const xenstore: () => Deno.DynamicLibrary<
@@ -67,7 +76,15 @@ export const xenstore: () => Deno.DynamicLibrary<
  *
  * @example
  * ```ts
- * openXenstoreLibrary().close();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { openXenstoreLibrary } from "./xenstore.ts";
+ *
+ * try {
+ *   openXenstoreLibrary().close(); // the default sonames
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError); // libxen is not installed here
+ * }
  * ```
  */
 export function openXenstoreLibrary(
@@ -91,9 +108,21 @@ function cstr(s: string): Uint8Array {
  *
  * @example
  * ```ts
- * const xs = openXenstore();
- * xs.read("/local/domain/7/name"); // "guest"
- * xs.close();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { openXenstore } from "./xenstore.ts";
+ *
+ * try {
+ *   const xs = openXenstore(); // on a dom0, as root
+ *   try {
+ *     assert.equal(xs.read("/local/domain/0/name"), "Domain-0");
+ *     assert.equal(xs.read("/no/such/path"), null);
+ *   } finally {
+ *     xs.close();
+ *   }
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError, String(e)); // "Not a Xen dom0: ..."
+ * }
  * ```
  */
 export class XenStore {
@@ -227,7 +256,17 @@ export class XenStore {
  *
  * @example
  * ```ts
- * const xs = openXenstore();
+ * import assert from "node:assert/strict";
+ * import { FfiError } from "../mod.ts";
+ * import { XenError } from "./errors.ts";
+ * import { openXenstore } from "./xenstore.ts";
+ *
+ * try {
+ *   openXenstore().close();
+ * } catch (e) {
+ *   assert.ok(e instanceof FfiError);
+ *   if (e instanceof XenError) assert.match(e.message, /^Not a Xen dom0: /);
+ * }
  * ```
  * @throws {XenError} `Not a Xen dom0: cannot connect to xenstored (...)` off a dom0.
  */

@@ -60,11 +60,24 @@ export interface GuestFailureOptions {
  * crashed, hangs, or runs with a silent checker.
  *
  * @example
- * ```ts ignore
- * const answer = await pair.destination.check(30_000);
- * if (!answer.startsWith("ok")) {
- *   throw await guestFailure({ answer, guest: pair.destination, qmp: pair.dst, streamIntact: true });
- * }
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { guestFailure, TcgGuestFault } from "./guest_fault.ts";
+ *
+ * // In a lab test the answer comes from `pair.destination.check()`, the guest
+ * // and QMP from `startPair()`. Here: a serial log with a kernel oops.
+ * const logPath = await Deno.makeTempFile();
+ * await Deno.writeTextFile(logPath, "BUG: unable to handle page fault\n");
+ * const error = await guestFailure({
+ *   answer: "bad keys=0/1000",
+ *   guest: { logPath },
+ *   qmp: { execute: <T>() => Promise.resolve({ status: "running" } as T) },
+ *   streamIntact: true,
+ *   watchMs: 0,
+ * });
+ * await Deno.remove(logPath);
+ * assert.ok(error instanceof TcgGuestFault); // the emulator's fault: retry
+ * assert.match(error.message, /the guest kernel crashed/);
  * ```
  */
 export async function guestFailure(

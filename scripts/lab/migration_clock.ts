@@ -14,11 +14,22 @@
  * and `downtime` stop earlier, before it waits for an `exec:` child.)
  *
  * @example
- * ```ts ignore
- * const clock = watchMigration(pair.src, pair.dst);
- * await migrateQemu({ plan, source: pair.src, uri });
- * const t = await clock.result(30_000);
- * console.log(t.totalMs, t.downtimeMs);
+ * ```ts
+ * import { migrateQemu, policy, when } from "@hakobu/hakobu";
+ * import { watchMigration } from "./migration_clock.ts";
+ * import { startPair } from "./qemu_pair.ts";
+ *
+ * // Needs QEMU and the lab's guests: the doc tests type-check this function
+ * // and do not call it.
+ * async function timeOneMigration() {
+ *   const plan = policy("p").switchover(when.rounds(3)).compile();
+ *   const pair = await startPair({ app: "memcached", memMiB: 512 });
+ *   const clock = watchMigration(pair.src, pair.dst);
+ *   await migrateQemu({ plan, source: pair.src, uri: pair.uri });
+ *   const t = await clock.result(30_000);
+ *   await pair.close();
+ *   return [t.totalMs, t.downtimeMs];
+ * }
  * ```
  *
  * @module

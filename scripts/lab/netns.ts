@@ -62,8 +62,19 @@ export async function netExists(): Promise<boolean> {
  * Creates (or recreates) the two namespaces, the veth pair and the shaping.
  *
  * @example
- * ```ts ignore
- * await netUp({ rate: "1gbit" });
+ * ```ts
+ * import { netDown, netUp } from "./netns.ts";
+ *
+ * // Needs root (CAP_NET_ADMIN) and changes the host's namespaces: the doc
+ * // tests type-check this function and do not call it.
+ * async function withLabLink(run: () => Promise<void>) {
+ *   await netUp({ rate: "1gbit" });
+ *   try {
+ *     await run();
+ *   } finally {
+ *     await netDown();
+ *   }
+ * }
  * ```
  */
 export async function netUp(options: NetOptions = {}): Promise<void> {
@@ -155,7 +166,12 @@ function tbfArgs(rate: string): string[] {
  *
  * @example
  * ```ts
- * parseRate("1gbit"); // 1e9
+ * import assert from "node:assert/strict";
+ * import { parseRate } from "./netns.ts";
+ *
+ * assert.equal(parseRate("1gbit"), 1e9); // bits per second
+ * assert.equal(parseRate("500kbit"), 5e5);
+ * assert.throws(() => parseRate("1 Gbps"), /expected a number and kbit/);
  * ```
  */
 export function parseRate(rate: string): number {

@@ -118,9 +118,15 @@ async function pkgVersions(): Promise<string> {
  * Builds (or finds in the cache) the kernel and initramfs for `app`.
  *
  * @example
- * ```ts ignore
- * const img = await buildLab("memcached");
- * console.log(img.initrd, img.built ? `${img.buildMs} ms` : "cached");
+ * ```ts
+ * import { buildLab } from "./qemu_guest.ts";
+ *
+ * // Needs the lab's Debian packages (qemu, the cloud kernel, busybox, ...): the
+ * // doc tests type-check this function and do not call it.
+ * async function build() {
+ *   const img = await buildLab("memcached");
+ *   console.log(img.initrd, img.built ? `${img.buildMs} ms` : "cached");
+ * }
  * ```
  */
 export async function buildLab(
@@ -446,7 +452,10 @@ echo
  *
  * @example
  * ```ts
- * expectedPostgresDigest().length; // 32
+ * import assert from "node:assert/strict";
+ * import { expectedPostgresDigest } from "./qemu_guest.ts";
+ *
+ * assert.match(expectedPostgresDigest(), /^[0-9a-f]{32}$/); // an md5, as hex
  * ```
  */
 export function expectedPostgresDigest(): string {
@@ -463,7 +472,10 @@ export function expectedPostgresDigest(): string {
  *
  * @example
  * ```ts
- * checkerUptime("ok keys=1000/1000 blob=ok uptime=12.30"); // 12.3
+ * import assert from "node:assert/strict";
+ * import { checkerUptime } from "./qemu_guest.ts";
+ *
+ * assert.equal(checkerUptime("ok keys=1000/1000 blob=ok uptime=12.30"), 12.3);
  * ```
  */
 export function checkerUptime(answer: string): number {
@@ -522,11 +534,20 @@ let guestCounter = 0;
  * A running QEMU guest of the lab.
  *
  * @example
- * ```ts ignore
- * const g = await startGuest({ app: "memcached", memMiB: 512 });
- * await g.waitReady();
- * console.log(await g.check()); // "ok keys=1000/1000 blob=ok uptime=4.1"
- * await g.kill();
+ * ```ts
+ * import { startGuest } from "./qemu_guest.ts";
+ *
+ * // Needs QEMU and the lab's images: the doc tests type-check this function
+ * // and do not call it.
+ * async function checkOnce() {
+ *   const g = await startGuest({ app: "memcached", memMiB: 512 });
+ *   try {
+ *     await g.waitReady();
+ *     console.log(await g.check()); // "ok keys=1000/1000 blob=ok uptime=4.1"
+ *   } finally {
+ *     await g.kill();
+ *   }
+ * }
  * ```
  */
 export class Guest {

@@ -6,11 +6,31 @@
  * (source in `hkb-src`, destination in `hkb-dst`, link shaped by netns.ts).
  *
  * @example
- * ```ts ignore
- * const pair = await startPair({ app: "memcached", memMiB: 512, netns: true });
- * const report = await migrateQemu({ plan, source: pair.src, destination: pair.dst, uri: pair.uri });
- * console.log(await pair.destination.check());
- * await pair.close();
+ * ```ts
+ * import { migrateQemu, policy, when } from "@hakobu/hakobu";
+ * import { startPair } from "./qemu_pair.ts";
+ *
+ * // Needs QEMU and the lab's images: the doc tests type-check this function
+ * // and do not call it.
+ * async function migrateOnce() {
+ *   const plan = policy("p").switchover(when.rounds(3)).compile();
+ *   const pair = await startPair({
+ *     app: "memcached",
+ *     memMiB: 512,
+ *     netns: true,
+ *   });
+ *   try {
+ *     const report = await migrateQemu({
+ *       plan,
+ *       source: pair.src,
+ *       destination: pair.dst,
+ *       uri: pair.uri,
+ *     });
+ *     console.log(report.status, await pair.destination.check());
+ *   } finally {
+ *     await pair.close();
+ *   }
+ * }
  * ```
  *
  * @module

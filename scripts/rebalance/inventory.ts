@@ -34,11 +34,17 @@ export const DEFAULT_MAX_HOST_MEMORY_PERCENT = 85;
  *
  * @example
  * ```ts
- * try {
- *   parseInventory({ hosts: [], vms: [{ name: "a", host: "h9", memory: "1GiB" }] });
- * } catch (e) {
- *   if (e instanceof InventoryError) console.log(e.field); // "vms[0].host"
- * }
+ * import assert from "node:assert/strict";
+ * import { InventoryError, parseInventory } from "./mod.ts";
+ *
+ * assert.throws(
+ *   () =>
+ *     parseInventory({
+ *       hosts: [],
+ *       vms: [{ name: "a", host: "h9", memory: "1GiB" }],
+ *     }),
+ *   (e) => e instanceof InventoryError && e.field === "vms[0].host",
+ * );
  * ```
  */
 export class InventoryError extends HakobuError {
@@ -384,11 +390,16 @@ function _targets(value: unknown): Targets {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseInventory } from "./mod.ts";
+ *
  * const inv = parseInventory({
  *   hosts: [{ name: "h1", memory: "64GiB" }],
  *   vms: [{ name: "web1", host: "h1", memory: "8GiB", dirtyRate: "50MB/s" }],
  * });
- * inv.vms[0].dirtyRate; // 50000000
+ * assert.equal(inv.vms[0].memoryBytes, 8 * 2 ** 30);
+ * assert.equal(inv.vms[0].dirtyRate, 50_000_000); // bytes per second
+ * assert.equal(inv.targets.maxHostMemoryPercent, 85); // the default target
  * ```
  *
  * @throws {InventoryError} naming the field path that failed.
@@ -441,8 +452,14 @@ export function parseInventory(value: unknown): Inventory {
  * Reads and checks an inventory JSON file.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hostUsage, loadInventory } from "./mod.ts";
+ *
+ * // A path relative to the current directory (here: the repository root).
  * const inv = await loadInventory("examples/inventory.json");
+ * assert.equal(inv.hosts.length, 3);
+ * assert.equal(hostUsage(inv).get("h1"), 832 * 2 ** 20); // over its 75% target
  * ```
  *
  * @throws {InventoryError} path `"file"` when the file is missing or not
@@ -492,8 +509,23 @@ export async function loadInventory(path: string): Promise<Inventory> {
  * inventory back after a rebalance.
  *
  * @example
- * ```ts ignore
- * await Deno.writeTextFile("out.json", JSON.stringify(inventoryToJson(inv), null, 2));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { inventoryToJson, parseInventory } from "./mod.ts";
+ *
+ * const inv = parseInventory({
+ *   hosts: [{ name: "h1", memory: "1GiB" }],
+ *   vms: [{ name: "a", host: "h1", memory: "256MiB" }],
+ * });
+ * // Sizes in bytes, ready for JSON.stringify and Deno.writeTextFile:
+ * const json = inventoryToJson(inv);
+ * assert.deepEqual(parseInventory(json), inv);
+ * assert.deepEqual(json.vms, [{
+ *   name: "a",
+ *   host: "h1",
+ *   memoryBytes: 2 ** 28,
+ *   dirtyRate: 0,
+ * }]);
  * ```
  */
 export function inventoryToJson(inventory: Inventory): Record<string, unknown> {
@@ -508,8 +540,19 @@ export function inventoryToJson(inventory: Inventory): Record<string, unknown> {
  * Memory in use on each host (sum of its VMs' memory), by host name.
  *
  * @example
- * ```ts ignore
- * hostUsage(inv).get("h1"); // bytes
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hostUsage, parseInventory } from "./mod.ts";
+ *
+ * const inv = parseInventory({
+ *   hosts: [{ name: "h1", memory: "1GiB" }, { name: "h2", memory: "1GiB" }],
+ *   vms: [
+ *     { name: "a", host: "h1", memory: "256MiB" },
+ *     { name: "b", host: "h1", memory: "128MiB" },
+ *   ],
+ * });
+ * assert.equal(hostUsage(inv).get("h1"), 384 * 2 ** 20); // bytes
+ * assert.equal(hostUsage(inv).get("h2"), 0);
  * ```
  */
 export function hostUsage(inventory: Inventory): Map<string, number> {

@@ -8,15 +8,35 @@
  * `format.ts` (a plan and its results as tables).
  *
  * @example
- * ```ts ignore
- * import { loadInventory, planMoves, runPlan, simFabric } from "./mod.ts";
- * import { loadPolicy } from "../../dsl/mod.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadPolicy } from "@hakobu/hakobu";
+ * import { parseInventory, planMoves, runPlan, simFabric } from "./mod.ts";
  *
- * const inventory = await loadInventory("examples/inventory.json");
+ * // Usually `await loadInventory("inventory.json")`; here two small hosts.
+ * const inventory = parseInventory({
+ *   hosts: [{ name: "a", memory: "64MiB" }, { name: "b", memory: "64MiB" }],
+ *   vms: [
+ *     { name: "big", host: "a", memory: "48MiB" },
+ *     { name: "small", host: "a", memory: "8MiB" },
+ *   ],
+ * });
  * const policy = await loadPolicy("examples/policies/default.ts");
- * const plan = planMoves(inventory, { bandwidth: policy.bandwidth ?? 1.25e9, policy });
- * await using fabric = simFabric();
- * const run = await runPlan(inventory, plan, { policy, fabric, maxConcurrent: 2 });
+ * const plan = planMoves(inventory, {
+ *   bandwidth: policy.bandwidth ?? 1.25e9,
+ *   policy,
+ * });
+ * await using fabric = simFabric(); // sim VMs and receivers on loopback
+ * const run = await runPlan(inventory, plan, {
+ *   policy,
+ *   fabric,
+ *   maxConcurrent: 2,
+ * });
+ * assert.equal(run.ok, true);
+ * assert.deepEqual(run.inventory.vms.map((vm) => `${vm.name}@${vm.host}`), [
+ *   "big@a",
+ *   "small@b",
+ * ]);
  * ```
  *
  * @module

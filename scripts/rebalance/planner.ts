@@ -123,7 +123,9 @@ const SEARCH_BUDGET = 200_000;
  *
  * @example
  * ```ts
- * import { parseInventory } from "./inventory.ts";
+ * import assert from "node:assert/strict";
+ * import { parseInventory, planMoves } from "./mod.ts";
+ *
  * const inv = parseInventory({
  *   hosts: [{ name: "a", memory: "1GiB" }, { name: "b", memory: "1GiB" }],
  *   vms: [
@@ -132,7 +134,11 @@ const SEARCH_BUDGET = 200_000;
  *   ],
  * });
  * const plan = planMoves(inv, { bandwidth: 125e6 });
- * plan.moves.map((m) => `${m.vm} ${m.from}->${m.to}`); // ["small a->b"]
+ * // Host a is at 87.5%, over the 85% target: the smallest VM that fixes it moves.
+ * assert.deepEqual(plan.moves.map((m) => `${m.vm} ${m.from}->${m.to}`), [
+ *   "small a->b",
+ * ]);
+ * assert.equal(plan.balanced, true);
  * ```
  */
 export function planMoves(
@@ -283,8 +289,19 @@ export function planMoves(
  * inventory: each moved VM's host becomes the move's destination.
  *
  * @example
- * ```ts ignore
- * const after = applyMoves(inv, plan.moves);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { applyMoves, parseInventory, planMoves } from "./mod.ts";
+ *
+ * const inv = parseInventory({
+ *   hosts: [{ name: "a", memory: "1GiB" }, { name: "b", memory: "1GiB" }],
+ *   vms: [
+ *     { name: "big", host: "a", memory: "768MiB" },
+ *     { name: "small", host: "a", memory: "128MiB" },
+ *   ],
+ * });
+ * const after = applyMoves(inv, planMoves(inv, { bandwidth: 125e6 }).moves);
+ * assert.deepEqual(after.vms.map((vm) => vm.host), ["a", "b"]);
  * ```
  */
 export function applyMoves(

@@ -62,8 +62,16 @@ export interface Prediction {
  *
  * @example
  * ```ts
- * const p = predictMigration({ memoryBytes: 2 ** 30, dirtyRate: 0, bandwidth: 125e6 });
- * Math.round(p.totalMs); // 8590 (1 GiB at 1 Gbit/s)
+ * import assert from "node:assert/strict";
+ * import { predictMigration } from "./mod.ts";
+ *
+ * const p = predictMigration({
+ *   memoryBytes: 2 ** 30,
+ *   dirtyRate: 0,
+ *   bandwidth: 125e6,
+ * });
+ * assert.equal(Math.round(p.totalMs), 8590); // 1 GiB at 1 Gbit/s
+ * assert.equal(p.converges, true);
  * ```
  */
 export function predictMigration(options: PredictOptions): Prediction {

@@ -109,11 +109,27 @@ export interface RunResult {
  * fails, times out or does not verify leaves its VM where it was.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { policy, when } from "@hakobu/hakobu";
+ * import { parseInventory, planMoves, runPlan, simFabric } from "./mod.ts";
+ *
+ * const inv = parseInventory({
+ *   hosts: [{ name: "a", memory: "64MiB" }, { name: "b", memory: "64MiB" }],
+ *   vms: [
+ *     { name: "big", host: "a", memory: "48MiB" },
+ *     { name: "small", host: "a", memory: "8MiB" },
+ *   ],
+ * });
  * const plan = planMoves(inv, { bandwidth: 125e6 });
  * await using fabric = simFabric();
- * const run = await runPlan(inv, plan, { policy, fabric, maxConcurrent: 2, timeoutMs: 60_000 });
- * console.log(run.results.map((r) => r.verified));
+ * const run = await runPlan(inv, plan, {
+ *   policy: policy("p").switchover(when.rounds(3)).compile(),
+ *   fabric,
+ *   maxConcurrent: 2,
+ *   timeoutMs: 60_000,
+ * });
+ * assert.deepEqual(run.results.map((r) => r.verified), [true]);
  * ```
  */
 export async function runPlan(

@@ -47,9 +47,24 @@ interface Destination {
  * 127.0.0.1 (one listener per destination host, started on first use).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { policy, when } from "@hakobu/hakobu";
+ * import { parseInventory, planMoves, runPlan, simFabric } from "./mod.ts";
+ *
+ * const inv = parseInventory({
+ *   hosts: [{ name: "a", memory: "64MiB" }, { name: "b", memory: "64MiB" }],
+ *   vms: [
+ *     { name: "big", host: "a", memory: "48MiB" },
+ *     { name: "small", host: "a", memory: "8MiB" },
+ *   ],
+ * });
+ * const plan = planMoves(inv, { bandwidth: 125e6 });
+ * const p = policy("p").switchover(when.rounds(3)).compile();
  * await using fabric = simFabric();
- * const run = await runPlan(inv, plan, { policy, fabric });
+ * await runPlan(inv, plan, { policy: p, fabric });
+ * assert.equal(fabric.receipts.length, 1); // one receiving session, on host b
+ * assert.equal(fabric.receipts[0].host, "b");
  * ```
  */
 export function simFabric(options: SimFabricOptions = {}): SimFabric {

@@ -14,7 +14,14 @@ import { HakobuError } from "../../errors.ts";
  *
  * @example
  * ```ts
- * throw new QemuStreamError("Truncated QEMU stream: ended inside a RAM page at offset 4100", 4100);
+ * import assert from "node:assert/strict";
+ * import { parseQemuStream, QemuStreamError } from "@hakobu/hakobu";
+ *
+ * const notQemu = new TextEncoder().encode("this is not a QEMU stream");
+ * assert.throws(
+ *   () => parseQemuStream(notQemu),
+ *   (e) => e instanceof QemuStreamError && e.offset === 0,
+ * );
  * ```
  */
 export class QemuStreamError extends HakobuError {

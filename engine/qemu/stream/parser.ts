@@ -165,11 +165,21 @@ const NEED_MORE = Symbol("need more");
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { QemuStreamParser } from "@hakobu/hakobu";
+ *
+ * const gz = await Deno.open(
+ *   new URL("./testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ * );
  * const parser = new QemuStreamParser();
- * for await (const chunk of stream) {
- *   for (const e of parser.push(chunk)) if (e.kind === "page") console.log(e.pfn);
+ * let pages = 0;
+ * for await (
+ *   const chunk of gz.readable.pipeThrough(new DecompressionStream("gzip"))
+ * ) {
+ *   for (const e of parser.push(chunk)) if (e.kind === "page") pages++;
  * }
  * parser.finish();
+ * assert.equal(pages, 16514); // one record per page: ZERO or PAGE
  * ```
  */
 export class QemuStreamParser {

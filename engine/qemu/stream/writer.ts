@@ -16,7 +16,11 @@ import { type QemuEvent, QemuStreamParser } from "./parser.ts";
  *
  * @example
  * ```ts
- * eventBytes({ kind: "opaque", bytes: new Uint8Array([1, 2]) }).length; // 2
+ * import assert from "node:assert/strict";
+ * import { eventBytes } from "./writer.ts";
+ *
+ * const bytes = new Uint8Array([1, 2]);
+ * assert.equal(eventBytes({ kind: "opaque", bytes }), bytes); // a view, no copy
  * ```
  */
 export function eventBytes(event: QemuEvent): Uint8Array {
@@ -29,8 +33,17 @@ export function eventBytes(event: QemuEvent): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { writePageRecord } from "./writer.ts";
+ *
+ * // A ZERO record: be64 (offset | CONTINUE | ZERO), then the fill byte.
+ * const header8 = new Uint8Array([0, 0, 0, 0, 0, 0, 0x10, 0x22]);
  * const out = new Uint8Array(9);
- * writePageRecord(out, 0, header8, { zero: true, fill: 0 }); // 9
+ * assert.equal(writePageRecord(out, 0, header8, { zero: true, fill: 0 }), 9);
+ * assert.throws(
+ *   () => writePageRecord(out, 1, header8, { zero: true, fill: 0 }),
+ *   /buffer/,
+ * );
  * ```
  *
  * @returns The offset after the record.
@@ -66,8 +79,17 @@ export function writePageRecord(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseQemuStream, rebuildStream } from "@hakobu/hakobu";
+ *
+ * const gz = await Deno.open(
+ *   new URL("./testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ * );
+ * const stream = await new Response(
+ *   gz.readable.pipeThrough(new DecompressionStream("gzip")),
+ * ).bytes();
  * const events = parseQemuStream(stream);
- * rebuildStream(events); // equal to stream, byte for byte
+ * assert.deepEqual(rebuildStream(events), stream); // byte for byte
  * ```
  */
 export function rebuildStream(events: Iterable<QemuEvent>): Uint8Array {
@@ -80,7 +102,18 @@ export function rebuildStream(events: Iterable<QemuEvent>): Uint8Array {
  *
  * @example
  * ```ts
- * const events = parseQemuStream(bytes, { strict: true });
+ * import assert from "node:assert/strict";
+ * import { parseQemuStream } from "@hakobu/hakobu";
+ *
+ * const gz = await Deno.open(
+ *   new URL("./testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ * );
+ * const stream = await new Response(
+ *   gz.readable.pipeThrough(new DecompressionStream("gzip")),
+ * ).bytes();
+ * const events = parseQemuStream(stream, { strict: true });
+ * const setup = events.find((e) => e.kind === "ramSetup");
+ * assert.equal(setup?.kind === "ramSetup" && setup.blocks[0].id, "pc.ram");
  * ```
  *
  * @throws {QemuStreamError} on a truncated or unparsable stream.

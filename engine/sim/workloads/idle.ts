@@ -21,8 +21,16 @@ function regions(pageCount: number): Region[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { isZeroSpan } from "@hakobu/hakobu";
+ * import { idle } from "./idle.ts";
+ *
  * const memory = new Uint8Array(16 << 20);
  * idle.init(memory, 1);
+ * const [kernel, data] = idle.regions(memory.length / 4096);
+ * assert.deepEqual([kernel.name, data.name], ["kernel", "kernel-data"]);
+ * // Past the kernel's data, memory was never touched.
+ * assert.ok(isZeroSpan(memory.subarray((data.start + data.count) * 4096)));
  * ```
  */
 export const idle: Workload = {

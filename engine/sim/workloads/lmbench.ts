@@ -26,8 +26,17 @@ function regions(pageCount: number): Region[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { lmbench } from "./lmbench.ts";
+ *
  * const memory = new Uint8Array(16 << 20);
  * lmbench.init(memory, 1);
+ * const dst = lmbench.regions(memory.length / 4096).find((r) =>
+ *   r.name === "dst"
+ * )!;
+ * const dirtied: number[] = [];
+ * lmbench.writer(memory, 1).step((pfn) => dirtied.push(pfn));
+ * assert.deepEqual(dirtied, [dst.start]); // the sweep starts at its start
  * ```
  */
 export const lmbench: Workload = {

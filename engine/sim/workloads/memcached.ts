@@ -203,8 +203,17 @@ class Slabs {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { isZeroPage } from "@hakobu/hakobu";
+ * import { memcached } from "./memcached.ts";
+ *
  * const memory = new Uint8Array(64 << 20);
  * memcached.init(memory, 1);
+ * let zeroPages = 0;
+ * for (let at = 0; at < memory.length; at += 4096) {
+ *   if (isZeroPage(memory.subarray(at, at + 4096))) zeroPages++;
+ * }
+ * assert.ok(zeroPages > memory.length / 4096 / 2); // mostly zero memory
  * ```
  */
 export const memcached: Workload = {

@@ -17,8 +17,17 @@ function regions(pageCount: number): Region[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { partial } from "./partial.ts";
+ *
  * const memory = new Uint8Array(16 << 20);
  * partial.init(memory, 1);
+ * const hot = partial.regions(memory.length / 4096).find((r) =>
+ *   r.name === "hot"
+ * )!;
+ * partial.writer(memory, 1).step((pfn) => {
+ *   assert.ok(pfn >= hot.start && pfn < hot.start + hot.count);
+ * });
  * ```
  */
 export const partial: Workload = allocationWorkload({

@@ -210,8 +210,15 @@ function geometry(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { postgres } from "./postgres.ts";
+ *
  * const memory = new Uint8Array(64 << 20);
  * postgres.init(memory, 1);
+ * assert.deepEqual(
+ *   postgres.regions(memory.length / 4096).map((r) => r.name),
+ *   ["kernel", "shared_buffers", "wal_buffers", "pagecache"],
+ * );
  * ```
  */
 export const postgres: Workload = {

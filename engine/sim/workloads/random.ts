@@ -11,8 +11,17 @@ function regions(pageCount: number): Region[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { random } from "./random.ts";
+ *
  * const memory = new Uint8Array(16 << 20);
  * random.init(memory, 1);
+ * const heap = random.regions(memory.length / 4096).find((r) =>
+ *   r.name === "heap"
+ * )!;
+ * random.writer(memory, 1).step((pfn) => {
+ *   assert.ok(pfn >= heap.start && pfn < heap.start + heap.count);
+ * });
  * ```
  */
 export const random: Workload = allocationWorkload({

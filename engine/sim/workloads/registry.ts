@@ -31,7 +31,19 @@ const WORKLOADS: readonly Workload[] = [
  *
  * @example
  * ```ts
- * workloadNames(); // ["idle", "zero", "unique", "random", "partial", "memcached", "postgres", "lmbench"]
+ * import assert from "node:assert/strict";
+ * import { workloadNames } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(workloadNames(), [
+ *   "idle",
+ *   "zero",
+ *   "unique",
+ *   "random",
+ *   "partial",
+ *   "memcached",
+ *   "postgres",
+ *   "lmbench",
+ * ]);
  * ```
  */
 export function workloadNames(): string[] {
@@ -43,7 +55,12 @@ export function workloadNames(): string[] {
  *
  * @example
  * ```ts
- * workloadByName("memcached").dirtyRate; // 2000
+ * import assert from "node:assert/strict";
+ * import { SimError, workloadByName } from "@hakobu/hakobu";
+ *
+ * // Page writes per second:
+ * assert.equal(workloadByName("memcached").dirtyRate, 2000);
+ * assert.throws(() => workloadByName("nginx"), SimError);
  * ```
  *
  * @throws {SimError} If there is no such workload.

@@ -45,8 +45,19 @@ function colour(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { hex, rangeDigests } from "@hakobu/hakobu";
+ * import { unique } from "./unique.ts";
+ *
  * const memory = new Uint8Array(16 << 20);
  * unique.init(memory, 1);
+ * const pages = memory.length / 4096;
+ * const digests = rangeDigests(memory, 4096, 0, pages); // one SHA-256 per page
+ * const distinct = new Set<string>();
+ * for (let p = 0; p < pages; p++) {
+ *   distinct.add(hex(digests.subarray(p * 32, p * 32 + 32)));
+ * }
+ * assert.equal(distinct.size, pages); // every page differs from every other
  * ```
  */
 export const unique: Workload = {

@@ -47,11 +47,16 @@ export interface WorkloadWriter {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { type Workload, workloadByName } from "@hakobu/hakobu";
+ *
  * const w: Workload = workloadByName("random");
  * const memory = new Uint8Array(16 << 20);
  * w.init(memory, 1);
  * const writer = w.writer(memory, 1);
- * writer.step((pfn) => console.log("dirtied", pfn));
+ * const dirtied: number[] = [];
+ * writer.step((pfn) => dirtied.push(pfn));
+ * assert.equal(dirtied.length, 1); // one logical write, one page
  * ```
  */
 export interface Workload {

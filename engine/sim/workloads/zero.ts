@@ -17,8 +17,16 @@ function regions(pageCount: number): Region[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { isZeroPage } from "@hakobu/hakobu";
+ * import { zero } from "./zero.ts";
+ *
  * const memory = new Uint8Array(16 << 20);
  * zero.init(memory, 1);
+ * memory.fill(1); // pretend the heap held data
+ * zero.writer(memory, 1).step((pfn) => {
+ *   assert.ok(isZeroPage(memory.subarray(pfn * 4096, pfn * 4096 + 4096)));
+ * });
  * ```
  */
 export const zero: Workload = {

@@ -35,10 +35,21 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
  * must prove it holds the same key, too.
  *
  * @example
- * ```ts ignore
- * const security = await connectSecurityFromDir("/etc/pki/hakobu");
- * const conn = await connectChannel({ hostname: "10.0.0.2", port: 7700 }, security);
- * const report = await migrate({ plan, source: vm, conn });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ChannelAuthError, connectChannel, connectSecurityFromDir, listenChannel, listenSecurityFromDir } from "./mod.ts";
+ * import { generateCredentials } from "./generate.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await generateCredentials(dir, { receiverNames: ["127.0.0.1"], sourceIdentity: "src-a" });
+ * // A receiver that admits only "src-b": this source is refused, and told why.
+ * const listener = await listenChannel({ hostname: "127.0.0.1", port: 0 }, await listenSecurityFromDir(dir, ["src-b"]));
+ * await assert.rejects(
+ *   connectChannel({ hostname: "127.0.0.1", port: listener.addr.port }, await connectSecurityFromDir(dir)),
+ *   (e) => e instanceof ChannelAuthError && /"src-a" is not authorised/.test(e.message),
+ * );
+ * listener.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @throws {ChannelAuthError} naming the failed step: TLS (an untrusted or

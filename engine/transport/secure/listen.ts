@@ -65,10 +65,27 @@ export interface ChannelListener {
  * `authTimeoutMs`, so a slow or idle peer holds up no other.
  *
  * @example
- * ```ts ignore
- * const security = await listenSecurityFromDir("/etc/pki/hakobu", ["src-a"]);
- * const listener = await listenChannel({ hostname: "10.0.0.2", port: 7700 }, security);
- * const conn = await listener.accept(); // conn.identity === "src-a"
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { connectChannel, connectSecurityFromDir, listenChannel, listenSecurityFromDir } from "./mod.ts";
+ * import { generateCredentials } from "./generate.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await generateCredentials(dir, { receiverNames: ["127.0.0.1"], sourceIdentity: "src-a" });
+ * const listener = await listenChannel(
+ *   { hostname: "127.0.0.1", port: 0 },
+ *   await listenSecurityFromDir(dir, ["src-a"]),
+ * );
+ * const [served, source] = await Promise.all([
+ *   listener.accept(),
+ *   connectChannel({ hostname: "127.0.0.1", port: listener.addr.port }, await connectSecurityFromDir(dir)),
+ * ]);
+ * assert.equal(served.identity, "src-a"); // the source's certificate CN, admitted
+ * assert.equal(source.identity, "127.0.0.1"); // the receiver's certificate name
+ * served.close();
+ * source.close();
+ * listener.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function listenChannel(

@@ -12,8 +12,15 @@ import { HakobuError } from "../../errors.ts";
  *
  * @example
  * ```ts
- * try { parseXenStream(bytes); } catch (e) {
- *   if (e instanceof XenStreamError) console.error(e.offset);
+ * import assert from "node:assert/strict";
+ * import { parseXenStream, XenStreamError } from "@hakobu/hakobu";
+ *
+ * try {
+ *   parseXenStream(new Uint8Array(20)); // not even an image header
+ *   assert.fail("a truncated stream parses");
+ * } catch (e) {
+ *   assert.ok(e instanceof XenStreamError);
+ *   assert.equal(e.offset, 20); // where the bytes ran out
  * }
  * ```
  */

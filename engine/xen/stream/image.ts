@@ -67,8 +67,20 @@ export interface XenImage {
  *
  * @example
  * ```ts
- * encodeImageHeader({ version: 3, options: 0, ihdrReserved: [0, 0], domainType: 2,
- *   pageShift: 12, dhdrReserved: 0, xenMajor: 4, xenMinor: 17 }).length; // 40
+ * import assert from "node:assert/strict";
+ * import { DomainType, encodeImageHeader } from "@hakobu/hakobu";
+ *
+ * const header = encodeImageHeader({
+ *   version: 3,
+ *   options: 0,
+ *   ihdrReserved: [0, 0],
+ *   domainType: DomainType.X86_PVH,
+ *   pageShift: 12,
+ *   dhdrReserved: 0,
+ *   xenMajor: 4,
+ *   xenMinor: 17,
+ * });
+ * assert.equal(header.length, 24 + 16); // image header, then domain header
  * ```
  */
 export function encodeImageHeader(h: ImageHeader): Uint8Array {
@@ -94,7 +106,12 @@ export function encodeImageHeader(h: ImageHeader): Uint8Array {
  *
  * @example
  * ```ts
- * encodeRecord(RecType.END, new Uint8Array(0)).length; // 8
+ * import assert from "node:assert/strict";
+ * import { encodeRecord, RecType } from "@hakobu/hakobu";
+ *
+ * assert.equal(encodeRecord(RecType.END, new Uint8Array(0)).length, 8);
+ * // Bodies are padded to 8 bytes:
+ * assert.equal(encodeRecord(RecType.VERIFY, new Uint8Array(3)).length, 8 + 8);
  * ```
  */
 export function encodeRecord(
@@ -115,8 +132,17 @@ export function encodeRecord(
  *
  * @example
  * ```ts
- * encodePageData({ kind: "page_data", reserved: 0, entries: [{ pfn: 5, type: 0 }],
- *   pages: [new Uint8Array(4096)] }).length; // 8 + 8 + 8 + 4096
+ * import assert from "node:assert/strict";
+ * import { encodePageData } from "@hakobu/hakobu";
+ *
+ * const record = encodePageData({
+ *   kind: "page_data",
+ *   reserved: 0,
+ *   entries: [{ pfn: 5, type: 0 }],
+ *   pages: [new Uint8Array(4096)],
+ * });
+ * // record header, count and reserved, one pfn entry, one page
+ * assert.equal(record.length, 8 + 8 + 8 + 4096);
  * ```
  * @throws {RangeError} when the pages do not match the entries' types.
  */
@@ -162,8 +188,38 @@ export function encodePageData(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   DomainType,
+ *   encodeImageHeader,
+ *   encodePageData,
+ *   encodeRecord,
+ *   parseXenStream,
+ *   RecType,
+ * } from "@hakobu/hakobu";
+ *
+ * const bytes = new Uint8Array([
+ *   ...encodeImageHeader({
+ *     version: 3,
+ *     options: 0,
+ *     ihdrReserved: [0, 0],
+ *     domainType: DomainType.X86_PVH,
+ *     pageShift: 12,
+ *     dhdrReserved: 0,
+ *     xenMajor: 4,
+ *     xenMinor: 17,
+ *   }),
+ *   ...encodePageData({
+ *     kind: "page_data",
+ *     reserved: 0,
+ *     entries: [{ pfn: 5, type: 0 }],
+ *     pages: [new Uint8Array(4096).fill(1)],
+ *   }),
+ *   ...encodeRecord(RecType.END, new Uint8Array(0)),
+ * ]);
  * const image = parseXenStream(bytes);
- * image.records.filter((r) => r.kind === "page_data").length;
+ * assert.equal(image.records.filter((r) => r.kind === "page_data").length, 1);
+ * assert.equal(image.header.domainType, DomainType.X86_PVH);
  * ```
  * @throws {XenStreamError} with the offset of the first bad or missing byte.
  */
@@ -210,7 +266,30 @@ export function parseXenStream(bytes: Uint8Array): XenImage {
  *
  * @example
  * ```ts
- * rebuildXenStream(parseXenStream(bytes)); // equal to bytes
+ * import assert from "node:assert/strict";
+ * import {
+ *   DomainType,
+ *   encodeImageHeader,
+ *   encodeRecord,
+ *   parseXenStream,
+ *   rebuildXenStream,
+ *   RecType,
+ * } from "@hakobu/hakobu";
+ *
+ * const bytes = new Uint8Array([
+ *   ...encodeImageHeader({
+ *     version: 3,
+ *     options: 0,
+ *     ihdrReserved: [0, 0],
+ *     domainType: DomainType.X86_PVH,
+ *     pageShift: 12,
+ *     dhdrReserved: 0,
+ *     xenMajor: 4,
+ *     xenMinor: 17,
+ *   }),
+ *   ...encodeRecord(RecType.END, new Uint8Array(0)),
+ * ]);
+ * assert.deepEqual(rebuildXenStream(parseXenStream(bytes)), bytes);
  * ```
  */
 export function rebuildXenStream(image: XenImage): Uint8Array {

@@ -6,8 +6,38 @@
  *
  * @example
  * ```ts
- * import { parseXenStream, rebuildXenStream } from "./engine/xen/stream/mod.ts";
- * rebuildXenStream(parseXenStream(bytes)); // byte-identical
+ * import assert from "node:assert/strict";
+ * import {
+ *   DomainType,
+ *   encodeImageHeader,
+ *   encodePageData,
+ *   encodeRecord,
+ *   parseXenStream,
+ *   rebuildXenStream,
+ *   RecType,
+ * } from "@hakobu/hakobu";
+ *
+ * const bytes = new Uint8Array([
+ *   ...encodeImageHeader({
+ *     version: 3,
+ *     options: 0,
+ *     ihdrReserved: [0, 0],
+ *     domainType: DomainType.X86_PVH,
+ *     pageShift: 12,
+ *     dhdrReserved: 0,
+ *     xenMajor: 4,
+ *     xenMinor: 17,
+ *   }),
+ *   ...encodePageData({
+ *     kind: "page_data",
+ *     reserved: 0,
+ *     entries: [{ pfn: 5, type: 0 }],
+ *     pages: [new Uint8Array(4096).fill(1)],
+ *   }),
+ *   ...encodeRecord(RecType.END, new Uint8Array(0)),
+ * ]);
+ * // Byte-identical:
+ * assert.deepEqual(rebuildXenStream(parseXenStream(bytes)), bytes);
  * ```
  *
  * @module

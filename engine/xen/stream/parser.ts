@@ -147,9 +147,45 @@ const enum State {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   DomainType,
+ *   encodeImageHeader,
+ *   encodePageData,
+ *   encodeRecord,
+ *   RecType,
+ *   XenStreamParser,
+ * } from "@hakobu/hakobu";
+ *
+ * const image = new Uint8Array([
+ *   ...encodeImageHeader({
+ *     version: 3,
+ *     options: 0,
+ *     ihdrReserved: [0, 0],
+ *     domainType: DomainType.X86_PVH,
+ *     pageShift: 12,
+ *     dhdrReserved: 0,
+ *     xenMajor: 4,
+ *     xenMinor: 17,
+ *   }),
+ *   ...encodePageData({
+ *     kind: "page_data",
+ *     reserved: 0,
+ *     entries: [{ pfn: 5, type: 0 }, { pfn: 6, type: 0 }],
+ *     pages: [new Uint8Array(4096), new Uint8Array(4096)],
+ *   }),
+ *   ...encodeRecord(RecType.END, new Uint8Array(0)),
+ * ]);
+ * // scan: the image may sit inside xl's stream, whose other bytes are opaque.
  * const p = new XenStreamParser({ scan: true });
- * for (const e of p.push(chunk)) if (e.kind === "pages") console.log(e.count);
+ * const counts: number[] = [];
+ * for (let at = 0; at < image.length; at += 1000) { // chunks of any size
+ *   for (const e of p.push(image.subarray(at, at + 1000))) {
+ *     if (e.kind === "pages") counts.push(e.count);
+ *   }
+ * }
  * p.finish();
+ * assert.deepEqual(counts, [2]);
  * ```
  */
 export class XenStreamParser {

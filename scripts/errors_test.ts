@@ -4,21 +4,21 @@ import {
   HakobuError,
   MigrationError,
   WireError,
-} from "./errors.ts";
+} from "../engine/errors.ts";
 import { PolicyError } from "../dsl/errors.ts";
-import { SimError } from "./sim/errors.ts";
-import { GpuError } from "./gpu/device.ts";
-import { QmpError } from "./qemu/qmp.ts";
-import { QemuMigrationError } from "./qemu/policy_driver.ts";
-import { QemuStreamError } from "./qemu/stream/errors.ts";
-import { XenStreamError } from "./xen/stream/errors.ts";
-import { XenMigrateError } from "./xen/migrate_domain.ts";
+import { SimError } from "../engine/sim/errors.ts";
+import { GpuError } from "../engine/gpu/device.ts";
+import { QmpError } from "../engine/qemu/qmp.ts";
+import { QemuMigrationError } from "../engine/qemu/policy_driver.ts";
+import { QemuStreamError } from "../engine/qemu/stream/errors.ts";
+import { XenStreamError } from "../engine/xen/stream/errors.ts";
+import { XenMigrateError } from "../engine/xen/migrate_domain.ts";
 import { FfiError } from "../ffi/_library.ts";
 import { XenError } from "../ffi/xen/errors.ts";
-import { InventoryError } from "../scripts/rebalance/inventory.ts";
-import { ReportFileError } from "../scripts/_cli/report.ts";
-import { TcgGuestFault } from "../scripts/lab/guest_fault.ts";
-import { ChannelAuthError } from "./transport/secure/auth_error.ts";
+import { InventoryError } from "./rebalance/inventory.ts";
+import { ReportFileError } from "./_cli/report.ts";
+import { TcgGuestFault } from "./lab/guest_fault.ts";
+import { ChannelAuthError } from "../engine/transport/secure/auth_error.ts";
 
 Deno.test("every error class is a HakobuError named after itself, with its field or offset", () => {
   const cause = new Error("underneath");
