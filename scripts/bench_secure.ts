@@ -167,20 +167,27 @@ async function migrationOnce(
     stdout: "piped",
     stderr: "piped",
   }).output();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    out += value;
-  }
-  await receiver.status;
   const stdout = new TextDecoder().decode(mig.stdout);
   if (!mig.success) {
+    try {
+      receiver.kill();
+    } catch { /* already gone */ }
+    await receiver.status;
     throw new Error(
       `${mode} ${workload}: migrate failed: ${
         new TextDecoder().decode(mig.stderr)
       }`,
     );
   }
+  // The receiver (--once) ends after its session; it gets 30 s to say so.
+  const killer = setTimeout(() => receiver.kill(), 30_000);
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  await receiver.status;
+  clearTimeout(killer);
   const report = JSON.parse(stdout);
   const verdict = JSON.parse(
     out.split("\n").find((l) => l.startsWith("{")) ?? "{}",
