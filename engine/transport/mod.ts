@@ -1,8 +1,9 @@
 /**
- * Transport helpers: accepting past connections that failed in the
- * backlog, addresses and retrying connects, link pacing and short writes.
- * (The byte streams themselves are plain `Deno.Conn`s; the tunnels' command
- * line is `scripts/_cli/tunnel_cli.ts`.)
+ * Transport: authenticated, encrypted connections (`secure/`: TLS 1.3 with
+ * certificates or a session-bound pre-shared key, or plain TCP when asked),
+ * accepting past connections that failed in the backlog, addresses and
+ * retrying connects, link pacing and short writes. (The tunnels' command line
+ * is `scripts/_cli/tunnel_cli.ts`.)
  *
  * @module
  */
@@ -11,3 +12,4 @@ export * from "./accept.ts";
 export * from "./address.ts";
 export * from "./pacer.ts";
 export * from "./write_all.ts";
+export * from "./secure/mod.ts";
