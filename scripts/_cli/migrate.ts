@@ -7,7 +7,7 @@ import {
   ProgressView,
 } from "../../report/mod.ts";
 import { SimVm } from "../../engine/sim/mod.ts";
-import type { Plan } from "../../engine/plan.ts";
+import { PAGE_SIZE, type Plan } from "../../engine/plan.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
 import {
   connectChannel,
@@ -206,6 +206,6 @@ function ROUND0(plan: Plan): Parameters<Plan["codecsFor"]>[0] {
     bytesSent: 0,
     rawBytesSent: 0,
     memoryBytes: 0,
-    pageSize: 4096,
+    pageSize: PAGE_SIZE,
   };
 }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { PAGE_SIZE } from "../../engine/plan.ts";
 import { loadPolicy } from "../../dsl/mod.ts";
 import { measureDirtyRate } from "../../engine/xen/dirty_rate.ts";
 import {
@@ -97,7 +98,7 @@ export async function xenMigrateCli(
     console.error(`hakobu: ${e instanceof Error ? e.message : String(e)}`);
     return 2;
   }
-  const mib = (pages: number) => (pages * 4096 / 2 ** 20).toFixed(1);
+  const mib = (pages: number) => (pages * PAGE_SIZE / 2 ** 20).toFixed(1);
   let r: XenMigrateResult;
   try {
     r = await migrateXenDomain({

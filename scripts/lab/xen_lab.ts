@@ -83,6 +83,12 @@ const DOM0_TUNNEL_PKI =
   "rm -rf /tmp/pki && deno run -A --config /hakobu/dom0.deno.json --no-lock --cached-only /hakobu/scripts/hakobu.ts tls init /tmp/pki --name 127.0.0.1 --identity xen-lab-source > /dev/null";
 /** The tunnels' TLS flags in the Xen lab (see {@link DOM0_TUNNEL_PKI}). */
 const DOM0_TUNNEL_TLS = "--tls-dir /tmp/pki";
+/** Starts the receiving tunnel in dom0's background, in front of xl migrate-receive. */
+const DOM0_TUNNEL_RECEIVE =
+  `(${DOM0_TUNNEL_PKI}; ${DOM0_DENO} receive --listen 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --tls-authz xen-lab-source -- xl migrate-receive > /tmp/tunnel-recv.log 2>&1 &)`;
+/** The sending tunnel as xl's ssh command, for `codecs`. */
+const dom0TunnelSend = (codecs: string): string =>
+  `${DOM0_DENO} send --to 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --codecs ${codecs} --`;
 
 /**
  * The tunnel receiver's log, once it holds the statistics line: xl returns
@@ -385,13 +391,11 @@ export async function migrateOnce(
     let receiver = "";
     if (via === "policy-tunnel") {
       await vm.ok(
-        `(${DOM0_TUNNEL_PKI}; ${DOM0_DENO} receive --listen 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --tls-authz xen-lab-source -- xl migrate-receive > /tmp/tunnel-recv.log 2>&1 &)`,
+        DOM0_TUNNEL_RECEIVE,
       );
       receiver = ` --receiver ${
         shq(
-          `${DOM0_DENO} send --to 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --codecs ${
-            options.codecs ?? "zero"
-          } --`,
+          dom0TunnelSend(options.codecs ?? "zero"),
         )
       }`;
     }
@@ -408,10 +412,9 @@ export async function migrateOnce(
   } else if (via === "tunnel") {
     const codecs = options.codecs ?? "zero";
     await vm.ok(
-      `(${DOM0_TUNNEL_PKI}; ${DOM0_DENO} receive --listen 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --tls-authz xen-lab-source -- xl migrate-receive > /tmp/tunnel-recv.log 2>&1 &)`,
+      DOM0_TUNNEL_RECEIVE,
     );
-    sshCommand =
-      `${DOM0_DENO} send --to 127.0.0.1:4445 ${DOM0_TUNNEL_TLS} --codecs ${codecs} --`;
+    sshCommand = dom0TunnelSend(codecs);
     cmd = `xl migrate -s ${
       shq(sshCommand)
     } hakobu-domu localhost; rc=$?; ${AWAIT_TUNNEL_STATS}; (exit $rc)`;
