@@ -36,6 +36,7 @@ import {
 } from "../engine/transport/secure/mod.ts";
 import { generateCredentials } from "../engine/transport/secure/generate.ts";
 import { median } from "./_median.ts";
+import { ReceiverProcess } from "./_receiver_process.ts";
 
 const cli = new Command("bench_secure")
   .option("--runs <n>", "runs (each measures every mode)", "3")
@@ -121,31 +122,10 @@ async function migrationOnce(
   workload: string,
   bandwidth: string,
 ): Promise<MigrationRun> {
-  const receiver = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      HAKOBU,
-      "receive",
-      "--listen",
-      "127.0.0.1:0",
-      "--once",
-      "--json",
-      ...listenFlags(mode),
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = receiver.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let out = "";
-  while (!out.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    out += value;
-  }
-  const port = /listening on [^:]+:(\d+)/.exec(out)?.[1];
-  if (!port) throw new Error(`receiver did not start: ${out}`);
+  await using receiver = await ReceiverProcess.start([
+    "--once",
+    ...listenFlags(mode),
+  ]);
   const mig = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -157,7 +137,7 @@ async function migrationOnce(
       "--mem",
       String(memBytes),
       "--to",
-      `127.0.0.1:${port}`,
+      `127.0.0.1:${receiver.port}`,
       "--bandwidth",
       bandwidth,
       "--quiet",
@@ -169,29 +149,14 @@ async function migrationOnce(
   }).output();
   const stdout = new TextDecoder().decode(mig.stdout);
   if (!mig.success) {
-    try {
-      receiver.kill();
-    } catch { /* already gone */ }
-    await receiver.status;
     throw new Error(
       `${mode} ${workload}: migrate failed: ${
         new TextDecoder().decode(mig.stderr)
       }`,
     );
   }
-  // The receiver (--once) ends after its session; it gets 30 s to say so.
-  const killer = setTimeout(() => receiver.kill(), 30_000);
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    out += value;
-  }
-  await receiver.status;
-  clearTimeout(killer);
+  const verdict = JSON.parse((await receiver.verdict()).line || "{}");
   const report = JSON.parse(stdout);
-  const verdict = JSON.parse(
-    out.split("\n").find((l) => l.startsWith("{")) ?? "{}",
-  );
   if (
     !report.verified || !verdict.verified || verdict.digest !== report.digest
   ) {

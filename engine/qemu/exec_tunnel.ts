@@ -19,6 +19,7 @@
  *   const tunnel = await execTunnel({
  *     to: "10.77.0.2:4445",
  *     codecs: ["zero", "lz4"],
+ *     security: { tlsDir: "/etc/pki/hakobu" }, // TLS, QEMU's credential layout
  *   });
  *   const report = await migrateQemu({
  *     plan,

@@ -29,11 +29,13 @@
  *   const dst = await startResidentReceiver({
  *     listen: "10.77.0.2:4445",
  *     incoming: "/run/hakobu/in.sock",
+ *     security: { tlsDir: "/etc/pki/hakobu", tlsAuthz: ["src-host"] },
  *   });
  *   const src = await startResidentSender({
  *     socket: "/run/hakobu/out.sock",
  *     to: "10.77.0.2:4445",
  *     codecs: ["zero", "zstd"],
+ *     security: { tlsDir: "/etc/pki/hakobu" },
  *   });
  *   await dstQmp.migrateIncoming(dst.incomingUri);
  *   return await migrateQemu({

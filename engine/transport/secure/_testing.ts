@@ -5,6 +5,7 @@
  * @module
  */
 
+import { concatBytes } from "../../bytes.ts";
 import { generateCredentials } from "./generate.ts";
 
 /** Generates a fresh credentials directory; remove it with `Deno.remove(dir, { recursive: true })`. */
@@ -23,11 +24,5 @@ export async function readAll(
 ): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const p of readable) parts.push(p);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { concatBytes } from "../../bytes.ts";
+
 const LABEL = {
   source: "hakobu psk v1 source",
   receiver: "hakobu psk v1 receiver",
@@ -38,13 +40,7 @@ function proofInput(
     new Uint8Array([binding.server.length]),
     binding.server,
   ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts) as Uint8Array<ArrayBuffer>;
 }
 
 function hmacKey(
