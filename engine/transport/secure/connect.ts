@@ -164,7 +164,8 @@ export async function connectChannel(
     }
     const cert = socket.getPeerCertificate();
     return {
-      ...streams,
+      readable: streams.readable,
+      writable: streams.writable,
       remote: peer,
       identity: String(cert?.subject?.CN ?? serverName),
       close: () => socket.destroy(),

@@ -155,7 +155,9 @@ async function listenTls(
     refused(
       new ChannelAuthError(
         `TLS handshake failed: ${error.message} (a plain-TCP source, or one that does not trust this receiver's certificate?)`,
-        `${socket.remoteAddress}:${socket.remotePort}`,
+        socket.remoteAddress === undefined
+          ? undefined
+          : `${socket.remoteAddress}:${socket.remotePort}`,
         { cause: error },
       ),
     );
@@ -289,7 +291,8 @@ async function authenticate(
   );
   writer.releaseLock();
   return {
-    ...streams,
+    readable: streams.readable,
+    writable: streams.writable,
     remote: peer,
     identity,
     close: () => socket.destroy(),
