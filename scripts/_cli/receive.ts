@@ -13,6 +13,7 @@ import {
   listenChannel,
   type ListenSecurity,
 } from "../../engine/transport/secure/mod.ts";
+import { reportRefused } from "./security_options.ts";
 import { FrameWriter } from "../../engine/wire/frame_writer.ts";
 import { FrameType } from "../../engine/wire/frame.ts";
 import { encodeError } from "../../engine/wire/messages.ts";
@@ -71,10 +72,7 @@ export async function receiveCommand(
   // served; its bytes reach no session.
   const listener = await listenChannel(addr, opts.security, {
     authTimeoutMs: opts.handshakeTimeoutMs,
-    onRefused: (e) =>
-      console.error(
-        `refused ${e.peer ?? "a connection"}, still listening: ${e.message}`,
-      ),
+    onRefused: reportRefused,
   });
   const local = listener.addr;
   // The first line names the real port (useful with port 0); scripts read it.

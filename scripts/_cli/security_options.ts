@@ -8,6 +8,7 @@
 
 import { Option } from "@commander-js/extra-typings";
 import {
+  type ChannelAuthError,
   type ConnectSecurity,
   connectSecurityFromFlags,
   type ListenSecurity,
@@ -112,4 +113,14 @@ export async function connectSecurityFrom(
   o: SecurityOptionValues,
 ): Promise<ConnectSecurity> {
   return await connectSecurityFromFlags(securityFlagsFrom(o));
+}
+
+/**
+ * Prints a refused connection on stderr, for a receiver that serves on:
+ * `hakobu receive` and the receiving tunnels say it the same way.
+ */
+export function reportRefused(e: ChannelAuthError): void {
+  console.error(
+    `refused ${e.peer ?? "a connection"}, still listening: ${e.message}`,
+  );
 }

@@ -27,6 +27,7 @@ import {
 import { sendStream, type StreamStats } from "../../engine/stream/send.ts";
 import { receiveStream } from "../../engine/stream/receive.ts";
 import type { Endpoint } from "./options.ts";
+import { reportRefused } from "./security_options.ts";
 
 /** How long a sender retries its connection to the receiving tunnel. */
 const CONNECT_TIMEOUT_MS = 20_000;
@@ -193,12 +194,6 @@ export async function tunnelReceive(
 
 function reportAcceptFailure(e: Error): void {
   console.error(`accept failed, still listening: ${e.message}`);
-}
-
-function reportRefused(e: Error & { peer?: string }): void {
-  console.error(
-    `refused ${e.peer ?? "a connection"}, still listening: ${e.message}`,
-  );
 }
 
 async function connectEndpoint(

@@ -16,8 +16,7 @@ import {
   plainChannelConn,
   socketStreams,
 } from "./channel_conn.ts";
-import { channelBinding } from "./listen.ts";
-import { pskProof, verifyPskProof } from "./psk_proof.ts";
+import { channelBinding, pskProof, verifyPskProof } from "./psk_proof.ts";
 import { readAuthMessage } from "./read_auth.ts";
 import type { ConnectSecurity } from "./security.ts";
 

@@ -17,7 +17,7 @@ import {
   plainChannelConn,
   socketStreams,
 } from "./channel_conn.ts";
-import { pskProof, verifyPskProof } from "./psk_proof.ts";
+import { channelBinding, pskProof, verifyPskProof } from "./psk_proof.ts";
 import { readAuthMessage } from "./read_auth.ts";
 import type { ListenSecurity } from "./security.ts";
 
@@ -297,19 +297,4 @@ async function authenticate(
     identity,
     close: () => socket.destroy(),
   };
-}
-
-/** This TLS session's channel-binding values, or `undefined` when the TLS layer gives none. */
-export function channelBinding(
-  socket: tls.TLSSocket,
-  side: "client" | "server",
-): { client: Uint8Array; server: Uint8Array } | undefined {
-  const mine = socket.getFinished();
-  const theirs = socket.getPeerFinished();
-  if (!mine || !theirs || mine.length < 12 || theirs.length < 12) {
-    return undefined;
-  }
-  return side === "client"
-    ? { client: new Uint8Array(mine), server: new Uint8Array(theirs) }
-    : { client: new Uint8Array(theirs), server: new Uint8Array(mine) };
 }

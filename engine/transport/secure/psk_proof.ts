@@ -11,6 +11,7 @@
  * @module
  */
 
+import type { TLSSocket } from "node:tls";
 import { concatBytes } from "../../bytes.ts";
 
 const LABEL = {
@@ -100,4 +101,19 @@ export async function verifyPskProof(
     proof.slice(),
     proofInput(role, identity, binding),
   );
+}
+
+/** This TLS session's channel-binding values, or `undefined` when the TLS layer gives none. */
+export function channelBinding(
+  socket: TLSSocket,
+  side: "client" | "server",
+): ChannelBinding | undefined {
+  const mine = socket.getFinished();
+  const theirs = socket.getPeerFinished();
+  if (!mine || !theirs || mine.length < 12 || theirs.length < 12) {
+    return undefined;
+  }
+  return side === "client"
+    ? { client: new Uint8Array(mine), server: new Uint8Array(theirs) }
+    : { client: new Uint8Array(theirs), server: new Uint8Array(mine) };
 }

@@ -1,3 +1,4 @@
+import { concatBytes } from "../../bytes.ts";
 import { ChannelAuthError } from "./auth_error.ts";
 import { type AuthMessage, decodeAuthMessage } from "./auth_message.ts";
 
@@ -16,7 +17,7 @@ export async function readAuthMessage(
   peer: string,
 ): Promise<AuthMessage> {
   const reader = readable.getReader();
-  let buffered = new Uint8Array(0);
+  let buffered: Uint8Array = new Uint8Array(0);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -51,10 +52,7 @@ export async function readAuthMessage(
           peer,
         );
       }
-      const next = new Uint8Array(buffered.length + value.length);
-      next.set(buffered);
-      next.set(value, buffered.length);
-      buffered = next;
+      buffered = concatBytes([buffered, value]);
     }
   } catch (e) {
     if (e instanceof ChannelAuthError) {
