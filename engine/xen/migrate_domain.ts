@@ -404,6 +404,26 @@ export async function migrateXenDomain(
       memoryBytes: (bInfo.max_memkb ?? 0) * 1024,
       onCall: options.onCall,
     });
+    // The saver opens the FIFO by its path. If the receiver has exited by
+    // then, that open waits for a reader for ever (the header may still have
+    // fitted the pipe, so no write failed yet): while the save runs after the
+    // receiver's exit, briefly be the reader again and again, as openSink
+    // does once, so the open returns and the saver's writes meet EPIPE.
+    let saving = true;
+    let unblocking: Promise<void> | null = null;
+    child.status.then(() => {
+      if (!saving) return;
+      unblocking = (async () => {
+        while (saving) {
+          // Our own sink is a writer, so this open never waits.
+          await Deno.open(fifo, { read: true }).then(
+            (f) => f.close(),
+            () => {},
+          );
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+    });
     const saved = await saver.save({
       domid,
       fifoPath: fifo,
@@ -422,6 +442,9 @@ export async function migrateXenDomain(
           );
         }
       },
+    }).finally(async () => {
+      saving = false;
+      await unblocking;
     });
     mark("saved");
     calls = saved.calls;
