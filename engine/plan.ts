@@ -70,6 +70,24 @@ export interface RoundStats {
   readonly memoryBytes: number;
   /** Page size in bytes. */
   readonly pageSize: number;
+  /**
+   * The earlier decision points of the same migration, oldest first (absent
+   * when the backend keeps none). Conditions that look back, such as stall
+   * detection, read it; the engine's steering fills it in.
+   */
+  readonly history?: readonly RoundHistoryEntry[];
+}
+
+/** One earlier decision point of a migration ({@link RoundStats.history}). */
+export interface RoundHistoryEntry {
+  /** Round index at that decision point. */
+  readonly round: number;
+  /** Bytes that were still to send then. */
+  readonly remainingBytes: number;
+  /** Guest dirtying rate measured then, bytes per second. */
+  readonly dirtyRate: number;
+  /** Milliseconds since the migration started, then. */
+  readonly elapsedMs: number;
 }
 
 /** What a plan tells the engine after each round. */
