@@ -5,13 +5,16 @@
  * migration as data (tables, charts and HTML of it are in `report/`).
  *
  * Read in this order: `plan.ts` (what a policy tells the engine),
- * `driver.ts` (what a hypervisor offers), `codecs/`, `wire/`, `precopy.ts`
- * (source side), `receiver.ts` (destination side), `report.ts`.
+ * `steering.ts` (how every backend asks it), `driver.ts` (what a
+ * hypervisor offers), `codecs/`, `wire/`, `precopy.ts` (source side),
+ * `receiver.ts` (destination side), `report.ts`, `backend/` (sim, QEMU and
+ * Xen behind one interface).
  *
  * @module
  */
 
 export * from "./plan.ts";
+export * from "./steering.ts";
 export * from "./driver.ts";
 export * from "./errors.ts";
 export * from "./digest.ts";
@@ -46,6 +49,7 @@ export {
 export * from "./stream/mod.ts";
 export * from "./qemu/mod.ts";
 export * from "./xen/mod.ts";
+export * from "./backend/mod.ts";
 // The sim driver by name; its workload objects (one is called `zero`, like
 // the codec) stay reachable through workloadByName().
 export {

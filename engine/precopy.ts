@@ -31,6 +31,7 @@ import {
   type Plan,
   type RoundStats,
 } from "./plan.ts";
+import { Steering, type SteeringCounters } from "./steering.ts";
 import type {
   ChannelRoundReport,
   MigrationReport,
@@ -198,6 +199,8 @@ class SourceSession {
   readonly #rounds: RoundReport[] = [];
   #pool: EncoderPool | null = null;
   #t0 = 0;
+  /** Builds each decision point's stats and asks the plan (made when the run starts). */
+  #steering!: Steering;
   #rawBytes = 0;
   #pagesSent = 0;
   #paused = false;
@@ -251,6 +254,10 @@ class SourceSession {
     this.#t0 = performance.now();
     const source = this.#source;
     const plan = this.#plan;
+    this.#steering = new Steering(plan, {
+      memoryBytes: source.pageCount * source.pageSize,
+      pageSize: source.pageSize,
+    });
     try {
       this.#checkAbort();
       await this.#race(this.#link.hello({
@@ -277,7 +284,9 @@ class SourceSession {
       let reason = "";
       for (;;) {
         this.#checkAbort();
-        const before = this.#stats(round, count, prev);
+        const before = this.#steering.stats(
+          this.#counters(round, count, prev),
+        );
         const roundStart = performance.now();
         const sent = await this.#sendRound(round, count, before, false);
         // Sync at the end of the round: what the guest dirtied while we sent.
@@ -286,19 +295,15 @@ class SourceSession {
         const syncSpan = (now - lastSync) / 1000;
         lastSync = now;
         const durationMs = now - roundStart;
-        const after: RoundStats = {
-          ...this.#stats(round, count, null),
+        const step = this.#steering.decide({
+          ...this.#counters(round, count, null),
           dirtyRate: syncSpan > 0 ? (count * source.pageSize) / syncSpan : 0,
           sendRate: durationMs > 0 ? sent.rawBytes / (durationMs / 1000) : 0,
           wireRate: durationMs > 0 ? sent.wireBytes / (durationMs / 1000) : 0,
-        };
-        if (round + 1 >= plan.maxRounds) {
-          decision = "switchover";
-          reason = `reached the plan's bound of ${plan.maxRounds} live rounds`;
-        } else {
-          decision = plan.decide(after);
-          reason = plan.reason?.(after) ?? decision;
-        }
+        });
+        const after = step.stats;
+        decision = step.decision;
+        reason = step.reason;
         prev = this.#roundReport(
           round,
           false,
@@ -333,7 +338,9 @@ class SourceSession {
       const late = new Uint32Array(source.pageCount);
       const lateCount = source.syncDirty(late);
       count = mergeSortedUnique(this.#dirty, count, late, lateCount);
-      const finalStats = this.#stats(finalRound, count, prev);
+      const finalStats = this.#steering.stats(
+        this.#counters(finalRound, count, prev),
+      );
       const sent = await this.#sendRound(finalRound, count, finalStats, true);
       // The source's digest: memory is frozen now; the channels hash it while
       // FINAL and READY cross the link.
@@ -564,24 +571,20 @@ class SourceSession {
     this.#downtimeOver = null;
   }
 
-  #stats(
+  /** The counters now; rates are the previous round's (0 before round 0 ends). */
+  #counters(
     round: number,
     dirtyPages: number,
     prev: RoundReport | null,
-  ): RoundStats {
-    const ps = this.#source.pageSize;
+  ): SteeringCounters {
     return {
       round,
       dirtyPages,
-      remainingBytes: dirtyPages * ps,
       dirtyRate: prev?.dirtyRate ?? 0,
       sendRate: prev?.sendRate ?? 0,
       wireRate: prev?.wireRate ?? 0,
-      elapsedMs: performance.now() - this.#t0,
       bytesSent: this.#link.wireBytes,
       rawBytesSent: this.#rawBytes,
-      memoryBytes: this.#source.pageCount * ps,
-      pageSize: ps,
     };
   }
 

@@ -71,6 +71,23 @@ export interface RoundReport {
  */
 export type Verification = "memory-digest" | "stream-digest" | "none";
 
+/**
+ * What a check of the migrated bytes found: for a migration through hakobu's
+ * tunnel (QEMU's or Xen's), the tunnel sender's comparison of the receiver's digest of the
+ * rebuilt stream with its own digest of the stream the source hypervisor
+ * wrote.
+ */
+export interface StreamVerdict {
+  /** True only when both digests were taken and are equal. */
+  readonly verified: boolean;
+  /** SHA-256 (hex) of the stream the source hypervisor wrote; empty when unknown. */
+  readonly sourceDigest: string;
+  /** SHA-256 (hex) of the stream rebuilt for the destination; empty when unknown. */
+  readonly destinationDigest: string;
+  /** One sentence: what was compared, or why nothing could be. */
+  readonly detail: string;
+}
+
 /** The outcome of a whole migration. */
 export interface MigrationReport {
   /**
@@ -127,6 +144,19 @@ export interface MigrationReport {
   readonly gpu: GpuUse;
   /** Every round, the stop-and-copy round last. */
   readonly rounds: readonly RoundReport[];
+  /**
+   * The backend that ran the migration, by its scheme: `"sim"`, `"qemu"`,
+   * `"xen"`, … (absent in reports written before backends, and from
+   * engines called directly).
+   */
+  readonly backend?: string;
+  /**
+   * What only this backend knows, one sentence each, for people (e.g. the
+   * tunnel's bytes for a QEMU stream, Xen's suspend time); the summary and
+   * the HTML report print them. The structured facts stay in the backend's
+   * own fields of its report (`QemuMigrationReport`, `XenMigrationReport`).
+   */
+  readonly notes?: readonly string[];
 }
 
 /** How a migration used the GPU (the plan's `gpu` settings). */

@@ -104,6 +104,10 @@ export async function renderReportHtml(
       report.bandwidth === null ? "unpaced" : formatRate(report.bandwidth),
     ],
     ["verify", formatDuration(report.verifyMs)],
+    ...(report.backend
+      ? [["backend", report.backend] as [string, string]]
+      : []),
+    ...(report.notes ?? []).map((n): [string, string] => ["note", n]),
   ];
   const head = [
     "round",

@@ -150,6 +150,10 @@ export function formatSummary(report: MigrationReport): string {
     ],
     ["gpu", report.gpu?.note ?? "-"],
     ["digest", report.digest || "-"],
+    ...(report.backend
+      ? [["backend", report.backend] as [string, string]]
+      : []),
+    ...(report.notes ?? []).map((n): [string, string] => ["note", n]),
   ];
   const w = Math.max(...lines.map(([k]) => k.length));
   return lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n");

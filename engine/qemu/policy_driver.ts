@@ -4,13 +4,14 @@
  *
  * - A round ends at each `MIGRATION_PASS` event (one per dirty-bitmap sync;
  *   pass 1 starts round 0, pass n+2 ends round n). After each, the driver
- *   reads `query-migrate`, builds {@link RoundStats} and calls `plan.decide`.
+ *   reads `query-migrate` and asks the plan through the steering helper.
  * - QEMU's own switchover test (`remaining < bandwidth × downtime-limit`) is
  *   kept out of the way with a 1 ms `downtime-limit`, so QEMU switches over
  *   on its own only when nothing is left to send. `"switchover"` raises
  *   `downtime-limit` (default 60 s) so QEMU stops the guest and sends the
  *   rest at its next check; `"abort"` runs `migrate_cancel` and the source
- *   keeps running; `plan.maxRounds` forces a switchover.
+ *   keeps running. The decision comes from {@link Steering} (`../steering.ts`),
+ *   which also applies `plan.maxRounds`.
  * - `plan.bandwidth` becomes `max-bandwidth` (unpaced: 10 GiB/s).
  *
  * Works with any `migrate` URI: `tcp:` for QEMU-native migrations, `exec:`
@@ -40,9 +41,15 @@
  * @module
  */
 
-import { PAGE_SIZE, type Plan, type RoundStats } from "../plan.ts";
-import type { MigrationReport, RoundReport } from "../report.ts";
+import { PAGE_SIZE, type Plan } from "../plan.ts";
+import type { MigrationProgress } from "../precopy.ts";
+import type {
+  MigrationReport,
+  RoundReport,
+  StreamVerdict,
+} from "../report.ts";
 import { MigrationError } from "../errors.ts";
+import { Steering } from "../steering.ts";
 import type {
   QmpClient,
   QmpMigrateRam,
@@ -71,21 +78,7 @@ export class QemuMigrationError extends MigrationError {
   }
 }
 
-/**
- * What a check of the migrated bytes found: for a migration through hakobu's
- * tunnel, the tunnel sender's comparison of the receiver's digest of the
- * rebuilt stream with its own digest of the stream QEMU wrote.
- */
-export interface StreamVerdict {
-  /** True only when both digests were taken and are equal. */
-  readonly verified: boolean;
-  /** SHA-256 (hex) of the stream the source QEMU wrote; empty when unknown. */
-  readonly sourceDigest: string;
-  /** SHA-256 (hex) of the stream rebuilt for the destination; empty when unknown. */
-  readonly destinationDigest: string;
-  /** One sentence: what was compared, or why nothing could be. */
-  readonly detail: string;
-}
+export type { StreamVerdict } from "../report.ts";
 
 /** Options of {@link migrateQemu}. */
 export interface QemuMigrationOptions {
@@ -115,6 +108,12 @@ export interface QemuMigrationOptions {
   readonly vm?: string;
   /** Called after each round's decision. */
   readonly onRound?: (round: RoundReport) => void;
+  /**
+   * Called at each poll of `query-migrate` (every `pollMs`) with the round
+   * QEMU is in and the pages it sent of it so far, as the native engine's
+   * progress (the stop-and-copy round is not seen: QEMU runs it at once).
+   */
+  readonly onProgress?: (progress: MigrationProgress) => void;
   /**
    * Checks what the destination got, called once QEMU reports completion
    * (e.g. `ExecTunnel.verdict` of the hakobu tunnel the `uri` runs). Without
@@ -157,6 +156,7 @@ export async function migrateQemu(
   const rounds: RoundReport[] = [];
   const cpu0 = cpuSeconds(options.sourcePids ?? [], { children: true });
   const t0 = performance.now();
+  const steering = new Steering(plan);
   let lastInfo: QmpMigrationInfo = {};
   let switchoverAt: number | null = null;
   let switchoverSnap: Snap | null = null;
@@ -188,9 +188,8 @@ export async function migrateQemu(
     const dt = Math.max(1e-3, (now - prev.t) / 1000);
     const wire = ram.transferred - prev.transferred;
     const pages = snap.pages - prev.pages;
-    const stats: RoundStats = {
+    const { stats, decision, reason } = steering.decide({
       round,
-      dirtyPages: Math.ceil(ram.remaining / ps),
       remainingBytes: ram.remaining,
       dirtyRate: (ram["dirty-pages-rate"] ?? 0) * ps,
       sendRate: (pages * ps) / dt,
@@ -200,13 +199,7 @@ export async function migrateQemu(
       rawBytesSent: snap.pages * ps,
       memoryBytes: ram.total,
       pageSize: ps,
-    };
-    let decision = plan.decide(stats);
-    let reason = plan.reason?.(stats) ?? "";
-    if (decision === "continue" && round + 1 >= plan.maxRounds) {
-      decision = "switchover";
-      reason = `max rounds (${plan.maxRounds}) reached`;
-    }
+    });
     const report: RoundReport = {
       round,
       final: false,
@@ -235,9 +228,8 @@ export async function migrateQemu(
         "downtime-limit": options.switchoverDowntimeMs ?? 60_000,
       });
     } else if (decision === "abort") {
-      abortReason = `aborted by policy "${plan.name}" after round ${round}${
-        reason ? `: ${reason}` : ""
-      }`;
+      abortReason =
+        `aborted by policy "${plan.name}" after round ${round}: ${reason}`;
       await qmp.cancel();
     }
   };
@@ -402,6 +394,22 @@ export async function migrateQemu(
       lastInfo = info.ram ? info : { ...info, ram: lastInfo.ram };
       if (info.status) status = info.status;
       if (TERMINAL.has(status)) break;
+      if (options.onProgress && info.ram && prev !== null) {
+        const ram = info.ram;
+        const ps = pageSizeOf(ram);
+        const done = ram.normal + ram.duplicate - (prev as Snap).pages;
+        const secs = (performance.now() - (prev as Snap).t) / 1000;
+        options.onProgress({
+          round: rounds.length,
+          final: false,
+          pagesDone: Math.min(done, roundStartDirty),
+          pagesTotal: roundStartDirty,
+          wireBytes: ram.transferred,
+          elapsedMs: info["total-time"] ?? performance.now() - t0,
+          pageSize: ps,
+          sendRate: secs > 0 ? (done * ps) / secs : 0,
+        });
+      }
       if (performance.now() > deadline && abortReason === null) {
         abortReason = `timed out after ${options.timeoutMs ?? 1_800_000} ms`;
         await qmp.cancel();

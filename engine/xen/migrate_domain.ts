@@ -28,10 +28,15 @@
  * @module
  */
 
+import process from "node:process";
 import { makeFifo } from "../../ffi/xen/_libc.ts";
 import { HakobuError } from "../errors.ts";
+import { PAGE_SIZE } from "../plan.ts";
+import type { MigrationProgress } from "../precopy.ts";
+import type { MigrationReport, RoundReport, StreamVerdict } from "../report.ts";
 import { writeAll } from "../transport/write_all.ts";
 import { resumeSuspendedDomain } from "./resume.ts";
+import { xenRoundReports } from "./save_rounds.ts";
 import {
   type PolicyCall,
   type SaveEvent,
@@ -72,34 +77,48 @@ export interface XenMigrateOptions {
   readonly log?: (line: string) => void;
   /** Called with each answered policy call. */
   readonly onCall?: (call: PolicyCall) => void;
+  /** Called with each live round once libxc has sent it, then with the stop-and-copy round. */
+  readonly onRound?: (round: RoundReport) => void;
+  /** Called at each policy call: the round libxc is about to send, then that it sent it. */
+  readonly onProgress?: (progress: MigrationProgress) => void;
+  /**
+   * Aborting answers libxc's next policy call with ABORT: the migration
+   * fails and the domain runs on at the source (a stop-and-copy under way
+   * runs to its end).
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * Checks what the destination got, once the receiver reports the domain
+   * running (e.g. `ExecTunnel.verdict` when the receiver is hakobu's Xen
+   * tunnel). Without it the report's `verification` is `"none"`: xl's own
+   * stream went to the receiver and hakobu compared nothing.
+   */
+  readonly verify?: () => Promise<StreamVerdict>;
   /** @internal Replaces libxenguest (tests). */
   readonly saver?: DomainSaver;
   /** @internal Replaces {@link resumeSuspendedDomain} (tests). */
   readonly resume?: (domid: number) => boolean | Promise<boolean>;
 }
 
-/** What {@link migrateXenDomain} measured. */
-export interface XenMigrateResult {
+/**
+ * What {@link migrateXenDomain} measured: a {@link MigrationReport} (rounds
+ * from libxc's policy calls, `save_rounds.ts`) with what only Xen knows.
+ */
+export interface XenMigrationReport extends MigrationReport {
   /** The domain id at the source (gone now). */
   readonly domid: number;
   /** The domain's name (the same at the destination). */
   readonly name: string;
   /** `c_info.type` of its config: "pv" or "pvh". */
   readonly type: string;
-  /** The plan's name. */
-  readonly policy: string;
-  /** Pre-copy iterations libxc ran (policy calls with a dirty count). */
-  readonly rounds: number;
+  /** The receiver command the stream went to. */
+  readonly receiver: string;
   /** Every policy call, in order. */
   readonly calls: readonly PolicyCall[];
   /** Bytes of the libxc image (what the save loop's thread wrote, per the kernel's I/O accounting; null where `/proc/thread-self/io` is missing). */
   readonly imageBytes: number | null;
   /** All bytes sent to the receiver (xl and libxl framing included). */
   readonly streamBytes: number;
-  /** Start to the receiver's report, in ms. */
-  readonly totalMs: number;
-  /** Suspend request to the receiver's report (the domain runs there again), in ms. */
-  readonly downtimeMs: number;
   /** Suspend request until Xen reported the guest suspended, in ms. */
   readonly suspendMs: number;
   /** ms from the start to each step (`banner`, `suspend-requested`, `suspended`, `saved`, `ready`, `go`, `report`, `destroyed`). */
@@ -302,9 +321,11 @@ async function openSink(
  */
 export async function migrateXenDomain(
   options: XenMigrateOptions,
-): Promise<XenMigrateResult> {
+): Promise<XenMigrationReport> {
   const xl = options.xl ?? "xl";
   const log = options.log ?? (() => {});
+  const startedAt = new Date().toISOString();
+  const cpu0 = process.cpuUsage();
   const t0 = clock();
   /** When each step happened (ms on {@link clock}). */
   const at: Record<string, number> = {};
@@ -380,6 +401,40 @@ export async function migrateXenDomain(
     streamBytes += bytes.length;
   };
 
+  // Progress and finished live rounds as libxc's policy calls come.
+  const seen: PolicyCall[] = [];
+  let roundsOut = 0;
+  const onCall = (call: PolicyCall): void => {
+    seen.push(call);
+    const ps = PAGE_SIZE;
+    const after = call.stats.dirtyCount < 0;
+    const round = after ? call.stats.iteration - 1 : call.stats.iteration;
+    const pages = after
+      ? seen.findLast((c) =>
+        c.stats.dirtyCount >= 0 && c.stats.iteration === round
+      )?.stats.dirtyCount ?? 0
+      : call.stats.dirtyCount;
+    if (call.decision !== "abort") {
+      options.onProgress?.({
+        round,
+        final: false,
+        pagesDone: after ? pages : 0,
+        pagesTotal: pages,
+        wireBytes: call.stats.totalWritten * ps,
+        elapsedMs: call.at - t0,
+        pageSize: ps,
+        sendRate: call.roundStats?.sendRate ?? 0,
+      });
+    }
+    if (after && options.onRound) {
+      // A live round is complete once its after-send call came.
+      const done = xenRoundReports(seen).filter((r) => !r.final);
+      for (; roundsOut < done.length && roundsOut <= round; roundsOut++) {
+        options.onRound(done[roundsOut]);
+      }
+    }
+  };
+
   let renamed = false;
   // The rename away runs while libxc copies the last pages (the guest is
   // stopped then anyway), so its subprocess stays out of the downtime.
@@ -392,6 +447,7 @@ export async function migrateXenDomain(
   let wentGo = false;
   let reportStatus: number | null = null;
   let calls: readonly PolicyCall[] = [];
+  let verdict: StreamVerdict | null = null;
   try {
     sink = await openSink(fifo, child, receiver);
     await back.expect(XlMessage.banner, "xl's banner");
@@ -402,7 +458,11 @@ export async function migrateXenDomain(
     const saver: DomainSaver = options.saver ?? new XenSaveWorker({
       plan: options.plan,
       memoryBytes: (bInfo.max_memkb ?? 0) * 1024,
-      onCall: options.onCall,
+      onCall: (call) => {
+        onCall(call);
+        options.onCall?.(call);
+      },
+      signal: options.signal,
     });
     // The saver opens the FIFO by its path. If the receiver has exited by
     // then, that open waits for a reader for ever (the header may still have
@@ -480,6 +540,17 @@ export async function migrateXenDomain(
     sink.close();
     sink = null;
     await child.status;
+    if (options.verify) {
+      verdict = await options.verify().catch((e): StreamVerdict => ({
+        verified: false,
+        sourceDigest: "",
+        destinationDigest: "",
+        detail: `the stream check failed: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+      }));
+      mark("verified");
+    }
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     try {
@@ -535,20 +606,80 @@ export async function migrateXenDomain(
   const timeline = Object.fromEntries(
     Object.entries(at).map(([k, v]) => [k, Math.round(v - t0)]),
   );
+  const downtimeMs = requested === undefined ? 0 : reportAt - requested;
+  const suspendMs = requested === undefined || suspended === undefined
+    ? 0
+    : suspended - requested;
+  const ps = PAGE_SIZE;
+  const rounds = xenRoundReports(calls, {
+    pageSize: ps,
+    imageBytes,
+    suspendRequestedAt: requested,
+    downtimeMs,
+  });
+  // What onRound has not had yet: live rounds the calls did not close, and
+  // the stop-and-copy round.
+  for (const r of rounds.slice(roundsOut)) options.onRound?.(r);
+  const rawBytes = rounds.reduce((n, r) => n + r.rawBytes, 0);
+  const pagesSent = rounds.reduce((n, r) => n + r.pagesSent, 0);
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const memoryBytes = (bInfo.max_memkb ?? 0) * 1024;
+  const verified = verdict?.verified === true;
+  const running = `the receiver reports domain "${name}" running`;
   return {
+    verified,
+    verification: verdict ? "stream-digest" : "none",
+    aborted: false,
+    outcome: verdict === null
+      ? `completed: ${running}; not verified: xl's stream went to the receiver as it is, hakobu compared nothing`
+      : verified
+      ? `completed and verified: ${verdict.detail}; ${running}`
+      : `completed but NOT verified: ${verdict.detail}; ${running}`,
+    policy: options.plan.name,
+    vm: `xen:${name} (domain ${domid}, ${type}, ${
+      (memoryBytes / 2 ** 20).toFixed(0)
+    } MiB)`,
+    memoryBytes,
+    pageSize: ps,
+    bandwidth: null,
+    startedAt,
+    totalTimeMs: (at.verified ?? reportAt) - t0,
+    downtimeMs,
+    verifyMs: at.verified === undefined ? 0 : at.verified - reportAt,
+    wireBytes: streamBytes,
+    rawBytes,
+    compressionRatio: streamBytes > 0 ? rawBytes / streamBytes : 0,
+    pagesSent,
+    sourceCpuSeconds: cpuSeconds,
+    sourceCpuSecondsPerGiB: rawBytes > 0
+      ? cpuSeconds / (rawBytes / 2 ** 30)
+      : 0,
+    digest: verdict?.sourceDigest ?? "",
+    channels: 1,
+    gpu: {
+      used: false,
+      adapter: null,
+      pagesEncoded: 0,
+      note: "libxc wrote the stream itself; no hakobu codec ran on the source",
+    },
+    rounds,
+    backend: "xen",
+    notes: [
+      `domain ${domid} ("${name}", ${type}) suspended in ${
+        Math.round(suspendMs)
+      } ms; ${
+        imageBytes === null ? "an unmeasured" : `a ${imageBytes}-byte`
+      } libxc image, ${streamBytes} bytes to the receiver`,
+    ],
     domid,
     name,
     type,
-    policy: options.plan.name,
-    rounds: calls.filter((c) => c.stats.dirtyCount >= 0).length,
+    receiver,
     calls,
     imageBytes,
     streamBytes,
-    totalMs: Math.round(reportAt - t0),
-    downtimeMs: requested === undefined ? 0 : Math.round(reportAt - requested),
-    suspendMs: requested === undefined || suspended === undefined
-      ? 0
-      : Math.round(suspended - requested),
+    suspendMs: Math.round(suspendMs),
     timeline,
   };
 }

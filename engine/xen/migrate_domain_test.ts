@@ -104,6 +104,7 @@ async function scenario(
   receiverArgs: string[],
   mode: "ok" | "fail-before-open" | "fail-midway" = "ok",
   config: Record<string, unknown> = CONFIG,
+  extra: Partial<Parameters<typeof migrateXenDomain>[0]> = {},
 ) {
   const dir = await Deno.makeTempDir({ prefix: "hakobu-migrate-test-" });
   const { xl, calls } = await fakeXl(dir, config);
@@ -125,6 +126,7 @@ async function scenario(
         resumed.push(d);
         return saver.suspended;
       },
+      ...extra,
     });
   } catch (e) {
     error = e;
@@ -276,7 +278,40 @@ Deno.test("migrateXenDomain speaks xl's handshake: the receiver gets the config,
   ) {
     assert.ok(k in res.timeline, `timeline lacks ${k}`);
   }
-  assert.ok(res.downtimeMs >= 0 && res.downtimeMs <= res.totalMs);
+  assert.ok(res.downtimeMs >= 0 && res.downtimeMs <= res.totalTimeMs);
+  // A MigrationReport like every backend's: the fake saver asked no policy
+  // call, so there is only the stop-and-copy round, its pages estimated
+  // from the image; the stock receiver compared nothing.
+  assert.equal(res.backend, "xen");
+  assert.equal(res.verification, "none");
+  assert.equal(res.verified, false);
+  assert.match(
+    res.outcome,
+    /^completed: the receiver reports domain "guest" running/,
+  );
+  assert.equal(res.rounds.length, 1);
+  assert.equal(res.rounds[0].final, true);
+  assert.equal(res.rounds[0].pagesSent, Math.round(r.image.length / 4096));
+  assert.equal(res.wireBytes, res.streamBytes);
+  assert.equal(res.memoryBytes, 131072 * 1024);
+});
+
+Deno.test("migrateXenDomain: a verify hook makes the report stream-verified", async () => {
+  const r = await scenario([], "ok", CONFIG, {
+    verify: () =>
+      Promise.resolve({
+        verified: true,
+        sourceDigest: "ab".repeat(32),
+        destinationDigest: "ab".repeat(32),
+        detail: "digests equal",
+      }),
+  });
+  assert.equal(r.error, undefined, String(r.error));
+  assert.equal(r.result!.verification, "stream-digest");
+  assert.equal(r.result!.verified, true);
+  assert.equal(r.result!.digest, "ab".repeat(32));
+  assert.match(r.result!.outcome, /^completed and verified: digests equal/);
+  assert.ok("verified" in r.result!.timeline);
 });
 
 Deno.test("migrateXenDomain: a receiver that fails to start the domain gets the source renamed back and resumed", async () => {

@@ -3,7 +3,7 @@
  * (`tunnel.ts`: the stream tunnel of `engine/stream/` with the xl format;
  * command line `scripts/tunnel.ts xen send|receive`),
  * rounds by pfn repetition (`rounds.ts`), libxenguest's save loop driven by
- * a TS plan in a Worker (`save.ts`), a whole migration with hakobu in
+ * a TS plan in a Worker (`save.ts`) and its round table (`save_rounds.ts`), a whole migration with hakobu in
  * `xl migrate`'s place (`migrate_domain.ts`, xl's handshake in
  * `xl_protocol.ts`, `resume.ts` after a failure), dirty-rate measurement
  * (`dirty_rate.ts`) and a same-host downtime probe (`downtime_probe.ts`).
@@ -78,6 +78,7 @@ export * from "./stream/mod.ts";
 export * from "./rounds.ts";
 export * from "./tunnel.ts";
 export * from "./save.ts";
+export * from "./save_rounds.ts";
 export * from "./xl_protocol.ts";
 export * from "./resume.ts";
 export * from "./migrate_domain.ts";

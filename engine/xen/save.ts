@@ -10,28 +10,25 @@
  * thread stays free for the tunnel, reports and the UI.
  *
  * Mapping: libxc calls the policy twice per iteration: once with the
- * dirty count from the last CLEAN (`dirty_count >= 0`; the plan's
- * `decide` answers: continue → CONTINUE_PRECOPY, switchover →
- * STOP_AND_COPY, abort → ABORT), and once after sending with
- * `dirty_count = -1` (answered CONTINUE_PRECOPY, or STOP_AND_COPY once
- * `iteration >= plan.maxRounds`).
+ * dirty count from the last CLEAN (`dirty_count >= 0`): the steering helper
+ * (`../steering.ts`) builds the round's stats, asks the plan and applies
+ * `maxRounds` (continue → CONTINUE_PRECOPY, switchover → STOP_AND_COPY,
+ * abort → ABORT); and once after sending with `dirty_count = -1`
+ * (answered CONTINUE_PRECOPY, or STOP_AND_COPY once the steering says
+ * `iteration` rounds reached `maxRounds`).
  *
  * @module
  */
 
-import {
-  type Decision,
-  PAGE_SIZE,
-  type Plan,
-  type RoundStats,
-} from "../plan.ts";
+import { type Decision, PAGE_SIZE, type RoundStats } from "../plan.ts";
+import { Steering, type SteeringPlan } from "../steering.ts";
 import type { PrecopyStats } from "../../ffi/xen/xenguest.ts";
 import { XcFlags, XgsPolicy } from "../../ffi/xen/xenguest.ts";
 import { XenError } from "../../ffi/xen/errors.ts";
 import { Ctl, SAB_BYTES } from "./_save_shared.ts";
 
-/** The part of a {@link Plan} the save loop consults. */
-export type SavePlan = Pick<Plan, "decide" | "maxRounds" | "name">;
+/** The part of a plan the save loop consults (`decide`, `maxRounds`, `name`, `reason`). */
+export type SavePlan = SteeringPlan;
 
 /** Options of {@link XenSaveWorker}. */
 export interface XenSaveWorkerOptions {
@@ -43,6 +40,11 @@ export interface XenSaveWorkerOptions {
   readonly pageSize?: number;
   /** Called with each answered policy call, as it happens (progress). */
   readonly onCall?: (call: PolicyCall) => void;
+  /**
+   * Aborting answers libxc's next policy call with ABORT (the save fails
+   * and the domain runs on); a stop-and-copy under way runs to its end.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** One answer the policy gave, for reports and tests. */
@@ -53,6 +55,12 @@ export interface PolicyCall {
   readonly decision: Decision | null;
   /** The `XGS_POLICY_*` returned to libxc. */
   readonly answer: number;
+  /** When libxc asked, in ms since the epoch (`performance.timeOrigin + performance.now()`). */
+  readonly at: number;
+  /** Why: the steering's reason (an after-send call has one only when it stops the rounds). */
+  readonly reason?: string;
+  /** The statistics the plan was asked with (calls with a dirty count). */
+  readonly roundStats?: RoundStats;
 }
 
 /**
@@ -78,14 +86,10 @@ export interface PolicyCall {
  * ```
  */
 export class PrecopyPolicy {
-  readonly #plan: SavePlan;
+  readonly #steering: Steering;
   readonly #pageSize: number;
-  readonly #memoryBytes: number;
   readonly #onCall: (call: PolicyCall) => void;
-  readonly #started = performance.now();
-  #lastAt = performance.now();
-  #lastWritten = 0;
-  #sendRate = 0;
+  readonly #signal: AbortSignal | undefined;
   /** Every call so far. */
   readonly calls: PolicyCall[] = [];
 
@@ -95,54 +99,70 @@ export class PrecopyPolicy {
    * @param options The plan and geometry.
    */
   constructor(options: XenSaveWorkerOptions) {
-    this.#plan = options.plan;
     this.#pageSize = options.pageSize ?? PAGE_SIZE;
-    this.#memoryBytes = options.memoryBytes ?? 0;
+    this.#steering = new Steering(options.plan, {
+      memoryBytes: options.memoryBytes ?? 0,
+      pageSize: this.#pageSize,
+    });
     this.#onCall = options.onCall ?? (() => {});
+    this.#signal = options.signal;
   }
 
   /** The `XGS_POLICY_*` answer for `stats`. */
   answer(stats: PrecopyStats): number {
     const ps = this.#pageSize;
-    const now = performance.now();
+    const at = performance.timeOrigin + performance.now();
+    if (this.#signal?.aborted) {
+      this.#record({
+        stats,
+        decision: stats.dirtyCount < 0 ? null : "abort",
+        answer: XgsPolicy.ABORT,
+        at,
+        reason: `abort: cancelled: ${
+          String(this.#signal.reason ?? "by the user")
+        }`,
+      });
+      return XgsPolicy.ABORT;
+    }
     if (stats.dirtyCount < 0) {
-      // After a send, before the CLEAN: note the send rate.
-      const secs = Math.max(1e-6, (now - this.#lastAt) / 1000);
-      this.#sendRate = (stats.totalWritten - this.#lastWritten) * ps / secs;
-      this.#lastWritten = stats.totalWritten;
-      this.#lastAt = now;
-      const answer = stats.iteration >= this.#plan.maxRounds
-        ? XgsPolicy.STOP_AND_COPY
-        : XgsPolicy.CONTINUE_PRECOPY;
-      this.#record({ stats, decision: null, answer });
+      // After a send, before the CLEAN: stop only at the round limit (the
+      // decision before this round already applied it; this is libxc's own
+      // second chance to ask).
+      const limit = this.#steering.roundLimit(stats.iteration);
+      const answer = limit === null
+        ? XgsPolicy.CONTINUE_PRECOPY
+        : XgsPolicy.STOP_AND_COPY;
+      this.#record({
+        stats,
+        decision: null,
+        answer,
+        at,
+        ...(limit === null ? {} : { reason: limit }),
+      });
       return answer;
     }
-    const secs = Math.max(1e-6, (now - this.#lastAt) / 1000);
-    const rs: RoundStats = {
+    // The pages dirtied since the previous CLEAN (none measured before
+    // round 0, whose count is the whole pfn space).
+    const step = this.#steering.decide({
       round: stats.iteration,
       dirtyPages: stats.dirtyCount,
-      remainingBytes: stats.dirtyCount * ps,
-      dirtyRate: stats.iteration === 0 ? 0 : stats.dirtyCount * ps / secs,
-      sendRate: this.#sendRate,
-      wireRate: this.#sendRate,
-      elapsedMs: now - this.#started,
+      ...(stats.iteration === 0 ? { dirtyRate: 0 } : {}),
       bytesSent: stats.totalWritten * ps,
       rawBytesSent: stats.totalWritten * ps,
-      memoryBytes: this.#memoryBytes,
-      pageSize: ps,
-    };
-    let decision: Decision;
-    try {
-      decision = this.#plan.decide(rs);
-    } catch {
-      decision = "abort";
-    }
-    const answer = decision === "continue"
+    });
+    const answer = step.decision === "continue"
       ? XgsPolicy.CONTINUE_PRECOPY
-      : decision === "switchover"
+      : step.decision === "switchover"
       ? XgsPolicy.STOP_AND_COPY
       : XgsPolicy.ABORT;
-    this.#record({ stats, decision, answer });
+    this.#record({
+      stats,
+      decision: step.decision,
+      answer,
+      at,
+      reason: step.reason,
+      roundStats: step.stats,
+    });
     return answer;
   }
 
@@ -269,7 +289,8 @@ export class XenSaveWorker {
     });
     if (done.rc !== 0) {
       const failed = events.find((e) => e.name === "suspend-failed");
-      const aborted = this.calls.at(-1)?.answer === XgsPolicy.ABORT;
+      const last = this.calls.at(-1);
+      const aborted = last?.answer === XgsPolicy.ABORT;
       throw new XenError(
         "libxenguest",
         "xc_domain_save",
@@ -277,7 +298,7 @@ export class XenSaveWorker {
           failed
             ? ` (suspend failed: ${failed.why})`
             : aborted
-            ? ` (the policy "${this.#name}" said abort)`
+            ? ` (the policy "${this.#name}" said ${last.reason ?? "abort"})`
             : ""
         }`,
         0,
