@@ -4,13 +4,14 @@
  *   hakobu tls init DIR [--name HOST,IP] [--identity SOURCE]
  *   hakobu receive  --listen 127.0.0.1:7700 --tls-dir DIR [--tls-authz SOURCE] [--once]
  *   hakobu migrate  --from sim:memcached --mem 1GiB --to 127.0.0.1:7700 --tls-dir DIR --policy FILE [--report out.json]
+ *   hakobu migrate  --from qemu:QMP_SOCKET|xen:DOMAIN --to ... (one backend per source scheme: engine/backend/)
  *   (--insecure-plain instead of --tls-dir: plain TCP, on a trusted network only)
  *   hakobu report   out.json [--html out.html] [--svg out.svg]
  *   hakobu plan     --policy FILE
  *   hakobu workloads
  *   hakobu rebalance --inventory inventory.json --policy FILE [--dry-run]
  *   hakobu xen dirty-rate DOMID [--interval 1s]
- *   hakobu xen migrate DOMU --policy FILE [--receiver "ssh HOST xl migrate-receive"]
+ *   hakobu xen migrate DOMU --policy FILE [--receiver "ssh HOST xl migrate-receive"] [--report out.json] [--html out.html]
  *   hakobu tunnel qemu|xen send|receive ...   (the stream tunnel, as scripts/tunnel.ts)
  *
  * Run it with `deno task hakobu <command> --help` for each command's options.
@@ -23,7 +24,7 @@ import { explain, loadPolicy } from "../dsl/mod.ts";
 import type { Plan } from "../engine/plan.ts";
 import { workloadByName, workloadNames } from "../engine/sim/mod.ts";
 import { MAX_CHANNELS } from "../engine/plan.ts";
-import { migrateCommand } from "./_cli/migrate.ts";
+import { migrateCommand, sourceFormsHelp } from "./_cli/migrate.ts";
 import {
   bandwidth,
   duration,
@@ -136,9 +137,12 @@ export function buildCli(setExit: (code: number) => void): Command {
     .description("migrate a VM live to a receiver with a policy")
     .requiredOption(
       "--from <source>",
-      "the VM to migrate: sim:WORKLOAD (see 'hakobu workloads')",
+      `the VM to migrate: ${sourceFormsHelp()} (see 'hakobu workloads' for sim)`,
     )
-    .requiredOption("--to <host:port>", "the receiver's address")
+    .requiredOption(
+      "--to <target>",
+      "where to: HOST:PORT of a hakobu receiver (sim) or tunnel receiver (qemu, xen); xen also takes HOST (ssh HOST xl migrate-receive) or exec:COMMAND",
+    )
     .addOption(
       new Option("--mem <size>", "memory of a sim VM, e.g. 1GiB")
         .argParser(size).default(2 ** 30, "1GiB"),
@@ -173,10 +177,14 @@ export function buildCli(setExit: (code: number) => void): Command {
     .addOption(insecurePlainOption())
     .action(async (o) => {
       const plan = await planFrom(o.policy, o.bandwidth, o.channels);
+      // Only a target on hakobu's link needs a security choice (the backend
+      // says so when it gets none): xen's xl receivers do not.
+      const chosen = o.insecurePlain ||
+        [o.tlsDir, o.tlsName, o.tlsIdentity].some((v) => v !== undefined);
       const { code } = await migrateCommand({
         from: o.from,
         to: o.to,
-        security: securityFlagsFrom(o),
+        security: chosen ? securityFlagsFrom(o) : undefined,
         memoryBytes: o.mem,
         seed: o.seed,
         dirtyRate: o.dirtyRate,
@@ -355,7 +363,10 @@ export function buildCli(setExit: (code: number) => void): Command {
       "xl migrate-receive",
     )
     .option("--no-live", "suspend first and copy once (no pre-copy)")
-    .option("--json", "print the result as JSON")
+    .option("--report <file>", "write the JSON report to this file")
+    .option("--html <file>", "write the HTML report with charts to this file")
+    .option("--json", "print the report as JSON instead of tables")
+    .option("--quiet", "no progress output")
     .action(async (domain, o) => {
       const { xenMigrateCli } = await import("./_cli/xen.ts");
       setExit(

@@ -62,7 +62,7 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
     "migrate",
     "--insecure-plain",
     "--from",
-    "xen:7",
+    "vmware:7",
     "--to",
     "127.0.0.1:1",
     "--mem",
@@ -71,7 +71,7 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
   assert.notEqual(src.code, 0);
   assert.match(
     src.stderr,
-    /Cannot parse source "xen:7": expected sim:WORKLOAD/,
+    /Cannot parse source "vmware:7": expected sim:WORKLOAD, qemu:QMP_SOCKET or xen:DOMAIN \("vmware" is no backend\)/,
   );
 
   const workload = await hakobu([
@@ -283,4 +283,28 @@ Deno.test("hakobu xen migrate: a broken policy file exits 2, off a dom0 it exits
   const off = await hakobu(["xen", "migrate", "guest"]);
   assert.equal(off.code, 1, off.stderr);
   assert.match(off.stderr, /^hakobu: Cannot migrate domain "guest": /m);
+});
+
+Deno.test("hakobu migrate --from xen:DOMAIN runs the xen backend: off a dom0 it exits 1 naming the domain; a bad target names the xen forms", async () => {
+  const off = await hakobu([
+    "migrate",
+    "--from",
+    "xen:guest",
+    "--to",
+    "localhost",
+  ]);
+  assert.equal(off.code, 1, off.stderr);
+  assert.match(off.stderr, /^hakobu: Cannot migrate domain "guest": /m);
+  const bad = await hakobu([
+    "migrate",
+    "--from",
+    "xen:guest",
+    "--to",
+    "two words",
+  ]);
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(
+    bad.stderr,
+    /Cannot parse destination "two words" of a xen source: expected HOST \(ssh HOST xl migrate-receive/,
+  );
 });

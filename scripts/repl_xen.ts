@@ -35,7 +35,7 @@ import { type DirtyRate, measureDirtyRate } from "../engine/xen/dirty_rate.ts";
 import {
   migrateXenDomain,
   type XenMigrateOptions,
-  type XenMigrateResult,
+  type XenMigrationReport,
 } from "../engine/xen/migrate_domain.ts";
 import { parseInterval } from "./_cli/options.ts";
 
@@ -89,7 +89,7 @@ export async function xenMigrate(
   domain: string | number,
   policyOrPlan: Policy | Plan,
   options: Omit<XenMigrateOptions, "domain" | "plan" | "saver" | "resume"> = {},
-): Promise<XenMigrateResult> {
+): Promise<XenMigrationReport> {
   const plan = compile(policyOrPlan);
   return await migrateXenDomain({
     log: (line) => console.log(line),

@@ -38,7 +38,7 @@ export function requireSecurity(
 ): SecurityFlags {
   if (options.security) return options.security;
   throw new BackendError(
-    `Cannot migrate "${source}" to "${target}": the link to hakobu's receiver needs TLS credentials (--tls-dir DIR) or plain TCP asked for by name (--insecure-plain)`,
+    `No connection security chosen for the link from "${source}" to "${target}": pass TLS credentials (--tls-dir DIR; make one with 'hakobu tls init DIR') or, on a trusted network only, ask for plain TCP (--insecure-plain)`,
     { field: "security" },
   );
 }

@@ -43,11 +43,7 @@
 
 import { PAGE_SIZE, type Plan } from "../plan.ts";
 import type { MigrationProgress } from "../precopy.ts";
-import type {
-  MigrationReport,
-  RoundReport,
-  StreamVerdict,
-} from "../report.ts";
+import type { MigrationReport, RoundReport, StreamVerdict } from "../report.ts";
 import { MigrationError } from "../errors.ts";
 import { Steering } from "../steering.ts";
 import type {

@@ -313,7 +313,7 @@ async function openSink(
  *     plan,
  *     receiver: "ssh host2 xl migrate-receive",
  *   });
- *   console.log(r.rounds, r.downtimeMs);
+ *   console.log(r.rounds.length, r.downtimeMs, r.outcome);
  * }
  * ```
  * @throws {XenMigrateError} with `resumed` saying whether the domain runs

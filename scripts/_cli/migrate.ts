@@ -1,31 +1,46 @@
-import { MigrationError } from "../../engine/errors.ts";
-import { migrate } from "../../engine/precopy.ts";
-import type { MigrationReport } from "../../engine/report.ts";
+/**
+ * `hakobu migrate --from SOURCE --to TARGET`: one migration through the
+ * backend its source names (`engine/backend/`: `sim:WORKLOAD`,
+ * `qemu:QMP_SOCKET`, `xen:DOMAIN`), with the same progress bar, round table,
+ * summary, JSON report and HTML for every backend ({@link runMigration};
+ * `hakobu xen migrate` prints through it too).
+ *
+ * @module
+ */
+
+import {
+  type Backend,
+  backendFactories,
+  openBackend,
+} from "../../engine/backend/mod.ts";
+import type { Plan } from "../../engine/plan.ts";
+import { type MigrationReport, migrationStatus } from "../../engine/report.ts";
+import type { SecurityFlags } from "../../engine/transport/secure/mod.ts";
+import { XenMigrateError } from "../../engine/xen/migrate_domain.ts";
 import {
   formatRoundTable,
   formatSummary,
   ProgressView,
 } from "../../report/mod.ts";
-import { SimVm } from "../../engine/sim/mod.ts";
-import { PAGE_SIZE, type Plan } from "../../engine/plan.ts";
-import { parseAddress } from "../../engine/transport/address.ts";
-import {
-  connectChannel,
-  connectSecurityFromFlags,
-  type SecurityFlags,
-} from "../../engine/transport/secure/mod.ts";
 import { writeHtmlReport } from "./report.ts";
 import { writeText } from "./_write_text.ts";
 
 /** Options of `hakobu migrate`. */
 export interface MigrateCommandOptions {
+  /** The source: `sim:WORKLOAD`, `qemu:QMP_SOCKET` or `xen:DOMAIN`. */
   from: string;
+  /** `sim`: memory of the VM. */
   memoryBytes: number;
+  /** `sim`: workload seed. */
   seed: number;
+  /** `sim`: override of the workload's dirty rate, pages/s. */
   dirtyRate?: number;
+  /** `xen`: pre-copy (default true). */
+  live?: boolean;
+  /** The target, in the form the source's backend takes. */
   to: string;
-  /** TLS credentials, or plain TCP (asked for by name); a QEMU source's tunnel gets the same. */
-  security: SecurityFlags;
+  /** TLS credentials, or plain TCP (asked for by name), for hakobu's link (receiver or tunnel); the backend refuses a target on that link without it. */
+  security?: SecurityFlags;
   plan: Plan;
   report?: string;
   /** Write the HTML report with charts to this file. */
@@ -34,178 +49,113 @@ export interface MigrateCommandOptions {
   quiet?: boolean;
 }
 
-/** A parsed `--from`: a simulated VM, or a running QEMU reached through its QMP socket. */
-export type Source =
-  | { kind: "sim"; workload: string }
-  | { kind: "qemu"; socket: string };
-
-/** Parses `sim:WORKLOAD` or `qemu:QMP_SOCKET`. */
-export function parseSource(text: string): Source {
-  const sim = /^sim:([a-z0-9_-]+)$/.exec(text);
-  if (sim) return { kind: "sim", workload: sim[1] };
-  const qemu = /^qemu:(.+)$/.exec(text);
-  if (qemu) return { kind: "qemu", socket: qemu[1] };
-  throw new Error(
-    `Cannot parse source "${text}": expected sim:WORKLOAD, e.g. sim:memcached (see "hakobu workloads"), or qemu:QMP_SOCKET`,
-  );
+/** The source forms `--from` takes, for help: `sim:WORKLOAD, qemu:QMP_SOCKET or xen:DOMAIN`. */
+export function sourceFormsHelp(): string {
+  const forms = backendFactories().map((b) => b.sourceForm);
+  return `${forms.slice(0, -1).join(", ")} or ${forms.at(-1)}`;
 }
 
 /**
- * Runs one migration from a simulated VM to a receiver, with progress, a
- * round table and totals. Returns the report and the exit code.
+ * Runs one migration from `--from` to `--to` with progress, a round table
+ * and totals. Returns the report and the exit code ({@link exitCodeOf}).
  */
 export async function migrateCommand(
   opts: MigrateCommandOptions,
 ): Promise<{ code: number; report?: MigrationReport }> {
-  const src = parseSource(opts.from);
-  const to = parseAddress(opts.to, "destination");
-  if (src.kind === "qemu") {
-    return await migrateQemuCommand(src.socket, to, opts);
-  }
+  const backend = openBackend(opts.from, {
+    memoryBytes: opts.memoryBytes,
+    seed: opts.seed,
+    ...(opts.dirtyRate === undefined ? {} : { dirtyRate: opts.dirtyRate }),
+    ...(opts.live === undefined ? {} : { live: opts.live }),
+  });
+  return await runMigration(backend, opts.plan, opts.to, opts);
+}
+
+/** Where {@link runMigration} writes, and how. */
+export interface RunMigrationOptions {
+  /** hakobu's link security, for backends that cross one. */
+  readonly security?: SecurityFlags;
+  /** Write the JSON report to this file. */
+  readonly report?: string;
+  /** Write the HTML report to this file. */
+  readonly html?: string;
+  /** Print the report as JSON instead of tables. */
+  readonly json?: boolean;
+  /** No progress output. */
+  readonly quiet?: boolean;
+}
+
+/**
+ * Migrates `backend`'s VM to `target` under `plan`: SIGINT and SIGTERM
+ * abort it (the source runs on), progress goes to stderr, then the round
+ * table and summary (or `--json`) to stdout, and the JSON and HTML reports
+ * to their files. A failure the backend throws is printed as
+ * `hakobu: message` with its exit code ({@link exitCodeOfError}).
+ */
+export async function runMigration(
+  backend: Backend,
+  plan: Plan,
+  target: string,
+  opts: RunMigrationOptions,
+): Promise<{ code: number; report?: MigrationReport }> {
   const log = (s: string) => {
     if (!opts.quiet) console.error(s);
   };
-  // Credentials are read before the VM is made: a bad --tls-dir fails at once.
-  const security = await connectSecurityFromFlags(opts.security);
-  log(
-    `creating sim VM: ${src.workload}, ${opts.memoryBytes} bytes, seed ${opts.seed}`,
-  );
-  const vm = await SimVm.create({
-    memoryBytes: opts.memoryBytes,
-    workload: src.workload,
-    seed: opts.seed,
-    ...(opts.dirtyRate === undefined ? {} : { dirtyRate: opts.dirtyRate }),
-  });
   const controller = new AbortController();
-  // Either signal aborts in any phase: the engine races every wait with it,
-  // resumes the VM and tells the receiver (ABORT, best effort).
+  // Either signal aborts in any phase: the backend races its waits with
+  // it, and the source runs on.
   const onInt = () => controller.abort("interrupted (SIGINT)");
   const onTerm = () => controller.abort("terminated (SIGTERM)");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   const progress = new ProgressView();
+  let report: MigrationReport;
   try {
-    log(`${vm.description}: connecting to ${to.hostname}:${to.port}`);
-    const conn = await connectChannel(to, security).catch((e) => {
-      throw new MigrationError(
-        `Cannot connect to receiver "${opts.to}": ${
-          e instanceof Error ? e.message : e
-        }`,
-      );
-    });
-    if (conn.identity !== null) {
-      log(`authenticated receiver "${conn.identity}" over TLS`);
-    }
-    const report = await migrate({
-      plan: opts.plan,
-      source: vm,
-      conn,
+    report = await backend.migrate(plan, target, {
+      security: opts.security,
       signal: controller.signal,
       onProgress: opts.quiet ? undefined : (p) => progress.update(p),
+      log,
     }).finally(() => progress.done());
-    conn.close();
-    if (opts.report) {
-      await writeText(opts.report, JSON.stringify(report, null, 2) + "\n");
-    }
-    if (opts.html) await writeHtmlReport(report, opts.html);
-    if (opts.json) console.log(JSON.stringify(report));
-    else {
-      console.log(formatRoundTable(report));
-      console.log(formatSummary(report));
-      if (opts.report) console.log(`report written to ${opts.report}`);
-      if (opts.html) console.log(`HTML report written to ${opts.html}`);
-    }
-    return { code: report.verified ? 0 : 1, report };
+  } catch (e) {
+    const code = exitCodeOfError(e);
+    if (code === 1) throw e; // runCli prints it, exit 1
+    console.error(`hakobu: ${e instanceof Error ? e.message : String(e)}`);
+    return { code };
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
-    await vm.close();
   }
+  if (opts.report) {
+    await writeText(opts.report, JSON.stringify(report, null, 2) + "\n");
+  }
+  if (opts.html) await writeHtmlReport(report, opts.html);
+  if (opts.json) console.log(JSON.stringify(report));
+  else {
+    console.log(formatRoundTable(report));
+    console.log(formatSummary(report));
+    if (opts.report) console.log(`report written to ${opts.report}`);
+    if (opts.html) console.log(`HTML report written to ${opts.html}`);
+  }
+  return { code: exitCodeOf(report), report };
 }
 
 /**
- * Migrates a running QEMU guest through the hakobu tunnel: QEMU's own
- * migration stream goes to `scripts/tunnel.ts qemu send` (QMP `migrate
- * "exec:..."`), which runs the plan's round-0 codec chain (names only: each
- * codec with its default options) on the plan's channels over the paced link
- * to the destination's `tunnel.ts qemu receive`; the plan steers QEMU's
- * rounds and switchover through QMP.
+ * The exit code of a migration that ended with a report: 0 when it was
+ * verified, or completed where nothing could be compared (a hypervisor's
+ * own transport: `migrationStatus` "unchecked"); 1 when it failed, was
+ * aborted or what was compared differed.
  */
-async function migrateQemuCommand(
-  socket: string,
-  to: { hostname: string; port: number },
-  opts: MigrateCommandOptions,
-): Promise<{ code: number; report?: MigrationReport }> {
-  const { QmpClient, migrateQemu, execTunnel } = await import(
-    "../../engine/qemu/mod.ts"
-  );
-  const qmp = await QmpClient.connect(socket, { timeoutMs: 5000 });
-  try {
-    const tunnel = await execTunnel({
-      to: `${to.hostname}:${to.port}`,
-      // the tunnel takes codec names: options stay at their defaults
-      codecs: opts.plan.codecsFor(ROUND0(opts.plan)).map((c) => c.name),
-      bandwidth: opts.plan.bandwidth,
-      channels: opts.plan.channels,
-      security: opts.security,
-    });
-    if (!opts.quiet) {
-      console.error(
-        `qemu:${socket}: migrating through the hakobu tunnel to ${to.hostname}:${to.port}`,
-      );
-    }
-    // QEMU waits for its exec: child after it reports completion; the
-    // verdict is the tunnel sender's own comparison of both digests.
-    const report = await migrateQemu({
-      plan: opts.plan,
-      source: qmp,
-      uri: tunnel.uri,
-      vm: `qemu:${socket}`,
-      verify: () => tunnel.verdict(),
-    });
-    await Deno.remove(tunnel.statsFile).catch(() => {});
-    const stats = tunnel.stats;
-    if (opts.report) {
-      await writeText(
-        opts.report,
-        JSON.stringify({ ...report, tunnel: stats }, null, 2) + "\n",
-      );
-    }
-    if (opts.html) await writeHtmlReport(report, opts.html);
-    if (opts.json) console.log(JSON.stringify({ ...report, tunnel: stats }));
-    else {
-      console.log(formatRoundTable(report));
-      console.log(formatSummary(report));
-      if (stats) {
-        console.log(
-          `tunnel      ${stats.wireBytes} bytes on the hakobu wire for a ${stats.streamBytes}-byte QEMU stream ` +
-            `(${stats.pages} pages, ${stats.zeroPages} zero)`,
-        );
-      } else {
-        console.log("tunnel      no statistics (the tunnel did not finish)");
-      }
-      if (opts.report) console.log(`report written to ${opts.report}`);
-      if (opts.html) console.log(`HTML report written to ${opts.html}`);
-    }
-    return { code: report.verified ? 0 : 1, report };
-  } finally {
-    qmp.close();
-  }
+export function exitCodeOf(report: MigrationReport): number {
+  const status = migrationStatus(report);
+  return status === "verified" || status === "unchecked" ? 0 : 1;
 }
 
-/** The stats a plan's codec chooser sees before round 0. */
-function ROUND0(plan: Plan): Parameters<Plan["codecsFor"]>[0] {
-  return {
-    round: 0,
-    dirtyPages: 0,
-    remainingBytes: 0,
-    dirtyRate: 0,
-    sendRate: 0,
-    wireRate: plan.bandwidth ?? 0,
-    elapsedMs: 0,
-    bytesSent: 0,
-    rawBytesSent: 0,
-    memoryBytes: 0,
-    pageSize: PAGE_SIZE,
-  };
+/**
+ * The exit code of a migration that failed with `error`: 3 when the source
+ * may not run on (Xen: the final handshake failed after "go"; check both
+ * ends), else 1.
+ */
+export function exitCodeOfError(error: unknown): number {
+  return error instanceof XenMigrateError && !error.resumed ? 3 : 1;
 }

@@ -2,20 +2,16 @@
  * `hakobu xen dirty-rate DOMID [--interval 1s] [--json]`: measures a Xen
  * domain's dirty rate through log-dirty CLEAN/PEEK; `hakobu xen migrate
  * DOMU --policy FILE [--receiver CMD]`: live-migrates it with libxenguest's
- * save loop under the policy. Both need a dom0 and root.
+ * save loop under the policy (the `xen` backend, `engine/backend/xen.ts`).
+ * Both need a dom0 and root.
  *
  * @module
  */
 
-import { PAGE_SIZE } from "../../engine/plan.ts";
 import { loadPolicy } from "../../dsl/mod.ts";
+import { xenBackend } from "../../engine/backend/xen.ts";
 import { measureDirtyRate } from "../../engine/xen/dirty_rate.ts";
-import {
-  migrateXenDomain,
-  XenMigrateError,
-  type XenMigrateResult,
-} from "../../engine/xen/migrate_domain.ts";
-import { XgsPolicy } from "../../ffi/xen/xenguest.ts";
+import { exitCodeOfError, runMigration } from "./migrate.ts";
 
 /** Options of `hakobu xen dirty-rate`. */
 export interface XenDirtyRateOptions {
@@ -67,20 +63,22 @@ export interface XenMigrateCliOptions {
   receiver?: string;
   /** Pre-copy (commander's `--no-live` sets false). */
   live?: boolean;
-  /** Print JSON. */
+  /** Print the report as JSON. */
   json?: boolean;
+  /** Write the JSON report to this file. */
+  report?: string;
+  /** Write the HTML report to this file. */
+  html?: string;
+  /** No progress output. */
+  quiet?: boolean;
 }
 
-const ANSWER: Record<number, string> = {
-  [XgsPolicy.ABORT]: "abort",
-  [XgsPolicy.CONTINUE_PRECOPY]: "continue",
-  [XgsPolicy.STOP_AND_COPY]: "stop and copy",
-};
-
 /**
- * Runs `hakobu xen migrate`; returns the exit code (0 migrated, 1 failed
- * and the domain runs on at the source, 3 failed in the final handshake:
- * check both ends).
+ * Runs `hakobu xen migrate` (the `xen` backend, as `hakobu migrate --from
+ * xen:DOMU --to exec:RECEIVER` runs it): the same progress, round table,
+ * summary and reports as every migration. Returns the exit code (0
+ * migrated, 1 failed and the domain runs on at the source, 2 the policy
+ * did not load, 3 failed in the final handshake: check both ends).
  *
  * @example
  * ```ts
@@ -98,51 +96,23 @@ export async function xenMigrateCli(
     console.error(`hakobu: ${e instanceof Error ? e.message : String(e)}`);
     return 2;
   }
-  const mib = (pages: number) => (pages * PAGE_SIZE / 2 ** 20).toFixed(1);
-  let r: XenMigrateResult;
+  const receiver = options.receiver ?? "xl migrate-receive";
   try {
-    r = await migrateXenDomain({
-      domain,
+    const backend = xenBackend.open(domain, { live: options.live ?? true });
+    const { code } = await runMigration(
+      backend,
       plan,
-      receiver: options.receiver,
-      live: options.live ?? true,
-      log: (line) => console.error(`hakobu: ${line}`),
-      onCall: (c) => {
-        if (c.stats.dirtyCount < 0) return; // the after-send call: no decision
-        if (c.stats.iteration === 0) {
-          // libxc counts the whole pfn space (holes too) as dirty at first
-          console.error(
-            `hakobu: round 0: first pass over ${c.stats.dirtyCount} pfns → ${
-              ANSWER[c.answer] ?? c.answer
-            }`,
-          );
-          return;
-        }
-        console.error(
-          `hakobu: round ${c.stats.iteration}: ${c.stats.dirtyCount} pages dirty (${
-            mib(c.stats.dirtyCount)
-          } MiB), ${c.stats.totalWritten} sent so far → ${
-            ANSWER[c.answer] ?? c.answer
-          }`,
-        );
+      receiver === "xl migrate-receive" ? "localhost" : `exec:${receiver}`,
+      {
+        report: options.report,
+        html: options.html,
+        json: options.json,
+        quiet: options.quiet,
       },
-    });
+    );
+    return code;
   } catch (e) {
     console.error(`hakobu: ${e instanceof Error ? e.message : String(e)}`);
-    return e instanceof XenMigrateError && !e.resumed ? 3 : 1;
+    return exitCodeOfError(e);
   }
-  if (options.json) {
-    console.log(JSON.stringify(r));
-  } else {
-    console.log(
-      `migrated domain ${r.domid} ("${r.name}", ${r.type}) with policy "${r.policy}": ` +
-        `${r.rounds} rounds, ${
-          r.imageBytes === null ? "?" : (r.imageBytes / 2 ** 20).toFixed(1)
-        } MiB image, ` +
-        `${
-          (r.totalMs / 1000).toFixed(2)
-        } s, downtime ${r.downtimeMs} ms (suspend ${r.suspendMs} ms)`,
-    );
-  }
-  return 0;
 }
