@@ -151,12 +151,13 @@ export interface MigrationReport {
    */
   readonly backend?: string;
   /**
-   * What only this backend knows, one sentence each, for people (e.g. the
-   * tunnel's bytes for a QEMU stream, Xen's suspend time); the summary and
-   * the HTML report print them. The structured facts stay in the backend's
-   * own fields of its report (`QemuMigrationReport`, `XenMigrationReport`).
+   * What only this backend knows, for people: a label and one sentence
+   * each (e.g. `tunnel`: the tunnel's bytes for a QEMU stream; `xen`: the
+   * domain's suspend time); the summary and the HTML report print them
+   * under their labels. The structured facts stay in the backend's own
+   * fields of its report (`QemuBackendReport`, `XenMigrationReport`).
    */
-  readonly notes?: readonly string[];
+  readonly notes?: Readonly<Record<string, string>>;
 }
 
 /** How a migration used the GPU (the plan's `gpu` settings). */

@@ -107,7 +107,7 @@ export async function renderReportHtml(
     ...(report.backend
       ? [["backend", report.backend] as [string, string]]
       : []),
-    ...(report.notes ?? []).map((n): [string, string] => ["note", n]),
+    ...Object.entries(report.notes ?? {}),
   ];
   const head = [
     "round",

@@ -153,7 +153,7 @@ export function formatSummary(report: MigrationReport): string {
     ...(report.backend
       ? [["backend", report.backend] as [string, string]]
       : []),
-    ...(report.notes ?? []).map((n): [string, string] => ["note", n]),
+    ...Object.entries(report.notes ?? {}),
   ];
   const w = Math.max(...lines.map(([k]) => k.length));
   return lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n");

@@ -116,3 +116,17 @@ Deno.test("formatSummary: an unpaced link, a hypervisor's own transport and no d
   assert.equal(lines.get("digest"), "-");
   assert.equal(lines.get("rounds"), "3 (2 live + stop-and-copy)");
 });
+
+Deno.test("formatSummary: the backend and its notes get a line each under their labels, aligned with the rest", () => {
+  const text = formatSummary({
+    ...sampleReport(),
+    backend: "qemu",
+    notes: {
+      tunnel: "123 bytes on the hakobu wire for a 456-byte QEMU stream",
+    },
+  });
+  assert.match(text, /^backend {5}qemu$/m);
+  assert.match(text, /^tunnel {6}123 bytes on the hakobu wire/m);
+  // A report without them (older JSON) prints neither.
+  assert.doesNotMatch(formatSummary(sampleReport()), /^(backend|tunnel) /m);
+});

@@ -77,9 +77,9 @@ export async function streamTunnel(
   });
 }
 
-/** The tunnel's part of a report, in one sentence. */
+/** The tunnel's part of a report, in one sentence (the summary's `tunnel` line). */
 export function tunnelNote(stats: StreamStats | null, format: string): string {
   return stats
-    ? `tunnel: ${stats.wireBytes} bytes on the hakobu wire for a ${stats.streamBytes}-byte ${format} stream (${stats.pages} pages, ${stats.zeroPages} zero)`
-    : "tunnel: no statistics (the tunnel did not finish)";
+    ? `${stats.wireBytes} bytes on the hakobu wire for a ${stats.streamBytes}-byte ${format} stream (${stats.pages} pages, ${stats.zeroPages} zero)`
+    : "no statistics (the tunnel did not finish)";
 }

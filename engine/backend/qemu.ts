@@ -79,7 +79,7 @@ class QemuBackend implements Backend {
       return {
         ...report,
         backend: "qemu",
-        notes: [...(report.notes ?? []), tunnelNote(stats, "QEMU")],
+        notes: { ...report.notes, tunnel: tunnelNote(stats, "QEMU") },
         tunnel: stats,
       };
     } finally {

@@ -151,7 +151,7 @@ class XenBackend implements Backend {
           note:
             "libxc wrote the stream; hakobu's tunnel re-encoded its pages on the CPU",
         },
-        notes: [...(report.notes ?? []), tunnelNote(stats, "libxc")],
+        notes: { ...report.notes, tunnel: tunnelNote(stats, "libxc") },
         tunnel: stats,
       };
     } finally {

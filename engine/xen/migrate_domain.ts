@@ -665,13 +665,13 @@ export async function migrateXenDomain(
     },
     rounds,
     backend: "xen",
-    notes: [
-      `domain ${domid} ("${name}", ${type}) suspended in ${
+    notes: {
+      xen: `domain ${domid} ("${name}", ${type}) suspended in ${
         Math.round(suspendMs)
       } ms; ${
         imageBytes === null ? "an unmeasured" : `a ${imageBytes}-byte`
       } libxc image, ${streamBytes} bytes to the receiver`,
-    ],
+    },
     domid,
     name,
     type,
