@@ -29,6 +29,7 @@ import {
   type Decision,
   DEFAULT_DEADLINES,
   type Plan,
+  type RoundHistoryEntry,
   type RoundStats,
 } from "./plan.ts";
 import type {
@@ -275,6 +276,8 @@ class SourceSession {
       let round = 0;
       let decision: Decision = "continue";
       let reason = "";
+      // The decision points so far, for conditions that look back (stalls).
+      const history: RoundHistoryEntry[] = [];
       for (;;) {
         this.#checkAbort();
         const before = this.#stats(round, count, prev);
@@ -291,7 +294,14 @@ class SourceSession {
           dirtyRate: syncSpan > 0 ? (count * source.pageSize) / syncSpan : 0,
           sendRate: durationMs > 0 ? sent.rawBytes / (durationMs / 1000) : 0,
           wireRate: durationMs > 0 ? sent.wireBytes / (durationMs / 1000) : 0,
+          history: Object.freeze([...history]),
         };
+        history.push(Object.freeze({
+          round,
+          remainingBytes: after.remainingBytes,
+          dirtyRate: after.dirtyRate,
+          elapsedMs: after.elapsedMs,
+        }));
         if (round + 1 >= plan.maxRounds) {
           decision = "switchover";
           reason = `reached the plan's bound of ${plan.maxRounds} live rounds`;
