@@ -4,7 +4,10 @@
  * holds or not (the reason shown in reports).
  *
  * A condition is checked after each round with the stats of the round just
- * finished (see {@link RoundStats}).
+ * finished (see {@link RoundStats}). Conditions keep no state between calls:
+ * those that look back (`when.stalled`, a downtime ramp counted in stalls)
+ * read the earlier rounds from `RoundStats.history`, so one plan serves
+ * several migrations at once.
  *
  * @module
  */
@@ -444,7 +447,15 @@ function _object<T extends object>(value: T): Partial<T> {
   return typeof value === "object" && value !== null ? value : {};
 }
 
-function _stalled(options: StallOptions): StallCondition {
+/** A frozen copy of `value` when it is an object (so later changes to it change nothing), else `value`. */
+function _frozen<T>(value: T): T {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? Object.freeze({ ...value })
+    : value;
+}
+
+function _stalled(given: StallOptions): StallCondition {
+  const options = _frozen(given);
   const { rounds, forMs, minProgress = 0 } = _object(options);
   const limits = [
     ...(rounds === undefined ? [] : [_plural(rounds, "round")]),
@@ -493,7 +504,11 @@ function _rampEveryWords(every: RampEvery): string {
   return `every ${formatDuration(every.ms)}`;
 }
 
-function _downtimeRamp(options: DowntimeRampOptions): DowntimeRampCondition {
+function _downtimeRamp(given: DowntimeRampOptions): DowntimeRampCondition {
+  const copy = _frozen(given);
+  const options = copy === given
+    ? copy
+    : Object.freeze({ ...copy, every: _frozen(copy.every) });
   const { startMs = NaN, stepMs = NaN, maxMs = NaN } = _object(options);
   const every = _object(_object(options).every ?? {}) as RampEvery;
   const description = `estimated downtime at most the ramp ${

@@ -484,3 +484,22 @@ Deno.test("elapsedAbovePerGiB scales the budget with the memory size", () => {
       ),
   );
 });
+
+Deno.test("stalled and downtimeRamp keep a copy of their options: changing them afterwards changes nothing", () => {
+  const stallOptions = { rounds: 2 };
+  const stall = when.stalled(stallOptions);
+  const every = { rounds: 1 };
+  const rampOptions = { startMs: 50, stepMs: 50, maxMs: 500, every };
+  const ramp = when.downtimeRamp(rampOptions);
+  stallOptions.rounds = 0;
+  every.rounds = 100;
+  rampOptions.stepMs = -1;
+  assert.deepEqual(stall.options, { rounds: 2 });
+  assert.deepEqual(ramp.options, {
+    startMs: 50,
+    stepMs: 50,
+    maxMs: 500,
+    every: { rounds: 1 },
+  });
+  assert.equal(ramp.allowedMs(roundStats({ round: 2 })), 150);
+});
