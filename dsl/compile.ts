@@ -22,7 +22,11 @@ import {
 } from "../engine/plan.ts";
 import { _planInfo, _setPlanInfo } from "./_plan_info.ts";
 import type { CodecChainInput } from "./codec_spec.ts";
-import type { Condition } from "./conditions.ts";
+import type {
+  Condition,
+  DowntimeRampOptions,
+  StallOptions,
+} from "./conditions.ts";
 import { PolicyError } from "./errors.ts";
 import { _isBranded } from "./_brand.ts";
 import type { Policy } from "./policy.ts";
@@ -362,6 +366,23 @@ function _checkCondition(name: string, field: string, c: unknown): void {
         );
       }
       return;
+    case "stalled":
+      _checkStall(name, field, cond.options);
+      return;
+    case "downtimeRamp":
+      _checkRamp(name, field, cond.options);
+      return;
+    case "elapsedAbovePerGiB":
+      if (!_isPositive(cond.msPerGiB)) {
+        throw _invalid(
+          name,
+          field,
+          `${field} when.elapsedAbovePerGiB needs a positive duration per GiB`,
+          `${String(cond.msPerGiB)} ms`,
+          "pass e.g. when.elapsedAbovePerGiB(seconds(150))",
+        );
+      }
+      return;
     default:
       throw _invalid(
         name,
@@ -371,6 +392,207 @@ function _checkCondition(name: string, field: string, c: unknown): void {
         "build conditions with when.*",
       );
   }
+}
+
+/** Throws unless `options` is an object with only `known` keys. */
+function _checkKeys(
+  name: string,
+  field: string,
+  what: string,
+  options: unknown,
+  known: readonly string[],
+  example: string,
+): void {
+  if (
+    typeof options !== "object" || options === null || Array.isArray(options)
+  ) {
+    throw _invalid(
+      name,
+      field,
+      `${field} ${what} needs an options object`,
+      _show(options),
+      `pass e.g. ${example}`,
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw _invalid(
+        name,
+        field,
+        `${field} ${what} has no option "${key}": it takes ${known.join(", ")}`,
+        _show(options),
+        `pass e.g. ${example}`,
+      );
+    }
+  }
+}
+
+function _checkMinProgress(
+  name: string,
+  field: string,
+  what: string,
+  v: unknown,
+  example: string,
+): void {
+  if (
+    v !== undefined &&
+    (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v >= 1)
+  ) {
+    throw _invalid(
+      name,
+      field,
+      `${field} ${what} minProgress must be a fraction from 0 to under 1 (0.1: shrinking by under 10% is a stall)`,
+      _show(v),
+      `pass e.g. ${example}`,
+    );
+  }
+}
+
+const STALL_EXAMPLE =
+  "when.stalled({ rounds: 3 }) or when.stalled({ forMs: seconds(30) })";
+
+function _checkStall(name: string, field: string, options: unknown): void {
+  const what = "when.stalled";
+  _checkKeys(
+    name,
+    field,
+    what,
+    options,
+    ["rounds", "forMs", "minProgress"],
+    STALL_EXAMPLE,
+  );
+  const o = options as StallOptions;
+  if (o.rounds === undefined && o.forMs === undefined) {
+    throw _invalid(
+      name,
+      field,
+      `${field} ${what} needs rounds, forMs or both: how long remaining bytes must fail to shrink`,
+      _show(options),
+      `pass e.g. ${STALL_EXAMPLE}`,
+    );
+  }
+  if (o.rounds !== undefined && !_isCount(o.rounds, 1)) {
+    throw _invalid(
+      name,
+      field,
+      `${field} ${what} rounds must be a whole number of at least 1`,
+      _show(o.rounds),
+      "pass e.g. when.stalled({ rounds: 3 })",
+    );
+  }
+  if (o.forMs !== undefined && !_isPositive(o.forMs)) {
+    throw _invalid(
+      name,
+      field,
+      `${field} ${what} forMs must be a positive duration`,
+      `${_show(o.forMs)} ms`,
+      "pass e.g. when.stalled({ forMs: seconds(30) })",
+    );
+  }
+  _checkMinProgress(
+    name,
+    field,
+    what,
+    o.minProgress,
+    "when.stalled({ rounds: 3, minProgress: 0.1 })",
+  );
+}
+
+const RAMP_EXAMPLE =
+  "when.downtimeRamp({ startMs: ms(50), stepMs: ms(50), maxMs: ms(500), every: { rounds: 2 } })";
+
+function _checkRamp(name: string, field: string, options: unknown): void {
+  const what = "when.downtimeRamp";
+  _checkKeys(
+    name,
+    field,
+    what,
+    options,
+    ["startMs", "stepMs", "maxMs", "every"],
+    RAMP_EXAMPLE,
+  );
+  const o = options as DowntimeRampOptions;
+  for (const key of ["startMs", "stepMs", "maxMs"] as const) {
+    if (!_isPositive(o[key])) {
+      throw _invalid(
+        name,
+        field,
+        `${field} ${what} ${key} must be a positive duration${
+          key === "stepMs" ? " (a ramp only rises)" : ""
+        }`,
+        `${_show(o[key])} ms`,
+        `pass e.g. ${RAMP_EXAMPLE}`,
+      );
+    }
+  }
+  if (o.maxMs <= o.startMs) {
+    throw _invalid(
+      name,
+      field,
+      `${field} ${what} maxMs must be above startMs, else the ramp never rises`,
+      `startMs ${o.startMs}, maxMs ${o.maxMs}`,
+      `raise maxMs, or use when.downtimeBelow(ms(${o.startMs})) for a fixed bound`,
+    );
+  }
+  const every = o.every as Record<string, unknown> | undefined;
+  const everyExample =
+    "every: { rounds: 2 }, every: { stalls: 1 } or every: { ms: seconds(10) }";
+  _checkKeys(
+    name,
+    field,
+    `${what} every`,
+    every,
+    ["rounds", "stalls", "minProgress", "ms"],
+    everyExample,
+  );
+  const by = ["rounds", "stalls", "ms"].filter((k) =>
+    (every as Record<string, unknown>)[k] !== undefined
+  );
+  if (by.length !== 1) {
+    throw _invalid(
+      name,
+      field,
+      `${field} ${what} every needs exactly one of rounds, stalls or ms`,
+      _show(every),
+      `pass e.g. ${everyExample}`,
+    );
+  }
+  const e = every as Record<string, unknown>;
+  if (by[0] === "ms") {
+    if (!_isPositive(e.ms)) {
+      throw _invalid(
+        name,
+        field,
+        `${field} ${what} every.ms must be a positive duration`,
+        `${_show(e.ms)} ms`,
+        "pass e.g. every: { ms: seconds(10) }",
+      );
+    }
+  } else if (!_isCount(e[by[0]], 1)) {
+    throw _invalid(
+      name,
+      field,
+      `${field} ${what} every.${by[0]} must be a whole number of at least 1`,
+      _show(e[by[0]]),
+      `pass e.g. every: { ${by[0]}: 2 }`,
+    );
+  }
+  if (e.minProgress !== undefined && by[0] !== "stalls") {
+    throw _invalid(
+      name,
+      field,
+      `${field} ${what} every.minProgress only applies to every.stalls`,
+      _show(every),
+      "pass e.g. every: { stalls: 1, minProgress: 0.1 }",
+    );
+  }
+  _checkMinProgress(
+    name,
+    field,
+    `${what} every`,
+    e.minProgress,
+    "every: { stalls: 1, minProgress: 0.1 }",
+  );
 }
 
 /** Why a condition can never hold, or undefined when it can (as far as bounds tell). */
@@ -434,6 +656,10 @@ function _minRounds(c: Condition): number {
       return Math.max(0, ...c.conditions.map(_minRounds));
     case "any":
       return Math.min(...c.conditions.map(_minRounds));
+    case "stalled":
+      // Stalled for n rounds first holds in round n (the (n + 1)th); for a
+      // time, in round 1 at the earliest.
+      return c.options.forMs !== undefined ? 2 : (c.options.rounds ?? 0) + 1;
     default:
       return 0;
   }
@@ -720,15 +946,21 @@ function _fromPolicy(p: Policy): Plan {
     }
   }
   const maxRounds = _maxRounds(name, spec.maxRounds);
-  if (spec.switchover !== undefined) {
-    const needed = _minRounds(spec.switchover);
+  for (
+    const [field, c] of [["switchover", spec.switchover], [
+      "abortIf",
+      spec.abortIf,
+    ]] as const
+  ) {
+    if (c === undefined) continue;
+    const needed = _minRounds(c);
     if (needed > maxRounds) {
       throw _invalid(
         name,
         "maxRounds",
-        `maxRounds ${maxRounds} ends the migration before switchover "${spec.switchover.describe()}" can fire`,
+        `maxRounds ${maxRounds} ends the migration before ${field} "${c.describe()}" can fire`,
         String(maxRounds),
-        `raise it with .maxRounds(${needed}) or lower when.rounds(${needed})`,
+        `raise it with .maxRounds(${needed}) or ask for fewer rounds in ${field}`,
       );
     }
   }

@@ -3,9 +3,10 @@ import type { Plan } from "../engine/plan.ts";
 import { codec } from "./codec_spec.ts";
 import { compile, POLICY_DEFAULTS } from "./compile.ts";
 import { when } from "./conditions.ts";
+import { PolicyError } from "./errors.ts";
 import { policy } from "./policy.ts";
-import { roundStats } from "./stats.ts";
-import { Gbit, GiB, MBps, MiB, minutes } from "./units.ts";
+import { roundSeries, roundStats } from "./stats.ts";
+import { Gbit, GiB, MBps, MiB, minutes, seconds } from "./units.ts";
 import { assertDecides, assertPolicyError } from "./_testing.ts";
 
 const base = policy("p").switchover(when.rounds(30));
@@ -578,5 +579,314 @@ Deno.test("a hand-written plan is checked and wrapped; a compiled plan is return
       ),
     "codec",
     /"nope"/,
+  );
+});
+
+/** A ramp's options with one field replaced. */
+function ramp(
+  patch: Record<string, unknown>,
+): ReturnType<typeof when.downtimeRamp> {
+  return when.downtimeRamp(
+    {
+      startMs: 50,
+      stepMs: 50,
+      maxMs: 500,
+      every: { rounds: 2 },
+      ...patch,
+    } as Parameters<typeof when.downtimeRamp>[0],
+  );
+}
+
+Deno.test("when.stalled is checked at compile(): rounds, forMs, minProgress and unknown options", () => {
+  const at = (options: unknown) =>
+    compile(
+      policy("p").switchover(when.rounds(30)).abortIf(
+        when.stalled(options as Parameters<typeof when.stalled>[0]),
+      ),
+    );
+  for (const rounds of [0, -1, 1.5, NaN]) {
+    assertPolicyError(
+      () => at({ rounds }),
+      "abortIf",
+      new RegExp(
+        `^Invalid policy "p": abortIf when\\.stalled rounds must be a whole number of at least 1, got "${rounds}": pass e\\.g\\. when\\.stalled\\(\\{ rounds: 3 \\}\\)`,
+      ),
+    );
+  }
+  for (const forMs of [0, -5, Infinity]) {
+    assertPolicyError(
+      () => at({ forMs }),
+      "abortIf",
+      /forMs must be a positive duration/,
+      new RegExp(`got "${forMs} ms"`),
+    );
+  }
+  assertPolicyError(
+    () => at({}),
+    "abortIf",
+    /when\.stalled needs rounds, forMs or both/,
+  );
+  for (const minProgress of [-0.1, 1, 2, NaN]) {
+    assertPolicyError(
+      () => at({ rounds: 3, minProgress }),
+      "abortIf",
+      /minProgress must be a fraction from 0 to under 1/,
+      new RegExp(`got "${minProgress}"`),
+    );
+  }
+  assertPolicyError(
+    () => at({ round: 3 }),
+    "abortIf",
+    /when\.stalled has no option "round": it takes rounds, forMs, minProgress/,
+  );
+  assertPolicyError(
+    () =>
+      compile(
+        policy("p").switchover(
+          when.any(when.rounds(5), when.stalled({ rounds: 0 })),
+        ),
+      ),
+    "switchover",
+    /rounds must be a whole number/,
+  );
+  assert.doesNotThrow(() => at({ rounds: 3, forMs: 1000, minProgress: 0 }));
+});
+
+Deno.test("when.downtimeRamp is checked at compile(): positive steps, max above start, one kind of step", () => {
+  const at = (c: ReturnType<typeof ramp>) => compile(policy("p").switchover(c));
+  for (const stepMs of [-50, 0, NaN]) {
+    assertPolicyError(
+      () => at(ramp({ stepMs })),
+      "switchover",
+      /when\.downtimeRamp stepMs must be a positive duration \(a ramp only rises\)/,
+      new RegExp(`got "${stepMs} ms"`),
+    );
+  }
+  for (const key of ["startMs", "maxMs"]) {
+    assertPolicyError(
+      () => at(ramp({ [key]: -1 })),
+      "switchover",
+      new RegExp(`${key} must be a positive duration, got "-1 ms"`),
+    );
+  }
+  for (const maxMs of [40, 50]) {
+    assertPolicyError(
+      () => at(ramp({ maxMs })),
+      "switchover",
+      /maxMs must be above startMs, else the ramp never rises/,
+      new RegExp(`got "startMs 50, maxMs ${maxMs}"`),
+      /when\.downtimeBelow\(ms\(50\)\) for a fixed bound/,
+    );
+  }
+  for (
+    const [every, message] of [
+      [{ rounds: 0 }, /every\.rounds must be a whole number of at least 1/],
+      [{ stalls: 1.5 }, /every\.stalls must be a whole number of at least 1/],
+      [{ ms: -10 }, /every\.ms must be a positive duration/],
+      [{}, /every needs exactly one of rounds, stalls or ms/],
+      [
+        { rounds: 2, ms: 100 },
+        /every needs exactly one of rounds, stalls or ms/,
+      ],
+      [{ round: 2 }, /every has no option "round"/],
+      [
+        { rounds: 2, minProgress: 0.1 },
+        /minProgress only applies to every\.stalls/,
+      ],
+      [{ stalls: 1, minProgress: 1.5 }, /minProgress must be a fraction/],
+      [undefined, /every needs an options object/],
+    ] as const
+  ) {
+    assertPolicyError(() => at(ramp({ every })), "switchover", message);
+  }
+  assertPolicyError(
+    () => at(ramp({ step: 50 })),
+    "switchover",
+    /has no option "step": it takes startMs, stepMs, maxMs, every/,
+  );
+  assert.doesNotThrow(() =>
+    at(ramp({ every: { stalls: 2, minProgress: 0.1 } }))
+  );
+});
+
+Deno.test("when.elapsedAbovePerGiB needs a positive duration", () => {
+  for (const bad of [0, -1, NaN, Infinity]) {
+    assertPolicyError(
+      () =>
+        compile(
+          policy("p").switchover(when.rounds(3)).abortIf(
+            when.elapsedAbovePerGiB(bad),
+          ),
+        ),
+      "abortIf",
+      new RegExp(
+        `when\\.elapsedAbovePerGiB needs a positive duration per GiB, got "${bad} ms": pass e\\.g\\. when\\.elapsedAbovePerGiB\\(seconds\\(150\\)\\)`,
+      ),
+    );
+  }
+});
+
+Deno.test("a stall that needs more rounds than maxRounds allows is rejected, in switchover and in abortIf", () => {
+  assertPolicyError(
+    () =>
+      compile(
+        policy("p").switchover(when.rounds(3)).abortIf(
+          when.stalled({ rounds: 8 }),
+        ).maxRounds(8),
+      ),
+    "maxRounds",
+    /maxRounds 8 ends the migration before abortIf "remaining bytes have not shrunk for 8 rounds" can fire, got "8": raise it with \.maxRounds\(9\)/,
+  );
+  assertPolicyError(
+    () => compile(policy("p").switchover(when.stalled({ rounds: 64 }))),
+    "maxRounds",
+    /before switchover/,
+  );
+  assert.doesNotThrow(() =>
+    compile(
+      policy("p").switchover(when.rounds(3)).abortIf(
+        when.stalled({ rounds: 7 }),
+      ).maxRounds(8),
+    )
+  );
+  // A time limit can hold from round 1.
+  assert.doesNotThrow(() =>
+    compile(
+      policy("p").switchover(when.stalled({ rounds: 100, forMs: 5000 }))
+        .maxRounds(2),
+    )
+  );
+});
+
+Deno.test("a plan with a stall abort decides from the history: continue, then abort exactly at the nth stall", () => {
+  const plan = compile(
+    policy("p")
+      .switchover(when.remainingBelow(MiB(1)))
+      .abortIf(when.stalled({ rounds: 3 })),
+  );
+  const series = roundSeries([
+    MiB(100),
+    MiB(40),
+    MiB(50),
+    MiB(45),
+    MiB(40),
+    MiB(0.5),
+  ]);
+  assert.deepEqual(series.map((s) => plan.decide(s)), [
+    "continue",
+    "continue",
+    "continue",
+    "continue",
+    "abort",
+    "switchover",
+  ]);
+  assert.equal(
+    plan.reason!(series[4]),
+    "abort: remaining 40.00 MiB has not shrunk below 40.00 MiB since round 1 (for 3 rounds, 3.00 s): stalled",
+  );
+});
+
+Deno.test("a ramp in switchover and a stall abort, as oVirt's schedules: the allowance grows with each stall until the stall abort", () => {
+  const plan = compile(
+    policy("p")
+      .switchover(
+        when.downtimeRamp({
+          startMs: 100,
+          stepMs: 100,
+          maxMs: 300,
+          every: { stalls: 1 },
+        }),
+      )
+      .abortIf(when.stalled({ rounds: 4 })),
+  );
+  // 25 MB at 100 MB/s: 250 ms, allowed after two stalls.
+  const fits = roundSeries([MiB(100), MiB(40), MiB(40), MiB(40)], {
+    sendRate: MBps(100),
+  });
+  assert.deepEqual(fits.map((s) => plan.decide(s)), [
+    "continue",
+    "continue",
+    "continue",
+    "continue",
+  ]);
+  const fitsLater = roundSeries([100e6, 25e6, 25e6, 25e6], {
+    sendRate: MBps(100),
+  });
+  assert.deepEqual(fitsLater.map((s) => plan.decide(s)), [
+    "continue",
+    "continue",
+    "continue",
+    "switchover",
+  ]);
+  assert.equal(
+    plan.reason!(fitsLater[3]),
+    "switchover: estimated downtime 250 ms is at most 300 ms, what the ramp allows after 2 stalled rounds",
+  );
+  // 50 MB: 500 ms never fits 300 ms; the fourth stall aborts.
+  const never = roundSeries([100e6, 50e6, 50e6, 50e6, 50e6, 50e6], {
+    sendRate: MBps(100),
+  });
+  assert.deepEqual(never.map((s) => plan.decide(s)), [
+    "continue",
+    "continue",
+    "continue",
+    "continue",
+    "continue",
+    "abort",
+  ]);
+});
+
+Deno.test("a time budget per GiB forces completion in switchover and gives up in abortIf", () => {
+  const budget = when.elapsedAbovePerGiB(seconds(150));
+  const force = compile(
+    policy("force").switchover(when.any(when.remainingBelow(MiB(1)), budget)),
+  );
+  const give = compile(
+    policy("give").switchover(when.remainingBelow(MiB(1))).abortIf(budget),
+  );
+  const vm = { round: 3, memoryBytes: GiB(2), remainingBytes: MiB(500) };
+  assertDecides(force, [
+    [{ ...vm, elapsedMs: seconds(299) }, "continue"],
+    [{ ...vm, elapsedMs: seconds(301) }, "switchover"],
+  ]);
+  assertDecides(give, [
+    [{ ...vm, elapsedMs: seconds(299) }, "continue"],
+    [{ ...vm, elapsedMs: seconds(301) }, "abort"],
+    // Scaled with the VM: 8 GiB have 20 minutes.
+    [{ ...vm, memoryBytes: GiB(8), elapsedMs: seconds(301) }, "continue"],
+  ]);
+});
+
+Deno.test("a plan whose condition needs RoundStats.history fails clearly on a backend that gives none", () => {
+  const plan = compile(
+    policy("p").switchover(when.rounds(30)).abortIf(
+      when.stalled({ rounds: 3 }),
+    ),
+  );
+  const e = assertPolicyError(
+    () => plan.decide(roundStats({ round: 4 })),
+    "abortIf",
+    /^Invalid policy "p": abortIf condition failed in round 4: Cannot test "remaining bytes have not shrunk for 3 rounds" in round 4: RoundStats\.history is missing/,
+  );
+  assert.ok(e.cause instanceof PolicyError && e.cause.field === "history");
+  // The ramp's stall form too, and only it: the rounds form needs no history.
+  const rampPlan = compile(
+    policy("r").switchover(
+      when.downtimeRamp({
+        startMs: 50,
+        stepMs: 50,
+        maxMs: 500,
+        every: { stalls: 1 },
+      }),
+    ),
+  );
+  assertPolicyError(
+    () => rampPlan.decide(roundStats({ round: 1, sendRate: 1 })),
+    "switchover",
+    /RoundStats\.history is missing/,
+  );
+  assert.equal(
+    compile(policy("q").switchover(ramp({}))).decide(roundStats({ round: 1 })),
+    "continue",
   );
 });

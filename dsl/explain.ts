@@ -14,8 +14,13 @@ import {
 import { _planInfo } from "./_plan_info.ts";
 import { compile } from "./compile.ts";
 import type { Policy } from "./policy.ts";
+import type {
+  Condition,
+  DowntimeRampCondition,
+  PerGiBCondition,
+} from "./conditions.ts";
 import { roundStats } from "./stats.ts";
-import { formatBytes, formatRate } from "./units.ts";
+import { formatBytes, formatDuration, formatRate } from "./units.ts";
 
 /** The round explain() shows as a typical later round. */
 const LATER_ROUND = 5;
@@ -58,6 +63,92 @@ function _codecLine(plan: Plan): string {
     : `chosen per round by a function; round 0: ${a}; a typical round ${LATER_ROUND}: ${b}`;
 }
 
+/** Conditions that need more than one line to explain, with where they sit. */
+interface Notable {
+  readonly condition: Condition;
+  /** `"abort"` or `"switchover"` when it alone decides that, else `undefined`. */
+  readonly acts?: "abort" | "switchover";
+}
+
+function _notable(
+  c: Condition,
+  acts: Notable["acts"],
+  out: Notable[],
+): Notable[] {
+  switch (c.kind) {
+    case "any":
+      c.conditions.forEach((m) => _notable(m, acts, out));
+      break;
+    case "all":
+      c.conditions.forEach((m) => _notable(m, undefined, out));
+      break;
+    case "not":
+      _notable(c.condition, undefined, out);
+      break;
+    case "stalled":
+    case "downtimeRamp":
+    case "elapsedAbovePerGiB":
+      out.push({ condition: c, acts });
+      break;
+  }
+  return out;
+}
+
+function _uses(c: Condition): boolean {
+  return c.kind === "stalled" ||
+    (c.kind === "downtimeRamp" && "stalls" in c.options.every);
+}
+
+/** A ramp's values step by step: the first three and the last, where there are more. */
+function _rampSchedule(c: DowntimeRampCondition): string {
+  const { startMs, stepMs, maxMs, every } = c.options;
+  const last = Math.ceil((maxMs - startMs) / stepMs);
+  const value = (k: number) =>
+    formatDuration(Math.min(maxMs, startMs + k * stepMs));
+  const at = (k: number): string => {
+    if ("rounds" in every) {
+      const n = every.rounds;
+      const from = k * n;
+      if (k === last) return `${value(k)} from round ${from}`;
+      return n === 1
+        ? `${value(k)} in round ${from}`
+        : `${value(k)} in rounds ${from}–${from + n - 1}`;
+    }
+    if ("stalls" in every) {
+      const n = every.stalls;
+      if (k === 0) {
+        return `${value(k)} until ${
+          n === 1 ? "the first stalled round" : `${n} stalled rounds`
+        }`;
+      }
+      return `${value(k)} after ${k * n} stalled round${
+        k * n === 1 ? "" : "s"
+      }`;
+    }
+    return k === 0
+      ? `${value(k)} for the first ${formatDuration(every.ms)}`
+      : `${value(k)} from ${formatDuration(k * every.ms)}`;
+  };
+  const ks = last <= 4 ? [...Array(last + 1).keys()] : [0, 1, 2, last];
+  // The first three steps, then "…" and the last one.
+  return ks.map((k, i) => (i === 3 && last > 4 ? "…, " : "") + at(k))
+    .join(", ");
+}
+
+function _budget(c: PerGiBCondition, acts: Notable["acts"]): string {
+  const sizes = [1, 4, 16].map((g) =>
+    `${formatDuration(c.msPerGiB * g)} for ${g} GiB`
+  );
+  const then = acts === "abort"
+    ? "then abort"
+    : acts === "switchover"
+    ? "then switch over (forced completion)"
+    : "as part of a larger condition";
+  return `${formatDuration(c.msPerGiB)} per GiB of memory: ${
+    sizes.join(", ")
+  }; ${then}`;
+}
+
 /**
  * The plan in words, one fact per line: codecs per round, when it switches
  * over, when it aborts, the round limit, bandwidth, frame batch and GPU. A
@@ -98,6 +189,20 @@ export function explain(source: Policy | Plan): string {
   if (info?.abortIf) row("abort", `when ${info.abortIf.describe()}`);
   else if (info?.lowLevel) row("abort", "decided by the decide function");
   else row("abort", "never (no abort condition)");
+  const notable = [
+    ...(info?.switchover ? _notable(info.switchover, "switchover", []) : []),
+    ...(info?.abortIf ? _notable(info.abortIf, "abort", []) : []),
+  ];
+  if (notable.some((n) => _uses(n.condition))) {
+    row(
+      "stalls",
+      "a round stalls when its remaining bytes are not below those of the last round that shrank them (less minProgress of them, where set); counted from RoundStats.history, which the backend must fill in",
+    );
+  }
+  for (const { condition: c, acts } of notable) {
+    if (c.kind === "downtimeRamp") row("ramp", _rampSchedule(c));
+    if (c.kind === "elapsedAbovePerGiB") row("budget", _budget(c, acts));
+  }
   row(
     "bandwidth",
     plan.bandwidth === null

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadPolicy } from "./load.ts";
-import { roundStats } from "./stats.ts";
-import { Gbit, MiB } from "./units.ts";
+import { roundSeries, roundStats } from "./stats.ts";
+import { Gbit, GiB, MBps, MiB, minutes } from "./units.ts";
 import { assertDecides, assertRejectsPolicyError } from "./_testing.ts";
 
 const DSL = pathToFileURL(join(import.meta.dirname!, "mod.ts")).href;
@@ -175,4 +175,40 @@ Deno.test("loadPolicy: an invalid policy fails with the compile error", async ()
       );
     },
   );
+});
+
+Deno.test("loadPolicy: examples/policies/convergence_schedule.ts ramps with stalls, aborts on the sixth stall or past its budget per GiB", async () => {
+  const plan = await loadPolicy(
+    join(ROOT, "examples/policies/convergence_schedule.ts"),
+  );
+  assert.equal(plan.name, "convergence-schedule");
+  assert.equal(plan.maxRounds, 30);
+  const rate = { sendRate: MBps(100), memoryBytes: GiB(4) };
+  // 35 MB at 100 MB/s is 350 ms: allowed from the third stall (400 ms).
+  assert.deepEqual(
+    roundSeries([400e6, 35e6, 35e6, 35e6, 35e6], rate).map((s) =>
+      plan.decide(s)
+    ),
+    ["continue", "continue", "continue", "continue", "switchover"],
+  );
+  // 60 MB is 600 ms: never allowed; the sixth stall in a row aborts.
+  assert.deepEqual(
+    roundSeries([400e6, 60e6, 60e6, 59e6, 60e6, 58e6, 60e6, 60e6], rate).map(
+      (s) => plan.decide(s),
+    ),
+    [
+      "continue",
+      "continue",
+      "continue",
+      "continue",
+      "continue",
+      "continue",
+      "continue",
+      "abort",
+    ],
+  );
+  // Shrinking slowly but steadily past 150 s per GiB (10 min for 4 GiB).
+  assertDecides(plan, [
+    [{ ...rate, round: 3, elapsedMs: minutes(10) + 1, history: [] }, "abort"],
+  ]);
 });

@@ -47,6 +47,7 @@ export type {
   Decision,
   GpuSettings,
   Plan,
+  RoundHistoryEntry,
   RoundStats,
 } from "../engine/plan.ts";
 export { DEFAULT_DEADLINES } from "../engine/plan.ts";
