@@ -95,7 +95,7 @@ export async function migrateCommand(
     });
     if (conn.identity !== null) {
       log(`authenticated receiver "${conn.identity}" over TLS`);
-    }
+    } else log(`connected to receiver ${conn.remote} over plain TCP`);
     const report = await migrate({
       plan: opts.plan,
       source: vm,
