@@ -73,7 +73,7 @@ class SimBackend implements Backend {
     });
     if (conn.identity !== null) {
       log(`authenticated receiver "${conn.identity}" over TLS`);
-    }
+    } else log(`connected to receiver ${conn.remote} over plain TCP`);
     try {
       const report = await migrate({
         plan,

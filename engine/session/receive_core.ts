@@ -299,7 +299,13 @@ export async function receiveSession<R>(
             ),
         );
       }
-      const next = reader.next();
+      const next = reader.next().catch((e: unknown) => {
+        throw e instanceof WireError ? e : connectionLost(
+          e,
+          phase === "hello" ? "HELLO" : mode.waiting(),
+          reader.bytesRead,
+        );
+      });
       next.catch(() => {}); // it may lose the race below
       const frame = pool
         ? await Promise.race([next, watchdog.expired, poolFailed!])
@@ -490,9 +496,11 @@ export async function receiveSession<R>(
       );
     }
   } catch (error) {
+    // The last words get one best-effort budget in all (a lost source's
+    // link may take no byte and report nothing), so that the verdict
+    // follows the failure within seconds.
     if (!peerFailed) {
-      await bestEffort(replies);
-      await sendError(writer, error);
+      await bestEffort(replies.then(() => sendError(writer, error)));
     }
     // A mode that opened nothing yet drops nothing, but a stream mode still
     // aborts its output.
@@ -590,8 +598,22 @@ function checkChannel(frame: Frame, hello: Hello, at: number): void {
   }
 }
 
-/** Best effort: tells the source why the session stops, without waiting long. */
+/** Tells the source why the session stops (the caller bounds the wait). */
 async function sendError(writer: FrameWriter, error: unknown): Promise<void> {
   const message = error instanceof Error ? error.message : String(error);
-  await bestEffort(writer.write(FrameType.ERROR, 0, encodeError({ message })));
+  await writer.write(FrameType.ERROR, 0, encodeError({ message }));
+}
+
+/** A read that failed below the frame layer (a reset, a broken TLS record): the source is lost. */
+function connectionLost(
+  error: unknown,
+  waiting: string,
+  bytesRead: number,
+): WireError {
+  const detail = error instanceof Error ? error.message : String(error);
+  return new WireError(
+    `Connection to the source lost while waiting for ${waiting} (${bytesRead} bytes read): ${detail}`,
+    bytesRead,
+    { cause: error },
+  );
 }

@@ -155,6 +155,7 @@ export class SimVm implements SourceDriver {
   #error: string | undefined;
   #paused = false;
   #closed = false;
+  #closing: Promise<void> | undefined;
   #logging = false;
 
   private constructor(
@@ -438,7 +439,7 @@ export class SimVm implements SourceDriver {
    * @throws {SimError} If the worker does not acknowledge within 5 s.
    */
   async pause(): Promise<void> {
-    if (this.#paused || this.#closed) return;
+    if (this.#paused || this.#closing) return;
     Atomics.store(this.#control, C_STATE, PAUSE);
     Atomics.notify(this.#control, C_STATE);
     await this.#awaitParked(1, "pause");
@@ -465,7 +466,7 @@ export class SimVm implements SourceDriver {
    * @throws {SimError} If the worker does not acknowledge within 5 s.
    */
   async resume(): Promise<void> {
-    if (!this.#paused || this.#closed) return;
+    if (!this.#paused || this.#closing) return;
     if (Atomics.load(this.#control, C_FAILED) === 1) {
       throw new SimError(
         `Workload "${this.workload}" failed: ${this.#error ?? "unknown error"}`,
@@ -528,8 +529,10 @@ export class SimVm implements SourceDriver {
   }
 
   /**
-   * Stops the workload for good and terminates its worker. Memory stays
-   * readable. Safe to call twice.
+   * Stops the workload for good and terminates its worker: resolves once the
+   * worker has parked between page writes, so memory and `pagesWritten` stand
+   * still from then on. Memory stays readable. Safe to call twice (both calls
+   * get the same promise).
    *
    * @example
    * ```ts
@@ -543,13 +546,34 @@ export class SimVm implements SourceDriver {
    * ```
    */
   close(): Promise<void> {
-    if (!this.#closed) {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  /**
+   * Parks the worker first, so that no page write is under way, then stops and
+   * terminates it: `terminate()` alone returns before the worker's thread
+   * stops, and a write (and its counter) could land after close. A worker that
+   * failed has parked itself already (it is not waited for); one that does
+   * not park within the acknowledgement timeout is terminated all the same:
+   * closing does not fail.
+   */
+  async #close(): Promise<void> {
+    const ctl = this.#control;
+    try {
+      if (!this.#paused && Atomics.load(ctl, C_FAILED) !== 1) {
+        Atomics.store(ctl, C_STATE, PAUSE);
+        Atomics.notify(ctl, C_STATE);
+        await this.#awaitParked(1, "stop");
+      }
+    } catch {
+      // Not parked within ACK_TIMEOUT_MS: terminate it below regardless.
+    } finally {
       this.#closed = true;
-      Atomics.store(this.#control, C_STATE, STOP);
-      Atomics.notify(this.#control, C_STATE);
+      Atomics.store(ctl, C_STATE, STOP);
+      Atomics.notify(ctl, C_STATE);
       this.#worker.terminate();
     }
-    return Promise.resolve();
   }
 
   /** Closes the VM at the end of an `await using` block. */

@@ -121,6 +121,7 @@ export async function receiveCommand(
       ? conn.remote
       : `${conn.remote} (${conn.identity})`;
     let result: ReceiveResult;
+    let sink: SimMemorySink | null = null;
     try {
       result = await receiveMigration(conn, {
         maxMemoryBytes: opts.maxMemoryBytes,
@@ -128,13 +129,16 @@ export async function receiveCommand(
         frameTimeoutMs: opts.frameTimeoutMs,
         budget,
         createSink: (hello) =>
-          new SimMemorySink({
+          sink = new SimMemorySink({
             pageSize: hello.pageSize,
             pageCount: hello.memoryBytes / hello.pageSize,
           }),
       });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
+      // What became of the destination memory: "discarded" after a
+      // failure, "none" when the session failed before HELLO made any.
+      const destination = (sink as SimMemorySink | null)?.state ?? "none";
       if (opts.json) {
         console.log(
           JSON.stringify({
@@ -142,11 +146,12 @@ export async function receiveCommand(
             error: message,
             peer: conn.remote,
             identity: conn.identity,
+            destination,
           }),
         );
       } else {
         console.error(
-          `migration from ${peer} failed: ${message}`,
+          `migration from ${peer} failed: ${message} (destination memory: ${destination})`,
         );
       }
       return false;

@@ -23,15 +23,21 @@ export interface ChannelConn extends WireConn {
   close(): void;
 }
 
-/** Chunks the readable side buffers before it pauses the socket. */
-const READ_HIGH_WATER = 16;
-
 /**
- * Byte streams over a node `TLSSocket`, with backpressure both ways.
+ * Byte streams over a node `TLSSocket`; writes wait for `drain`.
  *
  * Writes are copied before they are queued, so a writer may reuse its
  * buffer as soon as a write resolves (as with `Deno.Conn`); a write waits
  * for `drain` once the socket's buffer is full.
+ *
+ * Reads are never paused. Under Deno's `node:tls` (2.x), `socket.pause()`
+ * stops only the delivery of `data`: the TLS layer reads on from the TCP
+ * socket into memory of its own (a probe grew 210 MB in a second while
+ * paused), so pausing bounds nothing; and a socket paused when its peer
+ * dies never reports it, neither `end`, `close` nor `error`, not even once
+ * resumed and drained (the same probe). A receiver whose source was killed
+ * then learnt of it only from its frame timeout. Unpaused, the socket's end
+ * comes after the last bytes, as over plain TCP.
  */
 export function socketStreams(
   socket: TLSSocket,
@@ -47,7 +53,6 @@ export function socketStreams(
         controller.enqueue(
           new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
         );
-        if ((controller.desiredSize ?? 1) <= 0) socket.pause();
       });
       const finish = (error?: Error) => {
         if (done) return;
@@ -61,14 +66,11 @@ export function socketStreams(
       socket.on("close", () => finish());
       socket.on("error", (e: Error) => finish(e));
     },
-    pull() {
-      socket.resume();
-    },
     cancel() {
       done = true;
       socket.destroy();
     },
-  }, { highWaterMark: READ_HIGH_WATER });
+  });
   const writable = new WritableStream<Uint8Array>({
     write(chunk) {
       if (socket.destroyed) {

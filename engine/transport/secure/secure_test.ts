@@ -8,6 +8,7 @@ import {
   listenSecurityFromDir,
   TLS_FILES,
 } from "./credentials.ts";
+import type { ChannelConn } from "./channel_conn.ts";
 import { type ChannelListener, listenChannel } from "./listen.ts";
 import type { ConnectSecurity, ListenSecurity } from "./security.ts";
 import { credentialsDir, readAll } from "./_testing.ts";
@@ -437,6 +438,70 @@ Deno.test("a recorded handshake replayed byte for byte gets no session", async (
     } catch { /* closed by the receiver */ }
   } finally {
     tap.close();
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a source killed while the receiver does not read: its stream still ends once the receiver reads on", async () => {
+  const dir = await credentialsDir("src-killed");
+  const { listener, to } = await receiver(await listenSecurityFromDir(dir));
+  // The source, in a process of its own: authenticates, then sends without end.
+  const module = (name: string) =>
+    JSON.stringify(new URL(`./${name}`, import.meta.url).href);
+  const source = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { connectChannel } from ${module("connect.ts")};
+       import { connectSecurityFromDir } from ${module("credentials.ts")};
+       const conn = await connectChannel(
+         { hostname: "127.0.0.1", port: ${to.port} },
+         await connectSecurityFromDir(${JSON.stringify(dir)}),
+       );
+       const writer = conn.writable.getWriter();
+       const chunk = new Uint8Array(1 << 16);
+       for (;;) await writer.write(chunk);`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let served: ChannelConn | undefined;
+  try {
+    served = await listener.accept();
+    const reader = served.readable.getReader();
+    let bytes = 0;
+    while (bytes < 1 << 20) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, "the source stopped early");
+      bytes += value.length;
+    }
+    // The receiver is busy elsewhere while the source sends on; then the
+    // source dies (a TCP FIN after the bytes it had sent).
+    await new Promise((r) => setTimeout(r, 1000));
+    source.kill("SIGKILL");
+    await source.status;
+    // Reading on must come to the end of the stream (or a reset), not wait
+    // for ever: Deno's node:tls never reports a peer lost while its socket
+    // is paused, so the streams must not pause it.
+    const drained = (async () => {
+      for (;;) {
+        const { done } = await reader.read().catch(() => ({ done: true }));
+        if (done) return "ended";
+      }
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      drained,
+      new Promise<string>((r) => timer = setTimeout(() => r("hung"), 30_000)),
+    ]);
+    clearTimeout(timer);
+    assert.equal(outcome, "ended", "the killed source's stream never ended");
+  } finally {
+    try {
+      source.kill("SIGKILL");
+    } catch { /* killed above */ }
+    await source.status;
+    served?.close();
     listener.close();
     await Deno.remove(dir, { recursive: true });
   }
