@@ -15,6 +15,7 @@ import { type Duplex, migrate } from "../../engine/precopy.ts";
 import type { MigrationReport } from "../../engine/report.ts";
 import type { HostSpec, Inventory, VmSpec } from "./inventory.ts";
 import { applyMoves, type Move, type RebalancePlan } from "./planner.ts";
+import { MigrationSlots } from "./_slots.ts";
 
 /** What a fabric needs to open one migration. */
 export interface FabricRequest {
@@ -40,12 +41,24 @@ export interface FabricSession {
   close(): Promise<void>;
 }
 
-/** How the runner reaches VMs and hosts: sim, QEMU, Xen. */
+/**
+ * How the runner reaches VMs and hosts: sim, QEMU, Xen, libvirt. A fabric
+ * opens one migration at a time on request; the runner drives it with the
+ * engine under the policy, and applies the limits and timeouts itself.
+ */
 export interface Fabric {
   /** Name for logs, e.g. `"sim"`. */
   readonly name: string;
   /** Opens one migration. */
   open(request: FabricRequest): Promise<FabricSession>;
+  /**
+   * Where the fabric's hosts say the VMs run now: `base` with each VM the
+   * fabric moved on the host it is on. Optional: a fabric over live hosts
+   * whose inventory source is live (an `InventorySource` with `live: true`)
+   * is checked by reading the source again instead. The sim fabric answers
+   * from what its receivers verified.
+   */
+  observe?(base: Inventory): Promise<Inventory>;
   /** Releases what the fabric holds (listeners, receivers). */
   close(): Promise<void>;
 }
@@ -137,21 +150,12 @@ export async function runPlan(
   plan: RebalancePlan,
   options: RunPlanOptions,
 ): Promise<RunResult> {
-  const maxConcurrent = options.maxConcurrent ?? 2;
-  if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) {
-    throw new RangeError(
-      `Invalid maxConcurrent "${maxConcurrent}": expected a whole number ≥ 1`,
-    );
-  }
+  const slots = new MigrationSlots(inventory.hosts, options);
   const timeoutMs = options.timeoutMs ?? 5 * 60_000;
   const hosts = new Map(inventory.hosts.map((h) => [h.name, h]));
   const vms = new Map(inventory.vms.map((v) => [v.name, v]));
-  const limitOf = (h: string): number =>
-    hosts.get(h)?.maxMigrations ?? options.maxPerHost ?? Infinity;
-  const active = new Map<string, number>();
   const results: (MoveResult | undefined)[] = plan.moves.map(() => undefined);
   const pending = plan.moves.map((m, i) => ({ m, i }));
-  let inFlight = 0;
   const running = new Set<Promise<void>>();
 
   // Moves that cannot run at all are settled first.
@@ -172,15 +176,8 @@ export async function runPlan(
     }
   }
 
-  const canStart = (m: Move): boolean =>
-    inFlight < maxConcurrent &&
-    (active.get(m.from) ?? 0) < limitOf(m.from) &&
-    (active.get(m.to) ?? 0) < limitOf(m.to);
-
   const start = (m: Move, i: number): void => {
-    inFlight++;
-    active.set(m.from, (active.get(m.from) ?? 0) + 1);
-    active.set(m.to, (active.get(m.to) ?? 0) + 1);
+    slots.take(m);
     options.onEvent?.({ type: "start", move: m });
     const p = _runOne(m, {
       vm: vms.get(m.vm)!,
@@ -193,9 +190,7 @@ export async function runPlan(
       signal: options.signal,
     }).then((r) => {
       results[i] = r;
-      inFlight--;
-      active.set(m.from, active.get(m.from)! - 1);
-      active.set(m.to, active.get(m.to)! - 1);
+      slots.release(m);
       running.delete(p);
       options.onEvent?.({ type: "end", result: r });
     });
@@ -215,7 +210,7 @@ export async function runPlan(
     }
     for (let k = 0; k < pending.length;) {
       const { m, i } = pending[k];
-      if (canStart(m)) {
+      if (slots.canStart(m)) {
         pending.splice(k, 1);
         start(m, i);
       } else k++;
