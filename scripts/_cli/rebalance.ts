@@ -18,9 +18,9 @@ import {
   inventoryToJson,
   rebalanceOnce,
   type RebalanceOutcome,
+  saveInventory,
   simFabric,
 } from "../rebalance/mod.ts";
-import { writeFileAtomic } from "../rebalance/_atomic_write.ts";
 
 /** Link rate assumed for predictions when neither the policy, `--bandwidth` nor the inventory gives one: 10 Gbit/s. */
 export const ASSUMED_LINK_RATE: number = _ASSUMED_LINK_RATE;
@@ -134,10 +134,7 @@ export async function rebalanceCommand(
 
   const write = !outcome.dryRun && opts.writeInventory !== undefined;
   if (write) {
-    await writeFileAtomic(
-      opts.writeInventory!,
-      JSON.stringify(inventoryToJson(outcome.after), null, 2) + "\n",
-    );
+    await saveInventory(opts.writeInventory!, outcome.after);
   }
   if (opts.json) {
     const { inventory: _before, after, results, ...rest } = outcome;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { hakobu, withTempDir } from "./_cli_testing.ts";
+import { hakobu, ROOT, withTempDir } from "./_cli_testing.ts";
 
 const DRY = [
   "rebalance",
@@ -408,5 +408,100 @@ Deno.test("hakobu rebalance refuses a corrupt state file and says how to fix it"
       bad.stderr,
       /Invalid moves\[0\]\.at "yesterday": expected an ISO 8601 time/,
     );
+  });
+});
+
+Deno.test("examples/rebalance_cron.sh: one pass under a lock, history and inventory written for the next pass", async () => {
+  await withTempDir(async (dir) => {
+    const inv = await smallCluster(dir, ["db"]);
+    const state = `${dir}/var/state.json`;
+    const env = {
+      NO_COLOR: "1",
+      DENO: Deno.execPath(),
+      HAKOBU_INVENTORY: inv,
+      HAKOBU_POLICY: `${ROOT}examples/policies/unlimited.ts`,
+      HAKOBU_STATE: state,
+      HAKOBU_ARGS: "--timeout 60s --exclude nothing-* --exclude-tag pinned",
+    };
+    const wrapper = (extra: Record<string, string> = {}) =>
+      new Deno.Command("sh", {
+        args: [`${ROOT}examples/rebalance_cron.sh`],
+        cwd: dir, // the wrapper finds the repository from its own path
+        env: { ...env, ...extra },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const dec = new TextDecoder();
+    const first = await wrapper();
+    const out = dec.decode(first.stdout) + dec.decode(first.stderr);
+    assert.equal(first.code, 0, out);
+    assert.match(out, /hakobu rebalance/);
+    assert.match(out, /│ x +│ a → b +│ verified │.*ok: on "b"/);
+    assert.match(out, new RegExp(`inventory written to ${inv}`));
+    const after = JSON.parse(await Deno.readTextFile(inv));
+    assert.equal(
+      after.vms.find((v: { name: string }) => v.name === "x").host,
+      "b",
+    );
+    assert.deepEqual(
+      after.vms.find((v: { name: string }) => v.name === "x").tags,
+      ["db"],
+    );
+    assert.equal(JSON.parse(await Deno.readTextFile(state)).moves[0].vm, "x");
+    // The next pass reads the written inventory: nothing to do.
+    const second = await wrapper();
+    assert.equal(second.code, 0, dec.decode(second.stderr));
+    assert.match(dec.decode(second.stdout), /balanced: no moves needed/);
+    // While another pass holds the lock, a pass is skipped.
+    const holder = new Deno.Command("flock", {
+      args: [`${state}.lock`, "sleep", "30"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      let skipped = "";
+      for (let i = 0; i < 50 && !skipped.includes("skipped"); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        skipped = dec.decode((await wrapper()).stdout);
+      }
+      assert.match(skipped, /the previous rebalance still runs: skipped/);
+    } finally {
+      holder.kill();
+      await holder.status;
+    }
+  });
+});
+
+Deno.test("examples/rebalance_cron.ts --once --dry-run prints the plan's steps and changes nothing", async () => {
+  await withTempDir(async (dir) => {
+    const inv = await smallCluster(dir);
+    const before = await Deno.readTextFile(inv);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}examples/rebalance_cron.ts`,
+        "--once",
+        "--dry-run",
+      ],
+      env: {
+        NO_COLOR: "1",
+        HAKOBU_INVENTORY: inv,
+        HAKOBU_POLICY: `${ROOT}examples/policies/unlimited.ts`,
+        HAKOBU_STATE: `${dir}/state.json`,
+        HAKOBU_EXCLUDE: "y",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+    assert.match(text, /1\. x: a → b/);
+    assert.match(text, /skipped: y on a: excluded by name "y"/);
+    assert.match(text, /dry run: nothing was changed/);
+    assert.equal(await Deno.readTextFile(inv), before);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), [
+      "inv.json",
+    ]);
   });
 });

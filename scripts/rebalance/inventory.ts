@@ -18,6 +18,7 @@
 
 import { parseBandwidth, parseSize } from "../../dsl/units.ts";
 import { HakobuError } from "../../engine/errors.ts";
+import { writeFileAtomic } from "./_atomic_write.ts";
 import { codecNames } from "../../engine/codecs/registry.ts";
 import { PAGE_SIZE } from "../../engine/plan.ts";
 import {
@@ -622,6 +623,36 @@ export function inventoryToJson(inventory: Inventory): Record<string, unknown> {
     })),
     targets: { ...inventory.targets },
   };
+}
+
+/**
+ * Writes an inventory as JSON (sizes in bytes) atomically: a temporary file
+ * beside it, renamed over it, so that a reader (the next cron run) sees the
+ * old inventory or the new one, never a part.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadInventory, parseInventory, saveInventory } from "./mod.ts";
+ *
+ * const inv = parseInventory({
+ *   hosts: [{ name: "h1", memory: "1GiB" }],
+ *   vms: [{ name: "a", host: "h1", memory: "256MiB", tags: ["db"] }],
+ * });
+ * const dir = await Deno.makeTempDir();
+ * await saveInventory(`${dir}/inventory.json`, inv);
+ * assert.deepEqual(await loadInventory(`${dir}/inventory.json`), inv);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function saveInventory(
+  path: string,
+  inventory: Inventory,
+): Promise<void> {
+  await writeFileAtomic(
+    path,
+    JSON.stringify(inventoryToJson(inventory), null, 2) + "\n",
+  );
 }
 
 /**

@@ -26,7 +26,6 @@
  * @module
  */
 
-import type { CodecSpec } from "../../engine/plan.ts";
 import type { VmSpec } from "./inventory.ts";
 
 /** What is known of a VM's memory, for predictions. */
@@ -152,6 +151,12 @@ export function memoryProfileOf(
   };
 }
 
+/** A codec of a chain, by name (a `CodecSpec` fits). */
+export interface NamedCodec {
+  /** Registry name, e.g. `"zero"`. */
+  readonly name: string;
+}
+
 /** Which pages a round sends: round 0 sends every page once, later rounds send pages again. */
 export type PageSend = "first" | "again";
 
@@ -187,7 +192,7 @@ export interface PageCosts {
  * ```
  */
 export function pageCosts(
-  chain: readonly CodecSpec[],
+  chain: readonly NamedCodec[],
   profile: MemoryProfile,
   send: PageSend,
   pageSize: number,

@@ -28,14 +28,10 @@
  * @module
  */
 
-import {
-  type CodecSpec,
-  PAGE_SIZE,
-  type Plan,
-  type RoundStats,
-} from "../../engine/plan.ts";
+import { PAGE_SIZE, type Plan, type RoundStats } from "../../engine/plan.ts";
 import {
   type MemoryProfile,
+  type NamedCodec,
   pageCosts,
   type PageSend,
   UNKNOWN_MEMORY,
@@ -60,7 +56,7 @@ export interface PredictOptions {
   /** What is known of the VM's memory (default {@link UNKNOWN_MEMORY}: no zero pages, no codec gains). */
   readonly memory?: MemoryProfile;
   /** Without a plan: the codec chain of every round (default raw only). */
-  readonly codecs?: readonly CodecSpec[];
+  readonly codecs?: readonly NamedCodec[];
 }
 
 /** A predicted migration. */
@@ -118,12 +114,12 @@ export function predictMigration(options: PredictOptions): Prediction {
   }
   const profile = options.memory ?? UNKNOWN_MEMORY;
   const fixed = options.codecs ?? [{ name: "raw" }];
-  const chainFor = (stats: RoundStats): readonly CodecSpec[] =>
+  const chainFor = (stats: RoundStats): readonly NamedCodec[] =>
     plan ? plan.codecsFor(stats) : fixed;
   const wireOf = (
     bytes: number,
     send: PageSend,
-    chain: readonly CodecSpec[],
+    chain: readonly NamedCodec[],
   ): number => {
     const c = pageCosts(chain, profile, send, pageSize);
     const pages = bytes / pageSize;

@@ -149,6 +149,14 @@ Deno.test("runPlan runs sim migrations two at a time, all verify, inventory upda
   for (const m of plan.moves) assert.equal(where[m.vm], m.to);
   assert.equal(where.v5, "h1");
   assert.equal(where.v6, "h1");
+  // The sim fabric knows which VM each receiver got: its view agrees.
+  assert.deepEqual(sim.receipts.map((r) => r.vm).sort(), [
+    "v1",
+    "v2",
+    "v3",
+    "v4",
+  ]);
+  assert.deepEqual(await sim.observe(inv), run.inventory);
   // The input inventory is left as it was.
   assert.ok(inv.vms.every((v) => v.host === "h1"));
 });
@@ -200,6 +208,8 @@ Deno.test("a per-migration timeout fails the move and leaves the VM where it was
   assert.equal(sim.receipts.length, 1);
   const got = sim.receipts[0].result;
   assert.ok(!("verified" in got) || !got.verified);
+  assert.equal(sim.receipts[0].vm, "slow");
+  assert.deepEqual(await sim.observe(inv), inv); // nothing moved
 });
 
 Deno.test("runPlan refuses moves that do not match the inventory without running them", async () => {
