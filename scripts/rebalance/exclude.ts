@@ -37,9 +37,14 @@ export class ExcludeRuleError extends HakobuError {
    *
    * @param field `"names"` or `"tags"`.
    * @param message What is wrong with the rule, in quotes.
+   * @param options Standard error options, e.g. `{ cause }`.
    */
-  constructor(field: "names" | "tags", message: string) {
-    super(message, { field });
+  constructor(
+    field: "names" | "tags",
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, { ...options, field });
   }
 }
 
