@@ -37,7 +37,7 @@
  *   fabric,
  *   maxConcurrent: 2,
  * });
- * assert.equal(run.ok, true);
+ * assert.equal(run.ok, true, run.results.map((r) => r.error).join("; "));
  * assert.deepEqual(run.inventory.vms.map((vm) => `${vm.name}@${vm.host}`), [
  *   "big@a",
  *   "small@b",

@@ -31,8 +31,11 @@ export interface FabricRequest {
   readonly signal: AbortSignal;
 }
 
-/** One opened migration: the VM's source driver and a connection to the destination's receiver. */
-export interface FabricSession {
+/**
+ * One opened migration that hakobu's engine runs: the VM's source driver
+ * and a connection to a receiver on the destination (the sim fabric's kind).
+ */
+export interface EngineSession {
   /** The VM to migrate. */
   readonly source: SourceDriver;
   /** A connection to a receiver on the destination. */
@@ -41,10 +44,35 @@ export interface FabricSession {
   close(): Promise<void>;
 }
 
+/** What a {@link BackendSession} is asked to run. */
+export interface BackendMigrateOptions {
+  /** The compiled policy that steers the migration. */
+  readonly plan: Plan;
+  /** Aborted on the move's timeout or when the run is cancelled: abort the migration, leave the VM on the source. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * One opened migration that a hypervisor backend runs itself (libvirt's
+ * own migration steered by the policy, for instance) and reports in the
+ * engine's `MigrationReport`.
+ */
+export interface BackendSession {
+  /** Runs the migration under the policy; `verified` only when the VM runs on the destination. */
+  migrate(options: BackendMigrateOptions): Promise<MigrationReport>;
+  /** Releases what the session holds (after the migration settled). */
+  close(): Promise<void>;
+}
+
+/** One opened migration: run by the engine, or by a backend. */
+export type FabricSession = EngineSession | BackendSession;
+
 /**
  * How the runner reaches VMs and hosts: sim, QEMU, Xen, libvirt. A fabric
- * opens one migration at a time on request; the runner drives it with the
- * engine under the policy, and applies the limits and timeouts itself.
+ * opens one migration at a time on request, as an {@link EngineSession}
+ * (the runner drives it with hakobu's engine) or a {@link BackendSession}
+ * (the backend migrates under the policy itself); the runner applies the
+ * limits and timeouts either way.
  */
 export interface Fabric {
   /** Name for logs, e.g. `"sim"`. */
@@ -277,12 +305,14 @@ async function _runOne(
     };
     if (controller.signal.aborted) onAbort();
     else controller.signal.addEventListener("abort", onAbort, { once: true });
-    const report = await migrate({
-      plan: ctx.policy,
-      source: session.source,
-      conn: session.conn,
-      signal: controller.signal,
-    });
+    const report = "migrate" in session
+      ? await session.migrate({ plan: ctx.policy, signal: controller.signal })
+      : await migrate({
+        plan: ctx.policy,
+        source: session.source,
+        conn: session.conn,
+        signal: controller.signal,
+      });
     return {
       move,
       verified: report.verified,

@@ -11,7 +11,7 @@ import { receiveMigration, type ReceiveResult } from "../../engine/receiver.ts";
 import { SimMemorySink } from "../../engine/sim/sim_sink.ts";
 import { SimVm } from "../../engine/sim/sim_vm.ts";
 import type { Inventory } from "./inventory.ts";
-import type { Fabric, FabricRequest, FabricSession } from "./runner.ts";
+import type { EngineSession, Fabric, FabricRequest } from "./runner.ts";
 
 /** Bytes per page of sim VMs. */
 
@@ -35,6 +35,8 @@ export interface SimReceipt {
 
 /** The sim fabric; also lists what each destination received. */
 export interface SimFabric extends Fabric, AsyncDisposable {
+  /** Opens one migration of a sim VM to a receiver on the destination, for the engine to run. */
+  open(request: FabricRequest): Promise<EngineSession>;
   /** One entry per finished receiving session, in the order they ended. */
   readonly receipts: readonly SimReceipt[];
   /**
@@ -122,7 +124,7 @@ export function simFabric(options: SimFabricOptions = {}): SimFabric {
   const fabric: SimFabric = {
     name: "sim",
     receipts,
-    async open(request: FabricRequest): Promise<FabricSession> {
+    async open(request: FabricRequest): Promise<EngineSession> {
       if (closed) {
         throw new Error("Cannot open a migration: the sim fabric is closed");
       }
