@@ -1,36 +1,41 @@
 /**
- * Cron-driven rebalancing: every 10 minutes, read the inventory, plan the
- * moves that bring every host under its memory target, run them with a
- * policy (two at a time, 5 minutes each at most) and write the updated
+ * Cron-driven rebalancing with `Deno.cron`: every 10 minutes, one
+ * `rebalanceOnce` pass — read the inventory, hold back the VMs that are
+ * excluded or were moved less than 30 minutes ago (the move history lives in
+ * a state file), plan the moves that bring every host under its memory
+ * target, run them with a policy (two at a time, 5 minutes each at most),
+ * check each VM on its destination, record the moves and write the updated
  * inventory back.
  *
  *   deno run -A --unstable-cron examples/rebalance_cron.ts          # schedule (Deno.cron)
  *   deno run -A examples/rebalance_cron.ts --once                   # one pass now
+ *   deno run -A examples/rebalance_cron.ts --once --dry-run         # what a pass would do
  *
- * Settings: HAKOBU_INVENTORY (default examples/inventory.json), HAKOBU_POLICY
- * (default examples/policies/default.ts), HAKOBU_INVENTORY_OUT (default: the
- * inventory itself; the example writes to out/inventory.json to keep the
- * example file as it is).
+ * Settings (environment):
+ * - HAKOBU_INVENTORY: inventory JSON (default examples/inventory.json);
+ * - HAKOBU_POLICY: policy file (default examples/policies/default.ts);
+ * - HAKOBU_STATE: move history for cooldowns (default out/rebalance-state.json);
+ * - HAKOBU_COOLDOWN: e.g. 30m (default);
+ * - HAKOBU_EXCLUDE, HAKOBU_EXCLUDE_TAGS: comma-separated VM names/globs and tags
+ *   that never move;
+ * - HAKOBU_INVENTORY_OUT: where the updated inventory goes (default: the
+ *   inventory itself; out/inventory.json while HAKOBU_INVENTORY is unset, to
+ *   keep the example file as it is).
  *
- * The same with the system's cron instead of Deno.cron (crontab -e), every
- * 10 minutes, one pass each, logging to a file:
- *
- *   *\/10 * * * * cd /srv/hakobu && deno run -A scripts/hakobu.ts rebalance --inventory /etc/hakobu/inventory.json --policy /etc/hakobu/policy.ts --max-concurrent 2 --timeout 5m --write-inventory /etc/hakobu/inventory.json >> /var/log/hakobu-rebalance.log 2>&1
- *
- * (write `*` followed by `/10` in the crontab; the backslash only keeps this
- * comment open.)
+ * The same with the system's cron: `examples/rebalance_cron.sh` and the
+ * crontab line in it.
  *
  * @module
  */
 
-import { loadPolicy } from "../dsl/mod.ts";
+import { loadPolicy, parseDuration } from "../dsl/mod.ts";
 import {
-  formatPlan,
-  formatResults,
-  inventoryToJson,
-  loadInventory,
-  planMoves,
-  runPlan,
+  type Fabric,
+  fileInventory,
+  formatOutcome,
+  type InventorySource,
+  rebalanceOnce,
+  saveInventory,
   simFabric,
 } from "../scripts/rebalance/mod.ts";
 import { Command } from "@commander-js/extra-typings";
@@ -40,43 +45,63 @@ const flags = new Command("rebalance_cron.ts")
     "Rebalances the inventory every 10 minutes (Deno.cron), or once with --once.",
   )
   .option("--once", "one pass now, then exit (0 when balanced)")
+  .option("--dry-run", "print what a pass would do; change nothing")
   .parse(Deno.args, { from: "user" })
   .opts();
 
-const INVENTORY = Deno.env.get("HAKOBU_INVENTORY") ??
-  new URL("./inventory.json", import.meta.url).pathname;
-const POLICY = Deno.env.get("HAKOBU_POLICY") ??
-  new URL("./policies/default.ts", import.meta.url).pathname;
-const OUT = Deno.env.get("HAKOBU_INVENTORY_OUT") ??
-  (Deno.env.get("HAKOBU_INVENTORY")
-    ? INVENTORY
-    : new URL("../out/inventory.json", import.meta.url).pathname);
+const env = (name: string): string | undefined => Deno.env.get(name);
+const here = (path: string): string => new URL(path, import.meta.url).pathname;
+const list = (text: string | undefined): string[] =>
+  (text ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
 
-/** One rebalance pass; returns true when every host ends under the target and every move verified. */
-async function rebalanceOnce(): Promise<boolean> {
-  const stamp = new Date().toISOString();
-  const inventory = await loadInventory(INVENTORY);
+const INVENTORY = env("HAKOBU_INVENTORY") ?? here("./inventory.json");
+const POLICY = env("HAKOBU_POLICY") ?? here("./policies/default.ts");
+const STATE = env("HAKOBU_STATE") ?? here("../out/rebalance-state.json");
+const COOLDOWN_MS = parseDuration(env("HAKOBU_COOLDOWN") ?? "30m");
+const OUT = env("HAKOBU_INVENTORY_OUT") ??
+  (env("HAKOBU_INVENTORY") ? INVENTORY : here("../out/inventory.json"));
+
+/**
+ * Where the inventory comes from and what moves the VMs: a JSON file and
+ * simulated hosts here. Live hosts replace both: a live inventory source
+ * (which `rebalanceOnce` reads again after the moves to check them) and
+ * their fabric.
+ */
+function cluster(): { source: InventorySource; fabric: () => Fabric } {
+  return { source: fileInventory(INVENTORY), fabric: () => simFabric() };
+}
+
+/** One rebalance pass; returns true when every host ends under the target and every move verified on its destination. */
+async function rebalancePass(dryRun: boolean): Promise<boolean> {
+  const { source, fabric } = cluster();
   const policy = await loadPolicy(POLICY);
-  const bandwidth = policy.bandwidth ?? inventory.targets.linkRate ?? 1.25e9;
-  const plan = planMoves(inventory, { bandwidth, policy });
-  console.log(`[${stamp}] rebalance ${INVENTORY} with policy "${policy.name}"`);
-  console.log(formatPlan(plan, `policy "${policy.name}"`));
-  if (plan.moves.length === 0) return plan.balanced;
-  await using fabric = simFabric(); // a real deployment plugs in its own Fabric
-  const run = await runPlan(inventory, plan, {
-    policy,
+  console.log(
+    `[${
+      new Date().toISOString()
+    }] rebalance ${source.description} with policy "${policy.name}"`,
+  );
+  const outcome = await rebalanceOnce({
+    source,
     fabric,
+    policy,
+    dryRun,
     maxConcurrent: 2,
     timeoutMs: 5 * 60_000,
+    statePath: STATE,
+    cooldownMs: COOLDOWN_MS,
+    exclude: {
+      names: list(env("HAKOBU_EXCLUDE")),
+      tags: list(env("HAKOBU_EXCLUDE_TAGS")),
+    },
   });
-  console.log(formatResults(run.results));
-  await Deno.mkdir(OUT.slice(0, OUT.lastIndexOf("/")), { recursive: true });
-  await Deno.writeTextFile(
-    OUT,
-    JSON.stringify(inventoryToJson(run.inventory), null, 2) + "\n",
+  console.log(
+    formatOutcome(outcome, { fabric: "sim hosts", writeInventory: OUT }),
   );
-  console.log(`inventory written to ${OUT}`);
-  return run.ok && plan.balanced;
+  if (!dryRun && outcome.results.length > 0) {
+    await saveInventory(OUT, outcome.after); // atomic: temp file, then rename
+    console.log(`inventory written to ${OUT}`);
+  }
+  return outcome.exitCode === 0;
 }
 
 type CronFn = (
@@ -87,20 +112,20 @@ type CronFn = (
 
 const cron = (Deno as unknown as { cron?: CronFn }).cron;
 
-if (flags.once) {
-  Deno.exit((await rebalanceOnce()) ? 0 : 1);
+if (flags.once || flags.dryRun) {
+  Deno.exit((await rebalancePass(flags.dryRun === true)) ? 0 : 1);
 } else if (typeof cron !== "function") {
   console.error(
     "Deno.cron is not available: it is unstable; run with --unstable-cron:\n" +
       "  deno run -A --unstable-cron examples/rebalance_cron.ts\n" +
-      "or run one pass now with --once (e.g. from the system's cron).",
+      "or run one pass now with --once (e.g. from the system's cron: examples/rebalance_cron.sh).",
   );
   Deno.exit(2);
 } else {
   // Registered at the top level, as Deno.cron requires; runs do not overlap.
   cron("hakobu rebalance", "*/10 * * * *", async () => {
     try {
-      await rebalanceOnce();
+      await rebalancePass(false);
     } catch (e) {
       console.error(
         `rebalance failed: ${e instanceof Error ? e.message : String(e)}`,

@@ -16,6 +16,8 @@ import { XenMigrateError } from "../engine/xen/migrate_domain.ts";
 import { FfiError } from "../ffi/_library.ts";
 import { XenError } from "../ffi/xen/errors.ts";
 import { InventoryError } from "./rebalance/inventory.ts";
+import { StateError } from "./rebalance/state.ts";
+import { ExcludeRuleError } from "./rebalance/exclude.ts";
 import { ReportFileError } from "./_cli/report.ts";
 import { TcgGuestFault } from "./lab/guest_fault.ts";
 import { ChannelAuthError } from "../engine/transport/secure/auth_error.ts";
@@ -92,6 +94,18 @@ Deno.test("every error class is a HakobuError named after itself, with its field
         new InventoryError("vms[0].host", "m", { cause }),
         "InventoryError",
         "vms[0].host",
+        undefined,
+      ],
+      [
+        new StateError("moves[0].at", "m", { cause }),
+        "StateError",
+        "moves[0].at",
+        undefined,
+      ],
+      [
+        new ExcludeRuleError("tags", "m", { cause }),
+        "ExcludeRuleError",
+        "tags",
         undefined,
       ],
       [

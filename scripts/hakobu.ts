@@ -9,7 +9,7 @@
  *   hakobu report   out.json [--html out.html] [--svg out.svg]
  *   hakobu plan     --policy FILE
  *   hakobu workloads
- *   hakobu rebalance --inventory inventory.json --policy FILE [--dry-run]
+ *   hakobu rebalance --inventory inventory.json --policy FILE [--dry-run] [--state FILE] [--exclude NAME]
  *   hakobu xen dirty-rate DOMID [--interval 1s]
  *   hakobu xen migrate DOMU --policy FILE [--receiver "ssh HOST xl migrate-receive"] [--report out.json] [--html out.html]
  *   hakobu tunnel qemu|xen send|receive ...   (the stream tunnel, as scripts/tunnel.ts)
@@ -284,7 +284,32 @@ export function buildCli(setExit: (code: number) => void): Command {
     )
     .requiredOption("--inventory <file>", "inventory JSON: hosts, VMs, targets")
     .requiredOption("--policy <file>", "migration policy file")
-    .option("--dry-run", "print the plan only")
+    .option(
+      "--dry-run",
+      "print the plan and every step a run would take; change nothing",
+    )
+    .option(
+      "--state <file>",
+      "move history (JSON, written after each run): VMs moved within --cooldown stay put",
+    )
+    .addOption(
+      new Option(
+        "--cooldown <duration>",
+        "how long a moved VM is not moved again, e.g. 30m (0s: no cooldown)",
+      ).argParser(duration).default(30 * 60_000, "30m"),
+    )
+    .option(
+      "--exclude <name>",
+      "a VM name or glob (*, ?) that never moves (repeatable)",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
+    .option(
+      "--exclude-tag <tag>",
+      "VMs with this inventory tag never move (repeatable)",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option(
       "--max-concurrent <n>",
       "most migrations at once",
@@ -326,6 +351,10 @@ export function buildCli(setExit: (code: number) => void): Command {
           maxMoves: o.maxMoves,
           json: o.json,
           writeInventory: o.writeInventory,
+          state: o.state,
+          cooldownMs: o.cooldown,
+          exclude: o.exclude,
+          excludeTags: o.excludeTag,
         }),
       );
     });

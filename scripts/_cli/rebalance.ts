@@ -1,6 +1,8 @@
 /**
  * `hakobu rebalance`: plan the moves that bring every host under its memory
- * target, print them, and (without `--dry-run`) run them on simulated hosts.
+ * target, print them, and (without `--dry-run`) run them: one
+ * `rebalanceOnce` pass over an inventory source and a fabric (today a JSON
+ * file and simulated hosts).
  *
  * @module
  */
@@ -8,21 +10,20 @@
 import type { Plan } from "../../engine/plan.ts";
 import { formatDuration } from "../../engine/format.ts";
 import {
-  formatPlan,
-  formatResults,
-  type Inventory,
+  ASSUMED_LINK_RATE as _ASSUMED_LINK_RATE,
+  type Fabric,
+  fileInventory,
+  formatOutcome,
+  type InventorySource,
   inventoryToJson,
-  loadInventory,
-  type MoveResult,
-  planMoves,
-  runPlan,
+  rebalanceOnce,
+  type RebalanceOutcome,
+  saveInventory,
   simFabric,
 } from "../rebalance/mod.ts";
-import { applyMoves } from "../rebalance/planner.ts";
-import { writeText } from "./_write_text.ts";
 
 /** Link rate assumed for predictions when neither the policy, `--bandwidth` nor the inventory gives one: 10 Gbit/s. */
-export const ASSUMED_LINK_RATE = 1.25e9;
+export const ASSUMED_LINK_RATE: number = _ASSUMED_LINK_RATE;
 
 /** Options of `hakobu rebalance`. */
 export interface RebalanceCommandOptions {
@@ -32,7 +33,7 @@ export interface RebalanceCommandOptions {
   plan: Plan;
   /** Override of the link rate (bytes/s; `null` = unpaced), from `--bandwidth`. */
   bandwidth?: number | null;
-  /** Print the plan only. */
+  /** Print the plan and what a run would do; change nothing. */
   dryRun?: boolean;
   /** Most migrations at once. */
   maxConcurrent: number;
@@ -46,80 +47,74 @@ export interface RebalanceCommandOptions {
   json?: boolean;
   /** Write the updated inventory here. */
   writeInventory?: string;
+  /** The move history for cooldowns (JSON; written after a run). */
+  state?: string;
+  /** Cooldown in milliseconds (default 30 minutes). */
+  cooldownMs?: number;
+  /** VM names or globs that never move. */
+  exclude?: string[];
+  /** Tags whose VMs never move. */
+  excludeTags?: string[];
+}
+
+/** Where the inventory comes from and what runs the moves. */
+interface Cluster {
+  readonly source: InventorySource;
+  readonly fabric: () => Fabric;
+  /** The fabric in words, for the dry run. */
+  readonly fabricName: string;
+}
+
+/**
+ * The inventory source and fabric the flags name. Today: `--inventory FILE`
+ * and simulated hosts. (Live hosts, e.g. `--hosts libvirt:URI,...`, add a
+ * live source and their fabric here.)
+ */
+function _cluster(opts: RebalanceCommandOptions): Cluster {
+  return {
+    source: fileInventory(opts.inventory),
+    fabric: () => simFabric(),
+    fabricName: "sim hosts",
+  };
 }
 
 /**
  * Plans (and runs) a rebalance. Returns the exit code: 0 when every host
- * ends at or below the target and every move verified, 1 when a move failed,
- * 2 when some host cannot be brought under the target.
+ * ends at or below the target and every move verified and was found on its
+ * destination, 1 when a move failed or was not, 2 when some host cannot be
+ * brought under the target.
  */
 export async function rebalanceCommand(
   opts: RebalanceCommandOptions,
 ): Promise<number> {
-  const inventory = await loadInventory(opts.inventory);
-  const policy: Plan = opts.bandwidth === undefined
-    ? opts.plan
-    : { ...opts.plan, bandwidth: opts.bandwidth };
-  const { rate, source } = policy.bandwidth !== null
-    ? {
-      rate: policy.bandwidth,
-      source: opts.bandwidth === undefined
-        ? `policy "${policy.name}"`
-        : "--bandwidth",
-    }
-    : inventory.targets.linkRate !== undefined
-    ? { rate: inventory.targets.linkRate, source: "inventory targets.linkRate" }
-    : {
-      rate: ASSUMED_LINK_RATE,
-      source: `assumed: policy "${policy.name}" is unpaced`,
-    };
-  const plan = planMoves(inventory, {
-    bandwidth: rate,
-    policy,
-    maxHostMemoryPercent: opts.maxHostMemoryPercent,
-    maxMoves: opts.maxMoves,
-  });
-  const infeasibleCode = plan.infeasible.length > 0 ? 2 : 0;
-
-  if (opts.dryRun) {
-    if (opts.writeInventory) {
-      await _write(opts.writeInventory, applyMoves(inventory, plan.moves));
-    }
-    if (opts.json) {
-      console.log(
-        JSON.stringify({ dryRun: true, linkRateSource: source, plan }),
-      );
-    } else {
-      console.log(formatPlan(plan, source));
-      if (opts.writeInventory) {
-        console.log(`planned inventory written to ${opts.writeInventory}`);
-      }
-    }
-    return infeasibleCode;
-  }
-
-  if (!opts.json) {
-    console.log(formatPlan(plan, source));
-    if (plan.moves.length > 0) {
-      console.error(
-        `running ${plan.moves.length} move(s) on sim hosts, at most ${opts.maxConcurrent} at once, ${
-          formatDuration(opts.timeoutMs)
-        } each`,
-      );
-    }
-  }
+  const cluster = _cluster(opts);
   const controller = new AbortController();
   const onSignal = () => controller.abort("interrupted (SIGINT)");
   Deno.addSignalListener("SIGINT", onSignal);
-  let results: readonly MoveResult[];
-  let after: Inventory;
+  let outcome: RebalanceOutcome;
   try {
-    await using fabric = simFabric();
-    const run = await runPlan(inventory, plan, {
-      policy,
-      fabric,
+    outcome = await rebalanceOnce({
+      source: cluster.source,
+      fabric: () => {
+        if (!opts.json) {
+          console.error(
+            `running the moves on ${cluster.fabricName}, at most ${opts.maxConcurrent} at once, ${
+              formatDuration(opts.timeoutMs)
+            } each`,
+          );
+        }
+        return cluster.fabric();
+      },
+      policy: opts.plan,
+      bandwidth: opts.bandwidth,
+      dryRun: opts.dryRun,
       maxConcurrent: opts.maxConcurrent,
       timeoutMs: opts.timeoutMs,
+      maxHostMemoryPercent: opts.maxHostMemoryPercent,
+      maxMoves: opts.maxMoves,
+      exclude: { names: opts.exclude, tags: opts.excludeTags },
+      statePath: opts.state,
+      cooldownMs: opts.cooldownMs,
       signal: controller.signal,
       onEvent: opts.json ? undefined : (e) => {
         if (e.type === "start") {
@@ -133,32 +128,31 @@ export async function rebalanceCommand(
         }
       },
     });
-    results = run.results;
-    after = run.inventory;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
   }
-  if (opts.writeInventory) await _write(opts.writeInventory, after);
+
+  const write = !outcome.dryRun && opts.writeInventory !== undefined;
+  if (write) {
+    await saveInventory(opts.writeInventory!, outcome.after);
+  }
   if (opts.json) {
+    const { inventory: _before, after, results, ...rest } = outcome;
     console.log(JSON.stringify({
-      dryRun: false,
-      linkRateSource: source,
-      plan,
+      ...rest,
+      linkRateSource: outcome.linkRate.source,
       results: results.map(({ report: _report, ...r }) => r),
       inventory: inventoryToJson(after),
+      ...(outcome.dryRun
+        ? { wouldWriteInventory: opts.writeInventory ?? null }
+        : { wroteInventory: write ? opts.writeInventory : null }),
     }));
   } else {
-    if (results.length > 0) console.log(formatResults(results));
-    if (opts.writeInventory) {
-      console.log(`inventory written to ${opts.writeInventory}`);
-    }
+    console.log(formatOutcome(outcome, {
+      fabric: cluster.fabricName,
+      writeInventory: opts.writeInventory,
+    }));
+    if (write) console.log(`inventory written to ${opts.writeInventory}`);
   }
-  return results.some((r) => !r.verified) ? 1 : infeasibleCode;
-}
-
-async function _write(path: string, inventory: Inventory): Promise<void> {
-  await writeText(
-    path,
-    JSON.stringify(inventoryToJson(inventory), null, 2) + "\n",
-  );
+  return outcome.exitCode;
 }

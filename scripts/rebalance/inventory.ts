@@ -7,7 +7,8 @@
  * ```json
  * {
  *   "hosts": [{ "name": "h1", "memory": "64GiB", "address": "10.0.0.1:7700", "maxMigrations": 2 }],
- *   "vms": [{ "name": "web1", "host": "h1", "memory": "8GiB", "dirtyRate": "50MB/s", "workload": "memcached" }],
+ *   "vms": [{ "name": "web1", "host": "h1", "memory": "8GiB", "dirtyRate": "50MB/s", "workload": "memcached",
+ *             "tags": ["web"], "zeroFraction": 0.4, "compression": { "lz4": 1.8, "zstd": 2.6 } }],
  *   "targets": { "maxHostMemoryPercent": 85, "maxMoves": 10, "maxMovesPerHost": 4, "linkRate": "10Gbit" }
  * }
  * ```
@@ -17,6 +18,8 @@
 
 import { parseBandwidth, parseSize } from "../../dsl/units.ts";
 import { HakobuError } from "../../engine/errors.ts";
+import { writeFileAtomic } from "./_atomic_write.ts";
+import { codecNames } from "../../engine/codecs/registry.ts";
 import { PAGE_SIZE } from "../../engine/plan.ts";
 import {
   workloadByName,
@@ -91,6 +94,21 @@ export interface VmSpec {
   readonly workload?: string;
   /** Load figure carried through for reports (the planner does not use it). */
   readonly load?: number;
+  /** Labels, e.g. `["db", "pinned"]`, that `--exclude-tag` matches. */
+  readonly tags?: readonly string[];
+  /**
+   * Share of the VM's pages that are all zero (0 to 1), when measured;
+   * predictions cost them as the policy's codecs send them (see
+   * `memory_model.ts`). Absent: the sim workload's measured share, else 0.
+   */
+  readonly zeroFraction?: number;
+  /**
+   * Measured compression ratios (page bytes / wire bytes, ≥ 1) by codec
+   * name, on the VM's non-zero pages (`delta`: on pages sent again), e.g.
+   * `{ "lz4": 1.8 }`. Absent codecs: the sim workload's measured ratio,
+   * else 1 (no gain assumed).
+   */
+  readonly compression?: Readonly<Record<string, number>>;
 }
 
 /** What a rebalance aims for and its limits. */
@@ -279,6 +297,9 @@ function _vm(value: unknown, path: string): VmSpec {
     "dirtyRate",
     "workload",
     "load",
+    "tags",
+    "zeroFraction",
+    "compression",
   ]);
   const name = _name(o, path);
   if (typeof o.host !== "string" || o.host === "") {
@@ -335,7 +356,71 @@ function _vm(value: unknown, path: string): VmSpec {
     }
     vm.load = o.load;
   }
+  if (o.tags !== undefined) vm.tags = _tags(o.tags, `${path}.tags`);
+  if (o.zeroFraction !== undefined) {
+    const z = o.zeroFraction;
+    if (typeof z !== "number" || !(z >= 0 && z <= 1)) {
+      throw new InventoryError(
+        `${path}.zeroFraction`,
+        `Invalid ${path}.zeroFraction "${
+          _describe(z)
+        }": expected the share of all-zero pages, a number from 0 to 1`,
+      );
+    }
+    vm.zeroFraction = z;
+  }
+  if (o.compression !== undefined) {
+    vm.compression = _compression(o.compression, `${path}.compression`);
+  }
   return vm;
+}
+
+function _tags(value: unknown, field: string): string[] {
+  if (!Array.isArray(value)) {
+    throw new InventoryError(
+      field,
+      `Invalid ${field} "${
+        _describe(value)
+      }": expected an array of tags, e.g. ["db", "pinned"]`,
+    );
+  }
+  value.forEach((t, i) => {
+    if (typeof t !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/.test(t)) {
+      throw new InventoryError(
+        `${field}[${i}]`,
+        `Invalid ${field}[${i}] "${
+          _describe(t)
+        }": expected a tag of letters, digits, ".", "_", ":", "/" or "-"`,
+      );
+    }
+  });
+  return [...value] as string[];
+}
+
+function _compression(value: unknown, field: string): Record<string, number> {
+  const o = _object(value, field, 'codec name → ratio, e.g. { "lz4": 1.8 }');
+  const known = codecNames().filter((n) => n !== "raw" && n !== "zero");
+  const out: Record<string, number> = {};
+  for (const [codec, ratio] of Object.entries(o)) {
+    if (!known.includes(codec)) {
+      throw new InventoryError(
+        `${field}.${codec}`,
+        `Unknown codec "${codec}" in ${field}: expected one of ${
+          known.join(", ")
+        } (zero pages are counted by zeroFraction)`,
+      );
+    }
+    if (typeof ratio !== "number" || !Number.isFinite(ratio) || ratio < 1) {
+      throw new InventoryError(
+        `${field}.${codec}`,
+        `Invalid ${field}.${codec} "${
+          _describe(ratio)
+        }": expected a ratio of page bytes to wire bytes, a number ≥ 1`,
+      );
+    }
+    out[codec] = ratio;
+  }
+  return out;
 }
 
 function _targets(value: unknown): Targets {
@@ -531,9 +616,43 @@ export async function loadInventory(path: string): Promise<Inventory> {
 export function inventoryToJson(inventory: Inventory): Record<string, unknown> {
   return {
     hosts: inventory.hosts.map((h) => ({ ...h })),
-    vms: inventory.vms.map((v) => ({ ...v })),
+    vms: inventory.vms.map((v) => ({
+      ...v,
+      ...(v.tags ? { tags: [...v.tags] } : {}),
+      ...(v.compression ? { compression: { ...v.compression } } : {}),
+    })),
     targets: { ...inventory.targets },
   };
+}
+
+/**
+ * Writes an inventory as JSON (sizes in bytes) atomically: a temporary file
+ * beside it, renamed over it, so that a reader (the next cron run) sees the
+ * old inventory or the new one, never a part.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadInventory, parseInventory, saveInventory } from "./mod.ts";
+ *
+ * const inv = parseInventory({
+ *   hosts: [{ name: "h1", memory: "1GiB" }],
+ *   vms: [{ name: "a", host: "h1", memory: "256MiB", tags: ["db"] }],
+ * });
+ * const dir = await Deno.makeTempDir();
+ * await saveInventory(`${dir}/inventory.json`, inv);
+ * assert.deepEqual(await loadInventory(`${dir}/inventory.json`), inv);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function saveInventory(
+  path: string,
+  inventory: Inventory,
+): Promise<void> {
+  await writeFileAtomic(
+    path,
+    JSON.stringify(inventoryToJson(inventory), null, 2) + "\n",
+  );
 }
 
 /**

@@ -157,3 +157,49 @@ Deno.test("inventoryToJson round-trips through parseInventory", async () => {
     inv,
   );
 });
+
+Deno.test("parseInventory reads tags and what is known of a VM's memory, and checks them", () => {
+  const inv = parseInventory({
+    hosts: [{ name: "h1", memory: "1GiB" }],
+    vms: [{
+      name: "db",
+      host: "h1",
+      memory: "64MiB",
+      tags: ["db", "tier:gold"],
+      zeroFraction: 0.25,
+      compression: { lz4: 1.8, zstd: 2.5, delta: 10 },
+    }],
+  });
+  assert.deepEqual(inv.vms[0].tags, ["db", "tier:gold"]);
+  assert.equal(inv.vms[0].zeroFraction, 0.25);
+  assert.deepEqual(inv.vms[0].compression, { lz4: 1.8, zstd: 2.5, delta: 10 });
+  assert.deepEqual(
+    parseInventory(JSON.parse(JSON.stringify(inventoryToJson(inv)))),
+    inv,
+  );
+
+  const vm = (extra: Record<string, unknown>) => ({
+    hosts: [{ name: "h1", memory: "1GiB" }],
+    vms: [{ name: "a", host: "h1", memory: "1MiB", ...extra }],
+  });
+  fails(vm({ tags: "db" }), "vms[0].tags", /expected an array of tags/);
+  fails(vm({ tags: ["ok", "no spaces"] }), "vms[0].tags[1]", /"no spaces"/);
+  fails(vm({ zeroFraction: 1.5 }), "vms[0].zeroFraction", /from 0 to 1/);
+  fails(vm({ zeroFraction: "half" }), "vms[0].zeroFraction", /"half"/);
+  fails(
+    vm({ compression: { gzip: 3 } }),
+    "vms[0].compression.gzip",
+    /Unknown codec "gzip" in vms\[0\]\.compression: expected one of rle, delta, dedup, lz4, zstd/,
+  );
+  fails(
+    vm({ compression: { zero: 3 } }),
+    "vms[0].compression.zero",
+    /zero pages are counted by zeroFraction/,
+  );
+  fails(
+    vm({ compression: { lz4: 0.5 } }),
+    "vms[0].compression.lz4",
+    /a number ≥ 1/,
+  );
+  fails(vm({ compression: [2] }), "vms[0].compression", /expected an object/);
+});

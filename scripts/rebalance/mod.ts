@@ -2,10 +2,15 @@
  * Cron-driven rebalancing: read where VMs run, plan the moves that bring
  * every host under a memory target, run them with a policy within limits.
  *
- * Read in this order: `inventory.ts` (hosts, VMs, targets), `predict.ts`
- * (the pre-copy time model), `planner.ts` (which VMs go where), `runner.ts`
- * (running a plan through a fabric), `sim_fabric.ts` (simulated hosts),
- * `format.ts` (a plan and its results as tables).
+ * Read in this order: `inventory.ts` (hosts, VMs, targets), `source.ts`
+ * (where an inventory comes from), `memory_model.ts` (what a VM's memory
+ * costs under a codec chain), `predict.ts` (the pre-copy time model),
+ * `exclude.ts` and `state.ts` (VMs that stay: excluded, or moved recently),
+ * `planner.ts` (which VMs go where), `schedule.ts` (the waves a run takes),
+ * `runner.ts` (running a plan through a fabric), `sim_fabric.ts` (simulated
+ * hosts), `check.ts` (each VM where its result says, read back),
+ * `cycle.ts` (one pass, as `hakobu rebalance` and cron run it), `format.ts`
+ * (a plan and its results as text).
  *
  * @example
  * ```ts
@@ -32,7 +37,7 @@
  *   fabric,
  *   maxConcurrent: 2,
  * });
- * assert.equal(run.ok, true);
+ * assert.equal(run.ok, true, run.results.map((r) => r.error).join("; "));
  * assert.deepEqual(run.inventory.vms.map((vm) => `${vm.name}@${vm.host}`), [
  *   "big@a",
  *   "small@b",
@@ -43,8 +48,15 @@
  */
 
 export * from "./inventory.ts";
+export * from "./source.ts";
+export * from "./memory_model.ts";
 export * from "./predict.ts";
+export * from "./exclude.ts";
+export * from "./state.ts";
 export * from "./planner.ts";
+export * from "./schedule.ts";
 export * from "./runner.ts";
 export * from "./sim_fabric.ts";
+export * from "./check.ts";
+export * from "./cycle.ts";
 export * from "./format.ts";

@@ -7,6 +7,10 @@
  * plus what the guest re-dirties during pre-copy) is smallest while freeing
  * at least the excess; ties go to fewer moves, then to names. A VM whose
  * dirty rate is not below the link rate cannot converge and is unmovable.
+ * VMs the caller holds (`hold`: excluded, or in their cooldown) never move
+ * but still count for their host's load; the plan lists them in `skipped`.
+ * Predictions count the policy's codecs with each VM's memory profile
+ * (`memory_model.ts`), and the cost ranked is the predicted wire bytes.
  * Each chosen VM goes, largest first, to the destination with the most room
  * left after the move (ties by name); a destination never ends above the
  * target, counting the moves planned before. A host that no such set fixes
@@ -17,6 +21,7 @@
 
 import type { Plan } from "../../engine/plan.ts";
 import { hostUsage, type Inventory, type VmSpec } from "./inventory.ts";
+import { memoryProfileOf } from "./memory_model.ts";
 import { predictMigration } from "./predict.ts";
 
 /** Options of {@link planMoves}; unset limits come from the inventory's targets. */
@@ -33,6 +38,27 @@ export interface PlanMovesOptions {
   readonly maxMovesPerHost?: number;
   /** Without a policy: switch over below this many bytes (default 64 MiB). */
   readonly remainingBelowBytes?: number;
+  /**
+   * VMs to leave where they are, by name, and why (exclusions, cooldowns);
+   * they still count for their host's load.
+   */
+  readonly hold?: ReadonlyMap<string, Hold>;
+}
+
+/** Why a VM is held where it is. */
+export interface Hold {
+  /** `"excluded"` (by name or tag) or `"cooldown"` (moved recently). */
+  readonly kind: "excluded" | "cooldown";
+  /** Why, in words. */
+  readonly reason: string;
+}
+
+/** A VM the planner left where it is because the caller held it. */
+export interface Skipped extends Hold {
+  /** VM name. */
+  readonly vm: string;
+  /** Its host. */
+  readonly host: string;
 }
 
 /** One planned migration. */
@@ -47,12 +73,16 @@ export interface Move {
   readonly bytes: number;
   /** Predicted page bytes sent, re-dirtied pages included. */
   readonly predictedBytes: number;
+  /** Predicted bytes on the wire: the page bytes after the policy's codecs. */
+  readonly predictedWireBytes: number;
   /** Predicted total migration time in milliseconds. */
   readonly predictedMs: number;
   /** Predicted downtime in milliseconds. */
   readonly predictedDowntimeMs: number;
   /** Why this move, in words. */
   readonly reason: string;
+  /** Where the prediction's memory profile came from, in words. */
+  readonly memory: string;
 }
 
 /** A host's memory before and after the plan. */
@@ -97,6 +127,8 @@ export interface RebalancePlan {
   readonly hosts: readonly HostLoad[];
   /** VMs on overloaded hosts that cannot move. */
   readonly unmovable: readonly Unmovable[];
+  /** VMs held where they are (excluded, in cooldown), in inventory order. */
+  readonly skipped: readonly Skipped[];
   /** Hosts left above the target. */
   readonly infeasible: readonly Infeasible[];
   /** Target percentage used. */
@@ -109,9 +141,11 @@ export interface RebalancePlan {
 
 interface Candidate {
   readonly vm: VmSpec;
-  readonly cost: number; // predicted bytes sent
+  readonly cost: number; // predicted wire bytes
+  readonly pageBytes: number; // predicted page bytes
   readonly predictedMs: number;
   readonly downtimeMs: number;
+  readonly memory: string;
 }
 
 /** Nodes the exact subset search may visit per host before keeping its best so far. */
@@ -166,6 +200,13 @@ export function planMoves(
   const moves: Move[] = [];
   const unmovable: Unmovable[] = [];
   const infeasible: Infeasible[] = [];
+  const hold = options.hold ?? new Map<string, Hold>();
+  const skipped: Skipped[] = inventory.vms.flatMap((vm) => {
+    const h = hold.get(vm.name);
+    return h
+      ? [{ vm: vm.name, host: vm.host, kind: h.kind, reason: h.reason }]
+      : [];
+  });
 
   const excessOf = (h: string): number => used.get(h)! - target.get(h)!;
   const overloaded = hosts.map((h) => h.name).filter((h) => excessOf(h) > 0)
@@ -175,13 +216,15 @@ export function planMoves(
     const excess = excessOf(host);
     const candidates: Candidate[] = [];
     for (const vm of inventory.vms) {
-      if (vm.host !== host) continue;
+      if (vm.host !== host || hold.has(vm.name)) continue;
+      const memory = memoryProfileOf(vm);
       const p = predictMigration({
         memoryBytes: vm.memoryBytes,
         dirtyRate: vm.dirtyRate,
         bandwidth: options.bandwidth,
         plan: options.policy,
         remainingBelowBytes: options.remainingBelowBytes,
+        memory,
       });
       if (!p.converges) {
         unmovable.push({ vm: vm.name, host, reason: p.reason });
@@ -189,9 +232,11 @@ export function planMoves(
       }
       candidates.push({
         vm,
-        cost: p.bytesSent,
+        cost: p.wireBytes,
+        pageBytes: p.bytesSent,
         predictedMs: p.totalMs,
         downtimeMs: p.downtimeMs,
+        memory: memory.source,
       });
     }
     const available = candidates.reduce((s, c) => s + c.vm.memoryBytes, 0);
@@ -219,6 +264,7 @@ export function planMoves(
           limit,
           excluded,
           unmovable.filter((u) => u.host === host).length,
+          skipped.filter((u) => u.host === host).length,
         );
         break;
       }
@@ -254,7 +300,8 @@ export function planMoves(
         from: host,
         to,
         bytes: c.vm.memoryBytes,
-        predictedBytes: c.cost,
+        predictedBytes: c.pageBytes,
+        predictedWireBytes: c.cost,
         predictedMs: c.predictedMs,
         predictedDowntimeMs: c.downtimeMs,
         reason: `host "${host}" at ${
@@ -262,6 +309,7 @@ export function planMoves(
         } is above the target ${percent}%: frees ${_mib(c.vm.memoryBytes)} (${
           _mib(excess)
         } needed)`,
+        memory: c.memory,
       });
     }
   }
@@ -277,6 +325,7 @@ export function planMoves(
     moves,
     hosts: loads,
     unmovable,
+    skipped,
     infeasible,
     maxHostMemoryPercent: percent,
     bandwidth: options.bandwidth,
@@ -446,6 +495,7 @@ function _noSetReason(
   limit: number,
   excluded: ReadonlySet<string>,
   unmovableCount: number,
+  heldCount: number,
 ): string {
   const poolBytes = pool.reduce((s, c) => s + c.vm.memoryBytes, 0);
   const parts: string[] = [];
@@ -453,13 +503,7 @@ function _noSetReason(
     parts.push(
       `it needs ${_mib(need)} moved off but its movable VMs hold only ${
         _mib(available)
-      }${
-        unmovableCount > 0
-          ? ` (${unmovableCount} VM${
-            unmovableCount === 1 ? " is" : "s are"
-          } unmovable)`
-          : ""
-      }`,
+      }${_notMovable(unmovableCount, heldCount)}`,
     );
   } else if (excluded.size > 0 && poolBytes < need) {
     parts.push(
@@ -479,6 +523,19 @@ function _noSetReason(
     parts.push(`no set of its VMs frees the ${_mib(need)} needed`);
   }
   return parts.join("; ");
+}
+
+function _notMovable(unmovable: number, held: number): string {
+  const parts: string[] = [];
+  if (unmovable > 0) {
+    parts.push(`${unmovable} VM${unmovable === 1 ? " is" : "s are"} unmovable`);
+  }
+  if (held > 0) {
+    parts.push(
+      `${held} VM${held === 1 ? " is" : "s are"} excluded or in their cooldown`,
+    );
+  }
+  return parts.length > 0 ? ` (${parts.join(", ")})` : "";
 }
 
 function _cmp(a: string, b: string): number {

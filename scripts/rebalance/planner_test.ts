@@ -285,3 +285,79 @@ Deno.test("property: plans never overfill, move each VM once, conserve memory, r
     { numRuns: 300 },
   );
 });
+
+Deno.test("predictions count the policy's codecs: with a zero codec a zero-heavy VM costs less and is the one moved", async () => {
+  const { codec, compile, policy, when } = await import("../../dsl/mod.ts");
+  const i = parseInventory({
+    hosts: [{ name: "a", memory: "1000MiB" }, { name: "b", memory: "1000MiB" }],
+    vms: [
+      // Equal sizes; "sparse" is mostly zero pages and dirties a little more.
+      { name: "dense", host: "a", memory: "400MiB", dirtyRate: 1e6 },
+      {
+        name: "sparse",
+        host: "a",
+        memory: "400MiB",
+        dirtyRate: 2e6,
+        zeroFraction: 0.9,
+      },
+    ],
+    targets: { maxHostMemoryPercent: 50 },
+  });
+  const chain = (names: "zero" | "raw") =>
+    compile(
+      policy(names).codec(
+        names === "zero" ? [codec.zero(), codec.raw()] : [codec.raw()],
+      ).switchover(when.remainingBelow(64 * MIB)),
+    );
+  const withZero = planMoves(i, { bandwidth: LINK, policy: chain("zero") });
+  assert.deepEqual(withZero.moves.map((m) => m.vm), ["sparse"]);
+  assert.match(withZero.moves[0].memory, /^inventory zeroFraction$/);
+  const rawOnly = planMoves(i, { bandwidth: LINK, policy: chain("raw") });
+  assert.deepEqual(rawOnly.moves.map((m) => m.vm), ["dense"]);
+  assert.ok(
+    withZero.moves[0].predictedMs < rawOnly.moves[0].predictedMs / 5,
+    `${withZero.moves[0].predictedMs} vs ${rawOnly.moves[0].predictedMs}`,
+  );
+  assert.ok(withZero.moves[0].predictedWireBytes < 50 * MIB);
+  assert.equal(
+    rawOnly.moves[0].predictedWireBytes,
+    rawOnly.moves[0].predictedBytes,
+  );
+});
+
+Deno.test("held VMs never move, still count for their host, and are listed with why", () => {
+  const i = inv({ a: 1000, b: 2000 }, [["x", "a", 500], ["y", "a", 200], [
+    "z",
+    "b",
+    100,
+  ]]);
+  const hold = new Map([
+    ["y", { kind: "excluded" as const, reason: 'excluded by name "y"' }],
+    ["z", { kind: "cooldown" as const, reason: "moved recently" }],
+  ]);
+  const plan = planMoves(i, { bandwidth: LINK, hold });
+  // a is at 70%, under the 80% target: nothing moves, but the holds are listed.
+  assert.deepEqual(plan.moves, []);
+  assert.deepEqual(plan.skipped.map((s) => [s.vm, s.host, s.kind]), [
+    ["y", "a", "excluded"],
+    ["z", "b", "cooldown"],
+  ]);
+  const tight = planMoves(i, {
+    bandwidth: LINK,
+    hold,
+    maxHostMemoryPercent: 40,
+  });
+  // 700 MiB on a, target 400: y (200) is held, so x (500) must go.
+  assert.deepEqual(tight.moves.map((m) => m.vm), ["x"]);
+  assert.equal(tight.hosts[0].afterBytes, 200 * MIB);
+  const stuck = planMoves(i, {
+    bandwidth: LINK,
+    hold: new Map([...hold, ["x", { kind: "excluded" as const, reason: "r" }]]),
+    maxHostMemoryPercent: 40,
+  });
+  assert.equal(stuck.infeasible.length, 1);
+  assert.match(
+    stuck.infeasible[0].reason,
+    /movable VMs hold only 0 MiB \(2 VMs are excluded or in their cooldown\)/,
+  );
+});

@@ -15,6 +15,7 @@ import { type Duplex, migrate } from "../../engine/precopy.ts";
 import type { MigrationReport } from "../../engine/report.ts";
 import type { HostSpec, Inventory, VmSpec } from "./inventory.ts";
 import { applyMoves, type Move, type RebalancePlan } from "./planner.ts";
+import { MigrationSlots } from "./_slots.ts";
 
 /** What a fabric needs to open one migration. */
 export interface FabricRequest {
@@ -30,8 +31,11 @@ export interface FabricRequest {
   readonly signal: AbortSignal;
 }
 
-/** One opened migration: the VM's source driver and a connection to the destination's receiver. */
-export interface FabricSession {
+/**
+ * One opened migration that hakobu's engine runs: the VM's source driver
+ * and a connection to a receiver on the destination (the sim fabric's kind).
+ */
+export interface EngineSession {
   /** The VM to migrate. */
   readonly source: SourceDriver;
   /** A connection to a receiver on the destination. */
@@ -40,12 +44,49 @@ export interface FabricSession {
   close(): Promise<void>;
 }
 
-/** How the runner reaches VMs and hosts: sim, QEMU, Xen. */
+/** What a {@link BackendSession} is asked to run. */
+export interface BackendMigrateOptions {
+  /** The compiled policy that steers the migration. */
+  readonly plan: Plan;
+  /** Aborted on the move's timeout or when the run is cancelled: abort the migration, leave the VM on the source. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * One opened migration that a hypervisor backend runs itself (libvirt's
+ * own migration steered by the policy, for instance) and reports in the
+ * engine's `MigrationReport`.
+ */
+export interface BackendSession {
+  /** Runs the migration under the policy; `verified` only when the VM runs on the destination. */
+  migrate(options: BackendMigrateOptions): Promise<MigrationReport>;
+  /** Releases what the session holds (after the migration settled). */
+  close(): Promise<void>;
+}
+
+/** One opened migration: run by the engine, or by a backend. */
+export type FabricSession = EngineSession | BackendSession;
+
+/**
+ * How the runner reaches VMs and hosts: sim, QEMU, Xen, libvirt. A fabric
+ * opens one migration at a time on request, as an {@link EngineSession}
+ * (the runner drives it with hakobu's engine) or a {@link BackendSession}
+ * (the backend migrates under the policy itself); the runner applies the
+ * limits and timeouts either way.
+ */
 export interface Fabric {
   /** Name for logs, e.g. `"sim"`. */
   readonly name: string;
   /** Opens one migration. */
   open(request: FabricRequest): Promise<FabricSession>;
+  /**
+   * Where the fabric's hosts say the VMs run now: `base` with each VM the
+   * fabric moved on the host it is on. Optional: a fabric over live hosts
+   * whose inventory source is live (an `InventorySource` with `live: true`)
+   * is checked by reading the source again instead. The sim fabric answers
+   * from what its receivers verified.
+   */
+  observe?(base: Inventory): Promise<Inventory>;
   /** Releases what the fabric holds (listeners, receivers). */
   close(): Promise<void>;
 }
@@ -137,21 +178,12 @@ export async function runPlan(
   plan: RebalancePlan,
   options: RunPlanOptions,
 ): Promise<RunResult> {
-  const maxConcurrent = options.maxConcurrent ?? 2;
-  if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) {
-    throw new RangeError(
-      `Invalid maxConcurrent "${maxConcurrent}": expected a whole number ≥ 1`,
-    );
-  }
+  const slots = new MigrationSlots(inventory.hosts, options);
   const timeoutMs = options.timeoutMs ?? 5 * 60_000;
   const hosts = new Map(inventory.hosts.map((h) => [h.name, h]));
   const vms = new Map(inventory.vms.map((v) => [v.name, v]));
-  const limitOf = (h: string): number =>
-    hosts.get(h)?.maxMigrations ?? options.maxPerHost ?? Infinity;
-  const active = new Map<string, number>();
   const results: (MoveResult | undefined)[] = plan.moves.map(() => undefined);
   const pending = plan.moves.map((m, i) => ({ m, i }));
-  let inFlight = 0;
   const running = new Set<Promise<void>>();
 
   // Moves that cannot run at all are settled first.
@@ -172,15 +204,8 @@ export async function runPlan(
     }
   }
 
-  const canStart = (m: Move): boolean =>
-    inFlight < maxConcurrent &&
-    (active.get(m.from) ?? 0) < limitOf(m.from) &&
-    (active.get(m.to) ?? 0) < limitOf(m.to);
-
   const start = (m: Move, i: number): void => {
-    inFlight++;
-    active.set(m.from, (active.get(m.from) ?? 0) + 1);
-    active.set(m.to, (active.get(m.to) ?? 0) + 1);
+    slots.take(m);
     options.onEvent?.({ type: "start", move: m });
     const p = _runOne(m, {
       vm: vms.get(m.vm)!,
@@ -193,9 +218,7 @@ export async function runPlan(
       signal: options.signal,
     }).then((r) => {
       results[i] = r;
-      inFlight--;
-      active.set(m.from, active.get(m.from)! - 1);
-      active.set(m.to, active.get(m.to)! - 1);
+      slots.release(m);
       running.delete(p);
       options.onEvent?.({ type: "end", result: r });
     });
@@ -215,7 +238,7 @@ export async function runPlan(
     }
     for (let k = 0; k < pending.length;) {
       const { m, i } = pending[k];
-      if (canStart(m)) {
+      if (slots.canStart(m)) {
         pending.splice(k, 1);
         start(m, i);
       } else k++;
@@ -282,12 +305,14 @@ async function _runOne(
     };
     if (controller.signal.aborted) onAbort();
     else controller.signal.addEventListener("abort", onAbort, { once: true });
-    const report = await migrate({
-      plan: ctx.policy,
-      source: session.source,
-      conn: session.conn,
-      signal: controller.signal,
-    });
+    const report = "migrate" in session
+      ? await session.migrate({ plan: ctx.policy, signal: controller.signal })
+      : await migrate({
+        plan: ctx.policy,
+        source: session.source,
+        conn: session.conn,
+        signal: controller.signal,
+      });
     return {
       move,
       verified: report.verified,

@@ -9,6 +9,7 @@ import {
 } from "../../dsl/mod.ts";
 import { parseInventory } from "./inventory.ts";
 import { planMoves } from "./planner.ts";
+import { migrate } from "../../engine/precopy.ts";
 import { type Fabric, runPlan } from "./runner.ts";
 import { simFabric } from "./sim_fabric.ts";
 
@@ -41,8 +42,6 @@ function counting(inner: Fabric): Fabric & {
       const s = await inner.open(req);
       return {
         ...s,
-        source: s.source,
-        conn: s.conn,
         async close() {
           now--;
           bump(req.from.name, -1);
@@ -149,6 +148,14 @@ Deno.test("runPlan runs sim migrations two at a time, all verify, inventory upda
   for (const m of plan.moves) assert.equal(where[m.vm], m.to);
   assert.equal(where.v5, "h1");
   assert.equal(where.v6, "h1");
+  // The sim fabric knows which VM each receiver got: its view agrees.
+  assert.deepEqual(sim.receipts.map((r) => r.vm).sort(), [
+    "v1",
+    "v2",
+    "v3",
+    "v4",
+  ]);
+  assert.deepEqual(await sim.observe(inv), run.inventory);
   // The input inventory is left as it was.
   assert.ok(inv.vms.every((v) => v.host === "h1"));
 });
@@ -200,6 +207,8 @@ Deno.test("a per-migration timeout fails the move and leaves the VM where it was
   assert.equal(sim.receipts.length, 1);
   const got = sim.receipts[0].result;
   assert.ok(!("verified" in got) || !got.verified);
+  assert.equal(sim.receipts[0].vm, "slow");
+  assert.deepEqual(await sim.observe(inv), inv); // nothing moved
 });
 
 Deno.test("runPlan refuses moves that do not match the inventory without running them", async () => {
@@ -221,4 +230,66 @@ Deno.test("runPlan refuses moves that do not match the inventory without running
   assert.match(run.results[0].error ?? "", /VM "v1" runs on "h3", not on "h1"/);
   assert.match(run.results[1].error ?? "", /host "h9" is not in the inventory/);
   assert.deepEqual(run.inventory, moved);
+});
+
+Deno.test("a fabric whose sessions run the migration themselves (a backend) is driven through migrate(), under the same timeout", async () => {
+  const inv = overloaded();
+  const policy = await loadPolicy(UNLIMITED);
+  const plan = planMoves(inv, { bandwidth: 1.25e9, policy });
+  await using sim = simFabric();
+  const ran: string[] = [];
+  // A backend that migrates on its own terms: here it runs the engine over
+  // a sim session, as a libvirt backend would run libvirt's migration.
+  const backend: Fabric = {
+    name: "backend",
+    async open(req) {
+      const s = await sim.open(req);
+      return {
+        migrate: ({ plan, signal }) => {
+          ran.push(`${req.vm.name}:${plan.name}`);
+          return migrate({ plan, source: s.source, conn: s.conn, signal });
+        },
+        close: () => s.close(),
+      };
+    },
+    close: async () => {},
+  };
+  const run = await runPlan(inv, plan, {
+    policy,
+    fabric: backend,
+    timeoutMs: 60_000,
+  });
+  assert.ok(run.ok, run.results.map((r) => r.error).join("; "));
+  assert.deepEqual(ran.sort(), [
+    "v1:unlimited",
+    "v2:unlimited",
+    "v3:unlimited",
+    "v4:unlimited",
+  ]);
+  assert.deepEqual(await sim.observe(inv), run.inventory);
+  // The runner's timeout reaches the backend through its signal.
+  let aborted = "";
+  const stuck: Fabric = {
+    name: "stuck",
+    open: () =>
+      Promise.resolve({
+        migrate: ({ signal }) =>
+          new Promise((_, reject) =>
+            signal.addEventListener("abort", () => {
+              aborted = String(signal.reason);
+              reject(new Error("Migration aborted by the backend"));
+            })
+          ),
+        close: async () => {},
+      }),
+    close: async () => {},
+  };
+  const slow = await runPlan(inv, { ...plan, moves: plan.moves.slice(0, 1) }, {
+    policy,
+    fabric: stuck,
+    timeoutMs: 200,
+  });
+  assert.equal(slow.ok, false);
+  assert.match(aborted, /timed out after 200 ms/);
+  assert.match(slow.results[0].error ?? "", /aborted by the backend/);
 });

@@ -10,7 +10,8 @@ import { PAGE_SIZE } from "../../engine/plan.ts";
 import { receiveMigration, type ReceiveResult } from "../../engine/receiver.ts";
 import { SimMemorySink } from "../../engine/sim/sim_sink.ts";
 import { SimVm } from "../../engine/sim/sim_vm.ts";
-import type { Fabric, FabricRequest, FabricSession } from "./runner.ts";
+import type { Inventory } from "./inventory.ts";
+import type { EngineSession, Fabric, FabricRequest } from "./runner.ts";
 
 /** Bytes per page of sim VMs. */
 
@@ -26,14 +27,24 @@ export interface SimFabricOptions {
 export interface SimReceipt {
   /** Destination host name. */
   readonly host: string;
+  /** The VM the fabric opened this migration for (by the connection's port). */
+  readonly vm?: string;
   /** The receiver's result, or its error message. */
   readonly result: ReceiveResult | { readonly error: string };
 }
 
 /** The sim fabric; also lists what each destination received. */
 export interface SimFabric extends Fabric, AsyncDisposable {
+  /** Opens one migration of a sim VM to a receiver on the destination, for the engine to run. */
+  open(request: FabricRequest): Promise<EngineSession>;
   /** One entry per finished receiving session, in the order they ended. */
   readonly receipts: readonly SimReceipt[];
+  /**
+   * `base` with each VM a destination received and verified on that
+   * destination (the last such session wins): where the sim's VMs run now.
+   * Waits for the receiving sessions in flight first.
+   */
+  observe(base: Inventory): Promise<Inventory>;
 }
 
 interface Destination {
@@ -71,6 +82,9 @@ export function simFabric(options: SimFabricOptions = {}): SimFabric {
   const destinations = new Map<string, Destination>();
   const sessions = new Set<Promise<void>>();
   const receipts: SimReceipt[] = [];
+  // The VM each source connection carries, by its local port: the receiving
+  // side sees that port as its peer's, and so knows which VM it received.
+  const byPort = new Map<number, string>();
   let closed = false;
 
   const destination = (host: string): Destination => {
@@ -79,6 +93,7 @@ export function simFabric(options: SimFabricOptions = {}): SimFabric {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const loop = (async () => {
       for await (const conn of listener) {
+        const peer = (conn.remoteAddr as Deno.NetAddr).port;
         const s = receiveMigration(conn, {
           createSink: (hello) =>
             new SimMemorySink({
@@ -86,12 +101,12 @@ export function simFabric(options: SimFabricOptions = {}): SimFabric {
               pageCount: hello.memoryBytes / hello.pageSize,
             }),
         }).then(
-          (result) => void receipts.push({ host, result }),
+          (result) =>
+            void receipts.push(_receipt(host, byPort.get(peer), result)),
           (e) =>
-            void receipts.push({
-              host,
-              result: { error: e instanceof Error ? e.message : String(e) },
-            }),
+            void receipts.push(_receipt(host, byPort.get(peer), {
+              error: e instanceof Error ? e.message : String(e),
+            })),
         ).finally(() => {
           try {
             conn.close();
@@ -109,7 +124,7 @@ export function simFabric(options: SimFabricOptions = {}): SimFabric {
   const fabric: SimFabric = {
     name: "sim",
     receipts,
-    async open(request: FabricRequest): Promise<FabricSession> {
+    async open(request: FabricRequest): Promise<EngineSession> {
       if (closed) {
         throw new Error("Cannot open a migration: the sim fabric is closed");
       }
@@ -129,6 +144,7 @@ export function simFabric(options: SimFabricOptions = {}): SimFabric {
         await source.close();
         throw e;
       }
+      byPort.set(conn.localAddr.port, vm.name);
       let done = false;
       return {
         source,
@@ -141,6 +157,22 @@ export function simFabric(options: SimFabricOptions = {}): SimFabric {
           } catch { /* closed already */ }
           await source.close();
         },
+      };
+    },
+    async observe(base: Inventory): Promise<Inventory> {
+      await Promise.all([...sessions]);
+      const where = new Map<string, string>();
+      for (const r of receipts) {
+        if (r.vm !== undefined && "verified" in r.result && r.result.verified) {
+          where.set(r.vm, r.host);
+        }
+      }
+      return {
+        ...base,
+        vms: base.vms.map((vm) => {
+          const host = where.get(vm.name);
+          return host === undefined || host === vm.host ? vm : { ...vm, host };
+        }),
       };
     },
     async close(): Promise<void> {
@@ -158,6 +190,14 @@ export function simFabric(options: SimFabricOptions = {}): SimFabric {
     },
   };
   return fabric;
+}
+
+function _receipt(
+  host: string,
+  vm: string | undefined,
+  result: SimReceipt["result"],
+): SimReceipt {
+  return vm === undefined ? { host, result } : { host, vm, result };
 }
 
 /** A stable 31-bit seed from a VM's name (FNV-1a). */
