@@ -361,7 +361,10 @@ export class LibvirtDomain implements Disposable {
     );
   }
 
-  /** `virDomainMigrateGetMaxSpeed` (MiB/s). @throws {LibvirtError} */
+  /**
+   * `virDomainMigrateGetMaxSpeed` (MiB/s); QEMU 7.2 reports 8796093022207
+   * (2^43 - 1: no limit) until one is set. @throws {LibvirtError}
+   */
   maxSpeed(options: { postcopy?: boolean } = {}): number {
     const out = new BigUint64Array(1);
     unwrap(

@@ -75,6 +75,8 @@ export class LibvirtError extends FfiError {
   /** The domain the call was on, when known. */
   readonly domainName: string | undefined;
   /**
+   * Builds the error from what the call was doing and libvirt's error.
+   *
    * @param context The call, URI and domain.
    * @param info libvirt's error.
    * @param options `cause`.

@@ -76,7 +76,11 @@ export interface JobStats {
   readonly memoryDirtyRatePages?: number;
   /** `memory_dirty_rate * memory_page_size`: bytes dirtied per second, when both are known. */
   readonly memoryDirtyRateBytes?: number;
-  /** `memory_iteration`: the pass over memory (0 = the first, full copy). */
+  /**
+   * `memory_iteration`: the pass over memory. The header says 0 for the
+   * first, full copy; with QEMU 7.2 under libvirt 9.0 the setup phase read
+   * 0 and the first copy 1 (QEMU's dirty-sync count).
+   */
   readonly memoryIteration?: number;
   /** `memory_page_size` (bytes). */
   readonly memoryPageSize?: number;

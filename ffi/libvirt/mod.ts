@@ -37,6 +37,8 @@
  * @module
  */
 
+// The loader's error (libvirt missing) and spec type, for callers of this folder alone.
+export { FfiError, type LibrarySpec } from "../_library.ts";
 export * from "./constants.ts";
 export * from "./errors.ts";
 export * from "./libvirt.ts";
