@@ -211,7 +211,7 @@ export function portFree(port: number): boolean {
 }
 
 /**
- * Waits until `virsh -c uri version` answers, or the daemon exits, or
+ * Waits until `virsh -c uri uri` answers, or the daemon exits, or
  * `timeoutMs` passes (then throws with the end of its log).
  */
 export async function waitDaemon(
@@ -225,7 +225,8 @@ export async function waitDaemon(
   while (Date.now() < deadline) {
     if (!exited() && await portOpen(spec.port)) {
       try {
-        await sh(["virsh", "-q", "-c", uri, "version"]);
+        // "uri", not "version": that probes every QEMU binary (~8 s)
+        await sh(["virsh", "-q", "-c", uri, "uri"]);
         return;
       } catch (e) {
         last = e instanceof Error ? e.message : String(e);

@@ -20,10 +20,12 @@ import { createHash } from "node:crypto";
 import { labDir } from "./qemu_guest.ts";
 import { sh } from "./_sh.ts";
 
-const RECIPE_VERSION = "1";
+const RECIPE_VERSION = "2";
 
 /** A built guest image. */
 export interface LibvirtGuestImage {
+  /** The cache folder holding them (and the QEMU wrappers). */
+  readonly dir: string;
   readonly kernel: string;
   readonly initrd: string;
   readonly built: boolean;
@@ -52,19 +54,20 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 arg() { sed -n "s/.*hakobu\\.$1=\\([^ ]*\\).*/\\1/p" /proc/cmdline; }
 DATA=$(arg data); DIRTY=$(arg dirty); AREA=$(arg area); EVERY=$(arg every)
-: \${DATA:=32} \${DIRTY:=0} \${AREA:=64} \${EVERY:=2}
+: \${DATA:=16} \${DIRTY:=0} \${AREA:=64} \${EVERY:=2}
 mount -t tmpfs -o size=$((DATA + AREA + 4))m tmp /tmp
 BOOT=$(cut -c1-8 /proc/sys/kernel/random/uuid)
 dd if=/dev/urandom of=/tmp/data bs=1M count=$DATA 2>/dev/null
 MD5=$(md5sum /tmp/data | cut -d' ' -f1)
 echo "$MD5  /tmp/data" > /tmp/data.md5
 echo 0 > /tmp/dirtied
-echo "HAKOBU-BOOT boot=$BOOT data=$DATA md5=$MD5 dirty=$DIRTY area=$AREA every=$EVERY"
+echo "HAKOBU-BOOT boot=$BOOT up=$(cut -d' ' -f1 /proc/uptime) data=$DATA md5=$MD5 dirty=$DIRTY area=$AREA every=$EVERY"
 # centiseconds of uptime
 now() { read u _ < /proc/uptime; echo $((\${u%.*} * 100 + 1\${u#*.} - 100)); }
 dirtier() {
   # 256 KiB blocks: copies of /tmp/data at moving offsets into /tmp/area
   blocks=$((AREA * 4)); src=$((DATA * 4)); k=4; p=0; s=0; done=0
+  [ "$DIRTY" = max ] && k=16
   [ $k -gt $blocks ] && k=$blocks
   [ $k -gt $src ] && k=$src
   t0=$(now)
@@ -129,6 +132,57 @@ exec /usr/bin/qemu-system-x86_64 "$@"
 `;
 }
 
+/**
+ * The path of the wrapper that pads guest RAM by `padKiB`, beside the
+ * image: libvirt caches what it probed of an emulator by its path and
+ * ctime, so a stable wrapper is probed once, not at each lab start.
+ */
+export function padWrapperPath(
+  image: LibvirtGuestImage,
+  padKiB: number,
+): string {
+  return `${image.dir}/qemu-system-x86_64-pad${padKiB}`;
+}
+
+/** Writes the wrapper of {@link padWrapperPath} unless it is there already. */
+export async function writePadWrapper(
+  image: LibvirtGuestImage,
+  padKiB: number,
+): Promise<string> {
+  const path = padWrapperPath(image, padKiB);
+  const text = qemuPadWrapper(padKiB);
+  if (await Deno.readTextFile(path).catch(() => "") !== text) {
+    const tmp = `${path}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(tmp, text);
+    await Deno.chmod(tmp, 0o755);
+    await Deno.rename(tmp, path);
+  }
+  return path;
+}
+
+/** Where the lab keeps libvirt's probed QEMU capabilities between runs. */
+export function capsCacheDir(): string {
+  return `${labDir()}/libvirt-qemu-caps`;
+}
+
+/** Copies the `*.xml` files of `from` into `to` (each by rename, atomic). */
+export async function copyXmls(from: string, to: string): Promise<number> {
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(from)) {
+      if (!e.isFile || !e.name.endsWith(".xml")) continue;
+      await Deno.mkdir(to, { recursive: true });
+      const tmp = `${to}/.${e.name}.${Deno.pid}.tmp`;
+      await Deno.copyFile(`${from}/${e.name}`, tmp);
+      await Deno.rename(tmp, `${to}/${e.name}`);
+      n++;
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return n;
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -167,12 +221,17 @@ export async function buildLibvirtGuest(
     "${Package}=${Version}\n",
     "busybox-static",
     "linux-image-cloud-amd64",
+    "qemu-system-x86",
   ], { allowFail: true });
   const hash = createHash("sha256").update(
     [RECIPE_VERSION, kernel, busybox, versions, guestInit()].join("\0"),
   ).digest("hex").slice(0, 16);
   const dir = `${labDir()}/libvirt-${hash}`;
-  const image = { kernel: `${dir}/vmlinuz`, initrd: `${dir}/initrd.gz` };
+  const image = {
+    dir,
+    kernel: `${dir}/vmlinuz`,
+    initrd: `${dir}/initrd.gz`,
+  };
   if (!options.force && await exists(`${dir}/.complete`)) {
     return { ...image, built: false, buildMs: 0 };
   }

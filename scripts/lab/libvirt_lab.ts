@@ -46,10 +46,13 @@ import {
 } from "./_libvirt_daemon.ts";
 import {
   buildLibvirtGuest,
+  capsCacheDir,
   cloudKernel,
+  copyXmls,
   domainXml,
   type LibvirtGuestImage,
-  qemuPadWrapper,
+  padWrapperPath,
+  writePadWrapper,
 } from "./_libvirt_guest.ts";
 import { startTcpProxy, type TcpProxy } from "./_libvirt_proxy.ts";
 
@@ -124,8 +127,8 @@ export interface LibvirtLabOptions {
    */
   readonly ports?: readonly [number, number];
   /**
-   * Folder of the two hosts' private trees (`a/`, `b/`) and the QEMU
-   * wrapper (default `$TMPDIR/hakobu-libvirt-lab-PORTA-PORTB`). Wiped at
+   * Folder of the two hosts' private trees (`a/`, `b/`) and the guests'
+   * XML (default `$TMPDIR/hakobu-libvirt-lab-PORTA-PORTB`). Wiped at
    * start, after killing any process a killed earlier run left there.
    */
   readonly dir?: string;
@@ -163,7 +166,7 @@ export interface LibvirtGuestOptions {
    * see docs/libvirt-lab.md), or `"none"`. Default `"light"`.
    */
   readonly dirty?: "none" | "light" | "heavy" | number;
-  /** MiB of known random data the guest keeps and checks (default 32). */
+  /** MiB of known random data the guest keeps and checks (default 16). */
   readonly dataMiB?: number;
   /** MiB of memory the dirtier rewrites in turn (default 64). */
   readonly dirtyAreaMiB?: number;
@@ -600,7 +603,7 @@ export async function startLibvirtLab(
  * ```
  */
 export class LibvirtLab implements AsyncDisposable {
-  /** The folder holding `a/`, `b/` and the QEMU wrapper. */
+  /** The folder holding `a/`, `b/` and the guests' XML (`xml/`). */
   readonly dir: string;
   /** Host a. */
   readonly a: LibvirtLabHost;
@@ -653,16 +656,15 @@ export class LibvirtLab implements AsyncDisposable {
     return [this.a, this.b];
   }
 
-  /** The QEMU wrapper that pads guest RAM (the guests' `<emulator>`). */
+  /** The QEMU wrapper that pads guest RAM by 8 KiB (the guests' `<emulator>`). */
   get qemuWrapper(): string {
-    return `${this.dir}/qemu-system-x86_64-pad`;
+    return padWrapperPath(this.image, 8);
   }
 
   /** @internal Starts both daemons; used by {@linkcode startLibvirtLab}. */
   async _start(log: (line: string) => void): Promise<void> {
     const t0 = performance.now();
-    await Deno.writeTextFile(this.qemuWrapper, qemuPadWrapper(8));
-    await Deno.chmod(this.qemuWrapper, 0o755);
+    await writePadWrapper(this.image, 8);
     await Promise.all(this.hosts.map(async (h) => {
       const spec: DaemonSpec = {
         dir: h.dir,
@@ -671,6 +673,9 @@ export class LibvirtLab implements AsyncDisposable {
         hostUuid: h.hostUuid,
       };
       await prepareHostDir(spec);
+      // what earlier runs probed of the emulators (libvirt checks it is
+      // still valid): saves a few seconds per emulator and host
+      await copyXmls(capsCacheDir(), `${h.dirs.cache}/qemu/capabilities`);
       const argv = daemonArgv(spec, this.#detached);
       const child = new Deno.Command(argv[0], {
         args: argv.slice(1),
@@ -746,7 +751,7 @@ export class LibvirtLab implements AsyncDisposable {
       );
     }
     const memoryMiB = options.memoryMiB ?? 512;
-    const dataMiB = options.dataMiB ?? 32;
+    const dataMiB = options.dataMiB ?? 16;
     const areaMiB = options.dirtyAreaMiB ?? 64;
     const d = options.dirty ?? "light";
     const dirty = typeof d === "number" ? d : DIRTY_PRESETS[d];
@@ -790,24 +795,17 @@ export class LibvirtLab implements AsyncDisposable {
       dataMiB,
       areaMiB,
       everySec: options.checkEverySec ?? 2,
-      emulator: pad === 8
-        ? this.qemuWrapper
-        : pad === 0
+      emulator: pad === 0
         ? "/usr/bin/qemu-system-x86_64"
-        : this.#wrapperFor(pad),
+        : padWrapperPath(this.image, pad),
       serialPath: `${PRIVATE_MOUNTS.log}/qemu/${options.name}.serial.log`,
     });
   }
 
-  #wrapperFor(pad: number): string {
-    const path = `${this.dir}/qemu-system-x86_64-pad${pad}`;
-    Deno.writeTextFileSync(path, qemuPadWrapper(pad));
-    Deno.chmodSync(path, 0o755);
-    return path;
-  }
-
   async #xmlFile(options: LibvirtGuestOptions): Promise<[string, string]> {
     const xml = this.domainXml(options);
+    const pad = options.ramPadKiB ?? 8;
+    if (pad !== 0) await writePadWrapper(this.image, pad);
     await Deno.mkdir(`${this.dir}/xml`, { recursive: true });
     const path = `${this.dir}/xml/${options.name}.xml`;
     await Deno.writeTextFile(path, xml);
@@ -1074,6 +1072,11 @@ export class LibvirtLab implements AsyncDisposable {
     this.#proxies.clear();
     await killLabProcesses([this.a.dir, this.b.dir]);
     await Promise.all(this.#children.map((c) => c.status));
+    // keep what the daemons probed of the emulators for the next run
+    for (const h of this.hosts) {
+      await copyXmls(`${h.dirs.cache}/qemu/capabilities`, capsCacheDir())
+        .catch(() => {});
+    }
     for (const h of this.hosts) {
       if (await portOpen(h.port)) {
         throw new LibvirtLabError(
