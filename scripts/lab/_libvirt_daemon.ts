@@ -252,3 +252,39 @@ export async function waitDaemon(
     }`,
   );
 }
+
+/**
+ * Starts a watchdog, in a session of its own (so a TERM to the test run's
+ * process group spares it), that SIGKILLs every process of the lab once
+ * `ownerPid` has exited: libvirt puts its QEMUs in sessions of their own,
+ * so a test run killed mid-way would otherwise leave them running until
+ * the next start of the lab. Kill it (SIGKILL) when the lab stops normally.
+ */
+export function spawnWatchdog(
+  ownerPid: number,
+  hostDirs: readonly string[],
+): Deno.ChildProcess {
+  // mountinfo's root field is relative to the folder's filesystem: match
+  // the folder's last component and what follows
+  const patterns = hostDirs.flatMap((d) => {
+    const parts = d.replace(/\/+$/, "").split("/");
+    return ["-e", `/${parts.at(-2)}/${parts.at(-1)}/run /run/libvirt `];
+  });
+  const script = `
+while kill -0 ${ownerPid} 2>/dev/null; do sleep 1; done
+for i in 1 2 3; do
+  for f in /proc/[0-9]*/mountinfo; do
+    if grep -qF "$@" "$f" 2>/dev/null; then p=\${f#/proc/}; kill -9 "\${p%/mountinfo}" 2>/dev/null; fi
+  done
+  sleep 1
+done
+`;
+  const child = new Deno.Command("setsid", {
+    args: ["sh", "-c", script, "hakobu-libvirt-lab-watchdog", ...patterns],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  child.unref();
+  return child;
+}

@@ -42,6 +42,7 @@ import {
   portOpen,
   prepareHostDir,
   PRIVATE_MOUNTS,
+  spawnWatchdog,
   waitDaemon,
 } from "./_libvirt_daemon.ts";
 import {
@@ -616,6 +617,7 @@ export class LibvirtLab implements AsyncDisposable {
   readonly #timeoutMs: number;
   readonly #children: Deno.ChildProcess[] = [];
   readonly #proxies = new Set<TcpProxy>();
+  #watchdog: Deno.ChildProcess | null = null;
   #stopped = false;
 
   /** Use {@linkcode startLibvirtLab}. */
@@ -664,6 +666,9 @@ export class LibvirtLab implements AsyncDisposable {
   /** @internal Starts both daemons; used by {@linkcode startLibvirtLab}. */
   async _start(log: (line: string) => void): Promise<void> {
     const t0 = performance.now();
+    if (!this.#detached) {
+      this.#watchdog = spawnWatchdog(Deno.pid, [this.a.dir, this.b.dir]);
+    }
     await writePadWrapper(this.image, 8);
     await Promise.all(this.hosts.map(async (h) => {
       const spec: DaemonSpec = {
@@ -685,8 +690,10 @@ export class LibvirtLab implements AsyncDisposable {
       }).spawn();
       let exited = false;
       child.status.then(() => exited = true);
-      if (this.#detached) child.unref();
-      else this.#children.push(child);
+      // a lab never stopped does not keep this process alive: the watchdog
+      // ends the lab when it exits
+      child.unref();
+      if (!this.#detached) this.#children.push(child);
       await waitDaemon(h.uri, spec, () => exited, this.#timeoutMs);
       log(
         `host ${h.name}: ${h.uri} up in ${
@@ -1071,7 +1078,19 @@ export class LibvirtLab implements AsyncDisposable {
     await Promise.all([...this.#proxies].map((p) => p.close()));
     this.#proxies.clear();
     await killLabProcesses([this.a.dir, this.b.dir]);
-    await Promise.all(this.#children.map((c) => c.status));
+    // ref() first: an unref'd child's status alone does not keep the
+    // event loop waiting
+    await Promise.all(this.#children.map((c) => {
+      c.ref();
+      return c.status;
+    }));
+    if (this.#watchdog) {
+      try {
+        this.#watchdog.kill("SIGKILL");
+      } catch { /* gone */ }
+      this.#watchdog.ref();
+      await this.#watchdog.status;
+    }
     // keep what the daemons probed of the emulators for the next run
     for (const h of this.hosts) {
       await copyXmls(`${h.dirs.cache}/qemu/capabilities`, capsCacheDir())
