@@ -5,7 +5,8 @@
  * migrate it back through a counting TCP proxy (`--migrateuri` +
  * `--listen-address`, the route hakobu's tunnel takes), check it on a, and
  * stop the lab leaving no process, port or folder behind. Skipped (with the
- * reason) without root, libvirt or QEMU. About 50 s on 2 shared cores.
+ * reason) without root, libvirt or QEMU. About 20 s on 2 shared cores (45 s
+ * on a loaded machine whose libvirt capability cache is cold).
  */
 
 import assert from "node:assert/strict";
