@@ -29,6 +29,7 @@
  */
 
 import { PAGE_SIZE, type Plan, type RoundStats } from "../../engine/plan.ts";
+import { roundLimitReason, Steering } from "../../engine/steering.ts";
 import {
   type MemoryProfile,
   type NamedCodec,
@@ -135,6 +136,9 @@ export function predictMigration(options: PredictOptions): Prediction {
   let round = 0;
   let sendRate = 0;
   let reason = "";
+  const steering = plan
+    ? new Steering(plan, { memoryBytes: m, pageSize, now: () => elapsed })
+    : null;
   // The stats the engine hands the codec chooser before round `i` runs.
   const before = (i: number, bytes: number): RoundStats => ({
     round: i,
@@ -191,26 +195,20 @@ export function predictMigration(options: PredictOptions): Prediction {
       }
     }
     d = next;
-    if (round + 1 >= maxRounds) {
-      reason = `reached ${maxRounds} live rounds`;
-      break;
-    }
-    if (plan) {
-      const stats: RoundStats = {
+    if (steering) {
+      // The engine's own steering: the same stats, history and maxRounds
+      // wording a real migration gets, so looking-back conditions work here.
+      const step = steering.decide({
         round,
         dirtyPages: next / pageSize,
-        remainingBytes: next,
         dirtyRate: r,
         sendRate,
         wireRate: b,
         elapsedMs: elapsed,
         bytesSent: wire,
         rawBytesSent: sent,
-        memoryBytes: m,
-        pageSize,
-      };
-      const decision = plan.decide(stats);
-      if (decision === "abort") {
+      });
+      if (step.decision === "abort") {
         return {
           converges: false,
           rounds: round + 1,
@@ -218,15 +216,18 @@ export function predictMigration(options: PredictOptions): Prediction {
           downtimeMs: Infinity,
           bytesSent: Infinity,
           wireBytes: Infinity,
-          reason: `policy "${plan.name}" would abort after round ${round}: ${
-            plan.reason?.(stats) ?? "abort"
-          }`,
+          reason: `policy "${
+            plan!.name
+          }" would abort after round ${round}: ${step.reason}`,
         };
       }
-      if (decision === "switchover") {
-        reason = plan.reason?.(stats) ?? "policy switches over";
+      if (step.decision === "switchover") {
+        reason = step.reason;
         break;
       }
+    } else if (round + 1 >= maxRounds) {
+      reason = roundLimitReason(maxRounds, round + 1) ?? "";
+      break;
     } else if (next < threshold) {
       reason = `under ${threshold} bytes remain`;
       break;

@@ -165,3 +165,22 @@ Deno.test("compression of pages sent again lets a VM dirtying faster than the li
     /not below the link rate 125\.0 MB\/s times lz4's ratio 1\.50 \(187\.5 MB\/s of pages sent again\)/,
   );
 });
+
+Deno.test("a policy that looks back (stall detection) is steered as a real migration: it sees the rounds before", () => {
+  // r/B = 0.99: each round still leaves 99% of the last, under the 5% of
+  // progress the policy asks for, so the third round without it aborts.
+  const plan = policy("stall")
+    .switchover(when.remainingBelow(MiB(1)))
+    .abortIf(when.stalled({ rounds: 3, minProgress: 0.05 }))
+    .maxRounds(30)
+    .compile();
+  const p = predictMigration({
+    memoryBytes: MiB(1024),
+    dirtyRate: MiB(99),
+    bandwidth: MiB(100),
+    plan,
+  });
+  assert.equal(p.converges, false);
+  assert.equal(p.rounds, 4); // round 0 counts as progress; rounds 1–3 make none
+  assert.match(p.reason, /policy "stall" would abort after round 3: .*stall/i);
+});
