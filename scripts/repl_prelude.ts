@@ -70,6 +70,14 @@ const HELP: readonly (readonly [string, string])[] = [
     `when.any(when.remainingBelow(MiB(64)), when.rounds(30)); when.elapsedAbove(minutes(10))`,
   ],
   [
+    "convergence",
+    `when.stalled({ rounds: 3 }); when.downtimeRamp({ startMs: 50, stepMs: 50, maxMs: 500, every: { rounds: 2 } }); when.elapsedAbovePerGiB(seconds(150))`,
+  ],
+  [
+    "roundSeries(remaining)",
+    `roundSeries([MiB(64), MiB(64), MiB(64)]).map((s) => compile(p).decide(s))  // made-up rounds, with history`,
+  ],
+  [
     "compile(p)",
     `compile(p).bandwidth  // checks a policy, gives the engine's plan`,
   ],
@@ -139,6 +147,7 @@ Object.assign(globalThis, {
   when: hakobu.when,
   compile: hakobu.compile,
   explain: hakobu.explain,
+  roundSeries: hakobu.roundSeries,
   loadPolicy: hakobu.loadPolicy,
   KiB: hakobu.KiB,
   MiB: hakobu.MiB,

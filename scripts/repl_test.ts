@@ -44,7 +44,12 @@ Deno.test("the REPL walkthrough runs in the real deno repl", async () => {
   // The walkthrough is small and unpaced: a few seconds end to end.
   assert.match(session, /mem: "64MiB"/);
   assert.match(session, /bandwidth\(null\)/);
-  const { code, out } = await runRepl(session);
+  // A stall condition tried on made-up rounds: it needs their history.
+  const stall =
+    `roundSeries([MiB(64), MiB(64), MiB(64), MiB(64)]).map((s) => compile(policy("s").switchover(when.remainingBelow(MiB(1))).abortIf(when.stalled({ rounds: 2 }))).decide(s)).join("+")\n`;
+  const { code, out } = await runRepl(
+    session.replace(/^close\(\)\s*$/m, stall + "close()\n"),
+  );
   const context = `REPL output:\n${out}`;
   assert.equal(code, 0, context);
   assert.doesNotMatch(out, /Uncaught|Error in --eval-file/, context);
@@ -56,6 +61,8 @@ Deno.test("the REPL walkthrough runs in the real deno repl", async () => {
       "policy(name)",
       "codec.*",
       "when.*",
+      "convergence",
+      "roundSeries(remaining)",
       "loadPolicy(path)",
       "KiB MiB GiB",
       "simVm(workload, opts)",
@@ -73,6 +80,7 @@ Deno.test("the REPL walkthrough runs in the real deno repl", async () => {
     );
   }
   assert.match(out, /"memcached"/, context); // workloadNames()
+  assert.match(out, /"continue\+continue\+abort\+abort"/, context); // roundSeries + when.stalled
   assert.match(out, /^Policy "plain"$/m, context); // explain()
   // tryPolicy + roundTable: the rounds, then a verified result.
   assert.match(out, /^true$/m, context); // r.verified
