@@ -48,6 +48,10 @@ Deno.test("registry: a bad source string is refused naming every accepted form, 
     ["qemu:", /Cannot parse source "qemu:": expected qemu:QMP_SOCKET/],
     ["xen:", /Cannot parse source "xen:": expected xen:DOMAIN/],
     ["xen:two words", /expected xen:DOMAIN, a domain's name or id/],
+    [
+      "libvirt:vm1",
+      /Cannot parse source "libvirt:vm1".*expected libvirt:URI\/DOMAIN/,
+    ],
   ];
   for (const [source, message] of cases) {
     assert.throws(() => openBackend(source), message, source);
@@ -59,8 +63,8 @@ Deno.test("registry: a bad source string is refused naming every accepted form, 
     );
   }
   assert.throws(
-    () => backendByScheme("libvirt"),
-    /expected one of "sim", "qemu", "xen"/,
+    () => backendByScheme("vmware"),
+    /expected one of "sim", "qemu", "xen", "libvirt"/,
   );
 });
 

@@ -128,7 +128,10 @@ async function run(): Promise<void> {
     assert.equal(r.aborted, true, r.outcome);
     const lastRound = r.rounds.at(-1)!;
     assert.equal(lastRound.decision, "abort");
-    assert.match(lastRound.reason, /has not shrunk below .* \(for 3 rounds.*\): stalled/);
+    assert.match(
+      lastRound.reason,
+      /has not shrunk below .* \(for 3 rounds.*\): stalled/,
+    );
     assert.ok(r.rounds.length >= 4, `${r.rounds.length} rounds`);
     assert.ok(r.rounds.every((x) => !x.final));
     assert.equal(r.sourceState, "running");
