@@ -141,7 +141,7 @@ export function buildCli(setExit: (code: number) => void): Command {
     )
     .requiredOption(
       "--to <target>",
-      "where to: HOST:PORT of a hakobu receiver (sim) or tunnel receiver (qemu, xen); xen also takes HOST (ssh HOST xl migrate-receive) or exec:COMMAND",
+      "where to: HOST:PORT of a hakobu receiver (sim) or tunnel receiver (qemu, xen); xen also takes HOST (ssh HOST xl migrate-receive) or exec:COMMAND; libvirt: libvirt:URI of the destination host",
     )
     .addOption(
       new Option("--mem <size>", "memory of a sim VM, e.g. 1GiB")
@@ -167,6 +167,10 @@ export function buildCli(setExit: (code: number) => void): Command {
       `override the policy's channels (Workers encoding in parallel, 1 to ${MAX_CHANNELS}; default one per core)`,
       integer({ min: 1, max: MAX_CHANNELS }),
     )
+    .option(
+      "--tunnel",
+      "libvirt: put hakobu's stream tunnel (the policy's codecs, verified) in libvirt's migration",
+    )
     .option("--report <file>", "write the JSON report to this file")
     .option("--html <file>", "write the HTML report with charts to this file")
     .option("--json", "print the report as JSON instead of tables")
@@ -188,6 +192,7 @@ export function buildCli(setExit: (code: number) => void): Command {
         memoryBytes: o.mem,
         seed: o.seed,
         dirtyRate: o.dirtyRate,
+        ...(o.tunnel ? { tunnel: true } : {}),
         plan,
         report: o.report,
         html: o.html,

@@ -1,6 +1,6 @@
 /**
  * Backends: where a VM lives, behind one interface. A source string
- * (`sim:WORKLOAD`, `qemu:QMP_SOCKET`, `xen:DOMAIN`) opens a {@link Backend}
+ * (`sim:WORKLOAD`, `qemu:QMP_SOCKET`, `xen:DOMAIN`, `libvirt:URI/DOMAIN`) opens a {@link Backend}
  * (`registry.ts`); its `migrate(plan, target, options)` ends in the same
  * `MigrationReport` for every hypervisor, with the same progress and
  * per-round callbacks, and asks the plan through the steering helper
@@ -8,7 +8,8 @@
  *
  * Read in this order: `backend.ts` (the interface), `registry.ts`, then one
  * backend: `sim.ts` (hakobu's own engine), `qemu.ts` (QMP and the stream
- * tunnel), `xen.ts` (libxenguest's save loop).
+ * tunnel), `xen.ts` (libxenguest's save loop), `libvirt.ts` (libvirt's
+ * peer-to-peer migration, steered through its job stats and knobs).
  *
  * @example
  * ```ts
@@ -37,3 +38,4 @@ export * from "./registry.ts";
 export * from "./sim.ts";
 export * from "./qemu.ts";
 export * from "./xen.ts";
+export * from "./libvirt.ts";

@@ -13,7 +13,8 @@ import {
 } from "./registry.ts";
 import { parseXenTarget } from "./xen.ts";
 
-const FORMS = /expected sim:WORKLOAD, qemu:QMP_SOCKET or xen:DOMAIN/;
+const FORMS =
+  /expected sim:WORKLOAD, qemu:QMP_SOCKET, xen:DOMAIN or libvirt:URI\/DOMAIN/;
 
 Deno.test("registry: each source form opens its backend, parsing only", () => {
   const sim = openBackend("sim:memcached", { memoryBytes: 8 << 20 });
@@ -30,7 +31,7 @@ Deno.test("registry: each source form opens its backend, parsing only", () => {
   assert.equal(parseBackendSource("qemu:/run/a:b.qmp").rest, "/run/a:b.qmp");
   assert.deepEqual(
     backendFactories().map((b) => b.scheme),
-    ["sim", "qemu", "xen"],
+    ["sim", "qemu", "xen", "libvirt"],
   );
   assert.equal(backendByScheme("xen").sourceForm, "xen:DOMAIN");
 });
@@ -47,6 +48,10 @@ Deno.test("registry: a bad source string is refused naming every accepted form, 
     ["qemu:", /Cannot parse source "qemu:": expected qemu:QMP_SOCKET/],
     ["xen:", /Cannot parse source "xen:": expected xen:DOMAIN/],
     ["xen:two words", /expected xen:DOMAIN, a domain's name or id/],
+    [
+      "libvirt:vm1",
+      /Cannot parse source "libvirt:vm1".*expected libvirt:URI\/DOMAIN/,
+    ],
   ];
   for (const [source, message] of cases) {
     assert.throws(() => openBackend(source), message, source);
@@ -58,8 +63,8 @@ Deno.test("registry: a bad source string is refused naming every accepted form, 
     );
   }
   assert.throws(
-    () => backendByScheme("libvirt"),
-    /expected one of "sim", "qemu", "xen"/,
+    () => backendByScheme("vmware"),
+    /expected one of "sim", "qemu", "xen", "libvirt"/,
   );
 });
 

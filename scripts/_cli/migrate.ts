@@ -27,7 +27,7 @@ import { writeText } from "./_write_text.ts";
 
 /** Options of `hakobu migrate`. */
 export interface MigrateCommandOptions {
-  /** The source: `sim:WORKLOAD`, `qemu:QMP_SOCKET` or `xen:DOMAIN`. */
+  /** The source: `sim:WORKLOAD`, `qemu:QMP_SOCKET`, `xen:DOMAIN` or `libvirt:URI/DOMAIN`. */
   from: string;
   /** `sim`: memory of the VM. */
   memoryBytes: number;
@@ -37,6 +37,8 @@ export interface MigrateCommandOptions {
   dirtyRate?: number;
   /** `xen`: pre-copy (default true). */
   live?: boolean;
+  /** `libvirt`: hakobu's stream tunnel in libvirt's migration (`--tunnel`). */
+  tunnel?: boolean;
   /** The target, in the form the source's backend takes. */
   to: string;
   /** TLS credentials, or plain TCP (asked for by name), for hakobu's link (receiver or tunnel); the backend refuses a target on that link without it. */
@@ -49,7 +51,7 @@ export interface MigrateCommandOptions {
   quiet?: boolean;
 }
 
-/** The source forms `--from` takes, for help: `sim:WORKLOAD, qemu:QMP_SOCKET or xen:DOMAIN`. */
+/** The source forms `--from` takes, for help: `sim:WORKLOAD, qemu:QMP_SOCKET, xen:DOMAIN or libvirt:URI/DOMAIN`. */
 export function sourceFormsHelp(): string {
   const forms = backendFactories().map((b) => b.sourceForm);
   return `${forms.slice(0, -1).join(", ")} or ${forms.at(-1)}`;
@@ -67,6 +69,7 @@ export async function migrateCommand(
     seed: opts.seed,
     ...(opts.dirtyRate === undefined ? {} : { dirtyRate: opts.dirtyRate }),
     ...(opts.live === undefined ? {} : { live: opts.live }),
+    ...(opts.tunnel === undefined ? {} : { tunnel: opts.tunnel }),
   });
   return await runMigration(backend, opts.plan, opts.to, opts);
 }
