@@ -71,7 +71,7 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
   assert.notEqual(src.code, 0);
   assert.match(
     src.stderr,
-    /Cannot parse source "vmware:7": expected sim:WORKLOAD, qemu:QMP_SOCKET or xen:DOMAIN \("vmware" is no backend\)/,
+    /Cannot parse source "vmware:7": expected sim:WORKLOAD, qemu:QMP_SOCKET, xen:DOMAIN or libvirt:URI\/DOMAIN \("vmware" is no backend\)/,
   );
 
   const workload = await hakobu([

@@ -93,6 +93,13 @@ export interface BackendOpenOptions {
   readonly dirtyRate?: number;
   /** `xen`: live pre-copy (default true); false suspends first and copies once. */
   readonly live?: boolean;
+  /**
+   * `libvirt`: put hakobu's stream tunnel in the migration (libvirt's
+   * `migrate_uri` points at the tunnel, which feeds the destination's
+   * `listen_address`): the plan's codecs on the link and the stream
+   * verified. Default false: libvirt's own transport.
+   */
+  readonly tunnel?: boolean;
 }
 
 /**

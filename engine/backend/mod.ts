@@ -37,3 +37,4 @@ export * from "./registry.ts";
 export * from "./sim.ts";
 export * from "./qemu.ts";
 export * from "./xen.ts";
+export * from "./libvirt.ts";

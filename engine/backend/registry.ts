@@ -12,6 +12,7 @@ import {
   type BackendFactory,
   type BackendOpenOptions,
 } from "./backend.ts";
+import { libvirtBackend } from "./libvirt.ts";
 import { qemuBackend } from "./qemu.ts";
 import { simBackend } from "./sim.ts";
 import { xenBackend } from "./xen.ts";
@@ -21,6 +22,7 @@ const BACKENDS: readonly BackendFactory[] = [
   simBackend,
   qemuBackend,
   xenBackend,
+  libvirtBackend,
 ];
 
 /**
@@ -42,7 +44,7 @@ export function backendFactories(): readonly BackendFactory[] {
   return BACKENDS;
 }
 
-/** The source forms, joined for messages: `sim:WORKLOAD, qemu:QMP_SOCKET or xen:DOMAIN`. */
+/** The source forms, joined for messages: `sim:WORKLOAD, qemu:QMP_SOCKET, xen:DOMAIN or libvirt:URI/DOMAIN`. */
 function sourceForms(): string {
   const forms = BACKENDS.map((b) => b.sourceForm);
   return forms.length > 1
@@ -89,7 +91,7 @@ export function backendByScheme(scheme: string): BackendFactory {
  * assert.equal(rest, "/run/vm1.qmp");
  * assert.throws(
  *   () => parseBackendSource("vmware:vm1"),
- *   /Cannot parse source "vmware:vm1": expected sim:WORKLOAD, qemu:QMP_SOCKET or xen:DOMAIN/,
+ *   /Cannot parse source "vmware:vm1": expected sim:WORKLOAD, qemu:QMP_SOCKET, xen:DOMAIN or libvirt:URI\/DOMAIN/,
  * );
  * ```
  *

@@ -13,7 +13,8 @@ import {
 } from "./registry.ts";
 import { parseXenTarget } from "./xen.ts";
 
-const FORMS = /expected sim:WORKLOAD, qemu:QMP_SOCKET or xen:DOMAIN/;
+const FORMS =
+  /expected sim:WORKLOAD, qemu:QMP_SOCKET, xen:DOMAIN or libvirt:URI\/DOMAIN/;
 
 Deno.test("registry: each source form opens its backend, parsing only", () => {
   const sim = openBackend("sim:memcached", { memoryBytes: 8 << 20 });
@@ -30,7 +31,7 @@ Deno.test("registry: each source form opens its backend, parsing only", () => {
   assert.equal(parseBackendSource("qemu:/run/a:b.qmp").rest, "/run/a:b.qmp");
   assert.deepEqual(
     backendFactories().map((b) => b.scheme),
-    ["sim", "qemu", "xen"],
+    ["sim", "qemu", "xen", "libvirt"],
   );
   assert.equal(backendByScheme("xen").sourceForm, "xen:DOMAIN");
 });

@@ -49,7 +49,7 @@ export interface MigrateCommandOptions {
   quiet?: boolean;
 }
 
-/** The source forms `--from` takes, for help: `sim:WORKLOAD, qemu:QMP_SOCKET or xen:DOMAIN`. */
+/** The source forms `--from` takes, for help: `sim:WORKLOAD, qemu:QMP_SOCKET, xen:DOMAIN or libvirt:URI/DOMAIN`. */
 export function sourceFormsHelp(): string {
   const forms = backendFactories().map((b) => b.sourceForm);
   return `${forms.slice(0, -1).join(", ")} or ${forms.at(-1)}`;
