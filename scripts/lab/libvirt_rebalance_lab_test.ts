@@ -122,7 +122,13 @@ async function run(): Promise<void> {
     const inv = await libvirtInventory([
       { uri: lab.a.uri },
       { uri: lab.b.uri },
-    ], { memoryBytes: 512 * 2 ** 20 }).read();
+    ], { memoryBytes: 512 * 2 ** 20, dirtyRateSeconds: 1 }).read();
+    console.log(
+      `  read back: ${
+        inv.vms.map((v) => `${v.name}@${v.host} dirty ${v.dirtyRate} B/s`)
+          .join(", ")
+      }`,
+    );
     assert.deepEqual(
       inv.vms.map((v) => `${v.name}@${v.host}`).sort(),
       [`${moved}@${hostB}`, `${stayed}@${hostA}`].sort(),
