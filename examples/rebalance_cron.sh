@@ -8,6 +8,8 @@
 #   */10 * * * * /srv/hakobu/examples/rebalance_cron.sh >> /var/log/hakobu-rebalance.log 2>&1
 #
 # Settings (environment; the defaults suit a /etc/hakobu + /var/lib/hakobu layout):
+#   HAKOBU_HOSTS      live libvirt hosts instead of the JSON, e.g.
+#                     "libvirt:qemu+ssh://root@kvm1/system,libvirt:qemu+ssh://root@kvm2/system"
 #   HAKOBU_INVENTORY  inventory JSON            (/etc/hakobu/inventory.json)
 #   HAKOBU_POLICY     policy file               (/etc/hakobu/policy.ts)
 #   HAKOBU_STATE      move history, cooldowns   (/var/lib/hakobu/rebalance-state.json)
@@ -27,10 +29,14 @@ POLICY=${HAKOBU_POLICY:-/etc/hakobu/policy.ts}
 STATE=${HAKOBU_STATE:-/var/lib/hakobu/rebalance-state.json}
 COOLDOWN=${HAKOBU_COOLDOWN:-30m}
 
-# Where the inventory comes from: a JSON file, written back after the moves.
-set -- --inventory "$INVENTORY" --write-inventory "$INVENTORY"
-# Live hosts instead, once hakobu reads them (they are read back, not written):
-# set -- --hosts "libvirt:qemu+ssh://h1/system,libvirt:qemu+ssh://h2/system"
+# Where the inventory comes from: live libvirt hosts (read, moved through the
+# libvirt backend, read back: nothing to write), else a JSON file, written
+# back after the moves.
+if [ -n "${HAKOBU_HOSTS:-}" ]; then
+  set -- --hosts "$HAKOBU_HOSTS"
+else
+  set -- --inventory "$INVENTORY" --write-inventory "$INVENTORY"
+fi
 
 mkdir -p "$(dirname "$STATE")"
 exec 9>"$STATE.lock"

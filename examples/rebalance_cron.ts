@@ -12,6 +12,11 @@
  *   deno run -A examples/rebalance_cron.ts --once --dry-run         # what a pass would do
  *
  * Settings (environment):
+ * - HAKOBU_HOSTS: live libvirt hosts instead of the inventory JSON, e.g.
+ *   `libvirt:qemu+ssh://root@kvm1/system,libvirt:qemu+ssh://root@kvm2/system`
+ *   (read from the hosts, moved through the libvirt backend, read back;
+ *   nothing is written but the state file); HAKOBU_HOST_MEMORY: memory VMs
+ *   may use per host (default: each node's memory);
  * - HAKOBU_INVENTORY: inventory JSON (default examples/inventory.json);
  * - HAKOBU_POLICY: policy file (default examples/policies/default.ts);
  * - HAKOBU_STATE: move history for cooldowns (default out/rebalance-state.json);
@@ -28,12 +33,15 @@
  * @module
  */
 
-import { loadPolicy, parseDuration } from "../dsl/mod.ts";
+import { loadPolicy, parseDuration, parseSize } from "../dsl/mod.ts";
 import {
   type Fabric,
   fileInventory,
   formatOutcome,
   type InventorySource,
+  libvirtFabric,
+  libvirtInventory,
+  parseHostsFlag,
   rebalanceOnce,
   saveInventory,
   simFabric,
@@ -61,19 +69,42 @@ const COOLDOWN_MS = parseDuration(env("HAKOBU_COOLDOWN") ?? "30m");
 const OUT = env("HAKOBU_INVENTORY_OUT") ??
   (env("HAKOBU_INVENTORY") ? INVENTORY : here("../out/inventory.json"));
 
+const HOSTS = env("HAKOBU_HOSTS");
+const HOST_MEMORY = env("HAKOBU_HOST_MEMORY");
+
 /**
- * Where the inventory comes from and what moves the VMs: a JSON file and
- * simulated hosts here. Live hosts replace both: a live inventory source
- * (which `rebalanceOnce` reads again after the moves to check them) and
- * their fabric.
+ * Where the inventory comes from and what moves the VMs: live libvirt hosts
+ * (HAKOBU_HOSTS: a live source, which `rebalanceOnce` reads again after the
+ * moves to check them, and the libvirt fabric), else a JSON file and
+ * simulated hosts.
  */
-function cluster(): { source: InventorySource; fabric: () => Fabric } {
-  return { source: fileInventory(INVENTORY), fabric: () => simFabric() };
+function cluster(): {
+  source: InventorySource;
+  fabric: () => Fabric;
+  name: string;
+} {
+  if (HOSTS) {
+    const source = libvirtInventory(parseHostsFlag(HOSTS), {
+      memoryBytes: HOST_MEMORY ? parseSize(HOST_MEMORY) : undefined,
+      dirtyRateSeconds: 1, // measure each domain's dirty rate for 1 s first
+      log: console.log,
+    });
+    return {
+      source,
+      fabric: () => libvirtFabric(source, { log: console.log }),
+      name: "libvirt hosts",
+    };
+  }
+  return {
+    source: fileInventory(INVENTORY),
+    fabric: () => simFabric(),
+    name: "sim hosts",
+  };
 }
 
 /** One rebalance pass; returns true when every host ends under the target and every move verified on its destination. */
 async function rebalancePass(dryRun: boolean): Promise<boolean> {
-  const { source, fabric } = cluster();
+  const { source, fabric, name } = cluster();
   const policy = await loadPolicy(POLICY);
   console.log(
     `[${
@@ -95,9 +126,13 @@ async function rebalancePass(dryRun: boolean): Promise<boolean> {
     },
   });
   console.log(
-    formatOutcome(outcome, { fabric: "sim hosts", writeInventory: OUT }),
+    formatOutcome(outcome, {
+      fabric: name,
+      writeInventory: source.live ? undefined : OUT,
+    }),
   );
-  if (!dryRun && outcome.results.length > 0) {
+  // A file is written back; live hosts are their own inventory.
+  if (!dryRun && !source.live && outcome.results.length > 0) {
     await saveInventory(OUT, outcome.after); // atomic: temp file, then rename
     console.log(`inventory written to ${OUT}`);
   }

@@ -10,6 +10,7 @@
  *   hakobu plan     --policy FILE
  *   hakobu workloads
  *   hakobu rebalance --inventory inventory.json --policy FILE [--dry-run] [--state FILE] [--exclude NAME]
+ *   hakobu rebalance --hosts libvirt:URI,libvirt:URI --policy FILE [--dry-run] (live libvirt hosts)
  *   hakobu xen dirty-rate DOMID [--interval 1s]
  *   hakobu xen migrate DOMU --policy FILE [--receiver "ssh HOST xl migrate-receive"] [--report out.json] [--html out.html]
  *   hakobu tunnel qemu|xen send|receive ...   (the stream tunnel, as scripts/tunnel.ts)
@@ -285,9 +286,25 @@ export function buildCli(setExit: (code: number) => void): Command {
 
   program.command("rebalance")
     .description(
-      "plan the moves that bring every host under its memory target, and run them (sim hosts)",
+      "plan the moves that bring every host under its memory target, and run them (sim hosts, or live libvirt hosts)",
     )
-    .requiredOption("--inventory <file>", "inventory JSON: hosts, VMs, targets")
+    .option("--inventory <file>", "inventory JSON: hosts, VMs, targets")
+    .option(
+      "--hosts <list>",
+      "live libvirt hosts instead of --inventory: libvirt:URI[,NAME=libvirt:URI...]",
+    )
+    .option(
+      "--host-memory <size>",
+      "with --hosts: memory VMs may use, SIZE (every host) or NAME=SIZE (default: the node's; repeatable)",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
+    .addOption(
+      new Option(
+        "--dirty-rate-sample <duration>",
+        "with --hosts: measure each domain's dirty rate this long first (0s: the last measurement)",
+      ).argParser(duration),
+    )
     .requiredOption("--policy <file>", "migration policy file")
     .option(
       "--dry-run",
@@ -347,6 +364,11 @@ export function buildCli(setExit: (code: number) => void): Command {
       setExit(
         await rebalanceCommand({
           inventory: o.inventory,
+          hosts: o.hosts,
+          hostMemory: o.hostMemory,
+          dirtyRateSeconds: o.dirtyRateSample === undefined
+            ? undefined
+            : o.dirtyRateSample / 1000,
           plan: await loadPolicy(o.policy),
           bandwidth: o.bandwidth,
           dryRun: o.dryRun,

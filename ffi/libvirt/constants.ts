@@ -97,6 +97,29 @@ export const DomainStatsTypes = {
   vm: 1 << 10,
 } as const;
 
+/**
+ * `virDomainDirtyRateStatus`: `dirtyrate.calc_status` in a domain's stats
+ * (libvirt-domain.h).
+ */
+export const DirtyRateStatus = {
+  /** `VIR_DOMAIN_DIRTYRATE_UNSTARTED`: never measured. */
+  unstarted: 0,
+  /** `VIR_DOMAIN_DIRTYRATE_MEASURING`: a measurement is under way. */
+  measuring: 1,
+  /** `VIR_DOMAIN_DIRTYRATE_MEASURED`: `dirtyrate.megabytes_per_second` holds the result. */
+  measured: 2,
+} as const;
+
+/** `virDomainDirtyRateCalcFlags`: how {@link DirtyRateStatus} is measured (libvirt-domain.h). */
+export const DirtyRateCalcFlags = {
+  /** `VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING`: hash sampled pages (the default; works under TCG). */
+  pageSampling: 0,
+  /** `VIR_DOMAIN_DIRTYRATE_MODE_DIRTY_BITMAP`: KVM's dirty bitmap. */
+  dirtyBitmap: 1 << 0,
+  /** `VIR_DOMAIN_DIRTYRATE_MODE_DIRTY_RING`: KVM's dirty ring. */
+  dirtyRing: 1 << 1,
+} as const;
+
 /** `virDomainGetJobStatsFlags` (libvirt-domain.h). */
 export const JobStatsFlags = {
   /** `VIR_DOMAIN_JOB_STATS_COMPLETED`: the stats of the last completed job. */

@@ -397,6 +397,28 @@ export class LibvirtDomain implements Disposable {
   }
 
   /**
+   * Starts measuring how fast the guest dirties its memory
+   * (`virDomainStartDirtyRateCalc`, what `virsh domdirtyrate-calc` runs):
+   * QEMU samples for `seconds`, in the background; the result then shows in
+   * the domain's stats (`DomainStatsTypes.dirtyrate`:
+   * `dirtyRateStatus === DirtyRateStatus.measured`,
+   * `dirtyRateBytesPerSecond`). `flags` from `DirtyRateCalcFlags` (default
+   * page sampling).
+   *
+   * @throws {LibvirtError} e.g. `NO_SUPPORT` on drivers that cannot measure
+   *   (the test driver), `OPERATION_INVALID` when the domain is not running.
+   */
+  startDirtyRateCalc(seconds: number, flags = 0): void {
+    unwrap(
+      libvirt().virDomainStartDirtyRateCalc(this.handle, seconds, flags),
+      this.#ctx(
+        "virDomainStartDirtyRateCalc",
+        `Cannot start measuring the dirty rate of domain "${this.name}" over ${seconds} s`,
+      ),
+    );
+  }
+
+  /**
    * Migrates the domain (`virDomainMigrateToURI3`) from a Worker thread, so
    * the event loop keeps running: meanwhile {@link jobStats},
    * {@link setMaxDowntime}, {@link setMaxSpeed} and {@link abortJob} work

@@ -147,6 +147,11 @@ export const LIBVIRT_SYMBOLS = {
   },
   // int virDomainAbortJob(virDomainPtr dom);
   virDomainAbortJob: { parameters: ["pointer"], result: "i32" },
+  // int virDomainStartDirtyRateCalc(virDomainPtr domain, int seconds, unsigned int flags);
+  virDomainStartDirtyRateCalc: {
+    parameters: ["pointer", "i32", "u32"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Where libvirt is looked for: `HAKOBU_LIBVIRT`, else `libvirt.so.0`. */

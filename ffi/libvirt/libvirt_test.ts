@@ -126,6 +126,22 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "libvirt: virDomainStartDirtyRateCalc is bound as libvirt-domain.h declares it",
+  ignore: !haveHeaders,
+  fn() {
+    const { text } = headers();
+    assert.deepEqual(prototype(text, "virDomainStartDirtyRateCalc"), {
+      result: "i32",
+      params: ["ptr", "i32", "u32"],
+    });
+    const def = LIBVIRT_SYMBOLS.virDomainStartDirtyRateCalc;
+    assert.deepEqual([...def.parameters], ["pointer", "i32", "u32"]);
+    assert.equal(def.result, "i32");
+  },
+});
+
 Deno.test("libvirt: the prototype parser reads libvirt's declarations", () => {
   const h = stripComments(
     "virConnectPtr           virConnectOpen          (const char *name);\n" +
@@ -888,6 +904,7 @@ Deno.test({
         ["virDomainMigrateSetMaxSpeed", () => dom.setMaxSpeed(100)],
         ["virDomainMigrateGetMaxSpeed", () => dom.maxSpeed()],
         ["virDomainAbortJob", () => dom.abortJob()],
+        ["virDomainStartDirtyRateCalc", () => dom.startDirtyRateCalc(1)],
       ] as const
     ) {
       assert.throws(

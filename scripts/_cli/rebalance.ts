@@ -1,8 +1,9 @@
 /**
  * `hakobu rebalance`: plan the moves that bring every host under its memory
  * target, print them, and (without `--dry-run`) run them: one
- * `rebalanceOnce` pass over an inventory source and a fabric (today a JSON
- * file and simulated hosts).
+ * `rebalanceOnce` pass over an inventory source and a fabric: a JSON file
+ * and simulated hosts (`--inventory`), or live libvirt hosts (`--hosts
+ * libvirt:URI,...`), read and moved through the libvirt backend.
  *
  * @module
  */
@@ -14,8 +15,14 @@ import {
   type Fabric,
   fileInventory,
   formatOutcome,
+  InventoryError,
   type InventorySource,
   inventoryToJson,
+  libvirtFabric,
+  type LibvirtHostRef,
+  libvirtInventory,
+  parseHostMemory,
+  parseHostsFlag,
   rebalanceOnce,
   type RebalanceOutcome,
   saveInventory,
@@ -27,8 +34,14 @@ export const ASSUMED_LINK_RATE: number = _ASSUMED_LINK_RATE;
 
 /** Options of `hakobu rebalance`. */
 export interface RebalanceCommandOptions {
-  /** Inventory JSON file. */
-  inventory: string;
+  /** Inventory JSON file (exactly one of this and {@link hosts}). */
+  inventory?: string;
+  /** `--hosts`: live libvirt hosts, `libvirt:URI,...` (exactly one of this and {@link inventory}). */
+  hosts?: string;
+  /** `--host-memory`: `SIZE` or `NAME=SIZE`, memory VMs may use on libvirt hosts (default: the node's). */
+  hostMemory?: string[];
+  /** `--dirty-rate-sample`: seconds to measure each domain's dirty rate on libvirt hosts (0: the last measurement). */
+  dirtyRateSeconds?: number;
   /** The compiled policy. */
   plan: Plan;
   /** Override of the link rate (bytes/s; `null` = unpaced), from `--bandwidth`. */
@@ -58,23 +71,77 @@ export interface RebalanceCommandOptions {
 }
 
 /** Where the inventory comes from and what runs the moves. */
-interface Cluster {
+export interface Cluster {
+  /** Where the inventory is read from. */
   readonly source: InventorySource;
+  /** Makes the fabric the moves run through. */
   readonly fabric: () => Fabric;
   /** The fabric in words, for the dry run. */
   readonly fabricName: string;
 }
 
 /**
- * The inventory source and fabric the flags name. Today: `--inventory FILE`
- * and simulated hosts. (Live hosts, e.g. `--hosts libvirt:URI,...`, add a
- * live source and their fabric here.)
+ * The inventory source and fabric the flags name: `--inventory FILE` and
+ * simulated hosts, or `--hosts libvirt:URI,...`: the live hosts, moved
+ * through the libvirt backend.
+ *
+ * @throws {InventoryError} when both or neither are given, or `--hosts`
+ *   does not parse.
  */
-function _cluster(opts: RebalanceCommandOptions): Cluster {
+export function rebalanceCluster(
+  opts: Pick<
+    RebalanceCommandOptions,
+    "inventory" | "hosts" | "hostMemory" | "dirtyRateSeconds" | "json"
+  >,
+): Cluster {
+  if ((opts.inventory === undefined) === (opts.hosts === undefined)) {
+    throw new InventoryError(
+      opts.hosts === undefined ? "--inventory" : "--hosts",
+      opts.hosts === undefined
+        ? "No inventory: give --inventory FILE (a JSON inventory, run on sim hosts) or --hosts libvirt:URI,... (live libvirt hosts)"
+        : "Both --inventory and --hosts given: give one, --inventory FILE (a JSON inventory) or --hosts libvirt:URI,... (live libvirt hosts)",
+    );
+  }
+  if (opts.hosts === undefined) {
+    if (opts.hostMemory?.length || opts.dirtyRateSeconds !== undefined) {
+      throw new InventoryError(
+        "--host-memory",
+        "--host-memory and --dirty-rate-sample apply to --hosts (live libvirt hosts); a JSON inventory gives each host's memory itself",
+      );
+    }
+    return {
+      source: fileInventory(opts.inventory!),
+      fabric: () => simFabric(),
+      fabricName: "sim hosts",
+    };
+  }
+  let hosts: LibvirtHostRef[] = parseHostsFlag(opts.hosts);
+  let allMemory: number | undefined;
+  for (const text of opts.hostMemory ?? []) {
+    const m = parseHostMemory(text);
+    if (m.name === undefined) {
+      allMemory = m.memoryBytes;
+      continue;
+    }
+    const i = hosts.findIndex((h) => h.name === m.name);
+    if (i < 0) {
+      throw new InventoryError(
+        "--host-memory",
+        `Invalid --host-memory "${text}": no host of --hosts is named "${m.name}" (name one with NAME=libvirt:URI)`,
+      );
+    }
+    hosts = hosts.with(i, { ...hosts[i], memoryBytes: m.memoryBytes });
+  }
+  const log = opts.json ? undefined : (l: string) => console.error(l);
+  const source = libvirtInventory(hosts, {
+    memoryBytes: allMemory,
+    dirtyRateSeconds: opts.dirtyRateSeconds ?? 1,
+    log,
+  });
   return {
-    source: fileInventory(opts.inventory),
-    fabric: () => simFabric(),
-    fabricName: "sim hosts",
+    source,
+    fabric: () => libvirtFabric(source, { log }),
+    fabricName: "libvirt hosts (libvirt backend)",
   };
 }
 
@@ -87,7 +154,7 @@ function _cluster(opts: RebalanceCommandOptions): Cluster {
 export async function rebalanceCommand(
   opts: RebalanceCommandOptions,
 ): Promise<number> {
-  const cluster = _cluster(opts);
+  const cluster = rebalanceCluster(opts);
   const controller = new AbortController();
   const onSignal = () => controller.abort("interrupted (SIGINT)");
   Deno.addSignalListener("SIGINT", onSignal);

@@ -10,7 +10,9 @@
  * `runner.ts` (running a plan through a fabric), `sim_fabric.ts` (simulated
  * hosts), `check.ts` (each VM where its result says, read back),
  * `cycle.ts` (one pass, as `hakobu rebalance` and cron run it), `format.ts`
- * (a plan and its results as text).
+ * (a plan and its results as text); live libvirt hosts:
+ * `libvirt_source.ts` (the inventory read from them) and
+ * `libvirt_fabric.ts` (moves through the libvirt backend).
  *
  * @example
  * ```ts
@@ -60,3 +62,5 @@ export * from "./sim_fabric.ts";
 export * from "./check.ts";
 export * from "./cycle.ts";
 export * from "./format.ts";
+export * from "./libvirt_source.ts";
+export * from "./libvirt_fabric.ts";
