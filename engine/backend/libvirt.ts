@@ -162,7 +162,12 @@ export function parseLibvirtTarget(target: string): string {
  */
 export interface LibvirtTunnel {
   /** The migration's `migrate_uri` and `listen_address` parameters. */
-  readonly params: Pick<MigrateParams, "migrateUri" | "listenAddress">;
+  readonly params: {
+    /** Where the source's hypervisor sends the stream, e.g. `tcp://127.0.0.1:49152`. */
+    readonly migrateUri: string;
+    /** Where the destination's hypervisor listens for it, e.g. `127.0.0.2`. */
+    readonly listenAddress: string;
+  };
   /** The tunnel's check of the stream, once the migration completed. */
   verdict(): Promise<StreamVerdict>;
   /** What the tunnel counted (null until it finished). */
