@@ -160,7 +160,7 @@ if (import.meta.main) {
         } catch (e) {
           await proxy?.close();
           if (mode === "zstd" && i === 0) {
-            refused = (e as Error).message;
+            refused = (e as Error).message.replace(/^.*failed: /, "");
             break;
           }
           throw e;
