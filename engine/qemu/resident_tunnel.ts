@@ -131,8 +131,14 @@ function script(options: ResidentCommand): string[] {
 
 /** Options of {@link startResidentSender}. */
 export interface ResidentSenderOptions extends ResidentCommand {
-  /** The unix socket QEMU migrates into. */
-  readonly socket: string;
+  /** The unix socket QEMU migrates into (or give `serve`). */
+  readonly socket?: string;
+  /**
+   * Instead of `socket`: the TCP `HOST:PORT` QEMU migrates into
+   * (`migrate "tcp:HOST:PORT"`, e.g. libvirt's `migrate_uri`
+   * `tcp://127.0.0.1:PORT`). Local to the source: no TLS on it.
+   */
+  readonly serve?: string;
   /** The resident receiver, `HOST:PORT`. */
   readonly to: string;
   /** Codec chain names. */
@@ -147,10 +153,18 @@ export interface ResidentSenderOptions extends ResidentCommand {
 
 /** The source's resident tunnel. */
 export interface ResidentSender {
-  /** The `migrate` URI: `unix:` the socket. */
+  /** The `migrate` URI: `unix:` the socket, or `tcp:HOST:PORT`. */
   readonly uri: string;
   /** The next migration's verdict (at most `timeoutMs`, default 30 s). */
   verdict(timeoutMs?: number): Promise<StreamVerdict>;
+  /**
+   * The next migration's JSON line as the sender printed it (its stream
+   * statistics: `wireBytes`, `streamBytes`, `digest`, ...), or null when
+   * none came within `timeoutMs`; {@link verdictOf} turns it into the
+   * verdict. Use either this or {@link verdict} per migration: each
+   * consumes the line.
+   */
+  next(timeoutMs?: number): Promise<Record<string, unknown> | null>;
   /** The tunnel process's id (its CPU is the migration's source CPU). */
   readonly pid: number;
   /** Stops the process. */
@@ -165,13 +179,22 @@ export interface ResidentSender {
 export async function startResidentSender(
   options: ResidentSenderOptions,
 ): Promise<ResidentSender> {
-  await Deno.remove(options.socket).catch(() => {});
+  if ((options.socket === undefined) === (options.serve === undefined)) {
+    throw new TypeError(
+      "startResidentSender needs exactly one of socket (a unix path) and serve (HOST:PORT)",
+    );
+  }
+  const tcp = options.serve === undefined ? null : hostPort(options.serve);
+  if (options.socket !== undefined) {
+    await Deno.remove(options.socket).catch(() => {});
+  }
+  const where = tcp === null ? `unix:${options.socket}` : options.serve!;
   const argv = [
     ...script(options),
     "qemu",
     "send",
     "--serve",
-    `unix:${options.socket}`,
+    where,
     "--to",
     options.to,
     "--codecs",
@@ -185,12 +208,17 @@ export async function startResidentSender(
     argv.push("--channels", String(options.channels));
   }
   const proc = new Resident(argv);
+  const ready = tcp === null
+    ? () => Deno.stat(options.socket!).then(() => true, () => false)
+    // A probe connection would be served as a migration: read the
+    // kernel's table of listening sockets instead.
+    : () => tcpListening(tcp.port);
   const deadline = performance.now() + 20_000;
-  while (!(await Deno.stat(options.socket).then(() => true, () => false))) {
+  while (!(await ready())) {
     if (performance.now() > deadline) {
       await proc.close();
       throw new Error(
-        `The resident tunnel sender did not open "${options.socket}" within 20 s (${
+        `The resident tunnel sender did not open "${where}" within 20 s (${
           argv.join(" ")
         })`,
       );
@@ -198,7 +226,7 @@ export async function startResidentSender(
     await new Promise((r) => setTimeout(r, 20));
   }
   return {
-    uri: `unix:${options.socket}`,
+    uri: tcp === null ? `unix:${options.socket}` : `tcp:${options.serve}`,
     pid: proc.pid,
     async verdict(timeoutMs = VERDICT_TIMEOUT_MS): Promise<StreamVerdict> {
       const line = await proc.next(timeoutMs);
@@ -212,16 +240,52 @@ export async function startResidentSender(
         }
         : verdictOf(line);
     },
+    next: (timeoutMs = VERDICT_TIMEOUT_MS) => proc.next(timeoutMs),
     close: () => proc.close(),
   };
+}
+
+function hostPort(text: string): { hostname: string; port: number } {
+  const m = /^(.+):(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) {
+    throw new TypeError(
+      `Cannot serve QEMU's migration on "${text}": expected HOST:PORT`,
+    );
+  }
+  return { hostname: m[1], port };
+}
+
+/** Whether some socket listens on TCP `port` (Linux: `/proc/net/tcp{,6}`, state 0A). */
+async function tcpListening(port: number): Promise<boolean> {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
+  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const text = await Deno.readTextFile(f).catch(() => "");
+    for (const line of text.split("\n")) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[1]?.endsWith(`:${hex}`) && cols[3] === "0A") return true;
+    }
+  }
+  return false;
 }
 
 /** Options of {@link startResidentReceiver}. */
 export interface ResidentReceiverOptions extends ResidentCommand {
   /** Where the tunnel listens for the sender, `HOST:PORT`. */
   readonly listen: string;
-  /** The unix socket the destination QEMU listens on (`migrate-incoming "unix:PATH"`). */
+  /**
+   * The unix socket the destination QEMU listens on (`migrate-incoming
+   * "unix:PATH"`), or `tcp:HOST:PORT` where it listens on TCP (e.g. a
+   * libvirt destination's `listen_address` and port).
+   */
   readonly incoming: string;
+  /**
+   * Carry QEMU's return path back to the source (`--return-path`; libvirt
+   * turns the capability on): needed when the source QEMU has
+   * `return-path` on, else it waits at completion for ever. The stream's
+   * end is then not held until the digests compare.
+   */
+  readonly returnPath?: boolean;
   /** How the receiver authenticates its senders (`--tls-dir …` or `--insecure-plain`). */
   readonly security: SecurityFlags;
 }
@@ -247,12 +311,22 @@ export function startResidentReceiver(
     "--listen",
     options.listen,
     "--to-qemu",
-    `unix:${options.incoming}`,
+    incomingArg(options.incoming),
+    ...(options.returnPath ? ["--return-path"] : []),
     ...securityArgs(options.security, "receiver"),
   ]);
   return Promise.resolve({
-    incomingUri: `unix:${options.incoming}`,
+    incomingUri: options.incoming.startsWith("tcp:")
+      ? options.incoming
+      : `unix:${options.incoming}`,
     next: (timeoutMs = VERDICT_TIMEOUT_MS) => proc.next(timeoutMs),
     close: () => proc.close(),
   });
+}
+
+/** `--to-qemu`'s word for `incoming`: `HOST:PORT` for `tcp:HOST:PORT`, else `unix:PATH`. */
+function incomingArg(incoming: string): string {
+  return incoming.startsWith("tcp:")
+    ? incoming.slice("tcp:".length)
+    : `unix:${incoming}`;
 }

@@ -89,7 +89,12 @@ export async function tunnelSend(
           CONNECT_TIMEOUT_MS,
         );
         try {
-          return await sendStream(largeReads(qemu), conn, send);
+          // QEMU's return path (libvirt turns it on): what the destination
+          // QEMU writes back comes as BACK frames and goes to the source's.
+          return await sendStream(largeReads(qemu), conn, {
+            ...send,
+            back: halfCloseWritable(qemu),
+          });
         } finally {
           conn.close();
         }
@@ -117,6 +122,15 @@ export interface TunnelReceiveOptions {
   readonly listen: Address;
   /** QEMU, resident: feed each session into QEMU's `migrate-incoming` socket. */
   readonly toQemu?: Endpoint;
+  /**
+   * QEMU, with `toQemu`: carry QEMU's return path (what the destination
+   * QEMU writes back goes to the source QEMU), which libvirt turns on. The
+   * source then waits for the destination to load the whole stream before
+   * it ends it, so the stream's end cannot be held until the digests
+   * compare: a corrupted stream is caught by the verdict after the fact,
+   * and by QEMU's own checks, not before the destination reads its end.
+   */
+  readonly returnPath?: boolean;
   /** Xen: the command that gets the rebuilt stream (default `xl migrate-receive`). */
   readonly command?: readonly string[];
   /**
@@ -150,6 +164,9 @@ export async function tunnelReceive(
           return await receiveStream(conn, {
             format: "qemu",
             out: qemu.writable,
+            ...(options.returnPath
+              ? { back: qemu.readable, holdLast: false }
+              : {}),
           });
         } finally {
           try {
@@ -216,6 +233,21 @@ async function connectEndpoint(
       await new Promise((r) => setTimeout(r, 20));
     }
   }
+}
+
+/**
+ * `conn`'s writing half as a stream whose close only shuts that half
+ * (`closeWrite`), so the stream read from `conn` still ends with EOF.
+ */
+function halfCloseWritable(conn: Deno.Conn): WritableStream<Uint8Array> {
+  return new WritableStream({
+    async write(chunk) {
+      for (let off = 0; off < chunk.length;) {
+        off += await conn.write(chunk.subarray(off));
+      }
+    },
+    close: () => conn.closeWrite().catch(() => {}),
+  });
 }
 
 /** QEMU's local socket (the source's `--serve`): local, so no TLS. */

@@ -155,6 +155,12 @@ export function tunnelCommand(
         'resident: feed each session into the destination QEMU\'s migrate-incoming "unix:PATH", for ever',
       ).argParser(endpoint),
     )
+    .addOption(
+      new Option(
+        "--return-path",
+        "with --to-qemu: carry QEMU's return path back to the source (libvirt turns it on); the stream's end is then not held until the digests compare",
+      ),
+    )
     .addOption(tlsDirOption())
     .addOption(tlsAuthzOption())
     .addOption(insecurePlainOption())
@@ -165,6 +171,7 @@ export function tunnelCommand(
           format: "qemu",
           listen: o.listen,
           toQemu: o.toQemu,
+          returnPath: o.returnPath === true,
           security: await listenSecurityFrom(o),
         })
       );

@@ -4,9 +4,10 @@
  *
  * It delimits the file header, the CONFIGURATION section, the "ram"
  * section's START/PART/END sections (RAM setup, page records, EOS, section
- * footers) and hands everything else over as opaque bytes. Once it meets a
+ * footers), COMMANDs (OPEN_RETURN_PATH, PING: libvirt turns return-path
+ * on) and hands everything else over as opaque bytes. Once it meets a
  * section it cannot length-delimit (a device's SECTION_FULL, EOF, a
- * COMMAND, an unknown iterable section, an unknown RAM flag) it switches to
+ * PACKAGED command, an unknown iterable section, an unknown RAM flag) it switches to
  * *tail mode*: every later byte is opaque. Concatenating every event's
  * `bytes` gives back the stream byte for byte, whatever was recognised.
  *
@@ -429,10 +430,29 @@ export class QemuStreamParser {
         this.#state = "ramRecords";
         return pos + 5;
       }
+      case QemuSection.COMMAND: {
+        // 0x08, be16 command, be16 length, length bytes: delimited, except
+        // MIG_CMD_PACKAGED, whose length word is followed by a whole
+        // packaged stream (post-copy). libvirt turns return-path on, and
+        // QEMU then opens the stream with OPEN_RETURN_PATH and PING.
+        need(buf, pos, 5);
+        const cmd = (buf[pos + 1] << 8) | buf[pos + 2];
+        const len = (buf[pos + 3] << 8) | buf[pos + 4];
+        if (cmd !== MIG_CMD_PACKAGED) {
+          need(buf, pos, 5 + len);
+          events.push({
+            kind: "opaque",
+            bytes: buf.subarray(pos, pos + 5 + len),
+          });
+          return pos + 5 + len;
+        }
+        this.#tail = true;
+        this.#what = "device state";
+        return pos;
+      }
       case QemuSection.FULL:
       case QemuSection.EOF:
       case QemuSection.VMDESCRIPTION:
-      case QemuSection.COMMAND:
         // Device state, the end, or a command: not length-delimited here.
         // Device sections follow the last RAM section, so this is the tail.
         this.#tail = true;
@@ -713,6 +733,9 @@ export class QemuStreamParser {
     this.#tailReason = reason;
   }
 }
+
+/** QEMU's `MIG_CMD_PACKAGED`: a COMMAND that carries a nested stream. */
+const MIG_CMD_PACKAGED = 8;
 
 function need(buf: Uint8Array, pos: number, n: number): void {
   if (pos + n > buf.length) throw NEED_MORE;

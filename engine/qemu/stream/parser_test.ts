@@ -185,3 +185,33 @@ Deno.test({
     assert.ok(events.filter((e) => e.kind === "page" && !e.zero).length > 2048);
   },
 });
+
+Deno.test("parser: return-path COMMANDs before the RAM section (as libvirt's QEMU sends) stay delimited: the pages are still pages", () => {
+  // the "ram" SECTION_START: 0x01, be32 id, len 3, "ram"
+  let at = -1;
+  for (let i = 8; i < fixture.length - 9 && at < 0; i++) {
+    if (
+      fixture[i] === 0x01 && fixture[i + 5] === 3 &&
+      fixture[i + 6] === 0x72 && fixture[i + 7] === 0x61 &&
+      fixture[i + 8] === 0x6d
+    ) at = i;
+  }
+  assert.ok(at > 0, "the fixture has a ram section");
+  const commands = new Uint8Array([
+    ...[0x08, 0, 1, 0, 0], // MIG_CMD_OPEN_RETURN_PATH, no data
+    ...[0x08, 0, 2, 0, 4, 0, 0, 0, 1], // MIG_CMD_PING 1
+  ]);
+  const stream = new Uint8Array(fixture.length + commands.length);
+  stream.set(fixture.subarray(0, at));
+  stream.set(commands, at);
+  stream.set(fixture.subarray(at), at + commands.length);
+  const pages = (s: Uint8Array) =>
+    parseQemuStream(s).filter((e) => e.kind === "page").length;
+  assert.ok(pages(fixture) > 0);
+  assert.equal(pages(stream), pages(fixture));
+  assert.ok(same(rebuildStream(parseQemuStream(stream)), stream));
+  assert.deepEqual(
+    roundTrip(stream, [1, 7, 4096]),
+    roundTrip(stream, [stream.length]),
+  );
+});
