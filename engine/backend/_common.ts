@@ -78,7 +78,12 @@ export async function streamTunnel(
 }
 
 /** The tunnel's part of a report, in one sentence (the summary's `tunnel` line). */
-export function tunnelNote(stats: StreamStats | null, format: string): string {
+export function tunnelNote(
+  stats:
+    | Pick<StreamStats, "wireBytes" | "streamBytes" | "pages" | "zeroPages">
+    | null,
+  format: string,
+): string {
   return stats
     ? `${stats.wireBytes} bytes on the hakobu wire for a ${stats.streamBytes}-byte ${format} stream (${stats.pages} pages, ${stats.zeroPages} zero)`
     : "no statistics (the tunnel did not finish)";

@@ -41,7 +41,13 @@ import { MigrationError } from "../errors.ts";
 import { PAGE_SIZE, type Plan } from "../plan.ts";
 import type { MigrationProgress } from "../precopy.ts";
 import type { MigrationReport, RoundReport, StreamVerdict } from "../report.ts";
-import type { StreamStats } from "../stream/send.ts";
+import {
+  type LibvirtTunnel,
+  type LibvirtTunnelStats,
+  startLibvirtTunnel,
+} from "./_libvirt_tunnel.ts";
+
+export type { LibvirtTunnel, LibvirtTunnelStats } from "./_libvirt_tunnel.ts";
 import { Steering } from "../steering.ts";
 import type { SecurityFlags } from "../transport/secure/security.ts";
 import { requireSecurity, round0Codecs, tunnelNote } from "./_common.ts";
@@ -67,6 +73,9 @@ export const HOLD_DOWNTIME_MS = 1;
 
 /** The max downtime (ms) set at the plan's `switchover`: QEMU switches over at its next check. */
 export const SWITCHOVER_DOWNTIME_MS = 60_000;
+
+/** Most milliseconds without job stats before a steered migration is aborted. */
+export const BLIND_LIMIT_MS = 30_000;
 
 /** How often the job's stats are read while the migration runs, ms. */
 const POLL_MS = 250;
@@ -156,42 +165,20 @@ export function parseLibvirtTarget(target: string): string {
 }
 
 /**
- * hakobu's stream tunnel in a libvirt migration: the source's hypervisor
- * sends to `params.migrateUri` (the tunnel's source end), the tunnel feeds
- * the destination's hypervisor listening at `params.listenAddress`.
- */
-export interface LibvirtTunnel {
-  /** The migration's `migrate_uri` and `listen_address` parameters. */
-  readonly params: {
-    /** Where the source's hypervisor sends the stream, e.g. `tcp://127.0.0.1:49152`. */
-    readonly migrateUri: string;
-    /** Where the destination's hypervisor listens for it, e.g. `127.0.0.2`. */
-    readonly listenAddress: string;
-  };
-  /** The tunnel's check of the stream, once the migration completed. */
-  verdict(): Promise<StreamVerdict>;
-  /** What the tunnel counted (null until it finished). */
-  readonly stats: StreamStats | null;
-  /** Stops the tunnel. */
-  close(): Promise<void> | void;
-}
-
-/**
- * Starts hakobu's tunnel for one libvirt migration (`--tunnel`). The seam
- * for `_libvirt_tunnel.ts`: until it is wired in, asking for the tunnel
- * fails before anything is touched.
+ * Starts hakobu's tunnel for one libvirt migration (`--tunnel`): both ends
+ * on this host (`_libvirt_tunnel.ts` says how they run on two), the plan's
+ * round-0 codec chain on its channels, paced at the plan's bandwidth.
  */
 function startTunnel(
-  _plan: Plan,
-  _security: SecurityFlags,
-  source: string,
+  plan: Plan,
+  security: SecurityFlags,
 ): Promise<LibvirtTunnel> {
-  return Promise.reject(
-    new BackendError(
-      `Cannot put hakobu's tunnel in the migration of "${source}": this build has no libvirt tunnel yet; migrate without --tunnel (libvirt's own transport)`,
-      { field: "tunnel" },
-    ),
-  );
+  return startLibvirtTunnel({
+    codecs: round0Codecs(plan),
+    bandwidth: plan.bandwidth,
+    ...(plan.channels === undefined ? {} : { channels: plan.channels }),
+    security,
+  });
 }
 
 /** What the `libvirt` backend reports: the common report and what libvirt said. */
@@ -215,7 +202,7 @@ export interface LibvirtBackendReport extends MigrationReport {
   /** The completed job's stats on the destination (`raw` fields), when libvirt kept them. */
   readonly completedJob: Readonly<Record<string, unknown>> | null;
   /** The tunnel's statistics, when the migration went through hakobu's tunnel. */
-  readonly tunnel: StreamStats | null;
+  readonly tunnel: LibvirtTunnelStats | null;
 }
 
 /** One reading of the job's counters. */
@@ -338,7 +325,7 @@ class LibvirtBackend implements Backend {
         }
       }
       if (this.#tunnel) {
-        tunnel = await startTunnel(plan, security!, this.source);
+        tunnel = await startTunnel(plan, security!);
       }
       return await this.#run(plan, src, dst, dom, destUri, tunnel, options);
     } finally {
@@ -382,8 +369,10 @@ class LibvirtBackend implements Backend {
       (persistent
         ? MigrateFlags.PERSIST_DEST | MigrateFlags.UNDEFINE_SOURCE
         : 0);
+    // With hakobu's tunnel the tunnel paces its own link (wire bytes, after
+    // the codecs); libvirt's max speed would pace the raw stream as well.
     const params: MigrateParams = {
-      ...(plan.bandwidth === null
+      ...(plan.bandwidth === null || tunnel
         ? {}
         : { bandwidthMiBs: Math.max(1, Math.round(plan.bandwidth / 2 ** 20)) }),
       ...(tunnel?.params ?? {}),
@@ -395,13 +384,17 @@ class LibvirtBackend implements Backend {
       holdSet = true;
     };
     dom.setMaxDowntime(HOLD_DOWNTIME_MS);
-    if (plan.bandwidth !== null) dom.setMaxSpeed(params.bandwidthMiBs!);
+    if (params.bandwidthMiBs !== undefined) {
+      dom.setMaxSpeed(params.bandwidthMiBs);
+    }
     notes.libvirt = `virDomainMigrateToURI3 to ${destUri}, flags ${
       persistent
         ? "LIVE|PEER2PEER|PERSIST_DEST|UNDEFINE_SOURCE"
         : "LIVE|PEER2PEER"
     }, max downtime ${HOLD_DOWNTIME_MS} ms until the policy's switchover, ${
-      plan.bandwidth === null
+      tunnel
+        ? "libvirt's max speed as it was (hakobu's tunnel paces its link)"
+        : plan.bandwidth === null
         ? "max speed as libvirt had it (unpaced)"
         : `max speed ${params.bandwidthMiBs} MiB/s`
     }`;
@@ -534,16 +527,51 @@ class LibvirtBackend implements Backend {
       }`,
     );
     let failure: LibvirtError | Error | null = null;
+    // The policy only acts through the job-stats polls: if they stop
+    // answering (the binding skips a poll whose call fails), libvirt would
+    // run on unsteered, and an unsteered pre-copy may never end. Past
+    // BLIND_LIMIT_MS without stats the migration is aborted.
+    let lastStatsAt = performance.now();
+    const blindWatch = setInterval(() => {
+      if (abortReason !== null || switchoverAt !== null) return;
+      const blindMs = performance.now() - lastStatsAt;
+      if (blindMs > BLIND_LIMIT_MS) {
+        abortReason = `aborted: no job stats from libvirt for ${
+          Math.round(blindMs / 1000)
+        } s: hakobu cannot steer a migration it cannot see`;
+        act(() => dom.abortJob(), "aborting the job");
+      }
+    }, 1000);
     try {
       await dom.migrate(destUri, {
         flags,
         params,
-        progress: { intervalMs: POLL_MS, onStats },
+        progress: {
+          intervalMs: POLL_MS,
+          // The binding swallows what a progress callback throws (progress
+          // output must not stop a migration); here the callback is the
+          // policy's only say, so a failure in it aborts the migration
+          // rather than letting libvirt run on unsteered.
+          onStats: (s) => {
+            lastStatsAt = performance.now();
+            try {
+              onStats(s);
+            } catch (e) {
+              if (abortReason === null && switchoverAt === null) {
+                abortReason = `aborted: steering failed at iteration ${
+                  s.memoryIteration ?? "?"
+                }: ${messageOf(e)}`;
+                act(() => dom.abortJob(), "aborting the job");
+              }
+            }
+          },
+        },
         signal: controller.signal,
       });
     } catch (e) {
       failure = e instanceof Error ? e : new Error(String(e));
     } finally {
+      clearInterval(blindWatch);
       options.signal?.removeEventListener("abort", onAbort);
     }
     const endedAt = performance.now();
@@ -609,7 +637,7 @@ class LibvirtBackend implements Backend {
           detail: `the stream check failed: ${messageOf(e)}`,
         }))
         : null;
-      if (tunnel) notes.tunnel = tunnelNote(tunnel.stats, "QEMU");
+      if (tunnel) notes.tunnel = tunnelNote(tunnel.stats(), "QEMU");
       if (knobError) notes.knobs = knobError;
       const libvirtMessage = failure instanceof LibvirtError
         ? failure.libvirtMessage
@@ -690,7 +718,7 @@ class LibvirtBackend implements Backend {
         sourceState,
         destinationState,
         completedJob: completedJob?.raw ?? null,
-        tunnel: tunnel?.stats ?? null,
+        tunnel: tunnel?.stats() ?? null,
       };
     } finally {
       there?.free();
