@@ -317,10 +317,16 @@ async function probeResult(
   return null;
 }
 
+/**
+ * The JSON lines of dom0's console output that start with `prefix`. The
+ * console merges stdout and stderr, so a progress bar's clear-line escape
+ * can lead a line: escapes are dropped first.
+ */
 function jsonLines(out: string, prefix: string): Record<string, unknown>[] {
-  return out.split("\n").map((l) => l.replace(/\r/g, "").trim()).filter((l) =>
-    l.startsWith(prefix)
-  ).map((l) => {
+  return out.split("\n").map((l) =>
+    // deno-lint-ignore no-control-regex
+    l.replace(/\r/g, "").replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").trim()
+  ).filter((l) => l.startsWith(prefix)).map((l) => {
     try {
       return JSON.parse(l) as Record<string, unknown>;
     } catch {
@@ -472,7 +478,7 @@ export async function migrateOnce(
       ? jsonLines(r.out, '{"ok"')
       : undefined,
     ...(via === "policy" || via === "policy-tunnel"
-      ? { policy, policyResult: jsonLines(r.out, '{"domid"')[0] ?? null }
+      ? { policy, policyResult: jsonLines(r.out, '{"verified"')[0] ?? null }
       : {}),
     downtimeMs: typeof probe?.downtimeMs === "number" ? probe.downtimeMs : null,
     probe,
@@ -486,7 +492,9 @@ export async function migrateOnce(
       `workload n ${w0.n} -> ${m.nAfter} (boot ${m.bootId}) intact=${memoryIntact}` +
       (probing ? `, downtime ${m.downtimeMs ?? "?"} ms (probe)` : "") +
       (pr
-        ? `; hakobu: ${pr.rounds} rounds, ${pr.imageBytes} B image, ${pr.totalMs} ms, suspend request → report ${pr.downtimeMs} ms`
+        ? `; hakobu: ${
+          Array.isArray(pr.rounds) ? pr.rounds.length : "?"
+        } rounds, ${pr.imageBytes} B image, ${pr.totalTimeMs} ms, downtime ${pr.downtimeMs} ms`
         : ""),
   );
   return m;
