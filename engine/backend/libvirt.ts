@@ -57,6 +57,7 @@ import {
   type BackendFactory,
   type BackendMigrateOptions,
   type BackendOpenOptions,
+  type RemoteTunnelReceiver,
 } from "./backend.ts";
 
 const TARGET_FORM =
@@ -76,6 +77,18 @@ export const SWITCHOVER_DOWNTIME_MS = 60_000;
 
 /** Most milliseconds without job stats before a steered migration is aborted. */
 export const BLIND_LIMIT_MS = 30_000;
+
+/** `HAKOBU_TRACE_LIBVIRT=1`: every poll and decision on stderr (for chasing a lab run). */
+const TRACE = (() => {
+  try {
+    return Deno.env.get("HAKOBU_TRACE_LIBVIRT") === "1";
+  } catch {
+    return false; // no --allow-env
+  }
+})();
+
+/** How long a finished migration's report waits for a knob call libvirt still holds, ms. */
+const KNOB_WAIT_MS = 5_000;
 
 /** How often the job's stats are read while the migration runs, ms. */
 const POLL_MS = 250;
@@ -172,12 +185,18 @@ export function parseLibvirtTarget(target: string): string {
 function startTunnel(
   plan: Plan,
   security: SecurityFlags,
+  remote: RemoteTunnelReceiver | undefined,
 ): Promise<LibvirtTunnel> {
   return startLibvirtTunnel({
     codecs: round0Codecs(plan),
     bandwidth: plan.bandwidth,
     ...(plan.channels === undefined ? {} : { channels: plan.channels }),
     security,
+    ...(remote === undefined ? {} : {
+      remoteReceiver: remote.at,
+      port: remote.migrationPort,
+      destinationListen: remote.listenAddress,
+    }),
   });
 }
 
@@ -248,11 +267,13 @@ class LibvirtBackend implements Backend {
   readonly source: string;
   readonly #where: LibvirtSource;
   readonly #tunnel: boolean;
+  readonly #remote: RemoteTunnelReceiver | undefined;
 
   constructor(where: LibvirtSource, options: BackendOpenOptions) {
     this.source = `libvirt:${where.uri}/${where.domain}`;
     this.#where = where;
-    this.#tunnel = options.tunnel ?? false;
+    this.#remote = options.tunnelReceiver;
+    this.#tunnel = (options.tunnel ?? false) || this.#remote !== undefined;
   }
 
   async migrate(
@@ -325,7 +346,7 @@ class LibvirtBackend implements Backend {
         }
       }
       if (this.#tunnel) {
-        tunnel = await startTunnel(plan, security!);
+        tunnel = await startTunnel(plan, security!, this.#remote);
       }
       return await this.#run(plan, src, dst, dom, destUri, tunnel, options);
     } finally {
@@ -354,6 +375,12 @@ class LibvirtBackend implements Backend {
     const steering = new Steering(plan, { memoryBytes });
     const codecs = tunnel ? round0Codecs(plan) : ["libvirt"];
     const rounds: RoundReport[] = [];
+    const trace = TRACE
+      ? (m: string) =>
+        console.error(
+          `[libvirt ${name} ${(performance.now() - t0).toFixed(0)} ms] ${m}`,
+        )
+      : null;
     const notes: Record<string, string> = {};
     let iteration = 0;
     let prev: Snap | null = null;
@@ -379,10 +406,6 @@ class LibvirtBackend implements Backend {
     };
     // Before the job exists, so QEMU never switches over on its own from the
     // start; set again once the job runs (libvirt applies its parameters then).
-    const hold = () => {
-      dom.setMaxDowntime(HOLD_DOWNTIME_MS);
-      holdSet = true;
-    };
     dom.setMaxDowntime(HOLD_DOWNTIME_MS);
     if (params.bandwidthMiBs !== undefined) {
       dom.setMaxSpeed(params.bandwidthMiBs);
@@ -399,21 +422,52 @@ class LibvirtBackend implements Backend {
         : `max speed ${params.bandwidthMiBs} MiB/s`
     }`;
 
-    const act = (what: () => void, label: string): void => {
-      try {
-        what();
-      } catch (e) {
-        knobError ??= `${label}: ${messageOf(e)}`;
-      }
+    // Every knob turned while the job runs goes through a Worker: libvirt
+    // can hold a call back behind the migration's own nested jobs, and a
+    // call waiting on this thread would stop the polls and every timer (an
+    // abort once waited here until QEMU had completed the migration).
+    const knobs: Promise<void>[] = [];
+    const act = (what: () => Promise<void>, label: string): void => {
+      const at = performance.now();
+      knobs.push(
+        what().then(
+          () =>
+            trace?.(
+              `${label}: done in ${(performance.now() - at).toFixed(0)} ms`,
+            ),
+          (e) => {
+            trace?.(
+              `${label}: failed after ${
+                (performance.now() - at).toFixed(0)
+              } ms: ${messageOf(e)}`,
+            );
+            knobError ??= `${label}: ${messageOf(e)}`;
+          },
+        ),
+      );
+    };
+    const abortJob = (reason: string): void => {
+      if (abortReason !== null) return;
+      abortReason = reason;
+      act(() => dom.abortJobAsync(), "aborting the job");
     };
 
     const onStats = (s: JobStats): void => {
+      trace?.(
+        `poll: active ${s.active}, iteration ${s.memoryIteration}, remaining ${s.memoryRemaining}, processed ${s.dataProcessed}`,
+      );
       if (!s.active) return;
       last = s;
       const now = performance.now();
       if (s.memoryPageSize) ps = s.memoryPageSize;
       if (s.memoryTotal) memoryBytes = s.memoryTotal;
-      if (!holdSet && switchoverAt === null) act(hold, "holding max downtime");
+      if (!holdSet && switchoverAt === null) {
+        holdSet = true;
+        act(
+          () => dom.setMaxDowntimeAsync(HOLD_DOWNTIME_MS),
+          "holding max downtime",
+        );
+      }
       const it = s.memoryIteration ?? 0;
       const snap = snapOf(s, now, ps);
       if (it >= 1 && prev === null) {
@@ -488,19 +542,20 @@ class LibvirtBackend implements Backend {
         reason,
       };
       rounds.push(report);
+      trace?.(`round ${round}: ${decision}: ${reason}`);
       options.onRound?.(report);
       prev = snap;
       roundStartDirty = stats.dirtyPages;
       if (decision === "switchover") {
         switchoverAt = snap;
         act(
-          () => dom.setMaxDowntime(SWITCHOVER_DOWNTIME_MS),
+          () => dom.setMaxDowntimeAsync(SWITCHOVER_DOWNTIME_MS),
           "raising max downtime for the switchover",
         );
       } else if (decision === "abort") {
-        abortReason =
-          `aborted by policy "${plan.name}" after round ${round}: ${reason}`;
-        act(() => dom.abortJob(), "aborting the job");
+        abortJob(
+          `aborted by policy "${plan.name}" after round ${round}: ${reason}`,
+        );
       }
     };
 
@@ -535,11 +590,13 @@ class LibvirtBackend implements Backend {
     const blindWatch = setInterval(() => {
       if (abortReason !== null || switchoverAt !== null) return;
       const blindMs = performance.now() - lastStatsAt;
+      if (blindMs > 1000) trace?.(`no job stats for ${blindMs.toFixed(0)} ms`);
       if (blindMs > BLIND_LIMIT_MS) {
-        abortReason = `aborted: no job stats from libvirt for ${
-          Math.round(blindMs / 1000)
-        } s: hakobu cannot steer a migration it cannot see`;
-        act(() => dom.abortJob(), "aborting the job");
+        abortJob(
+          `aborted: no job stats from libvirt for ${
+            Math.round(blindMs / 1000)
+          } s: hakobu cannot steer a migration it cannot see`,
+        );
       }
     }, 1000);
     try {
@@ -548,21 +605,21 @@ class LibvirtBackend implements Backend {
         params,
         progress: {
           intervalMs: POLL_MS,
-          // The binding swallows what a progress callback throws (progress
-          // output must not stop a migration); here the callback is the
-          // policy's only say, so a failure in it aborts the migration
-          // rather than letting libvirt run on unsteered.
           onStats: (s) => {
             lastStatsAt = performance.now();
-            try {
-              onStats(s);
-            } catch (e) {
-              if (abortReason === null && switchoverAt === null) {
-                abortReason = `aborted: steering failed at iteration ${
-                  s.memoryIteration ?? "?"
-                }: ${messageOf(e)}`;
-                act(() => dom.abortJob(), "aborting the job");
-              }
+            onStats(s);
+          },
+          // The callback is the policy's only say: a failure in it aborts
+          // the migration rather than letting libvirt run on unsteered. A
+          // failed poll is only traced; BLIND_LIMIT_MS bounds a run of them.
+          onError: (e, during) => {
+            trace?.(`${during} failed: ${messageOf(e)}`);
+            if (during === "callback" && switchoverAt === null) {
+              abortJob(
+                `aborted: steering failed at iteration ${iteration}: ${
+                  messageOf(e)
+                }`,
+              );
             }
           },
         },
@@ -575,6 +632,22 @@ class LibvirtBackend implements Backend {
       options.signal?.removeEventListener("abort", onAbort);
     }
     const endedAt = performance.now();
+    // The knobs' outcomes belong in the report; one that libvirt still holds
+    // back after KNOB_WAIT_MS is noted as such rather than waited for.
+    let knobWait: ReturnType<typeof setTimeout> | undefined;
+    const settled = await Promise.race([
+      Promise.allSettled(knobs).then(() => true),
+      new Promise<false>((resolve) => {
+        knobWait = setTimeout(() => resolve(false), KNOB_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(knobWait);
+    if (!settled) {
+      knobError ??=
+        `a call to libvirt (max downtime or abort) had not returned ${
+          KNOB_WAIT_MS / 1000
+        } s after the migration ended`;
+    }
     // A policy's abort that lost the race with QEMU's completion completes.
     const completed = failure === null;
     const aborted = !completed && abortReason !== null;
@@ -603,8 +676,17 @@ class LibvirtBackend implements Backend {
       const lastStats: JobStats | null = last;
       const fin = completedJob ?? lastStats;
       const finSnap = fin ? snapOf(fin, endedAt, ps) : null;
-      if (completed && prev !== null && finSnap) {
-        const from: Snap = prev;
+      if (completed && finSnap) {
+        // No poll saw the first full copy when QEMU finished before one
+        // came (a small or idle guest): the final round is all of it.
+        const from: Snap = prev ?? {
+          t: t0,
+          elapsedMs: 0,
+          wire: 0,
+          pages: 0,
+          normal: 0,
+          constant: 0,
+        };
         const pages = Math.max(0, finSnap.pages - from.pages);
         rounds.push({
           round: rounds.length === 0 ? 0 : rounds.at(-1)!.round + 1,

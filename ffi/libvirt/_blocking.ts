@@ -44,6 +44,18 @@ export type BlockingRequest =
     readonly kind: "open";
     readonly uri: string;
     readonly readOnly: boolean;
+  }
+  /**
+   * `virDomainAbortJob`: it can wait for the domain's job lock (libvirt
+   * queues an abort behind a nested job of the migration), so it must not
+   * block the event loop that polls the job.
+   */
+  | { readonly kind: "abortJob"; readonly dom: bigint }
+  /** `virDomainMigrateSetMaxDowntime` (ms), for the same reason. */
+  | {
+    readonly kind: "setMaxDowntime";
+    readonly dom: bigint;
+    readonly ms: number;
   };
 
 /** What the Worker answers. */

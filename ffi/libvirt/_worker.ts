@@ -38,6 +38,22 @@ function handle(req: BlockingRequest): BlockingReply {
         ? { kind: "libvirt-error", error: readLastError() }
         : { kind: "ok", value: rc };
     }
+    case "abortJob": {
+      const rc = lib.virDomainAbortJob(Deno.UnsafePointer.create(req.dom));
+      return rc < 0
+        ? { kind: "libvirt-error", error: readLastError() }
+        : { kind: "ok", value: rc };
+    }
+    case "setMaxDowntime": {
+      const rc = lib.virDomainMigrateSetMaxDowntime(
+        Deno.UnsafePointer.create(req.dom),
+        BigInt(req.ms),
+        0,
+      );
+      return rc < 0
+        ? { kind: "libvirt-error", error: readLastError() }
+        : { kind: "ok", value: rc };
+    }
     case "open": {
       const open = req.readOnly
         ? lib.virConnectOpenReadOnly

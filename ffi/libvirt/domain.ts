@@ -20,7 +20,7 @@
  * @module
  */
 
-import { runBlocking } from "./_blocking.ts";
+import { type BlockingRequest, runBlocking } from "./_blocking.ts";
 import { domainName, domainUuid, takeStatsRecords } from "./_pointers.ts";
 import { takeCString } from "./_libc.ts";
 import {
@@ -85,14 +85,21 @@ export interface MigrateOptions {
   readonly params?: MigrateParams;
   /**
    * Poll the job's stats while the migration runs and hand each to
-   * `onStats` (on the main thread; its exceptions are ignored). Polls that
-   * fail (no job yet, or over already) are skipped.
+   * `onStats` (on the main thread). A poll that fails (no job yet, or over
+   * already) or an `onStats` that throws goes to `onError`; without one,
+   * both are skipped and the migration goes on.
    */
   readonly progress?: {
     /** Poll period, ms (default 500). */
     readonly intervalMs?: number;
     /** Called with each poll's stats. */
     readonly onStats: (stats: JobStats) => void;
+    /**
+     * Called with what a poll (`during: "poll"`, a {@link LibvirtError}) or
+     * `onStats` (`during: "callback"`) threw. Whoever steers the migration
+     * through `onStats` decides here whether to abort it.
+     */
+    readonly onError?: (error: unknown, during: "poll" | "callback") => void;
   };
   /** Aborting it aborts the migration's job (`virDomainAbortJob`, retried until the job exists). */
   readonly signal?: AbortSignal;
@@ -397,6 +404,68 @@ export class LibvirtDomain implements Disposable {
   }
 
   /**
+   * {@link abortJob} on a Worker's thread: libvirt can hold an abort back
+   * until a nested job of the migration ends (seconds), and a call that
+   * waits on the main thread stops every timer, the job-stats polls
+   * included. Resolves once libvirt has taken the abort.
+   *
+   * @throws {LibvirtError} (as a rejection) e.g. `OPERATION_INVALID` when
+   *   no job runs.
+   */
+  abortJobAsync(): Promise<void> {
+    return this.#onWorker(
+      (dom) => ({ kind: "abortJob", dom }),
+      this.#ctx(
+        "virDomainAbortJob",
+        `Cannot abort the job of domain "${this.name}"`,
+      ),
+    );
+  }
+
+  /**
+   * {@link setMaxDowntime} on a Worker's thread, so a migration's job lock
+   * held by libvirt never blocks the event loop (see {@link abortJobAsync}).
+   *
+   * @throws {LibvirtError} (as a rejection)
+   */
+  setMaxDowntimeAsync(ms: number): Promise<void> {
+    return this.#onWorker(
+      (dom) => ({ kind: "setMaxDowntime", dom, ms }),
+      this.#ctx(
+        "virDomainMigrateSetMaxDowntime",
+        `Cannot set the max downtime of domain "${this.name}" to ${ms} ms`,
+      ),
+    );
+  }
+
+  /** Runs one domain call on a Worker, holding a reference on the domain meanwhile. */
+  async #onWorker(
+    request: (dom: bigint) => BlockingRequest,
+    ctx: LibvirtCallContext,
+  ): Promise<void> {
+    const dom = this.handle;
+    unwrap(libvirt().virDomainRef(dom), { ...ctx, call: "virDomainRef" });
+    try {
+      const reply = await runBlocking(
+        request(BigInt(Deno.UnsafePointer.value(dom))),
+      );
+      if (reply.kind === "libvirt-error") {
+        throw new LibvirtError(ctx, reply.error);
+      }
+      if (reply.kind === "error") {
+        throw new LibvirtError(ctx, {
+          code: 0,
+          errorDomain: 0,
+          level: 2,
+          message: reply.message,
+        });
+      }
+    } finally {
+      libvirt().virDomainFree(dom);
+    }
+  }
+
+  /**
    * Starts measuring how fast the guest dirties its memory
    * (`virDomainStartDirtyRateCalc`, what `virsh domdirtyrate-calc` runs):
    * QEMU samples for `seconds`, in the background; the result then shows in
@@ -469,16 +538,15 @@ export class LibvirtDomain implements Disposable {
     const onAbort = () => {
       const tryAbort = () => {
         if (done) return;
-        try {
-          this.abortJob();
-        } catch (e) {
+        this.abortJobAsync().catch((e) => {
           // No job yet (the migration is still starting): try again shortly.
           if (
-            e instanceof LibvirtError && e.code === ErrorCode.OPERATION_INVALID
+            !done && e instanceof LibvirtError &&
+            e.code === ErrorCode.OPERATION_INVALID
           ) {
             timers.push(setTimeout(tryAbort, 100));
           }
-        }
+        });
       };
       tryAbort();
     };
@@ -493,19 +561,27 @@ export class LibvirtDomain implements Disposable {
     }
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.progress) {
-      const { onStats, intervalMs = 500 } = options.progress;
+      const { onStats, onError, intervalMs = 500 } = options.progress;
+      // An onError that throws itself is ignored: a poll must never stop
+      // the timer that makes the next one.
+      const report = (e: unknown, during: "poll" | "callback") => {
+        try {
+          onError?.(e, during);
+        } catch { /* see above */ }
+      };
       timers.push(setInterval(() => {
         if (done) return;
         let stats: JobStats;
         try {
           stats = this.jobStats();
-        } catch {
+        } catch (e) {
+          report(e, "poll");
           return;
         }
         try {
           onStats(stats);
-        } catch {
-          // progress output must not stop the migration
+        } catch (e) {
+          report(e, "callback");
         }
       }, intervalMs));
     }

@@ -924,6 +924,35 @@ Deno.test({
 
 Deno.test({
   name:
+    "libvirt: abort-job and max downtime on a Worker bring libvirt's error back, and the handle stays usable",
+  ignore: !haveLibvirt,
+  async fn() {
+    using conn = LibvirtConnection.open(URI);
+    using dom = conn.lookupDomain("test");
+    for (
+      const [call, f] of [
+        ["virDomainAbortJob", () => dom.abortJobAsync()],
+        ["virDomainMigrateSetMaxDowntime", () => dom.setMaxDowntimeAsync(5)],
+      ] as const
+    ) {
+      await assert.rejects(
+        f,
+        (e: unknown) =>
+          e instanceof LibvirtError && e.call === call &&
+          e.code === ErrorCode.NO_SUPPORT && e.domainName === "test" &&
+          e.uri === URI &&
+          e.libvirtMessage ===
+            `this function is not supported by the connection driver: ${call}`,
+        call,
+      );
+    }
+    // The Worker's reference on the domain was its own.
+    assert.equal(dom.state().stateName, "running");
+  },
+});
+
+Deno.test({
+  name:
     "libvirt: migrate fails with libvirt's message read on the Worker's thread",
   ignore: !haveLibvirt,
   async fn() {
