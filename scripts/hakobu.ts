@@ -27,6 +27,7 @@ import { workloadByName, workloadNames } from "../engine/sim/mod.ts";
 import { MAX_CHANNELS } from "../engine/plan.ts";
 import { migrateCommand, sourceFormsHelp } from "./_cli/migrate.ts";
 import {
+  address,
   bandwidth,
   duration,
   integer,
@@ -172,6 +173,21 @@ export function buildCli(setExit: (code: number) => void): Command {
       "--tunnel",
       "libvirt: put hakobu's stream tunnel (the policy's codecs, verified) in libvirt's migration",
     )
+    .option(
+      "--tunnel-receiver <host:port>",
+      "libvirt, two hosts: the tunnel's receiving end already runs on the destination (tunnel.ts qemu receive --listen HOST:PORT --to-qemu ADDR:PORT --return-path); only the sending end starts here (implies --tunnel)",
+      address,
+    )
+    .option(
+      "--migration-port <port>",
+      "with --tunnel-receiver: the destination QEMU's migration port, the port of that receiver's --to-qemu",
+      integer({ min: 1, max: 65535 }),
+    )
+    .option(
+      "--listen-address <addr>",
+      "with --tunnel-receiver: where the destination QEMU listens, the host of that receiver's --to-qemu",
+      "127.0.0.1",
+    )
     .option("--report <file>", "write the JSON report to this file")
     .option("--html <file>", "write the HTML report with charts to this file")
     .option("--json", "print the report as JSON instead of tables")
@@ -180,7 +196,17 @@ export function buildCli(setExit: (code: number) => void): Command {
     .addOption(tlsNameOption())
     .addOption(tlsIdentityOption())
     .addOption(insecurePlainOption())
-    .action(async (o) => {
+    .action(async (o, cmd) => {
+      if (o.tunnelReceiver !== undefined && o.migrationPort === undefined) {
+        cmd.error(
+          "--tunnel-receiver: give --migration-port too, the port of that receiver's --to-qemu (the destination QEMU listens there)",
+        );
+      }
+      if (o.tunnelReceiver === undefined && o.migrationPort !== undefined) {
+        cmd.error(
+          "--migration-port: only with --tunnel-receiver (a tunnel started here picks a free port itself)",
+        );
+      }
       const plan = await planFrom(o.policy, o.bandwidth, o.channels);
       // Only a target on hakobu's link needs a security choice (the backend
       // says so when it gets none): xen's xl receivers do not.
@@ -194,6 +220,13 @@ export function buildCli(setExit: (code: number) => void): Command {
         seed: o.seed,
         dirtyRate: o.dirtyRate,
         ...(o.tunnel ? { tunnel: true } : {}),
+        ...(o.tunnelReceiver === undefined ? {} : {
+          tunnelReceiver: {
+            at: `${o.tunnelReceiver.hostname}:${o.tunnelReceiver.port}`,
+            migrationPort: o.migrationPort!,
+            listenAddress: o.listenAddress,
+          },
+        }),
         plan,
         report: o.report,
         html: o.html,

@@ -103,6 +103,31 @@ Deno.test("hakobu rejects bad input with messages that name it", async () => {
     /Cannot parse destination "localhost": expected HOST:PORT/,
   );
 
+  // A tunnel receiver on the destination host feeds a QEMU port of its own:
+  // without it the migration cannot be set up, and it means nothing alone.
+  const lv = [
+    "migrate",
+    "--from",
+    "libvirt:test:///default/test",
+    "--to",
+    "libvirt:test:///default",
+  ];
+  const noPort = await hakobu([...lv, "--tunnel-receiver", "10.0.0.2:4445"]);
+  assert.equal(noPort.code, 1, noPort.stderr);
+  assert.match(
+    noPort.stderr,
+    /--tunnel-receiver: give --migration-port too, the port of that receiver's --to-qemu/,
+  );
+  const portAlone = await hakobu([...lv, "--migration-port", "49152"]);
+  assert.equal(portAlone.code, 1, portAlone.stderr);
+  assert.match(
+    portAlone.stderr,
+    /--migration-port: only with --tunnel-receiver/,
+  );
+  const badReceiver = await hakobu([...lv, "--tunnel-receiver", "kvm2"]);
+  assert.notEqual(badReceiver.code, 0);
+  assert.match(badReceiver.stderr, /--tunnel-receiver: .*expected HOST:PORT/);
+
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/bad.ts`, "export const notDefault = 1;\n");
     const policy = await hakobu(["plan", "--policy", `${dir}/bad.ts`]);

@@ -21,7 +21,8 @@
  * there (by the host's service manager, or over ssh):
  *
  * - destination host: `deno run -A scripts/tunnel.ts qemu receive --listen
- *   DST:T --to-qemu LISTEN_ADDRESS:P --tls-dir DIR [--tls-authz SRC]`
+ *   DST:T --to-qemu LISTEN_ADDRESS:P --return-path --tls-dir DIR
+ *   [--tls-authz SRC]`
  *   (LISTEN_ADDRESS an address of the destination that no other host can
  *   reach, e.g. 127.0.0.1 there);
  * - source host: `deno run -A scripts/tunnel.ts qemu send --serve
@@ -31,6 +32,10 @@
  *   LISTEN_ADDRESS (used by the destination QEMU, which listens on port P of
  *   it), i.e. `virsh migrate --live --p2p --migrateuri tcp://127.0.0.1:P
  *   --listen-address LISTEN_ADDRESS DOMAIN DST_URI`.
+ *
+ * `hakobu migrate --tunnel-receiver DST:T --migration-port P
+ * --listen-address LISTEN_ADDRESS` does the source host's part (the
+ * sender, and the migration): {@link LibvirtTunnelOptions.remoteReceiver}.
  *
  * One connection is one migration: do not combine it with
  * `MigrateFlags.PARALLEL` (multifd opens several connections, each of which
@@ -78,6 +83,13 @@ export interface LibvirtTunnelOptions {
   readonly receiverHost?: string;
   /** How to run the tunnel script on either side (default: this Deno and checkout). */
   readonly command?: ResidentCommand;
+  /**
+   * `HOST:PORT` of a receiving tunnel already running on the destination
+   * host (two real hosts: see the module's doc for its command line); then
+   * only the sender starts here, and `port` and `destinationListen` must
+   * be what that receiver's `--to-qemu` names.
+   */
+  readonly remoteReceiver?: string;
 }
 
 /** One migration's figures from the tunnel sender (its JSON line). */
@@ -170,13 +182,19 @@ export async function startLibvirtTunnel(
   const sourceHost = options.sourceHost ?? "127.0.0.1";
   const listenAddress = options.destinationListen ?? "127.0.0.2";
   const receiverHost = options.receiverHost ?? "127.0.0.1";
+  const remote = options.remoteReceiver;
+  if (remote !== undefined && options.port === undefined) {
+    throw new Error(
+      `A tunnel receiver on the destination (${remote}) feeds a destination QEMU port of its own (its --to-qemu): give that migration port too`,
+    );
+  }
   const port = options.port ?? freePort(sourceHost);
-  const tunnelPort = options.tunnelPort ?? freePort(receiverHost);
-  const receiverAt = `${receiverHost}:${tunnelPort}`;
+  const receiverAt = remote ??
+    `${receiverHost}:${options.tunnelPort ?? freePort(receiverHost)}`;
   let receiver: ResidentReceiver | null = null;
   let sender: ResidentSender | null = null;
   try {
-    receiver = await startResidentReceiver({
+    receiver = remote !== undefined ? null : await startResidentReceiver({
       ...options.command,
       listen: receiverAt,
       incoming: `tcp:${listenAddress}:${port}`,
@@ -201,7 +219,7 @@ export async function startLibvirtTunnel(
     throw e;
   }
   const s = sender;
-  const r = receiver;
+  const r = receiver; // null: the destination host runs it
   let last: LibvirtTunnelStats | null = null;
   return {
     params: { migrateUri: `tcp://${sourceHost}:${port}`, listenAddress },
@@ -224,7 +242,7 @@ export async function startLibvirtTunnel(
     stats: () => last,
     async close(): Promise<void> {
       await s.close();
-      await r.close();
+      await r?.close();
     },
   };
 }

@@ -100,6 +100,23 @@ export interface BackendOpenOptions {
    * verified. Default false: libvirt's own transport.
    */
   readonly tunnel?: boolean;
+  /**
+   * `libvirt`, two real hosts: the tunnel's receiving end already runs on
+   * the destination host (`tunnel.ts qemu receive --listen AT --to-qemu
+   * LISTEN_ADDRESS:MIGRATION_PORT --return-path`); only the sending end
+   * starts here. Implies `tunnel`.
+   */
+  readonly tunnelReceiver?: RemoteTunnelReceiver;
+}
+
+/** Where the receiving end of a libvirt migration's tunnel runs on the destination host. */
+export interface RemoteTunnelReceiver {
+  /** Its `--listen`, `HOST:PORT`, as this host reaches it. */
+  readonly at: string;
+  /** The destination QEMU's migration port, the port of its `--to-qemu`. */
+  readonly migrationPort: number;
+  /** libvirt's `listen_address` for the destination QEMU, the host of its `--to-qemu` (e.g. `127.0.0.1`: the destination's loopback). */
+  readonly listenAddress: string;
 }
 
 /**

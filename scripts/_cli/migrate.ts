@@ -12,6 +12,7 @@ import {
   type Backend,
   backendFactories,
   openBackend,
+  type RemoteTunnelReceiver,
 } from "../../engine/backend/mod.ts";
 import type { Plan } from "../../engine/plan.ts";
 import { type MigrationReport, migrationStatus } from "../../engine/report.ts";
@@ -39,6 +40,8 @@ export interface MigrateCommandOptions {
   live?: boolean;
   /** `libvirt`: hakobu's stream tunnel in libvirt's migration (`--tunnel`). */
   tunnel?: boolean;
+  /** `libvirt`: the tunnel's receiving end on the destination host (`--tunnel-receiver`). */
+  tunnelReceiver?: RemoteTunnelReceiver;
   /** The target, in the form the source's backend takes. */
   to: string;
   /** TLS credentials, or plain TCP (asked for by name), for hakobu's link (receiver or tunnel); the backend refuses a target on that link without it. */
@@ -70,6 +73,9 @@ export async function migrateCommand(
     ...(opts.dirtyRate === undefined ? {} : { dirtyRate: opts.dirtyRate }),
     ...(opts.live === undefined ? {} : { live: opts.live }),
     ...(opts.tunnel === undefined ? {} : { tunnel: opts.tunnel }),
+    ...(opts.tunnelReceiver === undefined
+      ? {}
+      : { tunnelReceiver: opts.tunnelReceiver }),
   });
   return await runMigration(backend, opts.plan, opts.to, opts);
 }
