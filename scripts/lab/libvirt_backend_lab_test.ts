@@ -28,9 +28,9 @@ import { libvirtBackend } from "../../engine/backend/libvirt.ts";
 import type { LibvirtBackendReport } from "../../engine/backend/libvirt.ts";
 import { migrationStatus } from "../../engine/report.ts";
 import { generateCredentials } from "../../engine/transport/secure/generate.ts";
-import { retryingTcgFaults, TcgGuestFault } from "./guest_fault.ts";
+import { retryingTcgFaults } from "./guest_fault.ts";
 import {
-  LibvirtGuestError,
+  asTcgFault,
   type LibvirtLab,
   libvirtLabUnavailable,
   startLibvirtLab,
@@ -44,13 +44,6 @@ const PORTS: [number, number] = [16511, 16512];
 
 /** A migration still running after this long fails its step instead of hanging the run. */
 const MIGRATION_LIMIT_MS = 150_000;
-
-function tcgFault(e: unknown): unknown {
-  return e instanceof LibvirtGuestError &&
-      (e.kind === "crashed" || e.kind === "hung")
-    ? new TcgGuestFault(e.message, { cause: e })
-    : e;
-}
 
 function table(r: LibvirtBackendReport): string {
   return r.rounds.map((x) =>
@@ -129,7 +122,7 @@ async function run(): Promise<void> {
     assert.equal(r.sourceState, "running");
     assert.equal(r.destinationState, null);
     await lab.checkGuest("a", heavy, { since: mark, boot: h.check!.boot })
-      .catch((e) => Promise.reject(tcgFault(e)));
+      .catch((e) => Promise.reject(asTcgFault(e)));
     assert.equal(await lab.domainState("b", heavy), null, "not on b");
   }
 
@@ -158,7 +151,7 @@ async function run(): Promise<void> {
     assert.ok(r.rounds.every((x) => !x.final));
     assert.equal(r.sourceState, "running");
     await lab.checkGuest("a", heavy, { since: mark, boot: h.check!.boot })
-      .catch((e) => Promise.reject(tcgFault(e)));
+      .catch((e) => Promise.reject(asTcgFault(e)));
     assert.equal(await lab.domainState("b", heavy), null, "not on b");
   }
 
@@ -199,7 +192,7 @@ async function run(): Promise<void> {
     assert.equal(r.destinationState, "running");
     assert.equal(r.sourceState, null);
     await lab.checkGuest("b", heavy, { since: mark, boot: h.check!.boot })
-      .catch((e) => Promise.reject(tcgFault(e)));
+      .catch((e) => Promise.reject(asTcgFault(e)));
     assert.equal(await lab.domainState("a", heavy), null, "gone from a");
     await lab.destroyGuest("b", heavy);
   }
@@ -257,7 +250,7 @@ async function cliBack(
     assert.equal(r.rounds.at(-1).final, true);
     assert.deepEqual(JSON.parse(await Deno.readTextFile(`${dir}/r.json`)), r);
     await lab.checkGuest("a", name, { since: mark, boot })
-      .catch((e) => Promise.reject(tcgFault(e)));
+      .catch((e) => Promise.reject(asTcgFault(e)));
     assert.equal(await lab.domainState("b", name), null, "gone from b");
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -320,7 +313,7 @@ async function cliThroughTunnel(
     assert.ok(r.tunnel.pages > 0, "pages went through hakobu's codecs");
     assert.ok(r.tunnel.wireBytes > 0);
     await lab.checkGuest("b", name, { since: mark, boot })
-      .catch((e) => Promise.reject(tcgFault(e)));
+      .catch((e) => Promise.reject(asTcgFault(e)));
     assert.equal(await lab.domainState("a", name), null, "gone from a");
   } finally {
     await Deno.remove(dir, { recursive: true });

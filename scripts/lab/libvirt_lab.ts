@@ -27,6 +27,7 @@
  * @module
  */
 
+import { TcgGuestFault } from "./guest_fault.ts";
 import { Option } from "@commander-js/extra-typings";
 import { HakobuError } from "../../engine/errors.ts";
 import { integer, parsed } from "../_cli/options.ts";
@@ -90,6 +91,20 @@ export class LibvirtGuestError extends LibvirtLabError {
     super(message);
     this.kind = kind;
   }
+}
+
+/**
+ * A guest failure that is QEMU/TCG's rather than the migration's
+ * (`guest_fault.ts`): a guest that crashed, hung or booted again (a kernel
+ * panic or triple fault that reset it) becomes a {@link TcgGuestFault},
+ * which the lab tests retry a bounded number of times; lost data (`bad`)
+ * and every other error stay as they are and fail at once.
+ */
+export function asTcgFault(e: unknown): unknown {
+  return e instanceof LibvirtGuestError &&
+      (e.kind === "crashed" || e.kind === "hung" || e.kind === "rebooted")
+    ? new TcgGuestFault(e.message, { cause: e })
+    : e;
 }
 
 /** The lab's two hosts. */

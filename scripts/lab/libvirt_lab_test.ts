@@ -10,10 +10,10 @@
  */
 
 import assert from "node:assert/strict";
-import { retryingTcgFaults, TcgGuestFault } from "./guest_fault.ts";
+import { retryingTcgFaults } from "./guest_fault.ts";
 import { freePort } from "./qemu_guest.ts";
 import {
-  LibvirtGuestError,
+  asTcgFault,
   LibvirtLabError,
   libvirtLabProcesses,
   libvirtLabUnavailable,
@@ -55,12 +55,6 @@ Deno.test({
  * QEMU/TCG's fault (guest_fault.ts): retried. Lost data (`bad`), a guest not
  * running where it should, or any other failure fails at once.
  */
-function tcgFault(e: unknown): unknown {
-  return e instanceof LibvirtGuestError &&
-      (e.kind === "crashed" || e.kind === "hung")
-    ? new TcgGuestFault(e.message, { cause: e })
-    : e;
-}
 
 async function labRun(): Promise<void> {
   const t0 = performance.now();
@@ -100,7 +94,7 @@ async function labRun(): Promise<void> {
     const onB = await lab.checkGuest("b", name, {
       since: markB,
       boot: g.check.boot,
-    }).catch((e) => Promise.reject(tcgFault(e)));
+    }).catch((e) => Promise.reject(asTcgFault(e)));
     console.log(
       `  a -> b in ${ab.ms.toFixed(0)} ms; on b at ${secs()} s: ${onB.line}`,
     );
@@ -131,7 +125,7 @@ async function labRun(): Promise<void> {
     const onA = await lab.checkGuest("a", name, {
       since: markA,
       boot: g.check.boot,
-    }).catch((e) => Promise.reject(tcgFault(e)));
+    }).catch((e) => Promise.reject(asTcgFault(e)));
     console.log(
       `  b -> a through the proxy in ${ba.ms.toFixed(0)} ms (${
         (proxy.bytesUp / 2 ** 20).toFixed(1)

@@ -12,9 +12,9 @@
 import assert from "node:assert/strict";
 import { hakobu } from "../_cli/_cli_testing.ts";
 import { libvirtInventory } from "../rebalance/mod.ts";
-import { retryingTcgFaults, TcgGuestFault } from "./guest_fault.ts";
+import { retryingTcgFaults } from "./guest_fault.ts";
 import {
-  LibvirtGuestError,
+  asTcgFault,
   libvirtLabUnavailable,
   startLibvirtLab,
 } from "./libvirt_lab.ts";
@@ -37,12 +37,6 @@ Deno.test({
 });
 
 /** A guest that crashed or hung after a completed migration is QEMU/TCG's fault (guest_fault.ts): retried. */
-function tcgFault(e: unknown): unknown {
-  return e instanceof LibvirtGuestError &&
-      (e.kind === "crashed" || e.kind === "hung")
-    ? new TcgGuestFault(e.message, { cause: e })
-    : e;
-}
 
 async function run(): Promise<void> {
   const t0 = performance.now();
@@ -155,7 +149,7 @@ async function run(): Promise<void> {
       });
       console.log(`  ${check.line}`);
     } catch (e) {
-      throw tcgFault(e);
+      throw asTcgFault(e);
     }
 
     // 3. a second pass: balanced, nothing to do

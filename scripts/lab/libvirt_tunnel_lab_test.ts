@@ -15,9 +15,9 @@ import { join } from "node:path";
 import { startLibvirtTunnel } from "../../engine/backend/_libvirt_tunnel.ts";
 import { generateCredentials } from "../../engine/transport/secure/generate.ts";
 import { LibvirtConnection, MigrateFlags } from "../../ffi/libvirt/mod.ts";
-import { retryingTcgFaults, TcgGuestFault } from "./guest_fault.ts";
+import { retryingTcgFaults } from "./guest_fault.ts";
 import {
-  LibvirtGuestError,
+  asTcgFault,
   type LibvirtLab,
   libvirtLabUnavailable,
   startLibvirtLab,
@@ -29,13 +29,6 @@ if (why) console.warn(`skipping libvirt tunnel lab test: ${why}`);
 
 /** This test's own lab ports (the other libvirt lab tests use others at once). */
 const PORTS: [number, number] = [16541, 16542];
-
-function tcgFault(e: unknown): unknown {
-  return e instanceof LibvirtGuestError &&
-      (e.kind === "crashed" || e.kind === "hung")
-    ? new TcgGuestFault(e.message, { cause: e })
-    : e;
-}
 
 Deno.test({
   name:
@@ -104,7 +97,7 @@ async function run(pki: string): Promise<void> {
     const onB = await lab.checkGuest("b", name, {
       since: markB,
       boot: g.check.boot,
-    }).catch((e) => Promise.reject(tcgFault(e)));
+    }).catch((e) => Promise.reject(asTcgFault(e)));
     assert.equal(onB.status, "ok");
     assert.ok(onB.n > g.check.n, "the check counter went on, not restarted");
     assert.equal(await lab.domainState("a", name), null, "gone from a");
@@ -206,7 +199,7 @@ async function backThroughRemoteReceiver(
       .getReader().read();
     assert.match(line.value ?? "", /"ok":true/);
     await lab.checkGuest("a", name, { since: mark, boot })
-      .catch((e) => Promise.reject(tcgFault(e)));
+      .catch((e) => Promise.reject(asTcgFault(e)));
     assert.equal(await lab.domainState("b", name), null, "gone from b");
   } finally {
     try {
