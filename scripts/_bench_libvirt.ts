@@ -58,6 +58,8 @@ export interface BenchRun {
   readonly checkError: string | null;
   /** The tunnel's verdict (tunnel modes): verified or not. */
   readonly verified?: boolean;
+  /** The verdict's words (tunnel modes): what matched, or what failed. */
+  readonly verdictDetail?: string;
 }
 
 /** A mode's runs, or why the mode could not run. */

@@ -168,9 +168,11 @@ if (import.meta.main) {
         const ms = performance.now() - t0;
         let linkBytes = 0;
         let verified: boolean | undefined;
+        let verdictDetail: string | undefined;
         if (tunnel) {
           const v = await tunnel.verdict();
           verified = v.verified;
+          verdictDetail = v.detail;
           linkBytes = tunnel.stats()?.wireBytes ?? 0;
         } else {
           await proxy!.close();
@@ -185,7 +187,14 @@ if (import.meta.main) {
         await lab.checkGuest(to, name, { since: mark, boot }).catch((e) =>
           checkError = (e as Error).message.split("\n")[0]
         );
-        runs.push({ ms, downtimeMs, linkBytes, checkError, verified });
+        runs.push({
+          ms,
+          downtimeMs,
+          linkBytes,
+          checkError,
+          verified,
+          ...(verdictDetail === undefined ? {} : { verdictDetail }),
+        });
         console.log(
           `  ${MODE_LABELS[mode]} #${i + 1} -> ${to}: ${
             ms.toFixed(0)
@@ -194,7 +203,9 @@ if (import.meta.main) {
           } MiB on the link${
             verified === undefined
               ? ""
-              : `, verdict ${verified ? "verified" : "NOT verified"}`
+              : `, verdict ${
+                verified ? "verified" : `NOT verified (${verdictDetail})`
+              }`
           }, guest ${checkError ?? "ok"}`,
         );
       }

@@ -131,7 +131,7 @@ export interface LibvirtTunnel {
    * for the sender's line). Call once per migration, after it ended.
    */
   verdict(timeoutMs?: number): Promise<StreamVerdict>;
-  /** The figures of the last migration whose verdict was read, or null before any. */
+  /** The figures of the migration whose verdict was read last, or null (none read yet, or that migration failed). */
   stats(): LibvirtTunnelStats | null;
   /** Stops both ends. */
   close(): Promise<void>;
@@ -226,6 +226,8 @@ export async function startLibvirtTunnel(
     port,
     receiver: receiverAt,
     async verdict(timeoutMs = VERDICT_TIMEOUT_MS): Promise<StreamVerdict> {
+      // stats() speaks of this migration only, never of an earlier one.
+      last = null;
       const line = await s.next(timeoutMs);
       if (line === null) {
         return {
