@@ -120,6 +120,14 @@ export const DirtyRateCalcFlags = {
   dirtyRing: 1 << 1,
 } as const;
 
+/** `virDomainMemoryFlags`: how {@link LibvirtDomain.memoryPeek}'s addresses are read (libvirt-domain.h). */
+export const MemoryFlags = {
+  /** `VIR_MEMORY_VIRTUAL`: guest virtual addresses (of the vCPU's current mappings). */
+  VIRTUAL: 1 << 0,
+  /** `VIR_MEMORY_PHYSICAL`: guest physical addresses. */
+  PHYSICAL: 1 << 1,
+} as const;
+
 /** `virDomainGetJobStatsFlags` (libvirt-domain.h). */
 export const JobStatsFlags = {
   /** `VIR_DOMAIN_JOB_STATS_COMPLETED`: the stats of the last completed job. */

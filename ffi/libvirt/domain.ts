@@ -28,6 +28,7 @@ import {
   domainStateName,
   ErrorCode,
   JobStatsFlags,
+  MemoryFlags,
   MigrateFlags,
   MigrateMaxSpeedFlags,
 } from "./constants.ts";
@@ -76,6 +77,9 @@ export interface JobStatsOptions {
   /** With `completed`: leave them for a later read (`VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED`). */
   readonly keepCompleted?: boolean;
 }
+
+/** Most bytes {@link LibvirtDomain.memoryPeek} reads per call (`REMOTE_DOMAIN_MEMORY_PEEK_BUFFER_MAX` of libvirt's remote protocol). */
+export const MEMORY_PEEK_MAX_BYTES = 65536;
 
 /** Options of {@link LibvirtDomain.migrate}. */
 export interface MigrateOptions {
@@ -401,6 +405,48 @@ export class LibvirtDomain implements Disposable {
         `Cannot abort the job of domain "${this.name}"`,
       ),
     );
+  }
+
+  /**
+   * Reads `size` bytes of the guest's memory at guest-physical address
+   * `start` (`virDomainMemoryPeek` with `VIR_MEMORY_PHYSICAL`; QEMU saves
+   * them with `pmemsave` into a file libvirt reads back). The guest keeps
+   * running; what it writes meanwhile may or may not show. libvirt's remote
+   * protocol carries at most {@link MEMORY_PEEK_MAX_BYTES} per call.
+   *
+   * @throws {RangeError} for a size that is not a whole number from 1 to
+   *   {@link MEMORY_PEEK_MAX_BYTES}, or a negative start.
+   * @throws {LibvirtError} e.g. `NO_SUPPORT` (the test driver),
+   *   `OPERATION_INVALID` (the domain is not running).
+   */
+  memoryPeek(start: number, size: number): Uint8Array<ArrayBuffer> {
+    if (!Number.isInteger(size) || size < 1 || size > MEMORY_PEEK_MAX_BYTES) {
+      throw new RangeError(
+        `Cannot read ${size} bytes of domain "${this.name}"'s memory at once: libvirt's remote protocol carries 1 to ${MEMORY_PEEK_MAX_BYTES} bytes per call`,
+      );
+    }
+    if (!Number.isSafeInteger(start) || start < 0) {
+      throw new RangeError(
+        `Cannot read domain "${this.name}"'s memory at ${start}: expected a guest-physical address ≥ 0`,
+      );
+    }
+    const out = new Uint8Array(size);
+    unwrap(
+      libvirt().virDomainMemoryPeek(
+        this.handle,
+        BigInt(start),
+        BigInt(size),
+        out,
+        MemoryFlags.PHYSICAL,
+      ),
+      this.#ctx(
+        "virDomainMemoryPeek",
+        `Cannot read ${size} bytes of domain "${this.name}"'s memory at 0x${
+          start.toString(16)
+        }`,
+      ),
+    );
+    return out;
   }
 
   /**

@@ -147,6 +147,11 @@ export const LIBVIRT_SYMBOLS = {
   },
   // int virDomainAbortJob(virDomainPtr dom);
   virDomainAbortJob: { parameters: ["pointer"], result: "i32" },
+  // int virDomainMemoryPeek(virDomainPtr dom, unsigned long long start, size_t size, void *buffer, unsigned int flags);
+  virDomainMemoryPeek: {
+    parameters: ["pointer", "u64", "usize", "buffer", "u32"],
+    result: "i32",
+  },
   // int virDomainStartDirtyRateCalc(virDomainPtr domain, int seconds, unsigned int flags);
   virDomainStartDirtyRateCalc: {
     parameters: ["pointer", "i32", "u32"],

@@ -23,6 +23,8 @@ import {
   LibvirtConnection,
   LibvirtError,
   ListDomainsFlags,
+  MEMORY_PEEK_MAX_BYTES,
+  MemoryFlags,
   MIGRATE_PARAM_MACROS,
   MigrateFlags,
   MigrateMaxSpeedFlags,
@@ -194,6 +196,7 @@ Deno.test({
       [JobType, (k) => `VIR_DOMAIN_JOB_${snake(k)}`],
       [MigrateFlags, (k) => `VIR_MIGRATE_${k}`],
       [MigrateMaxSpeedFlags, (k) => `VIR_DOMAIN_MIGRATE_MAX_SPEED_${k}`],
+      [MemoryFlags, (k) => `VIR_MEMORY_${k}`],
       [TypedParamType, (k) => `VIR_TYPED_PARAM_${snake(k)}`],
       [ErrorCode, (k) => `VIR_ERR_${k}`],
     ];
@@ -948,6 +951,32 @@ Deno.test({
     }
     // The Worker's reference on the domain was its own.
     assert.equal(dom.state().stateName, "running");
+  },
+});
+
+Deno.test({
+  name:
+    "libvirt: memoryPeek reads the bytes asked for, and refuses sizes the remote protocol cannot carry before calling libvirt",
+  ignore: !haveLibvirt,
+  fn() {
+    using conn = LibvirtConnection.open(URI);
+    using dom = conn.lookupDomain("test");
+    for (const size of [0, -1, 1.5, MEMORY_PEEK_MAX_BYTES + 1]) {
+      assert.throws(
+        () => dom.memoryPeek(0, size),
+        (e: unknown) =>
+          e instanceof RangeError &&
+          /carries 1 to 65536 bytes per call/.test(e.message),
+        String(size),
+      );
+    }
+    assert.throws(() => dom.memoryPeek(-4096, 4096), /guest-physical address/);
+    // The test driver's memory reads as each address's low byte: the
+    // bytes come back from where they were asked, all of them.
+    const at = 0x100005;
+    const got = dom.memoryPeek(at, MEMORY_PEEK_MAX_BYTES);
+    assert.equal(got.length, MEMORY_PEEK_MAX_BYTES);
+    assert.ok(got.every((b, i) => b === ((at + i) & 0xff)));
   },
 });
 
