@@ -15,6 +15,7 @@ import type {
   RoundStats,
 } from "../engine/plan.ts";
 import { codecByName, codecNames } from "../engine/codecs/registry.ts";
+import { roundLimitReason } from "../engine/steering.ts";
 import {
   DEFAULT_DEADLINES,
   MAX_BATCH_PAGES,
@@ -991,14 +992,8 @@ function _fromPolicy(p: Policy): Plan {
       if (_evaluate(name, "switchover", switchover, s)) {
         return ["switchover", `switchover: ${switchover.why(s)}`];
       }
-      if (s.round + 1 >= maxRounds) {
-        return [
-          "switchover",
-          `switchover: ${
-            s.round + 1
-          } rounds reached the limit of maxRounds ${maxRounds}`,
-        ];
-      }
+      const limit = roundLimitReason(maxRounds, s.round + 1);
+      if (limit !== null) return ["switchover", limit];
       return ["continue", `continue: ${switchover.why(s)}`];
     };
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { Plan } from "../engine/plan.ts";
+import { roundLimitReason, Steering } from "../engine/steering.ts";
 import { codec } from "./codec_spec.ts";
 import { compile, POLICY_DEFAULTS } from "./compile.ts";
 import { when } from "./conditions.ts";
@@ -418,6 +419,31 @@ Deno.test("contradictory bounds are rejected", () => {
       ),
     )
   );
+});
+
+Deno.test("a compiled plan applies maxRounds in Steering's words", () => {
+  const plan = compile(
+    policy("p").switchover(when.remainingBelow(MiB(1))).maxRounds(3),
+  );
+  const big = { remainingBytes: MiB(64) };
+  assert.equal(plan.decide(roundStats({ ...big, round: 1 })), "continue");
+  const last = roundStats({ ...big, round: 2 });
+  assert.equal(plan.decide(last), "switchover");
+  assert.equal(plan.reason?.(last), roundLimitReason(3, 3));
+  // the same wording whether the plan or the steering applies the limit
+  const steering = new Steering({
+    ...plan,
+    reason: undefined,
+    decide: () => "continue",
+  });
+  const step = steering.decide({
+    round: 2,
+    ...big,
+    bytesSent: 0,
+    rawBytesSent: 0,
+  });
+  assert.equal(step.override, "maxRounds");
+  assert.equal(step.reason, plan.reason?.(last));
 });
 
 Deno.test("maxRounds below the rounds a switchover needs is rejected", () => {

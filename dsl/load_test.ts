@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { Plan } from "../engine/plan.ts";
+import { Steering } from "../engine/steering.ts";
 import { loadPolicy } from "./load.ts";
 import { roundSeries, roundStats } from "./stats.ts";
 import { Gbit, GiB, MBps, MiB, minutes } from "./units.ts";
@@ -212,3 +214,73 @@ Deno.test("loadPolicy: examples/policies/convergence_schedule.ts ramps with stal
     [{ ...rate, round: 3, elapsedMs: minutes(10) + 1, history: [] }, "abort"],
   ]);
 });
+
+/**
+ * Runs migrations under one plan, each with its own Steering (as each
+ * backend keeps one per migration), each until its first answer other than
+ * continue; `remaining[m][r]` is migration m's MiB left after round r.
+ * Interleaved: round r of every migration before round r + 1 of any.
+ */
+function steer(
+  plan: Plan,
+  remaining: readonly (readonly number[])[],
+  interleaved: boolean,
+): string[][] {
+  const decisions: string[][] = remaining.map(() => []);
+  const steerings = remaining.map(() => new Steering(plan, { now: () => 0 }));
+  const step = (m: number, round: number): void => {
+    const done = decisions[m].at(-1);
+    if (round >= remaining[m].length || (done && done !== "continue")) return;
+    decisions[m].push(
+      steerings[m].decide({
+        round,
+        remainingBytes: MiB(remaining[m][round]),
+        bytesSent: 0,
+        rawBytesSent: 0,
+        elapsedMs: (round + 1) * 1000,
+      }).decision,
+    );
+  };
+  const rounds = Math.max(...remaining.map((r) => r.length));
+  if (interleaved) {
+    for (let r = 0; r < rounds; r++) {
+      for (let m = 0; m < remaining.length; m++) step(m, r);
+    }
+  } else {
+    for (let m = 0; m < remaining.length; m++) {
+      for (let r = 0; r < rounds; r++) step(m, r);
+    }
+  }
+  return decisions;
+}
+
+for (
+  const [file, remaining, alone] of [
+    [
+      "converge.ts",
+      // a shrinks by more than 10% each round; b stops shrinking at round 1
+      [[64, 40, 30, 20], [4, 3.9]],
+      [
+        ["continue", "continue", "continue", "continue"],
+        ["continue", "switchover"],
+      ],
+    ],
+    [
+      "low_level.ts",
+      // a still shrinks at round 5; b has stalled since round 0
+      [[400, 300, 200, 150, 100, 90, 80], [80, 80, 80, 80, 80, 80]],
+      [
+        Array(7).fill("continue"),
+        [...Array(5).fill("continue"), "switchover"],
+      ],
+    ],
+  ] as const
+) {
+  Deno.test(`examples/policies/${file}: two migrations under one plan, their rounds interleaved, decide as each would alone`, async () => {
+    const plan = await loadPolicy(join(ROOT, "examples/policies", file));
+    assert.deepEqual(steer(plan, remaining, false), alone);
+    assert.deepEqual(steer(plan, remaining, true), alone);
+    // and again: nothing carried over from the migrations before
+    assert.deepEqual(steer(plan, remaining, true), alone);
+  });
+}

@@ -5,16 +5,18 @@
  * migration as data (tables, charts and HTML of it are in `report/`).
  *
  * Read in this order: `plan.ts` (what a policy tells the engine),
- * `steering.ts` (how every backend asks it), `driver.ts` (what a
- * hypervisor offers), `codecs/`, `wire/`, `precopy.ts` (source side),
- * `receiver.ts` (destination side), `report.ts`, `backend/` (sim, QEMU and
- * Xen behind one interface).
+ * `steering.ts` (how every backend asks it), `round_report.ts` (how a
+ * backend reports a round it steered), `driver.ts` (what a hypervisor
+ * offers), `codecs/`, `wire/`, `precopy.ts` (source side), `receiver.ts`
+ * (destination side), `report.ts`, `backend/` (sim, QEMU and Xen behind one
+ * interface).
  *
  * @module
  */
 
 export * from "./plan.ts";
 export * from "./steering.ts";
+export * from "./round_report.ts";
 export * from "./driver.ts";
 export * from "./errors.ts";
 export * from "./digest.ts";

@@ -31,7 +31,17 @@ import {
   type Plan,
   type RoundStats,
 } from "./plan.ts";
-import { Steering, type SteeringCounters } from "./steering.ts";
+import {
+  decidedRoundReport,
+  type FinalRound,
+  finalRoundReport,
+  type RoundTraffic,
+} from "./round_report.ts";
+import {
+  Steering,
+  type SteeringCounters,
+  type SteeringStep,
+} from "./steering.ts";
 import type {
   ChannelRoundReport,
   MigrationReport,
@@ -301,19 +311,9 @@ class SourceSession {
           sendRate: durationMs > 0 ? sent.rawBytes / (durationMs / 1000) : 0,
           wireRate: durationMs > 0 ? sent.wireBytes / (durationMs / 1000) : 0,
         });
-        const after = step.stats;
         decision = step.decision;
         reason = step.reason;
-        prev = this.#roundReport(
-          round,
-          false,
-          sent,
-          durationMs,
-          after,
-          count,
-          decision,
-          reason,
-        );
+        prev = this.#roundReport(step, sent, durationMs);
         if (decision !== "continue") break;
         round++;
       }
@@ -359,14 +359,13 @@ class SourceSession {
       this.#endDowntimeBound();
       const downtimeMs = readyAt - pauseAt;
       this.#roundReport(
-        finalRound,
-        true,
+        {
+          round: finalRound,
+          reason:
+            `switchover: ${reason}; receiver applied ${ready.pagesApplied} pages`,
+        },
         sent,
         readyAt - pauseAt,
-        { ...finalStats, dirtyRate: 0, sendRate: 0, wireRate: 0 },
-        0,
-        "final",
-        `switchover: ${reason}; receiver applied ${ready.pagesApplied} pages`,
       );
 
       // Verification: both sides hash their memory; the receiver compares,
@@ -588,19 +587,13 @@ class SourceSession {
     };
   }
 
+  /** Reports a round (live when `step` is a decision, else stop-and-copy). */
   #roundReport(
-    round: number,
-    final: boolean,
+    step: SteeringStep | FinalRound,
     sent: RoundTally,
     durationMs: number,
-    after: RoundStats,
-    remainingPages: number,
-    decision: Decision | "final",
-    reason: string,
   ): RoundReport {
-    const report: RoundReport = {
-      round,
-      final,
+    const traffic: RoundTraffic = {
       dirtyPages: sent.pages,
       pagesSent: sent.pages,
       rawBytes: sent.rawBytes,
@@ -609,13 +602,10 @@ class SourceSession {
       channels: sent.channels,
       codecs: sent.codecs,
       durationMs,
-      dirtyRate: after.dirtyRate,
-      sendRate: after.sendRate,
-      wireRate: after.wireRate,
-      remainingPages,
-      decision,
-      reason,
     };
+    const report = "stats" in step
+      ? decidedRoundReport(step, traffic)
+      : finalRoundReport(step, traffic);
     this.#rounds.push(report);
     this.#opts.onRound?.(report);
     return report;

@@ -9,18 +9,15 @@
  * throws or answers nonsense aborts), each with one wording.
  *
  * The native engine (`precopy.ts`), the QEMU driver and the Xen save loop
- * each keep one `Steering` per migration; so does any new backend.
+ * each keep one `Steering` per migration; so does any new backend. The
+ * statistics are built by its private half `_round_meter.ts`, which the
+ * stream tunnel's codec chooser uses alone (there the hypervisor decides).
  *
  * @module
  */
 
-import {
-  type Decision,
-  PAGE_SIZE,
-  type Plan,
-  type RoundHistoryEntry,
-  type RoundStats,
-} from "./plan.ts";
+import type { Decision, Plan, RoundHistoryEntry, RoundStats } from "./plan.ts";
+import { RoundMeter } from "./_round_meter.ts";
 
 /** The part of a {@link Plan} that steering consults. */
 export type SteeringPlan =
@@ -174,13 +171,7 @@ const DECISIONS: ReadonlySet<string> = new Set([
  */
 export class Steering {
   readonly #plan: SteeringPlan;
-  readonly #now: () => number;
-  readonly #t0: number;
-  #memoryBytes: number;
-  #pageSize: number;
-  readonly #history: RoundHistoryEntry[] = [];
-  /** The previous decision point: when, and the byte counters then. */
-  #prev = { elapsedMs: 0, bytesSent: 0, rawBytesSent: 0 };
+  readonly #meter: RoundMeter;
 
   /**
    * Starts steering one migration under `plan`; its clock starts now.
@@ -190,20 +181,17 @@ export class Steering {
    */
   constructor(plan: SteeringPlan, options: SteeringOptions = {}) {
     this.#plan = plan;
-    this.#now = options.now ?? (() => performance.now());
-    this.#t0 = this.#now();
-    this.#memoryBytes = options.memoryBytes ?? 0;
-    this.#pageSize = options.pageSize ?? PAGE_SIZE;
+    this.#meter = new RoundMeter(options);
   }
 
   /** Milliseconds since the migration started, on the steering's clock. */
   get elapsedMs(): number {
-    return this.#now() - this.#t0;
+    return this.#meter.elapsedMs;
   }
 
   /** The decision points so far, oldest first. */
   get history(): readonly RoundHistoryEntry[] {
-    return this.#history;
+    return this.#meter.history;
   }
 
   /** The plan's `maxRounds`. */
@@ -216,34 +204,7 @@ export class Steering {
    * chooser (`codecsFor`) before a round, or for progress. Records nothing.
    */
   stats(counters: SteeringCounters): RoundStats {
-    if (counters.memoryBytes !== undefined) {
-      this.#memoryBytes = counters.memoryBytes;
-    }
-    if (counters.pageSize !== undefined) this.#pageSize = counters.pageSize;
-    const ps = this.#pageSize;
-    const elapsedMs = counters.elapsedMs ?? this.elapsedMs;
-    const secs = (elapsedMs - this.#prev.elapsedMs) / 1000;
-    const perSecond = (bytes: number): number =>
-      secs > 0 ? Math.max(0, bytes) / secs : 0;
-    const dirtyPages = counters.dirtyPages ??
-      Math.ceil((counters.remainingBytes ?? 0) / ps);
-    const remainingBytes = counters.remainingBytes ?? dirtyPages * ps;
-    return {
-      round: counters.round,
-      dirtyPages,
-      remainingBytes,
-      dirtyRate: counters.dirtyRate ?? perSecond(dirtyPages * ps),
-      sendRate: counters.sendRate ??
-        perSecond(counters.rawBytesSent - this.#prev.rawBytesSent),
-      wireRate: counters.wireRate ??
-        perSecond(counters.bytesSent - this.#prev.bytesSent),
-      elapsedMs,
-      bytesSent: counters.bytesSent,
-      rawBytesSent: counters.rawBytesSent,
-      memoryBytes: this.#memoryBytes,
-      pageSize: ps,
-      history: this.#history.slice(),
-    };
+    return this.#meter.stats(counters);
   }
 
   /**
@@ -254,19 +215,9 @@ export class Steering {
    * (the source runs on), with the plan's error as the reason.
    */
   decide(counters: SteeringCounters): SteeringStep {
-    const stats = this.stats(counters);
+    const stats = this.#meter.stats(counters);
     const step = this.#ask(stats);
-    this.#history.push({
-      round: stats.round,
-      remainingBytes: stats.remainingBytes,
-      dirtyRate: stats.dirtyRate,
-      elapsedMs: stats.elapsedMs,
-    });
-    this.#prev = {
-      elapsedMs: stats.elapsedMs,
-      bytesSent: stats.bytesSent,
-      rawBytesSent: stats.rawBytesSent,
-    };
+    this.#meter.mark(stats);
     return step;
   }
 

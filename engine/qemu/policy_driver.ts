@@ -45,6 +45,7 @@ import { PAGE_SIZE, type Plan } from "../plan.ts";
 import type { MigrationProgress } from "../precopy.ts";
 import type { MigrationReport, RoundReport, StreamVerdict } from "../report.ts";
 import { MigrationError } from "../errors.ts";
+import { decidedRoundReport, finalRoundReport } from "../round_report.ts";
 import { Steering } from "../steering.ts";
 import type {
   QmpClient,
@@ -196,9 +197,7 @@ export async function migrateQemu(
       memoryBytes: ram.total,
       pageSize: ps,
     });
-    const report: RoundReport = {
-      round,
-      final: false,
+    const report = decidedRoundReport({ stats, decision, reason }, {
       dirtyPages: roundStartDirty,
       pagesSent: pages,
       rawBytes: pages * ps,
@@ -206,13 +205,7 @@ export async function migrateQemu(
       codecMix: mixOf(prev, snap),
       codecs,
       durationMs: now - prev.t,
-      dirtyRate: stats.dirtyRate,
-      sendRate: stats.sendRate,
-      wireRate: stats.wireRate,
-      remainingPages: stats.dirtyPages,
-      decision,
-      reason,
-    };
+    });
     rounds.push(report);
     options.onRound?.(report);
     prev = snap;
@@ -269,9 +262,12 @@ export async function migrateQemu(
       const snap = snapOf(ram, now);
       const from: Snap = switchoverSnap ?? prev;
       const pages = snap.pages - (prev as Snap).pages;
-      rounds.push({
+      rounds.push(finalRoundReport({
         round: rounds.length,
-        final: true,
+        reason: switchoverAt === null
+          ? "QEMU switched over on its own (nothing left or within its downtime-limit)"
+          : "stop-and-copy after the policy's switchover",
+      }, {
         dirtyPages: roundStartDirty,
         pagesSent: pages,
         rawBytes: pages * ps,
@@ -279,15 +275,7 @@ export async function migrateQemu(
         codecMix: mixOf(prev, snap),
         codecs,
         durationMs: now - from.t,
-        dirtyRate: 0,
-        sendRate: 0,
-        wireRate: 0,
-        remainingPages: 0,
-        decision: "final",
-        reason: switchoverAt === null
-          ? "QEMU switched over on its own (nothing left or within its downtime-limit)"
-          : "stop-and-copy after the policy's switchover",
-      });
+      }));
     }
     let destinationStatus: string | null = null;
     if (options.destination && st === "completed") {

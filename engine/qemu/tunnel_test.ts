@@ -12,6 +12,7 @@ import {
   type TunnelSendOptions,
 } from "./tunnel.ts";
 import type { StreamStats } from "../stream/send.ts";
+import type { RoundStats } from "../plan.ts";
 import { concatBytes } from "../bytes.ts";
 
 const fixture = firmwareStream();
@@ -359,6 +360,54 @@ Deno.test("tunnel: delta announced in a later round decodes against pages kept f
   assert.equal(s.fallbackReason, null);
   assert.ok((s.codecPages.delta ?? 0) > 0, JSON.stringify(s.codecPages));
   assert.deepEqual(r.codecPages, s.codecPages);
+});
+
+Deno.test("tunnel: the codec chooser sees each round's statistics as Steering builds them, with the wire's own rate", async () => {
+  const stream = multiPassStream(4);
+  const [a, b] = memoryDuplex();
+  const out = collector();
+  const seen: RoundStats[] = [];
+  const plan = {
+    name: "watching",
+    codecsFor: (st: RoundStats) => {
+      seen.push(st);
+      return [{ name: "zero" }, { name: "lz4" }];
+    },
+  };
+  const [s] = await Promise.all([
+    sendQemuStream(source(stream), a, {
+      plan: plan as NonNullable<TunnelSendOptions["plan"]>,
+      batchPages: 64,
+    }),
+    receiveQemuStream(b, out.sink),
+  ]);
+  assert.ok(same(out.bytes(), stream));
+  assert.deepEqual(seen.map((st) => st.round), [...Array(s.rounds).keys()]);
+  for (const st of seen) {
+    // the hypervisor decides: nothing is left to count, no decision history
+    assert.deepEqual(
+      [st.dirtyPages, st.remainingBytes, st.dirtyRate, st.pageSize],
+      [0, 0, 0, 4096],
+    );
+    assert.deepEqual(st.history, []);
+    assert.ok(st.memoryBytes > 0);
+  }
+  // Between two rounds' choices, sendRate and wireRate cover the same
+  // span: their ratio is the round's wire bytes over its page bytes.
+  let compared = 0;
+  for (let k = 2; k < seen.length; k++) {
+    const raw = seen[k].rawBytesSent - seen[k - 1].rawBytesSent;
+    const wire = seen[k].bytesSent - seen[k - 1].bytesSent;
+    if (raw === 0) continue;
+    assert.ok(seen[k].sendRate > 0 && seen[k].wireRate > 0);
+    const expected = seen[k].sendRate * wire / raw;
+    assert.ok(
+      Math.abs(seen[k].wireRate - expected) <= 1e-6 * expected,
+      `round ${k}: wireRate ${seen[k].wireRate}, expected ${expected}`,
+    );
+    compared++;
+  }
+  assert.ok(compared >= 2, `compared ${compared} rounds`);
 });
 
 Deno.test("tunnel: a source that fails mid-stream fails the sender with its error and aborts the receiver", async () => {

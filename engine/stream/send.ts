@@ -29,6 +29,7 @@ import {
   type Plan,
   type RoundStats,
 } from "../plan.ts";
+import { RoundMeter } from "../_round_meter.ts";
 import { EncoderPool } from "../pipeline/encoder_pool.ts";
 import { StreamHasher } from "../pipeline/stream_hasher.ts";
 import { channelOf } from "../pipeline/partition.ts";
@@ -206,6 +207,7 @@ export async function sendStream(
 ): Promise<StreamStats> {
   const stats = emptyStreamStats();
   const started = performance.now();
+  const meter = new RoundMeter();
   const format = options.format;
   const parser: StreamParser = format.createParser();
   const hash = new StreamHasher();
@@ -283,7 +285,9 @@ export async function sendStream(
     let round = 0;
     let roundStart = performance.now();
     let roundRaw = 0;
+    let roundWire = link.wireBytes;
     let lastSendRate = 0;
+    let lastWireRate = 0;
 
     // The pump: writes the channels' frames as they come, gives credits back.
     pump = (async () => {
@@ -311,23 +315,23 @@ export async function sendStream(
     };
     let closing = false;
 
-    const stats4 = (): RoundStats => ({
-      round,
-      dirtyPages: 0,
-      remainingBytes: 0,
-      dirtyRate: 0,
-      sendRate: lastSendRate,
-      wireRate: lastSendRate,
-      elapsedMs: performance.now() - started,
-      bytesSent: link.wireBytes,
-      rawBytesSent: stats.rawPageBytes,
-      memoryBytes: parser.pageCount * PAGE_SIZE,
-      pageSize: PAGE_SIZE,
-    });
+    // The chooser's statistics: the last round's rates, as Steering builds
+    // them (the hypervisor decides the rounds; nothing is left to count).
+    const chooserStats = (): RoundStats =>
+      meter.stats({
+        round,
+        dirtyPages: 0,
+        sendRate: lastSendRate,
+        wireRate: lastWireRate,
+        bytesSent: link.wireBytes,
+        rawBytesSent: stats.rawPageBytes,
+        memoryBytes: parser.pageCount * PAGE_SIZE,
+        pageSize: PAGE_SIZE,
+      });
     const selectChain = () => {
       p.chain(
         options.plan
-          ? options.plan.codecsFor(stats4())
+          ? options.plan.codecsFor(chooserStats())
           : options.codecs ?? [{ name: "zero" }],
       );
     };
@@ -375,8 +379,10 @@ export async function sendStream(
       await flushRecords();
       const secs = Math.max(1e-6, (performance.now() - roundStart) / 1000);
       lastSendRate = roundRaw / secs;
+      lastWireRate = (link.wireBytes - roundWire) / secs;
       roundStart = performance.now();
       roundRaw = 0;
+      roundWire = link.wireBytes;
       round++;
       selectChain();
     };

@@ -17,6 +17,7 @@
 
 import { PAGE_SIZE } from "../plan.ts";
 import type { RoundReport } from "../report.ts";
+import { decidedRoundReport, finalRoundReport } from "../round_report.ts";
 import type { PolicyCall } from "./save.ts";
 import { XgsPolicy } from "../../ffi/xen/xenguest.ts";
 
@@ -80,9 +81,18 @@ export function xenRoundReports(
     const secs = durationMs / 1000;
     const stoppedAfter = after !== undefined &&
       after.answer !== XgsPolicy.CONTINUE_PRECOPY;
-    rounds.push({
-      round: call.stats.iteration,
-      final: false,
+    const sendRate = secs > 0 ? (pages * ps) / secs : 0;
+    rounds.push(decidedRoundReport({
+      stats: {
+        round: call.stats.iteration,
+        dirtyPages: decisions[i + 1]?.stats.dirtyCount ?? 0,
+        dirtyRate: call.roundStats?.dirtyRate ?? 0,
+        sendRate,
+        wireRate: sendRate, // libxc sends pages raw
+      },
+      decision: stoppedAfter ? "switchover" : call.decision ?? "continue",
+      reason: (stoppedAfter ? after.reason : call.reason) ?? "",
+    }, {
       dirtyPages: pages,
       pagesSent: pages,
       rawBytes: pages * ps,
@@ -90,13 +100,7 @@ export function xenRoundReports(
       codecMix: { raw: pages },
       codecs: ["raw"],
       durationMs,
-      dirtyRate: call.roundStats?.dirtyRate ?? 0,
-      sendRate: secs > 0 ? (pages * ps) / secs : 0,
-      wireRate: secs > 0 ? (pages * ps) / secs : 0,
-      remainingPages: decisions[i + 1]?.stats.dirtyCount ?? 0,
-      decision: stoppedAfter ? "switchover" : call.decision ?? "continue",
-      reason: (stoppedAfter ? after.reason : call.reason) ?? "",
-    });
+    }));
     if (call.answer !== XgsPolicy.CONTINUE_PRECOPY || stoppedAfter) break;
   }
   const imageBytes = options.imageBytes ?? null;
@@ -107,9 +111,12 @@ export function xenRoundReports(
     const last = rounds[rounds.length - 1];
     rounds[rounds.length - 1] = { ...last, remainingPages: finalPages };
   }
-  rounds.push({
+  rounds.push(finalRoundReport({
     round: rounds.length,
-    final: true,
+    reason: imageBytes === null
+      ? "stop-and-copy: libxc sent the rest with the guest suspended (how much is unknown: the image size was not measured)"
+      : "stop-and-copy: libxc sent the rest with the guest suspended (pages estimated from the image bytes beyond the live rounds)",
+  }, {
     dirtyPages: finalPages,
     pagesSent: finalPages,
     rawBytes: finalPages * ps,
@@ -119,14 +126,6 @@ export function xenRoundReports(
     codecMix: { raw: finalPages },
     codecs: ["raw"],
     durationMs: options.downtimeMs ?? 0,
-    dirtyRate: 0,
-    sendRate: 0,
-    wireRate: 0,
-    remainingPages: 0,
-    decision: "final",
-    reason: imageBytes === null
-      ? "stop-and-copy: libxc sent the rest with the guest suspended (how much is unknown: the image size was not measured)"
-      : "stop-and-copy: libxc sent the rest with the guest suspended (pages estimated from the image bytes beyond the live rounds)",
-  });
+  }));
   return rounds;
 }

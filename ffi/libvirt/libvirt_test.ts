@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { FfiError, openLibrary } from "../_library.ts";
 import {
+  type CDialect,
   defineString,
   denoKind,
-  documentedParamType,
   enumValue,
   prototype,
   stripComments,
-} from "./_c_header.ts";
+} from "../_c_header.ts";
 import {
   decodeJobStats,
   decodeTypedParams,
@@ -78,6 +78,30 @@ const haveCc = haveHeaders && (() => {
   }
 })();
 
+/** libvirt's typedefs: every `virFooPtr` is a pointer. */
+const LIBVIRT: CDialect = { pointers: [/^vir\w*Ptr$/] };
+/** {@link LIBVIRT}, with the function typedef `virSetErrorFunc` takes. */
+const LIBVIRT_ERROR_FUNC: CDialect = {
+  pointers: [...LIBVIRT.pointers!, "virErrorFunc"],
+};
+
+/**
+ * The typed-parameter type a macro's doc comment names (`as
+ * VIR_TYPED_PARAM_ULLONG`, `Type is VIR_TYPED_PARAM_INT`), lower-cased
+ * (`"ullong"`); undefined when the comment names none.
+ */
+function documentedParamType(
+  text: string,
+  name: string,
+): string | undefined {
+  const m = new RegExp(
+    String
+      .raw`/\*\*\s*\n\s*\*\s*${name}:([\s\S]*?)\*/\s*#\s*define\s+${name}\b`,
+  ).exec(text);
+  const t = m && /VIR_TYPED_PARAM_([A-Z]+)/.exec(m[1]);
+  return t ? t[1].toLowerCase() : undefined;
+}
+
 /** Every libvirt header, concatenated (raw, and with comments stripped). */
 function headers(): { raw: string; text: string } {
   const raw = [...Deno.readDirSync(INCLUDE)]
@@ -113,7 +137,7 @@ Deno.test({
     const { text } = headers();
     let checked = 0;
     for (const [name, def] of Object.entries(LIBVIRT_SYMBOLS)) {
-      const proto = prototype(text, name, ["virErrorFunc"]);
+      const proto = prototype(text, name, LIBVIRT_ERROR_FUNC);
       const fn = def as Deno.ForeignFunction;
       assert.deepEqual(
         fn.parameters.map(denoKind),
@@ -134,7 +158,7 @@ Deno.test({
   ignore: !haveHeaders,
   fn() {
     const { text } = headers();
-    assert.deepEqual(prototype(text, "virDomainStartDirtyRateCalc"), {
+    assert.deepEqual(prototype(text, "virDomainStartDirtyRateCalc", LIBVIRT), {
       result: "i32",
       params: ["ptr", "i32", "u32"],
     });
@@ -154,28 +178,34 @@ Deno.test("libvirt: the prototype parser reads libvirt's declarations", () => {
       "  unsigned long long downtime, unsigned int flags);\n" +
       "void virSetErrorFunc(void *userData, virErrorFunc handler);\n",
   );
-  assert.deepEqual(prototype(h, "virConnectOpen"), {
+  assert.deepEqual(prototype(h, "virConnectOpen", LIBVIRT), {
     result: "ptr",
     params: ["ptr"],
   });
-  assert.deepEqual(prototype(h, "virConnectGetLibVersion"), {
+  assert.deepEqual(prototype(h, "virConnectGetLibVersion", LIBVIRT), {
     result: "i32",
     params: ["ptr", "ptr"],
   });
-  assert.deepEqual(prototype(h, "virNodeGetFreeMemory"), {
+  assert.deepEqual(prototype(h, "virNodeGetFreeMemory", LIBVIRT), {
     result: "u64",
     params: ["ptr"],
   });
-  assert.deepEqual(prototype(h, "virDomainMigrateSetMaxDowntime"), {
+  assert.deepEqual(prototype(h, "virDomainMigrateSetMaxDowntime", LIBVIRT), {
     result: "i32",
     params: ["ptr", "u64", "u32"],
   });
-  assert.deepEqual(prototype(h, "virSetErrorFunc", ["virErrorFunc"]), {
+  assert.deepEqual(prototype(h, "virSetErrorFunc", LIBVIRT_ERROR_FUNC), {
     result: "void",
     params: ["ptr", "ptr"],
   });
-  assert.throws(() => prototype(h, "virFake"), /No prototype for virFake/);
-  assert.throws(() => prototype(h, "virSetErrorFunc"), /Unknown C type/);
+  assert.throws(
+    () => prototype(h, "virFake", LIBVIRT),
+    /No prototype for virFake/,
+  );
+  assert.throws(
+    () => prototype(h, "virSetErrorFunc", LIBVIRT),
+    /Unknown C type/,
+  );
 });
 
 /** `cpuTotal` → `CPU_TOTAL`. */
@@ -498,7 +528,7 @@ Deno.test({
   fn() {
     const { text } = headers();
     for (const name of Object.keys(TP_SYMBOLS)) {
-      const proto = prototype(text, name);
+      const proto = prototype(text, name, LIBVIRT);
       const def = TP_SYMBOLS[name as keyof typeof TP_SYMBOLS];
       assert.deepEqual(
         (def.parameters as readonly Deno.NativeType[]).map(denoKind),

@@ -34,6 +34,12 @@ import {
   XENGUEST_SYMBOLS,
 } from "./xenguest.ts";
 import { openLibrary } from "../_library.ts";
+import {
+  type CDialect,
+  denoKind,
+  prototype,
+  stripComments,
+} from "../_c_header.ts";
 
 const LIBS = [
   { spec: XENCTRL_LIBRARY, header: "/usr/include/xenctrl.h" },
@@ -84,91 +90,10 @@ Deno.test({
 
 // ---- C prototypes from the headers, compared with the tables ----
 
-type Kind = string;
-
-/** Deno FFI type of one C type, or "ptr" for any pointer. */
-function kindOf(cType: string): Kind {
-  const t = cType.replace(/\b(const|volatile|restrict)\b/g, "").replace(
-    /\s+/g,
-    " ",
-  ).trim();
-  if (t.includes("*") || t.includes("[")) return "ptr";
-  const map: Record<string, Kind> = {
-    "int": "i32",
-    "unsigned": "u32",
-    "unsigned int": "u32",
-    "uint32_t": "u32",
-    "int32_t": "i32",
-    "unsigned long": "u64",
-    "long": "i64",
-    "long long": "i64",
-    "size_t": "usize",
-    "void": "void",
-    "bool": "bool",
-    "xs_transaction_t": "u32",
-    "xc_stream_type_t": "i32",
-  };
-  if (t in map) return map[t];
-  if (t.startsWith("struct ")) return "struct";
-  throw new Error(`Unknown C type "${t}"`);
-}
-
-function denoKind(t: Deno.NativeType | Deno.NativeResultType): Kind {
-  if (t === "pointer" || t === "buffer" || t === "function") return "ptr";
-  if (typeof t === "object") return "struct";
-  return t as string;
-}
-
-const TYPE_WORDS = new Set([
-  "unsigned",
-  "signed",
-  "long",
-  "int",
-  "short",
-  "char",
-  "const",
-  "void",
-  "bool",
-]);
-
-/** A parameter declaration without its name: `"unsigned int *mb"` → `"unsigned int *"`. */
-function dropName(param: string): string {
-  const tokens =
-    param.replace(/\[[^\]]*\]/g, " * ").match(/[A-Za-z_]\w*|\*/g) ??
-      [];
-  const last = tokens[tokens.length - 1];
-  const before = tokens[tokens.length - 2];
-  if (
-    tokens.length > 1 && last !== "*" && !TYPE_WORDS.has(last) &&
-    before !== "struct"
-  ) {
-    tokens.pop();
-  }
-  return tokens.join(" ").replace(/ \*/g, "*");
-}
-
-/** Parses `ret name(params);` out of a header, comments removed. */
-function prototype(
-  header: string,
-  name: string,
-): { result: Kind; params: Kind[] } {
-  const text = header.replace(/\/\*[\s\S]*?\*\//g, " ").replace(
-    /\/\/.*$/gm,
-    " ",
-  );
-  const re = new RegExp(
-    String
-      .raw`(?:^|[;}])\s*((?:const\s+)?(?:struct\s+)?[A-Za-z_]\w*(?:\s+[A-Za-z_]\w*)*[\s*]*?)\b` +
-      name + String.raw`\s*\(([^;{]*?)\)\s*;`,
-    "m",
-  );
-  const m = re.exec(text);
-  if (!m) throw new Error(`No prototype for ${name}`);
-  const params = m[2].trim() === "void"
-    ? []
-    : m[2].split(",").map((p) => kindOf(dropName(p)));
-  return { result: kindOf(m[1]), params };
-}
+/** Xen's scalar typedefs that are not standard C. */
+const XEN: CDialect = {
+  scalars: { "xs_transaction_t": "u32", "xc_stream_type_t": "i32" },
+};
 
 Deno.test({
   name: "symbol tables match the C prototypes in the installed headers",
@@ -176,14 +101,13 @@ Deno.test({
   fn() {
     let checked = 0;
     for (const { spec, header } of LIBS) {
-      const text = Deno.readTextFileSync(header) +
-        (header.endsWith("xenctrl.h") ? "" : "");
+      const text = stripComments(Deno.readTextFileSync(header));
       for (
         const [name, def] of Object.entries(
           spec.symbols as Deno.ForeignLibraryInterface,
         )
       ) {
-        const proto = prototype(text, name);
+        const proto = prototype(text, name, XEN);
         const fn = def as Deno.ForeignFunction;
         assert.deepEqual(
           fn.parameters.map(denoKind),
@@ -194,12 +118,16 @@ Deno.test({
         checked++;
       }
     }
+    const guest = stripComments(
+      Deno.readTextFileSync("/usr/include/xenguest.h"),
+    );
     const policy = prototype(
-      Deno.readTextFileSync("/usr/include/xenguest.h").replace(
+      guest.replace(
         /typedef int \(\*precopy_policy_t\)/,
         "int precopy_policy_t",
       ),
       "precopy_policy_t",
+      XEN,
     );
     assert.deepEqual(
       PRECOPY_POLICY_DEF.parameters.map(denoKind),
@@ -207,7 +135,6 @@ Deno.test({
     );
     // The struct members `int (*suspend)(void *data);` and
     // `int (*switch_qemu_logdirty)(uint32_t, unsigned, void *);`.
-    const guest = Deno.readTextFileSync("/usr/include/xenguest.h");
     for (
       const [member, def] of [
         ["suspend", SUSPEND_DEF],
@@ -217,27 +144,13 @@ Deno.test({
       const proto = prototype(
         guest.replace(`int (*${member})(`, `int ${member}(`),
         member,
+        XEN,
       );
       assert.deepEqual(def.parameters.map(denoKind), proto.params, member);
       assert.equal(denoKind(def.result), proto.result, member);
     }
     assert.ok(checked >= 20, `checked ${checked}`);
   },
-});
-
-Deno.test("the prototype parser reads parameter kinds", () => {
-  const h =
-    "int f(xc_interface *xch, uint32_t d, unsigned int *mb,\n unsigned long pages);\n" +
-    "long long g(void);\nvoid *h(struct x *a, const char *p, size_t n, int err[]);";
-  assert.deepEqual(prototype(h, "f"), {
-    result: "i32",
-    params: ["ptr", "u32", "ptr", "u64"],
-  });
-  assert.deepEqual(prototype(h, "g"), { result: "i64", params: [] });
-  assert.deepEqual(prototype(h, "h"), {
-    result: "ptr",
-    params: ["ptr", "ptr", "usize", "ptr"],
-  });
 });
 
 Deno.test({
