@@ -49,6 +49,7 @@ import {
 
 export type { LibvirtTunnel, LibvirtTunnelStats } from "./_libvirt_tunnel.ts";
 import { Steering } from "../steering.ts";
+import { decidedRoundReport, finalRoundReport } from "../round_report.ts";
 import type { SecurityFlags } from "../transport/secure/security.ts";
 import { requireSecurity, round0Codecs, tunnelNote } from "./_common.ts";
 import {
@@ -509,7 +510,7 @@ class LibvirtBackend implements Backend {
       const pages = Math.max(0, snap.pages - from.pages);
       const wire = Math.max(0, snap.wire - from.wire);
       const dirtyRate = s.memoryDirtyRateBytes || undefined;
-      const { stats, decision, reason } = steering.decide({
+      const step = steering.decide({
         round,
         remainingBytes: s.memoryRemaining ?? 0,
         ...(dirtyRate === undefined ? {} : { dirtyRate }),
@@ -521,9 +522,8 @@ class LibvirtBackend implements Backend {
         memoryBytes,
         pageSize: ps,
       });
-      const report: RoundReport = {
-        round,
-        final: false,
+      const { stats, decision, reason } = step;
+      const report = decidedRoundReport(step, {
         dirtyPages: roundStartDirty,
         pagesSent: pages,
         rawBytes: pages * ps,
@@ -534,13 +534,7 @@ class LibvirtBackend implements Backend {
         },
         codecs,
         durationMs: snap.t - from.t,
-        dirtyRate: stats.dirtyRate,
-        sendRate: stats.sendRate,
-        wireRate: stats.wireRate,
-        remainingPages: stats.dirtyPages,
-        decision,
-        reason,
-      };
+      });
       rounds.push(report);
       trace?.(`round ${round}: ${decision}: ${reason}`);
       options.onRound?.(report);
@@ -688,9 +682,12 @@ class LibvirtBackend implements Backend {
           constant: 0,
         };
         const pages = Math.max(0, finSnap.pages - from.pages);
-        rounds.push({
+        rounds.push(finalRoundReport({
           round: rounds.length === 0 ? 0 : rounds.at(-1)!.round + 1,
-          final: true,
+          reason: switchoverAt === null
+            ? "QEMU switched over on its own (nothing left, or within the held max downtime)"
+            : "stop-and-copy after the policy's switchover",
+        }, {
           dirtyPages: roundStartDirty,
           pagesSent: pages,
           rawBytes: pages * ps,
@@ -701,15 +698,7 @@ class LibvirtBackend implements Backend {
           },
           codecs,
           durationMs: endedAt - (switchoverAt ?? from).t,
-          dirtyRate: 0,
-          sendRate: 0,
-          wireRate: 0,
-          remainingPages: 0,
-          decision: "final",
-          reason: switchoverAt === null
-            ? "QEMU switched over on its own (nothing left, or within the held max downtime)"
-            : "stop-and-copy after the policy's switchover",
-        });
+        }));
       }
       const verdict: StreamVerdict | null = completed && tunnel
         ? await tunnel.verdict().catch((e): StreamVerdict => ({
