@@ -338,6 +338,11 @@ export function buildCli(setExit: (code: number) => void): Command {
         "with --hosts: measure each domain's dirty rate this long first (0s: the last measurement)",
       ).argParser(duration),
     )
+    .option(
+      "--sample-pages <n>",
+      "with --hosts: pages of each domain to read (virDomainMemoryPeek, a multiple of 8) to measure its zero pages and compression for predictions (default 256; 0: none, costed as incompressible)",
+      integer({ min: 0, max: 65536 }),
+    )
     .requiredOption("--policy <file>", "migration policy file")
     .option(
       "--dry-run",
@@ -402,6 +407,7 @@ export function buildCli(setExit: (code: number) => void): Command {
           dirtyRateSeconds: o.dirtyRateSample === undefined
             ? undefined
             : o.dirtyRateSample / 1000,
+          samplePages: o.samplePages,
           plan: await loadPolicy(o.policy),
           bandwidth: o.bandwidth,
           dryRun: o.dryRun,

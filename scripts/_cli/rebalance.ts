@@ -42,6 +42,8 @@ export interface RebalanceCommandOptions {
   hostMemory?: string[];
   /** `--dirty-rate-sample`: seconds to measure each domain's dirty rate on libvirt hosts (0: the last measurement). */
   dirtyRateSeconds?: number;
+  /** `--sample-pages`: pages of each domain read to measure its memory profile on libvirt hosts (0: none). */
+  samplePages?: number;
   /** The compiled policy. */
   plan: Plan;
   /** Override of the link rate (bytes/s; `null` = unpaced), from `--bandwidth`. */
@@ -91,7 +93,12 @@ export interface Cluster {
 export function rebalanceCluster(
   opts: Pick<
     RebalanceCommandOptions,
-    "inventory" | "hosts" | "hostMemory" | "dirtyRateSeconds" | "json"
+    | "inventory"
+    | "hosts"
+    | "hostMemory"
+    | "dirtyRateSeconds"
+    | "samplePages"
+    | "json"
   >,
 ): Cluster {
   if ((opts.inventory === undefined) === (opts.hosts === undefined)) {
@@ -103,10 +110,13 @@ export function rebalanceCluster(
     );
   }
   if (opts.hosts === undefined) {
-    if (opts.hostMemory?.length || opts.dirtyRateSeconds !== undefined) {
+    if (
+      opts.hostMemory?.length || opts.dirtyRateSeconds !== undefined ||
+      opts.samplePages !== undefined
+    ) {
       throw new InventoryError(
         "--host-memory",
-        "--host-memory and --dirty-rate-sample apply to --hosts (live libvirt hosts); a JSON inventory gives each host's memory itself",
+        "--host-memory, --dirty-rate-sample and --sample-pages apply to --hosts (live libvirt hosts); a JSON inventory gives each host's memory and each VM's profile itself",
       );
     }
     return {
@@ -136,6 +146,9 @@ export function rebalanceCluster(
   const source = libvirtInventory(hosts, {
     memoryBytes: allMemory,
     dirtyRateSeconds: opts.dirtyRateSeconds ?? 1,
+    ...(opts.samplePages === undefined
+      ? {}
+      : { samplePages: opts.samplePages }),
     log,
   });
   return {

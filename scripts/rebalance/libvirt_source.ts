@@ -24,8 +24,11 @@ import {
   DomainStatsTypes,
   ErrorCode,
   LibvirtConnection,
+  type LibvirtDomain,
   LibvirtError,
 } from "../../ffi/libvirt/mod.ts";
+import type { MemoryProfile } from "./memory_model.ts";
+import { sampleMemoryProfile } from "./memory_sample.ts";
 import { PAGE_SIZE } from "../../engine/plan.ts";
 import {
   DEFAULT_MAX_HOST_MEMORY_PERCENT,
@@ -36,6 +39,9 @@ import {
   type VmSpec,
 } from "./inventory.ts";
 import type { InventorySource } from "./source.ts";
+
+/** Pages of each domain {@link libvirtInventory} samples by default: 256 (1 MiB, 32 reads). */
+export const DEFAULT_SAMPLE_PAGES = 256;
 
 /** The XML namespace of hakobu's domain metadata (tags). */
 export const HAKOBU_XMLNS = "https://hakobu.dev/xmlns/1";
@@ -230,6 +236,16 @@ export interface LibvirtInventoryOptions {
    * domain whose driver cannot measure (the test driver) gets no rate: 0.
    */
   readonly dirtyRateSeconds?: number;
+  /**
+   * Pages of each running domain to read (`virDomainMemoryPeek`) to measure
+   * its memory profile: the share of zero pages and each codec's ratio
+   * (`memory_sample.ts`), which go in its `zeroFraction` and
+   * `compression` so predictions count the policy's codecs. 0 reads none
+   * (the domain is costed as incompressible). Default
+   * {@link DEFAULT_SAMPLE_PAGES}. A domain that cannot be read (the driver
+   * cannot peek, or it stopped) gets no profile and a log line.
+   */
+  readonly samplePages?: number;
   /** Notes for people, e.g. a domain whose dirty rate could not be measured. */
   readonly log?: (line: string) => void;
 }
@@ -261,6 +277,32 @@ interface _HostRead {
   host: HostSpec;
   uri: string;
   vms: VmSpec[];
+}
+
+/** A domain's memory profile from a sample of its pages, or null (sampling off, or it failed: logged). */
+function _sampleProfile(
+  dom: LibvirtDomain,
+  memoryBytes: number,
+  uri: string,
+  options: LibvirtInventoryOptions,
+): MemoryProfile | null {
+  const pages = options.samplePages ?? DEFAULT_SAMPLE_PAGES;
+  if (pages === 0) return null;
+  try {
+    const sample = sampleMemoryProfile(
+      (start, size) => dom.memoryPeek(start, size),
+      memoryBytes,
+      { pages },
+    );
+    return sample.profile;
+  } catch (e) {
+    options.log?.(
+      `${uri}: domain "${dom.name}": its memory could not be sampled (${
+        _message(e)
+      }); costed as incompressible`,
+    );
+    return null;
+  }
 }
 
 async function _readHost(
@@ -348,12 +390,17 @@ async function _readHost(
       const rate = s?.dirtyRateStatus === DirtyRateStatus.measured
         ? s.dirtyRateBytesPerSecond
         : undefined;
+      const profile = _sampleProfile(dom, current, ref.uri, options);
       vms.push({
         name: d.name,
         host: name,
         memoryBytes: _pages(current),
         dirtyRate: rate ?? 0,
         ...(tags.length > 0 ? { tags } : {}),
+        ...(profile === null ? {} : {
+          zeroFraction: profile.zeroFraction,
+          compression: profile.ratios,
+        }),
       });
     }
     return { host, uri: ref.uri, vms };
@@ -387,12 +434,15 @@ async function _readHost(
  * assert.equal(source.live, true);
  * const inv = await source.read();
  * assert.deepEqual(inv.hosts, [{ name: "vm", memoryBytes: 4 * 2 ** 30 }]);
- * assert.deepEqual(inv.vms, [{
- *   name: "test",
- *   host: "vm",
- *   memoryBytes: 2 * 2 ** 30, // its current memory
- *   dirtyRate: 0, // the test driver measures none
- * }]);
+ * const [vm] = inv.vms;
+ * assert.equal(vm.name, "test");
+ * assert.equal(vm.host, "vm");
+ * assert.equal(vm.memoryBytes, 2 * 2 ** 30); // its current memory
+ * assert.equal(vm.dirtyRate, 0); // the test driver measures none
+ * // 256 of its pages were read: the test driver's memory is a byte ramp,
+ * // with no zero page, that compresses very well.
+ * assert.equal(vm.zeroFraction, 0);
+ * assert.ok(vm.compression!.lz4 > 100);
  * assert.equal(source.uriOf("vm"), "test:///default");
  * ```
  */
@@ -404,6 +454,13 @@ export function libvirtInventory(
     throw new InventoryError(
       "--hosts",
       "No libvirt hosts: give at least one libvirt:URI",
+    );
+  }
+  const pages = options.samplePages ?? DEFAULT_SAMPLE_PAGES;
+  if (!Number.isInteger(pages) || pages < 0 || pages % 8 !== 0) {
+    throw new InventoryError(
+      "--sample-pages",
+      `Invalid --sample-pages "${pages}": expected a whole multiple of 8 (pages are read 8 at a time), or 0 to read none`,
     );
   }
   let uris = new Map<string, string>();

@@ -5,6 +5,8 @@ import {
   hostNameFromUri,
   InventoryError,
   libvirtInventory,
+  memoryProfileOf,
+  pageCosts,
   parseDomainTags,
   parseHostMemory,
   parseHostsFlag,
@@ -184,6 +186,7 @@ Deno.test({
       const source = libvirtInventory([{ uri: "test:///default" }], {
         targets: { maxHostMemoryPercent: 70 },
         dirtyRateSeconds: 1, // the test driver cannot: the source copes
+        samplePages: 0, // the next test samples
         log: (l) => logs.push(l),
       });
       assert.equal(source.live, true);
@@ -210,6 +213,47 @@ Deno.test({
     } finally {
       tagged.destroy();
     }
+  },
+});
+
+Deno.test({
+  name:
+    "libvirtInventory samples each domain's memory into its profile, and predictions count it",
+  ignore: !haveLibvirt,
+  sanitizeResources: false,
+  async fn() {
+    const logs: string[] = [];
+    const read = (samplePages?: number) =>
+      libvirtInventory([{ uri: "test:///default" }], {
+        memoryBytes: 4 * 2 ** 30,
+        ...(samplePages === undefined ? {} : { samplePages }),
+        log: (l) => logs.push(l),
+      }).read();
+    const [vm] = (await read()).vms;
+    // The test driver's memory reads as each address's low byte: no zero
+    // page, and every page alike (so dedup claims all but the first).
+    assert.equal(vm.zeroFraction, 0);
+    assert.ok(vm.compression!.lz4 > 100, JSON.stringify(vm.compression));
+    assert.ok(vm.compression!.zstd > vm.compression!.lz4);
+    assert.ok(vm.compression!.dedup > 50);
+    assert.deepEqual(logs, []);
+    // Predictions count it: a zero,lz4 move of this VM is far cheaper on
+    // the wire than the same VM costed as incompressible.
+    const [unsampled] = (await read(0)).vms;
+    assert.equal(unsampled.zeroFraction, undefined);
+    assert.equal(unsampled.compression, undefined);
+    const chain = [{ name: "zero" }, { name: "lz4" }];
+    const sampled = pageCosts(chain, memoryProfileOf(vm), "first", 4096);
+    const unknown = pageCosts(chain, memoryProfileOf(unsampled), "first", 4096);
+    assert.equal(unknown.page, 4096);
+    assert.ok(sampled.page < 4096 / 100, `${sampled.page}`);
+    // A sample size that is not whole reads of 8 pages is refused up front.
+    assert.throws(
+      () => libvirtInventory([{ uri: "test:///default" }], { samplePages: 12 }),
+      (e) =>
+        e instanceof InventoryError && e.field === "--sample-pages" &&
+        /expected a whole multiple of 8/.test(e.message),
+    );
   },
 });
 

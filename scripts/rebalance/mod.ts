@@ -52,6 +52,7 @@
 export * from "./inventory.ts";
 export * from "./source.ts";
 export * from "./memory_model.ts";
+export * from "./memory_sample.ts";
 export * from "./predict.ts";
 export * from "./exclude.ts";
 export * from "./state.ts";
