@@ -537,7 +537,10 @@ export class LibvirtDomain implements Disposable {
    * Migrates the domain (`virDomainMigrateToURI3`) from a Worker thread, so
    * the event loop keeps running: meanwhile {@link jobStats},
    * {@link setMaxDowntime}, {@link setMaxSpeed} and {@link abortJob} work
-   * on this handle. With `PEER2PEER` (the default) `dconnuri` is the
+   * on this handle (prefer {@link setMaxDowntimeAsync} and
+   * {@link abortJobAsync}: libvirt can hold those back behind the
+   * migration's nested jobs, for seconds, and a call that waits on the
+   * event loop's thread stops every timer). With `PEER2PEER` (the default) `dconnuri` is the
    * destination's libvirt URI as the source daemon sees it, e.g.
    * `qemu+tcp://10.0.0.2/system`; without it, pass `null` and a
    * `params.migrateUri` (drivers with direct migration only).
@@ -555,7 +558,7 @@ export class LibvirtDomain implements Disposable {
    *     params: { bandwidthMiBs: 200 },
    *     progress: { intervalMs: 250, onStats: (s) => console.log(s.memoryRemaining) },
    *   });
-   *   dom.setMaxDowntime(300); // while it runs
+   *   await dom.setMaxDowntimeAsync(300); // while it runs, off the event loop
    *   await migration;
    * }
    * void move;
