@@ -13,6 +13,12 @@ import { type ChannelListener, listenChannel } from "./listen.ts";
 import type { ConnectSecurity, ListenSecurity } from "./security.ts";
 import { credentialsDir, readAll } from "./_testing.ts";
 import { ReceiveBudget } from "../../session/budget.ts";
+import { SourceLink } from "../../session/source_link.ts";
+import { LinkLostError } from "../../errors.ts";
+import { FrameType } from "../../wire/frame.ts";
+import { FrameReader } from "../../wire/frame_reader.ts";
+import { FrameWriter } from "../../wire/frame_writer.ts";
+import { encodeWelcome, PROTOCOL_VERSION } from "../../wire/messages.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
 /**
@@ -208,6 +214,66 @@ Deno.test("each TLS connection's read buffer counts against the receiver's budge
     await until(() => budget.heldBytes === 0);
   } finally {
     bounded.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a receiver that closes its TLS connection mid-round: the source's error names the receiver and the round", async () => {
+  const dir = await credentialsDir("src-lost");
+  const { listener, to } = await receiver(await listenSecurityFromDir(dir));
+  try {
+    const [served, conn] = await Promise.all([
+      listener.accept(),
+      connectChannel(to, await connectSecurityFromDir(dir)),
+    ]);
+    const link = new SourceLink(conn);
+    // The receiver's side: WELCOME to HELLO, then a few frames, then gone.
+    const receiving = (async () => {
+      const reader = new FrameReader(served.readable);
+      const writer = new FrameWriter(served.writable);
+      assert.equal((await reader.next())?.type, FrameType.HELLO);
+      await writer.write(
+        FrameType.WELCOME,
+        0,
+        encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
+      );
+      for (let i = 0; i < 4; i++) await reader.next();
+      served.close();
+    })();
+    await link.hello({
+      protocol: PROTOCOL_VERSION,
+      memoryBytes: 1 << 20,
+      pageSize: 4096,
+      codecs: [{ id: 0, name: "raw" }],
+      vm: "lost",
+      policy: "p",
+      channels: 1,
+    });
+    const payload = new Uint8Array(256 * 1024);
+    const error = await (async () => {
+      try {
+        for (;;) {
+          link.checkPeer();
+          await link.write(FrameType.BATCH, 3, payload);
+        }
+      } catch (e) {
+        return e;
+      }
+    })();
+    await receiving;
+    assert.ok(error instanceof LinkLostError, String(error));
+    assert.match(
+      error.message,
+      new RegExp(
+        `^The receiver 127\\.0\\.0\\.1:${to.port} (closed|reset) the connection during round 3 \\(.+\\)$`,
+      ),
+    );
+    assert.equal(error.side, "receiver");
+    assert.equal(error.peer, `127.0.0.1:${to.port}`);
+    assert.equal(error.phase, "round 3");
+    conn.close();
+  } finally {
+    listener.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
