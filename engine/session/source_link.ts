@@ -189,7 +189,7 @@ export class SourceLink {
       await take(frame);
       frame = await next();
     }
-    if (frame === null) throw this.#closed("WELCOME");
+    if (frame === null) throw this.#closed(FrameType.WELCOME);
     if (frame.type === FrameType.ERROR) {
       throw new MigrationError(
         `Receiver refused the migration: ${decodeError(frame.payload).message}`,
@@ -361,12 +361,13 @@ export class SourceLink {
   }
 
   /** The receiver closed the connection before sending `awaited`. */
-  #closed(awaited: FrameType | "WELCOME"): LinkLostError {
-    const name = typeof awaited === "string" ? awaited : frameTypeName(awaited);
+  #closed(awaited: FrameType): LinkLostError {
     return new LinkLostError(
       `${
         capitalise(this.#receiver())
-      } closed the connection during ${this.#phase}, before sending ${name}`,
+      } closed the connection during ${this.#phase}, before sending ${
+        frameTypeName(awaited)
+      }`,
       { side: "receiver", peer: this.#remote, phase: this.#phase },
     );
   }
@@ -439,6 +440,7 @@ function lossKind(error: unknown): "closed" | "reset" | null {
   return null;
 }
 
+/** `text` with its first letter upper case. */
 function capitalise(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
