@@ -85,3 +85,54 @@ export class WireError extends HakobuError {
 
 /** A migration could not complete: aborted by policy, peer failure, or verification failure. */
 export class MigrationError extends HakobuError {}
+
+/** Where a {@link LinkLostError} happened. */
+export interface LinkLoss {
+  /** The side that was lost: the peer of the one reporting it. */
+  readonly side: "receiver" | "source";
+  /** The lost side's address, `host:port`, when known. */
+  readonly peer: string | null;
+  /** What the migration was doing, e.g. `"round 3"`, `"the handshake"`. */
+  readonly phase: string;
+}
+
+/**
+ * The connection to the other side of a migration was lost: it closed it,
+ * reset it, or the link broke. The message names the side, its address and
+ * the phase, with the transport's own words in parentheses; `cause` holds
+ * the transport's error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LinkLostError, MigrationError } from "./errors.ts";
+ *
+ * const e = new LinkLostError(
+ *   "The receiver 127.0.0.1:4444 closed the connection during round 3 (write EPIPE)",
+ *   { side: "receiver", peer: "127.0.0.1:4444", phase: "round 3" },
+ * );
+ * assert.ok(e instanceof MigrationError);
+ * assert.equal(e.phase, "round 3");
+ * ```
+ */
+export class LinkLostError extends MigrationError implements LinkLoss {
+  /** The side that was lost. */
+  readonly side: "receiver" | "source";
+  /** Its address, when known. */
+  readonly peer: string | null;
+  /** What the migration was doing. */
+  readonly phase: string;
+  /**
+   * Creates the error.
+   *
+   * @param message The side, its address and the phase, in words.
+   * @param loss The same, as fields.
+   * @param options Passed on to `Error` (`cause`: the transport's error).
+   */
+  constructor(message: string, loss: LinkLoss, options?: ErrorOptions) {
+    super(message, options);
+    this.side = loss.side;
+    this.peer = loss.peer;
+    this.phase = loss.phase;
+  }
+}

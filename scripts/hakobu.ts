@@ -94,7 +94,7 @@ export function buildCli(setExit: (code: number) => void): Command {
     )
     .option(
       "--max-total-mem <size>",
-      "memory and decoder state all sessions in progress may hold together (default --max-mem)",
+      "memory, decoder state and TLS read buffers all sessions in progress may hold together (default --max-mem)",
       size,
     )
     .option(

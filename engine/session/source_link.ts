@@ -8,7 +8,7 @@
  * @module
  */
 
-import { MigrationError } from "../errors.ts";
+import { LinkLostError, MigrationError } from "../errors.ts";
 import { DEFAULT_DEADLINES } from "../plan.ts";
 import { bestEffort } from "./best_effort.ts";
 import { Pacer } from "../transport/pacer.ts";
@@ -18,6 +18,7 @@ import {
   type Frame,
   FrameType,
   frameTypeName,
+  HEADER_BYTES,
 } from "../wire/frame.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
@@ -123,6 +124,10 @@ export class SourceLink {
   /** Writes in flight, chained: frames from several tasks never interleave. */
   #tail: Promise<void> = Promise.resolve();
   readonly #replyMs: number;
+  /** The receiver's address, when the connection knows it. */
+  readonly #remote: string | null;
+  /** What the migration is doing, from the last frame written: errors name it. */
+  #phase = "the handshake";
 
   /**
    * @param conn The connection to the receiver.
@@ -135,6 +140,7 @@ export class SourceLink {
       ? new Pacer({ bytesPerSecond: options.bandwidth })
       : null;
     this.#replyMs = options.replyMs ?? DEFAULT_DEADLINES.replyMs;
+    this.#remote = conn.remote ?? null;
   }
 
   /** Frame bytes written so far. */
@@ -173,20 +179,17 @@ export class SourceLink {
 
   /** Reads the receiver's answer to HELLO: WELCOME, or a refusal. */
   async #welcome(protocol: number): Promise<void> {
-    let frame = await this.#reader.next();
+    const next = () => this.#reader.next().catch((e) => this.#lost(e));
+    let frame = await next();
     for (
       let take = frame && this.#unsolicited.get(frame.type);
       frame && take;
       take = frame && this.#unsolicited.get(frame.type)
     ) {
       await take(frame);
-      frame = await this.#reader.next();
+      frame = await next();
     }
-    if (frame === null) {
-      throw new MigrationError(
-        "Receiver closed the connection during the handshake",
-      );
-    }
+    if (frame === null) throw this.#closed(FrameType.WELCOME);
     if (frame.type === FrameType.ERROR) {
       throw new MigrationError(
         `Receiver refused the migration: ${decodeError(frame.payload).message}`,
@@ -239,11 +242,12 @@ export class SourceLink {
    */
   writeRaw(bytes: Uint8Array): Promise<void> {
     const run = async () => {
+      this.#notePhase(bytes);
       await this.#pacer?.take(bytes.length);
       await this.#within(
-        this.#writer.writeRaw(bytes),
+        this.#writer.writeRaw(bytes).catch((e) => this.#lost(e)),
         () =>
-          `A write of ${bytes.length} bytes to the receiver did not complete within ${this.#replyMs} ms (the reply deadline): the link or the receiver stopped taking data`,
+          `A write of ${bytes.length} bytes to ${this.#receiver()} did not complete within ${this.#replyMs} ms (the reply deadline) during ${this.#phase}: the link or the receiver stopped taking data`,
       );
       this.#wireBytes += bytes.length;
     };
@@ -267,11 +271,7 @@ export class SourceLink {
         } within ${this.#replyMs} ms (the reply deadline): it is stuck, or the link is`,
     );
     if (this.#peerError) throw this.#peerError;
-    if (frame === null || frame === undefined) {
-      throw new MigrationError(
-        "Receiver closed the connection before answering",
-      );
-    }
+    if (frame === null || frame === undefined) throw this.#closed(type);
     // The reader reuses its buffer on the next read: copy first.
     const payload = frame.payload.slice();
     this.#watch();
@@ -334,10 +334,113 @@ export class SourceLink {
       }
       return frame;
     }, (error) => {
-      this.#peerError = new MigrationError(
-        `Lost the receiver: ${error instanceof Error ? error.message : error}`,
-      );
+      try {
+        this.#lost(error);
+      } catch (lost) {
+        this.#peerError = lost as Error;
+      }
       return null;
     });
   }
+
+  /** The receiver, named by its address when known. */
+  #receiver(): string {
+    return this.#remote === null
+      ? "the receiver"
+      : `the receiver ${this.#remote}`;
+  }
+
+  /** Notes the phase that the frame starting `bytes` belongs to. */
+  #notePhase(bytes: Uint8Array): void {
+    if (bytes.length < HEADER_BYTES) return;
+    const type = bytes[2];
+    const round = new DataView(bytes.buffer, bytes.byteOffset + 4, 4)
+      .getUint32(0, true);
+    const phase = PHASES[type]?.(round);
+    if (phase !== undefined) this.#phase = phase;
+  }
+
+  /** The receiver closed the connection before sending `awaited`. */
+  #closed(awaited: FrameType): LinkLostError {
+    return new LinkLostError(
+      `${
+        capitalise(this.#receiver())
+      } closed the connection during ${this.#phase}, before sending ${
+        frameTypeName(awaited)
+      }`,
+      { side: "receiver", peer: this.#remote, phase: this.#phase },
+    );
+  }
+
+  /**
+   * Throws the transport's failure `error` as a {@link LinkLostError} that
+   * names the receiver and the phase; hakobu's own errors (a timeout, the
+   * receiver's words) pass as they are.
+   */
+  #lost(error: unknown): never {
+    if (error instanceof MigrationError) throw error;
+    const words = error instanceof Error ? error.message : String(error);
+    const how = lossKind(error);
+    const who = this.#receiver();
+    throw new LinkLostError(
+      how === null
+        ? `The connection to ${who} failed during ${this.#phase}: ${words}`
+        : `${
+          capitalise(who)
+        } ${how} the connection during ${this.#phase} (${words})`,
+      { side: "receiver", peer: this.#remote, phase: this.#phase },
+      { cause: error },
+    );
+  }
+}
+
+/** Phase words by the type of the frame the source writes (ABORT, CODEC: no change). */
+const PHASES: Readonly<Record<number, (round: number) => string>> = {
+  [FrameType.HELLO]: () => "the handshake",
+  [FrameType.BATCH]: (round) => `round ${round}`,
+  [FrameType.ROUND_END]: (round) => `round ${round}`,
+  [FrameType.RECORDS]: (round) => `round ${round}`,
+  [FrameType.FINAL]: (round) => `stop-and-copy (round ${round})`,
+  [FrameType.STREAM_END]: (round) => `the stream's end (round ${round})`,
+  [FrameType.END]: () => "verification",
+};
+
+/** Errors by which the transport says the peer closed the connection. */
+const CLOSED_CODES = new Set([
+  "EPIPE",
+  "ERR_STREAM_DESTROYED",
+  "ERR_STREAM_WRITE_AFTER_END",
+  "ENOTCONN",
+]);
+/** … and reset it. */
+const RESET_CODES = new Set(["ECONNRESET", "ECONNABORTED"]);
+
+/** "closed" or "reset" when `error` says the peer did so, else null. */
+function lossKind(error: unknown): "closed" | "reset" | null {
+  if (
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted
+  ) return "reset";
+  if (
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.UnexpectedEof
+  ) return "closed";
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string") {
+    if (RESET_CODES.has(code)) return "reset";
+    if (CLOSED_CODES.has(code)) return "closed";
+  }
+  // A Deno.Conn's stream once its socket failed.
+  if (
+    error instanceof Error &&
+    /underlying resource was closed/.test(error.message)
+  ) return "closed";
+  return null;
+}
+
+/** `text` with its first letter upper case. */
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

@@ -4,6 +4,8 @@ export interface WireConn {
   readonly readable: ReadableStream<Uint8Array>;
   /** Bytes to the peer. */
   readonly writable: WritableStream<Uint8Array>;
+  /** The peer's address, `host:port`, when known: errors name it. */
+  readonly remote?: string;
 }
 
 /**

@@ -73,6 +73,8 @@ export async function receiveCommand(
   const listener = await listenChannel(addr, opts.security, {
     authTimeoutMs: opts.handshakeTimeoutMs,
     onRefused: reportRefused,
+    // Each TLS connection's read buffer is memory a source makes it hold.
+    budget,
   });
   const local = listener.addr;
   // The first line names the real port (useful with port 0); scripts read it.

@@ -165,6 +165,7 @@ export async function connectChannel(
     return {
       readable: streams.readable,
       writable: streams.writable,
+      readBuffer: streams.readBuffer,
       remote: peer,
       identity: String(cert?.subject?.CN ?? serverName),
       close: () => socket.destroy(),

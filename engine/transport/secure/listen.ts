@@ -14,6 +14,7 @@ import { ChannelAuthError } from "./auth_error.ts";
 import { encodeAuthMessage } from "./auth_message.ts";
 import {
   type ChannelConn,
+  DEFAULT_READ_BUFFER_BYTES,
   plainChannelConn,
   socketStreams,
 } from "./channel_conn.ts";
@@ -38,6 +39,25 @@ export interface ListenChannelOptions {
   maxConnections?: number;
   /** Told of each connection that failed its handshake or was refused. */
   onRefused?: (error: ChannelAuthError) => void;
+  /**
+   * Most bytes each TLS connection holds that its reader has not taken;
+   * beyond, the connection stops reading and its source waits (default
+   * 4 MiB, {@link DEFAULT_READ_BUFFER_BYTES}).
+   */
+  readBufferBytes?: number;
+  /**
+   * A byte budget shared with the receiver's sessions (a `ReceiveBudget`):
+   * each authenticated TLS connection reserves its read buffer's limit in it
+   * before ACCEPT, and gives it back when the connection closes. A source
+   * whose buffer does not fit is refused with the budget's words.
+   */
+  budget?: ReadBufferBudget;
+}
+
+/** What {@link ListenChannelOptions.budget} needs of a `ReceiveBudget` (`engine/session/budget.ts`). */
+export interface ReadBufferBudget {
+  /** Reserves `bytes` for `what`, or throws an error that says why not. */
+  reserve(bytes: number, what: string): { release(): void };
 }
 
 /** A listener that yields only connections that passed the security handshake. */
@@ -164,7 +184,11 @@ async function listenTls(
   });
   server.on("secureConnection", (socket: tls.TLSSocket) => {
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    authenticate(socket, peer, security, authTimeoutMs).then(
+    authenticate(socket, peer, security, {
+      timeoutMs: authTimeoutMs,
+      readBufferBytes: options.readBufferBytes ?? DEFAULT_READ_BUFFER_BYTES,
+      budget: options.budget,
+    }).then(
       (conn) => {
         if (closed) conn.close();
         else deliver(conn);
@@ -214,9 +238,16 @@ async function authenticate(
   socket: tls.TLSSocket,
   peer: string,
   security: Extract<ListenSecurity, { kind: "tls" }>,
-  timeoutMs: number,
+  options: {
+    timeoutMs: number;
+    readBufferBytes: number;
+    budget: ReadBufferBudget | undefined;
+  },
 ): Promise<ChannelConn> {
-  const streams = socketStreams(socket);
+  const { timeoutMs } = options;
+  const streams = socketStreams(socket, {
+    readBufferBytes: options.readBufferBytes,
+  });
   const writer = streams.writable.getWriter();
   const refuse = async (reason: string): Promise<never> => {
     await Promise.race([
@@ -286,13 +317,31 @@ async function authenticate(
       }" is not authorised to migrate into this receiver`,
     );
   }
+  // The read buffer counts against the receiver's budget from ACCEPT to close.
+  let reservation: { release(): void } | undefined;
+  try {
+    reservation = options.budget?.reserve(
+      streams.readBuffer.limitBytes,
+      `The TLS read buffer of ${peer} ("${peerText(identity)}")`,
+    );
+  } catch (e) {
+    return await refuse(e instanceof Error ? e.message : String(e));
+  }
+  if (reservation) {
+    if (socket.destroyed) reservation.release();
+    else socket.once("close", () => reservation.release());
+  }
   await writer.write(
     encodeAuthMessage({ type: "accept", method: auth.method, proof }),
-  );
+  ).catch((e) => {
+    reservation?.release();
+    throw e;
+  });
   writer.releaseLock();
   return {
     readable: streams.readable,
     writable: streams.writable,
+    readBuffer: streams.readBuffer,
     remote: peer,
     identity,
     close: () => socket.destroy(),

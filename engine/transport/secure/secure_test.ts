@@ -12,8 +12,20 @@ import type { ChannelConn } from "./channel_conn.ts";
 import { type ChannelListener, listenChannel } from "./listen.ts";
 import type { ConnectSecurity, ListenSecurity } from "./security.ts";
 import { credentialsDir, readAll } from "./_testing.ts";
+import { ReceiveBudget } from "../../session/budget.ts";
+import { SourceLink } from "../../session/source_link.ts";
+import { LinkLostError } from "../../errors.ts";
+import { FrameType } from "../../wire/frame.ts";
+import { FrameReader } from "../../wire/frame_reader.ts";
+import { FrameWriter } from "../../wire/frame_writer.ts";
+import { encodeWelcome, PROTOCOL_VERSION } from "../../wire/messages.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
+/**
+ * What a read buffer may hold over its limit: the bytes the TLS layer had
+ * already decrypted when the TCP socket stopped (one TCP read: 64 KiB here).
+ */
+const SLACK_BYTES = 128 * 1024;
 
 /** A TLS listener that records refusals. */
 async function receiver(
@@ -82,6 +94,184 @@ Deno.test("a source with a client certificate is authenticated as its CN; bytes 
     );
     server.close();
     client.close();
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Byte `offset` of the stream the fast source below sends. */
+function patternByte(offset: number): number {
+  return ((offset >>> 16) * 7 + 1 + (offset % 251)) & 255;
+}
+
+Deno.test("a source faster than its receiver's reader: the receiver holds at most its read buffer's limit, and every byte arrives intact", async () => {
+  const dir = await credentialsDir("src-fast");
+  const LIMIT = 256 * 1024;
+  const TOTAL = 24 * 1024 * 1024;
+  const listener = await listenChannel(
+    LOOPBACK,
+    await listenSecurityFromDir(dir),
+    { readBufferBytes: LIMIT },
+  );
+  try {
+    const [served, source] = await Promise.all([
+      listener.accept(),
+      connectChannel(
+        { hostname: "127.0.0.1", port: listener.addr.port },
+        await connectSecurityFromDir(dir),
+      ),
+    ]);
+    const buffer = served.readBuffer!;
+    assert.equal(buffer.limitBytes, LIMIT);
+    assert.ok(buffer.bounded, "this Deno's node:tls hides its TCP handle");
+    // The source writes as fast as the link takes it.
+    const sending = (async () => {
+      const w = source.writable.getWriter();
+      const chunk = new Uint8Array(65536);
+      for (let at = 0; at < TOTAL; at += chunk.length) {
+        for (let i = 0; i < chunk.length; i++) chunk[i] = patternByte(at + i);
+        await w.write(chunk);
+      }
+      await w.close();
+    })();
+    // The receiver reads slowly: a pause every few reads, and one long one.
+    const reader = served.readable.getReader();
+    let got = 0;
+    let reads = 0;
+    let mostSeen = 0;
+    let bad = -1;
+    for (;;) {
+      mostSeen = Math.max(mostSeen, buffer.bytes);
+      const { value, done } = await reader.read();
+      if (done) break;
+      for (let i = 0; i < value.length && bad < 0; i++) {
+        if (value[i] !== patternByte(got + i)) bad = got + i;
+      }
+      got += value.length;
+      if (++reads === 10) await new Promise((r) => setTimeout(r, 500));
+      else if (reads % 8 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    await sending;
+    assert.equal(bad, -1, `byte ${bad} differs from what was sent`);
+    assert.equal(got, TOTAL);
+    // It had to stop the source (the reader was behind), and never held
+    // more than the limit plus what the TLS layer had decrypted then.
+    assert.ok(buffer.peakBytes >= mostSeen);
+    assert.ok(
+      buffer.peakBytes <= LIMIT + SLACK_BYTES,
+      `held ${buffer.peakBytes} bytes, over ${LIMIT} + ${SLACK_BYTES}`,
+    );
+    assert.ok(buffer.stops > 0, "the socket never stopped reading");
+    assert.equal(buffer.bytes, 0);
+    served.close();
+    source.close();
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("each TLS connection's read buffer counts against the receiver's budget until it closes", async () => {
+  const dir = await credentialsDir("src-budget");
+  const budget = new ReceiveBudget(1024 * 1024);
+  const refusals: ChannelAuthError[] = [];
+  const bounded = await listenChannel(
+    LOOPBACK,
+    await listenSecurityFromDir(dir),
+    {
+      readBufferBytes: 768 * 1024,
+      budget,
+      onRefused: (e) => refusals.push(e),
+    },
+  );
+  const at = { hostname: "127.0.0.1", port: bounded.addr.port };
+  try {
+    const security = await connectSecurityFromDir(dir);
+    const [first] = await Promise.all([
+      bounded.accept(),
+      connectChannel(at, security),
+    ]);
+    assert.equal(budget.heldBytes, 768 * 1024);
+    // A second buffer does not fit beside the first: that source is told why.
+    await assert.rejects(
+      connectChannel(at, security),
+      (e) =>
+        e instanceof ChannelAuthError &&
+        /The TLS read buffer of 127\.0\.0\.1:\d+ \("src-budget"\) needs 768\.00 KiB, over this receiver's budget/
+          .test(e.message),
+    );
+    await until(() => refusals.length === 1);
+    // Closing the first gives its share back: the next source is served.
+    first.close();
+    await until(() => budget.heldBytes === 0);
+    const [second] = await Promise.all([
+      bounded.accept(),
+      connectChannel(at, security),
+    ]);
+    assert.equal(budget.heldBytes, 768 * 1024);
+    second.close();
+    await until(() => budget.heldBytes === 0);
+  } finally {
+    bounded.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a receiver that closes its TLS connection mid-round: the source's error names the receiver and the round", async () => {
+  const dir = await credentialsDir("src-lost");
+  const { listener, to } = await receiver(await listenSecurityFromDir(dir));
+  try {
+    const [served, conn] = await Promise.all([
+      listener.accept(),
+      connectChannel(to, await connectSecurityFromDir(dir)),
+    ]);
+    const link = new SourceLink(conn);
+    // The receiver's side: WELCOME to HELLO, then a few frames, then gone.
+    const receiving = (async () => {
+      const reader = new FrameReader(served.readable);
+      const writer = new FrameWriter(served.writable);
+      assert.equal((await reader.next())?.type, FrameType.HELLO);
+      await writer.write(
+        FrameType.WELCOME,
+        0,
+        encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
+      );
+      for (let i = 0; i < 4; i++) await reader.next();
+      served.close();
+    })();
+    await link.hello({
+      protocol: PROTOCOL_VERSION,
+      memoryBytes: 1 << 20,
+      pageSize: 4096,
+      codecs: [{ id: 0, name: "raw" }],
+      vm: "lost",
+      policy: "p",
+      channels: 1,
+    });
+    const payload = new Uint8Array(256 * 1024);
+    const error = await (async () => {
+      try {
+        for (;;) {
+          link.checkPeer();
+          await link.write(FrameType.BATCH, 3, payload);
+        }
+      } catch (e) {
+        return e;
+      }
+    })();
+    await receiving;
+    assert.ok(error instanceof LinkLostError, String(error));
+    assert.match(
+      error.message,
+      new RegExp(
+        `^The receiver 127\\.0\\.0\\.1:${to.port} (closed|reset) the connection during round 3 \\(.+\\)$`,
+      ),
+    );
+    assert.equal(error.side, "receiver");
+    assert.equal(error.peer, `127.0.0.1:${to.port}`);
+    assert.equal(error.phase, "round 3");
+    conn.close();
   } finally {
     listener.close();
     await Deno.remove(dir, { recursive: true });
@@ -478,11 +668,17 @@ Deno.test("a source killed while the receiver does not read: its stream still en
     // The receiver is busy elsewhere while the source sends on; then the
     // source dies (a TCP FIN after the bytes it had sent).
     await new Promise((r) => setTimeout(r, 1000));
+    // Meanwhile its read buffer filled and the TCP socket stopped reading.
+    assert.ok(served.readBuffer!.stops > 0, "the socket never stopped");
+    assert.ok(
+      served.readBuffer!.bytes >= served.readBuffer!.limitBytes,
+      `holds ${served.readBuffer!.bytes} bytes`,
+    );
     source.kill("SIGKILL");
     await source.status;
     // Reading on must come to the end of the stream (or a reset), not wait
     // for ever: Deno's node:tls never reports a peer lost while its socket
-    // is paused, so the streams must not pause it.
+    // is paused, so the streams stop the TCP socket below it instead.
     const drained = (async () => {
       for (;;) {
         const { done } = await reader.read().catch(() => ({ done: true }));
