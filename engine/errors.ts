@@ -85,3 +85,18 @@ export class WireError extends HakobuError {
 
 /** A migration could not complete: aborted by policy, peer failure, or verification failure. */
 export class MigrationError extends HakobuError {}
+
+/**
+ * The connection to the peer was lost: closed, reset, cut inside a frame,
+ * or it took nothing within the deadline. Unlike a peer's ERROR, nobody
+ * decided to stop: a resumable migration reconnects and carries on.
+ *
+ * @example
+ * ```ts
+ * import { LinkLostError, MigrationError } from "@hakobu/hakobu";
+ *
+ * const e = new LinkLostError("Lost the receiver: Broken pipe (os error 32)");
+ * console.assert(e instanceof MigrationError && e.name === "LinkLostError");
+ * ```
+ */
+export class LinkLostError extends MigrationError {}

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { MigrationError } from "../errors.ts";
+import { LinkLostError, MigrationError } from "../errors.ts";
 import { DEFAULT_DEADLINES } from "../plan.ts";
 import { bestEffort } from "./best_effort.ts";
 import { Pacer } from "../transport/pacer.ts";
@@ -23,10 +23,14 @@ import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
 import {
   decodeError,
+  decodeResumed,
   decodeWelcome,
   encodeAbort,
   encodeHello,
+  encodeResume,
   type Hello,
+  type Resumed,
+  type Welcome,
 } from "../wire/messages.ts";
 
 /** Options of {@link SourceLink}. */
@@ -123,6 +127,7 @@ export class SourceLink {
   /** Writes in flight, chained: frames from several tasks never interleave. */
   #tail: Promise<void> = Promise.resolve();
   readonly #replyMs: number;
+  #welcomed: Welcome | null = null;
 
   /**
    * @param conn The connection to the receiver.
@@ -147,6 +152,11 @@ export class SourceLink {
     return this.#peerError;
   }
 
+  /** The receiver's WELCOME, once {@link hello} succeeded (its `session` makes the session resumable). */
+  get welcome(): Welcome | null {
+    return this.#welcomed;
+  }
+
   /**
    * Sends HELLO and waits for WELCOME; then watches the receiver in the
    * background. `options.meanwhile` runs once HELLO is written, while the
@@ -169,6 +179,82 @@ export class SourceLink {
     }
     await welcome;
     this.#watch();
+  }
+
+  /**
+   * On a new connection, instead of {@link hello}: sends RESUME for
+   * `session` and waits for RESUMED (what the receiver holds); then watches
+   * the receiver in the background. `options.meanwhile` runs while the
+   * receiver answers, as for HELLO.
+   *
+   * @throws {MigrationError} with the receiver's reason when it refuses
+   *   (the session is gone, or not this source's); {@link LinkLostError}
+   *   when this connection fails too.
+   */
+  async resume(
+    session: string,
+    options: HelloOptions = {},
+  ): Promise<Resumed> {
+    await this.write(FrameType.RESUME, 0, encodeResume({ session }));
+    const answer = this.#within(
+      this.#answer(FrameType.RESUMED, "RESUME").then(decodeResumed),
+      () =>
+        `The receiver did not answer RESUME within ${this.#replyMs} ms (the reply deadline)`,
+      true,
+    );
+    if (options.meanwhile) {
+      answer.catch(() => {});
+      await options.meanwhile();
+    }
+    const resumed = await answer;
+    this.#watch();
+    return resumed;
+  }
+
+  /**
+   * Waits until the receiver's next frame (or the end of its connection)
+   * has been read, at most `ms`: after a failed write, whether the receiver
+   * had said why (ERROR) before the link went.
+   */
+  async settle(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#inbox ?? Promise.resolve(),
+      new Promise((r) => timer = setTimeout(r, ms)),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Reads the receiver's answer of `type` to `asked` (RESUME), or its refusal. */
+  async #answer(type: FrameType, asked: string): Promise<Uint8Array> {
+    let frame: Frame | null;
+    try {
+      frame = await this.#reader.next();
+    } catch (e) {
+      throw new LinkLostError(
+        `Lost the receiver while waiting for ${frameTypeName(type)}: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+    if (frame === null) {
+      throw new LinkLostError(
+        `Receiver closed the connection before answering ${asked}`,
+      );
+    }
+    if (frame.type === FrameType.ERROR) {
+      throw new MigrationError(
+        `Receiver refused ${asked}: ${decodeError(frame.payload).message}`,
+      );
+    }
+    if (frame.type !== type) {
+      throw new MigrationError(
+        `Unexpected ${
+          frameTypeName(frame.type)
+        } frame from the receiver: expected ${frameTypeName(type)}`,
+      );
+    }
+    return frame.payload.slice();
   }
 
   /** Reads the receiver's answer to HELLO: WELCOME, or a refusal. */
@@ -200,6 +286,7 @@ export class SourceLink {
       );
     }
     const welcome = decodeWelcome(frame.payload);
+    this.#welcomed = welcome;
     if (welcome.protocol !== protocol || !welcome.accepted) {
       throw new MigrationError(
         `Receiver's WELCOME does not accept this session: protocol ${welcome.protocol}, accepted ${welcome.accepted} ` +
@@ -240,11 +327,22 @@ export class SourceLink {
   writeRaw(bytes: Uint8Array): Promise<void> {
     const run = async () => {
       await this.#pacer?.take(bytes.length);
-      await this.#within(
-        this.#writer.writeRaw(bytes),
-        () =>
-          `A write of ${bytes.length} bytes to the receiver did not complete within ${this.#replyMs} ms (the reply deadline): the link or the receiver stopped taking data`,
-      );
+      try {
+        await this.#within(
+          this.#writer.writeRaw(bytes),
+          () =>
+            `A write of ${bytes.length} bytes to the receiver did not complete within ${this.#replyMs} ms (the reply deadline): the link or the receiver stopped taking data`,
+          true,
+        );
+      } catch (e) {
+        if (e instanceof LinkLostError) throw e;
+        throw new LinkLostError(
+          `Lost the receiver while writing: ${
+            e instanceof Error ? e.message : e
+          }`,
+          { cause: e },
+        );
+      }
       this.#wireBytes += bytes.length;
     };
     const p = this.#tail.then(run);
@@ -298,15 +396,28 @@ export class SourceLink {
     await bestEffort(this.#writer.close());
   }
 
-  /** `p`, or a {@link MigrationError} with `message()` once the reply deadline passes. */
-  async #within<T>(p: Promise<T>, message: () => string): Promise<T> {
+  /**
+   * `p`, or a {@link MigrationError} with `message()` once the reply
+   * deadline passes (a {@link LinkLostError} when `lost`: the link, not the
+   * receiver, is what stopped).
+   */
+  async #within<T>(
+    p: Promise<T>,
+    message: () => string,
+    lost = false,
+  ): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       return await Promise.race([
         p,
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new MigrationError(message())),
+            () =>
+              reject(
+                lost
+                  ? new LinkLostError(message())
+                  : new MigrationError(message()),
+              ),
             this.#replyMs,
           );
         }),
@@ -334,7 +445,7 @@ export class SourceLink {
       }
       return frame;
     }, (error) => {
-      this.#peerError = new MigrationError(
+      this.#peerError = new LinkLostError(
         `Lost the receiver: ${error instanceof Error ? error.message : error}`,
       );
       return null;
