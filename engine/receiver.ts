@@ -87,7 +87,12 @@ export interface ReceiverOptions {
    * waits for a RESUME naming that id from the same identity. Without it,
    * no session is resumable.
    */
-  resume?: { registry: ResumeRegistry; identity: string | null };
+  resume?: {
+    registry: ResumeRegistry;
+    identity: string | null;
+    /** Take only a RESUME on this connection (a HELLO is refused). */
+    only?: boolean;
+  };
 }
 
 /** How a receiving session ended (when it did not fail). */

@@ -287,12 +287,15 @@ Deno.test({
       assert.ok(report instanceof MigrationError, String(report));
       assert.match(
         report.message,
-        /Cannot resume the migration after the link was lost in round 0 .*it has ended: .*No RESUME within the session's grace of 200 ms.*the VM runs on at the source/,
+        /Cannot resume the migration after the link was lost in round 0 .*it has ended: .*no RESUME came within the session's grace of 200 ms.*the VM runs on at the source/,
       );
       assert.equal(vm.paused, false);
       const received = await receiver.session;
       assert.ok(received instanceof MigrationError, String(received));
-      assert.match(received.message, /No RESUME within the session's grace/);
+      assert.match(
+        received.message,
+        /no RESUME came within the session's grace/,
+      );
       assert.equal(receiver.sink!.state, "discarded");
       assert.equal(receiver.refused.length, 1);
     } finally {

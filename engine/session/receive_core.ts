@@ -197,6 +197,8 @@ export interface ReceiveSessionOptions {
   readonly resume?: {
     readonly registry: ResumeRegistry;
     readonly identity: string | null;
+    /** Take only a RESUME on this connection: a HELLO is refused (a receiver that serves one migration). */
+    readonly only?: boolean;
   };
 }
 
@@ -424,6 +426,11 @@ export async function receiveSession<R>(
         return { aborted: false, joined: true, session, hello: null };
       }
       if (phase === "hello") {
+        if (frame.type === FrameType.HELLO && options.resume?.only) {
+          throw new MigrationError(
+            "This receiver takes no new migration now: it serves one, and only resumes it",
+          );
+        }
         if (frame.type !== FrameType.HELLO) {
           throw new WireError(
             `Unexpected ${
@@ -689,9 +696,7 @@ export async function receiveSession<R>(
       handover = await session.park();
     } catch (e) {
       throw new MigrationError(
-        `${reason}; ${
-          e instanceof Error ? e.message : e
-        }: the ${mode.what} is incomplete`,
+        `${reason}; ${e instanceof Error ? e.message : e}`,
         { cause: lost },
       );
     }

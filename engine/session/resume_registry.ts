@@ -196,7 +196,7 @@ export class ResumableSession {
           () =>
             reject(
               new MigrationError(
-                `No RESUME within the session's grace of ${this.graceMs} ms`,
+                `no RESUME came within the session's grace of ${this.graceMs} ms`,
               ),
             ),
           this.graceMs,
