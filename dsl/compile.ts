@@ -12,6 +12,7 @@ import type {
   Decision,
   GpuSettings,
   Plan,
+  ResumeSettings,
   RoundStats,
 } from "../engine/plan.ts";
 import { codecByName, codecNames } from "../engine/codecs/registry.ts";
@@ -804,6 +805,61 @@ function _deadlines(name: string, d: unknown): Deadlines {
   });
 }
 
+/** Most reconnections a plan may try per lost link. */
+const MAX_RESUME_ATTEMPTS = 100;
+
+function _resume(name: string, r: unknown): ResumeSettings | undefined {
+  if (r === undefined) return undefined;
+  const example = ".resume({ grace: seconds(30), attempts: 3 })";
+  if (typeof r !== "object" || r === null) {
+    throw _invalid(
+      name,
+      "resume",
+      "resume must be an object with grace (milliseconds) and attempts",
+      _show(r),
+      `pass e.g. ${example}`,
+    );
+  }
+  const given = r as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (key !== "grace" && key !== "attempts") {
+      throw _invalid(
+        name,
+        "resume",
+        `resume has no field "${key}": it takes grace and attempts`,
+        _show(r),
+        `pass e.g. ${example}`,
+      );
+    }
+  }
+  if (!_isCount(given.grace, 1, MAX_DEADLINE_MS)) {
+    throw _invalid(
+      name,
+      "resume.grace",
+      `resume.grace must be a whole number of milliseconds from 1 to ${MAX_DEADLINE_MS} (a day)`,
+      _show(given.grace),
+      `pass e.g. ${example}`,
+    );
+  }
+  const attempts = given.attempts ?? 3;
+  if (!_isCount(attempts, 1, MAX_RESUME_ATTEMPTS)) {
+    throw _invalid(
+      name,
+      "resume.attempts",
+      `resume.attempts must be a whole number from 1 to ${MAX_RESUME_ATTEMPTS}`,
+      _show(attempts),
+      `pass e.g. ${example}`,
+    );
+  }
+  return Object.freeze({ graceMs: given.grace, attempts });
+}
+
+/** A plan's resume settings in the policy's words, to be checked the same way. */
+function _resumeAsInput(r: ResumeSettings | undefined): unknown {
+  if (typeof r !== "object" || r === null) return r;
+  return { grace: r.graceMs, attempts: r.attempts };
+}
+
 /** A plan's deadlines in the policy's words, to be checked the same way. */
 function _asInput(d: Deadlines | undefined): unknown {
   if (typeof d !== "object" || d === null) return d;
@@ -970,6 +1026,7 @@ function _fromPolicy(p: Policy): Plan {
   const batchPages = _batchPages(name, spec.batchPages);
   const channels = _channels(name, spec.channels);
   const deadlines = _deadlines(name, spec.deadlines);
+  const resume = _resume(name, spec.resume);
   const gpu = _gpu(name, spec.gpu);
 
   let explainDecision: (stats: RoundStats) => [Decision, string];
@@ -1021,6 +1078,7 @@ function _fromPolicy(p: Policy): Plan {
     ...(channels === undefined ? {} : { channels }),
     maxRounds,
     deadlines,
+    ...(resume === undefined ? {} : { resume }),
     gpu,
   });
   _setPlanInfo(plan, {
@@ -1067,6 +1125,9 @@ function _fromPlan(p: Plan): Plan {
       : { channels: _channels(name, p.channels) }),
     maxRounds: _maxRounds(name, p.maxRounds),
     deadlines: _deadlines(name, _asInput(p.deadlines)),
+    ...(p.resume === undefined
+      ? {}
+      : { resume: _resume(name, _resumeAsInput(p.resume)) }),
     gpu: _gpu(name, p.gpu),
   });
   _setPlanInfo(plan, { source: "plan", lowLevel: true });

@@ -182,6 +182,51 @@ Deno.test("channels must be a whole number from 1 to 64; absent means one per co
   assert.equal(compile(base).channels, undefined);
 });
 
+Deno.test("resume: off unless asked; grace in whole milliseconds up to a day, attempts 1 to 100 (default 3), known fields only; a hand-written plan is checked the same way", () => {
+  assert.equal(compile(base).resume, undefined);
+  assert.deepEqual(compile(base.resume({ grace: 30_000 })).resume, {
+    graceMs: 30_000,
+    attempts: 3,
+  });
+  assert.deepEqual(
+    compile(base.resume({ grace: 500, attempts: 1 })).resume,
+    { graceMs: 500, attempts: 1 },
+  );
+  for (const bad of [0, -5, 1.5, NaN, 86_400_001, undefined]) {
+    assertPolicyError(
+      () => compile(base.resume({ grace: bad as number })),
+      "resume.grace",
+      /whole number of milliseconds/,
+      /\.resume\(\{ grace: seconds\(30\), attempts: 3 \}\)/,
+    );
+  }
+  for (const bad of [0, 101, 2.5]) {
+    assertPolicyError(
+      () => compile(base.resume({ grace: 1000, attempts: bad })),
+      "resume.attempts",
+      new RegExp(`got "${bad}"`),
+      /\.resume\(/,
+    );
+  }
+  assertPolicyError(
+    () => compile(base.resume({ grace: 1000, graceMs: 5 } as never)),
+    "resume",
+    /has no field "graceMs"/,
+    /\.resume\(/,
+  );
+  const plan = compile(base);
+  assertPolicyError(
+    () => compile({ ...plan, resume: { graceMs: -1, attempts: 3 } }),
+    "resume.grace",
+    /whole number of milliseconds/,
+    /\.resume\(/,
+  );
+  assert.deepEqual(
+    compile({ ...plan, resume: { graceMs: 9, attempts: 2 } }).resume,
+    { graceMs: 9, attempts: 2 },
+  );
+});
+
 Deno.test("deadlines: whole milliseconds from 1 to a day, known fields only; unset ones keep the defaults", () => {
   assert.deepEqual(compile(base).deadlines, {
     replyMs: 60_000,

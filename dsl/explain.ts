@@ -223,6 +223,14 @@ export function explain(source: Policy | Plan): string {
         : `at most ${deadlines.downtimeMs} ms, else the VM resumes on the source`
     }`,
   );
+  row(
+    "resume",
+    plan.resume
+      ? `a link lost during pre-copy is resumed: up to ${plan.resume.attempts} reconnection${
+        plan.resume.attempts === 1 ? "" : "s"
+      } within ${plan.resume.graceMs} ms, the VM running meanwhile`
+      : "no: a lost link fails the migration (the VM runs on at the source)",
+  );
   const gpu = plan.gpu;
   const device = gpu.prefer === "cpu"
     ? "CPU only"

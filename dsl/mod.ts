@@ -47,6 +47,7 @@ export type {
   Decision,
   GpuSettings,
   Plan,
+  ResumeSettings,
   RoundHistoryEntry,
   RoundStats,
 } from "../engine/plan.ts";

@@ -58,6 +58,16 @@ export interface PolicySpec {
   readonly maxRounds?: number;
   /** How long the source waits for the receiver before it gives up. */
   readonly deadlines?: DeadlinesInput;
+  /** Resume after a lost link during pre-copy. */
+  readonly resume?: ResumeInput;
+}
+
+/** How a policy resumes after a lost link ({@link Policy.resume}). */
+export interface ResumeInput {
+  /** Most milliseconds from losing the link to the resumed session (required; at most a day). */
+  readonly grace: number;
+  /** Most reconnections tried within the grace (default 3, at most 100). */
+  readonly attempts?: number;
 }
 
 /** Deadlines as a policy states them (milliseconds); unset ones keep their defaults. */
@@ -328,6 +338,31 @@ export class Policy {
    */
   deadlines(deadlines: DeadlinesInput): Policy {
     return this.#with({ deadlines });
+  }
+
+  /**
+   * Resumes a migration whose link is lost during pre-copy instead of
+   * failing it: the source keeps the VM running, reconnects (up to
+   * `attempts` times within `grace`) to the same receiver session, which
+   * only the same source identity can take on, and sends only the pages the
+   * receiver does not hold in their latest version. The receiver keeps the
+   * session for `grace` at most (or its own shorter limit). A link lost at
+   * stop-and-copy still aborts and resumes the VM on the source.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { policy, seconds, when } from "@hakobu/hakobu";
+   *
+   * const plan = policy("p")
+   *   .resume({ grace: seconds(30), attempts: 5 })
+   *   .switchover(when.rounds(30))
+   *   .compile();
+   * assert.deepEqual(plan.resume, { graceMs: 30_000, attempts: 5 });
+   * ```
+   */
+  resume(resume: ResumeInput): Policy {
+    return this.#with({ resume });
   }
 
   /**

@@ -28,6 +28,11 @@ export interface FaultProxy {
   readonly port: number;
   /** Whether the fault was injected (its direction carried enough bytes). */
   readonly fired: boolean;
+  /** Bytes each relayed connection carried each way so far, in the order they connected. */
+  readonly connections: readonly {
+    readonly up: number;
+    readonly down: number;
+  }[];
   /** Stops listening and breaks every relayed connection. */
   close(): Promise<void>;
 }
@@ -47,6 +52,7 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
   const tasks: Promise<void>[] = [];
+  const carriedBy: { up: number; down: number }[] = [];
   let fired = false;
   let dark = false;
   const never = new Promise<void>(() => {});
@@ -61,6 +67,7 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
     from: Deno.Conn,
     to: Deno.Conn,
     direction: "up" | "down",
+    tally: { up: number; down: number },
   ) => {
     let carried = 0;
     const buf = new Uint8Array(64 * 1024);
@@ -79,10 +86,12 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
           switch (fault.kind) {
             case "cut":
               await writeAll(to, chunk.subarray(0, at));
+              tally[direction] += at;
               closeAll();
               return;
             case "blackhole":
               await writeAll(to, chunk.subarray(0, at));
+              tally[direction] += at;
               dark = true;
               await never;
               return;
@@ -97,6 +106,7 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
         }
         carried += n;
         await writeAll(to, chunk);
+        tally[direction] += n;
       }
       // A clean end: pass the half-close on.
       await to.closeWrite().catch(() => {});
@@ -115,13 +125,18 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
       const b = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
       conns.add(a);
       conns.add(b);
-      tasks.push(relay(a, b, "up"), relay(b, a, "down"));
+      const tally = { up: 0, down: 0 };
+      carriedBy.push(tally);
+      tasks.push(relay(a, b, "up", tally), relay(b, a, "down", tally));
     }
   })();
   return {
     port: (listener.addr as Deno.NetAddr).port,
     get fired() {
       return fired;
+    },
+    get connections() {
+      return carriedBy.map((t) => ({ ...t }));
     },
     async close() {
       try {

@@ -100,7 +100,8 @@ export interface LinkLoss {
  * The connection to the other side of a migration was lost: it closed it,
  * reset it, or the link broke. The message names the side, its address and
  * the phase, with the transport's own words in parentheses; `cause` holds
- * the transport's error.
+ * the transport's error. Unlike a peer's ERROR, nobody decided to stop: a
+ * resumable migration reconnects and carries on.
  *
  * @example
  * ```ts

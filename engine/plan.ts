@@ -130,6 +130,12 @@ export interface Plan {
    * run on. Absent: {@link DEFAULT_DEADLINES}.
    */
   readonly deadlines?: Deadlines;
+  /**
+   * Resume after a lost link during pre-copy: reconnect to the same
+   * receiver session and send only what it lacks. Absent: a lost link fails
+   * the migration (the VM runs on at the source).
+   */
+  readonly resume?: ResumeSettings;
   /** GPU settings. */
   readonly gpu: GpuSettings;
 }
@@ -148,6 +154,18 @@ export interface Deadlines {
    * VM resumes on the source. `null`: bounded by {@link replyMs} per wait only.
    */
   readonly downtimeMs: number | null;
+}
+
+/** How a source resumes a migration whose link was lost during pre-copy ({@link Plan.resume}). */
+export interface ResumeSettings {
+  /**
+   * Most milliseconds from losing the link to a resumed session; the
+   * receiver keeps the session at most this long (or its own, shorter,
+   * limit). The VM runs on meanwhile.
+   */
+  readonly graceMs: number;
+  /** Most reconnections tried within the grace, per lost link. */
+  readonly attempts: number;
 }
 
 /**

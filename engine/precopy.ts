@@ -23,7 +23,7 @@ import {
   rootDigest,
 } from "./digest.ts";
 import type { SourceDriver } from "./driver.ts";
-import { MigrationError } from "./errors.ts";
+import { type LinkLoss, LinkLostError, MigrationError } from "./errors.ts";
 import {
   type Deadlines,
   type Decision,
@@ -45,11 +45,12 @@ import {
 import type {
   ChannelRoundReport,
   MigrationReport,
+  ResumeReport,
   RoundReport,
 } from "./report.ts";
 import { type GpuEntry, openGpu } from "./gpu/device.ts";
 import { EncoderPool } from "./pipeline/encoder_pool.ts";
-import { splitByChannel } from "./pipeline/partition.ts";
+import { channelOf, splitByChannel } from "./pipeline/partition.ts";
 import { SourceLink } from "./session/source_link.ts";
 import { FrameType } from "./wire/frame.ts";
 import {
@@ -97,6 +98,13 @@ export interface MigrateOptions {
   readonly source: SourceDriver;
   /** Connection to a receiver (`receiveMigration` on the other end). */
   readonly conn: Duplex;
+  /**
+   * Opens a new connection to the same receiver, authenticated as the same
+   * source, for a plan that resumes ({@link Plan.resume}) after a lost
+   * link. Without it a lost link fails the migration. The migration closes
+   * the connections it opened this way.
+   */
+  readonly reconnect?: () => Promise<Duplex & { close?(): void }>;
   /** Called after each round. */
   readonly onRound?: (round: RoundReport) => void;
   /** Called often during a round (at most every 50 ms). */
@@ -203,7 +211,22 @@ class SourceSession {
   readonly #plan: Plan;
   readonly #source: SourceDriver;
   readonly #opts: MigrateOptions;
-  readonly #link: SourceLink;
+  #link: SourceLink;
+  /** Wire bytes of the connections lost before this one. */
+  #wireBefore = 0;
+  /** Connections opened by `reconnect`, closed at the end. */
+  readonly #opened: { close?(): void }[] = [];
+  /** Pages handed to each channel so far, on every connection (a resumed session starts from what the receiver holds). */
+  #channelPages: number[] = [];
+  /**
+   * Resumable sessions: per page, its index in its channel's pages when it
+   * was last sent (Infinity: never, or lost); the receiver holds a page's
+   * last version iff that index is below what its channel applied.
+   */
+  #sentAt: Float64Array | null = null;
+  readonly #resumes: ResumeReport[] = [];
+  /** Resumes tried (a failed one throws before it is reported). */
+  #resuming = 0;
   readonly #channels: number;
   readonly #dirty: Uint32Array;
   readonly #rounds: RoundReport[] = [];
@@ -244,6 +267,7 @@ class SourceSession {
     }
     this.#channels = channels;
     this.#dirty = new Uint32Array(opts.source.pageCount);
+    this.#channelPages = new Array(channels).fill(0);
     this.#aborted = new Promise<never>((_, reject) => {
       const signal = opts.signal;
       const fail = () =>
@@ -281,7 +305,11 @@ class SourceSession {
         vm: source.description,
         policy: plan.name,
         channels: this.#channels,
+        ...(this.#resumeAsked() ? { resumeMs: plan.resume!.graceMs } : {}),
       }, { meanwhile: () => this.#startChannels() }));
+      if (this.#resumeAsked() && this.#link.welcome?.session) {
+        this.#sentAt = new Float64Array(source.pageCount).fill(Infinity);
+      }
       await source.startDirtyLog();
 
       // Round 0 sends every page.
@@ -293,12 +321,23 @@ class SourceSession {
       let decision: Decision = "continue";
       let reason = "";
       for (;;) {
-        this.#checkAbort();
-        const before = this.#steering.stats(
-          this.#counters(round, count, prev),
-        );
+        let sent: RoundTally;
         const roundStart = performance.now();
-        const sent = await this.#sendRound(round, count, before, false);
+        try {
+          this.#checkAbort();
+          const before = this.#steering.stats(
+            this.#counters(round, count, prev),
+          );
+          sent = await this.#sendRound(round, count, before, false);
+        } catch (error) {
+          // A lost link during pre-copy: the VM runs on; reconnect, and
+          // send what the receiver lacks as the next round.
+          if (!(await this.#resumable(error))) throw error;
+          count = await this.#resume(error as LinkLostError, round);
+          lastSync = performance.now();
+          round++;
+          continue;
+        }
         // Sync at the end of the round: what the guest dirtied while we sent.
         count = source.syncDirty(this.#dirty);
         const now = performance.now();
@@ -349,7 +388,12 @@ class SourceSession {
       await this.#race(this.#link.write(
         FrameType.FINAL,
         finalRound,
-        encodeFinal({ round: finalRound, pagesTotal: this.#pagesSent }),
+        encodeFinal({
+          round: finalRound,
+          // What the receiver holds: every page handed to a channel on a
+          // connection that was not lost.
+          pagesTotal: this.#channelPages.reduce((a, b) => a + b, 0),
+        }),
       ));
       const ready = decodeReady(
         await this.#race(this.#link.expect(FrameType.READY)),
@@ -381,7 +425,7 @@ class SourceSession {
       const verified = result.verified && result.digest === ourHex;
       const cpu = process.cpuUsage(cpu0);
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-      const wireBytes = this.#link.wireBytes;
+      const wireBytes = this.#wireBytes();
       const mismatch = result.mismatched?.length
         ? `; ranges of ${ours.rangeBytes} bytes that differ: ${
           result.mismatched.join(", ")
@@ -415,6 +459,7 @@ class SourceSession {
         channels: this.#channels,
         gpu: this.#gpuUse(),
         rounds: this.#rounds,
+        ...(this.#resumes.length ? { resumes: this.#resumes } : {}),
       };
       return report;
     } catch (error) {
@@ -431,7 +476,15 @@ class SourceSession {
         );
       }
       await this.#link.close();
-      if (peer) throw peer; // the receiver's own words
+      // The receiver's own words, unless the link's loss is old news to a
+      // resume that failed.
+      if (
+        peer &&
+        !(this.#resuming > 0 &&
+          peer instanceof LinkLostError)
+      ) {
+        throw peer;
+      }
       if (error instanceof MigrationError) throw error;
       throw new MigrationError(
         `Migration failed: ${
@@ -441,7 +494,166 @@ class SourceSession {
       );
     } finally {
       this.#pool?.close();
+      for (const c of this.#opened) {
+        try {
+          c.close?.();
+        } catch { /* closed */ }
+      }
     }
+  }
+
+  /** Wire bytes of every connection so far. */
+  #wireBytes(): number {
+    return this.#wireBefore + this.#link.wireBytes;
+  }
+
+  /** Whether HELLO asks for a resumable session: the plan resumes and a reconnection is possible. */
+  #resumeAsked(): boolean {
+    return this.#plan.resume !== undefined &&
+      this.#opts.reconnect !== undefined;
+  }
+
+  /**
+   * Whether `error`, during pre-copy, is a lost link this migration resumes
+   * from: the receiver gave the session an id, the VM runs, and the
+   * receiver did not say why it stopped (its ERROR is final).
+   */
+  async #resumable(error: unknown): Promise<boolean> {
+    if (
+      !(error instanceof LinkLostError) || this.#sentAt === null ||
+      this.#paused || this.#opts.signal?.aborted
+    ) return false;
+    // A write may fail before the receiver's last words are read.
+    await this.#link.settle(500);
+    const peer = this.#link.peerError;
+    return peer === null || peer instanceof LinkLostError;
+  }
+
+  /**
+   * Reconnects within the plan's grace (and the receiver's), RESUMEs the
+   * session with fresh channels (codec state starts afresh on both sides),
+   * and puts in the dirty list what the receiver lacks: every page whose
+   * last version it does not hold, and every page dirtied since the last
+   * sync. Returns the list's length.
+   *
+   * @throws {MigrationError} when no reconnection resumed in time, or the
+   *   receiver refused (the VM runs on at the source).
+   */
+  async #resume(lost: LinkLostError, round: number): Promise<number> {
+    const source = this.#source;
+    const lostAt = performance.now();
+    const resume = this.#plan.resume!;
+    const welcome = this.#link.welcome!;
+    // The policy's grace: the receiver may keep the session for less (its
+    // WELCOME said how long), and then says so when it refuses the RESUME.
+    const graceMs = resume.graceMs;
+    this.#resuming++;
+    const deadline = lostAt + graceMs;
+    const wireBytesBefore = this.#wireBytes();
+    this.#wireBefore = wireBytesBefore;
+    this.#pool?.close();
+    this.#pool = null;
+    void this.#link.close();
+    let attempts = 0;
+    let last: unknown = lost;
+    let resumed: { channelPages: readonly number[] } | null = null;
+    let backoffMs = 100;
+    while (attempts < resume.attempts && performance.now() < deadline) {
+      this.#checkAbort();
+      attempts++;
+      const left = () => Math.max(1, deadline - performance.now());
+      try {
+        const connecting = this.#opts.reconnect!();
+        // Closed at the end, even one that connects after we gave it up.
+        connecting.then((c) => this.#opened.push(c), () => {});
+        const conn = await this.#race(
+          within(connecting, left(), "Reconnecting to the receiver", {
+            side: "receiver",
+            peer: lost.peer,
+            phase: `the reconnection after round ${round}`,
+          }),
+        );
+        const link = new SourceLink(conn, {
+          bandwidth: this.#plan.bandwidth,
+          replyMs: Math.min(this.#deadlines.replyMs, left()),
+        });
+        this.#link = link;
+        resumed = await this.#race(
+          link.resume(welcome.session!, {
+            meanwhile: () => this.#startChannels(),
+          }),
+        );
+        break;
+      } catch (e) {
+        last = e;
+        (this.#pool as EncoderPool | null)?.close();
+        this.#pool = null;
+        if (this.#opts.signal?.aborted) throw e;
+        if (e instanceof MigrationError && !(e instanceof LinkLostError)) {
+          // The receiver refused: the session is gone, or not ours.
+          throw new MigrationError(
+            `Cannot resume the migration after the link was lost in round ${round} (${lost.message}): ${e.message}; the VM runs on at the source`,
+            { cause: e },
+          );
+        }
+        await new Promise((r) =>
+          setTimeout(r, Math.min(backoffMs, deadline - performance.now()))
+        );
+        backoffMs = Math.min(backoffMs * 2, 2000);
+      }
+    }
+    if (!resumed) {
+      throw new MigrationError(
+        `Cannot resume the migration after the link was lost in round ${round} (${lost.message}): ` +
+          `${attempts} reconnection${
+            attempts === 1 ? "" : "s"
+          } within the grace of ${graceMs} ms did not resume it (the last: ${
+            last instanceof Error ? last.message : last
+          }); the VM runs on at the source`,
+        { cause: last },
+      );
+    }
+    const held = resumed.channelPages;
+    if (
+      held.length !== this.#channels ||
+      held.some((n, c) => n > this.#channelPages[c])
+    ) {
+      throw new MigrationError(
+        `The receiver's RESUMED does not fit this session: it holds [${
+          held.join(", ")
+        }] pages per channel, this source sent [${
+          this.#channelPages.join(", ")
+        }]`,
+      );
+    }
+    // What the receiver lacks: pages whose last version it does not hold
+    // (they count as never sent from now on), and what the guest dirtied
+    // since the last sync.
+    const sentAt = this.#sentAt!;
+    const missing = new Uint32Array(source.pageCount);
+    let nMissing = 0;
+    for (let pfn = 0; pfn < source.pageCount; pfn++) {
+      if (!(sentAt[pfn] < held[channelOf(pfn, this.#channels)])) {
+        sentAt[pfn] = Infinity;
+        missing[nMissing++] = pfn;
+      }
+    }
+    this.#channelPages = held.slice();
+    const dirtied = new Uint32Array(source.pageCount);
+    const nDirtied = source.syncDirty(dirtied);
+    this.#dirty.set(missing.subarray(0, nMissing));
+    const count = mergeSortedUnique(this.#dirty, nMissing, dirtied, nDirtied);
+    this.#resumes.push({
+      round,
+      reason: lost.message,
+      attempts,
+      downMs: performance.now() - lostAt,
+      wireBytesBefore,
+      pagesMissing: nMissing,
+      pagesDirtied: nDirtied,
+      pagesToSend: count,
+    });
+    return count;
   }
 
   /**
@@ -582,7 +794,7 @@ class SourceSession {
       dirtyRate: prev?.dirtyRate ?? 0,
       sendRate: prev?.sendRate ?? 0,
       wireRate: prev?.wireRate ?? 0,
-      bytesSent: this.#link.wireBytes,
+      bytesSent: this.#wireBytes(),
       rawBytesSent: this.#rawBytes,
     };
   }
@@ -658,14 +870,25 @@ class SourceSession {
         final,
         pagesDone: tally.pages,
         pagesTotal: count,
-        wireBytes: this.#link.wireBytes,
+        wireBytes: this.#wireBytes(),
         elapsedMs: now - this.#t0,
         pageSize: ps,
         sendRate: secs > 0 ? (tally.pages * ps) / secs : 0,
       });
     };
 
-    pool.round(round, splitByChannel(this.#dirty, count, this.#channels));
+    const parts = splitByChannel(this.#dirty, count, this.#channels);
+    // Each page's place in its channel's pages (before the parts are
+    // transferred to the Workers).
+    parts.forEach((pfns, c) => {
+      const base = this.#channelPages[c];
+      const sentAt = this.#sentAt;
+      if (sentAt) {
+        for (let k = 0; k < pfns.length; k++) sentAt[pfns[k]] = base + k;
+      }
+      this.#channelPages[c] = base + pfns.length;
+    });
+    pool.round(round, parts);
     let done = 0;
     while (done < this.#channels) {
       this.#checkAbort();
@@ -753,4 +976,30 @@ export function mergeSortedUnique(
   }
   a.set(merged.subarray(0, n));
   return n;
+}
+
+/** `p`, or a {@link LinkLostError} (where: `loss`) once `ms` passed. */
+async function within<T>(
+  p: Promise<T>,
+  ms: number,
+  what: string,
+  loss: LinkLoss,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new LinkLostError(`${what} took longer than ${ms} ms`, loss),
+            ),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

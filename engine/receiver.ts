@@ -15,6 +15,7 @@ import type { MemorySink } from "./driver.ts";
 import { type ReceiveEvent, receiveSession } from "./session/receive_core.ts";
 import { type MemoryEvent, memoryMode } from "./session/memory_mode.ts";
 import type { ReceiveBudget } from "./session/budget.ts";
+import type { ResumeRegistry } from "./session/resume_registry.ts";
 import type { WireConn } from "./wire/duplex.ts";
 import type { Hello, RoundEnd } from "./wire/messages.ts";
 
@@ -25,6 +26,13 @@ export {
   DEFAULT_MAX_MEMORY_BYTES,
 } from "./session/receive_core.ts";
 export { ReceiveBudget, type Reservation } from "./session/budget.ts";
+export {
+  DEFAULT_MAX_RESUME_GRACE_MS,
+  type Handover,
+  ResumableSession,
+  ResumeRegistry,
+  type ResumeRegistryOptions,
+} from "./session/resume_registry.ts";
 export type { MemoryEvent } from "./session/memory_mode.ts";
 
 /**
@@ -34,7 +42,7 @@ export type { MemoryEvent } from "./session/memory_mode.ts";
  * ROUND_END, and the memory mode's `final` and `result`.
  */
 export type ReceiverEvent =
-  | Extract<ReceiveEvent, { type: "hello" | "abort" }>
+  | Extract<ReceiveEvent, { type: "hello" | "abort" | "parked" | "resumed" }>
   | {
     /** Every channel sent its ROUND_END of a round. */
     readonly type: "round";
@@ -71,6 +79,20 @@ export interface ReceiverOptions {
   maxCodecStateBytes?: number;
   /** A budget shared with other sessions: memory and decoder state are reserved in it first. */
   budget?: ReceiveBudget;
+  /**
+   * Resumable sessions: the receiver's registry (one for all its
+   * connections) and the source identity this connection authenticated as
+   * (`ChannelConn.identity`; null over plain TCP). A session whose HELLO
+   * asks for it gets an id; when its connection is lost before FINAL it
+   * waits for a RESUME naming that id from the same identity. Without it,
+   * no session is resumable.
+   */
+  resume?: {
+    registry: ResumeRegistry;
+    identity: string | null;
+    /** Take only a RESUME on this connection (a HELLO is refused). */
+    only?: boolean;
+  };
 }
 
 /** How a receiving session ended (when it did not fail). */
@@ -99,6 +121,14 @@ export interface ReceiveResult {
   readonly mismatched: readonly number[];
   /** Milliseconds from HELLO to the end of the session. */
   readonly durationMs: number;
+  /** Times the session was resumed on a new connection after losing one. */
+  readonly resumes: number;
+  /**
+   * This connection resumed another session (its first frame was RESUME)
+   * and carried it until that session ended or lost it too: the session's
+   * own call reports the outcome, and every other field here is empty.
+   */
+  readonly joined: boolean;
 }
 
 /**
@@ -195,6 +225,7 @@ export async function receiveMigration(
       frameTimeoutMs: options.frameTimeoutMs,
       maxCodecStateBytes: options.maxCodecStateBytes,
       budget: options.budget,
+      resume: options.resume,
     },
   );
   const hello = outcome.hello;
@@ -208,6 +239,8 @@ export async function receiveMigration(
   if (outcome.aborted) {
     return {
       ...base,
+      resumes: 0,
+      joined: false,
       verified: false,
       aborted: true,
       pagesApplied: outcome.pagesApplied,
@@ -217,9 +250,25 @@ export async function receiveMigration(
       mismatched: [],
     };
   }
+  if (outcome.joined) {
+    return {
+      ...base,
+      verified: false,
+      aborted: false,
+      pagesApplied: 0,
+      bytesReceived: 0,
+      rounds: 0,
+      digest: "",
+      mismatched: [],
+      resumes: 0,
+      joined: true,
+    };
+  }
   const r = outcome.result;
   return {
     ...base,
+    resumes: outcome.resumes,
+    joined: false,
     verified: r.verified,
     aborted: false,
     pagesApplied: r.pagesApplied,

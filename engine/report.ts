@@ -88,6 +88,26 @@ export interface StreamVerdict {
   readonly detail: string;
 }
 
+/** One lost link a migration resumed from ({@link MigrationReport.resumes}). */
+export interface ResumeReport {
+  /** The round being sent when the link was lost. */
+  readonly round: number;
+  /** Why the link was given up, in words. */
+  readonly reason: string;
+  /** Reconnections tried (the last one resumed). */
+  readonly attempts: number;
+  /** Milliseconds from losing the link to the receiver's RESUMED; the VM ran on meanwhile. */
+  readonly downMs: number;
+  /** Wire bytes written before the link was lost, the whole migration so far. */
+  readonly wireBytesBefore: number;
+  /** Pages sent (or about to be) whose latest version the receiver did not hold: what was left to send. */
+  readonly pagesMissing: number;
+  /** Pages the guest dirtied since the last sync, which the source sends as well. */
+  readonly pagesDirtied: number;
+  /** Pages of the next round: the union of the two. */
+  readonly pagesToSend: number;
+}
+
 /** The outcome of a whole migration. */
 export interface MigrationReport {
   /**
@@ -144,6 +164,11 @@ export interface MigrationReport {
   readonly gpu: GpuUse;
   /** Every round, the stop-and-copy round last. */
   readonly rounds: readonly RoundReport[];
+  /**
+   * Each time the link was lost during pre-copy and the migration resumed
+   * on a new connection (absent or empty: it never had to).
+   */
+  readonly resumes?: readonly ResumeReport[];
   /**
    * The backend that ran the migration, by its scheme: `"sim"`, `"qemu"`,
    * `"xen"`, … (absent in reports written before backends, and from

@@ -40,6 +40,7 @@ import { DEFAULT_MAX_SESSIONS, receiveCommand } from "./_cli/receive.ts";
 import {
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_RESUME_GRACE_MS,
 } from "../engine/receiver.ts";
 import { reportCommand } from "./_cli/report.ts";
 import {
@@ -115,6 +116,12 @@ export function buildCli(setExit: (code: number) => void): Command {
       integer(),
       DEFAULT_FRAME_TIMEOUT_MS,
     )
+    .option(
+      "--resume-grace <ms>",
+      "most milliseconds a migration whose link was lost during pre-copy is kept for its source to resume (0: none is resumable)",
+      integer(),
+      DEFAULT_MAX_RESUME_GRACE_MS,
+    )
     .addOption(tlsDirOption())
     .addOption(tlsAuthzOption())
     .addOption(insecurePlainOption())
@@ -130,6 +137,7 @@ export function buildCli(setExit: (code: number) => void): Command {
           maxSessions: o.maxSessions,
           handshakeTimeoutMs: o.handshakeTimeout,
           frameTimeoutMs: o.frameTimeout,
+          resumeGraceMs: o.resumeGrace,
           json: o.json,
         }),
       );

@@ -74,6 +74,10 @@ const HELP: readonly (readonly [string, string])[] = [
     `when.stalled({ rounds: 3 }); when.downtimeRamp({ startMs: 50, stepMs: 50, maxMs: 500, every: { rounds: 2 } }); when.elapsedAbovePerGiB(seconds(150))`,
   ],
   [
+    "faults",
+    `p.deadlines({ reply: seconds(30), downtime: ms(500) }).resume({ grace: seconds(30), attempts: 3 })  // a lost link during pre-copy resumes`,
+  ],
+  [
     "roundSeries(remaining)",
     `roundSeries([MiB(64), MiB(64), MiB(64)]).map((s) => compile(p).decide(s))  // made-up rounds, with history`,
   ],

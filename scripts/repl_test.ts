@@ -62,6 +62,7 @@ Deno.test("the REPL walkthrough runs in the real deno repl", async () => {
       "codec.*",
       "when.*",
       "convergence",
+      "faults",
       "roundSeries(remaining)",
       "loadPolicy(path)",
       "KiB MiB GiB",

@@ -79,6 +79,9 @@ class SimBackend implements Backend {
         plan,
         source: vm,
         conn,
+        // A plan that resumes reconnects with the same credentials: the
+        // receiver lets only the same source identity take its session on.
+        reconnect: () => connectChannel(to, security),
         signal: options.signal,
         onProgress: options.onProgress,
         onRound: options.onRound,

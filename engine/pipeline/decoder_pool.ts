@@ -183,6 +183,14 @@ export class DecoderPool {
   }
 
   /**
+   * Like {@link sync}, but the pages each channel applied, in channel
+   * order (a resumed session tells the source what each channel holds).
+   */
+  async syncChannels(): Promise<number[]> {
+    return await this.#all((id) => ({ type: "sync", id })) as number[];
+  }
+
+  /**
    * SHA-256 of each of `count` ranges of `rangeBytes` of shared destination
    * memory, hashed by all channels in parallel.
    */

@@ -111,7 +111,10 @@ export interface MemoryModeOptions {
  * await migrate({ plan, source: vm, conn, channels: 1 });
  * const outcome = await received;
  * assert.equal(outcome.aborted, false);
- * assert.equal(!outcome.aborted && outcome.result.verified, true);
+ * assert.equal(
+ *   !outcome.aborted && !outcome.joined && outcome.result.verified,
+ *   true,
+ * );
  * ```
  */
 export function memoryMode(
@@ -168,7 +171,7 @@ export function memoryMode(
           );
         }
         s.closePages();
-        applied = await s.pool.sync();
+        applied = await s.syncPages();
         if (final.pagesTotal !== applied) {
           throw new WireError(
             `FINAL says the source sent "${final.pagesTotal}" pages, but ${applied} arrived`,

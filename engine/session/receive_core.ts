@@ -12,7 +12,12 @@
  */
 
 import type { Codec } from "../codecs/codec.ts";
-import { CodecError, MigrationError, WireError } from "../errors.ts";
+import {
+  CodecError,
+  LinkLostError,
+  MigrationError,
+  WireError,
+} from "../errors.ts";
 import { formatBytes } from "../format.ts";
 import { MAX_CHANNELS, PAGE_SIZE } from "../plan.ts";
 import { DecoderPool } from "../pipeline/decoder_pool.ts";
@@ -32,8 +37,10 @@ import {
   decodeCodec,
   decodeError,
   decodeHello,
+  decodeResume,
   decodeRoundEnd,
   encodeError,
+  encodeResumed,
   encodeWelcome,
   type Hello,
   PROTOCOL_VERSION,
@@ -42,6 +49,7 @@ import {
 import type { ReceiveBudget, Reservation } from "./budget.ts";
 import { bestEffort } from "./best_effort.ts";
 import { Watchdog } from "./watchdog.ts";
+import type { ResumableSession, ResumeRegistry } from "./resume_registry.ts";
 
 /** Default largest memory a receiver accepts: 64 GiB. */
 export const DEFAULT_MAX_MEMORY_BYTES: number = 64 * 1024 ** 3;
@@ -89,8 +97,13 @@ export interface SessionControl {
   readonly pool: DecoderPool;
   /** Sends a frame to the source. */
   reply(type: FrameType, payload: Uint8Array, round?: number): Promise<void>;
-  /** Frame bytes read so far. */
+  /** Frame bytes read so far, every connection of the session together. */
   readonly bytesRead: number;
+  /**
+   * Resolves with the pages applied so far, every channel and connection
+   * together, once every channel has finished what it was given.
+   */
+  syncPages(): Promise<number>;
   /** Stream offset of the frame being handled. */
   readonly at: number;
   /** Rounds whose ROUND_END every channel has sent, so far. */
@@ -133,7 +146,22 @@ export type ReceiveEvent =
     readonly roundEnd: RoundEnd;
     readonly bytesReceived: number;
   }
-  | { readonly type: "abort"; readonly reason: string };
+  | { readonly type: "abort"; readonly reason: string }
+  | {
+    /** The connection was lost before FINAL: the session waits for a RESUME. */
+    readonly type: "parked";
+    /** The session id a RESUME must name. */
+    readonly session: string;
+    /** Pages applied per channel, which RESUMED will report. */
+    readonly channelPages: readonly number[];
+    /** Why the connection ended. */
+    readonly reason: string;
+  }
+  | {
+    /** A RESUME took the session over on a new connection. */
+    readonly type: "resumed";
+    readonly channelPages: readonly number[];
+  };
 
 /** Options of {@link receiveSession}. */
 export interface ReceiveSessionOptions {
@@ -161,11 +189,41 @@ export interface ReceiveSessionOptions {
    * before they are allocated, and given back when the session ends.
    */
   readonly budget?: ReceiveBudget;
+  /**
+   * Resumable sessions: the receiver's registry, shared by its connections,
+   * and the source identity this connection authenticated as (null over
+   * plain TCP). Without it HELLO's `resumeMs` is ignored and RESUME refused.
+   */
+  readonly resume?: {
+    readonly registry: ResumeRegistry;
+    readonly identity: string | null;
+    /** Take only a RESUME on this connection: a HELLO is refused (a receiver that serves one migration). */
+    readonly only?: boolean;
+  };
 }
 
 /** How a session ended without failing. */
 export type SessionOutcome<R> =
-  | { readonly aborted: false; readonly result: R; readonly hello: Hello }
+  | {
+    readonly aborted: false;
+    readonly joined?: false;
+    readonly result: R;
+    readonly hello: Hello;
+    /** Times a RESUME carried the session on over a new connection. */
+    readonly resumes: number;
+  }
+  | {
+    /**
+     * This connection carried on another session (its first frame was
+     * RESUME) until that session ended or lost it too; the session's own
+     * call reports its outcome.
+     */
+    readonly aborted: false;
+    readonly joined: true;
+    /** The session id. */
+    readonly session: string;
+    readonly hello: null;
+  }
   | {
     readonly aborted: true;
     readonly reason: string;
@@ -181,6 +239,11 @@ type Phase = "hello" | "session";
  * a result or the source aborts; rejects (after sending ERROR, unless the
  * source failed first, and discarding) on any violation, codec error, mode
  * error or lost connection. The connection is closed when it settles.
+ *
+ * A resumable session (HELLO asked for it and `options.resume` is given)
+ * whose connection is lost before FINAL parks instead: it applies what came
+ * whole, forgets its decoders' state, and waits the grace for a RESUME on a
+ * new connection from the same identity, then carries on there.
  *
  * @example
  * ```ts
@@ -224,10 +287,10 @@ export async function receiveSession<R>(
   mode: ReceiveMode<R>,
   options: ReceiveSessionOptions = {},
 ): Promise<SessionOutcome<R>> {
-  const reader = new FrameReader(conn.readable, {
+  let reader = new FrameReader(conn.readable, {
     ownPayload: (t) => t === FrameType.BATCH,
   });
-  const writer = new FrameWriter(conn.writable);
+  let writer = new FrameWriter(conn.writable);
   const emit = options.onEvent ?? (() => {});
   let phase: Phase = "hello";
   let hello: Hello | null = null;
@@ -253,6 +316,16 @@ export async function receiveSession<R>(
   const codecState = new Map<string, number>();
   let stateBytes = 0;
   let negotiated: Map<number, Codec> | null = null;
+  // Resumable sessions: the registry's entry, the pages each channel
+  // applied on earlier connections (by decoders since closed), frame bytes
+  // read on them, and how the current connection is let go.
+  let resumable: ResumableSession | null = null;
+  let heldBefore: number[] = [];
+  let bytesBefore = 0;
+  let resumes = 0;
+  let release: (() => void) | null = null;
+  let linkLost = false;
+  let sinkChannels: SinkChannels | null = null;
 
   // Replies come from the loop and from a mode's own tasks: one at a time.
   let replies: Promise<void> = Promise.resolve();
@@ -266,7 +339,10 @@ export async function receiveSession<R>(
     pool: p,
     reply,
     get bytesRead() {
-      return reader.bytesRead;
+      return bytesBefore + reader.bytesRead;
+    },
+    async syncPages() {
+      return heldBefore.reduce((a, b) => a + b, 0) + await p.sync();
     },
     get at() {
       return at;
@@ -299,28 +375,62 @@ export async function receiveSession<R>(
             ),
         );
       }
-      const next = reader.next().catch((e: unknown) => {
+      linkLost = false;
+      const r = reader;
+      const next = r.next().catch((e: unknown) => {
+        // A reset, or the stream ending inside a frame: the link is gone.
+        if (!(e instanceof WireError) || r.ended) linkLost = true;
         throw e instanceof WireError ? e : connectionLost(
           e,
           phase === "hello" ? "HELLO" : mode.waiting(),
-          reader.bytesRead,
+          r.bytesRead,
         );
       });
       next.catch(() => {}); // it may lose the race below
-      const frame = pool
-        ? await Promise.race([next, watchdog.expired, poolFailed!])
-        : await Promise.race([next, watchdog.expired]);
-      watchdog.disarm();
-      if (frame === null) {
-        throw new WireError(
-          `Connection closed before ${
-            phase === "hello" ? "HELLO" : mode.waiting()
-          }: the ${mode.what} is incomplete`,
-          reader.bytesRead,
-        );
+      let frame: Frame | null;
+      try {
+        frame = pool
+          ? await Promise.race([next, watchdog.expired, poolFailed!])
+          : await Promise.race([next, watchdog.expired]);
+        if (frame === null) {
+          linkLost = true;
+          throw new WireError(
+            `Connection closed before ${
+              phase === "hello" ? "HELLO" : mode.waiting()
+            }: the ${mode.what} is incomplete`,
+            reader.bytesRead,
+          );
+        }
+      } catch (error) {
+        watchdog.disarm();
+        if (!linkLost || !resumable || phase !== "session" || pagesClosed) {
+          throw error;
+        }
+        await park(error);
+        continue;
       }
+      watchdog.disarm();
       at = reader.bytesRead - HEADER_BYTES - frame.length;
+      if (phase === "hello" && frame.type === FrameType.RESUME) {
+        if (!options.resume) {
+          throw new MigrationError(
+            "This receiver does not resume sessions: RESUME refused",
+          );
+        }
+        const { session } = decodeResume(frame.payload);
+        await options.resume.registry.claim(
+          session,
+          options.resume.identity,
+          { reader, writer, release: () => {} },
+        );
+        return { aborted: false, joined: true, session, hello: null };
+      }
       if (phase === "hello") {
+        if (frame.type === FrameType.HELLO && options.resume?.only) {
+          throw new MigrationError(
+            "This receiver takes no new migration now: it serves one, and only resumes it",
+          );
+        }
         if (frame.type !== FrameType.HELLO) {
           throw new WireError(
             `Unexpected ${
@@ -351,6 +461,7 @@ export async function receiveSession<R>(
           ));
         }
         const channels = await mode.open(hello);
+        sinkChannels = channels;
         pool = DecoderPool.start({
           channels: hello.channels,
           pageSize: PAGE_SIZE,
@@ -365,9 +476,26 @@ export async function receiveSession<R>(
         });
         poolFailed = pool.failed();
         poolFailed.catch(() => {});
+        if (
+          options.resume && hello.resumeMs &&
+          options.resume.registry.maxGraceMs > 0
+        ) {
+          resumable = options.resume.registry.open(
+            options.resume.identity,
+            hello.resumeMs,
+          );
+          heldBefore = new Array(hello.channels).fill(0);
+          detachOnTakeover();
+        }
         await reply(
           FrameType.WELCOME,
-          encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
+          encodeWelcome({
+            protocol: PROTOCOL_VERSION,
+            accepted: true,
+            ...(resumable
+              ? { session: resumable.id, resumeMs: resumable.graceMs }
+              : {}),
+          }),
         );
         phase = "session";
         emit({ type: "hello", hello });
@@ -471,9 +599,10 @@ export async function receiveSession<R>(
         }
         case FrameType.ABORT: {
           const { reason } = decodeAbort(frame.payload);
-          const pagesApplied = await p.sync().catch(() => 0);
+          const pagesApplied = await control(h, p).syncPages().catch(() => 0);
           await mode.discard(new MigrationError(`Source aborted: ${reason}`));
           emit({ type: "abort", reason });
+          resumable?.close(`the source aborted it: ${reason}`);
           return { aborted: true, reason, hello: h, pagesApplied };
         }
         case FrameType.ERROR: {
@@ -485,7 +614,10 @@ export async function receiveSession<R>(
       }
       if (modeFrames.has(frame.type)) {
         const result = await mode.frame(frame, control(h, p));
-        if (result !== null) return { aborted: false, result, hello: h };
+        if (result !== null) {
+          resumable?.close(`it ended (${mode.what} received)`);
+          return { aborted: false, result, hello: h, resumes };
+        }
         continue;
       }
       throw new WireError(
@@ -505,6 +637,9 @@ export async function receiveSession<R>(
     // A mode that opened nothing yet drops nothing, but a stream mode still
     // aborts its output.
     await mode.discard(error).catch(() => {});
+    resumable?.close(
+      `it failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
     throw error;
   } finally {
     watchdog.close();
@@ -512,6 +647,91 @@ export async function receiveSession<R>(
     pool?.close();
     await bestEffort(writer.close());
     await bestEffort(reader.cancel());
+    // (assigned in park(), which TypeScript does not follow)
+    (release as (() => void) | null)?.();
+  }
+
+  /** A RESUME for this session while a connection still carries it: let that one go. */
+  function detachOnTakeover(): void {
+    const r = reader;
+    resumable!.onTakeover(() => {
+      linkLost = true;
+      r.cancel(
+        new LinkLostError("A RESUME took the session over", {
+          side: "source",
+          peer: null,
+          phase: "pre-copy (taken over by a RESUME)",
+        }),
+      ).catch(
+        () => {},
+      );
+    });
+  }
+
+  /**
+   * The connection was lost before FINAL: applies what came whole, drops
+   * the decoders (their state is not trusted across the cut), and waits the
+   * grace for a RESUME; then carries on on its connection with fresh
+   * decoders, after telling the source what each channel holds.
+   *
+   * @throws the loss, or the grace passing, when the session cannot go on.
+   */
+  async function park(lost: unknown): Promise<void> {
+    const session = resumable!;
+    const h = hello!;
+    const counts = await Promise.race([pool!.syncChannels(), poolFailed!]);
+    heldBefore = heldBefore.map((n, c) => n + counts[c]);
+    pool!.close();
+    pool = null;
+    poolFailed = null;
+    bytesBefore += reader.bytesRead;
+    const reason = lost instanceof Error ? lost.message : String(lost);
+    // The dead connection's last words are not waited for.
+    bestEffort(writer.close());
+    bestEffort(reader.cancel());
+    release?.();
+    release = null;
+    emit({
+      type: "parked",
+      session: session.id,
+      channelPages: heldBefore.slice(),
+      reason,
+    });
+    let handover;
+    try {
+      handover = await session.park();
+    } catch (e) {
+      throw new MigrationError(
+        `${reason}; ${e instanceof Error ? e.message : e}`,
+        { cause: lost },
+      );
+    }
+    reader = handover.reader;
+    writer = handover.writer;
+    release = handover.release;
+    resumes++;
+    detachOnTakeover();
+    rounds.clear();
+    const sink = sinkChannels!;
+    pool = DecoderPool.start({
+      channels: h.channels,
+      pageSize: PAGE_SIZE,
+      pageCount: h.memoryBytes / PAGE_SIZE,
+      codecs: [...negotiated!.values()].map((c) => ({
+        id: c.id,
+        name: c.name,
+      })),
+      memory: sink.memory,
+      touched: sink.touched,
+      onPages: sink.onPages,
+    });
+    poolFailed = pool.failed();
+    poolFailed.catch(() => {});
+    await reply(
+      FrameType.RESUMED,
+      encodeResumed({ channelPages: heldBefore }),
+    );
+    emit({ type: "resumed", channelPages: heldBefore.slice() });
   }
 }
 

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { LinkLostError, MigrationError } from "../errors.ts";
+import { type LinkLoss, LinkLostError, MigrationError } from "../errors.ts";
 import { DEFAULT_DEADLINES } from "../plan.ts";
 import { bestEffort } from "./best_effort.ts";
 import { Pacer } from "../transport/pacer.ts";
@@ -24,10 +24,14 @@ import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
 import {
   decodeError,
+  decodeResumed,
   decodeWelcome,
   encodeAbort,
   encodeHello,
+  encodeResume,
   type Hello,
+  type Resumed,
+  type Welcome,
 } from "../wire/messages.ts";
 
 /** Options of {@link SourceLink}. */
@@ -128,6 +132,7 @@ export class SourceLink {
   readonly #remote: string | null;
   /** What the migration is doing, from the last frame written: errors name it. */
   #phase = "the handshake";
+  #welcomed: Welcome | null = null;
 
   /**
    * @param conn The connection to the receiver.
@@ -153,6 +158,11 @@ export class SourceLink {
     return this.#peerError;
   }
 
+  /** The receiver's WELCOME, once {@link hello} succeeded (its `session` makes the session resumable). */
+  get welcome(): Welcome | null {
+    return this.#welcomed;
+  }
+
   /**
    * Sends HELLO and waits for WELCOME; then watches the receiver in the
    * background. `options.meanwhile` runs once HELLO is written, while the
@@ -175,6 +185,69 @@ export class SourceLink {
     }
     await welcome;
     this.#watch();
+  }
+
+  /**
+   * On a new connection, instead of {@link hello}: sends RESUME for
+   * `session` and waits for RESUMED (what the receiver holds); then watches
+   * the receiver in the background. `options.meanwhile` runs while the
+   * receiver answers, as for HELLO.
+   *
+   * @throws {MigrationError} with the receiver's reason when it refuses
+   *   (the session is gone, or not this source's); {@link LinkLostError}
+   *   when this connection fails too.
+   */
+  async resume(
+    session: string,
+    options: HelloOptions = {},
+  ): Promise<Resumed> {
+    await this.write(FrameType.RESUME, 0, encodeResume({ session }));
+    const answer = this.#within(
+      this.#answer(FrameType.RESUMED, "RESUME").then(decodeResumed),
+      () =>
+        `The receiver did not answer RESUME within ${this.#replyMs} ms (the reply deadline)`,
+      true,
+    );
+    if (options.meanwhile) {
+      answer.catch(() => {});
+      await options.meanwhile();
+    }
+    const resumed = await answer;
+    this.#watch();
+    return resumed;
+  }
+
+  /**
+   * Waits until the receiver's next frame (or the end of its connection)
+   * has been read, at most `ms`: after a failed write, whether the receiver
+   * had said why (ERROR) before the link went.
+   */
+  async settle(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#inbox ?? Promise.resolve(),
+      new Promise((r) => timer = setTimeout(r, ms)),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Reads the receiver's answer of `type` to `asked` (RESUME), or its refusal. */
+  async #answer(type: FrameType, asked: string): Promise<Uint8Array> {
+    const frame = await this.#reader.next().catch((e) => this.#lost(e));
+    if (frame === null) throw this.#closed(type);
+    if (frame.type === FrameType.ERROR) {
+      throw new MigrationError(
+        `Receiver refused ${asked}: ${decodeError(frame.payload).message}`,
+      );
+    }
+    if (frame.type !== type) {
+      throw new MigrationError(
+        `Unexpected ${
+          frameTypeName(frame.type)
+        } frame from the receiver: expected ${frameTypeName(type)}`,
+      );
+    }
+    return frame.payload.slice();
   }
 
   /** Reads the receiver's answer to HELLO: WELCOME, or a refusal. */
@@ -203,6 +276,7 @@ export class SourceLink {
       );
     }
     const welcome = decodeWelcome(frame.payload);
+    this.#welcomed = welcome;
     if (welcome.protocol !== protocol || !welcome.accepted) {
       throw new MigrationError(
         `Receiver's WELCOME does not accept this session: protocol ${welcome.protocol}, accepted ${welcome.accepted} ` +
@@ -248,6 +322,7 @@ export class SourceLink {
         this.#writer.writeRaw(bytes).catch((e) => this.#lost(e)),
         () =>
           `A write of ${bytes.length} bytes to ${this.#receiver()} did not complete within ${this.#replyMs} ms (the reply deadline) during ${this.#phase}: the link or the receiver stopped taking data`,
+        true,
       );
       this.#wireBytes += bytes.length;
     };
@@ -298,15 +373,28 @@ export class SourceLink {
     await bestEffort(this.#writer.close());
   }
 
-  /** `p`, or a {@link MigrationError} with `message()` once the reply deadline passes. */
-  async #within<T>(p: Promise<T>, message: () => string): Promise<T> {
+  /**
+   * `p`, or a {@link MigrationError} with `message()` once the reply
+   * deadline passes (a {@link LinkLostError} when `lost`: the link, not the
+   * receiver, is what stopped).
+   */
+  async #within<T>(
+    p: Promise<T>,
+    message: () => string,
+    lost = false,
+  ): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       return await Promise.race([
         p,
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new MigrationError(message())),
+            () =>
+              reject(
+                lost
+                  ? new LinkLostError(message(), this.#loss())
+                  : new MigrationError(message()),
+              ),
             this.#replyMs,
           );
         }),
@@ -341,6 +429,11 @@ export class SourceLink {
       }
       return null;
     });
+  }
+
+  /** Where the link was lost: the receiver, its address, the phase. */
+  #loss(): LinkLoss {
+    return { side: "receiver", peer: this.#remote, phase: this.#phase };
   }
 
   /** The receiver, named by its address when known. */

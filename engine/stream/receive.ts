@@ -68,5 +68,9 @@ export async function receiveStream(
   if (outcome.aborted) {
     throw new MigrationError(`Source aborted the tunnel: ${outcome.reason}`);
   }
+  if (outcome.joined) {
+    // Not reachable: no resume registry is passed, so RESUME is refused.
+    throw new MigrationError("A stream session cannot be resumed");
+  }
   return outcome.result;
 }

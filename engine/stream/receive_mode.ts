@@ -97,7 +97,10 @@ type Pages = Extract<DecodeReply, { type: "pages" }>;
  * );
  * await sending;
  * assert.equal(outcome.aborted, false);
- * assert.equal(!outcome.aborted && outcome.result.verified, true);
+ * assert.equal(
+ *   !outcome.aborted && !outcome.joined && outcome.result.verified,
+ *   true,
+ * );
  * ```
  */
 export function streamMode(

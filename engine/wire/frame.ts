@@ -25,7 +25,7 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  * Frame types. `as const` object rather than a TypeScript `enum`, so the
  * values are plain numbers on the wire and in tests.
  *
- * Every other type (0, 3, 13..31, 34..50, 53..255) is unknown and a reader
+ * Every other type (0, 3, 13..19, 22..31, 34..50, 53..255) is unknown and a reader
  * refuses it; 3 was protocol 1's PAGES frame.
  *
  * @example
@@ -59,6 +59,13 @@ export const FrameType = {
   CODEC: 11,
   /** source → receiver, binary: a batch of pages, one section per codec (`batch.ts`). */
   BATCH: 12,
+  /**
+   * source → receiver, JSON, the first frame of a new connection instead of
+   * HELLO: carry on a resumable session whose connection was lost.
+   */
+  RESUME: 20,
+  /** receiver → source, JSON: the session is resumed; what each channel holds. */
+  RESUMED: 21,
   /**
    * Stream mode (a hypervisor's stream through the tunnel,
    * `engine/stream/`): the stream minus its page bodies, in order

@@ -120,6 +120,11 @@ export class FrameReader {
     return { ...header, payload };
   }
 
+  /** Whether the stream has ended: the peer closed it (between frames, or inside one). */
+  get ended(): boolean {
+    return this.#eof;
+  }
+
   /** Releases the stream's lock without cancelling it. */
   releaseLock(): void {
     (this.#byob ?? this.#reader)!.releaseLock();

@@ -37,6 +37,9 @@ export const MAX_TEXT = 4096;
 /** Most codecs a HELLO may list. */
 export const MAX_CODECS = 256;
 
+/** Longest grace a HELLO may ask a session to be kept after a lost connection: a day, in milliseconds. */
+export const MAX_RESUME_MS = 86_400_000;
+
 const U32_MAX = 0xffff_ffff;
 
 /** A codec as named in the handshake. */
@@ -68,6 +71,12 @@ export interface Hello {
    * session rebuilds; absent for a native migration into memory.
    */
   readonly stream?: string;
+  /**
+   * Asks for a resumable session: the most milliseconds the receiver should
+   * keep the session after its connection is lost before FINAL, waiting
+   * for a RESUME (absent: not resumable).
+   */
+  readonly resumeMs?: number;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -76,6 +85,37 @@ export interface Welcome {
   readonly protocol: number;
   /** Always true (a refusal is an ERROR frame). */
   readonly accepted: boolean;
+  /**
+   * The session is resumable: its id, 32 lower-case hex digits (128 random
+   * bits), which a RESUME names. Absent when HELLO did not ask, or the
+   * receiver does not resume sessions.
+   */
+  readonly session?: string;
+  /** With `session`: the milliseconds the receiver keeps the session after a lost connection (at most HELLO's `resumeMs`). */
+  readonly resumeMs?: number;
+}
+
+/**
+ * RESUME (source → receiver, the first frame of a new connection instead of
+ * HELLO): carry on the session a lost connection left, from where the
+ * receiver holds it.
+ */
+export interface Resume {
+  /** The session id WELCOME gave. */
+  readonly session: string;
+}
+
+/**
+ * RESUMED (receiver → source): the session is carried on over this
+ * connection. The receiver applied, on each channel, the first
+ * `channelPages[c]` pages that channel carried in the session (every
+ * connection together, in the channel's order); anything after was lost
+ * with the connection. Codec state starts afresh on both sides: each
+ * channel's next codec use is announced by a new CODEC frame.
+ */
+export interface Resumed {
+  /** Pages applied per channel, in the channel's order; one entry per channel of HELLO. */
+  readonly channelPages: readonly number[];
 }
 
 /**
@@ -249,6 +289,19 @@ function bool(
   return v;
 }
 
+/** A session id: 32 lower-case hex digits. */
+function sessionId(what: string, obj: Record<string, unknown>): string {
+  const v = obj.session;
+  if (typeof v !== "string" || !/^[0-9a-f]{32}$/.test(v)) {
+    throw new WireError(
+      `Cannot decode ${what}: field "session" must be 32 lower-case hex digits, got ${
+        show(v)
+      }`,
+    );
+  }
+  return v;
+}
+
 function show(v: unknown): string {
   if (v === undefined) return "nothing";
   const s = JSON.stringify(v) ?? String(v);
@@ -287,6 +340,7 @@ export function encodeHello(hello: Hello): Uint8Array {
     policy: hello.policy,
     channels: hello.channels,
     ...(hello.stream ? { stream: hello.stream } : {}),
+    ...(hello.resumeMs === undefined ? {} : { resumeMs: hello.resumeMs }),
   });
 }
 
@@ -351,6 +405,9 @@ export function decodeHello(payload: Uint8Array): Hello {
       ? 1
       : uint("HELLO", o, "channels", MAX_CHANNELS),
     ...(o.stream === undefined ? {} : { stream: text("HELLO", o, "stream") }),
+    ...(o.resumeMs === undefined
+      ? {}
+      : { resumeMs: uint("HELLO", o, "resumeMs", MAX_RESUME_MS) }),
   };
 }
 
@@ -373,6 +430,9 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
   return encodeJson("WELCOME", {
     protocol: welcome.protocol,
     accepted: welcome.accepted,
+    ...(welcome.session === undefined
+      ? {}
+      : { session: welcome.session, resumeMs: welcome.resumeMs ?? 0 }),
   });
 }
 
@@ -396,6 +456,10 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
   return {
     protocol: uint("WELCOME", o, "protocol", U32_MAX),
     accepted: bool("WELCOME", o, "accepted"),
+    ...(o.session === undefined ? {} : {
+      session: sessionId("WELCOME", o),
+      resumeMs: uint("WELCOME", o, "resumeMs", MAX_RESUME_MS),
+    }),
   };
 }
 
@@ -792,4 +856,92 @@ export function decodeCodec(payload: Uint8Array): CodecSetup {
     name: text("CODEC", o, "name"),
     options: options as Record<string, unknown>,
   };
+}
+
+/**
+ * Encodes a RESUME payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeResume, encodeResume } from "@hakobu/hakobu";
+ *
+ * const resume = { session: "0123456789abcdef0123456789abcdef" };
+ * assert.deepEqual(decodeResume(encodeResume(resume)), resume);
+ * ```
+ */
+export function encodeResume(resume: Resume): Uint8Array {
+  return encodeJson("RESUME", { session: resume.session });
+}
+
+/**
+ * Decodes a RESUME payload; the session id must be 32 lower-case hex digits.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeResume } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({ session: "1" }));
+ * assert.throws(() => decodeResume(bad), /field "session"/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeResume(payload: Uint8Array): Resume {
+  const o = decodeJson("RESUME", payload);
+  return { session: sessionId("RESUME", o) };
+}
+
+/**
+ * Encodes a RESUMED payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeResumed, encodeResumed } from "@hakobu/hakobu";
+ *
+ * const resumed = { channelPages: [1024, 980] };
+ * assert.deepEqual(decodeResumed(encodeResumed(resumed)), resumed);
+ * ```
+ */
+export function encodeResumed(resumed: Resumed): Uint8Array {
+  return encodeJson("RESUMED", { channelPages: resumed.channelPages });
+}
+
+/**
+ * Decodes a RESUMED payload: at most {@link MAX_CHANNELS} counts, each a
+ * whole number of pages. Whether they fit the session (one per channel, no
+ * more than the source sent) is the source's check.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeResumed } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({ channelPages: [-1] }));
+ * assert.throws(() => decodeResumed(bad), /channelPages\[0\]/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeResumed(payload: Uint8Array): Resumed {
+  const o = decodeJson("RESUMED", payload);
+  const list = o.channelPages;
+  if (!Array.isArray(list) || list.length < 1 || list.length > MAX_CHANNELS) {
+    throw new WireError(
+      `Cannot decode RESUMED: field "channelPages" must be an array of 1 to ${MAX_CHANNELS} counts, got ${
+        show(list)
+      }`,
+    );
+  }
+  const channelPages = list.map((v: unknown, i: number) => {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+      throw new WireError(
+        `Cannot decode RESUMED: field "channelPages[${i}]" must be a whole number of pages, got ${
+          show(v)
+        }`,
+      );
+    }
+    return v;
+  });
+  return { channelPages };
 }

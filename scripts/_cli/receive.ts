@@ -4,6 +4,7 @@ import {
   ReceiveBudget,
   receiveMigration,
   type ReceiveResult,
+  ResumeRegistry,
 } from "../../engine/receiver.ts";
 import { bestEffort } from "../../engine/session/best_effort.ts";
 import { SimMemorySink } from "../../engine/sim/mod.ts";
@@ -42,6 +43,13 @@ export interface ReceiveCommandOptions {
   handshakeTimeoutMs?: number;
   /** Most milliseconds the source may take for each next whole frame. */
   frameTimeoutMs?: number;
+  /**
+   * Most milliseconds a session whose connection was lost during pre-copy
+   * is kept for its source to resume it (default 2 minutes; 0: no session
+   * is resumable). The source's policy asks for its own grace, which this
+   * caps.
+   */
+  resumeGraceMs?: number;
   json?: boolean;
   onListening?: (addr: Deno.NetAddr) => void;
   /** Stops accepting; sessions in progress are finished first. */
@@ -68,6 +76,7 @@ export async function receiveCommand(
   const budget = new ReceiveBudget(
     opts.maxTotalMemoryBytes ?? opts.maxMemoryBytes,
   );
+  const registry = new ResumeRegistry({ maxGraceMs: opts.resumeGraceMs });
   // A peer that fails TLS or its authentication is reported and never
   // served; its bytes reach no session.
   const listener = await listenChannel(addr, opts.security, {
@@ -90,6 +99,9 @@ export async function receiveCommand(
   opts.signal?.addEventListener("abort", stop, { once: true });
   let failures = 0;
   const sessions = new Set<Promise<void>>();
+  // --once: the first connection's session; later connections may only
+  // resume it, and the receiver stops when it ends.
+  let first: Promise<boolean> | null = null;
   while (!stopping) {
     let conn: ChannelConn;
     try {
@@ -100,25 +112,41 @@ export async function receiveCommand(
       if (stopping) break;
       throw error;
     }
-    if (sessions.size >= maxSessions) {
+    // A parked session holds no connection: its RESUME must get in.
+    if (sessions.size - registry.parked >= maxSessions) {
       refuse(
         conn,
         `This receiver is serving its limit of ${maxSessions} sessions (--max-sessions): try again later`,
       );
       continue;
     }
-    const session: Promise<void> = serve(conn).then((ok) => {
+    const served = serve(conn, opts.once === true && first !== null);
+    const session: Promise<void> = served.then((ok) => {
       if (!ok) failures++;
     }).finally(() => sessions.delete(session));
     sessions.add(session);
-    if (opts.once) stop();
+    if (opts.once && first === null) {
+      first = served;
+      // Without resumable sessions nothing else is taken; with them, RESUMEs
+      // are until the session ends.
+      if (registry.maxGraceMs === 0) stop();
+      else served.finally(stop);
+    }
   }
   opts.signal?.removeEventListener("abort", stop);
   await Promise.all(sessions);
+  if (first) return (await first) ? 0 : 1;
   return failures === 0 ? 0 : 1;
 
-  /** Receives one migration on `conn` and prints its outcome; true if verified. */
-  async function serve(conn: ChannelConn): Promise<boolean> {
+  /**
+   * Receives one migration on `conn` and prints its outcome; true if
+   * verified (or if the connection carried on another session, which
+   * reports for itself).
+   */
+  async function serve(
+    conn: ChannelConn,
+    resumeOnly: boolean,
+  ): Promise<boolean> {
     const peer = conn.identity === null
       ? conn.remote
       : `${conn.remote} (${conn.identity})`;
@@ -130,6 +158,14 @@ export async function receiveCommand(
         handshakeTimeoutMs: opts.handshakeTimeoutMs,
         frameTimeoutMs: opts.frameTimeoutMs,
         budget,
+        resume: { registry, identity: conn.identity, only: resumeOnly },
+        onEvent: (e) => {
+          if (e.type === "parked" && !opts.json) {
+            console.error(
+              `connection from ${peer} lost before FINAL (${e.reason}): the session waits for its source to resume it`,
+            );
+          }
+        },
         createSink: (hello) =>
           sink = new SimMemorySink({
             pageSize: hello.pageSize,
@@ -161,6 +197,10 @@ export async function receiveCommand(
       try {
         conn.close();
       } catch { /* already closed by the peer */ }
+    }
+    if (result.joined) {
+      if (!opts.json) console.error(`${peer} resumed its migration`);
+      return true;
     }
     if (opts.json) {
       console.log(JSON.stringify({ ...result, identity: conn.identity }));

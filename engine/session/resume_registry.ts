@@ -1,0 +1,252 @@
+/**
+ * The resumable sessions of one receiver. A session that asked for it gets
+ * an unguessable id (128 random bits) in its WELCOME, sent inside the
+ * authenticated channel; when its connection is lost before FINAL it parks
+ * here for its grace period, holding its memory, until a new connection
+ * from the same source identity names the id in a RESUME and is handed
+ * over. A RESUME that names an unknown id, or comes from another identity,
+ * gets one and the same refusal and leaves the session alone; a session
+ * whose grace passed, or that failed, is refused with what ended it.
+ *
+ * @module
+ */
+
+import { MigrationError } from "../errors.ts";
+import type { FrameReader } from "../wire/frame_reader.ts";
+import type { FrameWriter } from "../wire/frame_writer.ts";
+
+/** Default longest grace a receiver keeps a session whose connection was lost: 2 minutes. */
+export const DEFAULT_MAX_RESUME_GRACE_MS = 120_000;
+
+/** How many ended sessions a registry remembers, to say why a late RESUME is refused. */
+const MAX_TOMBSTONES = 256;
+
+/** A connection that resumed a session: the session reads and writes on it until it calls `release`. */
+export interface Handover {
+  /** Frames from the source (RESUME already read). */
+  readonly reader: FrameReader;
+  /** Frames to the source. */
+  readonly writer: FrameWriter;
+  /** The session is done with this connection (it ended, or lost this one too). */
+  release(): void;
+}
+
+/** Options of {@link ResumeRegistry}. */
+export interface ResumeRegistryOptions {
+  /** Longest grace a session may have, whatever HELLO asks (default 2 minutes; 0: no session is resumable). */
+  readonly maxGraceMs?: number;
+}
+
+/**
+ * The parked and resumable sessions of one receiver, shared by all its
+ * connections.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ResumeRegistry } from "./resume_registry.ts";
+ *
+ * const registry = new ResumeRegistry({ maxGraceMs: 1000 });
+ * const session = registry.open("src-a", 500);
+ * assert.match(session.id, /^[0-9a-f]{32}$/);
+ * // Another identity cannot take it over, nor can a wrong id:
+ * assert.throws(
+ *   () => registry.claim(session.id, "src-b", {} as never),
+ *   /No resumable session/,
+ * );
+ * assert.throws(
+ *   () => registry.claim("0".repeat(32), "src-a", {} as never),
+ *   /No resumable session/,
+ * );
+ * session.close("verified");
+ * assert.throws(
+ *   () => registry.claim(session.id, "src-a", {} as never),
+ *   /has ended: verified/,
+ * );
+ * ```
+ */
+export class ResumeRegistry {
+  /** Longest grace a session gets. */
+  readonly maxGraceMs: number;
+  readonly #sessions = new Map<string, ResumableSession>();
+  readonly #ended = new Map<string, { identity: string | null; why: string }>();
+
+  /** @param options The longest grace. */
+  constructor(options: ResumeRegistryOptions = {}) {
+    const max = options.maxGraceMs ?? DEFAULT_MAX_RESUME_GRACE_MS;
+    if (!Number.isSafeInteger(max) || max < 0) {
+      throw new RangeError(
+        `Bad resume grace "${max}": expected a whole number of milliseconds, 0 or more`,
+      );
+    }
+    this.maxGraceMs = max;
+  }
+
+  /** Sessions whose connection is lost, waiting for a RESUME. */
+  get parked(): number {
+    let n = 0;
+    for (const s of this.#sessions.values()) if (s.parked) n++;
+    return n;
+  }
+
+  /**
+   * Registers a resumable session of source `identity` (null over plain
+   * TCP) with `graceMs` (capped at {@link maxGraceMs}).
+   */
+  open(identity: string | null, graceMs: number): ResumableSession {
+    const id = randomId();
+    const session = new ResumableSession(
+      id,
+      identity,
+      Math.min(graceMs, this.maxGraceMs),
+      (why) => {
+        this.#sessions.delete(id);
+        this.#ended.set(id, { identity, why });
+        if (this.#ended.size > MAX_TOMBSTONES) {
+          this.#ended.delete(this.#ended.keys().next().value!);
+        }
+      },
+    );
+    this.#sessions.set(id, session);
+    return session;
+  }
+
+  /**
+   * Hands `handover` to session `id`, if source `identity` owns it. A
+   * session still attached to a connection (a half-open link that has not
+   * failed yet on this side) lets that one go and takes the new one.
+   * Resolves when the session releases the connection.
+   *
+   * @throws {MigrationError} when no session `id` of `identity` can be resumed.
+   */
+  claim(
+    id: string,
+    identity: string | null,
+    handover: Handover,
+  ): Promise<void> {
+    const session = this.#sessions.get(id);
+    if (!session || session.identity !== identity) {
+      const ended = this.#ended.get(id);
+      if (ended && ended.identity === identity) {
+        throw new MigrationError(
+          `Session ${id} cannot be resumed: it has ended: ${ended.why}`,
+        );
+      }
+      // One answer for an unknown id and another source's: a prober learns nothing.
+      throw new MigrationError(
+        `No resumable session ${id} for ${
+          identity === null ? "this source" : `source "${identity}"`
+        } on this receiver`,
+      );
+    }
+    return session.take(handover);
+  }
+}
+
+/** One resumable session's side of the registry, held by its session core. */
+export class ResumableSession {
+  /** The session id (32 hex digits). */
+  readonly id: string;
+  /** The source identity that opened it (null over plain TCP). */
+  readonly identity: string | null;
+  /** How long it waits for a RESUME once parked. */
+  readonly graceMs: number;
+  readonly #onClose: (why: string) => void;
+  #pending: { handover: Handover } | null = null;
+  #waiter: ((h: Handover) => void) | null = null;
+  #detach: (() => void) | null = null;
+  #closed = false;
+
+  /** @internal Made by {@link ResumeRegistry.open}. */
+  constructor(
+    id: string,
+    identity: string | null,
+    graceMs: number,
+    onClose: (why: string) => void,
+  ) {
+    this.id = id;
+    this.identity = identity;
+    this.graceMs = graceMs;
+    this.#onClose = onClose;
+  }
+
+  /** Whether the session waits for a RESUME. */
+  get parked(): boolean {
+    return this.#waiter !== null;
+  }
+
+  /** While attached: how to let the current connection go when a RESUME takes over. */
+  onTakeover(detach: () => void): void {
+    this.#detach = detach;
+  }
+
+  /**
+   * The connection was lost: waits for a RESUME's connection, at most
+   * {@link graceMs}.
+   *
+   * @throws {MigrationError} once the grace passed.
+   */
+  async park(): Promise<Handover> {
+    if (this.#pending) return this.#accept();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#waiter = () => resolve();
+        timer = setTimeout(
+          () =>
+            reject(
+              new MigrationError(
+                `no RESUME came within the session's grace of ${this.graceMs} ms`,
+              ),
+            ),
+          this.graceMs,
+        );
+      });
+    } finally {
+      clearTimeout(timer);
+      this.#waiter = null;
+    }
+    return this.#accept();
+  }
+
+  /** The session ended (verified, aborted, failed): later RESUMEs are refused with `why`. */
+  close(why: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#onClose(why);
+    this.#pending?.handover.release();
+    this.#pending = null;
+  }
+
+  /** @internal A RESUME's connection, from {@link ResumeRegistry.claim}. */
+  take(handover: Handover): Promise<void> {
+    // A newer RESUME wins over one not yet taken.
+    this.#pending?.handover.release();
+    let released!: () => void;
+    const done = new Promise<void>((r) => released = r);
+    const wrapped: Handover = {
+      reader: handover.reader,
+      writer: handover.writer,
+      release: () => {
+        handover.release();
+        released();
+      },
+    };
+    this.#pending = { handover: wrapped };
+    if (this.#waiter) this.#waiter(wrapped);
+    else this.#detach?.();
+    return done;
+  }
+
+  #accept(): Handover {
+    const h = this.#pending!.handover;
+    this.#pending = null;
+    return h;
+  }
+}
+
+/** 128 random bits as 32 lower-case hex digits. */
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
