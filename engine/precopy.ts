@@ -332,7 +332,7 @@ class SourceSession {
         } catch (error) {
           // A lost link during pre-copy: the VM runs on; reconnect, and
           // send what the receiver lacks as the next round.
-          if (!(await this.#resumable(error))) throw error;
+          if (!(await this.#resumable(error))) throw this.#unresumed(error);
           count = await this.#resume(error as LinkLostError, round);
           lastSync = performance.now();
           round++;
@@ -353,7 +353,27 @@ class SourceSession {
         decision = step.decision;
         reason = step.reason;
         prev = this.#roundReport(step, sent, durationMs);
-        if (decision !== "continue") break;
+        if (decision !== "continue") {
+          // The link may be lost already with every write of the round
+          // taken (into socket buffers) and only the reader knowing: resume
+          // now, before the VM pauses, rather than fail at stop-and-copy.
+          const lost = this.#link.peerError;
+          if (
+            decision === "switchover" && lost instanceof LinkLostError &&
+            await this.#resumable(lost)
+          ) {
+            // The pages just synced must go again: their versions on the
+            // receiver, if any, are older.
+            for (let k = 0; k < count; k++) {
+              this.#sentAt![this.#dirty[k]] = Infinity;
+            }
+            count = await this.#resume(lost, round);
+            lastSync = performance.now();
+            round++;
+            continue;
+          }
+          break;
+        }
         round++;
       }
 
@@ -530,6 +550,22 @@ class SourceSession {
   }
 
   /**
+   * `error` as it is, or, for a lost link the plan wanted resumed but the
+   * receiver offered no session for, the same error saying why it was not.
+   */
+  #unresumed(error: unknown): unknown {
+    if (
+      !(error instanceof LinkLostError) || !this.#resumeAsked() ||
+      this.#sentAt !== null || this.#paused
+    ) return error;
+    return new LinkLostError(
+      `${error.message}; not resumed: the receiver offered no session to resume (resumable sessions are off there, e.g. hakobu receive --resume-grace 0)`,
+      error,
+      { cause: error },
+    );
+  }
+
+  /**
    * Reconnects within the plan's grace (and the receiver's), RESUMEs the
    * session with fresh channels (codec state starts afresh on both sides),
    * and puts in the dirty list what the receiver lacks: every page whose
@@ -559,7 +595,9 @@ class SourceSession {
     let resumed: { channelPages: readonly number[] } | null = null;
     let backoffMs = 100;
     while (attempts < resume.attempts && performance.now() < deadline) {
-      this.#checkAbort();
+      // The user's abort only: the lost link's own failure, which its
+      // reader may have recorded meanwhile, is what is being resumed from.
+      this.#checkSignal();
       attempts++;
       const left = () => Math.max(1, deadline - performance.now());
       try {
@@ -745,6 +783,11 @@ class SourceSession {
 
   #checkAbort(): void {
     this.#link.checkPeer();
+    this.#checkSignal();
+  }
+
+  /** Fails when the user aborted the migration. */
+  #checkSignal(): void {
     if (this.#opts.signal?.aborted) {
       throw new MigrationError(
         `Migration aborted: ${this.#opts.signal.reason ?? "by the user"}`,
