@@ -88,6 +88,25 @@ export interface StreamVerdict {
   readonly detail: string;
 }
 
+/**
+ * Where the destination's memory differs from the source's: the ranges
+ * whose digests differ and, where a scheme was negotiated, the pages of
+ * those ranges whose digests differ. The lists are bounded; the counts are
+ * not.
+ */
+export interface MemoryMismatch {
+  /** Bytes per digest range. */
+  readonly rangeBytes: number;
+  /** The first ranges that differ (at most 64). */
+  readonly ranges: readonly number[];
+  /** How many ranges differ in all. */
+  readonly differingRanges: number;
+  /** The first pages that differ in the listed ranges (at most 256; empty when only ranges were compared). */
+  readonly pages: readonly number[];
+  /** How many pages of the listed ranges differ in all. */
+  readonly differingPages: number;
+}
+
 /** The outcome of a whole migration. */
 export interface MigrationReport {
   /**
@@ -138,6 +157,14 @@ export interface MigrationReport {
    * (`"stream-digest"`); empty when nothing was hashed.
    */
   readonly digest: string;
+  /**
+   * How memory was hashed for `"memory-digest"` (`"xxh3-128"` per 1 MiB
+   * range, or `"sha256"` per 64 MiB range with a receiver that negotiated
+   * no scheme); absent otherwise.
+   */
+  readonly digestScheme?: string;
+  /** When memory digests differ: which ranges and pages (absent when verified). */
+  readonly mismatch?: MemoryMismatch;
   /** Channels that carried the pages (each its own Worker and ordered stream); 1 for a hypervisor's own transport. */
   readonly channels?: number;
   /** Whether the GPU encoded pages, on which adapter, and why not when it did not. */

@@ -112,6 +112,11 @@ export interface ReceiveMode<R> {
    * how pages reach it. Throwing refuses the session with that message.
    */
   open(hello: Hello): Promise<SinkChannels>;
+  /**
+   * The verification scheme WELCOME names, chosen from HELLO's `verify`
+   * (called after {@link open}); absent or undefined: none named.
+   */
+  verify?(hello: Hello): string | undefined;
   /** Called once WELCOME is sent (a mode may start sending to the source then). */
   started?(s: SessionControl): void;
   /** One of {@link frames}; returns the session's result when it ends. */
@@ -367,7 +372,11 @@ export async function receiveSession<R>(
         poolFailed.catch(() => {});
         await reply(
           FrameType.WELCOME,
-          encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
+          encodeWelcome({
+            protocol: PROTOCOL_VERSION,
+            accepted: true,
+            verify: mode.verify?.(hello),
+          }),
         );
         phase = "session";
         emit({ type: "hello", hello });
