@@ -37,11 +37,12 @@ import {
   type RoundStats,
 } from "./plan.ts";
 import { Steering, type SteeringCounters } from "./steering.ts";
-import type {
-  ChannelRoundReport,
-  MemoryMismatch,
-  MigrationReport,
-  RoundReport,
+import {
+  type ChannelRoundReport,
+  type MemoryMismatch,
+  type MigrationReport,
+  mismatchText,
+  type RoundReport,
 } from "./report.ts";
 import { type GpuEntry, openGpu } from "./gpu/device.ts";
 import { EncoderPool } from "./pipeline/encoder_pool.ts";
@@ -406,7 +407,7 @@ class SourceSession {
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
       const wireBytes = this.#link.wireBytes;
       const mismatch = verified ? undefined : mismatchOf(result, ours);
-      const where = mismatch ? describeMismatch(mismatch) : "";
+      const where = mismatch ? `; ${mismatchText(mismatch)}` : "";
       const report: MigrationReport = {
         verified,
         verification: "memory-digest",
@@ -856,20 +857,4 @@ function mismatchOf(result: Result, ours: MemoryDigest): MemoryMismatch {
     pages: result.mismatchedPages ?? [],
     differingPages: result.differingPages ?? 0,
   };
-}
-
-/** The report's words for a mismatch: the ranges, then the pages. */
-function describeMismatch(m: MemoryMismatch): string {
-  if (m.differingRanges === 0) return "";
-  const more = (shown: number, all: number) =>
-    all > shown ? ` (first ${shown} of ${all})` : "";
-  let s = `; ${m.differingRanges} ranges of ${m.rangeBytes} bytes differ${
-    more(m.ranges.length, m.differingRanges)
-  }: ${m.ranges.join(", ")}`;
-  if (m.pages.length > 0) {
-    s += `; ${m.differingPages} pages differ in ${
-      m.ranges.length === 1 ? "that range" : "those ranges"
-    }${more(m.pages.length, m.differingPages)}: ${m.pages.join(", ")}`;
-  }
-  return s;
 }

@@ -107,6 +107,48 @@ export interface MemoryMismatch {
   readonly differingPages: number;
 }
 
+/**
+ * A mismatch in words: how many ranges differ and the first ones, then how
+ * many pages of those differ and the first ones.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mismatchText } from "@hakobu/hakobu";
+ *
+ * assert.equal(
+ *   mismatchText({
+ *     rangeBytes: 1 << 20,
+ *     ranges: [0, 3],
+ *     differingRanges: 2,
+ *     pages: [5, 1000],
+ *     differingPages: 2,
+ *   }),
+ *   "2 ranges of 1 MiB differ: 0, 3; 2 pages differ in those ranges: 5, 1000",
+ * );
+ * ```
+ */
+export function mismatchText(m: MemoryMismatch): string {
+  const first = (shown: number, all: number) =>
+    all > shown ? ` (the first ${shown} of ${all})` : "";
+  const size = m.rangeBytes % (1 << 20) === 0
+    ? `${m.rangeBytes / (1 << 20)} MiB`
+    : `${m.rangeBytes} bytes`;
+  let s = `${m.differingRanges} range${
+    m.differingRanges === 1 ? "" : "s"
+  } of ${size} differ${m.differingRanges === 1 ? "s" : ""}${
+    first(m.ranges.length, m.differingRanges)
+  }: ${m.ranges.join(", ")}`;
+  if (m.pages.length > 0) {
+    s += `; ${m.differingPages} page${
+      m.differingPages === 1 ? "" : "s"
+    } differ${m.differingPages === 1 ? "s" : ""} in ${
+      m.ranges.length === 1 ? "that range" : "those ranges"
+    }${first(m.pages.length, m.differingPages)}: ${m.pages.join(", ")}`;
+  }
+  return s;
+}
+
 /** The outcome of a whole migration. */
 export interface MigrationReport {
   /**

@@ -17,7 +17,6 @@
 
 import {
   chooseScheme,
-  DIGEST_RANGE_BYTES,
   digestBytes,
   type DigestScheme,
   hex,
