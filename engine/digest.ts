@@ -437,7 +437,10 @@ export function mismatchedRanges(
 ): number[] {
   const out: number[] = [];
   const size = digestBytes(a.scheme ?? "sha256");
-  const n = Math.ceil(Math.max(a.ranges.length, b.ranges.length) / size);
+  const n = Math.max(
+    Math.ceil(a.ranges.length / size),
+    Math.ceil(b.ranges.length / digestBytes(b.scheme ?? "sha256")),
+  );
   const same = a.rangeBytes === b.rangeBytes &&
     (a.scheme ?? "sha256") === (b.scheme ?? "sha256") &&
     a.ranges.length === b.ranges.length;
