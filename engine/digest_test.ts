@@ -137,3 +137,99 @@ Deno.test("rangeDigests with a zero-page map: untouched ranges get the digest of
     rangeDigests(real, rangeBytes, 0, 3),
   );
 });
+
+Deno.test("digest xxh3-128: each range is XXH3-128 of its bytes; every step-th range, the zero-map shortcut and the chunked whole agree", async () => {
+  const { xxh3x128 } = await import("../ffi/xxhash.ts");
+  const xxh = (b: Uint8Array) => {
+    const out = new Uint8Array(16);
+    xxh3x128(b, out, 0);
+    return out;
+  };
+  const rangeBytes = 8192;
+  const m = image(5 * rangeBytes + 4096); // 6 ranges, the last one short
+  const count = rangeCount(m.length, rangeBytes);
+  const all = rangeDigests(m, rangeBytes, 0, count, undefined, {
+    scheme: "xxh3-128",
+  });
+  assert.equal(all.length, count * 16);
+  for (let r = 0; r < count; r++) {
+    assert.deepEqual(
+      all.subarray(r * 16, r * 16 + 16),
+      xxh(m.subarray(r * rangeBytes, Math.min(m.length, (r + 1) * rangeBytes))),
+    );
+  }
+  // channel 1 of 4 takes ranges 1 and 5
+  const strided = rangeDigests(m, rangeBytes, 1, count, undefined, {
+    scheme: "xxh3-128",
+    step: 4,
+  });
+  assert.deepEqual(strided.subarray(0, 16), all.subarray(16, 32));
+  assert.deepEqual(strided.subarray(16, 32), all.subarray(80, 96));
+  // untouched ranges of a map are the digest of zeros, unread
+  const zeros = new Uint8Array(m.length);
+  const touched = new Uint8Array(m.length / 4096);
+  const z = rangeDigests(
+    m, // read nothing: every page is untouched
+    rangeBytes,
+    0,
+    count,
+    { touched, pageSize: 4096 },
+    { scheme: "xxh3-128" },
+  );
+  assert.deepEqual(
+    z,
+    rangeDigests(zeros, rangeBytes, 0, count, undefined, {
+      scheme: "xxh3-128",
+    }),
+  );
+  const whole = await memoryDigest(m, rangeBytes, "xxh3-128");
+  assert.deepEqual(whole.ranges, all);
+  assert.equal(whole.scheme, "xxh3-128");
+});
+
+Deno.test("mismatchedRanges with xxh3-128: 16-byte digests, a scheme change is a mismatch of every range", async () => {
+  const a = image(4 * 8192);
+  const b = a.slice();
+  b[2 * 8192 + 5] ^= 1;
+  const da = await memoryDigest(a, 8192, "xxh3-128");
+  const db = await memoryDigest(b, 8192, "xxh3-128");
+  assert.deepEqual(mismatchedRanges(da, db), [2]);
+  assert.deepEqual(
+    mismatchedRanges(da, await memoryDigest(a, 8192, "sha256")),
+    [0, 1, 2, 3],
+  );
+});
+
+Deno.test("pageDigests and mismatchedPages: the pages of the ranges asked about, the short last range, a bounded list", async () => {
+  const { mismatchedPages, pageDigests, rangePages } = await import(
+    "./digest.ts"
+  );
+  const where = {
+    scheme: "xxh3-128" as const,
+    rangeBytes: 4 * 4096,
+    pageSize: 4096,
+    memoryBytes: 10 * 4096, // ranges of 4, 4 and 2 pages
+  };
+  assert.deepEqual(rangePages(2, where), [8, 10]);
+  const a = image(where.memoryBytes);
+  const b = a.slice();
+  for (const p of [1, 2, 3, 9]) b[p * 4096 + 100] ^= 0xff;
+  const page = (m: Uint8Array) => (p: number) =>
+    m.subarray(p * 4096, (p + 1) * 4096);
+  const ranges = [0, 2];
+  const da = pageDigests(page(a), ranges, where);
+  const db = pageDigests(page(b), ranges, where);
+  assert.equal(da.length, (4 + 2) * 16);
+  assert.deepEqual(mismatchedPages(da, db, ranges, where), {
+    pages: [1, 2, 3, 9],
+    count: 4,
+  });
+  assert.deepEqual(mismatchedPages(da, db, ranges, { ...where, limit: 2 }), {
+    pages: [1, 2],
+    count: 4,
+  });
+  assert.deepEqual(mismatchedPages(da, da, ranges, where), {
+    pages: [],
+    count: 0,
+  });
+});

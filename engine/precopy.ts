@@ -16,11 +16,16 @@
 import process from "node:process";
 import { codecById, codecByName, codecNames } from "./codecs/registry.ts";
 import {
-  DIGEST_RANGE_BYTES,
+  chooseScheme,
+  DIGEST_SCHEMES,
+  digestBytes,
+  type DigestScheme,
   hex,
   type MemoryDigest,
+  pageDigests,
   rangeCount,
   rootDigest,
+  schemeRangeBytes,
 } from "./digest.ts";
 import type { SourceDriver } from "./driver.ts";
 import { type LinkLoss, LinkLostError, MigrationError } from "./errors.ts";
@@ -42,11 +47,13 @@ import {
   type SteeringCounters,
   type SteeringStep,
 } from "./steering.ts";
-import type {
-  ChannelRoundReport,
-  MigrationReport,
-  ResumeReport,
-  RoundReport,
+import {
+  type ChannelRoundReport,
+  type MemoryMismatch,
+  type MigrationReport,
+  mismatchText,
+  type ResumeReport,
+  type RoundReport,
 } from "./report.ts";
 import { type GpuEntry, openGpu } from "./gpu/device.ts";
 import { EncoderPool } from "./pipeline/encoder_pool.ts";
@@ -54,12 +61,15 @@ import { channelOf, splitByChannel } from "./pipeline/partition.ts";
 import { SourceLink } from "./session/source_link.ts";
 import { FrameType } from "./wire/frame.ts";
 import {
+  decodeDigestAsk,
   decodeReady,
   decodeResult,
   encodeEnd,
   encodeFinal,
+  encodePageDigests,
   encodeRoundEnd,
   PROTOCOL_VERSION,
+  type Result,
 } from "./wire/messages.ts";
 
 /** A bidirectional byte stream, e.g. a `Deno.Conn`. */
@@ -231,6 +241,8 @@ class SourceSession {
   readonly #dirty: Uint32Array;
   readonly #rounds: RoundReport[] = [];
   #pool: EncoderPool | null = null;
+  /** The verification scheme WELCOME named; null: protocol 2's SHA-256 END. */
+  #scheme: DigestScheme | null = null;
   #t0 = 0;
   /** Builds each decision point's stats and asks the plan (made when the run starts). */
   #steering!: Steering;
@@ -294,7 +306,7 @@ class SourceSession {
     });
     try {
       this.#checkAbort();
-      await this.#race(this.#link.hello({
+      const welcome = await this.#race(this.#link.hello({
         protocol: PROTOCOL_VERSION,
         memoryBytes: source.pageCount * source.pageSize,
         pageSize: source.pageSize,
@@ -306,8 +318,17 @@ class SourceSession {
         policy: plan.name,
         channels: this.#channels,
         ...(this.#resumeAsked() ? { resumeMs: plan.resume!.graceMs } : {}),
+        verify: DIGEST_SCHEMES,
       }, { meanwhile: () => this.#startChannels() }));
-      if (this.#resumeAsked() && this.#link.welcome?.session) {
+      this.#scheme = chooseScheme(welcome.verify ? [welcome.verify] : []);
+      if (welcome.verify !== undefined && !this.#scheme) {
+        throw new MigrationError(
+          `Receiver chose verification scheme "${welcome.verify}", which this source did not offer (${
+            DIGEST_SCHEMES.join(", ")
+          })`,
+        );
+      }
+      if (this.#resumeAsked() && welcome.session) {
         this.#sentAt = new Float64Array(source.pageCount).fill(Infinity);
       }
       await source.startDirtyLog();
@@ -435,10 +456,12 @@ class SourceSession {
       // Verification: both sides hash their memory; the receiver compares,
       // and so do we.
       const ours = await this.#race(digest);
-      await this.#link.write(FrameType.END, finalRound, encodeEnd(ours));
-      const result = decodeResult(
-        await this.#race(this.#link.expect(FrameType.RESULT)),
+      await this.#link.write(
+        FrameType.END,
+        finalRound,
+        encodeEnd(ours, digestBytes(ours.scheme ?? "sha256")),
       );
+      const result = await this.#result(ours);
       const endAt = performance.now();
       await this.#link.close();
       const ourHex = hex(rootDigest(ours.ranges));
@@ -446,18 +469,15 @@ class SourceSession {
       const cpu = process.cpuUsage(cpu0);
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
       const wireBytes = this.#wireBytes();
-      const mismatch = result.mismatched?.length
-        ? `; ranges of ${ours.rangeBytes} bytes that differ: ${
-          result.mismatched.join(", ")
-        }`
-        : "";
+      const mismatch = verified ? undefined : mismatchOf(result, ours);
+      const where = mismatch ? `; ${mismatchText(mismatch)}` : "";
       const report: MigrationReport = {
         verified,
         verification: "memory-digest",
         aborted: false,
         outcome: verified
           ? `migrated and verified (switchover: ${reason})`
-          : `memory digests differ: source ${ourHex}, receiver ${result.digest}${mismatch}`,
+          : `memory digests differ: source ${ourHex}, receiver ${result.digest}${where}`,
         policy: plan.name,
         vm: source.description,
         memoryBytes: source.pageCount * source.pageSize,
@@ -476,6 +496,8 @@ class SourceSession {
           ? cpuSeconds / (this.#rawBytes / 2 ** 30)
           : 0,
         digest: ourHex,
+        digestScheme: ours.scheme ?? "sha256",
+        ...(mismatch ? { mismatch } : {}),
         channels: this.#channels,
         gpu: this.#gpuUse(),
         rounds: this.#rounds,
@@ -772,13 +794,73 @@ class SourceSession {
     };
   }
 
-  /** The source's digest: hashed by the channels over shared memory. */
+  /**
+   * The source's digest, with the scheme WELCOME named (protocol 2's
+   * SHA-256 otherwise): hashed by the channels over shared memory. Every
+   * range is read: the source checks its memory as it is, not what it
+   * believes it sent (a missed dirty page is what verification catches).
+   */
   async #digest(): Promise<MemoryDigest> {
     const source = this.#source;
     const bytes = source.pageCount * source.pageSize;
-    const count = rangeCount(bytes, DIGEST_RANGE_BYTES);
-    const ranges = await this.#pool!.digest(DIGEST_RANGE_BYTES, count);
-    return { rangeBytes: DIGEST_RANGE_BYTES, ranges };
+    const scheme = this.#scheme ?? "sha256";
+    const rangeBytes = schemeRangeBytes(scheme);
+    const count = rangeCount(bytes, rangeBytes);
+    const ranges = await this.#pool!.digest(rangeBytes, count, scheme);
+    return { rangeBytes, ranges, scheme };
+  }
+
+  /**
+   * The receiver's RESULT, answering its DIGEST_ASK first when some ranges
+   * differ (with a negotiated scheme): the digest of each page of the
+   * ranges it names, so that it can name the pages.
+   */
+  async #result(ours: MemoryDigest): Promise<Result> {
+    const source = this.#source;
+    let asked = false;
+    for (;;) {
+      const frame = await this.#race(this.#link.expectOneOf(
+        asked || !this.#scheme
+          ? [FrameType.RESULT]
+          : [FrameType.RESULT, FrameType.DIGEST_ASK],
+      ));
+      if (frame.type === FrameType.RESULT) return decodeResult(frame.payload);
+      asked = true;
+      const { ranges } = decodeDigestAsk(frame.payload);
+      const count = rangeCount(
+        source.pageCount * source.pageSize,
+        ours.rangeBytes,
+      );
+      if (ranges[ranges.length - 1] >= count) {
+        throw new MigrationError(
+          `Receiver's DIGEST_ASK names range ${
+            ranges[ranges.length - 1]
+          }, but ${count} ranges of ${ours.rangeBytes} bytes cover this VM's memory`,
+        );
+      }
+      const memory = new Uint8Array(source.shared!);
+      const ps = source.pageSize;
+      const scheme = this.#scheme!;
+      const digests = pageDigests(
+        (p) => memory.subarray(p * ps, (p + 1) * ps),
+        ranges,
+        {
+          scheme,
+          rangeBytes: ours.rangeBytes,
+          pageSize: ps,
+          memoryBytes: source.pageCount * ps,
+        },
+      );
+      await this.#link.write(
+        FrameType.PAGE_DIGESTS,
+        0,
+        encodePageDigests({
+          ranges,
+          digestBytes: digestBytes(scheme),
+          digests,
+        }),
+      );
+    }
   }
 
   #checkAbort(): void {
@@ -1045,4 +1127,16 @@ async function within<T>(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What RESULT says differs, for the report. */
+function mismatchOf(result: Result, ours: MemoryDigest): MemoryMismatch {
+  const ranges = result.mismatched ?? [];
+  return {
+    rangeBytes: ours.rangeBytes,
+    ranges,
+    differingRanges: result.differingRanges ?? ranges.length,
+    pages: result.mismatchedPages ?? [],
+    differingPages: result.differingPages ?? 0,
+  };
 }

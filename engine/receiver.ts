@@ -117,8 +117,18 @@ export interface ReceiveResult {
   readonly policy: string;
   /** Destination digest, lower-case hex; `""` when aborted. */
   readonly digest: string;
-  /** Digest ranges that differ from the source's (empty when verified). */
+  /** Digest ranges that differ from the source's, the first 64 (empty when verified). */
   readonly mismatched: readonly number[];
+  /** How many digest ranges differ in all. */
+  readonly differingRanges: number;
+  /** Pages that differ in the listed ranges, the first 256 (empty when verified or only ranges were compared). */
+  readonly mismatchedPages: readonly number[];
+  /** How many pages of the listed ranges differ in all. */
+  readonly differingPages: number;
+  /** Bytes per digest range (0 when aborted). */
+  readonly rangeBytes: number;
+  /** How memory was hashed (`""` when aborted). */
+  readonly scheme: string;
   /** Milliseconds from HELLO to the end of the session. */
   readonly durationMs: number;
   /** Times the session was resumed on a new connection after losing one. */
@@ -248,6 +258,11 @@ export async function receiveMigration(
       rounds,
       digest: "",
       mismatched: [],
+      differingRanges: 0,
+      mismatchedPages: [],
+      differingPages: 0,
+      rangeBytes: 0,
+      scheme: "",
     };
   }
   if (outcome.joined) {
@@ -260,6 +275,11 @@ export async function receiveMigration(
       rounds: 0,
       digest: "",
       mismatched: [],
+      differingRanges: 0,
+      mismatchedPages: [],
+      differingPages: 0,
+      rangeBytes: 0,
+      scheme: "",
       resumes: 0,
       joined: true,
     };
@@ -278,5 +298,10 @@ export async function receiveMigration(
     rounds: rounds + (finalRound >= 0 && !ended.has(finalRound) ? 1 : 0),
     digest: r.digest,
     mismatched: r.mismatched,
+    differingRanges: r.differingRanges,
+    mismatchedPages: r.mismatchedPages,
+    differingPages: r.differingPages,
+    rangeBytes: r.rangeBytes,
+    scheme: r.scheme,
   };
 }

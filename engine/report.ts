@@ -108,6 +108,67 @@ export interface ResumeReport {
   readonly pagesToSend: number;
 }
 
+/**
+ * Where the destination's memory differs from the source's: the ranges
+ * whose digests differ and, where a scheme was negotiated, the pages of
+ * those ranges whose digests differ. The lists are bounded; the counts are
+ * not.
+ */
+export interface MemoryMismatch {
+  /** Bytes per digest range. */
+  readonly rangeBytes: number;
+  /** The first ranges that differ (at most 64). */
+  readonly ranges: readonly number[];
+  /** How many ranges differ in all. */
+  readonly differingRanges: number;
+  /** The first pages that differ in the listed ranges (at most 256; empty when only ranges were compared). */
+  readonly pages: readonly number[];
+  /** How many pages of the listed ranges differ in all. */
+  readonly differingPages: number;
+}
+
+/**
+ * A mismatch in words: how many ranges differ and the first ones, then how
+ * many pages of those differ and the first ones.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mismatchText } from "@hakobu/hakobu";
+ *
+ * assert.equal(
+ *   mismatchText({
+ *     rangeBytes: 1 << 20,
+ *     ranges: [0, 3],
+ *     differingRanges: 2,
+ *     pages: [5, 1000],
+ *     differingPages: 2,
+ *   }),
+ *   "2 ranges of 1 MiB differ: 0, 3; 2 pages differ in those ranges: 5, 1000",
+ * );
+ * ```
+ */
+export function mismatchText(m: MemoryMismatch): string {
+  const first = (shown: number, all: number) =>
+    all > shown ? ` (the first ${shown} of ${all})` : "";
+  const size = m.rangeBytes % (1 << 20) === 0
+    ? `${m.rangeBytes / (1 << 20)} MiB`
+    : `${m.rangeBytes} bytes`;
+  let s = `${m.differingRanges} range${
+    m.differingRanges === 1 ? "" : "s"
+  } of ${size} differ${m.differingRanges === 1 ? "s" : ""}${
+    first(m.ranges.length, m.differingRanges)
+  }: ${m.ranges.join(", ")}`;
+  if (m.pages.length > 0) {
+    s += `; ${m.differingPages} page${
+      m.differingPages === 1 ? "" : "s"
+    } differ${m.differingPages === 1 ? "s" : ""} in ${
+      m.ranges.length === 1 ? "that range" : "those ranges"
+    }${first(m.pages.length, m.differingPages)}: ${m.pages.join(", ")}`;
+  }
+  return s;
+}
+
 /** The outcome of a whole migration. */
 export interface MigrationReport {
   /**
@@ -158,6 +219,14 @@ export interface MigrationReport {
    * (`"stream-digest"`); empty when nothing was hashed.
    */
   readonly digest: string;
+  /**
+   * How memory was hashed for `"memory-digest"` (`"xxh3-128"` per 1 MiB
+   * range, or `"sha256"` per 64 MiB range with a receiver that negotiated
+   * no scheme); absent otherwise.
+   */
+  readonly digestScheme?: string;
+  /** When memory digests differ: which ranges and pages (absent when verified). */
+  readonly mismatch?: MemoryMismatch;
   /** Channels that carried the pages (each its own Worker and ordered stream); 1 for a hypervisor's own transport. */
   readonly channels?: number;
   /** Whether the GPU encoded pages, on which adapter, and why not when it did not. */

@@ -10,6 +10,7 @@
  * |---|---|---|---|
  * | `lz4.ts` | liblz4 (LZ4 block) | `HAKOBU_LIBLZ4` | `apt-get install liblz4-1` |
  * | `zstd.ts` | libzstd (zstd frame) | `HAKOBU_LIBZSTD` | `apt-get install libzstd1` |
+ * | `xxhash.ts` | libxxhash (XXH3-128) | `HAKOBU_LIBXXHASH` | `apt-get install libxxhash0` |
  *
  * Every binding needs `--allow-ffi`.
  *
@@ -47,3 +48,4 @@ export {
 } from "./_library.ts";
 export * from "./lz4.ts";
 export * from "./zstd.ts";
+export * from "./xxhash.ts";

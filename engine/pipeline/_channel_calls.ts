@@ -6,6 +6,7 @@
  * @module
  */
 
+import { digestBytes, type DigestScheme } from "../digest.ts";
 import type { DigestRequest } from "./_messages.ts";
 
 interface Pending {
@@ -56,24 +57,40 @@ export class ChannelCalls<Request> {
 }
 
 /**
- * The {@link DigestRequest} of each channel for SHA-256 of `count` ranges of
- * `rangeBytes`, the ranges split evenly over `channels`; the answers, joined
- * in channel order, are 32 bytes per range in order.
+ * The {@link DigestRequest} of each channel for the digests of `count`
+ * ranges of `rangeBytes`: channel c hashes ranges c, c + channels, ... (so
+ * that the ranges a receiver must read, the ones it wrote, spread evenly
+ * over the channels); {@link joinDigests} puts the answers back in order.
  */
 export function digestRequests(
   rangeBytes: number,
   count: number,
   channels: number,
+  scheme: DigestScheme,
 ): (id: number, channel: number) => DigestRequest {
-  const per = Math.ceil(count / channels);
-  return (id, channel) => {
-    const from = Math.min(count, channel * per);
-    return {
-      type: "digest",
-      id,
-      from,
-      to: Math.min(count, from + per),
-      rangeBytes,
-    };
-  };
+  return (id, channel) => ({
+    type: "digest",
+    id,
+    from: Math.min(count, channel),
+    to: count,
+    step: channels,
+    rangeBytes,
+    scheme,
+  });
+}
+
+/** The answers to {@link digestRequests}, by channel, as the digests of ranges 0..count in order. */
+export function joinDigests(
+  parts: readonly Uint8Array[],
+  count: number,
+  scheme: DigestScheme,
+): Uint8Array {
+  const size = digestBytes(scheme);
+  const channels = parts.length;
+  const out = new Uint8Array(count * size);
+  for (let r = 0; r < count; r++) {
+    const k = Math.floor(r / channels) * size;
+    out.set(parts[r % channels].subarray(k, k + size), r * size);
+  }
+  return out;
 }

@@ -7,19 +7,22 @@
  */
 
 import { CodecError, HakobuError } from "../errors.ts";
+import type { DigestScheme } from "../digest.ts";
 import type { CodecSpec } from "../plan.ts";
 import type { CodecRef, CodecSetup } from "../wire/messages.ts";
 
-/** SHA-256 of ranges `[from, to)` of shared memory, `rangeBytes` each (either pool's Workers). */
+/** Digests of ranges `from, from + step, ...` below `to` of shared memory, `rangeBytes` each (either pool's Workers). */
 export interface DigestRequest {
   readonly type: "digest";
   readonly id: number;
   readonly from: number;
   readonly to: number;
+  readonly step: number;
   readonly rangeBytes: number;
+  readonly scheme: DigestScheme;
 }
 
-/** A {@link DigestRequest}'s answer: 32 bytes per range. */
+/** A {@link DigestRequest}'s answer: one digest per range, one after the other. */
 export interface DigestReply {
   readonly type: "digest";
   readonly id: number;

@@ -179,6 +179,7 @@ function handle(req: DecodeRequest): void {
         req.from,
         req.to,
         touched ? { touched, pageSize: init!.pageSize } : undefined,
+        { scheme: req.scheme, step: req.step },
       );
       post({ type: "digest", id: req.id, digests }, [
         digests.buffer as ArrayBuffer,

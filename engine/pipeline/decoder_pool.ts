@@ -10,11 +10,11 @@
  * @module
  */
 
-import { concatBytes } from "../bytes.ts";
 import { CodecError, MigrationError, WireError } from "../errors.ts";
 import type { CodecSetup } from "../wire/messages.ts";
 import type { DecodeInit, DecodeReply, DecodeRequest } from "./_messages.ts";
-import { ChannelCalls, digestRequests } from "./_channel_calls.ts";
+import { ChannelCalls, digestRequests, joinDigests } from "./_channel_calls.ts";
+import type { DigestScheme } from "../digest.ts";
 
 /**
  * Options of {@link DecoderPool.start}: each channel's init, but its number
@@ -191,14 +191,19 @@ export class DecoderPool {
   }
 
   /**
-   * SHA-256 of each of `count` ranges of `rangeBytes` of shared destination
-   * memory, hashed by all channels in parallel.
+   * The digest (`scheme`, SHA-256 by default) of each of `count` ranges of
+   * `rangeBytes` of shared destination memory, hashed by all channels in parallel,
+   * one after the other in memory order.
    */
-  async digest(rangeBytes: number, count: number): Promise<Uint8Array> {
+  async digest(
+    rangeBytes: number,
+    count: number,
+    scheme: DigestScheme = "sha256",
+  ): Promise<Uint8Array> {
     const parts = await this.#all(
-      digestRequests(rangeBytes, count, this.channels),
+      digestRequests(rangeBytes, count, this.channels, scheme),
     );
-    return concatBytes(parts as Uint8Array[]);
+    return joinDigests(parts as Uint8Array[], count, scheme);
   }
 
   /** Stops every Worker. */

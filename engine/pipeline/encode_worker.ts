@@ -299,7 +299,14 @@ async function handle(req: EncodeRequest): Promise<void> {
       return;
     }
     case "digest": {
-      const digests = rangeDigests(memory!, req.rangeBytes, req.from, req.to);
+      const digests = rangeDigests(
+        memory!,
+        req.rangeBytes,
+        req.from,
+        req.to,
+        undefined,
+        { scheme: req.scheme, step: req.step },
+      );
       post({ type: "digest", id: req.id, digests }, [
         digests.buffer as ArrayBuffer,
       ]);

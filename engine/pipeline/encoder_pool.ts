@@ -8,11 +8,11 @@
  * @module
  */
 
-import { concatBytes } from "../bytes.ts";
 import type { CodecSpec } from "../plan.ts";
 import { MigrationError } from "../errors.ts";
 import type { EncodeInit, EncodeReply, EncodeRequest } from "./_messages.ts";
-import { ChannelCalls, digestRequests } from "./_channel_calls.ts";
+import { ChannelCalls, digestRequests, joinDigests } from "./_channel_calls.ts";
+import type { DigestScheme } from "../digest.ts";
 
 /** Options of {@link EncoderPool.start}: each channel's init, but its number. */
 export interface EncoderPoolOptions
@@ -188,14 +188,19 @@ export class EncoderPool {
   }
 
   /**
-   * SHA-256 of each of `count` ranges of `rangeBytes` of shared memory,
-   * hashed by all channels in parallel; 32 bytes per range.
+   * The digest (`scheme`, SHA-256 by default) of each of `count` ranges of
+   * `rangeBytes` of shared memory, hashed by all channels in parallel,
+   * one after the other in memory order.
    */
-  async digest(rangeBytes: number, count: number): Promise<Uint8Array> {
+  async digest(
+    rangeBytes: number,
+    count: number,
+    scheme: DigestScheme = "sha256",
+  ): Promise<Uint8Array> {
     const parts = await this.#all(
-      digestRequests(rangeBytes, count, this.channels),
+      digestRequests(rangeBytes, count, this.channels, scheme),
     );
-    return concatBytes(parts as Uint8Array[]);
+    return joinDigests(parts as Uint8Array[], count, scheme);
   }
 
   /**

@@ -3,20 +3,32 @@
  * memory, or any sink that holds guest memory). FINAL is answered with
  * READY once every channel has applied every page; END brings the source's
  * range digests, which are compared with the destination's (hashed in
- * parallel by the decode Workers when the sink shares its memory); the sink
- * is committed before RESULT says verified, else discarded.
+ * parallel by the decode Workers when the sink shares its memory, reading
+ * only the ranges it wrote); the sink is committed before RESULT says
+ * verified, else discarded.
+ *
+ * With a verification scheme negotiated in HELLO/WELCOME, ranges that
+ * differ are narrowed to pages: DIGEST_ASK names the first
+ * {@link MAX_MISMATCHES} of them, the source answers PAGE_DIGESTS (a
+ * digest per page of those ranges), and RESULT names the pages that differ.
  *
  * @module
  */
 
 import {
-  DIGEST_RANGE_BYTES,
+  chooseScheme,
+  digestBytes,
+  type DigestScheme,
   hex,
   type MemoryDigest,
   memoryDigest,
+  mismatchedPages,
   mismatchedRanges,
+  pageDigests,
   rangeCount,
+  rangePages,
   rootDigest,
+  schemeRangeBytes,
 } from "../digest.ts";
 import type { MemorySink } from "../driver.ts";
 import { MigrationError, WireError } from "../errors.ts";
@@ -25,11 +37,19 @@ import { type Frame, FrameType } from "../wire/frame.ts";
 import {
   decodeEnd,
   decodeFinal,
+  decodePageDigests,
+  encodeDigestAsk,
   encodeReady,
   encodeResult,
   type Hello,
+  MAX_MISMATCHED_PAGES,
+  MAX_MISMATCHES,
 } from "../wire/messages.ts";
-import type { ReceiveMode, SinkChannels } from "./receive_core.ts";
+import type {
+  ReceiveMode,
+  SessionControl,
+  SinkChannels,
+} from "./receive_core.ts";
 
 /** What a memory session ends with. */
 export interface MemoryResult {
@@ -39,10 +59,22 @@ export interface MemoryResult {
   readonly pagesApplied: number;
   /** The destination's whole digest, hex. */
   readonly digest: string;
-  /** Ranges whose digests differ (empty when verified). */
+  /** Ranges whose digests differ, the first {@link MAX_MISMATCHES} (empty when verified). */
   readonly mismatched: readonly number[];
+  /** How many ranges differ in all. */
+  readonly differingRanges: number;
+  /**
+   * Pages that differ in the listed ranges, the first
+   * {@link MAX_MISMATCHED_PAGES} (empty when verified, or when no scheme
+   * was negotiated and only ranges were compared).
+   */
+  readonly mismatchedPages: readonly number[];
+  /** How many pages of the listed ranges differ in all. */
+  readonly differingPages: number;
   /** Bytes per digest range. */
   readonly rangeBytes: number;
+  /** How memory was hashed. */
+  readonly scheme: DigestScheme;
   /** The FINAL round. */
   readonly finalRound: number;
   /** Frame bytes read from the source. */
@@ -72,6 +104,12 @@ export interface MemoryModeOptions {
   createSink(hello: Hello): MemorySink | Promise<MemorySink>;
   /** Called with the mode's events. */
   onEvent?(event: MemoryEvent): void;
+  /**
+   * Called once every page is applied, before the destination is hashed
+   * (tests corrupt destination memory here to check that verification
+   * names the pages).
+   */
+  beforeDigest?(sink: MemorySink): void | Promise<void>;
 }
 
 /**
@@ -127,11 +165,67 @@ export function memoryMode(
   let digest: Promise<MemoryDigest> | null = null;
   const emit = options.onEvent ?? (() => {});
   const zero = new Uint8Array(PAGE_SIZE);
+  // The negotiated scheme (null: protocol 2's SHA-256 END, ranges only).
+  let negotiated: DigestScheme | null = null;
+  let endSeen = false;
+  // After END, with ranges that differ: those DIGEST_ASK named.
+  let asked: { ranges: number[]; all: number; actual: MemoryDigest } | null =
+    null;
+
+  /** Commits or discards, sends RESULT, and says how the session ended. */
+  const finish = async (
+    s: SessionControl,
+    actual: MemoryDigest,
+    ranges: { list: number[]; all: number },
+    pages: { pages: number[]; count: number },
+  ): Promise<MemoryResult> => {
+    const verified = ranges.all === 0;
+    if (verified) await sink!.commit();
+    else await sink!.discard();
+    settled = true;
+    const digestHex = hex(rootDigest(actual.ranges));
+    await s.reply(
+      FrameType.RESULT,
+      encodeResult({
+        verified,
+        digest: digestHex,
+        pagesApplied: applied,
+        mismatched: ranges.list,
+        differingRanges: ranges.all,
+        ...(negotiated
+          ? { mismatchedPages: pages.pages, differingPages: pages.count }
+          : {}),
+      }),
+    );
+    emit({
+      type: "result",
+      verified,
+      digest: digestHex,
+      pagesApplied: applied,
+    });
+    return {
+      verified,
+      pagesApplied: applied,
+      digest: digestHex,
+      mismatched: ranges.list,
+      differingRanges: ranges.all,
+      mismatchedPages: pages.pages,
+      differingPages: pages.count,
+      rangeBytes: actual.rangeBytes,
+      scheme: actual.scheme ?? "sha256",
+      finalRound,
+      bytesReceived: s.bytesRead,
+    };
+  };
 
   return {
     what: "memory",
     stream: "memory",
-    frames: [FrameType.FINAL, FrameType.END],
+    frames: [FrameType.FINAL, FrameType.END, FrameType.PAGE_DIGESTS],
+    verify(hello: Hello): string | undefined {
+      negotiated = chooseScheme(hello.verify);
+      return negotiated ?? undefined;
+    },
     async open(hello: Hello): Promise<SinkChannels> {
       const pageCount = hello.memoryBytes / PAGE_SIZE;
       const s = await options.createSink(hello);
@@ -180,17 +274,77 @@ export function memoryMode(
         }
         finalRound = final.round;
         await s.reply(FrameType.READY, encodeReady({ pagesApplied: applied }));
+        await options.beforeDigest?.(sink!);
         // Hash now, while END is on its way.
-        const count = rangeCount(s.hello.memoryBytes, DIGEST_RANGE_BYTES);
+        const scheme = negotiated ?? "sha256";
+        const rangeBytes = schemeRangeBytes(scheme);
+        const count = rangeCount(s.hello.memoryBytes, rangeBytes);
         digest = sink!.shared
-          ? s.pool.digest(DIGEST_RANGE_BYTES, count).then((ranges) => ({
-            rangeBytes: DIGEST_RANGE_BYTES,
+          ? s.pool.digest(rangeBytes, count, scheme).then((ranges) => ({
+            rangeBytes,
             ranges,
+            scheme,
           }))
+          : negotiated
+          ? memoryDigestOf(sink!, rangeBytes, scheme)
           : sink!.digest();
         digest.catch(() => {}); // awaited at END; a failure surfaces there
         emit({ type: "final", round: final.round, pagesApplied: applied });
         return null;
+      }
+      if (frame.type === FrameType.PAGE_DIGESTS) {
+        if (!asked) {
+          throw new WireError(
+            `Unexpected PAGE_DIGESTS frame at offset ${s.at}: no DIGEST_ASK was sent`,
+            s.at,
+          );
+        }
+        const scheme = negotiated!;
+        const where = {
+          scheme,
+          rangeBytes: asked.actual.rangeBytes,
+          pageSize: PAGE_SIZE,
+          memoryBytes: s.hello.memoryBytes,
+        };
+        const theirs = decodePageDigests(frame.payload);
+        const pages = asked.ranges.reduce((n, r) => {
+          const [a, b] = rangePages(r, where);
+          return n + b - a;
+        }, 0);
+        if (
+          theirs.ranges.length !== asked.ranges.length ||
+          theirs.ranges.some((r, i) => r !== asked!.ranges[i])
+        ) {
+          throw new WireError(
+            `PAGE_DIGESTS frame at offset ${s.at} answers ranges ${
+              theirs.ranges.join(", ")
+            }, but DIGEST_ASK asked for ${asked.ranges.join(", ")}`,
+            s.at,
+          );
+        }
+        if (
+          theirs.digestBytes !== digestBytes(scheme) ||
+          theirs.digests.length !== pages * theirs.digestBytes
+        ) {
+          throw new WireError(
+            `PAGE_DIGESTS frame at offset ${s.at} carries ${theirs.digests.length} bytes of ${theirs.digestBytes}-byte digests: ` +
+              `expected ${pages} "${scheme}" digests of ${
+                digestBytes(scheme)
+              } bytes, one per page of the ranges asked for`,
+            s.at,
+          );
+        }
+        const ours = pageDigests(pageReader(sink!), asked.ranges, where);
+        const diff = mismatchedPages(theirs.digests, ours, asked.ranges, {
+          ...where,
+          limit: MAX_MISMATCHED_PAGES,
+        });
+        return await finish(
+          s,
+          asked.actual,
+          { list: asked.ranges, all: asked.all },
+          diff,
+        );
       }
       // END
       if (finalRound < 0 || !digest) {
@@ -199,7 +353,32 @@ export function memoryMode(
           s.at,
         );
       }
-      const expected = decodeEnd(frame.payload);
+      if (endSeen) {
+        throw new WireError(`A second END at offset ${s.at}`, s.at);
+      }
+      endSeen = true;
+      const scheme = negotiated ?? "sha256";
+      const expected = {
+        ...decodeEnd(frame.payload, digestBytes(scheme)),
+        scheme,
+      };
+      if (negotiated) {
+        // A negotiated scheme fixes the ranges: no rehashing at the
+        // peer's choice, and each range's page digests fit one frame.
+        const rangeBytes = schemeRangeBytes(negotiated);
+        const count = rangeCount(s.hello.memoryBytes, rangeBytes);
+        if (
+          expected.rangeBytes !== rangeBytes ||
+          expected.ranges.length !== count * digestBytes(negotiated)
+        ) {
+          throw new WireError(
+            `END frame at offset ${s.at} carries ${
+              expected.ranges.length / digestBytes(negotiated)
+            } ranges of ${expected.rangeBytes} bytes: "${negotiated}" verification of ${s.hello.memoryBytes} bytes takes ${count} ranges of ${rangeBytes} bytes`,
+            s.at,
+          );
+        }
+      }
       let actual = await digest;
       if (actual.rangeBytes !== expected.rangeBytes) {
         // The source hashed other ranges: hash as it did.
@@ -213,38 +392,23 @@ export function memoryMode(
           }
           : await memoryDigestOf(sink!, expected.rangeBytes);
       }
-      const mismatched = mismatchedRanges(expected, actual);
-      const verified = mismatched.length === 0;
-      if (verified) await sink!.commit();
-      else await sink!.discard();
-      settled = true;
-      const digestHex = hex(rootDigest(actual.ranges));
-      await s.reply(
-        FrameType.RESULT,
-        encodeResult({
-          verified,
-          digest: digestHex,
-          pagesApplied: applied,
-          mismatched,
-        }),
-      );
-      emit({
-        type: "result",
-        verified,
-        digest: digestHex,
-        pagesApplied: applied,
+      const all = mismatchedRanges(expected, actual, Infinity);
+      const list = all.slice(0, MAX_MISMATCHES);
+      if (negotiated && all.length > 0) {
+        // The narrower comparison: page digests of the listed ranges.
+        asked = { ranges: list, all: all.length, actual };
+        await s.reply(
+          FrameType.DIGEST_ASK,
+          encodeDigestAsk({ ranges: list }),
+        );
+        return null;
+      }
+      return await finish(s, actual, { list, all: all.length }, {
+        pages: [],
+        count: 0,
       });
-      return {
-        verified,
-        pagesApplied: applied,
-        digest: digestHex,
-        mismatched,
-        rangeBytes: actual.rangeBytes,
-        finalRound,
-        bytesReceived: s.bytesRead,
-      };
     },
-    waiting: () => finalRound < 0 ? "FINAL" : "END",
+    waiting: () => finalRound < 0 ? "FINAL" : asked ? "PAGE_DIGESTS" : "END",
     async discard(): Promise<void> {
       if (sink && !settled) {
         settled = true;
@@ -254,14 +418,23 @@ export function memoryMode(
   };
 }
 
-/** A sink's digest with other ranges than its own: read it page by page. */
+/** A sink's digest with other ranges or another scheme than its own: read it page by page. */
 async function memoryDigestOf(
   sink: MemorySink,
   rangeBytes: number,
+  scheme: DigestScheme = "sha256",
 ): Promise<MemoryDigest> {
   const memory = new Uint8Array(sink.pageCount * sink.pageSize);
   for (let p = 0; p < sink.pageCount; p++) {
     memory.set(sink.readPage(p), p * sink.pageSize);
   }
-  return await memoryDigest(memory, rangeBytes);
+  return await memoryDigest(memory, rangeBytes, scheme);
+}
+
+/** Each page of a sink: from its shared memory when it has some. */
+function pageReader(sink: MemorySink): (pfn: number) => Uint8Array {
+  if (!sink.shared) return (pfn) => sink.readPage(pfn);
+  const memory = new Uint8Array(sink.shared.memory);
+  const ps = sink.pageSize;
+  return (pfn) => memory.subarray(pfn * ps, (pfn + 1) * ps);
 }

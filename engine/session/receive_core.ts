@@ -125,6 +125,11 @@ export interface ReceiveMode<R> {
    * how pages reach it. Throwing refuses the session with that message.
    */
   open(hello: Hello): Promise<SinkChannels>;
+  /**
+   * The verification scheme WELCOME names, chosen from HELLO's `verify`
+   * (called after {@link open}); absent or undefined: none named.
+   */
+  verify?(hello: Hello): string | undefined;
   /** Called once WELCOME is sent (a mode may start sending to the source then). */
   started?(s: SessionControl): void;
   /** One of {@link frames}; returns the session's result when it ends. */
@@ -495,6 +500,7 @@ export async function receiveSession<R>(
             ...(resumable
               ? { session: resumable.id, resumeMs: resumable.graceMs }
               : {}),
+            verify: mode.verify?.(hello),
           }),
         );
         phase = "session";

@@ -170,9 +170,10 @@ export class SourceLink {
    * start-up is the largest fixed cost of a short migration); its failure
    * is thrown first.
    *
+   * @returns The receiver's WELCOME (e.g. the verification scheme it chose).
    * @throws {MigrationError} with the receiver's reason when it refuses.
    */
-  async hello(hello: Hello, options: HelloOptions = {}): Promise<void> {
+  async hello(hello: Hello, options: HelloOptions = {}): Promise<Welcome> {
     await this.write(FrameType.HELLO, 0, encodeHello(hello));
     const welcome = this.#within(
       this.#welcome(hello.protocol),
@@ -183,8 +184,9 @@ export class SourceLink {
       welcome.catch(() => {}); // awaited below, once `meanwhile` succeeded
       await options.meanwhile();
     }
-    await welcome;
+    const answer = await welcome;
     this.#watch();
+    return answer;
   }
 
   /**
@@ -251,7 +253,7 @@ export class SourceLink {
   }
 
   /** Reads the receiver's answer to HELLO: WELCOME, or a refusal. */
-  async #welcome(protocol: number): Promise<void> {
+  async #welcome(protocol: number): Promise<Welcome> {
     const next = () => this.#reader.next().catch((e) => this.#lost(e));
     let frame = await next();
     for (
@@ -283,6 +285,7 @@ export class SourceLink {
           `(this source speaks protocol ${protocol})`,
       );
     }
+    return welcome;
   }
 
   /**
@@ -338,26 +341,38 @@ export class SourceLink {
    *   another frame type.
    */
   async expect(type: FrameType): Promise<Uint8Array> {
+    return (await this.expectOneOf([type])).payload;
+  }
+
+  /**
+   * Waits for the receiver's next frame, which must be of one of `types`;
+   * returns its type and a copy of its payload.
+   *
+   * @throws {MigrationError} on the receiver's ERROR, a closed connection or
+   *   another frame type.
+   */
+  async expectOneOf(
+    types: readonly FrameType[],
+  ): Promise<{ type: FrameType; payload: Uint8Array }> {
+    const names = types.map(frameTypeName).join(" or ");
     const frame = await this.#within(
       this.#inbox ?? Promise.resolve(null),
       () =>
-        `The receiver did not send ${
-          frameTypeName(type)
-        } within ${this.#replyMs} ms (the reply deadline): it is stuck, or the link is`,
+        `The receiver did not send ${names} within ${this.#replyMs} ms (the reply deadline): it is stuck, or the link is`,
     );
     if (this.#peerError) throw this.#peerError;
-    if (frame === null || frame === undefined) throw this.#closed(type);
+    if (frame === null || frame === undefined) throw this.#closed(types[0]);
     // The reader reuses its buffer on the next read: copy first.
     const payload = frame.payload.slice();
     this.#watch();
-    if (frame.type !== type) {
+    if (!types.includes(frame.type)) {
       throw new MigrationError(
         `Unexpected ${
           frameTypeName(frame.type)
-        } frame from the receiver: expected ${frameTypeName(type)}`,
+        } frame from the receiver: expected ${names}`,
       );
     }
-    return payload;
+    return { type: frame.type, payload };
   }
 
   /** Tells the receiver the migration is given up (best effort, once). */

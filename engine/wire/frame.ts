@@ -25,7 +25,7 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  * Frame types. `as const` object rather than a TypeScript `enum`, so the
  * values are plain numbers on the wire and in tests.
  *
- * Every other type (0, 3, 13..19, 22..31, 34..50, 53..255) is unknown and a reader
+ * Every other type (0, 3, 13..19, 24..31, 34..50, 53..255) is unknown and a reader
  * refuses it; 3 was protocol 1's PAGES frame.
  *
  * @example
@@ -47,7 +47,7 @@ export const FrameType = {
   FINAL: 5,
   /** receiver → source, JSON: every page is applied; the destination could resume. */
   READY: 6,
-  /** source → receiver, binary: the source memory's range digests (SHA-256 per range). */
+  /** source → receiver, binary: the source memory's range digests (SHA-256, or the negotiated scheme, per range). */
   END: 7,
   /** receiver → source, JSON: whether the destination digest matched, and which ranges differ. */
   RESULT: 8,
@@ -59,6 +59,10 @@ export const FrameType = {
   CODEC: 11,
   /** source → receiver, binary: a batch of pages, one section per codec (`batch.ts`). */
   BATCH: 12,
+  /** receiver → source, JSON, after END with a negotiated scheme: ranges that differ, whose page digests it wants. */
+  DIGEST_ASK: 22,
+  /** source → receiver, binary: the digest of each page of the ranges DIGEST_ASK named. */
+  PAGE_DIGESTS: 23,
   /**
    * source → receiver, JSON, the first frame of a new connection instead of
    * HELLO: carry on a resumable session whose connection was lost.
@@ -282,7 +286,9 @@ export function decodeFrameHeader(
     throw new WireError(
       `Unknown frame type "${type}" at offset ${
         streamOffset + 2
-      }: known types are ${Object.values(FrameType).join(", ")}`,
+      }: known types are ${
+        Object.values(FrameType).toSorted((a, b) => a - b).join(", ")
+      }`,
       streamOffset + 2,
     );
   }

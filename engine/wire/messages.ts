@@ -28,8 +28,20 @@ export const END_HEADER_BYTES = 16;
 /** Most range digests an END may carry (64 TiB of 64 MiB ranges). */
 export const MAX_DIGEST_RANGES = 1 << 20;
 
-/** Most mismatched ranges a RESULT names. */
+/** Most mismatched ranges a RESULT names, and most ranges a DIGEST_ASK asks about. */
 export const MAX_MISMATCHES = 64;
+
+/** Most mismatched pages a RESULT names. */
+export const MAX_MISMATCHED_PAGES = 256;
+
+/** Most verification schemes a HELLO may offer. */
+export const MAX_VERIFY_SCHEMES = 8;
+
+/** Bytes before the range indexes of a PAGE_DIGESTS payload. */
+export const PAGE_DIGESTS_HEADER_BYTES = 8;
+
+/** Largest PAGE_DIGESTS payload: {@link MAX_MISMATCHES} ranges of 256 pages of 16-byte digests, and their indexes (a receiver also checks the exact size it expects). */
+export const MAX_PAGE_DIGESTS_PAYLOAD: number = 8 + 64 * 4 + 64 * 256 * 16;
 
 /** Longest `vm`, `policy`, `message` or `reason` string, in UTF-16 code units. */
 export const MAX_TEXT = 4096;
@@ -77,6 +89,12 @@ export interface Hello {
    * for a RESUME (absent: not resumable).
    */
   readonly resumeMs?: number;
+  /**
+   * Verification schemes the source can hash memory with, preferred first
+   * (`"xxh3-128"`, `"sha256"`); absent: protocol 2's END (SHA-256 per
+   * 64 MiB range) and no page comparison.
+   */
+  readonly verify?: readonly string[];
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -93,6 +111,12 @@ export interface Welcome {
   readonly session?: string;
   /** With `session`: the milliseconds the receiver keeps the session after a lost connection (at most HELLO's `resumeMs`). */
   readonly resumeMs?: number;
+  /**
+   * The verification scheme the receiver chose from HELLO's `verify`: END
+   * then carries digests of this scheme, and a mismatch is narrowed to
+   * pages (DIGEST_ASK, PAGE_DIGESTS). Absent: protocol 2's END only.
+   */
+  readonly verify?: string;
 }
 
 /**
@@ -157,6 +181,36 @@ export interface Result {
   readonly pagesApplied: number;
   /** Indexes of the digest ranges that differ (at most {@link MAX_MISMATCHES}; empty when verified). */
   readonly mismatched?: readonly number[];
+  /** How many ranges differ in all (`mismatched` lists the first ones). */
+  readonly differingRanges?: number;
+  /**
+   * The pages that differ, from the page comparison of the listed ranges
+   * (at most {@link MAX_MISMATCHED_PAGES}; absent without a negotiated
+   * scheme).
+   */
+  readonly mismatchedPages?: readonly number[];
+  /** How many pages of the listed ranges differ in all. */
+  readonly differingPages?: number;
+}
+
+/**
+ * DIGEST_ASK (receiver → source, after END, only with a negotiated
+ * verification scheme): some ranges differ; send the digest of each page
+ * of these.
+ */
+export interface DigestAsk {
+  /** Range indexes, strictly increasing, 1..{@link MAX_MISMATCHES} of them. */
+  readonly ranges: readonly number[];
+}
+
+/** PAGE_DIGESTS (source → receiver): the answer to DIGEST_ASK. */
+export interface PageDigests {
+  /** The ranges asked about, in the same order. */
+  readonly ranges: readonly number[];
+  /** Bytes of each digest (16 for `"xxh3-128"`, 32 for `"sha256"`). */
+  readonly digestBytes: number;
+  /** One digest per page of each range, range after range. */
+  readonly digests: Uint8Array;
 }
 
 /**
@@ -167,7 +221,7 @@ export interface Result {
 export interface End {
   /** Bytes per range, a positive multiple of 4096. */
   readonly rangeBytes: number;
-  /** The range digests, 32 bytes each, in memory order. */
+  /** The range digests (32 bytes each, or the negotiated scheme's size), in memory order. */
   readonly ranges: Uint8Array;
 }
 
@@ -341,6 +395,7 @@ export function encodeHello(hello: Hello): Uint8Array {
     channels: hello.channels,
     ...(hello.stream ? { stream: hello.stream } : {}),
     ...(hello.resumeMs === undefined ? {} : { resumeMs: hello.resumeMs }),
+    ...(hello.verify ? { verify: hello.verify } : {}),
   });
 }
 
@@ -408,7 +463,23 @@ export function decodeHello(payload: Uint8Array): Hello {
     ...(o.resumeMs === undefined
       ? {}
       : { resumeMs: uint("HELLO", o, "resumeMs", MAX_RESUME_MS) }),
+    ...(o.verify === undefined ? {} : { verify: schemes(o.verify) }),
   };
+}
+
+/** HELLO's `verify`: a short list of short names. */
+function schemes(v: unknown): string[] {
+  if (
+    !Array.isArray(v) || v.length > MAX_VERIFY_SCHEMES ||
+    !v.every((s) => typeof s === "string" && s.length <= 32)
+  ) {
+    throw new WireError(
+      `Cannot decode HELLO: field "verify" must be an array of at most ${MAX_VERIFY_SCHEMES} names of at most 32 characters, got ${
+        show(v)
+      }`,
+    );
+  }
+  return v.map((s) => peerText(s));
 }
 
 /**
@@ -433,6 +504,7 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
     ...(welcome.session === undefined
       ? {}
       : { session: welcome.session, resumeMs: welcome.resumeMs ?? 0 }),
+    ...(welcome.verify ? { verify: welcome.verify } : {}),
   });
 }
 
@@ -460,6 +532,7 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
       session: sessionId("WELCOME", o),
       resumeMs: uint("WELCOME", o, "resumeMs", MAX_RESUME_MS),
     }),
+    ...(o.verify === undefined ? {} : { verify: text("WELCOME", o, "verify") }),
   };
 }
 
@@ -587,7 +660,8 @@ export function decodeReady(payload: Uint8Array): Ready {
 
 /**
  * Encodes an END payload: `u32 rangeBytes low, u32 rangeBytes high, u32
- * count, u32 reserved 0`, then `count` SHA-256 digests.
+ * count, u32 reserved 0`, then `count` digests of `digestBytes` each
+ * (SHA-256's 32 unless a scheme was negotiated).
  *
  * @example
  * ```ts
@@ -598,13 +672,16 @@ export function decodeReady(payload: Uint8Array): Ready {
  * assert.equal(end.length, 16 + 64); // 16 bytes of fields, 2 range digests
  * ```
  */
-export function encodeEnd(end: End): Uint8Array {
-  const count = end.ranges.length / DIGEST_BYTES;
+export function encodeEnd(
+  end: End,
+  digestBytes: number = DIGEST_BYTES,
+): Uint8Array {
+  const count = end.ranges.length / digestBytes;
   if (
     !Number.isInteger(count) || count < 1 || count > MAX_DIGEST_RANGES
   ) {
     throw new RangeError(
-      `Cannot encode END: ${end.ranges.length} bytes of range digests is not 1..${MAX_DIGEST_RANGES} digests of ${DIGEST_BYTES} bytes`,
+      `Cannot encode END: ${end.ranges.length} bytes of range digests is not 1..${MAX_DIGEST_RANGES} digests of ${digestBytes} bytes`,
     );
   }
   if (!Number.isSafeInteger(end.rangeBytes) || end.rangeBytes <= 0) {
@@ -622,8 +699,9 @@ export function encodeEnd(end: End): Uint8Array {
 }
 
 /**
- * Decodes an END payload into a copy of its range digests (the payload may
- * alias a reused buffer).
+ * Decodes an END payload of `digestBytes`-byte digests (the negotiated
+ * scheme's, SHA-256's 32 by default) into a copy of its range digests (the
+ * payload may alias a reused buffer).
  *
  * @example
  * ```ts
@@ -635,8 +713,11 @@ export function encodeEnd(end: End): Uint8Array {
  * ```
  * @throws {WireError} naming the bad field.
  */
-export function decodeEnd(payload: Uint8Array): End {
-  if (payload.length < END_HEADER_BYTES + DIGEST_BYTES) {
+export function decodeEnd(
+  payload: Uint8Array,
+  digestBytes: number = DIGEST_BYTES,
+): End {
+  if (payload.length < END_HEADER_BYTES + digestBytes) {
     throw new WireError(
       `Cannot decode END: ${payload.length} bytes is shorter than its header and one digest`,
     );
@@ -656,10 +737,10 @@ export function decodeEnd(payload: Uint8Array): End {
   }
   if (
     count < 1 || count > MAX_DIGEST_RANGES ||
-    payload.length !== END_HEADER_BYTES + count * DIGEST_BYTES
+    payload.length !== END_HEADER_BYTES + count * digestBytes
   ) {
     throw new WireError(
-      `Cannot decode END: count "${count}" does not match its ${payload.length}-byte payload of ${DIGEST_BYTES}-byte digests`,
+      `Cannot decode END: count "${count}" does not match its ${payload.length}-byte payload of ${digestBytes}-byte digests`,
       8,
     );
   }
@@ -684,6 +765,15 @@ export function encodeResult(result: Result): Uint8Array {
     digest: result.digest,
     pagesApplied: result.pagesApplied,
     mismatched: (result.mismatched ?? []).slice(0, MAX_MISMATCHES),
+    ...(result.differingRanges === undefined
+      ? {}
+      : { differingRanges: result.differingRanges }),
+    ...(result.mismatchedPages === undefined ? {} : {
+      mismatchedPages: result.mismatchedPages.slice(0, MAX_MISMATCHED_PAGES),
+    }),
+    ...(result.differingPages === undefined
+      ? {}
+      : { differingPages: result.differingPages }),
   });
 }
 
@@ -727,12 +817,173 @@ export function decodeResult(payload: Uint8Array): Result {
       }`,
     );
   }
+  const pages = o.mismatchedPages;
+  if (
+    pages !== undefined && (
+      !Array.isArray(pages) || pages.length > MAX_MISMATCHED_PAGES ||
+      !pages.every((p) => Number.isSafeInteger(p) && p >= 0)
+    )
+  ) {
+    throw new WireError(
+      `Cannot decode RESULT: field "mismatchedPages" must be at most ${MAX_MISMATCHED_PAGES} page numbers, got ${
+        show(pages)
+      }`,
+    );
+  }
   return {
     verified,
     digest,
     pagesApplied: uint("RESULT", o, "pagesApplied", Number.MAX_SAFE_INTEGER),
     mismatched: m as number[],
+    ...(o.differingRanges === undefined ? {} : {
+      differingRanges: uint("RESULT", o, "differingRanges", MAX_DIGEST_RANGES),
+    }),
+    ...(pages === undefined ? {} : { mismatchedPages: pages as number[] }),
+    ...(o.differingPages === undefined ? {} : {
+      differingPages: uint(
+        "RESULT",
+        o,
+        "differingPages",
+        Number.MAX_SAFE_INTEGER,
+      ),
+    }),
   };
+}
+
+/**
+ * Encodes a DIGEST_ASK payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeDigestAsk, encodeDigestAsk } from "@hakobu/hakobu";
+ *
+ * const ask = { ranges: [3, 700] };
+ * assert.deepEqual(decodeDigestAsk(encodeDigestAsk(ask)), ask);
+ * ```
+ */
+export function encodeDigestAsk(ask: DigestAsk): Uint8Array {
+  return encodeJson("DIGEST_ASK", { ranges: ask.ranges });
+}
+
+/**
+ * Decodes a DIGEST_ASK payload: 1..{@link MAX_MISMATCHES} range indexes,
+ * strictly increasing (a source also checks them against its memory).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeDigestAsk, encodeDigestAsk } from "@hakobu/hakobu";
+ *
+ * assert.throws(
+ *   () => decodeDigestAsk(encodeDigestAsk({ ranges: [5, 5] })),
+ *   /strictly increasing/,
+ * );
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeDigestAsk(payload: Uint8Array): DigestAsk {
+  const o = decodeJson("DIGEST_ASK", payload);
+  const r = o.ranges;
+  if (
+    !Array.isArray(r) || r.length < 1 || r.length > MAX_MISMATCHES ||
+    !r.every((v, i) =>
+      Number.isInteger(v) && v >= 0 && v < MAX_DIGEST_RANGES &&
+      (i === 0 || v > r[i - 1])
+    )
+  ) {
+    throw new WireError(
+      `Cannot decode DIGEST_ASK: field "ranges" must be 1 to ${MAX_MISMATCHES} range indexes below ${MAX_DIGEST_RANGES}, strictly increasing, got ${
+        show(r)
+      }`,
+    );
+  }
+  return { ranges: r as number[] };
+}
+
+/**
+ * Encodes a PAGE_DIGESTS payload: `u32 count, u32 digestBytes`, `count`
+ * u32 range indexes, then the page digests.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodePageDigests } from "@hakobu/hakobu";
+ *
+ * const p = encodePageDigests({
+ *   ranges: [2],
+ *   digestBytes: 16,
+ *   digests: new Uint8Array(2 * 16), // a range of two pages
+ * });
+ * assert.equal(p.length, 8 + 4 + 32);
+ * ```
+ */
+export function encodePageDigests(p: PageDigests): Uint8Array {
+  const n = p.ranges.length;
+  const out = new Uint8Array(
+    PAGE_DIGESTS_HEADER_BYTES + 4 * n + p.digests.length,
+  );
+  const v = new DataView(out.buffer);
+  v.setUint32(0, n, true);
+  v.setUint32(4, p.digestBytes, true);
+  p.ranges.forEach((r, i) => v.setUint32(8 + 4 * i, r, true));
+  out.set(p.digests, PAGE_DIGESTS_HEADER_BYTES + 4 * n);
+  return out;
+}
+
+/**
+ * Decodes a PAGE_DIGESTS payload into a copy of its digests, refusing one
+ * over {@link MAX_PAGE_DIGESTS_PAYLOAD} bytes, with more than
+ * {@link MAX_MISMATCHES} ranges, a digest size other than 16 or 32, or
+ * digests that are not a whole number of that size. Whether they are the
+ * ranges asked for, with one digest per page, is the receiver's check.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodePageDigests, encodePageDigests } from "@hakobu/hakobu";
+ *
+ * const p = { ranges: [2], digestBytes: 16, digests: new Uint8Array(32) };
+ * assert.deepEqual(decodePageDigests(encodePageDigests(p)).ranges, [2]);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodePageDigests(payload: Uint8Array): PageDigests {
+  if (payload.length > MAX_PAGE_DIGESTS_PAYLOAD) {
+    throw new WireError(
+      `Cannot decode PAGE_DIGESTS: ${payload.length} bytes is over its limit of ${MAX_PAGE_DIGESTS_PAYLOAD}`,
+    );
+  }
+  if (payload.length < PAGE_DIGESTS_HEADER_BYTES) {
+    throw new WireError(
+      `Cannot decode PAGE_DIGESTS: ${payload.length} bytes is shorter than its ${PAGE_DIGESTS_HEADER_BYTES}-byte header`,
+    );
+  }
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const n = v.getUint32(0, true);
+  const digestBytes = v.getUint32(4, true);
+  if (n < 1 || n > MAX_MISMATCHES) {
+    throw new WireError(
+      `Cannot decode PAGE_DIGESTS: count "${n}" must be 1..${MAX_MISMATCHES}`,
+      0,
+    );
+  }
+  if (digestBytes !== 16 && digestBytes !== 32) {
+    throw new WireError(
+      `Cannot decode PAGE_DIGESTS: digestBytes "${digestBytes}" must be 16 or 32`,
+      4,
+    );
+  }
+  const start = PAGE_DIGESTS_HEADER_BYTES + 4 * n;
+  if (payload.length < start || (payload.length - start) % digestBytes !== 0) {
+    throw new WireError(
+      `Cannot decode PAGE_DIGESTS: ${payload.length} bytes is not ${n} range indexes and whole ${digestBytes}-byte digests`,
+      start,
+    );
+  }
+  const ranges: number[] = [];
+  for (let i = 0; i < n; i++) ranges.push(v.getUint32(8 + 4 * i, true));
+  return { ranges, digestBytes, digests: payload.slice(start) };
 }
 
 /**

@@ -365,3 +365,115 @@ Deno.test("messages: long ERROR and ABORT texts are cut to fit", () => {
     MAX_TEXT,
   );
 });
+
+Deno.test("verification messages: HELLO verify, WELCOME verify, RESULT pages round-trip; bad ones are refused naming the field", async () => {
+  const m = await import("./messages.ts");
+  const h = m.decodeHello(m.encodeHello({
+    protocol: PROTOCOL_VERSION,
+    memoryBytes: 4096,
+    pageSize: 4096,
+    codecs: [],
+    vm: "v",
+    policy: "p",
+    channels: 1,
+    verify: ["xxh3-128", "sha256"],
+  }));
+  assert.deepEqual(h.verify, ["xxh3-128", "sha256"]);
+  assert.equal(
+    decodeWelcome(
+      encodeWelcome({ protocol: 2, accepted: true, verify: "xxh3-128" }),
+    ).verify,
+    "xxh3-128",
+  );
+  assert.equal(
+    decodeWelcome(encodeWelcome({ protocol: 2, accepted: true })).verify,
+    undefined,
+  );
+  const r = decodeResult(encodeResult({
+    verified: false,
+    digest: "ab".repeat(32),
+    pagesApplied: 1,
+    mismatched: [0, 3],
+    differingRanges: 90,
+    mismatchedPages: Array.from({ length: 300 }, (_, i) => i),
+    differingPages: 300,
+  }));
+  assert.equal(r.differingRanges, 90);
+  assert.equal(r.mismatchedPages?.length, m.MAX_MISMATCHED_PAGES);
+  assert.equal(r.differingPages, 300);
+  const json = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  assert.throws(
+    () =>
+      decodeResult(json({
+        verified: false,
+        digest: "ab".repeat(32),
+        pagesApplied: 0,
+        mismatchedPages: Array.from({ length: 257 }, (_, i) => i),
+      })),
+    (e) => e instanceof WireError && /"mismatchedPages"/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      decodeHello(json({
+        protocol: 2,
+        memoryBytes: 4096,
+        pageSize: 4096,
+        codecs: [],
+        vm: "v",
+        policy: "p",
+        verify: ["x".repeat(33)],
+      })),
+    (e) => e instanceof WireError && /"verify"/.test(e.message),
+  );
+});
+
+Deno.test("DIGEST_ASK and PAGE_DIGESTS: round trips; empty, unordered, too many, oversized, odd-sized are refused", async () => {
+  const m = await import("./messages.ts");
+  assert.deepEqual(
+    m.decodeDigestAsk(m.encodeDigestAsk({ ranges: [0, 7, 64] })).ranges,
+    [0, 7, 64],
+  );
+  const json = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  for (
+    const ranges of [
+      [],
+      [2, 1],
+      [1, 1],
+      [-1],
+      [1.5],
+      [MAX_DIGEST_RANGES],
+      Array.from({ length: MAX_MISMATCHES + 1 }, (_, i) => i),
+    ]
+  ) {
+    assert.throws(
+      () => m.decodeDigestAsk(json({ ranges })),
+      (e) =>
+        e instanceof WireError && /DIGEST_ASK: field "ranges"/.test(e.message),
+      JSON.stringify(ranges),
+    );
+  }
+  const p = { ranges: [3, 9], digestBytes: 16, digests: new Uint8Array(96) };
+  p.digests[5] = 7;
+  const back = m.decodePageDigests(m.encodePageDigests(p));
+  assert.deepEqual(back, p);
+  const bad = (payload: Uint8Array, re: RegExp) =>
+    assert.throws(
+      () => m.decodePageDigests(payload),
+      (e) => e instanceof WireError && re.test(e.message),
+    );
+  bad(new Uint8Array(m.MAX_PAGE_DIGESTS_PAYLOAD + 1), /over its limit/);
+  bad(new Uint8Array(4), /shorter than its 8-byte header/);
+  const enc = m.encodePageDigests(p);
+  new DataView(enc.buffer).setUint32(4, 20, true);
+  bad(enc, /digestBytes "20" must be 16 or 32/);
+  bad(
+    m.encodePageDigests({ ...p, digests: new Uint8Array(95) }),
+    /whole 16-byte digests/,
+  );
+  const none = m.encodePageDigests(p);
+  new DataView(none.buffer).setUint32(0, 0, true);
+  bad(none, /count "0" must be 1\.\.64/);
+  const many = m.encodePageDigests(p);
+  new DataView(many.buffer).setUint32(0, 1000, true);
+  bad(many, /count "1000" must be 1\.\.64/);
+});

@@ -1,5 +1,6 @@
 import { hex } from "../../engine/digest.ts";
 import { formatBytes, formatDuration } from "../../engine/format.ts";
+import { mismatchText } from "../../engine/report.ts";
 import {
   ReceiveBudget,
   receiveMigration,
@@ -222,6 +223,19 @@ export async function receiveCommand(
             result.digest || hex(new Uint8Array())
           }`,
       );
+      if (!result.verified && result.differingRanges > 0) {
+        console.log(
+          `  ${
+            mismatchText({
+              rangeBytes: result.rangeBytes,
+              ranges: result.mismatched,
+              differingRanges: result.differingRanges,
+              pages: result.mismatchedPages,
+              differingPages: result.differingPages,
+            })
+          }`,
+        );
+      }
     }
     return result.verified;
   }
