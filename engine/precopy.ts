@@ -28,7 +28,8 @@ import {
   schemeRangeBytes,
 } from "./digest.ts";
 import type { SourceDriver } from "./driver.ts";
-import { type LinkLoss, LinkLostError, MigrationError } from "./errors.ts";
+import { LinkLostError, MigrationError } from "./errors.ts";
+import { within } from "./session/_within.ts";
 import {
   type Deadlines,
   type Decision,
@@ -626,12 +627,19 @@ class SourceSession {
         const connecting = this.#opts.reconnect!();
         // Closed at the end, even one that connects after we gave it up.
         connecting.then((c) => this.#opened.push(c), () => {});
+        const waitMs = left();
         const conn = await this.#race(
-          within(connecting, left(), "Reconnecting to the receiver", {
-            side: "receiver",
-            peer: lost.peer,
-            phase: `the reconnection after round ${round}`,
-          }),
+          within(connecting, waitMs, () =>
+            new LinkLostError(
+              `Reconnecting to the receiver took longer than ${
+                Math.round(waitMs)
+              } ms`,
+              {
+                side: "receiver",
+                peer: lost.peer,
+                phase: `the reconnection after round ${round}`,
+              },
+            )),
         );
         const link = new SourceLink(conn, {
           bandwidth: this.#plan.bandwidth,
@@ -1101,32 +1109,6 @@ export function mergeSortedUnique(
   }
   a.set(merged.subarray(0, n));
   return n;
-}
-
-/** `p`, or a {@link LinkLostError} (where: `loss`) once `ms` passed. */
-async function within<T>(
-  p: Promise<T>,
-  ms: number,
-  what: string,
-  loss: LinkLoss,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new LinkLostError(`${what} took longer than ${ms} ms`, loss),
-            ),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** What RESULT says differs, for the report. */

@@ -246,42 +246,38 @@ export async function receiveMigration(
     policy: hello?.policy ?? "",
     durationMs: performance.now() - started,
   };
+  // A session that ended without a verdict compared nothing.
+  const noVerdict = {
+    verified: false,
+    digest: "",
+    mismatched: [],
+    differingRanges: 0,
+    mismatchedPages: [],
+    differingPages: 0,
+    rangeBytes: 0,
+    scheme: "",
+    resumes: 0,
+  };
   if (outcome.aborted) {
     return {
       ...base,
-      resumes: 0,
+      ...noVerdict,
       joined: false,
-      verified: false,
       aborted: true,
       pagesApplied: outcome.pagesApplied,
       bytesReceived,
       rounds,
-      digest: "",
-      mismatched: [],
-      differingRanges: 0,
-      mismatchedPages: [],
-      differingPages: 0,
-      rangeBytes: 0,
-      scheme: "",
     };
   }
   if (outcome.joined) {
     return {
       ...base,
-      verified: false,
+      ...noVerdict,
+      joined: true,
       aborted: false,
       pagesApplied: 0,
       bytesReceived: 0,
       rounds: 0,
-      digest: "",
-      mismatched: [],
-      differingRanges: 0,
-      mismatchedPages: [],
-      differingPages: 0,
-      rangeBytes: 0,
-      scheme: "",
-      resumes: 0,
-      joined: true,
     };
   }
   const r = outcome.result;

@@ -9,6 +9,7 @@
  */
 
 import { type LinkLoss, LinkLostError, MigrationError } from "../errors.ts";
+import { within } from "./_within.ts";
 import { DEFAULT_DEADLINES } from "../plan.ts";
 import { bestEffort } from "./best_effort.ts";
 import { Pacer } from "../transport/pacer.ts";
@@ -393,30 +394,19 @@ export class SourceLink {
    * deadline passes (a {@link LinkLostError} when `lost`: the link, not the
    * receiver, is what stopped).
    */
-  async #within<T>(
+  #within<T>(
     p: Promise<T>,
     message: () => string,
     lost = false,
   ): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      return await Promise.race([
-        p,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                lost
-                  ? new LinkLostError(message(), this.#loss())
-                  : new MigrationError(message()),
-              ),
-            this.#replyMs,
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return within(
+      p,
+      this.#replyMs,
+      () =>
+        lost
+          ? new LinkLostError(message(), this.#loss())
+          : new MigrationError(message()),
+    );
   }
 
   /** Reads the receiver's next frame in the background; an ERROR there fails the migration. */

@@ -27,7 +27,11 @@
  * @module
  */
 
-import type { LibvirtErrorInfo } from "./errors.ts";
+import {
+  type LibvirtCallContext,
+  LibvirtError,
+  type LibvirtErrorInfo,
+} from "./errors.ts";
 import type { TypedParamInput } from "./typed_params.ts";
 
 /** What the Worker is asked to do. */
@@ -84,4 +88,24 @@ export function runBlocking(req: BlockingRequest): Promise<BlockingReply> {
     };
     worker.postMessage(req);
   });
+}
+
+/**
+ * The value of a successful reply; a failed one as a {@link LibvirtError}
+ * with `ctx` (libvirt's own error, or what else failed, as its message).
+ */
+export function replyValue(
+  reply: BlockingReply,
+  ctx: LibvirtCallContext,
+): number | bigint {
+  if (reply.kind === "libvirt-error") throw new LibvirtError(ctx, reply.error);
+  if (reply.kind === "error") {
+    throw new LibvirtError(ctx, {
+      code: 0,
+      errorDomain: 0,
+      level: 2,
+      message: reply.message,
+    });
+  }
+  return reply.value;
 }

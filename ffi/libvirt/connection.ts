@@ -7,7 +7,7 @@
  * @module
  */
 
-import { runBlocking } from "./_blocking.ts";
+import { replyValue, runBlocking } from "./_blocking.ts";
 import { libcSymbols, takeCString } from "./_libc.ts";
 import { takeStatsRecords } from "./_pointers.ts";
 import {
@@ -199,18 +199,7 @@ export class LibvirtConnection implements Disposable {
       readOnly: options.readOnly ?? false,
     });
     const ctx = LibvirtConnection.#openCtx(uri, options);
-    if (reply.kind === "libvirt-error") {
-      throw new LibvirtError(ctx, reply.error);
-    }
-    if (reply.kind === "error") {
-      throw new LibvirtError(ctx, {
-        code: 0,
-        errorDomain: 0,
-        level: 2,
-        message: reply.message,
-      });
-    }
-    const conn = Deno.UnsafePointer.create(BigInt(reply.value));
+    const conn = Deno.UnsafePointer.create(BigInt(replyValue(reply, ctx)));
     if (conn === null) {
       throw new LibvirtError(ctx, {
         code: 0,

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { type BlockingRequest, runBlocking } from "./_blocking.ts";
+import { type BlockingRequest, replyValue, runBlocking } from "./_blocking.ts";
 import { domainName, domainUuid, takeStatsRecords } from "./_pointers.ts";
 import { takeCString } from "./_libc.ts";
 import {
@@ -495,17 +495,7 @@ export class LibvirtDomain implements Disposable {
       const reply = await runBlocking(
         request(BigInt(Deno.UnsafePointer.value(dom))),
       );
-      if (reply.kind === "libvirt-error") {
-        throw new LibvirtError(ctx, reply.error);
-      }
-      if (reply.kind === "error") {
-        throw new LibvirtError(ctx, {
-          code: 0,
-          errorDomain: 0,
-          level: 2,
-          message: reply.message,
-        });
-      }
+      replyValue(reply, ctx);
     } finally {
       libvirt().virDomainFree(dom);
     }
@@ -642,17 +632,7 @@ export class LibvirtDomain implements Disposable {
         params: migrateTypedParams(options.params ?? {}),
         flags: options.flags ?? (MigrateFlags.LIVE | MigrateFlags.PEER2PEER),
       });
-      if (reply.kind === "libvirt-error") {
-        throw new LibvirtError(ctx, reply.error);
-      }
-      if (reply.kind === "error") {
-        throw new LibvirtError(ctx, {
-          code: 0,
-          errorDomain: 0,
-          level: 2,
-          message: reply.message,
-        });
-      }
+      replyValue(reply, ctx);
     } finally {
       done = true;
       for (const t of timers) clearTimeout(t);

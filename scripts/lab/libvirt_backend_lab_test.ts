@@ -29,6 +29,7 @@ import type { LibvirtBackendReport } from "../../engine/backend/libvirt.ts";
 import { migrationStatus } from "../../engine/report.ts";
 import { generateCredentials } from "../../engine/transport/secure/generate.ts";
 import { retryingTcgFaults } from "./guest_fault.ts";
+import { hakobuMigrate } from "./_hakobu_migrate.ts";
 import {
   asTcgFault,
   type LibvirtLab,
@@ -211,36 +212,20 @@ async function cliBack(
 ): Promise<void> {
   const dir = await Deno.makeTempDir();
   try {
-    const policyFile = `${dir}/p.ts`;
-    const modUrl = new URL("../../mod.ts", import.meta.url).href;
-    await Deno.writeTextFile(
-      policyFile,
-      `import { MiB, policy, when } from "${modUrl}";\n` +
-        `export default policy("cli-remaining").switchover(when.any(when.remainingBelow(MiB(4)), when.rounds(4))).bandwidth(MiB(64));\n`,
-    );
     const mark = await lab.serialMark("a", name);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../hakobu.ts", import.meta.url).pathname,
-        "migrate",
+    const { code, stderr, report: r } = await hakobuMigrate(
+      dir,
+      `policy("cli-remaining").switchover(when.any(when.remainingBelow(MiB(4)), when.rounds(4))).bandwidth(MiB(64))`,
+      [
         "--from",
         `libvirt:${lab.b.uri}/${name}`,
         "--to",
         `libvirt:${lab.a.uri}`,
-        "--policy",
-        policyFile,
-        "--json",
         "--report",
         `${dir}/r.json`,
       ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    const r = JSON.parse(new TextDecoder().decode(out.stdout));
+    );
+    assert.equal(code, 0, stderr);
     console.log(
       `  cli: ${r.outcome}; ${r.totalTimeMs} ms, downtime ${r.downtimeMs} ms, ${r.rounds.length} rounds`,
     );
@@ -273,20 +258,11 @@ async function cliThroughTunnel(
       receiverNames: ["127.0.0.1"],
       sourceIdentity: "src-a",
     });
-    const policyFile = `${dir}/p.ts`;
-    const modUrl = new URL("../../mod.ts", import.meta.url).href;
-    await Deno.writeTextFile(
-      policyFile,
-      `import { codec, MiB, policy, when } from "${modUrl}";\n` +
-        `export default policy("cli-tunnel").codec([codec.zero(), codec.zstd()]).switchover(when.any(when.remainingBelow(MiB(4)), when.rounds(4))).bandwidth(null);\n`,
-    );
     const mark = await lab.serialMark("b", name);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../hakobu.ts", import.meta.url).pathname,
-        "migrate",
+    const { code, stderr, report: r } = await hakobuMigrate(
+      dir,
+      `policy("cli-tunnel").codec([codec.zero(), codec.zstd()]).switchover(when.any(when.remainingBelow(MiB(4)), when.rounds(4))).bandwidth(null)`,
+      [
         "--from",
         `libvirt:${lab.a.uri}/${name}`,
         "--to",
@@ -294,16 +270,9 @@ async function cliThroughTunnel(
         "--tunnel",
         "--tls-dir",
         `${dir}/pki`,
-        "--policy",
-        policyFile,
-        "--json",
       ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    const r = JSON.parse(new TextDecoder().decode(out.stdout));
+    );
+    assert.equal(code, 0, stderr);
     console.log(
       `  cli --tunnel: ${r.outcome}; ${r.totalTimeMs} ms, downtime ${r.downtimeMs} ms; ${r.notes?.tunnel}`,
     );

@@ -16,6 +16,7 @@ import { startLibvirtTunnel } from "../../engine/backend/_libvirt_tunnel.ts";
 import { generateCredentials } from "../../engine/transport/secure/generate.ts";
 import { LibvirtConnection, MigrateFlags } from "../../ffi/libvirt/mod.ts";
 import { retryingTcgFaults } from "./guest_fault.ts";
+import { hakobuMigrate } from "./_hakobu_migrate.ts";
 import {
   asTcgFault,
   type LibvirtLab,
@@ -152,20 +153,11 @@ async function backThroughRemoteReceiver(
   }).spawn();
   const dir = await Deno.makeTempDir();
   try {
-    const policyFile = `${dir}/p.ts`;
-    const modUrl = new URL("../../mod.ts", import.meta.url).href;
-    await Deno.writeTextFile(
-      policyFile,
-      `import { codec, policy, when } from "${modUrl}";\n` +
-        `export default policy("remote-receiver").codec([codec.zero(), codec.lz4()]).switchover(when.rounds(3)).bandwidth(null);\n`,
-    );
     const mark = await lab.serialMark("a", name);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../hakobu.ts", import.meta.url).pathname,
-        "migrate",
+    const { code, stderr, report: r } = await hakobuMigrate(
+      dir,
+      `policy("remote-receiver").codec([codec.zero(), codec.lz4()]).switchover(when.rounds(3)).bandwidth(null)`,
+      [
         "--from",
         `libvirt:${lab.b.uri}/${name}`,
         "--to",
@@ -178,16 +170,9 @@ async function backThroughRemoteReceiver(
         "127.0.0.2",
         "--tls-dir",
         pki,
-        "--policy",
-        policyFile,
-        "--json",
       ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    const r = JSON.parse(new TextDecoder().decode(out.stdout));
+    );
+    assert.equal(code, 0, stderr);
     console.log(
       `  b -> a, receiver on a started apart: ${r.outcome}; ${r.notes?.tunnel}`,
     );
