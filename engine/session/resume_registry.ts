@@ -71,7 +71,11 @@ export class ResumeRegistry {
   readonly #sessions = new Map<string, ResumableSession>();
   readonly #ended = new Map<string, { identity: string | null; why: string }>();
 
-  /** @param options The longest grace. */
+  /**
+   * Creates an empty registry.
+   *
+   * @param options The longest grace a session gets.
+   */
   constructor(options: ResumeRegistryOptions = {}) {
     const max = options.maxGraceMs ?? DEFAULT_MAX_RESUME_GRACE_MS;
     if (!Number.isSafeInteger(max) || max < 0) {
