@@ -145,6 +145,17 @@ async function replay(mode: Mode, stream: string): Promise<Run> {
   };
 }
 
+/**
+ * Whether the checkout at `root` has the tunnel's `--insecure-plain` flag
+ * (one from before authentication has none, and refuses it; one from after
+ * needs it to run over plain TCP).
+ */
+async function knowsInsecurePlain(root: string): Promise<boolean> {
+  const file = `${root.replace(/\/$/, "")}/scripts/_cli/security_options.ts`;
+  const text = await Deno.readTextFile(file).catch(() => "");
+  return text.includes("--insecure-plain");
+}
+
 /** SHA-256 (hex) of a file. */
 async function fileSha256(path: string): Promise<string> {
   const hash = createHash("sha256");
@@ -308,7 +319,13 @@ if (import.meta.main) {
       send: (a) => ["eval", COPY_SEND, a],
     },
     ...tunnelModes("hakobu tunnel", TUNNEL, ["--insecure-plain"]),
-    ...(against ? tunnelModes(`tunnel at ${values.against}`, against, []) : []),
+    ...(against
+      ? tunnelModes(
+        `tunnel at ${values.against}`,
+        against,
+        await knowsInsecurePlain(values.against!) ? ["--insecure-plain"] : [],
+      )
+      : []),
   ];
   console.error(
     `replaying ${stream} (${

@@ -93,7 +93,10 @@ export type EncodeRequest =
     readonly pfns: Uint32Array;
   }
   | {
-    /** Stream mode: encode exactly these pages as one BATCH frame. */
+    /**
+     * Stream mode: encode exactly these pages (the first `count` of
+     * `pages`) as one BATCH frame; `pages`' buffer comes back with "done".
+     */
     readonly type: "batch";
     readonly id: number;
     readonly round: number;
@@ -140,6 +143,8 @@ export type EncodeReply =
     readonly id: number;
     readonly round: number;
     readonly pages: number;
+    /** A `batch` request's pages buffer, given back for the next batch. */
+    readonly buffer?: ArrayBuffer;
   }
   | DigestReply
   | {

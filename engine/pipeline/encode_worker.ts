@@ -292,10 +292,22 @@ async function handle(req: EncodeRequest): Promise<void> {
         count: req.count,
         pageSize: ps,
         pfns: req.pfns,
-        pages: req.pages,
+        pages: req.pages.subarray(0, req.count * ps),
         zero,
       }, req.round);
-      post({ type: "done", id: req.id, round: req.round, pages: req.count });
+      // The pages' buffer goes back for a later batch (the chain keeps
+      // copies of what it needs, as it must of native mode's reused batch).
+      const buffer = req.pages.buffer as ArrayBuffer;
+      post(
+        {
+          type: "done",
+          id: req.id,
+          round: req.round,
+          pages: req.count,
+          buffer,
+        },
+        [buffer],
+      );
       return;
     }
     case "digest": {

@@ -149,8 +149,10 @@ export class EncoderPool {
   }
 
   /**
-   * Stream mode: channel `channel` encodes exactly these pages as one BATCH
-   * frame (`pages` is transferred). Returns the request id.
+   * Stream mode: channel `channel` encodes exactly the first `count` pages
+   * of `pages` as one BATCH frame. `pages` is transferred; its buffer comes
+   * back, whole, as the request's "done" event's `buffer`, for a later
+   * batch. Returns the request id.
    */
   batch(
     channel: number,

@@ -280,6 +280,8 @@ export async function sendStream(
       () => new PendingBatch(batchPages),
     );
     const queued = new Array<number>(channels).fill(0);
+    /** Page buffers the channels gave back, for the next batches. */
+    const freePages: ArrayBuffer[] = [];
     let wakeQueue = null as (() => void) | null;
     const claims: number[] = [];
     let round = 0;
@@ -300,6 +302,7 @@ export async function sendStream(
             for (const [id, n] of e.claims) claims[id] = (claims[id] ?? 0) + n;
           } else {
             queued[e.channel]--;
+            if (e.buffer) freePages.push(e.buffer);
             wakeQueue?.();
           }
         }
@@ -354,18 +357,13 @@ export async function sendStream(
       if (queued[c] >= QUEUED_BATCHES) return room(c).then(() => postBatch(c));
       checkPump();
       queued[c]++;
-      p.batch(
-        c,
-        round,
-        b.count,
-        b.pfns.subarray(0, b.count).slice(),
-        b.count === b.capacity
-          ? b.pages
-          : b.pages.slice(0, b.count * PAGE_SIZE),
-      );
-      if (b.count === b.capacity) {
-        b.pages = new Uint8Array(b.capacity * PAGE_SIZE);
-      }
+      // The whole buffer goes (the channel reads its first `count` pages)
+      // and comes back with the batch's "done": no copy, no fresh buffer.
+      p.batch(c, round, b.count, b.pfns.subarray(0, b.count).slice(), b.pages);
+      const spare = freePages.pop();
+      b.pages = spare
+        ? new Uint8Array(spare)
+        : new Uint8Array(b.capacity * PAGE_SIZE);
       b.count = 0;
     };
     const flushRecords = async (): Promise<void> => {
