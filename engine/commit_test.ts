@@ -218,7 +218,12 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const r = await run(
-      { kind: "cut", direction: "down", afterBytes: 0, frameType: FrameType.RESULT },
+      {
+        kind: "cut",
+        direction: "down",
+        afterBytes: 0,
+        frameType: FrameType.RESULT,
+      },
       commitPlan("commit-result-lost"),
     );
     const report = assertCommittedOnce(r, "RESULT lost");

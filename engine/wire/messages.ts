@@ -575,9 +575,7 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
       resumeMs: uint("WELCOME", o, "resumeMs", MAX_RESUME_MS),
     }),
     ...(o.verify === undefined ? {} : { verify: text("WELCOME", o, "verify") }),
-    ...(o.commit === undefined
-      ? {}
-      : { commit: bool("WELCOME", o, "commit") }),
+    ...(o.commit === undefined ? {} : { commit: bool("WELCOME", o, "commit") }),
   };
 }
 
