@@ -520,11 +520,7 @@ class SourceSession {
           ? `migrated and verified (switchover: ${reason})${
             commit ? "; the receiver committed on COMMIT" : ""
           }`
-          : `memory digests differ: source ${ourHex}, receiver ${result.digest}${where}${
-            commit
-              ? "; the receiver discarded its copy and the VM resumed at the source"
-              : ""
-          }`,
+          : `memory digests differ: source ${ourHex}, receiver ${result.digest}${where}`,
         policy: plan.name,
         vm: source.description,
         memoryBytes: source.pageCount * source.pageSize,
