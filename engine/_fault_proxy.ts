@@ -16,8 +16,17 @@ export interface Fault {
   readonly kind: "cut" | "blackhole" | "delay" | "corrupt";
   /** `up`: source to receiver; `down`: receiver to source. */
   readonly direction: "up" | "down";
-  /** Bytes that direction carries before the fault. */
+  /**
+   * Bytes that direction carries before the fault; with `frameType`,
+   * counted from the first byte of that direction's first frame of that
+   * type.
+   */
   readonly afterBytes: number;
+  /**
+   * Aim at a frame: the fault comes `afterBytes` into the first frame of
+   * this type (hakobu frames over plain TCP; the proxy reads their headers).
+   */
+  readonly frameType?: number;
   /** For `delay`. */
   readonly delayMs?: number;
 }
@@ -71,18 +80,47 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
   ) => {
     let carried = 0;
     const buf = new Uint8Array(64 * 1024);
+    // Where the fault comes in this direction's stream: fixed, or found by
+    // reading frame headers (16 bytes; u8 type at 2, u32 length at 8).
+    let faultAt = fault.frameType === undefined ? fault.afterBytes : Infinity;
+    const header: number[] = [];
+    let headerAt = 0;
+    let skip = 0;
+    const findFrame = (chunk: Uint8Array) => {
+      for (let i = 0; i < chunk.length && faultAt === Infinity;) {
+        if (skip > 0) {
+          const k = Math.min(skip, chunk.length - i);
+          skip -= k;
+          i += k;
+          continue;
+        }
+        if (header.length === 0) headerAt = carried + i;
+        header.push(chunk[i++]);
+        if (header.length === 16) {
+          if (header[2] === fault.frameType) {
+            faultAt = headerAt + fault.afterBytes;
+          }
+          skip = (header[8] | header[9] << 8 | header[10] << 16) +
+            header[11] * 2 ** 24;
+          header.length = 0;
+        }
+      }
+    };
     try {
       for (;;) {
         const n = await from.read(buf);
         if (n === null) break;
         let chunk = buf.subarray(0, n);
         if (dark) await never;
+        if (!fired && direction === fault.direction) {
+          if (faultAt === Infinity) findFrame(chunk);
+        }
         if (
           !fired && direction === fault.direction &&
-          carried + n > fault.afterBytes
+          carried + n > faultAt
         ) {
           fired = true;
-          const at = fault.afterBytes - carried;
+          const at = faultAt - carried;
           switch (fault.kind) {
             case "cut":
               await writeAll(to, chunk.subarray(0, at));

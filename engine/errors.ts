@@ -137,3 +137,51 @@ export class LinkLostError extends MigrationError implements LinkLoss {
     this.phase = loss.phase;
   }
 }
+
+/**
+ * The source sent COMMIT (commit protocol) and could not learn whether the
+ * receiver committed: the link failed before COMMITTED came, and no
+ * reconnection within the policy's resume grace (or none, without a resume
+ * policy) told it. The VM stays **paused at the source** and is never
+ * resumed by hakobu: the destination may be running it. An operator
+ * decides: if the receiver committed {@link session}, the VM lives there;
+ * if it did not (it discards a session that gets no COMMIT once its grace
+ * passes), resume the source's copy.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CommitUnknownError, MigrationError } from "./errors.ts";
+ *
+ * const e = new CommitUnknownError("Outcome unknown: …", {
+ *   receiver: "10.0.0.2:4444",
+ *   session: null,
+ * });
+ * assert.ok(e instanceof MigrationError);
+ * assert.equal(e.vmPaused, true);
+ * ```
+ */
+export class CommitUnknownError extends MigrationError {
+  /** Always true: the source's copy of the VM is paused, not resumed. */
+  readonly vmPaused = true;
+  /** The receiver COMMIT went to, `host:port`, when known. */
+  readonly receiver: string | null;
+  /** The receiver's session id (null when the session was not resumable). */
+  readonly session: string | null;
+  /**
+   * Creates the error.
+   *
+   * @param message What happened, and what the operator should check.
+   * @param where The receiver and the session.
+   * @param options Passed on to `Error` (`cause`: the last failure).
+   */
+  constructor(
+    message: string,
+    where: { receiver: string | null; session: string | null },
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.receiver = where.receiver;
+    this.session = where.session;
+  }
+}

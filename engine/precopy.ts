@@ -28,7 +28,12 @@ import {
   schemeRangeBytes,
 } from "./digest.ts";
 import type { SourceDriver } from "./driver.ts";
-import { LinkLostError, MigrationError } from "./errors.ts";
+import {
+  CommitUnknownError,
+  LinkLostError,
+  MigrationError,
+  WireError,
+} from "./errors.ts";
 import { within } from "./session/_within.ts";
 import {
   type Deadlines,
@@ -50,6 +55,7 @@ import {
 } from "./steering.ts";
 import {
   type ChannelRoundReport,
+  type CommitReport,
   type MemoryMismatch,
   type MigrationReport,
   mismatchText,
@@ -59,12 +65,14 @@ import {
 import { type GpuEntry, openGpu } from "./gpu/device.ts";
 import { EncoderPool } from "./pipeline/encoder_pool.ts";
 import { channelOf, splitByChannel } from "./pipeline/partition.ts";
-import { SourceLink } from "./session/source_link.ts";
+import { type Recovered, SourceLink } from "./session/source_link.ts";
 import { FrameType } from "./wire/frame.ts";
 import {
+  decodeCommitted,
   decodeDigestAsk,
   decodeReady,
   decodeResult,
+  encodeCommit,
   encodeEnd,
   encodeFinal,
   encodePageDigests,
@@ -134,6 +142,13 @@ export interface MigrateOptions {
    * source survives a lost channel).
    */
   readonly onChannels?: (channels: ChannelControl) => void;
+  /**
+   * Offer the commit protocol in HELLO (default true): after a verified
+   * RESULT the source sends COMMIT and the receiver takes the memory as the
+   * VM's only then. False behaves as a source from before the protocol
+   * (interoperability tests).
+   */
+  readonly commit?: boolean;
 }
 
 /** What {@link MigrateOptions.onChannels} gets. */
@@ -238,6 +253,19 @@ class SourceSession {
   readonly #resumes: ResumeReport[] = [];
   /** Resumes tried (a failed one throws before it is reported). */
   #resuming = 0;
+  /** The session id WELCOME gave (null: not resumable). */
+  #session: string | null = null;
+  /** The receiver took the commit protocol (WELCOME). */
+  #commit = false;
+  /** END was sent with the commit protocol: the verdict phase, whose errors are this session's own. */
+  #verdictPhase = false;
+  /**
+   * COMMIT was written (or about to be): from here on the VM is never
+   * resumed at the source, whatever happens.
+   */
+  #commitSent = false;
+  /** Reconnections the verdict phase took. */
+  #commitReconnects = 0;
   readonly #channels: number;
   readonly #dirty: Uint32Array;
   readonly #rounds: RoundReport[] = [];
@@ -320,7 +348,10 @@ class SourceSession {
         channels: this.#channels,
         ...(this.#resumeAsked() ? { resumeMs: plan.resume!.graceMs } : {}),
         verify: DIGEST_SCHEMES,
+        ...(this.#opts.commit === false ? {} : { commit: true }),
       }, { meanwhile: () => this.#startChannels() }));
+      this.#commit = this.#opts.commit !== false && welcome.commit === true;
+      this.#session = welcome.session ?? null;
       this.#scheme = chooseScheme(welcome.verify ? [welcome.verify] : []);
       if (welcome.verify !== undefined && !this.#scheme) {
         throw new MigrationError(
@@ -457,16 +488,25 @@ class SourceSession {
       // Verification: both sides hash their memory; the receiver compares,
       // and so do we.
       const ours = await this.#race(digest);
+      const ourHex = hex(rootDigest(ours.ranges));
+      this.#verdictPhase = this.#commit;
       await this.#link.write(
         FrameType.END,
         finalRound,
         encodeEnd(ours, digestBytes(ours.scheme ?? "sha256")),
-      );
-      const result = await this.#result(ours);
+      ).catch((e) => {
+        // With the commit protocol a lost END is a lost verdict: learnt below.
+        if (!this.#commit) throw e;
+      });
+      const result = this.#commit
+        ? await this.#verdictAndCommit(ours, ourHex, ready.pagesApplied)
+        : await this.#result(ours);
       const endAt = performance.now();
       await this.#link.close();
-      const ourHex = hex(rootDigest(ours.ranges));
       const verified = result.verified && result.digest === ourHex;
+      const commit: CommitReport | undefined = this.#commit
+        ? { committed: verified, reconnects: this.#commitReconnects }
+        : undefined;
       const cpu = process.cpuUsage(cpu0);
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
       const wireBytes = this.#wireBytes();
@@ -477,7 +517,9 @@ class SourceSession {
         verification: "memory-digest",
         aborted: false,
         outcome: verified
-          ? `migrated and verified (switchover: ${reason})`
+          ? `migrated and verified (switchover: ${reason})${
+            commit ? "; the receiver committed on COMMIT" : ""
+          }`
           : `memory digests differ: source ${ourHex}, receiver ${result.digest}${where}`,
         policy: plan.name,
         vm: source.description,
@@ -503,10 +545,19 @@ class SourceSession {
         gpu: this.#gpuUse(),
         rounds: this.#rounds,
         ...(this.#resumes.length ? { resumes: this.#resumes } : {}),
+        ...(commit ? { commit } : {}),
       };
       return report;
     } catch (error) {
       this.#endDowntimeBound();
+      // Once COMMIT is sent the VM is never resumed here: the destination
+      // may run it. The error says what the operator must check.
+      if (this.#commitSent) {
+        await this.#link.close();
+        throw error instanceof CommitUnknownError
+          ? error
+          : this.#unknown(error, this.#commitReconnects);
+      }
       // Whatever failed, the source VM keeps running and the receiver discards.
       if (this.#paused) {
         await source.resume().catch(() => {});
@@ -520,10 +571,10 @@ class SourceSession {
       }
       await this.#link.close();
       // The receiver's own words, unless the link's loss is old news to a
-      // resume that failed.
+      // resume that failed, or to the verdict phase, which says more.
       if (
         peer &&
-        !(this.#resuming > 0 &&
+        !((this.#resuming > 0 || this.#verdictPhase) &&
           peer instanceof LinkLostError)
       ) {
         throw peer;
@@ -602,7 +653,7 @@ class SourceSession {
     const source = this.#source;
     const lostAt = performance.now();
     const resume = this.#plan.resume!;
-    const welcome = this.#link.welcome!;
+    const session = this.#session!;
     // The policy's grace: the receiver may keep the session for less (its
     // WELCOME said how long), and then says so when it refuses the RESUME.
     const graceMs = resume.graceMs;
@@ -624,22 +675,10 @@ class SourceSession {
       attempts++;
       const left = () => Math.max(1, deadline - performance.now());
       try {
-        const connecting = this.#opts.reconnect!();
-        // Closed at the end, even one that connects after we gave it up.
-        connecting.then((c) => this.#opened.push(c), () => {});
-        const waitMs = left();
-        const conn = await this.#race(
-          within(connecting, waitMs, () =>
-            new LinkLostError(
-              `Reconnecting to the receiver took longer than ${
-                Math.round(waitMs)
-              } ms`,
-              {
-                side: "receiver",
-                peer: lost.peer,
-                phase: `the reconnection after round ${round}`,
-              },
-            )),
+        const conn = await this.#reconnect(
+          left(),
+          lost.peer,
+          `the reconnection after round ${round}`,
         );
         const link = new SourceLink(conn, {
           bandwidth: this.#plan.bandwidth,
@@ -647,7 +686,7 @@ class SourceSession {
         });
         this.#link = link;
         resumed = await this.#race(
-          link.resume(welcome.session!, {
+          link.resume(session, {
             meanwhile: () => this.#startChannels(),
           }),
         );
@@ -869,6 +908,268 @@ class SourceSession {
         }),
       );
     }
+  }
+
+  /**
+   * Commit protocol: the receiver's verdict, then COMMIT and its COMMITTED.
+   *
+   * A verdict that is not verified (or names another digest than ours)
+   * ends the migration with the VM resumed here: the receiver has
+   * discarded, or is told to (ABORT). A verified one is answered with
+   * COMMIT, and from that moment the VM is never resumed here. A link lost
+   * (or stuck past the reply deadline) before RESULT or COMMITTED came is
+   * recovered through RESUME on the session WELCOME named, within the
+   * policy's resume grace and attempts: the receiver says what it sent (and
+   * COMMIT goes again), that it committed, or that it discarded.
+   *
+   * @throws {CommitUnknownError} when COMMIT was sent and nothing said
+   *   whether the receiver committed: the VM stays paused.
+   * @throws {MigrationError} otherwise; the VM then resumes (the receiver
+   *   never commits without COMMIT).
+   */
+  async #verdictAndCommit(
+    ours: MemoryDigest,
+    ourHex: string,
+    pagesApplied: number,
+  ): Promise<Result> {
+    let result: Result | null = null;
+    let lost: unknown = null;
+    try {
+      result = await this.#result(ours);
+    } catch (e) {
+      if (!this.#uncertain(e)) throw e;
+      lost = e;
+    }
+    const resume = this.#resumeAsked() && this.#session !== null
+      ? this.#plan.resume!
+      : null;
+    let lostAt = performance.now();
+    let firstLoss: unknown = lost;
+    let attempts = 0;
+    let backoffMs = 100;
+    for (;;) {
+      if (result && lost === null) {
+        if (!result.verified || result.digest !== ourHex) {
+          // Nothing is committed: the VM runs on here.
+          if (result.verified) {
+            await this.#link.abort(
+              `the receiver's digest ${result.digest} is not the source's ${ourHex}: not committing`,
+            );
+          }
+          await this.#source.resume();
+          this.#paused = false;
+          return result;
+        }
+        // From here on the VM is the destination's to run, never ours.
+        this.#commitSent = true;
+        try {
+          await this.#race(
+            this.#link.write(
+              FrameType.COMMIT,
+              0,
+              encodeCommit({ digest: ourHex }),
+            ),
+          );
+          const committed = decodeCommitted(
+            await this.#race(this.#link.expect(FrameType.COMMITTED)),
+          );
+          if (committed.digest !== ourHex) {
+            throw this.#unknown(
+              new MigrationError(
+                `the receiver's COMMITTED names digest ${committed.digest}, not ${ourHex}`,
+              ),
+              attempts,
+            );
+          }
+          return result;
+        } catch (e) {
+          if (e instanceof CommitUnknownError) throw e;
+          if (this.#link.peerDiscarded) {
+            // The receiver's word: it failed, discarded, and never commits.
+            this.#commitSent = false;
+            throw new MigrationError(
+              `${
+                this.#link.peerError?.message ?? String(e)
+              } (after COMMIT); it discarded its copy, so the VM resumes at the source`,
+            );
+          }
+          lost = e;
+          firstLoss ??= e;
+          lostAt = performance.now();
+        }
+      }
+      // The answer was lost with the link: ask on a new connection.
+      const left = () =>
+        resume ? Math.max(1, lostAt + resume.graceMs - performance.now()) : 0;
+      if (
+        this.#opts.signal?.aborted || resume === null ||
+        attempts >= resume.attempts || left() <= 1
+      ) {
+        throw this.#commitSent
+          ? this.#unknown(lost, attempts)
+          : this.#verdictLost(lost, attempts);
+      }
+      if (attempts > 0) {
+        await new Promise((r) => setTimeout(r, Math.min(backoffMs, left())));
+        backoffMs = Math.min(backoffMs * 2, 2000);
+      }
+      attempts++;
+      this.#commitReconnects++;
+      let answer: Recovered;
+      try {
+        answer = await this.#reconnectForVerdict(left, lost);
+      } catch (e) {
+        lost = e;
+        continue;
+      }
+      switch (answer.kind) {
+        case "committed":
+          // The COMMIT went through before the link went (its COMMITTED
+          // was lost).
+          this.#commitSent = true;
+          if (answer.digest !== ourHex) {
+            throw this.#unknown(
+              new MigrationError(
+                `the receiver committed digest ${answer.digest}, not ${ourHex}`,
+              ),
+              attempts,
+            );
+          }
+          return result ?? {
+            verified: true,
+            digest: answer.digest,
+            pagesApplied,
+            mismatched: [],
+          };
+        case "resumed":
+          if (!answer.result) {
+            lost = new MigrationError(
+              "The receiver resumed the session without a verdict: it is not past END",
+            );
+            throw this.#commitSent
+              ? this.#unknown(lost, attempts)
+              : this.#verdictLost(lost, attempts);
+          }
+          result = answer.result;
+          lost = null;
+          continue;
+        case "refused":
+          if (answer.discarded || !this.#commitSent) {
+            // Never committed there: the VM runs on here.
+            this.#commitSent = false;
+            throw new MigrationError(
+              `The receiver ${
+                answer.discarded ? "discarded" : "refused"
+              } the session after ${
+                firstLoss instanceof Error ? firstLoss.message : firstLoss
+              }: ${answer.message}; nothing was committed, so the VM resumes at the source`,
+            );
+          }
+          throw this.#unknown(
+            new MigrationError(
+              `the receiver refused the RESUME without saying it discarded the session: ${answer.message}`,
+            ),
+            attempts,
+          );
+      }
+    }
+  }
+
+  /**
+   * A new connection to the receiver within `waitMs` (a connection that
+   * comes later is closed at the end), or a {@link LinkLostError} naming
+   * `peer` and `phase`.
+   */
+  #reconnect(
+    waitMs: number,
+    peer: string | null,
+    phase: string,
+  ): Promise<Awaited<ReturnType<NonNullable<MigrateOptions["reconnect"]>>>> {
+    const connecting = this.#opts.reconnect!();
+    connecting.then((c) => this.#opened.push(c), () => {});
+    return this.#race(
+      within(connecting, waitMs, () =>
+        new LinkLostError(
+          `Reconnecting to the receiver took longer than ${
+            Math.round(waitMs)
+          } ms`,
+          { side: "receiver", peer, phase },
+        )),
+    );
+  }
+
+  /** Reconnects for the verdict phase (within `left()`) and asks what became of the session. */
+  async #reconnectForVerdict(
+    left: () => number,
+    lost: unknown,
+  ): Promise<Recovered> {
+    const conn = await this.#reconnect(
+      left(),
+      lost instanceof LinkLostError ? lost.peer : null,
+      "the verdict",
+    );
+    this.#wireBefore = this.#wireBytes();
+    void this.#link.close();
+    this.#link = new SourceLink(conn, {
+      bandwidth: this.#plan.bandwidth,
+      replyMs: Math.min(this.#deadlines.replyMs, left()),
+    });
+    return await this.#race(this.#link.recover(this.#session!));
+  }
+
+  /**
+   * Whether `error`, in the verdict phase, leaves the verdict or the commit
+   * unknown (a lost or stuck link, an answer that never came) rather than
+   * being a decision: the receiver's ERROR, the user's abort, a malformed
+   * frame.
+   */
+  #uncertain(error: unknown): boolean {
+    if (this.#opts.signal?.aborted || error instanceof WireError) return false;
+    const peer = this.#link.peerError;
+    if (peer && !(peer instanceof LinkLostError)) return false;
+    return error instanceof MigrationError;
+  }
+
+  /** The verdict was lost before COMMIT: the migration fails and the VM resumes here. */
+  #verdictLost(lost: unknown, attempts: number): MigrationError {
+    const why = lost instanceof Error ? lost.message : String(lost);
+    const message = `${why}; the verdict was lost before COMMIT (${
+      this.#askedAgain(attempts)
+    }): the receiver never commits without COMMIT and discards its copy, so the VM resumes at the source`;
+    return lost instanceof LinkLostError
+      ? new LinkLostError(message, lost, { cause: lost })
+      : new MigrationError(message, { cause: lost });
+  }
+
+  /** COMMIT was sent and nothing says whether it was taken: the VM stays paused. */
+  #unknown(lost: unknown, attempts: number): CommitUnknownError {
+    const why = lost instanceof Error ? lost.message : String(lost);
+    const receiver = lost instanceof LinkLostError ? lost.peer : null;
+    const session = this.#session;
+    return new CommitUnknownError(
+      `Outcome unknown: COMMIT was sent to ${
+        receiver ?? "the receiver"
+      }, but whether it committed is not known (${why}; ${
+        this.#askedAgain(attempts)
+      }). The VM stays PAUSED at the source and was not resumed: the destination may be running it. ` +
+        `Check the receiver${
+          session ? ` for session ${session}` : ""
+        }: if it committed (hakobu receive printed VERIFIED … committed on COMMIT), the VM runs there, so stop its paused copy here; ` +
+        `if it did not (it discards a session that gets no COMMIT once its connection is lost or its resume grace passes), resume the VM at the source`,
+      { receiver, session },
+      { cause: lost },
+    );
+  }
+
+  /** How the verdict phase tried to ask again, in words. */
+  #askedAgain(attempts: number): string {
+    const resume = this.#plan.resume;
+    if (!this.#resumeAsked() || this.#session === null || !resume) {
+      return "no resume policy or resumable session to ask again on a new connection";
+    }
+    return `${attempts} reconnection${
+      attempts === 1 ? "" : "s"
+    } within the policy's resume grace of ${resume.graceMs} ms did not tell`;
   }
 
   #checkAbort(): void {

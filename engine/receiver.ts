@@ -32,6 +32,7 @@ export {
   ResumableSession,
   ResumeRegistry,
   type ResumeRegistryOptions,
+  SessionEndedError,
 } from "./session/resume_registry.ts";
 export type { MemoryEvent } from "./session/memory_mode.ts";
 
@@ -93,12 +94,24 @@ export interface ReceiverOptions {
     /** Take only a RESUME on this connection (a HELLO is refused). */
     only?: boolean;
   };
+  /**
+   * Take the commit protocol when HELLO offers it (default true): a
+   * verified session commits the sink only on the source's COMMIT, and
+   * resolves then. False behaves as a receiver from before the protocol
+   * (commits at RESULT).
+   */
+  commit?: boolean;
 }
 
 /** How a receiving session ended (when it did not fail). */
 export interface ReceiveResult {
   /** Whether the destination digest equals the source's; the sink was committed iff true. */
   readonly verified: boolean;
+  /**
+   * The commit protocol was used: the sink was committed on the source's
+   * COMMIT (not when RESULT was sent).
+   */
+  readonly commit: boolean;
   /** Whether the source sent ABORT; the sink (if any) was discarded. */
   readonly aborted: boolean;
   /** Pages applied to the sink, every channel together. */
@@ -150,8 +163,10 @@ export interface ReceiveResult {
  * source or the connection ending before END, it sends ERROR (when the
  * source did not fail first), discards the sink and rejects; it never
  * resolves as verified unless the digests match. The sink is committed
- * before RESULT `{verified: true}` is sent. When the promise settles the
- * connection is closed.
+ * before RESULT `{verified: true}` is sent — or, with the commit protocol
+ * (HELLO offers it), only when the source's COMMIT follows that RESULT,
+ * answered with COMMITTED; a session that gets no COMMIT discards. When
+ * the promise settles the connection is closed.
  *
  * @example
  * ```ts
@@ -221,6 +236,7 @@ export async function receiveMigration(
     conn,
     memoryMode({
       createSink: options.createSink,
+      commit: options.commit,
       onEvent: (e) => {
         if (e.type === "final") finalRound = e.round;
         emit(e);
@@ -257,6 +273,7 @@ export async function receiveMigration(
     rangeBytes: 0,
     scheme: "",
     resumes: 0,
+    commit: false,
   };
   if (outcome.aborted) {
     return {
@@ -286,6 +303,7 @@ export async function receiveMigration(
     resumes: outcome.resumes,
     joined: false,
     verified: r.verified,
+    commit: r.commit,
     aborted: false,
     pagesApplied: r.pagesApplied,
     bytesReceived: r.bytesReceived,

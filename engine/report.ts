@@ -109,6 +109,18 @@ export interface ResumeReport {
 }
 
 /**
+ * How a migration that negotiated the commit protocol ended it: the source
+ * sent COMMIT after a verified RESULT and the receiver answered COMMITTED,
+ * or the verdict was not verified and the VM resumed at the source.
+ */
+export interface CommitReport {
+  /** The receiver confirmed COMMITTED: the destination holds the VM (its copy at the source stays paused). */
+  readonly committed: boolean;
+  /** Reconnections (RESUME) that learning the verdict or confirming the commit took after a lost link. */
+  readonly reconnects: number;
+}
+
+/**
  * Where the destination's memory differs from the source's: the ranges
  * whose digests differ and, where a scheme was negotiated, the pages of
  * those ranges whose digests differ. The lists are bounded; the counts are
@@ -238,6 +250,11 @@ export interface MigrationReport {
    * on a new connection (absent or empty: it never had to).
    */
   readonly resumes?: readonly ResumeReport[];
+  /**
+   * The commit protocol's end (absent: the receiver did not take it, and
+   * committed when it sent a verified RESULT).
+   */
+  readonly commit?: CommitReport;
   /**
    * The backend that ran the migration, by its scheme: `"sim"`, `"qemu"`,
    * `"xen"`, … (absent in reports written before backends, and from

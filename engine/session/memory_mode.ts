@@ -7,6 +7,12 @@
  * only the ranges it wrote); the sink is committed before RESULT says
  * verified, else discarded.
  *
+ * With the commit protocol (HELLO offers it, WELCOME takes it), a verified
+ * RESULT does not commit the sink: the session waits for the source's
+ * COMMIT, commits then and answers COMMITTED. A session that never gets
+ * COMMIT — the source sent ABORT, its connection was lost and it is not
+ * resumable, its resume grace passed, or its frame timeout — discards.
+ *
  * With a verification scheme negotiated in HELLO/WELCOME, ranges that
  * differ are narrowed to pages: DIGEST_ASK names the first
  * {@link MAX_MISMATCHES} of them, the source answers PAGE_DIGESTS (a
@@ -33,17 +39,21 @@ import {
 import type { MemorySink } from "../driver.ts";
 import { MigrationError, WireError } from "../errors.ts";
 import { PAGE_SIZE } from "../plan.ts";
+import { bestEffort } from "./best_effort.ts";
 import { type Frame, FrameType } from "../wire/frame.ts";
 import {
+  decodeCommit,
   decodeEnd,
   decodeFinal,
   decodePageDigests,
+  encodeCommitted,
   encodeDigestAsk,
   encodeReady,
   encodeResult,
   type Hello,
   MAX_MISMATCHED_PAGES,
   MAX_MISMATCHES,
+  type Result,
 } from "../wire/messages.ts";
 import type {
   ReceiveMode,
@@ -79,6 +89,8 @@ export interface MemoryResult {
   readonly finalRound: number;
   /** Frame bytes read from the source. */
   readonly bytesReceived: number;
+  /** The commit protocol was used: the sink was committed on the source's COMMIT, not at RESULT. */
+  readonly commit: boolean;
 }
 
 /** Progress a memory session reports beside the core's events. */
@@ -96,6 +108,12 @@ export type MemoryEvent =
     /** Destination digest, hex. */
     readonly digest: string;
     readonly pagesApplied: number;
+  }
+  | {
+    /** Commit protocol: the source's COMMIT came and the sink is committed. */
+    readonly type: "committed";
+    /** The committed memory's digest, hex. */
+    readonly digest: string;
   };
 
 /** Options of {@link memoryMode}. */
@@ -110,6 +128,12 @@ export interface MemoryModeOptions {
    * names the pages).
    */
   beforeDigest?(sink: MemorySink): void | Promise<void>;
+  /**
+   * Take the commit protocol when HELLO offers it (default true): commit
+   * only on the source's COMMIT. False behaves as a receiver from before
+   * the protocol (it commits at RESULT).
+   */
+  commit?: boolean;
 }
 
 /**
@@ -171,39 +195,36 @@ export function memoryMode(
   // After END, with ranges that differ: those DIGEST_ASK named.
   let asked: { ranges: number[]; all: number; actual: MemoryDigest } | null =
     null;
+  // The commit protocol: negotiated; the verified RESULT that waits for
+  // COMMIT; the digest committed.
+  let commitProtocol = false;
+  let pending: { wire: Result; result: MemoryResult } | null = null;
+  let committedDigest: string | null = null;
 
-  /** Commits or discards, sends RESULT, and says how the session ended. */
+  /**
+   * Commits or discards, sends RESULT, and says how the session ended; with
+   * the commit protocol a verified RESULT commits nothing yet and the
+   * session waits for COMMIT (null).
+   */
   const finish = async (
     s: SessionControl,
     actual: MemoryDigest,
     ranges: { list: number[]; all: number },
     pages: { pages: number[]; count: number },
-  ): Promise<MemoryResult> => {
+  ): Promise<MemoryResult | null> => {
     const verified = ranges.all === 0;
-    if (verified) await sink!.commit();
-    else await sink!.discard();
-    settled = true;
     const digestHex = hex(rootDigest(actual.ranges));
-    await s.reply(
-      FrameType.RESULT,
-      encodeResult({
-        verified,
-        digest: digestHex,
-        pagesApplied: applied,
-        mismatched: ranges.list,
-        differingRanges: ranges.all,
-        ...(negotiated
-          ? { mismatchedPages: pages.pages, differingPages: pages.count }
-          : {}),
-      }),
-    );
-    emit({
-      type: "result",
+    const wire: Result = {
       verified,
       digest: digestHex,
       pagesApplied: applied,
-    });
-    return {
+      mismatched: ranges.list,
+      differingRanges: ranges.all,
+      ...(negotiated
+        ? { mismatchedPages: pages.pages, differingPages: pages.count }
+        : {}),
+    };
+    const result: MemoryResult = {
       verified,
       pagesApplied: applied,
       digest: digestHex,
@@ -215,17 +236,56 @@ export function memoryMode(
       scheme: actual.scheme ?? "sha256",
       finalRound,
       bytesReceived: s.bytesRead,
+      commit: commitProtocol,
     };
+    if (verified && commitProtocol) {
+      // Not the VM's yet: only the source's COMMIT makes it so. A RESULT
+      // lost on the way is not waited for here: the read that follows
+      // finds the link gone (and parks the session, when it is resumable).
+      pending = { wire, result };
+      s.reply(FrameType.RESULT, encodeResult(wire)).catch(() => {});
+      emit({
+        type: "result",
+        verified,
+        digest: digestHex,
+        pagesApplied: applied,
+      });
+      return null;
+    }
+    if (verified) {
+      await sink!.commit();
+      committedDigest = digestHex;
+    } else await sink!.discard();
+    settled = true;
+    await s.reply(FrameType.RESULT, encodeResult(wire));
+    emit({
+      type: "result",
+      verified,
+      digest: digestHex,
+      pagesApplied: applied,
+    });
+    return result;
   };
 
   return {
     what: "memory",
     stream: "memory",
-    frames: [FrameType.FINAL, FrameType.END, FrameType.PAGE_DIGESTS],
+    frames: [
+      FrameType.FINAL,
+      FrameType.END,
+      FrameType.PAGE_DIGESTS,
+      FrameType.COMMIT,
+    ],
     verify(hello: Hello): string | undefined {
       negotiated = chooseScheme(hello.verify);
       return negotiated ?? undefined;
     },
+    commit(hello: Hello): boolean {
+      commitProtocol = hello.commit === true && options.commit !== false;
+      return commitProtocol;
+    },
+    verdict: () => pending?.wire ?? null,
+    committed: () => committedDigest,
     async open(hello: Hello): Promise<SinkChannels> {
       const pageCount = hello.memoryBytes / PAGE_SIZE;
       const s = await options.createSink(hello);
@@ -253,6 +313,33 @@ export function memoryMode(
       };
     },
     async frame(frame: Frame, s) {
+      if (frame.type === FrameType.COMMIT) {
+        if (!pending) {
+          throw new WireError(
+            `Unexpected COMMIT frame at offset ${s.at}: no verified RESULT waits for it`,
+            s.at,
+          );
+        }
+        const { digest } = decodeCommit(frame.payload);
+        if (digest !== pending.wire.digest) {
+          throw new WireError(
+            `COMMIT frame at offset ${s.at} commits digest ${digest}, but this receiver verified ${pending.wire.digest}`,
+            s.at,
+          );
+        }
+        await sink!.commit();
+        settled = true;
+        committedDigest = digest;
+        const done = pending.result;
+        pending = null;
+        // A COMMITTED lost on the way is asked for again by a RESUME, which
+        // the registry answers from this session's end.
+        await bestEffort(
+          s.reply(FrameType.COMMITTED, encodeCommitted({ digest })),
+        );
+        emit({ type: "committed", digest });
+        return { ...done, bytesReceived: s.bytesRead };
+      }
       if (frame.type === FrameType.FINAL) {
         if (finalRound >= 0) {
           throw new WireError(`A second FINAL at offset ${s.at}`, s.at);
@@ -408,7 +495,14 @@ export function memoryMode(
         count: 0,
       });
     },
-    waiting: () => finalRound < 0 ? "FINAL" : asked ? "PAGE_DIGESTS" : "END",
+    waiting: () =>
+      pending
+        ? "COMMIT"
+        : finalRound < 0
+        ? "FINAL"
+        : asked
+        ? "PAGE_DIGESTS"
+        : "END",
     async discard(): Promise<void> {
       if (sink && !settled) {
         settled = true;

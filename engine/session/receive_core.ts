@@ -39,17 +39,23 @@ import {
   decodeHello,
   decodeResume,
   decodeRoundEnd,
+  encodeCommitted,
   encodeError,
   encodeResumed,
   encodeWelcome,
   type Hello,
   PROTOCOL_VERSION,
+  type Result,
   type RoundEnd,
 } from "../wire/messages.ts";
 import type { ReceiveBudget, Reservation } from "./budget.ts";
 import { bestEffort } from "./best_effort.ts";
 import { Watchdog } from "./watchdog.ts";
-import type { ResumableSession, ResumeRegistry } from "./resume_registry.ts";
+import {
+  type ResumableSession,
+  type ResumeRegistry,
+  SessionEndedError,
+} from "./resume_registry.ts";
 
 /** Default largest memory a receiver accepts: 64 GiB. */
 export const DEFAULT_MAX_MEMORY_BYTES: number = 64 * 1024 ** 3;
@@ -130,6 +136,22 @@ export interface ReceiveMode<R> {
    * (called after {@link open}); absent or undefined: none named.
    */
   verify?(hello: Hello): string | undefined;
+  /**
+   * Whether the session takes the commit protocol that HELLO offers
+   * (`hello.commit`; called after {@link open}): WELCOME says so, and the
+   * mode commits its destination only on the source's COMMIT. Absent or
+   * false: the mode ends as it always did.
+   */
+  commit?(hello: Hello): boolean;
+  /**
+   * Commit protocol: the verified RESULT the mode sent and now waits for
+   * COMMIT on; null otherwise. While it has one, a lost connection parks
+   * the session (when resumable) as during pre-copy, and a RESUME is
+   * answered with it in RESUMED.
+   */
+  verdict?(): Result | null;
+  /** The whole digest (hex) of what the mode committed; null while it has not. */
+  committed?(): string | null;
   /** Called once WELCOME is sent (a mode may start sending to the source then). */
   started?(s: SessionControl): void;
   /** One of {@link frames}; returns the session's result when it ends. */
@@ -153,8 +175,13 @@ export type ReceiveEvent =
   }
   | { readonly type: "abort"; readonly reason: string }
   | {
-    /** The connection was lost before FINAL: the session waits for a RESUME. */
+    /**
+     * The connection was lost before FINAL, or (commit protocol) after a
+     * verified RESULT: the session waits for a RESUME.
+     */
     readonly type: "parked";
+    /** What the session waits for: `"FINAL"` in pre-copy, `"COMMIT"` after its RESULT. */
+    readonly waiting: string;
     /** The session id a RESUME must name. */
     readonly session: string;
     /** Pages applied per channel, which RESUMED will report. */
@@ -331,11 +358,15 @@ export async function receiveSession<R>(
   let release: (() => void) | null = null;
   let linkLost = false;
   let sinkChannels: SinkChannels | null = null;
+  // The commit protocol was negotiated (WELCOME said so).
+  let commit = false;
 
   // Replies come from the loop and from a mode's own tasks: one at a time.
   let replies: Promise<void> = Promise.resolve();
   const reply = (type: FrameType, payload: Uint8Array, round = 0) => {
-    const p = replies.then(() => writer.write(type, round, payload));
+    // On this connection: a reply queued before a RESUME never reaches the next.
+    const w = writer;
+    const p = replies.then(() => w.write(type, round, payload));
     replies = p.catch(() => {});
     return p;
   };
@@ -400,15 +431,20 @@ export async function receiveSession<R>(
         if (frame === null) {
           linkLost = true;
           throw new WireError(
-            `Connection closed before ${
-              phase === "hello" ? "HELLO" : mode.waiting()
-            }: the ${mode.what} is incomplete`,
+            phase === "session" && mode.verdict?.()
+              ? `Connection closed before COMMIT: the ${mode.what} verified, but its source never committed it`
+              : `Connection closed before ${
+                phase === "hello" ? "HELLO" : mode.waiting()
+              }: the ${mode.what} is incomplete`,
             reader.bytesRead,
           );
         }
       } catch (error) {
         watchdog.disarm();
-        if (!linkLost || !resumable || phase !== "session" || pagesClosed) {
+        if (
+          !linkLost || !resumable || phase !== "session" ||
+          (pagesClosed && !mode.verdict?.())
+        ) {
           throw error;
         }
         await park(error);
@@ -423,11 +459,22 @@ export async function receiveSession<R>(
           );
         }
         const { session } = decodeResume(frame.payload);
-        await options.resume.registry.claim(
-          session,
-          options.resume.identity,
-          { reader, writer, release: () => {} },
-        );
+        try {
+          await options.resume.registry.claim(
+            session,
+            options.resume.identity,
+            { reader, writer, release: () => {} },
+          );
+        } catch (e) {
+          // A session that committed on COMMIT: its source lost COMMITTED.
+          if (!(e instanceof SessionEndedError) || e.committed === null) {
+            throw e;
+          }
+          await reply(
+            FrameType.COMMITTED,
+            encodeCommitted({ digest: e.committed }),
+          );
+        }
         return { aborted: false, joined: true, session, hello: null };
       }
       if (phase === "hello") {
@@ -481,6 +528,7 @@ export async function receiveSession<R>(
         });
         poolFailed = pool.failed();
         poolFailed.catch(() => {});
+        commit = hello.commit === true && mode.commit?.(hello) === true;
         if (
           options.resume && hello.resumeMs &&
           options.resume.registry.maxGraceMs > 0
@@ -501,6 +549,7 @@ export async function receiveSession<R>(
               ? { session: resumable.id, resumeMs: resumable.graceMs }
               : {}),
             verify: mode.verify?.(hello),
+            ...(commit ? { commit: true } : {}),
           }),
         );
         phase = "session";
@@ -608,7 +657,10 @@ export async function receiveSession<R>(
           const pagesApplied = await control(h, p).syncPages().catch(() => 0);
           await mode.discard(new MigrationError(`Source aborted: ${reason}`));
           emit({ type: "abort", reason });
-          resumable?.close(`the source aborted it: ${reason}`);
+          resumable?.close(
+            `the source aborted it: ${reason}`,
+            mode.committed?.() ?? null,
+          );
           return { aborted: true, reason, hello: h, pagesApplied };
         }
         case FrameType.ERROR: {
@@ -621,7 +673,13 @@ export async function receiveSession<R>(
       if (modeFrames.has(frame.type)) {
         const result = await mode.frame(frame, control(h, p));
         if (result !== null) {
-          resumable?.close(`it ended (${mode.what} received)`);
+          const committed = mode.committed?.() ?? null;
+          resumable?.close(
+            committed === null
+              ? `it ended (${mode.what} received, not committed)`
+              : `it ended (${mode.what} received and committed)`,
+            committed,
+          );
           return { aborted: false, result, hello: h, resumes };
         }
         continue;
@@ -637,14 +695,22 @@ export async function receiveSession<R>(
     // The last words get one best-effort budget in all (a lost source's
     // link may take no byte and report nothing), so that the verdict
     // follows the failure within seconds.
+    // With the commit protocol the source is told, in so many words, that
+    // this memory is discarded and never committed: it may resume its VM.
+    const discarded = error instanceof SessionEndedError
+      ? error.committed === null
+      : commit && (mode.committed?.() ?? null) === null;
     if (!peerFailed) {
-      await bestEffort(replies.then(() => sendError(writer, error)));
+      await bestEffort(
+        replies.then(() => sendError(writer, error, discarded)),
+      );
     }
     // A mode that opened nothing yet drops nothing, but a stream mode still
     // aborts its output.
     await mode.discard(error).catch(() => {});
     resumable?.close(
       `it failed: ${error instanceof Error ? error.message : String(error)}`,
+      mode.committed?.() ?? null,
     );
     throw error;
   } finally {
@@ -700,6 +766,7 @@ export async function receiveSession<R>(
     emit({
       type: "parked",
       session: session.id,
+      waiting: mode.verdict?.() ? "COMMIT" : mode.waiting(),
       channelPages: heldBefore.slice(),
       reason,
     });
@@ -715,6 +782,8 @@ export async function receiveSession<R>(
     reader = handover.reader;
     writer = handover.writer;
     release = handover.release;
+    // Replies still queued for the lost connection are dropped with it.
+    replies = Promise.resolve();
     resumes++;
     detachOnTakeover();
     rounds.clear();
@@ -733,9 +802,13 @@ export async function receiveSession<R>(
     });
     poolFailed = pool.failed();
     poolFailed.catch(() => {});
+    const verdict = mode.verdict?.() ?? null;
     await reply(
       FrameType.RESUMED,
-      encodeResumed({ channelPages: heldBefore }),
+      encodeResumed({
+        channelPages: heldBefore,
+        ...(verdict ? { result: verdict } : {}),
+      }),
     );
     emit({ type: "resumed", channelPages: heldBefore.slice() });
   }
@@ -824,10 +897,21 @@ function checkChannel(frame: Frame, hello: Hello, at: number): void {
   }
 }
 
-/** Tells the source why the session stops (the caller bounds the wait). */
-async function sendError(writer: FrameWriter, error: unknown): Promise<void> {
+/**
+ * Tells the source why the session stops (the caller bounds the wait), and,
+ * with the commit protocol, that the memory is discarded.
+ */
+async function sendError(
+  writer: FrameWriter,
+  error: unknown,
+  discarded: boolean,
+): Promise<void> {
   const message = error instanceof Error ? error.message : String(error);
-  await writer.write(FrameType.ERROR, 0, encodeError({ message }));
+  await writer.write(
+    FrameType.ERROR,
+    0,
+    encodeError({ message, ...(discarded ? { discarded: true } : {}) }),
+  );
 }
 
 /** A read that failed below the frame layer (a reset, a broken TLS record): the source is lost. */

@@ -69,7 +69,10 @@ export class ResumeRegistry {
   /** Longest grace a session gets. */
   readonly maxGraceMs: number;
   readonly #sessions = new Map<string, ResumableSession>();
-  readonly #ended = new Map<string, { identity: string | null; why: string }>();
+  readonly #ended = new Map<
+    string,
+    { identity: string | null; why: string; committed: string | null }
+  >();
 
   /**
    * Creates an empty registry.
@@ -103,9 +106,9 @@ export class ResumeRegistry {
       id,
       identity,
       Math.min(graceMs, this.maxGraceMs),
-      (why) => {
+      (why, committed) => {
         this.#sessions.delete(id);
-        this.#ended.set(id, { identity, why });
+        this.#ended.set(id, { identity, why, committed });
         if (this.#ended.size > MAX_TOMBSTONES) {
           this.#ended.delete(this.#ended.keys().next().value!);
         }
@@ -121,7 +124,9 @@ export class ResumeRegistry {
    * failed yet on this side) lets that one go and takes the new one.
    * Resolves when the session releases the connection.
    *
-   * @throws {MigrationError} when no session `id` of `identity` can be resumed.
+   * @throws {SessionEndedError} when session `id` of `identity` has ended
+   *   (saying whether its memory was committed);
+   *   {@link MigrationError} when no session `id` of `identity` is known.
    */
   claim(
     id: string,
@@ -132,8 +137,9 @@ export class ResumeRegistry {
     if (!session || session.identity !== identity) {
       const ended = this.#ended.get(id);
       if (ended && ended.identity === identity) {
-        throw new MigrationError(
+        throw new SessionEndedError(
           `Session ${id} cannot be resumed: it has ended: ${ended.why}`,
+          ended.committed,
         );
       }
       // One answer for an unknown id and another source's: a prober learns nothing.
@@ -155,7 +161,7 @@ export class ResumableSession {
   readonly identity: string | null;
   /** How long it waits for a RESUME once parked. */
   readonly graceMs: number;
-  readonly #onClose: (why: string) => void;
+  readonly #onClose: (why: string, committed: string | null) => void;
   #pending: { handover: Handover } | null = null;
   #waiter: ((h: Handover) => void) | null = null;
   #detach: (() => void) | null = null;
@@ -166,7 +172,7 @@ export class ResumableSession {
     id: string,
     identity: string | null,
     graceMs: number,
-    onClose: (why: string) => void,
+    onClose: (why: string, committed: string | null) => void,
   ) {
     this.id = id;
     this.identity = identity;
@@ -213,11 +219,16 @@ export class ResumableSession {
     return this.#accept();
   }
 
-  /** The session ended (verified, aborted, failed): later RESUMEs are refused with `why`. */
-  close(why: string): void {
+  /**
+   * The session ended (verified, aborted, failed): later RESUMEs are refused
+   * with `why`, and told whether the memory was committed (`committed`: the
+   * whole digest of what was, hex; null: it was discarded, never to be
+   * committed).
+   */
+  close(why: string, committed: string | null = null): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#onClose(why);
+    this.#onClose(why, committed);
     this.#pending?.handover.release();
     this.#pending = null;
   }
@@ -246,6 +257,44 @@ export class ResumableSession {
     const h = this.#pending!.handover;
     this.#pending = null;
     return h;
+  }
+}
+
+/**
+ * A RESUME named a session that has ended. `committed` says how: the digest
+ * of the memory the receiver committed (the source may learn its COMMIT
+ * went through), or null when the receiver discarded it and never will
+ * commit it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ResumeRegistry, SessionEndedError } from "./resume_registry.ts";
+ *
+ * const registry = new ResumeRegistry();
+ * const session = registry.open(null, 1000);
+ * session.close("it committed on COMMIT", "ab".repeat(32));
+ * const e = (() => {
+ *   try {
+ *     registry.claim(session.id, null, {} as never);
+ *   } catch (e) {
+ *     return e;
+ *   }
+ * })();
+ * assert.ok(e instanceof SessionEndedError);
+ * assert.equal(e.committed, "ab".repeat(32));
+ * ```
+ */
+export class SessionEndedError extends MigrationError {
+  /** The digest of the committed memory, hex; null: discarded. */
+  readonly committed: string | null;
+  /**
+   * @param message Which session, and why it ended.
+   * @param committed The committed digest, or null when discarded.
+   */
+  constructor(message: string, committed: string | null) {
+    super(message);
+    this.committed = committed;
   }
 }
 

@@ -24,6 +24,7 @@ import {
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
 import {
+  decodeCommitted,
   decodeError,
   decodeResumed,
   decodeWelcome,
@@ -31,6 +32,7 @@ import {
   encodeHello,
   encodeResume,
   type Hello,
+  type Result,
   type Resumed,
   type Welcome,
 } from "../wire/messages.ts";
@@ -55,6 +57,28 @@ export interface HelloOptions {
    */
   readonly meanwhile?: () => void | Promise<void>;
 }
+
+/** What a RESUME after the verdict phase learnt ({@link SourceLink.recover}). */
+export type Recovered =
+  | {
+    /** The session waits for COMMIT; `result` is the RESULT it sent (null: it is not past its verdict). */
+    readonly kind: "resumed";
+    readonly result: Result | null;
+  }
+  | {
+    /** The session ended committed: the COMMIT went through. */
+    readonly kind: "committed";
+    /** The committed memory's digest, hex. */
+    readonly digest: string;
+  }
+  | {
+    /** The receiver refused the RESUME. */
+    readonly kind: "refused";
+    /** Its words. */
+    readonly message: string;
+    /** It said the session's memory is discarded and will never be committed. */
+    readonly discarded: boolean;
+  };
 
 /**
  * One source connection.
@@ -122,6 +146,8 @@ export class SourceLink {
   readonly #pacer: Pacer | null;
   #wireBytes = 0;
   #peerError: Error | null = null;
+  /** The receiver's ERROR said its memory is discarded (commit protocol). */
+  #peerDiscarded = false;
   #inbox: Promise<Frame | null> | null = null;
   #aborted = false;
   /** Frames the receiver may send at any time, and who takes them. */
@@ -157,6 +183,14 @@ export class SourceLink {
   /** The receiver's failure, once it reported one (or the link broke). */
   get peerError(): Error | null {
     return this.#peerError;
+  }
+
+  /**
+   * Whether the receiver's ERROR said that it discarded the session's
+   * memory and will never commit it (commit protocol).
+   */
+  get peerDiscarded(): boolean {
+    return this.#peerDiscarded;
   }
 
   /** The receiver's WELCOME, once {@link hello} succeeded (its `session` makes the session resumable). */
@@ -218,6 +252,53 @@ export class SourceLink {
     const resumed = await answer;
     this.#watch();
     return resumed;
+  }
+
+  /**
+   * Commit protocol, on a new connection after the link was lost once END
+   * was sent: sends RESUME for `session` and reads what became of it — the
+   * session still waits for COMMIT (RESUMED with the RESULT it sent), it
+   * committed (COMMITTED), or it is refused (ERROR, saying whether its
+   * memory was discarded). After RESUMED the receiver is watched as after
+   * {@link hello}.
+   *
+   * @throws {LinkLostError} when this connection fails too, or the
+   *   receiver does not answer within the reply deadline.
+   */
+  async recover(session: string): Promise<Recovered> {
+    await this.write(FrameType.RESUME, 0, encodeResume({ session }));
+    const frame = await this.#within(
+      this.#reader.next().catch((e) => this.#lost(e)),
+      () =>
+        `The receiver did not answer RESUME within ${this.#replyMs} ms (the reply deadline)`,
+      true,
+    );
+    if (frame === null) throw this.#closed(FrameType.RESUMED);
+    switch (frame.type) {
+      case FrameType.ERROR: {
+        const e = decodeError(frame.payload);
+        return {
+          kind: "refused",
+          message: e.message,
+          discarded: e.discarded === true,
+        };
+      }
+      case FrameType.COMMITTED:
+        return {
+          kind: "committed",
+          digest: decodeCommitted(frame.payload).digest,
+        };
+      case FrameType.RESUMED: {
+        const resumed = decodeResumed(frame.payload);
+        this.#watch();
+        return { kind: "resumed", result: resumed.result ?? null };
+      }
+    }
+    throw new MigrationError(
+      `Unexpected ${
+        frameTypeName(frame.type)
+      } frame from the receiver: expected RESUMED, COMMITTED or ERROR`,
+    );
   }
 
   /**
@@ -421,9 +502,9 @@ export class SourceLink {
     };
     this.#inbox = next().then((frame) => {
       if (frame?.type === FrameType.ERROR) {
-        this.#peerError = new MigrationError(
-          `Receiver failed: ${decodeError(frame.payload).message}`,
-        );
+        const e = decodeError(frame.payload);
+        this.#peerDiscarded = e.discarded === true;
+        this.#peerError = new MigrationError(`Receiver failed: ${e.message}`);
       }
       return frame;
     }, (error) => {
@@ -501,6 +582,7 @@ const PHASES: Readonly<Record<number, (round: number) => string>> = {
   [FrameType.FINAL]: (round) => `stop-and-copy (round ${round})`,
   [FrameType.STREAM_END]: (round) => `the stream's end (round ${round})`,
   [FrameType.END]: () => "verification",
+  [FrameType.COMMIT]: () => "the commit",
 };
 
 /** Errors by which the transport says the peer closed the connection. */

@@ -25,7 +25,7 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  * Frame types. `as const` object rather than a TypeScript `enum`, so the
  * values are plain numbers on the wire and in tests.
  *
- * Every other type (0, 3, 13..19, 24..31, 34..50, 53..255) is unknown and a reader
+ * Every other type (0, 3, 13..19, 26..31, 34..50, 53..255) is unknown and a reader
  * refuses it; 3 was protocol 1's PAGES frame.
  *
  * @example
@@ -70,6 +70,14 @@ export const FrameType = {
   RESUME: 20,
   /** receiver → source, JSON: the session is resumed; what each channel holds. */
   RESUMED: 21,
+  /**
+   * source → receiver, JSON, after a verified RESULT (commit protocol,
+   * negotiated in HELLO/WELCOME): the destination may take the memory as
+   * the VM's; from the moment it sends this the source never resumes its VM.
+   */
+  COMMIT: 24,
+  /** receiver → source, JSON: the destination committed the memory on COMMIT. */
+  COMMITTED: 25,
   /**
    * Stream mode (a hypervisor's stream through the tunnel,
    * `engine/stream/`): the stream minus its page bodies, in order

@@ -95,6 +95,12 @@ export interface Hello {
    * 64 MiB range) and no page comparison.
    */
   readonly verify?: readonly string[];
+  /**
+   * The source offers the commit protocol: after a verified RESULT it sends
+   * COMMIT, and the receiver takes the memory as the VM's only then
+   * (absent: the receiver commits when it sends a verified RESULT).
+   */
+  readonly commit?: boolean;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -117,6 +123,11 @@ export interface Welcome {
    * pages (DIGEST_ASK, PAGE_DIGESTS). Absent: protocol 2's END only.
    */
   readonly verify?: string;
+  /**
+   * The receiver takes the commit protocol HELLO offered: it commits only
+   * on COMMIT and answers COMMITTED (absent: it commits at RESULT).
+   */
+  readonly commit?: boolean;
 }
 
 /**
@@ -140,6 +151,28 @@ export interface Resume {
 export interface Resumed {
   /** Pages applied per channel, in the channel's order; one entry per channel of HELLO. */
   readonly channelPages: readonly number[];
+  /**
+   * The verified RESULT the session sent and waits for COMMIT on (commit
+   * protocol; absent while the session is in pre-copy): a source that lost
+   * RESULT, or COMMITTED, learns the verdict here.
+   */
+  readonly result?: Result;
+}
+
+/**
+ * COMMIT (source → receiver, commit protocol): the source accepts the
+ * verified RESULT and gives the VM to the destination; from the moment it
+ * sends COMMIT it never resumes its own copy.
+ */
+export interface Commit {
+  /** The whole digest RESULT gave (and the source's own), hex. */
+  readonly digest: string;
+}
+
+/** COMMITTED (receiver → source, commit protocol): the memory is committed. */
+export interface Committed {
+  /** The whole digest of what was committed, hex. */
+  readonly digest: string;
 }
 
 /**
@@ -229,6 +262,12 @@ export interface End {
 export interface ErrorMessage {
   /** What went wrong. */
   readonly message: string;
+  /**
+   * Commit protocol: the receiver discarded the session's memory and will
+   * never commit it (a failed session, or a RESUME of one that ended
+   * without COMMIT), so the source may resume its VM. Absent: not said.
+   */
+  readonly discarded?: boolean;
 }
 
 /** ABORT (source → receiver): the source gives the migration up. */
@@ -396,6 +435,7 @@ export function encodeHello(hello: Hello): Uint8Array {
     ...(hello.stream ? { stream: hello.stream } : {}),
     ...(hello.resumeMs === undefined ? {} : { resumeMs: hello.resumeMs }),
     ...(hello.verify ? { verify: hello.verify } : {}),
+    ...(hello.commit ? { commit: true } : {}),
   });
 }
 
@@ -464,6 +504,7 @@ export function decodeHello(payload: Uint8Array): Hello {
       ? {}
       : { resumeMs: uint("HELLO", o, "resumeMs", MAX_RESUME_MS) }),
     ...(o.verify === undefined ? {} : { verify: schemes(o.verify) }),
+    ...(o.commit === undefined ? {} : { commit: bool("HELLO", o, "commit") }),
   };
 }
 
@@ -505,6 +546,7 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
       ? {}
       : { session: welcome.session, resumeMs: welcome.resumeMs ?? 0 }),
     ...(welcome.verify ? { verify: welcome.verify } : {}),
+    ...(welcome.commit ? { commit: true } : {}),
   });
 }
 
@@ -533,6 +575,7 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
       resumeMs: uint("WELCOME", o, "resumeMs", MAX_RESUME_MS),
     }),
     ...(o.verify === undefined ? {} : { verify: text("WELCOME", o, "verify") }),
+    ...(o.commit === undefined ? {} : { commit: bool("WELCOME", o, "commit") }),
   };
 }
 
@@ -999,7 +1042,10 @@ export function decodePageDigests(payload: Uint8Array): PageDigests {
  * ```
  */
 export function encodeError(error: ErrorMessage): Uint8Array {
-  return encodeJson("ERROR", { message: error.message.slice(0, MAX_TEXT) });
+  return encodeJson("ERROR", {
+    message: error.message.slice(0, MAX_TEXT),
+    ...(error.discarded ? { discarded: true } : {}),
+  });
 }
 
 /**
@@ -1019,7 +1065,12 @@ export function encodeError(error: ErrorMessage): Uint8Array {
  */
 export function decodeError(payload: Uint8Array): ErrorMessage {
   const o = decodeJson("ERROR", payload);
-  return { message: text("ERROR", o, "message") };
+  return {
+    message: text("ERROR", o, "message"),
+    ...(o.discarded === undefined
+      ? {}
+      : { discarded: bool("ERROR", o, "discarded") }),
+  };
 }
 
 /**
@@ -1156,7 +1207,12 @@ export function decodeResume(payload: Uint8Array): Resume {
  * ```
  */
 export function encodeResumed(resumed: Resumed): Uint8Array {
-  return encodeJson("RESUMED", { channelPages: resumed.channelPages });
+  return encodeJson("RESUMED", {
+    channelPages: resumed.channelPages,
+    ...(resumed.result
+      ? { result: JSON.parse(decoder.decode(encodeResult(resumed.result))) }
+      : {}),
+  });
 }
 
 /**
@@ -1194,5 +1250,97 @@ export function decodeResumed(payload: Uint8Array): Resumed {
     }
     return v;
   });
-  return { channelPages };
+  if (o.result === undefined) return { channelPages };
+  if (typeof o.result !== "object" || o.result === null) {
+    throw new WireError(
+      `Cannot decode RESUMED: field "result" must be a RESULT object, got ${
+        show(o.result)
+      }`,
+    );
+  }
+  return {
+    channelPages,
+    result: decodeResult(encoder.encode(JSON.stringify(o.result))),
+  };
+}
+
+/**
+ * Encodes a COMMIT payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeCommit, encodeCommit } from "@hakobu/hakobu";
+ *
+ * const commit = { digest: "ab".repeat(32) };
+ * assert.deepEqual(decodeCommit(encodeCommit(commit)), commit);
+ * ```
+ */
+export function encodeCommit(commit: Commit): Uint8Array {
+  return encodeJson("COMMIT", { digest: commit.digest });
+}
+
+/**
+ * Decodes a COMMIT payload; the digest must be 64 lower-case hex digits.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeCommit } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({ digest: "AB" }));
+ * assert.throws(() => decodeCommit(bad), /field "digest"/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeCommit(payload: Uint8Array): Commit {
+  return { digest: digestField("COMMIT", decodeJson("COMMIT", payload)) };
+}
+
+/**
+ * Encodes a COMMITTED payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeCommitted, encodeCommitted } from "@hakobu/hakobu";
+ *
+ * const committed = { digest: "cd".repeat(32) };
+ * assert.deepEqual(decodeCommitted(encodeCommitted(committed)), committed);
+ * ```
+ */
+export function encodeCommitted(committed: Committed): Uint8Array {
+  return encodeJson("COMMITTED", { digest: committed.digest });
+}
+
+/**
+ * Decodes a COMMITTED payload; the digest must be 64 lower-case hex digits.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeCommitted } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode("{}");
+ * assert.throws(() => decodeCommitted(bad), /field "digest"/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeCommitted(payload: Uint8Array): Committed {
+  return {
+    digest: digestField("COMMITTED", decodeJson("COMMITTED", payload)),
+  };
+}
+
+/** A whole digest: 64 lower-case hex digits. */
+function digestField(what: string, obj: Record<string, unknown>): string {
+  const v = obj.digest;
+  if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) {
+    throw new WireError(
+      `Cannot decode ${what}: field "digest" must be 64 lower-case hex digits, got ${
+        show(v)
+      }`,
+    );
+  }
+  return v;
 }

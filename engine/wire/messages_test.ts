@@ -4,22 +4,28 @@ import { MAX_JSON_PAYLOAD } from "./frame.ts";
 import {
   decodeAbort,
   decodeCodec,
+  decodeCommit,
+  decodeCommitted,
   decodeEnd,
   decodeError,
   decodeFinal,
   decodeHello,
   decodeReady,
   decodeResult,
+  decodeResumed,
   decodeRoundEnd,
   decodeWelcome,
   encodeAbort,
   encodeCodec,
+  encodeCommit,
+  encodeCommitted,
   encodeEnd,
   encodeError,
   encodeFinal,
   encodeHello,
   encodeReady,
   encodeResult,
+  encodeResumed,
   encodeRoundEnd,
   encodeWelcome,
   type Hello,
@@ -476,4 +482,69 @@ Deno.test("DIGEST_ASK and PAGE_DIGESTS: round trips; empty, unordered, too many,
   const many = m.encodePageDigests(p);
   new DataView(many.buffer).setUint32(0, 1000, true);
   bad(many, /count "1000" must be 1\.\.64/);
+});
+
+Deno.test("commit messages: HELLO and WELCOME commit, COMMIT, COMMITTED, RESUMED's result and ERROR's discarded round-trip; bad ones are refused naming the field", () => {
+  assert.equal(
+    decodeHello(encodeHello({ ...hello, commit: true })).commit,
+    true,
+  );
+  assert.equal(decodeHello(encodeHello(hello)).commit, undefined);
+  assert.throws(
+    () => decodeHello(json({ ...hello, commit: "yes" })),
+    /Cannot decode HELLO: field "commit" must be a boolean/,
+  );
+  const welcome = { protocol: PROTOCOL_VERSION, accepted: true, commit: true };
+  assert.deepEqual(decodeWelcome(encodeWelcome(welcome)), welcome);
+  // Old peers: a WELCOME without it says nothing.
+  assert.equal(
+    decodeWelcome(encodeWelcome({ protocol: 2, accepted: true })).commit,
+    undefined,
+  );
+  const digest = "0f".repeat(32);
+  assert.deepEqual(decodeCommit(encodeCommit({ digest })), { digest });
+  assert.deepEqual(decodeCommitted(encodeCommitted({ digest })), {
+    digest,
+  });
+  for (const bad of [{}, { digest: "0F".repeat(32) }, { digest: "ab" }]) {
+    assert.throws(
+      () => decodeCommit(json(bad)),
+      /Cannot decode COMMIT: field "digest" must be 64 lower-case hex digits/,
+    );
+  }
+  const result = {
+    verified: true,
+    digest,
+    pagesApplied: 12,
+    mismatched: [],
+    differingRanges: 0,
+  };
+  const resumed = { channelPages: [5, 7], result };
+  assert.deepEqual(decodeResumed(encodeResumed(resumed)), resumed);
+  assert.equal(
+    decodeResumed(encodeResumed({ channelPages: [1] })).result,
+    undefined,
+  );
+  assert.throws(
+    () => decodeResumed(json({ channelPages: [1], result: 3 })),
+    /Cannot decode RESUMED: field "result" must be a RESULT object/,
+  );
+  assert.throws(
+    () =>
+      decodeResumed(
+        json({ channelPages: [1], result: { ...result, digest: "x" } }),
+      ),
+    /Cannot decode RESULT: field "digest"/,
+  );
+  assert.deepEqual(
+    decodeError(encodeError({ message: "gone", discarded: true })),
+    { message: "gone", discarded: true },
+  );
+  assert.deepEqual(decodeError(encodeError({ message: "gone" })), {
+    message: "gone",
+  });
+  assert.throws(
+    () => decodeError(json({ message: "x", discarded: 1 })),
+    /field "discarded" must be a boolean/,
+  );
 });

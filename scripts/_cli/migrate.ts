@@ -14,6 +14,7 @@ import {
   openBackend,
   type RemoteTunnelReceiver,
 } from "../../engine/backend/mod.ts";
+import { CommitUnknownError } from "../../engine/errors.ts";
 import type { Plan } from "../../engine/plan.ts";
 import { type MigrationReport, migrationStatus } from "../../engine/report.ts";
 import type { SecurityFlags } from "../../engine/transport/secure/mod.ts";
@@ -162,9 +163,11 @@ export function exitCodeOf(report: MigrationReport): number {
 
 /**
  * The exit code of a migration that failed with `error`: 3 when the source
- * may not run on (Xen: the final handshake failed after "go"; check both
- * ends), else 1.
+ * may not run on — Xen: the final handshake failed after "go"; hakobu's
+ * commit protocol: COMMIT was sent and whether the receiver committed is
+ * unknown, so the VM stays paused at the source (check both ends) — else 1.
  */
 export function exitCodeOfError(error: unknown): number {
+  if (error instanceof CommitUnknownError) return 3;
   return error instanceof XenMigrateError && !error.resumed ? 3 : 1;
 }

@@ -163,7 +163,7 @@ export async function receiveCommand(
         onEvent: (e) => {
           if (e.type === "parked" && !opts.json) {
             console.error(
-              `connection from ${peer} lost before FINAL (${e.reason}): the session waits for its source to resume it`,
+              `connection from ${peer} lost before ${e.waiting} (${e.reason}): the session waits for its source to resume it`,
             );
           }
         },
@@ -221,6 +221,10 @@ export async function receiveCommand(
           } received ` +
           `in ${formatDuration(result.durationMs)}, digest ${
             result.digest || hex(new Uint8Array())
+          }${
+            result.verified && result.commit
+              ? ", committed on the source's COMMIT"
+              : ""
           }`,
       );
       if (!result.verified && result.differingRanges > 0) {

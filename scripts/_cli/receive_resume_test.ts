@@ -4,21 +4,27 @@
  * credentials, the receiver (which serves one migration) takes that
  * connection's RESUME, and both ends report it verified. With
  * `--resume-grace 0` the same cut fails the migration, the VM running on.
+ * A RESULT lost on its way back is resumed the same way (commit protocol):
+ * the receiver prints VERIFIED only once the source's COMMIT came.
  */
 
 import assert from "node:assert/strict";
 import { codec, compile, policy, when } from "../../dsl/mod.ts";
 import { MiB } from "../../dsl/units.ts";
-import { faultProxy } from "../../engine/_fault_proxy.ts";
+import { type Fault, faultProxy } from "../../engine/_fault_proxy.ts";
 import { withDeadline } from "../../engine/_precopy_testing.ts";
 import { simBackend } from "../../engine/backend/sim.ts";
 import { MigrationError } from "../../engine/errors.ts";
 import { INSECURE_PLAIN } from "../../engine/transport/secure/mod.ts";
+import { FrameType } from "../../engine/wire/frame.ts";
 import { receiveCommand } from "./receive.ts";
 
 const DEADLINE_MS = 90_000;
 
-async function cutMigration(resumeGraceMs: number) {
+async function cutMigration(
+  resumeGraceMs: number,
+  fault: Fault = { kind: "cut", direction: "up", afterBytes: MiB(3) },
+) {
   let listening!: (a: Deno.NetAddr) => void;
   const addr = new Promise<Deno.NetAddr>((r) => listening = r);
   const received = receiveCommand({
@@ -30,11 +36,7 @@ async function cutMigration(resumeGraceMs: number) {
     json: true,
     onListening: listening,
   });
-  const proxy = faultProxy((await addr).port, {
-    kind: "cut",
-    direction: "up",
-    afterBytes: MiB(3),
-  });
+  const proxy = faultProxy((await addr).port, fault);
   const plan = compile(
     policy("cli-resume").codec([codec.raw()]).channels(2)
       .switchover(when.rounds(3))
@@ -87,5 +89,42 @@ Deno.test({
       /^The receiver 127\.0\.0\.1:\d+ (closed|reset) the connection during round \d+ \(.*\); not resumed: the receiver offered no session to resume/,
     );
     assert.equal(code, 1);
+  },
+});
+
+Deno.test({
+  name:
+    "hakobu receive --once: a RESULT lost on its way back is resumed, the source learns verified and commits, and the receiver commits on that COMMIT",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (...args: unknown[]) => lines.push(args.join(" "));
+    let run;
+    try {
+      run = await cutMigration(60_000, {
+        kind: "cut",
+        direction: "down",
+        afterBytes: 0,
+        frameType: FrameType.RESULT,
+      });
+    } finally {
+      console.log = log;
+    }
+    const { report, code, fired, proxy } = run;
+    assert.ok(fired, "the link was never cut");
+    assert.ok(!(report instanceof Error), String(report));
+    assert.ok(report.verified, report.outcome);
+    assert.deepEqual(report.commit, { committed: true, reconnects: 1 });
+    assert.equal(proxy.connections.length, 2);
+    assert.equal(code, 0);
+    // One verdict: the session's, committed on COMMIT.
+    const verdicts = lines.filter((l) => l.startsWith("{")).map((l) =>
+      JSON.parse(l)
+    ).filter((v) => !v.joined);
+    assert.equal(verdicts.length, 1, lines.join("\n"));
+    assert.equal(verdicts[0].verified, true);
+    assert.equal(verdicts[0].commit, true);
   },
 });
