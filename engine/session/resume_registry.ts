@@ -289,6 +289,8 @@ export class SessionEndedError extends MigrationError {
   /** The digest of the committed memory, hex; null: discarded. */
   readonly committed: string | null;
   /**
+   * Creates the error.
+   *
    * @param message Which session, and why it ended.
    * @param committed The committed digest, or null when discarded.
    */
