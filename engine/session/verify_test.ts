@@ -48,6 +48,8 @@ interface Run {
   readonly sink: SimMemorySink;
   /** The pages corrupted, ascending. */
   readonly pages: readonly number[];
+  /** Whether the source's VM was left paused. */
+  readonly vmPaused: boolean;
 }
 
 /**
@@ -96,7 +98,13 @@ async function run(
     DEADLINE_MS,
   );
   const outcome = await withDeadline(received, "the receiver", DEADLINE_MS);
-  return { report, outcome, sink: sink!, pages: corrupt };
+  return {
+    report,
+    outcome,
+    sink: sink!,
+    pages: corrupt,
+    vmPaused: vm.paused,
+  };
 }
 
 function reportOf(r: Run): MigrationReport {
@@ -124,6 +132,8 @@ Deno.test("verify: a clean migration negotiates xxh3-128, verifies and commits",
   assert.deepEqual(result.mismatchedPages, []);
   assert.equal(report.digest, result.digest);
   assert.equal(r.sink.state, "committed");
+  assert.equal(result.commit, true);
+  assert.equal(r.vmPaused, true, "the VM stays paused at the source");
 });
 
 Deno.test("verify: destination memory corrupted at known pages: both sides name exactly those ranges and pages", async () => {
@@ -135,6 +145,10 @@ Deno.test("verify: destination memory corrupted at known pages: both sides name 
   assert.equal(report.verified, false);
   assert.equal(result.verified, false);
   assert.equal(r.sink.state, "discarded");
+  // Under the commit protocol nothing was committed: the source's VM runs
+  // on (a clean migration leaves it paused, its memory now the receiver's).
+  assert.equal(result.commit, true, "the commit protocol was negotiated");
+  assert.equal(r.vmPaused, false, "the VM resumed at the source");
   assert.deepEqual(result.mismatched, [0, 1, 3]);
   assert.equal(result.differingRanges, 3);
   assert.deepEqual(result.mismatchedPages, pages);
