@@ -243,6 +243,96 @@ Deno.test({
 
 Deno.test({
   name:
+    "resume: a blackholed link (nothing forwarded, nothing closed) is given up at the source's reply deadline, and the migration resumes on a new connection and ends verified",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await using vm = await SimVm.create({
+      // Larger than the socket buffers on both sides of the proxy can
+      // hold, so the source's writes stall while it still sends round 0.
+      memoryBytes: MiB(48),
+      workload: "unique",
+      seed: 9,
+      dirtyRate: 200,
+    });
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    // The proxy stops forwarding both ways and closes nothing: the receiver
+    // still holds the first connection when the RESUME comes.
+    const proxy = faultProxy(port, {
+      kind: "blackhole",
+      direction: "up",
+      afterBytes: MiB(4),
+    });
+    const parkedWhy: string[] = [];
+    const receiver = serveAll(() => listener.accept(), {
+      onEvent: (e) => {
+        if (e.type === "parked") parkedWhy.push(e.reason);
+      },
+    });
+    let paused: Uint8Array | null = null;
+    const source = driverOf(vm, {
+      pause: async () => {
+        await vm.pause();
+        paused = vm.memory.slice();
+      },
+    });
+    try {
+      const conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: proxy.port,
+      });
+      const report = await withDeadline(
+        migrate({
+          plan: compile(
+            policy("resume-blackhole").codec([codec.raw()]).channels(2)
+              .switchover(when.rounds(2))
+              .resume({ grace: 20_000, attempts: 3 })
+              // A stalled write is given up after 1.5 s.
+              .deadlines({ reply: 1500, downtime: 30_000 }),
+          ),
+          source,
+          conn,
+          // Around the dark proxy, straight to the receiver.
+          reconnect: () => Deno.connect({ hostname: "127.0.0.1", port }),
+        }),
+        "the migration over a blackholed link",
+        DEADLINE_MS,
+      );
+      closeQuietly(conn);
+      const received = await withDeadline(
+        receiver.session,
+        "the receiver",
+        DEADLINE_MS,
+      );
+      assert.ok(proxy.fired, "the link never went dark");
+      assert.ok(report.verified, report.outcome);
+      assert.equal(report.resumes?.length, 1);
+      assert.match(
+        report.resumes![0].reason,
+        /did not complete within 1500 ms/,
+      );
+      assert.ok(!(received instanceof Error), String(received));
+      assert.equal(received.verified, true);
+      assert.equal(received.resumes, 1);
+      assert.equal(receiver.joined.length, 1, "one RESUME carried it on");
+      // The session was parked once, for the one lost connection.
+      assert.equal(parkedWhy.length, 1, parkedWhy.join("; "));
+      assert.equal(receiver.sink!.state, "committed");
+      assert.ok(
+        Buffer.from(receiver.sink!.memory).equals(Buffer.from(paused!)),
+        "the destination differs from the source at the pause",
+      );
+    } finally {
+      await proxy.close();
+      listener.close();
+      await receiver.loop;
+    }
+  },
+});
+
+Deno.test({
+  name:
     "resume: after the grace the receiver has dropped the session: the RESUME is refused, the source fails naming why and the VM runs on",
   sanitizeResources: false,
   sanitizeOps: false,
