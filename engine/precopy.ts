@@ -660,7 +660,6 @@ class SourceSession {
     this.#resuming++;
     const deadline = lostAt + graceMs;
     const wireBytesBefore = this.#wireBytes();
-    this.#wireBefore = wireBytesBefore;
     this.#pool?.close();
     this.#pool = null;
     void this.#link.close();
@@ -680,11 +679,7 @@ class SourceSession {
           lost.peer,
           `the reconnection after round ${round}`,
         );
-        const link = new SourceLink(conn, {
-          bandwidth: this.#plan.bandwidth,
-          replyMs: Math.min(this.#deadlines.replyMs, left()),
-        });
-        this.#link = link;
+        const link = this.#switchLink(conn, left());
         resumed = await this.#race(
           link.resume(session, {
             meanwhile: () => this.#startChannels(),
@@ -1108,13 +1103,24 @@ class SourceSession {
       lost instanceof LinkLostError ? lost.peer : null,
       "the verdict",
     );
+    return await this.#race(
+      this.#switchLink(conn, left()).recover(this.#session!),
+    );
+  }
+
+  /**
+   * Makes `conn` the session's link (its reply deadline at most `leftMs`):
+   * the old link is closed and its wire bytes kept in the total, a failed
+   * reconnection's too.
+   */
+  #switchLink(conn: Duplex, leftMs: number): SourceLink {
     this.#wireBefore = this.#wireBytes();
     void this.#link.close();
     this.#link = new SourceLink(conn, {
       bandwidth: this.#plan.bandwidth,
-      replyMs: Math.min(this.#deadlines.replyMs, left()),
+      replyMs: Math.min(this.#deadlines.replyMs, leftMs),
     });
-    return await this.#race(this.#link.recover(this.#session!));
+    return this.#link;
   }
 
   /**
