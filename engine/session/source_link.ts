@@ -238,13 +238,21 @@ export class SourceLink {
     session: string,
     options: HelloOptions = {},
   ): Promise<Resumed> {
-    await this.write(FrameType.RESUME, 0, encodeResume({ session }));
-    const answer = this.#within(
-      this.#answer(FrameType.RESUMED, "RESUME").then(decodeResumed),
-      () =>
-        `The receiver did not answer RESUME within ${this.#replyMs} ms (the reply deadline)`,
-      true,
-    );
+    const answer = this.#askResume(session).then((frame) => {
+      if (frame.type === FrameType.ERROR) {
+        throw new MigrationError(
+          `Receiver refused RESUME: ${decodeError(frame.payload).message}`,
+        );
+      }
+      if (frame.type !== FrameType.RESUMED) {
+        throw new MigrationError(
+          `Unexpected ${
+            frameTypeName(frame.type)
+          } frame from the receiver: expected RESUMED`,
+        );
+      }
+      return decodeResumed(frame.payload);
+    });
     if (options.meanwhile) {
       answer.catch(() => {});
       await options.meanwhile();
@@ -266,14 +274,7 @@ export class SourceLink {
    *   receiver does not answer within the reply deadline.
    */
   async recover(session: string): Promise<Recovered> {
-    await this.write(FrameType.RESUME, 0, encodeResume({ session }));
-    const frame = await this.#within(
-      this.#reader.next().catch((e) => this.#lost(e)),
-      () =>
-        `The receiver did not answer RESUME within ${this.#replyMs} ms (the reply deadline)`,
-      true,
-    );
-    if (frame === null) throw this.#closed(FrameType.RESUMED);
+    const frame = await this.#askResume(session);
     switch (frame.type) {
       case FrameType.ERROR: {
         const e = decodeError(frame.payload);
@@ -315,23 +316,21 @@ export class SourceLink {
     clearTimeout(timer);
   }
 
-  /** Reads the receiver's answer of `type` to `asked` (RESUME), or its refusal. */
-  async #answer(type: FrameType, asked: string): Promise<Uint8Array> {
-    const frame = await this.#reader.next().catch((e) => this.#lost(e));
-    if (frame === null) throw this.#closed(type);
-    if (frame.type === FrameType.ERROR) {
-      throw new MigrationError(
-        `Receiver refused ${asked}: ${decodeError(frame.payload).message}`,
-      );
-    }
-    if (frame.type !== type) {
-      throw new MigrationError(
-        `Unexpected ${
-          frameTypeName(frame.type)
-        } frame from the receiver: expected ${frameTypeName(type)}`,
-      );
-    }
-    return frame.payload.slice();
+  /**
+   * Sends RESUME for `session` on this new connection and reads the
+   * receiver's answer, within the reply deadline (its payload is valid
+   * until the next read).
+   */
+  async #askResume(session: string): Promise<Frame> {
+    await this.write(FrameType.RESUME, 0, encodeResume({ session }));
+    const frame = await this.#within(
+      this.#reader.next().catch((e) => this.#lost(e)),
+      () =>
+        `The receiver did not answer RESUME within ${this.#replyMs} ms (the reply deadline)`,
+      true,
+    );
+    if (frame === null) throw this.#closed(FrameType.RESUMED);
+    return frame;
   }
 
   /** Reads the receiver's answer to HELLO: WELCOME, or a refusal. */
