@@ -50,6 +50,7 @@ import {
 export type { LibvirtTunnel, LibvirtTunnelStats } from "./_libvirt_tunnel.ts";
 import { Steering } from "../steering.ts";
 import { decidedRoundReport, finalRoundReport } from "../round_report.ts";
+import { within } from "../session/_within.ts";
 import type { SecurityFlags } from "../transport/secure/security.ts";
 import { requireSecurity, round0Codecs, tunnelNote } from "./_common.ts";
 import {
@@ -628,14 +629,11 @@ class LibvirtBackend implements Backend {
     const endedAt = performance.now();
     // The knobs' outcomes belong in the report; one that libvirt still holds
     // back after KNOB_WAIT_MS is noted as such rather than waited for.
-    let knobWait: ReturnType<typeof setTimeout> | undefined;
-    const settled = await Promise.race([
-      Promise.allSettled(knobs).then(() => true),
-      new Promise<false>((resolve) => {
-        knobWait = setTimeout(() => resolve(false), KNOB_WAIT_MS);
-      }),
-    ]);
-    clearTimeout(knobWait);
+    const settled = await within(
+      Promise.allSettled(knobs),
+      KNOB_WAIT_MS,
+      () => new Error("knobs still held"),
+    ).then(() => true, () => false);
     if (!settled) {
       knobError ??=
         `a call to libvirt (max downtime or abort) had not returned ${

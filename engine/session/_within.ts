@@ -1,6 +1,7 @@
 /**
  * `p`, or the error `error()` makes once `ms` passed first: the one
- * deadline race of the source's waits (`source_link.ts`, `precopy.ts`).
+ * deadline race of the source's waits (`source_link.ts`, `precopy.ts`) and
+ * of the libvirt backend's wait for its knob calls.
  *
  * @module
  */

@@ -416,8 +416,9 @@ export class LibvirtDomain implements Disposable {
    *
    * @throws {RangeError} for a size that is not a whole number from 1 to
    *   {@link MEMORY_PEEK_MAX_BYTES}, or a negative start.
-   * @throws {LibvirtError} e.g. `NO_SUPPORT` (the test driver),
-   *   `OPERATION_INVALID` (the domain is not running).
+   * @throws {LibvirtError} e.g. `OPERATION_INVALID` (the domain is not
+   *   running), `NO_SUPPORT` (a driver that cannot read guest memory; the
+   *   test driver can: it answers each address's low byte).
    */
   memoryPeek(start: number, size: number): Uint8Array<ArrayBuffer> {
     if (!Number.isInteger(size) || size < 1 || size > MEMORY_PEEK_MAX_BYTES) {

@@ -28,7 +28,7 @@ import {
   LibvirtError,
 } from "../../ffi/libvirt/mod.ts";
 import type { MemoryProfile } from "./memory_model.ts";
-import { sampleMemoryProfile } from "./memory_sample.ts";
+import { SAMPLE_CHUNK_PAGES, sampleMemoryProfile } from "./memory_sample.ts";
 import { PAGE_SIZE } from "../../engine/plan.ts";
 import {
   DEFAULT_MAX_HOST_MEMORY_PERCENT,
@@ -457,10 +457,12 @@ export function libvirtInventory(
     );
   }
   const pages = options.samplePages ?? DEFAULT_SAMPLE_PAGES;
-  if (!Number.isInteger(pages) || pages < 0 || pages % 8 !== 0) {
+  if (
+    !Number.isInteger(pages) || pages < 0 || pages % SAMPLE_CHUNK_PAGES !== 0
+  ) {
     throw new InventoryError(
       "--sample-pages",
-      `Invalid --sample-pages "${pages}": expected a whole multiple of 8 (pages are read 8 at a time), or 0 to read none`,
+      `Invalid --sample-pages "${pages}": expected a whole multiple of ${SAMPLE_CHUNK_PAGES} (pages are read ${SAMPLE_CHUNK_PAGES} at a time), or 0 to read none`,
     );
   }
   let uris = new Map<string, string>();

@@ -36,6 +36,9 @@ export const SAMPLE_START_BYTES = 2 ** 20;
 /** Where sampling ends at most: 2 GiB, RAM on QEMU's pc and q35 machines at any VM size. */
 export const SAMPLE_LIMIT_BYTES = 2 ** 31;
 
+/** Contiguous pages per read by default (32 KiB: one call each); a sample is a whole number of reads. */
+export const SAMPLE_CHUNK_PAGES = 8;
+
 /** The codecs whose ratio a sample measures by default. */
 export const SAMPLED_CODECS: readonly string[] = Object.freeze([
   "rle",
@@ -48,7 +51,7 @@ export const SAMPLED_CODECS: readonly string[] = Object.freeze([
 export interface MemorySampleOptions {
   /** Pages to read (default 256): a multiple of `chunkPages`. */
   readonly pages?: number;
-  /** Contiguous pages per read (default 8, 32 KiB: one call each). */
+  /** Contiguous pages per read (default {@link SAMPLE_CHUNK_PAGES}). */
   readonly chunkPages?: number;
   /** Seed of the places read (default 1). */
   readonly seed?: number;
@@ -98,7 +101,7 @@ export function sampleMemoryProfile(
   memoryBytes: number,
   options: MemorySampleOptions = {},
 ): MemorySample {
-  const chunkPages = options.chunkPages ?? 8;
+  const chunkPages = options.chunkPages ?? SAMPLE_CHUNK_PAGES;
   const pages = options.pages ?? 256;
   if (
     !Number.isInteger(chunkPages) || chunkPages < 1 ||
