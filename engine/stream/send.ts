@@ -31,7 +31,6 @@ import {
 } from "../plan.ts";
 import { RoundMeter } from "../_round_meter.ts";
 import { EncoderPool } from "../pipeline/encoder_pool.ts";
-import { StreamHasher } from "../pipeline/stream_hasher.ts";
 import { channelOf } from "../pipeline/partition.ts";
 import { defaultChannels } from "../precopy.ts";
 import { SourceLink } from "../session/source_link.ts";
@@ -40,7 +39,7 @@ import { FrameType } from "../wire/frame.ts";
 import { decodeResult, PROTOCOL_VERSION } from "../wire/messages.ts";
 import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
 import { MAX_RECORDS_BYTES, RecordsBuilder } from "./records.ts";
-import { encodeStreamEnd } from "./stream_end.ts";
+import { encodeStreamEnd, STREAM_DIGEST, streamDigest } from "./stream_end.ts";
 
 /** What a stream tunnel side measured; both sides return one. */
 export interface StreamStats {
@@ -68,13 +67,13 @@ export interface StreamStats {
   durationMs: number;
   /**
    * Whether this side compared the two digests and found them equal (the
-   * receiver: its rebuilt stream against STREAM_END's length and SHA-256;
+   * receiver: its rebuilt stream against STREAM_END's length and XXH3-128;
    * the sender: the receiver's RESULT against its own). Never copied.
    */
   verified: boolean;
-  /** SHA-256 (hex) of the stream this side read (sender) or rebuilt (receiver). */
+  /** XXH3-128 (hex, canonical) of the stream this side read (sender) or rebuilt (receiver). */
   digest: string;
-  /** SHA-256 (hex) the peer reported. */
+  /** XXH3-128 (hex) the peer reported. */
   peerDigest: string;
   /** Why the parser fell back to opaque bytes early, or null. */
   fallbackReason: string | null;
@@ -210,7 +209,8 @@ export async function sendStream(
   const meter = new RoundMeter();
   const format = options.format;
   const parser: StreamParser = format.createParser();
-  const hash = new StreamHasher();
+  // The stream's XXH3-128, inline on this thread (libxxhash, ~9 GB/s).
+  const hash = streamDigest();
   const input = source.getReader();
   const channels = options.channels ?? defaultChannels();
   stats.channels = channels;
@@ -258,7 +258,7 @@ export async function sendStream(
       for (const e of parser.push(value)) pending.push(copyEvent(e));
     }
 
-    await link.hello({
+    const welcome = await link.hello({
       protocol: PROTOCOL_VERSION,
       memoryBytes: parser.pageCount * PAGE_SIZE,
       pageSize: PAGE_SIZE,
@@ -267,7 +267,14 @@ export async function sendStream(
       policy: options.plan?.name ?? `${format.name}-tunnel`,
       channels,
       stream: format.name,
+      verify: [STREAM_DIGEST],
     });
+    if (welcome.verify !== STREAM_DIGEST) {
+      throw new MigrationError(
+        `Receiver did not take the "${STREAM_DIGEST}" stream digest: it is an older hakobu whose stream tunnel ` +
+          `checks with SHA-256; run the same hakobu version on both ends`,
+      );
+    }
     const p = pool = EncoderPool.start({
       channels,
       pageSize: PAGE_SIZE,
@@ -505,10 +512,9 @@ export async function sendStream(
     if (!ended) {
       for (const e of parser.finish()) await handle(e);
     }
-    // Every byte was given to the hash: its digest is asked now, so the
-    // hash Worker finishes while the last batches are encoded and sent.
-    const sha256 = hash.digest();
-    sha256.catch(() => {}); // awaited below; a failure surfaces there
+    // Every byte was given to the hash.
+    const digest = hash.digest();
+    stats.digest = hex(digest);
     // Everything goes: batches, records (the held tail last), then the end.
     await flushRecords();
     while (queued.some((q) => q > 0)) {
@@ -517,15 +523,13 @@ export async function sendStream(
       wakeQueue = null;
     }
     checkPump();
-    const sha = await sha256;
-    stats.digest = hex(sha);
     await link.write(
       FrameType.STREAM_END,
       round,
       encodeStreamEnd({
         streamBytes: stats.streamBytes,
         pages: stats.pages,
-        sha256: sha,
+        digest,
       }),
     );
     const result = decodeResult(await link.expect(FrameType.RESULT));
@@ -536,7 +540,7 @@ export async function sendStream(
     stats.verified = result.verified && result.digest === stats.digest;
     if (!stats.verified) {
       throw new MigrationError(
-        `Receiver's rebuilt stream differs from the source's: its SHA-256 is "${result.digest}"` +
+        `Receiver's rebuilt stream differs from the source's: its XXH3-128 is "${result.digest}"` +
           ` (it says verified: ${result.verified}), the source stream's is ${stats.digest}`,
       );
     }
