@@ -53,6 +53,10 @@ export {
   type StreamStats,
 } from "./send.ts";
 export { receiveStream } from "./receive.ts";
+export {
+  ChannelPools,
+  type ChannelPoolsOptions,
+} from "../pipeline/channel_pools.ts";
 export type { StreamModeOptions } from "./receive_mode.ts";
 export type {
   ReceiveEvent,

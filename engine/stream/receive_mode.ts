@@ -131,6 +131,8 @@ export function streamMode(
   let again = false;
   let backDone: Promise<void> = Promise.resolve();
   let backReader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  /** The decode Workers, to hand used page buffers back to. */
+  let pool: SessionControl["pool"] | null = null;
   let settled = false;
 
   const emit = (bytes: Uint8Array): void => {
@@ -206,7 +208,11 @@ export function streamMode(
           );
           stats.pages++;
           stats.rawPageBytes += PAGE_SIZE;
-          if (++item.i === b.count) q.shift();
+          if (++item.i === b.count) {
+            q.shift();
+            // every page of it is in the output: its buffer goes back
+            pool?.returnPages(channelOf(pfn, channels), b.pages);
+          }
           nextPage++;
         }
         headDone = false;
@@ -270,6 +276,7 @@ export function streamMode(
     },
     verify: () => STREAM_DIGEST,
     started(s: SessionControl): void {
+      pool = s.pool;
       if (!options.back) return;
       const reader = backReader = options.back.getReader();
       backDone = (async () => {

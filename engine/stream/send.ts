@@ -31,6 +31,7 @@ import {
 } from "../plan.ts";
 import { RoundMeter } from "../_round_meter.ts";
 import { EncoderPool } from "../pipeline/encoder_pool.ts";
+import type { ChannelPools } from "../pipeline/channel_pools.ts";
 import { channelOf } from "../pipeline/partition.ts";
 import { defaultChannels } from "../precopy.ts";
 import { SourceLink } from "../session/source_link.ts";
@@ -129,6 +130,12 @@ export interface StreamSendOptions {
   readonly back?: WritableStream<Uint8Array>;
   /** Description for the receiver's logs. */
   readonly vm?: string;
+  /**
+   * Where the channel Workers come from and go back to after a verified
+   * migration (a resident tunnel's, kept between migrations); absent: they
+   * are started for this migration and closed after it.
+   */
+  readonly pools?: ChannelPools;
 }
 
 /** Pending records above this many bytes go without waiting (1 MiB). */
@@ -231,6 +238,7 @@ export async function sendStream(
   let pool: EncoderPool | null = null;
   let pump: Promise<void> | null = null;
   let pumpError: Error | null = null;
+  let succeeded = false;
 
   try {
     // Read up to what HELLO must say (the pfn space) first; keep copies of
@@ -275,12 +283,14 @@ export async function sendStream(
           `checks with SHA-256; run the same hakobu version on both ends`,
       );
     }
-    const p = pool = EncoderPool.start({
+    const poolOptions = {
       channels,
       pageSize: PAGE_SIZE,
       pageCount: parser.pageCount,
       batchPages,
-    });
+    };
+    const p = pool = options.pools?.encoder(poolOptions) ??
+      EncoderPool.start(poolOptions);
     const records = new RecordsBuilder({ compress: true });
     const batches = Array.from(
       { length: channels },
@@ -553,6 +563,7 @@ export async function sendStream(
     }
     stats.durationMs = performance.now() - started;
     await link.close();
+    succeeded = true;
     return stats;
   } catch (e) {
     const peer = link.peerError;
@@ -568,7 +579,14 @@ export async function sendStream(
     throw e;
   } finally {
     hash.close();
-    pool?.close();
-    await pump?.catch(() => {});
+    if (pool && succeeded && options.pools) {
+      // The channels outlive this migration: stop the pump, hand them back.
+      pool.interrupt();
+      await pump?.catch(() => {});
+      options.pools.giveBack(pool);
+    } else {
+      pool?.close();
+      await pump?.catch(() => {});
+    }
   }
 }

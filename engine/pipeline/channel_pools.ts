@@ -1,0 +1,110 @@
+/**
+ * Channel Workers kept between migrations: a resident tunnel (or any
+ * process that serves one migration after another) starts its encode and
+ * decode Workers once and sets them up afresh for each migration
+ * ({@link EncoderPool.reuse}, {@link DecoderPool.reuse}) instead of paying a
+ * Worker start per channel per migration. A pool goes back only when its
+ * migration succeeded (a failed one may leave work or state behind: it is
+ * closed); concurrent migrations each take their own.
+ *
+ * @module
+ */
+
+import { DecoderPool, type DecoderPoolOptions } from "./decoder_pool.ts";
+import { EncoderPool, type EncoderPoolOptions } from "./encoder_pool.ts";
+
+/** Options of {@link ChannelPools}. */
+export interface ChannelPoolsOptions {
+  /** Idle pools kept per kind (default 2); more given back are closed. */
+  readonly maxIdle?: number;
+}
+
+/**
+ * Idle encode and decode pools, by channel count.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ChannelPools } from "./channel_pools.ts";
+ *
+ * const pools = new ChannelPools();
+ * try {
+ *   const options = { channels: 1, pageSize: 4096, pageCount: 16, batchPages: 8 };
+ *   const first = pools.encoder(options);
+ *   await first.sync();
+ *   pools.giveBack(first); // its migration went well
+ *   const second = pools.encoder({ ...options, pageCount: 32 });
+ *   assert.equal(second, first); // the same Workers, set up afresh
+ *   await second.sync();
+ *   second.close(); // a failed migration's pool is closed, not given back
+ *   assert.equal(pools.idle, 0);
+ * } finally {
+ *   pools.close();
+ * }
+ * ```
+ */
+export class ChannelPools {
+  readonly #maxIdle: number;
+  readonly #encoders: EncoderPool[] = [];
+  readonly #decoders: DecoderPool[] = [];
+  #closed = false;
+
+  constructor(options: ChannelPoolsOptions = {}) {
+    this.#maxIdle = options.maxIdle ?? 2;
+  }
+
+  /** Idle pools held now, both kinds together. */
+  get idle(): number {
+    return this.#encoders.length + this.#decoders.length;
+  }
+
+  /** An idle encode pool of as many channels set up with `options`, or a new one. */
+  encoder(options: EncoderPoolOptions): EncoderPool {
+    if (options.gpu === undefined) {
+      const i = this.#encoders.findIndex((p) =>
+        p.channels === options.channels && p.reusable
+      );
+      if (i >= 0) {
+        const [pool] = this.#encoders.splice(i, 1);
+        pool.reuse(options);
+        return pool;
+      }
+    }
+    return EncoderPool.start(options);
+  }
+
+  /** An idle decode pool of as many channels set up with `options`, or a new one. */
+  decoder(options: DecoderPoolOptions): DecoderPool {
+    const i = this.#decoders.findIndex((p) =>
+      p.channels === options.channels && p.reusable
+    );
+    if (i >= 0) {
+      const [pool] = this.#decoders.splice(i, 1);
+      pool.reuse(options);
+      return pool;
+    }
+    return DecoderPool.start(options);
+  }
+
+  /**
+   * Takes back a pool whose migration succeeded, for the next one; closes
+   * it instead when it cannot be reused or enough are idle.
+   */
+  giveBack(pool: EncoderPool | DecoderPool): void {
+    const idle: (EncoderPool | DecoderPool)[] = pool instanceof EncoderPool
+      ? this.#encoders
+      : this.#decoders;
+    if (this.#closed || !pool.reusable || idle.length >= this.#maxIdle) {
+      pool.close();
+      return;
+    }
+    idle.push(pool);
+  }
+
+  /** Closes every idle pool; pools given back later are closed. */
+  close(): void {
+    this.#closed = true;
+    for (const p of this.#encoders.splice(0)) p.close();
+    for (const p of this.#decoders.splice(0)) p.close();
+  }
+}
