@@ -20,26 +20,51 @@ export interface ChannelPoolsOptions {
 }
 
 /**
- * Idle encode and decode pools, by channel count.
+ * Idle encode and decode pools, by channel count: one per process that
+ * serves migration after migration, passed as `pools` to every
+ * `sendStream` (or `receiveStream`) it runs.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ChannelPools } from "./channel_pools.ts";
+ * import {
+ *   ChannelPools,
+ *   memoryDuplex,
+ *   qemuFormat,
+ *   receiveStream,
+ *   sendStream,
+ * } from "@hakobu/hakobu";
  *
- * const pools = new ChannelPools();
+ * const gz = await Deno.readFile(
+ *   new URL(
+ *     "../qemu/stream/testdata/firmware-pc-64m.stream.gz",
+ *     import.meta.url,
+ *   ),
+ * );
+ * const stream = await new Response(
+ *   new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip")),
+ * ).bytes();
+ * const sending = new ChannelPools();
+ * const receiving = new ChannelPools();
  * try {
- *   const options = { channels: 1, pageSize: 4096, pageCount: 16, batchPages: 8 };
- *   const first = pools.encoder(options);
- *   await first.sync();
- *   pools.giveBack(first); // its migration went well
- *   const second = pools.encoder({ ...options, pageCount: 32 });
- *   assert.equal(second, first); // the same Workers, set up afresh
- *   await second.sync();
- *   second.close(); // a failed migration's pool is closed, not given back
- *   assert.equal(pools.idle, 0);
+ *   for (let migration = 0; migration < 2; migration++) {
+ *     const [conn, destination] = memoryDuplex();
+ *     const received = receiveStream(destination, {
+ *       format: "qemu",
+ *       out: new WritableStream(),
+ *       pools: receiving,
+ *     });
+ *     const stats = await sendStream(ReadableStream.from([stream]), conn, {
+ *       format: qemuFormat,
+ *       channels: 2,
+ *       pools: sending, // the second migration runs on the first's Workers
+ *     });
+ *     assert.equal((await received).verified && stats.verified, true);
+ *     assert.equal(sending.idle + receiving.idle, 2); // both handed back
+ *   }
  * } finally {
- *   pools.close();
+ *   sending.close();
+ *   receiving.close();
  * }
  * ```
  */
@@ -49,6 +74,7 @@ export class ChannelPools {
   readonly #decoders: DecoderPool[] = [];
   #closed = false;
 
+  /** Holds no pool yet: the first migrations start theirs. */
   constructor(options: ChannelPoolsOptions = {}) {
     this.#maxIdle = options.maxIdle ?? 2;
   }
@@ -58,7 +84,12 @@ export class ChannelPools {
     return this.#encoders.length + this.#decoders.length;
   }
 
-  /** An idle encode pool of as many channels set up with `options`, or a new one. */
+  /**
+   * An idle encode pool of as many channels set up with `options`, or a new
+   * one (what `sendStream` calls).
+   *
+   * @ignore
+   */
   encoder(options: EncoderPoolOptions): EncoderPool {
     if (options.gpu === undefined) {
       const i = this.#encoders.findIndex((p) =>
@@ -73,7 +104,12 @@ export class ChannelPools {
     return EncoderPool.start(options);
   }
 
-  /** An idle decode pool of as many channels set up with `options`, or a new one. */
+  /**
+   * An idle decode pool of as many channels set up with `options`, or a new
+   * one (what the receive core calls).
+   *
+   * @ignore
+   */
   decoder(options: DecoderPoolOptions): DecoderPool {
     const i = this.#decoders.findIndex((p) =>
       p.channels === options.channels && p.reusable
@@ -89,6 +125,8 @@ export class ChannelPools {
   /**
    * Takes back a pool whose migration succeeded, for the next one; closes
    * it instead when it cannot be reused or enough are idle.
+   *
+   * @ignore
    */
   giveBack(pool: EncoderPool | DecoderPool): void {
     const idle: (EncoderPool | DecoderPool)[] = pool instanceof EncoderPool
