@@ -38,6 +38,21 @@ let zeroPage = new Uint8Array(0);
 const parsed = new ParsedBatch();
 let applied = 0;
 let failed = false;
+/** Return mode: "pages" buffers the main thread gave back, for later replies. */
+const free: ArrayBuffer[] = [];
+
+/** `bytes` copied into a given-back buffer that holds them, or a fresh one. */
+function pagesOut(bytes: Uint8Array): Uint8Array {
+  for (let i = 0; i < free.length; i++) {
+    if (free[i].byteLength >= bytes.length) {
+      const [b] = free.splice(i, 1);
+      const out = new Uint8Array(b);
+      out.set(bytes);
+      return out;
+    }
+  }
+  return bytes.slice();
+}
 
 function post(reply: DecodeReply, transfer: Transferable[] = []): void {
   self.postMessage(reply, { transfer });
@@ -46,7 +61,11 @@ function post(reply: DecodeReply, transfer: Transferable[] = []): void {
 function handle(req: DecodeRequest): void {
   switch (req.type) {
     case "init": {
+      // Also a reused channel's next session: everything of the last one
+      // goes but the given-back buffers.
       init = req;
+      shadow = null;
+      applied = 0;
       const negotiated = new Map<number, Codec>();
       for (const { id } of req.codecs) negotiated.set(id, codecById(id)!);
       memory = req.memory ? new Uint8Array(req.memory) : null;
@@ -152,7 +171,7 @@ function handle(req: DecodeRequest): void {
         const id = decoded.codecOf[i];
         counts.set(id, (counts.get(id) ?? 0) + 1);
       }
-      const pages = scratch.slice(0, decoded.slots * ps);
+      const pages = pagesOut(scratch.subarray(0, decoded.slots * ps));
       const pfns = batch.pfns.slice(0, batch.count);
       const slot = decoded.slotOf.slice(0, batch.count);
       post({
@@ -169,6 +188,9 @@ function handle(req: DecodeRequest): void {
     }
     case "sync":
       post({ type: "synced", id: req.id, applied });
+      return;
+    case "buffer":
+      if (free.length < 8) free.push(req.buffer);
       return;
     case "digest": {
       // Pages never written with non-zero bytes are zero: their ranges

@@ -150,7 +150,7 @@ export async function execTunnel(
  * const failed = verdictOf({ ok: false, error: "link cut" });
  * assert.equal(failed.verified, false);
  * assert.equal(failed.detail, "the tunnel sender failed: link cut");
- * const digest = "ab".repeat(32);
+ * const digest = "ab".repeat(16); // XXH3-128, hex
  * const line = { ok: true, verified: true, digest, peerDigest: digest };
  * assert.equal(verdictOf(line).verified, true);
  * ```
@@ -161,14 +161,14 @@ export function verdictOf(line: Record<string, unknown>): StreamVerdict {
   }
   const ours = String(line.digest ?? "");
   const theirs = String(line.peerDigest ?? "");
-  const verified = line.verified === true && ours.length === 64 &&
+  const verified = line.verified === true && ours.length === 32 &&
     ours === theirs;
   return {
     verified,
     sourceDigest: ours,
     destinationDigest: theirs,
     detail: verified
-      ? `the rebuilt stream's SHA-256 ${
+      ? `the rebuilt stream's XXH3-128 ${
         ours.slice(0, 16)
       }… equals the source stream's (${line.streamBytes} bytes), checked by both tunnel ends`
       : `the tunnel's digests differ: source ${ours || "none"}, destination ${

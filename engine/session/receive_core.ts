@@ -20,7 +20,11 @@ import {
 } from "../errors.ts";
 import { formatBytes } from "../format.ts";
 import { MAX_CHANNELS, PAGE_SIZE } from "../plan.ts";
-import { DecoderPool } from "../pipeline/decoder_pool.ts";
+import {
+  DecoderPool,
+  type DecoderPoolOptions,
+} from "../pipeline/decoder_pool.ts";
+import type { ChannelPools } from "../pipeline/channel_pools.ts";
 import type { DecodeReply } from "../pipeline/_messages.ts";
 import type { WireConn } from "../wire/duplex.ts";
 import {
@@ -232,6 +236,12 @@ export interface ReceiveSessionOptions {
     /** Take only a RESUME on this connection: a HELLO is refused (a receiver that serves one migration). */
     readonly only?: boolean;
   };
+  /**
+   * Where the decode Workers come from and go back to after a session that
+   * ended well (a resident receiver's, kept between sessions); absent: they
+   * are started per session and closed after it.
+   */
+  readonly pools?: ChannelPools;
 }
 
 /** How a session ended without failing. */
@@ -327,6 +337,10 @@ export async function receiveSession<R>(
   let phase: Phase = "hello";
   let hello: Hello | null = null;
   let pool: DecoderPool | null = null;
+  const startPool = (o: DecoderPoolOptions): DecoderPool =>
+    options.pools?.decoder(o) ?? DecoderPool.start(o);
+  /** The session ended with its mode's result: only then is its pool given back. */
+  let endedWell = false;
   // One promise for the whole session (a new one per frame would pile up
   // waiters in the pool, one per frame read).
   let poolFailed: Promise<never> | null = null;
@@ -514,7 +528,7 @@ export async function receiveSession<R>(
         }
         const channels = await mode.open(hello);
         sinkChannels = channels;
-        pool = DecoderPool.start({
+        pool = startPool({
           channels: hello.channels,
           pageSize: PAGE_SIZE,
           pageCount: hello.memoryBytes / PAGE_SIZE,
@@ -680,6 +694,7 @@ export async function receiveSession<R>(
               : `it ended (${mode.what} received and committed)`,
             committed,
           );
+          endedWell = true;
           return { aborted: false, result, hello: h, resumes };
         }
         continue;
@@ -716,7 +731,8 @@ export async function receiveSession<R>(
   } finally {
     watchdog.close();
     for (const r of reservations) r.release();
-    pool?.close();
+    if (pool && endedWell && options.pools) options.pools.giveBack(pool);
+    else pool?.close();
     await bestEffort(writer.close());
     await bestEffort(reader.cancel());
     // (assigned in park(), which TypeScript does not follow)

@@ -84,7 +84,7 @@ export const FrameType = {
    * (`records.ts`); the bodies travel in the channels' BATCH frames.
    */
   RECORDS: 32,
-  /** Stream mode: the stream ended: its length, pages and SHA-256 (`stream_end.ts`). */
+  /** Stream mode: the stream ended: its length, pages and XXH3-128 (`stream_end.ts`). */
   STREAM_END: 33,
   /** Stream mode, receiver → source: bytes the destination wrote back (xl's answers). */
   BACK: 51,

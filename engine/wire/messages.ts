@@ -208,7 +208,10 @@ export interface Ready {
 export interface Result {
   /** Whether the destination's digest equals the source's. */
   readonly verified: boolean;
-  /** The destination's whole digest, lower-case hex (64 digits). */
+  /**
+   * The destination's whole digest, lower-case hex: 64 digits (memory), or
+   * 32 (stream mode: the rebuilt stream's XXH3-128).
+   */
   readonly digest: string;
   /** Pages the receiver applied (stream mode: page bodies rebuilt). */
   readonly pagesApplied: number;
@@ -842,9 +845,11 @@ export function decodeResult(payload: Uint8Array): Result {
   const o = decodeJson("RESULT", payload);
   const verified = bool("RESULT", o, "verified");
   const digest = o.digest;
-  if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest)) {
+  if (
+    typeof digest !== "string" || !/^(?:[0-9a-f]{32}){1,2}$/.test(digest)
+  ) {
     throw new WireError(
-      `Cannot decode RESULT: field "digest" must be 64 lower-case hex digits, got ${
+      `Cannot decode RESULT: field "digest" must be 64 (or, from a stream tunnel, 32) lower-case hex digits, got ${
         show(digest)
       }`,
     );

@@ -82,6 +82,9 @@ Deno.test("messages: every message survives a round trip", () => {
     mismatched: [0, 7],
   };
   assert.deepEqual(decodeResult(encodeResult(result)), result);
+  // a stream tunnel's RESULT carries the stream's XXH3-128: 32 digits
+  const streamResult = { ...result, verified: true, digest: "3c".repeat(16) };
+  assert.deepEqual(decodeResult(encodeResult(streamResult)), streamResult);
   assert.deepEqual(decodeError(encodeError({ message: "Disk full: \u00e9" })), {
     message: "Disk full: \u00e9",
   });
@@ -290,11 +293,19 @@ Deno.test("messages: decoders name the bad field", () => {
         decodeResult(
           json({ verified: true, digest: "AB".repeat(32), pagesApplied: 0 }),
         ),
-      /RESULT: field "digest" must be 64 lower-case hex digits/,
+      /RESULT: field "digest" must be 64 \(or, from a stream tunnel, 32\) lower-case hex digits/,
     ],
     [
       () =>
         decodeResult(json({ verified: true, digest: "ab", pagesApplied: 0 })),
+      /RESULT: field "digest"/,
+    ],
+    [
+      // between a stream's 32 digits and a memory digest's 64
+      () =>
+        decodeResult(
+          json({ verified: true, digest: "ab".repeat(24), pagesApplied: 0 }),
+        ),
       /RESULT: field "digest"/,
     ],
     [

@@ -26,6 +26,7 @@ import {
 } from "../../engine/stream/xen_format.ts";
 import { sendStream, type StreamStats } from "../../engine/stream/send.ts";
 import { receiveStream } from "../../engine/stream/receive.ts";
+import { ChannelPools } from "../../engine/pipeline/channel_pools.ts";
 import type { Endpoint } from "./options.ts";
 import { reportRefused } from "./security_options.ts";
 
@@ -77,6 +78,8 @@ export async function tunnelSend(
       await Deno.remove(options.serve.path).catch(() => {});
     }
     const local = options.serve;
+    // The channel Workers start once and serve every migration in turn.
+    const pools = new ChannelPools();
     return await serve(
       localListener(local),
       local.transport === "unix"
@@ -94,6 +97,7 @@ export async function tunnelSend(
           return await sendStream(largeReads(qemu), conn, {
             ...send,
             back: halfCloseWritable(qemu),
+            pools,
           });
         } finally {
           conn.close();
@@ -154,6 +158,8 @@ export async function tunnelReceive(
     const listener = await listenChannel(listen, options.security, {
       onRefused: reportRefused,
     });
+    // The decode Workers start once and serve every session in turn.
+    const pools = new ChannelPools();
     return await serve(
       listener,
       `${listen.hostname}:${listen.port}`,
@@ -164,6 +170,7 @@ export async function tunnelReceive(
           return await receiveStream(conn, {
             format: "qemu",
             out: qemu.writable,
+            pools,
             ...(options.returnPath
               ? { back: qemu.readable, holdLast: false }
               : {}),

@@ -96,7 +96,7 @@ export function tunnelCommand(
   const root = cliProgram(name, { out: output.out, error: fail })
     .description(
       "Carries a hypervisor's migration stream through hakobu's channels and codecs; " +
-        "the receiver rebuilds it byte for byte and both sides compare its SHA-256.",
+        "the receiver rebuilds it byte for byte and both sides compare its XXH3-128.",
     )
     .addHelpText("after", footer(output.invokedAs ?? name));
 
