@@ -18,6 +18,12 @@ import type { ReceiveBudget } from "./session/budget.ts";
 import type { ResumeRegistry } from "./session/resume_registry.ts";
 import type { WireConn } from "./wire/duplex.ts";
 import type { Hello, RoundEnd } from "./wire/messages.ts";
+import {
+  decodeGpuOf,
+  type ReceiveGpuReport,
+  receiveGpuReport,
+  type ReceiverGpuSettings,
+} from "./session/receive_gpu.ts";
 
 export {
   DEFAULT_FRAME_TIMEOUT_MS,
@@ -35,6 +41,11 @@ export {
   SessionEndedError,
 } from "./session/resume_registry.ts";
 export type { MemoryEvent } from "./session/memory_mode.ts";
+export {
+  DEFAULT_RECEIVER_GPU_BATCH,
+  type ReceiveGpuReport,
+  type ReceiverGpuSettings,
+} from "./session/receive_gpu.ts";
 
 /**
  * Progress of a receiving session, for logs and progress bars: the session
@@ -101,6 +112,15 @@ export interface ReceiverOptions {
    * (commits at RESULT).
    */
   commit?: boolean;
+  /**
+   * Decode on the GPU (default `{ prefer: "cpu" }`): each decode Worker
+   * opens its own device and decodes `rle` and `delta` sections on it,
+   * byte for byte as the CPU decoders. The destination decides, not the
+   * source's plan; the rules are the plan's `gpu()`: `auto` declines a
+   * software adapter, `gpu` takes one, `require` fails instead of falling
+   * back to the CPU. {@link ReceiveResult.gpu} says what ran where.
+   */
+  gpu?: ReceiverGpuSettings;
 }
 
 /** How a receiving session ended (when it did not fail). */
@@ -152,6 +172,8 @@ export interface ReceiveResult {
    * own call reports the outcome, and every other field here is empty.
    */
   readonly joined: boolean;
+  /** The GPU the session decoded on, and its pages (`pagesDecoded` 0 when the CPU decoded all). */
+  readonly gpu: ReceiveGpuReport;
 }
 
 /**
@@ -214,6 +236,7 @@ export async function receiveMigration(
   options: ReceiverOptions,
 ): Promise<ReceiveResult> {
   const emit = options.onEvent ?? (() => {});
+  const gpu = decodeGpuOf(options.gpu);
   let started = performance.now();
   let bytesReceived = 0;
   let rounds = 0;
@@ -252,6 +275,7 @@ export async function receiveMigration(
       maxCodecStateBytes: options.maxCodecStateBytes,
       budget: options.budget,
       resume: options.resume,
+      gpu,
     },
   );
   const hello = outcome.hello;
@@ -274,6 +298,7 @@ export async function receiveMigration(
     scheme: "",
     resumes: 0,
     commit: false,
+    gpu: receiveGpuReport(gpu, [], 0),
   };
   if (outcome.aborted) {
     return {
@@ -317,5 +342,6 @@ export async function receiveMigration(
     differingPages: r.differingPages,
     rangeBytes: r.rangeBytes,
     scheme: r.scheme,
+    gpu: outcome.gpu,
   };
 }

@@ -154,6 +154,27 @@ export type EncodeReply =
   }
   | WorkerError;
 
+/**
+ * A receiver's GPU decode settings (`openGpu`'s rules): each decode Worker
+ * opens its own device and decodes its batches' `rle` and `delta` sections
+ * on it.
+ */
+export interface DecodeGpu {
+  readonly prefer: "gpu" | "auto";
+  /** Fail the session (a `GpuError`) instead of decoding on the CPU when no adapter is accepted. */
+  readonly require: boolean;
+  /** Pages per GPU dispatch. */
+  readonly batch: number;
+}
+
+/** A decode Worker's GPU: its adapter, or why it has none (`note`). */
+export interface DecodeGpuInfo {
+  readonly adapter: string | null;
+  /** A software adapter (lavapipe): correct, not fast. */
+  readonly software: boolean;
+  readonly note: string;
+}
+
 /** Sets a channel's decoder up. */
 export interface DecodeInit {
   readonly type: "init";
@@ -167,6 +188,8 @@ export interface DecodeInit {
   readonly memory?: SharedArrayBuffer;
   /** One byte per page, shared: 1 once a page was written with non-zero bytes. */
   readonly touched?: SharedArrayBuffer;
+  /** Decode on the GPU where a section's codec has a GPU twin (absent: the CPU decodes). */
+  readonly gpu?: DecodeGpu;
 }
 
 /** Main → decode worker. */
@@ -201,6 +224,8 @@ export type DecodeReply =
     readonly id: number;
     readonly round: number;
     readonly pages: number;
+    /** Of its pages, those decoded on the GPU. */
+    readonly gpuPages: number;
   }
   | {
     /**
@@ -218,6 +243,15 @@ export type DecodeReply =
     readonly pages: Uint8Array;
     /** Pages decoded per codec id, `[id, pages]`. */
     readonly claims: readonly (readonly [number, number])[];
+    /** Of its pages, those decoded on the GPU. */
+    readonly gpuPages: number;
+  }
+  | {
+    /** The worker's GPU: its adapter, or why it has none (after init, when asked for one). */
+    readonly type: "gpu";
+    readonly adapter: string | null;
+    readonly software: boolean;
+    readonly note: string;
   }
   | { readonly type: "synced"; readonly id: number; readonly applied: number }
   | DigestReply

@@ -6,7 +6,9 @@
  * main thread (stream sinks rebuild a hypervisor's stream from the pages).
  * A malformed batch writes nothing.
  *
- * Requests are handled one at a time, in order (`_messages.ts`).
+ * Requests are handled one at a time, in order (`_messages.ts`): with a
+ * GPU (`_gpu_decode.ts`) a batch's decode is asynchronous, so each request
+ * waits for the one before it to finish.
  *
  * @module
  */
@@ -28,6 +30,7 @@ import {
 import { channelOf } from "./partition.ts";
 import { PageShadow } from "./page_shadow.ts";
 import { isZeroPage } from "../zero_page.ts";
+import type { GpuSectionDecoder } from "./_gpu_decode.ts";
 
 let init: DecodeInit | null = null;
 let set: BatchDecoderSet | null = null;
@@ -38,6 +41,8 @@ let zeroPage = new Uint8Array(0);
 const parsed = new ParsedBatch();
 let applied = 0;
 let failed = false;
+/** The channel's GPU decoder, when the receiver asked for one and it opened. */
+let gpu: GpuSectionDecoder | null = null;
 /** Return mode: "pages" buffers the main thread gave back, for later replies. */
 const free: ArrayBuffer[] = [];
 
@@ -58,7 +63,7 @@ function post(reply: DecodeReply, transfer: Transferable[] = []): void {
   self.postMessage(reply, { transfer });
 }
 
-function handle(req: DecodeRequest): void {
+async function handle(req: DecodeRequest): Promise<void> {
   switch (req.type) {
     case "init": {
       // Also a reused channel's next session: everything of the last one
@@ -66,6 +71,8 @@ function handle(req: DecodeRequest): void {
       init = req;
       shadow = null;
       applied = 0;
+      gpu?.destroy();
+      gpu = null;
       const negotiated = new Map<number, Codec>();
       for (const { id } of req.codecs) negotiated.set(id, codecById(id)!);
       memory = req.memory ? new Uint8Array(req.memory) : null;
@@ -73,14 +80,21 @@ function handle(req: DecodeRequest): void {
       const ps = req.pageSize;
       zeroPage = new Uint8Array(ps);
       const mem = memory;
+      const current = mem
+        ? (pfn: number) => mem.subarray(pfn * ps, (pfn + 1) * ps)
+        : (pfn: number) => shadow?.read(pfn) ?? zeroPage;
       set = new BatchDecoderSet(negotiated, {
         pageSize: ps,
         pageCount: req.pageCount,
         channels: req.channels,
-        current: mem
-          ? (pfn) => mem.subarray(pfn * ps, (pfn + 1) * ps)
-          : (pfn) => shadow?.read(pfn) ?? zeroPage,
+        current,
       });
+      if (req.gpu) {
+        const { GpuSectionDecoder } = await import("./_gpu_decode.ts");
+        const opened = await GpuSectionDecoder.open(req.gpu, ps, current);
+        gpu = opened.decoder;
+        post({ type: "gpu", ...opened.info });
+      }
       return;
     }
     case "codec": {
@@ -122,7 +136,11 @@ function handle(req: DecodeRequest): void {
           }
         }
       }
-      const decoded = set!.decode(req.payload, batch);
+      gpu?.take();
+      const decoded = gpu
+        ? await set!.decodeOffloaded(req.payload, batch, gpu.offload)
+        : set!.decode(req.payload, batch);
+      const gpuPages = gpu?.take() ?? 0;
       const scratch = set!.scratch;
       if (memory) {
         for (let i = 0; i < batch.count; i++) {
@@ -152,6 +170,7 @@ function handle(req: DecodeRequest): void {
           id: req.id,
           round: req.round,
           pages: batch.count,
+          gpuPages,
         });
         return;
       }
@@ -183,6 +202,7 @@ function handle(req: DecodeRequest): void {
         slot,
         pages,
         claims: [...counts],
+        gpuPages,
       }, [pages.buffer as ArrayBuffer, pfns.buffer, slot.buffer]);
       return;
     }
@@ -211,12 +231,18 @@ function handle(req: DecodeRequest): void {
   }
 }
 
+/** The requests so far, each handled once the one before it is done. */
+let queue: Promise<void> = Promise.resolve();
+
 self.onmessage = (e: MessageEvent<DecodeRequest>) => {
-  if (failed) return;
-  try {
-    handle(e.data);
-  } catch (err) {
-    failed = true;
-    post(workerError(err));
-  }
+  const req = e.data;
+  queue = queue.then(async () => {
+    if (failed) return;
+    try {
+      await handle(req);
+    } catch (err) {
+      failed = true;
+      post(workerError(err));
+    }
+  });
 };

@@ -12,9 +12,15 @@
 
 import { CodecError, MigrationError, WireError } from "../errors.ts";
 import type { CodecSetup } from "../wire/messages.ts";
-import type { DecodeInit, DecodeReply, DecodeRequest } from "./_messages.ts";
+import type {
+  DecodeGpuInfo,
+  DecodeInit,
+  DecodeReply,
+  DecodeRequest,
+} from "./_messages.ts";
 import { ChannelCalls, digestRequests, joinDigests } from "./_channel_calls.ts";
 import type { DigestScheme } from "../digest.ts";
+import { GpuError } from "../gpu/device.ts";
 
 /**
  * Options of {@link DecoderPool.start}: each channel's init, but its number
@@ -91,6 +97,8 @@ export class DecoderPool {
   #error: Error | null = null;
   #failWaiters: ((e: Error) => void)[] = [];
   #closed = false;
+  #gpuPages = 0;
+  #gpu: (DecodeGpuInfo | null)[];
 
   private constructor(workers: Worker[], options: DecoderPoolOptions) {
     this.channels = workers.length;
@@ -100,6 +108,7 @@ export class DecoderPool {
     this.#slotWaiters = workers.map(() => null);
     this.#max = options.maxInFlight ?? 4;
     this.#onPages = options.onPages;
+    this.#gpu = workers.map(() => null);
     workers.forEach((w, channel) => {
       w.onmessage = (e: MessageEvent<DecodeReply>) =>
         this.#receive(channel, e.data);
@@ -128,6 +137,8 @@ export class DecoderPool {
   }
 
   #init(options: DecoderPoolOptions): void {
+    this.#gpuPages = 0;
+    this.#gpu = this.#workers.map(() => null);
     this.#workers.forEach((w, c) =>
       w.postMessage(
         {
@@ -139,6 +150,7 @@ export class DecoderPool {
           codecs: options.codecs,
           memory: options.memory,
           touched: options.touched,
+          gpu: options.gpu,
         } satisfies DecodeRequest,
       )
     );
@@ -262,6 +274,19 @@ export class DecoderPool {
     return joinDigests(parts as Uint8Array[], count, scheme);
   }
 
+  /** Pages decoded on the GPU so far (by batches applied or returned), every channel together. */
+  get gpuPages(): number {
+    return this.#gpuPages;
+  }
+
+  /**
+   * Per channel, its GPU as its Worker reported it (adapter, or why none)
+   * once it opened it; null while unknown or where no GPU was asked for.
+   */
+  get gpu(): readonly (DecodeGpuInfo | null)[] {
+    return this.#gpu;
+  }
+
   /** Stops every Worker. */
   close(): void {
     if (this.#closed) return;
@@ -280,9 +305,18 @@ export class DecoderPool {
   #receive(channel: number, m: DecodeReply): void {
     switch (m.type) {
       case "applied":
+        this.#gpuPages += m.gpuPages;
         this.#freeSlot(channel);
         return;
+      case "gpu":
+        this.#gpu[channel] = {
+          adapter: m.adapter,
+          software: m.software,
+          note: m.note,
+        };
+        return;
       case "pages":
+        this.#gpuPages += m.gpuPages;
         this.#freeSlot(channel);
         try {
           this.#onPages?.(channel, m);
@@ -303,6 +337,8 @@ export class DecoderPool {
           ? new WireError(m.message, m.offset)
           : m.name === "CodecError"
           ? new CodecError(m.codec ?? "?", m.message)
+          : m.name === "GpuError"
+          ? new GpuError(m.message)
           : new MigrationError(
             `Channel ${channel} decoder failed: ${m.message}`,
           );

@@ -25,7 +25,8 @@ import {
   type DecoderPoolOptions,
 } from "../pipeline/decoder_pool.ts";
 import type { ChannelPools } from "../pipeline/channel_pools.ts";
-import type { DecodeReply } from "../pipeline/_messages.ts";
+import type { DecodeGpu, DecodeReply } from "../pipeline/_messages.ts";
+import { type ReceiveGpuReport, receiveGpuReport } from "./receive_gpu.ts";
 import type { WireConn } from "../wire/duplex.ts";
 import {
   type Frame,
@@ -242,6 +243,11 @@ export interface ReceiveSessionOptions {
    * are started per session and closed after it.
    */
   readonly pools?: ChannelPools;
+  /**
+   * Decode on the GPU (`receive_gpu.ts`): the decode Workers' settings, as
+   * `decodeGpuOf` makes them; absent: the CPU decodes.
+   */
+  readonly gpu?: DecodeGpu;
 }
 
 /** How a session ended without failing. */
@@ -253,6 +259,8 @@ export type SessionOutcome<R> =
     readonly hello: Hello;
     /** Times a RESUME carried the session on over a new connection. */
     readonly resumes: number;
+    /** Its decode Workers' GPU: which, and how many pages it decoded. */
+    readonly gpu: ReceiveGpuReport;
   }
   | {
     /**
@@ -339,6 +347,8 @@ export async function receiveSession<R>(
   let pool: DecoderPool | null = null;
   const startPool = (o: DecoderPoolOptions): DecoderPool =>
     options.pools?.decoder(o) ?? DecoderPool.start(o);
+  /** Pages decoded on the GPU by the pools of connections lost before this one. */
+  let gpuPagesBefore = 0;
   /** The session ended with its mode's result: only then is its pool given back. */
   let endedWell = false;
   // One promise for the whole session (a new one per frame would pile up
@@ -539,6 +549,7 @@ export async function receiveSession<R>(
           memory: channels.memory,
           touched: channels.touched,
           onPages: channels.onPages,
+          gpu: options.gpu,
         });
         poolFailed = pool.failed();
         poolFailed.catch(() => {});
@@ -695,7 +706,12 @@ export async function receiveSession<R>(
             committed,
           );
           endedWell = true;
-          return { aborted: false, result, hello: h, resumes };
+          const gpu = receiveGpuReport(
+            options.gpu,
+            p.gpu,
+            gpuPagesBefore + p.gpuPages,
+          );
+          return { aborted: false, result, hello: h, resumes, gpu };
         }
         continue;
       }
@@ -769,6 +785,7 @@ export async function receiveSession<R>(
     const h = hello!;
     const counts = await Promise.race([pool!.syncChannels(), poolFailed!]);
     heldBefore = heldBefore.map((n, c) => n + counts[c]);
+    gpuPagesBefore += pool!.gpuPages;
     pool!.close();
     pool = null;
     poolFailed = null;
@@ -815,6 +832,7 @@ export async function receiveSession<R>(
       memory: sink.memory,
       touched: sink.touched,
       onPages: sink.onPages,
+      gpu: options.gpu,
     });
     poolFailed = pool.failed();
     poolFailed.catch(() => {});
