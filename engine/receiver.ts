@@ -42,6 +42,8 @@ export {
 } from "./session/resume_registry.ts";
 export type { MemoryEvent } from "./session/memory_mode.ts";
 export {
+  type DecodeGpu,
+  type DecodeGpuInfo,
   DEFAULT_RECEIVER_GPU_BATCH,
   type ReceiveGpuReport,
   type ReceiverGpuSettings,

@@ -10,6 +10,7 @@ import { CodecError, HakobuError } from "../errors.ts";
 import type { DigestScheme } from "../digest.ts";
 import type { CodecSpec } from "../plan.ts";
 import type { CodecRef, CodecSetup } from "../wire/messages.ts";
+import type { DecodeGpu } from "../session/receive_gpu.ts";
 
 /** Digests of ranges `from, from + step, ...` below `to` of shared memory, `rangeBytes` each (either pool's Workers). */
 export interface DigestRequest {
@@ -154,26 +155,7 @@ export type EncodeReply =
   }
   | WorkerError;
 
-/**
- * A receiver's GPU decode settings (`openGpu`'s rules): each decode Worker
- * opens its own device and decodes its batches' `rle` and `delta` sections
- * on it.
- */
-export interface DecodeGpu {
-  readonly prefer: "gpu" | "auto";
-  /** Fail the session (a `GpuError`) instead of decoding on the CPU when no adapter is accepted. */
-  readonly require: boolean;
-  /** Pages per GPU dispatch. */
-  readonly batch: number;
-}
-
-/** A decode Worker's GPU: its adapter, or why it has none (`note`). */
-export interface DecodeGpuInfo {
-  readonly adapter: string | null;
-  /** A software adapter (lavapipe): correct, not fast. */
-  readonly software: boolean;
-  readonly note: string;
-}
+export type { DecodeGpu, DecodeGpuInfo } from "../session/receive_gpu.ts";
 
 /** Sets a channel's decoder up. */
 export interface DecodeInit {

@@ -14,7 +14,30 @@
  */
 
 import { GpuError } from "../gpu/device.ts";
-import type { DecodeGpu, DecodeGpuInfo } from "../pipeline/_messages.ts";
+
+/**
+ * A receiver's GPU decode settings (`openGpu`'s rules): each decode Worker
+ * opens its own device and decodes its batches' `rle` and `delta` sections
+ * on it.
+ */
+export interface DecodeGpu {
+  /** `auto`: a hardware adapter only; `gpu`: any adapter, software ones too. */
+  readonly prefer: "gpu" | "auto";
+  /** Fail the session (a `GpuError`) instead of decoding on the CPU when no adapter is accepted. */
+  readonly require: boolean;
+  /** Pages per GPU dispatch. */
+  readonly batch: number;
+}
+
+/** A decode Worker's GPU: its adapter, or why it has none (`note`). */
+export interface DecodeGpuInfo {
+  /** The adapter, in words, or null when the Worker decodes on the CPU. */
+  readonly adapter: string | null;
+  /** A software adapter (lavapipe): correct, not fast. */
+  readonly software: boolean;
+  /** Why no adapter was taken, or what the one taken is. */
+  readonly note: string;
+}
 
 /** How a receiver decodes: the `gpu` option of `receiveMigration` and `hakobu receive --gpu`. */
 export interface ReceiverGpuSettings {
