@@ -11,6 +11,7 @@
  */
 
 import type { Codec } from "./codecs/codec.ts";
+import { bestEffort } from "./session/best_effort.ts";
 import type { MemorySink } from "./driver.ts";
 import { type ReceiveEvent, receiveSession } from "./session/receive_core.ts";
 import { type MemoryEvent, memoryMode } from "./session/memory_mode.ts";
@@ -120,7 +121,8 @@ export interface ReceiverOptions {
    * byte for byte as the CPU decoders. The destination decides, not the
    * source's plan; the rules are the plan's `gpu()`: `auto` declines a
    * software adapter, `gpu` takes one, `require` fails instead of falling
-   * back to the CPU. {@link ReceiveResult.gpu} says what ran where.
+   * back to the CPU. {@link ReceiveResult.gpu} says what ran where. Bad
+   * settings reject with a `GpuError` before the session starts.
    */
   gpu?: ReceiverGpuSettings;
 }
@@ -238,7 +240,15 @@ export async function receiveMigration(
   options: ReceiverOptions,
 ): Promise<ReceiveResult> {
   const emit = options.onEvent ?? (() => {});
-  const gpu = decodeGpuOf(options.gpu);
+  let gpu;
+  try {
+    gpu = decodeGpuOf(options.gpu);
+  } catch (e) {
+    // refused before the session: the connection still closes
+    bestEffort(conn.readable.cancel());
+    bestEffort(conn.writable.abort());
+    throw e;
+  }
   let started = performance.now();
   let bytesReceived = 0;
   let rounds = 0;

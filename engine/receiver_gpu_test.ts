@@ -14,7 +14,11 @@ import {
   policy,
   when,
 } from "../dsl/mod.ts";
-import { assertBitExact, loopbackMigration } from "./_precopy_testing.ts";
+import {
+  assertBitExact,
+  loopbackMigration,
+  withDeadline,
+} from "./_precopy_testing.ts";
 import { gpu as testGpu, hasAdapter } from "./gpu/_testing.ts";
 import { CodecError } from "./errors.ts";
 import { rle } from "./codecs/rle.ts";
@@ -26,6 +30,9 @@ import { encodeBatchPayload } from "./wire/batch.ts";
 import { DecoderPool } from "./pipeline/decoder_pool.ts";
 import type { DecodeGpu } from "./pipeline/_messages.ts";
 import { decodeGpuOf } from "./session/receive_gpu.ts";
+import { GpuError } from "./gpu/device.ts";
+import { receiveMigration } from "./receiver.ts";
+import { memoryDuplex } from "./wire/mod.ts";
 
 const PS = 4096;
 const NO_ADAPTER = !hasAdapter;
@@ -256,3 +263,25 @@ for (const [what, bad] of MALFORMED) {
     },
   });
 }
+
+Deno.test("receiver GPU decode: bad settings reject with a GpuError before the session, and the connection closes", async () => {
+  const [source, destination] = memoryDuplex();
+  await assert.rejects(
+    receiveMigration(destination, {
+      createSink: () => assert.fail("no sink before HELLO"),
+      gpu: { prefer: "sometimes" as "gpu" },
+    }),
+    (e) =>
+      e instanceof GpuError &&
+      e.message ===
+        'Unknown receiver GPU preference "sometimes": expected auto, gpu or cpu',
+  );
+  // The source's end reads the end of the stream (the destination aborted
+  // its writable): no read waits forever.
+  const ended = await withDeadline(
+    source.readable.getReader().read().then((r) => r.done, () => true),
+    "the end of the destination's stream",
+    10_000,
+  );
+  assert.equal(ended, true);
+});
