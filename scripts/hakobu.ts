@@ -2,7 +2,7 @@
  * `hakobu`: the command line.
  *
  *   hakobu tls init DIR [--name HOST,IP] [--identity SOURCE]
- *   hakobu receive  --listen 127.0.0.1:7700 --tls-dir DIR [--tls-authz SOURCE] [--once]
+ *   hakobu receive  --listen 127.0.0.1:7700 --tls-dir DIR [--tls-authz SOURCE] [--once] [--gpu auto|gpu|cpu]
  *   hakobu migrate  --from sim:memcached --mem 1GiB --to 127.0.0.1:7700 --tls-dir DIR --policy FILE [--report out.json]
  *   hakobu migrate  --from qemu:QMP_SOCKET|xen:DOMAIN --to ... (one backend per source scheme: engine/backend/)
  *   (--insecure-plain instead of --tls-dir: plain TCP, on a trusted network only)
