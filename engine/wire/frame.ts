@@ -25,7 +25,7 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  * Frame types. `as const` object rather than a TypeScript `enum`, so the
  * values are plain numbers on the wire and in tests.
  *
- * Every other type (0, 3, 13..19, 26..31, 34..50, 53..255) is unknown and a reader
+ * Every other type (0, 3, 13..19, 28..31, 34..50, 53..255) is unknown and a reader
  * refuses it; 3 was protocol 1's PAGES frame.
  *
  * @example
@@ -78,6 +78,14 @@ export const FrameType = {
   COMMIT: 24,
   /** receiver → source, JSON: the destination committed the memory on COMMIT. */
   COMMITTED: 25,
+  /**
+   * source → receiver, JSON, the first frame of a channel connection (per-
+   * channel connections, offered in HELLO and granted in WELCOME): this
+   * connection carries channel `channel` of the session WELCOME named.
+   */
+  JOIN: 26,
+  /** receiver → source, JSON, on a channel connection: the JOIN is accepted. */
+  JOINED: 27,
   /**
    * Stream mode (a hypervisor's stream through the tunnel,
    * `engine/stream/`): the stream minus its page bodies, in order
