@@ -4,7 +4,7 @@
  * run, plus the channel alone.
  *
  * ```sh
- * deno run -A scripts/bench_secure.ts [--runs 3] [--mem 1GiB] [--out out/bench-secure.json]
+ * deno run -A scripts/bench_secure.ts [--runs 3] [--mem 1GiB] [--channel-mem 512MiB] [--only channels] [--out out/bench-secure.json]
  * ```
  *
  * - **Link**: `--bytes` (default 1 GiB) written in 1 MiB chunks through a
@@ -16,6 +16,15 @@
  *   zero pages) and `random` (incompressible: every byte is encrypted) on an
  *   unpaced link. Total time and downtime are the source's report; every
  *   migration must verify on both sides.
+ * - **Channels**: `random` (incompressible) on an unpaced link with 1 and 2
+ *   channels, plain and TLS (client certificate), every channel inside one
+ *   connection (written and encrypted by the main thread) or on a
+ *   connection of its own (`--channel-connections`: each channel's Worker
+ *   writes and encrypts it, and a Worker of the receiver's decrypts it).
+ *   The figure is round 0's aggregate rate (every page once, wire bytes /
+ *   the round's time, all channels together), as the source reports it;
+ *   `--channel-mem` sets the guest size. `--only channels` runs these rows
+ *   alone.
  * - Each run measures every mode, in a rotated order; figures are medians,
  *   and **ratio** is the median over runs of (mode / plain) in the same run.
  *
@@ -42,6 +51,12 @@ const cli = new Command("bench_secure")
   .option("--runs <n>", "runs (each measures every mode)", "3")
   .option("--mem <size>", "guest memory of each migration", "1GiB")
   .option("--bytes <size>", "bytes through the link alone", "1GiB")
+  .option(
+    "--channel-mem <size>",
+    "guest memory of each channels row's migration",
+    "512MiB",
+  )
+  .option("--only <rows>", 'run only these rows: "channels"')
   .option("--out <file>", "JSON results", "out/bench-secure.json")
   .parse(Deno.args, { from: "user" })
   .opts();
@@ -50,6 +65,11 @@ if (!Number.isInteger(runs) || runs < 1) {
   throw new Error(`--runs: expected a positive integer, got "${cli.runs}"`);
 }
 const memBytes = parseSize(cli.mem);
+const channelMemBytes = parseSize(cli.channelMem);
+if (cli.only !== undefined && cli.only !== "channels") {
+  throw new Error(`--only: expected "channels", got "${cli.only}"`);
+}
+const onlyChannels = cli.only === "channels";
 const linkBytes = parseSize(cli.bytes);
 const HAKOBU = new URL("./hakobu.ts", import.meta.url).pathname;
 
@@ -121,7 +141,8 @@ async function migrationOnce(
   mode: Mode,
   workload: string,
   bandwidth: string,
-): Promise<MigrationRun> {
+  extra: { channels?: number; channelConnections?: boolean; mem?: number } = {},
+): Promise<MigrationRun & { round0MBps: number; perChannel: boolean }> {
   await using receiver = await ReceiverProcess.start([
     "--once",
     ...listenFlags(mode),
@@ -135,7 +156,9 @@ async function migrationOnce(
       "--from",
       `sim:${workload}`,
       "--mem",
-      String(memBytes),
+      String(extra.mem ?? memBytes),
+      ...(extra.channels ? ["--channels", String(extra.channels)] : []),
+      ...(extra.channelConnections ? ["--channel-connections"] : []),
       "--to",
       `127.0.0.1:${receiver.port}`,
       "--bandwidth",
@@ -162,12 +185,37 @@ async function migrationOnce(
   ) {
     throw new Error(`${mode} ${workload}: did not verify on both sides`);
   }
+  if (extra.channelConnections && report.channelConnections !== true) {
+    throw new Error(
+      `${mode} ${workload}: the receiver did not grant channel connections`,
+    );
+  }
+  const r0 = report.rounds[0];
   return {
     totalMs: report.totalTimeMs,
     downtimeMs: report.downtimeMs,
     wireBytes: report.wireBytes,
+    round0MBps: r0.wireBytes / 1e6 / (r0.durationMs / 1000),
+    perChannel: report.channelConnections === true,
   };
 }
+
+/** The channels rows: 1 and 2 channels, one connection or one each, plain and TLS. */
+const CHANNEL_ROWS = [1, 2].flatMap((channels) =>
+  [false, true].flatMap((own) =>
+    (["plain", "tls-cert"] as const).map((mode) => ({
+      name: `${channels} channel${channels > 1 ? "s" : ""}, ${
+        own ? "a connection each" : "one connection"
+      }`,
+      key: `${channels}:${own ? "own" : "one"}:${mode}`,
+      channels,
+      own,
+      mode,
+    }))
+  )
+);
+const chan: Record<string, number[]> = {};
+for (const row of CHANNEL_ROWS) chan[row.key] = [];
 
 const CASES = [
   { name: "memcached, 1 Gbit/s", workload: "memcached", bandwidth: "1Gbit" },
@@ -183,13 +231,28 @@ for (const c of CASES) {
   mig[c.name] = { plain: [], "tls-cert": [], "tls-psk": [] };
 }
 
+const loads: number[] = [];
 for (let r = 0; r < runs; r++) {
   const order = MODES.map((_, i) => MODES[(i + r) % MODES.length]);
-  for (const m of order) link[m].push(await linkOnce(m));
-  for (const c of CASES) {
-    for (const m of order) {
-      mig[c.name][m].push(await migrationOnce(m, c.workload, c.bandwidth));
+  if (!onlyChannels) {
+    for (const m of order) link[m].push(await linkOnce(m));
+    for (const c of CASES) {
+      for (const m of order) {
+        mig[c.name][m].push(await migrationOnce(m, c.workload, c.bandwidth));
+      }
     }
+  }
+  const rows = CHANNEL_ROWS.map((_, i) =>
+    CHANNEL_ROWS[(i + r) % CHANNEL_ROWS.length]
+  );
+  for (const row of rows) {
+    loads.push(Deno.loadavg()[0]);
+    const run = await migrationOnce(row.mode, "random", "unlimited", {
+      channels: row.channels,
+      channelConnections: row.own,
+      mem: channelMemBytes,
+    });
+    chan[row.key].push(run.round0MBps);
   }
   console.error(`run ${r + 1}/${runs} done`);
 }
@@ -198,45 +261,94 @@ await Deno.remove(dir, { recursive: true });
 const ratio = (xs: number[], base: number[]) =>
   median(xs.map((x, i) => x / base[i]));
 const table = new Table({ head: ["what", "mode", "median", "ratio to plain"] });
-for (const m of MODES) {
-  table.push([
-    "link alone, MB/s",
-    m,
-    median(link[m]).toFixed(0),
-    ratio(link[m], link.plain).toFixed(2) + "x",
-  ]);
-}
-for (const c of CASES) {
+if (!onlyChannels) {
   for (const m of MODES) {
-    const runsOf = mig[c.name][m];
-    const base = mig[c.name].plain;
     table.push([
-      `${c.name}: total / downtime ms`,
+      "link alone, MB/s",
       m,
-      `${median(runsOf.map((x) => x.totalMs)).toFixed(0)} / ${
-        median(runsOf.map((x) => x.downtimeMs)).toFixed(0)
-      }`,
-      `${
-        ratio(runsOf.map((x) => x.totalMs), base.map((x) => x.totalMs)).toFixed(
-          2,
-        )
-      }x / ${
-        ratio(runsOf.map((x) => x.downtimeMs), base.map((x) => x.downtimeMs))
-          .toFixed(2)
-      }x`,
+      median(link[m]).toFixed(0),
+      ratio(link[m], link.plain).toFixed(2) + "x",
     ]);
   }
+  for (const c of CASES) {
+    for (const m of MODES) {
+      const runsOf = mig[c.name][m];
+      const base = mig[c.name].plain;
+      table.push([
+        `${c.name}: total / downtime ms`,
+        m,
+        `${median(runsOf.map((x) => x.totalMs)).toFixed(0)} / ${
+          median(runsOf.map((x) => x.downtimeMs)).toFixed(0)
+        }`,
+        `${
+          ratio(runsOf.map((x) => x.totalMs), base.map((x) => x.totalMs))
+            .toFixed(
+              2,
+            )
+        }x / ${
+          ratio(runsOf.map((x) => x.downtimeMs), base.map((x) => x.downtimeMs))
+            .toFixed(2)
+        }x`,
+      ]);
+    }
+  }
 }
+if (!onlyChannels) {
+  console.log(
+    `guest memory ${cli.mem}, ${runs} runs, medians; every migration verified on both sides`,
+  );
+  console.log(table.toString());
+}
+const channelsTable = new Table({
+  head: ["random, unpaced: round 0 MB/s", "plain", "tls-cert", "tls / plain"],
+});
+for (const row of CHANNEL_ROWS.filter((r) => r.mode === "plain")) {
+  const plain = chan[row.key];
+  const tls = chan[row.key.replace(":plain", ":tls-cert")];
+  channelsTable.push([
+    row.name,
+    median(plain).toFixed(0),
+    median(tls).toFixed(0),
+    ratio(tls, plain).toFixed(2) + "x",
+  ]);
+}
+const scaling = (own: boolean, mode: string) =>
+  ratio(
+    chan[`2:${own ? "own" : "one"}:${mode}`],
+    chan[`1:${own ? "own" : "one"}:${mode}`],
+  );
 console.log(
-  `guest memory ${cli.mem}, ${runs} runs, medians; every migration verified on both sides`,
+  `channels rows: guest memory ${cli.channelMem} (random), ${runs} runs, medians, ${navigator.hardwareConcurrency} cores, load average at each start ${
+    median(loads).toFixed(1)
+  } (median, ${Math.min(...loads).toFixed(1)}-${
+    Math.max(...loads).toFixed(1)
+  }); every migration verified on both sides`,
 );
-console.log(table.toString());
+console.log(channelsTable.toString());
+console.log(
+  `1 -> 2 channels: ${
+    scaling(false, "tls-cert").toFixed(2)
+  }x over one TLS connection, ${
+    scaling(true, "tls-cert").toFixed(2)
+  }x with a TLS connection each (plain: ${
+    scaling(false, "plain").toFixed(2)
+  }x, ${scaling(true, "plain").toFixed(2)}x)`,
+);
 await Deno.mkdir(new URL("../out/", import.meta.url), { recursive: true })
   .catch(() => {});
 await Deno.writeTextFile(
   cli.out,
   JSON.stringify(
-    { runs, memBytes, linkBytes, link, migrations: mig },
+    {
+      runs,
+      memBytes,
+      linkBytes,
+      link,
+      migrations: mig,
+      channelMemBytes,
+      channelsRound0MBps: chan,
+      loadAverages: loads,
+    },
     null,
     2,
   ) + "\n",
