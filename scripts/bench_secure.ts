@@ -46,6 +46,7 @@ import {
 import { generateCredentials } from "../engine/transport/secure/generate.ts";
 import { median } from "./_median.ts";
 import { ReceiverProcess } from "./_receiver_process.ts";
+import type { LinkWorkerRequest } from "./_bench_link_worker.ts";
 
 const cli = new Command("bench_secure")
   .option("--runs <n>", "runs (each measures every mode)", "3")
@@ -129,6 +130,78 @@ async function linkOnce(mode: Mode): Promise<number> {
     throw new Error(`link ${mode}: ${n} of ${linkBytes} bytes arrived`);
   }
   return linkBytes / 1e6 / (ms / 1000);
+}
+
+/** One connection's end as a Worker reports it (`_bench_link_worker.ts`). */
+interface EndRun {
+  bytes: number;
+  ms: number;
+  cpuMs: number;
+}
+
+/**
+ * `k` connections at once, each end in a Worker of its own (as per-channel
+ * connections run): the aggregate MB/s, and MB per CPU-second of the
+ * busiest writer and reader threads (the cost of one connection's
+ * encryption or decryption on one core, whatever else loads the machine).
+ */
+async function connectionsOnce(
+  mode: "plain" | "tls-cert",
+  k: number,
+): Promise<{ mbps: number; writeMBperCpuS: number; readMBperCpuS: number }> {
+  const listen: ListenSecurity = mode === "plain"
+    ? INSECURE_PLAIN
+    : await listenSecurityFromDir(dir);
+  const connect: ConnectSecurity = mode === "plain"
+    ? INSECURE_PLAIN
+    : await connectSecurityFromDir(dir);
+  const url = new URL("./_bench_link_worker.ts", import.meta.url);
+  const workers: Worker[] = [];
+  const start = (req: LinkWorkerRequest) => {
+    const w = new Worker(url, { type: "module" });
+    workers.push(w);
+    const replies: unknown[] = [];
+    let wake: (() => void) | null = null;
+    w.onmessage = (e) => {
+      replies.push(e.data);
+      wake?.();
+    };
+    w.postMessage(req);
+    return async <T>(): Promise<T> => {
+      while (replies.length === 0) await new Promise<void>((r) => wake = r);
+      return replies.shift() as T;
+    };
+  };
+  try {
+    const readers = Array.from(
+      { length: k },
+      () => start({ role: "reader", security: listen }),
+    );
+    const ports = await Promise.all(
+      readers.map(async (next) => (await next<{ port: number }>()).port),
+    );
+    const t0 = performance.now();
+    const writers = ports.map((port) =>
+      start({ role: "writer", security: connect, port, bytes: linkBytes })
+    );
+    const [w, r] = await Promise.all([
+      Promise.all(writers.map((next) => next<EndRun>())),
+      Promise.all(readers.map((next) => next<EndRun>())),
+    ]);
+    const ms = performance.now() - t0;
+    if (r.some((x) => x.bytes < linkBytes)) {
+      throw new Error(`connections ${mode} x${k}: bytes went missing`);
+    }
+    const perCpu = (ends: EndRun[]) =>
+      Math.min(...ends.map((x) => x.bytes / 1e6 / (x.cpuMs / 1000)));
+    return {
+      mbps: (k * linkBytes) / 1e6 / (ms / 1000),
+      writeMBperCpuS: perCpu(w),
+      readMBperCpuS: perCpu(r),
+    };
+  } finally {
+    for (const w of workers) w.terminate();
+  }
 }
 
 interface MigrationRun {
@@ -232,7 +305,23 @@ for (const c of CASES) {
 }
 
 const loads: number[] = [];
+const CONN_ROWS = [1, 2].flatMap((k) =>
+  (["plain", "tls-cert"] as const).map((mode) => ({
+    k,
+    mode,
+    key: `${k}:${mode}`,
+  }))
+);
+const conns: Record<
+  string,
+  { mbps: number; writeMBperCpuS: number; readMBperCpuS: number }[]
+> = {};
+for (const row of CONN_ROWS) conns[row.key] = [];
 for (let r = 0; r < runs; r++) {
+  for (const row of CONN_ROWS) {
+    loads.push(Deno.loadavg()[0]);
+    conns[row.key].push(await connectionsOnce(row.mode, row.k));
+  }
   const order = MODES.map((_, i) => MODES[(i + r) % MODES.length]);
   if (!onlyChannels) {
     for (const m of order) link[m].push(await linkOnce(m));
@@ -299,6 +388,29 @@ if (!onlyChannels) {
   );
   console.log(table.toString());
 }
+const connsTable = new Table({
+  head: [
+    "connections alone, a Worker per end",
+    "aggregate MB/s",
+    "x 1 connection",
+    "MB per CPU-second: writer / reader thread",
+  ],
+});
+for (const row of CONN_ROWS) {
+  const xs = conns[row.key];
+  connsTable.push([
+    `${row.k} ${row.mode} connection${row.k > 1 ? "s" : ""}`,
+    median(xs.map((x) => x.mbps)).toFixed(0),
+    ratio(xs.map((x) => x.mbps), conns[`1:${row.mode}`].map((x) => x.mbps))
+      .toFixed(2) + "x",
+    `${median(xs.map((x) => x.writeMBperCpuS)).toFixed(0)} / ${
+      median(xs.map((x) => x.readMBperCpuS)).toFixed(0)
+    }`,
+  ]);
+}
+const tlsOne = conns["1:tls-cert"];
+const encCost = 1 / median(tlsOne.map((x) => x.writeMBperCpuS));
+const decCost = 1 / median(tlsOne.map((x) => x.readMBperCpuS));
 const channelsTable = new Table({
   head: ["random, unpaced: round 0 MB/s", "plain", "tls-cert", "tls / plain"],
 });
@@ -324,6 +436,14 @@ console.log(
     Math.max(...loads).toFixed(1)
   }); every migration verified on both sides`,
 );
+console.log(connsTable.toString());
+console.log(
+  `by the TLS writer's and reader's thread CPU: 1.25 GB/s (10 Gbit/s) of TLS needs ${
+    (1250 * encCost).toFixed(1)
+  } cores encrypting and ${
+    (1250 * decCost).toFixed(1)
+  } decrypting (the link alone; encoding and decoding pages come on top)`,
+);
 console.log(channelsTable.toString());
 console.log(
   `1 -> 2 channels: ${
@@ -347,6 +467,7 @@ await Deno.writeTextFile(
       migrations: mig,
       channelMemBytes,
       channelsRound0MBps: chan,
+      connections: conns,
       loadAverages: loads,
     },
     null,
