@@ -65,7 +65,7 @@ export type ChannelConnectRequest = Omit<
  *     if (e.type === "done") {
  *       done++;
  *       pages += e.pages;
- *     } else if (e.credited) {
+ *     } else if (e.type === "frame" && e.credited) {
  *       pool.credit(e.channel, e.bytes); // once the frame is written
  *     }
  *   }

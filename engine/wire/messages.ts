@@ -682,7 +682,7 @@ function hex128(
   if (typeof v !== "string" || !/^[0-9a-f]{32}$/.test(v)) {
     throw new WireError(
       `Cannot decode ${what}: field "${field}" must be 32 lower-case hex digits, got ${
-        show(v === undefined ? v : "…")
+        v === undefined ? "nothing" : "something else (not shown: a secret)"
       }`,
     );
   }
@@ -726,7 +726,7 @@ export function encodeJoin(join: Join): Uint8Array {
  *   token: "secret?",
  *   channel: 0,
  * }));
- * assert.throws(() => decodeJoin(bad), /field "token" must be 32 lower-case hex digits, got "…"/);
+ * assert.throws(() => decodeJoin(bad), /field "token" must be 32 lower-case hex digits, got something else \(not shown/);
  * ```
  * @throws {WireError} naming the bad field.
  */
