@@ -100,7 +100,9 @@ for (const kind of ["tls", "plain"] as const) {
             channelConnections: { to, security: connect },
           }),
           "the migration",
-          60_000,
+          // Generous: the first Worker of a fresh cache type-checks its
+          // module graph first, which takes long on a loaded machine.
+          180_000,
         ).finally(() => conn.close());
         const received = await r.received;
         assert.equal(report.verified, true, report.outcome);
