@@ -8,7 +8,11 @@
 import assert from "node:assert/strict";
 import { compile, MiB, policy, when } from "../dsl/mod.ts";
 import { migrate } from "./precopy.ts";
-import { receiveMigration, type ReceiverEvent } from "./receiver.ts";
+import {
+  ReceiveBudget,
+  receiveMigration,
+  type ReceiverEvent,
+} from "./receiver.ts";
 import { SimMemorySink, SimVm } from "./sim/mod.ts";
 import { MigrationError } from "./errors.ts";
 import {
@@ -302,6 +306,68 @@ Deno.test({
       r.close();
       await Deno.remove(dir, { recursive: true });
       await Deno.remove(other, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "channel connections: their TLS read buffers count against the receiver's budget: a session they do not fit beside its memory is refused before any port listens",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await credentialsDir("src-a", ["127.0.0.1"]);
+    const security = await listenSecurityFromDir(dir, ["src-a"]);
+    const connect = await connectSecurityFromDir(dir);
+    const listener = await listenChannel(AT, security);
+    // The memory (4 MiB) and one channel's read buffer (4 MiB) fit; two do not.
+    const budget = new ReceiveBudget(MiB(4) + MiB(4));
+    const events: ReceiverEvent[] = [];
+    const received = (async () => {
+      const conn = await listener.accept();
+      try {
+        return await receiveMigration(conn, {
+          createSink: (h) =>
+            new SimMemorySink({
+              pageSize: h.pageSize,
+              pageCount: h.memoryBytes / h.pageSize,
+            }),
+          budget,
+          channelConnections: {
+            hostname: "127.0.0.1",
+            security,
+            identity: conn.identity,
+          },
+          onEvent: (e) => events.push(e),
+        });
+      } finally {
+        conn.close();
+      }
+    })();
+    received.catch(() => {});
+    await using vm = await SimVm.create({
+      memoryBytes: MiB(4),
+      workload: "unique",
+    });
+    const to = { hostname: "127.0.0.1", port: listener.addr.port };
+    try {
+      const conn = await connectChannel(to, connect);
+      await assert.rejects(
+        migrate({
+          plan: compile(policy("b").switchover(when.rounds(2))),
+          source: vm,
+          conn,
+          channels: 2,
+          channelConnections: { to, security: connect },
+        }).finally(() => conn.close()),
+        /Receiver refused the migration: The TLS read buffer of each of 2 channel connections \(4\.00 MiB each\) needs 8\.00 MiB, over this receiver's budget/,
+      );
+      await assert.rejects(received, /over this receiver's budget/);
+      assert.equal(vm.paused, false);
+      assert.equal(events.some((e) => e.type === "hello"), false);
+    } finally {
+      listener.close();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

@@ -895,7 +895,9 @@ export async function receiveSession<R>(
     if (options.budget && readBuffer > 0) {
       reservations.push(options.budget.reserve(
         readBuffer * h.channels,
-        `The TLS read buffers of ${h.channels} channel connections`,
+        `The TLS read buffer of each of ${h.channels} channel connections (${
+          formatBytes(readBuffer)
+        } each)`,
       ));
     }
     const session = hex(crypto.getRandomValues(new Uint8Array(16)));
