@@ -474,6 +474,72 @@ Deno.test({
 });
 let channels: { kill(channel: number): void } | null = null;
 
+Deno.test({
+  name:
+    "channel connections: a receiver that fails mid-migration closes every channel connection; the source stops at once with the receiver's words, its VM running",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await credentialsDir("src-a", ["127.0.0.1"]);
+    const security = await listenSecurityFromDir(dir, ["src-a"]);
+    const connect = await connectSecurityFromDir(dir);
+    const listener = await listenChannel(AT, security);
+    let sink: SimMemorySink | null = null;
+    const received = (async () => {
+      const conn = await listener.accept();
+      try {
+        return await receiveMigration(conn, {
+          createSink: (h) =>
+            sink = new SimMemorySink({
+              pageSize: h.pageSize,
+              pageCount: h.memoryBytes / h.pageSize,
+            }),
+          channelConnections: {
+            hostname: "127.0.0.1",
+            security,
+            identity: conn.identity,
+          },
+          // The destination gives up after the first round.
+          onEvent: (e) => {
+            if (e.type === "round") throw new Error("destination went away");
+          },
+        });
+      } finally {
+        conn.close();
+      }
+    })();
+    received.catch(() => {});
+    await using vm = await SimVm.create({
+      memoryBytes: MiB(16),
+      workload: "unique",
+      dirtyRate: 2000,
+    });
+    const to = { hostname: "127.0.0.1", port: listener.addr.port };
+    try {
+      const conn = await connectChannel(to, connect);
+      const failed = await withDeadline(
+        migrate({
+          plan: compile(policy("f").switchover(when.rounds(30))),
+          source: vm,
+          conn,
+          channels: 2,
+          channelConnections: { to, security: connect },
+        }).then(() => null, (e: Error) => e).finally(() => conn.close()),
+        "the source's failure",
+        180_000,
+      );
+      assert.ok(failed instanceof MigrationError, String(failed));
+      assert.match(failed.message, /destination went away/);
+      assert.equal(vm.paused, false);
+      await assert.rejects(received, /destination went away/);
+      assert.equal(sink!.state, "discarded");
+    } finally {
+      listener.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("channel connections: a plan that resumes refuses them, saying why", async () => {
   await using vm = await SimVm.create({
     memoryBytes: MiB(1),
