@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { compile, MiB, policy, when } from "../dsl/mod.ts";
+import { compile, MiB, ms, policy, when } from "../dsl/mod.ts";
 import { migrate } from "./precopy.ts";
 import {
   ReceiveBudget,
@@ -28,7 +28,16 @@ import {
 import { credentialsDir } from "./transport/secure/_testing.ts";
 import { connectAndJoin } from "./pipeline/_channel_join.ts";
 import { SourceLink } from "./session/source_link.ts";
-import { PROTOCOL_VERSION } from "./wire/messages.ts";
+import {
+  decodeHello,
+  decodeJoin,
+  encodeJoined,
+  encodeWelcome,
+  PROTOCOL_VERSION,
+} from "./wire/messages.ts";
+import { FrameType } from "./wire/frame.ts";
+import { FrameReader } from "./wire/frame_reader.ts";
+import { FrameWriter } from "./wire/frame_writer.ts";
 import { withDeadline } from "./_precopy_testing.ts";
 
 const AT = { hostname: "127.0.0.1", port: 0 };
@@ -565,4 +574,97 @@ Deno.test("channel connections: a plan that resumes refuses them, saying why", a
     }),
     /Per-channel connections and policy "r"'s resume cannot go together/,
   );
+});
+
+Deno.test({
+  name:
+    "channel connections: a channel connection that takes no more bytes (a receiver that stopped reading it) fails the source at its reply deadline, its VM running",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // A receiver by hand: it grants channel connections, joins both, then
+    // never reads them.
+    const main = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const ports = [0, 1].map(() =>
+      Deno.listen({ hostname: "127.0.0.1", port: 0 })
+    );
+    const held: Deno.Conn[] = [];
+    const session = "0123456789abcdef0123456789abcdef";
+    const token = "fedcba9876543210fedcba9876543210";
+    const receiver = (async () => {
+      const conn = await main.accept();
+      held.push(conn);
+      const reader = new FrameReader(conn.readable);
+      const writer = new FrameWriter(conn.writable);
+      const hello = decodeHello((await reader.next())!.payload);
+      assert.equal(hello.channelConnections, true);
+      await writer.write(
+        FrameType.WELCOME,
+        0,
+        encodeWelcome({
+          protocol: PROTOCOL_VERSION,
+          accepted: true,
+          channelJoin: {
+            session,
+            token,
+            ports: ports.map((l) => (l.addr as Deno.NetAddr).port),
+          },
+        }),
+      );
+      await Promise.all(ports.map(async (l) => {
+        const c = await l.accept();
+        held.push(c);
+        const r = new FrameReader(c.readable);
+        const join = decodeJoin((await r.next())!.payload);
+        await new FrameWriter(c.writable).write(
+          FrameType.JOINED,
+          0,
+          encodeJoined({ channel: join.channel }),
+        );
+        // ... and nothing is read from here on.
+      }));
+    })();
+    receiver.catch(() => {});
+    await using vm = await SimVm.create({
+      memoryBytes: MiB(64),
+      workload: "random",
+      seed: 2,
+    });
+    const to = {
+      hostname: "127.0.0.1",
+      port: (main.addr as Deno.NetAddr).port,
+    };
+    try {
+      const conn = await connectChannel(to, INSECURE_PLAIN);
+      const failed = await withDeadline(
+        migrate({
+          plan: compile(
+            policy("stall").switchover(when.rounds(3)).deadlines({
+              reply: ms(800),
+            }),
+          ),
+          source: vm,
+          conn,
+          channels: 2,
+          channelConnections: { to, security: INSECURE_PLAIN },
+        }).then(() => null, (e: Error) => e).finally(() => conn.close()),
+        "the source's failure",
+        180_000,
+      );
+      assert.ok(failed instanceof MigrationError, String(failed));
+      assert.match(
+        failed.message,
+        /Channel [01]'s connection took no bytes for 800 ms \(the reply deadline\)/,
+      );
+      assert.equal(vm.paused, false);
+    } finally {
+      for (const c of held) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      main.close();
+      for (const l of ports) l.close();
+    }
+  },
 });

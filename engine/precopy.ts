@@ -1404,35 +1404,26 @@ class SourceSession {
     while (done < this.#channels) {
       this.#checkAbort();
       const e = await this.#race(pool.next());
-      if (e.type === "sent") {
-        // Written by the channel on its own connection.
+      if (e.type === "sent" || e.type === "frame") {
+        let len: number;
+        if (e.type === "frame") {
+          await this.#race(this.#link.writeRaw(e.bytes));
+          len = e.bytes.length;
+          if (e.credited) pool.credit(e.channel, e.bytes);
+        } else {
+          // Written by the channel on its own connection.
+          len = e.wireBytes;
+          this.#channelWire += len;
+        }
         const c = perChannel[e.channel];
-        c.wireBytes += e.wireBytes;
+        c.wireBytes += len;
         c.pages += e.pages;
-        tally.wireBytes += e.wireBytes;
+        tally.wireBytes += len;
         tally.pages += e.pages;
-        this.#channelWire += e.wireBytes;
         this.#gpuPages += e.gpuPages;
         for (const [id, n] of e.claims) {
           mixById.set(id, (mixById.get(id) ?? 0) + n);
           c.mix.set(id, (c.mix.get(id) ?? 0) + n);
-        }
-        progress();
-        continue;
-      }
-      if (e.type === "frame") {
-        await this.#race(this.#link.writeRaw(e.bytes));
-        const len = e.bytes.length;
-        if (e.credited) pool.credit(e.channel, e.bytes);
-        perChannel[e.channel].wireBytes += len;
-        perChannel[e.channel].pages += e.pages;
-        tally.wireBytes += len;
-        tally.pages += e.pages;
-        this.#gpuPages += e.gpuPages;
-        const channelMix = perChannel[e.channel].mix;
-        for (const [id, n] of e.claims) {
-          mixById.set(id, (mixById.get(id) ?? 0) + n);
-          channelMix.set(id, (channelMix.get(id) ?? 0) + n);
         }
         progress();
         continue;
