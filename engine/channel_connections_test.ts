@@ -27,6 +27,10 @@ import {
 } from "./transport/secure/mod.ts";
 import { credentialsDir } from "./transport/secure/_testing.ts";
 import { connectAndJoin } from "./pipeline/_channel_join.ts";
+import tls from "node:tls";
+import { encodeAuthMessage } from "./transport/secure/auth_message.ts";
+import { readAuthMessage } from "./transport/secure/read_auth.ts";
+import { socketStreams } from "./transport/secure/channel_conn.ts";
 import { SourceLink } from "./session/source_link.ts";
 import {
   decodeHello,
@@ -187,7 +191,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "channel connections: hostile joins — a wrong token, another session, the wrong channel, another (admitted) identity, an unadmitted identity, a certificate of another CA, plain TCP — are refused, and no byte reaches memory",
+    "channel connections: hostile joins — a wrong token, another session, the wrong channel, another (admitted) identity, an unadmitted identity, a certificate of another CA, no certificate, plain TCP — are refused, and no byte reaches memory",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -282,6 +286,40 @@ Deno.test({
       );
       await refused(asC, good, /"src-c" is not authorised/);
       await refused(foreignCert, good, /client certificate is not trusted/);
+      // No client certificate at all, though AUTH claims one.
+      const bare = tls.connect({
+        host: "127.0.0.1",
+        port: port0.port,
+        ca: [asA.ca],
+        minVersion: "TLSv1.3",
+        checkServerIdentity: () => undefined,
+      });
+      await new Promise((resolve, reject) => {
+        bare.once("secureConnect", resolve);
+        bare.once("error", reject);
+      });
+      const streams = socketStreams(bare);
+      const w = streams.writable.getWriter();
+      await w.write(
+        encodeAuthMessage({
+          type: "auth",
+          method: "certificate",
+          identity: "",
+          proof: new Uint8Array(),
+        }),
+      );
+      const answer = await readAuthMessage(
+        streams.readable,
+        5000,
+        "the answer",
+        "receiver",
+      );
+      assert.equal(answer.type, "refuse");
+      assert.match(
+        answer.type === "refuse" ? answer.reason : "",
+        /No client certificate was presented/,
+      );
+      bare.destroy();
       // Plain TCP to a TLS port: the handshake fails, nothing is read.
       const plain = await Deno.connect(port0);
       await plain.write(new TextEncoder().encode("HK not TLS"));
@@ -291,7 +329,7 @@ Deno.test({
       // None of them reached memory, and the session still waits for its channels.
       assert.ok(r.sink()!.memory.every((b) => b === 0));
       assert.ok(
-        events.filter((e) => e.type === "channelRefused").length >= 4,
+        events.filter((e) => e.type === "channelRefused").length >= 7,
         JSON.stringify(events),
       );
       assert.equal(events.some((e) => e.type === "channelJoined"), false);
