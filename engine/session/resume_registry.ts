@@ -73,6 +73,7 @@ export class ResumeRegistry {
     string,
     { identity: string | null; why: string; committed: string | null }
   >();
+  #takeovers = 0;
 
   /**
    * Creates an empty registry.
@@ -87,6 +88,15 @@ export class ResumeRegistry {
       );
     }
     this.maxGraceMs = max;
+  }
+
+  /**
+   * RESUMEs that took a session over from a connection it was still
+   * attached to: a half-open link (a blackhole, a peer gone without a
+   * close) that this receiver had not seen fail yet.
+   */
+  get takeovers(): number {
+    return this.#takeovers;
   }
 
   /** Sessions whose connection is lost, waiting for a RESUME. */
@@ -113,6 +123,7 @@ export class ResumeRegistry {
           this.#ended.delete(this.#ended.keys().next().value!);
         }
       },
+      () => this.#takeovers++,
     );
     this.#sessions.set(id, session);
     return session;
@@ -162,6 +173,7 @@ export class ResumableSession {
   /** How long it waits for a RESUME once parked. */
   readonly graceMs: number;
   readonly #onClose: (why: string, committed: string | null) => void;
+  readonly #onTakenOver: () => void;
   #pending: { handover: Handover } | null = null;
   #waiter: ((h: Handover) => void) | null = null;
   #detach: (() => void) | null = null;
@@ -173,11 +185,13 @@ export class ResumableSession {
     identity: string | null,
     graceMs: number,
     onClose: (why: string, committed: string | null) => void,
+    onTakenOver: () => void = () => {},
   ) {
     this.id = id;
     this.identity = identity;
     this.graceMs = graceMs;
     this.#onClose = onClose;
+    this.#onTakenOver = onTakenOver;
   }
 
   /** Whether the session waits for a RESUME. */
@@ -249,7 +263,11 @@ export class ResumableSession {
     };
     this.#pending = { handover: wrapped };
     if (this.#waiter) this.#waiter(wrapped);
-    else this.#detach?.();
+    else if (this.#detach) {
+      // Still attached: its connection looks open here (half-open).
+      this.#onTakenOver();
+      this.#detach();
+    }
     return done;
   }
 
