@@ -65,10 +65,10 @@ export interface ResumeRegistryOptions {
  * );
  * ```
  */
-export class ResumeRegistry {
+export class ResumeRegistry<H extends { release(): void } = Handover> {
   /** Longest grace a session gets. */
   readonly maxGraceMs: number;
-  readonly #sessions = new Map<string, ResumableSession>();
+  readonly #sessions = new Map<string, ResumableSession<H>>();
   readonly #ended = new Map<
     string,
     { identity: string | null; why: string; committed: string | null }
@@ -110,9 +110,9 @@ export class ResumeRegistry {
    * Registers a resumable session of source `identity` (null over plain
    * TCP) with `graceMs` (capped at {@link maxGraceMs}).
    */
-  open(identity: string | null, graceMs: number): ResumableSession {
+  open(identity: string | null, graceMs: number): ResumableSession<H> {
     const id = randomId();
-    const session = new ResumableSession(
+    const session = new ResumableSession<H>(
       id,
       identity,
       Math.min(graceMs, this.maxGraceMs),
@@ -142,7 +142,7 @@ export class ResumeRegistry {
   claim(
     id: string,
     identity: string | null,
-    handover: Handover,
+    handover: H,
   ): Promise<void> {
     const session = this.#sessions.get(id);
     if (!session || session.identity !== identity) {
@@ -164,8 +164,12 @@ export class ResumeRegistry {
   }
 }
 
-/** One resumable session's side of the registry, held by its session core. */
-export class ResumableSession {
+/**
+ * One resumable session's side of the registry, held by its session core
+ * (`H`: what a RESUME's connection hands over; a stream tunnel's replayed
+ * link hands over its own).
+ */
+export class ResumableSession<H extends { release(): void } = Handover> {
   /** The session id (32 hex digits). */
   readonly id: string;
   /** The source identity that opened it (null over plain TCP). */
@@ -174,8 +178,8 @@ export class ResumableSession {
   readonly graceMs: number;
   readonly #onClose: (why: string, committed: string | null) => void;
   readonly #onTakenOver: () => void;
-  #pending: { handover: Handover } | null = null;
-  #waiter: ((h: Handover) => void) | null = null;
+  #pending: { handover: H } | null = null;
+  #waiter: ((h: H) => void) | null = null;
   #detach: (() => void) | null = null;
   #closed = false;
 
@@ -210,7 +214,7 @@ export class ResumableSession {
    *
    * @throws {MigrationError} once the grace passed.
    */
-  async park(): Promise<Handover> {
+  async park(): Promise<H> {
     if (this.#pending) return this.#accept();
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -248,14 +252,13 @@ export class ResumableSession {
   }
 
   /** @internal A RESUME's connection, from {@link ResumeRegistry.claim}. */
-  take(handover: Handover): Promise<void> {
+  take(handover: H): Promise<void> {
     // A newer RESUME wins over one not yet taken.
     this.#pending?.handover.release();
     let released!: () => void;
     const done = new Promise<void>((r) => released = r);
-    const wrapped: Handover = {
-      reader: handover.reader,
-      writer: handover.writer,
+    const wrapped: H = {
+      ...handover,
       release: () => {
         handover.release();
         released();
@@ -271,7 +274,7 @@ export class ResumableSession {
     return done;
   }
 
-  #accept(): Handover {
+  #accept(): H {
     const h = this.#pending!.handover;
     this.#pending = null;
     return h;

@@ -64,6 +64,7 @@ export async function receiveStream(
     maxChannels: options.maxChannels,
     codecs: options.codecs,
     onEvent: options.onEvent,
+    frameTimeoutMs: options.frameTimeoutMs,
   });
   if (outcome.aborted) {
     throw new MigrationError(`Source aborted the tunnel: ${outcome.reason}`);
