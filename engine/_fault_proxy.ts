@@ -176,7 +176,22 @@ export function faultProxy(
       } catch {
         return; // closed
       }
-      const b = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+      // The target may still be starting (a child process): retry a while.
+      let b: Deno.Conn | null = null;
+      for (let i = 0; b === null; i++) {
+        try {
+          b = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+        } catch (e) {
+          if (!(e instanceof Deno.errors.ConnectionRefused) || i >= 300) {
+            try {
+              a.close();
+            } catch { /* closed */ }
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      if (b === null) continue;
       conns.add(a);
       conns.add(b);
       const tally = { up: 0, down: 0 };

@@ -115,14 +115,18 @@ export type Admitted =
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { qemuFormat, sendStream } from "@hakobu/hakobu";
  * import { receiveStream } from "./receive.ts";
  * import { StreamResumeServer } from "./resume_receiver.ts";
  *
- * // On a host: every connection that authenticated, with its identity.
+ * // On a host: a TLS listener, each connection with its identity.
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const { port } = listener.addr as Deno.NetAddr;
  * const server = new StreamResumeServer({ maxGraceMs: 60_000 });
- * async function serve(conn: Deno.Conn, identity: string | null) {
- *   const admitted = await server.admit(conn, identity);
- *   if (admitted.kind !== "session") return; // a RESUME, served or refused
+ * const received = (async () => {
+ *   const admitted = await server.admit(await listener.accept(), null);
+ *   assert.equal(admitted.kind, "session"); // a HELLO; a RESUME is served inside
+ *   if (admitted.kind !== "session") return;
  *   try {
  *     return await receiveStream(admitted.conn, {
  *       format: "qemu",
@@ -133,27 +137,48 @@ export type Admitted =
  *   } finally {
  *     await admitted.done("ended");
  *   }
- * }
- * assert.equal(typeof serve, "function");
- * assert.equal(server.registry.parked, 0);
+ * })();
+ * const gz = await Deno.open(
+ *   new URL("../qemu/stream/testdata/firmware-pc-64m.stream.gz", import.meta.url),
+ * );
+ * const connect = () => Deno.connect({ hostname: "127.0.0.1", port });
+ * const stats = await sendStream(
+ *   gz.readable.pipeThrough(new DecompressionStream("gzip")),
+ *   await connect(),
+ *   { format: qemuFormat, channels: 1, resume: { graceMs: 30_000, reconnect: connect } },
+ * );
+ * assert.equal((await received)?.verified, true);
+ * assert.equal(stats.verified, true);
+ * assert.deepEqual(stats.resumes, []); // no cut here: nothing to resume
+ * listener.close();
  * ```
  */
 export class StreamResumeServer {
   /** The sessions, shared by every connection. */
-  readonly registry: ResumeRegistry<StreamHandover>;
+  readonly #registry: ResumeRegistry<StreamHandover>;
   readonly #options: StreamResumeServerOptions;
 
   /** Creates a server with no session. */
   constructor(options: StreamResumeServerOptions = {}) {
     this.#options = options;
-    this.registry = new ResumeRegistry<StreamHandover>({
+    this.#registry = new ResumeRegistry<StreamHandover>({
       maxGraceMs: options.maxGraceMs,
     });
   }
 
   /** Longest grace a session gets. */
   get maxGraceMs(): number {
-    return this.registry.maxGraceMs;
+    return this.#registry.maxGraceMs;
+  }
+
+  /** Sessions whose connection is lost, waiting for a RESUME. */
+  get parked(): number {
+    return this.#registry.parked;
+  }
+
+  /** RESUMEs that took a session over from a connection still open here (half-open). */
+  get takeovers(): number {
+    return this.#registry.takeovers;
   }
 
   /**
@@ -207,7 +232,7 @@ export class StreamResumeServer {
       phys = physical(conn, frames);
       let claimed: Promise<void>;
       try {
-        claimed = this.registry.claim(resume.session, identity, {
+        claimed = this.#registry.claim(resume.session, identity, {
           phys,
           received: resume.received,
           release: () => {},
@@ -232,7 +257,7 @@ export class StreamResumeServer {
         resumeMs = decodeHello(payload).resumeMs ?? 0;
       } catch { /* the session refuses it with its reasons */ }
     }
-    if (resumeMs <= 0 || this.registry.maxGraceMs === 0) {
+    if (resumeMs <= 0 || this.#registry.maxGraceMs === 0) {
       return {
         kind: "session",
         conn: plain(conn, first, frames),
@@ -245,7 +270,7 @@ export class StreamResumeServer {
         },
       };
     }
-    const session = this.registry.open(identity, resumeMs);
+    const session = this.#registry.open(identity, resumeMs);
     return this.#open(session, conn, frames, first);
   }
 

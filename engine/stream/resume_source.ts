@@ -97,16 +97,26 @@ export interface ResumableStreamConn extends WireConn {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { FrameType, FrameWriter, memoryDuplex } from "@hakobu/hakobu";
  * import { resumableSource } from "./resume_source.ts";
  *
- * // On a host: `conn` from connectChannel, reconnect() the same again.
- * function open(conn: Deno.Conn, to: Deno.NetAddr) {
- *   return resumableSource(conn, {
- *     graceMs: 30_000,
- *     reconnect: () => Deno.connect(to),
- *   });
- * }
- * assert.equal(typeof open, "function");
+ * // On a host: `conn` from connectChannel, `reconnect` the same again.
+ * const [conn, receiver] = memoryDuplex();
+ * const link = resumableSource(conn, {
+ *   graceMs: 30_000,
+ *   reconnect: () => Promise.reject(new Error("no second connection here")),
+ * });
+ * assert.equal(link.resumable, null); // the receiving tunnel has not answered
+ * // A receiving tunnel that resumes nothing answers without an ACK first:
+ * await new FrameWriter(receiver.writable).write(
+ *   FrameType.ERROR,
+ *   0,
+ *   new TextEncoder().encode('{"message":"no"}'),
+ * );
+ * const reader = link.readable.getReader();
+ * assert.equal((await reader.read()).value?.[2], FrameType.ERROR);
+ * assert.equal(link.resumable, false); // a plain link now: nothing is kept
+ * link.close();
  * ```
  */
 export function resumableSource(
@@ -118,6 +128,7 @@ export function resumableSource(
   let receiverGraceMs = 0;
   let resumable: boolean | null = null;
   let reconnecting = false;
+  let lostAgain: Error | null = null;
   const addr = (conn as { remoteAddr?: Deno.Addr }).remoteAddr;
   const remote = conn.remote ??
     (addr && "hostname" in addr ? `${addr.hostname}:${addr.port}` : null);
@@ -141,10 +152,19 @@ export function resumableSource(
         link.stopRetaining();
       }
     },
-    onLost: (error) => {
-      if (reconnecting) return;
+    onLost: function lost(error) {
+      if (reconnecting) {
+        // The new connection failed before its reconnection was done.
+        lostAgain = error;
+        return;
+      }
       reconnecting = true;
-      void reconnect(error).finally(() => reconnecting = false);
+      void reconnect(error).finally(() => {
+        reconnecting = false;
+        const again = lostAgain;
+        lostAgain = null;
+        if (again && !link.attached) lost(again);
+      });
     },
   });
   link.attach(physical(conn), 0);
@@ -289,13 +309,20 @@ export function resumableSource(
 /** `p`, or a failure naming `what` after `ms`. */
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  p.catch(() => {});
+  let late = false;
+  // A connection that comes after the deadline is closed, not leaked.
+  p.then((v) => {
+    if (late) (v as { close?(): void })?.close?.();
+  }, () => {});
   try {
     return await Promise.race([
       p,
       new Promise<never>((_, reject) =>
         timer = setTimeout(
-          () => reject(new Error(`${what} did not complete within the grace`)),
+          () => {
+            late = true;
+            reject(new Error(`${what} did not complete within the grace`));
+          },
           Math.max(1, ms),
         )
       ),

@@ -466,7 +466,7 @@ Deno.test({
         rx.events.filter((e) => e.type === "refused").length,
         2,
       );
-      assert.equal(rx.server.registry.takeovers, 0);
+      assert.equal(rx.server.takeovers, 0);
     } finally {
       await proxy.close();
       listener.close();
