@@ -298,6 +298,60 @@ Deno.test({
 
 Deno.test({
   name:
+    "stream resume: a blackholed link (nothing forwarded, nothing closed) is noticed by the sending tunnel when ACKs stop, and its RESUME takes the session over from the connection the receiving tunnel still holds",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const fixture = firmwareStream();
+    const { listener, proxy, connect } = plainSetup([
+      { kind: "blackhole", direction: "up", afterBytes: 60_000 },
+      null,
+    ]);
+    const out = collector();
+    const rx = receiving(() => listener.accept(), {
+      maxGraceMs: 20_000,
+      out: out.sink,
+      format: "qemu",
+    });
+    try {
+      const stats = await sendStream(
+        fromBytes(fixture, 8192),
+        await connect(),
+        {
+          format: qemuFormat,
+          channels: 1,
+          codecs: [{ name: "zero" }],
+          bandwidth: 400_000,
+          // No ACK for 1 s: the link is taken as lost.
+          resume: { graceMs: 20_000, reconnect: connect, stallMs: 1000 },
+        },
+      );
+      const received = await withDeadline(
+        rx.session,
+        "the receiving tunnel",
+        DEADLINE_MS,
+      );
+      assert.ok(proxy.fired, "the link never went dark");
+      assert.ok(!(received instanceof Error), String(received));
+      assert.equal(stats.verified, true);
+      assert.ok(same(out.bytes(), fixture));
+      assert.equal(stats.resumes?.length, 1);
+      assert.match(stats.resumes![0].reason, /no ACK for 1000 ms/);
+      // The receiving tunnel never saw its first connection fail.
+      assert.equal(rx.server.takeovers, 1);
+      const parked = rx.events.find((e) => e.type === "parked");
+      assert.ok(parked?.type === "parked");
+      assert.match(parked.reason, /half-open/);
+    } finally {
+      await proxy.close();
+      listener.close();
+      await rx.loop;
+    }
+  },
+});
+
+Deno.test({
+  name:
     "stream resume: a cut longer than the grace fails both sides cleanly, each naming the other, and QEMU never gets the stream's end",
   sanitizeResources: false,
   sanitizeOps: false,
