@@ -48,6 +48,8 @@ export class RawFrameReader {
   #frame: Uint8Array | null = null;
   #fill = 0;
   #offset = 0;
+  /** Largest frame (header included) taken, for now; a larger one fails before it is allocated. */
+  limit = Infinity;
 
   /** Takes `readable`'s lock. */
   constructor(readable: ReadableStream<Uint8Array>) {
@@ -83,6 +85,16 @@ export class RawFrameReader {
     return this.#reader.cancel(reason).catch(() => {});
   }
 
+  #checked(total: number): number {
+    if (total > this.limit) {
+      throw new WireError(
+        `The frame at offset ${this.#offset} announces ${total} bytes: at most ${this.limit} are taken here`,
+        this.#offset,
+      );
+    }
+    return total;
+  }
+
   #push(chunk: Uint8Array): void {
     let pos = 0;
     const n = chunk.length;
@@ -99,8 +111,10 @@ export class RawFrameReader {
         continue;
       }
       if (this.#headLen === 0 && n - pos >= HEADER_BYTES) {
-        const total = HEADER_BYTES +
-          decodeFrameHeader(chunk.subarray(pos, pos + HEADER_BYTES)).length;
+        const total = this.#checked(
+          HEADER_BYTES +
+            decodeFrameHeader(chunk.subarray(pos, pos + HEADER_BYTES)).length,
+        );
         if (n - pos >= total) {
           // Whole in this chunk: a view, no copy (chunks are never reused).
           this.#frames.push(chunk.subarray(pos, pos + total));
@@ -113,7 +127,9 @@ export class RawFrameReader {
       this.#headLen += k;
       pos += k;
       if (this.#headLen === HEADER_BYTES) {
-        const total = HEADER_BYTES + decodeFrameHeader(this.#head).length;
+        const total = this.#checked(
+          HEADER_BYTES + decodeFrameHeader(this.#head).length,
+        );
         this.#frame = new Uint8Array(total);
         this.#frame.set(this.#head);
         this.#fill = HEADER_BYTES;

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { LinkLostError, MigrationError } from "../errors.ts";
+import { LinkLostError, MigrationError, WireError } from "../errors.ts";
 import {
   ResumableSession,
   ResumeRegistry,
@@ -30,6 +30,7 @@ import {
   encodeFrame,
   FrameType,
   HEADER_BYTES,
+  MAX_JSON_PAYLOAD,
   verifyFrameChecksum,
 } from "../wire/frame.ts";
 import type { WireConn } from "../wire/duplex.ts";
@@ -63,6 +64,8 @@ export interface StreamResumeServerOptions {
   readonly maxRetainedBytes?: number;
   /** Called for each session that parks and each that resumes (for logs). */
   readonly onEvent?: (event: StreamResumeEvent) => void;
+  /** Most milliseconds from the connection to its whole first frame (default 10 000). */
+  readonly firstFrameMs?: number;
 }
 
 /** What {@link StreamResumeServerOptions.onEvent} is told. */
@@ -206,10 +209,30 @@ export class StreamResumeServer {
       return { kind: "refused", message };
     };
     let first: Uint8Array | null;
+    // A first frame is HELLO or RESUME: JSON, small, and soon.
+    frames.limit = HEADER_BYTES + MAX_JSON_PAYLOAD;
+    const firstMs = this.#options.firstFrameMs ?? 10_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      first = await frames.next();
+      first = await Promise.race([
+        frames.next(),
+        new Promise<never>((_, reject) =>
+          timer = setTimeout(
+            () =>
+              reject(
+                new WireError(
+                  `No first frame within ${firstMs} ms of connecting: the peer is idle or too slow`,
+                ),
+              ),
+            firstMs,
+          )
+        ),
+      ]);
     } catch (e) {
       return await refuse(e instanceof Error ? e.message : String(e));
+    } finally {
+      clearTimeout(timer);
+      frames.limit = Infinity;
     }
     if (first === null) {
       return await refuse("The connection ended before its first frame");

@@ -24,9 +24,9 @@ import {
 import { credentialsDir } from "../transport/secure/_testing.ts";
 import { BANNER, fakeReceiver, READY } from "../xen/_tunnel_testing.ts";
 import { buildStream, wrapLikeXl } from "../xen/stream/_test_util.ts";
-import type { WireConn } from "../wire/duplex.ts";
+import { memoryDuplex, type WireConn } from "../wire/duplex.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
-import { FrameType } from "../wire/frame.ts";
+import { encodeFrame, FrameType } from "../wire/frame.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
 import { decodeError, encodeResume } from "../wire/messages.ts";
 import { qemuFormat } from "./qemu_format.ts";
@@ -528,4 +528,53 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("stream resume server: an idle peer, a first frame too large for a HELLO or RESUME, garbage, a RESUME without its byte count and one for an unknown session are refused with an ERROR that says why, before anything is allocated or handed on", async () => {
+  const server = new StreamResumeServer({
+    maxGraceMs: 1000,
+    firstFrameMs: 200,
+  });
+  const refusal = async (bytes: Uint8Array | null): Promise<string> => {
+    const [peer, conn] = memoryDuplex();
+    const admitted = server.admit(conn, null);
+    const w = peer.writable.getWriter();
+    if (bytes) await w.write(bytes);
+    const frame = await new FrameReader(peer.readable).next();
+    const a = await admitted;
+    assert.equal(a.kind, "refused");
+    assert.equal(frame?.type, FrameType.ERROR);
+    const message = decodeError(frame!.payload).message;
+    assert.equal(a.kind === "refused" && a.message, message);
+    return message;
+  };
+  assert.equal(
+    await refusal(null),
+    "No first frame within 200 ms of connecting: the peer is idle or too slow",
+  );
+  // A header that announces a 1 MiB HELLO: refused from the header alone.
+  const header = encodeFrame(FrameType.HELLO, 0, new Uint8Array(1 << 20))
+    .subarray(0, 16);
+  assert.match(
+    await refusal(header),
+    /^The frame at offset 0 announces 1048592 bytes: at most 65552 are taken here$/,
+  );
+  assert.match(
+    await refusal(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n")),
+    /^Bad frame magic/,
+  );
+  const session = "0123456789abcdef0123456789abcdef";
+  assert.match(
+    await refusal(
+      encodeFrame(FrameType.RESUME, 0, encodeResume({ session })),
+    ),
+    /must say how many bytes the source holds/,
+  );
+  assert.equal(
+    await refusal(
+      encodeFrame(FrameType.RESUME, 0, encodeResume({ session, received: 0 })),
+    ),
+    `No resumable session ${session} for this source on this receiver`,
+  );
+  assert.equal(server.parked, 0);
 });
