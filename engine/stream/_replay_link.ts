@@ -30,6 +30,9 @@ import {
 import { type Ack, decodeAck, encodeAck } from "../wire/messages.ts";
 import type { WireConn } from "../wire/duplex.ts";
 
+/** The peer claims to hold bytes this side never sent, or no longer keeps: the session cannot go on. */
+export class ResendError extends MigrationError {}
+
 /** Default bound on the bytes a side keeps for a resend: 64 MiB. */
 export const DEFAULT_MAX_RETAINED_BYTES = 64 << 20;
 /** Bytes the logical readable may hold that its reader has not taken. */
@@ -345,7 +348,7 @@ export class ReplayLink {
     if (peerReceived < this.#keptFrom || peerReceived > this.#sent) {
       // (#keptFrom is at most what the peer acknowledged)
       phys.close();
-      throw new MigrationError(
+      throw new ResendError(
         `The peer holds ${peerReceived} bytes of the session, but this side kept bytes ${this.#keptFrom} to ${this.#sent} of it: it cannot resend from there`,
       );
     }

@@ -46,6 +46,7 @@ import {
   physical,
   RawFrameReader,
   ReplayLink,
+  ResendError,
 } from "./_replay_link.ts";
 
 /** What a RESUME's connection hands its session. */
@@ -353,7 +354,7 @@ export class StreamResumeServer {
       } catch (e) {
         // This connection failed too (or claims bytes never sent): park again.
         handover.phys.close();
-        if (e instanceof MigrationError && /holds \d+ bytes/.test(e.message)) {
+        if (e instanceof ResendError) {
           session.close(`it failed: ${e.message}`);
           link.fail(e);
           return;

@@ -28,6 +28,7 @@ import {
   physical,
   RawFrameReader,
   ReplayLink,
+  ResendError,
 } from "./_replay_link.ts";
 
 /** A connection the tunnel reconnects with: TCP, or TLS (authenticated as the first one). */
@@ -259,7 +260,7 @@ export function resumableSource(
         try {
           next?.close?.();
         } catch { /* closed */ }
-        if (e instanceof MigrationError && /holds \d+ bytes/.test(e.message)) {
+        if (e instanceof ResendError) {
           link.fail(e);
           return;
         }
