@@ -371,6 +371,8 @@ export async function receiveSession<R>(
   let resumes = 0;
   let release: (() => void) | null = null;
   let linkLost = false;
+  // A RESUME took the session from a connection still open here (half-open).
+  let takenOver = false;
   let sinkChannels: SinkChannels | null = null;
   // The commit protocol was negotiated (WELCOME said so).
   let commit = false;
@@ -744,6 +746,7 @@ export async function receiveSession<R>(
     const r = reader;
     resumable!.onTakeover(() => {
       linkLost = true;
+      takenOver = true;
       r.cancel(
         new LinkLostError("A RESUME took the session over", {
           side: "source",
@@ -773,7 +776,12 @@ export async function receiveSession<R>(
     pool = null;
     poolFailed = null;
     bytesBefore += reader.bytesRead;
-    const reason = lost instanceof Error ? lost.message : String(lost);
+    const reason = `${
+      takenOver
+        ? "A RESUME took the session over from a connection still open here (half-open): "
+        : ""
+    }${lost instanceof Error ? lost.message : String(lost)}`;
+    takenOver = false;
     // The dead connection's last words are not waited for.
     bestEffort(writer.close());
     bestEffort(reader.cancel());
