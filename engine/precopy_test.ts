@@ -19,6 +19,7 @@ import {
   type SimMigration,
   verifiedReport,
 } from "./_precopy_testing.ts";
+import { hasAdapter } from "./gpu/_testing.ts";
 import { mergeSortedUnique } from "./precopy.ts";
 import { SimVm, workloadNames } from "./sim/mod.ts";
 import type { CodecSpec } from "./plan.ts";
@@ -501,14 +502,6 @@ Deno.test("a chain that changes a codec's options mid-migration fails clearly an
   assert.equal(run.sink?.state, "discarded");
   assert.equal(run.vm.paused, false);
 });
-
-const hasAdapter = await (async () => {
-  try {
-    return (await navigator.gpu?.requestAdapter()) != null;
-  } catch {
-    return false;
-  }
-})();
 
 const GPU_CHAINS: readonly ChainCase[] = [
   {

@@ -64,7 +64,7 @@ export interface RoundReport {
  *   two digests.
  * - `"stream-digest"`: stream mode through hakobu's tunnel; the receiver
  *   checked the rebuilt hypervisor stream against the source stream's length
- *   and SHA-256 before it handed over the stream's end, and the sender
+ *   and XXH3-128 before it handed over the stream's end, and the sender
  *   checked the receiver's digest against its own.
  * - `"none"`: the hypervisor's own transport carried the bytes and hakobu
  *   saw none of them, so nothing was compared.
@@ -80,9 +80,9 @@ export type Verification = "memory-digest" | "stream-digest" | "none";
 export interface StreamVerdict {
   /** True only when both digests were taken and are equal. */
   readonly verified: boolean;
-  /** SHA-256 (hex) of the stream the source hypervisor wrote; empty when unknown. */
+  /** XXH3-128 (hex, 32 digits) of the stream the source hypervisor wrote; empty when unknown. */
   readonly sourceDigest: string;
-  /** SHA-256 (hex) of the stream rebuilt for the destination; empty when unknown. */
+  /** XXH3-128 (hex, 32 digits) of the stream rebuilt for the destination; empty when unknown. */
   readonly destinationDigest: string;
   /** One sentence: what was compared, or why nothing could be. */
   readonly detail: string;

@@ -10,7 +10,7 @@
  * |---|---|---|---|
  * | `lz4.ts` | liblz4 (LZ4 block) | `HAKOBU_LIBLZ4` | `apt-get install liblz4-1` |
  * | `zstd.ts` | libzstd (zstd frame) | `HAKOBU_LIBZSTD` | `apt-get install libzstd1` |
- * | `xxhash.ts` | libxxhash (XXH3-128) | `HAKOBU_LIBXXHASH` | `apt-get install libxxhash0` |
+ * | `xxhash.ts` | libxxhash (XXH3-128, one-shot and streaming) | `HAKOBU_LIBXXHASH` | `apt-get install libxxhash0` |
  *
  * Every binding needs `--allow-ffi`.
  *

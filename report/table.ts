@@ -86,7 +86,7 @@ export function formatRoundTable(report: MigrationReport): string {
 export function verdictLine(report: MigrationReport): string {
   if (report.verified) {
     return report.verification === "stream-digest"
-      ? "VERIFIED (the rebuilt stream's SHA-256 matches the source's, on both ends)"
+      ? "VERIFIED (the rebuilt stream's XXH3-128 matches the source's, on both ends)"
       : "VERIFIED (memory digests match)";
   }
   switch (migrationStatus(report)) {

@@ -37,7 +37,7 @@ Deno.test("verdictLine: each verification says what was compared, only a match s
     [
       { verified: true, verification: "stream-digest" },
       "verified",
-      /^VERIFIED \(the rebuilt stream's SHA-256 matches the source's, on both ends\)$/,
+      /^VERIFIED \(the rebuilt stream's XXH3-128 matches the source's, on both ends\)$/,
     ],
     [
       { verification: "none", outcome: "completed: QEMU reported completion" },

@@ -9,7 +9,9 @@
  * (SHA-256), the plain copy included; every tunnel run must also end with the
  * tunnel's own digest comparison (`verified`). A `zstd -1` row compresses the
  * same stream with the command-line tool, for the bytes a whole-stream
- * compressor reaches and the time one core takes to do it.
+ * compressor reaches and the time one core takes to do it. Each process's
+ * CPU time (user + system, from `/usr/bin/time`) is summed per replay: on a
+ * machine shared with other work it varies far less than wall time.
  *
  * ```sh
  * deno run -A scripts/bench_tunnel.ts [--runs 3] [--chains zero;zero,lz4;zero,zstd;zero,dedup,lz4]
@@ -81,6 +83,8 @@ interface Run {
   readonly sendMs: number;
   readonly recvMs: number;
   readonly wireBytes: number;
+  /** CPU seconds (user + system) of the sending and the receiving process together; NaN without `/usr/bin/time`. */
+  readonly cpuS: number;
   readonly verified: boolean | null;
   /** SHA-256 (hex) of what the receiver wrote to its stdout. */
   readonly outputSha256: string;
@@ -92,11 +96,39 @@ function lastJson(text: string): Record<string, unknown> {
   return JSON.parse(line);
 }
 
+const TIME = "/usr/bin/time";
+const HAS_TIME = (() => {
+  try {
+    return Deno.statSync(TIME).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/** `DENO args`, under `/usr/bin/time` writing "user system" seconds to `file` when there is one. */
+function timedArgs(args: string[], file: string): [string, string[]] {
+  return HAS_TIME
+    ? [TIME, ["-f", "%U %S", "-o", file, DENO, ...args]]
+    : [DENO, args];
+}
+
+/** User + system seconds `/usr/bin/time` wrote to `file`, or NaN. */
+async function cpuSeconds(file: string): Promise<number> {
+  const text = await Deno.readTextFile(file).catch(() => "");
+  await Deno.remove(file).catch(() => {});
+  const m = /(\d+(?:\.\d+)?) (\d+(?:\.\d+)?)\s*$/.exec(text);
+  return m ? Number(m[1]) + Number(m[2]) : NaN;
+}
+
 /** Replays `stream` once through `mode`'s receiver and sender. */
 async function replay(mode: Mode, stream: string): Promise<Run> {
   const addr = `127.0.0.1:${freePort()}`;
-  const recv = new Deno.Command(DENO, {
-    args: mode.recv(addr),
+  const recvTime = await Deno.makeTempFile({ prefix: "hakobu-cpu-" });
+  const sendTime = await Deno.makeTempFile({ prefix: "hakobu-cpu-" });
+  const [recvCmd, recvArgs] = timedArgs(mode.recv(addr), recvTime);
+  const [sendCmd, sendArgs] = timedArgs(mode.send(addr), sendTime);
+  const recv = new Deno.Command(recvCmd, {
+    args: recvArgs,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -110,8 +142,8 @@ async function replay(mode: Mode, stream: string): Promise<Run> {
   );
   const input = await Deno.open(stream);
   const t0 = performance.now();
-  const send = new Deno.Command(DENO, {
-    args: mode.send(addr),
+  const send = new Deno.Command(sendCmd, {
+    args: sendArgs,
     stdin: "piped",
     stdout: "null",
     stderr: "piped",
@@ -140,6 +172,7 @@ async function replay(mode: Mode, stream: string): Promise<Run> {
     sendMs: Number(ss.durationMs),
     recvMs: Number(rs.durationMs),
     wireBytes: Number(ss.wireBytes),
+    cpuS: (await cpuSeconds(sendTime)) + (await cpuSeconds(recvTime)),
     verified: "verified" in rs ? rs.verified === true : null,
     outputSha256: hash.digest("hex"),
   };
@@ -353,16 +386,20 @@ if (import.meta.main) {
           r.wallMs.toFixed(0)
         } ms, send ${r.sendMs.toFixed(0)} ms, receive ${
           r.recvMs.toFixed(0)
-        } ms, wire ${(r.wireBytes / 1e6).toFixed(1)} MB`,
+        } ms, wire ${(r.wireBytes / 1e6).toFixed(1)} MB, CPU ${
+          r.cpuS.toFixed(2)
+        } s`,
       );
     }
   }
   const base = median(results.get(modes[0].name)!.map((r) => r.sendMs));
   const baseWall = median(results.get(modes[0].name)!.map((r) => r.wallMs));
+  const baseCpu = median(results.get(modes[0].name)!.map((r) => r.cpuS));
   const rows = modes.map((m) => {
     const rs = results.get(m.name)!;
     const sendMs = median(rs.map((r) => r.sendMs));
     const wallMs = median(rs.map((r) => r.wallMs));
+    const cpuS = median(rs.map((r) => r.cpuS));
     return {
       mode: m.name,
       wallMs,
@@ -372,6 +409,8 @@ if (import.meta.main) {
       wireBytes: median(rs.map((r) => r.wireBytes)),
       vsCopy: sendMs / base,
       vsCopyWall: wallMs / baseWall,
+      cpuS,
+      vsCopyCpu: cpuS / baseCpu,
       verified: rs.every((r) => r.verified !== false),
       outputChecked: true,
     };
@@ -386,6 +425,8 @@ if (import.meta.main) {
     wireBytes: median(zstdRuns.map((r) => r.bytes)),
     vsCopy: zstdMs / base,
     vsCopyWall: zstdMs / baseWall,
+    cpuS: NaN,
+    vsCopyCpu: NaN,
     verified: false,
     outputChecked: false,
   });
@@ -398,6 +439,8 @@ if (import.meta.main) {
       "wire MB",
       "x copy (in-process)",
       "x copy (wall)",
+      "CPU s",
+      "x copy (CPU)",
     ],
   });
   for (const r of rows) {
@@ -409,6 +452,8 @@ if (import.meta.main) {
       (r.wireBytes / 1e6).toFixed(1),
       r.vsCopy.toFixed(2),
       r.vsCopyWall.toFixed(2),
+      Number.isNaN(r.cpuS) ? "" : r.cpuS.toFixed(2),
+      Number.isNaN(r.vsCopyCpu) ? "" : r.vsCopyCpu.toFixed(2),
     ]);
   }
   console.log(table.toString());

@@ -13,7 +13,7 @@
  * libvirt itself still runs the migration (its Prepare/Perform/Finish
  * phases, the capabilities it sets on both QEMUs, job stats, max downtime,
  * max speed, abort): only the bytes between the two QEMUs change road. The
- * sender compares its stream's SHA-256 with the one the receiver rebuilt:
+ * sender compares its stream's XXH3-128 with the one the receiver rebuilt:
  * {@link LibvirtTunnel.verdict}.
  *
  * In the lab (one machine, two libvirt daemons) both ends run here. On two
@@ -127,7 +127,7 @@ export interface LibvirtTunnel {
   readonly receiver: string;
   /**
    * The next migration's verdict: the source's and the rebuilt stream's
-   * SHA-256 compared by both ends (waits at most `timeoutMs`, default 30 s,
+   * XXH3-128 compared by both ends (waits at most `timeoutMs`, default 30 s,
    * for the sender's line). Call once per migration, after it ended.
    */
   verdict(timeoutMs?: number): Promise<StreamVerdict>;

@@ -52,6 +52,19 @@ Deno.test("openGpu: no adapter → null with a stated reason, or GpuError with r
 });
 
 Deno.test({
+  name:
+    "openGpu: on Linux, asks for Vulkan alone unless DENO_WEBGPU_BACKEND names backends",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const before = Deno.env.get("DENO_WEBGPU_BACKEND");
+    await openGpu({ prefer: "gpu", gpu: noAdapter() });
+    // Set when unset (libEGL's exit-time race, see device.ts); a user's own
+    // choice is kept.
+    assert.equal(Deno.env.get("DENO_WEBGPU_BACKEND"), before ?? "vulkan");
+  },
+});
+
+Deno.test({
   name: "openGpu: the adapter here opens with the kernels' limits raised",
   ignore: !hasAdapter,
   async fn() {

@@ -221,6 +221,11 @@ export type DecodeRequest =
     readonly at: number;
   }
   | { readonly type: "sync"; readonly id: number }
+  | {
+    /** Return mode: a "pages" reply's buffer, used up: for a later reply. */
+    readonly type: "buffer";
+    readonly buffer: ArrayBuffer;
+  }
   | DigestRequest
   | {
     /**
@@ -252,7 +257,8 @@ export type DecodeReply =
     /**
      * Return mode (no shared memory): a batch decoded. Page `i` is pfn
      * `pfns[i]`, its bytes at `slot[i] * pageSize` of `pages`, or all zero
-     * when `slot[i]` is -1.
+     * when `slot[i]` is -1. `pages` may be longer than its slots (a
+     * returned buffer reused); give it back with a "buffer" request.
      */
     readonly type: "pages";
     readonly id: number;

@@ -46,6 +46,21 @@ let failed = false;
 let connBytes: (() => number) | null = null;
 /** Per-channel connection: the main thread's "go", awaited after each CODEC and ROUND_END. */
 let go: (() => void) | null = null;
+/** Return mode: "pages" buffers the main thread gave back, for later replies. */
+const free: ArrayBuffer[] = [];
+
+/** `bytes` copied into a given-back buffer that holds them, or a fresh one. */
+function pagesOut(bytes: Uint8Array): Uint8Array {
+  for (let i = 0; i < free.length; i++) {
+    if (free[i].byteLength >= bytes.length) {
+      const [b] = free.splice(i, 1);
+      const out = new Uint8Array(b);
+      out.set(bytes);
+      return out;
+    }
+  }
+  return bytes.slice();
+}
 
 function post(reply: DecodeReply, transfer: Transferable[] = []): void {
   self.postMessage(reply, { transfer });
@@ -55,7 +70,11 @@ function handle(req: DecodeRequest): void {
   if (failed) return;
   switch (req.type) {
     case "init": {
+      // Also a reused channel's next session: everything of the last one
+      // goes but the given-back buffers.
       init = req;
+      shadow = null;
+      applied = 0;
       const negotiated = new Map<number, Codec>();
       for (const { id } of req.codecs) negotiated.set(id, codecById(id)!);
       memory = req.memory ? new Uint8Array(req.memory) : null;
@@ -163,7 +182,7 @@ function handle(req: DecodeRequest): void {
         const id = decoded.codecOf[i];
         counts.set(id, (counts.get(id) ?? 0) + 1);
       }
-      const pages = scratch.slice(0, decoded.slots * ps);
+      const pages = pagesOut(scratch.subarray(0, decoded.slots * ps));
       const pfns = batch.pfns.slice(0, batch.count);
       const slot = decoded.slotOf.slice(0, batch.count);
       post({
@@ -186,6 +205,9 @@ function handle(req: DecodeRequest): void {
       return;
     case "go":
       go?.();
+      return;
+    case "buffer":
+      if (free.length < 8) free.push(req.buffer);
       return;
     case "digest": {
       // Pages never written with non-zero bytes are zero: their ranges

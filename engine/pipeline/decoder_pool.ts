@@ -99,9 +99,9 @@ export class DecoderPool {
   readonly channels: number;
   readonly #workers: Worker[];
   readonly #inFlight: number[];
-  readonly #max: number;
+  #max: number;
   readonly #slotWaiters: ((() => void) | null)[];
-  readonly #onPages: DecoderPoolOptions["onPages"];
+  #onPages: DecoderPoolOptions["onPages"];
   readonly #calls: ChannelCalls<DecodeRequest>;
   #nextId = 1;
   #error: Error | null = null;
@@ -135,9 +135,19 @@ export class DecoderPool {
   static start(options: DecoderPoolOptions): DecoderPool {
     const workers: Worker[] = [];
     for (let c = 0; c < options.channels; c++) {
-      const w = new Worker(new URL("./decode_worker.ts", import.meta.url), {
-        type: "module",
-      });
+      workers.push(
+        new Worker(new URL("./decode_worker.ts", import.meta.url), {
+          type: "module",
+        }),
+      );
+    }
+    const pool = new DecoderPool(workers, options);
+    pool.#init(options);
+    return pool;
+  }
+
+  #init(options: DecoderPoolOptions): void {
+    this.#workers.forEach((w, c) =>
       w.postMessage(
         {
           type: "init",
@@ -149,10 +159,56 @@ export class DecoderPool {
           memory: options.memory,
           touched: options.touched,
         } satisfies DecodeRequest,
+      )
+    );
+  }
+
+  /**
+   * Whether {@link reuse} may set this pool up for another session: no
+   * channel failed, it is not closed, and no batch is being decoded.
+   */
+  get reusable(): boolean {
+    return !this.#closed && this.#error === null &&
+      this.#inFlight.every((n) => n === 0);
+  }
+
+  /**
+   * Sets every channel up afresh for another session (a resident receiver
+   * starts its Workers once): each gets `options` as a new Worker would, so
+   * its decoders, pages applied and kept pages start over; the Workers and
+   * their returned page buffers stay. Only when {@link reusable}, with as
+   * many channels.
+   */
+  reuse(options: DecoderPoolOptions): void {
+    if (!this.reusable || options.channels !== this.channels) {
+      throw new MigrationError(
+        `Cannot reuse the receiver's channels: ${
+          options.channels !== this.channels
+            ? `they are ${this.channels}, not ${options.channels}`
+            : "one failed, they were closed, or they hold work"
+        }`,
       );
-      workers.push(w);
     }
-    return new DecoderPool(workers, options);
+    this.#max = options.maxInFlight ?? 4;
+    this.#onPages = options.onPages;
+    // the last session's waiters on failure never settle: it is over
+    this.#failWaiters = [];
+    this.#init(options);
+  }
+
+  /**
+   * Return mode: hands a `pages` buffer of an `onPages` batch back to its
+   * channel once every page of it was used (transferred: the caller gives
+   * it up), so the channel's next batch goes out in it instead of a fresh
+   * allocation.
+   */
+  returnPages(channel: number, pages: Uint8Array): void {
+    if (this.#error || this.#closed) return;
+    const buffer = pages.buffer as ArrayBuffer;
+    this.#workers[channel].postMessage(
+      { type: "buffer", buffer } satisfies DecodeRequest,
+      { transfer: [buffer] },
+    );
   }
 
   /** Rejects once a channel failed (for racing against the next frame). */

@@ -39,8 +39,8 @@ import {
 } from "./_messages.ts";
 import { PageBatchBuilder } from "./page_batch.ts";
 import { isZeroPage } from "../zero_page.ts";
-import { type GpuContext, openGpu } from "../gpu/device.ts";
-import { GpuBatchEncoder, gpuChainOf } from "../gpu/batch_encoder.ts";
+import type { GpuContext } from "../gpu/device.ts";
+import type { GpuBatchEncoder } from "../gpu/batch_encoder.ts";
 
 let init: EncodeInit | null = null;
 let chain: BatchEncoderChain | null = null;
@@ -54,6 +54,12 @@ let wake: (() => void) | null = null;
 let failed = false;
 /** The channel's own GPU, when asked for and found. */
 let gpu: GpuContext | null = null;
+/**
+ * The GPU modules, imported only when a GPU is asked for: a channel that
+ * encodes on the CPU (every stream tunnel's) does not compile them, and
+ * starts that much sooner.
+ */
+let gpuModule: typeof import("../gpu/batch_encoder.ts") | null = null;
 /** One GPU encoder per GPU chain used so far (each keeps its own delta cache). */
 const gpuEncoders = new Map<string, GpuBatchEncoder>();
 /**
@@ -171,13 +177,13 @@ async function announce(round: number): Promise<void> {
 /** The GPU encoder for the active chain, or null when the batch runs on the CPU. */
 function gpuEncoder(): GpuBatchEncoder | null {
   if (!gpu) return null;
-  const g = gpuChainOf(chain!.activeCodecs);
+  const g = gpuModule!.gpuChainOf(chain!.activeCodecs);
   if (!g) return null;
   const key = g.join(",");
   let enc = gpuEncoders.get(key);
   if (!enc) {
     const deltaOptions = chain!.optionsOf("delta");
-    enc = new GpuBatchEncoder(gpu.device, {
+    enc = new gpuModule!.GpuBatchEncoder(gpu.device, {
       chain: g,
       batch: init!.gpu!.batch,
       pageSize: init!.pageSize,
@@ -290,8 +296,12 @@ async function sendBatch(batch: PageBatch, round: number): Promise<void> {
 async function handle(req: EncodeRequest): Promise<void> {
   switch (req.type) {
     case "init": {
+      // Also a reused channel's next migration: everything of the last
+      // one goes but the frame buffers (`buffers`, kept for reuse).
       init = req;
       credits = req.credits;
+      for (const g of gpuEncoders.values()) g.destroy();
+      gpuEncoders.clear();
       chain = new BatchEncoderChain({
         pageSize: req.pageSize,
         pageCount: req.pageCount,
@@ -305,6 +315,8 @@ async function handle(req: EncodeRequest): Promise<void> {
       memory = req.memory ? new Uint8Array(req.memory) : null;
       if (req.gpu) {
         let note = "";
+        gpuModule = await import("../gpu/batch_encoder.ts");
+        const { openGpu } = await import("../gpu/device.ts");
         gpu = await openGpu({
           prefer: req.gpu.prefer,
           onFallback: (reason) => note = reason,

@@ -94,6 +94,10 @@ export class EncoderPool {
   #closed = false;
   readonly #joined = new Map<number, () => void>();
   #joinFailed: ((e: Error) => void) | null = null;
+  /** A pending {@link next} is to end (the pool is being handed back). */
+  #interrupted = false;
+  /** Started with a GPU: not reusable (its GPU encoders keep state per pfn space). */
+  #gpu = false;
 
   private constructor(workers: Worker[]) {
     this.channels = workers.length;
@@ -115,24 +119,73 @@ export class EncoderPool {
   static start(options: EncoderPoolOptions): EncoderPool {
     const workers: Worker[] = [];
     for (let c = 0; c < options.channels; c++) {
-      const w = new Worker(new URL("./encode_worker.ts", import.meta.url), {
-        type: "module",
-      });
-      const init: EncodeRequest = {
-        type: "init",
-        channel: c,
-        channels: options.channels,
-        pageSize: options.pageSize,
-        pageCount: options.pageCount,
-        memory: options.memory,
-        batchPages: options.batchPages,
-        credits: options.credits ?? 4,
-        gpu: options.gpu,
-      };
-      w.postMessage(init);
-      workers.push(w);
+      workers.push(
+        new Worker(new URL("./encode_worker.ts", import.meta.url), {
+          type: "module",
+        }),
+      );
     }
-    return new EncoderPool(workers);
+    const pool = new EncoderPool(workers);
+    pool.#init(options);
+    return pool;
+  }
+
+  #init(options: EncoderPoolOptions): void {
+    this.#gpu = options.gpu !== undefined;
+    this.#workers.forEach((w, c) =>
+      w.postMessage(
+        {
+          type: "init",
+          channel: c,
+          channels: options.channels,
+          pageSize: options.pageSize,
+          pageCount: options.pageCount,
+          memory: options.memory,
+          batchPages: options.batchPages,
+          credits: options.credits ?? 4,
+          gpu: options.gpu,
+        } satisfies EncodeRequest,
+      )
+    );
+  }
+
+  /**
+   * Whether {@link reuse} may set this pool up for another migration: no
+   * channel failed, it is not closed, no event waits, and it has no GPU.
+   */
+  get reusable(): boolean {
+    return !this.#closed && this.#error === null &&
+      this.#events.length === 0 && !this.#gpu;
+  }
+
+  /**
+   * Sets every channel up afresh for another migration (a resident tunnel
+   * starts its Workers once): each gets `options` as a new Worker would, so
+   * its codec state, batches and credits start over; the Workers and their
+   * frame buffers stay. Only when {@link reusable}, with as many channels.
+   */
+  reuse(options: EncoderPoolOptions): void {
+    if (!this.reusable || options.channels !== this.channels) {
+      throw new MigrationError(
+        `Cannot reuse the sender's channels: ${
+          options.channels !== this.channels
+            ? `they are ${this.channels}, not ${options.channels}`
+            : "one failed, they were closed, or they hold work"
+        }`,
+      );
+    }
+    this.#interrupted = false;
+    this.#init(options);
+  }
+
+  /**
+   * Ends a {@link next} that is waiting (or the next call) with an error,
+   * without failing the pool: its reader stops, and the pool can be handed
+   * back for another migration.
+   */
+  interrupt(): void {
+    this.#interrupted = true;
+    this.#waiter?.();
   }
 
   /** Makes `specs` every channel's chain for the requests that follow. */
@@ -211,6 +264,10 @@ export class EncoderPool {
   async next(): Promise<EncoderEvent> {
     for (;;) {
       if (this.#error) throw this.#error;
+      if (this.#interrupted) {
+        this.#interrupted = false;
+        throw new MigrationError("The sender's channels were handed back");
+      }
       const e = this.#events.shift();
       if (e) return e;
       await new Promise<void>((r) => this.#waiter = r);

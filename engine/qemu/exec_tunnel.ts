@@ -58,6 +58,12 @@ export interface ExecTunnelOptions {
   /** Channels (default: the tunnel's, the core count). */
   readonly channels?: number;
   /**
+   * Resume a lost link within this many ms (`--resume-grace`; the
+   * receiving tunnel must resume too, or the link stays a plain one);
+   * absent or 0: a lost link fails the migration.
+   */
+  readonly resumeGraceMs?: number;
+  /**
    * How the tunnel sender authenticates and encrypts (`--tls-dir …` or
    * `--insecure-plain`); `null` passes neither, for a `command` from a
    * checkout older than authentication.
@@ -113,6 +119,9 @@ export async function execTunnel(
   if (options.channels !== undefined) {
     args.push("--channels", String(options.channels));
   }
+  if (options.resumeGraceMs) {
+    args.push("--resume-grace", String(options.resumeGraceMs));
+  }
   const statsFile = await Deno.makeTempFile({
     prefix: "hakobu-tunnel-",
     suffix: ".json",
@@ -150,7 +159,7 @@ export async function execTunnel(
  * const failed = verdictOf({ ok: false, error: "link cut" });
  * assert.equal(failed.verified, false);
  * assert.equal(failed.detail, "the tunnel sender failed: link cut");
- * const digest = "ab".repeat(32);
+ * const digest = "ab".repeat(16); // XXH3-128, hex
  * const line = { ok: true, verified: true, digest, peerDigest: digest };
  * assert.equal(verdictOf(line).verified, true);
  * ```
@@ -161,14 +170,14 @@ export function verdictOf(line: Record<string, unknown>): StreamVerdict {
   }
   const ours = String(line.digest ?? "");
   const theirs = String(line.peerDigest ?? "");
-  const verified = line.verified === true && ours.length === 64 &&
+  const verified = line.verified === true && ours.length === 32 &&
     ours === theirs;
   return {
     verified,
     sourceDigest: ours,
     destinationDigest: theirs,
     detail: verified
-      ? `the rebuilt stream's SHA-256 ${
+      ? `the rebuilt stream's XXH3-128 ${
         ours.slice(0, 16)
       }… equals the source stream's (${line.streamBytes} bytes), checked by both tunnel ends`
       : `the tunnel's digests differ: source ${ours || "none"}, destination ${

@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { hex } from "../digest.ts";
+import { xxh3x128 } from "../../ffi/xxhash.ts";
 import { lyingReceiver } from "../wire/_lying_receiver.ts";
 import { execTunnel } from "./exec_tunnel.ts";
 import { receiveQemuStream } from "./tunnel.ts";
@@ -13,7 +14,9 @@ import { firmwareStream } from "./stream/_fixture.ts";
 import { FrameType } from "../wire/frame.ts";
 
 const fixture = firmwareStream();
-const sha = createHash("sha256").update(fixture).digest("hex");
+const digest = new Uint8Array(16);
+xxh3x128(fixture, digest, 0);
+const sha = hex(digest);
 
 /** Runs the URI's command as QEMU would, feeding it the stream. */
 async function runLikeQemu(uri: string): Promise<number> {
@@ -70,7 +73,8 @@ Deno.test("execTunnel: a receiver that lies about its digest gives a failed verd
     (c) =>
       lyingReceiver(c, {
         endType: FrameType.STREAM_END,
-        digest: "ef".repeat(32),
+        digest: "ef".repeat(16),
+        verify: "xxh3-128",
       }),
     async (to) => {
       const tunnel = await execTunnel({
@@ -106,5 +110,26 @@ Deno.test("execTunnel: no statistics within the deadline is a failed verdict, no
     assert.match(v.detail, /wrote no statistics within 100 ms/);
   } finally {
     await Deno.remove(tunnel.statsFile).catch(() => {});
+  }
+});
+
+Deno.test("execTunnel: a resume grace becomes the sender's --resume-grace; without one there is none", async () => {
+  const withGrace = await execTunnel({
+    to: "127.0.0.1:9",
+    codecs: ["zero"],
+    security: { insecurePlain: true },
+    resumeGraceMs: 30_000,
+  });
+  const without = await execTunnel({
+    to: "127.0.0.1:9",
+    codecs: ["zero"],
+    security: { insecurePlain: true },
+  });
+  try {
+    assert.match(withGrace.uri, / '?--resume-grace'? '?30000'? /);
+    assert.doesNotMatch(without.uri, /--resume-grace/);
+  } finally {
+    await Deno.remove(withGrace.statsFile);
+    await Deno.remove(without.statsFile);
   }
 });

@@ -14,6 +14,13 @@ import {
 import type { StreamStats } from "../stream/send.ts";
 import type { RoundStats } from "../plan.ts";
 import { concatBytes } from "../bytes.ts";
+import { FrameReader } from "../wire/frame_reader.ts";
+import { FrameWriter } from "../wire/frame_writer.ts";
+import {
+  decodeError,
+  encodeHello,
+  PROTOCOL_VERSION,
+} from "../wire/messages.ts";
 
 const fixture = firmwareStream();
 
@@ -125,8 +132,9 @@ Deno.test("tunnel: a truncated hakobu stream fails the receiver and never delive
       20,
       1000,
       Math.floor(all.length / 2),
-      all.length - 49,
-      all.length - 10,
+      all.length - 49, // STREAM_END missing, everything before it there
+      all.length - 40, // inside STREAM_END's header
+      all.length - 10, // inside its digest
     ]
   ) {
     const out = collector();
@@ -145,16 +153,16 @@ Deno.test("tunnel: a truncated hakobu stream fails the receiver and never delive
     );
     assert.ok(same(got, fixture.subarray(0, got.length)));
   }
-  // A STREAM_END with another SHA-256 (a well-formed frame): everything is
+  // A STREAM_END with another XXH3-128 (a well-formed frame): everything is
   // rebuilt and compared, and all but the last 4 KiB was written.
   {
-    const end = all.subarray(all.length - 64);
+    const end = all.subarray(all.length - 48);
     const header = decodeFrameHeader(end, 0);
     assert.equal(header.type, FrameType.STREAM_END);
     const payload = end.slice(16);
-    payload[47] ^= 1;
+    payload[31] ^= 1;
     const lying = concatBytes([
-      all.subarray(0, all.length - 64),
+      all.subarray(0, all.length - 48),
       encodeFrame(FrameType.STREAM_END, header.round, payload, header.channel),
     ]);
     const out = collector();
@@ -164,7 +172,7 @@ Deno.test("tunnel: a truncated hakobu stream fails the receiver and never delive
         { readable: source(lying, 4096), writable: back.writable },
         out.sink,
       ),
-      /Rebuilt stream does not match the source/,
+      /Rebuilt stream does not match the source: .* or a different XXH3-128/,
     );
     assert.ok(out.state.aborted && !out.state.closed);
     assert.ok(same(out.bytes(), fixture.subarray(0, fixture.length - 4096)));
@@ -182,6 +190,40 @@ Deno.test("tunnel: a truncated hakobu stream fails the receiver and never delive
     WireError,
   );
   assert.ok(out.state.aborted);
+});
+
+Deno.test("tunnel: a HELLO without the XXH3-128 stream digest (an older hakobu's) is refused with why, and nothing is written", async () => {
+  const [a, b] = memoryDuplex();
+  const out = collector();
+  const receiving = receiveQemuStream(b, out.sink);
+  receiving.catch(() => {});
+  const writer = new FrameWriter(a.writable);
+  const reader = new FrameReader(a.readable);
+  await writer.write(
+    FrameType.HELLO,
+    0,
+    encodeHello({
+      protocol: PROTOCOL_VERSION,
+      memoryBytes: 1 << 20,
+      pageSize: 4096,
+      codecs: [{ id: 0, name: "raw" }],
+      vm: "old",
+      policy: "qemu-tunnel",
+      channels: 1,
+      stream: "qemu",
+    }),
+  );
+  const answer = await reader.next();
+  assert.equal(answer?.type, FrameType.ERROR);
+  const message = decodeError(answer!.payload).message;
+  assert.match(
+    message,
+    /HELLO offers no "xxh3-128" stream digest: the source is an older hakobu whose stream tunnel checks with SHA-256/,
+  );
+  await assert.rejects(receiving, /older hakobu/);
+  assert.equal(out.bytes().length, 0);
+  await writer.close().catch(() => {});
+  await reader.cancel().catch(() => {});
 });
 
 Deno.test("tunnel: a truncated QEMU stream aborts both sides", async () => {

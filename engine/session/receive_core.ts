@@ -23,7 +23,9 @@ import { MAX_CHANNELS, PAGE_SIZE } from "../plan.ts";
 import {
   type ChannelConnEvent,
   DecoderPool,
+  type DecoderPoolOptions,
 } from "../pipeline/decoder_pool.ts";
+import type { ChannelPools } from "../pipeline/channel_pools.ts";
 import { hex } from "../digest.ts";
 import {
   DEFAULT_READ_BUFFER_BYTES,
@@ -281,6 +283,12 @@ export interface ReceiveSessionOptions {
    * session is not resumable. Absent: every channel stays inside `conn`.
    */
   readonly channelConnections?: ChannelConnectionsOptions;
+  /**
+   * Where the decode Workers come from and go back to after a session that
+   * ended well (a resident receiver's, kept between sessions); absent: they
+   * are started per session and closed after it.
+   */
+  readonly pools?: ChannelPools;
 }
 
 /** How a session ended without failing. */
@@ -376,6 +384,10 @@ export async function receiveSession<R>(
   let phase: Phase = "hello";
   let hello: Hello | null = null;
   let pool: DecoderPool | null = null;
+  const startPool = (o: DecoderPoolOptions): DecoderPool =>
+    options.pools?.decoder(o) ?? DecoderPool.start(o);
+  /** The session ended with its mode's result: only then is its pool given back. */
+  let endedWell = false;
   // One promise for the whole session (a new one per frame would pile up
   // waiters in the pool, one per frame read).
   let poolFailed: Promise<never> | null = null;
@@ -406,6 +418,8 @@ export async function receiveSession<R>(
   let resumes = 0;
   let release: (() => void) | null = null;
   let linkLost = false;
+  // A RESUME took the session from a connection still open here (half-open).
+  let takenOver = false;
   let sinkChannels: SinkChannels | null = null;
   // The commit protocol was negotiated (WELCOME said so).
   let commit = false;
@@ -693,7 +707,7 @@ export async function receiveSession<R>(
         }
         const channels = await mode.open(hello);
         sinkChannels = channels;
-        pool = DecoderPool.start({
+        pool = startPool({
           channels: hello.channels,
           pageSize: PAGE_SIZE,
           pageCount: hello.memoryBytes / PAGE_SIZE,
@@ -836,6 +850,7 @@ export async function receiveSession<R>(
               : `it ended (${mode.what} received and committed)`,
             committed,
           );
+          endedWell = true;
           return { aborted: false, result, hello: h, resumes };
         }
         continue;
@@ -872,7 +887,8 @@ export async function receiveSession<R>(
   } finally {
     watchdog.close();
     for (const r of reservations) r.release();
-    pool?.close();
+    if (pool && endedWell && options.pools) options.pools.giveBack(pool);
+    else pool?.close();
     await bestEffort(writer.close());
     await bestEffort(reader.cancel());
     // (assigned in park(), which TypeScript does not follow)
@@ -952,6 +968,7 @@ export async function receiveSession<R>(
     const r = reader;
     resumable!.onTakeover(() => {
       linkLost = true;
+      takenOver = true;
       r.cancel(
         new LinkLostError("A RESUME took the session over", {
           side: "source",
@@ -981,7 +998,12 @@ export async function receiveSession<R>(
     pool = null;
     poolFailed = null;
     bytesBefore += reader.bytesRead;
-    const reason = lost instanceof Error ? lost.message : String(lost);
+    const reason = `${
+      takenOver
+        ? "A RESUME took the session over from a connection still open here (half-open): "
+        : ""
+    }${lost instanceof Error ? lost.message : String(lost)}`;
+    takenOver = false;
     // The dead connection's last words are not waited for.
     bestEffort(writer.close());
     bestEffort(reader.cancel());

@@ -2,7 +2,7 @@
  * The stream tunnel: a hypervisor's own migration stream (QEMU's `exec:`,
  * xl's `migrate -s`) parsed by a {@link StreamFormat}, its pages sent through
  * hakobu's channels and codecs, rebuilt byte for byte on the receiving side
- * and checked by SHA-256 (`docs/qemu-stream.md`, `docs/xen.md`).
+ * and checked by XXH3-128 (`docs/qemu-stream.md`, `docs/xen.md`).
  *
  * @example
  * ```ts
@@ -53,8 +53,25 @@ export {
   type StreamStats,
 } from "./send.ts";
 export { receiveStream } from "./receive.ts";
+export {
+  ChannelPools,
+  type ChannelPoolsOptions,
+} from "../pipeline/channel_pools.ts";
 export type { StreamModeOptions } from "./receive_mode.ts";
 export type {
   ReceiveEvent,
   ReceiveSessionOptions,
 } from "../session/receive_core.ts";
+export {
+  type Reconnected,
+  resumableSource,
+  type ResumableStreamConn,
+  type StreamResumeOptions,
+  type StreamResumeReport,
+} from "./resume_source.ts";
+export {
+  type Admitted,
+  type StreamResumeEvent,
+  StreamResumeServer,
+  type StreamResumeServerOptions,
+} from "./resume_receiver.ts";

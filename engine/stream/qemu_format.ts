@@ -20,11 +20,41 @@ class QemuParser implements StreamParser {
 
   push(chunk: Uint8Array): StreamEvent[] {
     const out: StreamEvent[] = [];
+    // Consecutive ZERO records (most of a guest's first pass) lie back to
+    // back in one buffer: they go as one zero event, not one per page.
+    let run: Uint8Array | null = null;
+    let runEnd = 0;
+    let runPages = 0;
+    const closeRun = () => {
+      if (!run) return;
+      out.push({
+        kind: "zero",
+        bytes: new Uint8Array(
+          run.buffer,
+          run.byteOffset,
+          runEnd - run.byteOffset,
+        ),
+        pages: runPages,
+      });
+      run = null;
+    };
     for (const e of this.#p.push(chunk)) {
+      if (e.kind === "page" && e.zero) {
+        const b = e.bytes;
+        if (run && b.buffer === run.buffer && b.byteOffset === runEnd) {
+          runEnd += b.length;
+          runPages++;
+        } else {
+          closeRun();
+          run = b;
+          runEnd = b.byteOffset + b.length;
+          runPages = 1;
+        }
+        continue;
+      }
+      closeRun();
       if (e.kind !== "page") {
         out.push({ kind: "opaque", bytes: e.bytes });
-      } else if (e.zero) {
-        out.push({ kind: "zero", bytes: e.bytes, pages: 1 });
       } else {
         out.push({
           kind: "pages",
@@ -34,6 +64,7 @@ class QemuParser implements StreamParser {
         });
       }
     }
+    closeRun();
     return out;
   }
 

@@ -48,7 +48,7 @@ import type { StreamStats } from "./send.ts";
  * });
  * await sending;
  * assert.equal(stats.verified, true);
- * assert.equal(stats.digest, stats.peerDigest); // SHA-256 of the whole stream
+ * assert.equal(stats.digest, stats.peerDigest); // XXH3-128 of the whole stream
  * ```
  *
  * @throws {WireError} on a malformed, truncated or out-of-order frame.
@@ -64,6 +64,8 @@ export async function receiveStream(
     maxChannels: options.maxChannels,
     codecs: options.codecs,
     onEvent: options.onEvent,
+    pools: options.pools,
+    frameTimeoutMs: options.frameTimeoutMs,
   });
   if (outcome.aborted) {
     throw new MigrationError(`Source aborted the tunnel: ${outcome.reason}`);

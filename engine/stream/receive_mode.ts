@@ -11,7 +11,8 @@
  * until a verified STREAM_END: a stream cut short or corrupted never reaches
  * the destination with its end, so the destination fails instead of running
  * the guest, and everything before the end (device state included) is
- * loaded while both sides still hash.
+ * loaded while the source still sends. The stream's XXH3-128 is hashed
+ * inline, piece by piece, as the output goes (libxxhash).
  *
  * @module
  */
@@ -20,7 +21,6 @@ import { codecById } from "../codecs/registry.ts";
 import { hex } from "../digest.ts";
 import { MigrationError, WireError } from "../errors.ts";
 import { channelOf } from "../pipeline/partition.ts";
-import { StreamHasher } from "../pipeline/stream_hasher.ts";
 import { PAGE_SIZE } from "../plan.ts";
 import type { DecodeReply } from "../pipeline/_messages.ts";
 import type {
@@ -32,7 +32,7 @@ import { type Frame, FrameType } from "../wire/frame.ts";
 import { encodeResult, type Hello } from "../wire/messages.ts";
 import { type RecordEntry, RecordKind, RecordsParser } from "./records.ts";
 import { emptyStreamStats, type StreamStats } from "./send.ts";
-import { decodeStreamEnd } from "./stream_end.ts";
+import { decodeStreamEnd, STREAM_DIGEST, streamDigest } from "./stream_end.ts";
 
 /** Output is written to the destination in pieces of about this size. */
 const OUT_CHUNK = 1 << 20;
@@ -40,17 +40,14 @@ const OUT_CHUNK = 1 << 20;
  * With `holdLast`, the stream's last bytes so far stay behind until a
  * verified STREAM_END. QEMU's destination runs the guest only once it read
  * its stream to the end, so holding the end is enough, and holding little
- * lets it load everything before it (device state included) while both
- * sides still hash.
+ * lets it load everything before it (device state included) while the
+ * source still sends.
  */
 const HOLD_BYTES = 4096;
 
-/**
- * A fresh output piece: shared memory, so the stream's hash Worker reads it
- * without a copy (pieces are never written again once handed on).
- */
+/** A fresh output piece (pieces are never written again once handed on). */
 function outPiece(): Uint8Array {
-  return new Uint8Array(new SharedArrayBuffer(OUT_CHUNK));
+  return new Uint8Array(OUT_CHUNK);
 }
 
 /** Options of {@link streamMode}. */
@@ -108,8 +105,9 @@ export function streamMode(
 ): ReceiveMode<StreamStats> {
   const stats = emptyStreamStats();
   const started = performance.now();
-  // The stream's hash runs on a Worker of its own, off this thread.
-  const hash = new StreamHasher();
+  // The stream's XXH3-128, hashed inline (created in open(): a missing
+  // libxxhash refuses the session with the loader's message).
+  let hash: ReturnType<typeof streamDigest> | null = null;
   const out = options.out.getWriter();
   const holdLast = options.holdLast ?? true;
   const zeroPage = new Uint8Array(PAGE_SIZE);
@@ -133,6 +131,8 @@ export function streamMode(
   let again = false;
   let backDone: Promise<void> = Promise.resolve();
   let backReader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  /** The decode Workers, to hand used page buffers back to. */
+  let pool: SessionControl["pool"] | null = null;
   let settled = false;
 
   const emit = (bytes: Uint8Array): void => {
@@ -164,7 +164,7 @@ export function streamMode(
     if (end === accStart) return;
     const piece = acc.subarray(accStart, end);
     // one hash update per piece, not per record
-    hash.update(piece);
+    hash!.update(piece);
     accStart = end;
     writes = writes.then(() => out.write(piece));
   };
@@ -208,7 +208,11 @@ export function streamMode(
           );
           stats.pages++;
           stats.rawPageBytes += PAGE_SIZE;
-          if (++item.i === b.count) q.shift();
+          if (++item.i === b.count) {
+            q.shift();
+            // every page of it is in the output: its buffer goes back
+            pool?.returnPages(channelOf(pfn, channels), b.pages);
+          }
           nextPage++;
         }
         headDone = false;
@@ -249,6 +253,13 @@ export function streamMode(
     stream: options.format,
     frames: [FrameType.RECORDS, FrameType.STREAM_END],
     open(hello: Hello): Promise<SinkChannels> {
+      if (!hello.verify?.includes(STREAM_DIGEST)) {
+        throw new MigrationError(
+          `HELLO offers no "${STREAM_DIGEST}" stream digest: the source is an older hakobu whose stream tunnel ` +
+            `checks with SHA-256; run the same hakobu version on both ends`,
+        );
+      }
+      hash = streamDigest();
       channels = hello.channels;
       stats.channels = channels;
       parser = new RecordsParser({ pageCount: hello.memoryBytes / PAGE_SIZE });
@@ -263,7 +274,9 @@ export function streamMode(
         },
       });
     },
+    verify: () => STREAM_DIGEST,
     started(s: SessionControl): void {
+      pool = s.pool;
       if (!options.back) return;
       const reader = backReader = options.back.getReader();
       backDone = (async () => {
@@ -315,18 +328,18 @@ export function streamMode(
       flushAcc();
       // the held end is hashed now and written only once it matched
       const end0 = acc.subarray(accStart, accLen);
-      hash.update(end0);
+      hash!.update(end0);
       accStart = accLen;
-      const digest = await hash.digest();
-      hash.close();
+      const digest = hash!.digest();
+      hash!.close();
       stats.digest = hex(digest);
-      stats.peerDigest = hex(end.sha256);
+      stats.peerDigest = hex(end.digest);
       const same = end.streamBytes === stats.streamBytes &&
         end.pages === stats.pages && stats.digest === stats.peerDigest;
       if (!same) {
         throw new MigrationError(
           `Rebuilt stream does not match the source: ${stats.streamBytes} bytes and ${stats.pages} pages ` +
-            `where the source sent ${end.streamBytes} and ${end.pages}, or a different SHA-256 (${stats.digest} against ${stats.peerDigest})`,
+            `where the source sent ${end.streamBytes} and ${end.pages}, or a different XXH3-128 (${stats.digest} against ${stats.peerDigest})`,
         );
       }
       await writes;
@@ -354,7 +367,7 @@ export function streamMode(
     },
     waiting: () => "STREAM_END",
     async discard(error: unknown): Promise<void> {
-      hash.close();
+      hash?.close();
       // The held end of a stream that failed is never written.
       if (!settled) {
         settled = true;

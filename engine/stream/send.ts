@@ -25,13 +25,14 @@ import { hex } from "../digest.ts";
 import { MigrationError } from "../errors.ts";
 import {
   type CodecSpec,
+  DEFAULT_DEADLINES,
   PAGE_SIZE,
   type Plan,
   type RoundStats,
 } from "../plan.ts";
 import { RoundMeter } from "../_round_meter.ts";
 import { EncoderPool } from "../pipeline/encoder_pool.ts";
-import { StreamHasher } from "../pipeline/stream_hasher.ts";
+import type { ChannelPools } from "../pipeline/channel_pools.ts";
 import { channelOf } from "../pipeline/partition.ts";
 import { defaultChannels } from "../precopy.ts";
 import { SourceLink } from "../session/source_link.ts";
@@ -40,7 +41,12 @@ import { FrameType } from "../wire/frame.ts";
 import { decodeResult, PROTOCOL_VERSION } from "../wire/messages.ts";
 import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
 import { MAX_RECORDS_BYTES, RecordsBuilder } from "./records.ts";
-import { encodeStreamEnd } from "./stream_end.ts";
+import { encodeStreamEnd, STREAM_DIGEST, streamDigest } from "./stream_end.ts";
+import {
+  resumableSource,
+  type StreamResumeOptions,
+  type StreamResumeReport,
+} from "./resume_source.ts";
 
 /** What a stream tunnel side measured; both sides return one. */
 export interface StreamStats {
@@ -68,16 +74,18 @@ export interface StreamStats {
   durationMs: number;
   /**
    * Whether this side compared the two digests and found them equal (the
-   * receiver: its rebuilt stream against STREAM_END's length and SHA-256;
+   * receiver: its rebuilt stream against STREAM_END's length and XXH3-128;
    * the sender: the receiver's RESULT against its own). Never copied.
    */
   verified: boolean;
-  /** SHA-256 (hex) of the stream this side read (sender) or rebuilt (receiver). */
+  /** XXH3-128 (hex, canonical) of the stream this side read (sender) or rebuilt (receiver). */
   digest: string;
-  /** SHA-256 (hex) the peer reported. */
+  /** XXH3-128 (hex) the peer reported. */
   peerDigest: string;
   /** Why the parser fell back to opaque bytes early, or null. */
   fallbackReason: string | null;
+  /** The sender, with `resume`: each lost link the tunnel resumed from. */
+  resumes?: StreamResumeReport[];
   /** Pages per codec name. */
   codecPages: Record<string, number>;
 }
@@ -130,6 +138,19 @@ export interface StreamSendOptions {
   readonly back?: WritableStream<Uint8Array>;
   /** Description for the receiver's logs. */
   readonly vm?: string;
+  /**
+   * Where the channel Workers come from and go back to after a verified
+   * migration (a resident tunnel's, kept between migrations); absent: they
+   * are started for this migration and closed after it.
+   */
+  readonly pools?: ChannelPools;
+  /**
+   * Resume the tunnel over a new connection when the link is lost
+   * (`resume_source.ts`): the receiving tunnel must make the session
+   * resumable (`StreamResumeServer`); the source hypervisor only sees its
+   * stream stall.
+   */
+  readonly resume?: StreamResumeOptions;
 }
 
 /** Pending records above this many bytes go without waiting (1 MiB). */
@@ -210,14 +231,22 @@ export async function sendStream(
   const meter = new RoundMeter();
   const format = options.format;
   const parser: StreamParser = format.createParser();
-  const hash = new StreamHasher();
+  // The stream's XXH3-128, inline on this thread (libxxhash, ~9 GB/s).
+  const hash = streamDigest();
   const input = source.getReader();
   const channels = options.channels ?? defaultChannels();
   stats.channels = channels;
   const batchPages = Math.max(1, Math.min(options.batchPages ?? 256, 7680));
   const tailHold = Math.min(options.tailHoldBytes ?? 0, RECORDS_CAP_BYTES);
   const maxDelay = options.maxFlushDelayMs ?? 5;
-  const link = new SourceLink(conn, { bandwidth: options.bandwidth });
+  // Resumable: the link survives a cut, so waits must outlast the grace.
+  const wire = options.resume ? resumableSource(conn, options.resume) : null;
+  const link = new SourceLink(wire ?? conn, {
+    bandwidth: options.bandwidth,
+    ...(options.resume
+      ? { replyMs: DEFAULT_DEADLINES.replyMs + options.resume.graceMs }
+      : {}),
+  });
   const backWriter = options.back?.getWriter();
   let backClosed = false;
   link.onFrame(FrameType.BACK, async (f) => {
@@ -231,6 +260,7 @@ export async function sendStream(
   let pool: EncoderPool | null = null;
   let pump: Promise<void> | null = null;
   let pumpError: Error | null = null;
+  let succeeded = false;
 
   try {
     // Read up to what HELLO must say (the pfn space) first; keep copies of
@@ -258,7 +288,7 @@ export async function sendStream(
       for (const e of parser.push(value)) pending.push(copyEvent(e));
     }
 
-    await link.hello({
+    const welcome = await link.hello({
       protocol: PROTOCOL_VERSION,
       memoryBytes: parser.pageCount * PAGE_SIZE,
       pageSize: PAGE_SIZE,
@@ -267,13 +297,23 @@ export async function sendStream(
       policy: options.plan?.name ?? `${format.name}-tunnel`,
       channels,
       stream: format.name,
+      verify: [STREAM_DIGEST],
+      ...(options.resume ? { resumeMs: options.resume.graceMs } : {}),
     });
-    const p = pool = EncoderPool.start({
+    if (welcome.verify !== STREAM_DIGEST) {
+      throw new MigrationError(
+        `Receiver did not take the "${STREAM_DIGEST}" stream digest: it is an older hakobu whose stream tunnel ` +
+          `checks with SHA-256; run the same hakobu version on both ends`,
+      );
+    }
+    const poolOptions = {
       channels,
       pageSize: PAGE_SIZE,
       pageCount: parser.pageCount,
       batchPages,
-    });
+    };
+    const p = pool = options.pools?.encoder(poolOptions) ??
+      EncoderPool.start(poolOptions);
     const records = new RecordsBuilder({ compress: true });
     const batches = Array.from(
       { length: channels },
@@ -507,10 +547,9 @@ export async function sendStream(
     if (!ended) {
       for (const e of parser.finish()) await handle(e);
     }
-    // Every byte was given to the hash: its digest is asked now, so the
-    // hash Worker finishes while the last batches are encoded and sent.
-    const sha256 = hash.digest();
-    sha256.catch(() => {}); // awaited below; a failure surfaces there
+    // Every byte was given to the hash.
+    const digest = hash.digest();
+    stats.digest = hex(digest);
     // Everything goes: batches, records (the held tail last), then the end.
     await flushRecords();
     while (queued.some((q) => q > 0)) {
@@ -519,15 +558,13 @@ export async function sendStream(
       wakeQueue = null;
     }
     checkPump();
-    const sha = await sha256;
-    stats.digest = hex(sha);
     await link.write(
       FrameType.STREAM_END,
       round,
       encodeStreamEnd({
         streamBytes: stats.streamBytes,
         pages: stats.pages,
-        sha256: sha,
+        digest,
       }),
     );
     const result = decodeResult(await link.expect(FrameType.RESULT));
@@ -538,7 +575,7 @@ export async function sendStream(
     stats.verified = result.verified && result.digest === stats.digest;
     if (!stats.verified) {
       throw new MigrationError(
-        `Receiver's rebuilt stream differs from the source's: its SHA-256 is "${result.digest}"` +
+        `Receiver's rebuilt stream differs from the source's: its XXH3-128 is "${result.digest}"` +
           ` (it says verified: ${result.verified}), the source stream's is ${stats.digest}`,
       );
     }
@@ -551,6 +588,8 @@ export async function sendStream(
     }
     stats.durationMs = performance.now() - started;
     await link.close();
+    succeeded = true;
+    if (wire) stats.resumes = [...wire.resumes];
     return stats;
   } catch (e) {
     const peer = link.peerError;
@@ -565,8 +604,16 @@ export async function sendStream(
     if (peer && !(e instanceof MigrationError)) throw peer;
     throw e;
   } finally {
+    wire?.close();
     hash.close();
-    pool?.close();
-    await pump?.catch(() => {});
+    if (pool && succeeded && options.pools) {
+      // The channels outlive this migration: stop the pump, hand them back.
+      pool.interrupt();
+      await pump?.catch(() => {});
+      options.pools.giveBack(pool);
+    } else {
+      pool?.close();
+      await pump?.catch(() => {});
+    }
   }
 }

@@ -1,20 +1,67 @@
 /**
  * STREAM_END: what the receiver checks the rebuilt stream against — its
- * length, the page bodies it carried, and its SHA-256 — before the stream's
+ * length, the page bodies it carried, and its XXH3-128 — before the stream's
  * end may reach the destination.
  *
  * ```
- * u32 streamBytes low, u32 streamBytes high, u32 pages low, u32 pages high, 32-byte SHA-256
+ * u32 streamBytes low, u32 streamBytes high, u32 pages low, u32 pages high, 16-byte XXH3-128
  * ```
+ *
+ * The digest scheme is negotiated in the handshake: the source offers
+ * {@link STREAM_DIGEST} in HELLO's `verify`, the receiver names it in
+ * WELCOME's. Stream tunnels before it (SHA-256, a 48-byte STREAM_END) offer
+ * and name nothing, and either side refuses such a peer before any data.
  *
  * @module
  */
 
 import { WireError } from "../errors.ts";
 import { TWO_32 } from "../bytes.ts";
+import { FfiError } from "../../ffi/_library.ts";
+import { Xxh3x128State } from "../../ffi/xxhash.ts";
+
+/**
+ * The stream digest's scheme as HELLO and WELCOME name it: XXH3-128 of the
+ * whole stream, canonical form (as `xxh128sum` prints it).
+ */
+export const STREAM_DIGEST = "xxh3-128";
+
+/** Bytes of the stream digest. */
+export const STREAM_DIGEST_BYTES = 16;
 
 /** Bytes of a STREAM_END payload. */
-export const STREAM_END_BYTES = 48;
+export const STREAM_END_BYTES = 16 + STREAM_DIGEST_BYTES;
+
+/**
+ * A fresh running stream digest (XXH3-128, hashed inline through
+ * libxxhash).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { streamDigest } from "./stream_end.ts";
+ *
+ * const h = streamDigest();
+ * h.update(new TextEncoder().encode("abc"));
+ * assert.equal(h.digest().length, 16);
+ * h.close();
+ * ```
+ *
+ * @throws {FfiError} when libxxhash cannot be loaded: the message says the
+ *   stream tunnel needs it, every path tried and the fix.
+ */
+export function streamDigest(): Xxh3x128State {
+  try {
+    return new Xxh3x128State();
+  } catch (e) {
+    if (!(e instanceof FfiError)) throw e;
+    throw new FfiError(
+      e.library,
+      `The stream tunnel checks its stream with XXH3-128 through libxxhash, which is missing: ${e.message}`,
+      { cause: e, tried: e.tried },
+    );
+  }
+}
 
 /** A STREAM_END payload. */
 export interface StreamEnd {
@@ -22,8 +69,8 @@ export interface StreamEnd {
   readonly streamBytes: number;
   /** Page bodies the sender carried through the channels. */
   readonly pages: number;
-  /** SHA-256 of the whole stream (32 bytes). */
-  readonly sha256: Uint8Array;
+  /** XXH3-128 of the whole stream, canonical form (16 bytes). */
+  readonly digest: Uint8Array;
 }
 
 /**
@@ -34,14 +81,14 @@ export interface StreamEnd {
  * import assert from "node:assert/strict";
  * import { encodeStreamEnd } from "./stream_end.ts";
  *
- * const end = { streamBytes: 10, pages: 0, sha256: new Uint8Array(32) };
- * assert.equal(encodeStreamEnd(end).length, 48); // two u64, then the digest
+ * const end = { streamBytes: 10, pages: 0, digest: new Uint8Array(16) };
+ * assert.equal(encodeStreamEnd(end).length, 32); // two u64, then the digest
  * ```
  */
 export function encodeStreamEnd(end: StreamEnd): Uint8Array {
-  if (end.sha256.length !== 32) {
+  if (end.digest.length !== STREAM_DIGEST_BYTES) {
     throw new RangeError(
-      `STREAM_END digest must be 32 bytes, got ${end.sha256.length}`,
+      `STREAM_END digest must be ${STREAM_DIGEST_BYTES} bytes, got ${end.digest.length}`,
     );
   }
   const out = new Uint8Array(STREAM_END_BYTES);
@@ -50,7 +97,7 @@ export function encodeStreamEnd(end: StreamEnd): Uint8Array {
   v.setUint32(4, Math.floor(end.streamBytes / TWO_32), true);
   v.setUint32(8, end.pages % TWO_32, true);
   v.setUint32(12, Math.floor(end.pages / TWO_32), true);
-  out.set(end.sha256, 16);
+  out.set(end.digest, 16);
   return out;
 }
 
@@ -62,11 +109,11 @@ export function encodeStreamEnd(end: StreamEnd): Uint8Array {
  * import assert from "node:assert/strict";
  * import { decodeStreamEnd, encodeStreamEnd } from "./stream_end.ts";
  *
- * const end = { streamBytes: 10, pages: 0, sha256: new Uint8Array(32) };
+ * const end = { streamBytes: 10, pages: 0, digest: new Uint8Array(16) };
  * assert.deepEqual(decodeStreamEnd(encodeStreamEnd(end)), end);
- * assert.throws(() => decodeStreamEnd(new Uint8Array(47)), /48/);
+ * assert.throws(() => decodeStreamEnd(new Uint8Array(48)), /expected 32/);
  * ```
- * @throws {WireError} when the payload is not 48 bytes.
+ * @throws {WireError} when the payload is not 32 bytes.
  */
 export function decodeStreamEnd(payload: Uint8Array): StreamEnd {
   if (payload.length !== STREAM_END_BYTES) {
@@ -79,6 +126,6 @@ export function decodeStreamEnd(payload: Uint8Array): StreamEnd {
   return {
     streamBytes: v.getUint32(4, true) * TWO_32 + v.getUint32(0, true),
     pages: v.getUint32(12, true) * TWO_32 + v.getUint32(8, true),
-    sha256: payload.slice(16, 48),
+    digest: payload.slice(16, STREAM_END_BYTES),
   };
 }

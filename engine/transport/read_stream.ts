@@ -5,7 +5,7 @@
  * a copy wherever a chunk must outlive the next. Here reads fill one slab
  * (a SharedArrayBuffer of `slabBytes`) from front to back and each chunk is
  * a view into it; a full slab is never written again, so a consumer may
- * keep views, and hand them to a Worker without a copy (`StreamHasher`).
+ * keep views, and hand them to a Worker without a copy.
  *
  * @module
  */

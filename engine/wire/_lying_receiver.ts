@@ -19,6 +19,11 @@ export interface LyingReceiverOptions {
   readonly endType: FrameType;
   /** The digest (hex) it claims. */
   readonly digest: string;
+  /**
+   * The verification scheme its WELCOME names (`"xxh3-128"` for a stream
+   * tunnel's digest); absent: none, as an older receiver answers.
+   */
+  readonly verify?: string;
   /** Frames to send after the end frame and before RESULT (e.g. BACK_END). */
   readonly beforeResult?: readonly FrameType[];
 }
@@ -37,7 +42,11 @@ export async function lyingReceiver(
       await writer.write(
         FrameType.WELCOME,
         0,
-        encodeWelcome({ protocol: PROTOCOL_VERSION, accepted: true }),
+        encodeWelcome({
+          protocol: PROTOCOL_VERSION,
+          accepted: true,
+          verify: options.verify,
+        }),
       );
     } else if (frame.type === options.endType) break;
   }

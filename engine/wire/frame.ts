@@ -25,7 +25,7 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  * Frame types. `as const` object rather than a TypeScript `enum`, so the
  * values are plain numbers on the wire and in tests.
  *
- * Every other type (0, 3, 13..19, 28..31, 34..50, 53..255) is unknown and a reader
+ * Every other type (0, 3, 13..19, 29..31, 34..50, 53..255) is unknown and a reader
  * refuses it; 3 was protocol 1's PAGES frame.
  *
  * @example
@@ -79,20 +79,26 @@ export const FrameType = {
   /** receiver → source, JSON: the destination committed the memory on COMMIT. */
   COMMITTED: 25,
   /**
+   * Either way, JSON, stream tunnels with a replayed link: the frame bytes
+   * this side holds of its peer's; the receiver's first names the
+   * resumable session (`engine/stream/_replay_link.ts`).
+   */
+  ACK: 26,
+  /**
    * source → receiver, JSON, the first frame of a channel connection (per-
    * channel connections, offered in HELLO and granted in WELCOME): this
    * connection carries channel `channel` of the session WELCOME named.
    */
-  JOIN: 26,
+  JOIN: 27,
   /** receiver → source, JSON, on a channel connection: the JOIN is accepted. */
-  JOINED: 27,
+  JOINED: 28,
   /**
    * Stream mode (a hypervisor's stream through the tunnel,
    * `engine/stream/`): the stream minus its page bodies, in order
    * (`records.ts`); the bodies travel in the channels' BATCH frames.
    */
   RECORDS: 32,
-  /** Stream mode: the stream ended: its length, pages and SHA-256 (`stream_end.ts`). */
+  /** Stream mode: the stream ended: its length, pages and XXH3-128 (`stream_end.ts`). */
   STREAM_END: 33,
   /** Stream mode, receiver → source: bytes the destination wrote back (xl's answers). */
   BACK: 51,

@@ -179,8 +179,14 @@ export interface Joined {
  * receiver holds it.
  */
 export interface Resume {
-  /** The session id WELCOME gave. */
+  /** The session id WELCOME gave (a stream tunnel: its first ACK). */
   readonly session: string;
+  /**
+   * Stream tunnels (a replayed link, `engine/stream/resume_link.ts`): bytes
+   * of whole frames the source read from the receiver in the session, every
+   * connection together; the receiver sends again what follows.
+   */
+  readonly received?: number;
 }
 
 /**
@@ -192,14 +198,41 @@ export interface Resume {
  * channel's next codec use is announced by a new CODEC frame.
  */
 export interface Resumed {
-  /** Pages applied per channel, in the channel's order; one entry per channel of HELLO. */
+  /**
+   * Pages applied per channel, in the channel's order; one entry per
+   * channel of HELLO (empty for a stream tunnel's replayed link, which
+   * says `received` instead).
+   */
   readonly channelPages: readonly number[];
+  /**
+   * Stream tunnels: bytes of whole frames the receiver read from the source
+   * in the session, every connection together; the source sends again what
+   * follows, byte for byte.
+   */
+  readonly received?: number;
   /**
    * The verified RESULT the session sent and waits for COMMIT on (commit
    * protocol; absent while the session is in pre-copy): a source that lost
    * RESULT, or COMMITTED, learns the verdict here.
    */
   readonly result?: Result;
+}
+
+/**
+ * ACK (either way, stream tunnels with a replayed link,
+ * `engine/stream/resume_link.ts`): the sender of this frame holds the
+ * first `received` bytes of whole frames its peer sent in the session, so
+ * the peer may drop them from what it keeps for a resend. The receiver's
+ * first ACK also makes the link resumable: it names the session a RESUME
+ * must name and how long the receiver waits for one.
+ */
+export interface Ack {
+  /** Frame bytes held, from the session's start (ACK frames not counted). */
+  readonly received: number;
+  /** The first ACK of a resumable link: the session id, 32 lower-case hex digits. */
+  readonly session?: string;
+  /** With `session`: how long the receiver keeps the session after a lost connection, ms. */
+  readonly resumeMs?: number;
 }
 
 /**
@@ -256,7 +289,10 @@ export interface Ready {
 export interface Result {
   /** Whether the destination's digest equals the source's. */
   readonly verified: boolean;
-  /** The destination's whole digest, lower-case hex (64 digits). */
+  /**
+   * The destination's whole digest, lower-case hex: 64 digits (memory), or
+   * 32 (stream mode: the rebuilt stream's XXH3-128).
+   */
   readonly digest: string;
   /** Pages the receiver applied (stream mode: page bodies rebuilt). */
   readonly pagesApplied: number;
@@ -1037,9 +1073,11 @@ export function decodeResult(payload: Uint8Array): Result {
   const o = decodeJson("RESULT", payload);
   const verified = bool("RESULT", o, "verified");
   const digest = o.digest;
-  if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest)) {
+  if (
+    typeof digest !== "string" || !/^(?:[0-9a-f]{32}){1,2}$/.test(digest)
+  ) {
     throw new WireError(
-      `Cannot decode RESULT: field "digest" must be 64 lower-case hex digits, got ${
+      `Cannot decode RESULT: field "digest" must be 64 (or, from a stream tunnel, 32) lower-case hex digits, got ${
         show(digest)
       }`,
     );
@@ -1368,7 +1406,10 @@ export function decodeCodec(payload: Uint8Array): CodecSetup {
  * ```
  */
 export function encodeResume(resume: Resume): Uint8Array {
-  return encodeJson("RESUME", { session: resume.session });
+  return encodeJson("RESUME", {
+    session: resume.session,
+    ...(resume.received === undefined ? {} : { received: resume.received }),
+  });
 }
 
 /**
@@ -1386,7 +1427,11 @@ export function encodeResume(resume: Resume): Uint8Array {
  */
 export function decodeResume(payload: Uint8Array): Resume {
   const o = decodeJson("RESUME", payload);
-  return { session: sessionId("RESUME", o) };
+  const session = sessionId("RESUME", o);
+  return o.received === undefined ? { session } : {
+    session,
+    received: uint("RESUME", o, "received", Number.MAX_SAFE_INTEGER),
+  };
 }
 
 /**
@@ -1404,6 +1449,7 @@ export function decodeResume(payload: Uint8Array): Resume {
 export function encodeResumed(resumed: Resumed): Uint8Array {
   return encodeJson("RESUMED", {
     channelPages: resumed.channelPages,
+    ...(resumed.received === undefined ? {} : { received: resumed.received }),
     ...(resumed.result
       ? { result: JSON.parse(decoder.decode(encodeResult(resumed.result))) }
       : {}),
@@ -1428,12 +1474,25 @@ export function encodeResumed(resumed: Resumed): Uint8Array {
 export function decodeResumed(payload: Uint8Array): Resumed {
   const o = decodeJson("RESUMED", payload);
   const list = o.channelPages;
-  if (!Array.isArray(list) || list.length < 1 || list.length > MAX_CHANNELS) {
+  // A stream tunnel's replayed link says `received` and no pages.
+  const least = o.received === undefined ? 1 : 0;
+  if (
+    !Array.isArray(list) || list.length < least || list.length > MAX_CHANNELS
+  ) {
     throw new WireError(
-      `Cannot decode RESUMED: field "channelPages" must be an array of 1 to ${MAX_CHANNELS} counts, got ${
+      `Cannot decode RESUMED: field "channelPages" must be an array of ${least} to ${MAX_CHANNELS} counts, got ${
         show(list)
       }`,
     );
+  }
+  if (o.received !== undefined) {
+    const received = uint("RESUMED", o, "received", Number.MAX_SAFE_INTEGER);
+    if (list.length > 0 || o.result !== undefined) {
+      throw new WireError(
+        `Cannot decode RESUMED: field "received" (a stream tunnel's) goes without pages or a result`,
+      );
+    }
+    return { channelPages: [], received };
   }
   const channelPages = list.map((v: unknown, i: number) => {
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
@@ -1538,4 +1597,57 @@ function digestField(what: string, obj: Record<string, unknown>): string {
     );
   }
   return v;
+}
+
+/**
+ * Encodes an ACK payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeAck, encodeAck } from "@hakobu/hakobu";
+ *
+ * const first = {
+ *   received: 0,
+ *   session: "0123456789abcdef0123456789abcdef",
+ *   resumeMs: 30_000,
+ * };
+ * assert.deepEqual(decodeAck(encodeAck(first)), first);
+ * assert.deepEqual(decodeAck(encodeAck({ received: 1 << 20 })), {
+ *   received: 1 << 20,
+ * });
+ * ```
+ */
+export function encodeAck(ack: Ack): Uint8Array {
+  return encodeJson("ACK", {
+    received: ack.received,
+    ...(ack.session === undefined
+      ? {}
+      : { session: ack.session, resumeMs: ack.resumeMs ?? 0 }),
+  });
+}
+
+/**
+ * Decodes an ACK payload: `received` a whole number of bytes; `session`,
+ * when present, 32 lower-case hex digits with its `resumeMs`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeAck } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({ received: -1 }));
+ * assert.throws(() => decodeAck(bad), /field "received"/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeAck(payload: Uint8Array): Ack {
+  const o = decodeJson("ACK", payload);
+  const received = uint("ACK", o, "received", Number.MAX_SAFE_INTEGER);
+  if (o.session === undefined) return { received };
+  return {
+    received,
+    session: sessionId("ACK", o),
+    resumeMs: uint("ACK", o, "resumeMs", MAX_RESUME_MS),
+  };
 }

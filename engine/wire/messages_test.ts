@@ -3,6 +3,7 @@ import { WireError } from "../errors.ts";
 import { MAX_JSON_PAYLOAD } from "./frame.ts";
 import {
   decodeAbort,
+  decodeAck,
   decodeCodec,
   decodeCommit,
   decodeCommitted,
@@ -12,10 +13,12 @@ import {
   decodeHello,
   decodeReady,
   decodeResult,
+  decodeResume,
   decodeResumed,
   decodeRoundEnd,
   decodeWelcome,
   encodeAbort,
+  encodeAck,
   encodeCodec,
   encodeCommit,
   encodeCommitted,
@@ -25,6 +28,7 @@ import {
   encodeHello,
   encodeReady,
   encodeResult,
+  encodeResume,
   encodeResumed,
   encodeRoundEnd,
   encodeWelcome,
@@ -82,6 +86,9 @@ Deno.test("messages: every message survives a round trip", () => {
     mismatched: [0, 7],
   };
   assert.deepEqual(decodeResult(encodeResult(result)), result);
+  // a stream tunnel's RESULT carries the stream's XXH3-128: 32 digits
+  const streamResult = { ...result, verified: true, digest: "3c".repeat(16) };
+  assert.deepEqual(decodeResult(encodeResult(streamResult)), streamResult);
   assert.deepEqual(decodeError(encodeError({ message: "Disk full: \u00e9" })), {
     message: "Disk full: \u00e9",
   });
@@ -290,11 +297,19 @@ Deno.test("messages: decoders name the bad field", () => {
         decodeResult(
           json({ verified: true, digest: "AB".repeat(32), pagesApplied: 0 }),
         ),
-      /RESULT: field "digest" must be 64 lower-case hex digits/,
+      /RESULT: field "digest" must be 64 \(or, from a stream tunnel, 32\) lower-case hex digits/,
     ],
     [
       () =>
         decodeResult(json({ verified: true, digest: "ab", pagesApplied: 0 })),
+      /RESULT: field "digest"/,
+    ],
+    [
+      // between a stream's 32 digits and a memory digest's 64
+      () =>
+        decodeResult(
+          json({ verified: true, digest: "ab".repeat(24), pagesApplied: 0 }),
+        ),
       /RESULT: field "digest"/,
     ],
     [
@@ -546,5 +561,49 @@ Deno.test("commit messages: HELLO and WELCOME commit, COMMIT, COMMITTED, RESUMED
   assert.throws(
     () => decodeError(json({ message: "x", discarded: 1 })),
     /field "discarded" must be a boolean/,
+  );
+});
+
+Deno.test("messages: a stream tunnel's RESUME and RESUMED say the bytes held, ACK round-trips, and bad counts are refused naming the field", () => {
+  const session = "0123456789abcdef0123456789abcdef";
+  assert.deepEqual(
+    decodeResume(encodeResume({ session, received: 4096 })),
+    { session, received: 4096 },
+  );
+  assert.deepEqual(
+    decodeResumed(encodeResumed({ channelPages: [], received: 1 << 20 })),
+    { channelPages: [], received: 1 << 20 },
+  );
+  // A native RESUMED still needs one count per channel.
+  assert.throws(
+    () => decodeResumed(encodeResumed({ channelPages: [] })),
+    /field "channelPages" must be an array of 1 to/,
+  );
+  // Bytes and pages together mean nothing.
+  assert.throws(
+    () =>
+      decodeResumed(
+        new TextEncoder().encode(
+          JSON.stringify({ channelPages: [3], received: 5 }),
+        ),
+      ),
+    /field "received" \(a stream tunnel's\) goes without pages/,
+  );
+  const bad = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  assert.throws(
+    () => decodeResume(bad({ session, received: -1 })),
+    /Cannot decode RESUME: field "received"/,
+  );
+  assert.throws(
+    () => decodeAck(bad({ received: 1.5 })),
+    /Cannot decode ACK: field "received"/,
+  );
+  assert.throws(
+    () => decodeAck(bad({ received: 0, session: "x", resumeMs: 1 })),
+    /Cannot decode ACK: field "session"/,
+  );
+  assert.deepEqual(
+    decodeAck(encodeAck({ received: 7, session, resumeMs: 500 })),
+    { received: 7, session, resumeMs: 500 },
   );
 });

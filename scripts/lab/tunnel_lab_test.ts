@@ -341,7 +341,7 @@ async function tunnelCase(o: CaseOptions): Promise<void> {
       assert.match(stdout, /^rounds\s+2 \(1 live \+ stop-and-copy\)/m);
       assert.match(
         stdout,
-        /^result\s+VERIFIED \(the rebuilt stream's SHA-256 matches the source's, on both ends\)/m,
+        /^result\s+VERIFIED \(the rebuilt stream's XXH3-128 matches the source's, on both ends\)/m,
       );
       assert.match(stdout, /^tunnel\s+\d+ bytes on the hakobu wire/m);
       console.log(
