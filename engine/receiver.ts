@@ -12,7 +12,11 @@
 
 import type { Codec } from "./codecs/codec.ts";
 import type { MemorySink } from "./driver.ts";
-import { type ReceiveEvent, receiveSession } from "./session/receive_core.ts";
+import {
+  type ChannelConnectionsOptions,
+  type ReceiveEvent,
+  receiveSession,
+} from "./session/receive_core.ts";
 import { type MemoryEvent, memoryMode } from "./session/memory_mode.ts";
 import type { ReceiveBudget } from "./session/budget.ts";
 import type { ResumeRegistry } from "./session/resume_registry.ts";
@@ -20,6 +24,7 @@ import type { WireConn } from "./wire/duplex.ts";
 import type { Hello, RoundEnd } from "./wire/messages.ts";
 
 export {
+  type ChannelConnectionsOptions,
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_CODEC_STATE_BYTES,
@@ -43,7 +48,18 @@ export type { MemoryEvent } from "./session/memory_mode.ts";
  * ROUND_END, and the memory mode's `final` and `result`.
  */
 export type ReceiverEvent =
-  | Extract<ReceiveEvent, { type: "hello" | "abort" | "parked" | "resumed" }>
+  | Extract<
+    ReceiveEvent,
+    {
+      type:
+        | "hello"
+        | "abort"
+        | "parked"
+        | "resumed"
+        | "channelJoined"
+        | "channelRefused";
+    }
+  >
   | {
     /** Every channel sent its ROUND_END of a round. */
     readonly type: "round";
@@ -101,6 +117,15 @@ export interface ReceiverOptions {
    * (commits at RESULT).
    */
   commit?: boolean;
+  /**
+   * Grant per-channel connections when HELLO offers them: each channel's
+   * decode Worker listens on a port of its own on `hostname`, takes one
+   * connection that passes `security` as this one did (same identity) and
+   * JOINs with the session's token, and decrypts and applies its frames on
+   * its own thread. Such a session is not resumable. Absent: every channel
+   * stays inside `conn`.
+   */
+  channelConnections?: ChannelConnectionsOptions;
 }
 
 /** How a receiving session ended (when it did not fail). */
@@ -252,6 +277,7 @@ export async function receiveMigration(
       maxCodecStateBytes: options.maxCodecStateBytes,
       budget: options.budget,
       resume: options.resume,
+      channelConnections: options.channelConnections,
     },
   );
   const hello = outcome.hello;

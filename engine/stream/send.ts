@@ -340,7 +340,9 @@ export async function sendStream(
             await link.writeRaw(e.bytes);
             if (e.credited) p.credit(e.channel, e.bytes);
             for (const [id, n] of e.claims) claims[id] = (claims[id] ?? 0) + n;
-          } else {
+          } else if (e.type === "done") {
+            // ("sent" comes only from a channel with its own connection,
+            // which the tunnel does not use.)
             queued[e.channel]--;
             if (e.buffer) freePages.push(e.buffer);
             wakeQueue?.();

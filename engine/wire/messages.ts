@@ -101,6 +101,12 @@ export interface Hello {
    * (absent: the receiver commits when it sends a verified RESULT).
    */
   readonly commit?: boolean;
+  /**
+   * The source offers per-channel connections: each channel on a
+   * connection of its own, which its encode Worker opens and writes (absent:
+   * every channel inside this connection).
+   */
+  readonly channelConnections?: boolean;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -128,6 +134,43 @@ export interface Welcome {
    * on COMMIT and answers COMMITTED (absent: it commits at RESULT).
    */
   readonly commit?: boolean;
+  /**
+   * The receiver takes the per-channel connections HELLO offered: channel
+   * `c` connects to `ports[c]` of the host the source dialled, passes the
+   * same security handshake, and sends JOIN with `session` and `token`.
+   * Absent: every channel stays inside this connection.
+   */
+  readonly channelJoin?: ChannelJoin;
+}
+
+/** WELCOME's `channelJoin`: where and how each channel's connection joins the session. */
+export interface ChannelJoin {
+  /** The session's channel id, 32 lower-case hex digits. */
+  readonly session: string;
+  /** A secret of the session, 32 lower-case hex digits (128 random bits), that each JOIN must carry. */
+  readonly token: string;
+  /** The port each channel connects to, one per channel of HELLO. */
+  readonly ports: readonly number[];
+}
+
+/**
+ * JOIN (source → receiver, the first frame of a channel connection): this
+ * connection carries channel `channel` of the session WELCOME's
+ * `channelJoin` named.
+ */
+export interface Join {
+  /** WELCOME's `channelJoin.session`. */
+  readonly session: string;
+  /** WELCOME's `channelJoin.token`. */
+  readonly token: string;
+  /** The channel this connection carries. */
+  readonly channel: number;
+}
+
+/** JOINED (receiver → source, on a channel connection): the JOIN is accepted. */
+export interface Joined {
+  /** The channel joined. */
+  readonly channel: number;
 }
 
 /**
@@ -221,6 +264,11 @@ export interface RoundEnd {
   readonly rawBytes: number;
   /** Frame bytes the channel's CODEC and BATCH frames of the round put on the wire. */
   readonly wireBytes: number;
+  /**
+   * The channel's last round (stop-and-copy): on a channel connection,
+   * nothing follows it (absent: false).
+   */
+  readonly final?: boolean;
 }
 
 /** FINAL (source → receiver): the source is paused and sent its last pages. */
@@ -472,6 +520,7 @@ export function encodeHello(hello: Hello): Uint8Array {
     ...(hello.resumeMs === undefined ? {} : { resumeMs: hello.resumeMs }),
     ...(hello.verify ? { verify: hello.verify } : {}),
     ...(hello.commit ? { commit: true } : {}),
+    ...(hello.channelConnections ? { channelConnections: true } : {}),
   });
 }
 
@@ -541,6 +590,9 @@ export function decodeHello(payload: Uint8Array): Hello {
       : { resumeMs: uint("HELLO", o, "resumeMs", MAX_RESUME_MS) }),
     ...(o.verify === undefined ? {} : { verify: schemes(o.verify) }),
     ...(o.commit === undefined ? {} : { commit: bool("HELLO", o, "commit") }),
+    ...(o.channelConnections === undefined ? {} : {
+      channelConnections: bool("HELLO", o, "channelConnections"),
+    }),
   };
 }
 
@@ -583,6 +635,15 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
       : { session: welcome.session, resumeMs: welcome.resumeMs ?? 0 }),
     ...(welcome.verify ? { verify: welcome.verify } : {}),
     ...(welcome.commit ? { commit: true } : {}),
+    ...(welcome.channelJoin
+      ? {
+        channelJoin: {
+          session: welcome.channelJoin.session,
+          token: welcome.channelJoin.token,
+          ports: welcome.channelJoin.ports,
+        },
+      }
+      : {}),
   });
 }
 
@@ -612,7 +673,139 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
     }),
     ...(o.verify === undefined ? {} : { verify: text("WELCOME", o, "verify") }),
     ...(o.commit === undefined ? {} : { commit: bool("WELCOME", o, "commit") }),
+    ...(o.channelJoin === undefined
+      ? {}
+      : { channelJoin: channelJoin(o.channelJoin) }),
   };
+}
+
+/** WELCOME's `channelJoin`: a session id, a token and 1..64 ports. */
+function channelJoin(v: unknown): ChannelJoin {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new WireError(
+      `Cannot decode WELCOME: field "channelJoin" must be an object {session, token, ports}, got ${
+        show(v)
+      }`,
+    );
+  }
+  const o = v as Record<string, unknown>;
+  const ports = o.ports;
+  if (
+    !Array.isArray(ports) || ports.length < 1 ||
+    ports.length > MAX_CHANNELS ||
+    !ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)
+  ) {
+    throw new WireError(
+      `Cannot decode WELCOME: field "channelJoin.ports" must be 1 to ${MAX_CHANNELS} TCP ports, got ${
+        show(ports)
+      }`,
+    );
+  }
+  return {
+    session: sessionId("WELCOME channelJoin", o),
+    token: hex128("WELCOME channelJoin", o, "token"),
+    ports: ports as number[],
+  };
+}
+
+/** A 128-bit value as 32 lower-case hex digits. */
+function hex128(
+  what: string,
+  obj: Record<string, unknown>,
+  field: string,
+): string {
+  const v = obj[field];
+  if (typeof v !== "string" || !/^[0-9a-f]{32}$/.test(v)) {
+    throw new WireError(
+      `Cannot decode ${what}: field "${field}" must be 32 lower-case hex digits, got ${
+        v === undefined ? "nothing" : "something else (not shown: a secret)"
+      }`,
+    );
+  }
+  return v;
+}
+
+/**
+ * Encodes a JOIN payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeJoin, encodeJoin } from "@hakobu/hakobu";
+ *
+ * const join = {
+ *   session: "0123456789abcdef0123456789abcdef",
+ *   token: "fedcba9876543210fedcba9876543210",
+ *   channel: 1,
+ * };
+ * assert.deepEqual(decodeJoin(encodeJoin(join)), join);
+ * ```
+ */
+export function encodeJoin(join: Join): Uint8Array {
+  return encodeJson("JOIN", {
+    session: join.session,
+    token: join.token,
+    channel: join.channel,
+  });
+}
+
+/**
+ * Decodes a JOIN payload; a malformed token is refused without echoing it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeJoin } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({
+ *   session: "0123456789abcdef0123456789abcdef",
+ *   token: "secret?",
+ *   channel: 0,
+ * }));
+ * assert.throws(() => decodeJoin(bad), /field "token" must be 32 lower-case hex digits, got something else \(not shown/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeJoin(payload: Uint8Array): Join {
+  const o = decodeJson("JOIN", payload);
+  return {
+    session: sessionId("JOIN", o),
+    token: hex128("JOIN", o, "token"),
+    channel: uint("JOIN", o, "channel", MAX_CHANNELS - 1),
+  };
+}
+
+/**
+ * Encodes a JOINED payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeJoined, encodeJoined } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(decodeJoined(encodeJoined({ channel: 3 })), { channel: 3 });
+ * ```
+ */
+export function encodeJoined(joined: Joined): Uint8Array {
+  return encodeJson("JOINED", { channel: joined.channel });
+}
+
+/**
+ * Decodes a JOINED payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeJoined } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({ channel: -1 }));
+ * assert.throws(() => decodeJoined(bad), /field "channel"/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeJoined(payload: Uint8Array): Joined {
+  const o = decodeJson("JOINED", payload);
+  return { channel: uint("JOINED", o, "channel", MAX_CHANNELS - 1) };
 }
 
 /**
@@ -633,6 +826,7 @@ export function encodeRoundEnd(end: RoundEnd): Uint8Array {
     pages: end.pages,
     rawBytes: end.rawBytes,
     wireBytes: end.wireBytes,
+    ...(end.final ? { final: true } : {}),
   });
 }
 
@@ -656,6 +850,7 @@ export function decodeRoundEnd(payload: Uint8Array): RoundEnd {
     pages: uint("ROUND_END", o, "pages", Number.MAX_SAFE_INTEGER),
     rawBytes: uint("ROUND_END", o, "rawBytes", Number.MAX_SAFE_INTEGER),
     wireBytes: uint("ROUND_END", o, "wireBytes", Number.MAX_SAFE_INTEGER),
+    ...(o.final === undefined ? {} : { final: bool("ROUND_END", o, "final") }),
   };
 }
 
