@@ -35,7 +35,7 @@ export interface Fault {
 export interface FaultProxy {
   /** The loopback port it listens on. */
   readonly port: number;
-  /** Whether the fault was injected (its direction carried enough bytes). */
+  /** Whether a fault was injected (its direction carried enough bytes). */
   readonly fired: boolean;
   /** Bytes each relayed connection carried each way so far, in the order they connected. */
   readonly connections: readonly {
@@ -48,7 +48,11 @@ export interface FaultProxy {
 
 /**
  * Listens on a loopback port and relays each connection to `target`,
- * injecting `fault` into it.
+ * injecting `fault` into it. One fault fires once, into the first
+ * connection that carries enough (and a cut or a broken side then closes
+ * every relayed connection); a list gives the n-th connection its own
+ * fault (`null` or past the list's end: none), each of which fires in its
+ * connection alone (a cut closes that connection's two sockets).
  *
  * @example
  * ```ts ignore
@@ -57,13 +61,18 @@ export interface FaultProxy {
  * await proxy.close();
  * ```
  */
-export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
+export function faultProxy(
+  targetPort: number,
+  fault: Fault | readonly (Fault | null)[],
+): FaultProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
   const tasks: Promise<void>[] = [];
   const carriedBy: { up: number; down: number }[] = [];
-  let fired = false;
-  let dark = false;
+  const perConnection = Array.isArray(fault);
+  /** Whether a fault fired; `fired`/`dark` per connection with a list, shared without. */
+  let anyFired = false;
+  const shared = { fired: false, dark: false };
   const never = new Promise<void>(() => {});
   const closeAll = () => {
     for (const c of conns) {
@@ -77,12 +86,18 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
     to: Deno.Conn,
     direction: "up" | "down",
     tally: { up: number; down: number },
+    fault: Fault | null,
+    state: { fired: boolean; dark: boolean },
+    closeLink: () => void,
   ) => {
+    if (fault === null) state.fired = true; // nothing to inject
     let carried = 0;
     const buf = new Uint8Array(64 * 1024);
     // Where the fault comes in this direction's stream: fixed, or found by
     // reading frame headers (16 bytes; u8 type at 2, u32 length at 8).
-    let faultAt = fault.frameType === undefined ? fault.afterBytes : Infinity;
+    let faultAt = fault?.frameType === undefined
+      ? fault?.afterBytes ?? Infinity
+      : Infinity;
     const header: number[] = [];
     let headerAt = 0;
     let skip = 0;
@@ -97,8 +112,8 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
         if (header.length === 0) headerAt = carried + i;
         header.push(chunk[i++]);
         if (header.length === 16) {
-          if (header[2] === fault.frameType) {
-            faultAt = headerAt + fault.afterBytes;
+          if (header[2] === fault!.frameType) {
+            faultAt = headerAt + fault!.afterBytes;
           }
           skip = (header[8] | header[9] << 8 | header[10] << 16) +
             header[11] * 2 ** 24;
@@ -111,30 +126,31 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
         const n = await from.read(buf);
         if (n === null) break;
         let chunk = buf.subarray(0, n);
-        if (dark) await never;
-        if (!fired && direction === fault.direction) {
+        if (state.dark) await never;
+        if (!state.fired && direction === fault!.direction) {
           if (faultAt === Infinity) findFrame(chunk);
         }
         if (
-          !fired && direction === fault.direction &&
+          !state.fired && direction === fault!.direction &&
           carried + n > faultAt
         ) {
-          fired = true;
+          state.fired = true;
+          anyFired = true;
           const at = faultAt - carried;
-          switch (fault.kind) {
+          switch (fault!.kind) {
             case "cut":
               await writeAll(to, chunk.subarray(0, at));
               tally[direction] += at;
-              closeAll();
+              closeLink();
               return;
             case "blackhole":
               await writeAll(to, chunk.subarray(0, at));
               tally[direction] += at;
-              dark = true;
+              state.dark = true;
               await never;
               return;
             case "delay":
-              await new Promise((r) => setTimeout(r, fault.delayMs ?? 0));
+              await new Promise((r) => setTimeout(r, fault!.delayMs ?? 0));
               break;
             case "corrupt":
               chunk = chunk.slice();
@@ -149,7 +165,7 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
       // A clean end: pass the half-close on.
       await to.closeWrite().catch(() => {});
     } catch {
-      closeAll(); // one side broke: so does the link
+      closeLink(); // one side broke: so does the link
     }
   };
   const accepting = (async () => {
@@ -160,18 +176,50 @@ export function faultProxy(targetPort: number, fault: Fault): FaultProxy {
       } catch {
         return; // closed
       }
-      const b = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+      // The target may still be starting (a child process): retry a while.
+      let b: Deno.Conn | null = null;
+      for (let i = 0; b === null; i++) {
+        try {
+          b = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+        } catch (e) {
+          if (!(e instanceof Deno.errors.ConnectionRefused) || i >= 300) {
+            try {
+              a.close();
+            } catch { /* closed */ }
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      if (b === null) continue;
       conns.add(a);
       conns.add(b);
       const tally = { up: 0, down: 0 };
+      const nth = carriedBy.length;
       carriedBy.push(tally);
-      tasks.push(relay(a, b, "up", tally), relay(b, a, "down", tally));
+      const own = perConnection
+        ? (fault as readonly (Fault | null)[])[nth] ?? null
+        : fault as Fault;
+      const state = perConnection ? { fired: false, dark: false } : shared;
+      const closeLink = perConnection
+        ? () => {
+          for (const c of [a, b]) {
+            try {
+              c.close();
+            } catch { /* closed */ }
+          }
+        }
+        : closeAll;
+      tasks.push(
+        relay(a, b, "up", tally, own, state, closeLink),
+        relay(b, a, "down", tally, own, state, closeLink),
+      );
     }
   })();
   return {
     port: (listener.addr as Deno.NetAddr).port,
     get fired() {
-      return fired;
+      return anyFired;
     },
     get connections() {
       return carriedBy.map((t) => ({ ...t }));

@@ -67,6 +67,8 @@ import { EncoderPool } from "./pipeline/encoder_pool.ts";
 import { channelOf, splitByChannel } from "./pipeline/partition.ts";
 import { type Recovered, SourceLink } from "./session/source_link.ts";
 import { FrameType } from "./wire/frame.ts";
+import type { Address } from "./transport/address.ts";
+import type { ConnectSecurity } from "./transport/secure/mod.ts";
 import {
   decodeCommitted,
   decodeDigestAsk,
@@ -79,6 +81,7 @@ import {
   encodeRoundEnd,
   PROTOCOL_VERSION,
   type Result,
+  type Welcome,
 } from "./wire/messages.ts";
 
 /** A bidirectional byte stream, e.g. a `Deno.Conn`. */
@@ -149,6 +152,22 @@ export interface MigrateOptions {
    * (interoperability tests).
    */
   readonly commit?: boolean;
+  /**
+   * Offer per-channel connections: when the receiver grants them (WELCOME's
+   * `channelJoin`), each channel's Worker connects to the port it names on
+   * `to`'s host with `security` (the same credentials as `conn`), joins
+   * the session, and writes and encrypts its own frames, paced at its share
+   * of the plan's bandwidth, so that encryption spreads over the channels'
+   * cores. A receiver that does not grant them gets every channel inside
+   * `conn`, as before. Not with a plan that resumes (a lost channel
+   * connection fails the migration; the VM runs on at the source).
+   */
+  readonly channelConnections?: {
+    /** The receiver's address, as dialled for `conn`. */
+    readonly to: Address;
+    /** The same security as `conn`'s. */
+    readonly security: ConnectSecurity;
+  };
 }
 
 /** What {@link MigrateOptions.onChannels} gets. */
@@ -266,6 +285,10 @@ class SourceSession {
   #commitSent = false;
   /** Reconnections the verdict phase took. */
   #commitReconnects = 0;
+  /** Each channel writes its own connection (WELCOME granted per-channel connections). */
+  #perChannel = false;
+  /** Wire bytes the channels wrote on their own connections. */
+  #channelWire = 0;
   readonly #channels: number;
   readonly #dirty: Uint32Array;
   readonly #rounds: RoundReport[] = [];
@@ -307,6 +330,14 @@ class SourceSession {
       );
     }
     this.#channels = channels;
+    if (
+      opts.channelConnections && opts.plan.resume !== undefined &&
+      opts.reconnect !== undefined
+    ) {
+      throw new MigrationError(
+        `Per-channel connections and policy "${opts.plan.name}"'s resume cannot go together: a session whose channels have connections of their own is not resumable (a lost channel connection fails the migration, the VM running on at the source); drop one of the two`,
+      );
+    }
     this.#dirty = new Uint32Array(opts.source.pageCount);
     this.#channelPages = new Array(channels).fill(0);
     this.#aborted = new Promise<never>((_, reject) => {
@@ -349,7 +380,11 @@ class SourceSession {
         ...(this.#resumeAsked() ? { resumeMs: plan.resume!.graceMs } : {}),
         verify: DIGEST_SCHEMES,
         ...(this.#opts.commit === false ? {} : { commit: true }),
+        ...(this.#opts.channelConnections ? { channelConnections: true } : {}),
       }, { meanwhile: () => this.#startChannels() }));
+      if (this.#opts.channelConnections && welcome.channelJoin) {
+        await this.#connectChannels(welcome.channelJoin);
+      }
       this.#commit = this.#opts.commit !== false && welcome.commit === true;
       this.#session = welcome.session ?? null;
       this.#scheme = chooseScheme(welcome.verify ? [welcome.verify] : []);
@@ -542,6 +577,9 @@ class SourceSession {
         digestScheme: ours.scheme ?? "sha256",
         ...(mismatch ? { mismatch } : {}),
         channels: this.#channels,
+        ...(this.#opts.channelConnections
+          ? { channelConnections: this.#perChannel }
+          : {}),
         gpu: this.#gpuUse(),
         rounds: this.#rounds,
         ...(this.#resumes.length ? { resumes: this.#resumes } : {}),
@@ -598,7 +636,40 @@ class SourceSession {
 
   /** Wire bytes of every connection so far. */
   #wireBytes(): number {
-    return this.#wireBefore + this.#link.wireBytes;
+    return this.#wireBefore + this.#link.wireBytes + this.#channelWire;
+  }
+
+  /**
+   * Per-channel connections, granted: every channel's Worker connects to
+   * its port, authenticates as the session's connection did and JOINs,
+   * within the reply deadline.
+   */
+  async #connectChannels(
+    join: NonNullable<Welcome["channelJoin"]>,
+  ): Promise<void> {
+    const cc = this.#opts.channelConnections!;
+    if (join.ports.length !== this.#channels) {
+      throw new MigrationError(
+        `The receiver's WELCOME names ${join.ports.length} channel ports for ${this.#channels} channels`,
+      );
+    }
+    const replyMs = this.#deadlines.replyMs;
+    const bandwidth = this.#plan.bandwidth;
+    await this.#race(within(
+      this.#pool!.connect((channel) => ({
+        to: { hostname: cc.to.hostname, port: join.ports[channel] },
+        security: cc.security,
+        join: { session: join.session, token: join.token, channel },
+        timeoutMs: replyMs,
+        bytesPerSecond: bandwidth ? bandwidth / this.#channels : null,
+      })),
+      replyMs,
+      () =>
+        new MigrationError(
+          `The channels' connections to the receiver did not all join within ${replyMs} ms (the reply deadline)`,
+        ),
+    ));
+    this.#perChannel = true;
   }
 
   /** Whether HELLO asks for a resumable session: the plan resumes and a reconnection is possible. */
@@ -1328,29 +1399,43 @@ class SourceSession {
       }
       this.#channelPages[c] = base + pfns.length;
     });
-    pool.round(round, parts);
+    pool.round(round, parts, final);
     let done = 0;
     while (done < this.#channels) {
       this.#checkAbort();
       const e = await this.#race(pool.next());
-      if (e.type === "frame") {
-        await this.#race(this.#link.writeRaw(e.bytes));
-        const len = e.bytes.length;
-        if (e.credited) pool.credit(e.channel, e.bytes);
-        perChannel[e.channel].wireBytes += len;
-        perChannel[e.channel].pages += e.pages;
+      if (e.type === "sent" || e.type === "frame") {
+        let len: number;
+        if (e.type === "frame") {
+          await this.#race(this.#link.writeRaw(e.bytes));
+          len = e.bytes.length;
+          if (e.credited) pool.credit(e.channel, e.bytes);
+        } else {
+          // Written by the channel on its own connection.
+          len = e.wireBytes;
+          this.#channelWire += len;
+        }
+        const c = perChannel[e.channel];
+        c.wireBytes += len;
+        c.pages += e.pages;
         tally.wireBytes += len;
         tally.pages += e.pages;
         this.#gpuPages += e.gpuPages;
-        const channelMix = perChannel[e.channel].mix;
         for (const [id, n] of e.claims) {
           mixById.set(id, (mixById.get(id) ?? 0) + n);
-          channelMix.set(id, (channelMix.get(id) ?? 0) + n);
+          c.mix.set(id, (c.mix.get(id) ?? 0) + n);
         }
         progress();
         continue;
       }
       // This channel has sent its part of the round.
+      if (e.endBytes !== undefined) {
+        // and its ROUND_END, on its own connection
+        tally.wireBytes += e.endBytes;
+        this.#channelWire += e.endBytes;
+        done++;
+        continue;
+      }
       const c = perChannel[e.channel];
       const endBytes = encodeRoundEnd({
         round,

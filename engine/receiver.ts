@@ -13,7 +13,11 @@
 import type { Codec } from "./codecs/codec.ts";
 import { bestEffort } from "./session/best_effort.ts";
 import type { MemorySink } from "./driver.ts";
-import { type ReceiveEvent, receiveSession } from "./session/receive_core.ts";
+import {
+  type ChannelConnectionsOptions,
+  type ReceiveEvent,
+  receiveSession,
+} from "./session/receive_core.ts";
 import { type MemoryEvent, memoryMode } from "./session/memory_mode.ts";
 import type { ReceiveBudget } from "./session/budget.ts";
 import type { ResumeRegistry } from "./session/resume_registry.ts";
@@ -27,6 +31,7 @@ import {
 } from "./session/receive_gpu.ts";
 
 export {
+  type ChannelConnectionsOptions,
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_CODEC_STATE_BYTES,
@@ -57,7 +62,18 @@ export {
  * ROUND_END, and the memory mode's `final` and `result`.
  */
 export type ReceiverEvent =
-  | Extract<ReceiveEvent, { type: "hello" | "abort" | "parked" | "resumed" }>
+  | Extract<
+    ReceiveEvent,
+    {
+      type:
+        | "hello"
+        | "abort"
+        | "parked"
+        | "resumed"
+        | "channelJoined"
+        | "channelRefused";
+    }
+  >
   | {
     /** Every channel sent its ROUND_END of a round. */
     readonly type: "round";
@@ -125,6 +141,15 @@ export interface ReceiverOptions {
    * settings reject with a `GpuError` before the session starts.
    */
   gpu?: ReceiverGpuSettings;
+  /**
+   * Grant per-channel connections when HELLO offers them: each channel's
+   * decode Worker listens on a port of its own on `hostname`, takes one
+   * connection that passes `security` as this one did (same identity) and
+   * JOINs with the session's token, and decrypts and applies its frames on
+   * its own thread. Such a session is not resumable. Absent: every channel
+   * stays inside `conn`.
+   */
+  channelConnections?: ChannelConnectionsOptions;
 }
 
 /** How a receiving session ended (when it did not fail). */
@@ -288,6 +313,7 @@ export async function receiveMigration(
       budget: options.budget,
       resume: options.resume,
       gpu,
+      channelConnections: options.channelConnections,
     },
   );
   const hello = outcome.hello;

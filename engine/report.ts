@@ -241,6 +241,12 @@ export interface MigrationReport {
   readonly mismatch?: MemoryMismatch;
   /** Channels that carried the pages (each its own Worker and ordered stream); 1 for a hypervisor's own transport. */
   readonly channels?: number;
+  /**
+   * Whether each channel had a connection of its own, written (and
+   * encrypted) by its Worker (absent: every channel inside the one
+   * connection).
+   */
+  readonly channelConnections?: boolean;
   /** Whether the GPU encoded pages, on which adapter, and why not when it did not. */
   readonly gpu: GpuUse;
   /** Every round, the stop-and-copy round last. */

@@ -189,6 +189,10 @@ export function buildCli(setExit: (code: number) => void): Command {
       integer({ min: 1, max: MAX_CHANNELS }),
     )
     .option(
+      "--channel-connections",
+      "sim: each channel on a TCP/TLS connection of its own, written and encrypted by its own Worker (encryption spreads over cores); a receiver that does not grant them gets the one connection; not with a policy that resumes",
+    )
+    .option(
       "--tunnel",
       "libvirt: put hakobu's stream tunnel (the policy's codecs, verified) in libvirt's migration",
     )
@@ -239,6 +243,7 @@ export function buildCli(setExit: (code: number) => void): Command {
         seed: o.seed,
         dirtyRate: o.dirtyRate,
         ...(o.tunnel ? { tunnel: true } : {}),
+        ...(o.channelConnections ? { channelConnections: true } : {}),
         ...(o.tunnelReceiver === undefined ? {} : {
           tunnelReceiver: {
             at: `${o.tunnelReceiver.hostname}:${o.tunnelReceiver.port}`,

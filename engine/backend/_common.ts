@@ -72,6 +72,8 @@ export async function streamTunnel(
     codecs: round0Codecs(plan),
     bandwidth: plan.bandwidth,
     channels: plan.channels,
+    // A policy that resumes makes the tunnel resume its link too.
+    resumeGraceMs: plan.resume?.graceMs,
     security,
     command: [Deno.execPath(), "run", "-A", main, format],
   });

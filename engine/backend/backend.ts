@@ -94,6 +94,12 @@ export interface BackendOpenOptions {
   /** `xen`: live pre-copy (default true); false suspends first and copies once. */
   readonly live?: boolean;
   /**
+   * `sim`: offer per-channel connections (`MigrateOptions.channelConnections`):
+   * each channel's Worker opens, writes and encrypts a connection of its
+   * own to the receiver. Default false: every channel in one connection.
+   */
+  readonly channelConnections?: boolean;
+  /**
    * `libvirt`: put hakobu's stream tunnel in the migration (libvirt's
    * `migrate_uri` points at the tunnel, which feeds the destination's
    * `listen_address`): the plan's codecs on the link and the stream

@@ -82,6 +82,9 @@ class SimBackend implements Backend {
         // A plan that resumes reconnects with the same credentials: the
         // receiver lets only the same source identity take its session on.
         reconnect: () => connectChannel(to, security),
+        ...(this.#options.channelConnections
+          ? { channelConnections: { to, security } }
+          : {}),
         signal: options.signal,
         onProgress: options.onProgress,
         onRound: options.onRound,

@@ -9,7 +9,11 @@
 import { CodecError, HakobuError } from "../errors.ts";
 import type { DigestScheme } from "../digest.ts";
 import type { CodecSpec } from "../plan.ts";
-import type { CodecRef, CodecSetup } from "../wire/messages.ts";
+import type { CodecRef, CodecSetup, RoundEnd } from "../wire/messages.ts";
+import type { JoinListenOptions } from "./_channel_join.ts";
+import type { Address } from "../transport/address.ts";
+import type { ConnectSecurity } from "../transport/secure/mod.ts";
+import type { Join } from "../wire/messages.ts";
 import type { DecodeGpu } from "../session/receive_gpu.ts";
 
 /** Digests of ranges `from, from + step, ...` below `to` of shared memory, `rangeBytes` each (either pool's Workers). */
@@ -92,6 +96,8 @@ export type EncodeRequest =
     readonly id: number;
     readonly round: number;
     readonly pfns: Uint32Array;
+    /** The stop-and-copy round: on a channel connection, its ROUND_END says `final`. */
+    readonly final?: boolean;
   }
   | {
     /**
@@ -115,6 +121,20 @@ export type EncodeRequest =
     /** Answer "synced" once every request before this one is handled. */
     readonly type: "sync";
     readonly id: number;
+  }
+  | {
+    /**
+     * Per-channel connection: connect to the receiver, JOIN, and from then
+     * on write this channel's frames (ROUND_END included) on it, paced at
+     * `bytesPerSecond` (null: unpaced), instead of posting them. Answered
+     * with "joined" (or an error).
+     */
+    readonly type: "connect";
+    readonly to: Address;
+    readonly security: ConnectSecurity;
+    readonly join: Join;
+    readonly timeoutMs: number;
+    readonly bytesPerSecond: number | null;
   };
 
 /** Encode worker → main. */
@@ -132,6 +152,19 @@ export type EncodeReply =
     readonly gpuPages: number;
   }
   | {
+    /** Per-channel connection: a frame the worker wrote on it itself. */
+    readonly type: "sent";
+    /** Frame bytes written. */
+    readonly wireBytes: number;
+    readonly pages: number;
+    readonly claims: readonly (readonly [number, number])[];
+    readonly gpuPages: number;
+  }
+  | {
+    /** Per-channel connection: the channel's connection joined its session. */
+    readonly type: "joined";
+  }
+  | {
     /** The worker's GPU: its adapter, or why it has none (after init, when asked for one). */
     readonly type: "gpu";
     readonly adapter: string | null;
@@ -146,6 +179,8 @@ export type EncodeReply =
     readonly pages: number;
     /** A `batch` request's pages buffer, given back for the next batch. */
     readonly buffer?: ArrayBuffer;
+    /** Per-channel connection: bytes of the ROUND_END the worker wrote. */
+    readonly endBytes?: number;
   }
   | DigestReply
   | {
@@ -196,7 +231,23 @@ export type DecodeRequest =
     readonly type: "buffer";
     readonly buffer: ArrayBuffer;
   }
-  | DigestRequest;
+  | DigestRequest
+  | {
+    /**
+     * Per-channel connection: listen for this channel's connection
+     * (answered "listening" with the port, then "joined"), and from then
+     * on read and apply its frames, asking the main thread about each CODEC
+     * and ROUND_END ("codecAsk", "roundEnd") before reading on.
+     */
+    readonly type: "listen";
+    readonly options: JoinListenOptions;
+    /** Most milliseconds for each next whole frame on the connection. */
+    readonly frameTimeoutMs: number;
+  }
+  | {
+    /** The answer to "codecAsk" or "roundEnd": go on reading. */
+    readonly type: "go";
+  };
 
 /** Decode worker → main. */
 export type DecodeReply =
@@ -237,4 +288,30 @@ export type DecodeReply =
   }
   | { readonly type: "synced"; readonly id: number; readonly applied: number }
   | DigestReply
+  | { readonly type: "listening"; readonly port: number }
+  | { readonly type: "joined"; readonly remote: string }
+  | {
+    /** A connection to the channel's port that was refused (and closed). */
+    readonly type: "refused";
+    readonly message: string;
+  }
+  | {
+    /** A CODEC frame on the channel's connection, at its offset: may it be created? */
+    readonly type: "codecAsk";
+    readonly setup: CodecSetup;
+    readonly at: number;
+  }
+  | {
+    /** A ROUND_END on the channel's connection; every BATCH before it is applied. */
+    readonly type: "roundEnd";
+    readonly end: RoundEnd;
+    readonly at: number;
+  }
+  | {
+    /** A BATCH from the channel's connection is applied; frame bytes read on it so far. */
+    readonly type: "progress";
+    readonly bytes: number;
+    /** Of that BATCH, pages decoded on the GPU. */
+    readonly gpuPages: number;
+  }
   | WorkerError;

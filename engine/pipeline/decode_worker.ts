@@ -28,6 +28,10 @@ import {
   workerError,
 } from "./_messages.ts";
 import { channelOf } from "./partition.ts";
+import { type JoinedConn, listenForJoin } from "./_channel_join.ts";
+import { within } from "../session/_within.ts";
+import { FrameType, frameTypeName, HEADER_BYTES } from "../wire/frame.ts";
+import { decodeCodec, decodeRoundEnd } from "../wire/messages.ts";
 import { PageShadow } from "./page_shadow.ts";
 import { isZeroPage } from "../zero_page.ts";
 import type { GpuSectionDecoder } from "./_gpu_decode.ts";
@@ -43,6 +47,10 @@ let applied = 0;
 let failed = false;
 /** The channel's GPU decoder, when the receiver asked for one and it opened. */
 let gpu: GpuSectionDecoder | null = null;
+/** Per-channel connection: frame bytes read on it so far (null: frames come from the main thread). */
+let connBytes: (() => number) | null = null;
+/** Per-channel connection: the main thread's "go", awaited after each CODEC and ROUND_END. */
+let go: (() => void) | null = null;
 /** Return mode: "pages" buffers the main thread gave back, for later replies. */
 const free: ArrayBuffer[] = [];
 
@@ -64,6 +72,7 @@ function post(reply: DecodeReply, transfer: Transferable[] = []): void {
 }
 
 async function handle(req: DecodeRequest): Promise<void> {
+  if (failed) return;
   switch (req.type) {
     case "init": {
       // Also a reused channel's next session: everything of the last one
@@ -165,13 +174,15 @@ async function handle(req: DecodeRequest): Promise<void> {
         }
         set!.applied(batch, decoded, zeroPage);
         applied += batch.count;
-        post({
-          type: "applied",
-          id: req.id,
-          round: req.round,
-          pages: batch.count,
-          gpuPages,
-        });
+        post(
+          connBytes ? { type: "progress", bytes: connBytes(), gpuPages } : {
+            type: "applied",
+            id: req.id,
+            round: req.round,
+            pages: batch.count,
+            gpuPages,
+          },
+        );
         return;
       }
       if (shadow) {
@@ -209,6 +220,12 @@ async function handle(req: DecodeRequest): Promise<void> {
     case "sync":
       post({ type: "synced", id: req.id, applied });
       return;
+    case "listen":
+      listen(req).catch(fail);
+      return;
+    case "go":
+      go?.();
+      return;
     case "buffer":
       if (free.length < 8) free.push(req.buffer);
       return;
@@ -231,6 +248,115 @@ async function handle(req: DecodeRequest): Promise<void> {
   }
 }
 
+function fail(err: unknown): void {
+  if (failed) return;
+  failed = true;
+  post(workerError(err));
+}
+
+/** Per-channel connection: takes the channel's connection, then reads and applies its frames. */
+async function listen(
+  req: Extract<DecodeRequest, { type: "listen" }>,
+): Promise<void> {
+  const { port, joined } = await listenForJoin(
+    req.options,
+    (message) => post({ type: "refused", message }),
+  );
+  post({ type: "listening", port });
+  const j = await joined;
+  post({ type: "joined", remote: j.conn.remote });
+  await serve(j, req.frameTimeoutMs);
+}
+
+/** Waits for the main thread's "go". */
+function goAhead(): Promise<void> {
+  return new Promise<void>((r) => go = r);
+}
+
+/**
+ * Reads channel frames from the joined connection until the channel's
+ * final ROUND_END: each CODEC and ROUND_END is shown to the main thread
+ * (codec state limits, round accounting) before anything after it is read;
+ * each BATCH is applied here, as one from the main thread would be.
+ */
+async function serve(j: JoinedConn, frameMs: number): Promise<void> {
+  const { reader } = j;
+  const ch = init!.channel;
+  connBytes = () => reader.bytesRead;
+  for (;;) {
+    const frame = await within(
+      reader.next().catch((e: unknown) => {
+        // A cut inside a frame, a reset: name the channel it hit.
+        const message = e instanceof Error ? e.message : String(e);
+        throw new WireError(
+          `Channel ${ch}'s connection was lost (${reader.bytesRead} bytes read): ${message}`,
+          e instanceof WireError ? e.offset : reader.bytesRead,
+          { cause: e },
+        );
+      }),
+      frameMs,
+      () =>
+        new WireError(
+          `No frame within ${frameMs} ms on channel ${ch}'s connection (${reader.bytesRead} bytes read): the source is idle or too slow`,
+          reader.bytesRead,
+        ),
+    );
+    if (frame === null) {
+      throw new WireError(
+        `Channel ${ch}'s connection closed before its last round (${reader.bytesRead} bytes read)`,
+        reader.bytesRead,
+      );
+    }
+    const at = reader.bytesRead - HEADER_BYTES - frame.length;
+    const name = frameTypeName(frame.type);
+    if (
+      frame.type !== FrameType.CODEC && frame.type !== FrameType.BATCH &&
+      frame.type !== FrameType.ROUND_END
+    ) {
+      throw new WireError(
+        `Unexpected ${name} frame at offset ${at} of channel ${ch}'s connection: it carries CODEC, BATCH and ROUND_END only`,
+        at,
+      );
+    }
+    if (frame.channel !== ch) {
+      throw new WireError(
+        `${name} frame at offset ${at} of channel ${ch}'s connection is for channel ${frame.channel}`,
+        at + 3,
+      );
+    }
+    if (frame.type === FrameType.BATCH) {
+      await handle({
+        type: "batch",
+        id: 0,
+        round: frame.round,
+        payload: frame.payload,
+        at,
+      });
+      continue;
+    }
+    if (frame.type === FrameType.CODEC) {
+      const setup = decodeCodec(frame.payload);
+      const answered = goAhead();
+      post({ type: "codecAsk", setup, at });
+      await answered;
+      await handle({ type: "codec", setup, at });
+      continue;
+    }
+    const end = decodeRoundEnd(frame.payload);
+    if (end.round !== frame.round) {
+      throw new WireError(
+        `ROUND_END frame at offset ${at} of channel ${ch}'s connection is inconsistent: its JSON says round "${end.round}", its header round ${frame.round}`,
+        at,
+      );
+    }
+    const answered = goAhead();
+    post({ type: "roundEnd", end, at });
+    await answered;
+    // Nothing after the last round is read, let alone applied.
+    if (end.final) return;
+  }
+}
+
 /** The requests so far, each handled once the one before it is done. */
 let queue: Promise<void> = Promise.resolve();
 
@@ -241,8 +367,7 @@ self.onmessage = (e: MessageEvent<DecodeRequest>) => {
     try {
       await handle(req);
     } catch (err) {
-      failed = true;
-      post(workerError(err));
+      fail(err);
     }
   });
 };

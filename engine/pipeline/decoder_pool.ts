@@ -21,6 +21,17 @@ import type {
 import { ChannelCalls, digestRequests, joinDigests } from "./_channel_calls.ts";
 import type { DigestScheme } from "../digest.ts";
 import { GpuError } from "../gpu/device.ts";
+import type { JoinListenOptions } from "./_channel_join.ts";
+
+/**
+ * What a channel's own connection reports (per-channel connections,
+ * {@link DecoderPool.listen}). After `codecAsk` and `roundEnd` the channel
+ * reads nothing more until {@link DecoderPool.go}.
+ */
+export type ChannelConnEvent = Extract<
+  DecodeReply,
+  { type: "codecAsk" | "roundEnd" | "progress" | "joined" | "refused" }
+>;
 
 /**
  * Options of {@link DecoderPool.start}: each channel's init, but its number
@@ -35,6 +46,11 @@ export interface DecoderPoolOptions
     channel: number,
     pages: Extract<DecodeReply, { type: "pages" }>,
   ) => void;
+  /**
+   * Per-channel connections: each channel's connection events, in that
+   * channel's order; an exception fails the pool.
+   */
+  readonly onConnEvent?: (channel: number, event: ChannelConnEvent) => void;
 }
 
 /**
@@ -99,8 +115,11 @@ export class DecoderPool {
   #closed = false;
   #gpuPages = 0;
   #gpu: (DecodeGpuInfo | null)[];
+  readonly #onConnEvent: DecoderPoolOptions["onConnEvent"];
+  readonly #listening = new Map<number, (port: number) => void>();
 
   private constructor(workers: Worker[], options: DecoderPoolOptions) {
+    this.#onConnEvent = options.onConnEvent;
     this.channels = workers.length;
     this.#workers = workers;
     this.#calls = new ChannelCalls(workers);
@@ -287,6 +306,37 @@ export class DecoderPool {
     return this.#gpu;
   }
 
+  /**
+   * Per-channel connections: each channel's Worker listens for its own
+   * connection with `options(channel)` and, once one joined, reads and
+   * applies its frames itself (reported through `onConnEvent`). Resolves
+   * with each channel's port.
+   */
+  async listen(
+    options: (channel: number) => JoinListenOptions,
+    frameTimeoutMs: number,
+  ): Promise<number[]> {
+    this.#throwIfFailed();
+    const ports = this.#workers.map((w, c) =>
+      new Promise<number>((resolve) => {
+        this.#listening.set(c, resolve);
+        w.postMessage(
+          {
+            type: "listen",
+            options: options(c),
+            frameTimeoutMs,
+          } satisfies DecodeRequest,
+        );
+      })
+    );
+    return await Promise.race([Promise.all(ports), this.failed()]);
+  }
+
+  /** Lets channel `channel` read on after a `codecAsk` or `roundEnd`. */
+  go(channel: number): void {
+    this.#workers[channel].postMessage({ type: "go" } satisfies DecodeRequest);
+  }
+
   /** Stops every Worker. */
   close(): void {
     if (this.#closed) return;
@@ -329,6 +379,30 @@ export class DecoderPool {
         return;
       case "digest":
         this.#calls.settle(m.id, channel, m.digests);
+        return;
+      case "listening":
+        this.#listening.get(channel)?.(m.port);
+        this.#listening.delete(channel);
+        return;
+      case "progress":
+        this.#gpuPages += m.gpuPages;
+        if (this.#error) return;
+        try {
+          this.#onConnEvent?.(channel, m);
+        } catch (e) {
+          this.#fail(e instanceof Error ? e : new Error(String(e)));
+        }
+        return;
+      case "codecAsk":
+      case "roundEnd":
+      case "joined":
+      case "refused":
+        if (this.#error) return;
+        try {
+          this.#onConnEvent?.(channel, m);
+        } catch (e) {
+          this.#fail(e instanceof Error ? e : new Error(String(e)));
+        }
         return;
       case "error": {
         // The Worker's error, rebuilt with its type, so a session reports it as

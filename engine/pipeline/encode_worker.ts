@@ -24,7 +24,12 @@ import {
 } from "../wire/frame.ts";
 import { MAX_PAGES_PER_BATCH } from "../wire/batch.ts";
 import { MAX_BATCH_PAGES } from "../plan.ts";
-import { encodeCodec } from "../wire/messages.ts";
+import { encodeCodec, encodeRoundEnd } from "../wire/messages.ts";
+import { connectAndJoin } from "./_channel_join.ts";
+import type { FrameWriter } from "../wire/frame_writer.ts";
+import { Pacer } from "../transport/pacer.ts";
+import { within } from "../session/_within.ts";
+import { MigrationError } from "../errors.ts";
 import type { PageBatch } from "../codecs/batch.ts";
 import {
   type EncodeInit,
@@ -57,6 +62,41 @@ let gpu: GpuContext | null = null;
 let gpuModule: typeof import("../gpu/batch_encoder.ts") | null = null;
 /** One GPU encoder per GPU chain used so far (each keeps its own delta cache). */
 const gpuEncoders = new Map<string, GpuBatchEncoder>();
+/**
+ * Per-channel connection: this worker writes its frames there itself
+ * (paced at its share of the link), instead of posting them.
+ */
+let link: {
+  writer: FrameWriter;
+  pacer: Pacer | null;
+  /** Most milliseconds one write may wait for the link (the reply deadline). */
+  stallMs: number;
+  close(): void;
+} | null = null;
+/** Frame bytes this channel wrote in the current round (for its ROUND_END). */
+let roundWire = 0;
+
+/** Writes a whole frame on the channel's connection, paced. */
+async function writeOnLink(bytes: Uint8Array): Promise<void> {
+  await link!.pacer?.take(bytes.length);
+  await writeWithin(bytes);
+  roundWire += bytes.length;
+}
+
+/** Writes on the channel's connection, failing when the link takes nothing within its stall bound. */
+async function writeWithin(bytes: Uint8Array): Promise<void> {
+  const { stallMs, writer } = link!;
+  await within(
+    writer.writeRaw(bytes),
+    stallMs,
+    () =>
+      new MigrationError(
+        `Channel ${
+          init!.channel
+        }'s connection took no bytes for ${stallMs} ms (the reply deadline): the receiver or the link is stuck`,
+      ),
+  );
+}
 
 function post(reply: EncodeReply, transfer: Transferable[] = []): void {
   self.postMessage(reply, { transfer });
@@ -102,7 +142,7 @@ function frameBuffer(bytes: number): Uint8Array {
 }
 
 /** Announces codecs this chain created since the last batch (CODEC frames). */
-function announce(round: number): void {
+async function announce(round: number): Promise<void> {
   for (const { codec, options } of chain!.takeNewCodecs()) {
     const bytes = encodeFrame(
       FrameType.CODEC,
@@ -110,6 +150,17 @@ function announce(round: number): void {
       encodeCodec({ id: codec.id, name: codec.name, options }),
       init!.channel,
     );
+    if (link) {
+      await writeOnLink(bytes);
+      post({
+        type: "sent",
+        wireBytes: bytes.length,
+        pages: 0,
+        claims: [],
+        gpuPages: 0,
+      });
+      continue;
+    }
     post({
       type: "frame",
       bytes,
@@ -185,8 +236,9 @@ async function encodeOnGpu(
 
 /** Encodes one batch into a BATCH frame and posts it (after taking a credit). */
 async function sendBatch(batch: PageBatch, round: number): Promise<void> {
-  await takeCredit();
-  announce(round);
+  // On its own connection the channel waits for the link itself.
+  if (!link) await takeCredit();
+  await announce(round);
   let frame: Uint8Array | null = null;
   const alloc = (n: number) => {
     frame = frameBuffer(HEADER_BYTES + n);
@@ -218,6 +270,19 @@ async function sendBatch(batch: PageBatch, round: number): Promise<void> {
     bytes,
     init!.channel,
   );
+  if (link) {
+    await writeOnLink(bytes);
+    // Written (a TLS connection copies, a socket took it): reuse it.
+    buffers.push(bytes.buffer as ArrayBuffer);
+    post({
+      type: "sent",
+      wireBytes: bytes.length,
+      pages: batch.count,
+      claims: [...info.claims],
+      gpuPages,
+    });
+    return;
+  }
   post({
     type: "frame",
     bytes,
@@ -274,6 +339,7 @@ async function handle(req: EncodeRequest): Promise<void> {
     case "round": {
       const b = builder!;
       b.reset();
+      roundWire = 0;
       const pfns = req.pfns;
       for (let i = 0; i < pfns.length;) {
         i = b.addRunFrom(memory!, pfns, i, pfns.length);
@@ -286,12 +352,50 @@ async function handle(req: EncodeRequest): Promise<void> {
         await sendBatch(b, req.round);
         b.reset();
       }
+      let endBytes: number | undefined;
+      if (link) {
+        // The channel ends its part of the round on its own connection,
+        // after its last frame of it.
+        const end = encodeFrame(
+          FrameType.ROUND_END,
+          req.round,
+          encodeRoundEnd({
+            round: req.round,
+            pages: pfns.length,
+            rawBytes: pfns.length * init!.pageSize,
+            wireBytes: roundWire,
+            ...(req.final ? { final: true } : {}),
+          }),
+          init!.channel,
+        );
+        await writeWithin(end);
+        endBytes = end.length;
+      }
       post({
         type: "done",
         id: req.id,
         round: req.round,
         pages: pfns.length,
+        ...(endBytes === undefined ? {} : { endBytes }),
       });
+      return;
+    }
+    case "connect": {
+      const j = await connectAndJoin(
+        req.to,
+        req.security,
+        req.join,
+        req.timeoutMs,
+      );
+      link = {
+        writer: j.writer,
+        pacer: req.bytesPerSecond
+          ? new Pacer({ bytesPerSecond: req.bytesPerSecond })
+          : null,
+        stallMs: req.timeoutMs,
+        close: () => j.conn.close(),
+      };
+      post({ type: "joined" });
       return;
     }
     case "batch": {

@@ -28,8 +28,14 @@ export interface EncoderPoolOptions
  * request `id` on this channel was posted before it.
  */
 export type EncoderEvent =
-  & Extract<EncodeReply, { type: "frame" | "done" }>
+  & Extract<EncodeReply, { type: "frame" | "done" | "sent" }>
   & { readonly channel: number };
+
+/** How a channel connects and joins its session ({@link EncoderPool.connect}). */
+export type ChannelConnectRequest = Omit<
+  Extract<EncodeRequest, { type: "connect" }>,
+  "type"
+>;
 
 /**
  * The encode Workers of one migration.
@@ -59,7 +65,7 @@ export type EncoderEvent =
  *     if (e.type === "done") {
  *       done++;
  *       pages += e.pages;
- *     } else if (e.credited) {
+ *     } else if (e.type === "frame" && e.credited) {
  *       pool.credit(e.channel, e.bytes); // once the frame is written
  *     }
  *   }
@@ -86,6 +92,8 @@ export class EncoderPool {
   /** Requests every channel answers (digest, sync), by id. */
   readonly #calls: ChannelCalls<EncodeRequest>;
   #closed = false;
+  readonly #joined = new Map<number, () => void>();
+  #joinFailed: ((e: Error) => void) | null = null;
   /** A pending {@link next} is to end (the pool is being handed back). */
   #interrupted = false;
   /** Started with a GPU: not reusable (its GPU encoders keep state per pfn space). */
@@ -190,11 +198,15 @@ export class EncoderPool {
    * memory) as round `round`. Returns the request id each channel's "done"
    * will carry.
    */
-  round(round: number, parts: readonly Uint32Array[]): number {
+  round(
+    round: number,
+    parts: readonly Uint32Array[],
+    final = false,
+  ): number {
     const id = this.#nextId++;
     parts.forEach((pfns, c) =>
       this.#workers[c].postMessage(
-        { type: "round", id, round, pfns } satisfies EncodeRequest,
+        { type: "round", id, round, pfns, final } satisfies EncodeRequest,
         { transfer: [pfns.buffer as ArrayBuffer] },
       )
     );
@@ -220,6 +232,32 @@ export class EncoderPool {
       { transfer: [pfns.buffer as ArrayBuffer, pages.buffer as ArrayBuffer] },
     );
     return id;
+  }
+
+  /**
+   * Per-channel connections: channel `c` connects with `request(c)` and
+   * joins its session; from then on each channel writes its frames (and
+   * its ROUND_ENDs) on its own connection and posts "sent" instead of
+   * "frame". Resolves once every channel joined; rejects with the first
+   * channel's failure.
+   */
+  async connect(request: (channel: number) => ChannelConnectRequest): Promise<
+    void
+  > {
+    if (this.#error) throw this.#error;
+    const joined = this.#workers.map((w, c) =>
+      new Promise<void>((resolve) => {
+        this.#joined.set(c, resolve);
+        w.postMessage(
+          { type: "connect", ...request(c) } satisfies EncodeRequest,
+        );
+      })
+    );
+    await Promise.race([
+      Promise.all(joined),
+      new Promise<never>((_, reject) => this.#joinFailed = reject),
+    ]);
+    this.#joinFailed = null;
   }
 
   /** The next frame or "done" mark; rejects once a channel failed. */
@@ -289,8 +327,13 @@ export class EncoderPool {
   #receive(channel: number, m: EncodeReply): void {
     switch (m.type) {
       case "frame":
+      case "sent":
         this.#events.push({ ...m, channel });
         break;
+      case "joined":
+        this.#joined.get(channel)?.();
+        this.#joined.delete(channel);
+        return;
       case "done":
         this.#events.push({ ...m, channel });
         break;
@@ -328,6 +371,7 @@ export class EncoderPool {
 
   #fail(error: Error): void {
     this.#error ??= error;
+    this.#joinFailed?.(this.#error);
     this.#waiter?.();
     this.#calls.rejectAll(this.#error);
   }

@@ -58,6 +58,12 @@ export interface ExecTunnelOptions {
   /** Channels (default: the tunnel's, the core count). */
   readonly channels?: number;
   /**
+   * Resume a lost link within this many ms (`--resume-grace`; the
+   * receiving tunnel must resume too, or the link stays a plain one);
+   * absent or 0: a lost link fails the migration.
+   */
+  readonly resumeGraceMs?: number;
+  /**
    * How the tunnel sender authenticates and encrypts (`--tls-dir …` or
    * `--insecure-plain`); `null` passes neither, for a `command` from a
    * checkout older than authentication.
@@ -112,6 +118,9 @@ export async function execTunnel(
   }
   if (options.channels !== undefined) {
     args.push("--channels", String(options.channels));
+  }
+  if (options.resumeGraceMs) {
+    args.push("--resume-grace", String(options.resumeGraceMs));
   }
   const statsFile = await Deno.makeTempFile({
     prefix: "hakobu-tunnel-",

@@ -112,3 +112,24 @@ Deno.test("execTunnel: no statistics within the deadline is a failed verdict, no
     await Deno.remove(tunnel.statsFile).catch(() => {});
   }
 });
+
+Deno.test("execTunnel: a resume grace becomes the sender's --resume-grace; without one there is none", async () => {
+  const withGrace = await execTunnel({
+    to: "127.0.0.1:9",
+    codecs: ["zero"],
+    security: { insecurePlain: true },
+    resumeGraceMs: 30_000,
+  });
+  const without = await execTunnel({
+    to: "127.0.0.1:9",
+    codecs: ["zero"],
+    security: { insecurePlain: true },
+  });
+  try {
+    assert.match(withGrace.uri, / '?--resume-grace'? '?30000'? /);
+    assert.doesNotMatch(without.uri, /--resume-grace/);
+  } finally {
+    await Deno.remove(withGrace.statsFile);
+    await Deno.remove(without.statsFile);
+  }
+});

@@ -21,10 +21,16 @@ import {
 import { formatBytes } from "../format.ts";
 import { MAX_CHANNELS, PAGE_SIZE } from "../plan.ts";
 import {
+  type ChannelConnEvent,
   DecoderPool,
   type DecoderPoolOptions,
 } from "../pipeline/decoder_pool.ts";
 import type { ChannelPools } from "../pipeline/channel_pools.ts";
+import { hex } from "../digest.ts";
+import {
+  DEFAULT_READ_BUFFER_BYTES,
+  type ListenSecurity,
+} from "../transport/secure/mod.ts";
 import type { DecodeGpu, DecodeReply } from "../pipeline/_messages.ts";
 import { type ReceiveGpuReport, receiveGpuReport } from "./receive_gpu.ts";
 import type { WireConn } from "../wire/duplex.ts";
@@ -38,6 +44,8 @@ import { negotiateCodecs } from "../wire/negotiate.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
 import {
+  type ChannelJoin,
+  type CodecSetup,
   decodeAbort,
   decodeCodec,
   decodeError,
@@ -198,7 +206,39 @@ export type ReceiveEvent =
     /** A RESUME took the session over on a new connection. */
     readonly type: "resumed";
     readonly channelPages: readonly number[];
+  }
+  | {
+    /** Per-channel connections: channel `channel`'s connection joined. */
+    readonly type: "channelJoined";
+    readonly channel: number;
+    readonly remote: string;
+  }
+  | {
+    /**
+     * Per-channel connections: a connection to channel `channel`'s port
+     * was refused (its security handshake or its JOIN), told why and closed.
+     */
+    readonly type: "channelRefused";
+    readonly channel: number;
+    readonly message: string;
   };
+
+/**
+ * Per-channel connections, on a receiver: where channel connections are
+ * taken and how they are checked (the same as the session's connection).
+ */
+export interface ChannelConnectionsOptions {
+  /** The host the receiver listens on; each channel listens on a port of its own there. */
+  readonly hostname: string;
+  /** The receiver's security: each channel connection passes the same handshake. */
+  readonly security: ListenSecurity;
+  /** Who this session's connection authenticated as (null over plain TCP): channel connections must be the same. */
+  readonly identity: string | null;
+  /** Most milliseconds from WELCOME until every channel joined (default: the handshake timeout). */
+  readonly joinTimeoutMs?: number;
+  /** Each TLS channel connection's read buffer (default 4 MiB), reserved in the budget for the session. */
+  readonly readBufferBytes?: number;
+}
 
 /** Options of {@link receiveSession}. */
 export interface ReceiveSessionOptions {
@@ -237,6 +277,13 @@ export interface ReceiveSessionOptions {
     /** Take only a RESUME on this connection: a HELLO is refused (a receiver that serves one migration). */
     readonly only?: boolean;
   };
+  /**
+   * Grant per-channel connections when HELLO offers them (a session into
+   * shared memory only): each channel's decode Worker takes its own
+   * connection, authenticated as this one, and reads it itself. Such a
+   * session is not resumable. Absent: every channel stays inside `conn`.
+   */
+  readonly channelConnections?: ChannelConnectionsOptions;
   /**
    * Where the decode Workers come from and go back to after a session that
    * ended well (a resident receiver's, kept between sessions); absent: they
@@ -381,9 +428,23 @@ export async function receiveSession<R>(
   let resumes = 0;
   let release: (() => void) | null = null;
   let linkLost = false;
+  // A RESUME took the session from a connection still open here (half-open).
+  let takenOver = false;
   let sinkChannels: SinkChannels | null = null;
   // The commit protocol was negotiated (WELCOME said so).
   let commit = false;
+  // Per-channel connections (WELCOME's channelJoin): frame bytes read on
+  // each, each channel's final round, ROUND_ENDs held back while the
+  // open-round bound is full, and whether the loop waits for a frame (a
+  // channel's progress then re-arms the frame timeout).
+  let channelJoin: ChannelJoin | null = null;
+  let channelBytes: number[] = [];
+  let channelFinal: (number | null)[] = [];
+  let finalsLeft = 0;
+  let allFinal: (() => void) | null = null;
+  const heldEnds: { channel: number; end: RoundEnd; at: number }[] = [];
+  let awaitingFrame = false;
+  const channelBytesRead = () => channelBytes.reduce((a, b) => a + b, 0);
 
   // Replies come from the loop and from a mode's own tasks: one at a time.
   let replies: Promise<void> = Promise.resolve();
@@ -399,7 +460,7 @@ export async function receiveSession<R>(
     pool: p,
     reply,
     get bytesRead() {
-      return bytesBefore + reader.bytesRead;
+      return bytesBefore + reader.bytesRead + channelBytesRead();
     },
     async syncPages() {
       return heldBefore.reduce((a, b) => a + b, 0) + await p.sync();
@@ -423,18 +484,133 @@ export async function receiveSession<R>(
         reader.bytesRead,
       ),
   );
+  const armFrame = () =>
+    watchdog.arm(
+      frameMs,
+      () =>
+        new WireError(
+          `No frame within ${frameMs} ms while waiting for ${mode.waiting()} (${reader.bytesRead} bytes read${
+            channelJoin ? `, ${channelBytesRead()} on channel connections` : ""
+          }): the source is idle or too slow`,
+          reader.bytesRead,
+        ),
+    );
+
+  /** A CODEC frame of `channel`: within the session's decoder-state limit and budget, or refused. */
+  const admitCodec = (channel: number, setup: CodecSetup, at: number) => {
+    const bytes = codecStateBytes(setup, negotiated!, hello!, at);
+    const key = `${channel}:${setup.id}`;
+    const total = stateBytes - (codecState.get(key) ?? 0) + bytes;
+    if (total > maxState) {
+      throw new MigrationError(
+        `CODEC frame at offset ${at} asks for ${
+          formatBytes(bytes)
+        } of "${setup.name}" decoder state on channel ${channel}: the session would hold ${
+          formatBytes(total)
+        }, over its limit of ${formatBytes(maxState)}`,
+      );
+    }
+    if (options.budget && bytes > (codecState.get(key) ?? 0)) {
+      reservations.push(options.budget.reserve(
+        bytes - (codecState.get(key) ?? 0),
+        `"${setup.name}" decoder state on channel ${channel}`,
+      ));
+    }
+    codecState.set(key, Math.max(bytes, codecState.get(key) ?? 0));
+    stateBytes = [...codecState.values()].reduce((a, b) => a + b, 0);
+  };
+
+  /** Channel `channel` ended `end.round` (the round was admitted): the round ends once every channel did. */
+  const endRound = (channel: number, end: RoundEnd, at: number) => {
+    let r = rounds.get(end.round);
+    if (!r) {
+      r = {
+        channels: new Set(),
+        sum: { round: end.round, pages: 0, rawBytes: 0, wireBytes: 0 },
+      };
+      rounds.set(end.round, r);
+    }
+    if (r.channels.has(channel)) {
+      throw new WireError(
+        `Channel ${channel} ended round ${end.round} twice (offset ${at})`,
+        at,
+      );
+    }
+    r.channels.add(channel);
+    r.sum = {
+      round: end.round,
+      pages: r.sum.pages + end.pages,
+      rawBytes: r.sum.rawBytes + end.rawBytes,
+      wireBytes: r.sum.wireBytes + end.wireBytes,
+    };
+    if (r.channels.size === hello!.channels) {
+      rounds.delete(end.round);
+      roundsDone++;
+      emit({
+        type: "round",
+        round: end.round,
+        roundEnd: r.sum,
+        bytesReceived: reader.bytesRead + channelBytesRead(),
+      });
+    }
+  };
+
+  /**
+   * A channel connection's ROUND_END: counted, and the channel reads on;
+   * or, while the open-round bound is full (a channel may run rounds ahead
+   * of a slower one), held back with its channel until a round ends.
+   */
+  const connRoundEnd = (channel: number, end: RoundEnd, at: number) => {
+    heldEnds.push({ channel, end, at });
+    for (let i = 0; i < heldEnds.length;) {
+      const e = heldEnds[i];
+      if (!rounds.has(e.end.round) && rounds.size >= MAX_OPEN_ROUNDS) {
+        i++;
+        continue;
+      }
+      heldEnds.splice(i, 1);
+      endRound(e.channel, e.end, e.at);
+      if (e.end.final) {
+        channelFinal[e.channel] = e.end.round;
+        if (--finalsLeft === 0) allFinal?.();
+      }
+      pool!.go(e.channel);
+      i = 0; // a round that ended may let an earlier-held one in
+    }
+  };
+
+  const onConnEvent = (channel: number, e: ChannelConnEvent) => {
+    // A channel that moves keeps the session's frame timeout at bay.
+    if (awaitingFrame && e.type !== "refused") armFrame();
+    switch (e.type) {
+      case "codecAsk":
+        if (pagesClosed) {
+          throw new WireError(
+            `Unexpected CODEC frame at offset ${e.at} of channel ${channel}'s connection: the source already sent its last pages`,
+            e.at,
+          );
+        }
+        admitCodec(channel, e.setup, e.at);
+        pool!.go(channel);
+        return;
+      case "roundEnd":
+        connRoundEnd(channel, e.end, e.at);
+        return;
+      case "progress":
+        channelBytes[channel] = e.bytes;
+        return;
+      case "joined":
+        emit({ type: "channelJoined", channel, remote: e.remote });
+        return;
+      case "refused":
+        emit({ type: "channelRefused", channel, message: e.message });
+        return;
+    }
+  };
+
   try {
     for (;;) {
-      if (phase === "session") {
-        watchdog.arm(
-          frameMs,
-          () =>
-            new WireError(
-              `No frame within ${frameMs} ms while waiting for ${mode.waiting()} (${reader.bytesRead} bytes read): the source is idle or too slow`,
-              reader.bytesRead,
-            ),
-        );
-      }
+      if (phase === "session") armFrame();
       linkLost = false;
       const r = reader;
       const next = r.next().catch((e: unknown) => {
@@ -449,9 +625,11 @@ export async function receiveSession<R>(
       next.catch(() => {}); // it may lose the race below
       let frame: Frame | null;
       try {
+        awaitingFrame = true;
         frame = pool
           ? await Promise.race([next, watchdog.expired, poolFailed!])
           : await Promise.race([next, watchdog.expired]);
+        awaitingFrame = false;
         if (frame === null) {
           linkLost = true;
           throw new WireError(
@@ -464,6 +642,7 @@ export async function receiveSession<R>(
           );
         }
       } catch (error) {
+        awaitingFrame = false;
         watchdog.disarm();
         if (
           !linkLost || !resumable || phase !== "session" ||
@@ -550,12 +729,22 @@ export async function receiveSession<R>(
           touched: channels.touched,
           onPages: channels.onPages,
           gpu: options.gpu,
+          onConnEvent,
         });
         poolFailed = pool.failed();
         poolFailed.catch(() => {});
         commit = hello.commit === true && mode.commit?.(hello) === true;
+        // Per-channel connections: into shared memory only; such a
+        // session is not resumable (a lost channel fails it).
+        const cc = options.channelConnections;
         if (
-          options.resume && hello.resumeMs &&
+          hello.channelConnections === true && cc !== undefined &&
+          channels.memory !== undefined
+        ) {
+          channelJoin = await listenForChannels(cc, hello, pool);
+        }
+        if (
+          !channelJoin && options.resume && hello.resumeMs &&
           options.resume.registry.maxGraceMs > 0
         ) {
           resumable = options.resume.registry.open(
@@ -575,6 +764,7 @@ export async function receiveSession<R>(
               : {}),
             verify: mode.verify?.(hello),
             ...(commit ? { commit: true } : {}),
+            ...(channelJoin ? { channelJoin } : {}),
           }),
         );
         phase = "session";
@@ -596,30 +786,26 @@ export async function receiveSession<R>(
           at,
         );
       }
+      if (
+        channelJoin &&
+        (frame.type === FrameType.CODEC || frame.type === FrameType.BATCH ||
+          frame.type === FrameType.ROUND_END)
+      ) {
+        throw new WireError(
+          `Unexpected ${
+            frameTypeName(frame.type)
+          } frame at offset ${at} on the session's connection: its channels have connections of their own`,
+          at,
+        );
+      }
+      if (channelJoin && frame.type === FrameType.FINAL) {
+        await channelsEnded(frame, at);
+      }
       switch (frame.type) {
         case FrameType.CODEC: {
           checkChannel(frame, h, at);
           const setup = decodeCodec(frame.payload);
-          const bytes = codecStateBytes(setup, negotiated!, h, at);
-          const key = `${frame.channel}:${setup.id}`;
-          const total = stateBytes - (codecState.get(key) ?? 0) + bytes;
-          if (total > maxState) {
-            throw new MigrationError(
-              `CODEC frame at offset ${at} asks for ${
-                formatBytes(bytes)
-              } of "${setup.name}" decoder state on channel ${frame.channel}: the session would hold ${
-                formatBytes(total)
-              }, over its limit of ${formatBytes(maxState)}`,
-            );
-          }
-          if (options.budget && bytes > (codecState.get(key) ?? 0)) {
-            reservations.push(options.budget.reserve(
-              bytes - (codecState.get(key) ?? 0),
-              `"${setup.name}" decoder state on channel ${frame.channel}`,
-            ));
-          }
-          codecState.set(key, Math.max(bytes, codecState.get(key) ?? 0));
-          stateBytes = [...codecState.values()].reduce((a, b) => a + b, 0);
+          admitCodec(frame.channel, setup, at);
           p.codec(frame.channel, setup, at);
           continue;
         }
@@ -636,8 +822,7 @@ export async function receiveSession<R>(
               at,
             );
           }
-          let r = rounds.get(end.round);
-          if (!r && rounds.size >= MAX_OPEN_ROUNDS) {
+          if (!rounds.has(end.round) && rounds.size >= MAX_OPEN_ROUNDS) {
             throw new WireError(
               `Channel ${frame.channel} ended round ${end.round} at offset ${at} while rounds ${
                 [...rounds.keys()].join(", ")
@@ -645,36 +830,7 @@ export async function receiveSession<R>(
               at,
             );
           }
-          if (!r) {
-            r = {
-              channels: new Set(),
-              sum: { round: end.round, pages: 0, rawBytes: 0, wireBytes: 0 },
-            };
-            rounds.set(end.round, r);
-          }
-          if (r.channels.has(frame.channel)) {
-            throw new WireError(
-              `Channel ${frame.channel} ended round ${end.round} twice (offset ${at})`,
-              at,
-            );
-          }
-          r.channels.add(frame.channel);
-          r.sum = {
-            round: end.round,
-            pages: r.sum.pages + end.pages,
-            rawBytes: r.sum.rawBytes + end.rawBytes,
-            wireBytes: r.sum.wireBytes + end.wireBytes,
-          };
-          if (r.channels.size === h.channels) {
-            rounds.delete(end.round);
-            roundsDone++;
-            emit({
-              type: "round",
-              round: end.round,
-              roundEnd: r.sum,
-              bytesReceived: reader.bytesRead,
-            });
-          }
+          endRound(frame.channel, end, at);
           continue;
         }
         case FrameType.ABORT: {
@@ -755,11 +911,80 @@ export async function receiveSession<R>(
     (release as (() => void) | null)?.();
   }
 
+  /**
+   * Per-channel connections: each channel's Worker listens on a port of
+   * its own (the TLS read buffers reserved in the budget first); returns
+   * WELCOME's `channelJoin`.
+   */
+  async function listenForChannels(
+    cc: ChannelConnectionsOptions,
+    h: Hello,
+    p: DecoderPool,
+  ): Promise<ChannelJoin> {
+    const readBuffer = cc.security.kind === "tls"
+      ? cc.readBufferBytes ?? DEFAULT_READ_BUFFER_BYTES
+      : 0;
+    if (options.budget && readBuffer > 0) {
+      reservations.push(options.budget.reserve(
+        readBuffer * h.channels,
+        `The TLS read buffer of each of ${h.channels} channel connections (${
+          formatBytes(readBuffer)
+        } each)`,
+      ));
+    }
+    const session = hex(crypto.getRandomValues(new Uint8Array(16)));
+    const token = hex(crypto.getRandomValues(new Uint8Array(16)));
+    channelBytes = new Array(h.channels).fill(0);
+    channelFinal = new Array(h.channels).fill(null);
+    finalsLeft = h.channels;
+    const ports = await p.listen((channel) => ({
+      hostname: cc.hostname,
+      security: cc.security,
+      session,
+      token,
+      channel,
+      identity: cc.identity,
+      joinTimeoutMs: cc.joinTimeoutMs ?? handshakeMs,
+      authTimeoutMs: handshakeMs,
+      ...(readBuffer > 0 ? { readBufferBytes: readBuffer } : {}),
+    }), frameMs);
+    return { session, token, ports };
+  }
+
+  /**
+   * FINAL, with per-channel connections: waits (within the frame timeout)
+   * until every channel's connection ended its last round, which must be
+   * FINAL's; every page before it is then applied.
+   */
+  async function channelsEnded(frame: Frame, at: number): Promise<void> {
+    if (finalsLeft > 0) {
+      const ended = new Promise<void>((r) => allFinal = r);
+      armFrame();
+      awaitingFrame = true;
+      try {
+        await Promise.race([ended, watchdog.expired, poolFailed!]);
+      } finally {
+        awaitingFrame = false;
+        watchdog.disarm();
+      }
+    }
+    const other = channelFinal.findIndex((r) => r !== frame.round);
+    if (other >= 0) {
+      throw new WireError(
+        `FINAL frame at offset ${at} ends round ${frame.round}, but channel ${other} ended its connection with round ${
+          channelFinal[other]
+        }`,
+        at,
+      );
+    }
+  }
+
   /** A RESUME for this session while a connection still carries it: let that one go. */
   function detachOnTakeover(): void {
     const r = reader;
     resumable!.onTakeover(() => {
       linkLost = true;
+      takenOver = true;
       r.cancel(
         new LinkLostError("A RESUME took the session over", {
           side: "source",
@@ -790,7 +1015,12 @@ export async function receiveSession<R>(
     pool = null;
     poolFailed = null;
     bytesBefore += reader.bytesRead;
-    const reason = lost instanceof Error ? lost.message : String(lost);
+    const reason = `${
+      takenOver
+        ? "A RESUME took the session over from a connection still open here (half-open): "
+        : ""
+    }${lost instanceof Error ? lost.message : String(lost)}`;
+    takenOver = false;
     // The dead connection's last words are not waited for.
     bestEffort(writer.close());
     bestEffort(reader.cancel());

@@ -65,14 +65,15 @@ export interface ResumeRegistryOptions {
  * );
  * ```
  */
-export class ResumeRegistry {
+export class ResumeRegistry<H extends { release(): void } = Handover> {
   /** Longest grace a session gets. */
   readonly maxGraceMs: number;
-  readonly #sessions = new Map<string, ResumableSession>();
+  readonly #sessions = new Map<string, ResumableSession<H>>();
   readonly #ended = new Map<
     string,
     { identity: string | null; why: string; committed: string | null }
   >();
+  #takeovers = 0;
 
   /**
    * Creates an empty registry.
@@ -89,6 +90,15 @@ export class ResumeRegistry {
     this.maxGraceMs = max;
   }
 
+  /**
+   * RESUMEs that took a session over from a connection it was still
+   * attached to: a half-open link (a blackhole, a peer gone without a
+   * close) that this receiver had not seen fail yet.
+   */
+  get takeovers(): number {
+    return this.#takeovers;
+  }
+
   /** Sessions whose connection is lost, waiting for a RESUME. */
   get parked(): number {
     let n = 0;
@@ -100,9 +110,9 @@ export class ResumeRegistry {
    * Registers a resumable session of source `identity` (null over plain
    * TCP) with `graceMs` (capped at {@link maxGraceMs}).
    */
-  open(identity: string | null, graceMs: number): ResumableSession {
+  open(identity: string | null, graceMs: number): ResumableSession<H> {
     const id = randomId();
-    const session = new ResumableSession(
+    const session = new ResumableSession<H>(
       id,
       identity,
       Math.min(graceMs, this.maxGraceMs),
@@ -113,6 +123,7 @@ export class ResumeRegistry {
           this.#ended.delete(this.#ended.keys().next().value!);
         }
       },
+      () => this.#takeovers++,
     );
     this.#sessions.set(id, session);
     return session;
@@ -131,7 +142,7 @@ export class ResumeRegistry {
   claim(
     id: string,
     identity: string | null,
-    handover: Handover,
+    handover: H,
   ): Promise<void> {
     const session = this.#sessions.get(id);
     if (!session || session.identity !== identity) {
@@ -153,8 +164,12 @@ export class ResumeRegistry {
   }
 }
 
-/** One resumable session's side of the registry, held by its session core. */
-export class ResumableSession {
+/**
+ * One resumable session's side of the registry, held by its session core
+ * (`H`: what a RESUME's connection hands over; a stream tunnel's replayed
+ * link hands over its own).
+ */
+export class ResumableSession<H extends { release(): void } = Handover> {
   /** The session id (32 hex digits). */
   readonly id: string;
   /** The source identity that opened it (null over plain TCP). */
@@ -162,8 +177,9 @@ export class ResumableSession {
   /** How long it waits for a RESUME once parked. */
   readonly graceMs: number;
   readonly #onClose: (why: string, committed: string | null) => void;
-  #pending: { handover: Handover } | null = null;
-  #waiter: ((h: Handover) => void) | null = null;
+  readonly #onTakenOver: () => void;
+  #pending: { handover: H } | null = null;
+  #waiter: ((h: H) => void) | null = null;
   #detach: (() => void) | null = null;
   #closed = false;
 
@@ -173,11 +189,13 @@ export class ResumableSession {
     identity: string | null,
     graceMs: number,
     onClose: (why: string, committed: string | null) => void,
+    onTakenOver: () => void = () => {},
   ) {
     this.id = id;
     this.identity = identity;
     this.graceMs = graceMs;
     this.#onClose = onClose;
+    this.#onTakenOver = onTakenOver;
   }
 
   /** Whether the session waits for a RESUME. */
@@ -196,7 +214,7 @@ export class ResumableSession {
    *
    * @throws {MigrationError} once the grace passed.
    */
-  async park(): Promise<Handover> {
+  async park(): Promise<H> {
     if (this.#pending) return this.#accept();
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -234,14 +252,13 @@ export class ResumableSession {
   }
 
   /** @internal A RESUME's connection, from {@link ResumeRegistry.claim}. */
-  take(handover: Handover): Promise<void> {
+  take(handover: H): Promise<void> {
     // A newer RESUME wins over one not yet taken.
     this.#pending?.handover.release();
     let released!: () => void;
     const done = new Promise<void>((r) => released = r);
-    const wrapped: Handover = {
-      reader: handover.reader,
-      writer: handover.writer,
+    const wrapped: H = {
+      ...handover,
       release: () => {
         handover.release();
         released();
@@ -249,11 +266,15 @@ export class ResumableSession {
     };
     this.#pending = { handover: wrapped };
     if (this.#waiter) this.#waiter(wrapped);
-    else this.#detach?.();
+    else if (this.#detach) {
+      // Still attached: its connection looks open here (half-open).
+      this.#onTakenOver();
+      this.#detach();
+    }
     return done;
   }
 
-  #accept(): Handover {
+  #accept(): H {
     const h = this.#pending!.handover;
     this.#pending = null;
     return h;

@@ -62,3 +62,16 @@ export type {
   ReceiveEvent,
   ReceiveSessionOptions,
 } from "../session/receive_core.ts";
+export {
+  type Reconnected,
+  resumableSource,
+  type ResumableStreamConn,
+  type StreamResumeOptions,
+  type StreamResumeReport,
+} from "./resume_source.ts";
+export {
+  type Admitted,
+  type StreamResumeEvent,
+  StreamResumeServer,
+  type StreamResumeServerOptions,
+} from "./resume_receiver.ts";

@@ -65,6 +65,7 @@ export async function receiveStream(
     codecs: options.codecs,
     onEvent: options.onEvent,
     pools: options.pools,
+    frameTimeoutMs: options.frameTimeoutMs,
   });
   if (outcome.aborted) {
     throw new MigrationError(`Source aborted the tunnel: ${outcome.reason}`);

@@ -25,6 +25,7 @@ import { hex } from "../digest.ts";
 import { MigrationError } from "../errors.ts";
 import {
   type CodecSpec,
+  DEFAULT_DEADLINES,
   PAGE_SIZE,
   type Plan,
   type RoundStats,
@@ -41,6 +42,11 @@ import { decodeResult, PROTOCOL_VERSION } from "../wire/messages.ts";
 import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
 import { MAX_RECORDS_BYTES, RecordsBuilder } from "./records.ts";
 import { encodeStreamEnd, STREAM_DIGEST, streamDigest } from "./stream_end.ts";
+import {
+  resumableSource,
+  type StreamResumeOptions,
+  type StreamResumeReport,
+} from "./resume_source.ts";
 
 /** What a stream tunnel side measured; both sides return one. */
 export interface StreamStats {
@@ -78,6 +84,8 @@ export interface StreamStats {
   peerDigest: string;
   /** Why the parser fell back to opaque bytes early, or null. */
   fallbackReason: string | null;
+  /** The sender, with `resume`: each lost link the tunnel resumed from. */
+  resumes?: StreamResumeReport[];
   /** Pages per codec name. */
   codecPages: Record<string, number>;
 }
@@ -136,6 +144,13 @@ export interface StreamSendOptions {
    * are started for this migration and closed after it.
    */
   readonly pools?: ChannelPools;
+  /**
+   * Resume the tunnel over a new connection when the link is lost
+   * (`resume_source.ts`): the receiving tunnel must make the session
+   * resumable (`StreamResumeServer`); the source hypervisor only sees its
+   * stream stall.
+   */
+  readonly resume?: StreamResumeOptions;
 }
 
 /** Pending records above this many bytes go without waiting (1 MiB). */
@@ -224,7 +239,14 @@ export async function sendStream(
   const batchPages = Math.max(1, Math.min(options.batchPages ?? 256, 7680));
   const tailHold = Math.min(options.tailHoldBytes ?? 0, RECORDS_CAP_BYTES);
   const maxDelay = options.maxFlushDelayMs ?? 5;
-  const link = new SourceLink(conn, { bandwidth: options.bandwidth });
+  // Resumable: the link survives a cut, so waits must outlast the grace.
+  const wire = options.resume ? resumableSource(conn, options.resume) : null;
+  const link = new SourceLink(wire ?? conn, {
+    bandwidth: options.bandwidth,
+    ...(options.resume
+      ? { replyMs: DEFAULT_DEADLINES.replyMs + options.resume.graceMs }
+      : {}),
+  });
   const backWriter = options.back?.getWriter();
   let backClosed = false;
   link.onFrame(FrameType.BACK, async (f) => {
@@ -276,6 +298,7 @@ export async function sendStream(
       channels,
       stream: format.name,
       verify: [STREAM_DIGEST],
+      ...(options.resume ? { resumeMs: options.resume.graceMs } : {}),
     });
     if (welcome.verify !== STREAM_DIGEST) {
       throw new MigrationError(
@@ -317,7 +340,9 @@ export async function sendStream(
             await link.writeRaw(e.bytes);
             if (e.credited) p.credit(e.channel, e.bytes);
             for (const [id, n] of e.claims) claims[id] = (claims[id] ?? 0) + n;
-          } else {
+          } else if (e.type === "done") {
+            // ("sent" comes only from a channel with its own connection,
+            // which the tunnel does not use.)
             queued[e.channel]--;
             if (e.buffer) freePages.push(e.buffer);
             wakeQueue?.();
@@ -564,6 +589,7 @@ export async function sendStream(
     stats.durationMs = performance.now() - started;
     await link.close();
     succeeded = true;
+    if (wire) stats.resumes = [...wire.resumes];
     return stats;
   } catch (e) {
     const peer = link.peerError;
@@ -578,6 +604,7 @@ export async function sendStream(
     if (peer && !(e instanceof MigrationError)) throw peer;
     throw e;
   } finally {
+    wire?.close();
     hash.close();
     if (pool && succeeded && options.pools) {
       // The channels outlive this migration: stop the pump, hand them back.

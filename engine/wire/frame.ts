@@ -25,7 +25,7 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  * Frame types. `as const` object rather than a TypeScript `enum`, so the
  * values are plain numbers on the wire and in tests.
  *
- * Every other type (0, 3, 13..19, 26..31, 34..50, 53..255) is unknown and a reader
+ * Every other type (0, 3, 13..19, 29..31, 34..50, 53..255) is unknown and a reader
  * refuses it; 3 was protocol 1's PAGES frame.
  *
  * @example
@@ -78,6 +78,20 @@ export const FrameType = {
   COMMIT: 24,
   /** receiver → source, JSON: the destination committed the memory on COMMIT. */
   COMMITTED: 25,
+  /**
+   * Either way, JSON, stream tunnels with a replayed link: the frame bytes
+   * this side holds of its peer's; the receiver's first names the
+   * resumable session (`engine/stream/_replay_link.ts`).
+   */
+  ACK: 26,
+  /**
+   * source → receiver, JSON, the first frame of a channel connection (per-
+   * channel connections, offered in HELLO and granted in WELCOME): this
+   * connection carries channel `channel` of the session WELCOME named.
+   */
+  JOIN: 27,
+  /** receiver → source, JSON, on a channel connection: the JOIN is accepted. */
+  JOINED: 28,
   /**
    * Stream mode (a hypervisor's stream through the tunnel,
    * `engine/stream/`): the stream minus its page bodies, in order

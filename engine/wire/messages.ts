@@ -101,6 +101,12 @@ export interface Hello {
    * (absent: the receiver commits when it sends a verified RESULT).
    */
   readonly commit?: boolean;
+  /**
+   * The source offers per-channel connections: each channel on a
+   * connection of its own, which its encode Worker opens and writes (absent:
+   * every channel inside this connection).
+   */
+  readonly channelConnections?: boolean;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -128,6 +134,43 @@ export interface Welcome {
    * on COMMIT and answers COMMITTED (absent: it commits at RESULT).
    */
   readonly commit?: boolean;
+  /**
+   * The receiver takes the per-channel connections HELLO offered: channel
+   * `c` connects to `ports[c]` of the host the source dialled, passes the
+   * same security handshake, and sends JOIN with `session` and `token`.
+   * Absent: every channel stays inside this connection.
+   */
+  readonly channelJoin?: ChannelJoin;
+}
+
+/** WELCOME's `channelJoin`: where and how each channel's connection joins the session. */
+export interface ChannelJoin {
+  /** The session's channel id, 32 lower-case hex digits. */
+  readonly session: string;
+  /** A secret of the session, 32 lower-case hex digits (128 random bits), that each JOIN must carry. */
+  readonly token: string;
+  /** The port each channel connects to, one per channel of HELLO. */
+  readonly ports: readonly number[];
+}
+
+/**
+ * JOIN (source → receiver, the first frame of a channel connection): this
+ * connection carries channel `channel` of the session WELCOME's
+ * `channelJoin` named.
+ */
+export interface Join {
+  /** WELCOME's `channelJoin.session`. */
+  readonly session: string;
+  /** WELCOME's `channelJoin.token`. */
+  readonly token: string;
+  /** The channel this connection carries. */
+  readonly channel: number;
+}
+
+/** JOINED (receiver → source, on a channel connection): the JOIN is accepted. */
+export interface Joined {
+  /** The channel joined. */
+  readonly channel: number;
 }
 
 /**
@@ -136,8 +179,14 @@ export interface Welcome {
  * receiver holds it.
  */
 export interface Resume {
-  /** The session id WELCOME gave. */
+  /** The session id WELCOME gave (a stream tunnel: its first ACK). */
   readonly session: string;
+  /**
+   * Stream tunnels (a replayed link, `engine/stream/resume_link.ts`): bytes
+   * of whole frames the source read from the receiver in the session, every
+   * connection together; the receiver sends again what follows.
+   */
+  readonly received?: number;
 }
 
 /**
@@ -149,14 +198,41 @@ export interface Resume {
  * channel's next codec use is announced by a new CODEC frame.
  */
 export interface Resumed {
-  /** Pages applied per channel, in the channel's order; one entry per channel of HELLO. */
+  /**
+   * Pages applied per channel, in the channel's order; one entry per
+   * channel of HELLO (empty for a stream tunnel's replayed link, which
+   * says `received` instead).
+   */
   readonly channelPages: readonly number[];
+  /**
+   * Stream tunnels: bytes of whole frames the receiver read from the source
+   * in the session, every connection together; the source sends again what
+   * follows, byte for byte.
+   */
+  readonly received?: number;
   /**
    * The verified RESULT the session sent and waits for COMMIT on (commit
    * protocol; absent while the session is in pre-copy): a source that lost
    * RESULT, or COMMITTED, learns the verdict here.
    */
   readonly result?: Result;
+}
+
+/**
+ * ACK (either way, stream tunnels with a replayed link,
+ * `engine/stream/resume_link.ts`): the sender of this frame holds the
+ * first `received` bytes of whole frames its peer sent in the session, so
+ * the peer may drop them from what it keeps for a resend. The receiver's
+ * first ACK also makes the link resumable: it names the session a RESUME
+ * must name and how long the receiver waits for one.
+ */
+export interface Ack {
+  /** Frame bytes held, from the session's start (ACK frames not counted). */
+  readonly received: number;
+  /** The first ACK of a resumable link: the session id, 32 lower-case hex digits. */
+  readonly session?: string;
+  /** With `session`: how long the receiver keeps the session after a lost connection, ms. */
+  readonly resumeMs?: number;
 }
 
 /**
@@ -188,6 +264,11 @@ export interface RoundEnd {
   readonly rawBytes: number;
   /** Frame bytes the channel's CODEC and BATCH frames of the round put on the wire. */
   readonly wireBytes: number;
+  /**
+   * The channel's last round (stop-and-copy): on a channel connection,
+   * nothing follows it (absent: false).
+   */
+  readonly final?: boolean;
 }
 
 /** FINAL (source → receiver): the source is paused and sent its last pages. */
@@ -439,6 +520,7 @@ export function encodeHello(hello: Hello): Uint8Array {
     ...(hello.resumeMs === undefined ? {} : { resumeMs: hello.resumeMs }),
     ...(hello.verify ? { verify: hello.verify } : {}),
     ...(hello.commit ? { commit: true } : {}),
+    ...(hello.channelConnections ? { channelConnections: true } : {}),
   });
 }
 
@@ -508,6 +590,9 @@ export function decodeHello(payload: Uint8Array): Hello {
       : { resumeMs: uint("HELLO", o, "resumeMs", MAX_RESUME_MS) }),
     ...(o.verify === undefined ? {} : { verify: schemes(o.verify) }),
     ...(o.commit === undefined ? {} : { commit: bool("HELLO", o, "commit") }),
+    ...(o.channelConnections === undefined ? {} : {
+      channelConnections: bool("HELLO", o, "channelConnections"),
+    }),
   };
 }
 
@@ -550,6 +635,15 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
       : { session: welcome.session, resumeMs: welcome.resumeMs ?? 0 }),
     ...(welcome.verify ? { verify: welcome.verify } : {}),
     ...(welcome.commit ? { commit: true } : {}),
+    ...(welcome.channelJoin
+      ? {
+        channelJoin: {
+          session: welcome.channelJoin.session,
+          token: welcome.channelJoin.token,
+          ports: welcome.channelJoin.ports,
+        },
+      }
+      : {}),
   });
 }
 
@@ -579,7 +673,139 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
     }),
     ...(o.verify === undefined ? {} : { verify: text("WELCOME", o, "verify") }),
     ...(o.commit === undefined ? {} : { commit: bool("WELCOME", o, "commit") }),
+    ...(o.channelJoin === undefined
+      ? {}
+      : { channelJoin: channelJoin(o.channelJoin) }),
   };
+}
+
+/** WELCOME's `channelJoin`: a session id, a token and 1..64 ports. */
+function channelJoin(v: unknown): ChannelJoin {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new WireError(
+      `Cannot decode WELCOME: field "channelJoin" must be an object {session, token, ports}, got ${
+        show(v)
+      }`,
+    );
+  }
+  const o = v as Record<string, unknown>;
+  const ports = o.ports;
+  if (
+    !Array.isArray(ports) || ports.length < 1 ||
+    ports.length > MAX_CHANNELS ||
+    !ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)
+  ) {
+    throw new WireError(
+      `Cannot decode WELCOME: field "channelJoin.ports" must be 1 to ${MAX_CHANNELS} TCP ports, got ${
+        show(ports)
+      }`,
+    );
+  }
+  return {
+    session: sessionId("WELCOME channelJoin", o),
+    token: hex128("WELCOME channelJoin", o, "token"),
+    ports: ports as number[],
+  };
+}
+
+/** A 128-bit value as 32 lower-case hex digits. */
+function hex128(
+  what: string,
+  obj: Record<string, unknown>,
+  field: string,
+): string {
+  const v = obj[field];
+  if (typeof v !== "string" || !/^[0-9a-f]{32}$/.test(v)) {
+    throw new WireError(
+      `Cannot decode ${what}: field "${field}" must be 32 lower-case hex digits, got ${
+        v === undefined ? "nothing" : "something else (not shown: a secret)"
+      }`,
+    );
+  }
+  return v;
+}
+
+/**
+ * Encodes a JOIN payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeJoin, encodeJoin } from "@hakobu/hakobu";
+ *
+ * const join = {
+ *   session: "0123456789abcdef0123456789abcdef",
+ *   token: "fedcba9876543210fedcba9876543210",
+ *   channel: 1,
+ * };
+ * assert.deepEqual(decodeJoin(encodeJoin(join)), join);
+ * ```
+ */
+export function encodeJoin(join: Join): Uint8Array {
+  return encodeJson("JOIN", {
+    session: join.session,
+    token: join.token,
+    channel: join.channel,
+  });
+}
+
+/**
+ * Decodes a JOIN payload; a malformed token is refused without echoing it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeJoin } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({
+ *   session: "0123456789abcdef0123456789abcdef",
+ *   token: "secret?",
+ *   channel: 0,
+ * }));
+ * assert.throws(() => decodeJoin(bad), /field "token" must be 32 lower-case hex digits, got something else \(not shown/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeJoin(payload: Uint8Array): Join {
+  const o = decodeJson("JOIN", payload);
+  return {
+    session: sessionId("JOIN", o),
+    token: hex128("JOIN", o, "token"),
+    channel: uint("JOIN", o, "channel", MAX_CHANNELS - 1),
+  };
+}
+
+/**
+ * Encodes a JOINED payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeJoined, encodeJoined } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(decodeJoined(encodeJoined({ channel: 3 })), { channel: 3 });
+ * ```
+ */
+export function encodeJoined(joined: Joined): Uint8Array {
+  return encodeJson("JOINED", { channel: joined.channel });
+}
+
+/**
+ * Decodes a JOINED payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeJoined } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({ channel: -1 }));
+ * assert.throws(() => decodeJoined(bad), /field "channel"/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeJoined(payload: Uint8Array): Joined {
+  const o = decodeJson("JOINED", payload);
+  return { channel: uint("JOINED", o, "channel", MAX_CHANNELS - 1) };
 }
 
 /**
@@ -600,6 +826,7 @@ export function encodeRoundEnd(end: RoundEnd): Uint8Array {
     pages: end.pages,
     rawBytes: end.rawBytes,
     wireBytes: end.wireBytes,
+    ...(end.final ? { final: true } : {}),
   });
 }
 
@@ -623,6 +850,7 @@ export function decodeRoundEnd(payload: Uint8Array): RoundEnd {
     pages: uint("ROUND_END", o, "pages", Number.MAX_SAFE_INTEGER),
     rawBytes: uint("ROUND_END", o, "rawBytes", Number.MAX_SAFE_INTEGER),
     wireBytes: uint("ROUND_END", o, "wireBytes", Number.MAX_SAFE_INTEGER),
+    ...(o.final === undefined ? {} : { final: bool("ROUND_END", o, "final") }),
   };
 }
 
@@ -1178,7 +1406,10 @@ export function decodeCodec(payload: Uint8Array): CodecSetup {
  * ```
  */
 export function encodeResume(resume: Resume): Uint8Array {
-  return encodeJson("RESUME", { session: resume.session });
+  return encodeJson("RESUME", {
+    session: resume.session,
+    ...(resume.received === undefined ? {} : { received: resume.received }),
+  });
 }
 
 /**
@@ -1196,7 +1427,11 @@ export function encodeResume(resume: Resume): Uint8Array {
  */
 export function decodeResume(payload: Uint8Array): Resume {
   const o = decodeJson("RESUME", payload);
-  return { session: sessionId("RESUME", o) };
+  const session = sessionId("RESUME", o);
+  return o.received === undefined ? { session } : {
+    session,
+    received: uint("RESUME", o, "received", Number.MAX_SAFE_INTEGER),
+  };
 }
 
 /**
@@ -1214,6 +1449,7 @@ export function decodeResume(payload: Uint8Array): Resume {
 export function encodeResumed(resumed: Resumed): Uint8Array {
   return encodeJson("RESUMED", {
     channelPages: resumed.channelPages,
+    ...(resumed.received === undefined ? {} : { received: resumed.received }),
     ...(resumed.result
       ? { result: JSON.parse(decoder.decode(encodeResult(resumed.result))) }
       : {}),
@@ -1238,12 +1474,25 @@ export function encodeResumed(resumed: Resumed): Uint8Array {
 export function decodeResumed(payload: Uint8Array): Resumed {
   const o = decodeJson("RESUMED", payload);
   const list = o.channelPages;
-  if (!Array.isArray(list) || list.length < 1 || list.length > MAX_CHANNELS) {
+  // A stream tunnel's replayed link says `received` and no pages.
+  const least = o.received === undefined ? 1 : 0;
+  if (
+    !Array.isArray(list) || list.length < least || list.length > MAX_CHANNELS
+  ) {
     throw new WireError(
-      `Cannot decode RESUMED: field "channelPages" must be an array of 1 to ${MAX_CHANNELS} counts, got ${
+      `Cannot decode RESUMED: field "channelPages" must be an array of ${least} to ${MAX_CHANNELS} counts, got ${
         show(list)
       }`,
     );
+  }
+  if (o.received !== undefined) {
+    const received = uint("RESUMED", o, "received", Number.MAX_SAFE_INTEGER);
+    if (list.length > 0 || o.result !== undefined) {
+      throw new WireError(
+        `Cannot decode RESUMED: field "received" (a stream tunnel's) goes without pages or a result`,
+      );
+    }
+    return { channelPages: [], received };
   }
   const channelPages = list.map((v: unknown, i: number) => {
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
@@ -1348,4 +1597,57 @@ function digestField(what: string, obj: Record<string, unknown>): string {
     );
   }
   return v;
+}
+
+/**
+ * Encodes an ACK payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeAck, encodeAck } from "@hakobu/hakobu";
+ *
+ * const first = {
+ *   received: 0,
+ *   session: "0123456789abcdef0123456789abcdef",
+ *   resumeMs: 30_000,
+ * };
+ * assert.deepEqual(decodeAck(encodeAck(first)), first);
+ * assert.deepEqual(decodeAck(encodeAck({ received: 1 << 20 })), {
+ *   received: 1 << 20,
+ * });
+ * ```
+ */
+export function encodeAck(ack: Ack): Uint8Array {
+  return encodeJson("ACK", {
+    received: ack.received,
+    ...(ack.session === undefined
+      ? {}
+      : { session: ack.session, resumeMs: ack.resumeMs ?? 0 }),
+  });
+}
+
+/**
+ * Decodes an ACK payload: `received` a whole number of bytes; `session`,
+ * when present, 32 lower-case hex digits with its `resumeMs`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeAck } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({ received: -1 }));
+ * assert.throws(() => decodeAck(bad), /field "received"/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeAck(payload: Uint8Array): Ack {
+  const o = decodeJson("ACK", payload);
+  const received = uint("ACK", o, "received", Number.MAX_SAFE_INTEGER);
+  if (o.session === undefined) return { received };
+  return {
+    received,
+    session: sessionId("ACK", o),
+    resumeMs: uint("ACK", o, "resumeMs", MAX_RESUME_MS),
+  };
 }

@@ -3,6 +3,7 @@ import { WireError } from "../errors.ts";
 import { MAX_JSON_PAYLOAD } from "./frame.ts";
 import {
   decodeAbort,
+  decodeAck,
   decodeCodec,
   decodeCommit,
   decodeCommitted,
@@ -12,10 +13,12 @@ import {
   decodeHello,
   decodeReady,
   decodeResult,
+  decodeResume,
   decodeResumed,
   decodeRoundEnd,
   decodeWelcome,
   encodeAbort,
+  encodeAck,
   encodeCodec,
   encodeCommit,
   encodeCommitted,
@@ -25,6 +28,7 @@ import {
   encodeHello,
   encodeReady,
   encodeResult,
+  encodeResume,
   encodeResumed,
   encodeRoundEnd,
   encodeWelcome,
@@ -557,5 +561,49 @@ Deno.test("commit messages: HELLO and WELCOME commit, COMMIT, COMMITTED, RESUMED
   assert.throws(
     () => decodeError(json({ message: "x", discarded: 1 })),
     /field "discarded" must be a boolean/,
+  );
+});
+
+Deno.test("messages: a stream tunnel's RESUME and RESUMED say the bytes held, ACK round-trips, and bad counts are refused naming the field", () => {
+  const session = "0123456789abcdef0123456789abcdef";
+  assert.deepEqual(
+    decodeResume(encodeResume({ session, received: 4096 })),
+    { session, received: 4096 },
+  );
+  assert.deepEqual(
+    decodeResumed(encodeResumed({ channelPages: [], received: 1 << 20 })),
+    { channelPages: [], received: 1 << 20 },
+  );
+  // A native RESUMED still needs one count per channel.
+  assert.throws(
+    () => decodeResumed(encodeResumed({ channelPages: [] })),
+    /field "channelPages" must be an array of 1 to/,
+  );
+  // Bytes and pages together mean nothing.
+  assert.throws(
+    () =>
+      decodeResumed(
+        new TextEncoder().encode(
+          JSON.stringify({ channelPages: [3], received: 5 }),
+        ),
+      ),
+    /field "received" \(a stream tunnel's\) goes without pages/,
+  );
+  const bad = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  assert.throws(
+    () => decodeResume(bad({ session, received: -1 })),
+    /Cannot decode RESUME: field "received"/,
+  );
+  assert.throws(
+    () => decodeAck(bad({ received: 1.5 })),
+    /Cannot decode ACK: field "received"/,
+  );
+  assert.throws(
+    () => decodeAck(bad({ received: 0, session: "x", resumeMs: 1 })),
+    /Cannot decode ACK: field "session"/,
+  );
+  assert.deepEqual(
+    decodeAck(encodeAck({ received: 7, session, resumeMs: 500 })),
+    { received: 7, session, resumeMs: 500 },
   );
 });

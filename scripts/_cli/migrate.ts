@@ -41,6 +41,8 @@ export interface MigrateCommandOptions {
   live?: boolean;
   /** `libvirt`: hakobu's stream tunnel in libvirt's migration (`--tunnel`). */
   tunnel?: boolean;
+  /** `sim`: each channel on a connection of its own (`--channel-connections`). */
+  channelConnections?: boolean;
   /** `libvirt`: the tunnel's receiving end on the destination host (`--tunnel-receiver`). */
   tunnelReceiver?: RemoteTunnelReceiver;
   /** The target, in the form the source's backend takes. */
@@ -74,6 +76,9 @@ export async function migrateCommand(
     ...(opts.dirtyRate === undefined ? {} : { dirtyRate: opts.dirtyRate }),
     ...(opts.live === undefined ? {} : { live: opts.live }),
     ...(opts.tunnel === undefined ? {} : { tunnel: opts.tunnel }),
+    ...(opts.channelConnections === undefined
+      ? {}
+      : { channelConnections: opts.channelConnections }),
     ...(opts.tunnelReceiver === undefined
       ? {}
       : { tunnelReceiver: opts.tunnelReceiver }),

@@ -170,7 +170,21 @@ export async function receiveCommand(
         gpu: opts.gpu,
         budget,
         resume: { registry, identity: conn.identity, only: resumeOnly },
+        // A source that offers per-channel connections gets them: each
+        // channel's Worker listens on a port of its own on this host, behind
+        // the same security, and counts in this session's budget.
+        channelConnections: {
+          hostname: local.hostname,
+          security: opts.security,
+          identity: conn.identity,
+          joinTimeoutMs: opts.handshakeTimeoutMs,
+        },
         onEvent: (e) => {
+          if (e.type === "channelRefused" && !opts.json) {
+            console.error(
+              `refused a connection to channel ${e.channel} of ${peer}'s session: ${e.message}`,
+            );
+          }
           if (e.type === "parked" && !opts.json) {
             console.error(
               `connection from ${peer} lost before ${e.waiting} (${e.reason}): the session waits for its source to resume it`,

@@ -66,6 +66,52 @@ Deno.test("hakobu tls init, then a migration over TLS with a client certificate 
   });
 });
 
+Deno.test("migrate --channel-connections: two channels, each on a TLS connection of its own (certificate and pre-shared key), verified on both sides", async () => {
+  await withTempDir(async (dir) => {
+    const creds = join(dir, "pki");
+    assert.equal(
+      (await hakobu(["tls", "init", creds, "--identity", "src-a"])).code,
+      0,
+    );
+    const pskSource = join(dir, "psk-source");
+    await Deno.mkdir(pskSource);
+    for (const f of ["ca-cert.pem", "keys.psk"]) {
+      await Deno.copyFile(join(creds, f), join(pskSource, f));
+    }
+    for (const [source, how] of [[creds, "certificate"], [pskSource, "psk"]]) {
+      const receiver = await startReceiver([
+        "--tls-dir",
+        creds,
+        "--tls-authz",
+        "src-a",
+      ]);
+      const mig = await hakobu([
+        ...MIGRATE,
+        "--channels",
+        "2",
+        "--channel-connections",
+        "--to",
+        `127.0.0.1:${receiver.port}`,
+        "--tls-dir",
+        source,
+      ]);
+      assert.equal(mig.code, 0, `${how}: ${mig.stderr}`);
+      const report = JSON.parse(mig.stdout);
+      assert.equal(report.verified, true, how);
+      assert.equal(report.channelConnections, true, how);
+      assert.equal(report.channels, 2);
+      const done = await receiver.finished();
+      assert.equal(done.code, 0, done.stderr);
+      const verdict = JSON.parse(
+        done.stdout.split("\n").find((l) => l.startsWith("{"))!,
+      );
+      assert.equal(verdict.verified, true);
+      assert.equal(verdict.channels, 2);
+      assert.equal(verdict.digest, report.digest);
+    }
+  });
+});
+
 Deno.test("a source the receiver does not admit is refused by name, and the receiver serves on", async () => {
   await withTempDir(async (dir) => {
     const creds = join(dir, "pki");

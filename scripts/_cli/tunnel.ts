@@ -8,6 +8,7 @@
  */
 
 import type { Address } from "../../engine/transport/address.ts";
+import type { WireConn } from "../../engine/wire/duplex.ts";
 import { acceptNext } from "../../engine/transport/accept.ts";
 import { connectRetrying } from "../../engine/transport/address.ts";
 import {
@@ -27,6 +28,11 @@ import {
 import { sendStream, type StreamStats } from "../../engine/stream/send.ts";
 import { receiveStream } from "../../engine/stream/receive.ts";
 import { ChannelPools } from "../../engine/pipeline/channel_pools.ts";
+import {
+  type Admitted,
+  StreamResumeServer,
+} from "../../engine/stream/resume_receiver.ts";
+import type { StreamResumeOptions } from "../../engine/stream/resume_source.ts";
 import type { Endpoint } from "./options.ts";
 import { reportRefused } from "./security_options.ts";
 
@@ -53,6 +59,12 @@ export interface TunnelSendOptions {
   readonly serve?: Endpoint;
   /** How the link to the receiving tunnel is authenticated and encrypted. */
   readonly security: ConnectSecurity;
+  /**
+   * Resume a lost link within this many milliseconds (reconnecting, with
+   * the same credentials, to the same receiving tunnel, which must resume
+   * too); absent or 0: a lost link fails the migration.
+   */
+  readonly resumeGraceMs?: number;
 }
 
 /**
@@ -66,12 +78,25 @@ export async function tunnelSend(
   const format: StreamFormat = options.format === "xen"
     ? xenFormat(options.maxPages ?? DEFAULT_MAX_PAGES)
     : qemuFormat;
+  const grace = options.resumeGraceMs ?? 0;
+  const resume: StreamResumeOptions | undefined = grace > 0
+    ? {
+      graceMs: grace,
+      reconnect: () =>
+        connectChannelRetrying(
+          options.to,
+          options.security,
+          Math.min(CONNECT_TIMEOUT_MS, grace),
+        ),
+    }
+    : undefined;
   const send = {
     format,
     codecs: options.codecs.map((name) => ({ name })),
     bandwidth: options.bandwidth ?? null,
     channels: options.channels,
     batchPages: options.batchPages,
+    ...(resume ? { resume } : {}),
   };
   if (options.serve !== undefined) {
     if (options.serve.transport === "unix") {
@@ -142,6 +167,17 @@ export interface TunnelReceiveOptions {
    * no byte of an unauthenticated peer reaches QEMU or `xl`.
    */
   readonly security: ListenSecurity;
+  /**
+   * Keep a session whose link was lost this many milliseconds for its
+   * source to resume (its hypervisor's pipe open), when the sending tunnel
+   * asks; absent or 0: no session is resumable.
+   */
+  readonly resumeGraceMs?: number;
+}
+
+/** Frame timeout of a resumable session: the default plus the grace (it waits through a cut). */
+function frameTimeout(server: StreamResumeServer | null): number | undefined {
+  return server ? 120_000 + server.maxGraceMs : undefined;
 }
 
 /**
@@ -153,6 +189,19 @@ export async function tunnelReceive(
   options: TunnelReceiveOptions,
 ): Promise<StreamStats> {
   const { listen } = options;
+  const server = (options.resumeGraceMs ?? 0) > 0
+    ? new StreamResumeServer({
+      maxGraceMs: options.resumeGraceMs,
+      onEvent: (e) =>
+        console.error(
+          e.type === "refused"
+            ? `refused a RESUME: ${e.message}`
+            : e.type === "parked"
+            ? `session ${e.session}: link lost (${e.reason}); waiting for its RESUME`
+            : `session ${e.session}: resumed`,
+        ),
+    })
+    : null;
   if (options.format === "qemu" && options.toQemu !== undefined) {
     const qemuAt = options.toQemu;
     const listener = await listenChannel(listen, options.security, {
@@ -164,37 +213,98 @@ export async function tunnelReceive(
       listener,
       `${listen.hostname}:${listen.port}`,
       async (conn) => {
-        // QEMU listens once `migrate-incoming` was issued: wait for it.
-        const qemu = await connectEndpoint(qemuAt, CONNECT_TIMEOUT_MS);
+        const admitted = await admit(server, conn);
+        if (admitted.kind !== "session") return null; // a RESUME
         try {
-          return await receiveStream(conn, {
-            format: "qemu",
-            out: qemu.writable,
-            pools,
-            ...(options.returnPath
-              ? { back: qemu.readable, holdLast: false }
-              : {}),
-          });
-        } finally {
+          // QEMU listens once `migrate-incoming` was issued: wait for it.
+          const qemu = await connectEndpoint(qemuAt, CONNECT_TIMEOUT_MS);
           try {
-            qemu.close();
-          } catch { /* closed with its stream */ }
+            return await receiveStream(admitted.conn, {
+              format: "qemu",
+              out: qemu.writable,
+              pools,
+              frameTimeoutMs: frameTimeout(server),
+              ...(options.returnPath
+                ? { back: qemu.readable, holdLast: false }
+                : {}),
+            });
+          } finally {
+            try {
+              qemu.close();
+            } catch { /* closed with its stream */ }
+          }
+        } finally {
+          await admitted.done("ended");
         }
       },
     );
   }
   // One session: the first connection that authenticates. xl is started
-  // only then.
+  // only then. Resumable, the listener stays open for its RESUMEs.
   const listener = await listenChannel(listen, options.security, {
     onRefused: reportRefused,
   });
-  const conn = await listener.accept();
-  listener.close();
+  let admitted: Admitted;
+  for (;;) {
+    admitted = await admit(server, await listener.accept());
+    if (admitted.kind === "session") break;
+  }
+  const session = admitted;
+  let ended = false;
+  const resumes = server
+    ? (async () => {
+      while (!ended) {
+        let next;
+        try {
+          next = await listener.accept();
+        } catch {
+          return; // closed
+        }
+        void server.admit(next, next.identity ?? null, { hello: false });
+      }
+    })()
+    : null;
+  if (!server) listener.close();
+  try {
+    return await receiveOne(options, session.conn, frameTimeout(server));
+  } finally {
+    await session.done("ended");
+    ended = true;
+    try {
+      listener.close();
+    } catch { /* closed */ }
+    await resumes;
+  }
+}
+
+/** The first frame of an authenticated connection, through the resume server when there is one. */
+function admit(
+  server: StreamResumeServer | null,
+  conn: Awaited<
+    ReturnType<Awaited<ReturnType<typeof listenChannel>>["accept"]>
+  >,
+): Promise<Admitted> {
+  if (server) return server.admit(conn, conn.identity ?? null);
+  return Promise.resolve({
+    kind: "session",
+    conn,
+    session: null,
+    done: () => Promise.resolve(),
+  });
+}
+
+/** One session into stdout (QEMU) or the command's stdin (Xen). */
+async function receiveOne(
+  options: TunnelReceiveOptions,
+  conn: WireConn,
+  frameTimeoutMs: number | undefined,
+): Promise<StreamStats> {
   if (options.format === "qemu") {
     growPipe(1);
     return await receiveStream(conn, {
       format: "qemu",
       out: Deno.stdout.writable,
+      frameTimeoutMs,
     });
   }
   const cmd = options.command?.length
@@ -213,6 +323,7 @@ export async function tunnelReceive(
     back: child.stdout,
     holdLast: false,
     exited: child.status.then((s) => s.code),
+    frameTimeoutMs,
   });
 }
 
@@ -273,7 +384,7 @@ function localListener(at: Endpoint): { accept(): Promise<Deno.Conn> } {
 async function serve<C extends { close(): void }>(
   listener: { accept(): Promise<C> },
   label: string,
-  session: (conn: C) => Promise<StreamStats>,
+  session: (conn: C) => Promise<StreamStats | null>,
 ): Promise<never> {
   console.error(`serving on ${label}`);
   let n = 0;
@@ -282,8 +393,12 @@ async function serve<C extends { close(): void }>(
     const conn = await listener.accept();
     const id = ++n;
     session(conn).then(
-      (stats) =>
-        console.log(JSON.stringify({ ok: true, session: id, ...stats })),
+      (stats) => {
+        // null: a connection that carried on another session (RESUME)
+        if (stats) {
+          console.log(JSON.stringify({ ok: true, session: id, ...stats }));
+        }
+      },
       (e) =>
         console.log(
           JSON.stringify({

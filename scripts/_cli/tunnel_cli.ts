@@ -44,6 +44,22 @@ import { cliProgram } from "./program.ts";
 /** Most pages in one channel batch (`sendStream` caps it there). */
 const MAX_BATCH_PAGES = 7680;
 
+/** `send --resume-grace`: how long a lost link may take to resume. */
+function sendResumeOption() {
+  return new Option(
+    "--resume-grace <ms>",
+    "resume a lost link within this many milliseconds: reconnect to the same receiving tunnel (which must take --resume-grace too) and send only what it lacks; 0: a lost link fails the migration",
+  ).argParser(integer({ min: 0 })).default(0);
+}
+
+/** `receive --resume-grace`: how long a lost session is kept. */
+function receiveResumeOption() {
+  return new Option(
+    "--resume-grace <ms>",
+    "keep a session whose link was lost this many milliseconds for its source to resume (the hypervisor's pipe stays open; the listener too, for RESUMEs); 0: none is resumable",
+  ).argParser(integer({ min: 0 })).default(0);
+}
+
 /** Options of {@link tunnelCommand}. */
 export interface TunnelCliOptions {
   /** How the help's examples start (default: the command's name). */
@@ -113,6 +129,7 @@ export function tunnelCommand(
     .addOption(bandwidthOption())
     .addOption(channelsOption())
     .addOption(batchPagesOption())
+    .addOption(sendResumeOption())
     .addOption(
       new Option(
         "--serve <unix:path|host:port>",
@@ -135,6 +152,7 @@ export function tunnelCommand(
           channels: o.channels,
           batchPages: o.batchPages,
           serve: o.serve,
+          resumeGraceMs: o.resumeGrace,
         })
       );
     });
@@ -161,6 +179,7 @@ export function tunnelCommand(
         "with --to-qemu: carry QEMU's return path back to the source (libvirt turns it on); the stream's end is then not held until the digests compare",
       ),
     )
+    .addOption(receiveResumeOption())
     .addOption(tlsDirOption())
     .addOption(tlsAuthzOption())
     .addOption(insecurePlainOption())
@@ -172,6 +191,7 @@ export function tunnelCommand(
           listen: o.listen,
           toQemu: o.toQemu,
           returnPath: o.returnPath === true,
+          resumeGraceMs: o.resumeGrace,
           security: await listenSecurityFrom(o),
         })
       );
@@ -198,6 +218,7 @@ export function tunnelCommand(
     .addOption(bandwidthOption())
     .addOption(channelsOption())
     .addOption(batchPagesOption())
+    .addOption(sendResumeOption())
     .addOption(
       new Option(
         "--max-pages <n>",
@@ -225,6 +246,7 @@ export function tunnelCommand(
           channels: o.channels,
           batchPages: o.batchPages,
           maxPages: o.maxPages,
+          resumeGraceMs: o.resumeGrace,
         })
       );
     });
@@ -245,6 +267,7 @@ export function tunnelCommand(
         "127.0.0.1:4445",
       ),
     )
+    .addOption(receiveResumeOption())
     .addOption(tlsDirOption())
     .addOption(tlsAuthzOption())
     .addOption(insecurePlainOption())
@@ -256,6 +279,7 @@ export function tunnelCommand(
           format: "xen",
           listen: o.listen,
           command,
+          resumeGraceMs: o.resumeGrace,
           security: await listenSecurityFrom(o),
         })
       );
