@@ -13,7 +13,11 @@ import type { SourceDriver } from "./driver.ts";
 import { MigrationError } from "./errors.ts";
 import type { Plan } from "./plan.ts";
 import { migrate, type MigrateOptions } from "./precopy.ts";
-import { receiveMigration, type ReceiveResult } from "./receiver.ts";
+import {
+  receiveMigration,
+  type ReceiveResult,
+  type ReceiverOptions,
+} from "./receiver.ts";
 import type { MigrationReport } from "./report.ts";
 import { SimMemorySink, SimVm, type SimVmOptions } from "./sim/mod.ts";
 
@@ -61,6 +65,8 @@ export interface LoopbackOptions {
   readonly onProgress?: MigrateOptions["onProgress"];
   /** The channels' handle once they started (passed to `migrate`). */
   readonly onChannels?: MigrateOptions["onChannels"];
+  /** How the receiver decodes (passed to `receiveMigration` as `gpu`). */
+  readonly receiverGpu?: ReceiverOptions["gpu"];
 }
 
 /** Both sides' outcomes of one loopback migration, and the destination memory. */
@@ -139,7 +145,7 @@ export async function loopbackMigration(
   plan: Plan,
   options: LoopbackOptions = {},
 ): Promise<LoopbackResult> {
-  const { maxMemoryBytes, ...migrateOptions } = options;
+  const { maxMemoryBytes, receiverGpu, ...migrateOptions } = options;
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     let sink: SimMemorySink | null = null;
@@ -148,6 +154,7 @@ export async function loopbackMigration(
       try {
         return await receiveMigration(conn, {
           maxMemoryBytes,
+          gpu: receiverGpu,
           createSink: (hello) => (sink = new SimMemorySink({
             pageSize: hello.pageSize,
             pageCount: hello.memoryBytes / hello.pageSize,

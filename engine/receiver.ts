@@ -11,6 +11,7 @@
  */
 
 import type { Codec } from "./codecs/codec.ts";
+import { bestEffort } from "./session/best_effort.ts";
 import type { MemorySink } from "./driver.ts";
 import {
   type ChannelConnectionsOptions,
@@ -22,6 +23,12 @@ import type { ReceiveBudget } from "./session/budget.ts";
 import type { ResumeRegistry } from "./session/resume_registry.ts";
 import type { WireConn } from "./wire/duplex.ts";
 import type { Hello, RoundEnd } from "./wire/messages.ts";
+import {
+  decodeGpuOf,
+  type ReceiveGpuReport,
+  receiveGpuReport,
+  type ReceiverGpuSettings,
+} from "./session/receive_gpu.ts";
 
 export {
   type ChannelConnectionsOptions,
@@ -40,6 +47,13 @@ export {
   SessionEndedError,
 } from "./session/resume_registry.ts";
 export type { MemoryEvent } from "./session/memory_mode.ts";
+export {
+  type DecodeGpu,
+  type DecodeGpuInfo,
+  DEFAULT_RECEIVER_GPU_BATCH,
+  type ReceiveGpuReport,
+  type ReceiverGpuSettings,
+} from "./session/receive_gpu.ts";
 
 /**
  * Progress of a receiving session, for logs and progress bars: the session
@@ -118,6 +132,16 @@ export interface ReceiverOptions {
    */
   commit?: boolean;
   /**
+   * Decode on the GPU (default `{ prefer: "cpu" }`): each decode Worker
+   * opens its own device and decodes `rle` and `delta` sections on it,
+   * byte for byte as the CPU decoders. The destination decides, not the
+   * source's plan; the rules are the plan's `gpu()`: `auto` declines a
+   * software adapter, `gpu` takes one, `require` fails instead of falling
+   * back to the CPU. {@link ReceiveResult.gpu} says what ran where. Bad
+   * settings reject with a `GpuError` before the session starts.
+   */
+  gpu?: ReceiverGpuSettings;
+  /**
    * Grant per-channel connections when HELLO offers them: each channel's
    * decode Worker listens on a port of its own on `hostname`, takes one
    * connection that passes `security` as this one did (same identity) and
@@ -177,6 +201,8 @@ export interface ReceiveResult {
    * own call reports the outcome, and every other field here is empty.
    */
   readonly joined: boolean;
+  /** The GPU the session decoded on, and its pages (`pagesDecoded` 0 when the CPU decoded all). */
+  readonly gpu: ReceiveGpuReport;
 }
 
 /**
@@ -239,6 +265,15 @@ export async function receiveMigration(
   options: ReceiverOptions,
 ): Promise<ReceiveResult> {
   const emit = options.onEvent ?? (() => {});
+  let gpu;
+  try {
+    gpu = decodeGpuOf(options.gpu);
+  } catch (e) {
+    // refused before the session: the connection still closes
+    bestEffort(conn.readable.cancel());
+    bestEffort(conn.writable.abort());
+    throw e;
+  }
   let started = performance.now();
   let bytesReceived = 0;
   let rounds = 0;
@@ -277,6 +312,7 @@ export async function receiveMigration(
       maxCodecStateBytes: options.maxCodecStateBytes,
       budget: options.budget,
       resume: options.resume,
+      gpu,
       channelConnections: options.channelConnections,
     },
   );
@@ -300,6 +336,7 @@ export async function receiveMigration(
     scheme: "",
     resumes: 0,
     commit: false,
+    gpu: receiveGpuReport(gpu, [], 0),
   };
   if (outcome.aborted) {
     return {
@@ -343,5 +380,6 @@ export async function receiveMigration(
     differingPages: r.differingPages,
     rangeBytes: r.rangeBytes,
     scheme: r.scheme,
+    gpu: outcome.gpu,
   };
 }

@@ -1,8 +1,10 @@
 /**
  * `bench:gpu`: per kernel, on whatever WebGPU adapter is present, upload,
  * kernel and readback throughput, and end-to-end encode throughput against
- * the CPU codec on the same pages in the same run (a `memcached` sim VM).
- * Prints a table and writes `out/bench-gpu.json`.
+ * the CPU codec on the same pages in the same run (a `memcached` sim VM),
+ * and the receiver's decode Worker end to end (BATCH payloads of
+ * `zero→rle` through a `DecoderPool` into shared memory) with `--gpu gpu`
+ * against the CPU. Prints a table and writes `out/bench-gpu.json`.
  *
  * ```sh
  * XDG_RUNTIME_DIR=/tmp/xdg deno run -A scripts/bench_gpu.ts --memory-mib 256 --batch 4096
@@ -35,6 +37,11 @@ import { RleEncodeKernel } from "../engine/gpu/rle_encode.ts";
 import { readBack, storageBuffer } from "../engine/gpu/_runtime.ts";
 import { ZeroScanKernel } from "../engine/gpu/zero_scan.ts";
 import { PAGE_SIZE } from "../engine/plan.ts";
+import { BatchEncoderChain } from "../engine/codecs/batch_chain.ts";
+import { codecByName, codecNames } from "../engine/codecs/registry.ts";
+import { DecoderPool } from "../engine/pipeline/decoder_pool.ts";
+import { PageBatchBuilder } from "../engine/pipeline/page_batch.ts";
+import type { DecodeGpu } from "../engine/session/receive_gpu.ts";
 import { parseArgs } from "node:util";
 
 const USAGE =
@@ -276,6 +283,85 @@ async function decodeRow(
   };
 }
 
+/**
+ * The receiver's decode path end to end: `src` as BATCH payloads of the
+ * chain `names` (256 non-zero pages each, as a plan's default), decoded by
+ * one decode Worker into shared memory, with the GPU (`--gpu gpu`) and
+ * without; each run's memory is checked against `src`. A row: GB/s of
+ * pages applied.
+ */
+async function receiverRow(
+  names: readonly string[],
+  src: readonly Uint8Array[],
+): Promise<Row> {
+  const flat = new Uint8Array(pageCount * PAGE_SIZE);
+  src.forEach((p, i) => flat.set(p, i * PAGE_SIZE));
+  const chain = new BatchEncoderChain({ pageSize: PAGE_SIZE, pageCount });
+  chain.select(names.map((name) => ({ name })));
+  const builder = new PageBatchBuilder({
+    pageSize: PAGE_SIZE,
+    nonZeroPages: 256,
+    maxPages: 16384,
+  });
+  const payloads: Uint8Array[] = [];
+  for (let pfn = 0; pfn < pageCount;) {
+    builder.reset();
+    while (pfn < pageCount && !builder.full) builder.addFrom(flat, pfn++);
+    payloads.push(chain.encode(builder, (n) => new Uint8Array(n)).payload);
+  }
+  const setups = chain.takeNewCodecs().map(({ codec, options }) => ({
+    id: codec.id,
+    name: codec.name,
+    options,
+  }));
+  const run = async (gpu: DecodeGpu | undefined) => {
+    const memory = new SharedArrayBuffer(pageCount * PAGE_SIZE);
+    const pool = DecoderPool.start({
+      channels: 1,
+      pageSize: PAGE_SIZE,
+      pageCount,
+      codecs: codecNames().map((name) => ({
+        id: codecByName(name).id,
+        name,
+      })),
+      memory,
+      touched: new SharedArrayBuffer(pageCount),
+      gpu,
+    });
+    try {
+      for (const setup of setups) pool.codec(0, setup, 0);
+      await pool.sync(); // the Worker started, its device opened
+      const copies = payloads.map((p) => p.slice());
+      const t = performance.now();
+      for (const p of copies) await pool.batch(0, 0, p, 0);
+      await pool.sync();
+      const ms = performance.now() - t;
+      if (!new Uint8Array(memory).every((b, i) => b === flat[i])) {
+        throw new Error(
+          `The receiver's decode ${
+            gpu ? "on the GPU" : "on the CPU"
+          } did not rebuild memory`,
+        );
+      }
+      return { ms, gpuPages: pool.gpuPages };
+    } finally {
+      pool.close();
+    }
+  };
+  const onGpu = await run({ prefer: "gpu", require: true, batch });
+  const onCpu = await run(undefined);
+  const bytes = pageCount * PAGE_SIZE;
+  return {
+    kernel: `receiver ${names.join("→")} (${onGpu.gpuPages} pages on GPU)`,
+    uploadGBs: 0,
+    kernelGBs: 0,
+    readbackGBs: 0,
+    gpuEncodeGBs: gbs(bytes, onGpu.ms),
+    cpuGBs: gbs(bytes, onCpu.ms),
+    bytes,
+  };
+}
+
 const rows: Row[] = [];
 const total = pageCount * PAGE_SIZE;
 const per = (n: number) => n * 4;
@@ -366,6 +452,8 @@ await rk.run(pages.slice(0, 1), PAGE_SIZE);
 // image) and the delta pages of every other page changed.
 rows.push(await decodeRow("rle", pages));
 rows.push(await decodeRow("delta", news, olds));
+// The receiver's decode Worker, end to end.
+rows.push(await receiverRow(["zero", "rle"], pages));
 await vm.close();
 
 const head = [

@@ -2,7 +2,7 @@
  * `hakobu`: the command line.
  *
  *   hakobu tls init DIR [--name HOST,IP] [--identity SOURCE]
- *   hakobu receive  --listen 127.0.0.1:7700 --tls-dir DIR [--tls-authz SOURCE] [--once]
+ *   hakobu receive  --listen 127.0.0.1:7700 --tls-dir DIR [--tls-authz SOURCE] [--once] [--gpu auto|gpu|cpu]
  *   hakobu migrate  --from sim:memcached --mem 1GiB --to 127.0.0.1:7700 --tls-dir DIR --policy FILE [--report out.json]
  *   hakobu migrate  --from qemu:QMP_SOCKET|xen:DOMAIN --to ... (one backend per source scheme: engine/backend/)
  *   (--insecure-plain instead of --tls-dir: plain TCP, on a trusted network only)
@@ -122,6 +122,16 @@ export function buildCli(setExit: (code: number) => void): Command {
       integer(),
       DEFAULT_MAX_RESUME_GRACE_MS,
     )
+    .addOption(
+      new Option(
+        "--gpu <mode>",
+        "decode rle and delta pages on the GPU: auto (a hardware GPU only), gpu (any adapter, software ones too), cpu (never)",
+      ).choices(["auto", "gpu", "cpu"]).default("cpu"),
+    )
+    .option(
+      "--gpu-require",
+      "fail each migration instead of decoding on the CPU when --gpu finds no adapter it takes",
+    )
     .addOption(tlsDirOption())
     .addOption(tlsAuthzOption())
     .addOption(insecurePlainOption())
@@ -129,6 +139,7 @@ export function buildCli(setExit: (code: number) => void): Command {
     .action(async (o) => {
       setExit(
         await receiveCommand({
+          gpu: { prefer: o.gpu, require: o.gpuRequire === true },
           listen: o.listen,
           security: await listenSecurityFrom(o),
           once: o.once,

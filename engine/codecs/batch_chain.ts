@@ -17,7 +17,12 @@ import {
   encodeBatchPayload,
   type ParsedBatch,
 } from "../wire/batch.ts";
-import type { BatchDecoder, BatchEncoder, PageBatch } from "./batch.ts";
+import type {
+  BatchDecoder,
+  BatchEncoder,
+  DecodedPages,
+  PageBatch,
+} from "./batch.ts";
 import type { Codec } from "./codec.ts";
 import { codecByName } from "./registry.ts";
 import { CodecEncoders, type EncoderEntry } from "./_encoders.ts";
@@ -321,6 +326,29 @@ export interface DecodedBatch {
 }
 
 /**
+ * Decodes one section of a batch elsewhere than its codec's own decoder
+ * (the receiver's GPU), with the arguments {@link BatchDecoder.decode}
+ * takes: a promise that resolves once `out` holds the section's pages, or
+ * null to leave the section to the codec's decoder.
+ */
+export type SectionOffload = (
+  codec: Codec,
+  section: Uint8Array,
+  pfns: Float64Array,
+  which: Uint32Array,
+  n: number,
+  out: Uint8Array,
+  batch?: DecodedPages,
+) => Promise<void> | null;
+
+interface DecodePlan {
+  readonly order: number[];
+  readonly bases: number[];
+  readonly pages: DecodedPages;
+  readonly decoded: DecodedBatch;
+}
+
+/**
  * The receiver's decoders for one channel: the codecs HELLO negotiated, a
  * decoder per CODEC frame (created at that point of the channel's stream,
  * as the sender created its encoder), and a batch decode that writes into a
@@ -491,6 +519,54 @@ export class BatchDecoderSet {
    * @throws {CodecError} on a malformed section.
    */
   decode(payload: Uint8Array, parsed: ParsedBatch): DecodedBatch {
+    const plan = this.#plan(parsed);
+    for (const si of plan.order) {
+      const step = this.#section(payload, parsed, plan, si);
+      if (step) this.#decoders[step.id]!.decode(...step.args);
+    }
+    return plan.decoded;
+  }
+
+  /**
+   * {@link decode}, with sections handed to `offload` first (the receiver's
+   * GPU): where it returns a promise, that section is decoded by it into
+   * the same scratch; where it returns null, by the codec's own decoder.
+   * Sections run one after the other in the same order as {@link decode}
+   * (those that read the batch last), so the result is the same. An
+   * offloaded section that fails is decoded again by the codec's own
+   * decoder, so a malformed one throws the exact {@link CodecError} the CPU
+   * path throws (and when that decoder accepts it, the offload's error
+   * stands if it was a `CodecError`; any other offload failure, e.g. a lost
+   * device, keeps the CPU's result).
+   *
+   * @throws {CodecError} on a malformed section.
+   */
+  async decodeOffloaded(
+    payload: Uint8Array,
+    parsed: ParsedBatch,
+    offload: SectionOffload,
+  ): Promise<DecodedBatch> {
+    const plan = this.#plan(parsed);
+    for (const si of plan.order) {
+      const step = this.#section(payload, parsed, plan, si);
+      if (!step) continue;
+      const decoder = this.#decoders[step.id]!;
+      const job = offload(step.codec, ...step.args);
+      if (!job) {
+        decoder.decode(...step.args);
+        continue;
+      }
+      try {
+        await job;
+      } catch (e) {
+        decoder.decode(...step.args);
+        if (e instanceof CodecError) throw e;
+      }
+    }
+    return plan.decoded;
+  }
+
+  #plan(parsed: ParsedBatch): DecodePlan {
     const ps = this.#geometry.pageSize;
     const count = parsed.count;
     if (this.#slotOf.length < count) {
@@ -532,37 +608,60 @@ export class BatchDecoderSet {
       Number(!!this.#negotiated.get(parsed.sections[a].codecId)!.readsBatch) -
       Number(!!this.#negotiated.get(parsed.sections[b].codecId)!.readsBatch)
     );
-    for (const si of order) {
-      const sec = parsed.sections[si];
-      const codec = this.#negotiated.get(sec.codecId)!;
-      const max = codec.maxSectionBytes(sec.pageCount, ps);
-      if (sec.length > max) {
+    return {
+      order,
+      bases,
+      pages,
+      decoded: {
+        count,
+        slotOf: this.#slotOf,
+        codecOf: this.#codecOf,
+        slots: base,
+      },
+    };
+  }
+
+  /** Section `si` checked; what its decoder is called with, or null when it has no bytes to decode (zero pages). */
+  #section(
+    payload: Uint8Array,
+    parsed: ParsedBatch,
+    plan: DecodePlan,
+    si: number,
+  ):
+    | { id: number; codec: Codec; args: Parameters<BatchDecoder["decode"]> }
+    | null {
+    const ps = this.#geometry.pageSize;
+    const sec = parsed.sections[si];
+    const codec = this.#negotiated.get(sec.codecId)!;
+    const max = codec.maxSectionBytes(sec.pageCount, ps);
+    if (sec.length > max) {
+      throw new CodecError(
+        codec.name,
+        `Cannot decode a ${codec.name} section of ${sec.length} bytes: over its ${max}-byte maximum for ${sec.pageCount} pages`,
+      );
+    }
+    if (codec.zeroPages) {
+      if (sec.length !== 0) {
         throw new CodecError(
           codec.name,
-          `Cannot decode a ${codec.name} section of ${sec.length} bytes: over its ${max}-byte maximum for ${sec.pageCount} pages`,
+          `Cannot decode a ${codec.name} section: expected no bytes, got ${sec.length}`,
         );
       }
-      if (codec.zeroPages) {
-        if (sec.length !== 0) {
-          throw new CodecError(
-            codec.name,
-            `Cannot decode a ${codec.name} section: expected no bytes, got ${sec.length}`,
-          );
-        }
-        continue;
-      }
-      const b = bases[si];
-      this.#decoders[sec.codecId]!.decode(
+      return null;
+    }
+    const b = plan.bases[si];
+    return {
+      id: sec.codecId,
+      codec,
+      args: [
         payload.subarray(sec.offset, sec.offset + sec.length),
         parsed.pfns,
         sec.pages,
         sec.pageCount,
-        scratch.subarray(b * ps, (b + sec.pageCount) * ps),
-        pages,
-      );
-    }
-    const slots = base;
-    return { count, slotOf: this.#slotOf, codecOf: this.#codecOf, slots };
+        this.#scratch.subarray(b * ps, (b + sec.pageCount) * ps),
+        plan.pages,
+      ],
+    };
   }
 
   /** Tells the decoders that keep state (dedup) every page of the batch just applied. */

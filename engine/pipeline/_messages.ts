@@ -14,6 +14,7 @@ import type { JoinListenOptions } from "./_channel_join.ts";
 import type { Address } from "../transport/address.ts";
 import type { ConnectSecurity } from "../transport/secure/mod.ts";
 import type { Join } from "../wire/messages.ts";
+import type { DecodeGpu } from "../session/receive_gpu.ts";
 
 /** Digests of ranges `from, from + step, ...` below `to` of shared memory, `rangeBytes` each (either pool's Workers). */
 export interface DigestRequest {
@@ -189,6 +190,8 @@ export type EncodeReply =
   }
   | WorkerError;
 
+export type { DecodeGpu, DecodeGpuInfo } from "../session/receive_gpu.ts";
+
 /** Sets a channel's decoder up. */
 export interface DecodeInit {
   readonly type: "init";
@@ -202,6 +205,8 @@ export interface DecodeInit {
   readonly memory?: SharedArrayBuffer;
   /** One byte per page, shared: 1 once a page was written with non-zero bytes. */
   readonly touched?: SharedArrayBuffer;
+  /** Decode on the GPU where a section's codec has a GPU twin (absent: the CPU decodes). */
+  readonly gpu?: DecodeGpu;
 }
 
 /** Main → decode worker. */
@@ -252,6 +257,8 @@ export type DecodeReply =
     readonly id: number;
     readonly round: number;
     readonly pages: number;
+    /** Of its pages, those decoded on the GPU. */
+    readonly gpuPages: number;
   }
   | {
     /**
@@ -269,6 +276,15 @@ export type DecodeReply =
     readonly pages: Uint8Array;
     /** Pages decoded per codec id, `[id, pages]`. */
     readonly claims: readonly (readonly [number, number])[];
+    /** Of its pages, those decoded on the GPU. */
+    readonly gpuPages: number;
+  }
+  | {
+    /** The worker's GPU: its adapter, or why it has none (after init, when asked for one). */
+    readonly type: "gpu";
+    readonly adapter: string | null;
+    readonly software: boolean;
+    readonly note: string;
   }
   | { readonly type: "synced"; readonly id: number; readonly applied: number }
   | DigestReply
@@ -295,5 +311,7 @@ export type DecodeReply =
     /** A BATCH from the channel's connection is applied; frame bytes read on it so far. */
     readonly type: "progress";
     readonly bytes: number;
+    /** Of that BATCH, pages decoded on the GPU. */
+    readonly gpuPages: number;
   }
   | WorkerError;

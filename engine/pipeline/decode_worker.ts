@@ -6,7 +6,9 @@
  * main thread (stream sinks rebuild a hypervisor's stream from the pages).
  * A malformed batch writes nothing.
  *
- * Requests are handled one at a time, in order (`_messages.ts`).
+ * Requests are handled one at a time, in order (`_messages.ts`): with a
+ * GPU (`_gpu_decode.ts`) a batch's decode is asynchronous, so each request
+ * waits for the one before it to finish.
  *
  * @module
  */
@@ -32,6 +34,7 @@ import { FrameType, frameTypeName, HEADER_BYTES } from "../wire/frame.ts";
 import { decodeCodec, decodeRoundEnd } from "../wire/messages.ts";
 import { PageShadow } from "./page_shadow.ts";
 import { isZeroPage } from "../zero_page.ts";
+import type { GpuSectionDecoder } from "./_gpu_decode.ts";
 
 let init: DecodeInit | null = null;
 let set: BatchDecoderSet | null = null;
@@ -42,6 +45,8 @@ let zeroPage = new Uint8Array(0);
 const parsed = new ParsedBatch();
 let applied = 0;
 let failed = false;
+/** The channel's GPU decoder, when the receiver asked for one and it opened. */
+let gpu: GpuSectionDecoder | null = null;
 /** Per-channel connection: frame bytes read on it so far (null: frames come from the main thread). */
 let connBytes: (() => number) | null = null;
 /** Per-channel connection: the main thread's "go", awaited after each CODEC and ROUND_END. */
@@ -66,7 +71,7 @@ function post(reply: DecodeReply, transfer: Transferable[] = []): void {
   self.postMessage(reply, { transfer });
 }
 
-function handle(req: DecodeRequest): void {
+async function handle(req: DecodeRequest): Promise<void> {
   if (failed) return;
   switch (req.type) {
     case "init": {
@@ -75,6 +80,8 @@ function handle(req: DecodeRequest): void {
       init = req;
       shadow = null;
       applied = 0;
+      gpu?.destroy();
+      gpu = null;
       const negotiated = new Map<number, Codec>();
       for (const { id } of req.codecs) negotiated.set(id, codecById(id)!);
       memory = req.memory ? new Uint8Array(req.memory) : null;
@@ -82,14 +89,21 @@ function handle(req: DecodeRequest): void {
       const ps = req.pageSize;
       zeroPage = new Uint8Array(ps);
       const mem = memory;
+      const current = mem
+        ? (pfn: number) => mem.subarray(pfn * ps, (pfn + 1) * ps)
+        : (pfn: number) => shadow?.read(pfn) ?? zeroPage;
       set = new BatchDecoderSet(negotiated, {
         pageSize: ps,
         pageCount: req.pageCount,
         channels: req.channels,
-        current: mem
-          ? (pfn) => mem.subarray(pfn * ps, (pfn + 1) * ps)
-          : (pfn) => shadow?.read(pfn) ?? zeroPage,
+        current,
       });
+      if (req.gpu) {
+        const { GpuSectionDecoder } = await import("./_gpu_decode.ts");
+        const opened = await GpuSectionDecoder.open(req.gpu, ps, current);
+        gpu = opened.decoder;
+        post({ type: "gpu", ...opened.info });
+      }
       return;
     }
     case "codec": {
@@ -131,7 +145,11 @@ function handle(req: DecodeRequest): void {
           }
         }
       }
-      const decoded = set!.decode(req.payload, batch);
+      gpu?.take();
+      const decoded = gpu
+        ? await set!.decodeOffloaded(req.payload, batch, gpu.offload)
+        : set!.decode(req.payload, batch);
+      const gpuPages = gpu?.take() ?? 0;
       const scratch = set!.scratch;
       if (memory) {
         for (let i = 0; i < batch.count; i++) {
@@ -157,11 +175,12 @@ function handle(req: DecodeRequest): void {
         set!.applied(batch, decoded, zeroPage);
         applied += batch.count;
         post(
-          connBytes ? { type: "progress", bytes: connBytes() } : {
+          connBytes ? { type: "progress", bytes: connBytes(), gpuPages } : {
             type: "applied",
             id: req.id,
             round: req.round,
             pages: batch.count,
+            gpuPages,
           },
         );
         return;
@@ -194,6 +213,7 @@ function handle(req: DecodeRequest): void {
         slot,
         pages,
         claims: [...counts],
+        gpuPages,
       }, [pages.buffer as ArrayBuffer, pfns.buffer, slot.buffer]);
       return;
     }
@@ -305,7 +325,7 @@ async function serve(j: JoinedConn, frameMs: number): Promise<void> {
       );
     }
     if (frame.type === FrameType.BATCH) {
-      handle({
+      await handle({
         type: "batch",
         id: 0,
         round: frame.round,
@@ -319,7 +339,7 @@ async function serve(j: JoinedConn, frameMs: number): Promise<void> {
       const answered = goAhead();
       post({ type: "codecAsk", setup, at });
       await answered;
-      handle({ type: "codec", setup, at });
+      await handle({ type: "codec", setup, at });
       continue;
     }
     const end = decodeRoundEnd(frame.payload);
@@ -337,11 +357,17 @@ async function serve(j: JoinedConn, frameMs: number): Promise<void> {
   }
 }
 
+/** The requests so far, each handled once the one before it is done. */
+let queue: Promise<void> = Promise.resolve();
+
 self.onmessage = (e: MessageEvent<DecodeRequest>) => {
-  if (failed) return;
-  try {
-    handle(e.data);
-  } catch (err) {
-    fail(err);
-  }
+  const req = e.data;
+  queue = queue.then(async () => {
+    if (failed) return;
+    try {
+      await handle(req);
+    } catch (err) {
+      fail(err);
+    }
+  });
 };

@@ -12,9 +12,15 @@
 
 import { CodecError, MigrationError, WireError } from "../errors.ts";
 import type { CodecSetup } from "../wire/messages.ts";
-import type { DecodeInit, DecodeReply, DecodeRequest } from "./_messages.ts";
+import type {
+  DecodeGpuInfo,
+  DecodeInit,
+  DecodeReply,
+  DecodeRequest,
+} from "./_messages.ts";
 import { ChannelCalls, digestRequests, joinDigests } from "./_channel_calls.ts";
 import type { DigestScheme } from "../digest.ts";
+import { GpuError } from "../gpu/device.ts";
 import type { JoinListenOptions } from "./_channel_join.ts";
 
 /**
@@ -107,6 +113,8 @@ export class DecoderPool {
   #error: Error | null = null;
   #failWaiters: ((e: Error) => void)[] = [];
   #closed = false;
+  #gpuPages = 0;
+  #gpu: (DecodeGpuInfo | null)[];
   readonly #onConnEvent: DecoderPoolOptions["onConnEvent"];
   readonly #listening = new Map<number, (port: number) => void>();
 
@@ -119,6 +127,7 @@ export class DecoderPool {
     this.#slotWaiters = workers.map(() => null);
     this.#max = options.maxInFlight ?? 4;
     this.#onPages = options.onPages;
+    this.#gpu = workers.map(() => null);
     workers.forEach((w, channel) => {
       w.onmessage = (e: MessageEvent<DecodeReply>) =>
         this.#receive(channel, e.data);
@@ -147,6 +156,8 @@ export class DecoderPool {
   }
 
   #init(options: DecoderPoolOptions): void {
+    this.#gpuPages = 0;
+    this.#gpu = this.#workers.map(() => null);
     this.#workers.forEach((w, c) =>
       w.postMessage(
         {
@@ -158,6 +169,7 @@ export class DecoderPool {
           codecs: options.codecs,
           memory: options.memory,
           touched: options.touched,
+          gpu: options.gpu,
         } satisfies DecodeRequest,
       )
     );
@@ -281,6 +293,19 @@ export class DecoderPool {
     return joinDigests(parts as Uint8Array[], count, scheme);
   }
 
+  /** Pages decoded on the GPU so far (by batches applied or returned), every channel together. */
+  get gpuPages(): number {
+    return this.#gpuPages;
+  }
+
+  /**
+   * Per channel, its GPU as its Worker reported it (adapter, or why none)
+   * once it opened it; null while unknown or where no GPU was asked for.
+   */
+  get gpu(): readonly (DecodeGpuInfo | null)[] {
+    return this.#gpu;
+  }
+
   /**
    * Per-channel connections: each channel's Worker listens for its own
    * connection with `options(channel)` and, once one joined, reads and
@@ -330,9 +355,18 @@ export class DecoderPool {
   #receive(channel: number, m: DecodeReply): void {
     switch (m.type) {
       case "applied":
+        this.#gpuPages += m.gpuPages;
         this.#freeSlot(channel);
         return;
+      case "gpu":
+        this.#gpu[channel] = {
+          adapter: m.adapter,
+          software: m.software,
+          note: m.note,
+        };
+        return;
       case "pages":
+        this.#gpuPages += m.gpuPages;
         this.#freeSlot(channel);
         try {
           this.#onPages?.(channel, m);
@@ -350,9 +384,17 @@ export class DecoderPool {
         this.#listening.get(channel)?.(m.port);
         this.#listening.delete(channel);
         return;
+      case "progress":
+        this.#gpuPages += m.gpuPages;
+        if (this.#error) return;
+        try {
+          this.#onConnEvent?.(channel, m);
+        } catch (e) {
+          this.#fail(e instanceof Error ? e : new Error(String(e)));
+        }
+        return;
       case "codecAsk":
       case "roundEnd":
-      case "progress":
       case "joined":
       case "refused":
         if (this.#error) return;
@@ -369,6 +411,8 @@ export class DecoderPool {
           ? new WireError(m.message, m.offset)
           : m.name === "CodecError"
           ? new CodecError(m.codec ?? "?", m.message)
+          : m.name === "GpuError"
+          ? new GpuError(m.message)
           : new MigrationError(
             `Channel ${channel} decoder failed: ${m.message}`,
           );

@@ -31,7 +31,8 @@ import {
   DEFAULT_READ_BUFFER_BYTES,
   type ListenSecurity,
 } from "../transport/secure/mod.ts";
-import type { DecodeReply } from "../pipeline/_messages.ts";
+import type { DecodeGpu, DecodeReply } from "../pipeline/_messages.ts";
+import { type ReceiveGpuReport, receiveGpuReport } from "./receive_gpu.ts";
 import type { WireConn } from "../wire/duplex.ts";
 import {
   type Frame,
@@ -289,6 +290,11 @@ export interface ReceiveSessionOptions {
    * are started per session and closed after it.
    */
   readonly pools?: ChannelPools;
+  /**
+   * Decode on the GPU (`receive_gpu.ts`): the decode Workers' settings, as
+   * `decodeGpuOf` makes them; absent: the CPU decodes.
+   */
+  readonly gpu?: DecodeGpu;
 }
 
 /** How a session ended without failing. */
@@ -300,6 +306,8 @@ export type SessionOutcome<R> =
     readonly hello: Hello;
     /** Times a RESUME carried the session on over a new connection. */
     readonly resumes: number;
+    /** Its decode Workers' GPU: which, and how many pages it decoded. */
+    readonly gpu: ReceiveGpuReport;
   }
   | {
     /**
@@ -386,6 +394,8 @@ export async function receiveSession<R>(
   let pool: DecoderPool | null = null;
   const startPool = (o: DecoderPoolOptions): DecoderPool =>
     options.pools?.decoder(o) ?? DecoderPool.start(o);
+  /** Pages decoded on the GPU by the pools of connections lost before this one. */
+  let gpuPagesBefore = 0;
   /** The session ended with its mode's result: only then is its pool given back. */
   let endedWell = false;
   // One promise for the whole session (a new one per frame would pile up
@@ -718,6 +728,7 @@ export async function receiveSession<R>(
           memory: channels.memory,
           touched: channels.touched,
           onPages: channels.onPages,
+          gpu: options.gpu,
           onConnEvent,
         });
         poolFailed = pool.failed();
@@ -851,7 +862,12 @@ export async function receiveSession<R>(
             committed,
           );
           endedWell = true;
-          return { aborted: false, result, hello: h, resumes };
+          const gpu = receiveGpuReport(
+            options.gpu,
+            p.gpu,
+            gpuPagesBefore + p.gpuPages,
+          );
+          return { aborted: false, result, hello: h, resumes, gpu };
         }
         continue;
       }
@@ -994,6 +1010,7 @@ export async function receiveSession<R>(
     const h = hello!;
     const counts = await Promise.race([pool!.syncChannels(), poolFailed!]);
     heldBefore = heldBefore.map((n, c) => n + counts[c]);
+    gpuPagesBefore += pool!.gpuPages;
     pool!.close();
     pool = null;
     poolFailed = null;
@@ -1045,6 +1062,7 @@ export async function receiveSession<R>(
       memory: sink.memory,
       touched: sink.touched,
       onPages: sink.onPages,
+      gpu: options.gpu,
     });
     poolFailed = pool.failed();
     poolFailed.catch(() => {});

@@ -5,8 +5,10 @@ import {
   ReceiveBudget,
   receiveMigration,
   type ReceiveResult,
+  type ReceiverGpuSettings,
   ResumeRegistry,
 } from "../../engine/receiver.ts";
+import { decodeGpuOf } from "../../engine/session/receive_gpu.ts";
 import { bestEffort } from "../../engine/session/best_effort.ts";
 import { SimMemorySink } from "../../engine/sim/mod.ts";
 import { parseAddress } from "../../engine/transport/address.ts";
@@ -51,6 +53,11 @@ export interface ReceiveCommandOptions {
    * caps.
    */
   resumeGraceMs?: number;
+  /**
+   * Decode rle and delta sections on the GPU (`--gpu auto|gpu|cpu`,
+   * `--gpu-require`; default the CPU): as `receiveMigration`'s `gpu`.
+   */
+  gpu?: ReceiverGpuSettings;
   json?: boolean;
   onListening?: (addr: Deno.NetAddr) => void;
   /** Stops accepting; sessions in progress are finished first. */
@@ -68,6 +75,8 @@ export async function receiveCommand(
   opts: ReceiveCommandOptions,
 ): Promise<number> {
   const addr = parseAddress(opts.listen, "listen address");
+  // bad GPU settings fail here, before the receiver listens
+  decodeGpuOf(opts.gpu);
   const maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
   if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
     throw new RangeError(
@@ -158,6 +167,7 @@ export async function receiveCommand(
         maxMemoryBytes: opts.maxMemoryBytes,
         handshakeTimeoutMs: opts.handshakeTimeoutMs,
         frameTimeoutMs: opts.frameTimeoutMs,
+        gpu: opts.gpu,
         budget,
         resume: { registry, identity: conn.identity, only: resumeOnly },
         // A source that offers per-channel connections gets them: each
@@ -241,6 +251,10 @@ export async function receiveCommand(
               : ""
           }`,
       );
+      // what decoded on the GPU, or why nothing did, when it was asked for
+      if (decodeGpuOf(opts.gpu) && !result.aborted) {
+        console.log(`  GPU: ${result.gpu.note}`);
+      }
       if (!result.verified && result.differingRanges > 0) {
         console.log(
           `  ${
