@@ -385,18 +385,11 @@ export class DecoderPool {
         this.#listening.delete(channel);
         return;
       case "progress":
-        this.#gpuPages += m.gpuPages;
-        if (this.#error) return;
-        try {
-          this.#onConnEvent?.(channel, m);
-        } catch (e) {
-          this.#fail(e instanceof Error ? e : new Error(String(e)));
-        }
-        return;
       case "codecAsk":
       case "roundEnd":
       case "joined":
       case "refused":
+        if (m.type === "progress") this.#gpuPages += m.gpuPages;
         if (this.#error) return;
         try {
           this.#onConnEvent?.(channel, m);
