@@ -147,6 +147,13 @@ export interface ResidentSenderOptions extends ResidentCommand {
   readonly bandwidth?: number | null;
   /** Channels. */
   readonly channels?: number;
+  /**
+   * Resume a lost link within this many ms (`--resume-grace`; the resident
+   * receiver must resume too, {@link ResidentReceiverOptions.resumeGraceMs},
+   * or the link stays a plain one); absent or 0: a lost link fails that
+   * migration.
+   */
+  readonly resumeGraceMs?: number;
   /** How the sender authenticates and encrypts (`--tls-dir …` or `--insecure-plain`). */
   readonly security: SecurityFlags;
 }
@@ -207,6 +214,7 @@ export async function startResidentSender(
   if (options.channels !== undefined) {
     argv.push("--channels", String(options.channels));
   }
+  argv.push(...resumeArgs(options.resumeGraceMs));
   const proc = new Resident(argv);
   const ready = tcp === null
     ? () => Deno.stat(options.socket!).then(() => true, () => false)
@@ -286,6 +294,12 @@ export interface ResidentReceiverOptions extends ResidentCommand {
    * end is then not held until the digests compare.
    */
   readonly returnPath?: boolean;
+  /**
+   * Keep a session whose link was lost this many ms for its sender to
+   * resume (`--resume-grace`): the destination QEMU's socket stays open
+   * meanwhile; absent or 0: no session is resumable.
+   */
+  readonly resumeGraceMs?: number;
   /** How the receiver authenticates its senders (`--tls-dir …` or `--insecure-plain`). */
   readonly security: SecurityFlags;
 }
@@ -313,6 +327,7 @@ export function startResidentReceiver(
     "--to-qemu",
     incomingArg(options.incoming),
     ...(options.returnPath ? ["--return-path"] : []),
+    ...resumeArgs(options.resumeGraceMs),
     ...securityArgs(options.security, "receiver"),
   ]);
   return Promise.resolve({
@@ -322,6 +337,21 @@ export function startResidentReceiver(
     next: (timeoutMs = VERDICT_TIMEOUT_MS) => proc.next(timeoutMs),
     close: () => proc.close(),
   });
+}
+
+/**
+ * `--resume-grace MS` for a grace above 0, nothing for none.
+ *
+ * @throws {RangeError} on a grace that is no whole number of ms, 0 or more.
+ */
+function resumeArgs(graceMs: number | undefined): string[] {
+  if (graceMs === undefined || graceMs === 0) return [];
+  if (!Number.isSafeInteger(graceMs) || graceMs < 0) {
+    throw new RangeError(
+      `Bad resume grace "${graceMs}" for a resident tunnel: expected a whole number of milliseconds, 0 or more`,
+    );
+  }
+  return ["--resume-grace", String(graceMs)];
 }
 
 /** `--to-qemu`'s word for `incoming`: `HOST:PORT` for `tcp:HOST:PORT`, else `unix:PATH`. */

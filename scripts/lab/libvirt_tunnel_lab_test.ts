@@ -143,6 +143,10 @@ async function backThroughRemoteReceiver(
       "--to-qemu",
       `127.0.0.2:${migrationPort}`,
       "--return-path",
+      // The policy below resumes a lost link: the receiver keeps a
+      // session as long (started apart, it is told so by hand).
+      "--resume-grace",
+      "20000",
       "--tls-dir",
       pki,
       "--tls-authz",
@@ -156,7 +160,7 @@ async function backThroughRemoteReceiver(
     const mark = await lab.serialMark("a", name);
     const { code, stderr, report: r } = await hakobuMigrate(
       dir,
-      `policy("remote-receiver").codec([codec.zero(), codec.lz4()]).switchover(when.rounds(3)).bandwidth(null)`,
+      `policy("remote-receiver").codec([codec.zero(), codec.lz4()]).resume({ grace: 20_000 }).switchover(when.rounds(3)).bandwidth(null)`,
       [
         "--from",
         `libvirt:${lab.b.uri}/${name}`,
