@@ -77,3 +77,76 @@ Deno.test({
     }
   },
 });
+
+function freePort(): number {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return port;
+}
+
+Deno.test({
+  name:
+    "resident tunnel: startResidentReceiver resolves once the receiver listens (its JSON listening line, printed at once), so a sender connects at the first try",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "hakobu-resident-" });
+    const port = freePort();
+    const receiver = await startResidentReceiver({
+      listen: `127.0.0.1:${port}`,
+      incoming: `${dir}/in.sock`,
+      security: { insecurePlain: true },
+    });
+    try {
+      // No retry: the listener is there when the promise resolves.
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+    } finally {
+      await receiver.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+/**
+ * A stand-in for the tunnel process (`command`): prints what a resident
+ * receiver prints, `lines` after `delay` seconds, all in one write.
+ */
+function fakeTunnel(delay: number, lines: readonly object[]): string[] {
+  const text = lines.map((l) => JSON.stringify(l)).join("\n") + "\n";
+  return [
+    "bash",
+    "-c",
+    `printf '%s\\n' '{"listening":"127.0.0.1:1"}'; sleep ${delay}; printf '%s' '${text}'; sleep 30`,
+    "fake-tunnel",
+  ];
+}
+
+Deno.test({
+  name:
+    "resident tunnel: next() loses no line, neither one that came after a next() timed out nor two that came in one write",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const receiver = await startResidentReceiver({
+      command: fakeTunnel(0.4, [
+        { ok: true, session: 1 },
+        { ok: true, session: 2 },
+      ]),
+      listen: "127.0.0.1:1",
+      incoming: "/nonexistent/in.sock",
+      security: { insecurePlain: true },
+    });
+    try {
+      // Times out before the lines come: the read it started must not
+      // take them away from the next call.
+      assert.equal(await receiver.next(50), null);
+      assert.deepEqual(await receiver.next(5000), { ok: true, session: 1 });
+      assert.deepEqual(await receiver.next(5000), { ok: true, session: 2 });
+      assert.equal(await receiver.next(50), null);
+    } finally {
+      await receiver.close();
+    }
+  },
+});

@@ -184,9 +184,17 @@ async function backThroughRemoteReceiver(
     assert.equal(migrationStatus(r), "verified", JSON.stringify(r.notes));
     assert.ok(r.tunnel.pages > 0, "pages went through hakobu's codecs");
     // The receiver started apart saw the same migration and verified it.
-    const line = await receiver.stdout.pipeThrough(new TextDecoderStream())
-      .getReader().read();
-    assert.match(line.value ?? "", /"ok":true/);
+    // (its first line says it listens: the migration's comes after it)
+    const lines = receiver.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let text = "";
+    while (!/"ok":/.test(text)) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      text += value;
+    }
+    lines.releaseLock();
+    assert.match(text, /"ok":true/);
     await lab.checkGuest("a", name, { since: mark, boot })
       .catch((e) => Promise.reject(asTcgFault(e)));
     assert.equal(await lab.domainState("b", name), null, "gone from b");
