@@ -48,7 +48,11 @@ import {
   startLibvirtTunnel,
 } from "./_libvirt_tunnel.ts";
 
-export type { LibvirtTunnel, LibvirtTunnelStats } from "./_libvirt_tunnel.ts";
+export type {
+  LibvirtTunnel,
+  LibvirtTunnelOptions,
+  LibvirtTunnelStats,
+} from "./_libvirt_tunnel.ts";
 import { Steering } from "../steering.ts";
 import { decidedRoundReport, finalRoundReport } from "../round_report.ts";
 import { within } from "../session/_within.ts";
