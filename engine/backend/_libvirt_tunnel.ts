@@ -68,6 +68,13 @@ export interface LibvirtTunnelOptions {
   /** How the tunnel's link is authenticated and encrypted (both ends read it). */
   readonly security: SecurityFlags;
   /**
+   * Resume a link lost mid-migration within this many ms: both ends take
+   * `--resume-grace` (a receiver on the destination host, `remoteReceiver`,
+   * must be started with it too, or the link stays a plain one); absent or
+   * 0: a lost link fails the migration.
+   */
+  readonly resumeGraceMs?: number;
+  /**
    * The migration port P: the source QEMU connects to `sourceHost:P`, the
    * destination QEMU listens on `destinationListen:P`. Default: a free
    * port here.
@@ -202,6 +209,7 @@ export async function startLibvirtTunnel(
       // 9.0): the source QEMU waits at completion for the destination's
       // answers, which must come back through the tunnel.
       returnPath: true,
+      resumeGraceMs: options.resumeGraceMs,
       security: options.security,
     });
     sender = await startResidentSender({
@@ -211,6 +219,7 @@ export async function startLibvirtTunnel(
       codecs: options.codecs,
       bandwidth: options.bandwidth,
       channels: options.channels,
+      resumeGraceMs: options.resumeGraceMs,
       security: options.security,
     });
   } catch (e) {

@@ -43,11 +43,16 @@ import type { MigrationProgress } from "../precopy.ts";
 import type { MigrationReport, RoundReport, StreamVerdict } from "../report.ts";
 import {
   type LibvirtTunnel,
+  type LibvirtTunnelOptions,
   type LibvirtTunnelStats,
   startLibvirtTunnel,
 } from "./_libvirt_tunnel.ts";
 
-export type { LibvirtTunnel, LibvirtTunnelStats } from "./_libvirt_tunnel.ts";
+export type {
+  LibvirtTunnel,
+  LibvirtTunnelOptions,
+  LibvirtTunnelStats,
+} from "./_libvirt_tunnel.ts";
 import { Steering } from "../steering.ts";
 import { decidedRoundReport, finalRoundReport } from "../round_report.ts";
 import { within } from "../session/_within.ts";
@@ -180,26 +185,44 @@ export function parseLibvirtTarget(target: string): string {
 }
 
 /**
- * Starts hakobu's tunnel for one libvirt migration (`--tunnel`): both ends
- * on this host (`_libvirt_tunnel.ts` says how they run on two), the plan's
- * round-0 codec chain on its channels, paced at the plan's bandwidth.
+ * The tunnel options of one libvirt migration (`--tunnel`) under `plan`:
+ * both ends on this host (`_libvirt_tunnel.ts` says how they run on two),
+ * or only the sender when `remote` names a receiver on the destination
+ * host; the plan's round-0 codec chain on its channels, paced at the plan's
+ * bandwidth, and resuming a lost link within the plan's resume grace.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { policy, seconds, when } from "../../mod.ts";
+ * import { libvirtTunnelOptions } from "./libvirt.ts";
+ *
+ * const plan = policy("p")
+ *   .resume({ grace: seconds(20), attempts: 3 })
+ *   .switchover(when.rounds(3))
+ *   .compile();
+ * const o = libvirtTunnelOptions(plan, { insecurePlain: true }, undefined);
+ * assert.equal(o.resumeGraceMs, 20_000);
+ * ```
  */
-function startTunnel(
+export function libvirtTunnelOptions(
   plan: Plan,
   security: SecurityFlags,
   remote: RemoteTunnelReceiver | undefined,
-): Promise<LibvirtTunnel> {
-  return startLibvirtTunnel({
+): LibvirtTunnelOptions {
+  return {
     codecs: round0Codecs(plan),
     bandwidth: plan.bandwidth,
     ...(plan.channels === undefined ? {} : { channels: plan.channels }),
+    // A policy that resumes makes the tunnel resume its link too.
+    ...(plan.resume ? { resumeGraceMs: plan.resume.graceMs } : {}),
     security,
     ...(remote === undefined ? {} : {
       remoteReceiver: remote.at,
       port: remote.migrationPort,
       destinationListen: remote.listenAddress,
     }),
-  });
+  };
 }
 
 /** What the `libvirt` backend reports: the common report and what libvirt said. */
@@ -348,7 +371,9 @@ class LibvirtBackend implements Backend {
         }
       }
       if (this.#tunnel) {
-        tunnel = await startTunnel(plan, security!, this.#remote);
+        tunnel = await startLibvirtTunnel(
+          libvirtTunnelOptions(plan, security!, this.#remote),
+        );
       }
       return await this.#run(plan, src, dst, dom, destUri, tunnel, options);
     } finally {

@@ -65,11 +65,20 @@ export interface ResidentCommand {
   readonly wrap?: readonly string[];
 }
 
-/** A resident process and the JSON lines it prints, one per migration. */
+/**
+ * A resident process and the JSON lines it prints: `{"listening":...}` once
+ * it listens, then one per migration.
+ */
 class Resident {
   readonly #child: Deno.ChildProcess;
   readonly #lines: ReadableStreamDefaultReader<string>;
   #buffer = "";
+  /**
+   * A read still under way: one that a timed-out {@link next} started is
+   * taken up by the next call, so the text it brings is never dropped.
+   */
+  #reading: Promise<ReadableStreamReadResult<string>> | null = null;
+  #ended = false;
 
   constructor(argv: readonly string[]) {
     this.#child = new Deno.Command(argv[0], {
@@ -82,27 +91,48 @@ class Resident {
       .getReader();
   }
 
-  /** The next JSON line, or null when the process ended or `timeoutMs` passed. */
-  async next(timeoutMs: number): Promise<Record<string, unknown> | null> {
+  /** The next migration's JSON line, or null when the process ended or `timeoutMs` passed. */
+  next(timeoutMs: number): Promise<Record<string, unknown> | null> {
+    // The listening line says the process is up; no migration's.
+    return this.#line(timeoutMs, (o) => !("listening" in o && !("ok" in o)));
+  }
+
+  /** The listening line (`{"listening":"HOST:PORT"}`), or null as {@link next}. */
+  listening(timeoutMs: number): Promise<Record<string, unknown> | null> {
+    return this.#line(timeoutMs, (o) => "listening" in o);
+  }
+
+  async #line(
+    timeoutMs: number,
+    wanted: (o: Record<string, unknown>) => boolean,
+  ): Promise<Record<string, unknown> | null> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const nl = this.#buffer.indexOf("\n");
       if (nl >= 0) {
         const line = this.#buffer.slice(0, nl);
         this.#buffer = this.#buffer.slice(nl + 1);
-        if (line.startsWith("{")) return JSON.parse(line);
+        if (!line.startsWith("{")) continue;
+        const o = JSON.parse(line);
+        if (wanted(o)) return o;
         continue;
       }
+      if (this.#ended) return null;
       const left = deadline - performance.now();
       if (left <= 0) return null;
+      this.#reading ??= this.#lines.read();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const r = await Promise.race([
-        this.#lines.read(),
+        this.#reading,
         new Promise<null>((res) => timer = setTimeout(res, left, null)),
       ]);
       clearTimeout(timer);
-      if (r === null) return null;
-      if (r.done) return null;
+      if (r === null) return null; // the read stays under way
+      this.#reading = null;
+      if (r.done) {
+        this.#ended = true;
+        return null;
+      }
       this.#buffer += r.value;
     }
   }
@@ -147,6 +177,13 @@ export interface ResidentSenderOptions extends ResidentCommand {
   readonly bandwidth?: number | null;
   /** Channels. */
   readonly channels?: number;
+  /**
+   * Resume a lost link within this many ms (`--resume-grace`; the resident
+   * receiver must resume too, {@link ResidentReceiverOptions.resumeGraceMs},
+   * or the link stays a plain one); absent or 0: a lost link fails that
+   * migration.
+   */
+  readonly resumeGraceMs?: number;
   /** How the sender authenticates and encrypts (`--tls-dir …` or `--insecure-plain`). */
   readonly security: SecurityFlags;
 }
@@ -207,6 +244,7 @@ export async function startResidentSender(
   if (options.channels !== undefined) {
     argv.push("--channels", String(options.channels));
   }
+  argv.push(...resumeArgs(options.resumeGraceMs));
   const proc = new Resident(argv);
   const ready = tcp === null
     ? () => Deno.stat(options.socket!).then(() => true, () => false)
@@ -286,6 +324,12 @@ export interface ResidentReceiverOptions extends ResidentCommand {
    * end is then not held until the digests compare.
    */
   readonly returnPath?: boolean;
+  /**
+   * Keep a session whose link was lost this many ms for its sender to
+   * resume (`--resume-grace`): the destination QEMU's socket stays open
+   * meanwhile; absent or 0: no session is resumable.
+   */
+  readonly resumeGraceMs?: number;
   /** How the receiver authenticates its senders (`--tls-dir …` or `--insecure-plain`). */
   readonly security: SecurityFlags;
 }
@@ -300,11 +344,16 @@ export interface ResidentReceiver {
   close(): Promise<void>;
 }
 
-/** Starts the destination's resident tunnel (it listens within a moment; senders retry). */
-export function startResidentReceiver(
+/**
+ * Starts the destination's resident tunnel; resolves once it listens (its
+ * `{"listening":...}` line).
+ *
+ * @throws {Error} when it does not listen within 20 s (it is stopped).
+ */
+export async function startResidentReceiver(
   options: ResidentReceiverOptions,
 ): Promise<ResidentReceiver> {
-  const proc = new Resident([
+  const argv = [
     ...script(options),
     "qemu",
     "receive",
@@ -313,15 +362,40 @@ export function startResidentReceiver(
     "--to-qemu",
     incomingArg(options.incoming),
     ...(options.returnPath ? ["--return-path"] : []),
+    ...resumeArgs(options.resumeGraceMs),
     ...securityArgs(options.security, "receiver"),
-  ]);
-  return Promise.resolve({
+  ];
+  const proc = new Resident(argv);
+  if (await proc.listening(20_000) === null) {
+    await proc.close();
+    throw new Error(
+      `The resident tunnel receiver did not listen on "${options.listen}" within 20 s (${
+        argv.join(" ")
+      })`,
+    );
+  }
+  return {
     incomingUri: options.incoming.startsWith("tcp:")
       ? options.incoming
       : `unix:${options.incoming}`,
     next: (timeoutMs = VERDICT_TIMEOUT_MS) => proc.next(timeoutMs),
     close: () => proc.close(),
-  });
+  };
+}
+
+/**
+ * `--resume-grace MS` for a grace above 0, nothing for none.
+ *
+ * @throws {RangeError} on a grace that is no whole number of ms, 0 or more.
+ */
+function resumeArgs(graceMs: number | undefined): string[] {
+  if (graceMs === undefined || graceMs === 0) return [];
+  if (!Number.isSafeInteger(graceMs) || graceMs < 0) {
+    throw new RangeError(
+      `Bad resume grace "${graceMs}" for a resident tunnel: expected a whole number of milliseconds, 0 or more`,
+    );
+  }
+  return ["--resume-grace", String(graceMs)];
 }
 
 /** `--to-qemu`'s word for `incoming`: `HOST:PORT` for `tcp:HOST:PORT`, else `unix:PATH`. */

@@ -13,6 +13,9 @@ import {
 } from "./resident_tunnel.ts";
 import { qemuBinary } from "./stream/_capture.ts";
 import { generateCredentials } from "../transport/secure/generate.ts";
+import { Buffer } from "node:buffer";
+import { faultProxy } from "../_fault_proxy.ts";
+import { firmwareStream } from "./stream/_fixture.ts";
 
 Deno.test({
   name:
@@ -73,6 +76,158 @@ Deno.test({
     } finally {
       await sender.close();
       await receiver.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+function freePort(): number {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return port;
+}
+
+Deno.test({
+  name:
+    "resident tunnel: startResidentReceiver resolves once the receiver listens (its JSON listening line, printed at once), so a sender connects at the first try",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "hakobu-resident-" });
+    const port = freePort();
+    const receiver = await startResidentReceiver({
+      listen: `127.0.0.1:${port}`,
+      incoming: `${dir}/in.sock`,
+      security: { insecurePlain: true },
+    });
+    try {
+      // No retry: the listener is there when the promise resolves.
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+    } finally {
+      await receiver.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+/**
+ * A stand-in for the tunnel process (`command`): prints what a resident
+ * receiver prints, `lines` after `delay` seconds, all in one write.
+ */
+function fakeTunnel(delay: number, lines: readonly object[]): string[] {
+  const text = lines.map((l) => JSON.stringify(l)).join("\n") + "\n";
+  return [
+    "bash",
+    "-c",
+    `printf '%s\\n' '{"listening":"127.0.0.1:1"}'; sleep ${delay}; printf '%s' '${text}'; sleep 30`,
+    "fake-tunnel",
+  ];
+}
+
+Deno.test({
+  name:
+    "resident tunnel: next() loses no line, neither one that came after a next() timed out nor two that came in one write",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const receiver = await startResidentReceiver({
+      command: fakeTunnel(0.4, [
+        { ok: true, session: 1 },
+        { ok: true, session: 2 },
+      ]),
+      listen: "127.0.0.1:1",
+      incoming: "/nonexistent/in.sock",
+      security: { insecurePlain: true },
+    });
+    try {
+      // Times out before the lines come: the read it started must not
+      // take them away from the next call.
+      assert.equal(await receiver.next(50), null);
+      assert.deepEqual(await receiver.next(5000), { ok: true, session: 1 });
+      assert.deepEqual(await receiver.next(5000), { ok: true, session: 2 });
+      assert.equal(await receiver.next(50), null);
+    } finally {
+      await receiver.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "resident tunnel: with resumeGraceMs on both ends, a link cut mid-stream between the two resident processes resumes; the destination's socket gets the captured stream byte for byte, both ends verify the same digest, and the next migration goes through the same processes",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "hakobu-resident-" });
+    const fixture = firmwareStream();
+    const port = freePort();
+    // The first link is cut once; the reconnection, and the second
+    // migration's link, are not.
+    const proxy = faultProxy(port, [
+      { kind: "cut", direction: "up", afterBytes: 60_000 },
+    ]);
+    const plain = { insecurePlain: true } as const;
+    const receiver = await startResidentReceiver({
+      listen: `127.0.0.1:${port}`,
+      incoming: `${dir}/in.sock`,
+      resumeGraceMs: 20_000,
+      security: plain,
+    });
+    const sender = await startResidentSender({
+      socket: `${dir}/out.sock`,
+      to: `127.0.0.1:${proxy.port}`,
+      codecs: ["zero"],
+      channels: 2,
+      // slow enough for the cut to come mid-stream
+      bandwidth: 400_000,
+      resumeGraceMs: 20_000,
+      security: plain,
+    });
+    // The destination QEMU's migrate-incoming socket.
+    const incoming = Deno.listen({ transport: "unix", path: `${dir}/in.sock` });
+    try {
+      for (const run of [1, 2]) {
+        const got = (async () => {
+          const c = await incoming.accept();
+          return new Uint8Array(await new Response(c.readable).arrayBuffer());
+        })();
+        // The source QEMU: its stream into the sender's socket, then EOF.
+        const src = await Deno.connect({
+          transport: "unix",
+          path: `${dir}/out.sock`,
+        });
+        for (let off = 0; off < fixture.length;) {
+          off += await src.write(fixture.subarray(off));
+        }
+        await src.closeWrite();
+        await new Response(src.readable).arrayBuffer(); // the sender's close
+        const line = await sender.next(30_000);
+        assert.equal(line?.ok, true, JSON.stringify(line));
+        assert.equal(line?.verified, true, JSON.stringify(line));
+        assert.equal(
+          (line?.resumes as unknown[]).length,
+          run === 1 ? 1 : 0,
+          JSON.stringify(line?.resumes),
+        );
+        const bytes = await got;
+        assert.ok(
+          Buffer.from(bytes).equals(Buffer.from(fixture)),
+          `${bytes.length} bytes reached the destination, not the ${fixture.length} of the stream`,
+        );
+        const seen = await receiver.next(10_000);
+        assert.equal(seen?.ok, true, JSON.stringify(seen));
+        assert.equal(seen?.digest, line?.digest);
+      }
+      assert.ok(proxy.fired, "the link was never cut");
+      // The cut link, its resumption, the second migration's link.
+      assert.equal(proxy.connections.length, 3);
+    } finally {
+      incoming.close();
+      await sender.close();
+      await receiver.close();
+      await proxy.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },

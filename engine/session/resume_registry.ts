@@ -130,6 +130,18 @@ export class ResumeRegistry<H extends { release(): void } = Handover> {
   }
 
   /**
+   * Why session `id` of source `identity` can no longer be resumed (the
+   * message a RESUME of it is refused with), or null while it can, or when
+   * no such session of `identity` was known.
+   */
+  endedMessage(id: string, identity: string | null): string | null {
+    const ended = this.#ended.get(id);
+    return ended && ended.identity === identity
+      ? `Session ${id} cannot be resumed: it has ended: ${ended.why}`
+      : null;
+  }
+
+  /**
    * Hands `handover` to session `id`, if source `identity` owns it. A
    * session still attached to a connection (a half-open link that has not
    * failed yet on this side) lets that one go and takes the new one.
@@ -180,6 +192,10 @@ export class ResumableSession<H extends { release(): void } = Handover> {
   readonly #onTakenOver: () => void;
   #pending: { handover: H } | null = null;
   #waiter: ((h: H) => void) | null = null;
+  /** Ends a {@link park} in progress when the session closes. */
+  #ender: ((e: Error) => void) | null = null;
+  #why = "";
+  #committed: string | null = null;
   #detach: (() => void) | null = null;
   #closed = false;
 
@@ -215,11 +231,15 @@ export class ResumableSession<H extends { release(): void } = Handover> {
    * @throws {MigrationError} once the grace passed.
    */
   async park(): Promise<H> {
+    if (this.#closed) throw this.#endedError();
     if (this.#pending) return this.#accept();
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         this.#waiter = () => resolve();
+        // A session that ends while parked stops waiting (its grace timer
+        // with it): nothing can resume it any more.
+        this.#ender = reject;
         timer = setTimeout(
           () =>
             reject(
@@ -233,6 +253,7 @@ export class ResumableSession<H extends { release(): void } = Handover> {
     } finally {
       clearTimeout(timer);
       this.#waiter = null;
+      this.#ender = null;
     }
     return this.#accept();
   }
@@ -246,13 +267,29 @@ export class ResumableSession<H extends { release(): void } = Handover> {
   close(why: string, committed: string | null = null): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#why = why;
+    this.#committed = committed;
     this.#onClose(why, committed);
+    // A RESUME not taken yet is let go: its connection is refused, as any
+    // RESUME that comes from now on.
     this.#pending?.handover.release();
     this.#pending = null;
+    this.#ender?.(this.#endedError());
+  }
+
+  #endedError(): SessionEndedError {
+    return new SessionEndedError(
+      `Session ${this.id} cannot be resumed: it has ended: ${this.#why}`,
+      this.#committed,
+    );
   }
 
   /** @internal A RESUME's connection, from {@link ResumeRegistry.claim}. */
   take(handover: H): Promise<void> {
+    if (this.#closed) {
+      handover.release();
+      return Promise.resolve();
+    }
     // A newer RESUME wins over one not yet taken.
     this.#pending?.handover.release();
     let released!: () => void;
@@ -275,7 +312,10 @@ export class ResumableSession<H extends { release(): void } = Handover> {
   }
 
   #accept(): H {
-    const h = this.#pending!.handover;
+    // The session may have closed between the RESUME and this (its
+    // handover was let go then).
+    if (this.#pending === null) throw this.#endedError();
+    const h = this.#pending.handover;
     this.#pending = null;
     return h;
   }

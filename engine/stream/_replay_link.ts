@@ -243,6 +243,8 @@ export class ReplayLink {
   #readCancelled = false;
   /** The session closed its writable and this side said its last ACK: a loss is not resumed. */
   #finished = false;
+  /** The session closed its writable (it has said its last word). */
+  #writeClosed = false;
   // The connection.
   #phys: Physical | null = null;
   #pumping = false;
@@ -309,6 +311,11 @@ export class ReplayLink {
   /** Bytes kept for a resend now. */
   get retained(): number {
     return this.#sent - this.#keptFrom;
+  }
+
+  /** Whether the link ended (closed or failed): it carries nothing more. */
+  get ended(): boolean {
+    return this.#closed || this.#failed !== null;
   }
 
   /** Whether a connection carries the link now. */
@@ -446,7 +453,14 @@ export class ReplayLink {
    * (a peer that waits to know its last frames arrived learns it).
    */
   async #finish(): Promise<void> {
-    while (this.#written < this.#sent && this.#phys && !this.#failed) {
+    this.#writeClosed = true;
+    // The source's last frames (an ABORT, say) wait for a reconnection in
+    // progress too: its caller bounds how long (a detached receiver waits
+    // for nobody: its source resumes, or not).
+    while (
+      this.#written < this.#sent && !this.#failed && !this.#closed &&
+      (this.#phys || this.#grant === null)
+    ) {
       await new Promise((r) => setTimeout(r, 5));
     }
     if (!this.#acking || !this.#phys) return;
@@ -645,6 +659,15 @@ export class ReplayLink {
     if (this.#closed || this.#failed) return;
     if (this.#finished && this.#options.grant === undefined) {
       // The source said its last word: nothing more to resume for.
+      this.close();
+      return;
+    }
+    if (
+      this.#grant !== null && this.#writeClosed &&
+      this.#peerAcked >= this.#sent
+    ) {
+      // The receiver's session said its last word and the source holds all
+      // of it: the source closing now is the session's end, not a loss.
       this.close();
       return;
     }

@@ -54,6 +54,9 @@ interface StreamHandover {
   readonly phys: Physical;
   /** Bytes of whole frames the source holds of this side's. */
   readonly received: number;
+  /** The session carries on over this connection (before it answers RESUMED). */
+  use(): void;
+  /** The session is done with this connection; one it never used is refused. */
   release(): void;
 }
 
@@ -255,16 +258,26 @@ export class StreamResumeServer {
       }
       phys = physical(conn, frames);
       let claimed: Promise<void>;
+      let used = false;
       try {
         claimed = this.#registry.claim(resume.session, identity, {
           phys,
           received: resume.received,
+          use: () => used = true,
           release: () => {},
         });
       } catch (e) {
         return await refuse(e instanceof Error ? e.message : String(e));
       }
       await claimed;
+      if (!used) {
+        // Let go before the session took it: the session ended meanwhile
+        // (a RESUME after its end), or a newer RESUME took its place.
+        return await refuse(
+          this.#registry.endedMessage(resume.session, identity) ??
+            `Session ${resume.session} was resumed by a newer RESUME`,
+        );
+      }
       return { kind: "resumed", session: resume.session };
     }
     if (type === FrameType.HELLO && options.hello === false) {
@@ -326,6 +339,8 @@ export class StreamResumeServer {
       try {
         handover = await session.park();
       } catch (e) {
+        // Closed while parked: it ended, and said so; nothing to fail.
+        if (ended) return;
         const why = e instanceof Error ? e.message : String(e);
         session.close(`it failed: ${lost.message}; ${why}`);
         link.fail(
@@ -338,9 +353,10 @@ export class StreamResumeServer {
         return;
       }
       if (ended) {
-        handover.release();
+        handover.release(); // refused: the session has ended
         return;
       }
+      handover.use();
       release = handover.release;
       try {
         await handover.phys.write(

@@ -190,7 +190,8 @@ export function resumableSource(
     let tried = 0;
     let last: unknown = lost;
     let backoffMs = 100;
-    while (tried < attempts && performance.now() < deadline) {
+    // (a link the session ended meanwhile is not reconnected any more)
+    while (tried < attempts && performance.now() < deadline && !link.ended) {
       tried++;
       let next: Reconnected | null = null;
       try {

@@ -28,7 +28,12 @@ import { memoryDuplex, type WireConn } from "../wire/duplex.ts";
 import { FrameReader } from "../wire/frame_reader.ts";
 import { encodeFrame, FrameType } from "../wire/frame.ts";
 import { FrameWriter } from "../wire/frame_writer.ts";
-import { decodeError, encodeResume } from "../wire/messages.ts";
+import {
+  decodeError,
+  encodeHello,
+  encodeResume,
+  PROTOCOL_VERSION,
+} from "../wire/messages.ts";
 import { qemuFormat } from "./qemu_format.ts";
 import { receiveStream } from "./receive.ts";
 import {
@@ -37,6 +42,10 @@ import {
 } from "./resume_receiver.ts";
 import { sendStream, type StreamStats } from "./send.ts";
 import { xenFormat } from "./xen_format.ts";
+import {
+  ResumeRegistry,
+  SessionEndedError,
+} from "../session/resume_registry.ts";
 
 const DEADLINE_MS = 60_000;
 
@@ -576,5 +585,259 @@ Deno.test("stream resume server: an idle peer, a first frame too large for a HEL
     ),
     `No resumable session ${session} for this source on this receiver`,
   );
+  assert.equal(server.parked, 0);
+});
+
+/**
+ * One resumable session on a plain loopback listener (through `proxy`'s
+ * faults when given): what the receiving side saw, event by event, with
+ * the session's id and when `done` returned.
+ */
+function oneSession(
+  listener: Deno.Listener,
+  maxGraceMs: number,
+) {
+  const events: StreamResumeEvent[] = [];
+  const server = new StreamResumeServer({
+    maxGraceMs,
+    onEvent: (e) => events.push(e),
+  });
+  const state = { id: null as string | null, done: false };
+  const out = collector();
+  let settle!: (r: StreamStats | Error) => void;
+  const session = new Promise<StreamStats | Error>((r) => settle = r);
+  // Every connection through the same server: the session's, its RESUMEs.
+  const resumes = (async () => {
+    for (;;) {
+      let conn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        return; // closed
+      }
+      void server.admit(conn, null).then(async (a) => {
+        if (a.kind !== "session") return;
+        state.id = a.session;
+        try {
+          settle(
+            await receiveStream(a.conn, {
+              format: "qemu",
+              out: out.sink,
+              frameTimeoutMs: 30_000 + maxGraceMs,
+            }),
+          );
+        } catch (e) {
+          settle(e as Error);
+        } finally {
+          await a.done("ended");
+          state.done = true;
+        }
+      });
+    }
+  })();
+  return { server, events, state, out, session, resumes };
+}
+
+Deno.test({
+  name:
+    "stream resume: a session that ends normally is not taken for a lost link (no 'parked' event, no grace timer left behind), and a RESUME of it afterwards is refused, saying it has ended",
+  // The ops sanitizer catches a grace timer a parked session left running.
+  sanitizeResources: false,
+  fn: async () => {
+    const fixture = firmwareStream();
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const rx = oneSession(listener, 60_000);
+    const connect = () => Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const stats = await sendStream(fromBytes(fixture), await connect(), {
+        format: qemuFormat,
+        channels: 1,
+        codecs: [{ name: "zero" }],
+        resume: { graceMs: 60_000, reconnect: connect },
+      });
+      const received = await withDeadline(
+        rx.session,
+        "the receiving tunnel",
+        DEADLINE_MS,
+      );
+      assert.ok(!(received instanceof Error), String(received));
+      assert.equal(stats.verified, true);
+      assert.ok(same(rx.out.bytes(), fixture));
+      // The source's close after RESULT is the session's end, not a loss.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(rx.events, []);
+      assert.equal(rx.server.parked, 0);
+      assert.ok(rx.state.done && rx.state.id !== null);
+      // A late RESUME of it: refused with why, the connection closed.
+      const late = await connect();
+      await new FrameWriter(late.writable).write(
+        FrameType.RESUME,
+        0,
+        encodeResume({ session: rx.state.id!, received: 0 }),
+      );
+      const reader = new FrameReader(late.readable);
+      const frame = await reader.next();
+      assert.equal(frame?.type, FrameType.ERROR);
+      assert.equal(
+        decodeError(frame!.payload).message,
+        `Session ${rx.state.id} cannot be resumed: it has ended: ended`,
+      );
+      assert.equal(await reader.next(), null, "the connection stayed open");
+      try {
+        late.close();
+      } catch { /* closed with its streams */ }
+    } finally {
+      listener.close();
+      await rx.resumes;
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stream resume: the source's ABORT, written while its link is down and being resumed, reaches the receiving tunnel, which ends the session at once with the source's reason instead of waiting out its grace",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const fixture = firmwareStream();
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const proxy = faultProxy((listener.addr as Deno.NetAddr).port, [
+      { kind: "cut", direction: "up", afterBytes: 60_000 },
+      null,
+    ]);
+    const rx = oneSession(listener, 20_000);
+    const connect = () =>
+      Deno.connect({ hostname: "127.0.0.1", port: proxy.port });
+    // The hypervisor's stream fails while the tunnel reconnects.
+    let failSource!: (e: Error) => void;
+    let at = 0;
+    const source = new ReadableStream<Uint8Array>({
+      start(c) {
+        failSource = (e) => c.error(e);
+      },
+      async pull(c) {
+        if (at >= fixture.length) return;
+        c.enqueue(fixture.slice(at, at + 8192));
+        at += 8192;
+        if (at >= fixture.length / 2) await new Promise(() => {});
+      },
+    });
+    const started = performance.now();
+    try {
+      const sent = await sendStream(source, await connect(), {
+        format: qemuFormat,
+        channels: 1,
+        codecs: [{ name: "zero" }],
+        resume: {
+          graceMs: 20_000,
+          reconnect: async () => {
+            failSource(new Error("QEMU's stream broke"));
+            await new Promise((r) => setTimeout(r, 300));
+            return await connect();
+          },
+        },
+      }).catch((e: Error) => e);
+      assert.ok(proxy.fired, "the link was never cut");
+      assert.ok(sent instanceof Error);
+      assert.match(sent.message, /QEMU's stream broke/);
+      const received = await withDeadline(
+        rx.session,
+        "the receiving tunnel",
+        DEADLINE_MS,
+      );
+      assert.ok(received instanceof Error, "the receiver did not fail");
+      assert.match(
+        received.message,
+        /^Source aborted the tunnel: .*QEMU's stream broke/,
+      );
+      assert.ok(
+        performance.now() - started < 10_000,
+        "the receiver waited out its grace",
+      );
+      assert.ok(rx.out.state.aborted && !rx.out.state.closed);
+    } finally {
+      await proxy.close();
+      listener.close();
+      await rx.resumes;
+    }
+  },
+});
+
+Deno.test("stream resume: a RESUME that comes as its session ends is refused with an ERROR that says it has ended, and the parked session stops waiting at once (no grace timer left)", async () => {
+  const registry = new ResumeRegistry<
+    { release(): void; use?(): void }
+  >({ maxGraceMs: 60_000 });
+  // A RESUME handed over in the same turn as the session's end.
+  const session = registry.open(null, 60_000);
+  const parked = session.park();
+  let released = 0;
+  const claimed = registry.claim(session.id, null, {
+    release: () => released++,
+  });
+  session.close("it ended (verified)");
+  await assert.rejects(
+    parked,
+    (e: unknown) =>
+      e instanceof SessionEndedError &&
+      e.message ===
+        `Session ${session.id} cannot be resumed: it has ended: it ended (verified)`,
+  );
+  await claimed;
+  assert.equal(released, 1);
+  // A session parked with no RESUME: its end ends the wait (the ops
+  // sanitizer would catch a 60 s grace timer left running).
+  const other = registry.open(null, 60_000);
+  const waiting = other.park();
+  other.close("it failed: the source aborted it");
+  await assert.rejects(waiting, /has ended: it failed: the source aborted it/);
+  // On the wire: a session parked when it ends stops waiting; its RESUME
+  // then gets the ERROR that says why, and the connection's end.
+  const events: StreamResumeEvent[] = [];
+  const server = new StreamResumeServer({
+    maxGraceMs: 60_000,
+    onEvent: (e) => events.push(e),
+  });
+  const [source, conn] = memoryDuplex();
+  const opening = server.admit(conn, null);
+  const w = source.writable.getWriter();
+  await w.write(encodeFrame(
+    FrameType.HELLO,
+    0,
+    encodeHello({
+      protocol: PROTOCOL_VERSION,
+      memoryBytes: 4096,
+      pageSize: 4096,
+      codecs: [],
+      vm: "vm",
+      policy: "p",
+      channels: 1,
+      resumeMs: 60_000,
+    }),
+  ));
+  const a = await opening;
+  assert.equal(a.kind, "session");
+  if (a.kind !== "session") return;
+  await w.close(); // the link is lost: the session parks
+  for (let i = 0; i < 100 && events.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.deepEqual(events.map((e) => e.type), ["parked"]);
+  await a.done("it failed: the source is gone");
+  const [peer, again] = memoryDuplex();
+  const resuming = server.admit(again, null);
+  await new FrameWriter(peer.writable).write(
+    FrameType.RESUME,
+    0,
+    encodeResume({ session: a.session!, received: 0 }),
+  );
+  const reader = new FrameReader(peer.readable);
+  const frame = await reader.next();
+  assert.equal(frame?.type, FrameType.ERROR);
+  assert.equal(
+    decodeError(frame!.payload).message,
+    `Session ${a.session} cannot be resumed: it has ended: it failed: the source is gone`,
+  );
+  assert.equal((await resuming).kind, "refused");
   assert.equal(server.parked, 0);
 });

@@ -211,7 +211,7 @@ export async function tunnelReceive(
     const pools = new ChannelPools();
     return await serve(
       listener,
-      `${listen.hostname}:${listen.port}`,
+      `${listener.addr.hostname}:${listener.addr.port}`,
       async (conn) => {
         const admitted = await admit(server, conn);
         if (admitted.kind !== "session") return null; // a RESUME
@@ -378,8 +378,10 @@ function localListener(at: Endpoint): { accept(): Promise<Deno.Conn> } {
 
 /**
  * Resident: accepts connections from `listener` for ever and runs `session`
- * on each (concurrently), printing one JSON line per session on stdout. A
- * failed session is a line with `ok: false`; the server goes on.
+ * on each (concurrently), printing `{"listening":LABEL}` on stdout at once
+ * (what a caller waits for before it points a sender or QEMU here), then
+ * one JSON line per session. A failed session is a line with `ok: false`;
+ * the server goes on.
  */
 async function serve<C extends { close(): void }>(
   listener: { accept(): Promise<C> },
@@ -387,6 +389,7 @@ async function serve<C extends { close(): void }>(
   session: (conn: C) => Promise<StreamStats | null>,
 ): Promise<never> {
   console.error(`serving on ${label}`);
+  console.log(JSON.stringify({ listening: label }));
   let n = 0;
   for (;;) {
     // A connection reset or refused is no reason to stop serving.

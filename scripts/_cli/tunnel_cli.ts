@@ -402,6 +402,7 @@ Codecs: ${
     codecNames().join(", ")
   } (a chain, first claimant wins; raw is added last).
 Each side ends with one JSON line on stderr: {"ok":true,...} and exit 0, or
-{"ok":false,"error":"..."} and exit 1 (resident modes: one line per migration
-on stdout). '${name} FORMAT MODE --help' lists a mode's flags.`;
+{"ok":false,"error":"..."} and exit 1 (resident modes: {"listening":"..."} once
+listening, then one line per migration, on stdout). '${name} FORMAT MODE --help'
+lists a mode's flags.`;
 }

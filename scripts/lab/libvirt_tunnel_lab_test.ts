@@ -143,6 +143,10 @@ async function backThroughRemoteReceiver(
       "--to-qemu",
       `127.0.0.2:${migrationPort}`,
       "--return-path",
+      // The policy below resumes a lost link: the receiver keeps a
+      // session as long (started apart, it is told so by hand).
+      "--resume-grace",
+      "20000",
       "--tls-dir",
       pki,
       "--tls-authz",
@@ -156,7 +160,7 @@ async function backThroughRemoteReceiver(
     const mark = await lab.serialMark("a", name);
     const { code, stderr, report: r } = await hakobuMigrate(
       dir,
-      `policy("remote-receiver").codec([codec.zero(), codec.lz4()]).switchover(when.rounds(3)).bandwidth(null)`,
+      `policy("remote-receiver").codec([codec.zero(), codec.lz4()]).resume({ grace: 20_000 }).switchover(when.rounds(3)).bandwidth(null)`,
       [
         "--from",
         `libvirt:${lab.b.uri}/${name}`,
@@ -180,9 +184,17 @@ async function backThroughRemoteReceiver(
     assert.equal(migrationStatus(r), "verified", JSON.stringify(r.notes));
     assert.ok(r.tunnel.pages > 0, "pages went through hakobu's codecs");
     // The receiver started apart saw the same migration and verified it.
-    const line = await receiver.stdout.pipeThrough(new TextDecoderStream())
-      .getReader().read();
-    assert.match(line.value ?? "", /"ok":true/);
+    // (its first line says it listens: the migration's comes after it)
+    const lines = receiver.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let text = "";
+    while (!/"ok":/.test(text)) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      text += value;
+    }
+    lines.releaseLock();
+    assert.match(text, /"ok":true/);
     await lab.checkGuest("a", name, { since: mark, boot })
       .catch((e) => Promise.reject(asTcgFault(e)));
     assert.equal(await lab.domainState("b", name), null, "gone from b");
