@@ -16,6 +16,8 @@ export interface ModuleGraph {
   readonly files: readonly string[];
   /** npm packages imported by a local file, by name (`vega`, `@xmldom/xmldom`). */
   readonly npmPackages: readonly string[];
+  /** Node built-ins imported by a local file (`node:tls`), sorted. */
+  readonly nodeBuiltins: readonly string[];
 }
 
 /** Which edges of the graph {@link moduleGraph} follows. */
@@ -101,6 +103,7 @@ export async function moduleGraph(
 
     const files = new Set<string>();
     const npm = new Set<string>();
+    const builtins = new Set<string>();
     const seen = new Set<string>();
     const queue = roots.map((r) => new URL(r, ROOT).href);
     while (queue.length > 0) {
@@ -111,7 +114,11 @@ export async function moduleGraph(
         npm.add(npmPackageName(url));
         continue;
       }
-      if (!url.startsWith(ROOT.href)) continue; // node: built-ins
+      if (url.startsWith("node:")) {
+        builtins.add(url);
+        continue;
+      }
+      if (!url.startsWith(ROOT.href)) continue;
       files.add(url.slice(ROOT.href.length));
       for (const dep of byUrl.get(url)?.dependencies ?? []) {
         if (dep.isDynamic && !dynamic) continue;
@@ -119,7 +126,11 @@ export async function moduleGraph(
         if (dep.type && types) queue.push(dep.type.specifier);
       }
     }
-    return { files: [...files].sort(), npmPackages: [...npm].sort() };
+    return {
+      files: [...files].sort(),
+      npmPackages: [...npm].sort(),
+      nodeBuiltins: [...builtins].sort(),
+    };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { nodeBuiltin } from "./_node_builtin.ts";
 import { xxh3x128 } from "../ffi/xxhash.ts";
 
 /** Bytes per digest range of the `"sha256"` scheme: 64 MiB. */
@@ -90,6 +90,14 @@ export function chooseScheme(
   return null;
 }
 
+/**
+ * A fresh SHA-256 hash; node:crypto loads on the first, so that the many
+ * isolates that only ever use XXH3-128 (the default scheme) skip it.
+ */
+function sha256(): ReturnType<typeof import("node:crypto").createHash> {
+  return nodeBuiltin("node:crypto").createHash("sha256");
+}
+
 /** Hash of `bytes` with `scheme`, written at `out[at..)`. */
 function hashInto(
   scheme: DigestScheme,
@@ -98,7 +106,7 @@ function hashInto(
   at: number,
 ): void {
   if (scheme === "xxh3-128") xxh3x128(bytes, out, at);
-  else out.set(createHash("sha256").update(bytes).digest(), at);
+  else out.set(sha256().update(bytes).digest(), at);
 }
 
 /** Bytes hashed per update call; keeps each call short enough to stay responsive. */
@@ -365,7 +373,7 @@ function zeroDigest(scheme: DigestScheme, bytes: number): Uint8Array {
  * ```
  */
 export function rootDigest(ranges: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(ranges).digest());
+  return new Uint8Array(sha256().update(ranges).digest());
 }
 
 /**
@@ -405,7 +413,7 @@ export async function memoryDigest(
   }
   const ranges = new Uint8Array(count * 32);
   for (let r = 0; r < count; r++) {
-    const hash = createHash("sha256");
+    const hash = sha256();
     const end = Math.min(memory.length, (r + 1) * rangeBytes);
     for (let off = r * rangeBytes; off < end; off += CHUNK) {
       hash.update(memory.subarray(off, Math.min(off + CHUNK, end)));

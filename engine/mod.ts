@@ -25,6 +25,7 @@ export * from "./zero_page.ts";
 export * from "./word_view.ts";
 export * from "./report.ts";
 export * from "./precopy.ts";
+export * from "./default_channels.ts";
 export * from "./receiver.ts";
 export * from "./codecs/mod.ts";
 export * from "./wire/mod.ts";

@@ -65,6 +65,7 @@ import {
 import { type GpuEntry, openGpu } from "./gpu/device.ts";
 import { EncoderPool } from "./pipeline/encoder_pool.ts";
 import { channelOf, splitByChannel } from "./pipeline/partition.ts";
+import { defaultChannels } from "./default_channels.ts";
 import { type Recovered, SourceLink } from "./session/source_link.ts";
 import { FrameType } from "./wire/frame.ts";
 import type { Address } from "./transport/address.ts";
@@ -176,22 +177,6 @@ export interface ChannelControl {
   readonly count: number;
   /** Stops channel `channel`'s Worker at once; the migration then fails. */
   kill(channel: number): void;
-}
-
-/**
- * The channels a migration uses when neither the plan nor the caller says:
- * the machine's core count (at least 1).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { defaultChannels } from "@hakobu/hakobu";
- *
- * assert.equal(defaultChannels(), Math.max(1, navigator.hardwareConcurrency));
- * ```
- */
-export function defaultChannels(): number {
-  return Math.max(1, navigator.hardwareConcurrency || 1);
 }
 
 /**

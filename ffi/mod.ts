@@ -11,6 +11,7 @@
  * | `lz4.ts` | liblz4 (LZ4 block) | `HAKOBU_LIBLZ4` | `apt-get install liblz4-1` |
  * | `zstd.ts` | libzstd (zstd frame) | `HAKOBU_LIBZSTD` | `apt-get install libzstd1` |
  * | `xxhash.ts` | libxxhash (XXH3-128, one-shot and streaming) | `HAKOBU_LIBXXHASH` | `apt-get install libxxhash0` |
+ * | `zlib.ts` | zlib (CRC-32 only, for the frame checksum) | `HAKOBU_LIBZ` | `apt-get install zlib1g` |
  *
  * Every binding needs `--allow-ffi`.
  *
@@ -49,3 +50,4 @@ export {
 export * from "./lz4.ts";
 export * from "./zstd.ts";
 export * from "./xxhash.ts";
+export * from "./zlib.ts";

@@ -15,8 +15,13 @@
  *
  * ```sh
  * deno run -A scripts/bench_tunnel.ts [--runs 3] [--chains zero;zero,lz4;zero,zstd;zero,dedup,lz4]
- *     [--mem 1024] [--stream FILE] [--out out/bench-tunnel.json] [--against DIR] [--channels N]
+ *     [--mem 1024] [--stream FILE | --tcg-guest] [--out out/bench-tunnel.json] [--against DIR] [--channels N]
  * ```
+ * `--tcg-guest` makes a stream where the lab is not built: a throw-away
+ * QEMU (TCG) guest of `--mem` MiB that fills part of its memory with random,
+ * text and binary data in tmpfs (`TCG_GUEST_SCRIPT`), captured once with
+ * `migrate "exec:cat > FILE"` and cached beside the lab's captures; it needs
+ * qemu-system-x86, busybox, cpio and a kernel in /boot.
  * `--against DIR` adds the same chains run by another checkout's tunnel
  * (e.g. `git worktree add /tmp/old HEAD~1`), interleaved in the same run, so
  * a change to the tunnel is measured side by side.
@@ -30,6 +35,7 @@ import { createHash } from "node:crypto";
 import { Option } from "@commander-js/extra-typings";
 import Table from "cli-table3";
 import { QmpClient } from "../engine/qemu/qmp.ts";
+import { captureStream } from "../engine/qemu/stream/_capture.ts";
 import {
   buildLab,
   freePort,
@@ -217,6 +223,46 @@ async function zstdCli(path: string): Promise<{ ms: number; bytes: number }> {
   return { ms, bytes: out.stdout.length };
 }
 
+/**
+ * What the `--tcg-guest` guest runs before its stream is captured: 24 MiB of
+ * random bytes (incompressible), `seq` text (compressible) and three copies
+ * of busybox in tmpfs, ≈ 190 MB of non-zero pages in all; the rest of its
+ * memory is zero pages, as most of an idle guest's is.
+ */
+export const TCG_GUEST_SCRIPT = `
+dd if=/dev/urandom of=/dev/shm/r bs=1M count=24 2>/dev/null
+seq 1 9000000 > /dev/shm/s
+cat /bin/busybox /bin/busybox /bin/busybox > /dev/shm/b
+`;
+
+/** Captures (once) the migration stream of a throw-away TCG guest running {@link TCG_GUEST_SCRIPT}. */
+async function tcgGuestStream(memMiB: number): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(TCG_GUEST_SCRIPT),
+  );
+  const tag = Array.from(
+    new Uint8Array(digest).subarray(0, 6),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const dir = `${labDir()}/streams`;
+  const path = `${dir}/tcg-guest-${tag}-${memMiB}m.stream`;
+  try {
+    if ((await Deno.stat(path)).size > 0) return path;
+  } catch { /* not captured yet */ }
+  await Deno.mkdir(dir, { recursive: true });
+  console.error(
+    `capturing a ${memMiB} MiB TCG guest's stream → ${path} (a minute or so)`,
+  );
+  const stream = await captureStream({
+    script: TCG_GUEST_SCRIPT,
+    memMiB,
+  });
+  await Deno.writeFile(`${path}.part`, stream);
+  await Deno.rename(`${path}.part`, path);
+  return path;
+}
+
 /** Captures (once) the migration stream of a 1 GiB memcached lab guest. */
 async function capturedStream(memMiB: number): Promise<string> {
   const why = await labUnavailable();
@@ -291,6 +337,10 @@ if (import.meta.main) {
         1024,
       )
       .option("--stream <file>", "replay this captured stream instead")
+      .option(
+        "--tcg-guest",
+        "capture (once) and replay a throw-away TCG guest's stream instead of the lab's",
+      )
       .option("--out <file>", "JSON output", `${ROOT}out/bench-tunnel.json`)
       .option(
         "--against <dir>",
@@ -304,7 +354,10 @@ if (import.meta.main) {
     Deno.args,
   );
   const { runs } = values;
-  const stream = values.stream ?? await capturedStream(values.mem);
+  const stream = values.stream ??
+    (values.tcgGuest
+      ? await tcgGuestStream(values.mem)
+      : await capturedStream(values.mem));
   const streamBytes = (await Deno.stat(stream)).size;
   const chains = values.chains.map((c) => c.join(","));
   const channelsFlag = values.channels === undefined

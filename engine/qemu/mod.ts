@@ -25,6 +25,7 @@ export {
   type RamBlock,
   type RamSetupEvent,
   type SectionEvent,
+  type ZeroRunEvent,
 } from "./stream/parser.ts";
 export { parseQemuStream, rebuildStream } from "./stream/writer.ts";
 export {

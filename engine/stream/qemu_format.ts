@@ -14,14 +14,17 @@ import { QemuStreamParser } from "../qemu/stream/parser.ts";
 import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
 
 class QemuParser implements StreamParser {
-  readonly #p = new QemuStreamParser();
+  // ZERO records come as runs: one event per run, not per 9-byte record.
+  readonly #p = new QemuStreamParser({ zeroRuns: true });
   #lastPfn = -1;
   readonly #pfn = [0];
 
   push(chunk: Uint8Array): StreamEvent[] {
     const out: StreamEvent[] = [];
     // Consecutive ZERO records (most of a guest's first pass) lie back to
-    // back in one buffer: they go as one zero event, not one per page.
+    // back in one buffer: they go as one zero event, not one per page (the
+    // parser's runs stop where a push's bytes do, or at a record that
+    // names its block; adjacent runs join here).
     let run: Uint8Array | null = null;
     let runEnd = 0;
     let runPages = 0;
@@ -39,16 +42,17 @@ class QemuParser implements StreamParser {
       run = null;
     };
     for (const e of this.#p.push(chunk)) {
-      if (e.kind === "page" && e.zero) {
+      if (e.kind === "zeroRun" || (e.kind === "page" && e.zero)) {
         const b = e.bytes;
+        const pages = e.kind === "zeroRun" ? e.pages : 1;
         if (run && b.buffer === run.buffer && b.byteOffset === runEnd) {
           runEnd += b.length;
-          runPages++;
+          runPages += pages;
         } else {
           closeRun();
           run = b;
           runEnd = b.byteOffset + b.length;
-          runPages = 1;
+          runPages = pages;
         }
         continue;
       }

@@ -34,7 +34,7 @@ import { RoundMeter } from "../_round_meter.ts";
 import { EncoderPool } from "../pipeline/encoder_pool.ts";
 import type { ChannelPools } from "../pipeline/channel_pools.ts";
 import { channelOf } from "../pipeline/partition.ts";
-import { defaultChannels } from "../precopy.ts";
+import { defaultChannels } from "../default_channels.ts";
 import { SourceLink } from "../session/source_link.ts";
 import type { WireConn } from "../wire/duplex.ts";
 import { FrameType } from "../wire/frame.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import zlib from "node:zlib";
+import { crc32 } from "./_crc32.ts";
 import { WireError } from "../errors.ts";
 
 /** The two magic bytes `"HK"` (0x48 0x4B) read as a little-endian u16. */
@@ -352,8 +352,8 @@ export function decodeFrameHeader(
  * ```
  */
 export function frameChecksum(header: Uint8Array, payload: Uint8Array): number {
-  const crc = zlib.crc32(header.subarray(0, 12), 0);
-  return payload.length === 0 ? crc : zlib.crc32(payload, crc);
+  const crc = crc32(header.subarray(0, 12), 0);
+  return payload.length === 0 ? crc : crc32(payload, crc);
 }
 
 /**

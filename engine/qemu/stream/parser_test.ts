@@ -75,6 +75,58 @@ Deno.test("parser: any chunking gives the same events and bytes", () => {
   assert.deepEqual(roundTrip(fixture, [1, 2, 3, 4095, 4097]), whole);
 });
 
+Deno.test("parser: zeroRuns hands each run of ZERO records as one event, the same records and bytes under any chunking", () => {
+  // The records one by one, as the parser gives them without zeroRuns.
+  const zeros = parseQemuStream(fixture, { strict: true }).flatMap((e) =>
+    e.kind === "page" && e.zero ? [{ pfn: e.pfn, length: e.bytes.length }] : []
+  );
+  assert.equal(zeros.length, 16465);
+  const check = (sizes: number[]): number => {
+    const parser = new QemuStreamParser({ strict: true, zeroRuns: true });
+    const parts: Uint8Array[] = [];
+    let record = 0;
+    let runs = 0;
+    let i = 0;
+    for (let at = 0; at < fixture.length;) {
+      const n = Math.max(1, sizes[i++ % sizes.length]);
+      for (const e of parser.push(fixture.subarray(at, at + n))) {
+        parts.push(e.bytes.slice());
+        assert.ok(e.kind !== "page" || !e.zero, "no ZERO record on its own");
+        if (e.kind !== "zeroRun") continue;
+        runs++;
+        assert.equal(e.firstPfn, zeros[record].pfn);
+        let bytes = 0;
+        for (let k = 0; k < e.pages; k++) bytes += zeros[record + k].length;
+        assert.equal(e.bytes.length, bytes, "the run is its records' bytes");
+        record += e.pages;
+      }
+      at += n;
+    }
+    parser.finish();
+    assert.equal(record, zeros.length, "every ZERO record is in a run");
+    assert.ok(same(concatParts(parts), fixture));
+    return runs;
+  };
+  // Whole: a run per stretch of CONTINUE records (≈ 2 events per hundred
+  // records, where there was one each).
+  assert.ok(check([fixture.length]) < zeros.length / 50);
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 1, max: 9000 }), {
+        minLength: 1,
+        maxLength: 20,
+      }),
+      (sizes) => void check(sizes),
+    ),
+    { numRuns: 30 },
+  );
+  check([1, 2, 3, 8, 9, 10, 4095, 4097]);
+});
+
+function concatParts(parts: Uint8Array[]): Uint8Array {
+  return rebuildStream(parts.map((bytes) => ({ kind: "opaque", bytes })));
+}
+
 Deno.test("parser: a stream cut before its device state is a QemuStreamError naming the offset", () => {
   const parser = new QemuStreamParser();
   parser.push(fixture);
@@ -103,12 +155,22 @@ Deno.test("parser: a stream cut before its device state is a QemuStreamError nam
 
 Deno.test("parser: garbage and mutated streams give a QemuStreamError or an exact rebuild", () => {
   const check = (bytes: Uint8Array, strict: boolean): void => {
-    try {
-      const events = parseQemuStream(bytes, { strict, chunkBytes: 777 });
-      assert.ok(same(rebuildStream(events), bytes));
-    } catch (e) {
-      assert.ok(e instanceof QemuStreamError, String(e));
-    }
+    // With ZERO runs or without, the same verdict and the same bytes.
+    const verdicts = [false, true].map((zeroRuns) => {
+      try {
+        const events = parseQemuStream(bytes, {
+          strict,
+          chunkBytes: 777,
+          zeroRuns,
+        });
+        assert.ok(same(rebuildStream(events), bytes));
+        return "rebuilt";
+      } catch (e) {
+        assert.ok(e instanceof QemuStreamError, String(e));
+        return e.message;
+      }
+    });
+    assert.equal(verdicts[0], verdicts[1]);
   };
   fc.assert(
     fc.property(

@@ -98,7 +98,8 @@ export function rebuildStream(events: Iterable<QemuEvent>): Uint8Array {
 
 /**
  * Parses a whole stream held in memory, pushed in chunks of `chunkBytes`
- * (default: all at once). Event views are copied, so they stay valid.
+ * (default: all at once), with the parser options `strict` and `zeroRuns`.
+ * Event views are copied, so they stay valid.
  *
  * @example
  * ```ts
@@ -120,9 +121,12 @@ export function rebuildStream(events: Iterable<QemuEvent>): Uint8Array {
  */
 export function parseQemuStream(
   stream: Uint8Array,
-  options: { strict?: boolean; chunkBytes?: number } = {},
+  options: { strict?: boolean; chunkBytes?: number; zeroRuns?: boolean } = {},
 ): QemuEvent[] {
-  const parser = new QemuStreamParser({ strict: options.strict });
+  const parser = new QemuStreamParser({
+    strict: options.strict,
+    zeroRuns: options.zeroRuns,
+  });
   const step = Math.max(1, options.chunkBytes ?? stream.length);
   const events: QemuEvent[] = [];
   for (let at = 0; at < stream.length; at += step) {

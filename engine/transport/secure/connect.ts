@@ -5,8 +5,10 @@
  * @module
  */
 
-import tls from "node:tls";
-import { isIP } from "node:net";
+// Types only: node:tls and node:net load when a TLS connection is made, so
+// that a plain-TCP process (the tunnels on loopback, their channel Workers)
+// does not pay for them at start.
+import type tls from "node:tls";
 import { peerText } from "../../wire/peer_text.ts";
 import type { Address } from "../address.ts";
 import { ChannelAuthError } from "./auth_error.ts";
@@ -65,6 +67,10 @@ export async function connectChannel(
       await Deno.connect({ hostname: to.hostname, port: to.port }),
     );
   }
+  const [{ default: tls }, { isIP }] = await Promise.all([
+    import("node:tls"),
+    import("node:net"),
+  ]);
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const peer = `${to.hostname}:${to.port}`;
   const serverName = security.serverName ?? to.hostname;

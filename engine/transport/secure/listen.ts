@@ -5,7 +5,9 @@
  * @module
  */
 
-import tls from "node:tls";
+// Types only: node:tls loads when a TLS listener starts (see listenTls), so
+// that a plain-TCP process does not pay for it at start.
+import type tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { peerText } from "../../wire/peer_text.ts";
 import { acceptNext } from "../accept.ts";
@@ -156,6 +158,7 @@ async function listenTls(
     if (w) w.resolve(conn);
     else ready.push(conn);
   };
+  const { default: tls } = await import("node:tls");
   const server = tls.createServer({
     // Each direction closes on its own: a source may end its stream and
     // still read the receiver's verdict.
