@@ -444,9 +444,10 @@ class SourceSession {
         prev = this.#roundReport(step, sent, durationMs);
         if (decision !== "continue") {
           // The link may be lost already with every write of the round
-          // taken (into socket buffers) and only the reader knowing: resume
-          // now, before the VM pauses, rather than fail at stop-and-copy.
-          const lost = this.#link.peerError;
+          // taken (into socket buffers) and only the reader knowing, or a
+          // channel's connection with only its Worker knowing: resume now,
+          // before the VM pauses, rather than fail at stop-and-copy.
+          const lost = this.#link.peerError ?? this.#pool?.failure ?? null;
           if (
             decision === "switchover" && lost instanceof LinkLostError &&
             await this.#resumable(lost)

@@ -275,6 +275,11 @@ export class EncoderPool {
     }
   }
 
+  /** The first channel's failure (a lost link under it included), or null. */
+  get failure(): Error | null {
+    return this.#error;
+  }
+
   /**
    * Per-channel connections: bytes the channels wrote on their own
    * connections that {@link next} has not handed out yet (a pool given up
