@@ -361,10 +361,12 @@ Deno.test({
       bandwidth: MBps(32),
     });
     assertResumedOnce(r, r.sink);
+    // The session's connection (the source's, closing its channels once it
+    // noticed, may come second).
     assert.match(
       r.parked.reason,
-      /Connection/,
-      "the park does not say the connection went",
+      /^Connection (closed before FINAL|to the source lost)/,
+      "the park does not say the session's connection went",
     );
     // Fresh Workers: the channels joined on other ports after the resume.
     const ports = r.channels.made.map((m) => `${m.channel}:${m.port}`);
@@ -412,6 +414,14 @@ async function channelCut(kind: "plain" | "tls") {
       listen,
       connect,
       budget,
+      // Paced (round 0 about 0.5 s), so that the proxy relays as the
+      // source writes: unpaced, the rest of channel 1's share of round 0
+      // (4.8 MiB) may all fit in the socket buffers between the source and
+      // the proxy before the cut fires, so that no write of round 0 fails
+      // and the source learns of the cut only in round 1 or 2 (still
+      // resumed, but then the pages it resends are no longer exactly those
+      // the receiver lacked at the cut).
+      bandwidth: MBps(32),
       channelFault: (channel, nth) =>
         channel === 1 && nth === 0
           ? { kind: "cut", direction: "up", afterBytes: cutAt }
@@ -551,7 +561,8 @@ Deno.test({
       );
       assert.match(
         failed.message,
-        /Cannot resume the migration after the link was lost in round 0 .*it has ended: .*no RESUME came within the session's grace of 200 ms.*the VM runs on at the source/,
+        // (Unpaced, the source may learn of the cut in a later round.)
+        /Cannot resume the migration after the link was lost in round [0-2] .*it has ended: .*no RESUME came within the session's grace of 200 ms.*the VM runs on at the source/,
       );
       assert.equal(vm.paused, false, "the VM was left paused");
       const received = await receiver.session;
