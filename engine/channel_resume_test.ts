@@ -38,6 +38,8 @@ import {
 } from "./transport/secure/mod.ts";
 import { credentialsDir } from "./transport/secure/_testing.ts";
 import type { MigrationReport } from "./report.ts";
+import { DecoderPool } from "./pipeline/decoder_pool.ts";
+import { EncoderPool } from "./pipeline/encoder_pool.ts";
 
 /** Generous: the first Worker of a fresh cache type-checks its module graph first. */
 const DEADLINE_MS = 180_000;
@@ -145,7 +147,11 @@ function channelProxies(
   };
 }
 
-function resumingPlan(name: string, bandwidth?: number): Plan {
+function resumingPlan(
+  name: string,
+  bandwidth?: number,
+  replyMs = 60_000,
+): Plan {
   const p = policy(name).codec([codec.raw()]).channels(2);
   return compile(
     (bandwidth ? p.bandwidth(bandwidth) : p)
@@ -153,7 +159,7 @@ function resumingPlan(name: string, bandwidth?: number): Plan {
       .resume({ grace: 20_000, attempts: 3 })
       // Generous: a channel Worker's first start type-checks its modules,
       // which takes long on a loaded machine (HELLO waits for it).
-      .deadlines({ reply: 60_000, downtime: 60_000 }),
+      .deadlines({ reply: replyMs, downtime: 60_000 }),
   );
 }
 
@@ -242,8 +248,12 @@ async function runCut(options: {
   cutMainAt?: number;
   /** The plan's bandwidth (default: unpaced). */
   bandwidth?: number;
+  /** The plan's reply deadline (default 60 s). */
+  replyMs?: number;
+  /** The VM's memory (default 16 MiB). */
+  memoryBytes?: number;
 }) {
-  const memoryBytes = MiB(16);
+  const memoryBytes = options.memoryBytes ?? MiB(16);
   // Every page differs and nothing compresses: a resend of what the
   // receiver already holds would show in the bytes.
   await using vm = await SimVm.create({
@@ -288,7 +298,7 @@ async function runCut(options: {
     opened.push(conn);
     const report = await withDeadline(
       migrate({
-        plan: resumingPlan("chan-resume", options.bandwidth),
+        plan: resumingPlan("chan-resume", options.bandwidth, options.replyMs),
         source,
         conn,
         reconnect: async () => {
@@ -591,3 +601,64 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "channel resume: a blackholed channel connection (nothing forwarded, nothing closed) is given up at the source's reply deadline and resumed; the migration ends verified",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // The short reply deadline also bounds HELLO, which waits for the
+    // receiver's channel Workers to listen: start them once first, so
+    // that a cold module cache does not count against it.
+    await warmChannelWorkers();
+    const r = await runCut({
+      listen: INSECURE_PLAIN,
+      connect: INSECURE_PLAIN,
+      // Channel 1's share of round 0 (24 MiB) is more than the socket
+      // buffers between the source and the proxy hold: its writes stall.
+      memoryBytes: MiB(48),
+      replyMs: 3000,
+      channelFault: (channel, nth) =>
+        channel === 1 && nth === 0
+          ? { kind: "blackhole", direction: "up", afterBytes: MiB(2) }
+          : [],
+    });
+    assertResumedOnce(r, r.sink);
+    assert.match(
+      r.report.resumes![0].reason,
+      /Channel 1's connection took no bytes for 3000 ms \(the reply deadline\)/,
+      "the resume does not say channel 1's connection stalled",
+    );
+  },
+});
+
+/** Starts a channel's encode and decode Worker once and waits until each has loaded its modules. */
+async function warmChannelWorkers(): Promise<void> {
+  const memory = new SharedArrayBuffer(PAGE);
+  const encoders = EncoderPool.start({
+    channels: 1,
+    pageSize: PAGE,
+    pageCount: 1,
+    memory,
+    batchPages: 1,
+  });
+  const decoders = DecoderPool.start({
+    channels: 1,
+    pageSize: PAGE,
+    pageCount: 1,
+    codecs: [{ id: 0, name: "raw" }],
+    memory,
+    touched: new SharedArrayBuffer(1),
+  });
+  try {
+    await withDeadline(
+      Promise.all([encoders.sync(), decoders.sync()]),
+      "the channel Workers' start",
+      DEADLINE_MS,
+    );
+  } finally {
+    encoders.close();
+    decoders.close();
+  }
+}
