@@ -42,6 +42,12 @@ export interface FaultProxy {
     readonly up: number;
     readonly down: number;
   }[];
+  /**
+   * Cuts every relayed connection now (both sockets closed), at a moment a
+   * test picks rather than at a byte count; the proxy keeps listening, and
+   * `fired` turns true.
+   */
+  cut(): void;
   /** Stops listening and breaks every relayed connection. */
   close(): Promise<void>;
 }
@@ -223,6 +229,10 @@ export function faultProxy(
     },
     get connections() {
       return carriedBy.map((t) => ({ ...t }));
+    },
+    cut() {
+      anyFired = true;
+      closeAll();
     },
     async close() {
       try {

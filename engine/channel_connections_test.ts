@@ -12,6 +12,7 @@ import {
   ReceiveBudget,
   receiveMigration,
   type ReceiverEvent,
+  ResumeRegistry,
 } from "./receiver.ts";
 import { SimMemorySink, SimVm } from "./sim/mod.ts";
 import { MigrationError } from "./errors.ts";
@@ -588,30 +589,138 @@ Deno.test({
   },
 });
 
-Deno.test("channel connections: a plan that resumes refuses them, saying why", async () => {
-  await using vm = await SimVm.create({
-    memoryBytes: MiB(1),
-    workload: "idle",
-  });
-  const plan = compile(
-    policy("r").switchover(when.rounds(2)).resume({
-      grace: 1000,
-      attempts: 2,
-    }),
-  );
-  await assert.rejects(
-    migrate({
-      plan,
-      source: vm,
-      conn: { readable: new ReadableStream(), writable: new WritableStream() },
-      reconnect: () => Promise.reject(new Error("unused")),
-      channelConnections: {
-        to: { hostname: "127.0.0.1", port: 1 },
-        security: INSECURE_PLAIN,
-      },
-    }),
-    /Per-channel connections and policy "r"'s resume cannot go together/,
-  );
+Deno.test({
+  name:
+    "channel connections: a resumable session takes them: WELCOME grants a resume id beside channelJoin, and RESUMED a fresh token on fresh ports (the old token refused there)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const listener = await listenChannel(AT, INSECURE_PLAIN);
+    const registry = new ResumeRegistry();
+    const events: ReceiverEvent[] = [];
+    const sessions: Promise<unknown>[] = [];
+    const serving = (async () => {
+      for (;;) {
+        let conn: ChannelConn;
+        try {
+          conn = await listener.accept();
+        } catch {
+          return;
+        }
+        const s = receiveMigration(conn, {
+          createSink: (h) =>
+            new SimMemorySink({
+              pageSize: h.pageSize,
+              pageCount: h.memoryBytes / h.pageSize,
+            }),
+          resume: { registry, identity: conn.identity },
+          channelConnections: {
+            hostname: "127.0.0.1",
+            security: INSECURE_PLAIN,
+            identity: conn.identity,
+          },
+          onEvent: (e) => events.push(e),
+        }).finally(() => conn.close());
+        s.catch(() => {});
+        sessions.push(s);
+      }
+    })();
+    const to = { hostname: "127.0.0.1", port: listener.addr.port };
+    const joined: ChannelConn[] = [];
+    const first = await connectChannel(to, INSECURE_PLAIN);
+    let second: ChannelConn | null = null;
+    let resumedLink: SourceLink | null = null;
+    try {
+      const welcome = await new SourceLink(first).hello({
+        protocol: PROTOCOL_VERSION,
+        memoryBytes: MiB(1),
+        pageSize: 4096,
+        codecs: [{ id: 0, name: "raw" }],
+        vm: "sim",
+        policy: "p",
+        channels: 2,
+        resumeMs: 20_000,
+        channelConnections: true,
+      });
+      assert.match(
+        welcome.session ?? "",
+        /^[0-9a-f]{32}$/,
+        "WELCOME granted no resume id",
+      );
+      const before = welcome.channelJoin;
+      assert.ok(before, "WELCOME granted no channelJoin beside the resume id");
+      for (const channel of [0, 1]) {
+        const j = await connectAndJoin(
+          { hostname: "127.0.0.1", port: before.ports[channel] },
+          INSECURE_PLAIN,
+          { session: before.session, token: before.token, channel },
+          5000,
+        );
+        joined.push(j.conn);
+      }
+      // The session's connection is lost: the session parks.
+      first.close();
+      await withDeadline(
+        (async () => {
+          while (!events.some((e) => e.type === "parked")) {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        })(),
+        "the parked session",
+        10_000,
+      );
+      second = await connectChannel(to, INSECURE_PLAIN);
+      resumedLink = new SourceLink(second);
+      const resumed = await resumedLink.resume(welcome.session!);
+      assert.deepEqual(resumed.channelPages, [0, 0], "pages held per channel");
+      const after = resumed.channelJoin;
+      assert.ok(after, "RESUMED names no channelJoin");
+      assert.equal(
+        after.session,
+        before.session,
+        "the channel session id changed",
+      );
+      assert.notEqual(
+        after.token,
+        before.token,
+        "RESUMED's token is not fresh",
+      );
+      for (const c of [0, 1]) {
+        assert.ok(
+          !before.ports.includes(after.ports[c]),
+          `channel ${c}'s port is not fresh`,
+        );
+      }
+      // The lost connections' token no longer joins.
+      await assert.rejects(
+        connectAndJoin(
+          { hostname: "127.0.0.1", port: after.ports[0] },
+          INSECURE_PLAIN,
+          { session: before.session, token: before.token, channel: 0 },
+          5000,
+        ),
+        /Receiver refused channel 0's connection: No session [0-9a-f]{32} with that token waits/,
+      );
+      const j = await connectAndJoin(
+        { hostname: "127.0.0.1", port: after.ports[0] },
+        INSECURE_PLAIN,
+        { session: after.session, token: after.token, channel: 0 },
+        5000,
+      );
+      joined.push(j.conn);
+      // Ends the session at once (it would park again for its grace).
+      await resumedLink.abort("the test is over");
+    } finally {
+      for (const c of [...joined, first, ...(second ? [second] : [])]) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      listener.close();
+      await serving;
+      await Promise.allSettled(sessions);
+    }
+  },
 });
 
 Deno.test({

@@ -82,6 +82,7 @@ import {
   encodeRoundEnd,
   PROTOCOL_VERSION,
   type Result,
+  type Resumed,
   type Welcome,
 } from "./wire/messages.ts";
 
@@ -160,14 +161,22 @@ export interface MigrateOptions {
    * the session, and writes and encrypts its own frames, paced at its share
    * of the plan's bandwidth, so that encryption spreads over the channels'
    * cores. A receiver that does not grant them gets every channel inside
-   * `conn`, as before. Not with a plan that resumes (a lost channel
-   * connection fails the migration; the VM runs on at the source).
+   * `conn`, as before. With a plan that resumes, a lost channel connection
+   * is a lost link like `conn`'s: the source reconnects and every channel
+   * joins again where RESUMED says (a fresh token); without one it fails
+   * the migration, the VM running on at the source.
    */
   readonly channelConnections?: {
     /** The receiver's address, as dialled for `conn`. */
     readonly to: Address;
     /** The same security as `conn`'s. */
     readonly security: ConnectSecurity;
+    /**
+     * The port channel `channel` dials for the receiver's `port` (default:
+     * `port` itself): a relay or a port forward between the two, e.g. a
+     * test's fault proxy.
+     */
+    readonly portOf?: (channel: number, port: number) => number;
   };
 }
 
@@ -315,14 +324,6 @@ class SourceSession {
       );
     }
     this.#channels = channels;
-    if (
-      opts.channelConnections && opts.plan.resume !== undefined &&
-      opts.reconnect !== undefined
-    ) {
-      throw new MigrationError(
-        `Per-channel connections and policy "${opts.plan.name}"'s resume cannot go together: a session whose channels have connections of their own is not resumable (a lost channel connection fails the migration, the VM running on at the source); drop one of the two`,
-      );
-    }
     this.#dirty = new Uint32Array(opts.source.pageCount);
     this.#channelPages = new Array(channels).fill(0);
     this.#aborted = new Promise<never>((_, reject) => {
@@ -428,9 +429,10 @@ class SourceSession {
         prev = this.#roundReport(step, sent, durationMs);
         if (decision !== "continue") {
           // The link may be lost already with every write of the round
-          // taken (into socket buffers) and only the reader knowing: resume
-          // now, before the VM pauses, rather than fail at stop-and-copy.
-          const lost = this.#link.peerError;
+          // taken (into socket buffers) and only the reader knowing, or a
+          // channel's connection with only its Worker knowing: resume now,
+          // before the VM pauses, rather than fail at stop-and-copy.
+          const lost = this.#link.peerError ?? this.#pool?.failure ?? null;
           if (
             decision === "switchover" && lost instanceof LinkLostError &&
             await this.#resumable(lost)
@@ -640,18 +642,24 @@ class SourceSession {
     }
     const replyMs = this.#deadlines.replyMs;
     const bandwidth = this.#plan.bandwidth;
+    const portOf = cc.portOf ?? ((_: number, port: number) => port);
     await this.#race(within(
       this.#pool!.connect((channel) => ({
-        to: { hostname: cc.to.hostname, port: join.ports[channel] },
+        to: {
+          hostname: cc.to.hostname,
+          port: portOf(channel, join.ports[channel]),
+        },
         security: cc.security,
         join: { session: join.session, token: join.token, channel },
         timeoutMs: replyMs,
         bytesPerSecond: bandwidth ? bandwidth / this.#channels : null,
       })),
       replyMs,
+      // A lost link: a resuming migration tries again.
       () =>
-        new MigrationError(
+        new LinkLostError(
           `The channels' connections to the receiver did not all join within ${replyMs} ms (the reply deadline)`,
+          { side: "receiver", peer: null, phase: "the channels' JOIN" },
         ),
     ));
     this.#perChannel = true;
@@ -715,13 +723,16 @@ class SourceSession {
     const graceMs = resume.graceMs;
     this.#resuming++;
     const deadline = lostAt + graceMs;
+    // Bytes the channels wrote on their connections before the loss whose
+    // "sent" was not taken yet count too (once: the pool goes).
+    this.#channelWire += this.#pool?.pendingWireBytes ?? 0;
     const wireBytesBefore = this.#wireBytes();
     this.#pool?.close();
     this.#pool = null;
     void this.#link.close();
     let attempts = 0;
     let last: unknown = lost;
-    let resumed: { channelPages: readonly number[] } | null = null;
+    let resumed: Resumed | null = null;
     let backoffMs = 100;
     while (attempts < resume.attempts && performance.now() < deadline) {
       // The user's abort only: the lost link's own failure, which its
@@ -736,15 +747,28 @@ class SourceSession {
           `the reconnection after round ${round}`,
         );
         const link = this.#switchLink(conn, left());
-        resumed = await this.#race(
+        const answer = await this.#race(
           link.resume(session, {
             meanwhile: () => this.#startChannels(),
           }),
         );
+        if (this.#perChannel) {
+          // Each channel joins again, on the ports and with the fresh
+          // token RESUMED names (the lost connections' token is void).
+          if (!answer.channelJoin) {
+            throw new MigrationError(
+              `The receiver resumed the session without channelJoin, but its channels have connections of their own`,
+            );
+          }
+          await this.#connectChannels(answer.channelJoin);
+        }
+        resumed = answer;
         break;
       } catch (e) {
         last = e;
-        (this.#pool as EncoderPool | null)?.close();
+        const pool = this.#pool as EncoderPool | null;
+        this.#channelWire += pool?.pendingWireBytes ?? 0;
+        pool?.close();
         this.#pool = null;
         if (this.#opts.signal?.aborted) throw e;
         if (e instanceof MigrationError && !(e instanceof LinkLostError)) {
@@ -1170,7 +1194,10 @@ class SourceSession {
    * reconnection's too.
    */
   #switchLink(conn: Duplex, leftMs: number): SourceLink {
-    this.#wireBefore = this.#wireBytes();
+    // The old link's bytes only: the channels' own connections are
+    // counted in #channelWire, across every connection (adding them here
+    // too counted them twice after a resume).
+    this.#wireBefore += this.#link.wireBytes;
     void this.#link.close();
     this.#link = new SourceLink(conn, {
       bandwidth: this.#plan.bandwidth,

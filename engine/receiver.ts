@@ -146,8 +146,10 @@ export interface ReceiverOptions {
    * decode Worker listens on a port of its own on `hostname`, takes one
    * connection that passes `security` as this one did (same identity) and
    * JOINs with the session's token, and decrypts and applies its frames on
-   * its own thread. Such a session is not resumable. Absent: every channel
-   * stays inside `conn`.
+   * its own thread. With `resume`, a lost channel connection parks the
+   * session as a lost `conn` does, and the RESUME's connection gets every
+   * channel to join again (fresh ports, a fresh token). Absent: every
+   * channel stays inside `conn`.
    */
   channelConnections?: ChannelConnectionsOptions;
 }

@@ -83,12 +83,14 @@ function sameSecret(a: string, b: string): boolean {
  * port once listening; `joined` resolves with the first connection whose
  * JOIN is right (the listener then closes), or rejects when none came
  * within `joinTimeoutMs`. Each refused connection is told why (ERROR) and
- * reported to `onRefused`.
+ * reported to `onRefused`. `stop` stops listening (a session that parks).
  */
 export async function listenForJoin(
   options: JoinListenOptions,
   onRefused: (message: string) => void,
-): Promise<{ port: number; joined: Promise<JoinedConn> }> {
+): Promise<
+  { port: number; joined: Promise<JoinedConn>; stop(): void }
+> {
   const { channel, session } = options;
   const listener = await listenChannel(
     { hostname: options.hostname, port: 0 },
@@ -165,8 +167,20 @@ export async function listenForJoin(
     await writer.write(FrameType.JOINED, 0, encodeJoined({ channel }));
     return { conn, reader, writer };
   };
+  let stop = (): void => {};
   const joined = new Promise<JoinedConn>((resolve, reject) => {
     let done = false;
+    stop = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      listener.close();
+      reject(
+        new MigrationError(
+          `Channel ${channel} of session ${session} stopped waiting for its connection`,
+        ),
+      );
+    };
     const timer = setTimeout(() => {
       done = true;
       listener.close();
@@ -206,7 +220,7 @@ export async function listenForJoin(
     })();
   });
   joined.catch(() => {});
-  return { port: listener.addr.port, joined };
+  return { port: listener.addr.port, joined, stop: () => stop() };
 }
 
 /**

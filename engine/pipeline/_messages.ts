@@ -165,6 +165,16 @@ export type EncodeReply =
     readonly type: "joined";
   }
   | {
+    /**
+     * Per-channel connection: the link failed under this channel (a write
+     * failed or took nothing within the reply deadline, or the connection
+     * could not be made): a lost link, which a resumable migration resumes,
+     * not the channel's failure. The Worker does nothing more.
+     */
+    readonly type: "lost";
+    readonly message: string;
+  }
+  | {
     /** The worker's GPU: its adapter, or why it has none (after init, when asked for one). */
     readonly type: "gpu";
     readonly adapter: string | null;
@@ -247,6 +257,15 @@ export type DecodeRequest =
   | {
     /** The answer to "codecAsk" or "roundEnd": go on reading. */
     readonly type: "go";
+  }
+  | {
+    /**
+     * Per-channel connection: stop listening and reading, and close the
+     * connection (a resumable session parks): no frame is applied after
+     * this request, so a "sync" sent after it counts the channel's pages
+     * for good.
+     */
+    readonly type: "halt";
   };
 
 /** Decode worker → main. */
@@ -306,6 +325,15 @@ export type DecodeReply =
     readonly type: "roundEnd";
     readonly end: RoundEnd;
     readonly at: number;
+  }
+  | {
+    /**
+     * The channel's connection was lost (a reset, a close before its last
+     * round, a cut inside a frame): the link's failure, not the channel's,
+     * so a resumable session may park. The Worker reads no more.
+     */
+    readonly type: "lost";
+    readonly message: string;
   }
   | {
     /** A BATCH from the channel's connection is applied; frame bytes read on it so far. */

@@ -51,6 +51,13 @@ let gpu: GpuSectionDecoder | null = null;
 let connBytes: (() => number) | null = null;
 /** Per-channel connection: the main thread's "go", awaited after each CODEC and ROUND_END. */
 let go: (() => void) | null = null;
+/**
+ * Per-channel connection: the session halted this channel (it parks):
+ * nothing more is read or applied, and a loss is nobody's news.
+ */
+let halted = false;
+/** Per-channel connection: stops listening and closes the connection (for "halt"). */
+let hangUp: (() => void) | null = null;
 /** Return mode: "pages" buffers the main thread gave back, for later replies. */
 const free: ArrayBuffer[] = [];
 
@@ -149,6 +156,8 @@ async function handle(req: DecodeRequest): Promise<void> {
       const decoded = gpu
         ? await set!.decodeOffloaded(req.payload, batch, gpu.offload)
         : set!.decode(req.payload, batch);
+      // Halted while the GPU decoded: the pages the session counted are final.
+      if (halted) return;
       const gpuPages = gpu?.take() ?? 0;
       const scratch = set!.scratch;
       if (memory) {
@@ -221,9 +230,19 @@ async function handle(req: DecodeRequest): Promise<void> {
       post({ type: "synced", id: req.id, applied });
       return;
     case "listen":
-      listen(req).catch(fail);
+      listen(req).catch((e) => {
+        if (halted) return;
+        if (e instanceof ChannelLost) {
+          post({ type: "lost", message: e.message });
+        } else fail(e);
+      });
       return;
     case "go":
+      go?.();
+      return;
+    case "halt":
+      halted = true;
+      hangUp?.();
       go?.();
       return;
     case "buffer":
@@ -254,16 +273,27 @@ function fail(err: unknown): void {
   post(workerError(err));
 }
 
+/** The channel's connection was lost: the link's failure, reported as "lost". */
+class ChannelLost extends WireError {}
+
 /** Per-channel connection: takes the channel's connection, then reads and applies its frames. */
 async function listen(
   req: Extract<DecodeRequest, { type: "listen" }>,
 ): Promise<void> {
-  const { port, joined } = await listenForJoin(
+  const { port, joined, stop } = await listenForJoin(
     req.options,
     (message) => post({ type: "refused", message }),
   );
+  hangUp = stop;
+  if (halted) stop();
   post({ type: "listening", port });
   const j = await joined;
+  hangUp = () => {
+    try {
+      j.conn.close();
+    } catch { /* closed */ }
+  };
+  if (halted) return hangUp();
   post({ type: "joined", remote: j.conn.remote });
   await serve(j, req.frameTimeoutMs);
 }
@@ -286,9 +316,11 @@ async function serve(j: JoinedConn, frameMs: number): Promise<void> {
   for (;;) {
     const frame = await within(
       reader.next().catch((e: unknown) => {
-        // A cut inside a frame, a reset: name the channel it hit.
+        // A cut inside a frame, a reset: name the channel it hit. A frame
+        // that is malformed on a link still open is the source's fault.
         const message = e instanceof Error ? e.message : String(e);
-        throw new WireError(
+        const lost = !(e instanceof WireError) || reader.ended;
+        throw new (lost ? ChannelLost : WireError)(
           `Channel ${ch}'s connection was lost (${reader.bytesRead} bytes read): ${message}`,
           e instanceof WireError ? e.offset : reader.bytesRead,
           { cause: e },
@@ -301,8 +333,9 @@ async function serve(j: JoinedConn, frameMs: number): Promise<void> {
           reader.bytesRead,
         ),
     );
+    if (halted) return;
     if (frame === null) {
-      throw new WireError(
+      throw new ChannelLost(
         `Channel ${ch}'s connection closed before its last round (${reader.bytesRead} bytes read)`,
         reader.bytesRead,
       );
@@ -339,6 +372,7 @@ async function serve(j: JoinedConn, frameMs: number): Promise<void> {
       const answered = goAhead();
       post({ type: "codecAsk", setup, at });
       await answered;
+      if (halted) return;
       await handle({ type: "codec", setup, at });
       continue;
     }
@@ -352,6 +386,7 @@ async function serve(j: JoinedConn, frameMs: number): Promise<void> {
     const answered = goAhead();
     post({ type: "roundEnd", end, at });
     await answered;
+    if (halted) return;
     // Nothing after the last round is read, let alone applied.
     if (end.final) return;
   }

@@ -30,7 +30,9 @@ import type { JoinListenOptions } from "./_channel_join.ts";
  */
 export type ChannelConnEvent = Extract<
   DecodeReply,
-  { type: "codecAsk" | "roundEnd" | "progress" | "joined" | "refused" }
+  {
+    type: "codecAsk" | "roundEnd" | "progress" | "joined" | "refused" | "lost";
+  }
 >;
 
 /**
@@ -337,6 +339,18 @@ export class DecoderPool {
     this.#workers[channel].postMessage({ type: "go" } satisfies DecodeRequest);
   }
 
+  /**
+   * Per-channel connections: every channel stops listening and reading
+   * and closes its connection; a {@link syncChannels} after this counts
+   * each channel's pages for good (a resumable session parks).
+   */
+  halt(): void {
+    if (this.#closed) return;
+    for (const w of this.#workers) {
+      w.postMessage({ type: "halt" } satisfies DecodeRequest);
+    }
+  }
+
   /** Stops every Worker. */
   close(): void {
     if (this.#closed) return;
@@ -389,6 +403,7 @@ export class DecoderPool {
       case "roundEnd":
       case "joined":
       case "refused":
+      case "lost":
         if (m.type === "progress") this.#gpuPages += m.gpuPages;
         if (this.#error) return;
         try {

@@ -83,14 +83,27 @@ async function writeOnLink(bytes: Uint8Array): Promise<void> {
   roundWire += bytes.length;
 }
 
+/**
+ * The link under this channel failed (posted as "lost", not as the
+ * channel's error): a resumable migration resumes from it.
+ */
+class ChannelLinkLost extends MigrationError {}
+
 /** Writes on the channel's connection, failing when the link takes nothing within its stall bound. */
 async function writeWithin(bytes: Uint8Array): Promise<void> {
   const { stallMs, writer } = link!;
   await within(
-    writer.writeRaw(bytes),
+    writer.writeRaw(bytes).catch((e: unknown) => {
+      throw new ChannelLinkLost(
+        `Channel ${init!.channel}'s connection to the receiver was lost: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+        { cause: e },
+      );
+    }),
     stallMs,
     () =>
-      new MigrationError(
+      new ChannelLinkLost(
         `Channel ${
           init!.channel
         }'s connection took no bytes for ${stallMs} ms (the reply deadline): the receiver or the link is stuck`,
@@ -386,14 +399,28 @@ async function handle(req: EncodeRequest): Promise<void> {
         req.security,
         req.join,
         req.timeoutMs,
-      );
+      ).catch((e: unknown) => {
+        // A refusal (the receiver's ERROR, a failed handshake) is final;
+        // a connection that could not be made is a lost link.
+        if (e instanceof MigrationError) throw e;
+        throw new ChannelLinkLost(
+          `Channel ${req.join.channel} could not connect to the receiver at ${req.to.hostname}:${req.to.port}: ${
+            e instanceof Error ? e.message : String(e)
+          }`,
+          { cause: e },
+        );
+      });
       link = {
         writer: j.writer,
         pacer: req.bytesPerSecond
           ? new Pacer({ bytesPerSecond: req.bytesPerSecond })
           : null,
         stallMs: req.timeoutMs,
-        close: () => j.conn.close(),
+        close: () => {
+          try {
+            j.conn.close();
+          } catch { /* closed */ }
+        },
       };
       post({ type: "joined" });
       return;
@@ -454,7 +481,11 @@ async function handle(req: EncodeRequest): Promise<void> {
       await handle(req);
     } catch (e) {
       failed = true;
-      post(workerError(e));
+      if (e instanceof ChannelLinkLost) {
+        // (assigned by "connect", which TypeScript does not follow)
+        (link as { close(): void } | null)?.close();
+        post({ type: "lost", message: e.message });
+      } else post(workerError(e));
     }
   }
 })();

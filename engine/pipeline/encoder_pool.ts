@@ -9,7 +9,7 @@
  */
 
 import type { CodecSpec } from "../plan.ts";
-import { MigrationError } from "../errors.ts";
+import { LinkLostError, MigrationError } from "../errors.ts";
 import type { EncodeInit, EncodeReply, EncodeRequest } from "./_messages.ts";
 import { ChannelCalls, digestRequests, joinDigests } from "./_channel_calls.ts";
 import type { DigestScheme } from "../digest.ts";
@@ -275,6 +275,25 @@ export class EncoderPool {
     }
   }
 
+  /** The first channel's failure (a lost link under it included), or null. */
+  get failure(): Error | null {
+    return this.#error;
+  }
+
+  /**
+   * Per-channel connections: bytes the channels wrote on their own
+   * connections that {@link next} has not handed out yet (a pool given up
+   * after a lost link still counts what went on the wire).
+   */
+  get pendingWireBytes(): number {
+    let n = 0;
+    for (const e of this.#events) {
+      if (e.type === "sent") n += e.wireBytes;
+      else if (e.type === "done") n += e.endBytes ?? 0;
+    }
+    return n;
+  }
+
   /** A written BATCH frame's buffer goes back to its channel: one more credit. */
   credit(channel: number, bytes: Uint8Array): void {
     const buffer = bytes.buffer as ArrayBuffer;
@@ -330,6 +349,17 @@ export class EncoderPool {
       case "sent":
         this.#events.push({ ...m, channel });
         break;
+      case "lost":
+        // The link under the channel, not the channel: a resumable
+        // migration resumes from it.
+        this.#fail(
+          new LinkLostError(m.message, {
+            side: "receiver",
+            peer: null,
+            phase: `channel ${channel}'s connection`,
+          }),
+        );
+        return;
       case "joined":
         this.#joined.get(channel)?.();
         this.#joined.delete(channel);

@@ -280,8 +280,10 @@ export interface ReceiveSessionOptions {
   /**
    * Grant per-channel connections when HELLO offers them (a session into
    * shared memory only): each channel's decode Worker takes its own
-   * connection, authenticated as this one, and reads it itself. Such a
-   * session is not resumable. Absent: every channel stays inside `conn`.
+   * connection, authenticated as this one, and reads it itself. A
+   * resumable session parks on a lost channel connection too; on resume
+   * every channel joins again (fresh Workers and ports, a fresh token).
+   * Absent: every channel stays inside `conn`.
    */
   readonly channelConnections?: ChannelConnectionsOptions;
   /**
@@ -445,6 +447,16 @@ export async function receiveSession<R>(
   const heldEnds: { channel: number; end: RoundEnd; at: number }[] = [];
   let awaitingFrame = false;
   const channelBytesRead = () => channelBytes.reduce((a, b) => a + b, 0);
+  // A resumable session's channel connection that was lost (the link's
+  // failure, not the source's): the loop parks the session on it.
+  let channelLoss: WireError | null = null;
+  let loseChannel: ((e: WireError) => void) | null = null;
+  let channelLost: Promise<never> | null = null;
+  const watchChannels = () => {
+    channelLoss = null;
+    channelLost = new Promise<never>((_, reject) => loseChannel = reject);
+    channelLost.catch(() => {});
+  };
 
   // Replies come from the loop and from a mode's own tasks: one at a time.
   let replies: Promise<void> = Promise.resolve();
@@ -605,6 +617,16 @@ export async function receiveSession<R>(
       case "refused":
         emit({ type: "channelRefused", channel, message: e.message });
         return;
+      case "lost": {
+        const error = new WireError(e.message);
+        // Not resumable, or past the last pages: the session fails, as
+        // a lost session connection fails it.
+        if (!resumable || pagesClosed || !loseChannel) throw error;
+        if (channelLoss) return;
+        channelLoss = error;
+        loseChannel(error);
+        return;
+      }
     }
   };
 
@@ -627,7 +649,12 @@ export async function receiveSession<R>(
       try {
         awaitingFrame = true;
         frame = pool
-          ? await Promise.race([next, watchdog.expired, poolFailed!])
+          ? await Promise.race([
+            next,
+            watchdog.expired,
+            poolFailed!,
+            ...(channelLost ? [channelLost] : []),
+          ])
           : await Promise.race([next, watchdog.expired]);
         awaitingFrame = false;
         if (frame === null) {
@@ -644,8 +671,10 @@ export async function receiveSession<R>(
       } catch (error) {
         awaitingFrame = false;
         watchdog.disarm();
+        const lost = linkLost ||
+          (channelLoss !== null && error === channelLoss);
         if (
-          !linkLost || !resumable || phase !== "session" ||
+          !lost || !resumable || phase !== "session" ||
           (pagesClosed && !mode.verdict?.())
         ) {
           throw error;
@@ -734,17 +763,17 @@ export async function receiveSession<R>(
         poolFailed = pool.failed();
         poolFailed.catch(() => {});
         commit = hello.commit === true && mode.commit?.(hello) === true;
-        // Per-channel connections: into shared memory only; such a
-        // session is not resumable (a lost channel fails it).
+        // Per-channel connections: into shared memory only.
         const cc = options.channelConnections;
         if (
           hello.channelConnections === true && cc !== undefined &&
           channels.memory !== undefined
         ) {
-          channelJoin = await listenForChannels(cc, hello, pool);
+          reserveChannelBuffers(cc, hello);
+          channelJoin = await listenForChannels(cc, hello, pool, null);
         }
         if (
-          !channelJoin && options.resume && hello.resumeMs &&
+          options.resume && hello.resumeMs &&
           options.resume.registry.maxGraceMs > 0
         ) {
           resumable = options.resume.registry.open(
@@ -753,6 +782,8 @@ export async function receiveSession<R>(
           );
           heldBefore = new Array(hello.channels).fill(0);
           detachOnTakeover();
+          // A lost channel connection parks the session too.
+          if (channelJoin) watchChannels();
         }
         await reply(
           FrameType.WELCOME,
@@ -911,19 +942,24 @@ export async function receiveSession<R>(
     (release as (() => void) | null)?.();
   }
 
-  /**
-   * Per-channel connections: each channel's Worker listens on a port of
-   * its own (the TLS read buffers reserved in the budget first); returns
-   * WELCOME's `channelJoin`.
-   */
-  async function listenForChannels(
-    cc: ChannelConnectionsOptions,
-    h: Hello,
-    p: DecoderPool,
-  ): Promise<ChannelJoin> {
-    const readBuffer = cc.security.kind === "tls"
+  /** Each TLS channel connection's read buffer (0 over plain TCP). */
+  function channelReadBuffer(cc: ChannelConnectionsOptions): number {
+    return cc.security.kind === "tls"
       ? cc.readBufferBytes ?? DEFAULT_READ_BUFFER_BYTES
       : 0;
+  }
+
+  /**
+   * Per-channel connections: the TLS read buffers of every channel's
+   * connection, reserved in the budget once for the session (the
+   * connections a resume makes reuse the reservation: at most one per
+   * channel is open at a time).
+   */
+  function reserveChannelBuffers(
+    cc: ChannelConnectionsOptions,
+    h: Hello,
+  ): void {
+    const readBuffer = channelReadBuffer(cc);
     if (options.budget && readBuffer > 0) {
       reservations.push(options.budget.reserve(
         readBuffer * h.channels,
@@ -932,11 +968,28 @@ export async function receiveSession<R>(
         } each)`,
       ));
     }
-    const session = hex(crypto.getRandomValues(new Uint8Array(16)));
+  }
+
+  /**
+   * Per-channel connections: each channel's Worker listens on a port of
+   * its own; returns WELCOME's (or RESUMED's) `channelJoin`: the session's
+   * channel id (`session`, or a new one) and a fresh token.
+   */
+  async function listenForChannels(
+    cc: ChannelConnectionsOptions,
+    h: Hello,
+    p: DecoderPool,
+    joinSession: string | null,
+  ): Promise<ChannelJoin> {
+    const readBuffer = channelReadBuffer(cc);
+    const session = joinSession ??
+      hex(crypto.getRandomValues(new Uint8Array(16)));
     const token = hex(crypto.getRandomValues(new Uint8Array(16)));
     channelBytes = new Array(h.channels).fill(0);
     channelFinal = new Array(h.channels).fill(null);
     finalsLeft = h.channels;
+    allFinal = null;
+    heldEnds.length = 0;
     const ports = await p.listen((channel) => ({
       hostname: cc.hostname,
       security: cc.security,
@@ -962,7 +1015,14 @@ export async function receiveSession<R>(
       armFrame();
       awaitingFrame = true;
       try {
-        await Promise.race([ended, watchdog.expired, poolFailed!]);
+        // A channel lost now fails the session: FINAL came, the VM is
+        // paused at the source, and only pre-copy resumes.
+        await Promise.race([
+          ended,
+          watchdog.expired,
+          poolFailed!,
+          ...(channelLost ? [channelLost] : []),
+        ]);
       } finally {
         awaitingFrame = false;
         watchdog.disarm();
@@ -1008,13 +1068,17 @@ export async function receiveSession<R>(
   async function park(lost: unknown): Promise<void> {
     const session = resumable!;
     const h = hello!;
+    // Channel connections stop reading first, so that the counts below
+    // are final: no page is applied after them.
+    if (channelJoin) pool!.halt();
     const counts = await Promise.race([pool!.syncChannels(), poolFailed!]);
     heldBefore = heldBefore.map((n, c) => n + counts[c]);
     gpuPagesBefore += pool!.gpuPages;
     pool!.close();
     pool = null;
     poolFailed = null;
-    bytesBefore += reader.bytesRead;
+    bytesBefore += reader.bytesRead + channelBytesRead();
+    channelBytes = channelBytes.map(() => 0);
     const reason = `${
       takenOver
         ? "A RESUME took the session over from a connection still open here (half-open): "
@@ -1063,15 +1127,28 @@ export async function receiveSession<R>(
       touched: sink.touched,
       onPages: sink.onPages,
       gpu: options.gpu,
+      onConnEvent,
     });
     poolFailed = pool.failed();
     poolFailed.catch(() => {});
     const verdict = mode.verdict?.() ?? null;
+    // Channel connections join again: fresh Workers on fresh ports, a
+    // fresh token (the lost connections' is void), the same session.
+    if (channelJoin && !verdict) {
+      channelJoin = await listenForChannels(
+        options.channelConnections!,
+        h,
+        pool,
+        channelJoin.session,
+      );
+      watchChannels();
+    }
     await reply(
       FrameType.RESUMED,
       encodeResumed({
         channelPages: heldBefore,
         ...(verdict ? { result: verdict } : {}),
+        ...(channelJoin && !verdict ? { channelJoin } : {}),
       }),
     );
     emit({ type: "resumed", channelPages: heldBefore.slice() });

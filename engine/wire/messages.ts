@@ -216,6 +216,12 @@ export interface Resumed {
    * RESULT, or COMMITTED, learns the verdict here.
    */
   readonly result?: Result;
+  /**
+   * A session whose channels have connections of their own (WELCOME's
+   * `channelJoin`): where each channel joins again, with a fresh token
+   * (the lost connections' token is void).
+   */
+  readonly channelJoin?: ChannelJoin;
 }
 
 /**
@@ -679,11 +685,11 @@ export function decodeWelcome(payload: Uint8Array): Welcome {
   };
 }
 
-/** WELCOME's `channelJoin`: a session id, a token and 1..64 ports. */
-function channelJoin(v: unknown): ChannelJoin {
+/** WELCOME's (or RESUMED's) `channelJoin`: a session id, a token and 1..64 ports. */
+function channelJoin(v: unknown, frame = "WELCOME"): ChannelJoin {
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw new WireError(
-      `Cannot decode WELCOME: field "channelJoin" must be an object {session, token, ports}, got ${
+      `Cannot decode ${frame}: field "channelJoin" must be an object {session, token, ports}, got ${
         show(v)
       }`,
     );
@@ -696,14 +702,14 @@ function channelJoin(v: unknown): ChannelJoin {
     !ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)
   ) {
     throw new WireError(
-      `Cannot decode WELCOME: field "channelJoin.ports" must be 1 to ${MAX_CHANNELS} TCP ports, got ${
+      `Cannot decode ${frame}: field "channelJoin.ports" must be 1 to ${MAX_CHANNELS} TCP ports, got ${
         show(ports)
       }`,
     );
   }
   return {
-    session: sessionId("WELCOME channelJoin", o),
-    token: hex128("WELCOME channelJoin", o, "token"),
+    session: sessionId(`${frame} channelJoin`, o),
+    token: hex128(`${frame} channelJoin`, o, "token"),
     ports: ports as number[],
   };
 }
@@ -1453,6 +1459,15 @@ export function encodeResumed(resumed: Resumed): Uint8Array {
     ...(resumed.result
       ? { result: JSON.parse(decoder.decode(encodeResult(resumed.result))) }
       : {}),
+    ...(resumed.channelJoin
+      ? {
+        channelJoin: {
+          session: resumed.channelJoin.session,
+          token: resumed.channelJoin.token,
+          ports: resumed.channelJoin.ports,
+        },
+      }
+      : {}),
   });
 }
 
@@ -1487,9 +1502,11 @@ export function decodeResumed(payload: Uint8Array): Resumed {
   }
   if (o.received !== undefined) {
     const received = uint("RESUMED", o, "received", Number.MAX_SAFE_INTEGER);
-    if (list.length > 0 || o.result !== undefined) {
+    if (
+      list.length > 0 || o.result !== undefined || o.channelJoin !== undefined
+    ) {
       throw new WireError(
-        `Cannot decode RESUMED: field "received" (a stream tunnel's) goes without pages or a result`,
+        `Cannot decode RESUMED: field "received" (a stream tunnel's) goes without pages, a result or channelJoin`,
       );
     }
     return { channelPages: [], received };
@@ -1504,7 +1521,10 @@ export function decodeResumed(payload: Uint8Array): Resumed {
     }
     return v;
   });
-  if (o.result === undefined) return { channelPages };
+  const join = o.channelJoin === undefined
+    ? {}
+    : { channelJoin: channelJoin(o.channelJoin, "RESUMED") };
+  if (o.result === undefined) return { channelPages, ...join };
   if (typeof o.result !== "object" || o.result === null) {
     throw new WireError(
       `Cannot decode RESUMED: field "result" must be a RESULT object, got ${
@@ -1515,6 +1535,7 @@ export function decodeResumed(payload: Uint8Array): Resumed {
   return {
     channelPages,
     result: decodeResult(encoder.encode(JSON.stringify(o.result))),
+    ...join,
   };
 }
 

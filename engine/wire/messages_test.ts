@@ -564,6 +564,41 @@ Deno.test("commit messages: HELLO and WELCOME commit, COMMIT, COMMITTED, RESUMED
   );
 });
 
+Deno.test("messages: RESUMED of a session with channel connections carries a channelJoin (fresh token, new ports), checked as WELCOME's and named as RESUMED's", () => {
+  const channelJoin = {
+    session: "0123456789abcdef0123456789abcdef",
+    token: "fedcba9876543210fedcba9876543210",
+    ports: [40001, 40002],
+  };
+  const resumed = { channelPages: [5, 7], channelJoin };
+  assert.deepEqual(
+    decodeResumed(encodeResumed(resumed)),
+    resumed,
+    "RESUMED's channelJoin does not round-trip",
+  );
+  assert.throws(
+    () =>
+      decodeResumed(
+        json({ channelPages: [1], channelJoin: { ...channelJoin, ports: [] } }),
+      ),
+    /Cannot decode RESUMED: field "channelJoin.ports" must be 1 to 64 TCP ports/,
+  );
+  assert.throws(
+    () =>
+      decodeResumed(
+        json({
+          channelPages: [1],
+          channelJoin: { ...channelJoin, token: "x" },
+        }),
+      ),
+    /RESUMED channelJoin.*token/,
+  );
+  assert.throws(
+    () => decodeResumed(json({ channelPages: [], received: 3, channelJoin })),
+    /field "received" \(a stream tunnel's\) goes without pages, a result or channelJoin/,
+  );
+});
+
 Deno.test("messages: a stream tunnel's RESUME and RESUMED say the bytes held, ACK round-trips, and bad counts are refused naming the field", () => {
   const session = "0123456789abcdef0123456789abcdef";
   assert.deepEqual(
