@@ -89,6 +89,10 @@ export interface BenchRow {
   readonly totalTimeMs: number;
   /** Source `STOP` → destination `RESUME`. */
   readonly downtimeMs: number;
+  /** Source `STOP`, epoch ms (QMP's time): lines a `HAKOBU_TRACE_TUNNEL` trace up with the switchover. */
+  readonly stopAtMs: number;
+  /** Destination `RESUME`, epoch ms (QMP's time). */
+  readonly resumeAtMs: number;
   /** QEMU's own `total-time` (stops before an exec: child is waited for). */
   readonly qemuTotalTimeMs: number;
   /** QEMU's own `downtime`. */
@@ -340,6 +344,8 @@ async function main(o: BenchQemuOptions): Promise<number> {
           verified: report.verified,
           totalTimeMs: times?.totalMs ?? NaN,
           downtimeMs: times?.downtimeMs ?? NaN,
+          stopAtMs: times?.stopMs ?? NaN,
+          resumeAtMs: times?.resumeMs ?? NaN,
           qemuTotalTimeMs: report.totalTimeMs,
           qemuDowntimeMs: report.downtimeMs,
           rounds: report.rounds.length,

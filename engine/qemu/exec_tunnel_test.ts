@@ -19,11 +19,15 @@ xxh3x128(fixture, digest, 0);
 const sha = hex(digest);
 
 /** Runs the URI's command as QEMU would, feeding it the stream. */
-async function runLikeQemu(uri: string): Promise<number> {
+async function runLikeQemu(
+  uri: string,
+  env?: Record<string, string>,
+): Promise<number> {
   assert.ok(uri.startsWith("exec:"));
   const child = new Deno.Command("/bin/sh", {
     args: ["-c", uri.slice("exec:".length)],
     stdin: "piped",
+    env,
   }).spawn();
   const w = child.stdin.getWriter();
   await w.write(fixture).catch(() => {});
@@ -66,6 +70,51 @@ Deno.test("execTunnel: a real receiver gives a verdict with both digests equal t
       }
     },
   );
+});
+
+Deno.test("execTunnel: HAKOBU_TRACE_TUNNEL=FILE makes the sender append its phases with epoch times, in order", async () => {
+  const trace = await Deno.makeTempFile({ suffix: ".trace" });
+  try {
+    await withListener(
+      (c) => receiveQemuStream(c, new WritableStream()),
+      async (to) => {
+        const tunnel = await execTunnel({
+          to,
+          codecs: ["zero"],
+          security: { insecurePlain: true },
+        });
+        try {
+          const before = Date.now();
+          const code = await runLikeQemu(tunnel.uri, {
+            HAKOBU_TRACE_TUNNEL: trace,
+          });
+          assert.equal(code, 0);
+          assert.equal((await tunnel.verdict(20_000)).verified, true);
+          const lines = (await Deno.readTextFile(trace)).trim().split("\n");
+          const parsed = lines.map((l) => {
+            const m = /^(\d+\.\d) (\d+) (.+)$/.exec(l);
+            assert.ok(m, `a trace line is "EPOCH_MS PID EVENT": ${l}`);
+            return { ms: Number(m[1]), event: m[3] };
+          });
+          assert.deepEqual(
+            parsed.map((p) => p.event).filter((e) => e.startsWith("send ")),
+            ["send input ended", "send STREAM_END written", "send RESULT read"],
+            "the sender's phases of a one-round stream, in order",
+          );
+          for (const p of parsed) {
+            assert.ok(
+              p.ms >= before - 1000 && p.ms <= Date.now() + 1000,
+              `trace times are epoch ms of this run: ${p.ms}`,
+            );
+          }
+        } finally {
+          await Deno.remove(tunnel.statsFile).catch(() => {});
+        }
+      },
+    );
+  } finally {
+    await Deno.remove(trace);
+  }
 });
 
 Deno.test("execTunnel: a receiver that lies about its digest gives a failed verdict that says why", async () => {

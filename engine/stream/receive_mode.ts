@@ -33,6 +33,7 @@ import { encodeResult, type Hello } from "../wire/messages.ts";
 import { type RecordEntry, RecordKind, RecordsParser } from "./records.ts";
 import { emptyStreamStats, type StreamStats } from "./send.ts";
 import { decodeStreamEnd, STREAM_DIGEST, streamDigest } from "./stream_end.ts";
+import { traceTunnel } from "./_trace.ts";
 
 /** Output is written to the destination in pieces of about this size. */
 const OUT_CHUNK = 1 << 20;
@@ -299,6 +300,9 @@ export function streamMode(
     async frame(frame: Frame, s: SessionControl) {
       if (failure) throw failure;
       if (frame.type === FrameType.RECORDS) {
+        if (frame.round >= stats.rounds) {
+          traceTunnel(`receive round ${frame.round} starts`);
+        }
         stats.rounds = Math.max(stats.rounds, frame.round + 1);
         const parsed = parser!.parse(frame.payload);
         if (head === entries.length) {
@@ -312,6 +316,7 @@ export function streamMode(
         return null;
       }
       // STREAM_END: every page is in; rebuild the rest, then compare.
+      traceTunnel("receive STREAM_END read");
       s.closePages();
       const end = decodeStreamEnd(frame.payload);
       await s.pool.sync();
@@ -342,8 +347,10 @@ export function streamMode(
             `where the source sent ${end.streamBytes} and ${end.pages}, or a different XXH3-128 (${stats.digest} against ${stats.peerDigest})`,
         );
       }
+      traceTunnel("receive verified");
       await writes;
       if (end0.length > 0) await out.write(end0);
+      traceTunnel("receive stream's end written");
       await out.close();
       settled = true;
       stats.verified = true;

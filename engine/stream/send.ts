@@ -31,6 +31,7 @@ import {
   type RoundStats,
 } from "../plan.ts";
 import { RoundMeter } from "../_round_meter.ts";
+import { traceTunnel } from "./_trace.ts";
 import { EncoderPool } from "../pipeline/encoder_pool.ts";
 import type { ChannelPools } from "../pipeline/channel_pools.ts";
 import { channelOf } from "../pipeline/partition.ts";
@@ -416,6 +417,7 @@ export async function sendStream(
       await link.write(FrameType.RECORDS, round, records.take());
     };
     const newRound = async (): Promise<void> => {
+      traceTunnel(`send round ${round + 1} starts`);
       await flushRecords();
       const secs = Math.max(1e-6, (performance.now() - roundStart) / 1000);
       lastSendRate = roundRaw / secs;
@@ -521,6 +523,7 @@ export async function sendStream(
       return r;
     };
     let next = ended ? null : readAhead();
+    let tailTraced = false;
     while (next) {
       checkPump();
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -534,6 +537,10 @@ export async function sendStream(
         chunk = await next;
       }
       if (chunk.done) break;
+      if (parser.tail && !tailTraced) {
+        tailTraced = true;
+        traceTunnel("send device state begins");
+      }
       next = readAhead();
       const value = chunk.value;
       hash.update(value);
@@ -547,6 +554,7 @@ export async function sendStream(
     if (!ended) {
       for (const e of parser.finish()) await handle(e);
     }
+    traceTunnel("send input ended");
     // Every byte was given to the hash.
     const digest = hash.digest();
     stats.digest = hex(digest);
@@ -567,7 +575,9 @@ export async function sendStream(
         digest,
       }),
     );
+    traceTunnel("send STREAM_END written");
     const result = decodeResult(await link.expect(FrameType.RESULT));
+    traceTunnel("send RESULT read");
     closing = true;
     // Compare, never copy: a receiver that says "verified" about other bytes
     // is a failed migration.
