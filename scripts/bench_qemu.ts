@@ -205,10 +205,18 @@ async function main(o: BenchQemuOptions): Promise<number> {
       );
       return 2;
     }
+    // A checkout since tunnels authenticate refuses to run without
+    // --insecure-plain (or TLS flags); an older one knows no such flag.
+    const secure = (await Deno.stat(`${against}/engine/transport/secure`)
+      .catch(() => null))?.isDirectory === true;
     for (const [name, codecs] of chains) {
       modes.push({
         name: `against-${name}`,
-        tunnel: { codecs, command: [deno, "run", "-A", ...theirs], tls: false },
+        tunnel: {
+          codecs,
+          command: [deno, "run", "-A", ...theirs],
+          tls: secure ? undefined : false,
+        },
       });
     }
   }

@@ -34,6 +34,7 @@ import { type RecordEntry, RecordKind, RecordsParser } from "./records.ts";
 import { emptyStreamStats, type StreamStats } from "./send.ts";
 import { decodeStreamEnd, STREAM_DIGEST, streamDigest } from "./stream_end.ts";
 import { traceTunnel } from "./_trace.ts";
+import { encodeStreamProgress } from "./stream_progress.ts";
 
 /** Output is written to the destination in pieces of about this size. */
 const OUT_CHUNK = 1 << 20;
@@ -135,6 +136,19 @@ export function streamMode(
   /** The decode Workers, to hand used page buffers back to. */
   let pool: SessionControl["pool"] | null = null;
   let settled = false;
+  // PROGRESS, when HELLO asked: the stream bytes written to the destination.
+  let control: SessionControl | null = null;
+  let progressStep = 0;
+  let written = 0;
+  let reported = 0;
+  const wrote = (n: number): void => {
+    written += n;
+    if (progressStep === 0 || written - reported < progressStep) return;
+    reported = written;
+    // Not awaited: the output never waits for the source's side.
+    control?.reply(FrameType.PROGRESS, encodeStreamProgress(written))
+      .catch(() => {});
+  };
 
   const emit = (bytes: Uint8Array): void => {
     stats.streamBytes += bytes.length;
@@ -167,7 +181,9 @@ export function streamMode(
     // one hash update per piece, not per record
     hash!.update(piece);
     accStart = end;
-    writes = writes.then(() => out.write(piece));
+    writes = writes.then(() => out.write(piece)).then(() =>
+      wrote(piece.length)
+    );
   };
 
   /** Emits what can be emitted now; returns when blocked on a missing page. */
@@ -263,6 +279,7 @@ export function streamMode(
       hash = streamDigest();
       channels = hello.channels;
       stats.channels = channels;
+      progressStep = hello.progressBytes ?? 0;
       parser = new RecordsParser({ pageCount: hello.memoryBytes / PAGE_SIZE });
       for (let c = 0; c < channels; c++) queues.push([]);
       return Promise.resolve({
@@ -278,6 +295,11 @@ export function streamMode(
     verify: () => STREAM_DIGEST,
     started(s: SessionControl): void {
       pool = s.pool;
+      control = s;
+      // A first PROGRESS (0) tells the source its lead is counted from now.
+      if (progressStep > 0) {
+        s.reply(FrameType.PROGRESS, encodeStreamProgress(0)).catch(() => {});
+      }
       if (!options.back) return;
       const reader = backReader = options.back.getReader();
       backDone = (async () => {

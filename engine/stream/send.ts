@@ -42,6 +42,7 @@ import { FrameType } from "../wire/frame.ts";
 import { decodeResult, PROTOCOL_VERSION } from "../wire/messages.ts";
 import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
 import { MAX_RECORDS_BYTES, RecordsBuilder } from "./records.ts";
+import { decodeStreamProgress } from "./stream_progress.ts";
 import { encodeStreamEnd, STREAM_DIGEST, streamDigest } from "./stream_end.ts";
 import {
   resumableSource,
@@ -135,6 +136,16 @@ export interface StreamSendOptions {
   readonly tailHoldBytes?: number;
   /** Longest pending records wait for more input before they go, ms (default 5). */
   readonly maxFlushDelayMs?: number;
+  /**
+   * Most stream bytes read from the hypervisor beyond what the receiving
+   * tunnel reported written to the destination (its PROGRESS frames);
+   * reading waits above it (default {@link DEFAULT_MAX_LEAD_BYTES}; 0: no
+   * bound). The source hypervisor then feels the end-to-end rate, and what
+   * is still in flight when it stops the guest, which the guest's downtime
+   * waits for, stays this small. A receiver that sends no PROGRESS (an older
+   * one) is never waited for.
+   */
+  readonly maxLeadBytes?: number;
   /** Where bytes the receiving side writes back go (xl's stdin); absent: dropped. */
   readonly back?: WritableStream<Uint8Array>;
   /** Description for the receiver's logs. */
@@ -163,6 +174,9 @@ const FLUSH_RECORDS_BYTES = 1 << 20;
  */
 const RECORDS_CAP_BYTES = MAX_RECORDS_BYTES / 2;
 const OPAQUE_PIECE_BYTES = 1 << 20;
+/** Default {@link StreamSendOptions.maxLeadBytes}: 8 MiB. */
+export const DEFAULT_MAX_LEAD_BYTES = 8 << 20;
+
 /** Batch requests a channel may have queued, not yet encoded. */
 const QUEUED_BATCHES = 4;
 
@@ -242,11 +256,10 @@ export async function sendStream(
   const maxDelay = options.maxFlushDelayMs ?? 5;
   // Resumable: the link survives a cut, so waits must outlast the grace.
   const wire = options.resume ? resumableSource(conn, options.resume) : null;
+  const replyMs = DEFAULT_DEADLINES.replyMs + (options.resume?.graceMs ?? 0);
   const link = new SourceLink(wire ?? conn, {
     bandwidth: options.bandwidth,
-    ...(options.resume
-      ? { replyMs: DEFAULT_DEADLINES.replyMs + options.resume.graceMs }
-      : {}),
+    replyMs,
   });
   const backWriter = options.back?.getWriter();
   let backClosed = false;
@@ -257,6 +270,21 @@ export async function sendStream(
   link.onFrame(FrameType.BACK_END, async () => {
     backClosed = true;
     await backWriter?.close().catch(() => {});
+  });
+  // How far reading may run ahead of the destination (see maxLeadBytes);
+  // bounded once the receiver said it counts (its first PROGRESS, 0).
+  const maxLead = options.maxLeadBytes ?? DEFAULT_MAX_LEAD_BYTES;
+  if (!(Number.isSafeInteger(maxLead) && maxLead >= 0)) {
+    throw new RangeError(
+      `maxLeadBytes must be a whole number of bytes ≥ 0 (0: no bound), got ${maxLead}`,
+    );
+  }
+  let written = -1;
+  let wakeLead: (() => void) | null = null;
+  link.onFrame(FrameType.PROGRESS, (f) => {
+    written = Math.max(written, decodeStreamProgress(f.payload));
+    wakeLead?.();
+    return Promise.resolve();
   });
   let pool: EncoderPool | null = null;
   let pump: Promise<void> | null = null;
@@ -300,6 +328,9 @@ export async function sendStream(
       stream: format.name,
       verify: [STREAM_DIGEST],
       ...(options.resume ? { resumeMs: options.resume.graceMs } : {}),
+      ...(maxLead > 0
+        ? { progressBytes: Math.max(4096, Math.floor(maxLead / 4)) }
+        : {}),
     });
     if (welcome.verify !== STREAM_DIGEST) {
       throw new MigrationError(
@@ -522,6 +553,37 @@ export async function sendStream(
       r.catch(() => {});
       return r;
     };
+    /**
+     * Waits, with everything pending sent, until the receiver wrote all but
+     * `maxLead` of what was read; the receiver's failure or silence for the
+     * reply deadline ends the wait.
+     */
+    const holdLead = async (): Promise<void> => {
+      await flushRecords();
+      let heard = performance.now();
+      let last = written;
+      while (stats.streamBytes - written > maxLead) {
+        checkPump();
+        if (written !== last) {
+          last = written;
+          heard = performance.now();
+        } else if (performance.now() - heard > replyMs) {
+          throw new MigrationError(
+            `The receiving tunnel wrote nothing to the destination for ${replyMs} ms ` +
+              `(${
+                stats.streamBytes - written
+              } stream bytes read beyond what it reported written)`,
+          );
+        }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await new Promise<void>((r) => {
+          wakeLead = r;
+          timer = setTimeout(r, 50);
+        });
+        clearTimeout(timer);
+        wakeLead = null;
+      }
+    };
     let next = ended ? null : readAhead();
     let tailTraced = false;
     while (next) {
@@ -550,6 +612,11 @@ export async function sendStream(
         if (wait) await wait;
       }
       await maybeFlush(false);
+      if (
+        written >= 0 && maxLead > 0 && stats.streamBytes - written > maxLead
+      ) {
+        await holdLead();
+      }
     }
     if (!ended) {
       for (const e of parser.finish()) await handle(e);

@@ -104,6 +104,12 @@ export const FrameType = {
   BACK: 51,
   /** Stream mode, receiver → source: the destination closed its output. */
   BACK_END: 52,
+  /**
+   * Stream mode, receiver → source, when HELLO asked (`progressBytes`): the
+   * rebuilt stream's bytes written to the destination so far
+   * (`engine/stream/stream_progress.ts`).
+   */
+  PROGRESS: 53,
 } as const;
 
 /** One of the values of {@link FrameType}. */

@@ -51,6 +51,8 @@ export const MAX_CODECS = 256;
 
 /** Longest grace a HELLO may ask a session to be kept after a lost connection: a day, in milliseconds. */
 export const MAX_RESUME_MS = 86_400_000;
+/** Largest `progressBytes` a HELLO may ask for (1 GiB). */
+export const MAX_PROGRESS_BYTES = 1 << 30;
 
 const U32_MAX = 0xffff_ffff;
 
@@ -107,6 +109,12 @@ export interface Hello {
    * every channel inside this connection).
    */
   readonly channelConnections?: boolean;
+  /**
+   * Stream mode: the source asks for a PROGRESS frame at least every this
+   * many stream bytes the receiver writes to the destination (it bounds how
+   * far it reads ahead by them); absent: none.
+   */
+  readonly progressBytes?: number;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -527,6 +535,9 @@ export function encodeHello(hello: Hello): Uint8Array {
     ...(hello.verify ? { verify: hello.verify } : {}),
     ...(hello.commit ? { commit: true } : {}),
     ...(hello.channelConnections ? { channelConnections: true } : {}),
+    ...(hello.progressBytes === undefined
+      ? {}
+      : { progressBytes: hello.progressBytes }),
   });
 }
 
@@ -599,7 +610,21 @@ export function decodeHello(payload: Uint8Array): Hello {
     ...(o.channelConnections === undefined ? {} : {
       channelConnections: bool("HELLO", o, "channelConnections"),
     }),
+    ...(o.progressBytes === undefined ? {} : {
+      progressBytes: progressStep(o),
+    }),
   };
+}
+
+/** HELLO's `progressBytes`: 1 byte to {@link MAX_PROGRESS_BYTES}. */
+function progressStep(o: Record<string, unknown>): number {
+  const n = uint("HELLO", o, "progressBytes", MAX_PROGRESS_BYTES);
+  if (n === 0) {
+    throw new WireError(
+      `Cannot decode HELLO: field "progressBytes" must be at least 1 (a PROGRESS every 0 bytes), got 0`,
+    );
+  }
+  return n;
 }
 
 /** HELLO's `verify`: a short list of short names. */
