@@ -44,6 +44,7 @@ import { FrameType } from "./wire/frame.ts";
 import { FrameReader } from "./wire/frame_reader.ts";
 import { FrameWriter } from "./wire/frame_writer.ts";
 import { withDeadline } from "./_precopy_testing.ts";
+import { DecoderPool } from "./pipeline/decoder_pool.ts";
 
 const AT = { hostname: "127.0.0.1", port: 0 };
 
@@ -145,6 +146,59 @@ for (const kind of ["tls", "plain"] as const) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "channel connections: a receiver whose channel Workers take 3 s to listen (a cold module cache, made deterministic) still welcomes a source whose reply deadline is 1 s: it says it is starting (STARTING), and the migration verifies",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const events: ReceiverEvent[] = [];
+    const r = await receiver(INSECURE_PLAIN, { events });
+    // Every decode Worker listens 3 s late, as a cold start under load.
+    const listen = DecoderPool.prototype.listen;
+    DecoderPool.prototype.listen = async function (this: DecoderPool, ...a) {
+      await new Promise((res) => setTimeout(res, 3000));
+      return await listen.apply(this, a);
+    };
+    await using vm = await SimVm.create({
+      memoryBytes: MiB(4),
+      workload: "unique",
+    });
+    const to = { hostname: "127.0.0.1", port: r.port };
+    try {
+      const conn = await connectChannel(to, INSECURE_PLAIN);
+      const t0 = performance.now();
+      const report = await withDeadline(
+        migrate({
+          plan: compile(
+            policy("short-reply").switchover(when.rounds(2)).deadlines({
+              reply: ms(1000),
+            }),
+          ),
+          source: vm,
+          conn,
+          channels: 2,
+          channelConnections: { to, security: INSECURE_PLAIN },
+        }),
+        "the migration",
+        // Generous: the first Worker of a fresh cache type-checks its
+        // module graph first, which takes long on a loaded machine.
+        180_000,
+      ).finally(() => conn.close());
+      assert.equal(report.verified, true, report.outcome);
+      assert.equal(report.channelConnections, true);
+      assert.ok(
+        performance.now() - t0 >= 3000,
+        "the Workers' start was not slowed: the test proves nothing",
+      );
+      assert.equal((await r.received).verified, true);
+    } finally {
+      DecoderPool.prototype.listen = listen;
+      r.close();
+    }
+  },
+});
 
 Deno.test({
   name:

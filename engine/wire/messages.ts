@@ -107,6 +107,23 @@ export interface Hello {
    * every channel inside this connection).
    */
   readonly channelConnections?: boolean;
+  /**
+   * The source's wish for STARTING frames (1..{@link MAX_RESUME_MS}): while
+   * the receiver starts what it needs before WELCOME (its channel Workers,
+   * with per-channel connections), it sends one at least this often, and
+   * the source's reply deadline counts from the last one. Absent: the
+   * receiver sends none, as a receiver from before them.
+   */
+  readonly keepAliveMs?: number;
+}
+
+/**
+ * STARTING (receiver → source, before WELCOME, only to a HELLO with
+ * `keepAliveMs`): the receiver is alive and still starting.
+ */
+export interface Starting {
+  /** Milliseconds since the receiver began starting (for the source's logs). */
+  readonly elapsedMs: number;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -527,6 +544,9 @@ export function encodeHello(hello: Hello): Uint8Array {
     ...(hello.verify ? { verify: hello.verify } : {}),
     ...(hello.commit ? { commit: true } : {}),
     ...(hello.channelConnections ? { channelConnections: true } : {}),
+    ...(hello.keepAliveMs === undefined
+      ? {}
+      : { keepAliveMs: hello.keepAliveMs }),
   });
 }
 
@@ -599,6 +619,62 @@ export function decodeHello(payload: Uint8Array): Hello {
     ...(o.channelConnections === undefined ? {} : {
       channelConnections: bool("HELLO", o, "channelConnections"),
     }),
+    ...(o.keepAliveMs === undefined ? {} : {
+      keepAliveMs: positive("HELLO", o, "keepAliveMs", MAX_RESUME_MS),
+    }),
+  };
+}
+
+/** Field `name` of `o`: a whole number from 1 to `max`. */
+function positive(
+  what: string,
+  o: Record<string, unknown>,
+  name: string,
+  max: number,
+): number {
+  const v = uint(what, o, name, max);
+  if (v === 0) {
+    throw new WireError(
+      `Cannot decode ${what}: field "${name}" must be an integer in 1..${max}, got 0`,
+    );
+  }
+  return v;
+}
+
+/**
+ * Encodes a STARTING payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeStarting, encodeStarting } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(decodeStarting(encodeStarting({ elapsedMs: 1500 })), {
+ *   elapsedMs: 1500,
+ * });
+ * ```
+ */
+export function encodeStarting(starting: Starting): Uint8Array {
+  return encodeJson("STARTING", { elapsedMs: starting.elapsedMs });
+}
+
+/**
+ * Decodes a STARTING payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeStarting } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({ elapsedMs: -1 }));
+ * assert.throws(() => decodeStarting(bad), /field "elapsedMs"/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeStarting(payload: Uint8Array): Starting {
+  const o = decodeJson("STARTING", payload);
+  return {
+    elapsedMs: uint("STARTING", o, "elapsedMs", Number.MAX_SAFE_INTEGER),
   };
 }
 
