@@ -59,8 +59,8 @@ export interface SourceLinkOptions {
 
 /**
  * How long a receiver may keep saying it is starting (STARTING) before
- * WELCOME: 5 minutes. Its channel Workers start in ≈ 0.2–0.4 s, and in
- * about 10 s where Deno type-checks their modules on a cold cache (`deno
+ * WELCOME: 5 minutes. Its channel Workers start in 0.1–0.4 s, and in
+ * 5–10 s where Deno type-checks their modules on a cold cache (`deno
  * test`) on a loaded machine; one still starting after this is as stuck
  * as a silent one.
  */
