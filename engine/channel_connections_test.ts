@@ -36,6 +36,7 @@ import { SourceLink } from "./session/source_link.ts";
 import {
   decodeHello,
   decodeJoin,
+  encodeHello,
   encodeJoined,
   encodeWelcome,
   PROTOCOL_VERSION,
@@ -196,6 +197,69 @@ Deno.test({
     } finally {
       DecoderPool.prototype.listen = listen;
       r.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "channel connections: while its channel Workers start, the receiver sends STARTING before WELCOME as often as HELLO's keepAliveMs asks, and none to a HELLO without it (a source from before STARTING)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // Every decode Worker listens 1 s late.
+    const listen = DecoderPool.prototype.listen;
+    DecoderPool.prototype.listen = async function (this: DecoderPool, ...a) {
+      await new Promise((res) => setTimeout(res, 1000));
+      return await listen.apply(this, a);
+    };
+    try {
+      for (const keepAliveMs of [100, undefined]) {
+        const r = await receiver(INSECURE_PLAIN);
+        const conn = await connectChannel(
+          { hostname: "127.0.0.1", port: r.port },
+          INSECURE_PLAIN,
+        );
+        try {
+          await new FrameWriter(conn.writable).write(
+            FrameType.HELLO,
+            0,
+            encodeHello({
+              protocol: PROTOCOL_VERSION,
+              memoryBytes: MiB(1),
+              pageSize: 4096,
+              codecs: [{ id: 0, name: "raw" }],
+              vm: "sim",
+              policy: "p",
+              channels: 2,
+              channelConnections: true,
+              ...(keepAliveMs ? { keepAliveMs } : {}),
+            }),
+          );
+          const reader = new FrameReader(conn.readable);
+          const types: number[] = [];
+          for (;;) {
+            const f = await withDeadline(reader.next(), "a frame", 180_000);
+            types.push(f!.type);
+            if (f!.type !== FrameType.STARTING) break;
+          }
+          assert.equal(types.at(-1), FrameType.WELCOME);
+          const starting = types.length - 1;
+          if (keepAliveMs) {
+            // 1 s of start at one per 100 ms (timers run late under load).
+            assert.ok(
+              starting >= 5 && starting <= 11,
+              `${starting} STARTING frames`,
+            );
+          } else assert.equal(starting, 0);
+        } finally {
+          conn.close();
+          await r.received.catch(() => {});
+          r.close();
+        }
+      }
+    } finally {
+      DecoderPool.prototype.listen = listen;
     }
   },
 });
