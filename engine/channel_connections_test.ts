@@ -52,7 +52,11 @@ const AT = { hostname: "127.0.0.1", port: 0 };
 /** A receiver for one session over `security`, granting per-channel connections. */
 async function receiver(
   security: ListenSecurity,
-  options: { joinTimeoutMs?: number; events?: ReceiverEvent[] } = {},
+  options: {
+    joinTimeoutMs?: number;
+    events?: ReceiverEvent[];
+    frameTimeoutMs?: number;
+  } = {},
 ) {
   const listener = await listenChannel(AT, security);
   let sink: SimMemorySink | null = null;
@@ -72,6 +76,7 @@ async function receiver(
           joinTimeoutMs: options.joinTimeoutMs,
         },
         onEvent: (e) => options.events?.push(e),
+        frameTimeoutMs: options.frameTimeoutMs,
       });
     } finally {
       conn.close();
@@ -260,6 +265,49 @@ Deno.test({
       }
     } finally {
       DecoderPool.prototype.listen = listen;
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "channel connections: a receiver bounds its channel Workers' start by its frame timeout, and the source is told why",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const r = await receiver(INSECURE_PLAIN, { frameTimeoutMs: 500 });
+    const listen = DecoderPool.prototype.listen;
+    DecoderPool.prototype.listen = async function (this: DecoderPool, ...a) {
+      await new Promise((res) => setTimeout(res, 2000));
+      return await listen.apply(this, a);
+    };
+    const conn = await connectChannel(
+      { hostname: "127.0.0.1", port: r.port },
+      INSECURE_PLAIN,
+    );
+    try {
+      const words =
+        /The receiver's 2 channel Workers did not start within 500 ms \(the frame timeout\)/;
+      await assert.rejects(
+        new SourceLink(conn).hello({
+          protocol: PROTOCOL_VERSION,
+          memoryBytes: MiB(1),
+          pageSize: 4096,
+          codecs: [{ id: 0, name: "raw" }],
+          vm: "sim",
+          policy: "p",
+          channels: 2,
+          channelConnections: true,
+        }),
+        (e: Error) =>
+          /^Receiver refused the migration: /.test(e.message) &&
+          words.test(e.message),
+      );
+      await assert.rejects(r.received, words);
+    } finally {
+      DecoderPool.prototype.listen = listen;
+      conn.close();
+      r.close();
     }
   },
 });
