@@ -87,8 +87,10 @@ class Resident {
 
   /** The last {@link STDERR_TAIL} characters of stderr, for a start that failed. */
   #stderr = "";
-  /** Settles once stderr ended (the process exited, or closed it). */
+  /** Settles once stderr ended (the process exited, or closed it) or {@link close} stopped reading it. */
   readonly #stderrDone: Promise<void>;
+  /** Stops reading stderr: a child the process left behind may hold it open. */
+  readonly #stderrStop = new AbortController();
 
   constructor(argv: readonly string[]) {
     this.#child = new Deno.Command(argv[0], {
@@ -108,6 +110,7 @@ class Resident {
             this.#stderr = (this.#stderr + text).slice(-STDERR_TAIL);
           },
         }),
+        { signal: this.#stderrStop.signal },
       ).catch(() => {});
   }
 
@@ -228,6 +231,7 @@ class Resident {
     } catch { /* exited */ }
     await this.#lines.cancel().catch(() => {});
     await this.#child.status;
+    this.#stderrStop.abort();
     await this.#stderrDone;
   }
 }

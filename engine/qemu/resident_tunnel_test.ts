@@ -409,3 +409,27 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "resident tunnel: close() returns at once though a child the process left behind still holds its stdout and stderr",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const sender = await startResidentSender({
+      command: [
+        "bash",
+        "-c",
+        `sleep 4 & echo '{"listening":"unix:/nonexistent/out.sock"}'; exec sleep 30`,
+      ],
+      socket: "/nonexistent/out.sock",
+      to: "127.0.0.1:1",
+      codecs: ["zero"],
+      security: { insecurePlain: true },
+    });
+    const t0 = performance.now();
+    await sender.close();
+    const ms = performance.now() - t0;
+    assert.ok(ms < 3000, `close() took ${Math.round(ms)} ms`);
+  },
+});
