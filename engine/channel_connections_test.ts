@@ -36,6 +36,7 @@ import { SourceLink } from "./session/source_link.ts";
 import {
   decodeHello,
   decodeJoin,
+  encodeHello,
   encodeJoined,
   encodeWelcome,
   PROTOCOL_VERSION,
@@ -44,13 +45,18 @@ import { FrameType } from "./wire/frame.ts";
 import { FrameReader } from "./wire/frame_reader.ts";
 import { FrameWriter } from "./wire/frame_writer.ts";
 import { withDeadline } from "./_precopy_testing.ts";
+import { DecoderPool } from "./pipeline/decoder_pool.ts";
 
 const AT = { hostname: "127.0.0.1", port: 0 };
 
 /** A receiver for one session over `security`, granting per-channel connections. */
 async function receiver(
   security: ListenSecurity,
-  options: { joinTimeoutMs?: number; events?: ReceiverEvent[] } = {},
+  options: {
+    joinTimeoutMs?: number;
+    events?: ReceiverEvent[];
+    frameTimeoutMs?: number;
+  } = {},
 ) {
   const listener = await listenChannel(AT, security);
   let sink: SimMemorySink | null = null;
@@ -70,6 +76,7 @@ async function receiver(
           joinTimeoutMs: options.joinTimeoutMs,
         },
         onEvent: (e) => options.events?.push(e),
+        frameTimeoutMs: options.frameTimeoutMs,
       });
     } finally {
       conn.close();
@@ -145,6 +152,165 @@ for (const kind of ["tls", "plain"] as const) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "channel connections: a receiver whose channel Workers take 3 s to listen (a cold module cache, made deterministic) still welcomes a source whose reply deadline is 1 s: it says it is starting (STARTING), and the migration verifies",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const events: ReceiverEvent[] = [];
+    const r = await receiver(INSECURE_PLAIN, { events });
+    // Every decode Worker listens 3 s late, as a cold start under load.
+    const listen = DecoderPool.prototype.listen;
+    DecoderPool.prototype.listen = async function (this: DecoderPool, ...a) {
+      await new Promise((res) => setTimeout(res, 3000));
+      return await listen.apply(this, a);
+    };
+    await using vm = await SimVm.create({
+      memoryBytes: MiB(4),
+      workload: "unique",
+    });
+    const to = { hostname: "127.0.0.1", port: r.port };
+    try {
+      const conn = await connectChannel(to, INSECURE_PLAIN);
+      const t0 = performance.now();
+      const report = await withDeadline(
+        migrate({
+          plan: compile(
+            policy("short-reply").switchover(when.rounds(2)).deadlines({
+              reply: ms(1000),
+            }),
+          ),
+          source: vm,
+          conn,
+          channels: 2,
+          channelConnections: { to, security: INSECURE_PLAIN },
+        }),
+        "the migration",
+        // Generous: the first Worker of a fresh cache type-checks its
+        // module graph first, which takes long on a loaded machine.
+        180_000,
+      ).finally(() => conn.close());
+      assert.equal(report.verified, true, report.outcome);
+      assert.equal(report.channelConnections, true);
+      assert.ok(
+        performance.now() - t0 >= 3000,
+        "the Workers' start was not slowed: the test proves nothing",
+      );
+      assert.equal((await r.received).verified, true);
+    } finally {
+      DecoderPool.prototype.listen = listen;
+      r.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "channel connections: while its channel Workers start, the receiver sends STARTING before WELCOME as often as HELLO's keepAliveMs asks, and none to a HELLO without it (a source from before STARTING)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // Every decode Worker listens 1 s late.
+    const listen = DecoderPool.prototype.listen;
+    DecoderPool.prototype.listen = async function (this: DecoderPool, ...a) {
+      await new Promise((res) => setTimeout(res, 1000));
+      return await listen.apply(this, a);
+    };
+    try {
+      for (const keepAliveMs of [100, undefined]) {
+        const r = await receiver(INSECURE_PLAIN);
+        const conn = await connectChannel(
+          { hostname: "127.0.0.1", port: r.port },
+          INSECURE_PLAIN,
+        );
+        try {
+          await new FrameWriter(conn.writable).write(
+            FrameType.HELLO,
+            0,
+            encodeHello({
+              protocol: PROTOCOL_VERSION,
+              memoryBytes: MiB(1),
+              pageSize: 4096,
+              codecs: [{ id: 0, name: "raw" }],
+              vm: "sim",
+              policy: "p",
+              channels: 2,
+              channelConnections: true,
+              ...(keepAliveMs ? { keepAliveMs } : {}),
+            }),
+          );
+          const reader = new FrameReader(conn.readable);
+          const types: number[] = [];
+          for (;;) {
+            const f = await withDeadline(reader.next(), "a frame", 180_000);
+            types.push(f!.type);
+            if (f!.type !== FrameType.STARTING) break;
+          }
+          assert.equal(types.at(-1), FrameType.WELCOME);
+          const starting = types.length - 1;
+          if (keepAliveMs) {
+            // 1 s of start at one per 100 ms (timers run late under load).
+            assert.ok(
+              starting >= 5 && starting <= 11,
+              `${starting} STARTING frames`,
+            );
+          } else assert.equal(starting, 0);
+        } finally {
+          conn.close();
+          await r.received.catch(() => {});
+          r.close();
+        }
+      }
+    } finally {
+      DecoderPool.prototype.listen = listen;
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "channel connections: a receiver bounds its channel Workers' start by its frame timeout, and the source is told why",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const r = await receiver(INSECURE_PLAIN, { frameTimeoutMs: 500 });
+    const listen = DecoderPool.prototype.listen;
+    DecoderPool.prototype.listen = async function (this: DecoderPool, ...a) {
+      await new Promise((res) => setTimeout(res, 2000));
+      return await listen.apply(this, a);
+    };
+    const conn = await connectChannel(
+      { hostname: "127.0.0.1", port: r.port },
+      INSECURE_PLAIN,
+    );
+    try {
+      const words =
+        /The receiver's 2 channel Workers did not start within 500 ms \(the frame timeout\)/;
+      await assert.rejects(
+        new SourceLink(conn).hello({
+          protocol: PROTOCOL_VERSION,
+          memoryBytes: MiB(1),
+          pageSize: 4096,
+          codecs: [{ id: 0, name: "raw" }],
+          vm: "sim",
+          policy: "p",
+          channels: 2,
+          channelConnections: true,
+        }),
+        (e: Error) =>
+          /^Receiver refused the migration: /.test(e.message) &&
+          words.test(e.message),
+      );
+      await assert.rejects(r.received, words);
+    } finally {
+      DecoderPool.prototype.listen = listen;
+      conn.close();
+      r.close();
+    }
+  },
+});
 
 Deno.test({
   name:

@@ -643,6 +643,9 @@ class SourceSession {
     const replyMs = this.#deadlines.replyMs;
     const bandwidth = this.#plan.bandwidth;
     const portOf = cc.portOf ?? ((_: number, port: number) => port);
+    // The reply deadline is the receiver's: this side's own Workers load
+    // first (seconds where Deno type-checks them on a cold cache).
+    await this.#race(this.#pool!.sync());
     await this.#race(within(
       this.#pool!.connect((channel) => ({
         to: {

@@ -63,6 +63,11 @@ export interface ResidentCommand {
   readonly command?: readonly string[];
   /** Words put before the command (e.g. `["ip", "netns", "exec", "hkb-src"]`). */
   readonly wrap?: readonly string[];
+  /**
+   * How long the process is given to print its `{"listening":...}` line
+   * (default 20 s; a cold Deno start with its type-check takes seconds).
+   */
+  readonly startTimeoutMs?: number;
 }
 
 /**
@@ -80,26 +85,104 @@ class Resident {
   #reading: Promise<ReadableStreamReadResult<string>> | null = null;
   #ended = false;
 
+  /** The last {@link STDERR_TAIL} characters of stderr, for a start that failed. */
+  #stderr = "";
+  /** Settles once stderr ended (the process exited, or closed it) or {@link close} stopped reading it. */
+  readonly #stderrDone: Promise<void>;
+  /** Stops reading stderr: a child the process left behind may hold it open. */
+  readonly #stderrStop = new AbortController();
+
   constructor(argv: readonly string[]) {
     this.#child = new Deno.Command(argv[0], {
       args: argv.slice(1),
       stdin: "null",
       stdout: "piped",
-      stderr: "null",
+      stderr: "piped",
     }).spawn();
     this.#lines = this.#child.stdout.pipeThrough(new TextDecoderStream())
       .getReader();
+    // Drained for as long as the process runs (a full pipe would stall it);
+    // only the tail is kept, to name why a start failed.
+    this.#stderrDone = this.#child.stderr.pipeThrough(new TextDecoderStream())
+      .pipeTo(
+        new WritableStream({
+          write: (text) => {
+            this.#stderr = (this.#stderr + text).slice(-STDERR_TAIL);
+          },
+        }),
+        { signal: this.#stderrStop.signal },
+      ).catch(() => {});
+  }
+
+  /**
+   * Waits for the listening line; throws, with the process stopped, when
+   * the process ended first (naming its exit status, its error and the
+   * rest of stderr's tail) or `timeoutMs` passed. `what` names the
+   * process, `argv` its command.
+   */
+  async started(
+    what: string,
+    argv: readonly string[],
+    timeoutMs: number,
+  ): Promise<void> {
+    if (await this.#line(timeoutMs, (o) => "listening" in o) !== null) return;
+    const command = ` (${argv.join(" ")})`;
+    if (!this.#ended) {
+      await this.close();
+      throw new Error(
+        `${what} printed no {"listening":...} line within ${timeoutMs} ms${this.#failure().rest}${command}`,
+      );
+    }
+    // stdout ended: the process exits, or closed it and is stopped.
+    const status = await Promise.race([
+      this.#child.status,
+      new Promise<null>((r) => setTimeout(r, EXIT_WAIT_MS, null)),
+    ]);
+    if (status === null) await this.close();
+    else await this.#settle();
+    const how = status === null
+      ? "closed its stdout"
+      : status.signal !== null
+      ? `was killed by ${status.signal}`
+      : `exited with code ${status.code}`;
+    const { error, rest } = this.#failure();
+    throw new Error(
+      `${what} ${how} before it listened${error}${rest}${command}`,
+    );
+  }
+
+  /**
+   * stderr's tail as `: ERROR` (the tunnel's last line,
+   * `{"ok":false,"error":...}`, when it printed one) and ` (stderr: …)`
+   * for the rest; empty strings for what is not there.
+   */
+  #failure(): { error: string; rest: string } {
+    const lines = this.#stderr.trimEnd().split("\n");
+    let error = "";
+    try {
+      const o = JSON.parse(lines.at(-1) ?? "");
+      if (o?.ok === false && typeof o.error === "string") {
+        error = `: ${o.error}`;
+        lines.pop();
+      }
+    } catch { /* no JSON line: all of it is the rest */ }
+    const rest = lines.join("\n").trim();
+    return { error, rest: rest === "" ? "" : ` (stderr: ${rest})` };
+  }
+
+  /** Stops reading stdout and stderr once the process exited. */
+  async #settle(): Promise<void> {
+    await this.#lines.cancel().catch(() => {});
+    await Promise.race([
+      this.#stderrDone,
+      new Promise((r) => setTimeout(r, EXIT_WAIT_MS)),
+    ]);
   }
 
   /** The next migration's JSON line, or null when the process ended or `timeoutMs` passed. */
   next(timeoutMs: number): Promise<Record<string, unknown> | null> {
     // The listening line says the process is up; no migration's.
     return this.#line(timeoutMs, (o) => !("listening" in o && !("ok" in o)));
-  }
-
-  /** The listening line (`{"listening":"HOST:PORT"}`), or null as {@link next}. */
-  listening(timeoutMs: number): Promise<Record<string, unknown> | null> {
-    return this.#line(timeoutMs, (o) => "listening" in o);
   }
 
   async #line(
@@ -148,8 +231,17 @@ class Resident {
     } catch { /* exited */ }
     await this.#lines.cancel().catch(() => {});
     await this.#child.status;
+    this.#stderrStop.abort();
+    await this.#stderrDone;
   }
 }
+
+/** How much of a resident process's stderr a failed start quotes. */
+const STDERR_TAIL = 2000;
+/** How long a process whose stdout ended is given to exit. */
+const EXIT_WAIT_MS = 2000;
+/** How long a resident process is given to print its listening line. */
+const START_TIMEOUT_MS = 20_000;
 
 function script(options: ResidentCommand): string[] {
   const main = new URL("../../scripts/tunnel.ts", import.meta.url).pathname;
@@ -209,9 +301,13 @@ export interface ResidentSender {
 }
 
 /**
- * Starts the source's resident tunnel; resolves once its socket exists.
+ * Starts the source's resident tunnel; resolves once it listens (its
+ * `{"listening":...}` line, printed once its socket is open), so QEMU can
+ * migrate into {@link ResidentSender.uri} at once.
  *
- * @throws {Error} when the socket does not appear within 20 s.
+ * @throws {Error} when the process exits before it listens (naming its exit
+ * status and the tail of its stderr), or prints no listening line within
+ * `startTimeoutMs` (default 20 s; it is stopped).
  */
 export async function startResidentSender(
   options: ResidentSenderOptions,
@@ -222,6 +318,7 @@ export async function startResidentSender(
     );
   }
   const tcp = options.serve === undefined ? null : hostPort(options.serve);
+  const startMs = startTimeout(options);
   if (options.socket !== undefined) {
     await Deno.remove(options.socket).catch(() => {});
   }
@@ -246,23 +343,14 @@ export async function startResidentSender(
   }
   argv.push(...resumeArgs(options.resumeGraceMs));
   const proc = new Resident(argv);
-  const ready = tcp === null
-    ? () => Deno.stat(options.socket!).then(() => true, () => false)
-    // A probe connection would be served as a migration: read the
-    // kernel's table of listening sockets instead.
-    : () => tcpListening(tcp.port);
-  const deadline = performance.now() + 20_000;
-  while (!(await ready())) {
-    if (performance.now() > deadline) {
-      await proc.close();
-      throw new Error(
-        `The resident tunnel sender did not open "${where}" within 20 s (${
-          argv.join(" ")
-        })`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  // Its own word, not a look at the socket: under `wrap` (`ip netns exec`)
+  // the listener is in another network namespace, whose /proc/net/tcp this
+  // process does not see; the line comes once the listener is open.
+  await proc.started(
+    `The resident tunnel sender for "${where}"`,
+    argv,
+    startMs,
+  );
   return {
     uri: tcp === null ? `unix:${options.socket}` : `tcp:${options.serve}`,
     pid: proc.pid,
@@ -292,19 +380,6 @@ function hostPort(text: string): { hostname: string; port: number } {
     );
   }
   return { hostname: m[1], port };
-}
-
-/** Whether some socket listens on TCP `port` (Linux: `/proc/net/tcp{,6}`, state 0A). */
-async function tcpListening(port: number): Promise<boolean> {
-  const hex = port.toString(16).toUpperCase().padStart(4, "0");
-  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    const text = await Deno.readTextFile(f).catch(() => "");
-    for (const line of text.split("\n")) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[1]?.endsWith(`:${hex}`) && cols[3] === "0A") return true;
-    }
-  }
-  return false;
 }
 
 /** Options of {@link startResidentReceiver}. */
@@ -348,11 +423,13 @@ export interface ResidentReceiver {
  * Starts the destination's resident tunnel; resolves once it listens (its
  * `{"listening":...}` line).
  *
- * @throws {Error} when it does not listen within 20 s (it is stopped).
+ * @throws {Error} as {@link startResidentSender}: when the process exits
+ * before it listens, or does not listen within `startTimeoutMs`.
  */
 export async function startResidentReceiver(
   options: ResidentReceiverOptions,
 ): Promise<ResidentReceiver> {
+  const startMs = startTimeout(options);
   const argv = [
     ...script(options),
     "qemu",
@@ -366,14 +443,11 @@ export async function startResidentReceiver(
     ...securityArgs(options.security, "receiver"),
   ];
   const proc = new Resident(argv);
-  if (await proc.listening(20_000) === null) {
-    await proc.close();
-    throw new Error(
-      `The resident tunnel receiver did not listen on "${options.listen}" within 20 s (${
-        argv.join(" ")
-      })`,
-    );
-  }
+  await proc.started(
+    `The resident tunnel receiver for "${options.listen}"`,
+    argv,
+    startMs,
+  );
   return {
     incomingUri: options.incoming.startsWith("tcp:")
       ? options.incoming
@@ -381,6 +455,21 @@ export async function startResidentReceiver(
     next: (timeoutMs = VERDICT_TIMEOUT_MS) => proc.next(timeoutMs),
     close: () => proc.close(),
   };
+}
+
+/**
+ * The wait for the listening line.
+ *
+ * @throws {RangeError} on a wait that is no whole number of ms above 0.
+ */
+function startTimeout(options: ResidentCommand): number {
+  const ms = options.startTimeoutMs ?? START_TIMEOUT_MS;
+  if (!Number.isSafeInteger(ms) || ms <= 0) {
+    throw new RangeError(
+      `Bad start timeout "${ms}" for a resident tunnel: expected a whole number of milliseconds above 0`,
+    );
+  }
+  return ms;
 }
 
 /**

@@ -232,3 +232,204 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "resident tunnel: startResidentSender resolves once the sender listens (its listening line), so QEMU's connect right after succeeds, on a unix socket and on TCP",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "hakobu-resident-" });
+    // Nothing listens there: a migration would fail, the start must not.
+    const to = `127.0.0.1:${freePort()}`;
+    const port = freePort();
+    const plain = { insecurePlain: true } as const;
+    const senders = [
+      await startResidentSender({
+        socket: `${dir}/out.sock`,
+        to,
+        codecs: ["zero"],
+        security: plain,
+      }),
+      await startResidentSender({
+        serve: `127.0.0.1:${port}`,
+        to,
+        codecs: ["zero"],
+        security: plain,
+      }),
+    ];
+    try {
+      assert.equal(senders[0].uri, `unix:${dir}/out.sock`);
+      assert.equal(senders[1].uri, `tcp:127.0.0.1:${port}`);
+      // No retry: the listeners are there when the promises resolve.
+      const unix = await Deno.connect({
+        transport: "unix",
+        path: `${dir}/out.sock`,
+      });
+      unix.close();
+      const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
+      tcp.close();
+    } finally {
+      for (const s of senders) await s.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+/** Whether this host lets us make a network namespace (`unshare -rn`, user namespaces). */
+function canUnshareNet(): boolean {
+  try {
+    return new Deno.Command("unshare", { args: ["-rn", "true"] }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `/proc/<pid>/net/tcp` (or this process's, for "self") shows a TCP listener on `port`. */
+function listensIn(pid: number | "self", port: number): boolean {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return ["tcp", "tcp6"].some((f) =>
+    Deno.readTextFileSync(`/proc/${pid}/net/${f}`).split("\n").some((l) => {
+      const cols = l.trim().split(/\s+/);
+      return cols[1]?.endsWith(hex) && cols[3] === "0A";
+    })
+  );
+}
+
+Deno.test({
+  name:
+    "resident tunnel: a TCP sender wrapped into its own network namespace (as `ip netns exec`) starts: its readiness is its listening line, not this namespace's /proc/net/tcp, where its listener never shows",
+  ignore: !canUnshareNet(),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const port = freePort();
+    const sender = await startResidentSender({
+      // `unshare` execs the tunnel: its pid is the tunnel's.
+      wrap: ["unshare", "-rn"],
+      // A new namespace's loopback is down: the wildcard still binds.
+      serve: `0.0.0.0:${port}`,
+      to: "127.0.0.1:1",
+      codecs: ["zero"],
+      security: { insecurePlain: true },
+    });
+    try {
+      assert.ok(
+        listensIn(sender.pid, port),
+        "the sender's namespace has no listener on its port",
+      );
+      assert.ok(
+        !listensIn("self", port),
+        "the listener shows in this namespace too: the test proves nothing",
+      );
+    } finally {
+      await sender.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "resident tunnel: a sender that exits before it listens fails the start at once, with its error (a real tunnel that cannot bind its address)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const t0 = performance.now();
+    await assert.rejects(
+      startResidentSender({
+        // TEST-NET-1 (RFC 5737): no host has it.
+        serve: "192.0.2.1:4000",
+        to: "127.0.0.1:1",
+        codecs: ["zero"],
+        security: { insecurePlain: true },
+      }),
+      /^Error: The resident tunnel sender for "192\.0\.2\.1:4000" exited with code 1 before it listened: Cannot assign requested address/,
+    );
+    const ms = performance.now() - t0;
+    // The default wait is 20 s: failing at once is well under it.
+    assert.ok(ms < 15_000, `the failed start took ${Math.round(ms)} ms`);
+  },
+});
+
+Deno.test({
+  name:
+    "resident tunnel: a start names what did not come: the exit status and stderr of a process that died silently, the wait of one that never listens (and stops it)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const t0 = performance.now();
+    await assert.rejects(
+      startResidentSender({
+        command: ["bash", "-c", "echo 'boom: no such thing' >&2; exit 3"],
+        socket: "/nonexistent/out.sock",
+        to: "127.0.0.1:1",
+        codecs: ["zero"],
+        security: { insecurePlain: true },
+      }),
+      /exited with code 3 before it listened \(stderr: boom: no such thing\) \(bash -c/,
+    );
+    assert.ok(performance.now() - t0 < 10_000);
+    const dir = await Deno.makeTempDir({ prefix: "hakobu-resident-" });
+    try {
+      await assert.rejects(
+        startResidentReceiver({
+          command: [
+            "bash",
+            "-c",
+            `echo $$ > ${dir}/pid; echo 'still starting' >&2; exec sleep 30`,
+          ],
+          listen: "127.0.0.1:1",
+          incoming: "/nonexistent/in.sock",
+          startTimeoutMs: 300,
+          security: { insecurePlain: true },
+        }),
+        /^Error: The resident tunnel receiver for "127\.0\.0\.1:1" printed no \{"listening":\.\.\.\} line within 300 ms \(stderr: still starting\)/,
+      );
+      // Stopped, not left behind.
+      const pid = Number(await Deno.readTextFile(`${dir}/pid`));
+      assert.equal(
+        new Deno.Command("kill", { args: ["-0", String(pid)], stderr: "null" })
+          .outputSync().success,
+        false,
+        `the process ${pid} still runs`,
+      );
+      await assert.rejects(
+        startResidentSender({
+          socket: `${dir}/out.sock`,
+          to: "127.0.0.1:1",
+          codecs: ["zero"],
+          startTimeoutMs: 0,
+          security: { insecurePlain: true },
+        }),
+        RangeError,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "resident tunnel: close() returns at once though a child the process left behind still holds its stdout and stderr",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const sender = await startResidentSender({
+      command: [
+        "bash",
+        "-c",
+        `sleep 4 & echo '{"listening":"unix:/nonexistent/out.sock"}'; exec sleep 30`,
+      ],
+      socket: "/nonexistent/out.sock",
+      to: "127.0.0.1:1",
+      codecs: ["zero"],
+      security: { insecurePlain: true },
+    });
+    const t0 = performance.now();
+    await sender.close();
+    const ms = performance.now() - t0;
+    assert.ok(ms < 3000, `close() took ${Math.round(ms)} ms`);
+  },
+});

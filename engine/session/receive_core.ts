@@ -55,6 +55,7 @@ import {
   encodeCommitted,
   encodeError,
   encodeResumed,
+  encodeStarting,
   encodeWelcome,
   type Hello,
   PROTOCOL_VERSION,
@@ -64,6 +65,7 @@ import {
 import type { ReceiveBudget, Reservation } from "./budget.ts";
 import { bestEffort } from "./best_effort.ts";
 import { Watchdog } from "./watchdog.ts";
+import { within } from "./_within.ts";
 import {
   type ResumableSession,
   type ResumeRegistry,
@@ -84,6 +86,9 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
  * trickling peer is cut off.
  */
 export const DEFAULT_FRAME_TIMEOUT_MS = 120_000;
+
+/** The shortest interval between two STARTING frames, whatever HELLO asks. */
+const MIN_KEEPALIVE_MS = 20;
 
 /** Default most decoder state (dedup stores, zstd windows) one session may make the receiver hold: 1 GiB. */
 export const DEFAULT_MAX_CODEC_STATE_BYTES: number = 1024 ** 3;
@@ -770,7 +775,12 @@ export async function receiveSession<R>(
           channels.memory !== undefined
         ) {
           reserveChannelBuffers(cc, hello);
-          channelJoin = await listenForChannels(cc, hello, pool, null);
+          // WELCOME names the Workers' ports: it waits for their start,
+          // which the source is told about (STARTING) as it goes.
+          channelJoin = await keptAlive(
+            listenForChannels(cc, hello, pool, null),
+            hello,
+          );
         }
         if (
           options.resume && hello.resumeMs &&
@@ -967,6 +977,49 @@ export async function receiveSession<R>(
           formatBytes(readBuffer)
         } each)`,
       ));
+    }
+  }
+
+  /**
+   * `work`, the start of what WELCOME waits for (the channel Workers), at
+   * most the frame timeout; meanwhile a STARTING to the source at least
+   * every `h.keepAliveMs` (no more often than {@link MIN_KEEPALIVE_MS})
+   * when HELLO asked for them, so that a source with a short reply
+   * deadline waits for a slow start (a cold module cache) and still tells
+   * a silent receiver from a busy one.
+   */
+  async function keptAlive<T>(work: Promise<T>, h: Hello): Promise<T> {
+    const since = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (h.keepAliveMs !== undefined) {
+      const every = Math.max(MIN_KEEPALIVE_MS, h.keepAliveMs);
+      const tick = () => {
+        timer = setTimeout(() => {
+          // A lost link fails WELCOME's write next.
+          reply(
+            FrameType.STARTING,
+            encodeStarting({
+              elapsedMs: Math.round(performance.now() - since),
+            }),
+          ).catch(() => {});
+          tick();
+        }, every);
+      };
+      tick();
+    }
+    try {
+      return Number.isFinite(frameMs)
+        ? await within(
+          work,
+          frameMs,
+          () =>
+            new MigrationError(
+              `The receiver's ${h.channels} channel Workers did not start within ${frameMs} ms (the frame timeout)`,
+            ),
+        )
+        : await work;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

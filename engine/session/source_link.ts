@@ -27,6 +27,7 @@ import {
   decodeCommitted,
   decodeError,
   decodeResumed,
+  decodeStarting,
   decodeWelcome,
   encodeAbort,
   encodeHello,
@@ -34,6 +35,7 @@ import {
   type Hello,
   type Result,
   type Resumed,
+  type Starting,
   type Welcome,
 } from "../wire/messages.ts";
 
@@ -47,6 +49,29 @@ export interface SourceLinkOptions {
    * (pacing not counted); default 60 000 (`DEFAULT_DEADLINES.replyMs`).
    */
   readonly replyMs?: number;
+  /**
+   * Most milliseconds from HELLO to WELCOME while the receiver says it is
+   * still starting (STARTING frames, each of which restarts the reply
+   * deadline); default {@link MAX_START_MS}.
+   */
+  readonly maxStartMs?: number;
+}
+
+/**
+ * How long a receiver may keep saying it is starting (STARTING) before
+ * WELCOME: 5 minutes. Its channel Workers start in 0.1–0.4 s, and in
+ * 5–10 s where Deno type-checks their modules on a cold cache (`deno
+ * test`) on a loaded machine; one still starting after this is as stuck
+ * as a silent one.
+ */
+export const MAX_START_MS = 300_000;
+
+/**
+ * HELLO's `keepAliveMs` for a reply deadline: a STARTING at least four
+ * times per deadline, so that one late frame does not fail the handshake.
+ */
+function keepAliveFor(replyMs: number): number {
+  return Math.max(1, Math.floor(replyMs / 4));
 }
 
 /** Options of {@link SourceLink.hello}. */
@@ -155,6 +180,7 @@ export class SourceLink {
   /** Writes in flight, chained: frames from several tasks never interleave. */
   #tail: Promise<void> = Promise.resolve();
   readonly #replyMs: number;
+  readonly #maxStartMs: number;
   /** The receiver's address, when the connection knows it. */
   readonly #remote: string | null;
   /** What the migration is doing, from the last frame written: errors name it. */
@@ -172,6 +198,7 @@ export class SourceLink {
       ? new Pacer({ bytesPerSecond: options.bandwidth })
       : null;
     this.#replyMs = options.replyMs ?? DEFAULT_DEADLINES.replyMs;
+    this.#maxStartMs = options.maxStartMs ?? MAX_START_MS;
     this.#remote = conn.remote ?? null;
   }
 
@@ -203,18 +230,22 @@ export class SourceLink {
    * background. `options.meanwhile` runs once HELLO is written, while the
    * receiver answers (a sender starts its channel Workers there: their
    * start-up is the largest fixed cost of a short migration); its failure
-   * is thrown first.
+   * is thrown first. HELLO asks for STARTING frames (`keepAliveMs`, a
+   * quarter of the reply deadline): a receiver that is still starting its
+   * own channel Workers says so, and each STARTING restarts the reply
+   * deadline, for at most `maxStartMs` in all; a silent receiver fails the
+   * handshake at the reply deadline as before.
    *
    * @returns The receiver's WELCOME (e.g. the verification scheme it chose).
    * @throws {MigrationError} with the receiver's reason when it refuses.
    */
   async hello(hello: Hello, options: HelloOptions = {}): Promise<Welcome> {
-    await this.write(FrameType.HELLO, 0, encodeHello(hello));
-    const welcome = this.#within(
-      this.#welcome(hello.protocol),
-      () =>
-        `The receiver did not answer HELLO within ${this.#replyMs} ms (the reply deadline): it is stuck, or the link is`,
+    await this.write(
+      FrameType.HELLO,
+      0,
+      encodeHello({ ...hello, keepAliveMs: keepAliveFor(this.#replyMs) }),
     );
+    const welcome = this.#welcome(hello.protocol);
     if (options.meanwhile) {
       welcome.catch(() => {}); // awaited below, once `meanwhile` succeeded
       await options.meanwhile();
@@ -333,17 +364,44 @@ export class SourceLink {
     return frame;
   }
 
-  /** Reads the receiver's answer to HELLO: WELCOME, or a refusal. */
+  /**
+   * Reads the receiver's answer to HELLO: WELCOME, or a refusal, within the
+   * reply deadline from HELLO or from the receiver's last STARTING.
+   */
   async #welcome(protocol: number): Promise<Welcome> {
-    const next = () => this.#reader.next().catch((e) => this.#lost(e));
-    let frame = await next();
-    for (
-      let take = frame && this.#unsolicited.get(frame.type);
-      frame && take;
-      take = frame && this.#unsolicited.get(frame.type)
-    ) {
-      await take(frame);
+    const since = performance.now();
+    let deadline = since + this.#replyMs;
+    let starting: Starting | null = null;
+    const next = () =>
+      within(
+        this.#reader.next().catch((e) => this.#lost(e)),
+        deadline - performance.now(),
+        () =>
+          new MigrationError(
+            starting === null
+              ? `The receiver did not answer HELLO within ${this.#replyMs} ms (the reply deadline): it is stuck, or the link is`
+              : `The receiver said it was starting (${starting.elapsedMs} ms in), then sent nothing for ${this.#replyMs} ms (the reply deadline): it is stuck, or the link is`,
+          ),
+      );
+    let frame: Frame | null;
+    for (;;) {
       frame = await next();
+      if (frame?.type === FrameType.STARTING) {
+        starting = decodeStarting(frame.payload);
+        const now = performance.now();
+        if (now - since > this.#maxStartMs) {
+          throw new MigrationError(
+            `The receiver was still starting ${
+              Math.round(now - since)
+            } ms after HELLO (at most ${this.#maxStartMs} ms): it is stuck`,
+          );
+        }
+        deadline = now + this.#replyMs;
+        continue;
+      }
+      const take = frame && this.#unsolicited.get(frame.type);
+      if (!take) break;
+      await take(frame!);
     }
     if (frame === null) throw this.#closed(FrameType.WELCOME);
     if (frame.type === FrameType.ERROR) {

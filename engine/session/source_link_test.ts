@@ -7,10 +7,11 @@ import { FrameWriter } from "../wire/frame_writer.ts";
 import {
   decodeHello,
   encodeError,
+  encodeStarting,
   encodeWelcome,
   type Hello,
 } from "../wire/messages.ts";
-import { SourceLink } from "./source_link.ts";
+import { SourceLink, type SourceLinkOptions } from "./source_link.ts";
 
 const HELLO: Hello = {
   protocol: 2,
@@ -23,14 +24,14 @@ const HELLO: Hello = {
 };
 
 /** A source link over an in-memory connection, and the receiver's end as a reader and a writer. */
-function pair(): {
+function pair(options: SourceLinkOptions = {}): {
   link: SourceLink;
   reader: FrameReader;
   writer: FrameWriter;
 } {
   const [source, receiver] = memoryDuplex();
   return {
-    link: new SourceLink(source),
+    link: new SourceLink(source, options),
     reader: new FrameReader(receiver.readable),
     writer: new FrameWriter(receiver.writable),
   };
@@ -49,7 +50,11 @@ Deno.test("SourceLink.hello runs `meanwhile` once HELLO is written, before WELCO
   }).then(() => steps.push("hello done"));
   const frame = await reader.next();
   assert.equal(frame?.type, FrameType.HELLO);
-  assert.deepEqual(decodeHello(frame!.payload), HELLO);
+  // It asks for STARTING four times per reply deadline (60 s by default).
+  assert.deepEqual(decodeHello(frame!.payload), {
+    ...HELLO,
+    keepAliveMs: 15_000,
+  });
   // `meanwhile` is already running while the receiver has not answered
   await new Promise((r) => setTimeout(r, 0));
   assert.deepEqual(steps, ["meanwhile started"]);
@@ -126,5 +131,69 @@ Deno.test("SourceLink.hello refuses a WELCOME of another protocol, or one that d
       assert.match(e.message, message);
       return true;
     });
+  }
+});
+
+const WELCOME = encodeWelcome({ protocol: 2, accepted: true });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("SourceLink.hello waits past its reply deadline for a receiver that keeps saying it is starting (STARTING), and asks for them in HELLO", async () => {
+  const { link, reader, writer } = pair({ replyMs: 300 });
+  const hello = link.hello(HELLO);
+  const sent = decodeHello((await reader.next())!.payload);
+  assert.equal(sent.keepAliveMs, 75);
+  const t0 = performance.now();
+  // 1 s of starting, 3 reply deadlines: a STARTING every 100 ms.
+  for (let t = 100; t <= 1000; t += 100) {
+    await sleep(100);
+    await writer.write(
+      FrameType.STARTING,
+      0,
+      encodeStarting({ elapsedMs: t }),
+    );
+  }
+  await writer.write(FrameType.WELCOME, 0, WELCOME);
+  const welcome = await hello;
+  assert.equal(welcome.accepted, true);
+  assert.ok(performance.now() - t0 >= 900);
+});
+
+Deno.test("SourceLink.hello fails at the reply deadline after a receiver's last STARTING, and after maxStartMs of STARTING in all", async () => {
+  {
+    const { link, reader, writer } = pair({ replyMs: 200 });
+    const hello = link.hello(HELLO);
+    await reader.next();
+    await writer.write(
+      FrameType.STARTING,
+      0,
+      encodeStarting({ elapsedMs: 50 }),
+    );
+    const t0 = performance.now();
+    await assert.rejects(
+      hello,
+      /^MigrationError: The receiver said it was starting \(50 ms in\), then sent nothing for 200 ms \(the reply deadline\): it is stuck, or the link is$/,
+    );
+    assert.ok(performance.now() - t0 >= 150);
+  }
+  {
+    const { link, reader, writer } = pair({ replyMs: 200, maxStartMs: 500 });
+    const hello = link.hello(HELLO);
+    hello.catch(() => {});
+    await reader.next();
+    let failed = false;
+    hello.catch(() => failed = true);
+    for (let t = 50; !failed && t < 5000; t += 50) {
+      await sleep(50);
+      await writer.write(
+        FrameType.STARTING,
+        0,
+        encodeStarting({ elapsedMs: t }),
+      )
+        .catch(() => {});
+    }
+    await assert.rejects(
+      hello,
+      /^MigrationError: The receiver was still starting \d+ ms after HELLO \(at most 500 ms\): it is stuck$/,
+    );
   }
 });

@@ -25,7 +25,7 @@ export const MAX_JSON_PAYLOAD: number = 64 * 1024;
  * Frame types. `as const` object rather than a TypeScript `enum`, so the
  * values are plain numbers on the wire and in tests.
  *
- * Every other type (0, 3, 13..19, 29..31, 34..50, 53..255) is unknown and a reader
+ * Every other type (0, 3, 13..19, 30, 31, 34..50, 53..255) is unknown and a reader
  * refuses it; 3 was protocol 1's PAGES frame.
  *
  * @example
@@ -92,6 +92,12 @@ export const FrameType = {
   JOIN: 27,
   /** receiver → source, JSON, on a channel connection: the JOIN is accepted. */
   JOINED: 28,
+  /**
+   * receiver → source, JSON, before WELCOME and only to a HELLO with
+   * `keepAliveMs`: the receiver is alive and still starting (its channel
+   * Workers); the source's reply deadline counts from it.
+   */
+  STARTING: 29,
   /**
    * Stream mode (a hypervisor's stream through the tunnel,
    * `engine/stream/`): the stream minus its page bodies, in order

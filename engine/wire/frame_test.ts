@@ -137,7 +137,7 @@ Deno.test("frame: decodeFrameHeader rejects bad magic, unknown type and length w
     // protocol 1's PAGES frame is gone: type 3 is as unknown as any other
     [
       header((v) => v.setUint8(2, 3)),
-      /^Unknown frame type "3" at offset 102: known types are 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 22, 23, 24, 25, 26, 27, 28, 32, 33, 51, 52, 53$/,
+      /^Unknown frame type "3" at offset 102: known types are 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 32, 33, 51, 52, 53$/,
       102,
     ],
     [header((v) => v.setUint8(2, 13)), /Unknown frame type "13"/, 102],

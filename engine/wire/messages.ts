@@ -115,6 +115,23 @@ export interface Hello {
    * far it reads ahead by them); absent: none.
    */
   readonly progressBytes?: number;
+  /**
+   * The source's wish for STARTING frames (1..{@link MAX_RESUME_MS}): while
+   * the receiver starts what it needs before WELCOME (its channel Workers,
+   * with per-channel connections), it sends one at least this often, and
+   * the source's reply deadline counts from the last one. Absent: the
+   * receiver sends none, as a receiver from before them.
+   */
+  readonly keepAliveMs?: number;
+}
+
+/**
+ * STARTING (receiver → source, before WELCOME, only to a HELLO with
+ * `keepAliveMs`): the receiver is alive and still starting.
+ */
+export interface Starting {
+  /** Milliseconds since the receiver began starting (for the source's logs). */
+  readonly elapsedMs: number;
 }
 
 /** WELCOME (receiver → source): the handshake is accepted. */
@@ -538,6 +555,9 @@ export function encodeHello(hello: Hello): Uint8Array {
     ...(hello.progressBytes === undefined
       ? {}
       : { progressBytes: hello.progressBytes }),
+    ...(hello.keepAliveMs === undefined
+      ? {}
+      : { keepAliveMs: hello.keepAliveMs }),
   });
 }
 
@@ -611,20 +631,65 @@ export function decodeHello(payload: Uint8Array): Hello {
       channelConnections: bool("HELLO", o, "channelConnections"),
     }),
     ...(o.progressBytes === undefined ? {} : {
-      progressBytes: progressStep(o),
+      progressBytes: positive("HELLO", o, "progressBytes", MAX_PROGRESS_BYTES),
+    }),
+    ...(o.keepAliveMs === undefined ? {} : {
+      keepAliveMs: positive("HELLO", o, "keepAliveMs", MAX_RESUME_MS),
     }),
   };
 }
 
-/** HELLO's `progressBytes`: 1 byte to {@link MAX_PROGRESS_BYTES}. */
-function progressStep(o: Record<string, unknown>): number {
-  const n = uint("HELLO", o, "progressBytes", MAX_PROGRESS_BYTES);
-  if (n === 0) {
+/** Field `name` of `o`: a whole number from 1 to `max`. */
+function positive(
+  what: string,
+  o: Record<string, unknown>,
+  name: string,
+  max: number,
+): number {
+  const v = uint(what, o, name, max);
+  if (v === 0) {
     throw new WireError(
-      `Cannot decode HELLO: field "progressBytes" must be at least 1 (a PROGRESS every 0 bytes), got 0`,
+      `Cannot decode ${what}: field "${name}" must be an integer in 1..${max}, got 0`,
     );
   }
-  return n;
+  return v;
+}
+
+/**
+ * Encodes a STARTING payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeStarting, encodeStarting } from "@hakobu/hakobu";
+ *
+ * assert.deepEqual(decodeStarting(encodeStarting({ elapsedMs: 1500 })), {
+ *   elapsedMs: 1500,
+ * });
+ * ```
+ */
+export function encodeStarting(starting: Starting): Uint8Array {
+  return encodeJson("STARTING", { elapsedMs: starting.elapsedMs });
+}
+
+/**
+ * Decodes a STARTING payload.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeStarting } from "@hakobu/hakobu";
+ *
+ * const bad = new TextEncoder().encode(JSON.stringify({ elapsedMs: -1 }));
+ * assert.throws(() => decodeStarting(bad), /field "elapsedMs"/);
+ * ```
+ * @throws {WireError} naming the bad field.
+ */
+export function decodeStarting(payload: Uint8Array): Starting {
+  const o = decodeJson("STARTING", payload);
+  return {
+    elapsedMs: uint("STARTING", o, "elapsedMs", Number.MAX_SAFE_INTEGER),
+  };
 }
 
 /** HELLO's `verify`: a short list of short names. */
