@@ -118,6 +118,7 @@ Deno.test({
         const err = await stderr;
         assert.equal(code, 0, `${out}\n${err}`);
         assert.match(out, /result\s+VERIFIED \(memory digests match\)/);
+        assert.match(out, /^resumed\s+1 time after a lost link: round 0, /m);
         const report = JSON.parse(await Deno.readTextFile(reportPath));
         assert.equal(report.verified, true, report.outcome);
         assert.equal(report.channelConnections, true);
