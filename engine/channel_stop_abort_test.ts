@@ -52,7 +52,8 @@ function stopCopyPlan(name: string): Plan {
 /**
  * A 4 MiB migration on 2 channel connections whose link `cut` breaks as the
  * VM pauses (before any byte of the stop-and-copy round); `reachable`
- * false makes every reconnection hang. Resolves once the source failed and
+ * false makes every reconnection come only after 6 s, as a connection that
+ * is never used (`lateClosed` says whether it was closed). Resolves once the source failed and
  * the receiver ended, with the times from the cut.
  */
 async function cutAtStopAndCopy(
@@ -82,6 +83,7 @@ async function cutAtStopAndCopy(
   /** Whether the VM was still paused when the source dialled again. */
   let pausedAtReconnect: boolean | null = null;
   let reconnects = 0;
+  let lateClosed = false;
   const source = driverOf(vm, {
     pause: async () => {
       await vm.pause();
@@ -113,7 +115,15 @@ async function cutAtStopAndCopy(
         reconnect: async () => {
           reconnects++;
           pausedAtReconnect ??= vm.paused;
-          if (options.reachable === false) return await new Promise(() => {});
+          if (options.reachable === false) {
+            await new Promise((r) => setTimeout(r, 6_000));
+            const idle = new TransformStream<Uint8Array, Uint8Array>();
+            return {
+              readable: idle.readable,
+              writable: idle.writable,
+              close: () => lateClosed = true,
+            } as unknown as ChannelConn;
+          }
           const c = await connectChannel(to, INSECURE_PLAIN);
           opened.push(c);
           return c;
@@ -150,6 +160,12 @@ async function cutAtStopAndCopy(
       failedMs: failedAt - cutAt,
       endedMs: endedAt - cutAt,
       sink: receiver.sink!,
+      lateClosed: async () => {
+        for (let i = 0; i < 100 && !lateClosed; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        return lateClosed;
+      },
       refused: receiver.refused,
     };
   } finally {
@@ -240,5 +256,9 @@ Deno.test({
       /no RESUME came within the session's grace/,
     );
     assert.equal(r.sink.state, "discarded", "the receiver did not discard");
+    assert.ok(
+      await r.lateClosed(),
+      "the connection that came after the bound was not closed",
+    );
   },
 });

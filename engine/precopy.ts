@@ -711,10 +711,21 @@ class SourceSession {
         `Telling the receiver of the abort on a new connection took longer than ${ms} ms`,
         { side: "receiver", peer: null, phase: "the abort" },
       );
+    // A connection that comes after the bound is closed when it comes (the
+    // migration's own are closed as it ends, which may be before).
+    let late = false;
     try {
       const connecting = this.#opts.reconnect!();
-      connecting.then((c) => this.#opened.push(c), () => {});
-      const conn = await within(connecting, ms, gone);
+      connecting.then((c) => {
+        if (!late) return void this.#opened.push(c);
+        try {
+          c.close?.();
+        } catch { /* closed */ }
+      }, () => {});
+      const conn = await within(connecting, ms, () => {
+        late = true;
+        return gone();
+      });
       const left = Math.max(1, started + ms - performance.now());
       const link = new SourceLink(conn, { replyMs: left });
       await within(link.abandon(this.#session!, reason), left, gone);
