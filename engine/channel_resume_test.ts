@@ -14,16 +14,19 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { codec, compile, MBps, MiB, policy, when } from "../dsl/mod.ts";
 import { type FaultProxy, faultProxy } from "./_fault_proxy.ts";
+import {
+  channelProxies,
+  closeQuietly,
+  serveAll,
+} from "./_channel_resume_testing.ts";
 import { driverOf, withDeadline } from "./_precopy_testing.ts";
 import { MigrationError } from "./errors.ts";
 import type { Plan } from "./plan.ts";
 import { migrate } from "./precopy.ts";
 import {
   ReceiveBudget,
-  receiveMigration,
   type ReceiveResult,
   type ReceiverEvent,
-  ResumeRegistry,
 } from "./receiver.ts";
 import { SimMemorySink, SimVm } from "./sim/mod.ts";
 import {
@@ -32,7 +35,6 @@ import {
   type ConnectSecurity,
   connectSecurityFromDir,
   INSECURE_PLAIN,
-  listenChannel,
   type ListenSecurity,
   listenSecurityFromDir,
 } from "./transport/secure/mod.ts";
@@ -42,108 +44,8 @@ import type { MigrationReport } from "./report.ts";
 /** Generous: the first Worker of a fresh cache type-checks its module graph first. */
 const DEADLINE_MS = 180_000;
 const PAGE = 4096;
-const AT = { hostname: "127.0.0.1", port: 0 };
 /** Bytes on top of the pages' own that the frames carrying no page may take after a cut. */
 const FRAMING_SLACK = 65_536;
-
-/**
- * A receiver on `security` that serves every connection with one resume
- * registry and grants per-channel connections.
- */
-async function serveAll(
-  security: ListenSecurity,
-  options: {
-    maxGraceMs?: number;
-    budget?: ReceiveBudget;
-    onEvent?: (e: ReceiverEvent) => void;
-  } = {},
-) {
-  const listener = await listenChannel(AT, security);
-  const registry = new ResumeRegistry({ maxGraceMs: options.maxGraceMs });
-  let sink: SimMemorySink | null = null;
-  let settle!: (r: ReceiveResult | Error) => void;
-  /** The session's own outcome (not a joined connection's). */
-  const session = new Promise<ReceiveResult | Error>((r) => settle = r);
-  const joined: ReceiveResult[] = [];
-  const refused: Error[] = [];
-  let first = true;
-  const loop = (async () => {
-    for (;;) {
-      let conn: ChannelConn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        return; // listener closed
-      }
-      const original = first;
-      first = false;
-      receiveMigration(conn, {
-        frameTimeoutMs: 30_000,
-        resume: { registry, identity: conn.identity },
-        budget: options.budget,
-        channelConnections: {
-          hostname: "127.0.0.1",
-          security,
-          identity: conn.identity,
-        },
-        onEvent: options.onEvent,
-        createSink: (h) =>
-          sink = new SimMemorySink({
-            pageSize: h.pageSize,
-            pageCount: h.memoryBytes / h.pageSize,
-          }),
-      }).then(
-        (r) => {
-          if (r.joined) joined.push(r);
-          else settle(r);
-        },
-        (e: Error) => {
-          if (original) settle(e);
-          else refused.push(e);
-        },
-      ).finally(() => closeQuietly(conn));
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    session,
-    joined,
-    refused,
-    get sink() {
-      return sink;
-    },
-    async close() {
-      listener.close();
-      await loop;
-    },
-  };
-}
-
-/**
- * Where the source's channels dial: each receiver port through a fault
- * proxy of its own, made on first use; `fault(channel, nth)` says what the
- * nth port of that channel injects (null: nothing).
- */
-function channelProxies(
-  fault: (channel: number, nth: number) => Parameters<typeof faultProxy>[1],
-) {
-  const made: { channel: number; port: number; proxy: FaultProxy }[] = [];
-  return {
-    made,
-    portOf(channel: number, port: number): number {
-      let m = made.find((p) => p.port === port);
-      if (!m) {
-        const nth = made.filter((p) => p.channel === channel).length;
-        m = { channel, port, proxy: faultProxy(port, fault(channel, nth)) };
-        made.push(m);
-      }
-      return m.proxy.port;
-    },
-    async close() {
-      for (const m of made) await m.proxy.close();
-    },
-  };
-}
 
 function resumingPlan(
   name: string,
@@ -159,12 +61,6 @@ function resumingPlan(
       // which takes long on a loaded machine (HELLO waits for it).
       .deadlines({ reply: replyMs, downtime: 60_000 }),
   );
-}
-
-function closeQuietly(conn: { close(): void }): void {
-  try {
-    conn.close();
-  } catch { /* closed with the migration's link */ }
 }
 
 /** Up bytes of every proxied connection. */

@@ -236,6 +236,13 @@ export async function migrate(
   return await new SourceSession(options).run();
 }
 
+/**
+ * Most milliseconds a failed stop-and-copy spends telling a receiver that
+ * parked the session of the abort, on a new connection (the VM already runs
+ * again at the source; this only ends the receiver's wait sooner).
+ */
+const ABORT_NOTICE_MS = 5000;
+
 /** What one round put on the wire. */
 interface RoundTally {
   pages: number;
@@ -307,6 +314,10 @@ class SourceSession {
   /** Rejects once the policy's downtime bound passes (set while the VM is paused). */
   #downtimeOver: Promise<never> | null = null;
   #downtimeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The downtime bound passed (a link that went silent at stop-and-copy, most likely). */
+  #downtimePassed = false;
+  /** READY came: the receiver is past FINAL, where a lost link fails its session rather than parking it. */
+  #readyCame = false;
 
   constructor(opts: MigrateOptions) {
     this.#opts = opts;
@@ -494,6 +505,7 @@ class SourceSession {
         await this.#race(this.#link.expect(FrameType.READY)),
       );
       const readyAt = performance.now();
+      this.#readyCame = true;
       // READY: the destination holds everything; the downtime bound is met.
       this.#endDowntimeBound();
       const downtimeMs = readyAt - pauseAt;
@@ -584,17 +596,19 @@ class SourceSession {
           : this.#unknown(error, this.#commitReconnects);
       }
       // Whatever failed, the source VM keeps running and the receiver discards.
+      const stopAndCopy = this.#paused && !this.#readyCame;
       if (this.#paused) {
         await source.resume().catch(() => {});
         this.#paused = false;
       }
       const peer = this.#link.peerError;
-      if (!peer) {
-        await this.#link.abort(
-          error instanceof Error ? error.message : String(error),
-        );
-      }
+      const why = error instanceof Error ? error.message : String(error);
+      if (!peer) await this.#link.abort(why);
       await this.#link.close();
+      if (stopAndCopy && this.#parkedThere(error, peer)) {
+        // The VM runs again already; this only spares the receiver its grace.
+        await this.#abortOnNewLink(why);
+      }
       // The receiver's own words, unless the link's loss is old news to a
       // resume that failed, or to the verdict phase, which says more.
       if (
@@ -666,6 +680,61 @@ class SourceSession {
         ),
     ));
     this.#perChannel = true;
+  }
+
+  /**
+   * Whether stop-and-copy's failure `error` (the receiver's last words
+   * `peer`) may have left the receiver's session parked, waiting its grace
+   * for a RESUME: the session is resumable, the receiver did not fail it
+   * itself (its ERROR), and the link or a channel's connection was lost, or
+   * went silent past the downtime bound. A receiver that lost a connection
+   * before FINAL parks the session and closes the session's connection, so
+   * an ABORT written there never reaches it.
+   */
+  #parkedThere(error: unknown, peer: Error | null): boolean {
+    if (this.#sentAt === null || this.#verdictPhase) return false;
+    if (peer && !(peer instanceof LinkLostError)) return false;
+    return error instanceof LinkLostError || peer instanceof LinkLostError ||
+      this.#pool?.failure instanceof LinkLostError || this.#downtimePassed;
+  }
+
+  /**
+   * Tells a receiver that may hold the session parked that the migration
+   * is given up: RESUME on a new connection, then ABORT there
+   * ({@link SourceLink.abandon}), best effort within
+   * {@link ABORT_NOTICE_MS} (at most the reply deadline), so that it
+   * discards at once rather than when its grace passes. Not raced against
+   * the user's abort: telling the receiver is what an abort wants too.
+   */
+  async #abortOnNewLink(reason: string): Promise<void> {
+    const ms = Math.min(ABORT_NOTICE_MS, this.#deadlines.replyMs);
+    const started = performance.now();
+    const gone = () =>
+      new LinkLostError(
+        `Telling the receiver of the abort on a new connection took longer than ${ms} ms`,
+        { side: "receiver", peer: null, phase: "the abort" },
+      );
+    // A connection that comes after the bound is closed when it comes (the
+    // migration's own are closed as it ends, which may be before).
+    let late = false;
+    try {
+      const connecting = this.#opts.reconnect!();
+      connecting.then((c) => {
+        if (!late) return void this.#opened.push(c);
+        try {
+          c.close?.();
+        } catch { /* closed */ }
+      }, () => {});
+      const conn = await within(connecting, ms, () => {
+        late = true;
+        return gone();
+      });
+      const left = Math.max(1, started + ms - performance.now());
+      const link = new SourceLink(conn, { replyMs: left });
+      await within(link.abandon(this.#session!, reason), left, gone);
+    } catch {
+      // Best effort: the receiver then discards when its grace passes.
+    }
   }
 
   /** Whether HELLO asks for a resumable session: the plan resumes and a reconnection is possible. */
@@ -1291,12 +1360,14 @@ class SourceSession {
     if (ms === null) return;
     this.#downtimeOver = new Promise<never>((_, reject) => {
       this.#downtimeTimer = setTimeout(
-        () =>
+        () => {
+          this.#downtimePassed = true;
           reject(
             new MigrationError(
               `Stop-and-copy did not end within the policy's downtime bound of ${ms} ms (no READY from the receiver yet): the VM resumes on the source`,
             ),
-          ),
+          );
+        },
         ms,
       );
     });

@@ -5,7 +5,8 @@
  * receiver lacked plus what the guest dirtied meanwhile; a resume after the
  * grace is refused and the source fails with the VM running; a RESUME with
  * a wrong session id or from another source identity is refused and leaves
- * the session alone; a cut during stop-and-copy still aborts.
+ * the session alone; a cut during stop-and-copy still aborts, and the
+ * receiver ends at once.
  */
 
 import assert from "node:assert/strict";
@@ -34,12 +35,7 @@ import { credentialsDir } from "./transport/secure/_testing.ts";
 import { FrameReader } from "./wire/frame_reader.ts";
 import { FrameType } from "./wire/frame.ts";
 import { FrameWriter } from "./wire/frame_writer.ts";
-import {
-  decodeError,
-  encodeResume,
-  encodeWelcome,
-  PROTOCOL_VERSION,
-} from "./wire/messages.ts";
+import { decodeError, encodeResume } from "./wire/messages.ts";
 import type { WireConn } from "./wire/duplex.ts";
 
 const DEADLINE_MS = 90_000;
@@ -672,7 +668,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "resume: a link cut during stop-and-copy is not resumed: the source aborts with the VM resumed, the receiver discards",
+    "resume: a link cut during stop-and-copy, after FINAL, is not resumed: the source aborts with the VM resumed, the receiver discards at once",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -683,19 +679,13 @@ Deno.test({
       dirtyRate: 200,
     });
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    // Downstream carries WELCOME, then READY once FINAL arrived: cut the
-    // link at READY's first byte, while the VM is paused.
+    // Cut the link at READY's first byte: FINAL came, the VM is paused.
     const plan = resumingPlan("resume-final");
-    const welcome = 16 + encodeWelcome({
-      protocol: PROTOCOL_VERSION,
-      accepted: true,
-      session: "0".repeat(32),
-      resumeMs: plan.resume!.graceMs,
-    }).length;
     const proxy = faultProxy((listener.addr as Deno.NetAddr).port, {
       kind: "cut",
       direction: "down",
-      afterBytes: welcome,
+      afterBytes: 0,
+      frameType: FrameType.READY,
     });
     const receiver = serveAll(() => listener.accept());
     let reconnects = 0;
@@ -717,10 +707,15 @@ Deno.test({
         "the source",
         DEADLINE_MS,
       );
+      const failedAt = performance.now();
       closeQuietly(conn);
       assert.ok(proxy.fired, "the link was never cut");
       assert.ok(report instanceof MigrationError, String(report));
-      assert.equal(reconnects, 0, "stop-and-copy was resumed");
+      assert.match(report.message, /during stop-and-copy \(round \d+\)/);
+      // At most the connection that tells the receiver of the abort (past
+      // FINAL it has failed the session already: that RESUME is refused).
+      assert.ok(reconnects <= 1, `${reconnects} reconnections`);
+      assert.equal(receiver.joined.length, 0, "a RESUME was taken");
       assert.equal(vm.paused, false, "the VM was left paused");
       const received = await withDeadline(
         receiver.session,
@@ -728,6 +723,11 @@ Deno.test({
         DEADLINE_MS,
       );
       assert.ok(received instanceof Error, "the receiver did not fail");
+      assert.match(received.message, /Connection closed before END/);
+      assert.ok(
+        performance.now() - failedAt < 5_000,
+        "the receiver held the session on (grace 20 s)",
+      );
       assert.notEqual(receiver.sink!.state, "committed");
     } finally {
       await proxy.close();

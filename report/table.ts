@@ -99,6 +99,19 @@ export function verdictLine(report: MigrationReport): string {
   }
 }
 
+/** The resumes of a migration after lost links, in one line: how often, and what each took. */
+function resumesText(resumes: NonNullable<MigrationReport["resumes"]>): string {
+  return `${resumes.length} time${
+    resumes.length === 1 ? "" : "s"
+  } after a lost link: ${
+    resumes.map((r) =>
+      `round ${r.round}, down ${
+        formatDuration(r.downMs)
+      }, ${r.pagesMissing} pages missing + ${r.pagesDirtied} dirtied sent again`
+    ).join("; ")
+  }`;
+}
+
 /**
  * The totals of a migration in a few aligned lines.
  *
@@ -148,6 +161,9 @@ export function formatSummary(report: MigrationReport): string {
         report.sourceCpuSecondsPerGiB.toFixed(2)
       } s/GiB)`,
     ],
+    ...(report.resumes?.length
+      ? [["resumed", resumesText(report.resumes)] as [string, string]]
+      : []),
     ["gpu", report.gpu?.note ?? "-"],
     ["digest", report.digest || "-"],
     ...(report.backend

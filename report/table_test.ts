@@ -130,3 +130,28 @@ Deno.test("formatSummary: the backend and its notes get a line each under their 
   // A report without them (older JSON) prints neither.
   assert.doesNotMatch(formatSummary(sampleReport()), /^(backend|tunnel) /m);
 });
+
+Deno.test("formatSummary: a migration that resumed says how often, and what each resume took", () => {
+  const resume = {
+    round: 0,
+    reason: "The receiver 127.0.0.1:4444 reset the connection during round 0",
+    attempts: 1,
+    downMs: 412,
+    wireBytesBefore: 1 << 20,
+    pagesMissing: 3021,
+    pagesDirtied: 12,
+    pagesToSend: 3030,
+  };
+  assert.match(
+    formatSummary({ ...sampleReport(), resumes: [resume] }),
+    /^resumed {5}1 time after a lost link: round 0, down 412(\.0)? ms, 3021 pages missing \+ 12 dirtied sent again$/m,
+  );
+  assert.match(
+    formatSummary({
+      ...sampleReport(),
+      resumes: [resume, { ...resume, round: 2 }],
+    }),
+    /^resumed {5}2 times after a lost link: round 0, .*; round 2, /m,
+  );
+  assert.doesNotMatch(formatSummary(sampleReport()), /^resumed /m);
+});

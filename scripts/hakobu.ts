@@ -190,7 +190,7 @@ export function buildCli(setExit: (code: number) => void): Command {
     )
     .option(
       "--channel-connections",
-      "sim: each channel on a TCP/TLS connection of its own, written and encrypted by its own Worker (encryption spreads over cores); a receiver that does not grant them gets the one connection; not with a policy that resumes",
+      "sim: each channel on a TCP/TLS connection of its own, written and encrypted by its own Worker (encryption spreads over cores); a receiver that does not grant them gets the one connection; with a policy that resumes, a lost channel connection resumes as the session's does",
     )
     .option(
       "--tunnel",

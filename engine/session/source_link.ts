@@ -522,6 +522,40 @@ export class SourceLink {
     await bestEffort(this.write(FrameType.ABORT, 0, encodeAbort({ reason })));
   }
 
+  /**
+   * On a new connection, after the old one was lost while the receiver
+   * may have parked the session: sends RESUME for `session` and ABORT
+   * right behind it (no round trip in between), then waits, within the
+   * reply deadline, until the receiver answers and closes. An ABORT on the
+   * old connection would never reach a receiver that closed it when it
+   * parked; this one ends the session at once instead of at its grace.
+   *
+   * @returns True when the receiver took the RESUME (RESUMED) and then
+   *   ended the session; false when it refused it (the session had ended
+   *   already, or was never this source's).
+   * @throws {LinkLostError} when this connection fails too, or an answer
+   *   does not come within the reply deadline.
+   */
+  async abandon(session: string, reason: string): Promise<boolean> {
+    this.#aborted = true;
+    await this.write(FrameType.RESUME, 0, encodeResume({ session }));
+    await this.write(FrameType.ABORT, 0, encodeAbort({ reason }));
+    const next = (what: string) =>
+      this.#within(
+        this.#reader.next().catch((e) => this.#lost(e)),
+        () =>
+          `The receiver did not ${what} within ${this.#replyMs} ms (the reply deadline)`,
+        true,
+      );
+    const answer = await next("answer RESUME");
+    if (answer?.type !== FrameType.RESUMED) return false;
+    // It reads ABORT next, discards, and closes the connection.
+    for (let frame = await next("close after ABORT"); frame !== null;) {
+      frame = await next("close after ABORT");
+    }
+    return true;
+  }
+
   /** Closes the connection's write side (best effort, 2 s at most). */
   async close(): Promise<void> {
     await bestEffort(this.#writer.close());
