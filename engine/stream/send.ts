@@ -42,7 +42,10 @@ import { FrameType } from "../wire/frame.ts";
 import { decodeResult, PROTOCOL_VERSION } from "../wire/messages.ts";
 import type { StreamEvent, StreamFormat, StreamParser } from "./format.ts";
 import { MAX_RECORDS_BYTES, RecordsBuilder } from "./records.ts";
-import { decodeStreamProgress } from "./stream_progress.ts";
+import {
+  decodeStreamProgress,
+  DEFAULT_MAX_LEAD_BYTES,
+} from "./stream_progress.ts";
 import { encodeStreamEnd, STREAM_DIGEST, streamDigest } from "./stream_end.ts";
 import {
   resumableSource,
@@ -174,9 +177,6 @@ const FLUSH_RECORDS_BYTES = 1 << 20;
  */
 const RECORDS_CAP_BYTES = MAX_RECORDS_BYTES / 2;
 const OPAQUE_PIECE_BYTES = 1 << 20;
-/** Default {@link StreamSendOptions.maxLeadBytes}: 8 MiB. */
-export const DEFAULT_MAX_LEAD_BYTES = 8 << 20;
-
 /** Batch requests a channel may have queued, not yet encoded. */
 const QUEUED_BATCHES = 4;
 

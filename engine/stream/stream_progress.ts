@@ -18,6 +18,14 @@
 import { WireError } from "../errors.ts";
 import { TWO_32 } from "../bytes.ts";
 
+/**
+ * How far a stream tunnel's source reads ahead of the destination by
+ * default: 8 MiB (`StreamSendOptions.maxLeadBytes`). Enough for a link's
+ * bandwidth × round trip up to about 8 MiB (1 Gbit/s at 60 ms, 10 Gbit/s at
+ * 6 ms); a longer link wants more, or the lead bounds its throughput.
+ */
+export const DEFAULT_MAX_LEAD_BYTES: number = 8 << 20;
+
 /** Bytes of a PROGRESS payload. */
 export const STREAM_PROGRESS_BYTES = 8;
 

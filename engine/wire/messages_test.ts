@@ -642,3 +642,35 @@ Deno.test("messages: a stream tunnel's RESUME and RESUMED say the bytes held, AC
     { received: 7, session, resumeMs: 500 },
   );
 });
+
+Deno.test("messages: HELLO progressBytes (stream mode) round-trips; 0, negative and past 1 GiB are refused naming the field", () => {
+  const hello = {
+    protocol: 2,
+    memoryBytes: 8192,
+    pageSize: 4096,
+    codecs: [{ id: 1, name: "zero" }],
+    vm: "vm",
+    policy: "p",
+    channels: 1,
+    stream: "qemu",
+    progressBytes: 2 << 20,
+  };
+  assert.equal(decodeHello(encodeHello(hello)).progressBytes, 2 << 20);
+  assert.equal(
+    decodeHello(encodeHello({ ...hello, progressBytes: undefined }))
+      .progressBytes,
+    undefined,
+    "absent stays absent: the receiver sends no PROGRESS",
+  );
+  for (const bad of [0, -1, 2 ** 30 + 1, 1.5]) {
+    const payload = new TextEncoder().encode(
+      JSON.stringify({ ...hello, progressBytes: bad }),
+    );
+    assert.throws(
+      () => decodeHello(payload),
+      (e: unknown) =>
+        e instanceof WireError && /field "progressBytes"/.test(e.message),
+      `progressBytes ${bad}`,
+    );
+  }
+});

@@ -53,6 +53,8 @@ export interface TunnelSendOptions {
   readonly channels?: number;
   /** Pages per channel batch (default 256). */
   readonly batchPages?: number;
+  /** Most stream bytes read ahead of the destination (default 8 MiB; 0: no bound). */
+  readonly maxLeadBytes?: number;
   /** Xen: the pfn bound (default {@link DEFAULT_MAX_PAGES}). */
   readonly maxPages?: number;
   /** QEMU, resident: serve each connection on this socket as one migration. */
@@ -96,6 +98,7 @@ export async function tunnelSend(
     bandwidth: options.bandwidth ?? null,
     channels: options.channels,
     batchPages: options.batchPages,
+    maxLeadBytes: options.maxLeadBytes,
     ...(resume ? { resume } : {}),
   };
   if (options.serve !== undefined) {

@@ -29,6 +29,7 @@ import {
 } from "@commander-js/extra-typings";
 import { codecNames } from "../../engine/codecs/registry.ts";
 import { DEFAULT_MAX_PAGES } from "../../engine/stream/xen_format.ts";
+import { DEFAULT_MAX_LEAD_BYTES } from "../../engine/stream/stream_progress.ts";
 import type { StreamStats } from "../../engine/stream/send.ts";
 import type { Address } from "../../engine/transport/address.ts";
 import { MAX_CHANNELS } from "../../engine/plan.ts";
@@ -129,6 +130,7 @@ export function tunnelCommand(
     .addOption(bandwidthOption())
     .addOption(channelsOption())
     .addOption(batchPagesOption())
+    .addOption(maxLeadOption())
     .addOption(sendResumeOption())
     .addOption(
       new Option(
@@ -151,6 +153,7 @@ export function tunnelCommand(
           bandwidth: o.bandwidth,
           channels: o.channels,
           batchPages: o.batchPages,
+          maxLeadBytes: o.maxLead,
           serve: o.serve,
           resumeGraceMs: o.resumeGrace,
         })
@@ -218,6 +221,7 @@ export function tunnelCommand(
     .addOption(bandwidthOption())
     .addOption(channelsOption())
     .addOption(batchPagesOption())
+    .addOption(maxLeadOption())
     .addOption(sendResumeOption())
     .addOption(
       new Option(
@@ -245,6 +249,7 @@ export function tunnelCommand(
           bandwidth: o.bandwidth,
           channels: o.channels,
           batchPages: o.batchPages,
+          maxLeadBytes: o.maxLead,
           maxPages: o.maxPages,
           resumeGraceMs: o.resumeGrace,
         })
@@ -335,6 +340,16 @@ function channelsOption() {
     "--channels <n>",
     `channels, one encode Worker each, 1 to ${MAX_CHANNELS} (default: the core count)`,
   ).argParser(integer({ min: 1, max: MAX_CHANNELS }));
+}
+
+function maxLeadOption() {
+  return new Option(
+    "--max-lead <bytes>",
+    "most stream bytes read ahead of what the receiving tunnel wrote to the destination; at least the link's bandwidth x round trip (0: no bound)",
+  ).argParser(integer({ min: 0, max: Number.MAX_SAFE_INTEGER })).default(
+    DEFAULT_MAX_LEAD_BYTES,
+    "8 MiB",
+  );
 }
 
 function batchPagesOption() {
