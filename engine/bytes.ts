@@ -21,6 +21,43 @@
 export const TWO_32 = 0x1_0000_0000;
 
 /**
+ * Writes `n` (a whole number below 2^53) as a little-endian u64 at `at`:
+ * the low u32, then the high one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getU64, setU64 } from "./bytes.ts";
+ *
+ * const v = new DataView(new ArrayBuffer(8));
+ * setU64(v, 0, 3 * 2 ** 32 + 5);
+ * assert.equal(v.getUint32(0, true), 5);
+ * assert.equal(getU64(v, 0), 3 * 2 ** 32 + 5);
+ * ```
+ */
+export function setU64(view: DataView, at: number, n: number): void {
+  view.setUint32(at, n % TWO_32, true);
+  view.setUint32(at + 4, Math.floor(n / TWO_32), true);
+}
+
+/**
+ * Reads a little-endian u64 at `at` as a number (exact up to 2^53; a
+ * caller that must refuse more checks `Number.isSafeInteger`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getU64 } from "./bytes.ts";
+ *
+ * const v = new DataView(new Uint32Array([7, 1]).buffer);
+ * assert.equal(getU64(v, 0), 2 ** 32 + 7);
+ * ```
+ */
+export function getU64(view: DataView, at: number): number {
+  return view.getUint32(at + 4, true) * TWO_32 + view.getUint32(at, true);
+}
+
+/**
  * Joins byte arrays into one new array.
  *
  * @example

@@ -737,6 +737,16 @@ class SourceSession {
     }
   }
 
+  /**
+   * Closes the channels' pool after a lost link, counting the bytes its
+   * channels wrote on their own connections that no "sent" reported yet.
+   */
+  #dropPool(): void {
+    this.#channelWire += this.#pool?.pendingWireBytes ?? 0;
+    this.#pool?.close();
+    this.#pool = null;
+  }
+
   /** Whether HELLO asks for a resumable session: the plan resumes and a reconnection is possible. */
   #resumeAsked(): boolean {
     return this.#plan.resume !== undefined &&
@@ -797,10 +807,8 @@ class SourceSession {
     const deadline = lostAt + graceMs;
     // Bytes the channels wrote on their connections before the loss whose
     // "sent" was not taken yet count too (once: the pool goes).
-    this.#channelWire += this.#pool?.pendingWireBytes ?? 0;
+    this.#dropPool();
     const wireBytesBefore = this.#wireBytes();
-    this.#pool?.close();
-    this.#pool = null;
     void this.#link.close();
     let attempts = 0;
     let last: unknown = lost;
@@ -838,10 +846,7 @@ class SourceSession {
         break;
       } catch (e) {
         last = e;
-        const pool = this.#pool as EncoderPool | null;
-        this.#channelWire += pool?.pendingWireBytes ?? 0;
-        pool?.close();
-        this.#pool = null;
+        this.#dropPool();
         if (this.#opts.signal?.aborted) throw e;
         if (e instanceof MigrationError && !(e instanceof LinkLostError)) {
           // The receiver refused: the session is gone, or not ours.

@@ -36,6 +36,7 @@
 
 import type { StreamVerdict } from "./policy_driver.ts";
 import type { StreamStats } from "../stream/send.ts";
+import { resumeGraceArgs } from "./_resume_args.ts";
 import {
   securityArgs,
   type SecurityFlags,
@@ -97,6 +98,7 @@ export interface ExecTunnel {
  * Prepares an `exec:` tunnel for one migration (creates its stats file).
  *
  * @param options Destination, codecs, pacing and the command to run.
+ * @throws {RangeError} on a `resumeGraceMs` that is no whole number of ms, 0 or more.
  */
 export async function execTunnel(
   options: ExecTunnelOptions,
@@ -119,9 +121,7 @@ export async function execTunnel(
   if (options.channels !== undefined) {
     args.push("--channels", String(options.channels));
   }
-  if (options.resumeGraceMs) {
-    args.push("--resume-grace", String(options.resumeGraceMs));
-  }
+  args.push(...resumeGraceArgs(options.resumeGraceMs));
   const statsFile = await Deno.makeTempFile({
     prefix: "hakobu-tunnel-",
     suffix: ".json",

@@ -52,6 +52,7 @@
 
 import type { StreamVerdict } from "./policy_driver.ts";
 import { VERDICT_TIMEOUT_MS, verdictOf } from "./exec_tunnel.ts";
+import { resumeGraceArgs } from "./_resume_args.ts";
 import {
   securityArgs,
   type SecurityFlags,
@@ -341,7 +342,7 @@ export async function startResidentSender(
   if (options.channels !== undefined) {
     argv.push("--channels", String(options.channels));
   }
-  argv.push(...resumeArgs(options.resumeGraceMs));
+  argv.push(...resumeGraceArgs(options.resumeGraceMs));
   const proc = new Resident(argv);
   // Its own word, not a look at the socket: under `wrap` (`ip netns exec`)
   // the listener is in another network namespace, whose /proc/net/tcp this
@@ -439,7 +440,7 @@ export async function startResidentReceiver(
     "--to-qemu",
     incomingArg(options.incoming),
     ...(options.returnPath ? ["--return-path"] : []),
-    ...resumeArgs(options.resumeGraceMs),
+    ...resumeGraceArgs(options.resumeGraceMs),
     ...securityArgs(options.security, "receiver"),
   ];
   const proc = new Resident(argv);
@@ -470,21 +471,6 @@ function startTimeout(options: ResidentCommand): number {
     );
   }
   return ms;
-}
-
-/**
- * `--resume-grace MS` for a grace above 0, nothing for none.
- *
- * @throws {RangeError} on a grace that is no whole number of ms, 0 or more.
- */
-function resumeArgs(graceMs: number | undefined): string[] {
-  if (graceMs === undefined || graceMs === 0) return [];
-  if (!Number.isSafeInteger(graceMs) || graceMs < 0) {
-    throw new RangeError(
-      `Bad resume grace "${graceMs}" for a resident tunnel: expected a whole number of milliseconds, 0 or more`,
-    );
-  }
-  return ["--resume-grace", String(graceMs)];
 }
 
 /** `--to-qemu`'s word for `incoming`: `HOST:PORT` for `tcp:HOST:PORT`, else `unix:PATH`. */

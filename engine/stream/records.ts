@@ -25,7 +25,7 @@ import {
   ZstdCompressStream,
   ZstdDecompressStream,
 } from "../codecs/_zstd_stream.ts";
-import { TWO_32 } from "../bytes.ts";
+import { getU64, setU64 } from "../bytes.ts";
 
 /** Largest plain RECORDS payload (16 MiB), checked before anything is decompressed. */
 export const MAX_RECORDS_BYTES = 16 << 20;
@@ -167,8 +167,7 @@ export class RecordsBuilder {
       const start = pfns[i];
       let n = 1;
       while (i + n < pfns.length && pfns[i + n] === start + n) n++;
-      this.#view.setUint32(at, start % TWO_32, true);
-      this.#view.setUint32(at + 4, Math.floor(start / TWO_32), true);
+      setU64(this.#view, at, start);
       this.#view.setUint32(at + 8, n, true);
       at += 12;
       i += n;
@@ -347,7 +346,7 @@ export class RecordsParser {
       const pfns = new Float64Array(total);
       let k = 0;
       for (let r = 0; r < runs; r++, p += 12) {
-        const start = v.getUint32(p + 4, true) * TWO_32 + v.getUint32(p, true);
+        const start = getU64(v, p);
         const len = v.getUint32(p + 8, true);
         if (len === 0) fail(`empty pfn run at offset ${p}`, p);
         if (start + len > this.#pageCount) {

@@ -16,7 +16,7 @@
  */
 
 import { WireError } from "../errors.ts";
-import { TWO_32 } from "../bytes.ts";
+import { getU64, setU64 } from "../bytes.ts";
 import { FfiError } from "../../ffi/_library.ts";
 import { Xxh3x128State } from "../../ffi/xxhash.ts";
 
@@ -93,10 +93,8 @@ export function encodeStreamEnd(end: StreamEnd): Uint8Array {
   }
   const out = new Uint8Array(STREAM_END_BYTES);
   const v = new DataView(out.buffer);
-  v.setUint32(0, end.streamBytes % TWO_32, true);
-  v.setUint32(4, Math.floor(end.streamBytes / TWO_32), true);
-  v.setUint32(8, end.pages % TWO_32, true);
-  v.setUint32(12, Math.floor(end.pages / TWO_32), true);
+  setU64(v, 0, end.streamBytes);
+  setU64(v, 8, end.pages);
   out.set(end.digest, 16);
   return out;
 }
@@ -124,8 +122,8 @@ export function decodeStreamEnd(payload: Uint8Array): StreamEnd {
   }
   const v = new DataView(payload.buffer, payload.byteOffset, payload.length);
   return {
-    streamBytes: v.getUint32(4, true) * TWO_32 + v.getUint32(0, true),
-    pages: v.getUint32(12, true) * TWO_32 + v.getUint32(8, true),
+    streamBytes: getU64(v, 0),
+    pages: getU64(v, 8),
     digest: payload.slice(16, STREAM_END_BYTES),
   };
 }

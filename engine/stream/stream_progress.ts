@@ -16,7 +16,7 @@
  */
 
 import { WireError } from "../errors.ts";
-import { TWO_32 } from "../bytes.ts";
+import { getU64, setU64 } from "../bytes.ts";
 
 /**
  * How far a stream tunnel's source reads ahead of the destination by
@@ -47,9 +47,7 @@ export function encodeStreamProgress(written: number): Uint8Array {
     );
   }
   const out = new Uint8Array(STREAM_PROGRESS_BYTES);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, written % TWO_32, true);
-  view.setUint32(4, Math.floor(written / TWO_32), true);
+  setU64(new DataView(out.buffer), 0, written);
   return out;
 }
 
@@ -82,5 +80,5 @@ export function decodeStreamProgress(payload: Uint8Array): number {
       `Cannot decode PROGRESS: ${high} × 2^32 written bytes is past 2^53`,
     );
   }
-  return high * TWO_32 + view.getUint32(0, true);
+  return getU64(view, 0);
 }

@@ -70,16 +70,23 @@ function loadFfi(): Crc32Fn | null {
 export function crc32(bytes: Uint8Array, crc = 0): number {
   // zlib returns 0 for a null buffer, which an empty view may pass.
   if (bytes.length === 0) return crc >>> 0;
-  if (ffiCrc === undefined) ffiCrc = loadFfi();
-  if (ffiCrc !== null) {
-    if (bytes.length < SMALL_BYTES) return ffiCrc(crc, bytes, bytes.length);
-    if (nodeCrc === undefined && libzLargeBytes < LIBZ_LARGE_BUDGET_BYTES) {
-      libzLargeBytes += bytes.length;
-      return ffiCrc(crc, bytes, bytes.length);
-    }
+  const libzCrc = libzFor(bytes.length);
+  if (libzCrc !== null) {
+    if (bytes.length >= SMALL_BYTES) libzLargeBytes += bytes.length;
+    return libzCrc(crc, bytes, bytes.length);
   }
   nodeCrc ??= nodeBuiltin("node:zlib").crc32;
   return nodeCrc(bytes, crc);
+}
+
+/** libz's crc32 when it takes an input of `length` bytes now (see the module doc), else null. */
+function libzFor(length: number): Crc32Fn | null {
+  if (ffiCrc === undefined) ffiCrc = loadFfi();
+  if (ffiCrc === null) return null;
+  return length < SMALL_BYTES ||
+      (nodeCrc === undefined && libzLargeBytes < LIBZ_LARGE_BUDGET_BYTES)
+    ? ffiCrc
+    : null;
 }
 
 /**
@@ -97,12 +104,8 @@ export function crc32(bytes: Uint8Array, crc = 0): number {
 export function crc32Route(
   length: number,
 ): { via: "libz" | "node:zlib"; nodeZlibLoaded: boolean } {
-  if (ffiCrc === undefined) ffiCrc = loadFfi();
-  const libzTakes = ffiCrc !== null &&
-    (length < SMALL_BYTES ||
-      (nodeCrc === undefined && libzLargeBytes < LIBZ_LARGE_BUDGET_BYTES));
   return {
-    via: libzTakes ? "libz" : "node:zlib",
+    via: libzFor(length) !== null ? "libz" : "node:zlib",
     nodeZlibLoaded: nodeCrc !== undefined,
   };
 }

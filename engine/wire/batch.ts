@@ -26,7 +26,7 @@
  */
 
 import { WireError } from "../errors.ts";
-import { TWO_32 } from "../bytes.ts";
+import { getU64, setU64 } from "../bytes.ts";
 
 /** Bytes of the fixed part of a BATCH payload. */
 export const BATCH_FIXED_BYTES = 16;
@@ -143,8 +143,7 @@ export function encodeBatchPayload(parts: BatchParts, out: Uint8Array): number {
         } after ${start + n - 1}`,
       );
     }
-    v.setUint32(at, start % TWO_32, true);
-    v.setUint32(at + 4, Math.floor(start / TWO_32), true);
+    setU64(v, at, start);
     v.setUint32(at + 8, n, true);
     at += RUN_BYTES;
     runs++;
@@ -337,7 +336,7 @@ export function parseBatchPayload(
   let n = 0;
   let next = 0; // smallest pfn the next run may start at
   for (let r = 0; r < runCount; r++, at += RUN_BYTES) {
-    const start = v.getUint32(at + 4, true) * TWO_32 + v.getUint32(at, true);
+    const start = getU64(v, at);
     const len = v.getUint32(at + 8, true);
     if (len < 1) fail(`pfn run ${r} at offset ${at} is empty`, at + 8);
     if (start < next) {
