@@ -183,6 +183,7 @@ async function main(o: BenchQemuOptions): Promise<number> {
     ["hakobu-zero-raw", ["zero", "raw"]],
     ["hakobu-zero-dedup-lz4", ["zero", "dedup", "lz4"]],
     ["hakobu-zero-zstd", ["zero", "zstd"]],
+    ["hakobu-zero-lz4", ["zero", "lz4"]],
   ];
   for (const [name, codecs] of chains) {
     modes.push({

@@ -98,7 +98,15 @@ Deno.test("execTunnel: HAKOBU_TRACE_TUNNEL=FILE makes the sender append its phas
           });
           assert.deepEqual(
             parsed.map((p) => p.event).filter((e) => e.startsWith("send ")),
-            ["send input ended", "send STREAM_END written", "send RESULT read"],
+            [
+              "send first bytes read",
+              "send stream header parsed",
+              "send WELCOME read",
+              "send channels ready",
+              "send input ended",
+              "send STREAM_END written",
+              "send RESULT read",
+            ],
             "the sender's phases of a one-round stream, in order",
           );
           for (const p of parsed) {

@@ -4,9 +4,11 @@
  * appends one line per phase to FILE: `EPOCH_MS PID EVENT`. Epoch
  * milliseconds on the host clock, as QMP stamps its events, so a trace lines
  * up with the source's `STOP` and the destination's `RESUME` (bench:qemu's
- * JSON rows carry both). A few lines per migration (round changes, the
- * stream's end, the verdict), so it costs nothing measurable; nothing is
- * written without the variable or without the permission to read it.
+ * JSON rows carry both). A few lines per migration (the setup: the
+ * hypervisor's and the other tunnel's connections, the stream's first
+ * bytes, HELLO and WELCOME, the channels ready; round changes, the stream's
+ * end, the verdict), so it costs nothing measurable; nothing is written
+ * without the variable or without the permission to read it.
  *
  * @module
  */

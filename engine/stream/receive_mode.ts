@@ -270,6 +270,7 @@ export function streamMode(
     stream: options.format,
     frames: [FrameType.RECORDS, FrameType.STREAM_END],
     open(hello: Hello): Promise<SinkChannels> {
+      traceTunnel("receive HELLO read");
       if (!hello.verify?.includes(STREAM_DIGEST)) {
         throw new MigrationError(
           `HELLO offers no "${STREAM_DIGEST}" stream digest: the source is an older hakobu whose stream tunnel ` +
@@ -294,6 +295,7 @@ export function streamMode(
     },
     verify: () => STREAM_DIGEST,
     started(s: SessionControl): void {
+      traceTunnel("receive WELCOME sent");
       pool = s.pool;
       control = s;
       // A first PROGRESS (0) tells the source its lead is counted from now.

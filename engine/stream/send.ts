@@ -312,10 +312,12 @@ export async function sendStream(
         for (const e of parser.finish()) pending.push(copyEvent(e));
         break;
       }
+      if (stats.streamBytes === 0) traceTunnel("send first bytes read");
       hash.update(value);
       stats.streamBytes += value.length;
       for (const e of parser.push(value)) pending.push(copyEvent(e));
     }
+    traceTunnel("send stream header parsed");
 
     const welcome = await link.hello({
       protocol: PROTOCOL_VERSION,
@@ -332,6 +334,7 @@ export async function sendStream(
         ? { progressBytes: Math.max(4096, Math.floor(maxLead / 4)) }
         : {}),
     });
+    traceTunnel("send WELCOME read");
     if (welcome.verify !== STREAM_DIGEST) {
       throw new MigrationError(
         `Receiver did not take the "${STREAM_DIGEST}" stream digest: it is an older hakobu whose stream tunnel ` +
@@ -346,6 +349,7 @@ export async function sendStream(
     };
     const p = pool = options.pools?.encoder(poolOptions) ??
       EncoderPool.start(poolOptions);
+    traceTunnel("send channels ready");
     const records = new RecordsBuilder({ compress: true });
     const batches = Array.from(
       { length: channels },

@@ -35,6 +35,7 @@ import {
 import type { StreamResumeOptions } from "../../engine/stream/resume_source.ts";
 import type { Endpoint } from "./options.ts";
 import { reportRefused } from "./security_options.ts";
+import { traceTunnel } from "../../engine/stream/_trace.ts";
 
 /** How long a sender retries its connection to the receiving tunnel. */
 const CONNECT_TIMEOUT_MS = 20_000;
@@ -114,11 +115,13 @@ export async function tunnelSend(
         ? `unix:${local.path}`
         : `${local.hostname}:${local.port}`,
       async (qemu) => {
+        traceTunnel("send hypervisor connected");
         const conn = await connectChannelRetrying(
           options.to,
           options.security,
           CONNECT_TIMEOUT_MS,
         );
+        traceTunnel("send receiver connected");
         try {
           // QEMU's return path (libvirt turns it on): what the destination
           // QEMU writes back comes as BACK frames and goes to the source's.
@@ -216,11 +219,13 @@ export async function tunnelReceive(
       listener,
       `${listener.addr.hostname}:${listener.addr.port}`,
       async (conn) => {
+        traceTunnel("receive source connected");
         const admitted = await admit(server, conn);
         if (admitted.kind !== "session") return null; // a RESUME
         try {
           // QEMU listens once `migrate-incoming` was issued: wait for it.
           const qemu = await connectEndpoint(qemuAt, CONNECT_TIMEOUT_MS);
+          traceTunnel("receive destination connected");
           try {
             return await receiveStream(admitted.conn, {
               format: "qemu",
