@@ -17,12 +17,16 @@
  * data is checked by the guest's checker, and each tunnel row must end with
  * the tunnel's own digest comparison (`verification: "stream-digest"`).
  * QEMU's own `total-time` and `downtime`, which stop before QEMU waits for
- * an `exec:` child, are kept in the JSON for reference.
+ * an `exec:` child, are kept in the JSON for reference. Each row also says
+ * where the CPU went over the migration (`lab/cpu_budget.ts`): the whole
+ * machine's busy CPU-seconds, the guest's vCPUs', QEMU's other threads' (both
+ * ends), and the rest (the tunnels, the kernel's network path, the bench) —
+ * on a machine of few cores the migration is as fast as the CPU it gets.
  *
  * ```sh
  * deno run -A scripts/bench_qemu.ts [--app memcached|postgres] [--mem 1024] [--rate 1gbit]
  *     [--modes plain,xbzrle,multifd-zstd,zero-raw,...] [--out FILE] [--rounds N] [--churn MiB/s]
- *     [--warmup s] [--repeat N] [--against DIR]
+ *     [--warmup s] [--repeat N] [--against DIR] [--tunnel-channels N]
  * ```
  * Writes `out/bench-qemu.json` and prints a table. Needs root (netns).
  * `--repeat N` runs the whole list of modes N times, interleaved, and the
@@ -43,6 +47,7 @@ import type { QmpMigrationParameters } from "../engine/qemu/qmp.ts";
 import { LAB_NET, linkCounters, netDown, netUp } from "./lab/netns.ts";
 import { startPair } from "./lab/qemu_pair.ts";
 import { buildLab, labUnavailable, qemuPid } from "./lab/qemu_guest.ts";
+import { type CpuBudget, cpuBudget, sampleCpu } from "./lab/cpu_budget.ts";
 import { watchMigration } from "./lab/migration_clock.ts";
 import { execTunnel } from "../engine/qemu/exec_tunnel.ts";
 import {
@@ -101,6 +106,8 @@ export interface BenchRow {
   readonly qemuTransferred: number;
   readonly linkBytes: number;
   readonly sourceCpuSeconds: number;
+  /** CPU-seconds over the migration: the machine, the guest's vCPUs, QEMU's other threads, the rest (tunnels, network, bench). */
+  readonly cpu: CpuBudget;
   readonly error: string | null;
 }
 
@@ -130,6 +137,11 @@ function command() {
       0,
     )
     .option("--churn <MiB/s>", "the guest's write churn", integer(), 4)
+    .option(
+      "--tunnel-channels <n>",
+      "channels of hakobu's tunnels (default: theirs, the core count)",
+      integer({ min: 1, max: 64 }),
+    )
     .option(
       "--warmup <s>",
       "seconds of load before migrating",
@@ -264,6 +276,7 @@ async function main(o: BenchQemuOptions): Promise<number> {
         socket: `${dir}/out.sock`,
         to: `${LAB_NET.dstAddr}:${port}`,
         codecs: mode.resident!.codecs,
+        ...(o.tunnelChannels ? { channels: o.tunnelChannels } : {}),
         wrap: ["ip", "netns", "exec", LAB_NET.src],
         security,
       });
@@ -307,12 +320,15 @@ async function main(o: BenchQemuOptions): Promise<number> {
           to: `${LAB_NET.dstAddr}:4445`,
           codecs: mode.tunnel.codecs,
           command: mode.tunnel.command,
+          ...(o.tunnelChannels ? { channels: o.tunnelChannels } : {}),
           security: mode.tunnel.tls === false ? null : security,
         })
         : null;
       try {
         const pid = await qemuPid(pair.source.qmpPath);
+        const dstPid = await qemuPid(pair.destination.qmpPath);
         const before = await linkCounters("src");
+        const cpuBefore = await sampleCpu(pid, dstPid);
         const clock = watchMigration(pair.src, pair.dst);
         const report = await migrateQemu({
           plan,
@@ -340,6 +356,7 @@ async function main(o: BenchQemuOptions): Promise<number> {
           })
           : null;
         clock.close();
+        const cpu = cpuBudget(cpuBefore, await sampleCpu(pid, dstPid));
         const after = await linkCounters("src");
         const checker = report.status === "completed"
           ? await pair.destination.check()
@@ -361,6 +378,7 @@ async function main(o: BenchQemuOptions): Promise<number> {
           qemuTransferred: report.wireBytes,
           linkBytes: after.txBytes - before.txBytes,
           sourceCpuSeconds: report.sourceCpuSeconds,
+          cpu,
           error: report.error ??
             ((mode.tunnel || mode.resident) && !report.verified
               ? `${report.outcome}; receiver: ${
@@ -411,6 +429,10 @@ async function main(o: BenchQemuOptions): Promise<number> {
       "rounds",
       "link MiB",
       "src CPU s",
+      "CPU s: all",
+      "guest",
+      "QEMU",
+      "rest",
     ],
   });
   for (const mode of selected) {
@@ -433,6 +455,10 @@ async function main(o: BenchQemuOptions): Promise<number> {
       median(rs.map((r) => r.rounds)),
       (median(rs.map((r) => r.linkBytes)) / 2 ** 20).toFixed(1),
       median(rs.map((r) => r.sourceCpuSeconds)).toFixed(2),
+      median(rs.map((r) => r.cpu.machineS)).toFixed(2),
+      median(rs.map((r) => r.cpu.guestS)).toFixed(2),
+      median(rs.map((r) => r.cpu.qemuS)).toFixed(2),
+      median(rs.map((r) => r.cpu.otherS)).toFixed(2),
     ]);
   }
   if (repeat > 1) console.log(`medians of ${repeat} runs per mode`);

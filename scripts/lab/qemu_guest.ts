@@ -718,7 +718,9 @@ export async function startGuest(options: GuestOptions): Promise<Guest> {
   const argv = [
     "qemu-system-x86_64",
     "-name",
-    name,
+    // named threads (`CPU 0/TCG`, `live_migration`): bench:qemu tells the
+    // guest's CPU time from QEMU's own by them
+    `${name},debug-threads=on`,
     "-machine",
     "pc",
     "-accel",

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import {
+  cpuBudget,
+  isVcpuThread,
+  machineBusyTicks,
+  sampleCpu,
+  threadTicks,
+} from "./cpu_budget.ts";
+
+Deno.test("machineBusyTicks: user, nice, system, irq, softirq and steal; not idle, iowait or guest", () => {
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  const stat =
+    "cpu  100 2 30 5000 40 1 7 3 90 0\ncpu0 50 1 15 2500 20 0 3 1 45 0\n";
+  assert.equal(machineBusyTicks(stat), 100 + 2 + 30 + 1 + 7 + 3);
+});
+
+Deno.test("machineBusyTicks: a first line that is not the cpu total is refused, naming it", () => {
+  assert.throws(
+    () => machineBusyTicks("intr 12 3 4\n"),
+    /first line is "intr 12 3 4"/,
+  );
+});
+
+Deno.test("threadTicks: a name with spaces and parentheses, utime + stime", () => {
+  // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+  const line =
+    "4242 (CPU 0/TCG) R 1 1 1 0 -1 4194560 10 0 0 0 123 45 0 0 20 0 1 0";
+  assert.deepEqual(threadTicks(line), { comm: "CPU 0/TCG", ticks: 168 });
+  assert.deepEqual(
+    threadTicks("7 (a (b) c) S 1 1 1 0 -1 0 0 0 0 0 5 6 0 0").ticks,
+    11,
+  );
+  assert.throws(() => threadTicks("garbage"), /Cannot read a thread's stat/);
+});
+
+Deno.test("isVcpuThread: QEMU's vCPU threads, not its others", () => {
+  assert.ok(isVcpuThread("CPU 0/TCG"));
+  assert.ok(isVcpuThread("CPU 12/KVM"));
+  assert.ok(!isVcpuThread("live_migration"));
+  assert.ok(!isVcpuThread("qemu-system-x86"));
+  assert.ok(!isVcpuThread("CPU x/TCG"));
+});
+
+Deno.test("sampleCpu: work done by a process shows in the machine's time and in that process's, not as a guest's; a pid that is gone counts 0", async () => {
+  // This test process stands for a QEMU without vCPU threads.
+  const before = await sampleCpu(Deno.pid, 2 ** 22 + 1);
+  const t0 = performance.now();
+  let x = 0;
+  while (performance.now() - t0 < 200) x += Math.sqrt(x + 1);
+  const after = await sampleCpu(Deno.pid, 2 ** 22 + 1);
+  assert.ok(x > 0);
+  const b = cpuBudget(before, after);
+  assert.ok(b.machineS >= 0.1, `200 ms of busy loop shows: ${b.machineS} s`);
+  assert.ok(b.qemuS >= 0.1, `and is this process's: ${b.qemuS} s`);
+  assert.equal(b.guestS, 0);
+  assert.ok(b.otherS <= b.machineS - b.qemuS + 1e-9);
+  const gone = cpuBudget(
+    await sampleCpu(null, 2 ** 22 + 1),
+    await sampleCpu(null, 2 ** 22 + 1),
+  );
+  assert.equal(gone.qemuS, 0);
+});
