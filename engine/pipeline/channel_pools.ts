@@ -123,6 +123,41 @@ export class ChannelPools {
   }
 
   /**
+   * Starts a pool of each kind given and holds it idle, so that the first
+   * migration finds its Workers loaded instead of paying their start (tens
+   * of milliseconds each, on its critical path); a resident tunnel calls it
+   * as it starts listening. A migration of another channel count starts its
+   * own, as before. Nothing is started beyond {@link ChannelPoolsOptions.maxIdle}.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ChannelPools } from "@hakobu/hakobu";
+   *
+   * const pools = new ChannelPools();
+   * pools.warm({
+   *   encoder: { channels: 2, pageSize: 4096, pageCount: 1, batchPages: 256 },
+   * });
+   * assert.equal(pools.idle, 1); // taken by the first migration of 2 channels
+   * pools.close();
+   * ```
+   */
+  warm(
+    options: {
+      readonly encoder?: EncoderPoolOptions;
+      readonly decoder?: DecoderPoolOptions;
+    },
+  ): void {
+    if (this.#closed) return;
+    if (options.encoder && this.#encoders.length < this.#maxIdle) {
+      this.#encoders.push(EncoderPool.start(options.encoder));
+    }
+    if (options.decoder && this.#decoders.length < this.#maxIdle) {
+      this.#decoders.push(DecoderPool.start(options.decoder));
+    }
+  }
+
+  /**
    * Takes back a pool whose migration succeeded, for the next one; closes
    * it instead when it cannot be reused or enough are idle.
    *

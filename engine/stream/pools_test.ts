@@ -95,3 +95,67 @@ Deno.test("pools: a failed migration closes its Workers instead of handing them 
     receiving.close();
   }
 });
+
+Deno.test("pools: warmed pools are what the first migration runs on; a migration of another channel count starts its own", async () => {
+  const sending = new ChannelPools();
+  const receiving = new ChannelPools();
+  try {
+    sending.warm({
+      encoder: { channels: 2, pageSize: 4096, pageCount: 1, batchPages: 256 },
+    });
+    receiving.warm({
+      decoder: { channels: 2, pageSize: 4096, pageCount: 1, codecs: [] },
+    });
+    assert.equal(sending.idle, 1);
+    assert.equal(receiving.idle, 1);
+    const migrate = async (channels: number) => {
+      const [a, b] = memoryDuplex();
+      const out = collector();
+      const [s, r] = await Promise.all([
+        sendStream(ReadableStream.from([fixture]), a, {
+          format: qemuFormat,
+          codecs: [{ name: "zero" }, { name: "lz4" }],
+          channels,
+          batchPages: 16,
+          pools: sending,
+        }),
+        receiveStream(b, { format: "qemu", out: out.sink, pools: receiving }),
+      ]);
+      assert.ok(s.verified && r.verified);
+      assert.ok(same(out.bytes(), fixture));
+    };
+    // The warmed pools (set up afresh for this stream's pfn space and
+    // codecs) carry it and come back: still one idle on each side, where
+    // a migration on new pools would leave two (its own and the warmed).
+    await migrate(2);
+    assert.equal(sending.idle, 1);
+    assert.equal(receiving.idle, 1);
+    // One channel: the warmed pools of two stay idle, new ones carry it.
+    await migrate(1);
+    assert.equal(sending.idle, 2);
+    assert.equal(receiving.idle, 2);
+  } finally {
+    sending.close();
+    receiving.close();
+  }
+});
+
+Deno.test("pools: warm starts nothing once closed, nor beyond the idle limit", () => {
+  const pools = new ChannelPools({ maxIdle: 1 });
+  try {
+    const encoder = {
+      channels: 1,
+      pageSize: 4096,
+      pageCount: 1,
+      batchPages: 256,
+    };
+    pools.warm({ encoder });
+    pools.warm({ encoder });
+    assert.equal(pools.idle, 1);
+    pools.close();
+    pools.warm({ encoder });
+    assert.equal(pools.idle, 0);
+  } finally {
+    pools.close();
+  }
+});

@@ -36,6 +36,8 @@ import type { StreamResumeOptions } from "../../engine/stream/resume_source.ts";
 import type { Endpoint } from "./options.ts";
 import { reportRefused } from "./security_options.ts";
 import { traceTunnel } from "../../engine/stream/_trace.ts";
+import { defaultChannels } from "../../engine/default_channels.ts";
+import { PAGE_SIZE } from "../../engine/plan.ts";
 
 /** How long a sender retries its connection to the receiving tunnel. */
 const CONNECT_TIMEOUT_MS = 20_000;
@@ -107,8 +109,17 @@ export async function tunnelSend(
       await Deno.remove(options.serve.path).catch(() => {});
     }
     const local = options.serve;
-    // The channel Workers start once and serve every migration in turn.
+    // The channel Workers start once and serve every migration in turn;
+    // they start now, so the first migration does not wait for them.
     const pools = new ChannelPools();
+    pools.warm({
+      encoder: {
+        channels: options.channels ?? defaultChannels(),
+        pageSize: PAGE_SIZE,
+        pageCount: 1,
+        batchPages: options.batchPages ?? 256,
+      },
+    });
     return await serve(
       localListener(local),
       local.transport === "unix"
@@ -213,8 +224,18 @@ export async function tunnelReceive(
     const listener = await listenChannel(listen, options.security, {
       onRefused: reportRefused,
     });
-    // The decode Workers start once and serve every session in turn.
+    // The decode Workers start once and serve every session in turn; they
+    // start now, for a source of as many channels as this host has cores
+    // (the default), so its first session does not wait for them.
     const pools = new ChannelPools();
+    pools.warm({
+      decoder: {
+        channels: defaultChannels(),
+        pageSize: PAGE_SIZE,
+        pageCount: 1,
+        codecs: [],
+      },
+    });
     return await serve(
       listener,
       `${listener.addr.hostname}:${listener.addr.port}`,
