@@ -28,6 +28,8 @@ import {
 import { sendStream, type StreamStats } from "../../engine/stream/send.ts";
 import { receiveStream } from "../../engine/stream/receive.ts";
 import { ChannelPools } from "../../engine/pipeline/channel_pools.ts";
+import type { EncoderPoolOptions } from "../../engine/pipeline/encoder_pool.ts";
+import type { DecoderPoolOptions } from "../../engine/pipeline/decoder_pool.ts";
 import {
   type Admitted,
   StreamResumeServer,
@@ -112,14 +114,7 @@ export async function tunnelSend(
     // The channel Workers start once and serve every migration in turn;
     // they start now, so the first migration does not wait for them.
     const pools = new ChannelPools();
-    pools.warm({
-      encoder: {
-        channels: options.channels ?? defaultChannels(),
-        pageSize: PAGE_SIZE,
-        pageCount: 1,
-        batchPages: options.batchPages ?? 256,
-      },
-    });
+    pools.warm({ encoder: warmEncoder(options) });
     return await serve(
       localListener(local),
       local.transport === "unix"
@@ -147,17 +142,52 @@ export async function tunnelSend(
       },
     );
   }
-  const conn = await connectChannelRetrying(
-    options.to,
-    options.security,
-    CONNECT_TIMEOUT_MS,
-  );
-  // QEMU's or xl's pipe: up to 1 MiB per read instead of 64 KiB
-  growPipe(0);
-  return await sendStream(largeReads(Deno.stdin), conn, {
-    ...send,
-    ...(options.format === "xen" ? { back: Deno.stdout.writable } : {}),
-  });
+  // The channel Workers load while the connection is made and the
+  // hypervisor sets its migration up (QEMU's first byte comes hundreds of
+  // milliseconds after it started this process, under TCG).
+  const pools = new ChannelPools();
+  pools.warm({ encoder: warmEncoder(options) });
+  try {
+    const conn = await connectChannelRetrying(
+      options.to,
+      options.security,
+      CONNECT_TIMEOUT_MS,
+    );
+    // QEMU's or xl's pipe: up to 1 MiB per read instead of 64 KiB
+    growPipe(0);
+    return await sendStream(largeReads(Deno.stdin), conn, {
+      ...send,
+      pools,
+      ...(options.format === "xen" ? { back: Deno.stdout.writable } : {}),
+    });
+  } finally {
+    pools.close();
+  }
+}
+
+/** The encode pool a sender warms: its channels, for any stream (set up afresh when taken). */
+function warmEncoder(
+  options: Pick<TunnelSendOptions, "channels" | "batchPages">,
+): EncoderPoolOptions {
+  return {
+    channels: options.channels ?? defaultChannels(),
+    pageSize: PAGE_SIZE,
+    pageCount: 1,
+    batchPages: options.batchPages ?? 256,
+  };
+}
+
+/**
+ * The decode pool a receiver warms: as many channels as this host has
+ * cores, the sender's default (a sender of another count gets its own).
+ */
+function warmDecoder(): DecoderPoolOptions {
+  return {
+    channels: defaultChannels(),
+    pageSize: PAGE_SIZE,
+    pageCount: 1,
+    codecs: [],
+  };
 }
 
 /** Options of {@link tunnelReceive}. */
@@ -228,14 +258,7 @@ export async function tunnelReceive(
     // start now, for a source of as many channels as this host has cores
     // (the default), so its first session does not wait for them.
     const pools = new ChannelPools();
-    pools.warm({
-      decoder: {
-        channels: defaultChannels(),
-        pageSize: PAGE_SIZE,
-        pageCount: 1,
-        codecs: [],
-      },
-    });
+    pools.warm({ decoder: warmDecoder() });
     return await serve(
       listener,
       `${listener.addr.hostname}:${listener.addr.port}`,
@@ -269,7 +292,24 @@ export async function tunnelReceive(
     );
   }
   // One session: the first connection that authenticates. xl is started
-  // only then. Resumable, the listener stays open for its RESUMEs.
+  // only then. Resumable, the listener stays open for its RESUMEs. The
+  // decode Workers load while it waits.
+  const pools = new ChannelPools();
+  pools.warm({ decoder: warmDecoder() });
+  try {
+    return await receiveSession(options, server, listen, pools);
+  } finally {
+    pools.close();
+  }
+}
+
+/** The one-session receiver's listen, accept and session (see {@link tunnelReceive}). */
+async function receiveSession(
+  options: TunnelReceiveOptions,
+  server: StreamResumeServer | null,
+  listen: Address,
+  pools: ChannelPools,
+): Promise<StreamStats> {
   const listener = await listenChannel(listen, options.security, {
     onRefused: reportRefused,
   });
@@ -295,7 +335,12 @@ export async function tunnelReceive(
     : null;
   if (!server) listener.close();
   try {
-    return await receiveOne(options, session.conn, frameTimeout(server));
+    return await receiveOne(
+      options,
+      session.conn,
+      frameTimeout(server),
+      pools,
+    );
   } finally {
     await session.done("ended");
     ended = true;
@@ -327,6 +372,7 @@ async function receiveOne(
   options: TunnelReceiveOptions,
   conn: WireConn,
   frameTimeoutMs: number | undefined,
+  pools: ChannelPools,
 ): Promise<StreamStats> {
   if (options.format === "qemu") {
     growPipe(1);
@@ -334,6 +380,7 @@ async function receiveOne(
       format: "qemu",
       out: Deno.stdout.writable,
       frameTimeoutMs,
+      pools,
     });
   }
   const cmd = options.command?.length
@@ -353,6 +400,7 @@ async function receiveOne(
     holdLast: false,
     exited: child.status.then((s) => s.code),
     frameTimeoutMs,
+    pools,
   });
 }
 
