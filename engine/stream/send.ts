@@ -197,7 +197,10 @@ class PendingBatch {
 /**
  * Tunnels one hypervisor stream: reads `source` to its end, sends it over
  * `conn` and waits for the receiver's verdict, which it checks against its
- * own digest.
+ * own digest. It asks `source` for one chunk ahead at most, and keeps no
+ * view of a chunk once it asked for the chunk after the next (what must
+ * outlive it is copied): a source may reuse a chunk's buffer from then on
+ * (`largeReads` with a ring of 2 or more).
  *
  * @example
  * ```ts
