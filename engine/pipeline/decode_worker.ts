@@ -61,17 +61,14 @@ let hangUp: (() => void) | null = null;
 /** Return mode: "pages" buffers the main thread gave back, for later replies. */
 const free: ArrayBuffer[] = [];
 
-/** `bytes` copied into a given-back buffer that holds them, or a fresh one. */
-function pagesOut(bytes: Uint8Array): Uint8Array {
+/** A given-back buffer of at least `bytes`, or a fresh one. */
+function pagesBuffer(bytes: number): Uint8Array<ArrayBuffer> {
   for (let i = 0; i < free.length; i++) {
-    if (free[i].byteLength >= bytes.length) {
-      const [b] = free.splice(i, 1);
-      const out = new Uint8Array(b);
-      out.set(bytes);
-      return out;
+    if (free[i].byteLength >= bytes) {
+      return new Uint8Array(free.splice(i, 1)[0]);
     }
   }
-  return bytes.slice();
+  return new Uint8Array(bytes);
 }
 
 function post(reply: DecodeReply, transfer: Transferable[] = []): void {
@@ -152,6 +149,10 @@ async function handle(req: DecodeRequest): Promise<void> {
           }
         }
       }
+      // Return mode: the batch decodes straight into a given-back buffer
+      // that holds all its pages (or a fresh one), which then goes to the
+      // main thread whole: no copy of the pages.
+      if (!memory) set!.takeScratch(pagesBuffer(batch.count * ps));
       gpu?.take();
       const decoded = gpu
         ? await set!.decodeOffloaded(req.payload, batch, gpu.offload)
@@ -210,7 +211,8 @@ async function handle(req: DecodeRequest): Promise<void> {
         const id = decoded.codecOf[i];
         counts.set(id, (counts.get(id) ?? 0) + 1);
       }
-      const pages = pagesOut(scratch.subarray(0, decoded.slots * ps));
+      // The scratch goes (the set decodes the next batch into another).
+      const pages = set!.takeScratch();
       const pfns = batch.pfns.slice(0, batch.count);
       const slot = decoded.slotOf.slice(0, batch.count);
       post({
