@@ -61,6 +61,17 @@ let hangUp: (() => void) | null = null;
 /** Return mode: "pages" buffers the main thread gave back, for later replies. */
 const free: ArrayBuffer[] = [];
 
+/**
+ * The payload buffer of a batch the main thread gave up (`giveBack`), to go
+ * back with the reply once the batch is decoded: nothing here keeps a view
+ * of a payload past its batch (decoders copy what they keep).
+ */
+function givenBack(
+  req: Extract<DecodeRequest, { type: "batch" }>,
+): ArrayBuffer | undefined {
+  return req.giveBack ? req.payload.buffer as ArrayBuffer : undefined;
+}
+
 /** A given-back buffer of at least `bytes`, or a fresh one. */
 function pagesBuffer(bytes: number): Uint8Array<ArrayBuffer> {
   for (let i = 0; i < free.length; i++) {
@@ -184,6 +195,7 @@ async function handle(req: DecodeRequest): Promise<void> {
         }
         set!.applied(batch, decoded, zeroPage);
         applied += batch.count;
+        const given = givenBack(req);
         post(
           connBytes ? { type: "progress", bytes: connBytes(), gpuPages } : {
             type: "applied",
@@ -191,7 +203,9 @@ async function handle(req: DecodeRequest): Promise<void> {
             round: req.round,
             pages: batch.count,
             gpuPages,
+            ...(given ? { payload: given } : {}),
           },
+          given ? [given] : [],
         );
         return;
       }
@@ -215,6 +229,13 @@ async function handle(req: DecodeRequest): Promise<void> {
       const pages = set!.takeScratch();
       const pfns = batch.pfns.slice(0, batch.count);
       const slot = decoded.slotOf.slice(0, batch.count);
+      const given = givenBack(req);
+      const transfer: Transferable[] = [
+        pages.buffer as ArrayBuffer,
+        pfns.buffer,
+        slot.buffer,
+      ];
+      if (given) transfer.push(given);
       post({
         type: "pages",
         id: req.id,
@@ -225,7 +246,8 @@ async function handle(req: DecodeRequest): Promise<void> {
         pages,
         claims: [...counts],
         gpuPages,
-      }, [pages.buffer as ArrayBuffer, pfns.buffer, slot.buffer]);
+        ...(given ? { payload: given } : {}),
+      }, transfer);
       return;
     }
     case "sync":
