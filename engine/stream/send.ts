@@ -485,8 +485,11 @@ export async function sendStream(
           if (wait) return wait.then(() => pages(e, k));
         }
         b.pfns[b.count] = pfn;
+        // (a record of one page, QEMU's every one: no view to make)
         b.pages.set(
-          e.data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE),
+          e.pfns.length === 1
+            ? e.data
+            : e.data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE),
           b.count * PAGE_SIZE,
         );
         b.count++;
