@@ -512,6 +512,32 @@ export class BatchDecoderSet {
   }
 
   /**
+   * Hands the scratch the last {@link decode} wrote into over to the
+   * caller (to keep, or transfer to another thread: no copy of the pages);
+   * the next decode writes into `next` when it is large enough, else into
+   * a fresh buffer. The set never touches the returned buffer again.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BatchDecoderSet } from "./batch_chain.ts";
+   *
+   * const set = new BatchDecoderSet(new Map(), {
+   *   pageSize: 4096,
+   *   pageCount: 16,
+   * });
+   * const taken = set.takeScratch(new Uint8Array(8192));
+   * assert.equal(taken.length, 0); // nothing decoded yet
+   * assert.equal(set.scratch.length, 8192); // the next decode's
+   * ```
+   */
+  takeScratch(next?: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+    const taken = this.#scratch;
+    this.#scratch = next ?? new Uint8Array(0);
+    return taken;
+  }
+
+  /**
    * Decodes a validated batch: each section by its codec, into a scratch
    * owned by this set (valid until the next decode). Nothing is written
    * anywhere else, so a malformed section leaves memory untouched.

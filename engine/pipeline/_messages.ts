@@ -234,6 +234,12 @@ export type DecodeRequest =
     readonly round: number;
     readonly payload: Uint8Array;
     readonly at: number;
+    /**
+     * The payload's buffer is the worker's (transferred by the main
+     * thread): it goes back with the reply, for a later frame to be read
+     * into.
+     */
+    readonly giveBack?: boolean;
   }
   | { readonly type: "sync"; readonly id: number }
   | {
@@ -278,6 +284,8 @@ export type DecodeReply =
     readonly pages: number;
     /** Of its pages, those decoded on the GPU. */
     readonly gpuPages: number;
+    /** The batch's payload buffer, given back (a `giveBack` batch). */
+    readonly payload?: ArrayBuffer;
   }
   | {
     /**
@@ -297,6 +305,8 @@ export type DecodeReply =
     readonly claims: readonly (readonly [number, number])[];
     /** Of its pages, those decoded on the GPU. */
     readonly gpuPages: number;
+    /** The batch's payload buffer, given back (a `giveBack` batch). */
+    readonly payload?: ArrayBuffer;
   }
   | {
     /** The worker's GPU: its adapter, or why it has none (after init, when asked for one). */

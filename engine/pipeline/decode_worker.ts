@@ -61,17 +61,25 @@ let hangUp: (() => void) | null = null;
 /** Return mode: "pages" buffers the main thread gave back, for later replies. */
 const free: ArrayBuffer[] = [];
 
-/** `bytes` copied into a given-back buffer that holds them, or a fresh one. */
-function pagesOut(bytes: Uint8Array): Uint8Array {
+/**
+ * The payload buffer of a batch the main thread gave up (`giveBack`), to go
+ * back with the reply once the batch is decoded: nothing here keeps a view
+ * of a payload past its batch (decoders copy what they keep).
+ */
+function givenBack(
+  req: Extract<DecodeRequest, { type: "batch" }>,
+): ArrayBuffer | undefined {
+  return req.giveBack ? req.payload.buffer as ArrayBuffer : undefined;
+}
+
+/** A given-back buffer of at least `bytes`, or a fresh one. */
+function pagesBuffer(bytes: number): Uint8Array<ArrayBuffer> {
   for (let i = 0; i < free.length; i++) {
-    if (free[i].byteLength >= bytes.length) {
-      const [b] = free.splice(i, 1);
-      const out = new Uint8Array(b);
-      out.set(bytes);
-      return out;
+    if (free[i].byteLength >= bytes) {
+      return new Uint8Array(free.splice(i, 1)[0]);
     }
   }
-  return bytes.slice();
+  return new Uint8Array(bytes);
 }
 
 function post(reply: DecodeReply, transfer: Transferable[] = []): void {
@@ -152,6 +160,10 @@ async function handle(req: DecodeRequest): Promise<void> {
           }
         }
       }
+      // Return mode: the batch decodes straight into a given-back buffer
+      // that holds all its pages (or a fresh one), which then goes to the
+      // main thread whole: no copy of the pages.
+      if (!memory) set!.takeScratch(pagesBuffer(batch.count * ps));
       gpu?.take();
       const decoded = gpu
         ? await set!.decodeOffloaded(req.payload, batch, gpu.offload)
@@ -183,6 +195,7 @@ async function handle(req: DecodeRequest): Promise<void> {
         }
         set!.applied(batch, decoded, zeroPage);
         applied += batch.count;
+        const given = givenBack(req);
         post(
           connBytes ? { type: "progress", bytes: connBytes(), gpuPages } : {
             type: "applied",
@@ -190,7 +203,9 @@ async function handle(req: DecodeRequest): Promise<void> {
             round: req.round,
             pages: batch.count,
             gpuPages,
+            ...(given ? { payload: given } : {}),
           },
+          given ? [given] : [],
         );
         return;
       }
@@ -210,9 +225,17 @@ async function handle(req: DecodeRequest): Promise<void> {
         const id = decoded.codecOf[i];
         counts.set(id, (counts.get(id) ?? 0) + 1);
       }
-      const pages = pagesOut(scratch.subarray(0, decoded.slots * ps));
+      // The scratch goes (the set decodes the next batch into another).
+      const pages = set!.takeScratch();
       const pfns = batch.pfns.slice(0, batch.count);
       const slot = decoded.slotOf.slice(0, batch.count);
+      const given = givenBack(req);
+      const transfer: Transferable[] = [
+        pages.buffer as ArrayBuffer,
+        pfns.buffer,
+        slot.buffer,
+      ];
+      if (given) transfer.push(given);
       post({
         type: "pages",
         id: req.id,
@@ -223,7 +246,8 @@ async function handle(req: DecodeRequest): Promise<void> {
         pages,
         claims: [...counts],
         gpuPages,
-      }, [pages.buffer as ArrayBuffer, pfns.buffer, slot.buffer]);
+        ...(given ? { payload: given } : {}),
+      }, transfer);
       return;
     }
     case "sync":

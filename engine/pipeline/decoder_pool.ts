@@ -119,6 +119,8 @@ export class DecoderPool {
   #gpu: (DecodeGpuInfo | null)[];
   readonly #onConnEvent: DecoderPoolOptions["onConnEvent"];
   readonly #listening = new Map<number, (port: number) => void>();
+  /** BATCH payload buffers the channels gave back ({@link payloadBuffer}). */
+  readonly #payloads: ArrayBuffer[] = [];
 
   private constructor(workers: Worker[], options: DecoderPoolOptions) {
     this.#onConnEvent = options.onConnEvent;
@@ -260,9 +262,53 @@ export class DecoderPool {
     this.#inFlight[channel]++;
     const id = this.#nextId++;
     this.#workers[channel].postMessage(
-      { type: "batch", id, round, payload, at } satisfies DecodeRequest,
+      {
+        type: "batch",
+        id,
+        round,
+        payload,
+        at,
+        giveBack: true,
+      } satisfies DecodeRequest,
       { transfer: [payload.buffer as ArrayBuffer] },
     );
+  }
+
+  /**
+   * A buffer of exactly `bytes` for the next BATCH payload to be read into
+   * (then handed to {@link batch}): one a channel gave back after decoding
+   * its batch when one is large enough, else a fresh one with room to
+   * spare (payloads vary in size), so reading frames costs no fresh memory
+   * (zero-fill, page faults) per frame.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { DecoderPool } from "./decoder_pool.ts";
+   *
+   * const pool = DecoderPool.start({
+   *   channels: 1,
+   *   pageSize: 4096,
+   *   pageCount: 16,
+   *   codecs: [],
+   * });
+   * try {
+   *   const b = pool.payloadBuffer(1000);
+   *   assert.equal(b.length, 1000);
+   *   assert.ok(b.buffer.byteLength >= 1000);
+   * } finally {
+   *   pool.close();
+   * }
+   * ```
+   */
+  payloadBuffer(bytes: number): Uint8Array<ArrayBuffer> {
+    const spare = this.#payloads;
+    for (let i = 0; i < spare.length; i++) {
+      if (spare[i].byteLength >= bytes) {
+        return new Uint8Array(spare.splice(i, 1)[0], 0, bytes);
+      }
+    }
+    return new Uint8Array(new ArrayBuffer(Math.ceil(bytes * 1.25)), 0, bytes);
   }
 
   /** Resolves with the pages applied so far, once every channel has finished what it was given. */
@@ -370,6 +416,7 @@ export class DecoderPool {
     switch (m.type) {
       case "applied":
         this.#gpuPages += m.gpuPages;
+        this.#keepPayload(m.payload);
         this.#freeSlot(channel);
         return;
       case "gpu":
@@ -381,6 +428,7 @@ export class DecoderPool {
         return;
       case "pages":
         this.#gpuPages += m.gpuPages;
+        this.#keepPayload(m.payload);
         this.#freeSlot(channel);
         try {
           this.#onPages?.(channel, m);
@@ -427,6 +475,13 @@ export class DecoderPool {
         this.#fail(e);
         return;
       }
+    }
+  }
+
+  /** Keeps a given-back payload buffer for a later frame (a few: one per batch in flight). */
+  #keepPayload(buffer: ArrayBuffer | undefined): void {
+    if (buffer && this.#payloads.length < 2 * this.channels + 2) {
+      this.#payloads.push(buffer);
     }
   }
 

@@ -68,7 +68,9 @@ export interface TunnelReceiveOptions {
 /**
  * Receives one tunnelled QEMU stream from `conn` and writes it to `sink`,
  * holding back its newest piece until the stream is verified: closes `sink`
- * after a verified end; aborts it on any failure.
+ * after a verified end; aborts it on any failure. A chunk is `sink`'s only
+ * until its write resolved (its buffer is then reused): a sink that keeps
+ * chunks copies them.
  *
  * @example
  * ```ts

@@ -393,6 +393,8 @@ export async function receiveSession<R>(
 ): Promise<SessionOutcome<R>> {
   let reader = new FrameReader(conn.readable, {
     ownPayload: (t) => t === FrameType.BATCH,
+    // BATCH payloads go to the pool's channels, which give their buffers back
+    payloadBuffer: (n) => pool?.payloadBuffer(n) ?? new Uint8Array(n),
   });
   let writer = new FrameWriter(conn.writable);
   const emit = options.onEvent ?? (() => {});

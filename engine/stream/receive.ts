@@ -16,7 +16,9 @@ import type { StreamStats } from "./send.ts";
 
 /**
  * Receives one tunnelled stream from `conn` and writes it to `options.out`.
- * Closes `out` after a verified end; aborts it on any failure.
+ * Closes `out` after a verified end; aborts it on any failure. A chunk is
+ * `out`'s only until its write resolved (its buffer is then reused): a sink
+ * that keeps chunks copies them.
  *
  * @example
  * ```ts

@@ -47,16 +47,23 @@ const OUT_CHUNK = 1 << 20;
  */
 const HOLD_BYTES = 4096;
 
-/** A fresh output piece (pieces are never written again once handed on). */
-function outPiece(): Uint8Array {
-  return new Uint8Array(OUT_CHUNK);
-}
+/**
+ * Spare output pieces kept for reuse: a fresh 1 MiB piece per MiB of
+ * stream costs its zero-fill and page faults (a tenth of the receiving
+ * main thread's time), and a piece is free again once every write of it
+ * resolved.
+ */
+const SPARE_PIECES = 4;
 
 /** Options of {@link streamMode}. */
 export interface StreamModeOptions {
   /** The format HELLO must announce (`"qemu"`, `"xen"`). */
   readonly format: string;
-  /** Where the rebuilt stream goes. */
+  /**
+   * Where the rebuilt stream goes. Each chunk is lent until its write
+   * resolved, then its buffer is reused: a sink that keeps chunks beyond
+   * its write (a test collecting them) must copy them.
+   */
   readonly out: WritableStream<Uint8Array>;
   /** What the destination writes back, sent to the source as BACK frames. */
   readonly back?: ReadableStream<Uint8Array>;
@@ -125,7 +132,10 @@ export function streamMode(
   const codecPages: number[] = [];
   // Output accumulates in `acc[accStart..accLen]`; a flush hands that range
   // on and the next bytes go after it, in the same piece, until it is full.
-  let acc = outPiece();
+  // A piece is lent to `out` only until its writes resolved (a WritableStream
+  // resolves a write once its sink took the chunk), then reused: `spare`.
+  const spare: Uint8Array<ArrayBuffer>[] = [];
+  let acc = new Uint8Array(OUT_CHUNK);
   let accStart = 0;
   let accLen = 0;
   let failure: Error | null = null;
@@ -155,14 +165,20 @@ export function streamMode(
     let at = 0;
     while (at < bytes.length) {
       const n = Math.min(bytes.length - at, acc.length - accLen);
-      acc.set(bytes.subarray(at, at + n), accLen);
+      // (no view to make when it all fits: the common case, a page)
+      acc.set(n === bytes.length ? bytes : bytes.subarray(at, at + n), accLen);
       accLen += n;
       at += n;
       if (accLen === acc.length) {
         flushAcc();
-        // what flushAcc held back starts the next piece
-        const next = outPiece();
+        // what flushAcc held back starts the next piece; the full one is
+        // spare once its last write (every write before it, too) resolved
+        const next = spare.pop() ?? new Uint8Array(OUT_CHUNK);
         next.set(acc.subarray(accStart, accLen));
+        const full = acc;
+        writes.then(() => {
+          if (spare.length < SPARE_PIECES) spare.push(full);
+        }, () => {});
         acc = next;
         accLen -= accStart;
         accStart = 0;

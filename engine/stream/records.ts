@@ -38,6 +38,8 @@ export const MAX_ENTRY_PAGES = 65536;
 export const RecordKind = { OPAQUE: 0, ZERO: 1, PAGES: 2 } as const;
 
 const PREFIX = 8;
+/** Pfns the parser allocates at once for the entries' pfns (64 KiB). */
+const PFNS_BLOCK = 8192;
 
 /**
  * Builds RECORDS payloads on the sender.
@@ -239,6 +241,13 @@ export type RecordEntry =
 export class RecordsParser {
   readonly #pageCount: number;
   #zstd: ZstdDecompressStream | null = null;
+  /**
+   * Entries' pfns are views into this, from `#pfnsUsed` on, never into a
+   * part handed out before: most entries hold one pfn (QEMU's PAGE
+   * records), and a typed array of its own each costs an allocation.
+   */
+  #pfns = new Float64Array(0);
+  #pfnsUsed = 0;
 
   /** @param options `pageCount`: every pfn must be below it. */
   constructor(options: { pageCount: number }) {
@@ -343,7 +352,12 @@ export class RecordsParser {
       if (total > MAX_ENTRY_PAGES) {
         fail(`a PAGES entry of ${total} pages is over ${MAX_ENTRY_PAGES}`, p);
       }
-      const pfns = new Float64Array(total);
+      if (this.#pfnsUsed + total > this.#pfns.length) {
+        this.#pfns = new Float64Array(Math.max(total, PFNS_BLOCK));
+        this.#pfnsUsed = 0;
+      }
+      const pfns = this.#pfns.subarray(this.#pfnsUsed, this.#pfnsUsed + total);
+      this.#pfnsUsed += total;
       let k = 0;
       for (let r = 0; r < runs; r++, p += 12) {
         const start = getU64(v, p);

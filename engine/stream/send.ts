@@ -197,7 +197,10 @@ class PendingBatch {
 /**
  * Tunnels one hypervisor stream: reads `source` to its end, sends it over
  * `conn` and waits for the receiver's verdict, which it checks against its
- * own digest.
+ * own digest. It asks `source` for one chunk ahead at most, and keeps no
+ * view of a chunk once it asked for the chunk after the next (what must
+ * outlive it is copied): a source may reuse a chunk's buffer from then on
+ * (`largeReads` with a ring of 2 or more).
  *
  * @example
  * ```ts
@@ -482,8 +485,11 @@ export async function sendStream(
           if (wait) return wait.then(() => pages(e, k));
         }
         b.pfns[b.count] = pfn;
+        // (a record of one page, QEMU's every one: no view to make)
         b.pages.set(
-          e.data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE),
+          e.pfns.length === 1
+            ? e.data
+            : e.data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE),
           b.count * PAGE_SIZE,
         );
         b.count++;

@@ -56,3 +56,39 @@ Deno.test("largeReads gives each read at least a sixteenth of a slab, and ends o
   assert.equal(total, 50_000);
   assert.ok(sizes.every((s) => s >= 8192 / 16), `read sizes ${sizes}`);
 });
+
+Deno.test("largeReads with a ring reuses its slabs in turn, reads only when asked, and keeps a chunk until ring - 1 more were read", async () => {
+  const data = new Uint8Array(200_000).map((_, i) => i * 13 + (i >> 8));
+  const reader = oddReader(data);
+  const stream = largeReads(reader, 16384, { ring: 3 });
+  const r = stream.getReader();
+  const slabs = new Set<ArrayBufferLike>();
+  const kept: { view: Uint8Array; copy: Uint8Array }[] = [];
+  let total = 0;
+  let overwritten = 0;
+  for (;;) {
+    const { value, done } = await r.read();
+    if (done) break;
+    // no read ahead of the consumer's own
+    assert.equal(reader.reads, kept.length + 1);
+    assert.deepEqual(value, data.subarray(total, total + value.length));
+    total += value.length;
+    slabs.add(value.buffer);
+    kept.push({ view: value, copy: value.slice() });
+    // the last ring - 1 = 2 chunks before this one are intact
+    for (const k of kept.slice(-3)) assert.deepEqual(k.view, k.copy);
+    if (kept.some((k) => !k.view.every((b, i) => b === k.copy[i]))) {
+      overwritten++;
+    }
+  }
+  assert.equal(total, data.length);
+  assert.equal(slabs.size, 3);
+  // older chunks were overwritten: the slabs were reused
+  assert.ok(overwritten > 0);
+});
+
+Deno.test("largeReads refuses a ring of fewer than 2 slabs", () => {
+  const reader = oddReader(new Uint8Array(1));
+  assert.throws(() => largeReads(reader, 4096, { ring: 1 }), /ring must be/);
+  assert.throws(() => largeReads(reader, 4096, { ring: 2.5 }), /ring must be/);
+});

@@ -60,6 +60,7 @@ export class FrameReader {
   #buffer: Uint8Array = EMPTY;
   #offset = 0;
   readonly #own: (type: number) => boolean;
+  readonly #ownBuffer: (bytes: number) => Uint8Array;
 
   /**
    * Creates a reader of the frames in `readable`.
@@ -72,11 +73,17 @@ export class FrameReader {
    * @param readable The byte stream; the reader takes its lock until {@link releaseLock}.
    * @param options `ownPayload(type)`: frames of the types it accepts get a
    *   payload in a buffer of their own, never reused, that the caller may
-   *   keep or transfer to a Worker (default: none).
+   *   keep or transfer to a Worker (default: none). `payloadBuffer(n)`:
+   *   where such a payload of `n` bytes is read into, exactly `n` bytes
+   *   long, a view of a buffer no one else uses (one given back by whoever
+   *   took an earlier payload; default: a fresh one).
    */
   constructor(
     readable: ReadableStream<Uint8Array>,
-    options: { ownPayload?: (type: number) => boolean } = {},
+    options: {
+      ownPayload?: (type: number) => boolean;
+      payloadBuffer?: (bytes: number) => Uint8Array;
+    } = {},
   ) {
     try {
       this.#byob = readable.getReader({ mode: "byob" });
@@ -85,6 +92,7 @@ export class FrameReader {
       this.#reader = readable.getReader();
     }
     this.#own = options.ownPayload ?? (() => false);
+    this.#ownBuffer = options.payloadBuffer ?? ((n) => new Uint8Array(n));
   }
 
   /** Bytes of whole frames read so far (headers and payloads); the stream offset of the next frame. */
@@ -149,7 +157,7 @@ export class FrameReader {
       return view;
     }
     let out: Uint8Array;
-    if (own) out = new Uint8Array(length);
+    if (own) out = this.#ownBuffer(length);
     else {
       if (this.#buffer.length < length) this.#buffer = new Uint8Array(length);
       out = this.#buffer.subarray(0, length);

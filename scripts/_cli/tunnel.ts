@@ -43,6 +43,14 @@ import { PAGE_SIZE } from "../../engine/plan.ts";
 
 /** How long a sender retries its connection to the receiving tunnel. */
 const CONNECT_TIMEOUT_MS = 20_000;
+/** Bytes of one read slab. */
+const SLAB_BYTES = 1 << 20;
+/**
+ * Read slabs reused in turn: sendStream keeps no view of a chunk once it
+ * asked for the next but one (it asks for one chunk ahead), so 2 would do;
+ * 4 leaves a margin, and 4 MiB of slabs instead of a fresh one per MiB.
+ */
+const READ_RING = { ring: 4 };
 
 /** Options of {@link tunnelSend}. */
 export interface TunnelSendOptions {
@@ -131,11 +139,15 @@ export async function tunnelSend(
         try {
           // QEMU's return path (libvirt turns it on): what the destination
           // QEMU writes back comes as BACK frames and goes to the source's.
-          return await sendStream(largeReads(qemu), conn, {
-            ...send,
-            back: halfCloseWritable(qemu),
-            pools,
-          });
+          return await sendStream(
+            largeReads(qemu, SLAB_BYTES, READ_RING),
+            conn,
+            {
+              ...send,
+              back: halfCloseWritable(qemu),
+              pools,
+            },
+          );
         } finally {
           conn.close();
         }
@@ -155,11 +167,15 @@ export async function tunnelSend(
     );
     // QEMU's or xl's pipe: up to 1 MiB per read instead of 64 KiB
     growPipe(0);
-    return await sendStream(largeReads(Deno.stdin), conn, {
-      ...send,
-      pools,
-      ...(options.format === "xen" ? { back: Deno.stdout.writable } : {}),
-    });
+    return await sendStream(
+      largeReads(Deno.stdin, SLAB_BYTES, READ_RING),
+      conn,
+      {
+        ...send,
+        pools,
+        ...(options.format === "xen" ? { back: Deno.stdout.writable } : {}),
+      },
+    );
   } finally {
     pools.close();
   }
