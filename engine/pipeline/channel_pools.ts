@@ -12,6 +12,17 @@
 
 import { DecoderPool, type DecoderPoolOptions } from "./decoder_pool.ts";
 import { EncoderPool, type EncoderPoolOptions } from "./encoder_pool.ts";
+import { PAGE_SIZE } from "../plan.ts";
+
+/** What {@link ChannelPools.warm} starts. */
+export interface WarmPoolsOptions {
+  /** An encode pool of this many channels (a sender's). */
+  readonly encoders?: number;
+  /** Its batches, in pages (default 256). */
+  readonly batchPages?: number;
+  /** A decode pool of this many channels (a receiver's). */
+  readonly decoders?: number;
+}
 
 /** Options of {@link ChannelPools}. */
 export interface ChannelPoolsOptions {
@@ -135,25 +146,28 @@ export class ChannelPools {
    * import { ChannelPools } from "@hakobu/hakobu";
    *
    * const pools = new ChannelPools();
-   * pools.warm({
-   *   encoder: { channels: 2, pageSize: 4096, pageCount: 1, batchPages: 256 },
-   * });
+   * pools.warm({ encoders: 2 });
    * assert.equal(pools.idle, 1); // taken by the first migration of 2 channels
    * pools.close();
    * ```
    */
-  warm(
-    options: {
-      readonly encoder?: EncoderPoolOptions;
-      readonly decoder?: DecoderPoolOptions;
-    },
-  ): void {
+  warm(options: WarmPoolsOptions): void {
     if (this.#closed) return;
-    if (options.encoder && this.#encoders.length < this.#maxIdle) {
-      this.#encoders.push(EncoderPool.start(options.encoder));
+    if (options.encoders && this.#encoders.length < this.#maxIdle) {
+      this.#encoders.push(EncoderPool.start({
+        channels: options.encoders,
+        pageSize: PAGE_SIZE,
+        pageCount: 1, // set up afresh for its stream when taken
+        batchPages: options.batchPages ?? 256,
+      }));
     }
-    if (options.decoder && this.#decoders.length < this.#maxIdle) {
-      this.#decoders.push(DecoderPool.start(options.decoder));
+    if (options.decoders && this.#decoders.length < this.#maxIdle) {
+      this.#decoders.push(DecoderPool.start({
+        channels: options.decoders,
+        pageSize: PAGE_SIZE,
+        pageCount: 1,
+        codecs: [], // HELLO's, when taken
+      }));
     }
   }
 

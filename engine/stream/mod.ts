@@ -56,6 +56,7 @@ export { receiveStream } from "./receive.ts";
 export {
   ChannelPools,
   type ChannelPoolsOptions,
+  type WarmPoolsOptions,
 } from "../pipeline/channel_pools.ts";
 export type { StreamModeOptions } from "./receive_mode.ts";
 export type {

@@ -100,12 +100,8 @@ Deno.test("pools: warmed pools are what the first migration runs on; a migration
   const sending = new ChannelPools();
   const receiving = new ChannelPools();
   try {
-    sending.warm({
-      encoder: { channels: 2, pageSize: 4096, pageCount: 1, batchPages: 256 },
-    });
-    receiving.warm({
-      decoder: { channels: 2, pageSize: 4096, pageCount: 1, codecs: [] },
-    });
+    sending.warm({ encoders: 2 });
+    receiving.warm({ decoders: 2 });
     assert.equal(sending.idle, 1);
     assert.equal(receiving.idle, 1);
     const migrate = async (channels: number) => {
@@ -143,17 +139,11 @@ Deno.test("pools: warmed pools are what the first migration runs on; a migration
 Deno.test("pools: warm starts nothing once closed, nor beyond the idle limit", () => {
   const pools = new ChannelPools({ maxIdle: 1 });
   try {
-    const encoder = {
-      channels: 1,
-      pageSize: 4096,
-      pageCount: 1,
-      batchPages: 256,
-    };
-    pools.warm({ encoder });
-    pools.warm({ encoder });
+    pools.warm({ encoders: 1 });
+    pools.warm({ encoders: 1 });
     assert.equal(pools.idle, 1);
     pools.close();
-    pools.warm({ encoder });
+    pools.warm({ encoders: 1 });
     assert.equal(pools.idle, 0);
   } finally {
     pools.close();

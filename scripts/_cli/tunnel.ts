@@ -28,8 +28,6 @@ import {
 import { sendStream, type StreamStats } from "../../engine/stream/send.ts";
 import { receiveStream } from "../../engine/stream/receive.ts";
 import { ChannelPools } from "../../engine/pipeline/channel_pools.ts";
-import type { EncoderPoolOptions } from "../../engine/pipeline/encoder_pool.ts";
-import type { DecoderPoolOptions } from "../../engine/pipeline/decoder_pool.ts";
 import {
   type Admitted,
   StreamResumeServer,
@@ -39,7 +37,6 @@ import type { Endpoint } from "./options.ts";
 import { reportRefused } from "./security_options.ts";
 import { traceTunnel } from "../../engine/stream/_trace.ts";
 import { defaultChannels } from "../../engine/default_channels.ts";
-import { PAGE_SIZE } from "../../engine/plan.ts";
 
 /** How long a sender retries its connection to the receiving tunnel. */
 const CONNECT_TIMEOUT_MS = 20_000;
@@ -122,7 +119,10 @@ export async function tunnelSend(
     // The channel Workers start once and serve every migration in turn;
     // they start now, so the first migration does not wait for them.
     const pools = new ChannelPools();
-    pools.warm({ encoder: warmEncoder(options) });
+    pools.warm({
+      encoders: options.channels ?? defaultChannels(),
+      batchPages: options.batchPages,
+    });
     return await serve(
       localListener(local),
       local.transport === "unix"
@@ -158,7 +158,10 @@ export async function tunnelSend(
   // hypervisor sets its migration up (QEMU's first byte comes hundreds of
   // milliseconds after it started this process, under TCG).
   const pools = new ChannelPools();
-  pools.warm({ encoder: warmEncoder(options) });
+  pools.warm({
+    encoders: options.channels ?? defaultChannels(),
+    batchPages: options.batchPages,
+  });
   try {
     const conn = await connectChannelRetrying(
       options.to,
@@ -179,31 +182,6 @@ export async function tunnelSend(
   } finally {
     pools.close();
   }
-}
-
-/** The encode pool a sender warms: its channels, for any stream (set up afresh when taken). */
-function warmEncoder(
-  options: Pick<TunnelSendOptions, "channels" | "batchPages">,
-): EncoderPoolOptions {
-  return {
-    channels: options.channels ?? defaultChannels(),
-    pageSize: PAGE_SIZE,
-    pageCount: 1,
-    batchPages: options.batchPages ?? 256,
-  };
-}
-
-/**
- * The decode pool a receiver warms: as many channels as this host has
- * cores, the sender's default (a sender of another count gets its own).
- */
-function warmDecoder(): DecoderPoolOptions {
-  return {
-    channels: defaultChannels(),
-    pageSize: PAGE_SIZE,
-    pageCount: 1,
-    codecs: [],
-  };
 }
 
 /** Options of {@link tunnelReceive}. */
@@ -274,7 +252,7 @@ export async function tunnelReceive(
     // start now, for a source of as many channels as this host has cores
     // (the default), so its first session does not wait for them.
     const pools = new ChannelPools();
-    pools.warm({ decoder: warmDecoder() });
+    pools.warm({ decoders: defaultChannels() });
     return await serve(
       listener,
       `${listener.addr.hostname}:${listener.addr.port}`,
@@ -309,9 +287,10 @@ export async function tunnelReceive(
   }
   // One session: the first connection that authenticates. xl is started
   // only then. Resumable, the listener stays open for its RESUMEs. The
-  // decode Workers load while it waits.
+  // decode Workers load while it waits (as many as this host has cores: a
+  // sender's default; a sender of another count gets its own).
   const pools = new ChannelPools();
-  pools.warm({ decoder: warmDecoder() });
+  pools.warm({ decoders: defaultChannels() });
   try {
     return await receiveSession(options, server, listen, pools);
   } finally {
