@@ -58,6 +58,8 @@ export interface CpuSample {
   readonly guest: number;
   /** Ticks of every other thread of both QEMUs. */
   readonly qemu: number;
+  /** Of which the source QEMU's (its migration and multifd threads, its main loop). */
+  readonly qemuSource: number;
 }
 
 /** CPU-seconds between two samples (see {@link cpuBudget}). */
@@ -68,6 +70,8 @@ export interface CpuBudget {
   readonly guestS: number;
   /** Both QEMUs' other threads (migration thread, loading, I/O). */
   readonly qemuS: number;
+  /** Of which the source's (the rest: the destination loading the stream). */
+  readonly qemuSourceS: number;
   /** The rest: tunnels, the kernel's network path, the bench itself. */
   readonly otherS: number;
 }
@@ -121,6 +125,7 @@ export async function sampleCpu(
     machine: machineBusyTicks(stat),
     guest: src.vcpu,
     qemu: src.other + dst.vcpu + dst.other,
+    qemuSource: src.other,
   };
 }
 
@@ -133,10 +138,16 @@ export async function sampleCpu(
  * import { cpuBudget } from "./cpu_budget.ts";
  *
  * const b = cpuBudget(
- *   { machine: 1000, guest: 300, qemu: 50 },
- *   { machine: 1400, guest: 400, qemu: 80 },
+ *   { machine: 1000, guest: 300, qemu: 50, qemuSource: 20 },
+ *   { machine: 1400, guest: 400, qemu: 80, qemuSource: 30 },
  * );
- * assert.deepEqual(b, { machineS: 4, guestS: 1, qemuS: 0.3, otherS: 2.7 });
+ * assert.deepEqual(b, {
+ *   machineS: 4,
+ *   guestS: 1,
+ *   qemuS: 0.3,
+ *   qemuSourceS: 0.1,
+ *   otherS: 2.7,
+ * });
  * ```
  */
 export function cpuBudget(before: CpuSample, after: CpuSample): CpuBudget {
@@ -148,6 +159,7 @@ export function cpuBudget(before: CpuSample, after: CpuSample): CpuBudget {
     machineS: r(machine),
     guestS: r(guest),
     qemuS: r(qemu),
+    qemuSourceS: r(after.qemuSource - before.qemuSource),
     otherS: r(Math.max(0, machine - guest - qemu)),
   };
 }
