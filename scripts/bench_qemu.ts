@@ -26,7 +26,7 @@
  * ```sh
  * deno run -A scripts/bench_qemu.ts [--app memcached|postgres] [--mem 1024] [--rate 1gbit]
  *     [--modes plain,xbzrle,multifd-zstd,zero-raw,...] [--out FILE] [--rounds N] [--churn MiB/s]
- *     [--warmup s] [--repeat N] [--against DIR] [--tunnel-channels N]
+ *     [--warmup s] [--repeat N] [--against DIR] [--tunnel-channels N[,N...]]
  * ```
  * Writes `out/bench-qemu.json` and prints a table. Needs root (netns).
  * `--repeat N` runs the whole list of modes N times, interleaved, and the
@@ -37,7 +37,7 @@
  * @module
  */
 
-import { Option } from "@commander-js/extra-typings";
+import { InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import Table from "cli-table3";
 import { policy } from "../dsl/policy.ts";
 import { when } from "../dsl/conditions.ts";
@@ -78,6 +78,8 @@ interface Mode {
   readonly tunnel?: { codecs: string[]; command: string[]; tls?: boolean };
   /** hakobu's resident tunnel (started once for the run): its codec chain. */
   readonly resident?: { codecs: string[] };
+  /** Channels of hakobu's tunnels in this mode (absent: their default, the core count). */
+  readonly channels?: number;
 }
 
 /** One row of the bench. */
@@ -111,6 +113,29 @@ export interface BenchRow {
   readonly error: string | null;
 }
 
+/**
+ * `--tunnel-channels`: distinct channel counts from 1 to 64, comma-separated.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { channelCounts } from "./bench_qemu.ts";
+ *
+ * assert.deepEqual(channelCounts("1,2"), [1, 2]);
+ * assert.throws(() => channelCounts("1,1"), /distinct/);
+ * ```
+ */
+export function channelCounts(text: string): number[] {
+  const one = integer({ min: 1, max: 64 });
+  const counts = text.split(",").map((t) => one(t));
+  if (new Set(counts).size !== counts.length) {
+    throw new InvalidArgumentError(
+      `expected distinct channel counts, got "${text}"`,
+    );
+  }
+  return counts;
+}
+
 /** The command line; `--help` lists the flags. */
 function command() {
   return cliProgram("bench_qemu.ts", { usageExitCode: 2 })
@@ -138,9 +163,9 @@ function command() {
     )
     .option("--churn <MiB/s>", "the guest's write churn", integer(), 4)
     .option(
-      "--tunnel-channels <n>",
-      "channels of hakobu's tunnels (default: theirs, the core count)",
-      integer({ min: 1, max: 64 }),
+      "--tunnel-channels <list>",
+      "channels of hakobu's tunnels, e.g. 1 or 1,2: several make one mode per count, side by side (default: theirs, the core count)",
+      channelCounts,
     )
     .option(
       "--warmup <s>",
@@ -197,17 +222,29 @@ async function main(o: BenchQemuOptions): Promise<number> {
     ["hakobu-zero-zstd", ["zero", "zstd"]],
     ["hakobu-zero-lz4", ["zero", "lz4"]],
   ];
-  for (const [name, codecs] of chains) {
-    modes.push({
-      name,
-      tunnel: { codecs, command: [deno, "run", "-A", ...ownTunnel] },
-    });
-  }
-  for (const [name, codecs] of chains.slice(1)) {
-    modes.push({
-      name: name.replace("hakobu-", "hakobu-resident-"),
-      resident: { codecs },
-    });
+  // One tunnel mode per channel count asked for, side by side in the run
+  // (`hakobu-1ch-zero-zstd`, ...); one count, or none, keeps the plain names.
+  const counts = o.tunnelChannels ?? [];
+  const perCount = counts.length > 1
+    ? counts.map((n) => ({ tag: `${n}ch-`, channels: n }))
+    : [{ tag: "", channels: counts[0] }];
+  const withChannels = (n: number | undefined) =>
+    n === undefined ? {} : { channels: n };
+  for (const { tag, channels } of perCount) {
+    for (const [name, codecs] of chains) {
+      modes.push({
+        name: name.replace("hakobu-", `hakobu-${tag}`),
+        tunnel: { codecs, command: [deno, "run", "-A", ...ownTunnel] },
+        ...withChannels(channels),
+      });
+    }
+    for (const [name, codecs] of chains.slice(1)) {
+      modes.push({
+        name: name.replace("hakobu-", `hakobu-resident-${tag}`),
+        resident: { codecs },
+        ...withChannels(channels),
+      });
+    }
   }
   const against = o.against;
   if (against) {
@@ -276,7 +313,7 @@ async function main(o: BenchQemuOptions): Promise<number> {
         socket: `${dir}/out.sock`,
         to: `${LAB_NET.dstAddr}:${port}`,
         codecs: mode.resident!.codecs,
-        ...(o.tunnelChannels ? { channels: o.tunnelChannels } : {}),
+        ...withChannels(mode.channels),
         wrap: ["ip", "netns", "exec", LAB_NET.src],
         security,
       });
@@ -320,7 +357,7 @@ async function main(o: BenchQemuOptions): Promise<number> {
           to: `${LAB_NET.dstAddr}:4445`,
           codecs: mode.tunnel.codecs,
           command: mode.tunnel.command,
-          ...(o.tunnelChannels ? { channels: o.tunnelChannels } : {}),
+          ...withChannels(mode.channels),
           security: mode.tunnel.tls === false ? null : security,
         })
         : null;
