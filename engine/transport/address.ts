@@ -51,7 +51,10 @@ export async function connectRetrying(
   const until = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return await Deno.connect(to);
+      const conn = await Deno.connect(to);
+      // small writes (a stream's held end) go at once: see noDelay
+      conn.setNoDelay(true);
+      return conn;
     } catch (e) {
       if (Date.now() > until) throw e;
       await new Promise((r) => setTimeout(r, 100));
