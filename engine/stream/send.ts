@@ -544,11 +544,8 @@ export async function sendStream(
         if (records.byteLength > tailHold) await flushRecords();
         return;
       }
-      // In the tail (QEMU's device state: the guest is stopped) everything
-      // goes after every read, so the last pages are rebuilt while the
-      // device state still comes, not after a stall's wait.
       if (
-        format.interactive || stalled || fullBatch || parser.tail ||
+        format.interactive || stalled || fullBatch ||
         records.byteLength >= FLUSH_RECORDS_BYTES
       ) {
         fullBatch = false;
