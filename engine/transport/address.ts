@@ -1,3 +1,5 @@
+import { noDelay } from "./no_delay.ts";
+
 /** A parsed `HOST:PORT`. */
 export interface Address {
   /** Host name or IP address (IPv6 without brackets). */
@@ -52,8 +54,7 @@ export async function connectRetrying(
   for (;;) {
     try {
       const conn = await Deno.connect(to);
-      // small writes (a stream's held end) go at once: see noDelay
-      conn.setNoDelay(true);
+      noDelay(conn);
       return conn;
     } catch (e) {
       if (Date.now() > until) throw e;

@@ -8,6 +8,7 @@
 
 import type { TLSSocket } from "node:tls";
 import type { WireConn } from "../../wire/duplex.ts";
+import { noDelay } from "../no_delay.ts";
 
 /** An accepted or connected hakobu connection. */
 export interface ChannelConn extends WireConn {
@@ -121,7 +122,7 @@ export function socketStreams(
     );
   }
   const tcp = tcpHandleOf(socket);
-  // Nagle off, for the reason plainChannelConn's noDelay gives.
+  // Nagle off, for the reason noDelay (../no_delay.ts) gives.
   socket.setNoDelay(true);
   let done = false;
   let queue: ReadableStreamDefaultController<Uint8Array> | undefined;
@@ -224,24 +225,6 @@ export function socketStreams(
     },
   });
   return { readable, writable, readBuffer };
-}
-
-/**
- * Turns Nagle's algorithm off on a TCP connection (a unix socket has none).
- * hakobu's frames that a migration waits on are small — STREAM_END, RESULT,
- * PROGRESS, a last RECORDS — and Nagle holds a small segment back while an
- * earlier one is unacknowledged, which against the peer's delayed ACK is up
- * to 40 ms on Linux, inside a guest's downtime (traced: STREAM_END written
- * at 10 ms after the source's STOP, read at 51 ms). The frames are already
- * written in large pieces where there is much to send.
- */
-export function noDelay(conn: Deno.Conn): void {
-  const tcp = conn as Partial<Deno.TcpConn>;
-  if (typeof tcp.setNoDelay === "function") {
-    try {
-      tcp.setNoDelay(true);
-    } catch { /* closed already: the next read or write says so */ }
-  }
 }
 
 /** A plain `Deno.Conn` as a {@link ChannelConn} (no identity); Nagle off ({@link noDelay}). */

@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { noDelay, plainChannelConn } from "./channel_conn.ts";
+import { plainChannelConn } from "./channel_conn.ts";
+import { noDelay } from "../no_delay.ts";
 import { connectRetrying } from "../address.ts";
 
 /** A TCP pair on loopback whose `setNoDelay` calls are recorded. */
