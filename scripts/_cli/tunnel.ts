@@ -17,7 +17,10 @@ import {
   listenChannel,
   type ListenSecurity,
 } from "../../engine/transport/secure/mod.ts";
-import { largeReads } from "../../engine/transport/read_stream.ts";
+import {
+  type ByteReader,
+  largeReads,
+} from "../../engine/transport/read_stream.ts";
 import { growPipe } from "../../engine/transport/pipe_size.ts";
 import type { StreamFormat } from "../../engine/stream/format.ts";
 import { qemuFormat } from "../../engine/stream/qemu_format.ts";
@@ -40,14 +43,39 @@ import { defaultChannels } from "../../engine/default_channels.ts";
 
 /** How long a sender retries its connection to the receiving tunnel. */
 const CONNECT_TIMEOUT_MS = 20_000;
-/** Bytes of one read slab. */
-const SLAB_BYTES = 1 << 20;
 /**
- * Read slabs reused in turn: sendStream keeps no view of a chunk once it
- * asked for the next but one (it asks for one chunk ahead), so 2 would do;
- * 4 leaves a margin, and 4 MiB of slabs instead of a fresh one per MiB.
+ * The hypervisor's stream as the sender reads it: 1 MiB slabs (largeReads'
+ * default) reused in turn. sendStream keeps no view of a chunk once it
+ * asked for the next but one (it asks for one chunk ahead), so a ring of 2
+ * would do; 4 leaves a margin, and 4 MiB of slabs instead of a fresh one per
+ * MiB.
  */
-const READ_RING = { ring: 4 };
+function hypervisorReads(reader: ByteReader): ReadableStream<Uint8Array> {
+  return largeReads(reader, undefined, { ring: 4 });
+}
+
+/** A sender's channel pools, its encode Workers started at once. */
+function senderPools(
+  options: Pick<TunnelSendOptions, "channels" | "batchPages">,
+): ChannelPools {
+  const pools = new ChannelPools();
+  pools.warm({
+    encoders: options.channels ?? defaultChannels(),
+    batchPages: options.batchPages,
+  });
+  return pools;
+}
+
+/**
+ * A receiver's channel pools, its decode Workers started at once: as many
+ * as this host has cores, a sender's default (a sender of another count
+ * gets its own).
+ */
+function receiverPools(): ChannelPools {
+  const pools = new ChannelPools();
+  pools.warm({ decoders: defaultChannels() });
+  return pools;
+}
 
 /** Options of {@link tunnelSend}. */
 export interface TunnelSendOptions {
@@ -118,11 +146,7 @@ export async function tunnelSend(
     const local = options.serve;
     // The channel Workers start once and serve every migration in turn;
     // they start now, so the first migration does not wait for them.
-    const pools = new ChannelPools();
-    pools.warm({
-      encoders: options.channels ?? defaultChannels(),
-      batchPages: options.batchPages,
-    });
+    const pools = senderPools(options);
     return await serve(
       localListener(local),
       local.transport === "unix"
@@ -140,7 +164,7 @@ export async function tunnelSend(
           // QEMU's return path (libvirt turns it on): what the destination
           // QEMU writes back comes as BACK frames and goes to the source's.
           return await sendStream(
-            largeReads(qemu, SLAB_BYTES, READ_RING),
+            hypervisorReads(qemu),
             conn,
             {
               ...send,
@@ -157,11 +181,7 @@ export async function tunnelSend(
   // The channel Workers load while the connection is made and the
   // hypervisor sets its migration up (QEMU's first byte comes hundreds of
   // milliseconds after it started this process, under TCG).
-  const pools = new ChannelPools();
-  pools.warm({
-    encoders: options.channels ?? defaultChannels(),
-    batchPages: options.batchPages,
-  });
+  const pools = senderPools(options);
   try {
     const conn = await connectChannelRetrying(
       options.to,
@@ -171,7 +191,7 @@ export async function tunnelSend(
     // QEMU's or xl's pipe: up to 1 MiB per read instead of 64 KiB
     growPipe(0);
     return await sendStream(
-      largeReads(Deno.stdin, SLAB_BYTES, READ_RING),
+      hypervisorReads(Deno.stdin),
       conn,
       {
         ...send,
@@ -249,10 +269,8 @@ export async function tunnelReceive(
       onRefused: reportRefused,
     });
     // The decode Workers start once and serve every session in turn; they
-    // start now, for a source of as many channels as this host has cores
-    // (the default), so its first session does not wait for them.
-    const pools = new ChannelPools();
-    pools.warm({ decoders: defaultChannels() });
+    // start now, so the first session does not wait for them.
+    const pools = receiverPools();
     return await serve(
       listener,
       `${listener.addr.hostname}:${listener.addr.port}`,
@@ -287,10 +305,8 @@ export async function tunnelReceive(
   }
   // One session: the first connection that authenticates. xl is started
   // only then. Resumable, the listener stays open for its RESUMEs. The
-  // decode Workers load while it waits (as many as this host has cores: a
-  // sender's default; a sender of another count gets its own).
-  const pools = new ChannelPools();
-  pools.warm({ decoders: defaultChannels() });
+  // decode Workers load while it waits.
+  const pools = receiverPools();
   try {
     return await receiveSession(options, server, listen, pools);
   } finally {
