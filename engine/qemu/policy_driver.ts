@@ -41,6 +41,7 @@
  * @module
  */
 
+import { PROC_TICKS_PER_SECOND, procStatTimes } from "../proc_stat.ts";
 import { PAGE_SIZE, type Plan } from "../plan.ts";
 import type { MigrationProgress } from "../precopy.ts";
 import type { MigrationReport, RoundReport, StreamVerdict } from "../report.ts";
@@ -509,13 +510,11 @@ export function cpuSeconds(
   let ticks = 0;
   for (const pid of pids) {
     try {
-      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // fields after the command: state(0) ... utime(11) stime(12)
-      ticks += Number(f[11]) + Number(f[12]);
-      // cutime, cstime: reaped children (e.g. an exec: tunnel)
-      if (options.children) ticks += Number(f[13]) + Number(f[14]);
+      const t = procStatTimes(Deno.readTextFileSync(`/proc/${pid}/stat`));
+      ticks += t.ticks;
+      // reaped children (e.g. an exec: tunnel)
+      if (options.children) ticks += t.childTicks;
     } catch { /* gone */ }
   }
-  return ticks / 100;
+  return ticks / PROC_TICKS_PER_SECOND;
 }

@@ -12,8 +12,10 @@
  * @module
  */
 
-/** Clock ticks per second of `/proc` times (`getconf CLK_TCK`: 100 on Linux). */
-const TICKS = 100;
+import {
+  PROC_TICKS_PER_SECOND,
+  procStatTimes,
+} from "../../engine/proc_stat.ts";
 
 /** Busy clock ticks of the whole machine, from `/proc/stat`'s first line (all but idle and iowait). */
 export function machineBusyTicks(procStat: string): number {
@@ -28,21 +30,6 @@ export function machineBusyTicks(procStat: string): number {
   // user nice system idle iowait irq softirq steal [guest guest_nice]:
   // guest time is already inside user, so it is not added again
   return n[0] + n[1] + n[2] + n[5] + n[6] + (n[7] ?? 0);
-}
-
-/** User + system clock ticks and the name of one thread, from its `/proc/.../stat` line. */
-export function threadTicks(stat: string): { comm: string; ticks: number } {
-  const open = stat.indexOf("(");
-  const close = stat.lastIndexOf(")");
-  if (open < 0 || close < open) {
-    throw new Error(`Cannot read a thread's stat line: "${stat.slice(0, 80)}"`);
-  }
-  const f = stat.slice(close + 2).split(" ");
-  // after the name: state(0) ... utime(11) stime(12)
-  return {
-    comm: stat.slice(open + 1, close),
-    ticks: Number(f[11]) + Number(f[12]),
-  };
 }
 
 /** Whether a QEMU thread runs a guest vCPU (`CPU 0/TCG`, `CPU 1/KVM`). */
@@ -88,12 +75,12 @@ async function processTicks(
   const sum = { vcpu: 0, other: 0 };
   if (pid === null) return sum;
   try {
-    const all = threadTicks(await Deno.readTextFile(`/proc/${pid}/stat`));
+    const all = procStatTimes(await Deno.readTextFile(`/proc/${pid}/stat`));
     for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
       const text = await Deno.readTextFile(`/proc/${pid}/task/${t.name}/stat`)
         .catch(() => null);
       if (text === null) continue; // the thread ended meanwhile
-      const { comm, ticks } = threadTicks(text);
+      const { comm, ticks } = procStatTimes(text);
       if (isVcpuThread(comm)) sum.vcpu += ticks;
     }
     sum.other = Math.max(0, all.ticks - sum.vcpu);
@@ -154,7 +141,7 @@ export function cpuBudget(before: CpuSample, after: CpuSample): CpuBudget {
   const machine = after.machine - before.machine;
   const guest = after.guest - before.guest;
   const qemu = after.qemu - before.qemu;
-  const r = (ticks: number) => Math.round(ticks) / TICKS;
+  const r = (ticks: number) => Math.round(ticks) / PROC_TICKS_PER_SECOND;
   return {
     machineS: r(machine),
     guestS: r(guest),

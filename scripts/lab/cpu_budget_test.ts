@@ -5,7 +5,6 @@ import {
   isVcpuThread,
   machineBusyTicks,
   sampleCpu,
-  threadTicks,
 } from "./cpu_budget.ts";
 
 Deno.test("machineBusyTicks: user, nice, system, irq, softirq and steal; not idle, iowait or guest", () => {
@@ -20,18 +19,6 @@ Deno.test("machineBusyTicks: a first line that is not the cpu total is refused, 
     () => machineBusyTicks("intr 12 3 4\n"),
     /first line is "intr 12 3 4"/,
   );
-});
-
-Deno.test("threadTicks: a name with spaces and parentheses, utime + stime", () => {
-  // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
-  const line =
-    "4242 (CPU 0/TCG) R 1 1 1 0 -1 4194560 10 0 0 0 123 45 0 0 20 0 1 0";
-  assert.deepEqual(threadTicks(line), { comm: "CPU 0/TCG", ticks: 168 });
-  assert.deepEqual(
-    threadTicks("7 (a (b) c) S 1 1 1 0 -1 0 0 0 0 0 5 6 0 0").ticks,
-    11,
-  );
-  assert.throws(() => threadTicks("garbage"), /Cannot read a thread's stat/);
 });
 
 Deno.test("isVcpuThread: QEMU's vCPU threads, not its others", () => {
