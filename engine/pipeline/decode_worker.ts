@@ -35,6 +35,7 @@ import { decodeCodec, decodeRoundEnd } from "../wire/messages.ts";
 import { PageShadow } from "./page_shadow.ts";
 import { isZeroPage } from "../zero_page.ts";
 import type { GpuSectionDecoder } from "./_gpu_decode.ts";
+import { BufferShelf } from "./_buffer_shelf.ts";
 
 let init: DecodeInit | null = null;
 let set: BatchDecoderSet | null = null;
@@ -59,7 +60,7 @@ let halted = false;
 /** Per-channel connection: stops listening and closes the connection (for "halt"). */
 let hangUp: (() => void) | null = null;
 /** Return mode: "pages" buffers the main thread gave back, for later replies. */
-const free: ArrayBuffer[] = [];
+const free = new BufferShelf(8);
 
 /**
  * The payload buffer of a batch the main thread gave up (`giveBack`), to go
@@ -74,12 +75,7 @@ function givenBack(
 
 /** A given-back buffer of at least `bytes`, or a fresh one. */
 function pagesBuffer(bytes: number): Uint8Array<ArrayBuffer> {
-  for (let i = 0; i < free.length; i++) {
-    if (free[i].byteLength >= bytes) {
-      return new Uint8Array(free.splice(i, 1)[0]);
-    }
-  }
-  return new Uint8Array(bytes);
+  return new Uint8Array(free.take(bytes) ?? new ArrayBuffer(bytes));
 }
 
 function post(reply: DecodeReply, transfer: Transferable[] = []): void {
@@ -270,7 +266,7 @@ async function handle(req: DecodeRequest): Promise<void> {
       go?.();
       return;
     case "buffer":
-      if (free.length < 8) free.push(req.buffer);
+      free.keep(req.buffer);
       return;
     case "digest": {
       // Pages never written with non-zero bytes are zero: their ranges

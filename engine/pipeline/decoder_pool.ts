@@ -10,6 +10,7 @@
  * @module
  */
 
+import { BufferShelf } from "./_buffer_shelf.ts";
 import { CodecError, MigrationError, WireError } from "../errors.ts";
 import type { CodecSetup } from "../wire/messages.ts";
 import type {
@@ -119,12 +120,16 @@ export class DecoderPool {
   #gpu: (DecodeGpuInfo | null)[];
   readonly #onConnEvent: DecoderPoolOptions["onConnEvent"];
   readonly #listening = new Map<number, (port: number) => void>();
-  /** BATCH payload buffers the channels gave back ({@link payloadBuffer}). */
-  readonly #payloads: ArrayBuffer[] = [];
+  /**
+   * BATCH payload buffers the channels gave back ({@link payloadBuffer}): a
+   * few, about one per batch in flight.
+   */
+  readonly #payloads: BufferShelf;
 
   private constructor(workers: Worker[], options: DecoderPoolOptions) {
     this.#onConnEvent = options.onConnEvent;
     this.channels = workers.length;
+    this.#payloads = new BufferShelf(2 * this.channels + 2);
     this.#workers = workers;
     this.#calls = new ChannelCalls(workers);
     this.#inFlight = workers.map(() => 0);
@@ -302,13 +307,9 @@ export class DecoderPool {
    * ```
    */
   payloadBuffer(bytes: number): Uint8Array<ArrayBuffer> {
-    const spare = this.#payloads;
-    for (let i = 0; i < spare.length; i++) {
-      if (spare[i].byteLength >= bytes) {
-        return new Uint8Array(spare.splice(i, 1)[0], 0, bytes);
-      }
-    }
-    return new Uint8Array(new ArrayBuffer(Math.ceil(bytes * 1.25)), 0, bytes);
+    const buffer = this.#payloads.take(bytes) ??
+      new ArrayBuffer(Math.ceil(bytes * 1.25));
+    return new Uint8Array(buffer, 0, bytes);
   }
 
   /** Resolves with the pages applied so far, once every channel has finished what it was given. */
@@ -478,11 +479,9 @@ export class DecoderPool {
     }
   }
 
-  /** Keeps a given-back payload buffer for a later frame (a few: one per batch in flight). */
+  /** Keeps a given-back payload buffer for a later frame. */
   #keepPayload(buffer: ArrayBuffer | undefined): void {
-    if (buffer && this.#payloads.length < 2 * this.channels + 2) {
-      this.#payloads.push(buffer);
-    }
+    if (buffer) this.#payloads.keep(buffer);
   }
 
   #freeSlot(channel: number): void {
