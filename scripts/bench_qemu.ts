@@ -8,7 +8,10 @@
  * Modes: QEMU plain (tcp), QEMU xbzrle, QEMU multifd+zstd (tcp channels),
  * and hakobu through `exec:` into the tunnel with a few codec chains, and
  * through the resident tunnel (`unix:` sockets into processes started once
- * for the run, so a migration pays no Deno start).
+ * for the run, so a migration pays no Deno start). And the floor
+ * (`floor-zstd`, `_bench_floor.ts` through `exec:`): a Deno pipe that only
+ * compresses 1 MiB chunks with `zstd -1`, no parsing and no digest — what
+ * any tunnel between QEMU's plain stream and the link costs at least.
  *
  * Every row is timed on the same clock (`lab/migration_clock.ts`): from the
  * source accepting `migrate` to the destination guest running (QMP
@@ -80,6 +83,12 @@ interface Mode {
   readonly resident?: { codecs: string[] };
   /** Channels of hakobu's tunnels in this mode (absent: their default, the core count). */
   readonly channels?: number;
+  /**
+   * The floor (`scripts/_bench_floor.ts`): the command before
+   * `send|receive` of a Deno pipe that only compresses 1 MiB chunks with
+   * `zstd -1` — no parsing, no digest; what a tunnel cannot go below.
+   */
+  readonly floor?: readonly string[];
 }
 
 /** One row of the bench. */
@@ -215,6 +224,15 @@ async function main(o: BenchQemuOptions): Promise<number> {
       parameters: { "multifd-channels": 2, "multifd-compression": "zstd" },
       both: true,
     },
+    {
+      name: "floor-zstd",
+      floor: [
+        deno,
+        "run",
+        "-A",
+        new URL("./_bench_floor.ts", import.meta.url).pathname,
+      ],
+    },
   ];
   const chains: [string, string[]][] = [
     ["hakobu-zero-raw", ["zero", "raw"]],
@@ -340,6 +358,10 @@ async function main(o: BenchQemuOptions): Promise<number> {
               : securityArgs(security, "receiver")),
           ].join(" ")
         } 2>${recvLog}`
+        : mode.floor
+        ? `exec:${
+          [...mode.floor, "receive", `${LAB_NET.dstAddr}:4445`].join(" ")
+        } 2>${recvLog}`
         : undefined;
       const resident = mode.resident ? await residentFor(mode) : null;
       const pair = await startPair({
@@ -371,7 +393,12 @@ async function main(o: BenchQemuOptions): Promise<number> {
           plan,
           source: pair.src,
           destination: pair.dst,
-          uri: tunnel?.uri ?? resident?.sender.uri ?? pair.uri,
+          uri: tunnel?.uri ?? resident?.sender.uri ??
+            (mode.floor
+              ? `exec:${
+                [...mode.floor, "send", `${LAB_NET.dstAddr}:4445`].join(" ")
+              } 2>/dev/null`
+              : pair.uri),
           capabilities: mode.capabilities,
           parameters: mode.parameters,
           sourcePids: [

@@ -76,6 +76,13 @@ await Deno.stdin.readable.pipeThrough(new TransformStream({
 console.error(JSON.stringify({ ok: true, streamBytes: n, wireBytes: n, durationMs: performance.now() - t0 }));
 `;
 
+/**
+ * The floor (`_bench_floor.ts`): a Deno tunnel that only compresses 1 MiB
+ * chunks with `zstd -1` — what the codec and the two hops cost.
+ */
+const FLOOR = `${ROOT}scripts/_bench_floor.ts`;
+const FLOOR_MODE = "floor: Deno, zstd -1 per MiB, no parsing";
+
 /** One mode of the bench: a name and the two command lines. */
 interface Mode {
   readonly name: string;
@@ -204,23 +211,49 @@ async function fileSha256(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** `zstd -1` of the whole stream: its size, and the time one core took. */
-async function zstdCli(path: string): Promise<{ ms: number; bytes: number }> {
-  const t0 = performance.now();
-  const out = await new Deno.Command("zstd", {
-    args: ["-1", "-c", "-q", path],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const ms = performance.now() - t0;
-  if (!out.success) {
-    throw new Error(
-      `zstd -1 failed (apt-get install zstd): ${
-        new TextDecoder().decode(out.stderr)
-      }`,
-    );
+/**
+ * `zstd -1` of the whole stream: its size, the time one core took to
+ * compress it, and the CPU seconds (user + system, `/usr/bin/time`) of
+ * compressing it and of `zstd -d` decompressing it again — the codec alone,
+ * in C, with no hop (NaN without `/usr/bin/time`).
+ */
+async function zstdCli(
+  path: string,
+): Promise<{ ms: number; bytes: number; cpuS: number }> {
+  const compressed = await Deno.makeTempFile({ prefix: "hakobu-zstd-" });
+  const cTime = await Deno.makeTempFile({ prefix: "hakobu-cpu-" });
+  const dTime = await Deno.makeTempFile({ prefix: "hakobu-cpu-" });
+  try {
+    const run = async (args: string[], time: string) => {
+      const [cmd, cmdArgs] = HAS_TIME
+        ? [TIME, ["-f", "%U %S", "-o", time, "zstd", ...args]]
+        : ["zstd", args];
+      const t0 = performance.now();
+      const out = await new Deno.Command(cmd, {
+        args: cmdArgs,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const ms = performance.now() - t0;
+      if (!out.success) {
+        throw new Error(
+          `zstd ${args.join(" ")} failed (apt-get install zstd): ${
+            new TextDecoder().decode(out.stderr)
+          }`,
+        );
+      }
+      return ms;
+    };
+    const ms = await run(["-1", "-f", "-q", path, "-o", compressed], cTime);
+    await run(["-d", "-f", "-q", "-c", compressed], dTime);
+    return {
+      ms,
+      bytes: (await Deno.stat(compressed)).size,
+      cpuS: (await cpuSeconds(cTime)) + (await cpuSeconds(dTime)),
+    };
+  } finally {
+    await Deno.remove(compressed).catch(() => {});
   }
-  return { ms, bytes: out.stdout.length };
 }
 
 /**
@@ -404,6 +437,11 @@ if (import.meta.main) {
       recv: (a) => ["eval", COPY_RECV, a],
       send: (a) => ["eval", COPY_SEND, a],
     },
+    {
+      name: FLOOR_MODE,
+      recv: (a) => ["run", "-A", FLOOR, "receive", a],
+      send: (a) => ["run", "-A", FLOOR, "send", a],
+    },
     ...tunnelModes("hakobu tunnel", TUNNEL, ["--insecure-plain"]),
     ...(against
       ? tunnelModes(
@@ -420,7 +458,7 @@ if (import.meta.main) {
   );
   const expected = await fileSha256(stream);
   const results = new Map<string, Run[]>(modes.map((m) => [m.name, []]));
-  const zstdRuns: { ms: number; bytes: number }[] = [];
+  const zstdRuns: { ms: number; bytes: number; cpuS: number }[] = [];
   for (let i = 0; i < runs; i++) {
     zstdRuns.push(await zstdCli(stream));
     for (const mode of modes) {
@@ -470,7 +508,7 @@ if (import.meta.main) {
   });
   const zstdMs = median(zstdRuns.map((r) => r.ms));
   rows.push({
-    mode: "zstd -1 (CLI, whole stream, one core)",
+    mode: "zstd -1 (CLI, whole stream, one core; CPU: -1 and -d)",
     wallMs: zstdMs,
     sendMs: zstdMs,
     recvMs: NaN,
@@ -478,8 +516,8 @@ if (import.meta.main) {
     wireBytes: median(zstdRuns.map((r) => r.bytes)),
     vsCopy: zstdMs / base,
     vsCopyWall: zstdMs / baseWall,
-    cpuS: NaN,
-    vsCopyCpu: NaN,
+    cpuS: median(zstdRuns.map((r) => r.cpuS)),
+    vsCopyCpu: median(zstdRuns.map((r) => r.cpuS)) / baseCpu,
     verified: false,
     outputChecked: false,
   });
