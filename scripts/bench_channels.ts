@@ -34,8 +34,14 @@
  *   destination memory, which must then equal the source page for page.
  *   The bench fails when any does not.
  *
- * Prints a table and the 2-channel target (≥ 1.7x of 1 channel), writes
- * JSON to `--out`.
+ * - **The machine itself**, in each run beside the channels: 1, 2, … N
+ *   independent `zstd -1` processes compressing the same bytes at once (the
+ *   memory's first 256 MiB at most), against one (`_machine_scaling.ts`):
+ *   what work that shares nothing but the machine gains from its cores. No
+ *   channel count can beat it; absent without the zstd command-line tool.
+ *
+ * Prints a table, the machine's curve and the 2-channel target (≥ 1.7x of 1
+ * channel), writes JSON to `--out`.
  *
  * @module
  */
@@ -62,11 +68,19 @@ import {
 import { decodeCodec } from "../engine/wire/messages.ts";
 import { MAX_CHANNELS } from "../engine/plan.ts";
 import { median } from "./_median.ts";
+import {
+  hasZstdCli,
+  type MachineScaling,
+  scalingCurve,
+  timeProcesses,
+} from "./_machine_scaling.ts";
 import { codecChains, integer, size } from "./_cli/options.ts";
 import { cliProgram, runCli } from "./_cli/program.ts";
 
 /** The target: 2 channels at this multiple of 1 channel's throughput, or more. */
 const TARGET_SPEEDUP = 1.7;
+/** Most bytes of the memory the machine's reference compresses. */
+const MACHINE_BYTES = 256 << 20;
 
 /** One round's figures at one channel count, over the runs. */
 export interface RoundFigures {
@@ -124,6 +138,8 @@ export interface ChannelsReport {
   date: string;
   chains: ChainResult[];
   /** The 2-channel target, per chain and round (absent when `maxChannels` is 1). */
+  /** The machine's own curve (`_machine_scaling.ts`); null without the zstd CLI. */
+  machine: MachineScaling | null;
   target: {
     speedup: number;
     rows: {
@@ -392,7 +408,23 @@ export async function benchChannels(
   });
   const all = Uint32Array.from({ length: vm.pageCount }, (_, i) => i);
   const results: ChainResult[] = [];
+  // The machine's reference: the same bytes, in a file the zstd processes read.
+  const machineBytes = Math.min(memBytes, MACHINE_BYTES);
+  const machineFile = await hasZstdCli()
+    ? await Deno.makeTempFile({ prefix: "hakobu-machine-" })
+    : null;
+  const machineSamples = counts.map(() => [] as number[]);
   try {
+    if (machineFile) {
+      await Deno.writeFile(
+        machineFile,
+        new Uint8Array(vm.shared, 0, machineBytes).slice(),
+      );
+    } else {
+      console.error(
+        "no zstd command-line tool (apt-get install zstd): the machine's own curve is left out",
+      );
+    }
     // timings[chain][count - 1][round]: one Timing per run
     const timings = chains.map(() =>
       counts.map(() => [[], []] as [Timing[], Timing[]])
@@ -429,6 +461,17 @@ export async function benchChannels(
           );
         }
       }
+      if (machineFile) {
+        for (const n of rotated(counts, r)) {
+          const ms = await timeProcesses(machineFile, n);
+          machineSamples[n - 1].push(ms);
+          console.error(
+            `run ${r + 1}/${runs} machine: ${n} zstd -1 process${
+              n > 1 ? "es" : ""
+            } at once ${ms.toFixed(0)} ms`,
+          );
+        }
+      }
     }
     for (const [c, chain] of chains.entries()) {
       const [one0, one1] = timings[c][0];
@@ -445,6 +488,7 @@ export async function benchChannels(
     }
   } finally {
     await vm.close();
+    if (machineFile) await Deno.remove(machineFile).catch(() => {});
   }
 
   const report: ChannelsReport = {
@@ -458,6 +502,13 @@ export async function benchChannels(
     deno: Deno.version.deno,
     date: new Date().toISOString(),
     chains: results,
+    machine: machineFile
+      ? {
+        tool: "zstd -1 (command line), one process per core",
+        bytes: machineBytes,
+        points: scalingCurve(machineSamples),
+      }
+      : null,
     target: maxChannels < 2 ? null : {
       speedup: TARGET_SPEEDUP,
       rows: (["first", "second"] as const).flatMap((round) =>
@@ -545,6 +596,16 @@ export function renderTable(report: ChannelsReport): string {
     `(${report.cores} cores, deno ${report.deno})`,
     table.toString(),
   ];
+  if (report.machine) {
+    lines.push(
+      `the machine itself, k independent zstd -1 processes on the memory's first ${
+        report.machine.bytes / (1 << 20)
+      } MiB at once vs one: ` +
+        report.machine.points.map((p) =>
+          `${p.processes} → ${p.speedup.toFixed(2)}x`
+        ).join(", "),
+    );
+  }
   if (report.target) {
     for (const round of ["first", "second"] as const) {
       lines.push(

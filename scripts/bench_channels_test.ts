@@ -85,6 +85,17 @@ Deno.test("bench_channels runs on 8 MiB and writes a verified curve per chain, 1
       report.target?.rows[2].speedup,
       report.chains[0].points[1].second.speedup,
     );
+    // the machine's own curve, beside the channels (CI installs zstd)
+    assert.equal(report.machine?.bytes, 8 << 20);
+    assert.deepEqual(report.machine?.points.map((p) => p.processes), [1, 2, 3]);
+    assert.equal(report.machine?.points[0].speedup, 1);
+    for (const p of report.machine!.points) {
+      assert.ok(p.ms > 0 && p.speedup > 0);
+    }
+    assert.match(
+      r.stdout,
+      /the machine itself, k independent zstd -1 processes on the memory's first 8 MiB at once vs one: 1 → 1\.00x, 2 → \d+\.\d\dx, 3 → /,
+    );
   }, { prefix: "hakobu-bench-channels-" });
 });
 
@@ -134,6 +145,14 @@ Deno.test("bench_channels: the target lines say met or NOT met per chain and rou
         points: [point(1, 1, 1), point(2, 1.1, 1.5, false)],
       },
     ],
+    machine: {
+      tool: "zstd -1 (command line), one process per core",
+      bytes: 256 << 20,
+      points: [
+        { processes: 1, ms: 300, speedup: 1 },
+        { processes: 2, ms: 400, speedup: 1.5 },
+      ],
+    },
     target: {
       speedup: 1.7,
       rows: [
@@ -154,4 +173,12 @@ Deno.test("bench_channels: the target lines say met or NOT met per chain and rou
     /second round \(target ≥ 1\.7x\): zero,lz4 1\.82x met, zero,zstd 1\.50x NOT met/,
   );
   assert.match(text, /zero,zstd .*│ +2 │ .*1\.10x .*1\.50x .*│ NO/);
+  assert.match(
+    text,
+    /the machine itself, k independent zstd -1 processes on the memory's first 256 MiB at once vs one: 1 → 1\.00x, 2 → 1\.50x\n/,
+  );
+  assert.doesNotMatch(
+    renderTable({ ...report, machine: null }),
+    /the machine itself/,
+  );
 });
