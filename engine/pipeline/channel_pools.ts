@@ -28,6 +28,15 @@ export interface WarmPoolsOptions {
 export interface ChannelPoolsOptions {
   /** Idle pools kept per kind (default 2); more given back are closed. */
   readonly maxIdle?: number;
+  /**
+   * When no idle decode pool has as many channels as a session, take the
+   * smallest of more and stop its extra Workers, rather than start a pool
+   * (default false). For a process that serves one session (an exec
+   * receiver): it warms a pool per core before it knows the sender's count,
+   * and a pool that does not fit would never be used. A process that serves
+   * many keeps its pools whole, for the sessions of their count.
+   */
+  readonly shrink?: boolean;
 }
 
 /**
@@ -81,6 +90,7 @@ export interface ChannelPoolsOptions {
  */
 export class ChannelPools {
   readonly #maxIdle: number;
+  readonly #shrink: boolean;
   readonly #encoders: EncoderPool[] = [];
   readonly #decoders: DecoderPool[] = [];
   #closed = false;
@@ -88,6 +98,7 @@ export class ChannelPools {
   /** Holds no pool yet: the first migrations start theirs. */
   constructor(options: ChannelPoolsOptions = {}) {
     this.#maxIdle = options.maxIdle ?? 2;
+    this.#shrink = options.shrink ?? false;
   }
 
   /** Idle pools held now, both kinds together. */
@@ -116,15 +127,24 @@ export class ChannelPools {
   }
 
   /**
-   * An idle decode pool of as many channels set up with `options`, or a new
-   * one (what the receive core calls).
+   * An idle decode pool of as many channels set up with `options` (with
+   * `shrink`, else the smallest of more, shrunk), or a new one (what the
+   * receive core calls).
    *
    * @ignore
    */
   decoder(options: DecoderPoolOptions): DecoderPool {
-    const i = this.#decoders.findIndex((p) =>
+    let i = this.#decoders.findIndex((p) =>
       p.channels === options.channels && p.reusable
     );
+    if (i < 0 && this.#shrink) {
+      for (const [j, p] of this.#decoders.entries()) {
+        if (
+          p.reusable && p.channels > options.channels &&
+          (i < 0 || p.channels < this.#decoders[i].channels)
+        ) i = j;
+      }
+    }
     if (i >= 0) {
       const [pool] = this.#decoders.splice(i, 1);
       pool.reuse(options);

@@ -105,7 +105,6 @@ export interface DecoderPoolOptions
  * ```
  */
 export class DecoderPool {
-  readonly channels: number;
   readonly #workers: Worker[];
   readonly #inFlight: number[];
   #max: number;
@@ -128,8 +127,7 @@ export class DecoderPool {
 
   private constructor(workers: Worker[], options: DecoderPoolOptions) {
     this.#onConnEvent = options.onConnEvent;
-    this.channels = workers.length;
-    this.#payloads = new BufferShelf(2 * this.channels + 2);
+    this.#payloads = new BufferShelf(2 * workers.length + 2);
     this.#workers = workers;
     this.#calls = new ChannelCalls(workers);
     this.#inFlight = workers.map(() => 0);
@@ -147,6 +145,11 @@ export class DecoderPool {
         );
       };
     });
+  }
+
+  /** Channels, one Worker each. */
+  get channels(): number {
+    return this.#workers.length;
   }
 
   /** Starts one Worker per channel and sets each up. */
@@ -198,18 +201,48 @@ export class DecoderPool {
    * starts its Workers once): each gets `options` as a new Worker would, so
    * its decoders, pages applied and kept pages start over; the Workers and
    * their returned page buffers stay. Only when {@link reusable}, with as
-   * many channels.
+   * many channels or fewer: a pool of more stops the Workers of the
+   * channels beyond (a receiver that started one per core for a sender of
+   * fewer).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { DecoderPool } from "./decoder_pool.ts";
+   *
+   * const options = { pageSize: 4096, pageCount: 16, codecs: [] };
+   * const pool = DecoderPool.start({ ...options, channels: 3 });
+   * try {
+   *   pool.reuse({ ...options, channels: 2 }); // the third Worker stops
+   *   assert.equal(pool.channels, 2);
+   *   assert.equal(await pool.sync(), 0);
+   *   assert.throws(() => pool.reuse({ ...options, channels: 3 }), /they are 2, not 3/);
+   * } finally {
+   *   pool.close();
+   * }
+   * ```
    */
   reuse(options: DecoderPoolOptions): void {
-    if (!this.reusable || options.channels !== this.channels) {
+    if (!this.reusable || options.channels > this.channels) {
       throw new MigrationError(
         `Cannot reuse the receiver's channels: ${
-          options.channels !== this.channels
+          options.channels > this.channels
             ? `they are ${this.channels}, not ${options.channels}`
             : "one failed, they were closed, or they hold work"
         }`,
       );
     }
+    if (!(Number.isSafeInteger(options.channels) && options.channels >= 1)) {
+      throw new RangeError(
+        `A session needs 1 channel or more, got ${options.channels}`,
+      );
+    }
+    // Channels beyond the session's: their Workers stop (nothing in flight:
+    // reusable), and every per-channel list ends with the last one kept.
+    const n = options.channels;
+    for (const w of this.#workers.splice(n)) w.terminate();
+    this.#inFlight.splice(n);
+    this.#slotWaiters.splice(n);
     this.#max = options.maxInFlight ?? 4;
     this.#onPages = options.onPages;
     // the last session's waiters on failure never settle: it is over

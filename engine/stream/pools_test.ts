@@ -149,3 +149,36 @@ Deno.test("pools: warm starts nothing once closed, nor beyond the idle limit", (
     pools.close();
   }
 });
+
+Deno.test("pools: with shrink, a session of fewer channels runs on the smallest larger warm pool, shrunk, and starts none", async () => {
+  const sending = new ChannelPools();
+  const receiving = new ChannelPools({ shrink: true, maxIdle: 3 });
+  try {
+    // An exec receiver warms one Worker per core before HELLO says how
+    // many channels the sender has; here 3 and 2 for a sender of 1.
+    receiving.warm({ decoders: 3 });
+    receiving.warm({ decoders: 2 });
+    assert.equal(receiving.idle, 2);
+    const [a, b] = memoryDuplex();
+    const out = collector();
+    const [s, r] = await Promise.all([
+      sendStream(ReadableStream.from([fixture]), a, {
+        format: qemuFormat,
+        codecs: [{ name: "zero" }, { name: "lz4" }],
+        channels: 1,
+        batchPages: 16,
+        pools: sending,
+      }),
+      receiveStream(b, { format: "qemu", out: out.sink, pools: receiving }),
+    ]);
+    assert.ok(s.verified && r.verified);
+    assert.ok(same(out.bytes(), fixture));
+    // No third pool was started: the one of 2 carried the session as 1 and
+    // came back; the one of 3 is untouched (a new pool would be kept too:
+    // three idle).
+    assert.equal(receiving.idle, 2);
+  } finally {
+    sending.close();
+    receiving.close();
+  }
+});

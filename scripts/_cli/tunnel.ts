@@ -69,10 +69,12 @@ function senderPools(
 /**
  * A receiver's channel pools, its decode Workers started at once: as many
  * as this host has cores, a sender's default (a sender of another count
- * gets its own).
+ * gets its own). `once`: the receiver serves one session, which takes the
+ * warm pool whole or shrunk to its sender's count (`shrink`), as a pool
+ * that does not fit would never be used.
  */
-function receiverPools(): ChannelPools {
-  const pools = new ChannelPools();
+function receiverPools(once: boolean): ChannelPools {
+  const pools = new ChannelPools({ shrink: once });
   pools.warm({ decoders: defaultChannels() });
   return pools;
 }
@@ -270,7 +272,7 @@ export async function tunnelReceive(
     });
     // The decode Workers start once and serve every session in turn; they
     // start now, so the first session does not wait for them.
-    const pools = receiverPools();
+    const pools = receiverPools(false);
     return await serve(
       listener,
       `${listener.addr.hostname}:${listener.addr.port}`,
@@ -306,7 +308,7 @@ export async function tunnelReceive(
   // One session: the first connection that authenticates. xl is started
   // only then. Resumable, the listener stays open for its RESUMEs. The
   // decode Workers load while it waits.
-  const pools = receiverPools();
+  const pools = receiverPools(true);
   try {
     return await receiveSession(options, server, listen, pools);
   } finally {
