@@ -31,6 +31,29 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+/** One migration of the fixture through both sides' pools; it must end byte for byte, verified. */
+async function migrate(
+  sending: ChannelPools,
+  receiving: ChannelPools,
+  channels: number,
+  codecs: { name: string }[] = [{ name: "zero" }, { name: "lz4" }],
+): Promise<void> {
+  const [a, b] = memoryDuplex();
+  const out = collector();
+  const [s, r] = await Promise.all([
+    sendStream(ReadableStream.from([fixture]), a, {
+      format: qemuFormat,
+      codecs,
+      channels,
+      batchPages: 16,
+      pools: sending,
+    }),
+    receiveStream(b, { format: "qemu", out: out.sink, pools: receiving }),
+  ]);
+  assert.ok(s.verified && r.verified);
+  assert.ok(same(out.bytes(), fixture));
+}
+
 Deno.test("pools: three migrations on the same Workers each end byte for byte, delta's state starting over each time", async () => {
   const sending = new ChannelPools();
   const receiving = new ChannelPools();
@@ -45,20 +68,7 @@ Deno.test("pools: three migrations on the same Workers each end byte for byte, d
         [{ name: "zero" }, { name: "dedup" }, { name: "zstd" }],
       ]
     ) {
-      const [a, b] = memoryDuplex();
-      const out = collector();
-      const [s, r] = await Promise.all([
-        sendStream(ReadableStream.from([fixture]), a, {
-          format: qemuFormat,
-          codecs,
-          channels: 2,
-          batchPages: 16,
-          pools: sending,
-        }),
-        receiveStream(b, { format: "qemu", out: out.sink, pools: receiving }),
-      ]);
-      assert.ok(s.verified && r.verified);
-      assert.ok(same(out.bytes(), fixture));
+      await migrate(sending, receiving, 2, codecs);
       // both sides' Workers are back, ready for the next migration
       assert.equal(sending.idle, 1);
       assert.equal(receiving.idle, 1);
@@ -104,30 +114,14 @@ Deno.test("pools: warmed pools are what the first migration runs on; a migration
     receiving.warm({ decoders: 2 });
     assert.equal(sending.idle, 1);
     assert.equal(receiving.idle, 1);
-    const migrate = async (channels: number) => {
-      const [a, b] = memoryDuplex();
-      const out = collector();
-      const [s, r] = await Promise.all([
-        sendStream(ReadableStream.from([fixture]), a, {
-          format: qemuFormat,
-          codecs: [{ name: "zero" }, { name: "lz4" }],
-          channels,
-          batchPages: 16,
-          pools: sending,
-        }),
-        receiveStream(b, { format: "qemu", out: out.sink, pools: receiving }),
-      ]);
-      assert.ok(s.verified && r.verified);
-      assert.ok(same(out.bytes(), fixture));
-    };
     // The warmed pools (set up afresh for this stream's pfn space and
     // codecs) carry it and come back: still one idle on each side, where
     // a migration on new pools would leave two (its own and the warmed).
-    await migrate(2);
+    await migrate(sending, receiving, 2);
     assert.equal(sending.idle, 1);
     assert.equal(receiving.idle, 1);
     // One channel: the warmed pools of two stay idle, new ones carry it.
-    await migrate(1);
+    await migrate(sending, receiving, 1);
     assert.equal(sending.idle, 2);
     assert.equal(receiving.idle, 2);
   } finally {
@@ -159,20 +153,7 @@ Deno.test("pools: with shrink, a session of fewer channels runs on the smallest 
     receiving.warm({ decoders: 3 });
     receiving.warm({ decoders: 2 });
     assert.equal(receiving.idle, 2);
-    const [a, b] = memoryDuplex();
-    const out = collector();
-    const [s, r] = await Promise.all([
-      sendStream(ReadableStream.from([fixture]), a, {
-        format: qemuFormat,
-        codecs: [{ name: "zero" }, { name: "lz4" }],
-        channels: 1,
-        batchPages: 16,
-        pools: sending,
-      }),
-      receiveStream(b, { format: "qemu", out: out.sink, pools: receiving }),
-    ]);
-    assert.ok(s.verified && r.verified);
-    assert.ok(same(out.bytes(), fixture));
+    await migrate(sending, receiving, 1);
     // No third pool was started: the one of 2 carried the session as 1 and
     // came back; the one of 3 is untouched (a new pool would be kept too:
     // three idle).
