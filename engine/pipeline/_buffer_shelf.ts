@@ -1,7 +1,7 @@
 /**
- * Buffers handed back after use (a decoded batch's pages, a BATCH payload),
- * kept for the next use instead of fresh memory each time (its zero-fill
- * and page faults).
+ * Buffers handed back after use (a decoded batch's pages, a BATCH payload,
+ * a stream tunnel's output piece), kept for the next use instead of fresh
+ * memory each time (its zero-fill and page faults).
  *
  * @module
  */

@@ -21,6 +21,7 @@ import { codecById } from "../codecs/registry.ts";
 import { hex } from "../digest.ts";
 import { MigrationError, WireError } from "../errors.ts";
 import { channelOf } from "../pipeline/partition.ts";
+import { BufferShelf } from "../pipeline/_buffer_shelf.ts";
 import { PAGE_SIZE } from "../plan.ts";
 import type { DecodeReply } from "../pipeline/_messages.ts";
 import type {
@@ -134,7 +135,7 @@ export function streamMode(
   // on and the next bytes go after it, in the same piece, until it is full.
   // A piece is lent to `out` only until its writes resolved (a WritableStream
   // resolves a write once its sink took the chunk), then reused: `spare`.
-  const spare: Uint8Array<ArrayBuffer>[] = [];
+  const spare = new BufferShelf(SPARE_PIECES);
   let acc = new Uint8Array(OUT_CHUNK);
   let accStart = 0;
   let accLen = 0;
@@ -173,12 +174,12 @@ export function streamMode(
         flushAcc();
         // what flushAcc held back starts the next piece; the full one is
         // spare once its last write (every write before it, too) resolved
-        const next = spare.pop() ?? new Uint8Array(OUT_CHUNK);
+        const next = new Uint8Array(
+          spare.take(OUT_CHUNK) ?? new ArrayBuffer(OUT_CHUNK),
+        );
         next.set(acc.subarray(accStart, accLen));
-        const full = acc;
-        writes.then(() => {
-          if (spare.length < SPARE_PIECES) spare.push(full);
-        }, () => {});
+        const full = acc.buffer;
+        writes.then(() => spare.keep(full), () => {});
         acc = next;
         accLen -= accStart;
         accStart = 0;
