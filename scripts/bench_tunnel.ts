@@ -118,11 +118,15 @@ const HAS_TIME = (() => {
   }
 })();
 
-/** `DENO args`, under `/usr/bin/time` writing "user system" seconds to `file` when there is one. */
-function timedArgs(args: string[], file: string): [string, string[]] {
+/** `cmd args`, under `/usr/bin/time` writing "user system" seconds to `file` when there is one. */
+function timedArgs(
+  cmd: string,
+  args: string[],
+  file: string,
+): [string, string[]] {
   return HAS_TIME
-    ? [TIME, ["-f", "%U %S", "-o", file, DENO, ...args]]
-    : [DENO, args];
+    ? [TIME, ["-f", "%U %S", "-o", file, cmd, ...args]]
+    : [cmd, args];
 }
 
 /** User + system seconds `/usr/bin/time` wrote to `file`, or NaN. */
@@ -138,8 +142,8 @@ async function replay(mode: Mode, stream: string): Promise<Run> {
   const addr = `127.0.0.1:${freePort()}`;
   const recvTime = await Deno.makeTempFile({ prefix: "hakobu-cpu-" });
   const sendTime = await Deno.makeTempFile({ prefix: "hakobu-cpu-" });
-  const [recvCmd, recvArgs] = timedArgs(mode.recv(addr), recvTime);
-  const [sendCmd, sendArgs] = timedArgs(mode.send(addr), sendTime);
+  const [recvCmd, recvArgs] = timedArgs(DENO, mode.recv(addr), recvTime);
+  const [sendCmd, sendArgs] = timedArgs(DENO, mode.send(addr), sendTime);
   const recv = new Deno.Command(recvCmd, {
     args: recvArgs,
     stdin: "null",
@@ -225,9 +229,7 @@ async function zstdCli(
   const dTime = await Deno.makeTempFile({ prefix: "hakobu-cpu-" });
   try {
     const run = async (args: string[], time: string) => {
-      const [cmd, cmdArgs] = HAS_TIME
-        ? [TIME, ["-f", "%U %S", "-o", time, "zstd", ...args]]
-        : ["zstd", args];
+      const [cmd, cmdArgs] = timedArgs("zstd", args, time);
       const t0 = performance.now();
       const out = await new Deno.Command(cmd, {
         args: cmdArgs,
